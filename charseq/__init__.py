@@ -1,0 +1,32 @@
+"""charseq: character-level sequence models on one shared recurrent backbone (TensorFlow 2 / Keras 3).
+
+The library is what the CLI calls; everything is usable from Python::
+
+    from charseq import train_lm, load_lm, generate
+    run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
+    model, vocab = load_lm("runs/poems")
+    print(generate(model, vocab, prompt="春风", length=100))
+"""
+
+__version__ = "0.1.0"
+
+_API = {
+    "CharVocab": "charseq.vocab", "SentencePieceVocab": "charseq.vocab", "load_vocab": "charseq.vocab",
+    "RecurrentBackbone": "charseq.backbone", "LanguageModel": "charseq.lm",
+    "TrainConfig": "charseq.train", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
+    "train_lm": "charseq.lm_run", "load_lm": "charseq.lm_run", "evaluate_lm": "charseq.lm_run",
+    "generate": "charseq.sampling",
+}
+
+
+def __getattr__(name):
+    # Imported on first use: `import charseq` (and `charseq --help`) stays fast, TensorFlow loads
+    # only when a model is touched.
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'charseq' has no attribute {name!r}")
+
+
+__all__ = sorted(_API)

@@ -1,0 +1,144 @@
+"""The shared recurrent backbone: every head (language model, classifier, encoder-decoder) uses it.
+
+    backbone = RecurrentBackbone(cell="lstm", units=256, layers=3, dropout=0.5, vocab_size=80)
+    outputs, states = backbone(ids)             # whole sequences, for training
+    out_t, states = backbone.step(ids_t, states)  # one input at a time, for generation
+
+Inputs are either token ids (an `Embedding`) or real-valued vectors such as the rows of an
+image (a `Dense` projection, `vocab_size=None`). The recurrent layers are Keras' own
+SimpleRNN / LSTM / GRU with their default activations and no recurrent dropout, so on a GPU
+Keras dispatches them to cuDNN; dropout is applied between layers instead, as in Zaremba et
+al. (2014). Padding is masked when `masking=True` (ids: padding id 0; vectors: all-zero
+steps); padding must be on the right, which is what cuDNN accepts.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from charseq.fused_lstm import fused_lstm
+
+CELLS = {
+    "rnn": keras.layers.SimpleRNN,
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+}
+
+
+@keras.saving.register_keras_serializable(package="charseq")
+class RecurrentBackbone(keras.layers.Layer):
+    """Embedding (or input projection), then `layers` stacked recurrent layers with dropout between.
+
+    Args:
+        cell: "rnn" (SimpleRNN), "lstm" or "gru".
+        units: state size of every recurrent layer.
+        layers: how many recurrent layers are stacked.
+        dropout: dropout rate on the input of every layer after the first, and on the output.
+        vocab_size: number of token ids (embedding input); None for real-valued vectors.
+        embedding_dim: size of the embedding or of the input projection.
+        masking: mask padding so that each sequence's state stops at its last real input.
+        l2: L2 penalty on the input and recurrent kernels (added to the model's losses).
+        impl: "keras" runs Keras' own layers (cuDNN on a GPU); "fused" runs unmasked LSTM layers
+            through :func:`charseq.fused_lstm.fused_lstm` (same weights, faster on a CPU);
+            "auto" picks fused on a CPU for an unmasked LSTM, keras otherwise.
+    """
+
+    def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
+                 vocab_size: int | None = None, embedding_dim: int = 64, masking: bool = False,
+                 l2: float = 0.0, impl: str = "auto", **kwargs):
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, not {cell!r}")
+        self.cell, self.units, self.num_layers = cell, units, layers
+        self.dropout_rate, self.vocab_size, self.embedding_dim = dropout, vocab_size, embedding_dim
+        self.masking, self.l2 = masking, l2
+        if impl not in ("auto", "keras", "fused"):
+            raise ValueError(f"impl must be auto, keras or fused, not {impl!r}")
+        self.impl = impl
+        self.use_fused = cell == "lstm" and not masking and (
+            impl == "fused" or (impl == "auto" and not tf.config.list_physical_devices("GPU")))
+        reg = keras.regularizers.L2(l2) if l2 else None
+        policy = self.dtype_policy
+        if vocab_size is not None:
+            self.input_layer = keras.layers.Embedding(
+                vocab_size, embedding_dim, mask_zero=masking, embeddings_regularizer=reg,
+                # N(0, 1) as in PyTorch, not Keras' U(-0.05, 0.05): with tiny inputs an LSTM
+                # language model sits on the unigram plateau for ~100 steps before it learns.
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+                dtype=policy, name="embedding")
+        else:
+            self.input_layer = keras.layers.Dense(
+                embedding_dim, kernel_regularizer=reg, dtype=policy, name="input_projection")
+        self.rnns = [
+            CELLS[cell](units, return_sequences=True, return_state=True, kernel_regularizer=reg,
+                        recurrent_regularizer=reg, dtype=policy, name=f"{cell}_{i}")
+            for i in range(layers)
+        ]
+        self.dropouts = [keras.layers.Dropout(dropout, dtype=policy, name=f"dropout_{i}") for i in range(layers)]
+
+    @property
+    def states_per_layer(self) -> int:
+        return 2 if self.cell == "lstm" else 1
+
+    def _mask(self, inputs):
+        if not self.masking:
+            return None
+        if self.vocab_size is not None:
+            return ops.not_equal(inputs, 0)
+        return ops.any(ops.not_equal(inputs, 0), axis=-1)
+
+    def call(self, inputs, initial_state=None, training=False):
+        """Run whole sequences. Returns (outputs [batch, time, units], states per layer)."""
+        mask = self._mask(inputs)
+        x = self.input_layer(inputs)
+        states = []
+        for i, (rnn, drop) in enumerate(zip(self.rnns, self.dropouts)):
+            if i > 0:
+                x = drop(x, training=training)
+            init = None if initial_state is None else initial_state[i]
+            if self.use_fused and mask is None:
+                x, *layer_state = self._fused(rnn, x, init)
+            else:
+                x, *layer_state = rnn(x, initial_state=init, mask=mask, training=training)
+            states.append(layer_state)
+        x = self.dropouts[-1](x, training=training) if self.num_layers else x
+        return x, states
+
+    def _fused(self, rnn, x, initial_state):
+        if not rnn.built:
+            rnn.build(x.shape)
+        cell = rnn.cell
+        x = ops.cast(x, self.compute_dtype)
+        if initial_state is None:
+            zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
+            initial_state = [zeros, zeros]
+        weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+        return fused_lstm(x, *weights, *initial_state)
+
+    def zero_state(self, batch_size: int):
+        """All-zero initial states, one list per layer (in the compute dtype of the layers)."""
+        z = ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
+        return [[z] * self.states_per_layer for _ in range(self.num_layers)]
+
+    def step(self, inputs, states):
+        """Advance every layer by one input ([batch] ids or [batch, features]); no dropout.
+
+        Calls the layers' cells directly, so generation costs one step per character
+        instead of re-running the prefix.
+        """
+        x = self.input_layer(inputs)
+        new_states = []
+        for rnn, layer_state in zip(self.rnns, states):
+            x, s = rnn.cell(x, list(layer_state), training=False)
+            new_states.append(list(s) if isinstance(s, (list, tuple)) else [s])
+        return x, new_states
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(cell=self.cell, units=self.units, layers=self.num_layers,
+                      dropout=self.dropout_rate, vocab_size=self.vocab_size,
+                      embedding_dim=self.embedding_dim, masking=self.masking, l2=self.l2,
+                      impl=self.impl)
+        return config

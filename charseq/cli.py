@@ -1,0 +1,221 @@
+"""The `charseq` command line: thin click commands over the library.
+
+Each command parses its options and calls one library function. Problems the user can fix
+are one line on stderr and exit status 1 (2 for usage errors, as click does); a bug shows a
+one-line summary, and the full traceback only with `charseq --debug ...` or CHARSEQ_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+class CharseqGroup(click.Group):
+    """Turns library errors into one-line messages instead of tracebacks."""
+
+    def invoke(self, ctx):
+        from charseq.errors import CharseqError
+
+        debug = ctx.params.get("debug") or os.environ.get("CHARSEQ_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except CharseqError as e:
+            if debug:
+                traceback.print_exc()
+            error = click.ClickException(str(e))
+            error.exit_code = e.exit_code
+            raise error from None
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except OSError as e:
+            if debug:
+                traceback.print_exc()
+            where = f": {e.filename}" if getattr(e, "filename", None) else ""
+            raise click.ClickException(f"{e.strerror or e}{where}") from None
+        except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
+            if debug:
+                traceback.print_exc()
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise click.ClickException(
+                f"internal error ({type(e).__name__}: {first}); rerun with --debug for details") from None
+
+
+@click.group(cls=CharseqGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                  "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="charseq")
+def main(debug):
+    """Character-level sequence models on one shared recurrent backbone.
+
+    \b
+    charseq train-lm corpora/poems.txt --out runs/poems
+    charseq generate --model runs/poems --prompt 春风 --length 200
+    charseq evaluate --model runs/poems held-out.txt --json
+    """
+
+
+def _import_tensorflow():
+    """Import TensorFlow with its native start-up log lines (CUDA probing, oneDNN notices)
+    kept off the user's terminal; they bypass TF_CPP_MIN_LOG_LEVEL, so stderr is closed at
+    the file-descriptor level for the import only. Python errors are raised after it is restored."""
+    if "tensorflow" in sys.modules or os.environ.get("CHARSEQ_DEBUG") == "1":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _configure_output():
+    _import_tensorflow()
+    # Generated text (Chinese, emoji) must print even where the locale is not UTF-8.
+    # Line buffering, so progress shows up in a piped log (`| tee train.log`) as it happens.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace", line_buffering=True)
+
+
+# ----------------------------------------------------------------------------- train-lm
+@main.command("train-lm")
+@click.argument("corpus", required=False, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--text", help="Train on this sample string instead of a corpus file.")
+@click.option("--out", "-o", type=click.Path(), help="Run directory [default: runs/<corpus name>].")
+@click.option("--force", is_flag=True, help="Replace an existing run directory.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the corpus.")
+@click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict",
+              show_default=True, help="What to do with bytes that do not decode.")
+@click.option("--tokenizer", type=click.Choice(["char", "sentencepiece"]), default="char", show_default=True,
+              help="Characters, or SentencePiece subwords.")
+@click.option("--vocab-size", type=int, default=4000, show_default=True, help="SentencePiece vocabulary size.")
+@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown).")
+@click.option("--min-count", type=int, default=1, show_default=True,
+              help="Characters seen fewer times map to unknown.")
+@click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default="lstm", show_default=True)
+@click.option("--layers", type=int, default=2, show_default=True, help="Stacked recurrent layers.")
+@click.option("--units", type=int, default=512, show_default=True, help="State size of each layer.")
+@click.option("--embedding-dim", type=int, default=64, show_default=True)
+@click.option("--dropout", type=float, default=0.2, show_default=True, help="Dropout between layers, in [0, 1).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), default="auto",
+              show_default=True, help="auto: bfloat16 compute on CPUs with native bf16, else float32.")
+@click.option("--seq-len", type=int, default=100, show_default=True, help="Characters per training window.")
+@click.option("--windows", type=click.Choice(["contiguous", "random"]), default="contiguous", show_default=True,
+              help="contiguous: carry the state across windows; random: independent random windows.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Fraction of the corpus, taken from its end, held out for validation.")
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--max-steps", type=int, help="Stop after this many steps.")
+@click.option("--epochs", type=float, help="Stop after this many passes over the training split.")
+@click.option("--time-budget", type=float, help="Stop after this many minutes.")
+@click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd", "adagrad"]), default="adam",
+              show_default=True)
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="Learning rate.")
+@click.option("--lr-decay", type=click.Choice(["cosine", "exponential", "none"]), default="cosine",
+              show_default=True, help="cosine: anneal to the end of the run; exponential: see --decay-*.")
+@click.option("--decay-steps", type=int, default=1000, show_default=True)
+@click.option("--decay-rate", type=float, default=0.96, show_default=True)
+@click.option("--staircase", is_flag=True, help="Exponential decay in whole steps of --decay-steps.")
+@click.option("--clip-norm", type=float, default=1.0, show_default=True,
+              help="Clip the global gradient norm (0: off).")
+@click.option("--l2", type=float, default=0.0, show_default=True, help="L2 penalty on the weights.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-every", type=int, default=200, show_default=True,
+              help="Evaluate and checkpoint every this many steps.")
+@click.option("--sample-length", type=int, default=200, show_default=True,
+              help="Characters of sample text shown at each evaluation (0: none).")
+def train_lm_command(corpus, text, out, force, resume, sample_length, **settings):
+    """Train a next-character language model on CORPUS (a text file).
+
+    Stops at --max-steps, --epochs or --time-budget, whichever comes first (default: 10 epochs).
+    """
+    _configure_output()
+    from charseq.errors import CharseqError
+    from charseq.lm_run import train_lm
+
+    ctx = click.get_current_context()
+    given = {k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    if resume:
+        if out is None:
+            raise CharseqError("--resume needs --out, the run directory to continue")
+        settings = {k: v for k, v in settings.items() if k in given and k in ("max_steps", "epochs", "time_budget")}
+    elif not ({"max_steps", "epochs", "time_budget"} & given):
+        settings["epochs"] = 10
+    if out is None:
+        out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
+    train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo,
+             sample_length=sample_length, **settings)
+    click.echo(f"done: run directory {out}")
+
+
+# ----------------------------------------------------------------------------- generate
+@main.command("generate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
+@click.option("--prompt", "-p", default="", help="Text to continue (empty: start of a line).")
+@click.option("--length", "-n", type=int, default=200, show_default=True, help="Characters to generate.")
+@click.option("--temperature", "-t", type=float, default=1.0, show_default=True,
+              help="Sharpen (<1) or flatten (>1) the distribution; must be > 0.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample only from the k most likely (0: off).")
+@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold in (0, 1].")
+@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
+@click.option("--seed", type=int, help="Random seed (same seed, same text).")
+@click.option("--num-samples", type=int, default=1, show_default=True)
+@click.option("--unknown", type=click.Choice(["error", "skip", "unk"]), default="error", show_default=True,
+              help="What to do with prompt characters the model does not know.")
+def generate_command(model_dir, prompt, num_samples, **options):
+    """Generate text from a trained language model, printing it as it is produced."""
+    _configure_output()
+    from charseq.lm_run import load_lm
+    from charseq.sampling import Generator
+
+    model, vocab, _ = load_lm(model_dir)
+    generator = Generator(model, vocab)
+    generator.prompt_ids(prompt, options["unknown"])  # reject a bad prompt before printing anything
+    if num_samples == 1:
+        click.echo(prompt, nl=False)
+        generator(prompt, on_text=lambda piece: click.echo(piece, nl=False), **options)
+        click.echo()
+        return
+    for i, text in enumerate(generator(prompt, num_samples=num_samples, **options)):
+        click.echo(f"--- sample {i + 1} ---")
+        click.echo(prompt + text)
+
+
+# ----------------------------------------------------------------------------- evaluate
+@main.command("evaluate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--encoding", default="utf-8", show_default=True)
+@click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict", show_default=True)
+def evaluate_command(model_dir, file, as_json, encoding, errors):
+    """Score a trained model on a held-out FILE: loss (nats/char), bits/char, perplexity."""
+    _configure_output()
+    from charseq.lm_run import evaluate_lm
+
+    report = evaluate_lm(model_dir, file, encoding=encoding, errors=errors)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
+                   f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
+                   + (f" ({report['unknown']} unknown)" if report["unknown"] else ""))
+
+
+if __name__ == "__main__":
+    main()

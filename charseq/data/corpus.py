@@ -1,0 +1,156 @@
+"""A text corpus encoded once into a flat array of ids on disk, read back memory-mapped.
+
+As in nanoGPT's `prepare.py`, the corpus becomes ``ids.bin`` (uint16, or uint32 for a large
+subword vocabulary) plus ``corpus.json``. Training reads windows from a `np.memmap`, so a
+corpus larger than memory streams from disk and peak memory does not grow with its size.
+The validation split is the last `val_fraction` of the ids.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charseq.errors import CharseqError
+from charseq.files import read_text_chunks, write_json_atomic
+from charseq.vocab import Vocab
+
+IDS_FILE = "ids.bin"
+META_FILE = "corpus.json"
+
+
+@dataclass
+class CorpusInfo:
+    source: str
+    tokens: int
+    val_start: int
+    dtype: str
+
+    @property
+    def train_tokens(self) -> int:
+        return self.val_start
+
+    @property
+    def val_tokens(self) -> int:
+        return self.tokens - self.val_start
+
+
+def encode_corpus(chunks, vocab: Vocab, directory: str | Path, val_fraction: float,
+                  source: str) -> CorpusInfo:
+    """Encode text chunks with `vocab` into `directory/ids.bin`, streaming chunk by chunk."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    dtype = np.uint16 if vocab.size <= np.iinfo(np.uint16).max + 1 else np.uint32
+    tmp = directory / (IDS_FILE + ".tmp")
+    tokens = 0
+    with open(tmp, "wb") as f:
+        for chunk in chunks:
+            ids = vocab.encode(chunk).astype(dtype)
+            f.write(ids.tobytes())
+            tokens += ids.size
+    tmp.replace(directory / IDS_FILE)
+    val_tokens = int(round(tokens * val_fraction))
+    info = CorpusInfo(source=source, tokens=tokens, val_start=tokens - val_tokens,
+                      dtype=np.dtype(dtype).name)
+    write_json_atomic(directory / META_FILE, asdict(info))
+    return info
+
+
+def text_chunks(corpus: str | None, text: str | None, encoding: str, errors: str):
+    """Chunks of the corpus file, or of a sample string given instead of a file."""
+    if text is not None:
+        return [text]
+    return read_text_chunks(corpus, encoding=encoding, errors=errors)
+
+
+class Corpus:
+    """The encoded corpus of a run: `train` and `val` are memory-mapped id arrays."""
+
+    def __init__(self, directory: str | Path):
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / META_FILE).read_text())
+            self.info = CorpusInfo(**meta)
+            self.ids = np.memmap(directory / IDS_FILE, dtype=self.info.dtype, mode="r",
+                                 shape=(self.info.tokens,)) if self.info.tokens else np.zeros(0, np.uint16)
+        except (OSError, ValueError, TypeError) as e:
+            raise CharseqError(f"the encoded corpus in {directory} is missing or damaged ({e}); "
+                               "start the run again") from None
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.ids[: self.info.val_start]
+
+    @property
+    def val(self) -> np.ndarray:
+        return self.ids[self.info.val_start:]
+
+
+class WindowSampler:
+    """Batches of (inputs, targets) windows of `seq_len` from a flat id array.
+
+    ``random``: each row starts at an independent random offset (the char-rnn way).
+    ``contiguous``: the array is cut into `batch_size` parallel streams read front to back,
+    so window k+1 of a row continues window k; the trainer carries the recurrent state
+    across windows (truncated backpropagation through time), which lets the model use
+    context longer than one window.
+
+    The batch for a step is a pure function of (seed, step), so a resumed run sees exactly
+    the batches an uninterrupted one would have.
+    """
+
+    def __init__(self, ids: np.ndarray, seq_len: int, batch_size: int, mode: str, seed: int):
+        if mode not in ("random", "contiguous"):
+            raise CharseqError(f"unknown window mode {mode!r}")
+        self.ids, self.seq_len, self.batch_size, self.mode, self.seed = ids, seq_len, batch_size, mode, seed
+        n = len(ids)
+        if n < seq_len + 1:
+            raise CharseqError(
+                f"the training split has {n} tokens, fewer than one window of --seq-len {seq_len} + 1; "
+                "use a longer corpus or a smaller --seq-len")
+        if mode == "contiguous":
+            self.stream_len = (n - 1) // batch_size
+            self.windows_per_pass = self.stream_len // seq_len
+            if self.windows_per_pass < 1:
+                raise CharseqError(
+                    f"the training split ({n} tokens) is too short for {batch_size} streams of "
+                    f"--seq-len {seq_len}; lower --batch-size or --seq-len, or use --windows random")
+        self.steps_per_epoch = max(1, (n - 1) // (seq_len * batch_size))
+
+    def starts_new_pass(self, step: int) -> bool:
+        """True where the recurrent state must be reset (contiguous streams wrap around)."""
+        return self.mode == "random" or step % self.windows_per_pass == 0
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        t = self.seq_len
+        if self.mode == "random":
+            rng = np.random.default_rng([self.seed, step])
+            starts = rng.integers(0, len(self.ids) - t, size=self.batch_size)
+        else:
+            k = step % self.windows_per_pass
+            starts = np.arange(self.batch_size) * self.stream_len + k * t
+        rows = np.stack([np.asarray(self.ids[s: s + t + 1]) for s in starts]).astype(np.int32)
+        return rows[:, :-1], rows[:, 1:]
+
+
+def stream_batches(ids: np.ndarray, streams: int, chunk: int):
+    """Cut `ids` into `streams` parallel rows and yield (inputs, targets, weights) chunks.
+
+    For evaluation: every token but the first of each row is predicted exactly once, with
+    all of its row's earlier tokens as context (the caller carries the state across chunks).
+    Short rows are right-padded with weight 0.
+    """
+    ids = np.asarray(ids, dtype=np.int32)
+    streams = max(1, min(streams, len(ids) // max(2, chunk // 4) or 1))
+    row_len = -(-len(ids) // streams)
+    padded = np.zeros(streams * row_len, np.int32)
+    padded[: len(ids)] = ids
+    valid = np.zeros(streams * row_len, np.float32)
+    valid[: len(ids)] = 1.0
+    rows, vrows = padded.reshape(streams, row_len), valid.reshape(streams, row_len)
+    for s in range(0, row_len - 1, chunk):
+        e = min(s + chunk, row_len - 1)
+        yield rows[:, s:e], rows[:, s + 1: e + 1], vrows[:, s + 1: e + 1]

@@ -1,0 +1,82 @@
+"""Reading user text and writing files so that a crash never leaves half a file behind."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from charseq.errors import CharseqError
+
+CHUNK_CHARS = 1 << 22  # 4M characters: large corpora are read, counted and encoded in pieces
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write through a temporary file in the same directory, fsync, then rename over `path`.
+
+    A reader sees either the old file or the new one, never a partial write; on any failure
+    (disk full, Ctrl-C) the temporary file is removed and the old file is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+
+
+def check_readable_file(path: str | Path, what: str = "file") -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise CharseqError(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise CharseqError(f"{what} {path} is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise CharseqError(f"{what} {path} is not readable")
+    return path
+
+
+def check_encoding(encoding: str) -> str:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CharseqError(f"unknown text encoding {encoding!r}") from None
+    return encoding
+
+
+def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
+                     chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
+    """The text of `path` in chunks of at most `chunk_chars` characters (newlines normalised to \\n).
+
+    A file that does not decode is a one-line error naming the file and what to do about it.
+    """
+    path = check_readable_file(path)
+    check_encoding(encoding)
+    try:
+        with open(path, encoding=encoding, errors=errors) as f:
+            while chunk := f.read(chunk_chars):
+                if errors == "strict" and "\x00" in chunk:
+                    raise CharseqError(
+                        f"{path} contains NUL bytes: it looks like a binary file, not text "
+                        "(use --errors replace to read it anyway)")
+                yield chunk
+    except UnicodeDecodeError as e:
+        raise CharseqError(
+            f"{path} is not valid {encoding} text ({e.reason} at byte {e.start} of a block); "
+            f"use --encoding to name its encoding or --errors replace") from None
+
+
+def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    return "".join(read_text_chunks(path, encoding, errors))

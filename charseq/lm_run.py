@@ -1,0 +1,308 @@
+"""Language-model runs: prepare a corpus, train, load back, evaluate.
+
+This is the glue between the pieces (corpus → vocabulary → model → training loop → run
+directory) that `charseq train-lm`, `generate` and `evaluate` call, and that Python users call
+directly::
+
+    run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
+    model, vocab, config = load_lm("runs/poems")
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_batches, text_chunks
+from charseq.errors import CharseqError
+from charseq.files import check_encoding, check_readable_file
+from charseq.lm import LanguageModel, loss_report, sequence_loss
+from charseq.precision import resolve_precision
+from charseq.runs import RunDir
+from charseq.train import TrainConfig, train
+from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
+
+TASK = "lm"
+
+
+@dataclass
+class ModelConfig:
+    """The language model's shape. Defaults: a 2-layer LSTM of 512 units (see README's benchmark)."""
+
+    cell: str = "lstm"
+    layers: int = 2
+    units: int = 512
+    embedding_dim: int = 64
+    dropout: float = 0.2
+    l2: float = 0.0
+    precision: str = "auto"  # auto: bfloat16 compute where the CPU has native bf16, else float32
+
+    def validate(self) -> None:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
+        for name in ("layers", "units", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if self.l2 < 0:
+            raise CharseqError("--l2 must be 0 or positive")
+
+
+@dataclass
+class DataConfig:
+    """How the corpus becomes training windows."""
+
+    seq_len: int = 100
+    windows: str = "contiguous"  # contiguous: carry the RNN state across windows; random: char-rnn style
+    val_fraction: float = 0.1
+    tokenizer: str = "char"
+    vocab_size: int = 4000  # SentencePiece only
+    max_vocab: int | None = None
+    min_count: int = 1
+    encoding: str = "utf-8"
+    errors: str = "strict"
+
+    def validate(self) -> None:
+        if self.seq_len < 1:
+            raise CharseqError(f"--seq-len must be at least 1, not {self.seq_len}")
+        if self.windows not in ("contiguous", "random"):
+            raise CharseqError("--windows must be contiguous or random")
+        if not 0 <= self.val_fraction < 1:
+            raise CharseqError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        if self.tokenizer not in ("char", "sentencepiece"):
+            raise CharseqError("--tokenizer must be char or sentencepiece")
+        if self.errors not in ("strict", "replace", "ignore"):
+            raise CharseqError("--errors must be strict, replace or ignore")
+        check_encoding(self.encoding)
+
+
+def _split(settings: dict) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    groups = (ModelConfig, DataConfig, TrainConfig)
+    names = [{f.name for f in fields(g)} for g in groups]
+    unknown = set(settings) - set().union(*names)
+    if unknown:
+        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return tuple(g(**{k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
+
+
+def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
+    """A language model from the `model` section of config.json, with its weights created."""
+    cfg = ModelConfig(**model_cfg)
+    cfg.validate()
+    model = LanguageModel(vocab_size, cell=cfg.cell, units=cfg.units, layers=cfg.layers,
+                          dropout=cfg.dropout, embedding_dim=cfg.embedding_dim, l2=cfg.l2,
+                          precision=precision or resolve_precision(cfg.precision))
+    model(tf.zeros((1, 1), tf.int32))
+    return model
+
+
+class LMTask:
+    """The language model as a training task: windows of the corpus, loss, state carried."""
+
+    def __init__(self, model: LanguageModel, corpus: Corpus, data: DataConfig, batch_size: int, seed: int):
+        self.model = model
+        self.sampler = WindowSampler(corpus.train, data.seq_len, batch_size, data.windows, seed)
+        self.val = corpus.val if corpus.info.val_tokens > 1 else corpus.train
+        self.tokens_per_step = batch_size * data.seq_len
+        self.steps_per_epoch = self.sampler.steps_per_epoch
+        self.batch_size = batch_size
+        self.carried = None
+        self._compiled = None
+
+    def _compile(self, optimizer):
+        model = self.model
+
+        @tf.function
+        def step(x, y, state):
+            with tf.GradientTape() as tape:
+                logits, new_state = model(x, initial_state=state, training=True)
+                loss, _, _ = sequence_loss(y, logits)
+                objective = loss + tf.add_n(model.losses) if model.losses else loss
+            grads = tape.gradient(objective, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss, new_state
+
+        return step
+
+    def train_step(self, step: int, optimizer):
+        if self._compiled is None:
+            self._compiled = self._compile(optimizer)
+        x, y = self.sampler.batch(step)
+        if self.carried is None or self.sampler.starts_new_pass(step):
+            self.carried = self.model.zero_state(self.batch_size)
+        loss, self.carried = self._compiled(tf.constant(x), tf.constant(y), self.carried)
+        return loss
+
+    def evaluate(self) -> dict:
+        report = evaluate_ids(self.model, self.val)
+        return {"val_loss": report["loss_nats"], "val_bits_per_char": report["bits_per_char"]}
+
+    def state(self) -> dict:
+        if self.carried is None:
+            return {}
+        return {f"state_{i}_{j}": np.asarray(tf.cast(s, tf.float32))
+                for i, layer in enumerate(self.carried) for j, s in enumerate(layer)}
+
+    def restore(self, arrays: dict) -> None:
+        if not arrays:
+            return
+        dtype = self.model.backbone.compute_dtype
+        self.carried = [[tf.cast(arrays[f"state_{i}_{j}"], dtype) for j in range(len(layer))]
+                        for i, layer in enumerate(self.model.zero_state(1))]
+
+
+def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256) -> dict:
+    """Loss of `model` on a token array read as `streams` parallel streams, state carried
+    across chunks, so every token is scored with all of its stream's earlier context."""
+    step = getattr(model, "_charseq_eval_step", None)
+    if step is None:
+        @tf.function(reduce_retracing=True)
+        def step(x, y, w, state):
+            logits, state = model(x, initial_state=state, training=False)
+            _, total, count = sequence_loss(y, logits, w)
+            return total, count, state
+        model._charseq_eval_step = step  # compiled once per model, reused at every evaluation
+    total, count, state = 0.0, 0.0, None
+    for x, y, w in stream_batches(ids, streams, chunk):
+        if state is None:
+            state = model.zero_state(x.shape[0])
+        t, c, state = step(tf.constant(x), tf.constant(y), tf.constant(w), state)
+        total, count = total + float(t), count + float(c)
+    if count == 0:
+        raise CharseqError("there is nothing to evaluate: the text has fewer than 2 tokens")
+    return {**loss_report(total / count), "chars": int(count)}
+
+
+def _prepare(corpus, text, data: DataConfig, directory: Path) -> tuple:
+    """Vocabulary and encoded corpus, built in `directory`. Checks everything that can be
+    wrong with the corpus before training starts."""
+    source = "<--text>" if text is not None else str(corpus)
+    if data.tokenizer == "char":
+        counts = count_characters(text_chunks(corpus, text, data.encoding, data.errors))
+        if not counts:
+            raise CharseqError(f"{source} is empty")
+        vocab = CharVocab.build(counts, max_vocab=data.max_vocab, min_count=data.min_count)
+    else:
+        sp_input = corpus
+        if text is not None:
+            sp_input = directory / "text.txt"
+            sp_input.write_text(text, encoding="utf-8")
+        elif data.encoding.lower().replace("-", "") != "utf8" or data.errors != "strict":
+            sp_input = directory / "corpus.utf8.txt"  # SentencePiece reads UTF-8 only
+            with open(sp_input, "w", encoding="utf-8") as f:
+                for chunk in text_chunks(corpus, None, data.encoding, data.errors):
+                    f.write(chunk)
+        else:
+            for _ in text_chunks(corpus, None, data.encoding, data.errors):
+                pass  # decode once so a bad file is a clear error, not a SentencePiece crash
+        if sp_input.stat().st_size == 0:
+            raise CharseqError(f"{source} is empty")
+        vocab = SentencePieceVocab.train(sp_input, directory, data.vocab_size)
+        if sp_input != corpus:
+            sp_input.unlink()
+    vocab.save(directory)
+    info = encode_corpus(text_chunks(corpus, text, data.encoding, data.errors), vocab,
+                         directory / "data", data.val_fraction, source)
+    if info.train_tokens < data.seq_len + 1:
+        raise CharseqError(
+            f"{source} has {info.train_tokens} training tokens, fewer than one window of --seq-len "
+            f"{data.seq_len} + 1; use a longer corpus or a smaller --seq-len")
+    return vocab, info
+
+
+def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
+             force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
+             progress_bar: bool | None = None, sample_length: int = 200, **settings) -> RunDir:
+    """Train a language model on a text file (or a sample string given as `text`).
+
+    `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
+    :class:`~charseq.train.TrainConfig`. With `resume`, the run in `out` continues from its
+    last checkpoint with its saved settings (only the stopping settings may be changed).
+    """
+    if resume:
+        run = RunDir.open(out)
+        config = run.require_task(TASK)
+        stop_overrides = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
+        model_cfg, data_cfg = ModelConfig(**config["model"]), DataConfig(**config["data"])
+        train_cfg = TrainConfig.from_dict({**config["train"], **stop_overrides})
+        if stop_overrides:
+            run.write_config({**config, "train": train_cfg.to_dict()})
+        vocab = load_vocab(run.path)
+    else:
+        model_cfg, data_cfg, train_cfg = _split(settings)
+        for cfg in (model_cfg, data_cfg, train_cfg):
+            cfg.validate()
+        if text is None:
+            if corpus is None:
+                raise CharseqError("give a corpus file or --text")
+            check_readable_file(corpus, "corpus")
+        elif not text:
+            raise CharseqError("--text is empty")
+        out = Path(out)
+        if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+            RunDir.create(out, force=False)  # raises the one-line "already exists" error
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+        try:
+            vocab, info = _prepare(corpus, text, data_cfg, staging)
+            config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
+                      "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size}
+            RunDir(staging).write_config(config)
+            run = RunDir.create(out, force=force)  # the old run goes only now that the new one is ready
+            run.path.rmdir()
+            staging.rename(run.path)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
+            f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.path}")
+
+    tf.keras.utils.set_random_seed(train_cfg.seed)
+    model = build_model(asdict(model_cfg), vocab.size)
+    task = LMTask(model, Corpus(run.path / "data"), data_cfg, train_cfg.batch_size, train_cfg.seed)
+    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell}, {params:,} parameters, "
+        f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
+    sample_fn = None
+    if sample_length:
+        from charseq.sampling import Generator
+
+        generator = Generator(model, vocab)
+        sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(
+            "\n", "\n          ")  # noqa: E731
+    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar, sample_fn=sample_fn)
+    return run
+
+
+def load_lm(path: str | Path, precision: str | None = None):
+    """(model, vocab, config) of a trained language-model run."""
+    run = RunDir.open(path)
+    config = run.require_task(TASK)
+    vocab = load_vocab(run.path)
+    try:
+        model = build_model(config["model"], vocab.size, precision)
+    except (TypeError, KeyError) as e:
+        raise CharseqError(f"{run.path}/config.json does not describe a language model ({e})") from None
+    run.load_weights(model)
+    return model, vocab, config
+
+
+def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict") -> dict:
+    """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file."""
+    from charseq.files import read_text
+
+    model, vocab, _ = load_lm(path)
+    text = read_text(file, encoding, errors)
+    if not text:
+        raise CharseqError(f"{file} is empty")
+    ids = vocab.encode(text)
+    report = evaluate_ids(model, ids)
+    report["unknown"] = int(np.sum(ids == vocab.unk_id))
+    return report

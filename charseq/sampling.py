@@ -1,0 +1,130 @@
+"""Text generation from a language model: temperature, top-k, top-p (nucleus) or greedy.
+
+Generation carries the recurrent state one token at a time (the prompt is read once), in a
+compiled step, as TensorFlow's text-generation tutorial does with its `OneStep` model.
+Sampling is stateless and keyed by (seed, position), so a seed always gives the same text.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.errors import CharseqError
+from charseq.vocab import SPECIALS, UNK
+
+UNKNOWN_POLICIES = ("error", "skip", "unk")
+
+
+def filter_logits(logits, temperature, top_k, top_p):
+    """Logits scaled by temperature, with everything outside the top-k / top-p set at -inf.
+
+    `top_k` 0 and `top_p` 1.0 switch the filters off. Tensors of shape [batch, vocab].
+    """
+    logits = logits / temperature
+    neg_inf = tf.fill(tf.shape(logits), tf.constant(-np.inf, logits.dtype))
+    vocab = tf.shape(logits)[-1]
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    kth = tf.reduce_min(tf.math.top_k(logits, k=k).values, axis=-1, keepdims=True)
+    logits = tf.where(logits < kth, neg_inf, logits)
+    sorted_logits = tf.sort(logits, direction="DESCENDING", axis=-1)
+    before = tf.math.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
+    # Keep the smallest set of most likely tokens whose probability reaches top_p.
+    kept = tf.where(before < top_p, sorted_logits, tf.constant(np.inf, logits.dtype))
+    threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
+    return tf.where(logits < threshold, neg_inf, logits)
+
+
+class Generator:
+    """Samples continuations of a prompt from a :class:`~charseq.lm.LanguageModel`."""
+
+    def __init__(self, model, vocab):
+        self.model, self.vocab = model, vocab
+        banned = np.zeros(vocab.size, np.float32)
+        banned[: len(SPECIALS)] = -np.inf  # never emit padding, unknown or start/end symbols
+        self._banned = tf.constant(banned)
+        self._step = tf.function(self._step_fn, reduce_retracing=True)
+        self._prime = tf.function(self._prime_fn, reduce_retracing=True)
+
+    def _pick(self, logits, temperature, top_k, top_p, seed, greedy):
+        logits = logits + self._banned
+        if greedy:
+            return tf.argmax(logits, axis=-1, output_type=tf.int32)
+        logits = filter_logits(logits, temperature, top_k, top_p)
+        return tf.random.stateless_categorical(logits, 1, seed, dtype=tf.int32)[:, 0]
+
+    def _prime_fn(self, prompt_ids, temperature, top_k, top_p, seed, greedy):
+        logits, states = self.model(prompt_ids, training=False)
+        return self._pick(logits[:, -1], temperature, top_k, top_p, seed, greedy), states
+
+    def _step_fn(self, token, states, temperature, top_k, top_p, seed, greedy):
+        logits, states = self.model.step(token, states)
+        return self._pick(logits, temperature, top_k, top_p, seed, greedy), states
+
+    def prompt_ids(self, prompt: str, unknown: str = "error") -> np.ndarray:
+        """The prompt as ids; an empty prompt starts from the start of a line."""
+        if unknown not in UNKNOWN_POLICIES:
+            raise CharseqError(f"--unknown must be one of {', '.join(UNKNOWN_POLICIES)}")
+        missing = self.vocab.unknown(prompt)
+        if missing and unknown == "error":
+            shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise CharseqError(f"the prompt has characters the model's vocabulary does not have: {shown} "
+                               "(use --unknown skip or --unknown unk)")
+        if missing and unknown == "skip":
+            prompt = "".join(c for c in prompt if c not in set(missing))
+        ids = self.vocab.encode(prompt)
+        if ids.size == 0:
+            start = self.vocab.encode("\n")
+            ids = start if start.size and start[0] != UNK else np.array([len(SPECIALS)], np.int32)
+        return ids.astype(np.int32)
+
+    def __call__(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, seed: int | None = None, num_samples: int = 1, greedy: bool = False,
+                 unknown: str = "error", on_text: Callable[[str], None] | None = None) -> list[str]:
+        """`num_samples` continuations of `prompt`, each `length` tokens long (prompt not included).
+
+        `on_text` receives the text of the first sample piece by piece as it is produced.
+        """
+        if length < 0:
+            raise CharseqError(f"--length must be 0 or more, not {length}")
+        if not greedy and not temperature > 0:
+            raise CharseqError(f"--temperature must be positive, not {temperature} (use --greedy for argmax)")
+        if top_k < 0:
+            raise CharseqError(f"--top-k must be 0 (off) or positive, not {top_k}")
+        if not 0 < top_p <= 1:
+            raise CharseqError(f"--top-p must be in (0, 1], not {top_p}")
+        if num_samples < 1:
+            raise CharseqError(f"--num-samples must be at least 1, not {num_samples}")
+        ids = self.prompt_ids(prompt, unknown)
+        if seed is None:
+            seed = int.from_bytes(os.urandom(4), "little") >> 1
+        args = (tf.constant(temperature if not greedy else 1.0, tf.float32), tf.constant(top_k, tf.int32),
+                tf.constant(top_p, tf.float32))
+        out = np.zeros((num_samples, length), np.int32)
+        if length == 0:
+            return [""] * num_samples
+        batch = tf.constant(np.repeat(ids[None, :], num_samples, axis=0))
+        token, states = self._prime(batch, *args, tf.constant([seed, 0], tf.int32), greedy)
+        shown = ""
+        for i in range(length):
+            out[:, i] = token.numpy()
+            if on_text is not None:
+                text = self.vocab.decode(out[0, : i + 1])
+                on_text(text[len(shown):])
+                shown = text
+            if i + 1 < length:
+                token, states = self._step(token, states, *args,
+                                           tf.constant([seed, i + 1], tf.int32), greedy)
+        return [self.vocab.decode(row) for row in out]
+
+
+def generate(model, vocab, prompt: str = "", **options) -> str | list[str]:
+    """Generate from `model`; see :meth:`Generator.__call__` for the options.
+
+    Returns one string, or a list when `num_samples` > 1.
+    """
+    texts = Generator(model, vocab)(prompt, **options)
+    return texts[0] if options.get("num_samples", 1) == 1 else texts

@@ -1,0 +1,255 @@
+"""One training loop for every head.
+
+A head supplies a *task*: something that can run one optimisation step, evaluate, and hand
+over any state it carries between steps. The loop here owns everything else: the optimizer
+and its learning-rate schedule, when to stop (steps, epochs, wall-clock budget), periodic
+evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and best), Ctrl-C/SIGTERM
+(checkpoint, then stop), NaN detection and resuming to exactly where a run left off.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Callable, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from charseq.errors import CharseqError, Interrupted
+from charseq.runs import RunDir
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+}
+LR_DECAYS = ("none", "exponential", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """How to train: the optimisation settings shared by every head (model settings live with the head)."""
+
+    batch_size: int = 128
+    max_steps: int | None = None
+    epochs: float | None = None
+    time_budget: float | None = None  # minutes of training (evaluation included)
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    lr_decay: str = "cosine"  # cosine anneals to lr * min_lr_ratio at the end of the run
+    decay_steps: int = 1000
+    decay_rate: float = 0.96
+    staircase: bool = False
+    min_lr_ratio: float = 0.02
+    clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
+    eval_every: int = 200
+    seed: int = 0
+
+    def validate(self) -> None:
+        def positive(name, value, allow_none=False):
+            if value is None and allow_none:
+                return
+            if value is None or not value > 0:
+                raise CharseqError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        positive("batch_size", self.batch_size)
+        positive("max_steps", self.max_steps, True)
+        positive("epochs", self.epochs, True)
+        positive("time_budget", self.time_budget, True)
+        positive("lr", self.lr)
+        positive("decay_steps", self.decay_steps)
+        positive("decay_rate", self.decay_rate)
+        positive("eval_every", self.eval_every)
+        if self.optimizer not in OPTIMIZERS:
+            raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr_decay not in LR_DECAYS:
+            raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
+        if self.clip_norm < 0:
+            raise CharseqError("--clip-norm must be 0 (off) or positive")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise CharseqError("--min-lr-ratio must be in [0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise CharseqError(f"unknown training settings in config.json: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Task(Protocol):
+    """What a head gives the training loop."""
+
+    model: keras.Model
+    tokens_per_step: int  # for throughput figures
+    steps_per_epoch: int
+
+    def train_step(self, step: int, optimizer) -> tf.Tensor: ...  # returns the batch loss
+    def evaluate(self) -> dict: ...  # must contain "val_loss" (lower is better)
+    def state(self) -> dict: ...  # arrays to keep in checkpoints (e.g. carried RNN state)
+    def restore(self, arrays: dict) -> None: ...
+
+
+def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    kwargs = {"learning_rate": cfg.lr}
+    if cfg.clip_norm:
+        kwargs["global_clipnorm"] = cfg.clip_norm
+    return OPTIMIZERS[cfg.optimizer](**kwargs)
+
+
+def total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int | None:
+    candidates = []
+    if cfg.max_steps:
+        candidates.append(cfg.max_steps)
+    if cfg.epochs:
+        candidates.append(max(1, math.ceil(cfg.epochs * steps_per_epoch)))
+    return min(candidates) if candidates else None
+
+
+def learning_rate(cfg: TrainConfig, step: int, fraction_done: float | None) -> float:
+    """The learning rate for `step`. `fraction_done` is how far the run is to its end
+    (by steps or by the wall-clock budget, whichever is further), None if it has no end."""
+    if cfg.lr_decay == "exponential":
+        exponent = step / cfg.decay_steps
+        return cfg.lr * cfg.decay_rate ** (math.floor(exponent) if cfg.staircase else exponent)
+    if cfg.lr_decay == "cosine" and fraction_done is not None:
+        p = min(1.0, max(0.0, fraction_done))
+        return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+    return cfg.lr
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C or SIGTERM into a request to checkpoint and stop after the
+    current step; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
+          log: Callable[[str], None] = print, progress_bar: bool | None = None,
+          sample_fn: Callable[[], str] | None = None) -> dict:
+    """Train `task` to the end set by `cfg`, writing everything into `run`. Returns the last metrics."""
+    cfg.validate()
+    model = task.model
+    optimizer = make_optimizer(cfg)
+    optimizer.build(model.trainable_variables)
+    end_step = total_steps(cfg, task.steps_per_epoch)
+    budget_s = cfg.time_budget * 60 if cfg.time_budget else None
+    if end_step is None and budget_s is None:
+        raise CharseqError("nothing says when to stop: give --max-steps, --epochs or --time-budget")
+
+    progress = {"step": 0, "elapsed_s": 0.0, "best_val_loss": None}
+    last: dict = {}
+    if resume:
+        progress, extra = run.load_checkpoint(model, optimizer)
+        task.restore(extra)
+        run.truncate_metrics(progress["step"])
+        last = run.metrics()[-1] if run.metrics() else {}
+        log(f"resuming from step {progress['step']} ({progress['elapsed_s']:.0f}s trained)")
+
+    writer = tf.summary.create_file_writer(str(run.path / "logs"))
+    show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
+    bar = keras.utils.Progbar(end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
+    step = progress["step"]
+    losses: list = []
+    window_start, window_tokens = time.perf_counter(), 0
+    clock_start = time.perf_counter() - progress["elapsed_s"]
+
+    def elapsed() -> float:
+        return time.perf_counter() - clock_start
+
+    def fraction_done() -> float | None:
+        parts = [step / end_step] if end_step else []
+        if budget_s:
+            parts.append(elapsed() / budget_s)
+        return max(parts) if parts else None
+
+    def finished() -> bool:
+        return (end_step is not None and step >= end_step) or (budget_s is not None and elapsed() >= budget_s)
+
+    def checkpoint():
+        progress.update(step=step, elapsed_s=elapsed())
+        run.save_checkpoint(model, optimizer, progress, task.state())
+
+    def evaluate_and_log():
+        nonlocal losses, window_start, window_tokens, last
+        train_seconds = time.perf_counter() - window_start
+        train_loss = float(np.mean([float(x) for x in losses])) if losses else None
+        metrics = task.evaluate()
+        record = {"step": step, "elapsed_s": round(elapsed(), 2), "train_loss": train_loss,
+                  **metrics, "lr": float(optimizer.learning_rate.numpy()),
+                  "chars_per_sec": round(window_tokens / train_seconds, 1) if train_seconds > 0 else None}
+        run.append_metrics(record)
+        with writer.as_default(step=step):
+            for key, value in record.items():
+                if key not in ("step", "elapsed_s") and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value)
+        best = progress["best_val_loss"]
+        improved = best is None or metrics["val_loss"] < best
+        if improved:
+            progress["best_val_loss"] = metrics["val_loss"]
+            run.save_best(model, record)
+        checkpoint()
+        line = (f"step {step}: train {train_loss:.4f}" if train_loss is not None else f"step {step}:") + \
+            "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
+            f" | {record['chars_per_sec'] or 0:,.0f} chars/s | {elapsed():.0f}s" + (" *" if improved else "")
+        if bar:
+            sys.stdout.write("\n")
+        log(line)
+        if sample_fn is not None:
+            log(sample_fn())
+        losses, last = [], record
+        window_start, window_tokens = time.perf_counter(), 0
+
+    with _StopRequest() as stop:
+        while not finished():
+            optimizer.learning_rate.assign(learning_rate(cfg, step, fraction_done()))
+            loss = task.train_step(step, optimizer)
+            step += 1
+            window_tokens += task.tokens_per_step
+            losses.append(loss)
+            if step % cfg.eval_every == 0 or step % 50 == 0 or finished():
+                recent = float(loss)
+                if not math.isfinite(recent):
+                    raise CharseqError(
+                        f"the loss became {recent} at step {step}; stopped, and the last good checkpoint "
+                        f"(step {progress['step']}) is kept. Try a lower --lr or a --clip-norm")
+                if bar:
+                    bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
+            if step % cfg.eval_every == 0 or finished():
+                evaluate_and_log()
+            if stop.requested:
+                checkpoint()
+                raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint saved in "
+                                   f"{run.path}; continue with --resume")
+    if not last or last["step"] != step:
+        evaluate_and_log()
+    return last

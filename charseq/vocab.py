@@ -1,0 +1,218 @@
+"""Vocabularies: characters (Unicode code points) or SentencePiece subwords, one interface.
+
+Every vocabulary reserves the same four ids so that every head can rely on them:
+``0`` padding, ``1`` unknown, ``2`` start of sequence, ``3`` end of sequence.
+A vocabulary is saved with its run as ``vocab.json`` (plus ``spm.model`` for SentencePiece)
+and loaded back with :func:`load_vocab`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from charseq.errors import CharseqError
+from charseq.files import write_bytes_atomic, write_json_atomic
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+VOCAB_FILE = "vocab.json"
+SPM_FILE = "spm.model"
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The text as an array of Unicode code points, without a Python-level loop."""
+    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def count_characters(chunks: Iterable[str]) -> collections.Counter:
+    """Character frequencies over an iterable of text chunks (streams a large corpus)."""
+    counts: collections.Counter = collections.Counter()
+    for chunk in chunks:
+        codes, freq = np.unique(_code_points(chunk), return_counts=True)
+        for code, n in zip(codes.tolist(), freq.tolist()):
+            counts[chr(code)] += n
+    return counts
+
+
+class CharVocab:
+    """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown."""
+
+    kind = "char"
+    pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
+
+    def __init__(self, chars: Iterable[str]):
+        self.chars = list(chars)
+        if len(set(self.chars)) != len(self.chars) or any(len(c) != 1 for c in self.chars):
+            raise CharseqError("vocabulary must list distinct single characters")
+        self._id_of = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+        # Sorted code points and their ids, for vectorised encoding with searchsorted.
+        codes = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        order = np.argsort(codes)
+        self._sorted_codes = codes[order]
+        self._sorted_ids = (order + len(SPECIALS)).astype(np.int32)
+        self._tokens = list(SPECIALS) + self.chars
+
+    @classmethod
+    def build(cls, counts: collections.Counter | str, max_vocab: int | None = None,
+              min_count: int = 1) -> "CharVocab":
+        """A vocabulary from character counts (or directly from a sample string).
+
+        Characters are ordered by frequency (ties by code point), so `max_vocab` keeps
+        the most frequent ones; `max_vocab` counts the four reserved ids too.
+        """
+        if isinstance(counts, str):
+            counts = count_characters([counts])
+        if min_count < 1:
+            raise CharseqError("--min-count must be at least 1")
+        if max_vocab is not None and max_vocab <= len(SPECIALS):
+            raise CharseqError(f"--max-vocab must be more than {len(SPECIALS)} (the reserved ids)")
+        kept = [c for c, n in counts.items() if n >= min_count]
+        kept.sort(key=lambda c: (-counts[c], ord(c)))
+        if max_vocab is not None:
+            kept = kept[: max_vocab - len(SPECIALS)]
+        if not kept:
+            raise CharseqError("no character occurs often enough to build a vocabulary")
+        return cls(kept)
+
+    @property
+    def size(self) -> int:
+        return len(self._tokens)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Ids of each character of `text`; characters outside the vocabulary become unknown."""
+        codes = _code_points(text)
+        if codes.size == 0:
+            return np.zeros(0, dtype=np.int32)
+        pos = np.searchsorted(self._sorted_codes, codes)
+        pos = np.minimum(pos, len(self._sorted_codes) - 1)
+        found = self._sorted_codes[pos] == codes
+        return np.where(found, self._sorted_ids[pos], UNK).astype(np.int32)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Text of the ids, leaving out padding and start/end symbols (unknown shows as U+FFFD)."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i >= len(SPECIALS):
+                out.append(self._tokens[i])
+            elif i == UNK:
+                out.append("\ufffd")
+        return "".join(out)
+
+    def token(self, i: int) -> str:
+        return self._tokens[int(i)]
+
+    def unknown(self, text: str) -> list[str]:
+        """The distinct characters of `text` that the vocabulary does not have, in order of appearance."""
+        return list(dict.fromkeys(c for c in text if c not in self._id_of))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "specials": list(SPECIALS), "chars": self.chars}
+
+    def save(self, directory: str | Path) -> None:
+        write_json_atomic(Path(directory) / VOCAB_FILE, self.to_json())
+
+
+class SentencePieceVocab:
+    """Subword pieces trained with SentencePiece; same interface as :class:`CharVocab`.
+
+    Newlines are a piece of their own (SentencePiece reads text line by line and would
+    otherwise drop them), so encode/decode round-trips multi-line text.
+    """
+
+    kind = "sentencepiece"
+    pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
+
+    def __init__(self, model_path: str | Path):
+        import sentencepiece as spm
+
+        self.model_path = Path(model_path)
+        try:
+            self._sp = spm.SentencePieceProcessor(model_file=str(self.model_path))
+        except (OSError, RuntimeError) as e:
+            raise CharseqError(f"cannot read SentencePiece model {self.model_path}: {e}") from None
+        self._newline = self._sp.piece_to_id("\n")
+
+    @classmethod
+    def train(cls, corpus: str | Path, directory: str | Path, vocab_size: int,
+              encoding: str = "utf-8") -> "SentencePieceVocab":
+        """Train a unigram SentencePiece model on `corpus` and save it in `directory`."""
+        import sentencepiece as spm
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        prefix = directory / "spm"
+        try:
+            spm.SentencePieceTrainer.train(
+                input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
+                model_type="unigram", character_coverage=0.9995,
+                pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
+                user_defined_symbols=["\n"], normalization_rule_name="identity",
+                remove_extra_whitespaces=False, input_sentence_size=2_000_000,
+                shuffle_input_sentence=True, minloglevel=2, hard_vocab_limit=False,
+                add_dummy_prefix=False,  # else a line after a newline decodes with a leading space
+            )
+        except RuntimeError as e:
+            msg = str(e).splitlines()[-1] if str(e) else "training failed"
+            raise CharseqError(f"SentencePiece could not build a vocabulary of {vocab_size}: {msg}") from None
+        (directory / "spm.vocab").unlink(missing_ok=True)
+        return cls(directory / SPM_FILE)
+
+    @property
+    def size(self) -> int:
+        return self._sp.get_piece_size()
+
+    def encode(self, text: str) -> np.ndarray:
+        ids: list[int] = []
+        lines = text.split("\n")
+        for n, line in enumerate(lines):
+            if line:
+                ids.extend(self._sp.encode(line))
+            if n < len(lines) - 1:
+                ids.append(self._newline)
+        return np.asarray(ids, dtype=np.int32)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        ids = [int(i) for i in ids if int(i) not in (PAD, BOS, EOS)]
+        return self._sp.decode(ids)
+
+    def token(self, i: int) -> str:
+        return self._sp.id_to_piece(int(i))
+
+    def unknown(self, text: str) -> list[str]:
+        return list(dict.fromkeys(c for c in text if c != "\n" and self._sp.encode(c) == [UNK]))
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "model": SPM_FILE, "size": self.size}
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        target = directory / SPM_FILE
+        if self.model_path.resolve() != target.resolve():
+            write_bytes_atomic(target, self.model_path.read_bytes())
+        write_json_atomic(directory / VOCAB_FILE, self.to_json())
+
+
+Vocab = CharVocab | SentencePieceVocab
+
+
+def load_vocab(directory: str | Path) -> Vocab:
+    """The vocabulary saved in a run directory."""
+    path = Path(directory) / VOCAB_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CharseqError(f"{directory} has no {VOCAB_FILE}: not a charseq run directory") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CharseqError(f"{path} is not valid JSON ({e})") from None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == "char" and isinstance(data.get("chars"), list) and all(isinstance(c, str) for c in data["chars"]):
+        return CharVocab(data["chars"])
+    if kind == "sentencepiece":
+        return SentencePieceVocab(Path(directory) / SPM_FILE)
+    raise CharseqError(f"{path} is not a charseq vocabulary")

@@ -1,0 +1,53 @@
+"""Shared fixtures: small corpora the tests write themselves and one tiny trained run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO = Path(__file__).resolve().parents[1]
+CHARSEQ = [sys.executable, "-m", "charseq.cli"]
+
+# A small corpus with learnable structure: short lines in Chinese and English.
+LINES = ["春风吹绿江南岸，明月照我还。", "The river runs to the sea, and the sea runs to the sky.",
+         "白日依山尽，黄河入海流。", "One two three four, five six seven eight."]
+TINY_SETTINGS = dict(units=32, layers=1, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10,
+                     sample_length=0, precision="float32")
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "poems.txt"
+    path.write_text("\n".join(LINES * 60) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, corpus_file) -> Path:
+    """A language model trained for a few steps, shared by the read-only tests."""
+    from charseq.lm_run import train_lm
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train_lm(corpus_file, out, max_steps=30, log=lambda s: None, progress_bar=False, **TINY_SETTINGS)
+    return out
+
+
+def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess (exit status, stdout and stderr as a user sees them)."""
+    return subprocess.run([*CHARSEQ, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=kwargs.pop("cwd", REPO), **kwargs)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user error: non-zero exit, one line on stderr naming the problem, no traceback."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    err = result.stderr.strip()
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
+    assert len(err.splitlines()) == 1, f"expected one line, got:\n{err}"
+    assert err.startswith("Error:"), err
+    for fragment in fragments:
+        assert fragment.lower() in err.lower(), f"{fragment!r} not in {err!r}"

@@ -1,0 +1,69 @@
+"""Vocabularies: characters (Chinese included), limits, SentencePiece, saving and loading."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from charseq.errors import CharseqError
+from charseq.vocab import BOS, EOS, PAD, UNK, CharVocab, SentencePieceVocab, load_vocab
+
+SAMPLE = "这是一个基于tensorflow的RNN短句子练习"
+
+
+def test_vocab_from_a_sample_string_round_trips():
+    vocab = CharVocab.build(SAMPLE)
+    assert vocab.size == 4 + len(set(SAMPLE))
+    ids = vocab.encode(SAMPLE)
+    assert ids.min() >= 4 and UNK not in ids
+    assert vocab.decode(ids) == SAMPLE
+
+
+def test_reserved_ids_and_unknown_characters():
+    vocab = CharVocab.build("aab")
+    assert (PAD, UNK, BOS, EOS) == (0, 1, 2, 3)
+    assert list(vocab.encode("abz")) == [4, 5, UNK]
+    assert vocab.unknown("abzzy") == ["z", "y"]
+    assert vocab.decode([PAD, 4, BOS, 5, EOS, UNK]) == "ab\ufffd"
+
+
+def test_max_vocab_and_min_count_keep_the_frequent_characters():
+    text = "a" * 10 + "b" * 5 + "c" * 2 + "d"
+    assert CharVocab.build(text, max_vocab=6).chars == ["a", "b"]
+    assert CharVocab.build(text, min_count=2).chars == ["a", "b", "c"]
+    assert list(CharVocab.build(text, max_vocab=6).encode("cd")) == [UNK, UNK]
+    with pytest.raises(CharseqError):
+        CharVocab.build(text, max_vocab=3)
+
+
+def test_saved_vocab_loads_back(tmp_path):
+    vocab = CharVocab.build(SAMPLE + "\n")
+    vocab.save(tmp_path)
+    loaded = load_vocab(tmp_path)
+    assert loaded.chars == vocab.chars
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_damaged_vocab_file_is_a_clear_error(tmp_path):
+    (tmp_path / "vocab.json").write_text('{"kind": "char", "chars": [1, 2]}')
+    with pytest.raises(CharseqError, match="not a charseq vocabulary"):
+        load_vocab(tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1))
+def test_char_vocab_round_trips_any_unicode(text):
+    """Arbitrary code points (emoji, combining marks, lone surrogates, NUL, CR/LF) survive."""
+    vocab = CharVocab.build(text)
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+def test_sentencepiece_vocab_same_interface(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the cat sat on the mat", "the dog sat on the log",
+                                 "春风吹又生", "a cat and a dog"] * 50) + "\n", encoding="utf-8")
+    vocab = SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=40)
+    assert 20 < vocab.size <= 40
+    text = "the cat sat\non the log\n"
+    assert vocab.decode(vocab.encode(text)) == text
+    vocab.save(tmp_path / "run")
+    assert load_vocab(tmp_path / "run").encode(text).tolist() == vocab.encode(text).tolist()
