@@ -40,6 +40,8 @@ class RecurrentBackbone(keras.layers.Layer):
         embedding_dim: size of the embedding or of the input projection.
         masking: mask padding so that each sequence's state stops at its last real input.
         l2: L2 penalty on the input and recurrent kernels (added to the model's losses).
+        bidirectional: every layer also reads the sequence backwards (outputs and states of both
+            directions concatenated; for classifiers and encoders, not for generation).
         impl: "keras" runs Keras' own layers (cuDNN on a GPU); "fused" runs unmasked LSTM layers
             through :func:`charseq.fused_lstm.fused_lstm` (same weights, faster on a CPU);
             "auto" picks fused on a CPU for an unmasked LSTM, keras otherwise.
@@ -47,7 +49,7 @@ class RecurrentBackbone(keras.layers.Layer):
 
     def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
                  vocab_size: int | None = None, embedding_dim: int = 64, masking: bool = False,
-                 l2: float = 0.0, impl: str = "auto", **kwargs):
+                 l2: float = 0.0, bidirectional: bool = False, impl: str = "auto", **kwargs):
         super().__init__(**kwargs)
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, not {cell!r}")
@@ -56,7 +58,7 @@ class RecurrentBackbone(keras.layers.Layer):
         self.masking, self.l2 = masking, l2
         if impl not in ("auto", "keras", "fused"):
             raise ValueError(f"impl must be auto, keras or fused, not {impl!r}")
-        self.impl = impl
+        self.impl, self.bidirectional = impl, bidirectional
         self.use_fused = cell == "lstm" and not masking and (
             impl == "fused" or (impl == "auto" and not tf.config.list_physical_devices("GPU")))
         reg = keras.regularizers.L2(l2) if l2 else None
@@ -71,16 +73,24 @@ class RecurrentBackbone(keras.layers.Layer):
         else:
             self.input_layer = keras.layers.Dense(
                 embedding_dim, kernel_regularizer=reg, dtype=policy, name="input_projection")
-        self.rnns = [
-            CELLS[cell](units, return_sequences=True, return_state=True, kernel_regularizer=reg,
-                        recurrent_regularizer=reg, dtype=policy, name=f"{cell}_{i}")
-            for i in range(layers)
-        ]
+        def rnn(name, backwards=False):
+            return CELLS[cell](units, return_sequences=True, return_state=True, go_backwards=backwards,
+                               kernel_regularizer=reg, recurrent_regularizer=reg, dtype=policy, name=name)
+        self.rnns = [rnn(f"{cell}_{i}") for i in range(layers)]
+        self.backward_rnns = [rnn(f"{cell}_{i}_backward", True) for i in range(layers)] if bidirectional else []
         self.dropouts = [keras.layers.Dropout(dropout, dtype=policy, name=f"dropout_{i}") for i in range(layers)]
 
     @property
-    def states_per_layer(self) -> int:
+    def states_per_direction(self) -> int:
         return 2 if self.cell == "lstm" else 1
+
+    @property
+    def states_per_layer(self) -> int:
+        return self.states_per_direction * (2 if self.bidirectional else 1)
+
+    @property
+    def output_units(self) -> int:
+        return self.units * (2 if self.bidirectional else 1)
 
     def _mask(self, inputs):
         if not self.masking:
@@ -90,21 +100,34 @@ class RecurrentBackbone(keras.layers.Layer):
         return ops.any(ops.not_equal(inputs, 0), axis=-1)
 
     def call(self, inputs, initial_state=None, training=False):
-        """Run whole sequences. Returns (outputs [batch, time, units], states per layer)."""
+        """Run whole sequences. Returns (outputs [batch, time, output_units], states per layer).
+
+        With `bidirectional`, a layer's states are its forward states followed by its backward ones.
+        """
         mask = self._mask(inputs)
         x = self.input_layer(inputs)
         states = []
+        n = self.states_per_direction
         for i, (rnn, drop) in enumerate(zip(self.rnns, self.dropouts)):
             if i > 0:
                 x = drop(x, training=training)
-            init = None if initial_state is None else initial_state[i]
-            if self.use_fused and mask is None:
-                x, *layer_state = self._fused(rnn, x, init)
-            else:
-                x, *layer_state = rnn(x, initial_state=init, mask=mask, training=training)
+            init = None if initial_state is None else list(initial_state[i])
+            out, *layer_state = self._run(rnn, x, init and init[:n], mask, training)
+            if self.bidirectional:
+                back, *back_state = self._run(self.backward_rnns[i], x, init and init[n:], mask, training,
+                                              backwards=True)
+                out = ops.concatenate([out, ops.flip(back, axis=1)], axis=-1)  # realign reversed outputs
+                layer_state += back_state
+            x = out
             states.append(layer_state)
         x = self.dropouts[-1](x, training=training) if self.num_layers else x
         return x, states
+
+    def _run(self, rnn, x, init, mask, training, backwards=False):
+        if self.use_fused and mask is None:
+            # Keras' go_backwards reads the sequence reversed and returns reversed outputs; so does this.
+            return self._fused(rnn, ops.flip(x, axis=1) if backwards else x, init)
+        return rnn(x, initial_state=init, mask=mask, training=training)
 
     def _fused(self, rnn, x, initial_state):
         if not rnn.built:
@@ -128,6 +151,8 @@ class RecurrentBackbone(keras.layers.Layer):
         Calls the layers' cells directly, so generation costs one step per character
         instead of re-running the prefix.
         """
+        if self.bidirectional:
+            raise ValueError("a bidirectional backbone reads whole sequences; it has no step API")
         x = self.input_layer(inputs)
         new_states = []
         for rnn, layer_state in zip(self.rnns, states):
@@ -140,5 +165,5 @@ class RecurrentBackbone(keras.layers.Layer):
         config.update(cell=self.cell, units=self.units, layers=self.num_layers,
                       dropout=self.dropout_rate, vocab_size=self.vocab_size,
                       embedding_dim=self.embedding_dim, masking=self.masking, l2=self.l2,
-                      impl=self.impl)
+                      bidirectional=self.bidirectional, impl=self.impl)
         return config

@@ -49,7 +49,7 @@ class TrainConfig:
     staircase: bool = False
     min_lr_ratio: float = 0.02
     clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
-    eval_every: int = 200
+    eval_every: int | None = 200  # None: once per epoch
     seed: int = 0
 
     def validate(self) -> None:
@@ -65,7 +65,7 @@ class TrainConfig:
         positive("lr", self.lr)
         positive("decay_steps", self.decay_steps)
         positive("decay_rate", self.decay_rate)
-        positive("eval_every", self.eval_every)
+        positive("eval_every", self.eval_every, True)
         if self.optimizer not in OPTIMIZERS:
             raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.lr_decay not in LR_DECAYS:
@@ -94,8 +94,11 @@ class Task(Protocol):
     tokens_per_step: int  # for throughput figures
     steps_per_epoch: int
 
+    # Optional: `monitor = ("val_accuracy", "max")` picks which evaluation metric decides the
+    # best weights; without it, the lowest "val_loss" does.
+
     def train_step(self, step: int, optimizer) -> tf.Tensor: ...  # returns the batch loss
-    def evaluate(self) -> dict: ...  # must contain "val_loss" (lower is better)
+    def evaluate(self) -> dict: ...  # must contain the monitored metric
     def state(self) -> dict: ...  # arrays to keep in checkpoints (e.g. carried RNN state)
     def restore(self, arrays: dict) -> None: ...
 
@@ -162,11 +165,13 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     optimizer = make_optimizer(cfg)
     optimizer.build(model.trainable_variables)
     end_step = total_steps(cfg, task.steps_per_epoch)
+    eval_every = cfg.eval_every or task.steps_per_epoch
     budget_s = cfg.time_budget * 60 if cfg.time_budget else None
     if end_step is None and budget_s is None:
         raise CharseqError("nothing says when to stop: give --max-steps, --epochs or --time-budget")
 
-    progress = {"step": 0, "elapsed_s": 0.0, "best_val_loss": None}
+    monitor, mode = getattr(task, "monitor", ("val_loss", "min"))
+    progress = {"step": 0, "elapsed_s": 0.0, "best": None}
     last: dict = {}
     if resume:
         progress, extra = run.load_checkpoint(model, optimizer)
@@ -212,10 +217,10 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             for key, value in record.items():
                 if key not in ("step", "elapsed_s") and isinstance(value, (int, float)):
                     tf.summary.scalar(key, value)
-        best = progress["best_val_loss"]
-        improved = best is None or metrics["val_loss"] < best
+        best, value = progress["best"], metrics[monitor]
+        improved = best is None or (value < best if mode == "min" else value > best)
         if improved:
-            progress["best_val_loss"] = metrics["val_loss"]
+            progress["best"] = value
             run.save_best(model, record)
         checkpoint()
         line = (f"step {step}: train {train_loss:.4f}" if train_loss is not None else f"step {step}:") + \
@@ -236,7 +241,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             step += 1
             window_tokens += task.tokens_per_step
             losses.append(loss)
-            if step % cfg.eval_every == 0 or step % 50 == 0 or finished():
+            if step % eval_every == 0 or step % 50 == 0 or finished():
                 recent = float(loss)
                 if not math.isfinite(recent):
                     raise CharseqError(
@@ -244,7 +249,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                         f"(step {progress['step']}) is kept. Try a lower --lr or a --clip-norm")
                 if bar:
                     bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
-            if step % cfg.eval_every == 0 or finished():
+            if step % eval_every == 0 or finished():
                 evaluate_and_log()
             if stop.requested:
                 checkpoint()

@@ -1,0 +1,421 @@
+"""Classifier runs: images read row by row (MNIST and friends) or texts read character by character.
+
+    train_mnist(out="runs/mnist", data=None, bidirectional=True, epochs=10)
+    train_classifier("train.tsv", val="dev.tsv", out="runs/sst2", init_from="runs/sst2-lm")
+    model, vocab, config = load_classifier("runs/sst2")
+    classify("runs/sst2", ["a gorgeous, witty, seductive movie"])
+
+Both kinds use the shared backbone, the shared training loop and the run directory; only
+the batches differ: images are [batch, 28 rows, 28 pixels] through a dense input projection,
+texts are id sequences right-padded per batch to their own length (batches built from texts
+of similar length) with the padding masked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.classifier import SequenceClassifier
+from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
+from charseq.data.mnist import ImageSet, load_mnist
+from charseq.errors import CharseqError
+from charseq.files import check_readable_file
+from charseq.precision import resolve_precision
+from charseq.runs import RunDir
+from charseq.train import TrainConfig, train
+from charseq.vocab import CharVocab, count_characters, load_vocab
+
+TASK = "classifier"
+
+
+@dataclass
+class ClassifierConfig:
+    """The classifier's shape and what it reads."""
+
+    cell: str = "lstm"
+    layers: int = 1
+    units: int = 128
+    embedding_dim: int = 64
+    dropout: float = 0.0
+    bidirectional: bool = False
+    l2: float = 0.0
+    precision: str = "auto"
+    max_len: int | None = None  # texts: cut longer texts to this many characters
+    augment_shift: int = 0  # images: shift each training image by up to this many pixels
+
+    def validate(self) -> None:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
+        for name in ("layers", "units", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if self.max_len is not None and self.max_len < 1:
+            raise CharseqError("--max-len must be at least 1")
+        if self.augment_shift < 0:
+            raise CharseqError("--augment-shift must be 0 or more")
+
+
+def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
+    names = [{f.name for f in fields(g)} for g in (ClassifierConfig, TrainConfig)]
+    unknown = set(settings) - names[0] - names[1]
+    if unknown:
+        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+    model = ClassifierConfig(**{k: v for k, v in settings.items() if k in names[0]})
+    training = TrainConfig(**{k: v for k, v in settings.items() if k in names[1]})
+    model.validate()
+    training.validate()
+    return model, training
+
+
+def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None):
+    c = ClassifierConfig(**cfg)
+    model = SequenceClassifier(
+        num_classes, vocab_size=vocab_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
+        embedding_dim=c.embedding_dim, bidirectional=c.bidirectional, masking=vocab_size is not None,
+        l2=c.l2, precision=precision or resolve_precision(c.precision))
+    model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, 28, 28)))
+    return model
+
+
+def _shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved by up to `max_shift` pixels in each direction (zeros fill the border)."""
+    n, rows, cols = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    return np.stack([padded[i, dy[i]: dy[i] + rows, dx[i]: dx[i] + cols] for i in range(n)])
+
+
+class ClassifierTask:
+    """A classifier as a training task. Batches are a pure function of (seed, step), so resuming
+    replays exactly the batches an uninterrupted run would see."""
+
+    monitor = ("val_accuracy", "max")
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
+                 max_len: int | None = None, augment_shift: int = 0):
+        self.model, self.batch_size, self.seed = model, batch_size, seed
+        self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
+        self.images = isinstance(x_train, np.ndarray) and x_train.ndim == 3
+        self.max_len, self.augment_shift = max_len, augment_shift
+        self.lengths = None if self.images else np.array([len(x) for x in x_train])
+        self.steps_per_epoch = math.ceil(len(self.y_train) / batch_size)
+        seq_len = x_train.shape[1] if self.images else float(np.mean(np.minimum(self.lengths, max_len or 1 << 30)))
+        self.tokens_per_step = int(batch_size * seq_len)
+        self._epoch, self._batches, self._compiled = None, None, None
+        self._correct, self._seen = 0.0, 0
+
+    def _inputs(self, x, indices, rng=None):
+        if self.images:
+            batch = x[indices]
+            if rng is not None and self.augment_shift:
+                batch = _shift_images(batch, self.augment_shift, rng)
+            return tf.constant(batch.astype(np.float32) / 255.0)
+        return tf.constant(pad_batch([x[i] for i in indices], self.max_len))
+
+    def _batch(self, step: int):
+        epoch = step // self.steps_per_epoch
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._batches = (bucketed_batches(self.lengths, self.batch_size, rng) if not self.images
+                             else np.array_split(rng.permutation(len(self.y_train)), self.steps_per_epoch))
+            self._epoch = epoch
+        indices = self._batches[step % self.steps_per_epoch]
+        rng = np.random.default_rng([self.seed, step, 1])
+        return self._inputs(self.x_train, indices, rng), tf.constant(self.y_train[indices])
+
+    def _compile(self, optimizer):
+        model = self.model
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+                objective = loss + tf.add_n(model.losses) if model.losses else loss
+            grads = tape.gradient(objective, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32))
+            return loss, correct
+
+        return step
+
+    def train_step(self, step: int, optimizer):
+        if self._compiled is None:
+            self._compiled = self._compile(optimizer)
+        x, y = self._batch(step)
+        loss, correct = self._compiled(x, y)
+        self._correct += correct
+        self._seen += int(y.shape[0])
+        return loss
+
+    def evaluate(self) -> dict:
+        probs = predict_probabilities(self.model, self.x_val, self.max_len)
+        y = self.y_val
+        loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+        metrics = {"val_loss": loss, "val_accuracy": float(np.mean(probs.argmax(-1) == y))}
+        if self._seen:
+            metrics["train_accuracy"] = float(self._correct) / self._seen
+        self._correct, self._seen = 0.0, 0
+        return metrics
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, arrays: dict) -> None:
+        pass
+
+
+def predict_probabilities(model, x, max_len: int | None = None, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for images [n, rows, cols] (uint8) or a list of id arrays."""
+    step = getattr(model, "_charseq_predict", None)
+    if step is None:
+        step = tf.function(lambda inputs: tf.nn.softmax(model(inputs, training=False)), reduce_retracing=True)
+        model._charseq_predict = step  # compiled once per model
+    images = isinstance(x, np.ndarray) and x.ndim == 3
+    order = np.arange(len(x)) if images else np.argsort([len(s) for s in x], kind="stable")
+    out = np.zeros((len(x), model.num_classes), np.float32)
+    for start in range(0, len(x), batch_size):
+        idx = order[start: start + batch_size]
+        batch = (tf.constant(x[idx].astype(np.float32) / 255.0) if images
+                 else tf.constant(pad_batch([x[i] for i in idx], max_len)))
+        out[idx] = step(batch).numpy()
+    return out
+
+
+def _labels_index(labels: list[str]) -> list[str]:
+    """Label names in a stable order: numerically if they are all integers, else alphabetically."""
+    distinct = set(labels)
+    if all(l.lstrip("-").isdigit() for l in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _encode_labels(labels: list[str], names: list[str], source) -> np.ndarray:
+    index = {n: i for i, n in enumerate(names)}
+    unseen = sorted(set(labels) - set(index))
+    if unseen:
+        raise CharseqError(f"{source} has labels the model never saw: {', '.join(unseen[:10])} "
+                           f"(its labels: {', '.join(names)})")
+    return np.array([index[l] for l in labels], np.int64)
+
+
+def _start_run(out, force: bool, resume: bool) -> RunDir:
+    if resume:
+        run = RunDir.open(out)
+        run.require_task(TASK)
+        return run
+    return RunDir.create(out, force=force)
+
+
+def _resume_settings(run: RunDir, settings: dict):
+    config = run.require_task(TASK)
+    stop = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
+    training = TrainConfig.from_dict({**config["train"], **stop})
+    if stop:
+        run.write_config({**config, "train": training.to_dict()})
+    return config, ClassifierConfig(**config["model"]), training
+
+
+def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
+                resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
+                **settings) -> RunDir:
+    """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels)."""
+    if resume:
+        run = _start_run(out, force, resume)
+        config, model_cfg, train_cfg = _resume_settings(run, settings)
+        data = config["data"]["path"]
+    else:
+        settings.setdefault("epochs", 10)
+        model_cfg, train_cfg = _split_settings(settings)
+    images = load_mnist(data, log=log)
+    log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
+        f"of {images.x_train.shape[1]}x{images.x_train.shape[2]}")
+    names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
+    y_train = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
+    y_test = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
+    if len(names) < 2:
+        raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
+    if not resume:
+        run = _start_run(out, force, resume)
+        run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg),
+                          "train": train_cfg.to_dict(), "labels": names,
+                          "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
+    tf.keras.utils.set_random_seed(train_cfg.seed)
+    model = build_classifier(asdict(model_cfg), len(names), None)
+    task = ClassifierTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
+                          train_cfg.seed, augment_shift=model_cfg.augment_shift)
+    _log_model(log, model, model_cfg, task)
+    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return run
+
+
+def _log_model(log, model, cfg: ClassifierConfig, task) -> None:
+    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    log(f"model: {cfg.layers}x{cfg.units} {'bidirectional ' if cfg.bidirectional else ''}{cfg.cell}, "
+        f"{params:,} parameters, {model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
+
+
+def train_classifier(train_file: str | Path | None = None, out: str | Path = "runs/classifier", *,
+                     val: str | Path | None = None, val_fraction: float = 0.1, text_column: str | None = None,
+                     label_column: str | None = None, skip_bad_rows: bool = False, max_vocab: int | None = None,
+                     min_count: int = 1, init_from: str | Path | None = None, encoding: str = "utf-8",
+                     force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
+                     progress_bar: bool | None = None, **settings) -> RunDir:
+    """Train a text classifier on a TSV/CSV file with a header (text and label columns)."""
+    if resume:
+        run = _start_run(out, force, resume)
+        config, model_cfg, train_cfg = _resume_settings(run, settings)
+        d = config["data"]
+        train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
+        skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
+    else:
+        if train_file is None:
+            raise CharseqError("give a training file (TSV or CSV with a header)")
+        check_readable_file(train_file, "training file")
+        if val is not None:
+            check_readable_file(val, "validation file")
+        if not 0 < val_fraction < 1:
+            raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+        settings.setdefault("epochs", 5)
+        model_cfg, train_cfg = _split_settings(settings)
+    rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
+    if rows.skipped:
+        log(f"skipped {rows.skipped} bad rows of {train_file}")
+    texts, labels = rows.texts, rows.labels
+    if val is not None:
+        val_rows = read_labeled(val, text_column, label_column, skip_bad_rows, encoding)
+        val_texts, val_labels = val_rows.texts, val_rows.labels
+    else:
+        order = np.random.default_rng(train_cfg.seed).permutation(len(texts))
+        n_val = max(1, int(round(len(texts) * val_fraction)))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
+        texts, labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+    names = _labels_index(labels)
+    if len(names) < 2:
+        raise CharseqError(f"{train_file} has a single class ({names[0]}); a classifier needs at least two")
+
+    if resume:
+        vocab = load_vocab(run.path)
+    elif init_from is not None:
+        from charseq.lm_run import load_lm
+
+        lm, vocab, lm_config = load_lm(init_from)
+        for key in ("cell", "layers", "units", "embedding_dim"):
+            settings[key] = lm_config["model"][key]
+        model_cfg, train_cfg = _split_settings(settings)
+        log(f"starting from the language model in {init_from}: {model_cfg.layers}x{model_cfg.units} "
+            f"{model_cfg.cell}, its vocabulary of {vocab.size}")
+    else:
+        vocab = CharVocab.build(count_characters(texts), max_vocab=max_vocab, min_count=min_count)
+    y_train = _encode_labels(labels, names, train_file)
+    y_val = _encode_labels(val_labels, names, val or train_file)
+    x_train = [vocab.encode(t) for t in texts]
+    x_val = [vocab.encode(t) for t in val_texts]
+
+    if not resume:
+        run = _start_run(out, force, resume)
+        vocab.save(run.path)
+        run.write_config({"task": TASK, "input": "text", "model": asdict(model_cfg), "train": train_cfg.to_dict(),
+                          "labels": names, "init_from": str(init_from) if init_from else None,
+                          "data": {"train": str(Path(train_file).resolve()),
+                                   "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
+                                   "text_column": text_column, "label_column": label_column,
+                                   "skip_bad_rows": skip_bad_rows, "encoding": encoding}})
+    log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
+        f"({', '.join(names[:10])}), vocabulary {vocab.size}")
+    tf.keras.utils.set_random_seed(train_cfg.seed)
+    model = build_classifier(asdict(model_cfg), len(names), vocab.size)
+    if init_from is not None and not resume:
+        _copy_backbone(lm, model)
+    task = ClassifierTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
+                          max_len=model_cfg.max_len)
+    _log_model(log, model, model_cfg, task)
+    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return run
+
+
+def _copy_backbone(lm, classifier) -> None:
+    """Copy the language model's embedding and recurrent weights into the classifier's backbone
+    (forward direction; a backward direction, if any, starts fresh)."""
+    source = {v.path.split("backbone/", 1)[1]: v for v in lm.backbone.weights}
+    copied = 0
+    for v in classifier.backbone.weights:
+        key = v.path.split("backbone/", 1)[1]
+        if key in source and tuple(source[key].shape) == tuple(v.shape):
+            v.assign(source[key])
+            copied += 1
+    if copied == 0:
+        raise CharseqError("the language model's backbone does not fit this classifier")
+
+
+def load_classifier(path: str | Path, precision: str | None = None):
+    """(model, vocab or None, config) of a trained classifier run."""
+    run = RunDir.open(path)
+    config = run.require_task(TASK)
+    vocab = load_vocab(run.path) if config.get("input") == "text" else None
+    try:
+        model = build_classifier(config["model"], len(config["labels"]), vocab.size if vocab else None, precision)
+    except (TypeError, KeyError) as e:
+        raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None
+    run.load_weights(model)
+    return model, vocab, config
+
+
+def classify(path: str | Path, texts: list[str]) -> list[dict]:
+    """Label and class probabilities for each text; characters the model does not know become unknown."""
+    model, vocab, config = load_classifier(path)
+    if vocab is None:
+        raise CharseqError(f"{path} classifies images, not texts")
+    if any(not t.strip() for t in texts):
+        raise CharseqError("cannot classify an empty text")
+    probs = predict_probabilities(model, [vocab.encode(t) for t in texts], config["model"].get("max_len"))
+    names = config["labels"]
+    return [{"text": t, "label": names[int(p.argmax())], "probability": float(p.max()),
+             "probabilities": {n: float(q) for n, q in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
+    pred = probs.argmax(-1)
+    confusion = np.zeros((len(names), len(names)), np.int64)
+    np.add.at(confusion, (y_true, pred), 1)
+    per_class = {}
+    for i, name in enumerate(names):
+        support = int(confusion[i].sum())
+        predicted = int(confusion[:, i].sum())
+        tp = int(confusion[i, i])
+        per_class[name] = {"examples": support, "recall": tp / support if support else None,
+                           "precision": tp / predicted if predicted else None}
+    return {"accuracy": float(np.mean(pred == y_true)), "examples": int(len(y_true)),
+            "per_class": per_class, "confusion_matrix": confusion.tolist(), "labels": names}
+
+
+def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_column: str | None = None,
+                        label_column: str | None = None, skip_bad_rows: bool = False,
+                        encoding: str = "utf-8", log: Callable[[str], None] = lambda s: None) -> dict:
+    """Accuracy, per-class recall/precision and the confusion matrix on held-out data.
+
+    Text models read `file` (TSV/CSV); image models read the test split of `file` (an .npz or
+    IDX directory) or, without it, of the data they were trained on.
+    """
+    model, vocab, config = load_classifier(path)
+    names = config["labels"]
+    if vocab is None:
+        images: ImageSet = load_mnist(file if file is not None else config["data"]["path"], log=log)
+        y = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
+        return {**_report(y, predict_probabilities(model, images.x_test), names), "source": images.source}
+    if file is None:
+        raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier")
+    rows = read_labeled(file, text_column or config["data"]["text_column"],
+                        label_column or config["data"]["label_column"], skip_bad_rows, encoding)
+    y = _encode_labels(rows.labels, names, file)
+    probs = predict_probabilities(model, [vocab.encode(t) for t in rows.texts], config["model"].get("max_len"))
+    return _report(y, probs, names)

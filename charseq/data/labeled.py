@@ -1,0 +1,115 @@
+"""Labeled texts from a TSV or CSV file with a header row, and length-bucketed batches of them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charseq.errors import CharseqError
+from charseq.files import read_text
+
+TEXT_COLUMNS = ("text", "sentence", "content", "review")
+LABEL_COLUMNS = ("label",)
+
+
+@dataclass
+class LabeledTexts:
+    texts: list[str]
+    labels: list[str]
+    skipped: int = 0
+
+
+def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path) -> int:
+    lowered = [h.strip().lower() for h in header]
+    names = (wanted,) if wanted else defaults
+    for name in names:
+        if name.lower() in lowered:
+            return lowered.index(name.lower())
+    looked = f"--{what}-column {wanted}" if wanted else f"a {what} column ({', '.join(defaults)})"
+    raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}"
+                       f" (name one with --{what}-column)")
+
+
+def read_labeled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
+                 skip_bad_rows: bool = False, encoding: str = "utf-8", errors: str = "strict") -> LabeledTexts:
+    """Texts and labels from `path`: tab-separated for .tsv (or a tab in the header), else CSV.
+
+    A row with the wrong number of fields or an empty text is an error naming its line,
+    unless `skip_bad_rows`, which skips it and counts it.
+    """
+    content = read_text(path, encoding, errors)
+    first = content.split("\n", 1)[0]
+    tsv = Path(path).suffix.lower() == ".tsv" or "\t" in first
+    reader = (csv.reader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+              else csv.reader(io.StringIO(content)))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CharseqError(f"{path} is empty") from None
+    except csv.Error as e:
+        raise CharseqError(f"{path} line 1: {e}") from None
+    ti = _pick(header, text_column, TEXT_COLUMNS, "text", path)
+    li = _pick(header, label_column, LABEL_COLUMNS, "label", path)
+    texts, labels, skipped = [], [], 0
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise CharseqError(f"{path} line {reader.line_num}: {e}") from None
+        line = reader.line_num
+        if not row or row == [""]:
+            continue  # blank line
+        problem = None
+        if len(row) != len(header):
+            problem = f"has {len(row)} fields, the header has {len(header)}"
+        elif not row[ti].strip():
+            problem = "has an empty text"
+        elif not row[li].strip():
+            problem = "has an empty label"
+        if problem:
+            if not skip_bad_rows:
+                raise CharseqError(f"{path} line {line} {problem} (use --skip-bad-rows to skip such rows)")
+            skipped += 1
+            continue
+        texts.append(row[ti])
+        labels.append(row[li].strip())
+    if not texts:
+        raise CharseqError(f"{path} has no usable rows")
+    return LabeledTexts(texts, labels, skipped)
+
+
+def pad_batch(sequences: list[np.ndarray], max_len: int | None = None) -> np.ndarray:
+    """Right-pad id sequences with 0 to the longest in the batch (cut at `max_len`)."""
+    longest = max(len(s) for s in sequences)
+    if max_len:
+        longest = min(longest, max_len)
+    out = np.zeros((len(sequences), max(1, longest)), np.int32)
+    for i, s in enumerate(sequences):
+        s = s[:longest]
+        out[i, : len(s)] = s
+    return out
+
+
+def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                     pool_batches: int = 50) -> list[np.ndarray]:
+    """One epoch of batches of indices in which texts have similar lengths.
+
+    Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, cut it into
+    batches, shuffle the batches: padding stays small and every epoch differs.
+    """
+    order = rng.permutation(len(lengths))
+    batches = []
+    pool = batch_size * pool_batches
+    for start in range(0, len(order), pool):
+        chunk = order[start: start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches

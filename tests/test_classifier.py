@@ -1,0 +1,220 @@
+"""The classifier head: MNIST-format loaders, row-by-row images, text classification, transfer, bad input."""
+
+import gzip
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from charseq.classifier_run import _copy_backbone, build_classifier, predict_probabilities
+from charseq.data.labeled import read_labeled
+from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
+from charseq.errors import CharseqError
+from conftest import assert_clean_error, run_cli
+
+FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
+
+
+def striped_images(n, seed):
+    """A learnable image set: class k has a bright horizontal band starting at row 6k, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n)
+    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(y):
+        x[i, 6 * k + 2: 6 * k + 6, 4:24] = 250
+    return x, y.astype(np.uint8)
+
+
+def write_idx(path, array, magic, compress):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if compress else open)(path, "wb").write(data)
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("idx")
+    (xt, yt), (xv, yv) = striped_images(512, 0), striped_images(128, 1)
+    write_idx(d / "train-images-idx3-ubyte.gz", xt, IDX_IMAGES, True)
+    write_idx(d / "train-labels-idx1-ubyte.gz", yt, IDX_LABELS, True)
+    write_idx(d / "t10k-images-idx3-ubyte", xv, IDX_IMAGES, False)
+    write_idx(d / "t10k-labels-idx1-ubyte", yv, IDX_LABELS, False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    """A small two-class sentiment set and a three-class CSV with quoted commas."""
+    d = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    good = ["a good film", "great fun", "truly wonderful", "good and great", "a wonderful ride"]
+    bad = ["a bad film", "awful mess", "truly boring", "bad and awful", "a boring ride"]
+    rows = ["sentence\tlabel"]
+    for _ in range(300):
+        pos = rng.random() < 0.5
+        rows.append(f"{rng.choice(good if pos else bad)}, {rng.choice(['really', 'so', 'quite'])}\t{int(pos)}")
+    (d / "train.tsv").write_text("\n".join(rows[:250]) + "\n")
+    (d / "dev.tsv").write_text("\n".join([rows[0]] + rows[250:]) + "\n")
+    (d / "three.csv").write_text('id,review,stars\n1,"good, great",high\n2,"bad, awful",low\n3,"so-so, fine",mid\n')
+    return d
+
+
+def test_idx_directory_gz_and_raw(idx_dir):
+    images = load_mnist(idx_dir)
+    assert images.x_train.shape == (512, 28, 28) and images.x_test.shape == (128, 28, 28)
+    assert images.y_train.max() == 3
+
+
+def test_npz_loader(tmp_path):
+    (xt, yt), (xv, yv) = striped_images(20, 0), striped_images(10, 1)
+    np.savez(tmp_path / "m.npz", x_train=xt, y_train=yt, x_test=xv, y_test=yv)
+    assert len(load_mnist(tmp_path / "m.npz").y_test) == 10
+    np.savez(tmp_path / "bad.npz", x_train=xt, y_train=yt[:5], x_test=xv, y_test=yv)
+    with pytest.raises(CharseqError, match="20 train images but 5 labels"):
+        load_mnist(tmp_path / "bad.npz")
+
+
+def test_mnist_pickle_is_read_with_numpy_only(tmp_path):
+    x = np.random.default_rng(0).random((6, 784)).astype(np.float32)
+    y = np.arange(6)
+    data = gzip.compress(pickle.dumps(((x, y), (x[:2], y[:2]), (x[:3], y[:3])), protocol=2))
+    images = read_mnist_pickle(data)
+    assert images.x_train.shape == (8, 28, 28) and images.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(images.y_test, [0, 1, 2])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    with pytest.raises(CharseqError, match="refusing to load .*print"):
+        read_mnist_pickle(gzip.compress(pickle.dumps(Evil(), protocol=2)))
+
+
+def test_classify_mnist_learns_and_evaluates(tmp_path, idx_dir):
+    out = tmp_path / "mnist"
+    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+                "--lr", "1e-2", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert str(idx_dir) in r.stdout and "val_accuracy" in r.stdout and "train_accuracy" in r.stdout
+    r = run_cli("evaluate", "--model", out, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["accuracy"] > 0.9 and report["examples"] == 128
+    assert np.array(report["confusion_matrix"]).sum() == 128
+
+
+def test_bidirectional_reading(idx_dir):
+    model = build_classifier({"units": 8, "bidirectional": True, "precision": "float32"}, 4, None)
+    assert model.head.kernel.shape[0] == 16  # both directions' final states
+    probs = predict_probabilities(model, load_mnist(idx_dir).x_test[:5])
+    np.testing.assert_allclose(probs.sum(-1), 1, rtol=1e-5)
+
+
+def test_padding_does_not_change_a_prediction():
+    model = build_classifier({"units": 16, "precision": "float32", "bidirectional": True}, 3, 30)
+    short = [np.array([5, 6, 7])]
+    alone = predict_probabilities(model, short)
+    padded = model(tf.constant([[5, 6, 7, 0, 0, 0, 0]]), training=False)
+    np.testing.assert_allclose(tf.nn.softmax(padded).numpy(), alone, atol=1e-5)
+
+
+def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
+    out = tmp_path / "sent"
+    r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", *FAST)
+    assert r.returncode == 0, r.stderr
+    # Phrases the training set has (in other combinations), and one in characters it never saw.
+    r = run_cli("classify", "--model", out, "truly wonderful, so", "an awful mess, really", "日本語 ✨")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("1\t") and lines[1].startswith("0\t") and len(lines) == 3
+    (tmp_path / "texts.txt").write_text("good and great, quite\nbad and awful, so\n")
+    r = run_cli("classify", "--model", out, "--input", tmp_path / "texts.txt", "--json")
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["label"] for x in results] == ["1", "0"] and 0.5 < results[0]["probability"] <= 1
+    r = run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json")
+    report = json.loads(r.stdout)
+    assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
+
+
+def test_csv_columns_by_name_and_three_classes(reviews):
+    rows = read_labeled(reviews / "three.csv", label_column="stars")
+    assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]
+
+
+def test_init_from_a_language_model(tmp_path, reviews):
+    from charseq.lm_run import load_lm, train_lm
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(line.split("\t")[0] for line in (reviews / "train.tsv").read_text().splitlines()[1:]))
+    lm_dir = tmp_path / "lm"
+    train_lm(texts, lm_dir, max_steps=3, units=24, layers=1, embedding_dim=8, batch_size=8, seq_len=20,
+             sample_length=0, precision="float32", log=lambda s: None, progress_bar=False)
+    lm, vocab, _ = load_lm(lm_dir)
+    clf = build_classifier({"units": 24, "embedding_dim": 8, "precision": "float32"}, 2, vocab.size)
+    _copy_backbone(lm, clf)
+    for a, b in zip(lm.backbone.weights, clf.backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    out = tmp_path / "clf"
+    r = run_cli("train-classifier", reviews / "train.tsv", "--out", out, "--init-from", lm_dir, "--max-steps", "3",
+                "--batch-size", "16")
+    assert r.returncode == 0, r.stderr
+    assert "starting from the language model" in r.stdout
+    assert json.loads((out / "config.json").read_text())["model"]["units"] == 24
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_missing_text_column_names_the_columns(tmp_path):
+    (tmp_path / "x.tsv").write_text("words\tclass\nhello\t1\n")
+    r = run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "words, class", "--text-column")
+
+
+def test_row_with_wrong_field_count(tmp_path, reviews):
+    content = (reviews / "train.tsv").read_text().splitlines()
+    content.insert(5, "one\ttoo\tmany")
+    (tmp_path / "x.tsv").write_text("\n".join(content) + "\n")
+    assert_clean_error(run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r"), "line 6")
+    r = run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r", "--skip-bad-rows",
+                "--max-steps", "1", *FAST)
+    assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout
+
+
+def test_empty_text_and_single_class(tmp_path):
+    (tmp_path / "e.tsv").write_text("text\tlabel\nfine\t1\n\t0\n")
+    assert_clean_error(run_cli("train-classifier", tmp_path / "e.tsv", "--out", tmp_path / "r"), "line 3", "empty")
+    (tmp_path / "one.tsv").write_text("text\tlabel\n" + "fine\t1\n" * 20)
+    assert_clean_error(run_cli("train-classifier", tmp_path / "one.tsv", "--out", tmp_path / "r"), "single class")
+
+
+def test_unseen_label_at_evaluation(tmp_path, reviews):
+    out = tmp_path / "sent"
+    assert run_cli("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
+    (tmp_path / "t.tsv").write_text("text\tlabel\ngood\t1\nmeh\t7\n")
+    assert_clean_error(run_cli("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
+
+
+@pytest.mark.parametrize("damage, fragment", [("magic", "magic number"), ("truncate", "truncated"),
+                                              ("count", "but")])
+def test_damaged_idx_files(tmp_path, idx_dir, damage, fragment):
+    import shutil
+    d = tmp_path / "idx"
+    shutil.copytree(idx_dir, d)
+    f = d / "t10k-images-idx3-ubyte"
+    data = bytearray(f.read_bytes())
+    if damage == "magic":
+        data[3] = 1
+        f.write_bytes(bytes(data))
+    elif damage == "truncate":
+        f.write_bytes(bytes(data[: len(data) // 2]))
+    else:
+        write_idx(d / "t10k-labels-idx1-ubyte", np.zeros(5, np.uint8), IDX_LABELS, False)
+    assert_clean_error(run_cli("classify-mnist", "--data", d, "--out", tmp_path / "r", "--max-steps", "1"), fragment)
+
+
+def test_missing_data_path_and_wrong_task(tmp_path, trained_run):
+    assert_clean_error(run_cli("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
+                       "does not exist")
+    assert_clean_error(run_cli("classify", "--model", trained_run, "hello"), "lm model", "not a classifier")
