@@ -23,6 +23,10 @@ def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
     assert "step 20:" in r.stdout and r.stderr == ""
     for name in ("config.json", "vocab.json", "checkpoint.npz", "best.npz", "metrics.jsonl", "data/ids.bin"):
         assert (out / name).exists(), name
+    # Atomic writes go through a private temporary file; the result has the user's usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert list((out / "logs").iterdir()), "TensorBoard logs missing"
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "lm" and config["model"]["units"] == 32 and config["train"]["max_steps"] == 20
