@@ -16,6 +16,12 @@ _API = {
     "TrainConfig": "charseq.train", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
     "train_lm": "charseq.lm_run", "load_lm": "charseq.lm_run", "evaluate_lm": "charseq.lm_run",
     "generate": "charseq.sampling",
+    "SequenceClassifier": "charseq.classifier", "train_mnist": "charseq.classifier_run",
+    "train_classifier": "charseq.classifier_run", "load_classifier": "charseq.classifier_run",
+    "classify": "charseq.classifier_run", "evaluate_classifier": "charseq.classifier_run",
+    "Seq2Seq": "charseq.seq2seq", "train_seq2seq": "charseq.seq2seq_run", "load_seq2seq": "charseq.seq2seq_run",
+    "Translator": "charseq.seq2seq_run", "translate": "charseq.seq2seq_run",
+    "evaluate_seq2seq": "charseq.seq2seq_run", "make_pairs": "charseq.data.pairs", "read_pairs": "charseq.data.pairs",
 }
 
 

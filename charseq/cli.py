@@ -176,7 +176,7 @@ DEFAULT_MAX_STEPS = 1000
 @click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown).")
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="Characters seen fewer times map to unknown.")
-@model_options(layers=2, units=512, dropout=0.2)
+@model_options(layers=2, units=256, dropout=0.2)
 @click.option("--seq-len", type=int, default=100, show_default=True, help="Characters per training window.")
 @click.option("--windows", type=click.Choice(["contiguous", "random"]), default="contiguous", show_default=True,
               help="contiguous: carry the state across windows; random: independent random windows.")
@@ -287,6 +287,104 @@ def classify_command(model_dir, texts, input_file, as_json):
             click.echo(f"{result['label']}\t{result['probability']:.3f}\t{result['text']}")
 
 
+# ----------------------------------------------------------------------------- encoder-decoder
+@main.command("make-pairs")
+@click.argument("task", type=click.Choice(["addition", "reverse", "sort", "dates"]))
+@click.option("--n", "n", type=int, default=20000, show_default=True, help="How many distinct pairs.")
+@click.option("--digits", type=int, default=3, show_default=True, help="addition: numbers of up to this many digits.")
+@click.option("--min-length", type=int, default=3, show_default=True, help="reverse/sort: shortest string.")
+@click.option("--max-length", type=int, default=12, show_default=True, help="reverse/sort: longest string.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "-o", type=click.Path(), required=True, help="TSV file to write (source<TAB>target).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
+    """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
+    sort (the characters of a string) or dates (human formats -> ISO 8601)."""
+    from charseq.data.pairs import make_pairs
+    from charseq.errors import CharseqError
+    from charseq.files import write_bytes_atomic
+
+    if os.path.exists(out) and not force:
+        raise CharseqError(f"{out} already exists; use --force to replace it")
+    pairs = make_pairs(task, n, seed=seed, digits=digits, length=(min_length, max_length))
+    write_bytes_atomic(out, "".join(f"{s}\t{t}\n" for s, t in pairs).encode("utf-8"))
+    click.echo(f"wrote {len(pairs):,} {task} pairs to {out}" + (f" (only {len(pairs):,} distinct exist)"
+                                                                 if len(pairs) < n else ""))
+
+
+@main.command("train-seq2seq")
+@click.argument("train_file", required=False, type=click.Path())
+@click.option("--val", type=click.Path(), help="Validation pairs [default: hold out --val-fraction].")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
+@click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
+@click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
+@click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
+@click.option("--encoding", default="utf-8", show_default=True)
+@model_options(units=256)
+@click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default="luong", show_default=True,
+              help="How each decoder step looks at the encoder outputs.")
+@click.option("--reverse-source", is_flag=True, help="Read the source backwards (the classic LSTM seq2seq trick).")
+@click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
+@training_options(batch_size=128, lr=3e-3, eval_every=None, eval_help="Evaluate every this many steps [default: once per epoch].")
+def train_seq2seq_command(train_file, out, force, resume, **settings):
+    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
+
+    Default: 20 epochs; run directory runs/<file name>. Prints validation loss, exact match
+    and character error rate (greedy decoding of up to 1,000 validation pairs) as it trains.
+    """
+    _configure_output()
+    from charseq.seq2seq_run import train_seq2seq
+
+    data_keys = ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding")
+    data = {k: settings.pop(k) for k in data_keys}
+    settings = _stop_settings(settings, resume, out, {"epochs": 20})
+    if resume:
+        data = {}
+    if out is None:
+        out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "seq2seq"))[0])
+    train_seq2seq(train_file, out, force=force, resume=resume, log=click.echo, **data, **settings)
+    click.echo(f"done: run directory {out}")
+
+
+@main.command("translate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of an encoder-decoder.")
+@click.argument("sources", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(), help="A file with one source per line.")
+@click.option("--beam", type=int, default=1, show_default=True, help="Beam width (1: greedy).")
+@click.option("--n-best", type=int, default=1, show_default=True, help="Print this many hypotheses per source.")
+@click.option("--length-penalty", type=float, default=1.0, show_default=True,
+              help="Rank by log-probability / length**this (0: raw log-probability).")
+@click.option("--max-output-len", type=int, help="Stop a hypothesis after this many characters.")
+@click.option("--unknown", type=click.Choice(["error", "unk"]), default="error", show_default=True,
+              help="What to do with source characters the model does not know.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, as_json):
+    """Map each SOURCE (or each line of --input) to its output sequence."""
+    _configure_output()
+    from charseq.errors import CharseqError
+    from charseq.files import read_text
+    from charseq.seq2seq_run import Translator
+
+    sources = list(sources)
+    if input_file is not None:
+        sources += [line for line in read_text(input_file).split("\n") if line.strip()]
+    if not sources:
+        raise CharseqError("nothing to translate: give sources or --input FILE")
+    results = Translator(model_dir)(sources, beam=beam, n_best=n_best, max_len=max_output_len,
+                                    length_penalty=length_penalty, unknown=unknown)
+    for source, hyps in zip(sources, results):
+        if as_json:
+            click.echo(json.dumps({"source": source, "hypotheses": [
+                {"text": t, "log_prob": lp, "score": sc} for t, lp, sc in hyps]}, ensure_ascii=False))
+        elif n_best == 1:
+            click.echo(hyps[0][0] if hyps else "")
+        else:
+            click.echo(source)
+            for text, log_prob, _ in hyps:
+                click.echo(f"  {log_prob:9.4f}  {text}")
+
+
 # ----------------------------------------------------------------------------- generate
 @main.command("generate")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
@@ -327,7 +425,8 @@ def generate_command(model_dir, prompt, num_samples, **options):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--encoding", default="utf-8", show_default=True)
 @click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict", show_default=True)
-def evaluate_command(model_dir, file, as_json, encoding, errors):
+@click.option("--beam", type=int, default=1, show_default=True, help="Encoder-decoders: beam width (1: greedy).")
+def evaluate_command(model_dir, file, as_json, encoding, errors, beam):
     """Score a trained model on held-out data in FILE.
 
     \b
@@ -335,6 +434,7 @@ def evaluate_command(model_dir, file, as_json, encoding, errors):
     Text classifiers: accuracy and per-class recall on a TSV/CSV file.
     Image classifiers: accuracy and confusion matrix on the test split of FILE (.npz or IDX
     directory), or of the data the model was trained on.
+    Encoder-decoders: exact match and character error rate on a file of source<TAB>target pairs.
     """
     _configure_output()
     from charseq.errors import CharseqError
@@ -357,6 +457,14 @@ def evaluate_command(model_dir, file, as_json, encoding, errors):
         summary = f"accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
             f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
             f"({c['examples']} examples)" for name, c in report["per_class"].items())
+    elif task == "seq2seq":
+        from charseq.seq2seq_run import evaluate_seq2seq
+
+        if file is None:
+            raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
+        report = evaluate_seq2seq(model_dir, file, beam=beam, encoding=encoding)
+        summary = (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
+                   f"on {report['examples']:,} pairs (beam {beam})")
     else:
         raise CharseqError(f"{model_dir} holds a {task!r} model, which this version cannot evaluate")
     click.echo(json.dumps(report) if as_json else summary)

@@ -1,0 +1,123 @@
+"""Sequence pairs for the encoder-decoder: a TSV reader and synthetic tasks that need no download.
+
+    pairs = read_pairs("add.tsv")                       # source<TAB>target per line
+    rows = make_pairs("addition", n=50000, seed=0, digits=3)
+
+The synthetic tasks are the classic seq2seq demos: addition of two numbers (`12+345` → `357`),
+string reversal, sorting the characters of a string, and date normalisation from several
+human formats to ISO 8601 (`March 7, 1994` → `1994-03-07`). Each is a pure function of its
+seed, so demos and tests are reproducible.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from charseq.errors import CharseqError
+from charseq.files import read_text
+
+TASKS = ("addition", "reverse", "sort", "dates")
+
+
+@dataclass
+class Pairs:
+    sources: list[str]
+    targets: list[str]
+    skipped: int = 0  # bad rows skipped (--skip-bad-rows)
+    too_long: int = 0  # sources over --max-input-len skipped
+
+
+def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int | None = None,
+               skip_long: bool = False, encoding: str = "utf-8") -> Pairs:
+    """`source<TAB>target` lines. A line without exactly one tab, or with an empty side, is an
+    error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an
+    error unless `skip_long`. Blank lines are ignored."""
+    sources, targets, skipped, too_long = [], [], 0, 0
+    for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("\t")
+        problem = None
+        if len(fields) != 2:
+            problem = "has no tab between source and target" if len(fields) == 1 else f"has {len(fields) - 1} tabs, not 1"
+        elif not fields[0].strip():
+            problem = "has an empty source"
+        elif not fields[1].strip():
+            problem = "has an empty target"
+        if problem:
+            if not skip_bad_rows:
+                raise CharseqError(f"{path} line {number} {problem} (use --skip-bad-rows to skip such lines)")
+            skipped += 1
+            continue
+        source, target = fields
+        if max_input_len is not None and len(source) > max_input_len:
+            if not skip_long:
+                raise CharseqError(f"{path} line {number}: the source has {len(source)} characters, more than "
+                                   f"--max-input-len {max_input_len} (use --skip-long to skip such lines)")
+            too_long += 1
+            continue
+        sources.append(source)
+        targets.append(target)
+    if not sources:
+        raise CharseqError(f"{path} has no usable source<TAB>target lines")
+    return Pairs(sources, targets, skipped, too_long)
+
+
+# ----------------------------------------------------------------------------- synthetic tasks
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December"]
+
+
+def _date_text(day: datetime.date, style: int) -> str:
+    """One of several human ways of writing a date."""
+    month = MONTHS[day.month - 1]
+    return [
+        f"{month} {day.day}, {day.year}",              # March 7, 1994
+        f"{day.day} {month} {day.year}",               # 7 March 1994
+        f"{month[:3]} {day.day} {day.year}",           # Mar 7 1994
+        f"{day.day:02d}/{day.month:02d}/{day.year}",   # 07/03/1994 (day first)
+        f"{day.day}.{day.month}.{day.year}",           # 7.3.1994
+        f"{day.strftime('%A')}, {month} {day.day}, {day.year}",  # Monday, March 7, 1994
+        f"{day.day} {month[:3].lower()} {day.year % 100:02d}",  # 7 mar 94 (two-digit year: 19xx/20xx below)
+        f"{month.upper()} {day.day} {day.year}",       # MARCH 7 1994
+    ][style]
+
+
+def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[int, int] = (3, 12)) -> list[tuple[str, str]]:
+    """`n` distinct (source, target) pairs of a synthetic task (fewer if the task has fewer)."""
+    if task not in TASKS:
+        raise CharseqError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if n < 1:
+        raise CharseqError(f"--n must be at least 1, not {n}")
+    if not 1 <= digits <= 18:
+        raise CharseqError(f"--digits must be between 1 and 18, not {digits}")
+    lo, hi = length
+    if not 1 <= lo <= hi:
+        raise CharseqError(f"--min-length and --max-length must satisfy 1 <= min <= max, not {lo} and {hi}")
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    seen: set[str] = set()
+    pairs: list[tuple[str, str]] = []
+    attempts = 0
+    while len(pairs) < n and attempts < 20 * n + 1000:
+        attempts += 1
+        if task == "addition":
+            # Each number has 1..digits digits, uniform in its length, so short sums are not rare.
+            a, b = (int(rng.integers(0 if d == 1 else 10 ** (d - 1), 10 ** d))
+                    for d in rng.integers(1, digits + 1, size=2))
+            source, target = f"{a}+{b}", str(a + b)
+        elif task in ("reverse", "sort"):
+            word = "".join(rng.choice(letters, size=int(rng.integers(lo, hi + 1))))
+            source, target = word, word[::-1] if task == "reverse" else "".join(sorted(word))
+        else:
+            day = datetime.date(1950, 1, 1) + datetime.timedelta(days=int(rng.integers(0, 365 * 100)))
+            source, target = _date_text(day, int(rng.integers(0, 8))), day.isoformat()
+        if source in seen:
+            continue
+        seen.add(source)
+        pairs.append((source, target))
+    return pairs

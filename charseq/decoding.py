@@ -1,0 +1,99 @@
+"""Decoding an encoder-decoder: greedy and beam search, batched, decoder state carried step by step.
+
+    decoder = Decoder(model, target_vocab)
+    hyps = decoder.decode(source_batch, beam=5, n_best=3)   # per source: [(text, log_prob, norm_score), ...]
+
+The source is encoded once; then every step feeds one token per hypothesis through the
+compiled `decode_step` and keeps the `beam` best continuations of each source (beam 1 is
+greedy decoding). A hypothesis ends at the end symbol; decoding stops when all have ended or
+at `max_len` tokens. Finished hypotheses are ranked by log-probability divided by
+length ** `length_penalty` (0: raw log-probability; 1: per-token average), so that beam search
+does not simply prefer short outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.errors import CharseqError
+from charseq.vocab import BOS, EOS, PAD, SPECIALS
+
+
+def check_options(beam: int, n_best: int, max_len: int) -> None:
+    if beam < 1:
+        raise CharseqError(f"--beam must be at least 1, not {beam}")
+    if not 1 <= n_best <= beam:
+        raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}")
+    if max_len < 1:
+        raise CharseqError(f"--max-output-len must be at least 1, not {max_len}")
+
+
+class Decoder:
+    def __init__(self, model, target_vocab):
+        self.model, self.vocab = model, target_vocab
+        self._encode = tf.function(lambda ids: model.encode(ids, training=False), reduce_retracing=True)
+        self._step = tf.function(self._step_fn, reduce_retracing=True)
+
+    def _step_fn(self, token, states, memory, mask):
+        logits, states = self.model.decode_step(token, states, memory, mask)
+        return tf.nn.log_softmax(logits, axis=-1), states
+
+    def decode(self, source_ids: np.ndarray, beam: int = 1, n_best: int = 1, max_len: int = 100,
+               length_penalty: float = 1.0) -> list[list[tuple[str, float, float]]]:
+        """For each row of `source_ids` ([batch, time], right-padded with 0): its `n_best` best
+        hypotheses as (text, log-probability, normalised score), best first."""
+        check_options(beam, n_best, max_len)
+        batch = source_ids.shape[0]
+        memory, mask, states = self._encode(tf.constant(source_ids, tf.int32))
+
+        def tile(t):  # every source's tensors repeated for its `beam` hypotheses
+            return tf.repeat(t, beam, axis=0)
+        memory, mask = tile(memory), tile(mask)
+        states = [[tile(s) for s in layer] for layer in states]
+
+        vocab = self.model.target_vocab_size
+        banned = np.zeros(vocab, np.float32)
+        banned[[i for i in range(len(SPECIALS)) if i != EOS]] = -np.inf  # never emit pad/unk/start
+        # Only the first hypothesis of each source is live at the start (the rest would duplicate it).
+        scores = np.full((batch, beam), -np.inf, np.float64)
+        scores[:, 0] = 0.0
+        tokens = np.full((batch * beam,), BOS, np.int32)
+        history = np.zeros((batch, beam, 0), np.int32)
+        lengths = np.zeros((batch, beam), np.int32)
+        finished = np.zeros((batch, beam), bool)
+        for _ in range(max_len):
+            log_probs, states = self._step(tf.constant(tokens), states, memory, mask)
+            log_probs = log_probs.numpy().astype(np.float64).reshape(batch, beam, vocab) + banned
+            # A finished hypothesis continues only with padding, at no cost, so it keeps its score.
+            done = finished[:, :, None]
+            log_probs = np.where(done, -np.inf, log_probs)
+            log_probs[:, :, PAD] = np.where(finished, 0.0, -np.inf)
+            candidates = (scores[:, :, None] + log_probs).reshape(batch, beam * vocab)
+            best = np.argsort(-candidates, axis=1, kind="stable")[:, :beam]
+            origin, token = best // vocab, (best % vocab).astype(np.int32)
+            rows = np.arange(batch)[:, None]
+            scores = candidates[rows, best]
+            history = np.concatenate([history[rows, origin], token[:, :, None]], axis=2)
+            was_finished = finished[rows, origin]
+            lengths = lengths[rows, origin] + (~was_finished)
+            finished = was_finished | (token == EOS)
+            gather = tf.constant((origin + rows * beam).reshape(-1), tf.int32)
+            states = [[tf.gather(s, gather) for s in layer] for layer in states]
+            tokens = token.reshape(-1)
+            if finished[np.isfinite(scores)].all():
+                break
+        normalised = scores / np.maximum(lengths, 1) ** length_penalty
+        results = []
+        for b in range(batch):
+            order = np.argsort(-normalised[b], kind="stable")
+            hyps = []
+            for k in order:
+                if not np.isfinite(scores[b, k]):
+                    continue
+                ids = [t for t in history[b, k] if t not in (PAD, EOS)]
+                hyps.append((self.vocab.decode(ids), float(scores[b, k]), float(normalised[b, k])))
+                if len(hyps) == n_best:
+                    break
+            results.append(hyps)
+        return results

@@ -1,0 +1,372 @@
+"""Encoder-decoder runs: train on source<TAB>target pairs, load back, translate, evaluate.
+
+    train_seq2seq("add.tsv", out="runs/add", epochs=30)
+    translate("runs/add", ["123+456"])                  # [[("579", log_prob, score)]]
+    evaluate_seq2seq("runs/add", "test.tsv")            # exact match, character error rate
+
+The pieces are the foundation's: vocabularies (with start and end symbols), two shared
+backbones (charseq.seq2seq), the shared training loop and run directory; decoding is
+charseq.decoding. Batches hold pairs of similar source length, right-padded with the
+padding masked; the decoder reads `<s> target` and learns to predict `target </s>`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.data.labeled import bucketed_batches, pad_batch
+from charseq.data.pairs import read_pairs
+from charseq.decoding import Decoder, check_options
+from charseq.errors import CharseqError
+from charseq.files import check_readable_file
+from charseq.lm import sequence_loss
+from charseq.precision import resolve_precision
+from charseq.runs import RunDir
+from charseq.seq2seq import ATTENTIONS, Seq2Seq
+from charseq.train import TrainConfig, train
+from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
+
+TASK = "seq2seq"
+TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The encoder-decoder's shape and how it reads its pairs."""
+
+    cell: str = "lstm"
+    layers: int = 1
+    units: int = 256
+    embedding_dim: int = 64
+    dropout: float = 0.0
+    attention: str = "luong"
+    l2: float = 0.0
+    precision: str = "auto"
+    reverse_source: bool = False  # read the source backwards (Sutskever et al.'s trick for LSTMs)
+    max_output_len: int | None = None  # decoding limit; default: 2x the longest training target + 10
+
+    def validate(self) -> None:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
+        for name in ("layers", "units", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if self.attention not in ATTENTIONS:
+            raise CharseqError(f"--attention must be one of {', '.join(ATTENTIONS)}")
+        if self.max_output_len is not None and self.max_output_len < 1:
+            raise CharseqError("--max-output-len must be at least 1")
+
+
+def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, TrainConfig]:
+    names = [{f.name for f in fields(g)} for g in (Seq2SeqConfig, TrainConfig)]
+    unknown = set(settings) - names[0] - names[1]
+    if unknown:
+        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+    model = Seq2SeqConfig(**{k: v for k, v in settings.items() if k in names[0]})
+    training = TrainConfig(**{k: v for k, v in settings.items() if k in names[1]})
+    model.validate()
+    training.validate()
+    return model, training
+
+
+def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
+    c = Seq2SeqConfig(**cfg)
+    model = Seq2Seq(source_size, target_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
+                    embedding_dim=c.embedding_dim, attention=c.attention, l2=c.l2,
+                    precision=precision or resolve_precision(c.precision))
+    model((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
+    return model
+
+
+def encode_sources(vocab, sources: list[str], reverse: bool) -> list[np.ndarray]:
+    ids = [vocab.encode(s) for s in sources]
+    return [x[::-1].copy() for x in ids] if reverse else ids
+
+
+def encode_targets(vocab, targets: list[str]) -> list[np.ndarray]:
+    return [vocab.encode(t) for t in targets]
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences (one row of the table at a time)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def score_outputs(predictions: list[str], targets: list[str]) -> dict:
+    """Exact-match accuracy and character error rate (total edit distance / total target length)."""
+    exact = sum(p == t for p, t in zip(predictions, targets))
+    edits = sum(edit_distance(p, t) for p, t in zip(predictions, targets))
+    chars = sum(len(t) for t in targets)
+    return {"exact_match": exact / len(targets), "char_error_rate": edits / max(chars, 1),
+            "examples": len(targets)}
+
+
+def decode_all(decoder: Decoder, sources: list[np.ndarray], beam: int = 1, n_best: int = 1,
+               max_len: int = 100, length_penalty: float = 1.0, batch_size: int = 256) -> list[list[tuple]]:
+    """Decode many sources in batches of similar length; results in the order of `sources`."""
+    check_options(beam, n_best, max_len)
+    order = np.argsort([len(s) for s in sources], kind="stable")
+    per_batch = max(1, batch_size // beam)
+    results: list = [None] * len(sources)
+    for start in range(0, len(order), per_batch):
+        idx = order[start: start + per_batch]
+        hyps = decoder.decode(pad_batch([sources[i] for i in idx]), beam, n_best, max_len, length_penalty)
+        for i, h in zip(idx, hyps):
+            results[i] = h
+    return results
+
+
+class Seq2SeqTask:
+    """The encoder-decoder as a training task. Batches are a pure function of (seed, step)."""
+
+    monitor = ("val_exact_match", "max")
+
+    def __init__(self, model: Seq2Seq, target_vocab, train_pairs, val_pairs, val_targets: list[str],
+                 batch_size: int, seed: int, max_output_len: int, eval_examples: int = 1000):
+        self.model, self.batch_size, self.seed = model, batch_size, seed
+        self.x_train, self.y_train = train_pairs
+        self.x_val, self.y_val = val_pairs
+        # Exact match needs decoding, which costs a step per character: a fixed sample of the
+        # validation pairs keeps evaluation short on big sets (evaluate scores them all).
+        pick = np.random.default_rng(seed).permutation(len(self.x_val))[:eval_examples]
+        self.eval_sources = [self.x_val[i] for i in pick]
+        self.eval_targets = [val_targets[i] for i in pick]
+        self.lengths = np.array([len(x) for x in self.x_train])
+        self.steps_per_epoch = math.ceil(len(self.x_train) / batch_size)
+        self.tokens_per_step = int(batch_size * (np.mean([len(y) for y in self.y_train]) + 1))
+        self.decoder = Decoder(model, target_vocab)
+        self.max_output_len = max_output_len
+        self._epoch, self._batches, self._compiled, self._loss_fn = None, None, None, None
+
+    @staticmethod
+    def teacher_forcing(targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(decoder input `<s> target`, expected output `target </s>`), right-padded with 0."""
+        inputs = pad_batch([np.concatenate([[BOS], t]) for t in targets])
+        outputs = pad_batch([np.concatenate([t, [EOS]]) for t in targets])
+        return inputs, outputs
+
+    def _batch(self, step: int):
+        epoch = step // self.steps_per_epoch
+        if epoch != self._epoch:
+            self._batches = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
+            self._epoch = epoch
+        idx = self._batches[step % self.steps_per_epoch]
+        decoder_in, decoder_out = self.teacher_forcing([self.y_train[i] for i in idx])
+        return pad_batch([self.x_train[i] for i in idx]), decoder_in, decoder_out
+
+    def _compile(self, optimizer):
+        model = self.model
+
+        @tf.function(reduce_retracing=True)
+        def step(source, decoder_in, decoder_out):
+            with tf.GradientTape() as tape:
+                logits = model((source, decoder_in), training=True)
+                loss, _, _ = sequence_loss(decoder_out, logits, tf.cast(decoder_out != 0, tf.float32))
+                objective = loss + tf.add_n(model.losses) if model.losses else loss
+            grads = tape.gradient(objective, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        return step
+
+    def train_step(self, step: int, optimizer):
+        if self._compiled is None:
+            self._compiled = self._compile(optimizer)
+        return self._compiled(*(tf.constant(a) for a in self._batch(step)))
+
+    def val_loss(self) -> float:
+        if self._loss_fn is None:
+            self._loss_fn = tf.function(lambda s, i, o: sequence_loss(
+                o, self.model((s, i), training=False), tf.cast(o != 0, tf.float32))[1:], reduce_retracing=True)
+        total = count = 0.0
+        order = np.argsort([len(x) for x in self.x_val], kind="stable")
+        for start in range(0, len(order), 256):
+            idx = order[start: start + 256]
+            decoder_in, decoder_out = self.teacher_forcing([self.y_val[i] for i in idx])
+            t, c = self._loss_fn(tf.constant(pad_batch([self.x_val[i] for i in idx])), tf.constant(decoder_in),
+                                 tf.constant(decoder_out))
+            total, count = total + float(t), count + float(c)
+        return total / max(count, 1.0)
+
+    def evaluate(self) -> dict:
+        hyps = decode_all(self.decoder, self.eval_sources, max_len=self.max_output_len)
+        scores = score_outputs([h[0][0] if h else "" for h in hyps], self.eval_targets)
+        return {"val_loss": self.val_loss(), "val_exact_match": scores["exact_match"],
+                "val_char_error_rate": scores["char_error_rate"]}
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, arrays: dict) -> None:
+        pass
+
+
+def _load_vocabs(run: RunDir, shared: bool):
+    source = load_vocab(run.path)
+    return source, source if shared else load_vocab(run.path / TARGET_VOCAB_DIR)
+
+
+def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/seq2seq", *,
+                  val: str | Path | None = None, val_fraction: float = 0.1, shared_vocab: bool = False,
+                  skip_bad_rows: bool = False, max_input_len: int | None = None, skip_long: bool = False,
+                  encoding: str = "utf-8", force: bool = False, resume: bool = False,
+                  log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
+    """Train an encoder-decoder on `source<TAB>target` lines of `train_file`.
+
+    `settings` are the fields of :class:`Seq2SeqConfig` and :class:`~charseq.train.TrainConfig`.
+    Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
+    """
+    if resume:
+        run = RunDir.open(out)
+        config = run.require_task(TASK)
+        stop = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
+        train_cfg = TrainConfig.from_dict({**config["train"], **stop})
+        if stop:
+            run.write_config({**config, "train": train_cfg.to_dict()})
+        model_cfg = Seq2SeqConfig(**config["model"])
+        d = config["data"]
+        train_file, val, val_fraction, shared_vocab = d["train"], d["val"], d["val_fraction"], d["shared_vocab"]
+        skip_bad_rows, max_input_len, skip_long, encoding = (d["skip_bad_rows"], d["max_input_len"],
+                                                             d["skip_long"], d["encoding"])
+    else:
+        if train_file is None:
+            raise CharseqError("give a training file of source<TAB>target lines")
+        check_readable_file(train_file, "training file")
+        if val is not None:
+            check_readable_file(val, "validation file")
+        if not 0 < val_fraction < 1:
+            raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+        if max_input_len is not None and max_input_len < 1:
+            raise CharseqError("--max-input-len must be at least 1")
+        settings.setdefault("epochs", 20)
+        model_cfg, train_cfg = _split_settings(settings)
+
+    def read(path):
+        pairs = read_pairs(path, skip_bad_rows, max_input_len, skip_long, encoding)
+        if pairs.skipped:
+            log(f"skipped {pairs.skipped} bad lines of {path}")
+        if pairs.too_long:
+            log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {max_input_len}")
+        return pairs
+
+    pairs = read(train_file)
+    sources, targets = pairs.sources, pairs.targets
+    if val is not None:
+        v = read(val)
+        val_sources, val_targets = v.sources, v.targets
+    else:
+        if len(sources) < 2:
+            raise CharseqError(f"{train_file} has {len(sources)} pair; give at least 2, or a --val file")
+        order = np.random.default_rng(train_cfg.seed).permutation(len(sources))
+        n_val = max(1, int(round(len(sources) * val_fraction)))
+        val_sources, val_targets = [sources[i] for i in order[:n_val]], [targets[i] for i in order[:n_val]]
+        sources, targets = [sources[i] for i in order[n_val:]], [targets[i] for i in order[n_val:]]
+
+    if resume:
+        source_vocab, target_vocab = _load_vocabs(run, shared_vocab)
+    elif shared_vocab:
+        source_vocab = target_vocab = CharVocab.build(count_characters(sources + targets))
+    else:
+        source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
+    if model_cfg.max_output_len is None:
+        model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
+    if not resume:
+        run = RunDir.create(out, force=force)
+        source_vocab.save(run.path)
+        if not shared_vocab:
+            (run.path / TARGET_VOCAB_DIR).mkdir()
+            target_vocab.save(run.path / TARGET_VOCAB_DIR)
+        run.write_config({"task": TASK, "model": asdict(model_cfg), "train": train_cfg.to_dict(),
+                          "data": {"train": str(Path(train_file).resolve()),
+                                   "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
+                                   "shared_vocab": shared_vocab, "skip_bad_rows": skip_bad_rows,
+                                   "max_input_len": max_input_len, "skip_long": skip_long, "encoding": encoding}})
+    log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
+        f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if shared_vocab else ''}")
+
+    tf.keras.utils.set_random_seed(train_cfg.seed)
+    model = build_seq2seq(asdict(model_cfg), source_vocab.size, target_vocab.size)
+    rev = model_cfg.reverse_source
+    task = Seq2SeqTask(model, target_vocab,
+                       (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
+                       (encode_sources(source_vocab, val_sources, rev), encode_targets(target_vocab, val_targets)),
+                       val_targets, train_cfg.batch_size, train_cfg.seed, model_cfg.max_output_len)
+    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell} encoder and decoder, attention "
+        f"{model_cfg.attention}, {params:,} parameters, {model.decoder.dtype_policy.name}; "
+        f"{task.steps_per_epoch} steps per epoch")
+    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return run
+
+
+def load_seq2seq(path: str | Path, precision: str | None = None):
+    """(model, source vocab, target vocab, config) of a trained encoder-decoder run."""
+    run = RunDir.open(path)
+    config = run.require_task(TASK)
+    try:
+        source_vocab, target_vocab = _load_vocabs(run, config["data"]["shared_vocab"])
+        model = build_seq2seq(config["model"], source_vocab.size, target_vocab.size, precision)
+    except (TypeError, KeyError) as e:
+        raise CharseqError(f"{run.path}/config.json does not describe an encoder-decoder ({e})") from None
+    run.load_weights(model)
+    return model, source_vocab, target_vocab, config
+
+
+class Translator:
+    """A loaded encoder-decoder, ready to decode many sources (load once, translate often)."""
+
+    def __init__(self, path: str | Path):
+        self.model, self.source_vocab, self.target_vocab, self.config = load_seq2seq(path)
+        self.decoder = Decoder(self.model, self.target_vocab)
+
+    def encode(self, sources: list[str], unknown: str = "error") -> list[np.ndarray]:
+        if unknown not in ("error", "unk"):
+            raise CharseqError("--unknown must be error or unk")
+        for s in sources:
+            if not s:
+                raise CharseqError("cannot translate an empty source")
+            missing = self.source_vocab.unknown(s)
+            if missing and unknown == "error":
+                shown = " ".join(repr(c) for c in missing[:10])
+                raise CharseqError(f"the source {s[:40]!r} has characters the model's source vocabulary does not "
+                                   f"have: {shown} (use --unknown unk)")
+        return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
+
+    def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
+                 length_penalty: float = 1.0, unknown: str = "error") -> list[list[tuple[str, float, float]]]:
+        ids = self.encode(sources, unknown)
+        return decode_all(self.decoder, ids, beam, n_best, max_len or self.config["model"]["max_output_len"],
+                          length_penalty)
+
+
+def translate(path: str | Path, sources: list[str], **options) -> list[list[tuple[str, float, float]]]:
+    """Per source, its `n_best` hypotheses (text, log-probability, normalised score), best first."""
+    return Translator(path)(sources, **options)
+
+
+def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = 1, skip_bad_rows: bool = False,
+                     encoding: str = "utf-8") -> dict:
+    """Exact match and character error rate of the best hypothesis on a file of pairs."""
+    import time
+
+    translator = Translator(path)
+    pairs = read_pairs(file, skip_bad_rows, encoding=encoding)
+    start = time.perf_counter()
+    hyps = translator(pairs.sources, beam=beam, unknown="unk")
+    seconds = time.perf_counter() - start  # includes compiling the decoding step once
+    return {**score_outputs([h[0][0] if h else "" for h in hyps], pairs.targets), "beam": beam,
+            "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1)}
