@@ -3,7 +3,7 @@
 #   scripts/bench_mnist.sh [MINUTES] [extra classify-mnist options]
 # Reports the test accuracy of the FINAL weights (not of the best epoch, which would be chosen
 # on the test set) and the wall time. With no options it runs charseq's best configuration;
-# the tutorial configurations of the README table are:
+# the tutorial configurations of the README table are (RUN=runs/NAME keeps each run apart):
 #   scripts/bench_mnist.sh 10 --layers 3 --units 256 --dropout 0.5 --lr 1e-3 --batch-size 100 --lr-decay none
 #   scripts/bench_mnist.sh 10 --cell rnn --units 150 --batch-size 150 --lr-decay none
 #   scripts/bench_mnist.sh 10 --units 100 --batch-size 50 --lr 1e-4 --lr-decay none
@@ -12,7 +12,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 MINUTES="${1:-10}"; shift || true
-RUN="runs/bench-mnist"
+RUN="${RUN:-runs/bench-mnist}"
 start=$(date +%s)
 if [ $# -eq 0 ]; then
     set -- --bidirectional --units 128 --augment-shift 2 --lr 3e-3
