@@ -14,7 +14,7 @@ of similar length) with the padding masked.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +28,7 @@ from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
+from charseq.settings import check_backbone, split_settings
 from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
@@ -50,13 +51,7 @@ class ClassifierConfig:
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
 
     def validate(self) -> None:
-        if self.cell not in ("rnn", "lstm", "gru"):
-            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
-        for name in ("layers", "units", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        check_backbone(self)
         if self.max_len is not None and self.max_len < 1:
             raise CharseqError("--max-len must be at least 1")
         if self.augment_shift < 0:
@@ -64,15 +59,7 @@ class ClassifierConfig:
 
 
 def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
-    names = [{f.name for f in fields(g)} for g in (ClassifierConfig, TrainConfig)]
-    unknown = set(settings) - names[0] - names[1]
-    if unknown:
-        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
-    model = ClassifierConfig(**{k: v for k, v in settings.items() if k in names[0]})
-    training = TrainConfig(**{k: v for k, v in settings.items() if k in names[1]})
-    model.validate()
-    training.validate()
-    return model, training
+    return split_settings(settings, ClassifierConfig, TrainConfig)
 
 
 def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None):

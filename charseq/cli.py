@@ -61,6 +61,9 @@ def main(debug):
     \b
     charseq train-lm corpora/poems.txt --out runs/poems
     charseq generate --model runs/poems --prompt 春风 --length 200
+    charseq classify-mnist --out runs/mnist
+    charseq train-seq2seq corpora/zh-en.tsv --out runs/zh-en
+    charseq translate --model runs/zh-en --beam 5 我英语不好
     charseq evaluate --model runs/poems held-out.txt --json
     """
 
@@ -160,6 +163,18 @@ def _stop_settings(settings: dict, resume: bool, out, default: dict) -> dict:
     return settings
 
 
+def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, default_stop: dict,
+                   data_keys: tuple[str, ...]) -> None:
+    """The body of a train command that reads one training file: the data options go to the
+    library function only for a new run (a resumed run reads them from its config.json)."""
+    data = {k: settings.pop(k) for k in data_keys}
+    settings = _stop_settings(settings, resume, out, default_stop)
+    if out is None:
+        out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
+    train_fn(train_file, out, force=force, resume=resume, log=click.echo, **({} if resume else data), **settings)
+    click.echo(f"done: run directory {out}")
+
+
 # ----------------------------------------------------------------------------- train-lm
 DEFAULT_MAX_STEPS = 1000
 
@@ -251,16 +266,9 @@ def train_classifier_command(train_file, out, force, resume, **settings):
     _configure_output()
     from charseq.classifier_run import train_classifier
 
-    data_keys = ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab", "min_count",
-                 "init_from", "encoding")
-    data = {k: settings.pop(k) for k in data_keys}
-    settings = _stop_settings(settings, resume, out, {"epochs": 5})
-    if resume:
-        data = {}
-    if out is None:
-        out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "classifier"))[0])
-    train_classifier(train_file, out, force=force, resume=resume, log=click.echo, **data, **settings)
-    click.echo(f"done: run directory {out}")
+    _train_on_file(train_classifier, train_file, out, force, resume, settings, {"epochs": 5},
+                   ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab",
+                    "min_count", "init_from", "encoding"))
 
 
 @main.command("classify")
@@ -336,15 +344,8 @@ def train_seq2seq_command(train_file, out, force, resume, **settings):
     _configure_output()
     from charseq.seq2seq_run import train_seq2seq
 
-    data_keys = ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding")
-    data = {k: settings.pop(k) for k in data_keys}
-    settings = _stop_settings(settings, resume, out, {"epochs": 20})
-    if resume:
-        data = {}
-    if out is None:
-        out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "seq2seq"))[0])
-    train_seq2seq(train_file, out, force=force, resume=resume, log=click.echo, **data, **settings)
-    click.echo(f"done: run directory {out}")
+    _train_on_file(train_seq2seq, train_file, out, force, resume, settings, {"epochs": 20},
+                   ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding"))
 
 
 @main.command("translate")

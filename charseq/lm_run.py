@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +25,7 @@ from charseq.files import check_encoding, check_readable_file
 from charseq.lm import LanguageModel, loss_report, sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
+from charseq.settings import check_backbone, split_settings
 from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
@@ -46,15 +47,7 @@ class ModelConfig:
     precision: str = "auto"  # auto: bfloat16 compute where the CPU has native bf16, else float32
 
     def validate(self) -> None:
-        if self.cell not in ("rnn", "lstm", "gru"):
-            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
-        for name in ("layers", "units", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
-        if self.l2 < 0:
-            raise CharseqError("--l2 must be 0 or positive")
+        check_backbone(self)
 
 
 @dataclass
@@ -83,15 +76,6 @@ class DataConfig:
         if self.errors not in ("strict", "replace", "ignore"):
             raise CharseqError("--errors must be strict, replace or ignore")
         check_encoding(self.encoding)
-
-
-def _split(settings: dict) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    groups = (ModelConfig, DataConfig, TrainConfig)
-    names = [{f.name for f in fields(g)} for g in groups]
-    unknown = set(settings) - set().union(*names)
-    if unknown:
-        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
-    return tuple(g(**{k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
 
 
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
@@ -238,9 +222,7 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
             run.write_config({**config, "train": train_cfg.to_dict()})
         vocab = load_vocab(run.path)
     else:
-        model_cfg, data_cfg, train_cfg = _split(settings)
-        for cfg in (model_cfg, data_cfg, train_cfg):
-            cfg.validate()
+        model_cfg, data_cfg, train_cfg = split_settings(settings, ModelConfig, DataConfig, TrainConfig)
         if text is None:
             if corpus is None:
                 raise CharseqError("give a corpus file or --text")

@@ -13,7 +13,7 @@ padding masked; the decoder reads `<s> target` and learns to predict `target </s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +28,7 @@ from charseq.files import check_readable_file
 from charseq.lm import sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
+from charseq.settings import check_backbone, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
 from charseq.train import TrainConfig, train
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
@@ -52,13 +53,7 @@ class Seq2SeqConfig:
     max_output_len: int | None = None  # decoding limit; default: 2x the longest training target + 10
 
     def validate(self) -> None:
-        if self.cell not in ("rnn", "lstm", "gru"):
-            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
-        for name in ("layers", "units", "embedding_dim"):
-            if getattr(self, name) < 1:
-                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        check_backbone(self)
         if self.attention not in ATTENTIONS:
             raise CharseqError(f"--attention must be one of {', '.join(ATTENTIONS)}")
         if self.max_output_len is not None and self.max_output_len < 1:
@@ -66,15 +61,7 @@ class Seq2SeqConfig:
 
 
 def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, TrainConfig]:
-    names = [{f.name for f in fields(g)} for g in (Seq2SeqConfig, TrainConfig)]
-    unknown = set(settings) - names[0] - names[1]
-    if unknown:
-        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
-    model = Seq2SeqConfig(**{k: v for k, v in settings.items() if k in names[0]})
-    training = TrainConfig(**{k: v for k, v in settings.items() if k in names[1]})
-    model.validate()
-    training.validate()
-    return model, training
+    return split_settings(settings, Seq2SeqConfig, TrainConfig)
 
 
 def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
