@@ -381,9 +381,9 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
         elif n_best == 1:
             click.echo(hyps[0][0] if hyps else "")
         else:
-            click.echo(source)
-            for text, log_prob, _ in hyps:
-                click.echo(f"  {log_prob:9.4f}  {text}")
+            click.echo(source)  # then its hypotheses, best first: ranking score, log-probability, text
+            for text, log_prob, score in hyps:
+                click.echo(f"  {score:8.4f} {log_prob:9.4f}  {text}")
 
 
 # ----------------------------------------------------------------------------- generate

@@ -5,7 +5,7 @@
 # on the test set) and the wall time. With no options it runs charseq's best configuration;
 # the tutorial configurations of the README table are (RUN=runs/NAME keeps each run apart):
 #   scripts/bench_mnist.sh 10 --layers 3 --units 256 --dropout 0.5 --lr 1e-3 --batch-size 100 --lr-decay none
-#   scripts/bench_mnist.sh 10 --cell rnn --units 150 --batch-size 150 --lr-decay none
+#   scripts/bench_mnist.sh 10 --cell rnn --units 150 --batch-size 150 --lr 1e-3 --lr-decay none
 #   scripts/bench_mnist.sh 10 --units 100 --batch-size 50 --lr 1e-4 --lr-decay none
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
