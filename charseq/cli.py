@@ -204,7 +204,7 @@ def train_lm_command(corpus, text, out, force, resume, sample_length, **settings
     """Train a next-character language model on CORPUS (a text file).
 
     Stops at --max-steps, --epochs or --time-budget, whichever comes first (default: 1000 steps,
-    about 14 minutes for the default model on a 2-core CPU). The best weights (by validation
+    about 17 minutes for the default model on a 2-core AVX2 CPU). The best weights (by validation
     loss) are kept, so a long run on a small corpus does not lose its best model. The run
     directory defaults to runs/<corpus name>.
     """
