@@ -29,7 +29,7 @@ from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, split_settings
-from charseq.train import TrainConfig, train
+from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -194,30 +194,13 @@ def _encode_labels(labels: list[str], names: list[str], source) -> np.ndarray:
     return np.array([index[l] for l in labels], np.int64)
 
 
-def _start_run(out, force: bool, resume: bool) -> RunDir:
-    if resume:
-        run = RunDir.open(out)
-        run.require_task(TASK)
-        return run
-    return RunDir.create(out, force=force)
-
-
-def _resume_settings(run: RunDir, settings: dict):
-    config = run.require_task(TASK)
-    stop = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
-    training = TrainConfig.from_dict({**config["train"], **stop})
-    if stop:
-        run.write_config({**config, "train": training.to_dict()})
-    return config, ClassifierConfig(**config["model"]), training
-
-
 def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
                 resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                 **settings) -> RunDir:
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels)."""
     if resume:
-        run = _start_run(out, force, resume)
-        config, model_cfg, train_cfg = _resume_settings(run, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings)
+        model_cfg = ClassifierConfig(**config["model"])
         data = config["data"]["path"]
     else:
         settings.setdefault("epochs", 10)
@@ -231,7 +214,7 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
     if len(names) < 2:
         raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
     if not resume:
-        run = _start_run(out, force, resume)
+        run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg),
                           "train": train_cfg.to_dict(), "labels": names,
                           "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
@@ -258,8 +241,8 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
                      progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a text classifier on a TSV/CSV file with a header (text and label columns)."""
     if resume:
-        run = _start_run(out, force, resume)
-        config, model_cfg, train_cfg = _resume_settings(run, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings)
+        model_cfg = ClassifierConfig(**config["model"])
         d = config["data"]
         train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
         skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
@@ -309,7 +292,7 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
     x_val = [vocab.encode(t) for t in val_texts]
 
     if not resume:
-        run = _start_run(out, force, resume)
+        run = RunDir.create(out, force=force)
         vocab.save(run.path)
         run.write_config({"task": TASK, "input": "text", "model": asdict(model_cfg), "train": train_cfg.to_dict(),
                           "labels": names, "init_from": str(init_from) if init_from else None,

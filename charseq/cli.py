@@ -149,10 +149,10 @@ def _stop_settings(settings: dict, resume: bool, out, default: dict) -> dict:
     """On --resume only the stopping options given on the command line apply (the rest come from
     the run's config.json); a fresh run with no stopping option gets the command's default."""
     from charseq.errors import CharseqError
+    from charseq.train import STOP_SETTINGS as stops
 
     ctx = click.get_current_context()
     given = {k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
-    stops = ("max_steps", "epochs", "time_budget")
     if resume:
         if out is None:
             raise CharseqError("--resume needs --out, the run directory to continue")

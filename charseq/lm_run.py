@@ -26,7 +26,7 @@ from charseq.lm import LanguageModel, loss_report, sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, split_settings
-from charseq.train import TrainConfig, train
+from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "lm"
@@ -213,13 +213,8 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
     last checkpoint with its saved settings (only the stopping settings may be changed).
     """
     if resume:
-        run = RunDir.open(out)
-        config = run.require_task(TASK)
-        stop_overrides = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
+        run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg, data_cfg = ModelConfig(**config["model"]), DataConfig(**config["data"])
-        train_cfg = TrainConfig.from_dict({**config["train"], **stop_overrides})
-        if stop_overrides:
-            run.write_config({**config, "train": train_cfg.to_dict()})
         vocab = load_vocab(run.path)
     else:
         model_cfg, data_cfg, train_cfg = split_settings(settings, ModelConfig, DataConfig, TrainConfig)

@@ -30,7 +30,7 @@ from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
-from charseq.train import TrainConfig, train
+from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
@@ -218,12 +218,7 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
     """
     if resume:
-        run = RunDir.open(out)
-        config = run.require_task(TASK)
-        stop = {k: settings[k] for k in ("max_steps", "epochs", "time_budget") if k in settings}
-        train_cfg = TrainConfig.from_dict({**config["train"], **stop})
-        if stop:
-            run.write_config({**config, "train": train_cfg.to_dict()})
+        run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = Seq2SeqConfig(**config["model"])
         d = config["data"]
         train_file, val, val_fraction, shared_vocab = d["train"], d["val"], d["val_fraction"], d["shared_vocab"]

@@ -103,6 +103,24 @@ class Task(Protocol):
     def restore(self, arrays: dict) -> None: ...
 
 
+STOP_SETTINGS = ("max_steps", "epochs", "time_budget")
+
+
+def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
+    """An existing run of `task` to resume: (run, its config.json, its training settings).
+
+    A resumed run keeps every saved setting except where to stop, which `settings` may move
+    (e.g. `--max-steps 3000` extends a finished run); the new end is written back to config.json.
+    """
+    run = RunDir.open(out)
+    config = run.require_task(task)
+    stop = {k: settings[k] for k in STOP_SETTINGS if k in settings}
+    training = TrainConfig.from_dict({**config["train"], **stop})
+    if stop:
+        run.write_config({**config, "train": training.to_dict()})
+    return run, config, training
+
+
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": cfg.lr}
     if cfg.clip_norm:
