@@ -1,7 +1,8 @@
 """Text generation from a language model: temperature, top-k, top-p (nucleus) or greedy.
 
-Generation carries the recurrent state one token at a time (the prompt is read once), in a
-compiled step, as TensorFlow's text-generation tutorial does with its `OneStep` model.
+Generation carries the recurrent state one token at a time (the prompt is read once), as
+TensorFlow's text-generation tutorial does with its `OneStep` model, but the whole loop is one
+compiled `tf.while_loop`: no Python runs between characters.
 Sampling is stateless and keyed by (seed, position), so a seed always gives the same text.
 """
 
@@ -19,35 +20,46 @@ from charseq.vocab import SPECIALS, UNK
 UNKNOWN_POLICIES = ("error", "skip", "unk")
 
 
-def filter_logits(logits, temperature, top_k, top_p):
+def filter_logits(logits, temperature, top_k=None, top_p=None):
     """Logits scaled by temperature, with everything outside the top-k / top-p set at -inf.
 
-    `top_k` 0 and `top_p` 1.0 switch the filters off. Tensors of shape [batch, vocab].
+    `top_k` 0 and `top_p` 1.0 switch the filters off; None leaves them out of the graph, which is
+    cheaper (each sorts the vocabulary at every step). Tensors of shape [batch, vocab].
     """
     logits = logits / temperature
     neg_inf = tf.fill(tf.shape(logits), tf.constant(-np.inf, logits.dtype))
-    vocab = tf.shape(logits)[-1]
-    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-    kth = tf.reduce_min(tf.math.top_k(logits, k=k).values, axis=-1, keepdims=True)
-    logits = tf.where(logits < kth, neg_inf, logits)
-    sorted_logits = tf.sort(logits, direction="DESCENDING", axis=-1)
-    before = tf.math.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
-    # Keep the smallest set of most likely tokens whose probability reaches top_p.
-    kept = tf.where(before < top_p, sorted_logits, tf.constant(np.inf, logits.dtype))
-    threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
-    return tf.where(logits < threshold, neg_inf, logits)
+    if top_k is not None:
+        vocab = tf.shape(logits)[-1]
+        k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+        kth = tf.reduce_min(tf.math.top_k(logits, k=k).values, axis=-1, keepdims=True)
+        logits = tf.where(logits < kth, neg_inf, logits)
+    if top_p is not None:
+        sorted_logits = tf.sort(logits, direction="DESCENDING", axis=-1)
+        before = tf.math.cumsum(tf.nn.softmax(sorted_logits), axis=-1, exclusive=True)
+        # Keep the smallest set of most likely tokens whose probability reaches top_p.
+        kept = tf.where(before < top_p, sorted_logits, tf.constant(np.inf, logits.dtype))
+        threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
+        logits = tf.where(logits < threshold, neg_inf, logits)
+    return logits
 
 
 class Generator:
-    """Samples continuations of a prompt from a :class:`~charseq.lm.LanguageModel`."""
+    """Samples continuations of a prompt from a :class:`~charseq.lm.LanguageModel`.
+
+    The whole sampling loop (read the prompt, then carry the state from token to token) is one
+    compiled `tf.while_loop`, :meth:`sample_fn`; `charseq export` saves the same function in a
+    SavedModel, so exported and in-process generation give the same text for the same seed.
+    """
+
+    FIRST_CHUNK, MAX_CHUNK = 8, 128  # streaming: steps per compiled call, doubling up to the maximum
 
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
         banned = np.zeros(vocab.size, np.float32)
         banned[: len(SPECIALS)] = -np.inf  # never emit padding, unknown or start/end symbols
         self._banned = tf.constant(banned)
-        self._step = tf.function(self._step_fn, reduce_retracing=True)
-        self._prime = tf.function(self._prime_fn, reduce_retracing=True)
+        self._sample = tf.function(self.sample_fn, reduce_retracing=True)
+        self._continue = tf.function(self.continue_fn, reduce_retracing=True)
 
     def _pick(self, logits, temperature, top_k, top_p, seed, greedy):
         logits = logits + self._banned
@@ -56,13 +68,29 @@ class Generator:
         logits = filter_logits(logits, temperature, top_k, top_p)
         return tf.random.stateless_categorical(logits, 1, seed, dtype=tf.int32)[:, 0]
 
-    def _prime_fn(self, prompt_ids, temperature, top_k, top_p, seed, greedy):
-        logits, states = self.model(prompt_ids, training=False)
-        return self._pick(logits[:, -1], temperature, top_k, top_p, seed, greedy), states
+    def sample_fn(self, prompt_ids, steps, temperature, top_k, top_p, seed, greedy: bool):
+        """Read `prompt_ids` [batch, time], then sample `steps` (at least 1) tokens.
 
-    def _step_fn(self, token, states, temperature, top_k, top_p, seed, greedy):
-        logits, states = self.model.step(token, states)
-        return self._pick(logits, temperature, top_k, top_p, seed, greedy), states
+        Returns (tokens [batch, steps], next token, states): the next token is already sampled
+        and `states` have not yet read it, which is where :meth:`continue_fn` carries on.
+        """
+        logits, states = self.model(prompt_ids, training=False)
+        token = self._pick(logits[:, -1], temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
+        return self.continue_fn(token, states, 0, steps, temperature, top_k, top_p, seed, greedy)
+
+    def continue_fn(self, token, states, start, stop, temperature, top_k, top_p, seed, greedy: bool):
+        """Emit `token` as position `start`, then positions up to `stop` - 1, one step each;
+        position i is drawn with the stateless seed (seed, i), so chunking never changes the text."""
+        def body(i, token, states, out):
+            out = out.write(i - start, token)
+            logits, states = self.model.step(token, states)
+            token = self._pick(logits, temperature, top_k, top_p, tf.stack([seed, i + 1]), greedy)
+            return i + 1, token, states, out
+
+        out = tf.TensorArray(tf.int32, size=stop - start)
+        _, token, states, out = tf.while_loop(lambda i, *_: i < stop, body,
+                                              (tf.convert_to_tensor(start, tf.int32), token, states, out))
+        return tf.transpose(out.stack()), token, states
 
     def prompt_ids(self, prompt: str, unknown: str = "error") -> np.ndarray:
         """The prompt as ids; an empty prompt starts from the start of a line."""
@@ -101,24 +129,33 @@ class Generator:
         ids = self.prompt_ids(prompt, unknown)
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little") >> 1
-        args = (tf.constant(temperature if not greedy else 1.0, tf.float32), tf.constant(top_k, tf.int32),
-                tf.constant(top_p, tf.float32))
-        out = np.zeros((num_samples, length), np.int32)
         if length == 0:
             return [""] * num_samples
+        # A filter that is off stays out of the compiled loop (None is a constant to tf.function).
+        args = (tf.constant(temperature if not greedy else 1.0, tf.float32),
+                tf.constant(top_k, tf.int32) if top_k and not greedy else None,
+                tf.constant(top_p, tf.float32) if top_p < 1 and not greedy else None, tf.constant(seed, tf.int32))
         batch = tf.constant(np.repeat(ids[None, :], num_samples, axis=0))
-        token, states = self._prime(batch, *args, tf.constant([seed, 0], tf.int32), greedy)
-        shown = ""
-        for i in range(length):
-            out[:, i] = token.numpy()
-            if on_text is not None:
-                text = self.vocab.decode(out[0, : i + 1])
-                on_text(text[len(shown):])
-                shown = text
-            if i + 1 < length:
-                token, states = self._step(token, states, *args,
-                                           tf.constant([seed, i + 1], tf.int32), greedy)
-        return [self.vocab.decode(row) for row in out]
+        if on_text is None:
+            tokens, _, _ = self._sample(batch, tf.constant(length, tf.int32), *args, greedy)
+            return [self.vocab.decode(row) for row in tokens.numpy()]
+        # Streaming: compiled chunks, short at first so text shows at once, then longer so the
+        # per-call overhead stays small. The seed is keyed by position, so the text is the same.
+        steps = min(self.FIRST_CHUNK, length)
+        tokens, token, states = self._sample(batch, tf.constant(steps, tf.int32), *args, greedy)
+        pieces, done, shown = [tokens.numpy()], steps, ""
+        while True:
+            text = self.vocab.decode(np.concatenate([p[0] for p in pieces]))
+            on_text(text[len(shown):])
+            shown = text
+            if done == length:
+                break
+            steps = min(2 * steps, self.MAX_CHUNK, length - done)
+            tokens, token, states = self._continue(token, states, tf.constant(done, tf.int32),
+                                                   tf.constant(done + steps, tf.int32), *args, greedy)
+            pieces.append(tokens.numpy())
+            done += steps
+        return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
 
 
 def generate(model, vocab, prompt: str = "", **options) -> str | list[str]:
