@@ -142,6 +142,9 @@ def training_options(batch_size=128, lr=3e-3, eval_every=200, eval_help="Evaluat
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--eval-every", type=int, default=eval_every, show_default=eval_every is not None,
                      help=eval_help),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
+                     show_default=True, help="tf.distribute: mirrored = all local GPUs; multiworker = the machines "
+                     "in TF_CONFIG. --batch-size is the global batch, split over the replicas; --lr is not scaled."),
     )
 
 
@@ -149,14 +152,14 @@ def _stop_settings(settings: dict, resume: bool, out, default: dict) -> dict:
     """On --resume only the stopping options given on the command line apply (the rest come from
     the run's config.json); a fresh run with no stopping option gets the command's default."""
     from charseq.errors import CharseqError
-    from charseq.train import STOP_SETTINGS as stops
+    from charseq.train import RESUME_SETTINGS, STOP_SETTINGS as stops
 
     ctx = click.get_current_context()
     given = {k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
     if resume:
         if out is None:
             raise CharseqError("--resume needs --out, the run directory to continue")
-        return {k: v for k, v in settings.items() if k in given and k in stops}
+        return {k: v for k, v in settings.items() if k in given and k in RESUME_SETTINGS}
     settings = {k: v for k, v in settings.items() if not (k in stops and v is None)}
     if not set(stops) & given:
         settings.update(default)

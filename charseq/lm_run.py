@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_batches, text_chunks
+from charseq.distribute import (check_batch, gather, make_strategy, num_replicas, per_replica, scope, shard,
+                                sum_over_replicas, worker_run_dir)
 from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file
 from charseq.lm import LanguageModel, loss_report, sequence_loss
@@ -92,8 +94,10 @@ def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) 
 class LMTask:
     """The language model as a training task: windows of the corpus, loss, state carried."""
 
-    def __init__(self, model: LanguageModel, corpus: Corpus, data: DataConfig, batch_size: int, seed: int):
-        self.model = model
+    def __init__(self, model: LanguageModel, corpus: Corpus, data: DataConfig, batch_size: int, seed: int,
+                 strategy: tf.distribute.Strategy | None = None):
+        check_batch(strategy, batch_size)
+        self.model, self.strategy = model, strategy
         self.sampler = WindowSampler(corpus.train, data.seq_len, batch_size, data.windows, seed)
         self.val = corpus.val if corpus.info.val_tokens > 1 else corpus.train
         self.tokens_per_step = batch_size * data.seq_len
@@ -103,27 +107,45 @@ class LMTask:
         self._compiled = None
 
     def _compile(self, optimizer):
-        model = self.model
+        model, strategy, replicas = self.model, self.strategy, num_replicas(self.strategy)
 
-        @tf.function
-        def step(x, y, state):
+        def replica_step(x, y, state):
             with tf.GradientTape() as tape:
                 logits, new_state = model(x, initial_state=state, training=True)
                 loss, _, _ = sequence_loss(y, logits)
                 objective = loss + tf.add_n(model.losses) if model.losses else loss
+                if replicas > 1:  # each replica's share of the global-batch mean; the shares are summed
+                    loss, objective = loss / replicas, objective / replicas
             grads = tape.gradient(objective, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
+            optimizer.apply(sum_over_replicas(grads), model.trainable_variables)
             return loss, new_state
 
+        if strategy is None:
+            return tf.function(replica_step)
+
+        @tf.function
+        def step(x, y, state):
+            loss, new_state = strategy.run(replica_step, (x, y, state))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), new_state
+
         return step
+
+    def _feed(self, array: np.ndarray):
+        return tf.constant(array) if self.strategy is None else shard(self.strategy, array)
+
+    def _zero_state(self):
+        if self.strategy is None:
+            return self.model.zero_state(self.batch_size)
+        rows = self.batch_size // num_replicas(self.strategy)
+        return per_replica(self.strategy, lambda i: self.model.zero_state(rows))
 
     def train_step(self, step: int, optimizer):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
         x, y = self.sampler.batch(step)
         if self.carried is None or self.sampler.starts_new_pass(step):
-            self.carried = self.model.zero_state(self.batch_size)
-        loss, self.carried = self._compiled(tf.constant(x), tf.constant(y), self.carried)
+            self.carried = self._zero_state()
+        loss, self.carried = self._compiled(self._feed(x), self._feed(y), self.carried)
         return loss
 
     def evaluate(self) -> dict:
@@ -133,15 +155,22 @@ class LMTask:
     def state(self) -> dict:
         if self.carried is None:
             return {}
-        return {f"state_{i}_{j}": np.asarray(tf.cast(s, tf.float32))
+        whole = (lambda s: s) if self.strategy is None else (lambda s: gather(self.strategy, s))
+        return {f"state_{i}_{j}": np.asarray(tf.cast(whole(s), tf.float32))
                 for i, layer in enumerate(self.carried) for j, s in enumerate(layer)}
 
     def restore(self, arrays: dict) -> None:
         if not arrays:
             return
         dtype = self.model.backbone.compute_dtype
-        self.carried = [[tf.cast(arrays[f"state_{i}_{j}"], dtype) for j in range(len(layer))]
-                        for i, layer in enumerate(self.model.zero_state(1))]
+        shape = [len(layer) for layer in self.model.zero_state(1)]
+        if self.strategy is None:
+            self.carried = [[tf.cast(arrays[f"state_{i}_{j}"], dtype) for j in range(n)] for i, n in enumerate(shape)]
+            return
+        rows = self.batch_size // num_replicas(self.strategy)  # the checkpoint holds the global batch's rows
+        self.carried = per_replica(self.strategy, lambda r: [
+            [tf.cast(arrays[f"state_{i}_{j}"][r * rows:(r + 1) * rows], dtype) for j in range(n)]
+            for i, n in enumerate(shape)])
 
 
 def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256) -> dict:
@@ -210,8 +239,16 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
 
     `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
     :class:`~charseq.train.TrainConfig`. With `resume`, the run in `out` continues from its
-    last checkpoint with its saved settings (only the stopping settings may be changed).
+    last checkpoint with its saved settings (only the stopping settings and the strategy may
+    be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
+    with worker_run_dir(out, resume, settings) as mine:
+        run = _train_lm(corpus, mine, text=text, force=force, resume=resume, log=log, progress_bar=progress_bar,
+                        sample_length=sample_length, **settings)
+    return run if Path(mine) == Path(out) else RunDir(out)
+
+
+def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg, data_cfg = ModelConfig(**config["model"]), DataConfig(**config["data"])
@@ -243,9 +280,11 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
         log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
             f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.path}")
 
+    strategy = make_strategy(train_cfg.strategy)
     tf.keras.utils.set_random_seed(train_cfg.seed)
-    model = build_model(asdict(model_cfg), vocab.size)
-    task = LMTask(model, Corpus(run.path / "data"), data_cfg, train_cfg.batch_size, train_cfg.seed)
+    with scope(strategy):
+        model = build_model(asdict(model_cfg), vocab.size)
+    task = LMTask(model, Corpus(run.path / "data"), data_cfg, train_cfg.batch_size, train_cfg.seed, strategy)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell}, {params:,} parameters, "
         f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
 
@@ -51,6 +52,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
     eval_every: int | None = 200  # None: once per epoch
     seed: int = 0
+    strategy: str = "default"  # tf.distribute: default (none), mirrored or multiworker; see charseq.distribute
 
     def validate(self) -> None:
         def positive(name, value, allow_none=False):
@@ -74,6 +76,11 @@ class TrainConfig:
             raise CharseqError("--clip-norm must be 0 (off) or positive")
         if not 0 <= self.min_lr_ratio <= 1:
             raise CharseqError("--min-lr-ratio must be in [0, 1]")
+        if self.strategy not in STRATEGIES:
+            raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.strategy == "multiworker" and self.time_budget:
+            # Workers' clocks disagree: each would stop (and anneal the learning rate) at its own step.
+            raise CharseqError("--time-budget cannot be used with --strategy multiworker; give --max-steps or --epochs")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -104,6 +111,7 @@ class Task(Protocol):
 
 
 STOP_SETTINGS = ("max_steps", "epochs", "time_budget")
+RESUME_SETTINGS = (*STOP_SETTINGS, "strategy")  # what a resumed run may change: where to stop, how to spread
 
 
 def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
@@ -114,7 +122,7 @@ def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfi
     """
     run = RunDir.open(out)
     config = run.require_task(task)
-    stop = {k: settings[k] for k in STOP_SETTINGS if k in settings}
+    stop = {k: settings[k] for k in RESUME_SETTINGS if k in settings}
     training = TrainConfig.from_dict({**config["train"], **stop})
     if stop:
         run.write_config({**config, "train": training.to_dict()})
@@ -180,8 +188,11 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     """Train `task` to the end set by `cfg`, writing everything into `run`. Returns the last metrics."""
     cfg.validate()
     model = task.model
-    optimizer = make_optimizer(cfg)
-    optimizer.build(model.trainable_variables)
+    strategy = getattr(task, "strategy", None)  # set by a task whose model was built under a tf.distribute strategy
+    with scope(strategy):
+        optimizer = make_optimizer(cfg)
+        optimizer.build(model.trainable_variables)
+    prepare_optimizer(strategy, optimizer)
     end_step = total_steps(cfg, task.steps_per_epoch)
     eval_every = cfg.eval_every or task.steps_per_epoch
     budget_s = cfg.time_budget * 60 if cfg.time_budget else None
@@ -269,7 +280,8 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                     bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
             if step % eval_every == 0 or finished():
                 evaluate_and_log()
-            if stop.requested:
+            if any_worker(strategy, stop.requested is not None):
+                stop.requested = stop.requested or "another worker"
                 checkpoint()
                 raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint saved in "
                                    f"{run.path}; continue with --resume")

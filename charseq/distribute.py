@@ -1,0 +1,204 @@
+"""Training on several devices or machines with TensorFlow's own engine, `tf.distribute`.
+
+    --strategy default       one device, no tf.distribute at all (the fastest path on one CPU)
+    --strategy mirrored      MirroredStrategy: one replica per local GPU (on a CPU-only machine, one CPU replica)
+    --strategy multiworker   MultiWorkerMirroredStrategy: one process per machine, the cluster described by
+                             the TF_CONFIG environment variable
+
+Every replica holds a copy of the model; each step, each replica takes its own rows of the
+global batch (`--batch-size` is the global batch: replica i of R reads rows [i*B/R, (i+1)*B/R)
+of the batch a single process would read), the replicas' gradients are summed into the
+gradient of the global batch, and every replica applies the same update. So a run on R
+replicas follows the same loss curve as a single-process run with the same --batch-size and
+--lr; the learning rate is never scaled behind the user's back.
+
+In a multi-worker run the chief (task 0 of "worker", or the "chief" task) writes the run
+directory; every other worker writes its copy into a temporary directory that is deleted at
+the end (or into $CHARSEQ_WORKER_DIR, kept, for inspection). Resuming reads the chief's
+checkpoint in --out, so on several machines --out must be on a shared filesystem (or the
+chief's run directory copied to the same path on every machine first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.errors import CharseqError, Interrupted
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+WORKER_DIR_ENV = "CHARSEQ_WORKER_DIR"
+
+
+def _tf_config() -> dict | None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError as e:
+        raise CharseqError(f"TF_CONFIG is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) \
+            or not isinstance(config.get("task"), dict):
+        raise CharseqError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, '
+                           '"task": {"type": "worker", "index": i}}')
+    return config
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run directory: true unless TF_CONFIG names another task
+    as the chief (the "chief" task if the cluster has one, else worker 0)."""
+    config = _tf_config()
+    if config is None:
+        return True
+    task = config["task"]
+    kind, index = task.get("type"), task.get("index", 0)
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config["cluster"])
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy | None:
+    """The tf.distribute strategy called `name`, or None for the default (no strategy).
+
+    A multi-worker strategy must exist before TensorFlow runs anything (it sets up the
+    collective ops of the whole process), so call this before building a model.
+    """
+    if name == "default":
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()  # every local GPU; the CPU where there is none
+    if name != "multiworker":
+        raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
+    config = _tf_config()
+    if config is None:
+        raise CharseqError('--strategy multiworker needs TF_CONFIG, e.g. {"cluster": {"worker": '
+                           '["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}')
+    # AUTO: NCCL between GPUs, ring all-reduce over gRPC between CPUs.
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    except (RuntimeError, ValueError, tf.errors.OpError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise CharseqError(f"cannot start the multi-worker strategy from TF_CONFIG: {first}") from None
+
+
+def num_replicas(strategy) -> int:
+    return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def scope(strategy):
+    """Where the model and optimizer are built: their variables become one copy per replica."""
+    return strategy.scope() if strategy is not None else nullcontext()
+
+
+def check_batch(strategy, batch_size: int) -> None:
+    """Each replica reads an equal share of every global batch."""
+    replicas = num_replicas(strategy)
+    if batch_size % replicas:
+        raise CharseqError(f"--batch-size {batch_size} (the global batch) must be divisible by the "
+                           f"{replicas} replicas in sync")
+
+
+def prepare_optimizer(strategy, optimizer) -> None:
+    """Under a strategy the tasks sum the replicas' gradients themselves, before the optimizer
+    sees them, so that global-norm clipping (--clip-norm) measures the gradient of the whole
+    global batch, exactly as in a single process. Keras' own summing (done after clipping,
+    per replica) must then be off, or the gradients would be counted R times."""
+    if strategy is None:
+        return
+    if not hasattr(optimizer, "_all_reduce_sum_gradients"):
+        raise CharseqError("this Keras version's optimizer cannot be used with --strategy (expected "
+                           "keras.src.backend.tensorflow.optimizer.TFOptimizer)")
+    optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+
+def shard(strategy, array: np.ndarray):
+    """`array` (rows = the global batch) as a per-replica value: replica i gets its equal block of rows."""
+    replicas = strategy.num_replicas_in_sync
+    rows = len(array) // replicas
+
+    def block(context):
+        i = context.replica_id_in_sync_group
+        return tf.constant(array[i * rows:(i + 1) * rows])
+    return strategy.experimental_distribute_values_from_function(block)
+
+
+def per_replica(strategy, make):
+    """A per-replica value: `make(replica_index)` on each local replica (may return a nested structure)."""
+    return strategy.experimental_distribute_values_from_function(lambda c: make(c.replica_id_in_sync_group))
+
+
+def gather(strategy, value) -> tf.Tensor:
+    """All replicas' rows of a per-replica tensor, in replica order (a collective: every worker calls it)."""
+    return strategy.gather(value, axis=0)
+
+
+def sum_over_replicas(value):
+    """Inside a replica: `value` summed over all replicas (identity without a strategy)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def any_worker(strategy, flag: bool) -> bool:
+    """Whether `flag` is true on any worker of a multi-worker run, so that all stop at the same
+    step (a Ctrl-C or SIGTERM reaches one process; the others must checkpoint with it)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return flag
+    votes = per_replica(strategy, lambda i: tf.constant(1.0 if flag else 0.0))
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
+
+
+def strategy_name(out, resume: bool, settings: dict) -> str:
+    """The strategy a train call will use: the one given, else (on --resume) the run's own."""
+    name = settings.get("strategy")
+    if name is None and resume:
+        try:
+            name = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))["train"]["strategy"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = None  # a missing or damaged run: reopen_run says so in its own words
+    return name or "default"
+
+
+@contextmanager
+def worker_run_dir(out, resume: bool, settings: dict):
+    """The run directory this process writes: `out` itself, except on a non-chief worker of a
+    multi-worker run, which writes a private copy (a temporary directory, deleted at the end,
+    or $CHARSEQ_WORKER_DIR, kept). On --resume that copy starts from the chief's run in `out`;
+    its data/ is linked, not copied."""
+    name = strategy_name(out, resume, settings)
+    if name == "multiworker" and _tf_config() is None:
+        make_strategy(name)  # says what TF_CONFIG must hold, before anything is written
+    if name != "multiworker" or is_chief():
+        yield out
+        return
+    kept = os.environ.get(WORKER_DIR_ENV)
+    parent = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="charseq-worker-"))
+    mine = parent / Path(out).name
+    try:
+        if mine.exists():  # a kept copy from an earlier run; never anything else
+            if not (mine / "config.json").exists():
+                raise CharseqError(f"{mine} is not a charseq run directory; refusing to replace it")
+            shutil.rmtree(mine)
+        if resume:
+            source = Path(out)
+            if not (source / "config.json").exists():
+                raise CharseqError(f"{out} is not a charseq run directory the chief wrote; on several "
+                                   "machines --out must be on a shared filesystem (or copied to each)")
+            shutil.copytree(source, mine, ignore=shutil.ignore_patterns("data", "logs"))
+            if (source / "data").exists():
+                (mine / "data").symlink_to((source / "data").resolve(), target_is_directory=True)
+        yield mine
+    except Interrupted as e:  # point at the checkpoint a resume reads: the chief's
+        raise type(e)(str(e).replace(str(mine), str(out))) from None
+    finally:
+        if not kept:
+            shutil.rmtree(parent, ignore_errors=True)
