@@ -22,6 +22,8 @@ _API = {
     "Seq2Seq": "charseq.seq2seq", "train_seq2seq": "charseq.seq2seq_run", "load_seq2seq": "charseq.seq2seq_run",
     "Translator": "charseq.seq2seq_run", "translate": "charseq.seq2seq_run",
     "evaluate_seq2seq": "charseq.seq2seq_run", "make_pairs": "charseq.data.pairs", "read_pairs": "charseq.data.pairs",
+    "Generator": "charseq.sampling", "plot_runs": "charseq.plot", "run_grid": "charseq.grid",
+    "export_saved_model": "charseq.export",
 }
 
 

@@ -474,5 +474,102 @@ def evaluate_command(model_dir, file, as_json, encoding, errors, beam):
     click.echo(json.dumps(report) if as_json else summary)
 
 
+# ----------------------------------------------------------------------------- plot and grid
+@main.command("plot")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), help="Image to write (.png, .svg or .pdf).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Draw this metric of metrics.jsonl (repeatable) [default: losses, then accuracy or exact match].")
+@click.option("--force", is_flag=True, help="Replace an existing image.")
+def plot_command(runs, out, metrics, force):
+    """Draw the training curves of one or several RUNS (run or grid directories) against the step.
+
+    Needs matplotlib: pip install 'charseq[plot]'. For live curves, point TensorBoard at the
+    runs: tensorboard --logdir runs/
+    """
+    from charseq.plot import plot_runs
+
+    click.echo(f"wrote {plot_runs(runs, out, metrics, force=force)}")
+
+
+GRID_COMMANDS = ("train-lm", "classify-mnist", "train-classifier", "train-seq2seq")
+
+
+@main.command("grid", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("command", type=click.Choice(GRID_COMMANDS))
+@click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
+              "combination, and results.json / results.tsv.")
+@click.option("--force", is_flag=True, help="Replace an existing grid directory instead of resuming it.")
+@click.pass_context
+def grid_command(ctx, command, out, force):
+    """Train COMMAND once for every combination of comma-separated option values.
+
+    \b
+    charseq grid train-lm corpus.txt --lr 1e-3,3e-3 --batch-size 32,64 --units 128,256 \\
+        --out runs/grid --time-budget 5
+
+    Every option of COMMAND works; a numeric or choice option given comma-separated values is an
+    axis of the grid. Runs go one after another into --out/NAME (e.g. lr=0.001,batch_size=32);
+    the results, best first by validation metric (val_loss for language models, val_accuracy for
+    classifiers, val_exact_match for encoder-decoders), are printed and written to results.json
+    and results.tsv. Run the same command again to resume an interrupted grid: finished runs are
+    skipped, unfinished ones continue from their checkpoint.
+    """
+    from charseq.errors import CharseqError
+    from charseq.grid import combinations, format_table, search, split_axes
+
+    train_command = main.get_command(ctx, command)
+    params = {p.name: p for p in train_command.params if isinstance(p, click.Option)}
+    options = {opt: (p.name, not p.is_flag and not p.count,
+                     isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
+               for p in params.values() for opt in p.opts + p.secondary_opts}
+    fixed, given = split_axes(ctx.args, options)
+    axes = {}
+    for name, (opt, values) in given.items():
+        try:
+            axes[name] = [params[name].type.convert(v, params[name], ctx) for v in values]
+        except click.BadParameter as e:
+            raise CharseqError(f"{opt}: {e.format_message()}") from None
+
+    def argv(combo, path, resume=False, replace=False):
+        return [*fixed, *(x for name, value in combo.items() for x in (given[name][0], str(value))),
+                "--out", str(path), *(["--resume"] if resume else []), *(["--force"] if replace else [])]
+
+    for combo in combinations(axes) or [{}]:  # every combination parses before anything trains
+        try:
+            train_command.make_context(command, argv(combo, out), parent=ctx)
+        except click.ClickException as e:
+            raise CharseqError(f"{command}: {e.format_message()}") from None
+
+    def run_one(combo, path, resume, replace):
+        _configure_output()  # TensorFlow loads only once the grid and its --out are known to be good
+        with train_command.make_context(command, argv(combo, path, resume, replace), parent=ctx) as sub:
+            train_command.invoke(sub)
+
+    rows = search(out, axes, run_one, {"command": command, "fixed": fixed}, force=force, log=click.echo)
+    click.echo(format_table(rows))
+    click.echo(f"results: {os.path.join(out, 'results.tsv')}")
+
+
+
+# ----------------------------------------------------------------------------- export
+@main.command("export")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Directory to write the SavedModel in.")
+@click.option("--force", is_flag=True, help="Replace an existing SavedModel in --out.")
+def export_command(model_dir, out, force):
+    """Write a trained model as a TensorFlow SavedModel, usable without charseq.
+
+    Signatures: generate (language models: prompt, length, temperature, seed -> text),
+    classify (classifiers: text -> label, probability, probabilities; plus labels), translate
+    (encoder-decoders: source -> text, greedy). Character vocabularies only.
+    """
+    _configure_output()
+    from charseq.export import export_saved_model
+
+    info = export_saved_model(model_dir, out, force=force)
+    click.echo(f"exported {info['task']} model to {out}: signatures {', '.join(info['signatures'])}")
+
+
 if __name__ == "__main__":
     main()

@@ -246,6 +246,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             for key, value in record.items():
                 if key not in ("step", "elapsed_s") and isinstance(value, (int, float)):
                     tf.summary.scalar(key, value)
+        writer.flush()  # a live TensorBoard (or `charseq plot`) sees each evaluation as it happens
         best, value = progress["best"], metrics[monitor]
         improved = best is None or (value < best if mode == "min" else value > best)
         if improved:
@@ -287,4 +288,5 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                                    f"{run.path}; continue with --resume")
     if not last or last["step"] != step:
         evaluate_and_log()
+    writer.close()
     return last

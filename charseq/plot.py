@@ -1,0 +1,109 @@
+"""Training curves of one or several runs as one image (`charseq plot`).
+
+Reads each run's metrics.jsonl (one record per evaluation) and draws, against the step,
+the losses and whichever quality metric the runs have (accuracy for classifiers, exact match
+for encoder-decoders). matplotlib is an optional extra (`pip install 'charseq[plot]'`):
+training never needs it. A grid directory (`charseq grid --out DIR`) stands for all its runs.
+
+    plot_runs(["runs/a", "runs/b"], "curves.png")
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from charseq.errors import CharseqError
+from charseq.files import write_bytes_atomic
+from charseq.grid import GRID_FILE
+from charseq.runs import CONFIG_FILE, RunDir
+
+# The default panels: a title and the metrics drawn in it (train dashed, validation solid).
+PANELS = (("loss (nats/token)", ("train_loss", "val_loss")),
+          ("accuracy", ("train_accuracy", "val_accuracy")),
+          ("exact match", ("val_exact_match",)))
+
+
+def _import_matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise CharseqError("plotting needs matplotlib: pip install 'charseq[plot]'") from None
+    return matplotlib
+
+
+def _expand(paths) -> list[Path]:
+    """Run directories, with a grid directory replaced by the runs in it."""
+    runs = []
+    for path in map(Path, paths):
+        if not (path / CONFIG_FILE).exists() and (path / GRID_FILE).exists():
+            runs += sorted(p for p in path.iterdir() if (p / CONFIG_FILE).exists())
+        else:
+            runs.append(RunDir.open(path).path)  # a one-line error if it is not a run
+    return runs
+
+
+def _labels(runs: list[Path]) -> list[str]:
+    """Each run's directory name, or its whole path where two runs share a name."""
+    names = [p.name for p in runs]
+    return [p.name if names.count(p.name) == 1 else str(p) for p in runs]
+
+
+def plot_runs(runs, out, metrics=None, force: bool = False) -> Path:
+    """Draw the training curves of `runs` (run or grid directories) into the image `out`
+    (.png, .svg or .pdf). `metrics` (metric names in metrics.jsonl, e.g. ["val_loss", "lr"])
+    draws one panel per metric instead of the default loss / accuracy / exact-match panels.
+    An existing `out` is replaced only with `force`. Returns the path written."""
+    out = Path(out)
+    if not runs:
+        raise CharseqError("give at least one run directory to plot")
+    if out.is_dir():
+        raise CharseqError(f"--out {out} is a directory; give an image file name such as curves.png")
+    if out.exists() and not force:
+        raise CharseqError(f"{out} already exists; use --force to replace it")
+    paths = _expand(runs)
+    if not paths:
+        raise CharseqError(f"{', '.join(map(str, runs))} holds no runs yet")
+    records = {}
+    for path in paths:
+        records[path] = RunDir(path).metrics()
+        if not records[path]:
+            raise CharseqError(f"{path} has no metrics yet (it has not reached its first evaluation)")
+    present = {key for recs in records.values() for r in recs for key, v in r.items()
+               if isinstance(v, (int, float)) and key != "step"}
+    if metrics:
+        missing = [m for m in metrics if m not in present]
+        if missing:
+            raise CharseqError(f"no run has the metric {missing[0]!r}; available: {', '.join(sorted(present))}")
+        panels = [(m, (m,)) for m in metrics]
+    else:
+        panels = [(title, keys) for title, keys in PANELS if set(keys) & present]
+
+    _import_matplotlib()
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend or state
+
+    fmt = out.suffix.lstrip(".").lower()
+    fig = Figure(figsize=(6.4 * len(panels), 4.4), layout="constrained")
+    if fmt not in fig.canvas.get_supported_filetypes():
+        raise CharseqError(f"cannot write a {out.suffix or 'suffix-less'} image; name --out *.png, *.svg or *.pdf")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = [f"C{i % 10}" for i in range(len(paths))]
+    for ax, (title, keys) in zip(axes, panels):
+        for path, label, color in zip(paths, _labels(paths), colors):
+            for key in keys:
+                points = [(r["step"], r[key]) for r in records[path]
+                          if isinstance(r.get(key), (int, float)) and "step" in r]
+                if points:
+                    steps, values = zip(*points)
+                    ax.plot(steps, values, color=color, marker="." if len(points) < 30 else None,
+                            linestyle="--" if key.startswith("train_") else "-",
+                            label=label if len(keys) == 1 else f"{label} {key.split('_', 1)[0]}")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=100)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, buffer.getvalue())
+    return out

@@ -1,0 +1,223 @@
+"""TensorBoard scalars of every head, `charseq plot`, and `charseq grid` (search, table, resume)."""
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from charseq.errors import CharseqError, Interrupted
+from conftest import TINY_SETTINGS, assert_clean_error, run_cli
+
+TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--seq-len", "32", "--eval-every", "5",
+              "--sample-length", "0", "--precision", "float32", "--max-steps", "10"]
+QUIET = dict(log=lambda s: None, progress_bar=False)
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, corpus_file):
+    """A 2x1 grid of tiny language models, through the CLI."""
+    out = tmp_path_factory.mktemp("grid") / "g"
+    r = run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+def scalars(run) -> dict:
+    """{tag: [(step, value)]} from the run's TensorBoard event files."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "logs"), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+            for tag in acc.Tags()["tensors"]}
+
+
+def assert_tensorboard_matches_metrics(run, expected_tags):
+    logged = scalars(run)
+    assert expected_tags <= set(logged), sorted(logged)
+    records = metrics(run)
+    for tag in expected_tags:
+        want = [(r["step"], r[tag]) for r in records if r.get(tag) is not None]
+        assert [s for s, _ in logged[tag]] == [s for s, _ in want], tag
+        assert [v for _, v in logged[tag]] == pytest.approx([v for _, v in want], rel=1e-5), tag
+
+
+SMALL = dict(units=16, embedding_dim=8, batch_size=16, precision="float32", max_steps=2, eval_every=2, **QUIET)
+COMMON_TAGS = {"train_loss", "val_loss", "lr", "chars_per_sec"}  # losses, learning rate, throughput
+
+
+def test_language_models_and_image_classifiers_write_tensorboard_scalars(tmp_path, grid):
+    from charseq.classifier_run import train_mnist
+
+    assert_tensorboard_matches_metrics(grid[0] / "lr=0.001", COMMON_TAGS | {"val_bits_per_char"})
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 96).astype(np.uint8)
+    x = rng.integers(0, 50, (96, 28, 28)).astype(np.uint8)
+    x[y == 1, 4:10] = 250
+    np.savez(tmp_path / "mnist.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    train_mnist(tmp_path / "mnist", tmp_path / "mnist.npz", **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "mnist", COMMON_TAGS | {"val_accuracy", "train_accuracy"})
+
+
+@pytest.mark.slow  # ~25 s, mostly tracing the encoder-decoder's training step
+def test_text_classifiers_and_encoder_decoders_write_tensorboard_scalars(tmp_path):
+    from charseq.classifier_run import train_classifier
+    from charseq.data.pairs import make_pairs
+    from charseq.seq2seq_run import train_seq2seq
+
+    (tmp_path / "texts.tsv").write_text("text\tlabel\n" + "".join(
+        f"{'good fun' if i % 2 else 'bad mess'} {i}\t{i % 2}\n" for i in range(60)))
+    train_classifier(tmp_path / "texts.tsv", tmp_path / "texts", **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "texts", COMMON_TAGS | {"val_accuracy", "train_accuracy"})
+    pairs = make_pairs("reverse", 80, seed=0, length=(3, 3))
+    (tmp_path / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    train_seq2seq(tmp_path / "pairs.tsv", tmp_path / "s2s", max_output_len=6, **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "s2s", COMMON_TAGS | {"val_exact_match", "val_char_error_rate"})
+
+
+# ----------------------------------------------------------------------------- plot
+def test_plot_draws_a_real_png(tmp_path, grid):
+    import matplotlib.image
+
+    out = tmp_path / "figs" / "curves.png"
+    r = run_cli("plot", grid[0] / "lr=0.001", grid[0] / "lr=0.02", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] >= 300 and image.shape[1] >= 500  # one panel of 640x440 at 100 dpi
+    rgb = image[..., :3].reshape(-1, 3)
+    assert len(np.unique(rgb, axis=0)) > 20  # curves, text and anti-aliasing, not a blank canvas
+    # Two runs' curves in two colours (matplotlib's C0 blue and C1 orange) are both drawn.
+    for color in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):
+        assert (np.abs(rgb * 255 - color).max(axis=1) < 8).sum() > 50, color
+
+    # A grid directory stands for its runs; --metric picks panels; --force replaces.
+    r = run_cli("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
+    assert r.returncode == 0, r.stderr
+    assert matplotlib.image.imread(out).shape[1] > 2 * image.shape[1] * 0.9  # two panels side by side
+
+
+def test_plot_bad_input(tmp_path, grid):
+    existing = tmp_path / "curves.png"
+    existing.write_bytes(b"mine")
+    assert_clean_error(run_cli("plot", grid[0] / "lr=0.001", "--out", existing), "already exists", "--force")
+    assert existing.read_bytes() == b"mine"
+    assert_clean_error(run_cli("plot", tmp_path, "--out", tmp_path / "x.png"), "not a charseq run")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "config.json").write_text('{"task": "lm"}')
+    assert_clean_error(run_cli("plot", fresh, "--out", tmp_path / "x.png"), "no metrics yet")
+    assert_clean_error(run_cli("plot", grid[0] / "lr=0.001", "--out", tmp_path / "x.png", "--metric", "nope"),
+                       "no run has the metric 'nope'")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):
+    from charseq.plot import plot_runs
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what a missing package looks like to import
+    with pytest.raises(CharseqError, match=r"pip install 'charseq\[plot\]'"):
+        plot_runs([grid[0] / "lr=0.001"], tmp_path / "x.png")
+
+
+# ----------------------------------------------------------------------------- grid
+def test_grid_trains_every_combination_and_ranks_them(grid):
+    out, r = grid
+    assert r.stderr == ""
+    names = ["lr=0.001", "lr=0.02"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
+    best = {name: min(rec["val_loss"] for rec in metrics(out / name)) for name in names}
+    for name in names:
+        config = json.loads((out / name / "config.json").read_text())
+        assert config["train"]["lr"] == float(name[3:]) and config["train"]["batch_size"] == 8
+        assert config["model"]["units"] == 32 and metrics(out / name)[-1]["step"] == 10
+    results = json.loads((out / "results.json").read_text())
+    ranked = sorted(names, key=best.get)
+    assert [row["run"] for row in results["runs"]] == ranked and results["best"] == ranked[0]
+    assert results["metric"] == "val_loss"
+    assert [row["best"] for row in results["runs"]] == pytest.approx([best[n] for n in ranked])
+    assert all(row["status"] == "finished" and row["steps"] == 10 for row in results["runs"])
+    tsv = (out / "results.tsv").read_text().splitlines()
+    assert tsv[0].split("\t")[:3] == ["run", "lr", "val_loss"]  # a single value is fixed, not an axis
+    assert tsv[1].split("\t")[0] == ranked[0] and tsv[1].endswith("\t*") and not tsv[2].endswith("*")
+    table = r.stdout[r.stdout.index("   lr"):].splitlines()  # the printed table, best first, marked
+    assert table[1].startswith("*") and ranked[0][3:] in table[1]
+
+
+def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = (out / "lr=0.001" / "best.npz").read_bytes()
+    (out / "lr=0.02" / "grid_result.json").unlink()  # as if it was stopped at its end
+    r = run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2,5e-3", "--batch-size", "8", *TINY_FLAGS,
+                "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "[1/3] lr=0.001: done, skipped" in r.stdout
+    assert "[2/3] lr=0.02: resuming" in r.stdout and "resuming from step 10" in r.stdout
+    assert "[3/3] lr=0.005: training" in r.stdout
+    assert (out / "lr=0.001" / "best.npz").read_bytes() == before
+    assert [rec["step"] for rec in metrics(out / "lr=0.02")] == [5, 10]
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 3 and all(row["status"] == "finished" for row in results["runs"])
+
+    # Other fixed options would make the finished runs incomparable: refused, nothing touched.
+    assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
+                               *TINY_FLAGS, "--out", out), "other fixed options", "--force")
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
+    """Python API: Ctrl-C in the first run checkpoints it; the rerun resumes it, then trains the next."""
+    from charseq import run_grid
+
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "max_steps": 10, "eval_every": 5}
+    axes = {"lr": [1e-2, 3e-3]}
+    lines = []
+
+    def stop_at_step_5(line):
+        lines.append(line)
+        if line.startswith("step 5:"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=stop_at_step_5, **settings)
+    first, second = tmp_path / "g" / "lr=0.01", tmp_path / "g" / "lr=0.003"
+    assert not (first / "grid_result.json").exists() and not second.exists()
+    rows = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
+    assert {row["run"]: row["status"] for row in rows} == {"lr=0.01": "unfinished", "lr=0.003": "not started"}
+
+    lines.clear()
+    rows = run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=lines.append, **settings)
+    assert "[1/2] lr=0.01: resuming" in lines and "resuming from step 5 (" in "\n".join(lines)
+    assert [r["step"] for r in metrics(first)] == [5, 10] and [r["step"] for r in metrics(second)] == [5, 10]
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert rows[0]["best"] <= rows[1]["best"] and rows[0]["is_best"] and not rows[1]["is_best"]
+
+
+def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
+    out = tmp_path / "g"
+    cases = [(["--lr", "1e-3,abc"], ["--lr", "abc", "not a valid float"]),
+             (["--lr", "1e-3,2e-3", "--bogus", "3"], ["no such option", "--bogus"]),
+             (["--cell", "lstm,lsmt"], ["--cell", "lsmt"]),
+             (["--lr", "1e-3,1e-3"], ["distinct"]),
+             (["--lr", "1e-3,2e-3", "--resume"], ["--resume", "resumes unfinished runs itself"]),
+             (["--max-steps", "10"], ["at least one option with values"])]
+    for args, fragments in cases:
+        assert_clean_error(run_cli("grid", "train-lm", corpus_file, *args, "--out", out), *fragments)
+        assert not out.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
+                       "not a charseq grid")
+    assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
