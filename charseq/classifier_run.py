@@ -24,6 +24,7 @@ import tensorflow as tf
 from charseq.classifier import SequenceClassifier
 from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
+from charseq.distribute import require_default
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
@@ -198,6 +199,7 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
                 resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                 **settings) -> RunDir:
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels)."""
+    require_default(out, resume, settings, "classify-mnist")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = ClassifierConfig(**config["model"])
@@ -240,6 +242,7 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
                      force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
                      progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a text classifier on a TSV/CSV file with a header (text and label columns)."""
+    require_default(out, resume, settings, "train-classifier")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = ClassifierConfig(**config["model"])

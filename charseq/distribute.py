@@ -202,3 +202,12 @@ def worker_run_dir(out, resume: bool, settings: dict):
     finally:
         if not kept:
             shutil.rmtree(parent, ignore_errors=True)
+
+
+def require_default(out, resume: bool, settings: dict, command: str) -> None:
+    """For the heads whose training steps are not spread over replicas yet: a clear refusal,
+    before anything is written, instead of a run that silently uses one device."""
+    name = strategy_name(out, resume, settings)
+    if name != "default":
+        raise CharseqError(f"--strategy {name} is not available for {command} yet (only train-lm); "
+                           "use --strategy default")

@@ -23,6 +23,7 @@ import tensorflow as tf
 from charseq.data.labeled import bucketed_batches, pad_batch
 from charseq.data.pairs import read_pairs
 from charseq.decoding import Decoder, check_options
+from charseq.distribute import require_default
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.lm import sequence_loss
@@ -217,6 +218,7 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
     `settings` are the fields of :class:`Seq2SeqConfig` and :class:`~charseq.train.TrainConfig`.
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
     """
+    require_default(out, resume, settings, "train-seq2seq")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = Seq2SeqConfig(**config["model"])

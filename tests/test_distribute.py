@@ -127,3 +127,15 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
     with pytest.raises(CharseqError, match="--time-budget cannot"):  # workers' clocks would disagree
         train_lm(corpus_file, tmp_path / "c", time_budget=1, strategy="multiworker", log=lambda s: None, **SETTINGS)
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_heads_not_yet_distributed_refuse_a_strategy(tmp_path):
+    from charseq.classifier_run import train_mnist
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("ab\tba\n" * 20, encoding="utf-8")
+    r = run_cli("train-seq2seq", pairs, "--out", tmp_path / "s2s", "--strategy", "multiworker")
+    assert_clean_error(r, "--strategy multiworker is not available for train-seq2seq")
+    with pytest.raises(CharseqError, match="not available for classify-mnist"):
+        train_mnist(tmp_path / "mnist", strategy="mirrored", log=lambda s: None)
+    assert not any(p.name != "pairs.tsv" for p in tmp_path.iterdir())
