@@ -65,6 +65,7 @@ def main(debug):
     charseq train-seq2seq corpora/zh-en.tsv --out runs/zh-en
     charseq translate --model runs/zh-en --beam 5 我英语不好
     charseq evaluate --model runs/poems held-out.txt --json
+    charseq export --model runs/poems --out exports/poems
     """
 
 
