@@ -19,6 +19,7 @@ from charseq.files import read_text_chunks, write_json_atomic
 from charseq.vocab import Vocab
 
 IDS_FILE = "ids.bin"
+CHUNK_CHARS = 1 << 20
 META_FILE = "corpus.json"
 
 
@@ -63,7 +64,9 @@ def text_chunks(corpus: str | None, text: str | None, encoding: str, errors: str
     """Chunks of the corpus file, or of a sample string given instead of a file."""
     if text is not None:
         return [text]
-    return read_text_chunks(corpus, encoding=encoding, errors=errors)
+    # 1M characters a chunk: counting and encoding make temporaries of ~30 bytes a character,
+    # so this bounds the extra peak memory of preparing any corpus at ~30 MB.
+    return read_text_chunks(corpus, encoding=encoding, errors=errors, chunk_chars=CHUNK_CHARS)
 
 
 class Corpus:
