@@ -29,8 +29,8 @@ from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
-from charseq.settings import check_backbone, split_settings
-from charseq.train import TrainConfig, reopen_run, train
+from charseq.settings import check_backbone, config_from_dict, split_settings
+from charseq.train import STOP_SETTINGS, TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -64,7 +64,7 @@ def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
 
 
 def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None):
-    c = ClassifierConfig(**cfg)
+    c = config_from_dict(ClassifierConfig, cfg, "config.json model")
     model = SequenceClassifier(
         num_classes, vocab_size=vocab_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
         embedding_dim=c.embedding_dim, bidirectional=c.bidirectional, masking=vocab_size is not None,
@@ -202,10 +202,11 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
     require_default(out, resume, settings, "classify-mnist")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
-        model_cfg = ClassifierConfig(**config["model"])
+        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
     else:
-        settings.setdefault("epochs", 10)
+        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
+            settings["epochs"] = 10
         model_cfg, train_cfg = _split_settings(settings)
     images = load_mnist(data, log=log)
     log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
@@ -245,7 +246,7 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
     require_default(out, resume, settings, "train-classifier")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
-        model_cfg = ClassifierConfig(**config["model"])
+        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         d = config["data"]
         train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
         skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
@@ -257,7 +258,8 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
             check_readable_file(val, "validation file")
         if not 0 < val_fraction < 1:
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
-        settings.setdefault("epochs", 5)
+        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
+            settings["epochs"] = 5
         model_cfg, train_cfg = _split_settings(settings)
     rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
     if rows.skipped:

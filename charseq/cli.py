@@ -143,6 +143,10 @@ def training_options(batch_size=128, lr=3e-3, eval_every=200, eval_help="Evaluat
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--eval-every", type=int, default=eval_every, show_default=eval_every is not None,
                      help=eval_help),
+        click.option("--keep", type=int, default=1, show_default=True,
+                     help="Checkpoints to keep: the latest, plus older ones in RUN/checkpoints/."),
+        click.option("--on-nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+                     help="A non-finite loss: stop, or go back to the last checkpoint and skip the batch."),
         click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
                      show_default=True, help="tf.distribute: mirrored = all local GPUs; multiworker = the machines "
                      "in TF_CONFIG. --batch-size is the global batch, split over the replicas; --lr is not scaled."),

@@ -23,11 +23,11 @@ from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_bat
 from charseq.distribute import (check_batch, gather, make_strategy, num_replicas, per_replica, scope, shard,
                                 sum_over_replicas, worker_run_dir)
 from charseq.errors import CharseqError
-from charseq.files import check_encoding, check_readable_file
+from charseq.files import check_encoding, check_readable_file, current_umask
 from charseq.lm import LanguageModel, loss_report, sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
-from charseq.settings import check_backbone, split_settings
+from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
@@ -82,8 +82,7 @@ class DataConfig:
 
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
     """A language model from the `model` section of config.json, with its weights created."""
-    cfg = ModelConfig(**model_cfg)
-    cfg.validate()
+    cfg = config_from_dict(ModelConfig, model_cfg, "config.json model")
     model = LanguageModel(vocab_size, cell=cfg.cell, units=cfg.units, layers=cfg.layers,
                           dropout=cfg.dropout, embedding_dim=cfg.embedding_dim, l2=cfg.l2,
                           precision=precision or resolve_precision(cfg.precision))
@@ -251,7 +250,8 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
-        model_cfg, data_cfg = ModelConfig(**config["model"]), DataConfig(**config["data"])
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
+        data_cfg = config_from_dict(DataConfig, config.get("data"), f"{run.path}/config.json data")
         vocab = load_vocab(run.path)
     else:
         model_cfg, data_cfg, train_cfg = split_settings(settings, ModelConfig, DataConfig, TrainConfig)
@@ -266,6 +266,7 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
             RunDir.create(out, force=False)  # raises the one-line "already exists" error
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
         try:
             vocab, info = _prepare(corpus, text, data_cfg, staging)
             config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
@@ -304,10 +305,7 @@ def load_lm(path: str | Path, precision: str | None = None):
     run = RunDir.open(path)
     config = run.require_task(TASK)
     vocab = load_vocab(run.path)
-    try:
-        model = build_model(config["model"], vocab.size, precision)
-    except (TypeError, KeyError) as e:
-        raise CharseqError(f"{run.path}/config.json does not describe a language model ({e})") from None
+    model = build_model(config.get("model"), vocab.size, precision)
     run.load_weights(model)
     return model, vocab, config
 

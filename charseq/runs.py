@@ -4,6 +4,7 @@
     RUN/vocab.json       the vocabulary (plus spm.model for SentencePiece)
     RUN/data/            the corpus encoded once (ids.bin, memory-mapped) and its split
     RUN/checkpoint.npz   latest weights, optimizer state and progress (for --resume)
+    RUN/checkpoints/     with --keep N > 1: the last N checkpoints, step-NNNNNNNN.npz
     RUN/best.npz         weights with the best validation score so far
     RUN/metrics.jsonl    one JSON object per evaluation
     RUN/logs/            TensorBoard event files
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -30,8 +32,12 @@ from charseq.files import write_bytes_atomic, write_json_atomic
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
+HISTORY_DIR = "checkpoints"
 BEST_FILE = "best.npz"
 METRICS_FILE = "metrics.jsonl"
+# The layout of the .npz files. A file of another format is refused with a message naming the
+# charseq version that wrote it, instead of loading arrays into the wrong variables.
+FORMAT = 1
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -60,6 +66,13 @@ def _assign(variables, arrays: dict[str, np.ndarray], prefix: str, names: list[s
         raise CharseqError(f"{path} does not match this model (different settings or charseq version)")
     for i, v in enumerate(variables):
         v.assign(arrays[f"{prefix}{i:04d}"])
+
+
+def _random_states(model) -> list:
+    """The states of the model's random generators (dropout masks): restoring them makes a
+    resumed run draw the same masks as one that never stopped."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 class RunDir:
@@ -145,7 +158,7 @@ class RunDir:
 
     # -- weights and checkpoints ------------------------------------------------------------
     def _save_npz(self, name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        meta = {**meta, "charseq_version": __version__, "sha256": _digest(arrays)}
+        meta = {**meta, "format": FORMAT, "charseq_version": __version__, "sha256": _digest(arrays)}
         buffer = io.BytesIO()
         np.savez(buffer, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
         write_bytes_atomic(self.path / name, buffer.getvalue())
@@ -161,6 +174,11 @@ class RunDir:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise CharseqError(f"{path} is corrupt ({type(e).__name__}); "
                                "it cannot be loaded") from None
+        if not isinstance(meta, dict):
+            raise CharseqError(f"{path} is corrupt (no metadata)")
+        if meta.get("format", FORMAT) != FORMAT:
+            raise CharseqError(f"{path} was written by charseq {meta.get('charseq_version', '?')} in a format "
+                               f"this charseq {__version__} cannot read")
         if meta.get("sha256") != _digest(arrays):
             raise CharseqError(f"{path} is corrupt (checksum mismatch)")
         return arrays, meta
@@ -168,24 +186,70 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT_FILE).exists()
 
-    def save_checkpoint(self, model, optimizer, progress: dict, extra: dict | None = None) -> None:
-        """Latest weights, optimizer state, progress and any task state (e.g. carried RNN state)."""
-        arrays = {**_variable_arrays("w", model.weights), **_variable_arrays("o", optimizer.variables)}
+    def save_checkpoint(self, model, optimizer, progress: dict, extra: dict | None = None, keep: int = 1) -> None:
+        """Latest weights, optimizer state, progress and any task state (e.g. carried RNN state).
+
+        With `keep` > 1 the last `keep` checkpoints also stay in checkpoints/ (hard links to the
+        same bytes where the filesystem allows, so the latest costs no extra space).
+        """
+        arrays = {**_variable_arrays("w", model.weights), **_variable_arrays("o", optimizer.variables),
+                  **_variable_arrays("r", _random_states(model))}
         for k, v in (extra or {}).items():
             arrays[f"x_{k}"] = np.asarray(v)
         meta = {"progress": progress, "weights": [_name(v) for v in model.weights],
                 "optimizer": [_name(v) for v in optimizer.variables]}
         self._save_npz(CHECKPOINT_FILE, arrays, meta)
+        if keep > 1:
+            self._keep_history(int(progress["step"]), keep)
 
-    def load_checkpoint(self, model, optimizer) -> tuple[dict, dict]:
+    def _keep_history(self, step: int, keep: int) -> None:
+        history = self.path / HISTORY_DIR
+        history.mkdir(exist_ok=True)
+        kept = history / f"step-{step:08d}.npz"
+        tmp = history / f".{kept.name}.tmp"
+        tmp.unlink(missing_ok=True)
         try:
-            arrays, meta = self._load_npz(CHECKPOINT_FILE)
-        except FileNotFoundError:
-            raise CharseqError(f"{self.path} has no checkpoint to resume from") from None
-        path = self.path / CHECKPOINT_FILE
+            os.link(self.path / CHECKPOINT_FILE, tmp)
+        except OSError:  # no hard links here (some network and FAT filesystems): a copy
+            shutil.copyfile(self.path / CHECKPOINT_FILE, tmp)
+        os.replace(tmp, kept)
+        for old in self.kept_checkpoints()[keep:]:
+            old.unlink(missing_ok=True)
+
+    def kept_checkpoints(self) -> list[Path]:
+        """The checkpoints kept by --keep, newest first."""
+        history = self.path / HISTORY_DIR
+        return sorted(history.glob("step-*.npz"), reverse=True) if history.is_dir() else []
+
+    def load_checkpoint(self, model, optimizer, log=None) -> tuple[dict, dict]:
+        """Restore the latest checkpoint into `model` and `optimizer`: (progress, task state).
+
+        If the latest is damaged (a disk error, a copy cut short) and --keep left older ones,
+        the newest intact one is used, and `log` says which.
+        """
+        candidates = [CHECKPOINT_FILE, *(f"{HISTORY_DIR}/{p.name}" for p in self.kept_checkpoints())]
+        problems = []
+        for name in candidates:
+            path = self.path / name
+            try:
+                arrays, meta = self._load_npz(name)
+                break
+            except FileNotFoundError:
+                continue
+            except CharseqError as e:
+                problems.append(str(e))
+        else:
+            if problems:
+                raise CharseqError(problems[0] + ("; no older checkpoint is intact" if len(problems) > 1 else ""))
+            raise CharseqError(f"{self.path} has no checkpoint to resume from")
+        if problems and log is not None:
+            log(f"warning: {problems[0]}; resuming from {path} instead")
         _assign(model.weights, arrays, "w", meta["weights"], path)
         # Optimizer slot names embed the model's per-process name; their order and shapes are what matter.
         _assign(optimizer.variables, arrays, "o", meta["optimizer"], path, check_names=False)
+        states = _random_states(model)
+        if "r0000" in arrays or not states:
+            _assign(states, arrays, "r", [_name(v) for v in states], path, check_names=False)
         extra = {k[2:]: v for k, v in arrays.items() if k.startswith("x_")}
         return meta["progress"], extra
 

@@ -29,9 +29,9 @@ from charseq.files import check_readable_file
 from charseq.lm import sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
-from charseq.settings import check_backbone, split_settings
+from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
-from charseq.train import TrainConfig, reopen_run, train
+from charseq.train import STOP_SETTINGS, TrainConfig, reopen_run, train
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
@@ -66,7 +66,7 @@ def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, TrainConfig]:
 
 
 def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
-    c = Seq2SeqConfig(**cfg)
+    c = config_from_dict(Seq2SeqConfig, cfg, "config.json model")
     model = Seq2Seq(source_size, target_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
                     embedding_dim=c.embedding_dim, attention=c.attention, l2=c.l2,
                     precision=precision or resolve_precision(c.precision))
@@ -221,7 +221,7 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
     require_default(out, resume, settings, "train-seq2seq")
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
-        model_cfg = Seq2SeqConfig(**config["model"])
+        model_cfg = config_from_dict(Seq2SeqConfig, config.get("model"), f"{run.path}/config.json model")
         d = config["data"]
         train_file, val, val_fraction, shared_vocab = d["train"], d["val"], d["val_fraction"], d["shared_vocab"]
         skip_bad_rows, max_input_len, skip_long, encoding = (d["skip_bad_rows"], d["max_input_len"],
@@ -236,7 +236,8 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
         if max_input_len is not None and max_input_len < 1:
             raise CharseqError("--max-input-len must be at least 1")
-        settings.setdefault("epochs", 20)
+        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
+            settings["epochs"] = 20
         model_cfg, train_cfg = _split_settings(settings)
 
     def read(path):

@@ -7,6 +7,9 @@ Python); each head groups them into dataclasses (its model, maybe its data, and 
 
 from __future__ import annotations
 
+import json
+import types
+import typing
 from dataclasses import fields
 
 from charseq.errors import CharseqError
@@ -38,3 +41,43 @@ def check_backbone(config) -> None:
         raise CharseqError(f"--dropout must be in [0, 1), not {config.dropout}")
     if config.l2 < 0:
         raise CharseqError("--l2 must be 0 or positive")
+
+
+def _accepts(kind, value) -> bool:
+    """Whether `value`, read from JSON, fits the annotation `kind` (int, float, str, bool, X | None)."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return any(_accepts(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return True  # a field of a richer type checks itself in validate()
+
+
+def config_from_dict(cls, data, where: str):
+    """A `cls` dataclass from a section of a saved config.json, refusing what charseq never writes.
+
+    config.json is read from directories users download and share: a key the dataclass does not
+    have, or a value of the wrong type, is a one-line error naming it, never a crash deeper in
+    (and never code run: the values are plain JSON scalars).
+    """
+    if not isinstance(data, dict):
+        raise CharseqError(f"{where} must be a JSON object, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CharseqError(f"{where} has unexpected settings: {', '.join(map(str, unknown))}")
+    for name, value in data.items():
+        if not _accepts(hints[name], value):
+            kind = getattr(hints[name], "__name__", str(hints[name]))
+            raise CharseqError(f"{where}: {name} = {json.dumps(value)} is not of type {kind}")
+    config = cls(**data)
+    config.validate()
+    return config

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
 import keras
@@ -24,6 +24,7 @@ import tensorflow as tf
 from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
+from charseq.settings import config_from_dict
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -32,6 +33,8 @@ OPTIMIZERS = {
     "adagrad": keras.optimizers.Adagrad,
 }
 LR_DECAYS = ("none", "exponential", "cosine")
+ON_NAN = ("stop", "skip")
+MAX_NAN_SKIPS = 5  # --on-nan skip gives up after this many rollbacks: the run is diverging, not unlucky
 
 
 @dataclass
@@ -52,6 +55,8 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
     eval_every: int | None = 200  # None: once per epoch
     seed: int = 0
+    keep: int = 1  # checkpoints kept: the latest, plus keep - 1 older ones in checkpoints/
+    on_nan: str = "stop"  # a non-finite loss: stop, or go back to the last checkpoint and skip the batch
     strategy: str = "default"  # tf.distribute: default (none), mirrored or multiworker; see charseq.distribute
 
     def validate(self) -> None:
@@ -76,6 +81,9 @@ class TrainConfig:
             raise CharseqError("--clip-norm must be 0 (off) or positive")
         if not 0 <= self.min_lr_ratio <= 1:
             raise CharseqError("--min-lr-ratio must be in [0, 1]")
+        positive("keep", self.keep)
+        if self.on_nan not in ON_NAN:
+            raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         if self.strategy not in STRATEGIES:
             raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         if self.strategy == "multiworker" and self.time_budget:
@@ -83,12 +91,8 @@ class TrainConfig:
             raise CharseqError("--time-budget cannot be used with --strategy multiworker; give --max-steps or --epochs")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise CharseqError(f"unknown training settings in config.json: {', '.join(sorted(unknown))}")
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "config.json train") -> "TrainConfig":
+        return config_from_dict(cls, data, where)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,7 +127,10 @@ def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfi
     run = RunDir.open(out)
     config = run.require_task(task)
     stop = {k: settings[k] for k in RESUME_SETTINGS if k in settings}
-    training = TrainConfig.from_dict({**config["train"], **stop})
+    train_section = config.get("train")
+    if not isinstance(train_section, dict):
+        raise CharseqError(f"{run.path / 'config.json'} has no training settings")
+    training = TrainConfig.from_dict({**train_section, **stop}, f"{run.path / 'config.json'} train")
     if stop:
         run.write_config({**config, "train": training.to_dict()})
     return run, config, training
@@ -203,7 +210,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     progress = {"step": 0, "elapsed_s": 0.0, "best": None}
     last: dict = {}
     if resume:
-        progress, extra = run.load_checkpoint(model, optimizer)
+        progress, extra = run.load_checkpoint(model, optimizer, log=log)
         task.restore(extra)
         run.truncate_metrics(progress["step"])
         last = run.metrics()[-1] if run.metrics() else {}
@@ -213,7 +220,10 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
     bar = keras.utils.Progbar(end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
     step = progress["step"]
-    losses: list = []
+    # Losses since the last evaluation: kept in a checkpoint taken between evaluations (Ctrl-C), so
+    # that a resumed run reports the same train_loss as one that never stopped.
+    losses: list = list(progress.get("window_losses", []))
+    nan_skips = 0
     window_start, window_tokens = time.perf_counter(), 0
     clock_start = time.perf_counter() - progress["elapsed_s"]
 
@@ -230,13 +240,43 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         return (end_step is not None and step >= end_step) or (budget_s is not None and elapsed() >= budget_s)
 
     def checkpoint():
-        progress.update(step=step, elapsed_s=elapsed())
-        run.save_checkpoint(model, optimizer, progress, task.state())
+        saved = {**progress, "step": step, "elapsed_s": elapsed(), "window_losses": [float(x) for x in losses]}
+        try:
+            run.save_checkpoint(model, optimizer, saved, task.state(), keep=cfg.keep)
+        except OSError as e:  # disk full, directory made read-only, file too large: the old one is intact
+            kept = (f"the last good checkpoint (step {progress['step']}) is intact" if run.has_checkpoint()
+                    else "no checkpoint was written")
+            raise CharseqError(f"cannot write a checkpoint in {run.path} ({e.strerror or e}); {kept}; "
+                               "free space and continue with --resume") from None
+        progress.update(saved)
+
+    def check_finite(value: float):
+        where = (f"the last good checkpoint (step {progress['step']}) is kept" if run.has_checkpoint()
+                 else "no checkpoint was written yet")
+        if not math.isfinite(value):
+            raise CharseqError(f"the loss became {value} at step {step}; stopped, and {where}. "
+                               "Try a lower --lr, a --clip-norm, or --on-nan skip")
+
+    def roll_back(value: float):
+        """--on-nan skip: back to the last good checkpoint, then on past the batch that failed."""
+        nonlocal nan_skips, losses
+        nan_skips += 1
+        if nan_skips > MAX_NAN_SKIPS or not run.has_checkpoint():
+            check_finite(value)
+        _, extra = run.load_checkpoint(model, optimizer)
+        task.restore(extra)
+        losses = []
+        log(f"step {step}: the loss became {value}; back to the weights of step {progress['step']}, "
+            f"skipping this batch ({nan_skips} of at most {MAX_NAN_SKIPS} skips)")
+
+    if cfg.on_nan == "skip" and not run.has_checkpoint():
+        checkpoint()  # something to go back to, even before the first evaluation
 
     def evaluate_and_log():
         nonlocal losses, window_start, window_tokens, last
         train_seconds = time.perf_counter() - window_start
         train_loss = float(np.mean([float(x) for x in losses])) if losses else None
+        losses = []
         metrics = task.evaluate()
         record = {"step": step, "elapsed_s": round(elapsed(), 2), "train_loss": train_loss,
                   **metrics, "lr": float(optimizer.learning_rate.numpy()),
@@ -261,7 +301,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         log(line)
         if sample_fn is not None:
             log(sample_fn())
-        losses, last = [], record
+        last = record
         window_start, window_tokens = time.perf_counter(), 0
 
     with _StopRequest() as stop:
@@ -271,12 +311,15 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             step += 1
             window_tokens += task.tokens_per_step
             losses.append(loss)
+            if cfg.on_nan == "skip":
+                # Every step is checked (one small device sync), so no update from a bad batch survives.
+                value = float(loss)
+                if not math.isfinite(value):
+                    roll_back(value)
+                    continue
             if step % eval_every == 0 or step % 50 == 0 or finished():
                 recent = float(loss)
-                if not math.isfinite(recent):
-                    raise CharseqError(
-                        f"the loss became {recent} at step {step}; stopped, and the last good checkpoint "
-                        f"(step {progress['step']}) is kept. Try a lower --lr or a --clip-norm")
+                check_finite(recent)
                 if bar:
                     bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
             if step % eval_every == 0 or finished():
