@@ -129,6 +129,8 @@ class Generator:
         ids = self.prompt_ids(prompt, unknown)
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little") >> 1
+        if not -2**31 <= seed < 2**31:  # the stateless sampler's seed is int32 (and so is the export's)
+            raise CharseqError(f"--seed must fit in 32 bits (-2147483648 to 2147483647), not {seed}")
         if length == 0:
             return [""] * num_samples
         # A filter that is off stays out of the compiled loop (None is a constant to tf.function).
