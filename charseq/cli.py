@@ -18,8 +18,38 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # everything str.splitlines() breaks at
+
+
+def _one_line(message: str) -> str:
+    """An error message kept to one line even when it quotes a file name or text with line breaks."""
+    return "".join(c.encode("unicode_escape").decode() if c in LINE_BREAKS else c for c in message.strip())
+
+
 class CharseqGroup(click.Group):
     """Turns library errors into one-line messages instead of tracebacks."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        # Click shows a usage error as four lines (usage, hint, blank, error); charseq keeps
+        # every error to one line, with the hint folded in.
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # bare `charseq`: the help
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.UsageError as e:
+            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+            click.echo(_one_line(f"Error: {e.format_message()}{hint}"), err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.ClickException as e:
+            click.echo(_one_line(f"Error: {e.format_message()}"), err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx):
         from charseq.errors import CharseqError
@@ -44,6 +74,11 @@ class CharseqGroup(click.Group):
             where = f": {e.filename}" if getattr(e, "filename", None) else ""
             raise click.ClickException(f"{e.strerror or e}{where}") from None
         except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
+            if isinstance(e, ValueError) and "null byte" in str(e):  # the OS refuses such paths
+                raise click.ClickException("a file name contains a NUL byte") from None
+            if isinstance(e, UnicodeEncodeError):  # e.g. a lone surrogate in a file name
+                raise click.ClickException(
+                    f"{e.object[e.start:e.end]!r} in {e.object[:60]!r} is not valid Unicode ({e.reason})") from None
             if debug:
                 traceback.print_exc()
             first = (str(e).strip().splitlines() or [""])[0][:300]

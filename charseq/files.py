@@ -42,7 +42,14 @@ def current_umask() -> int:
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=1)
+        data = (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (an undecodable byte in a file name or a --text argument) has no UTF-8
+        # form; as a \\u escape it still round-trips through json.loads.
+        data = (json.dumps(obj, ensure_ascii=True, indent=1) + "\n").encode("ascii")
+    write_bytes_atomic(path, data)
 
 
 def check_readable_file(path: str | Path, what: str = "file") -> Path:

@@ -63,8 +63,8 @@ class TrainConfig:
         def positive(name, value, allow_none=False):
             if value is None and allow_none:
                 return
-            if value is None or not value > 0:
-                raise CharseqError(f"--{name.replace('_', '-')} must be positive, not {value}")
+            if value is None or not (value > 0 and math.isfinite(value)):
+                raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
         positive("batch_size", self.batch_size)
         positive("max_steps", self.max_steps, True)
         positive("epochs", self.epochs, True)
