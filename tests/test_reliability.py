@@ -174,6 +174,38 @@ def test_same_seed_same_losses_and_resume_is_seamless_with_dropout(tmp_path, cor
         assert d == pytest.approx(a, rel=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
+def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
+    """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
+    from charseq.classifier_run import ClassifierTask, train_classifier
+    from charseq.seq2seq_run import Seq2SeqTask, train_seq2seq
+
+    task_class, train_fn, data = {"classifier": (ClassifierTask, train_classifier, "reviews.tsv"),
+                                  "seq2seq": (Seq2SeqTask, train_seq2seq, "pairs.tsv")}[kind]
+    settings = dict(units=16, embedding_dim=8, batch_size=16, dropout=0.3, precision="float32", max_steps=24,
+                    eval_every=8, log=lambda s: None, progress_bar=False)
+    train_fn(task_files / data, tmp_path / "straight", **settings)
+    original = task_class.train_step
+
+    def interrupted_at_13(self, step, optimizer):
+        if step == 12:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, step, optimizer)
+    monkeypatch.setattr(task_class, "train_step", interrupted_at_13)
+    with pytest.raises(Interrupted, match="at step 13"):
+        train_fn(task_files / data, tmp_path / "stopped", **settings)
+    monkeypatch.setattr(task_class, "train_step", original)
+    train_fn(out=tmp_path / "stopped", resume=True, log=lambda s: None, progress_bar=False)
+
+    def losses(run):
+        return [(r["step"], r["train_loss"], r["val_loss"])
+                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    straight, stopped = losses(tmp_path / "straight"), losses(tmp_path / "stopped")
+    assert [r[0] for r in stopped] == [r[0] for r in straight] == [8, 16, 24]
+    for a, b in zip(straight, stopped):
+        assert b == pytest.approx(a, rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- numerical faults
 def test_diverging_loss_stops_with_a_clear_message(tmp_path, corpus_file):
     out = tmp_path / "nan"
