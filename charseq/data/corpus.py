@@ -9,6 +9,7 @@ The validation split is the last `val_fraction` of the ids.
 from __future__ import annotations
 
 import json
+import mmap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -122,6 +123,11 @@ class WindowSampler:
                     f"the training split ({n} tokens) is too short for {batch_size} streams of "
                     f"--seq-len {seq_len}; lower --batch-size or --seq-len, or use --windows random")
         self.steps_per_epoch = max(1, (n - 1) // (seq_len * batch_size))
+        self._mmap = _backing_mmap(ids)
+        if self._mmap is not None and hasattr(mmap, "MADV_RANDOM"):
+            # Windows are scattered over the file: without this hint every page fault also maps
+            # ~1 MB of read-ahead, and peak memory grows with the corpus.
+            self._mmap.madvise(mmap.MADV_RANDOM)
 
     def starts_new_pass(self, step: int) -> bool:
         """True where the recurrent state must be reset (contiguous streams wrap around)."""
@@ -136,7 +142,22 @@ class WindowSampler:
             k = step % self.windows_per_pass
             starts = np.arange(self.batch_size) * self.stream_len + k * t
         rows = np.stack([np.asarray(self.ids[s: s + t + 1]) for s in starts]).astype(np.int32)
+        if self._mmap is not None and hasattr(mmap, "MADV_DONTNEED"):
+            # Unmap the pages just read (they stay in the page cache): otherwise every page a
+            # pass touches counts in the process's RSS, which then grows to the corpus' size.
+            self._mmap.madvise(mmap.MADV_DONTNEED)
         return rows[:, :-1], rows[:, 1:]
+
+
+def _backing_mmap(ids) -> mmap.mmap | None:
+    """The file mapping under a read-only `np.memmap` (or a slice of one), else None: only there
+    is dropping pages harmless (a copy-on-write map would lose its changes)."""
+    array = ids
+    while isinstance(array, np.ndarray):
+        if isinstance(array, np.memmap) and getattr(array, "mode", None) == "r" and isinstance(array.base, mmap.mmap):
+            return array.base
+        array = array.base
+    return None
 
 
 def stream_batches(ids: np.ndarray, streams: int, chunk: int):
@@ -146,14 +167,18 @@ def stream_batches(ids: np.ndarray, streams: int, chunk: int):
     all of its row's earlier tokens as context (the caller carries the state across chunks).
     Short rows are right-padded with weight 0.
     """
-    ids = np.asarray(ids, dtype=np.int32)
-    streams = max(1, min(streams, len(ids) // max(2, chunk // 4) or 1))
-    row_len = -(-len(ids) // streams)
-    padded = np.zeros(streams * row_len, np.int32)
-    padded[: len(ids)] = ids
-    valid = np.zeros(streams * row_len, np.float32)
-    valid[: len(ids)] = 1.0
-    rows, vrows = padded.reshape(streams, row_len), valid.reshape(streams, row_len)
+    n = len(ids)
+    streams = max(1, min(streams, n // max(2, chunk // 4) or 1))
+    row_len = -(-n // streams)
+    # Row r is ids[r * row_len: (r + 1) * row_len], zero-padded; each chunk reads only its own
+    # slices, so a memory-mapped validation split is never loaded whole.
     for s in range(0, row_len - 1, chunk):
         e = min(s + chunk, row_len - 1)
-        yield rows[:, s:e], rows[:, s + 1: e + 1], vrows[:, s + 1: e + 1]
+        window = np.zeros((streams, e - s + 1), np.int32)
+        valid = np.zeros((streams, e - s + 1), np.float32)
+        for r in range(streams):
+            lo, hi = r * row_len + s, min(r * row_len + e + 1, n)
+            if lo < hi:
+                window[r, : hi - lo] = ids[lo:hi]
+                valid[r, : hi - lo] = 1.0
+        yield window[:, :-1], window[:, 1:], valid[:, 1:]
