@@ -123,11 +123,11 @@ class WindowSampler:
                     f"the training split ({n} tokens) is too short for {batch_size} streams of "
                     f"--seq-len {seq_len}; lower --batch-size or --seq-len, or use --windows random")
         self.steps_per_epoch = max(1, (n - 1) // (seq_len * batch_size))
-        self._mmap = _backing_mmap(ids)
-        if self._mmap is not None and hasattr(mmap, "MADV_RANDOM"):
-            # Windows are scattered over the file: without this hint every page fault also maps
-            # ~1 MB of read-ahead, and peak memory grows with the corpus.
-            self._mmap.madvise(mmap.MADV_RANDOM)
+        self._mmap = _backing_mmap(ids) if hasattr(mmap, "MADV_DONTNEED") else None
+        if self._mmap is not None:
+            self._mmap.madvise(mmap.MADV_RANDOM)  # windows are scattered: no read-ahead
+            # Where `ids` starts inside the mapping, to release each window's pages after reading.
+            self._start = ids.ctypes.data - np.frombuffer(self._mmap, np.uint8).ctypes.data
 
     def starts_new_pass(self, step: int) -> bool:
         """True where the recurrent state must be reset (contiguous streams wrap around)."""
@@ -141,12 +141,20 @@ class WindowSampler:
         else:
             k = step % self.windows_per_pass
             starts = np.arange(self.batch_size) * self.stream_len + k * t
-        rows = np.stack([np.asarray(self.ids[s: s + t + 1]) for s in starts]).astype(np.int32)
-        if self._mmap is not None and hasattr(mmap, "MADV_DONTNEED"):
-            # Unmap the pages just read (they stay in the page cache): otherwise every page a
-            # pass touches counts in the process's RSS, which then grows to the corpus' size.
-            self._mmap.madvise(mmap.MADV_DONTNEED)
+        rows = np.stack([self._read(s, t + 1) for s in starts]).astype(np.int32)
         return rows[:, :-1], rows[:, 1:]
+
+    def _read(self, start: int, length: int) -> np.ndarray:
+        window = np.array(self.ids[start: start + length])
+        if self._mmap is not None:
+            # Unmap the pages just read (they stay in the page cache). Otherwise each one, and the
+            # large page-cache folio around it, counts in the process's RSS until the corpus has
+            # been read end to end, so peak memory would grow with the corpus.
+            item = self.ids.itemsize
+            lo = (self._start + start * item) // mmap.PAGESIZE * mmap.PAGESIZE
+            hi = min(self._start + (start + length) * item, len(self._mmap))
+            self._mmap.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        return window
 
 
 def _backing_mmap(ids) -> mmap.mmap | None:
