@@ -24,7 +24,7 @@ import tensorflow as tf
 from charseq.classifier import SequenceClassifier
 from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
-from charseq.distribute import require_default
+from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
@@ -88,8 +88,8 @@ class ClassifierTask:
     monitor = ("val_accuracy", "max")
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
-                 max_len: int | None = None, augment_shift: int = 0):
-        self.model, self.batch_size, self.seed = model, batch_size, seed
+                 max_len: int | None = None, augment_shift: int = 0, strategy: tf.distribute.Strategy | None = None):
+        self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
         self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
         self.images = isinstance(x_train, np.ndarray) and x_train.ndim == 3
         self.max_len, self.augment_shift = max_len, augment_shift
@@ -105,8 +105,8 @@ class ClassifierTask:
             batch = x[indices]
             if rng is not None and self.augment_shift:
                 batch = _shift_images(batch, self.augment_shift, rng)
-            return tf.constant(batch.astype(np.float32) / 255.0)
-        return tf.constant(pad_batch([x[i] for i in indices], self.max_len))
+            return batch.astype(np.float32) / 255.0
+        return pad_batch([x[i] for i in indices], self.max_len)
 
     def _batch(self, step: int):
         epoch = step // self.steps_per_epoch
@@ -117,31 +117,36 @@ class ClassifierTask:
             self._epoch = epoch
         indices = self._batches[step % self.steps_per_epoch]
         rng = np.random.default_rng([self.seed, step, 1])
-        return self._inputs(self.x_train, indices, rng), tf.constant(self.y_train[indices])
+        return self._inputs(self.x_train, indices, rng), self.y_train[indices]
 
     def _compile(self, optimizer):
         model = self.model
 
-        @tf.function(reduce_retracing=True)
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-                objective = loss + tf.add_n(model.losses) if model.losses else loss
-            grads = tape.gradient(objective, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32))
-            return loss, correct
+        def replica_loss(x, y, *weighting):
+            logits = model(x, training=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
+            if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
+                weights, rows = weighting
+                loss, correct = tf.reduce_sum(ce * weights) / rows, tf.reduce_sum(hits * weights)
+            else:
+                loss, correct = tf.reduce_mean(ce), tf.reduce_sum(hits)
+            return regularized(loss, model), (loss, correct), None
 
-        return step
+        return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
 
     def train_step(self, step: int, optimizer):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
         x, y = self._batch(step)
-        loss, correct = self._compiled(x, y)
+        if self.strategy is None:
+            (loss, correct), _ = self._compiled(tf.constant(x), tf.constant(y))
+        else:
+            batch = pad_rows(self.strategy, x, y)
+            (loss, correct), _ = self._compiled(*(feed(self.strategy, a) for a in batch),
+                                                tf.constant(len(y), tf.float32))
         self._correct += correct
-        self._seen += int(y.shape[0])
+        self._seen += len(y)
         return loss
 
     def evaluate(self) -> dict:
@@ -198,8 +203,14 @@ def _encode_labels(labels: list[str], names: list[str], source) -> np.ndarray:
 def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
                 resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                 **settings) -> RunDir:
-    """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels)."""
-    require_default(out, resume, settings, "classify-mnist")
+    """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels).
+
+    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
+    return train_on_worker(out, resume, settings, lambda mine: _train_mnist(
+        mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
+
+
+def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
@@ -208,6 +219,7 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
         if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
             settings["epochs"] = 10
         model_cfg, train_cfg = _split_settings(settings)
+    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
     log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
         f"of {images.x_train.shape[1]}x{images.x_train.shape[2]}")
@@ -222,9 +234,10 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
                           "train": train_cfg.to_dict(), "labels": names,
                           "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
     tf.keras.utils.set_random_seed(train_cfg.seed)
-    model = build_classifier(asdict(model_cfg), len(names), None)
+    with scope(strategy):
+        model = build_classifier(asdict(model_cfg), len(names), None)
     task = ClassifierTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
-                          train_cfg.seed, augment_shift=model_cfg.augment_shift)
+                          train_cfg.seed, augment_shift=model_cfg.augment_shift, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
@@ -242,8 +255,17 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
                      min_count: int = 1, init_from: str | Path | None = None, encoding: str = "utf-8",
                      force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
                      progress_bar: bool | None = None, **settings) -> RunDir:
-    """Train a text classifier on a TSV/CSV file with a header (text and label columns)."""
-    require_default(out, resume, settings, "train-classifier")
+    """Train a text classifier on a TSV/CSV file with a header (text and label columns).
+
+    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
+    return train_on_worker(out, resume, settings, lambda mine: _train_classifier(
+        train_file, mine, val=val, val_fraction=val_fraction, text_column=text_column, label_column=label_column,
+        skip_bad_rows=skip_bad_rows, max_vocab=max_vocab, min_count=min_count, init_from=init_from,
+        encoding=encoding, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
+
+
+def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_column, skip_bad_rows, max_vocab,
+                      min_count, init_from, encoding, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
@@ -261,6 +283,7 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
         if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
             settings["epochs"] = 5
         model_cfg, train_cfg = _split_settings(settings)
+    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
     rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
     if rows.skipped:
         log(f"skipped {rows.skipped} bad rows of {train_file}")
@@ -308,11 +331,12 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
     log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)
-    model = build_classifier(asdict(model_cfg), len(names), vocab.size)
+    with scope(strategy):
+        model = build_classifier(asdict(model_cfg), len(names), vocab.size)
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
     task = ClassifierTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
-                          max_len=model_cfg.max_len)
+                          max_len=model_cfg.max_len, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run

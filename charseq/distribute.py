@@ -12,6 +12,11 @@ gradient of the global batch, and every replica applies the same update. So a ru
 replicas follows the same loss curve as a single-process run with the same --batch-size and
 --lr; the learning rate is never scaled behind the user's back.
 
+Batches whose size R does not divide (the classifier's and seq2seq's last batch of an epoch)
+get copies of their first row, weighted 0, up to a multiple of R (`pad_rows`); each replica's
+loss is then its weighted sum over the global count of real rows (or tokens), so the shares
+add up to the single-process mean and the padding contributes nothing.
+
 In a multi-worker run the chief (task 0 of "worker", or the "chief" task) writes the run
 directory; every other worker writes its copy into a temporary directory that is deleted at
 the end (or into $CHARSEQ_WORKER_DIR, kept, for inspection). Resuming reads the chief's
@@ -32,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError, Interrupted
+from charseq.runs import RunDir
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 WORKER_DIR_ENV = "CHARSEQ_WORKER_DIR"
@@ -130,6 +136,63 @@ def shard(strategy, array: np.ndarray):
     return strategy.experimental_distribute_values_from_function(block)
 
 
+def feed(strategy, array: np.ndarray):
+    """A batch array as a step's input: a tensor, or under a strategy each replica's block of rows."""
+    return tf.constant(array) if strategy is None else shard(strategy, array)
+
+
+def pad_rows(strategy, *arrays: np.ndarray) -> tuple:
+    """`arrays` (rows = one global batch) with copies of their first row appended up to a
+    multiple of the replicas, and the rows' weights (1 for the batch's rows, 0 for the copies).
+    Copies of a real row, not zeros: an all-padding text would be an all-masked sequence."""
+    rows = len(arrays[0])
+    extra = -rows % num_replicas(strategy)
+    weights = np.concatenate([np.ones(rows, np.float32), np.zeros(extra, np.float32)])
+    if extra:
+        arrays = tuple(np.concatenate([a, np.repeat(a[:1], extra, axis=0)]) for a in arrays)
+    return (*arrays, weights)
+
+
+def regularized(loss, model):
+    """Inside a replica: the replica's share of the objective, given its share `loss` of the
+    global batch's loss: plus its share (1/R) of the model's own losses (the L2 penalty)."""
+    if not model.losses:
+        return loss
+    penalty = tf.add_n(model.losses)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        penalty = penalty / context.num_replicas_in_sync
+    return loss + penalty
+
+
+def compile_train_step(strategy, model, optimizer, replica_loss, **function_options):
+    """One compiled optimisation step for any head.
+
+    `replica_loss(*batch)` runs on each replica's rows and returns (objective, reported, kept):
+    `objective` is the replica's share of the global batch's objective (the shares sum to it),
+    `reported` a tuple of scalars the step returns summed over the replicas (the loss, counts),
+    `kept` anything handed back per replica as it is (carried RNN state), or None. The gradients
+    are summed over the replicas before the optimizer sees them (see `prepare_optimizer`).
+    Without a strategy this is just the compiled replica step.
+    """
+    def replica_step(*batch):
+        with tf.GradientTape() as tape:
+            objective, reported, kept = replica_loss(*batch)
+        grads = tape.gradient(objective, model.trainable_variables)
+        optimizer.apply(sum_over_replicas(grads), model.trainable_variables)
+        return reported, kept
+
+    if strategy is None:
+        return tf.function(replica_step, **function_options)
+
+    @tf.function(**function_options)
+    def step(*batch):
+        reported, kept = strategy.run(replica_step, batch)
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in reported), kept
+
+    return step
+
+
 def per_replica(strategy, make):
     """A per-replica value: `make(replica_index)` on each local replica (may return a nested structure)."""
     return strategy.experimental_distribute_values_from_function(lambda c: make(c.replica_id_in_sync_group))
@@ -204,10 +267,9 @@ def worker_run_dir(out, resume: bool, settings: dict):
             shutil.rmtree(parent, ignore_errors=True)
 
 
-def require_default(out, resume: bool, settings: dict, command: str) -> None:
-    """For the heads whose training steps are not spread over replicas yet: a clear refusal,
-    before anything is written, instead of a run that silently uses one device."""
-    name = strategy_name(out, resume, settings)
-    if name != "default":
-        raise CharseqError(f"--strategy {name} is not available for {command} yet (only train-lm); "
-                           "use --strategy default")
+def train_on_worker(out, resume: bool, settings: dict, train_fn) -> RunDir:
+    """`train_fn(directory)` run in this worker's run directory (see `worker_run_dir`); returns
+    the run in `out` (the chief's), whichever worker this is."""
+    with worker_run_dir(out, resume, settings) as mine:
+        run = train_fn(mine)
+    return run if Path(mine) == Path(out) else RunDir(out)

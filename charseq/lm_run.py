@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_batches, text_chunks
-from charseq.distribute import (check_batch, gather, make_strategy, num_replicas, per_replica, scope, shard,
-                                sum_over_replicas, worker_run_dir)
+from charseq.distribute import (check_batch, compile_train_step, feed, gather, make_strategy, num_replicas,
+                                per_replica, regularized, scope, train_on_worker)
 from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file, current_umask
 from charseq.lm import LanguageModel, loss_report, sequence_loss
@@ -106,31 +106,16 @@ class LMTask:
         self._compiled = None
 
     def _compile(self, optimizer):
-        model, strategy, replicas = self.model, self.strategy, num_replicas(self.strategy)
+        model, replicas = self.model, num_replicas(self.strategy)
 
-        def replica_step(x, y, state):
-            with tf.GradientTape() as tape:
-                logits, new_state = model(x, initial_state=state, training=True)
-                loss, _, _ = sequence_loss(y, logits)
-                objective = loss + tf.add_n(model.losses) if model.losses else loss
-                if replicas > 1:  # each replica's share of the global-batch mean; the shares are summed
-                    loss, objective = loss / replicas, objective / replicas
-            grads = tape.gradient(objective, model.trainable_variables)
-            optimizer.apply(sum_over_replicas(grads), model.trainable_variables)
-            return loss, new_state
+        def replica_loss(x, y, state):
+            logits, new_state = model(x, initial_state=state, training=True)
+            loss, _, _ = sequence_loss(y, logits)
+            if replicas > 1:  # each replica's share of the global-batch mean; the shares are summed
+                loss = loss / replicas
+            return regularized(loss, model), (loss,), new_state
 
-        if strategy is None:
-            return tf.function(replica_step)
-
-        @tf.function
-        def step(x, y, state):
-            loss, new_state = strategy.run(replica_step, (x, y, state))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None), new_state
-
-        return step
-
-    def _feed(self, array: np.ndarray):
-        return tf.constant(array) if self.strategy is None else shard(self.strategy, array)
+        return compile_train_step(self.strategy, model, optimizer, replica_loss)
 
     def _zero_state(self):
         if self.strategy is None:
@@ -144,7 +129,7 @@ class LMTask:
         x, y = self.sampler.batch(step)
         if self.carried is None or self.sampler.starts_new_pass(step):
             self.carried = self._zero_state()
-        loss, self.carried = self._compiled(self._feed(x), self._feed(y), self.carried)
+        (loss,), self.carried = self._compiled(feed(self.strategy, x), feed(self.strategy, y), self.carried)
         return loss
 
     def evaluate(self) -> dict:
@@ -241,10 +226,9 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
     last checkpoint with its saved settings (only the stopping settings and the strategy may
     be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
-    with worker_run_dir(out, resume, settings) as mine:
-        run = _train_lm(corpus, mine, text=text, force=force, resume=resume, log=log, progress_bar=progress_bar,
-                        sample_length=sample_length, **settings)
-    return run if Path(mine) == Path(out) else RunDir(out)
+    return train_on_worker(out, resume, settings, lambda mine: _train_lm(
+        corpus, mine, text=text, force=force, resume=resume, log=log, progress_bar=progress_bar,
+        sample_length=sample_length, **settings))
 
 
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:

@@ -23,7 +23,7 @@ import tensorflow as tf
 from charseq.data.labeled import bucketed_batches, pad_batch
 from charseq.data.pairs import read_pairs
 from charseq.decoding import Decoder, check_options
-from charseq.distribute import require_default
+from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.lm import sequence_loss
@@ -124,8 +124,9 @@ class Seq2SeqTask:
     monitor = ("val_exact_match", "max")
 
     def __init__(self, model: Seq2Seq, target_vocab, train_pairs, val_pairs, val_targets: list[str],
-                 batch_size: int, seed: int, max_output_len: int, eval_examples: int = 1000):
-        self.model, self.batch_size, self.seed = model, batch_size, seed
+                 batch_size: int, seed: int, max_output_len: int, eval_examples: int = 1000,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
         self.x_train, self.y_train = train_pairs
         self.x_val, self.y_val = val_pairs
         # Exact match needs decoding, which costs a step per character: a fixed sample of the
@@ -159,22 +160,29 @@ class Seq2SeqTask:
     def _compile(self, optimizer):
         model = self.model
 
-        @tf.function(reduce_retracing=True)
-        def step(source, decoder_in, decoder_out):
-            with tf.GradientTape() as tape:
-                logits = model((source, decoder_in), training=True)
-                loss, _, _ = sequence_loss(decoder_out, logits, tf.cast(decoder_out != 0, tf.float32))
-                objective = loss + tf.add_n(model.losses) if model.losses else loss
-            grads = tape.gradient(objective, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
-            return loss
+        def replica_loss(source, decoder_in, decoder_out, *weighting):
+            logits = model((source, decoder_in), training=True)
+            mask = tf.cast(decoder_out != 0, tf.float32)
+            if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
+                weights, tokens = weighting
+                loss = sequence_loss(decoder_out, logits, mask * weights[:, None])[1] / tokens
+            else:
+                loss, _, _ = sequence_loss(decoder_out, logits, mask)
+            return regularized(loss, model), (loss,), None
 
-        return step
+        return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
 
     def train_step(self, step: int, optimizer):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
-        return self._compiled(*(tf.constant(a) for a in self._batch(step)))
+        batch = self._batch(step)
+        if self.strategy is None:
+            (loss,), _ = self._compiled(*(tf.constant(a) for a in batch))
+            return loss
+        tokens = np.count_nonzero(batch[2])  # the global batch's target tokens, </s> included
+        (loss,), _ = self._compiled(*(feed(self.strategy, a) for a in pad_rows(self.strategy, *batch)),
+                                    tf.constant(tokens, tf.float32))
+        return loss
 
     def val_loss(self) -> float:
         if self._loss_fn is None:
@@ -217,8 +225,16 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
 
     `settings` are the fields of :class:`Seq2SeqConfig` and :class:`~charseq.train.TrainConfig`.
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
+    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
-    require_default(out, resume, settings, "train-seq2seq")
+    return train_on_worker(out, resume, settings, lambda mine: _train_seq2seq(
+        train_file, mine, val=val, val_fraction=val_fraction, shared_vocab=shared_vocab, skip_bad_rows=skip_bad_rows,
+        max_input_len=max_input_len, skip_long=skip_long, encoding=encoding, force=force, resume=resume, log=log,
+        progress_bar=progress_bar, **settings))
+
+
+def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad_rows, max_input_len, skip_long,
+                   encoding, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings)
         model_cfg = config_from_dict(Seq2SeqConfig, config.get("model"), f"{run.path}/config.json model")
@@ -239,6 +255,7 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
         if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
             settings["epochs"] = 20
         model_cfg, train_cfg = _split_settings(settings)
+    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
 
     def read(path):
         pairs = read_pairs(path, skip_bad_rows, max_input_len, skip_long, encoding)
@@ -284,12 +301,14 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
         f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if shared_vocab else ''}")
 
     tf.keras.utils.set_random_seed(train_cfg.seed)
-    model = build_seq2seq(asdict(model_cfg), source_vocab.size, target_vocab.size)
+    with scope(strategy):
+        model = build_seq2seq(asdict(model_cfg), source_vocab.size, target_vocab.size)
     rev = model_cfg.reverse_source
     task = Seq2SeqTask(model, target_vocab,
                        (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
                        (encode_sources(source_vocab, val_sources, rev), encode_targets(target_vocab, val_targets)),
-                       val_targets, train_cfg.batch_size, train_cfg.seed, model_cfg.max_output_len)
+                       val_targets, train_cfg.batch_size, train_cfg.seed, model_cfg.max_output_len,
+                       strategy=strategy)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell} encoder and decoder, attention "
         f"{model_cfg.attention}, {params:,} parameters, {model.decoder.dtype_policy.name}; "

@@ -1,9 +1,11 @@
 """--strategy: two MultiWorkerMirroredStrategy workers on 127.0.0.1 train together, to the same
 weights and the same loss curve as one process with the same global batch; mirrored on one
-CPU replica matches the default path."""
+CPU replica matches the default path. For every train command: the classifier's and seq2seq's
+batches (odd sizes, a last batch of one row, padded texts) are split with zero-weight padding."""
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -12,8 +14,11 @@ import time
 import numpy as np
 import pytest
 
+from charseq.classifier_run import train_classifier, train_mnist
+from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.lm_run import train_lm
+from charseq.seq2seq_run import train_seq2seq
 from conftest import REPO, TINY_SETTINGS, assert_clean_error, run_cli
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
@@ -129,13 +134,86 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
-def test_heads_not_yet_distributed_refuse_a_strategy(tmp_path):
-    from charseq.classifier_run import train_mnist
+# ----------------------------------------------------------------------------- classifier and seq2seq
+# 94 rows: 9 held out, 85 to train on in batches of 7, so the 13 batches of an epoch are odd-sized
+# (each padded with a zero-weight row for 2 replicas) and the last holds one row (one worker's
+# share is padding only).
+HEAD_SETTINGS = dict(units=16, embedding_dim=8, batch_size=7, max_steps=13, eval_every=5, precision="float32",
+                     dropout=0.0, lr=3e-3)  # the CLI's default --lr differs by command; the API's does not
+HEAD_FLAGS = [f"--{k.replace('_', '-')}" if i == 0 else str(v) for k, v in HEAD_SETTINGS.items() for i in range(2)]
+HEADS = {"classifier": ("train-classifier", "reviews.tsv", train_classifier),
+         "seq2seq": ("train-seq2seq", "pairs.tsv", train_seq2seq),
+         "mnist": ("classify-mnist", "images.npz", lambda data, out, **kw: train_mnist(out, data, **kw))}
 
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("ab\tba\n" * 20, encoding="utf-8")
-    r = run_cli("train-seq2seq", pairs, "--out", tmp_path / "s2s", "--strategy", "multiworker")
-    assert_clean_error(r, "--strategy multiworker is not available for train-seq2seq")
-    with pytest.raises(CharseqError, match="not available for classify-mnist"):
-        train_mnist(tmp_path / "mnist", strategy="mirrored", log=lambda s: None)
-    assert not any(p.name != "pairs.tsv" for p in tmp_path.iterdir())
+
+@pytest.fixture(scope="module")
+def head_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("heads")
+    rng = random.Random(0)
+    good, bad = ["good", "great", "fine", "lovely"], ["bad", "awful", "poor", "dull"]
+    rows = ["text\tlabel"]
+    for _ in range(94):
+        positive = rng.random() < 0.5
+        words = rng.choices(good if positive else bad, k=rng.randint(1, 4)) + rng.choices(["film", "plot"], k=2)
+        rows.append(" ".join(words) + f"\t{'pos' if positive else 'neg'}")  # 2 to 6 words: uneven padding
+    (d / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in make_pairs("reverse", 94, seed=0, length=(2, 6))))
+    images = np.random.default_rng(0)
+    np.savez(d / "images.npz", x_train=images.integers(0, 256, (85, 28, 28), dtype=np.uint8),
+             y_train=images.integers(0, 3, 85), x_test=images.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_test=images.integers(0, 3, 20))
+    return d
+
+
+def _train_head(kind, files, out, **settings):
+    _, data, train_fn = HEADS[kind]
+    train_fn(files / data, out, log=lambda s: None, progress_bar=False, **{**HEAD_SETTINGS, **settings})
+
+
+def _two_workers(kind, files, out, tmp_path, *extra):
+    command, data, _ = HEADS[kind]
+    data = ["--data", files / data] if kind == "mnist" else [files / data]
+    results = _run_workers([command, *data, "--out", out, *HEAD_FLAGS, "--strategy", "multiworker", *extra], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"worker {i}: {r.stderr}"
+        assert "13 steps per epoch" in r.stdout and "Traceback" not in r.stderr
+    return results
+
+
+def _same_weights(chief, worker, single):
+    chief, worker, lone = _weights(chief), _weights(worker), _weights(single)
+    assert chief.keys() == worker.keys() == lone.keys()
+    for key in chief:  # the weights and the optimizer state
+        np.testing.assert_allclose(worker[key], chief[key], rtol=0, atol=1e-6, err_msg=key)
+    assert max(float(np.abs(lone[k] - chief[k]).max()) for k in lone if k.startswith("w")) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
+def test_every_head_trains_on_two_workers_and_mirrored_like_one_process(tmp_path, head_files, kind):
+    single, mirrored, out = tmp_path / "single", tmp_path / "mirrored", tmp_path / "multi"
+    _train_head(kind, head_files, single)
+    _train_head(kind, head_files, mirrored, strategy="mirrored")  # one CPU replica: the default's very numbers
+    _same_curve(_metrics(single), _metrics(mirrored), rel=1e-5)
+
+    _two_workers(kind, head_files, out, tmp_path)
+    assert json.loads((out / "config.json").read_text())["train"]["strategy"] == "multiworker"
+    assert not (tmp_path / "w0").exists()  # the chief wrote --out, worker 1 its private copy
+    _same_weights(out / "checkpoint.npz", tmp_path / "w1" / "multi" / "checkpoint.npz", single / "checkpoint.npz")
+    _same_curve(_metrics(single), _metrics(out))
+    assert [r["step"] for r in _metrics(out)] == [5, 10, 13]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mnist", "classifier", "seq2seq"])
+def test_two_workers_resume_every_head_like_one_process(tmp_path, head_files, kind):
+    """Longer: two epochs, stopped at step 13 and resumed by both workers from the chief's checkpoint."""
+    single, out = tmp_path / "single", tmp_path / "multi"
+    _train_head(kind, head_files, single)
+    HEADS[kind][2](None, single, resume=True, max_steps=26, log=lambda s: None, progress_bar=False)
+    _two_workers(kind, head_files, out, tmp_path)
+    command = HEADS[kind][0]
+    results = _run_workers([command, "--out", out, "--resume", "--max-steps", "26"], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0 and "resuming from step 13" in r.stdout, f"worker {i}: {r.stderr}"
+    _same_weights(out / "checkpoint.npz", tmp_path / "w1" / "multi" / "checkpoint.npz", single / "checkpoint.npz")
+    _same_curve(_metrics(single), _metrics(out))
