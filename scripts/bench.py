@@ -570,6 +570,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bench.json", help="where to write the JSON results (default bench.json)")
     parser.add_argument("--only", default=None, help="run only measurements whose name contains this text")
     parser.add_argument("--no-torch", action="store_true", help="measure the charseq side only")
+    parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -585,8 +586,9 @@ def main(argv=None) -> int:
     else:
         print("PyTorch is not installed (pip install -e '.[bench]'): measuring the charseq side only")
     out = Path(args.out)
-    if out.exists() and out.is_dir():
-        print(f"Error: --out {out} is a directory", file=sys.stderr)
+    if out.is_dir() or (out.exists() and not args.force):
+        print(f"Error: --out {out} already exists; use --force to overwrite it or give another path",
+              file=sys.stderr)
         return 2
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="charseq-bench-") as tmp:

@@ -67,3 +67,5 @@ def test_command_writes_json_without_torch(bench, corpus_file, tmp_path, monkeyp
     assert set(report["results"]) == {"matmul/charseq"}
     assert report["summary"]["matmul_peak_gflops"]["float32"] > 1
     assert "matmul peak" in capsys.readouterr().out
+    assert bench.main(["--quick", "--no-torch", "--out", str(out)]) == 2  # never overwrites without --force
+    assert "already exists" in capsys.readouterr().err
