@@ -27,6 +27,16 @@ TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batc
               "--sample-length", "0", "--precision", "float32"]
 
 
+def run_cli_in_process(*args) -> subprocess.CompletedProcess:
+    """The CLI in this process (no TensorFlow start-up per call), as run_cli reports it."""
+    from click.testing import CliRunner
+
+    from charseq.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def steps_logged(run: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
@@ -112,6 +122,7 @@ def kill_and_resume(kind: str, files: Path, out: Path, kills: int, max_steps: in
     return final.stdout
 
 
+@pytest.mark.slow  # the default suite kills train-lm (below); the other heads' Ctrl-C/resume run in-process
 @pytest.mark.parametrize("kind", ["train-classifier", "train-seq2seq"])
 def test_sigkill_at_a_random_moment_then_resume(tmp_path, task_files, kind):
     kill_and_resume(kind, task_files, tmp_path / "run", kills=1, max_steps=150, every=30, seed=len(kind))
@@ -292,6 +303,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+@pytest.mark.slow  # the file-size-limit test above takes the same path on every platform
 def test_full_disk_during_training_keeps_the_checkpoint(small_tmpfs, corpus_file):
     out = small_tmpfs / "run"
     filler = small_tmpfs / "filler"
@@ -309,6 +321,7 @@ def test_full_disk_during_training_keeps_the_checkpoint(small_tmpfs, corpus_file
     assert checkpoint_step(out) == 40
 
 
+@pytest.mark.slow
 def test_read_only_run_directory(small_tmpfs, corpus_file):
     out = small_tmpfs / "run"
 
@@ -403,7 +416,7 @@ def test_crafted_config_is_rejected(tmp_path, trained_run, section, change, frag
     (run / "config.json").write_text(json.dumps(config))
     command = ("train-lm", "--out", run, "--resume") if section in ("data", "train") else \
         ("generate", "--model", run, "--length", "5")
-    assert_clean_error(run_cli(*command), fragment)
+    assert_clean_error(run_cli_in_process(*command), fragment)
 
 
 def test_loading_never_unpickles(tmp_path, trained_run):

@@ -92,6 +92,7 @@ def test_a_source_decodes_the_same_alone_and_in_a_padded_batch(reverse_run):
     np.testing.assert_allclose([h[1] for h in alone], [h[1] for h in batched], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_attention_variants_and_reverse_source_build_and_train(tmp_path):
     pairs = make_pairs("sort", 200, seed=0, length=(2, 4))
     (tmp_path / "p.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
