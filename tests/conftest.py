@@ -42,6 +42,17 @@ def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
                           cwd=kwargs.pop("cwd", REPO), **kwargs)
 
 
+def run_cli_in_process(*args) -> subprocess.CompletedProcess:
+    """The same command line run in this process: no TensorFlow start-up per call, for the many
+    bad-input checks (a few tests per command still go through a real subprocess)."""
+    from click.testing import CliRunner
+
+    from charseq.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """A user error: non-zero exit, one line on stderr naming the problem, no traceback."""
     assert result.returncode != 0, result.stdout + result.stderr

@@ -4,12 +4,12 @@ import shutil
 
 import pytest
 
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, run_cli, run_cli_in_process
 from test_lm import TINY_FLAGS
 
 
 def train(corpus, out, *extra):
-    return run_cli("train-lm", corpus, "--out", out, "--max-steps", "2", *TINY_FLAGS, *extra)
+    return run_cli_in_process("train-lm", corpus, "--out", out, "--max-steps", "2", *TINY_FLAGS, *extra)
 
 
 def test_missing_corpus(tmp_path):
@@ -71,10 +71,10 @@ def test_incomplete_model_directory(tmp_path, trained_run):
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(trained_run / "config.json", partial)
-    assert_clean_error(run_cli("generate", "--model", partial), "vocab.json")
+    assert_clean_error(run_cli_in_process("generate", "--model", partial), "vocab.json")
     shutil.copy(trained_run / "vocab.json", partial)
-    assert_clean_error(run_cli("generate", "--model", partial), "no trained weights")
-    assert_clean_error(run_cli("generate", "--model", tmp_path), "not a charseq run")
+    assert_clean_error(run_cli_in_process("generate", "--model", partial), "no trained weights")
+    assert_clean_error(run_cli_in_process("generate", "--model", tmp_path), "not a charseq run")
 
 
 def test_corrupted_weights(tmp_path, trained_run):
@@ -82,12 +82,12 @@ def test_corrupted_weights(tmp_path, trained_run):
     shutil.copytree(trained_run, broken)
     data = (broken / "best.npz").read_bytes()
     (broken / "best.npz").write_bytes(data[: len(data) // 2])
-    assert_clean_error(run_cli("generate", "--model", broken), "best.npz", "corrupt")
+    assert_clean_error(run_cli_in_process("generate", "--model", broken), "best.npz", "corrupt")
     flipped = bytearray((broken / "checkpoint.npz").read_bytes())
     flipped[len(flipped) // 2] ^= 0xFF
     (broken / "best.npz").unlink()
     (broken / "checkpoint.npz").write_bytes(bytes(flipped))
-    assert_clean_error(run_cli("generate", "--model", broken), "checkpoint.npz", "corrupt")
+    assert_clean_error(run_cli_in_process("generate", "--model", broken), "checkpoint.npz", "corrupt")
 
 
 @pytest.mark.parametrize("flags, fragment", [
@@ -99,14 +99,14 @@ def test_corrupted_weights(tmp_path, trained_run):
     (["--num-samples", "0"], "--num-samples"),
 ])
 def test_nonsensical_generation_options(trained_run, flags, fragment):
-    assert_clean_error(run_cli("generate", "--model", trained_run, "--prompt", "春", *flags), fragment)
+    assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", *flags), fragment)
 
 
 def test_evaluate_bad_files(tmp_path, trained_run):
-    assert_clean_error(run_cli("evaluate", "--model", trained_run, tmp_path / "none.txt"), "does not exist")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", trained_run, tmp_path / "none.txt"), "does not exist")
     (tmp_path / "empty.txt").write_text("")
-    assert_clean_error(run_cli("evaluate", "--model", trained_run, tmp_path / "empty.txt"), "empty")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", trained_run, tmp_path / "empty.txt"), "empty")
 
 
 def test_resume_without_a_checkpoint(tmp_path):
-    assert_clean_error(run_cli("train-lm", "--out", tmp_path / "none", "--resume"), "does not exist")
+    assert_clean_error(run_cli_in_process("train-lm", "--out", tmp_path / "none", "--resume"), "does not exist")

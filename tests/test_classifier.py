@@ -13,7 +13,7 @@ from charseq.classifier_run import _copy_backbone, build_classifier, predict_pro
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, run_cli, run_cli_in_process
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
 
@@ -168,7 +168,7 @@ def test_init_from_a_language_model(tmp_path, reviews):
 # ----------------------------------------------------------------------------- bad input
 def test_missing_text_column_names_the_columns(tmp_path):
     (tmp_path / "x.tsv").write_text("words\tclass\nhello\t1\n")
-    r = run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
     assert_clean_error(r, "words, class", "--text-column")
 
 
@@ -176,24 +176,24 @@ def test_row_with_wrong_field_count(tmp_path, reviews):
     content = (reviews / "train.tsv").read_text().splitlines()
     content.insert(5, "one\ttoo\tmany")
     (tmp_path / "x.tsv").write_text("\n".join(content) + "\n")
-    assert_clean_error(run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r"), "line 6")
-    r = run_cli("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r", "--skip-bad-rows",
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r"), "line 6")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r", "--skip-bad-rows",
                 "--max-steps", "1", *FAST)
     assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout
 
 
 def test_empty_text_and_single_class(tmp_path):
     (tmp_path / "e.tsv").write_text("text\tlabel\nfine\t1\n\t0\n")
-    assert_clean_error(run_cli("train-classifier", tmp_path / "e.tsv", "--out", tmp_path / "r"), "line 3", "empty")
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "e.tsv", "--out", tmp_path / "r"), "line 3", "empty")
     (tmp_path / "one.tsv").write_text("text\tlabel\n" + "fine\t1\n" * 20)
-    assert_clean_error(run_cli("train-classifier", tmp_path / "one.tsv", "--out", tmp_path / "r"), "single class")
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "one.tsv", "--out", tmp_path / "r"), "single class")
 
 
 def test_unseen_label_at_evaluation(tmp_path, reviews):
     out = tmp_path / "sent"
-    assert run_cli("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
+    assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
     (tmp_path / "t.tsv").write_text("text\tlabel\ngood\t1\nmeh\t7\n")
-    assert_clean_error(run_cli("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
 
 
 @pytest.mark.parametrize("damage, fragment", [("magic", "magic number"), ("truncate", "truncated"),
@@ -211,10 +211,10 @@ def test_damaged_idx_files(tmp_path, idx_dir, damage, fragment):
         f.write_bytes(bytes(data[: len(data) // 2]))
     else:
         write_idx(d / "t10k-labels-idx1-ubyte", np.zeros(5, np.uint8), IDX_LABELS, False)
-    assert_clean_error(run_cli("classify-mnist", "--data", d, "--out", tmp_path / "r", "--max-steps", "1"), fragment)
+    assert_clean_error(run_cli_in_process("classify-mnist", "--data", d, "--out", tmp_path / "r", "--max-steps", "1"), fragment)
 
 
 def test_missing_data_path_and_wrong_task(tmp_path, trained_run):
-    assert_clean_error(run_cli("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
+    assert_clean_error(run_cli_in_process("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
                        "does not exist")
-    assert_clean_error(run_cli("classify", "--model", trained_run, "hello"), "lm model", "not a classifier")
+    assert_clean_error(run_cli_in_process("classify", "--model", trained_run, "hello"), "lm model", "not a classifier")

@@ -21,20 +21,10 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError, Interrupted
 from charseq.lm_run import LMTask, load_lm, train_lm
 from charseq.runs import RunDir
-from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli
+from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process
 
 TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
               "--sample-length", "0", "--precision", "float32"]
-
-
-def run_cli_in_process(*args) -> subprocess.CompletedProcess:
-    """The CLI in this process (no TensorFlow start-up per call), as run_cli reports it."""
-    from click.testing import CliRunner
-
-    from charseq.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
 
 
 def steps_logged(run: Path) -> list[int]:

@@ -9,7 +9,7 @@ import pytest
 from charseq.data.pairs import make_pairs, read_pairs
 from charseq.errors import CharseqError
 from charseq.seq2seq_run import Translator, edit_distance, score_outputs, train_seq2seq
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, run_cli, run_cli_in_process
 
 FAST = dict(units=64, embedding_dim=16, batch_size=32, precision="float32", lr=1e-2)
 
@@ -123,15 +123,15 @@ def test_pairs_file_problems(tmp_path):
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
     assert_clean_error(run_cli("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
-    r = run_cli("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
+    r = run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
                 "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
     assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr
     run = reverse_run / "run"
-    assert_clean_error(run_cli("translate", "--model", run, "--beam", "0", "abc"), "--beam")
-    assert_clean_error(run_cli("translate", "--model", run, "ab1"), "'1'", "--unknown unk")
-    assert run_cli("translate", "--model", run, "--unknown", "unk", "ab1").returncode == 0
-    assert_clean_error(run_cli("translate", "--model", trained_run, "abc"), "lm model", "not a seq2seq")
-    assert_clean_error(run_cli("make-pairs", "addition", "--n", "0", "--out", tmp_path / "x.tsv"), "--n")
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "ab1"), "'1'", "--unknown unk")
+    assert run_cli_in_process("translate", "--model", run, "--unknown", "unk", "ab1").returncode == 0
+    assert_clean_error(run_cli_in_process("translate", "--model", trained_run, "abc"), "lm model", "not a seq2seq")
+    assert_clean_error(run_cli_in_process("make-pairs", "addition", "--n", "0", "--out", tmp_path / "x.tsv"), "--n")
     (tmp_path / "exists.tsv").write_text("keep me\n")
-    assert_clean_error(run_cli("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
+    assert_clean_error(run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
     assert (tmp_path / "exists.tsv").read_text() == "keep me\n"
