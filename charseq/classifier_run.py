@@ -30,7 +30,7 @@ from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, config_from_dict, split_settings
-from charseq.train import STOP_SETTINGS, TrainConfig, reopen_run, train
+from charseq.train import TrainConfig, reopen_run, train, with_default_stop
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -216,8 +216,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
     else:
-        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
-            settings["epochs"] = 10
+        settings = with_default_stop(settings, epochs=10)
         model_cfg, train_cfg = _split_settings(settings)
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
@@ -280,8 +279,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
             check_readable_file(val, "validation file")
         if not 0 < val_fraction < 1:
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
-        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
-            settings["epochs"] = 5
+        settings = with_default_stop(settings, epochs=5)
         model_cfg, train_cfg = _split_settings(settings)
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
     rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)

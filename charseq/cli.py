@@ -39,12 +39,10 @@ class CharseqGroup(click.Group):
         except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # bare `charseq`: the help
             e.show()
             sys.exit(e.exit_code)
-        except click.exceptions.UsageError as e:
-            hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
-            click.echo(_one_line(f"Error: {e.format_message()}{hint}"), err=True)
-            sys.exit(e.exit_code)
         except click.exceptions.ClickException as e:
-            click.echo(_one_line(f"Error: {e.format_message()}"), err=True)
+            ctx = getattr(e, "ctx", None)  # usage errors know their command: point at its --help
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            click.echo(_one_line(f"Error: {e.format_message()}{hint}"), err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
             click.echo("Error: aborted", err=True)

@@ -31,7 +31,7 @@ from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
-from charseq.train import STOP_SETTINGS, TrainConfig, reopen_run, train
+from charseq.train import TrainConfig, reopen_run, train, with_default_stop
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
@@ -252,8 +252,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
         if max_input_len is not None and max_input_len < 1:
             raise CharseqError("--max-input-len must be at least 1")
-        if not any(settings.get(k) for k in STOP_SETTINGS):  # --max-steps alone means what it says
-            settings["epochs"] = 20
+        settings = with_default_stop(settings, epochs=20)
         model_cfg, train_cfg = _split_settings(settings)
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
 

@@ -115,7 +115,13 @@ class Task(Protocol):
 
 
 STOP_SETTINGS = ("max_steps", "epochs", "time_budget")
-RESUME_SETTINGS = (*STOP_SETTINGS, "strategy")  # what a resumed run may change: where to stop, how to spread
+RESUME_SETTINGS = (*STOP_SETTINGS, "strategy")
+
+
+def with_default_stop(settings: dict, **default) -> dict:
+    """`settings` with a head's default end (e.g. epochs=5) unless they already say when to stop:
+    `--max-steps` alone means what it says, not "whichever comes first with the default"."""
+    return settings if any(settings.get(k) for k in STOP_SETTINGS) else {**settings, **default}  # what a resumed run may change: where to stop, how to spread
 
 
 def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
@@ -251,11 +257,12 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         progress.update(saved)
 
     def check_finite(value: float):
+        if math.isfinite(value):
+            return
         where = (f"the last good checkpoint (step {progress['step']}) is kept" if run.has_checkpoint()
                  else "no checkpoint was written yet")
-        if not math.isfinite(value):
-            raise CharseqError(f"the loss became {value} at step {step}; stopped, and {where}. "
-                               "Try a lower --lr, a --clip-norm, or --on-nan skip")
+        raise CharseqError(f"the loss became {value} at step {step}; stopped, and {where}. "
+                           "Try a lower --lr, a --clip-norm, or --on-nan skip")
 
     def roll_back(value: float):
         """--on-nan skip: back to the last good checkpoint, then on past the batch that failed."""
