@@ -4,7 +4,7 @@ The library is what the CLI calls; everything is usable from Python::
 
     from charseq import train_lm, load_lm, generate
     run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
-    model, vocab = load_lm("runs/poems")
+    model, vocab, config = load_lm("runs/poems")
     print(generate(model, vocab, prompt="春风", length=100))
 """
 

@@ -2,8 +2,8 @@
 
     model = Seq2Seq(source_vocab_size=20, target_vocab_size=14, units=256, attention="luong")
     logits = model((source_ids, decoder_input_ids), training=True)   # teacher forcing
-    memory = model.encode(source_ids)                                # once per source
-    logits, states = model.decode_step(token, states, memory)        # one target token at a time
+    memory, mask, states = model.encode(source_ids)                  # once per source
+    logits, states = model.decode_step(token, states, memory, mask)  # one target token at a time
 
 The encoder reads the source characters; the decoder starts from the encoder's final state
 (every layer's) and reads the target shifted right by a start symbol. At each target step its

@@ -96,7 +96,9 @@ def test_sentencepiece_language_model(tmp_path, corpus_file):
              progress_bar=False, **TINY_SETTINGS)
     assert (out / "spm.model").exists()
     model, vocab, _ = load_lm(out)
-    assert isinstance(generate(model, vocab, "The river", length=5, seed=0), str)
+    text = generate(model, vocab, "The river", length=5, seed=0)
+    pieces = vocab.encode(text)  # five new subword pieces, each one the model's vocabulary holds
+    assert text and len(pieces) >= 1 and all(0 <= i < vocab.size for i in pieces), text
 
 
 def _stop_at(step):

@@ -253,10 +253,20 @@ def test_on_nan_skip_rolls_back_and_finishes(tmp_path, corpus_file, monkeypatch)
 
 
 def test_gradient_clipping_is_on_by_default():
-    from charseq.lm_run import ModelConfig  # noqa: F401  (the LM's options come with the shared TrainConfig)
-    from charseq.train import TrainConfig
+    """A huge gradient moves the weights by at most lr x clip-norm by default, and freely with --clip-norm 0."""
+    import keras
 
-    assert TrainConfig().clip_norm > 0
+    from charseq.train import TrainConfig, make_optimizer
+
+    def step_size(**settings):
+        weights = keras.Variable(np.zeros(10, np.float32))
+        make_optimizer(TrainConfig(optimizer="sgd", lr=1.0, **settings)).apply_gradients(
+            [(np.full(10, 1e6, np.float32), weights)])
+        return float(np.linalg.norm(weights.numpy()))
+
+    default = TrainConfig().clip_norm
+    assert 0 < step_size() <= default * 1.0001
+    assert step_size(clip_norm=0) == pytest.approx(1e6 * np.sqrt(10), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- disk and files
@@ -411,7 +421,6 @@ def test_crafted_config_is_rejected(tmp_path, trained_run, section, change, frag
 
 def test_loading_never_unpickles(tmp_path, trained_run):
     """A weights file holding a pickled object is refused, not executed."""
-    import pickle
     import shutil
 
     run = tmp_path / "run"
@@ -427,7 +436,8 @@ def test_loading_never_unpickles(tmp_path, trained_run):
     np.savez(data, **buffer)
     for name in ("best.npz", "checkpoint.npz"):
         (run / name).write_bytes(data.getvalue())
-    assert pickle  # the payload above is a real pickle inside the .npz
+    with pytest.raises(ValueError, match="allow_pickle"):  # the payload is a real pickled object array
+        np.load(io.BytesIO(data.getvalue()), allow_pickle=False)["w0000"]
     assert_clean_error(run_cli("generate", "--model", run, "--length", "5"), "corrupt")
     assert not marker.exists()
 
