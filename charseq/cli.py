@@ -441,13 +441,25 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
 @click.option("--num-samples", type=int, default=1, show_default=True)
 @click.option("--unknown", type=click.Choice(["error", "skip", "unk"]), default="error", show_default=True,
               help="What to do with prompt characters the model does not know.")
-def generate_command(model_dir, prompt, num_samples, **options):
+@click.option("--beam", type=int, default=1, show_default=True,
+              help="Beam search with this many hypotheses: the most likely continuations (1: sample).")
+@click.option("--n-best", type=int, default=1, show_default=True,
+              help="With --beam: print this many continuations, best first, with their log-probabilities.")
+def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     _configure_output()
     from charseq.lm_run import load_lm
     from charseq.sampling import Generator
 
     model, vocab, _ = load_lm(model_dir)
+    if beam != 1 or n_best != 1:
+        from charseq.lm_beam import BeamSearch
+
+        hyps = BeamSearch(model, vocab)(prompt, length=options["length"], beam=beam, n_best=n_best,
+                                        unknown=options["unknown"])
+        for text, log_prob in hyps:
+            click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
+        return
     generator = Generator(model, vocab)
     generator.prompt_ids(prompt, options["unknown"])  # reject a bad prompt before printing anything
     if num_samples == 1:

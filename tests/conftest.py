@@ -36,6 +36,14 @@ def trained_run(tmp_path_factory, corpus_file) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def studio_dir(tmp_path_factory, corpus_file) -> Path:
+    """Tiny runs of all three heads (and a grid) in one directory, for `charseq serve` (tests/studio_runs.py)."""
+    from studio_runs import train_studio_runs
+
+    return train_studio_runs(tmp_path_factory.mktemp("studio"), corpus_file)
+
+
 def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess (exit status, stdout and stderr as a user sees them)."""
     return subprocess.run([*CHARSEQ, *map(str, args)], capture_output=True, text=True, timeout=timeout,
