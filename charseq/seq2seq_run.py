@@ -31,7 +31,8 @@ from charseq.precision import resolve_precision
 from charseq.runs import RunDir
 from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
-from charseq.train import TrainConfig, reopen_run, train, with_default_stop
+from charseq.sizing import size_seq2seq
+from charseq.train import TrainConfig, reopen_run, train
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
@@ -252,8 +253,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
         if max_input_len is not None and max_input_len < 1:
             raise CharseqError("--max-input-len must be at least 1")
-        settings = with_default_stop(settings, epochs=20)
-        model_cfg, train_cfg = _split_settings(settings)
+        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
 
     def read(path):
@@ -283,6 +283,10 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         source_vocab = target_vocab = CharVocab.build(count_characters(sources + targets))
     else:
         source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
+    if not resume:
+        sizing = size_seq2seq(len(sources), settings)
+        model_cfg, train_cfg = _split_settings(sizing.settings)
+        log(sizing.summary)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
@@ -291,7 +295,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         if not shared_vocab:
             (run.path / TARGET_VOCAB_DIR).mkdir()
             target_vocab.save(run.path / TARGET_VOCAB_DIR)
-        run.write_config({"task": TASK, "model": asdict(model_cfg), "train": train_cfg.to_dict(),
+        run.write_config({"task": TASK, "model": asdict(model_cfg), "train": train_cfg.to_dict(), "sizing": sizing.summary,
                           "data": {"train": str(Path(train_file).resolve()),
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
                                    "shared_vocab": shared_vocab, "skip_bad_rows": skip_bad_rows,

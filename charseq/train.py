@@ -2,8 +2,8 @@
 
 A head supplies a *task*: something that can run one optimisation step, evaluate, and hand
 over any state it carries between steps. The loop here owns everything else: the optimizer
-and its learning-rate schedule, when to stop (steps, epochs, wall-clock budget), periodic
-evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and best), Ctrl-C/SIGTERM
+and its learning-rate schedule, when to stop (steps, epochs, wall-clock budget, or early
+stopping: no improvement for `patience` evaluations), periodic evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and best), Ctrl-C/SIGTERM
 (checkpoint, then stop), NaN detection and resuming to exactly where a run left off.
 """
 
@@ -34,6 +34,7 @@ OPTIMIZERS = {
 }
 LR_DECAYS = ("none", "exponential", "cosine")
 ON_NAN = ("stop", "skip")
+SAMPLE_EVERY_S = 30  # seconds between the sample texts shown at evaluations
 MAX_NAN_SKIPS = 5  # --on-nan skip gives up after this many rollbacks: the run is diverging, not unlucky
 
 
@@ -54,6 +55,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.02
     clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
     eval_every: int | None = 200  # None: once per epoch
+    patience: int | None = None  # early stopping: stop after this many evaluations without improvement
     seed: int = 0
     keep: int = 1  # checkpoints kept: the latest, plus keep - 1 older ones in checkpoints/
     on_nan: str = "stop"  # a non-finite loss: stop, or go back to the last checkpoint and skip the batch
@@ -73,6 +75,7 @@ class TrainConfig:
         positive("decay_steps", self.decay_steps)
         positive("decay_rate", self.decay_rate)
         positive("eval_every", self.eval_every, True)
+        positive("patience", self.patience, True)
         if self.optimizer not in OPTIMIZERS:
             raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.lr_decay not in LR_DECAYS:
@@ -115,13 +118,14 @@ class Task(Protocol):
 
 
 STOP_SETTINGS = ("max_steps", "epochs", "time_budget")
-RESUME_SETTINGS = (*STOP_SETTINGS, "strategy")
+# What a resumed run may change: where to stop, how to spread.
+RESUME_SETTINGS = (*STOP_SETTINGS, "patience", "strategy")
 
 
-def with_default_stop(settings: dict, **default) -> dict:
-    """`settings` with a head's default end (e.g. epochs=5) unless they already say when to stop:
-    `--max-steps` alone means what it says, not "whichever comes first with the default"."""
-    return settings if any(settings.get(k) for k in STOP_SETTINGS) else {**settings, **default}  # what a resumed run may change: where to stop, how to spread
+def says_when_to_stop(settings: dict) -> bool:
+    """Whether the user set a stopping rule (then no default one is added: `--max-steps` alone
+    means what it says, not "whichever comes first with early stopping")."""
+    return any(settings.get(k) is not None for k in STOP_SETTINGS)
 
 
 def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
@@ -132,7 +136,9 @@ def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfi
     """
     run = RunDir.open(out)
     config = run.require_task(task)
-    stop = {k: settings[k] for k in RESUME_SETTINGS if k in settings}
+    stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
+    if says_when_to_stop(stop) and "patience" not in stop:
+        stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it
     train_section = config.get("train")
     if not isinstance(train_section, dict):
         raise CharseqError(f"{run.path / 'config.json'} has no training settings")
@@ -209,11 +215,14 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     end_step = total_steps(cfg, task.steps_per_epoch)
     eval_every = cfg.eval_every or task.steps_per_epoch
     budget_s = cfg.time_budget * 60 if cfg.time_budget else None
-    if end_step is None and budget_s is None:
-        raise CharseqError("nothing says when to stop: give --max-steps, --epochs or --time-budget")
+    if end_step is None and budget_s is None and cfg.patience is None:
+        raise CharseqError("nothing says when to stop: give --max-steps, --epochs, --time-budget or --patience")
 
     monitor, mode = getattr(task, "monitor", ("val_loss", "min"))
-    progress = {"step": 0, "elapsed_s": 0.0, "best": None}
+    # since_best: evaluations in a row where neither the monitored metric nor the validation loss
+    # improved (early stopping). The loss counts too, so that a metric stuck at 0 (exact match early
+    # in training) does not stop a run whose loss still falls.
+    progress = {"step": 0, "elapsed_s": 0.0, "best": None, "best_loss": None, "since_best": 0}
     last: dict = {}
     if resume:
         progress, extra = run.load_checkpoint(model, optimizer, log=log)
@@ -242,8 +251,12 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             parts.append(elapsed() / budget_s)
         return max(parts) if parts else None
 
+    def stalled() -> bool:
+        return cfg.patience is not None and progress.get("since_best", 0) >= cfg.patience
+
     def finished() -> bool:
-        return (end_step is not None and step >= end_step) or (budget_s is not None and elapsed() >= budget_s)
+        return ((end_step is not None and step >= end_step) or (budget_s is not None and elapsed() >= budget_s)
+                or stalled())
 
     def checkpoint():
         saved = {**progress, "step": step, "elapsed_s": elapsed(), "window_losses": [float(x) for x in losses]}
@@ -276,6 +289,8 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         log(f"step {step}: the loss became {value}; back to the weights of step {progress['step']}, "
             f"skipping this batch ({nan_skips} of at most {MAX_NAN_SKIPS} skips)")
 
+    last_sample = None
+
     if cfg.on_nan == "skip" and not run.has_checkpoint():
         checkpoint()  # something to go back to, even before the first evaluation
 
@@ -299,6 +314,11 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         if improved:
             progress["best"] = value
             run.save_best(model, record)
+        best_loss, loss = progress.get("best_loss"), metrics.get("val_loss")
+        loss_improved = loss is not None and (best_loss is None or loss < best_loss)
+        if loss_improved:
+            progress["best_loss"] = loss
+        progress["since_best"] = 0 if improved or loss_improved else progress.get("since_best", 0) + 1
         checkpoint()
         line = (f"step {step}: train {train_loss:.4f}" if train_loss is not None else f"step {step}:") + \
             "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
@@ -306,8 +326,10 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         if bar:
             sys.stdout.write("\n")
         log(line)
-        if sample_fn is not None:
-            log(sample_fn())
+        nonlocal last_sample
+        if sample_fn is not None and (last_sample is None or time.perf_counter() - last_sample >= SAMPLE_EVERY_S):
+            log(sample_fn())  # at most every SAMPLE_EVERY_S: on small data evaluations come every few seconds
+            last_sample = time.perf_counter()
         last = record
         window_start, window_tokens = time.perf_counter(), 0
 
@@ -331,6 +353,9 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                     bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
             if step % eval_every == 0 or finished():
                 evaluate_and_log()
+                if stalled():
+                    log(f"early stop at step {step}: no improvement in the last {cfg.patience} evaluations; "
+                        f"the best weights ({monitor} {progress['best']:.4f}) are kept")
             if any_worker(strategy, stop.requested is not None):
                 stop.requested = stop.requested or "another worker"
                 checkpoint()

@@ -1,0 +1,136 @@
+"""Defaults sized to the data: what a train command uses for every setting the user did not give.
+
+A 40k-character corpus and a 10M-character one want different models: the small one overfits a
+big model within a few passes, and learns more per minute from small batches. The rule here maps
+a few statistics of the training data (tokens, vocabulary, examples) to the model's size, dropout,
+batch, window, learning rate and evaluation cadence, and, when the user set no stopping rule
+(--max-steps, --epochs, --time-budget), to early stopping: stop after `patience` evaluations
+without improvement, with a generous cap on the passes over the data. The README's "Defaults"
+table gives the measurements behind each number.
+
+Plain Python (no TensorFlow), so it can be read, tested and changed on its own. Settings the user
+gave always win; `Sizing.summary` is the one line a train command prints at start.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+STOP_SETTINGS = ("max_steps", "epochs", "time_budget")  # a user-given stopping rule (charseq.train's too)
+MAX_EVAL_EVERY = 200  # steps: even on a large corpus, evaluate (and checkpoint) at least this often
+
+
+@dataclass
+class Sizing:
+    """The settings a train command uses (the rule's, overridden by the user's) and why."""
+
+    settings: dict
+    summary: str
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
+
+
+def _short(n: float) -> str:
+    """3.2M, 37k, 950: sizes as people say them."""
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M".replace(".0M", "M")
+    if n >= 1e3:
+        return f"{n / 1e3:.0f}k"
+    return str(int(n))
+
+
+def _stop(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float) -> None:
+    """Adds the default stopping rule (early stopping under a cap of `max_epochs`) unless the user gave one,
+    and an evaluation cadence of about once per pass over the data, at most every MAX_EVAL_EVERY steps."""
+    rule["eval_every"] = int(_clamp(round(steps_per_epoch), 1, MAX_EVAL_EVERY))
+    if not any(given.get(k) is not None for k in STOP_SETTINGS):
+        rule["patience"] = patience
+        rule["epochs"] = float(max_epochs)
+
+
+def _finish(kind: str, reason: str, rule: dict, given: dict, shape: str) -> Sizing:
+    """The rule overridden by what the user gave, and the one-line summary of the result."""
+    settings = {**rule, **{k: v for k, v in given.items() if v is not None}}
+    s = settings
+    if s.get("patience") is not None and not any(s.get(k) is not None for k in ("max_steps", "time_budget")) \
+            and s.get("epochs") is not None:
+        stop = f"early stop (patience {s['patience']} evaluations, at most {s['epochs']:g} epochs)"
+    else:
+        ends = [f"{s['max_steps']} steps" if s.get("max_steps") else None,
+                f"{s['epochs']:g} epochs" if s.get("epochs") else None,
+                f"{s['time_budget']:g} min" if s.get("time_budget") else None]
+        stop = "stop at " + " or ".join(e for e in ends if e)
+        if s.get("patience") is not None:
+            stop += f", early stop (patience {s['patience']} evaluations)"
+    users = sorted(k for k, v in given.items() if v is not None and k in rule)
+    mine = f" [yours: {', '.join(users)}]" if users else ""
+    summary = (f"{reason}: {shape.format(**s)}, dropout {s['dropout']:g}, lr {s['lr']:g}, "
+               f"evaluate every {s['eval_every']} steps, {stop}{mine}")
+    return Sizing(settings, summary)
+
+
+def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
+    """A language model's defaults from its training split's tokens and vocabulary size."""
+    if train_tokens < 100_000:
+        size, rule = "small", dict(layers=2, units=256, dropout=0.4, batch_size=32, seq_len=64, lr=2e-3)
+        patience = 6
+    elif train_tokens < 3_000_000:
+        size, rule = "medium", dict(layers=2, units=256, dropout=0.3 if train_tokens < 500_000 else 0.2,
+                                    batch_size=64, seq_len=100, lr=3e-3)
+        patience = 5
+    else:
+        size, rule = "large", dict(layers=2, units=256, dropout=0.1, batch_size=128, seq_len=100, lr=3e-3)
+        patience = 5
+    rule["cell"] = "lstm"
+    # A corpus too short for the windows (a sample string): shorter windows, fewer streams.
+    seq = given.get("seq_len") or min(rule["seq_len"], max(1, (train_tokens - 1) // 4))
+    rule["seq_len"] = seq
+    rule["batch_size"] = min(rule["batch_size"], max(1, (train_tokens - 1) // seq))
+    batch = given.get("batch_size") or rule["batch_size"]
+    steps_per_epoch = max(1, (train_tokens - 1) // (batch * seq))
+    # Cap: about 10M characters seen (a 1M corpus: 10 passes), at least 3 passes, at most 250.
+    _stop(rule, given, steps_per_epoch, patience, round(_clamp(1e7 / max(1, train_tokens), 3, 250)))
+    return _finish("lm", f"{size} corpus ({_short(train_tokens)} training tokens, vocabulary {vocab_size:,})",
+                   rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}")
+
+
+def size_text_classifier(examples: int, vocab_size: int, given: dict) -> Sizing:
+    """A text classifier's defaults from its number of training texts."""
+    if examples < 20_000:
+        size, rule = "small", dict(layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
+    else:
+        size, rule = "large", dict(layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
+    rule["cell"] = "lstm"
+    batch = given.get("batch_size") or rule["batch_size"]
+    steps_per_epoch = math.ceil(examples / batch)
+    _stop(rule, given, steps_per_epoch, 5, round(_clamp(1e6 / max(1, examples), 5, 50)))
+    return _finish("classifier", f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given,
+                   "{layers}x{units} {cell}, batch {batch_size}")
+
+
+def size_image_classifier(examples: int, given: dict) -> Sizing:
+    """An image classifier's (MNIST rows) defaults: one size, measured on MNIST's 60,000 images."""
+    rule = dict(cell="lstm", layers=1, units=128, dropout=0.0, batch_size=128, lr=2e-3)
+    batch = given.get("batch_size") or rule["batch_size"]
+    steps_per_epoch = math.ceil(examples / batch)
+    rule_eval = dict(rule)
+    _stop(rule_eval, given, steps_per_epoch, 3, 10)
+    rule_eval["eval_every"] = steps_per_epoch  # one evaluation per epoch: the test set is scored each time
+    return _finish("images", f"{examples:,} images", rule_eval, given, "{layers}x{units} {cell}, batch {batch_size}")
+
+
+def size_seq2seq(pairs: int, given: dict) -> Sizing:
+    """An encoder-decoder's defaults from its number of training pairs."""
+    if pairs < 20_000:
+        size, rule = "small", dict(layers=1, units=256, dropout=0.2, batch_size=32, lr=3e-3)
+    else:
+        size, rule = "large", dict(layers=1, units=256, dropout=0.0, batch_size=128, lr=3e-3)
+    rule["cell"] = "lstm"
+    batch = given.get("batch_size") or rule["batch_size"]
+    steps_per_epoch = math.ceil(pairs / batch)
+    _stop(rule, given, steps_per_epoch, 5, round(_clamp(2e6 / max(1, pairs), 10, 100)))
+    return _finish("seq2seq", f"{size} data set ({pairs:,} pairs)", rule, given,
+                   "{layers}x{units} {cell} encoder-decoder, batch {batch_size}")

@@ -1,0 +1,107 @@
+"""Defaults sized to the data (charseq.sizing) and early stopping when no stopping rule is given."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from charseq.sizing import size_image_classifier, size_lm, size_seq2seq, size_text_classifier
+from conftest import run_cli
+
+
+def noise_corpus(path, chars=2700, seed=0):
+    """Random letters: nothing to learn beyond their frequencies, so a model that keeps training
+    memorises the training split and its validation loss rises; early stopping must catch that."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrst"
+    path.write_text("".join(rng.choice(letters) if i % 40 else "\n" for i in range(1, chars + 1)), encoding="utf-8")
+    return path
+
+
+def test_no_stopping_rule_stops_early_and_keeps_the_best_weights(tmp_path):
+    from charseq.data.corpus import Corpus
+    from charseq.lm_run import evaluate_ids, load_lm, train_lm
+
+    lines = []
+    # From Python, no max_steps/epochs/time_budget: the library's early stopping (no "nothing says
+    # when to stop"). A small model and a high learning rate so the noise is memorised in seconds.
+    run = train_lm(noise_corpus(tmp_path / "noise.txt"), tmp_path / "run", units=64, layers=1, embedding_dim=16,
+                   dropout=0.0, lr=1e-2, precision="float32", sample_length=0, log=lines.append, progress_bar=False)
+    config = json.loads((run.path / "config.json").read_text())
+    train = config["train"]
+    assert train["patience"] is not None and train["epochs"] is not None and train["max_steps"] is None
+    metrics = [json.loads(l) for l in (run.path / "metrics.jsonl").read_text().splitlines()]
+    losses = [m["val_loss"] for m in metrics]
+    best = int(np.argmin(losses))
+    corpus = Corpus(run.path / "data")
+    cap_steps = train["epochs"] * max(1, (corpus.info.train_tokens - 1) // (train["batch_size"] * config["data"]["seq_len"]))
+    # It stopped by early stopping, well before its cap, exactly `patience` evaluations after the best one.
+    assert any(l.startswith("early stop at step") for l in lines)
+    assert metrics[-1]["step"] < cap_steps / 2
+    assert len(metrics) - 1 - best == train["patience"]
+    assert losses[-1] > losses[best] + 0.01  # the run did get worse after its best point
+    # The weights kept are the best evaluation's, not the last one's: scored again, they give its loss.
+    model, _, _ = load_lm(run.path)
+    assert run.load_weights(model)["metrics"]["step"] == metrics[best]["step"]
+    kept = evaluate_ids(model, corpus.val)["loss_nats"]
+    assert kept == pytest.approx(losses[best], abs=1e-4) and abs(kept - losses[-1]) > 0.01
+
+
+def test_an_explicit_flag_is_never_overridden(tmp_path, corpus_file):
+    flags = {"--layers": "1", "--units": "24", "--embedding-dim": "8", "--dropout": "0.1", "--batch-size": "8",
+             "--seq-len": "16", "--lr": "0.01", "--eval-every": "3", "--max-steps": "3"}
+    r = run_cli("train-lm", corpus_file, "--out", tmp_path / "run", "--sample-length", "0", "--precision", "float32",
+                *[x for kv in flags.items() for x in kv])
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    m, d, t = config["model"], config["data"], config["train"]
+    assert (m["layers"], m["units"], m["embedding_dim"], m["dropout"]) == (1, 24, 8, 0.1)
+    assert (t["batch_size"], d["seq_len"], t["lr"], t["eval_every"], t["max_steps"]) == (8, 16, 0.01, 3, 3)
+    assert t["patience"] is None and t["epochs"] is None  # --max-steps alone means what it says
+    summary = [l for l in r.stdout.splitlines() if l.startswith("small corpus")]
+    assert len(summary) == 1 and "1x24 lstm, batch 8 x 16, dropout 0.1" in summary[0] and "stop at 3 steps" in summary[0]
+
+
+@pytest.mark.parametrize("tokens", [30, 20_000, 300_000, 5_000_000])
+def test_every_sized_setting_yields_to_the_user(tokens):
+    rule = size_lm(tokens, 100, {}).settings
+    mine = {k: (v * 2 + 1 if isinstance(v, (int, float)) else "gru") for k, v in rule.items()}
+    assert size_lm(tokens, 100, mine).settings == mine
+    for fn, args in ((size_text_classifier, (3000, 80)), (size_seq2seq, (3000,)), (size_image_classifier, (60000,))):
+        rule = fn(*args, {}).settings
+        mine = {k: (v * 2 + 1 if isinstance(v, (int, float)) else "gru") for k, v in rule.items()}
+        assert fn(*args, mine).settings == mine
+
+
+def test_the_rule_scales_with_the_data():
+    small, medium, large = (size_lm(n, 100, {}).settings for n in (37_000, 1_000_000, 10_000_000))
+    assert small["dropout"] > medium["dropout"] > large["dropout"]  # less data, more regularisation
+    assert small["batch_size"] * small["seq_len"] < large["batch_size"] * large["seq_len"]
+    assert small["eval_every"] < large["eval_every"] <= 200  # small data: evaluate often enough to catch the best
+    assert small["epochs"] > medium["epochs"] > large["epochs"] >= 3  # the cap, in passes over the data
+    assert all(s["patience"] for s in (small, medium, large))
+    # A user's stopping rule replaces early stopping and its cap.
+    for stop in ({"max_steps": 10}, {"epochs": 2.0}, {"time_budget": 1.0}):
+        settings = size_lm(37_000, 100, stop).settings
+        assert "patience" not in settings and {k: settings.get(k) for k in stop} == stop
+    # A corpus shorter than one window (a sample string) gets windows that fit it.
+    tiny = size_lm(27, 30, {}).settings
+    assert tiny["batch_size"] * tiny["seq_len"] <= 26
+
+
+def test_the_summary_line_is_printed_and_config_records_the_choice(tmp_path, corpus_file):
+    from charseq.lm_run import train_lm
+
+    lines = []
+    run = train_lm(corpus_file, tmp_path / "run", max_steps=2, sample_length=0, log=lines.append, progress_bar=False)
+    config = json.loads((run.path / "config.json").read_text())
+    chosen = size_lm(config["corpus"]["val_start"], config["vocab_size"], {"max_steps": 2}).settings
+    recorded = {**config["model"], **config["data"], **config["train"]}
+    assert {k: recorded[k] for k in chosen} == chosen
+    assert config["sizing"] in lines and sum("corpus (" in l and "lstm" in l for l in lines) == 1
+    # Resuming (and extending) keeps the recorded settings.
+    train_lm(None, run.path, resume=True, max_steps=3, sample_length=0, log=lines.append, progress_bar=False)
+    again = json.loads((run.path / "config.json").read_text())
+    assert again["model"] == config["model"] and again["data"] == config["data"]
+    assert {**again["train"], "max_steps": 2} == config["train"]
