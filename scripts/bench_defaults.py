@@ -105,6 +105,8 @@ def run_case(name: str, work: Path) -> dict:
         best = max(metrics, key=lambda m: m["val_exact_match"])
         result.update(best_val_exact_match=round(best["val_exact_match"], 4), best_step=best["step"],
                       val_char_error_rate=best.get("val_char_error_rate"))
+    monitor = {"lm": "val_loss", "classifier": "val_accuracy"}.get(config["task"], "val_exact_match")
+    result["curve"] = [[m["step"], round(m[monitor], 3)] for m in metrics]  # where the best point was
     return result
 
 
