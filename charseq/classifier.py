@@ -1,10 +1,15 @@
-"""The sequence-classifier head: the shared backbone's final state, dropout, a softmax over classes.
+"""The sequence-classifier head: a readout of the shared backbone, dropout, a softmax over classes.
 
-The state used is the last layer's *final state*, not its output at the last time step: with
-padding masked, a sequence's final state is its state after its own last real character,
-while the output at the last step of a padded batch would be the state after padding (the
-difference TF1's `dynamic_rnn(sequence_length=...)` tutorials warn about). With
-`bidirectional`, the forward and backward final states are concatenated.
+The readout turns the last layer's outputs into one vector per sequence:
+
+- ``final`` (the default): the last layer's *final state*, not its output at the last time step:
+  with padding masked, a sequence's final state is its state after its own last real character,
+  while the output at the last step of a padded batch would be the state after padding (the
+  difference TF1's `dynamic_rnn(sequence_length=...)` tutorials warn about). With
+  `bidirectional`, the forward and backward final states are concatenated.
+- ``mean`` / ``max``: the mean / maximum of the outputs over the sequence's own steps (padding masked).
+- ``attention``: a weighted mean of the outputs, the weights a softmax over the steps of a learned score.
+- ``concat``: final, mean and max side by side.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from keras import ops
 
 from charseq.backbone import RecurrentBackbone
 
+READOUTS = ("final", "mean", "max", "attention", "concat")
+
 
 @keras.saving.register_keras_serializable(package="charseq")
 class SequenceClassifier(keras.Model):
@@ -21,23 +28,45 @@ class SequenceClassifier(keras.Model):
 
     def __init__(self, num_classes: int, vocab_size: int | None = None, cell: str = "lstm", units: int = 128,
                  layers: int = 1, dropout: float = 0.0, embedding_dim: int = 64, bidirectional: bool = False,
-                 masking: bool = True, l2: float = 0.0, precision: str = "float32", **kwargs):
+                 masking: bool = True, l2: float = 0.0, precision: str = "float32", readout: str = "final",
+                 **kwargs):
         super().__init__(**kwargs)
-        self.num_classes, self.precision = num_classes, precision
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, not {readout!r}")
+        self.num_classes, self.precision, self.readout = num_classes, precision, readout
         self.backbone = RecurrentBackbone(
             cell=cell, units=units, layers=layers, dropout=dropout, vocab_size=vocab_size,
             embedding_dim=embedding_dim, masking=masking, l2=l2, bidirectional=bidirectional,
             dtype=precision, name="backbone")
+        if readout == "attention":
+            self.attention_score = keras.layers.Dense(1, use_bias=False, dtype="float32", name="attention_score")
         self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
     def features(self, inputs, training=False):
-        """The final state of the last layer (both directions if bidirectional)."""
-        _, states = self.backbone(inputs, training=training)
+        """One vector per sequence, as `readout` says (see the module's docstring)."""
+        outputs, states = self.backbone(inputs, training=training)
         last = states[-1]
         n = self.backbone.states_per_direction
         h = [last[0], last[n]] if self.backbone.bidirectional else [last[0]]
-        return ops.concatenate(h, axis=-1) if len(h) > 1 else h[0]
+        final = ops.concatenate(h, axis=-1) if len(h) > 1 else h[0]
+        if self.readout == "final":
+            return final
+        outputs = ops.cast(outputs, "float32")
+        mask = self.backbone._mask(inputs)
+        steps = ops.ones(ops.shape(outputs)[:2], "float32") if mask is None else ops.cast(mask, "float32")
+        weights = steps[..., None]
+        mean = ops.sum(outputs * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        if self.readout == "mean":
+            return mean
+        top = ops.max(ops.where(weights > 0, outputs, -1e9), axis=1)
+        if self.readout == "max":
+            return top
+        if self.readout == "attention":
+            scores = ops.squeeze(self.attention_score(outputs), -1) + (1.0 - steps) * -1e9
+            attention = ops.softmax(scores, axis=-1)[..., None]
+            return ops.sum(outputs * attention, axis=1)
+        return ops.concatenate([ops.cast(final, "float32"), mean, top], axis=-1)
 
     def call(self, inputs, training=False):
         return self.head(self.head_dropout(self.features(inputs, training=training), training=training))
@@ -47,4 +76,4 @@ class SequenceClassifier(keras.Model):
         return dict(num_classes=self.num_classes, vocab_size=b.vocab_size, cell=b.cell, units=b.units,
                     layers=b.num_layers, dropout=b.dropout_rate, embedding_dim=b.embedding_dim,
                     bidirectional=b.bidirectional, masking=b.masking, l2=b.l2, precision=self.precision,
-                    name=self.name)
+                    readout=self.readout, name=self.name)

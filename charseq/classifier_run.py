@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.classifier import SequenceClassifier
+from charseq.classifier import READOUTS, SequenceClassifier
 from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
@@ -49,11 +49,14 @@ class ClassifierConfig:
     bidirectional: bool = False
     l2: float = 0.0
     precision: str = "auto"
+    readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see classifier.py)
     max_len: int | None = None  # texts: cut longer texts to this many characters
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
 
     def validate(self) -> None:
         check_backbone(self)
+        if self.readout not in READOUTS:
+            raise CharseqError(f"--readout must be one of {', '.join(READOUTS)}, not {self.readout!r}")
         if self.max_len is not None and self.max_len < 1:
             raise CharseqError("--max-len must be at least 1")
         if self.augment_shift < 0:
@@ -69,7 +72,7 @@ def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precis
     model = SequenceClassifier(
         num_classes, vocab_size=vocab_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
         embedding_dim=c.embedding_dim, bidirectional=c.bidirectional, masking=vocab_size is not None,
-        l2=c.l2, precision=precision or resolve_precision(c.precision))
+        l2=c.l2, precision=precision or resolve_precision(c.precision), readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, 28, 28)))
     return model
 

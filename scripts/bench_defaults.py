@@ -2,6 +2,7 @@
 options at all, in a scratch directory, and reports minutes, where it stopped and the held-out result.
 
     .venv/bin/python scripts/bench_defaults.py poems poems-20k sst2-3k dates-5k shakespeare-300k
+    .venv/bin/python scripts/bench_defaults.py sst2-3k --readout mean sst2-3k --readout concat   # options per case
 
 Cases (the data is cut here at run time, never committed):
   poems             corpora/poems.txt as shipped (41k characters, vocabulary ~1.1k)
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CHARSEQ = str(ROOT / ".venv" / "bin" / "charseq")
+CASES = ("poems", "poems-20k", "shakespeare-300k", "shakespeare-1m", "sst2-3k", "dates-5k")
 
 
 def cut_text(source: Path, chars: int | None, dest: Path) -> Path:
@@ -63,7 +65,7 @@ def unigram_loss(run: Path) -> float:
     return float(-np.mean(np.log(counts[val] / counts.sum())))
 
 
-def run_case(name: str, work: Path) -> dict:
+def run_case(name: str, work: Path, extra: list[str]) -> dict:
     if name.startswith("poems") or name.startswith("shakespeare"):
         chars = {"poems": None, "poems-20k": 20_000, "shakespeare-300k": 300_000, "shakespeare-1m": None}[name]
         source = ROOT / "corpora" / "poems.txt" if name.startswith("poems") else DATA / "tinyshakespeare.txt"
@@ -79,6 +81,7 @@ def run_case(name: str, work: Path) -> dict:
         command = [CHARSEQ, "train-seq2seq", data.name]
     else:
         raise SystemExit(f"unknown case {name}")
+    command += extra
     start = time.perf_counter()
     done = subprocess.run(command, cwd=work, capture_output=True, text=True)
     minutes = (time.perf_counter() - start) / 60
@@ -110,10 +113,19 @@ def run_case(name: str, work: Path) -> dict:
     return result
 
 
-def main(cases: list[str]) -> None:
-    for name in cases:
+def main(args: list[str]) -> None:
+    """Each CASE, with the options that follow it (none, to measure the defaults)."""
+    cases: list[tuple[str, list[str]]] = []
+    for arg in args:
+        if arg in CASES:
+            cases.append((arg, []))
+        elif cases:
+            cases[-1][1].append(arg)
+        else:
+            raise SystemExit(f"unknown case {arg}; cases: {', '.join(CASES)}")
+    for name, extra in cases:
         with tempfile.TemporaryDirectory(prefix=f"charseq-defaults-{name}-") as work:
-            print(json.dumps(run_case(name, Path(work)), ensure_ascii=False), flush=True)
+            print(json.dumps(run_case(name, Path(work), extra), ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":
