@@ -14,11 +14,30 @@ steps); padding must be on the right, which is what cuDNN accepts.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 from keras import ops
 
+from charseq import compiled_lstm
 from charseq.fused_lstm import fused_lstm
+
+IMPLS = ("auto", "keras", "compiled", "fused")
+_portable = threading.local()
+
+
+@contextlib.contextmanager
+def portable_graph():
+    """Inside this block backbones run Keras' layers instead of the compiled kernel, so that a graph
+    traced here (an exported SavedModel) needs nothing but TensorFlow's own ops to run."""
+    before = getattr(_portable, "on", False)
+    _portable.on = True
+    try:
+        yield
+    finally:
+        _portable.on = before
 
 CELLS = {
     "rnn": keras.layers.SimpleRNN,
@@ -42,9 +61,12 @@ class RecurrentBackbone(keras.layers.Layer):
         l2: L2 penalty on the input and recurrent kernels (added to the model's losses).
         bidirectional: every layer also reads the sequence backwards (outputs and states of both
             directions concatenated; for classifiers and encoders, not for generation).
-        impl: "keras" runs Keras' own layers (cuDNN on a GPU); "fused" runs unmasked LSTM layers
-            through :func:`charseq.fused_lstm.fused_lstm` (same weights, faster on a CPU);
-            "auto" picks fused for an unmasked LSTM computing in bfloat16 on a CPU, keras otherwise.
+        impl: "keras" runs Keras' own layers (cuDNN on a GPU); "compiled" runs LSTM layers
+            computing in float32 through the compiled CPU kernel of :mod:`charseq.compiled_lstm`
+            (same weights and function, masked or not); "fused" runs unmasked LSTM layers through
+            :func:`charseq.fused_lstm.fused_lstm`; "auto" picks compiled for a float32 LSTM on a
+            CPU, fused for an unmasked bfloat16 one, keras otherwise (and on a GPU). Where the
+            kernel cannot be built, "compiled" and "auto" run Keras' layers (one line on stderr).
     """
 
     def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
@@ -56,15 +78,18 @@ class RecurrentBackbone(keras.layers.Layer):
         self.cell, self.units, self.num_layers = cell, units, layers
         self.dropout_rate, self.vocab_size, self.embedding_dim = dropout, vocab_size, embedding_dim
         self.masking, self.l2 = masking, l2
-        if impl not in ("auto", "keras", "fused"):
-            raise ValueError(f"impl must be auto, keras or fused, not {impl!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {', '.join(IMPLS)}, not {impl!r}")
         self.impl, self.bidirectional = impl, bidirectional
-        # The fused path wins where it was measured to: bfloat16 compute on a CPU (15.2k vs 11.7k
-        # chars/s for a 2x512 LSTM). In float32 Keras' own layer is as fast or faster (AVX2 CPU,
-        # 2x256: 9.1k vs 8.2k chars/s), and on a GPU Keras dispatches to cuDNN.
-        self.use_fused = cell == "lstm" and not masking and (impl == "fused" or (
-            impl == "auto" and self.dtype_policy.compute_dtype == "bfloat16"
-            and not tf.config.list_physical_devices("GPU")))
+        on_cpu = not tf.config.list_physical_devices("GPU")  # on a GPU Keras dispatches to cuDNN
+        float32 = self.dtype_policy.compute_dtype == "float32"
+        # The compiled kernel is float32 only; where it runs, it trains an LSTM 1.6-1.9x faster
+        # than Keras' layer on a CPU (README, "Speed"). The fused path wins only in bfloat16
+        # (15.2k vs 11.7k chars/s for a 2x512 LSTM on an AVX512-BF16 CPU).
+        self.use_compiled = (cell == "lstm" and float32 and (impl == "compiled" or (impl == "auto" and on_cpu))
+                             and compiled_lstm.available())
+        self.use_fused = cell == "lstm" and not masking and not self.use_compiled and (impl == "fused" or (
+            impl == "auto" and self.dtype_policy.compute_dtype == "bfloat16" and on_cpu))
         reg = keras.regularizers.L2(l2) if l2 else None
         policy = self.dtype_policy
         if vocab_size is not None:
@@ -128,6 +153,15 @@ class RecurrentBackbone(keras.layers.Layer):
         return x, states
 
     def _run(self, rnn, x, init, mask, training, backwards=False):
+        if self.use_compiled and not getattr(_portable, "on", False):
+            if not rnn.built:
+                rnn.build(x.shape)
+            cell = rnn.cell
+            if init is None:
+                zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
+                init = [zeros, zeros]
+            weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+            return compiled_lstm.compiled_lstm(x, *weights, *init, mask=mask, go_backwards=backwards)
         if self.use_fused and mask is None:
             # Keras' go_backwards reads the sequence reversed and returns reversed outputs; so does this.
             return self._fused(rnn, ops.flip(x, axis=1) if backwards else x, init)

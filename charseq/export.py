@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq import __version__
+from charseq.backbone import portable_graph
 from charseq.errors import CharseqError
 from charseq.files import write_json_atomic
 from charseq.runs import RunDir
@@ -248,12 +249,14 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     """
     out = Path(out)
     _check_out(out, force)
-    module, info = build_export(model_dir)
+    with portable_graph():  # plain TensorFlow ops only: charseq's compiled kernel is not in TF Serving
+        module, info = build_export(model_dir)
     task = RunDir.open(model_dir).read_config()["task"]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
     try:
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        with portable_graph():
+            tf.saved_model.save(module, str(staging), signatures=module.signatures())
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(staging, 0o777 & ~mask)  # mkdtemp's directory is private; an export is meant to be shared

@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHAKESPEARE = Path(os.environ.get("CHARSEQ_BENCH_CORPUS", "/work/shared/data/tinyshakespeare.txt"))
+SST2 = Path(os.environ.get("CHARSEQ_BENCH_SST2", "/work/shared/data/sst2/train.tsv"))  # optional
 RESULT_TAG = "BENCH_RESULT "
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
@@ -169,7 +170,8 @@ def worker_lm(spec) -> dict:
         optimizer = make_optimizer(TrainConfig(lr=3e-3, clip_norm=1.0))
         optimizer.build(model.trainable_variables)
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
-        extra = {"impl": "fused" if model.backbone.use_fused else "keras"}
+        backbone = model.backbone
+        extra = {"impl": "compiled" if backbone.use_compiled else "fused" if backbone.use_fused else "keras"}
     else:
         torch = _torch()
         nn = torch.nn
@@ -192,9 +194,11 @@ def worker_lm(spec) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
         carried = [None]
 
+        carry = spec.get("state") == "carried"
+
         def step(i):
             x, y = sampler.batch(i)
-            if sampler.starts_new_pass(i):
+            if sampler.starts_new_pass(i) or not carry:
                 carried[0] = None
             x, y = torch.from_numpy(x).long(), torch.from_numpy(y).long()
             with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
@@ -319,6 +323,62 @@ def worker_classifier(spec) -> dict:
     return speed_report(times, losses, first, batch * 28)
 
 
+def worker_text_classifier(spec) -> dict:
+    """Sentiment from raw characters (SST-2's training sentences, right-padded batches of texts of
+    similar length, the padding masked): 2x256 LSTM, batch 64, the final state of the last layer
+    into a linear layer. PyTorch reads the same batches through `pack_padded_sequence`."""
+    import numpy as np
+
+    from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
+    from charseq.vocab import CharVocab
+
+    data = read_labeled(spec["data"])
+    vocab = CharVocab.build("".join(data.texts))
+    texts = [vocab.encode(t) for t in data.texts]
+    classes = sorted(set(data.labels))
+    labels = np.array([classes.index(label) for label in data.labels])
+    batch, units, layers, dropout = spec["batch"], spec["units"], spec["layers"], spec["dropout"]
+    lengths = np.array([len(t) for t in texts])
+    if spec["framework"] == "charseq":
+        _quiet_tf()
+        from charseq.classifier_run import ClassifierTask, build_classifier
+        from charseq.train import TrainConfig, make_optimizer
+
+        model = build_classifier(dict(units=units, layers=layers, dropout=dropout), len(classes), vocab.size,
+                                 "float32")
+        task = ClassifierTask(model, texts, labels, texts[:batch], labels[:batch], batch, seed=0)
+        optimizer = make_optimizer(TrainConfig(lr=1e-3))
+        optimizer.build(model.trainable_variables)
+        step = lambda i: task.train_step(i, optimizer)  # noqa: E731
+    else:
+        torch = _torch()
+        nn = torch.nn
+        torch.manual_seed(0)
+        embedding = nn.Embedding(vocab.size, 64, padding_idx=0)
+        lstm = nn.LSTM(64, units, num_layers=layers, dropout=dropout, batch_first=True)
+        drop, head = nn.Dropout(dropout), nn.Linear(units, len(classes))
+        params = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
+        optimizer = torch.optim.Adam(params, lr=1e-3)
+        # The batches ClassifierTask draws (seed 0): bucketed by length, a new order each epoch.
+        batches = bucketed_batches(lengths, batch, np.random.default_rng([0, 0]))
+
+        def step(i):
+            idx = batches[i % len(batches)]
+            x = torch.from_numpy(pad_batch([texts[j] for j in idx])).long()
+            packed = nn.utils.rnn.pack_padded_sequence(embedding(x), torch.from_numpy(lengths[idx]),
+                                                       batch_first=True, enforce_sorted=False)
+            _, (h, _) = lstm(packed)
+            loss = nn.functional.cross_entropy(head(drop(h[-1])), torch.from_numpy(labels[idx]).long())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            return loss.item()
+
+    times, losses, first = timed_steps(step, spec["warmup"], spec["steps"])
+    return speed_report(times, losses, first, batch * int(lengths.mean()))
+
+
 def worker_corpus(spec) -> dict:
     """The real corpus path on a corpus of `megabytes`: count characters, build the vocabulary,
     encode to ids.bin, then train from the memmap. Peak RSS must not grow with the corpus."""
@@ -347,7 +407,7 @@ def worker_corpus(spec) -> dict:
 
 
 WORKERS = {"matmul": worker_matmul, "lm": worker_lm, "seq_len": worker_seq_len, "generate": worker_generate,
-           "classifier": worker_classifier, "corpus": worker_corpus}
+           "classifier": worker_classifier, "text_classifier": worker_text_classifier, "corpus": worker_corpus}
 
 
 def run_worker(spec: dict) -> dict:
@@ -376,17 +436,19 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
     # few enough that the whole benchmark fits ~10 minutes on 2 cores. The 2x256 float32 run
     # is also the loss comparison, so it runs longest.
     if quick:
-        lm_runs = [("lstm", 256, "fp32", 2, 8)]
+        lm_runs = [("lstm", 256, "fp32", 64, 2, 8)]
     else:
-        lm_runs = [("lstm", 256, "fp32", 3, 57), ("lstm", 512, "fp32", 2, 8), ("gru", 256, "fp32", 2, 10),
-                   ("lstm", 256, "bf16", 2, 6), ("lstm", 512, "bf16", 1, 4)]
+        lm_runs = [("lstm", 256, "fp32", 64, 3, 57), ("lstm", 512, "fp32", 64, 2, 8),
+                   ("lstm", 256, "fp32", 128, 2, 10), ("lstm", 512, "fp32", 128, 2, 6),
+                   ("gru", 256, "fp32", 64, 2, 10), ("lstm", 256, "bf16", 64, 2, 6), ("lstm", 512, "bf16", 64, 1, 4)]
     jobs = [(f"matmul/{fw}", dict(kind="matmul", framework=fw, n=1024 if quick else 2048, reps=5))
             for fw in frameworks]
-    for cell, units, precision, warmup, steps in lm_runs:
+    for cell, units, precision, batch, warmup, steps in lm_runs:
         for fw in frameworks:
-            jobs.append((f"train {cell} 2x{units} {precision}/{fw}",
-                         dict(lm, cell=cell, units=units, precision=precision, warmup=warmup, steps=steps,
-                              framework=fw)))
+            # The 64-row runs keep their old names, so figures stay comparable across READMEs.
+            name = f"train {cell} 2x{units} {precision}" + (f" batch {batch}" if batch != 64 else "")
+            jobs.append((f"{name}/{fw}", dict(lm, cell=cell, units=units, precision=precision, batch=batch,
+                                              warmup=warmup, steps=steps, framework=fw)))
     for batch in (1, 32):
         for fw in frameworks:
             jobs.append((f"generate batch {batch}/{fw}",
@@ -397,6 +459,11 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
         jobs.append((f"classifier mnist rows/{fw}",
                      dict(kind="classifier", framework=fw, batch=128, units=128, warmup=3,
                           steps=10 if quick else 30)))
+    if SST2.is_file():
+        for fw in frameworks:
+            jobs.append((f"classifier sst2 text masked/{fw}",
+                         dict(kind="text_classifier", framework=fw, data=str(SST2), batch=64, units=256, layers=2,
+                              dropout=0.3, warmup=3, steps=10 if quick else 30)))
     jobs.append(("seq_len/charseq", dict(kind="seq_len", corpus_dir=corpus_dir, units=256, batch=64,
                                          seq_lens=[50, 100, 200], warmup=2, steps=3 if quick else 6)))
     for megabytes in ((1, 20) if quick else (1, 200)):
@@ -433,12 +500,10 @@ def prepare_inputs(work: Path, jobs) -> None:
 def run_job(name: str, spec: dict, log) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     t, load_before = time.perf_counter(), os.getloadavg()[0]
+    # PyTorch runs with its defaults, as a user's script would: its OpenMP threads spin at each
+    # barrier. (OMP_WAIT_POLICY=PASSIVE, which this benchmark once set to ride out a loaded machine,
+    # made PyTorch's LSTM 13-15% slower on a quiet one: run it under a lock, not beside other work.)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if spec.get("framework") == "torch":
-        # PyTorch's OpenMP threads spin at every barrier by default; on a machine whose cores are
-        # shared with other work that made its LSTM 3-10x slower here (a preempted spinner stalls
-        # the rest). Sleeping waiters cost it ~2% on an idle machine, so PyTorch gets them.
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:

@@ -43,7 +43,10 @@ def test_charseq_training_measurement_runs_the_real_step(bench, encoded):
     spec = dict(kind="lm", framework="charseq", corpus_dir=str(encoded), cell="lstm", units=16, layers=2,
                 embedding_dim=8, batch=4, seq_len=12, precision="fp32", warmup=1, steps=3)
     result = bench.run_worker(spec)
-    assert result["impl"] == "keras" and result["steps"] == 3 and len(result["losses"]) == 4
+    from charseq.compiled_lstm import available
+
+    assert result["impl"] == ("compiled" if available() else "keras")
+    assert result["steps"] == 3 and len(result["losses"]) == 4
     assert all(math.isfinite(x) for x in result["losses"])
     assert result["chars_per_s"] == pytest.approx(4 * 12 / result["step_s"])
     assert result["gflops"] > 0 and result["peak_rss_mb"] > 100  # TensorFlow alone is more than that
@@ -69,3 +72,17 @@ def test_command_writes_json_without_torch(bench, corpus_file, tmp_path, monkeyp
     assert "matmul peak" in capsys.readouterr().out
     assert bench.main(["--quick", "--no-torch", "--out", str(out)]) == 2  # never overwrites without --force
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("framework", ["charseq", "torch"])
+def test_masked_text_classifier_measurement_reads_the_same_batches(bench, tmp_path, framework):
+    if framework == "torch" and not bench.torch_available():
+        pytest.skip("PyTorch (the [bench] extra) is not installed")
+    tsv = tmp_path / "train.tsv"
+    rows = [f"{i % 2}\t{'a good film ' * (1 + i % 5)}{'bad ' * (i % 3)}" for i in range(40)]
+    tsv.write_text("label\tsentence\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    spec = dict(kind="text_classifier", framework=framework, data=str(tsv), batch=8, units=8, layers=2,
+                dropout=0.3, warmup=1, steps=2)
+    result = bench.run_worker(spec)
+    assert result["steps"] == 2 and len(result["losses"]) == 3
+    assert all(0 < x < 5 for x in result["losses"])  # cross-entropy of 2 classes starts near log 2

@@ -1,0 +1,65 @@
+"""Keras' LSTM layer computed by a compiled CPU kernel: the same weights, the same function.
+
+The recurrence of the whole sequence runs inside one op forward and one op backward
+(`charseq/kernels/lstm.cc`), instead of a `while_loop` of a dozen small TensorFlow ops per step.
+Around it, everything that is not sequential is one large matrix product over all time steps:
+the input projection x W + b before the loop, and after the backward loop the gradients of the
+kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias and of the inputs (dz W^T).
+
+It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
+`tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros
+before the first real step). Float32 only. `available()` says whether the kernel could be built.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from charseq import kernels
+
+
+def available() -> bool:
+    return kernels.load() is not None
+
+
+def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False):
+    """Run an LSTM over `x` [batch, time, features]; returns (outputs [batch, time, units], h, c).
+
+    `kernel` [features, 4u], `recurrent_kernel` [u, 4u], `bias` [4u] are Keras LSTMCell weights;
+    `mask` [batch, time] (bool) marks the real steps. With `go_backwards` the sequence is read
+    from its last step to its first and the outputs come in that order, as in Keras.
+    """
+    ops = kernels.load()
+    if ops is None:
+        raise RuntimeError("the compiled LSTM kernel is not available")
+    if go_backwards:
+        x = tf.reverse(x, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
+    # [B, T] float mask, or an empty tensor for "every step is real".
+    mask = tf.zeros([0], tf.float32) if mask is None else tf.cast(mask, tf.float32)
+
+    @tf.custom_gradient
+    def run(x, kernel, recurrent_kernel, bias, h0, c0):
+        # Batch-major throughout, as Keras' tensors are: rows of x_flat are (batch, time) pairs.
+        batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        units = tf.shape(recurrent_kernel)[0]
+        x_flat = tf.reshape(x, [-1, features])
+        xproj = tf.reshape(tf.matmul(x_flat, kernel) + bias, [batch, steps, 4 * units])
+        outputs, h_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
+            xproj, recurrent_kernel, h0, c0, mask)
+
+        def backward(d_outputs, d_h_last, d_c_last):
+            d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
+            d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
+            d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
+            d_gates, d_h0, d_c0 = ops.charseq_lstm_backward(recurrent_kernel, c0, mask, c_states, gates,
+                                                            d_outputs, d_h_last, d_c_last)
+            dz = tf.reshape(d_gates, [-1, 4 * units])
+            d_x = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [batch, steps, features])
+            d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
+            return (d_x, tf.matmul(x_flat, dz, transpose_a=True), d_recurrent, tf.reduce_sum(dz, 0), d_h0, d_c0)
+
+        return (outputs, h_last, c_last), backward
+
+    f32 = [tf.cast(t, tf.float32) for t in (x, kernel, recurrent_kernel, bias, h0, c0)]
+    return run(*f32)

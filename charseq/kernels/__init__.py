@@ -1,0 +1,122 @@
+"""Compiled CPU kernels, built from the C++ source beside this file on first use.
+
+    ops = load()        # the loaded op library, or None (then Keras' layers run)
+
+The source is compiled once per machine against the installed TensorFlow (its headers and
+`tf.sysconfig` flags) into a per-user cache, the way `torch.utils.cpp_extension.load` does:
+``$XDG_CACHE_HOME/charseq/kernels/<tf version>-<hash>/`` (``~/.cache`` by default), where the
+hash covers the source, the compiler, its flags and the CPU's instruction-set flags (it is built
+with ``-march=native``). A file lock keeps two processes from building it at once; the library is
+written to a temporary file and renamed into place, so a reader never sees half a file.
+
+No compiler, a failed build or a library that does not load: one line on stderr says so and which
+path runs instead, and `load()` returns None. A failed build is remembered in the cache (delete
+the folder to try again). ``CHARSEQ_KERNEL=off`` skips the kernel altogether.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("lstm.cc")
+OFF_VALUES = ("0", "off", "false", "no")
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "charseq" / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build_command(tf, compiler: str, source: Path, target: Path) -> list[str]:
+    return [compiler, "-shared", "-fPIC", "-O3", "-march=native", "-w", str(source), "-o", str(target),
+            *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+
+
+def build_dir(tf, compiler: str) -> Path:
+    """Where this source, built by this compiler for this TensorFlow and this CPU, is cached."""
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), compiler.encode(), _compiler_version(compiler).encode(),
+                 " ".join(_build_command(tf, compiler, Path("s"), Path("t"))).encode(), _cpu_flags().encode(),
+                 platform.machine().encode()):
+        key.update(part)
+        key.update(b"\0")
+    return cache_root() / f"{tf.__version__}-{key.hexdigest()[:16]}"
+
+
+def _compiler_version(compiler: str) -> str:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _say(message: str) -> None:
+    print(f"charseq: {message}", file=sys.stderr, flush=True)
+
+
+def _build(tf, compiler: str, directory: Path) -> Path:
+    """The built library in `directory`, building it under a file lock if it is not there yet.
+    Raises RuntimeError (with the reason) if it cannot be built."""
+    library, failed = directory / "lstm.so", directory / "build-failed.log"
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait for it
+        if library.exists():
+            return library
+        if failed.exists():
+            raise RuntimeError(f"it failed to build before (see {failed}; delete {directory} to retry)")
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=directory)
+        os.close(fd)
+        try:
+            proc = subprocess.run(_build_command(tf, compiler, SOURCE, Path(tmp)), capture_output=True, text=True,
+                                  timeout=900)
+            if proc.returncode != 0:
+                failed.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+                raise RuntimeError(f"{compiler} failed (see {failed})")
+            os.replace(tmp, library)
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError(f"{compiler} took over {e.timeout:.0f}s") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return library
+
+
+@functools.cache
+def load():
+    """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`), or None."""
+    if os.environ.get("CHARSEQ_KERNEL", "").strip().lower() in OFF_VALUES:
+        return None
+    fallback = "the LSTM runs on Keras' layer instead"
+    import tensorflow as tf
+
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None:
+        _say(f"no C++ compiler ({compiler}) to build the compiled LSTM kernel: {fallback}")
+        return None
+    try:
+        library = _build(tf, compiler, build_dir(tf, compiler))
+        return tf.load_op_library(str(library))
+    except (OSError, RuntimeError, tf.errors.NotFoundError) as e:
+        _say(f"the compiled LSTM kernel is not available ({e}): {fallback}")
+        return None

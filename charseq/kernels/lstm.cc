@@ -1,0 +1,519 @@
+// The LSTM recurrence of a whole sequence as two TensorFlow ops, for CPUs.
+//
+// Keras runs an LSTM on a CPU as a while_loop of a dozen small ops per step, and each op's
+// dispatch costs about as much as its arithmetic. Here the whole forward loop is one op and the
+// whole backward loop another; the input projection (x W + b) and the weight gradients are large
+// matrix products done outside, by the caller (charseq/compiled_lstm.py).
+//
+// Per step, each thread owns a contiguous range of units: it computes the recurrent product
+// h_{t-1} U for the four gate columns of its units (a register-blocked kernel over U packed once
+// per call), applies the gate arithmetic to the accumulators while they are still in registers,
+// and writes h_t, c_t for its units. One barrier per step. Each output element is computed by one
+// thread in a fixed order, so results do not depend on the thread count or scheduling.
+//
+// Layout and semantics are Keras' (keras.layers.LSTM, default activations): gate order i, f, c, o;
+// batch-major tensors [B, T, ...] as Keras' (no transposes around the op); with a mask, a masked step keeps the state and repeats the
+// previous output (zeros before the first real step), as Keras' CPU loop does.
+//
+// Built with -O3 -march=native (the build cache is keyed by the CPU's flags); the vectors are GCC
+// vector extensions, so the same source compiles for AVX-512, AVX2 or plain SSE/NEON.
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/platform/blocking_counter.h"
+#include "tensorflow/core/platform/threadpool.h"
+
+namespace charseq {
+namespace {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+
+#if defined(__AVX512F__)
+constexpr int VL = 16;  // floats per vector
+constexpr int FMR = 6;  // batch rows per forward block (6 rows x 4 gates = 24 accumulators)
+constexpr int BMR = 6;  // batch rows per backward block (x 2 unit blocks = 12 accumulators)
+#elif defined(__AVX__)
+constexpr int VL = 8;
+constexpr int FMR = 3;
+constexpr int BMR = 4;
+#else
+constexpr int VL = 4;
+constexpr int FMR = 3;
+constexpr int BMR = 4;
+#endif
+
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+typedef int vi __attribute__((vector_size(VL * sizeof(int))));
+
+inline vf splat(float s) { return vf{} + s; }
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The first n lanes (1 <= n <= VL) of p, zeros in the rest.
+inline vf load_n(const float* p, int n) {
+  if (n == VL) return load(p);
+  vf v = {};
+  std::memcpy(&v, p, n * sizeof(float));
+  return v;
+}
+
+inline void store_n(float* p, vf v, int n) {
+  if (n == VL) {
+    std::memcpy(p, &v, sizeof v);
+  } else {
+    std::memcpy(p, &v, n * sizeof(float));
+  }
+}
+
+// exp(x) to about 2 ulp (Cephes' expf): 2^n times a polynomial on the remainder.
+inline vf vexp(vf x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  x = x > splat(88.0f) ? splat(88.0f) : x;
+  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding and subtracting it rounds to an integer
+  vf n = (x * splat(1.44269504088896341f) + magic) - magic;
+  vf r = x - n * splat(0.693359375f) + n * splat(2.12194440e-4f);
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.0f);
+  vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+  return p * reinterpret_cast<vf&>(e);
+}
+
+inline vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
+inline vf vtanh(vf x) { return splat(2.0f) / (splat(1.0f) + vexp(splat(-2.0f) * x)) - splat(1.0f); }
+
+// Runs f(0) .. f(n-1), f(0) on the calling thread, and returns when all are done.
+template <class F>
+void run_shards(tensorflow::thread::ThreadPool* pool, int n, const F& f) {
+  if (n <= 1) {
+    f(0);
+    return;
+  }
+  tensorflow::BlockingCounter done(n - 1);
+  for (int s = 1; s < n; ++s) {
+    pool->Schedule([&f, &done, s] {
+      f(s);
+      done.DecrementCount();
+    });
+  }
+  f(0);
+  done.Wait();
+}
+
+// Unit blocks [begin, end) of shard s of n: contiguous, as even as possible.
+inline void shard_range(int blocks, int n, int s, int* begin, int* end) {
+  *begin = static_cast<int>(static_cast<long long>(blocks) * s / n);
+  *end = static_cast<int>(static_cast<long long>(blocks) * (s + 1) / n);
+}
+
+int num_shards(OpKernelContext* ctx, int blocks) {
+  int threads = ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
+  return std::max(1, std::min(threads, blocks));
+}
+
+// ------------------------------------------------------------------------------------ forward
+
+// Rows of a step: row b of an array starts at ptr + b * stride (stride T * width for a
+// [B, T, width] sequence at step t, width for a [B, width] state).
+struct Rows {
+  float* ptr;
+  size_t stride;
+  float* row(int b) const { return ptr + b * stride; }
+};
+
+struct Forward {
+  int u;
+  bool last;              // the last step: h and c also go to h_last, c_last
+  const float* panels;    // [blocks][u][4][VL]: U's gate columns of each block of VL units
+  Rows xproj;             // [4u] per row
+  Rows h_prev, c_prev;    // state before this step, [u] per row
+  Rows out_prev;          // previous output, or ptr null (zeros) at the first step
+  const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
+  size_t mask_stride;
+  Rows gates, c, h, out;  // this step's [4u], [u], [u], [u]; h is the next step's h_prev (or h_last)
+  Rows h_last, c_last;
+  Rows h_next;            // h again, in a contiguous [B][u] buffer that the next step reads
+};
+
+template <int MR>
+void forward_block(const Forward& a, int r0, int block) {
+  const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
+  const float* panel = a.panels + static_cast<size_t>(block) * u * 4 * VL;
+  vf acc[MR][4] = {};
+  for (int k = 0; k < u; ++k) {
+    const float* p = panel + k * 4 * VL;
+    const vf b0 = load(p), b1 = load(p + VL), b2 = load(p + 2 * VL), b3 = load(p + 3 * VL);
+    for (int r = 0; r < MR; ++r) {
+      const vf x = splat(a.h_prev.row(r0 + r)[k]);
+      acc[r][0] += x * b0;
+      acc[r][1] += x * b1;
+      acc[r][2] += x * b2;
+      acc[r][3] += x * b3;
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    const int b = r0 + r;
+    const float* xp = a.xproj.row(b) + j0;
+    const vf i = vsigmoid(acc[r][0] + load_n(xp, n));
+    const vf f = vsigmoid(acc[r][1] + load_n(xp + u, n));
+    const vf g = vtanh(acc[r][2] + load_n(xp + 2 * u, n));
+    const vf o = vsigmoid(acc[r][3] + load_n(xp + 3 * u, n));
+    const vf c_prev = load_n(a.c_prev.row(b) + j0, n);
+    vf c = f * c_prev + i * g;
+    vf h = o * vtanh(c);
+    vf out = h;
+    if (a.mask && a.mask[b * a.mask_stride] == 0.0f) {
+      c = c_prev;
+      h = load_n(a.h_prev.row(b) + j0, n);
+      out = a.out_prev.ptr ? load_n(a.out_prev.row(b) + j0, n) : vf{};
+    }
+    float* gp = a.gates.row(b) + j0;
+    store_n(gp, i, n);
+    store_n(gp + u, f, n);
+    store_n(gp + 2 * u, g, n);
+    store_n(gp + 3 * u, o, n);
+    store_n(a.c.row(b) + j0, c, n);
+    store_n(a.out.row(b) + j0, out, n);
+    if (a.last) {
+      store_n(a.h_last.row(b) + j0, h, n);
+      store_n(a.c_last.row(b) + j0, c, n);
+    } else {
+      store_n(a.h.row(b) + j0, h, n);
+      store_n(a.h_next.row(b) + j0, h, n);
+    }
+  }
+}
+
+template <int MR>
+void forward_rows(const Forward& a, int r0, int rows, int block) {
+  if (rows == MR) {
+    forward_block<MR>(a, r0, block);
+  } else if constexpr (MR > 1) {
+    forward_rows<MR - 1>(a, r0, rows, block);
+  }
+}
+
+class LstmForwardOp : public OpKernel {
+ public:
+  explicit LstmForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& xproj = ctx->input(0);
+    const Tensor& kernel = ctx->input(1);
+    const Tensor& h0 = ctx->input(2);
+    const Tensor& c0 = ctx->input(3);
+    const Tensor& mask = ctx->input(4);
+    OP_REQUIRES(ctx, xproj.dims() == 3 && kernel.dims() == 2,
+                tensorflow::errors::InvalidArgument("xproj must be [B, T, 4u], recurrent_kernel [u, 4u]"));
+    const int B = xproj.dim_size(0), T = xproj.dim_size(1), u = kernel.dim_size(0);
+    OP_REQUIRES(ctx, kernel.dim_size(1) == 4 * u && xproj.dim_size(2) == 4 * u,
+                tensorflow::errors::InvalidArgument("recurrent_kernel must be [u, 4u] and xproj [B, T, 4u]"));
+    OP_REQUIRES(ctx, h0.shape() == TensorShape({B, u}) && c0.shape() == TensorShape({B, u}),
+                tensorflow::errors::InvalidArgument("h0 and c0 must be [B, u]"));
+    OP_REQUIRES(ctx, T > 0, tensorflow::errors::InvalidArgument("the sequence must have at least one step"));
+    const bool masked = mask.NumElements() > 0;
+    OP_REQUIRES(ctx, !masked || mask.shape() == TensorShape({B, T}),
+                tensorflow::errors::InvalidArgument("mask must be [B, T] or empty"));
+    Tensor *out, *h_prev, *cs, *gates, *h_last, *c_last;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({B, T, u}), &out));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({B, T, u}), &h_prev));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({B, T, u}), &cs));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({B, T, 4 * u}), &gates));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({B, u}), &h_last));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(5, TensorShape({B, u}), &c_last));
+    if (B == 0 || u == 0) return;
+
+    const int blocks = (u + VL - 1) / VL;
+    std::vector<float> panels(static_cast<size_t>(blocks) * u * 4 * VL, 0.0f);
+    const float* U = kernel.flat<float>().data();
+    for (int jb = 0; jb < blocks; ++jb)
+      for (int k = 0; k < u; ++k)
+        for (int g = 0; g < 4; ++g)
+          for (int l = 0; l < VL && jb * VL + l < u; ++l)
+            panels[((static_cast<size_t>(jb) * u + k) * 4 + g) * VL + l] = U[static_cast<size_t>(k) * 4 * u + g * u + jb * VL + l];
+
+    const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
+    float* out_p = out->flat<float>().data();
+    float* hp_p = h_prev->flat<float>().data();
+    float* c_p = cs->flat<float>().data();
+    float* g_p = gates->flat<float>().data();
+    float* x_p = const_cast<float*>(xproj.flat<float>().data());
+    float* h0_p = const_cast<float*>(h0.flat<float>().data());
+    float* c0_p = const_cast<float*>(c0.flat<float>().data());
+    for (int b = 0; b < B; ++b) std::memcpy(hp_p + b * seq, h0_p + b * u, sizeof(float) * u);
+    // The recurrent product reads h_{t-1} from a contiguous buffer: rows T * u apart in h_prev would
+    // make its loads hop across pages. Two buffers, written and read on alternate steps.
+    std::vector<float> h_buf(2 * static_cast<size_t>(B) * u);
+    std::memcpy(h_buf.data(), h0_p, sizeof(float) * B * u);
+    const size_t su = static_cast<size_t>(u);
+    const float* m_p = masked ? mask.flat<float>().data() : nullptr;
+    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const int shards = num_shards(ctx, blocks);
+    for (int t = 0; t < T; ++t) {
+      const bool last = t == T - 1;
+      Forward a{u, last, panels.data(), {x_p + t * 4 * u, seq4},
+                {h_buf.data() + (t & 1) * B * su, su},
+                t ? Rows{c_p + (t - 1) * u, seq} : Rows{c0_p, static_cast<size_t>(u)},
+                {t ? out_p + (t - 1) * u : nullptr, seq},
+                m_p ? m_p + t : nullptr, static_cast<size_t>(T),
+                {g_p + t * 4 * u, seq4}, {c_p + t * u, seq}, {last ? nullptr : hp_p + (t + 1) * u, seq},
+                {out_p + t * u, seq},
+                {h_last->flat<float>().data(), su}, {c_last->flat<float>().data(), su},
+                {h_buf.data() + ((t + 1) & 1) * B * su, su}};
+      run_shards(pool, shards, [&](int s) {
+        int begin, end;
+        shard_range(blocks, shards, s, &begin, &end);
+        for (int jb = begin; jb < end; ++jb) {
+          int r0 = 0;
+          for (; r0 + FMR <= B; r0 += FMR) forward_block<FMR>(a, r0, jb);
+          if (r0 < B) forward_rows<FMR - 1>(a, r0, B - r0, jb);
+        }
+      });
+    }
+  }
+};
+
+// ----------------------------------------------------------------------------------- backward
+
+struct Backward {
+  int u, t;                 // the step whose d(gates) this phase computes (-1: only d_h0)
+  const float* panels;      // [blocks][4u][VL]: U^T's columns of each block of VL units
+  Rows dz_next;             // d(gates) of step t+1 ([4u] per row), or ptr null at the last step
+  const float* mask_next;   // mask of step t+1, or null
+  const float* mask;        // mask of step t, or null
+  size_t mask_stride;
+  Rows gates;               // activated gates of step t
+  Rows c, c_prev;           // cell state after and before step t
+  Rows d_out;               // gradient of step t's output
+  float *dh, *dc, *carry;   // [B][u] running gradients (carry: of the repeated output, masked only)
+  Rows dz;                  // d(gates) of step t (output)
+  Rows dz_copy;             // the same in a contiguous [B][4u] buffer, read by the next phase
+};
+
+inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf* acc) {
+  const int u = a.u;
+  const size_t s = static_cast<size_t>(b) * u + j0;
+  vf dh = load_n(a.dh + s, n);
+  if (acc && !(a.mask_next && a.mask_next[b * a.mask_stride] == 0.0f)) dh = *acc;
+  if (a.t < 0) {
+    store_n(a.dh + s, dh, n);  // d_h0
+    return;
+  }
+  vf dc = load_n(a.dc + s, n);
+  vf d_out = load_n(a.d_out.row(b) + j0, n);
+  if (a.mask) d_out += load_n(a.carry + s, n);
+  float* dz = a.dz.row(b) + j0;
+  if (!(a.mask && a.mask[b * a.mask_stride] == 0.0f)) {
+    dh += d_out;
+    const float* gp = a.gates.row(b) + j0;
+    const vf i = load_n(gp, n), f = load_n(gp + u, n), g = load_n(gp + 2 * u, n), o = load_n(gp + 3 * u, n);
+    const vf tc = vtanh(load_n(a.c.row(b) + j0, n));
+    const vf one = splat(1.0f);
+    dc += dh * o * (one - tc * tc);
+    store_n(dz, dc * g * i * (one - i), n);
+    store_n(dz + u, dc * load_n(a.c_prev.row(b) + j0, n) * f * (one - f), n);
+    store_n(dz + 2 * u, dc * i * (one - g * g), n);
+    store_n(dz + 3 * u, dh * tc * o * (one - o), n);
+    float* copy = a.dz_copy.row(b) + j0;
+    for (int g = 0; g < 4; ++g) store_n(copy + g * u, load_n(dz + g * u, n), n);
+    dc *= f;
+    if (a.mask) store_n(a.carry + s, vf{}, n);
+  } else {
+    for (int g = 0; g < 4; ++g) store_n(dz + g * u, vf{}, n);
+    for (int g = 0; g < 4; ++g) store_n(a.dz_copy.row(b) + j0 + g * u, vf{}, n);
+    store_n(a.carry + s, d_out, n);
+  }
+  store_n(a.dh + s, dh, n);
+  store_n(a.dc + s, dc, n);
+}
+
+// Rows [r0, r0 + MR) of NB consecutive unit blocks from `block`: dh = dz_next U^T, then the epilogue.
+template <int MR, int NB>
+void backward_block(const Backward& a, int r0, int block) {
+  const int u = a.u, n4 = 4 * u;
+  vf acc[MR][NB] = {};
+  if (a.dz_next.ptr) {
+    const float* panel[NB];
+    const float* rows[MR];
+    for (int q = 0; q < NB; ++q) panel[q] = a.panels + static_cast<size_t>(block + q) * n4 * VL;
+    for (int r = 0; r < MR; ++r) rows[r] = a.dz_next.row(r0 + r);
+    for (int k = 0; k < n4; ++k) {
+      vf bq[NB];
+      for (int q = 0; q < NB; ++q) bq[q] = load(panel[q] + k * VL);
+      for (int r = 0; r < MR; ++r) {
+        const vf x = splat(rows[r][k]);
+        for (int q = 0; q < NB; ++q) acc[r][q] += x * bq[q];
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NB; ++q) {
+      const int j0 = (block + q) * VL;
+      backward_epilogue(a, r0 + r, j0, std::min(VL, u - j0), a.dz_next.ptr ? &acc[r][q] : nullptr);
+    }
+}
+
+template <int MR, int NB>
+void backward_rows(const Backward& a, int r0, int rows, int block) {
+  if (rows == MR) {
+    backward_block<MR, NB>(a, r0, block);
+  } else if constexpr (MR > 1) {
+    backward_rows<MR - 1, NB>(a, r0, rows, block);
+  }
+}
+
+template <int NB>
+void backward_blocks(const Backward& a, int B, int block) {
+  int r0 = 0;
+  for (; r0 + BMR <= B; r0 += BMR) backward_block<BMR, NB>(a, r0, block);
+  if (r0 < B) backward_rows<BMR - 1, NB>(a, r0, B - r0, block);
+}
+
+class LstmBackwardOp : public OpKernel {
+ public:
+  explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& kernel = ctx->input(0);
+    const Tensor& c0 = ctx->input(1);
+    const Tensor& mask = ctx->input(2);
+    const Tensor& cs = ctx->input(3);
+    const Tensor& gates = ctx->input(4);
+    const Tensor& d_out = ctx->input(5);
+    const Tensor& d_h_last = ctx->input(6);
+    const Tensor& d_c_last = ctx->input(7);
+    OP_REQUIRES(ctx, gates.dims() == 3 && kernel.dims() == 2,
+                tensorflow::errors::InvalidArgument("gates must be [B, T, 4u], recurrent_kernel [u, 4u]"));
+    const int B = gates.dim_size(0), T = gates.dim_size(1), u = kernel.dim_size(0);
+    const TensorShape seq_shape({B, T, u}), state({B, u});
+    OP_REQUIRES(ctx, kernel.dim_size(1) == 4 * u && gates.dim_size(2) == 4 * u && cs.shape() == seq_shape &&
+                     d_out.shape() == seq_shape && c0.shape() == state && d_h_last.shape() == state &&
+                     d_c_last.shape() == state,
+                tensorflow::errors::InvalidArgument("inconsistent shapes"));
+    const bool masked = mask.NumElements() > 0;
+    OP_REQUIRES(ctx, !masked || mask.shape() == TensorShape({B, T}),
+                tensorflow::errors::InvalidArgument("mask must be [B, T] or empty"));
+    Tensor *dz, *d_h0, *d_c0;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, gates.shape(), &dz));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, state, &d_h0));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, state, &d_c0));
+    if (B == 0 || u == 0) return;
+    float* dh = d_h0->flat<float>().data();
+    float* dc = d_c0->flat<float>().data();
+    std::memcpy(dh, d_h_last.flat<float>().data(), sizeof(float) * B * u);
+    std::memcpy(dc, d_c_last.flat<float>().data(), sizeof(float) * B * u);
+    if (T == 0) return;
+
+    const int blocks = (u + VL - 1) / VL;
+    const int n4 = 4 * u;
+    std::vector<float> panels(static_cast<size_t>(blocks) * n4 * VL, 0.0f);
+    const float* U = kernel.flat<float>().data();
+    for (int jb = 0; jb < blocks; ++jb)
+      for (int k = 0; k < n4; ++k)
+        for (int l = 0; l < VL && jb * VL + l < u; ++l)
+          panels[(static_cast<size_t>(jb) * n4 + k) * VL + l] = U[static_cast<size_t>(jb * VL + l) * n4 + k];
+    std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
+    std::vector<float> dz_buf(2 * static_cast<size_t>(B) * n4);  // as h_buf in the forward op
+
+    const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
+    const float* m_p = masked ? mask.flat<float>().data() : nullptr;
+    float* c_p = const_cast<float*>(cs.flat<float>().data());
+    float* c0_p = const_cast<float*>(c0.flat<float>().data());
+    float* g_p = const_cast<float*>(gates.flat<float>().data());
+    float* d_p = const_cast<float*>(d_out.flat<float>().data());
+    float* dz_p = dz->flat<float>().data();
+    auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+    const int shards = num_shards(ctx, blocks);
+    for (int t = T - 1; t >= -1; --t) {
+      const bool has_next = t + 1 < T;
+      const bool here = t >= 0;
+      Backward a{u, t, panels.data(),
+                 {has_next ? dz_buf.data() + ((t + 1) & 1) * B * n4 : nullptr, static_cast<size_t>(n4)},
+                 has_next && m_p ? m_p + t + 1 : nullptr,
+                 here && m_p ? m_p + t : nullptr, static_cast<size_t>(T),
+                 {here ? g_p + t * n4 : nullptr, seq4},
+                 {here ? c_p + t * u : nullptr, seq},
+                 t > 0 ? Rows{c_p + (t - 1) * u, seq} : Rows{c0_p, static_cast<size_t>(u)},
+                 {here ? d_p + t * u : nullptr, seq},
+                 dh, dc, carry.data(),
+                 {here ? dz_p + t * n4 : nullptr, seq4},
+                 {here ? dz_buf.data() + (t & 1) * B * n4 : nullptr, static_cast<size_t>(n4)}};
+      run_shards(pool, shards, [&](int s) {
+        int begin, end;
+        shard_range(blocks, shards, s, &begin, &end);
+        int jb = begin;
+        for (; jb + 2 <= end; jb += 2) backward_blocks<2>(a, B, jb);
+        if (jb < end) backward_blocks<1>(a, B, jb);
+      });
+    }
+  }
+};
+
+}  // namespace
+
+REGISTER_OP("CharseqLstmForward")
+    .Input("xproj: float")
+    .Input("recurrent_kernel: float")
+    .Input("h0: float")
+    .Input("c0: float")
+    .Input("mask: float")
+    .Output("outputs: float")
+    .Output("h_prev: float")
+    .Output("c_states: float")
+    .Output("gates: float")
+    .Output("h_last: float")
+    .Output("c_last: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      auto x = c->input(0), k = c->input(1);
+      TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
+      TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
+      auto seq = c->MakeShape({c->Dim(x, 0), c->Dim(x, 1), c->Dim(k, 0)});
+      c->set_output(0, seq);
+      c->set_output(1, seq);
+      c->set_output(2, seq);
+      c->set_output(3, x);
+      c->set_output(4, c->input(2));
+      c->set_output(5, c->input(2));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("CharseqLstmBackward")
+    .Input("recurrent_kernel: float")
+    .Input("c0: float")
+    .Input("mask: float")
+    .Input("c_states: float")
+    .Input("gates: float")
+    .Input("d_outputs: float")
+    .Input("d_h_last: float")
+    .Input("d_c_last: float")
+    .Output("d_gates: float")
+    .Output("d_h0: float")
+    .Output("d_c0: float")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(4));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->input(1));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("CharseqLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
+REGISTER_KERNEL_BUILDER(Name("CharseqLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);
+
+}  // namespace charseq
