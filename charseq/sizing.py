@@ -51,7 +51,7 @@ def _stop(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_ep
         rule["epochs"] = float(max_epochs)
 
 
-def _finish(kind: str, reason: str, rule: dict, given: dict, shape: str) -> Sizing:
+def _finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
     """The rule overridden by what the user gave, and the one-line summary of the result."""
     settings = {**rule, **{k: v for k, v in given.items() if v is not None}}
     s = settings
@@ -73,7 +73,12 @@ def _finish(kind: str, reason: str, rule: dict, given: dict, shape: str) -> Sizi
 
 
 def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
-    """A language model's defaults from its training split's tokens and vocabulary size."""
+    """A language model's defaults from its training split's tokens and vocabulary size.
+
+    Measured (README, "Defaults sized to the data"): on poems.txt (37k tokens) 2x256 with dropout
+    0.4 and 32 x 64 batches stops early at 2.03 nats/char in 2 minutes, where 2x128 reached only
+    2.30 at a 100-pass cap; on 300k characters of Shakespeare 2x256, dropout 0.3, 64 x 100 stops at
+    1.39 in 4.4 minutes. The large tier (>= 3M) keeps the former default batch, not measured here."""
     if train_tokens < 100_000:
         size, rule = "small", dict(layers=2, units=256, dropout=0.4, batch_size=32, seq_len=64, lr=2e-3)
         patience = 6
@@ -93,7 +98,7 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
     steps_per_epoch = max(1, (train_tokens - 1) // (batch * seq))
     # Cap: about 10M characters seen (a 1M corpus: 10 passes), at least 3 passes, at most 250.
     _stop(rule, given, steps_per_epoch, patience, round(_clamp(1e7 / max(1, train_tokens), 3, 250)))
-    return _finish("lm", f"{size} corpus ({_short(train_tokens)} training tokens, vocabulary {vocab_size:,})",
+    return _finish(f"{size} corpus ({_short(train_tokens)} training tokens, vocabulary {vocab_size:,})",
                    rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}")
 
 
@@ -103,23 +108,25 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict) -> Sizing:
         size, rule = "small", dict(layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
     else:
         size, rule = "large", dict(layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
-    rule["cell"] = "lstm"
+    # Max pooling over the outputs: on 3,000 SST-2 sentences, 68.5% on SST-2 dev against 56.2% for the
+    # final state (mean 65.0%, attention 65.8%, concat 63.1%; seed 1: max 68.8%, final 53.8%); see the README.
+    rule.update(cell="lstm", readout="max")
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(examples / batch)
     _stop(rule, given, steps_per_epoch, 5, round(_clamp(1e6 / max(1, examples), 5, 50)))
-    return _finish("classifier", f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given,
-                   "{layers}x{units} {cell}, batch {batch_size}")
+    return _finish(f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given,
+                   "{layers}x{units} {cell}, {readout} readout, batch {batch_size}")
 
 
 def size_image_classifier(examples: int, given: dict) -> Sizing:
-    """An image classifier's (MNIST rows) defaults: one size, measured on MNIST's 60,000 images."""
+    """An image classifier's (MNIST rows) defaults: the former ones (1x128, 10 epochs), which the
+    MNIST benchmark measured, now with early stopping under that cap."""
     rule = dict(cell="lstm", layers=1, units=128, dropout=0.0, batch_size=128, lr=2e-3)
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(examples / batch)
-    rule_eval = dict(rule)
-    _stop(rule_eval, given, steps_per_epoch, 3, 10)
-    rule_eval["eval_every"] = steps_per_epoch  # one evaluation per epoch: the test set is scored each time
-    return _finish("images", f"{examples:,} images", rule_eval, given, "{layers}x{units} {cell}, batch {batch_size}")
+    _stop(rule, given, steps_per_epoch, 3, 10)
+    rule["eval_every"] = steps_per_epoch  # one evaluation per epoch (the previous default), even past 200 steps
+    return _finish(f"{examples:,} images", rule, given, "{layers}x{units} {cell}, batch {batch_size}")
 
 
 def size_seq2seq(pairs: int, given: dict) -> Sizing:
@@ -132,5 +139,5 @@ def size_seq2seq(pairs: int, given: dict) -> Sizing:
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(pairs / batch)
     _stop(rule, given, steps_per_epoch, 5, round(_clamp(2e6 / max(1, pairs), 10, 100)))
-    return _finish("seq2seq", f"{size} data set ({pairs:,} pairs)", rule, given,
+    return _finish(f"{size} data set ({pairs:,} pairs)", rule, given,
                    "{layers}x{units} {cell} encoder-decoder, batch {batch_size}")

@@ -105,3 +105,28 @@ def test_the_summary_line_is_printed_and_config_records_the_choice(tmp_path, cor
     again = json.loads((run.path / "config.json").read_text())
     assert again["model"] == config["model"] and again["data"] == config["data"]
     assert {**again["train"], "max_steps": 2} == config["train"]
+
+
+def test_classifier_and_encoder_decoder_are_sized_and_stop_early_by_default(tmp_path):
+    from charseq.classifier_run import train_classifier
+    from charseq.seq2seq_run import train_seq2seq
+
+    rng = random.Random(0)
+    rows = ["text\tlabel"] + [f"{w} {rng.choice(['film', 'play'])}\t{int(w == 'good')}"
+                              for w in (rng.choice(["good", "bad"]) for _ in range(200))]
+    (tmp_path / "texts.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    lines = []
+    run = train_classifier(tmp_path / "texts.tsv", tmp_path / "clf", units=16, embedding_dim=8, precision="float32",
+                           log=lines.append, progress_bar=False)
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["sizing"] in lines and config["sizing"].startswith("small data set (180 texts")
+    assert config["model"]["readout"] == "max" and config["model"]["units"] == 16  # the rule's, and yours
+    assert config["train"]["patience"] and config["train"]["epochs"] and config["train"]["max_steps"] is None
+
+    (tmp_path / "pairs.tsv").write_text("".join(f"{s}\t{s[::-1]}\n" for s in ("abc", "bca", "cab", "acb", "bac")),
+                                        encoding="utf-8")
+    run = train_seq2seq(tmp_path / "pairs.tsv", tmp_path / "s2s", units=16, embedding_dim=8, precision="float32",
+                        max_steps=2, log=lines.append, progress_bar=False)
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["sizing"].startswith("small data set (4 pairs)") and config["train"]["patience"] is None
+    assert config["train"]["batch_size"] == 32 and config["model"]["dropout"] == 0.2
