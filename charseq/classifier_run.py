@@ -28,10 +28,10 @@ from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.precision import resolve_precision
-from charseq.runs import RunDir
+from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
-from charseq.train import TrainConfig, reopen_run, train
+from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -214,13 +214,16 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
         mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
+@discard_unpublished
 def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
+            config.get("data"), path=("--data", resolved(data), None)))
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
     else:
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
     log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
@@ -269,10 +272,17 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
         encoding=encoding, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
+@discard_unpublished
 def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_column, skip_bad_rows, max_vocab,
                       min_count, init_from, encoding, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: {**given_data(
+            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None), val=("--val", resolved(val), None),
+            val_fraction=("--val-fraction", val_fraction, 0.1), text_column=("--text-column", text_column, None),
+            label_column=("--label-column", label_column, None), skip_bad_rows=("--skip-bad-rows", skip_bad_rows, False),
+            encoding=("--encoding", encoding, "utf-8"), max_vocab=("--max-vocab", max_vocab, None),
+            min_count=("--min-count", min_count, 1)), **given_data(
+            {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))})
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         d = config["data"]
         train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
@@ -286,6 +296,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         if not 0 < val_fraction < 1:
             raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
     rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
     if rows.skipped:
@@ -334,7 +345,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
                           "data": {"train": str(Path(train_file).resolve()),
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
                                    "text_column": text_column, "label_column": label_column,
-                                   "skip_bad_rows": skip_bad_rows, "encoding": encoding}})
+                                   "skip_bad_rows": skip_bad_rows, "encoding": encoding,
+                                   "max_vocab": max_vocab, "min_count": min_count}})
     log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)

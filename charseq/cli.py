@@ -189,17 +189,22 @@ def training_options():
     )
 
 
+def _on_command_line(names) -> set:
+    ctx = click.get_current_context()
+    return {k for k in names if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+
+
 def _given_settings(settings: dict, resume: bool, out) -> dict:
     """The settings given on the command line (every option defaults to None: the library owns the
-    defaults). On --resume only the stopping options apply (the rest come from the run's config.json)."""
+    defaults). On --resume, exactly those typed on the command line: the library checks them against
+    the run's config.json and refuses any that would change it (only the stopping rules may)."""
     from charseq.errors import CharseqError
-    from charseq.train import RESUME_SETTINGS
 
     given = {k: v for k, v in settings.items() if v is not None}
     if resume:
         if out is None:
             raise CharseqError("--resume needs --out, the run directory to continue")
-        return {k: v for k, v in given.items() if k in RESUME_SETTINGS}
+        return {k: v for k, v in given.items() if k in _on_command_line(given)}
     return given
 
 
@@ -210,7 +215,9 @@ def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, dat
     settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
-    train_fn(train_file, out, force=force, resume=resume, log=click.echo, **({} if resume else data), **settings)
+    if resume:  # only what the command line gives, to be checked against the run's own
+        data = {k: v for k, v in data.items() if k in _on_command_line(data)}
+    train_fn(train_file, out, force=force, resume=resume, log=click.echo, **data, **settings)
     click.echo(f"done: run directory {out}")
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 from charseq.errors import CharseqError, Interrupted
 from charseq.files import write_bytes_atomic, write_json_atomic
-from charseq.runs import CONFIG_FILE, RunDir
+from charseq.runs import CONFIG_FILE, RunDir, not_a_run
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
@@ -91,6 +91,20 @@ def _normal(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+def _not_the_grids(out: Path) -> str | None:
+    """The first entry of the grid directory `out` that the grid did not write (None: all are its own)."""
+    for entry in sorted(out.iterdir()):
+        name = entry.name
+        if name in (GRID_FILE, "results.json", "results.tsv") and entry.is_file() and not entry.is_symlink():
+            continue
+        if name.startswith(".") and (name.endswith(".tmp") or ".new-" in name or ".old-" in name):
+            continue  # charseq's own temporary files and run directories being built
+        if entry.is_dir() and not entry.is_symlink() and (not any(entry.iterdir()) or not_a_run(entry) is None):
+            continue
+        return name
+    return None
+
+
 def _open_grid(out: Path, spec: dict, force: bool) -> None:
     """Create the grid directory, or reopen it if it holds the same grid; never touch other files."""
     if out.exists() and not out.is_dir():
@@ -99,6 +113,10 @@ def _open_grid(out: Path, spec: dict, force: bool) -> None:
         if not (out / GRID_FILE).exists():
             raise CharseqError(f"--out {out} is not empty and is not a charseq grid; refusing to use it")
         if force:
+            foreign = _not_the_grids(out)
+            if foreign:
+                raise CharseqError(f"--out {out} holds {foreign}, which is not part of a charseq grid; "
+                                   "refusing to replace it")
             shutil.rmtree(out)
         else:
             try:

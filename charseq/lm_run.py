@@ -10,8 +10,7 @@ directly::
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,13 +22,13 @@ from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_bat
 from charseq.distribute import (check_batch, compile_train_step, feed, gather, make_strategy, num_replicas,
                                 per_replica, regularized, scope, train_on_worker)
 from charseq.errors import CharseqError
-from charseq.files import check_encoding, check_readable_file, current_umask
+from charseq.files import check_encoding, check_readable_file
 from charseq.lm import LanguageModel, loss_report, sequence_loss
 from charseq.precision import resolve_precision
-from charseq.runs import RunDir
+from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.sizing import size_lm
-from charseq.train import TrainConfig, reopen_run, train
+from charseq.train import TrainConfig, reopen_run, resolved, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "lm"
@@ -238,9 +237,31 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
         sample_length=sample_length, **settings))
 
 
+def _recorded_corpus(config: dict) -> tuple[str | None, str | None]:
+    """(the corpus file, the --text's SHA-256) a run was trained on, as far as its config says."""
+    if "corpus_file" in config or "text_sha256" in config:
+        return config.get("corpus_file"), config.get("text_sha256")
+    source = config.get("corpus", {}).get("source") if isinstance(config.get("corpus"), dict) else None
+    return (None, None) if source in (None, "<--text>") else (resolved(source), None)  # a run of an older charseq
+
+
+def _given_corpus(config: dict, corpus, text) -> dict:
+    """CORPUS or --text given on --resume, against what the run was trained on (for reopen_run)."""
+    file, text_sha = _recorded_corpus(config)
+    if corpus is not None:
+        return {"CORPUS": (resolved(corpus), file if file else "--text")}
+    if text is not None:
+        given = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if file:
+            return {"--text": ("--text", file)}
+        return {"--text": (given, text_sha)} if text_sha else {}
+    return {}
+
+
+@discard_unpublished
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
     if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: _given_corpus(config, corpus, text))
         model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
         data_cfg = config_from_dict(DataConfig, config.get("data"), f"{run.path}/config.json data")
         vocab = load_vocab(run.path)
@@ -252,30 +273,19 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
             check_readable_file(corpus, "corpus")
         elif not text:
             raise CharseqError("--text is empty")
-        out = Path(out)
-        if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-            RunDir.create(out, force=False)  # raises the one-line "already exists" error
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
-        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
-        try:
-            vocab, info = _prepare(corpus, text, data_cfg, staging)
-            # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
-            sizing = size_lm(info.train_tokens, vocab.size, settings)
-            model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
-            _check_windows(info, data_cfg)
-            config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
-                      "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
-                      "sizing": sizing.summary}
-            RunDir(staging).write_config(config)
-            run = RunDir.create(out, force=force)  # the old run goes only now that the new one is ready
-            run.path.rmdir()
-            staging.rename(run.path)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+        run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
+        vocab, info = _prepare(corpus, text, data_cfg, run.path)
+        # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
+        sizing = size_lm(info.train_tokens, vocab.size, settings)
+        model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
+        _check_windows(info, data_cfg)
+        config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
+                  "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
+                  "sizing": sizing.summary, "corpus_file": resolved(corpus) if text is None else None,
+                  "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
+        run.write_config(config)
         log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
-            f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.path}")
+            f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.shown}")
         log(sizing.summary)
 
     strategy = make_strategy(train_cfg.strategy)

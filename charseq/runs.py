@@ -12,15 +12,26 @@
 Weights are stored as plain arrays in `.npz` files (read with allow_pickle=False, so loading
 a run never executes code from it) with a SHA-256 checksum and the charseq version, and are
 written atomically: a crash leaves the previous checkpoint intact.
+
+A new run is built in a hidden sibling directory (`.NAME.new-XXXX`) and moves to its place only
+once it has trained its first step and written its first checkpoint (`RunDir.publish`): until
+then an old run it replaces (`--force`) is untouched, and a run that fails before is removed.
+The move is one atomic exchange of the two directories (renameat2 RENAME_EXCHANGE on Linux), so
+a crash at any moment leaves either the old run or the new one at the path, each loadable; a
+crash may leave the hidden sibling behind, which is safe to delete.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import io
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -28,7 +39,7 @@ import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError
-from charseq.files import write_bytes_atomic, write_json_atomic
+from charseq.files import current_umask, write_bytes_atomic, write_json_atomic
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -38,6 +49,13 @@ METRICS_FILE = "metrics.jsonl"
 # The layout of the .npz files. A file of another format is refused with a message naming the
 # charseq version that wrote it, instead of loading arrays into the wrong variables.
 FORMAT = 1
+# config.json's marker of a directory charseq made ("run_format"); runs written before it existed
+# are recognised by their config's structure (task, model, train, charseq_version) instead.
+RUN_FORMAT = 1
+TASKS = ("lm", "classifier", "seq2seq")
+# Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
+RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
+                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json"})
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -75,32 +93,224 @@ def _random_states(model) -> list:
     return [v for v in model.variables if id(v) not in weights]
 
 
+# What each task's config.json holds at the top level, and in its "data" section where that is not
+# a dataclass of its own: {key: (accepted JSON types, required)}. Anything else is refused by name.
+_NUMBER, _TEXT, _MAYBE_TEXT, _MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
+_COMMON = {"task": (_TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
+           "charseq_version": (_TEXT, False), "run_format": ((int,), False)}
+CONFIG_SCHEMA = {
+    "lm": {**_COMMON, "data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
+           "corpus_file": (_MAYBE_TEXT, False), "text_sha256": (_MAYBE_TEXT, False)},
+    "classifier": {**_COMMON, "input": (_TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
+                   "init_from": (_MAYBE_TEXT, False)},
+    "seq2seq": {**_COMMON, "data": ((dict,), True)},
+}
+DATA_SCHEMA = {
+    ("classifier", "images"): {"path": (_MAYBE_TEXT, True), "source": (_TEXT, False)},
+    ("classifier", "text"): {"train": (_TEXT, True), "val": (_MAYBE_TEXT, True), "val_fraction": (_NUMBER, True),
+                             "text_column": (_MAYBE_TEXT, True), "label_column": (_MAYBE_TEXT, True),
+                             "skip_bad_rows": ((bool,), True), "encoding": (_TEXT, True),
+                             "max_vocab": (_MAYBE_INT, False), "min_count": ((int,), False)},
+    ("seq2seq", None): {"train": (_TEXT, True), "val": (_MAYBE_TEXT, True), "val_fraction": (_NUMBER, True),
+                        "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
+                        "max_input_len": (_MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (_TEXT, True)},
+}
+
+
+def _check_fields(section: dict, schema: dict, where: str) -> None:
+    unknown = sorted(set(section) - set(schema))
+    if unknown:
+        raise CharseqError(f"{where} has unexpected settings: {', '.join(map(str, unknown))}")
+    for key, (types, required) in schema.items():
+        if key not in section:
+            if required:
+                raise CharseqError(f"{where} has no {key!r}; it is damaged or not a charseq run")
+            continue
+        value = section[key]
+        if types == (dict,) and not isinstance(value, dict):
+            raise CharseqError(f"{where}: {key} must be a JSON object, not {json.dumps(value)}")
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            raise CharseqError(f"{where}: {key} = {json.dumps(value)} is not of the type charseq writes "
+                               f"({' or '.join('null' if t is type(None) else t.__name__ for t in types)})")
+
+
+def check_config(config: dict, path: Path) -> None:
+    """Refuse a config.json that charseq would not have written: unknown top-level keys, missing
+    or mistyped ones, a data section without what resuming and loading read."""
+    _check_fields(config, CONFIG_SCHEMA[config["task"]], str(path))
+    if config["task"] == "classifier" and config["input"] not in ("images", "text"):
+        raise CharseqError(f"{path}: input = {json.dumps(config['input'])} is neither \"images\" nor \"text\"")
+    data_schema = DATA_SCHEMA.get((config["task"], config.get("input")))
+    if data_schema is not None:
+        _check_fields(config["data"], data_schema, f"{path} data")
+
+
+def _temporary(name: str) -> bool:
+    """A file charseq is writing (write_bytes_atomic's `.NAME.XXXX.tmp`)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def not_a_run(path: Path) -> str | None:
+    """Why the directory `path` is not a run charseq made (None if it is one).
+
+    A run is recognised by what charseq writes: a config.json with its marker (or, for runs
+    written before the marker, the structure every charseq config has), and nothing at the top
+    level but the files and directories charseq itself makes.
+    """
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as e:
+        return f"it cannot be read ({e.strerror})"
+    others = [n for n in names if n not in RUN_ENTRIES and not _temporary(n)]
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        return f"it holds {shown}, which charseq never writes"
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file() or config_path.is_symlink():
+        return f"it has no {CONFIG_FILE}"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return f"its {CONFIG_FILE} is not JSON"
+    marked = isinstance(config, dict) and config.get("run_format") == RUN_FORMAT
+    legacy = (isinstance(config, dict) and config.get("task") in TASKS and isinstance(config.get("model"), dict)
+              and isinstance(config.get("train"), dict) and isinstance(config.get("charseq_version"), str))
+    if not (marked or legacy):
+        return f"its {CONFIG_FILE} is not one charseq wrote"
+    return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the directories `a` and `b` in one atomic step (Linux renameat2 RENAME_EXCHANGE).
+    False where the system or filesystem cannot, so the caller falls back to two renames."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename in `path` durable (a power cut after it keeps it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
+
+
+def discard_unpublished(train_fn):
+    """Wrap a head's train function: a new run it started that never reached its first
+    checkpoint (bad settings, a model too big for memory, Ctrl-C, NaN) is deleted when the
+    function fails, so no half-made run directory is left behind and an old one is untouched."""
+    @functools.wraps(train_fn)
+    def wrapper(*args, **kwargs):
+        mark = len(_BUILDING)
+        try:
+            return train_fn(*args, **kwargs)
+        finally:
+            for run in _BUILDING[mark:]:
+                if not run.published:
+                    shutil.rmtree(run.path, ignore_errors=True)
+            del _BUILDING[mark:]
+    return wrapper
+
+
 class RunDir:
     """A run directory on disk. Create one with :meth:`create`, open an existing one with :meth:`open`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.final: Path | None = None  # where a new run goes when published; None: it is there
+        self.replace = False
+
+    @property
+    def published(self) -> bool:
+        return self.final is None
+
+    @property
+    def shown(self) -> Path:
+        """The path to name to the user: where the run is, or will be once published."""
+        return self.final or self.path
 
     # -- creating and opening ---------------------------------------------------------------
-    @classmethod
-    def create(cls, path: str | Path, force: bool = False) -> "RunDir":
-        """A new, empty run directory. An existing one is replaced only with `force`,
-        and only if it is a charseq run (so a mistyped --out never deletes other files)."""
+    @staticmethod
+    def check_out(path: str | Path, force: bool = False) -> Path:
+        """Where a new run for --out `path` goes, or a one-line error if it may not go there.
+
+        An existing non-empty directory is replaced only with `force`, and only if it is a run
+        charseq made (see not_a_run). A symbolic link to a directory is followed; a dangling one
+        is refused."""
         path = Path(path)
+        if str(path) in ("", "."):
+            raise CharseqError("--out must name a run directory, not the current directory")
+        if path.is_symlink():
+            if not path.exists():
+                raise CharseqError(f"--out {path} is a symbolic link to {os.readlink(path)}, which does not exist")
+            path = Path(os.path.realpath(path))
         if path.exists() and not path.is_dir():
             raise CharseqError(f"--out {path} is a file, not a directory")
         if path.is_dir() and any(path.iterdir()):
             if not force:
                 raise CharseqError(f"run directory {path} already exists; use --resume to continue it "
                                    "or --force to replace it")
-            if not (path / CONFIG_FILE).exists():
-                raise CharseqError(f"{path} is not empty and is not a charseq run; refusing to replace it")
-            shutil.rmtree(path)
+            reason = not_a_run(path)
+            if reason:
+                raise CharseqError(f"--out {path} is not a charseq run ({reason}); refusing to replace it")
+        return path
+
+    @classmethod
+    def create(cls, path: str | Path, force: bool = False) -> "RunDir":
+        """A new, empty run, built beside `path` in a hidden directory until :meth:`publish`
+        moves it there. An existing run at `path` is replaced only with `force`, only if charseq
+        made it, and only at :meth:`publish`."""
+        final = cls.check_out(path, force)
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
         except OSError as e:
             raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
-        return cls(path)
+        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
+        run = cls(staging)
+        run.final, run.replace = final, force
+        _BUILDING.append(run)
+        return run
+
+    def publish(self) -> None:
+        """Move a new run to its path, replacing what was there (checked again: it may have
+        changed since) in one atomic exchange, then delete the old run."""
+        if self.published:
+            return
+        final = self.check_out(self.final, self.replace)
+        if final.is_dir():  # an old run (or an empty directory): swap, then delete it
+            if _exchange(self.path, final):
+                old = self.path
+            else:  # two renames: a crash between them leaves both runs, the old one at .NAME.old-*
+                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+                os.replace(final, old)
+                os.replace(self.path, final)
+            self.path, self.final = final, None
+            _sync_directory(final.parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(self.path, final)
+            self.path, self.final = final, None
+            _sync_directory(final.parent)
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -113,7 +323,7 @@ class RunDir:
 
     # -- configuration ----------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        write_json_atomic(self.path / CONFIG_FILE, {**config, "charseq_version": __version__})
+        write_json_atomic(self.path / CONFIG_FILE, {**config, "run_format": RUN_FORMAT, "charseq_version": __version__})
 
     def read_config(self) -> dict:
         path = self.path / CONFIG_FILE
@@ -123,6 +333,8 @@ class RunDir:
             raise CharseqError(f"cannot read {path}: {e}") from None
         if not isinstance(config, dict) or not isinstance(config.get("task"), str):
             raise CharseqError(f"{path} is not a charseq configuration")
+        if config["task"] in CONFIG_SCHEMA:  # another task is refused by name where it is used
+            check_config(config, path)
         return config
 
     def require_task(self, task: str) -> dict:
@@ -201,6 +413,7 @@ class RunDir:
         self._save_npz(CHECKPOINT_FILE, arrays, meta)
         if keep > 1:
             self._keep_history(int(progress["step"]), keep)
+        self.publish()  # a new run takes its place once it has a checkpoint to resume from
 
     def _keep_history(self, step: int, keep: int) -> None:
         history = self.path / HISTORY_DIR

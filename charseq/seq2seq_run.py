@@ -28,11 +28,11 @@ from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.lm import sequence_loss
 from charseq.precision import resolve_precision
-from charseq.runs import RunDir
+from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
 from charseq.seq2seq import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
-from charseq.train import TrainConfig, reopen_run, train
+from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
 from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
@@ -234,10 +234,16 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
         progress_bar=progress_bar, **settings))
 
 
+@discard_unpublished
 def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad_rows, max_input_len, skip_long,
                    encoding, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings)
+        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
+            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None), val=("--val", resolved(val), None),
+            val_fraction=("--val-fraction", val_fraction, 0.1), shared_vocab=("--shared-vocab", shared_vocab, False),
+            skip_bad_rows=("--skip-bad-rows", skip_bad_rows, False),
+            max_input_len=("--max-input-len", max_input_len, None), skip_long=("--skip-long", skip_long, False),
+            encoding=("--encoding", encoding, "utf-8")))
         model_cfg = config_from_dict(Seq2SeqConfig, config.get("model"), f"{run.path}/config.json model")
         d = config["data"]
         train_file, val, val_fraction, shared_vocab = d["train"], d["val"], d["val_fraction"], d["shared_vocab"]
@@ -254,6 +260,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         if max_input_len is not None and max_input_len < 1:
             raise CharseqError("--max-input-len must be at least 1")
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
 
     def read(path):

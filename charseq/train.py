@@ -9,12 +9,14 @@ stopping: no improvement for `patience` evaluations), periodic evaluation, `metr
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 import keras
@@ -131,23 +133,75 @@ def says_when_to_stop(settings: dict) -> bool:
     return any(settings.get(k) is not None for k in STOP_SETTINGS)
 
 
-def reopen_run(out, task: str, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _same(given, recorded) -> bool:
+    if isinstance(given, (int, float)) and isinstance(recorded, (int, float)) and \
+            not isinstance(given, bool) and not isinstance(recorded, bool):
+        return float(given) == float(recorded)
+    return given == recorded
+
+
+def given_data(recorded, **options) -> dict:
+    """A head's data options as given on --resume, for `reopen_run`: each option is
+    key=(label, value, default) and is compared with `recorded[key]`; one left at its default
+    (not given) or that this run did not record is not compared."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    return {label: (value, recorded[key]) for key, (label, value, default) in options.items()
+            if value != default and key in recorded}
+
+
+def resolved(path) -> str | None:
+    """A path as config.json records it (absolute), so that a resume from elsewhere compares right."""
+    return None if path is None else str(Path(path).resolve())
+
+
+def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None
+               ) -> tuple[RunDir, dict, TrainConfig]:
     """An existing run of `task` to resume: (run, its config.json, its training settings).
 
-    A resumed run keeps every saved setting except where to stop, which `settings` may move
-    (e.g. `--max-steps 3000` extends a finished run); the new end is written back to config.json.
+    A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
+    data options (`data(config)` gives them as {label: (given, recorded)}, see `given_data`),
+    but a value that differs from the recorded one is refused, naming each such option and its
+    recorded value. Only where to stop (STOP_SETTINGS) and the strategy may change; `train`
+    checks a new end against the run's progress and writes it to config.json.
     """
     run = RunDir.open(out)
     config = run.require_task(task)
+    where = run.path / "config.json"
+    train_section = config.get("train")
+    if not isinstance(train_section, dict):
+        raise CharseqError(f"{where} has no training settings")
+    recorded = {}
+    for section in ("model", "data"):
+        if isinstance(config.get(section), dict):
+            recorded.update(config[section])
+    recorded.update(train_section)
+    changed, unknown = [], []
+    for name, value in settings.items():
+        if name in RESUME_SETTINGS or value is None:
+            continue
+        if name not in recorded:
+            unknown.append(_option(name))
+        elif not _same(value, recorded[name]):
+            changed.append(f"{_option(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
+    for label, (value, was) in (data(config) if data else {}).items():
+        if not _same(value, was):
+            changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
+                           f"given {json.dumps(value, ensure_ascii=False)})")
+    if changed or unknown:
+        what = "; ".join(filter(None, [
+            f"these settings cannot change: {', '.join(changed)}" if changed else "",
+            f"this run did not record {', '.join(unknown)}" if unknown else ""]))
+        raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. "
+                           f"Only {', '.join(map(_option, RESUME_SETTINGS))} may be given on --resume; "
+                           "for other settings train a new run (another --out, or --force to replace this one)")
     stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
     if says_when_to_stop(stop) and "patience" not in stop:
         stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it
-    train_section = config.get("train")
-    if not isinstance(train_section, dict):
-        raise CharseqError(f"{run.path / 'config.json'} has no training settings")
-    training = TrainConfig.from_dict({**train_section, **stop}, f"{run.path / 'config.json'} train")
-    if stop:
-        run.write_config({**config, "train": training.to_dict()})
+    training = TrainConfig.from_dict({**train_section, **stop}, f"{where} train")
     return run, config, training
 
 
@@ -230,11 +284,12 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     if resume:
         progress, extra = run.load_checkpoint(model, optimizer, log=log)
         task.restore(extra)
+        _move_the_end(run, cfg, progress, end_step, budget_s, log)
         run.truncate_metrics(progress["step"])
         last = run.metrics()[-1] if run.metrics() else {}
         log(f"resuming from step {progress['step']} ({progress['elapsed_s']:.0f}s trained)")
 
-    writer = tf.summary.create_file_writer(str(run.path / "logs"))
+    writer = None  # made at the first evaluation, in the run's final place (a new run moves there at its first checkpoint)
     show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
     bar = keras.utils.Progbar(end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
     step = progress["step"]
@@ -268,7 +323,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         except OSError as e:  # disk full, directory made read-only, file too large: the old one is intact
             kept = (f"the last good checkpoint (step {progress['step']}) is intact" if run.has_checkpoint()
                     else "no checkpoint was written")
-            raise CharseqError(f"cannot write a checkpoint in {run.path} ({e.strerror or e}); {kept}; "
+            raise CharseqError(f"cannot write a checkpoint in {run.shown} ({e.strerror or e}); {kept}; "
                                "free space and continue with --resume") from None
         progress.update(saved)
 
@@ -298,7 +353,7 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
         checkpoint()  # something to go back to, even before the first evaluation
 
     def evaluate_and_log():
-        nonlocal losses, window_start, window_tokens, last, last_sample
+        nonlocal losses, window_start, window_tokens, last, last_sample, writer
         train_seconds = time.perf_counter() - window_start
         train_loss = float(np.mean([float(x) for x in losses])) if losses else None
         losses = []
@@ -307,6 +362,8 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                   **metrics, "lr": float(optimizer.learning_rate.numpy()),
                   "chars_per_sec": round(window_tokens / train_seconds, 1) if train_seconds > 0 else None}
         run.append_metrics(record)
+        if writer is None:
+            writer = tf.summary.create_file_writer(str(run.path / "logs"))
         with writer.as_default(step=step):
             for key, value in record.items():
                 if key not in ("step", "elapsed_s") and isinstance(value, (int, float)):
@@ -342,6 +399,9 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
             step += 1
             window_tokens += task.tokens_per_step
             losses.append(loss)
+            if not run.published:  # a new run replaces --out (and any old run there) once one step has worked
+                check_finite(float(loss))
+                checkpoint()
             if cfg.on_nan == "skip":
                 # Every step is checked (one small device sync), so no update from a bad batch survives.
                 value = float(loss)
@@ -362,8 +422,32 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
                 stop.requested = stop.requested or "another worker"
                 checkpoint()
                 raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint saved in "
-                                   f"{run.path}; continue with --resume")
+                                   f"{run.shown}; continue with --resume")
     if not last or last["step"] != step:
         evaluate_and_log()
-    writer.close()
+    if writer is not None:
+        writer.close()
     return last
+
+
+def _move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | None, budget_s: float | None,
+                  log) -> None:
+    """On --resume: a new end (--max-steps, --epochs, --time-budget) must not be before the
+    run's progress; if it is not, it is written to config.json and said."""
+    config = run.read_config()
+    recorded = config["train"]
+    moved = {k: (recorded.get(k), getattr(cfg, k)) for k in RESUME_SETTINGS if not _same(recorded.get(k), getattr(cfg, k))}
+    if not moved:
+        return
+    step, elapsed = int(progress["step"]), float(progress["elapsed_s"])
+    stops = [k for k in moved if k in STOP_SETTINGS and getattr(cfg, k) is not None]
+    if "time_budget" in stops and budget_s is not None and budget_s < elapsed:
+        raise CharseqError(f"--time-budget {cfg.time_budget:g} is before this run's progress ({elapsed / 60:.1f} "
+                           f"minutes trained); give a later end, or omit it to keep {recorded.get('time_budget')}")
+    if end_step is not None and end_step < step and any(k in stops for k in ("max_steps", "epochs")):
+        given = " and ".join(f"{_option(k)} {getattr(cfg, k):g}" for k in stops if k != "time_budget")
+        raise CharseqError(f"{given} ends at step {end_step}, before this run's progress (step {step}); "
+                           "give a later end, or omit it to continue to the recorded one")
+    run.write_config({**config, "train": cfg.to_dict()})
+    log("resume: " + ", ".join(f"{_option(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
+        + f"; the stopping rules and --strategy may change on --resume, the other settings are the run's own")
