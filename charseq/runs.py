@@ -97,7 +97,7 @@ def _random_states(model) -> list:
 # a dataclass of its own: {key: (accepted JSON types, required)}. Anything else is refused by name.
 _NUMBER, _TEXT, _MAYBE_TEXT, _MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
 _COMMON = {"task": (_TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
-           "charseq_version": (_TEXT, False), "run_format": ((int,), False)}
+           "charseq_version": (_TEXT, False), "run_format": ((int,), False), "sizing": (_TEXT, False)}
 CONFIG_SCHEMA = {
     "lm": {**_COMMON, "data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
            "corpus_file": (_MAYBE_TEXT, False), "text_sha256": (_MAYBE_TEXT, False)},
