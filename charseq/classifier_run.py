@@ -27,6 +27,7 @@ from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
+from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
@@ -226,6 +227,8 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
+    for note in images.notes:
+        log(f"data: {images.source}: {note}")
     log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
         f"of {images.x_train.shape[1]}x{images.x_train.shape[2]}")
     names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
@@ -337,6 +340,11 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         sizing = size_text_classifier(len(texts), vocab.size, settings)
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
+        longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
+        check_model_memory(model_cfg, vocab.size)
+        check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "
+                              "or a smaller --batch-size", train_cfg.batch_size, longest, model_cfg.units,
+                              model_cfg.layers * (2 if model_cfg.bidirectional else 1), model_cfg.cell)
         run = RunDir.create(out, force=force)
         vocab.save(run.path)
         run.write_config({"task": TASK, "input": "text", "model": asdict(model_cfg), "train": train_cfg.to_dict(),

@@ -328,18 +328,43 @@ def classify_command(model_dir, texts, input_file, as_json):
     _configure_output()
     from charseq.classifier_run import classify
     from charseq.errors import CharseqError
-    from charseq.files import read_text
 
-    texts = list(texts)
-    if input_file is not None:
-        texts += [line for line in read_text(input_file).splitlines() if line.strip()]
+    texts, lines = _inputs(texts, input_file)
     if not texts:
         raise CharseqError("nothing to classify: give texts or --input FILE")
-    for result in classify(model_dir, texts):
+    given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
+    results = dict(zip(given, classify(model_dir, [texts[i] for i in given]) if given else []))
+    for i, (text, line) in enumerate(zip(texts, lines)):
+        result = results.get(i, {"text": text, "label": None})
         if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False))
+            click.echo(_json_line({**({"line": line} if line else {}), **result}))
+        elif i in results:
+            click.echo(f"{result['label']}\t{result['probability']:.3f}\t{_one_line(result['text'])}")
         else:
-            click.echo(f"{result['label']}\t{result['probability']:.3f}\t{result['text']}")
+            click.echo("")
+
+
+def _json_line(obj) -> str:
+    """One JSON object on one line, even for readers that also break lines at U+0085, U+2028, U+2029."""
+    text = json.dumps(obj, ensure_ascii=False)
+    return text.replace("\x85", "\\u0085").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _inputs(args, input_file) -> tuple[list[str], list[int | None]]:
+    """The texts of the command line, then one per line of `input_file` (split at \\n only, blank
+    lines kept so that output line N answers input line N); and each one's line number (None for
+    the command line's)."""
+    from charseq.files import read_text
+
+    texts, lines = list(args), [None] * len(args)
+    if input_file is not None:
+        content = read_text(input_file)
+        rows = content.split("\n")
+        if content.endswith("\n"):
+            rows.pop()
+        texts += rows
+        lines += range(1, len(rows) + 1)
+    return texts, lines
 
 
 # ----------------------------------------------------------------------------- encoder-decoder
@@ -412,22 +437,23 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     """Map each SOURCE (or each line of --input) to its output sequence."""
     _configure_output()
     from charseq.errors import CharseqError
-    from charseq.files import read_text
     from charseq.seq2seq_run import Translator
 
-    sources = list(sources)
-    if input_file is not None:
-        sources += [line for line in read_text(input_file).split("\n") if line.strip()]
+    sources, lines = _inputs(sources, input_file)
     if not sources:
         raise CharseqError("nothing to translate: give sources or --input FILE")
-    results = Translator(model_dir)(sources, beam=beam, n_best=n_best, max_len=max_output_len,
-                                    length_penalty=length_penalty, unknown=unknown)
-    for source, hyps in zip(sources, results):
+    given = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
+    results = dict(zip(given, Translator(model_dir)(
+        [sources[i] for i in given], beam=beam, n_best=n_best, max_len=max_output_len,
+        length_penalty=length_penalty, unknown=unknown) if given else []))
+    for i, (source, line) in enumerate(zip(sources, lines)):
+        hyps = results.get(i, [])
         if as_json:
-            click.echo(json.dumps({"source": source, "hypotheses": [
-                {"text": t, "log_prob": lp, "score": sc} for t, lp, sc in hyps]}, ensure_ascii=False))
-        elif n_best == 1:
-            click.echo(hyps[0][0] if hyps else "")
+            click.echo(_json_line({**({"line": line} if line else {}), "source": source, "hypotheses": [
+                {"text": t, "log_prob": lp, "score": sc} for t, lp, sc in hyps]}))
+        elif n_best == 1:  # from --input: the output, a tab and the source it came from
+            best = _one_line(hyps[0][0]) if hyps else ""
+            click.echo(f"{best}\t{_one_line(source)}" if line and source else best)
         else:
             click.echo(source)  # then its hypotheses, best first: ranking score, log-probability, text
             for text, log_prob, score in hyps:
@@ -468,7 +494,7 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
             click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
         return
     generator = Generator(model, vocab)
-    generator.prompt_ids(prompt, options["unknown"])  # reject a bad prompt before printing anything
+    generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     if num_samples == 1:
         click.echo(prompt, nl=False)
         generator(prompt, on_text=lambda piece: click.echo(piece, nl=False), **options)

@@ -31,7 +31,8 @@ from charseq import __version__
 from charseq.backbone import portable_graph
 from charseq.errors import CharseqError
 from charseq.files import write_json_atomic
-from charseq.runs import RunDir
+from charseq.runs import RunDir, _exchange
+from charseq.sampling import MAX_LENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE
 from charseq.vocab import BOS, EOS, PAD, SPECIALS, UNK, CharVocab, load_vocab
 
 SIGNATURES = {"lm": ["generate"], "classifier": ["classify", "labels"], "seq2seq": ["translate"]}
@@ -79,8 +80,10 @@ def _padded(ids: tf.RaggedTensor, max_len: int | None = None):
 class LanguageModelExport(tf.Module):
     """`generate`: prompt, length, temperature, seed -> text (the continuation, prompt not included).
 
-    Temperature 0 (or less) takes the most likely character each step, as `--greedy` does. An
-    empty prompt starts from the start of a line, as `charseq generate` does.
+    Temperature 0 takes the most likely character each step, as `--greedy` does; otherwise it must
+    be in [0.01, 100] (as `charseq generate --temperature`). `length` is 0 to 1,000,000. An empty
+    prompt starts from the start of a line, as `charseq generate` does. Inputs out of range fail
+    with an InvalidArgumentError that names them.
     """
 
     def __init__(self, model, vocab):
@@ -97,7 +100,17 @@ class LanguageModelExport(tf.Module):
                                   tf.TensorSpec([], tf.float32, name="temperature"),
                                   tf.TensorSpec([], tf.int32, name="seed")])
     def generate(self, prompt, length, temperature, seed):
-        ids = self.chars.encode(prompt)
+        # Out of range is an InvalidArgumentError naming the input, never a silent greedy decode or
+        # an unbounded loop.
+        checks = [
+            tf.debugging.assert_non_negative(length, message="generate: length must be 0 or more"),
+            tf.debugging.assert_less_equal(length, MAX_LENGTH, message=f"generate: length must be at most {MAX_LENGTH}"),
+            tf.debugging.Assert(tf.math.is_finite(temperature) & (
+                tf.equal(temperature, 0.0) | ((temperature >= MIN_TEMPERATURE) & (temperature <= MAX_TEMPERATURE))),
+                [f"generate: temperature must be 0 (greedy) or between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}, not",
+                 temperature])]
+        with tf.control_dependencies(checks):
+            ids = self.chars.encode(prompt)
         ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: self._start_ids)[None]
         length = tf.maximum(length, 0)
         steps = tf.maximum(length, 1)  # the loop emits at least one token; a length of 0 cuts it off
@@ -125,7 +138,8 @@ class TextClassifierExport(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def classify(self, text):
-        ids = _padded(self.chars.encode(text), self._max_len)
+        with tf.control_dependencies([_assert_not_empty(text, "classify: a text is empty (or only spaces)")]):
+            ids = _padded(self.chars.encode(text), self._max_len)
         return _predictions(tf.nn.softmax(self.model(ids, training=False)), self.label_names)
 
     @tf.function(input_signature=[])
@@ -157,6 +171,12 @@ class ImageClassifierExport(tf.Module):
         return {"classify": self.classify, "labels": self.labels}
 
 
+def _assert_not_empty(texts, message: str, strip: bool = True):
+    """An op that fails with `message` if any of `texts` is empty (as charseq's CLI refuses them)."""
+    lengths = tf.strings.length(tf.strings.strip(texts) if strip else texts)
+    return tf.debugging.Assert(tf.reduce_all(lengths > 0), [message])
+
+
 def _predictions(probs, names):
     best = tf.argmax(probs, axis=-1, output_type=tf.int32)
     return {"label": tf.gather(names, best), "probability": tf.reduce_max(probs, axis=-1), "probabilities": probs}
@@ -176,7 +196,8 @@ class Seq2SeqExport(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="source")])
     def translate(self, source):
-        ids = self.source_chars.encode(source)
+        with tf.control_dependencies([_assert_not_empty(source, "translate: a source is empty", strip=False)]):
+            ids = self.source_chars.encode(source)
         if self._reverse:  # each row backwards: flat index k of a row [start, limit) reads start + limit - 1 - k
             flip = tf.repeat(ids.row_starts() + ids.row_limits() - 1, ids.row_lengths()) - tf.range(
                 tf.size(ids.flat_values, out_type=tf.int64))
@@ -231,14 +252,27 @@ def build_export(model_dir: str | Path) -> tuple[tf.Module, dict]:
     raise CharseqError(f"{model_dir} holds a {task!r} model, which this version cannot export")
 
 
-def _check_out(out: Path, force: bool) -> None:
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "assets.extra", "fingerprint.pb"}
+
+
+def _check_out(out: Path, force: bool) -> Path:
+    """Where the export goes (a link to a directory is followed), or a one-line error."""
+    if not out.name:
+        raise CharseqError("--out must name a directory for the SavedModel, not the current directory")
+    if out.is_symlink():
+        if not out.exists():
+            raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
+        out = Path(os.path.realpath(out))
     if out.exists() and not out.is_dir():
         raise CharseqError(f"--out {out} is a file, not a directory")
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise CharseqError(f"{out} already exists; use --force to replace it")
-        if not (out / "saved_model.pb").exists():
-            raise CharseqError(f"{out} is not empty and is not a SavedModel; refusing to replace it")
+        others = sorted(p.name for p in out.iterdir() if p.name not in SAVED_MODEL_ENTRIES)
+        if not (out / "saved_model.pb").exists() or others:
+            held = f" (it holds {', '.join(others[:5])})" if others else ""
+            raise CharseqError(f"{out} is not a SavedModel; refusing to replace it{held}")
+    return out
 
 
 def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = False) -> dict:
@@ -247,8 +281,8 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     The SavedModel is written next to `out` first and moved into place when complete, so a
     failed export leaves no half-written directory (and with `force`, the old export intact).
     """
-    out = Path(out)
-    _check_out(out, force)
+    shown = out
+    out = _check_out(Path(out), force)
     with portable_graph():  # plain TensorFlow ops only: charseq's compiled kernel is not in TF Serving
         module, info = build_export(model_dir)
     task = RunDir.open(model_dir).read_config()["task"]
@@ -265,10 +299,13 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
         (staging / METADATA).parent.mkdir(exist_ok=True)
         write_json_atomic(staging / METADATA, info)
         _check_out(out, force)  # once more: the directory may have appeared while the model was saved
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        if out.is_dir() and _exchange(staging, out):  # one atomic swap; `staging` now holds the old export
+            pass
+        else:
+            if out.exists():
+                shutil.rmtree(out)
+            staging.rename(out)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return {**info, "out": str(out)}
+    return {**info, "out": str(shown)}

@@ -18,10 +18,17 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write through a temporary file in the same directory, fsync, then rename over `path`.
 
     A reader sees either the old file or the new one, never a partial write; on any failure
-    (disk full, Ctrl-C) the temporary file is removed and the old file is untouched.
+    (disk full, Ctrl-C) the temporary file is removed and the old file is untouched. A symbolic
+    link is followed (its target is written, the link stays a link).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    shown = path
+    path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)  # a link: write its target
+    if not path.name or path.is_dir():
+        raise CharseqError(f"{str(shown) or 'an empty path'} is a directory, not a file name")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # name the user's path, not the hidden temporary file
+        raise CharseqError(f"cannot write {shown}: {e.strerror or e}") from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~current_umask())
@@ -79,6 +86,8 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
     """
     path = check_readable_file(path)
     check_encoding(encoding)
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"  # a byte-order mark (spreadsheet exports have one) is not text
     try:
         with open(path, encoding=encoding, errors=errors) as f:
             while chunk := f.read(chunk_chars):
@@ -88,9 +97,32 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
                         "(use --errors replace to read it anyway)")
                 yield chunk
     except UnicodeDecodeError as e:
+        offset, line = _where_decoding_fails(path, encoding)
+        where = f"at byte {offset:,} (line {line:,})" if offset is not None else "somewhere"
         raise CharseqError(
-            f"{path} is not valid {encoding} text ({e.reason} at byte {e.start} of a block); "
+            f"{path} is not valid {encoding.replace('-sig', '')} text ({e.reason} {where}); "
             f"use --encoding to name its encoding or --errors replace") from None
+
+
+def _where_decoding_fails(path: Path, encoding: str) -> tuple[int | None, int]:
+    """The byte offset in the file, and the line, of the first byte that does not decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    consumed, lines = 0, 1
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            for start in range(0, len(block), 4096):
+                piece = block[start:start + 4096]
+                try:
+                    decoder.decode(piece)
+                except UnicodeDecodeError as e:
+                    # The decoder may hold back up to a few bytes of an unfinished character.
+                    held = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
+                    bad = consumed - held + e.start
+                    with open(path, "rb") as g:
+                        before = g.read(max(bad, 0))
+                    return bad, before.count(b"\n") + 1
+                consumed += len(piece)
+    return None, lines
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:

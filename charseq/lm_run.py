@@ -24,6 +24,7 @@ from charseq.distribute import (check_batch, compile_train_step, feed, gather, m
 from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file
 from charseq.lm import LanguageModel, loss_report, sequence_loss
+from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
@@ -279,6 +280,9 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         sizing = size_lm(info.train_tokens, vocab.size, settings)
         model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
         _check_windows(info, data_cfg)
+        check_model_memory(model_cfg, vocab.size)
+        check_sequence_memory(f"--seq-len {data_cfg.seq_len:,}", "use a smaller --seq-len or --batch-size",
+                              train_cfg.batch_size, data_cfg.seq_len, model_cfg.units, model_cfg.layers, model_cfg.cell)
         config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
                   "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
                   "sizing": sizing.summary, "corpus_file": resolved(corpus) if text is None else None,

@@ -8,6 +8,7 @@ Sampling is stateless and keyed by (seed, position), so a seed always gives the 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable
 
@@ -18,6 +19,12 @@ from charseq.errors import CharseqError
 from charseq.vocab import SPECIALS, UNK
 
 UNKNOWN_POLICIES = ("error", "skip", "unk")
+# Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
+# the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
+MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
+MAX_SAMPLES = 10_000
+MAX_TOKENS = 100_000_000  # num_samples x length, held in memory at the end
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 
 
 def filter_logits(logits, temperature, top_k=None, top_p=None):
@@ -109,6 +116,29 @@ class Generator:
             ids = start if start.size and start[0] != UNK else np.array([len(SPECIALS)], np.int32)
         return ids.astype(np.int32)
 
+    def check_options(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
+                      top_p: float = 1.0, seed: int | None = None, num_samples: int = 1, greedy: bool = False,
+                      unknown: str = "error") -> np.ndarray:
+        """Refuse any option out of its range, before anything is printed or computed; returns the
+        prompt's ids (a prompt with unknown characters is refused here too)."""
+        if not 0 <= length <= MAX_LENGTH:
+            raise CharseqError(f"--length must be between 0 and {MAX_LENGTH:,}, not {length}")
+        if not greedy and not (math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+            raise CharseqError(f"--temperature must be between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}, not "
+                               f"{temperature} (use --greedy for the most likely character)")
+        if not 0 <= top_k < 2**31:
+            raise CharseqError(f"--top-k must be 0 (off) or positive, not {top_k}")
+        if not 0 < top_p <= 1:
+            raise CharseqError(f"--top-p must be in (0, 1], not {top_p}")
+        if not 1 <= num_samples <= MAX_SAMPLES:
+            raise CharseqError(f"--num-samples must be between 1 and {MAX_SAMPLES:,}, not {num_samples}")
+        if num_samples * length > MAX_TOKENS:
+            raise CharseqError(f"--num-samples {num_samples} x --length {length} is more than {MAX_TOKENS:,} "
+                               "characters at once; ask for fewer")
+        if seed is not None and not -2**31 <= seed < 2**31:  # the stateless sampler's seed is int32 (as the export's)
+            raise CharseqError(f"--seed must fit in 32 bits (-2147483648 to 2147483647), not {seed}")
+        return self.prompt_ids(prompt, unknown)
+
     def __call__(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, seed: int | None = None, num_samples: int = 1, greedy: bool = False,
                  unknown: str = "error", on_text: Callable[[str], None] | None = None) -> list[str]:
@@ -116,21 +146,9 @@ class Generator:
 
         `on_text` receives the text of the first sample piece by piece as it is produced.
         """
-        if length < 0:
-            raise CharseqError(f"--length must be 0 or more, not {length}")
-        if not greedy and not temperature > 0:
-            raise CharseqError(f"--temperature must be positive, not {temperature} (use --greedy for argmax)")
-        if top_k < 0:
-            raise CharseqError(f"--top-k must be 0 (off) or positive, not {top_k}")
-        if not 0 < top_p <= 1:
-            raise CharseqError(f"--top-p must be in (0, 1], not {top_p}")
-        if num_samples < 1:
-            raise CharseqError(f"--num-samples must be at least 1, not {num_samples}")
-        ids = self.prompt_ids(prompt, unknown)
+        ids = self.check_options(prompt, length, temperature, top_k, top_p, seed, num_samples, greedy, unknown)
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little") >> 1
-        if not -2**31 <= seed < 2**31:  # the stateless sampler's seed is int32 (and so is the export's)
-            raise CharseqError(f"--seed must fit in 32 bits (-2147483648 to 2147483647), not {seed}")
         if length == 0:
             return [""] * num_samples
         # A filter that is off stays out of the compiled loop (None is a constant to tf.function).

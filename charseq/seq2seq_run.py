@@ -26,6 +26,7 @@ from charseq.decoding import Decoder, check_options
 from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
+from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.lm import sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
@@ -297,6 +298,13 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
+        longest_source, longest_target = max(map(len, sources)), max(map(len, targets))
+        check_model_memory(model_cfg, max(source_vocab.size, target_vocab.size), copies=2)
+        check_sequence_memory(
+            f"the longest pair ({longest_source:,} source and {longest_target:,} target characters)",
+            "give --max-input-len (with --skip-long to leave out longer pairs) or a smaller --batch-size",
+            train_cfg.batch_size, longest_source + longest_target + 2, model_cfg.units, model_cfg.layers,
+            model_cfg.cell, attention_length=longest_source if model_cfg.attention != "none" else 0)
         run = RunDir.create(out, force=force)
         source_vocab.save(run.path)
         if not shared_vocab:
@@ -363,7 +371,8 @@ class Translator:
     def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
                  length_penalty: float = 1.0, unknown: str = "error") -> list[list[tuple[str, float, float]]]:
         ids = self.encode(sources, unknown)
-        return decode_all(self.decoder, ids, beam, n_best, max_len or self.config["model"]["max_output_len"],
+        return decode_all(self.decoder, ids, beam, n_best,
+                          self.config["model"]["max_output_len"] if max_len is None else max_len,
                           length_penalty)
 
 

