@@ -485,6 +485,8 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
     from charseq.sampling import Generator
 
     model, vocab, _ = load_lm(model_dir)
+    generator = Generator(model, vocab)
+    generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     if beam != 1 or n_best != 1:
         from charseq.lm_beam import BeamSearch
 
@@ -493,8 +495,6 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
         for text, log_prob in hyps:
             click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
         return
-    generator = Generator(model, vocab)
-    generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     if num_samples == 1:
         click.echo(prompt, nl=False)
         generator(prompt, on_text=lambda piece: click.echo(piece, nl=False), **options)

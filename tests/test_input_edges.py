@@ -59,6 +59,7 @@ def test_huge_seq2seq_sides_name_max_input_len(tmp_path):
     (["--temperature", "0"], "--greedy"),
     (["--num-samples", "100000", "--length", "5000"], "--num-samples"),
     (["--seed", "99999999999"], "--seed"),
+    (["--length", "3000000000", "--beam", "2"], "--length"),
 ])
 def test_generation_options_out_of_range_print_nothing(trained_run, flags, fragment):
     r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风", *flags)
