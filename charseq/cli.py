@@ -99,6 +99,7 @@ def main(debug):
     charseq translate --model runs/zh-en --beam 5 我英语不好
     charseq evaluate --model runs/poems held-out.txt --json
     charseq export --model runs/poems --out exports/poems
+    charseq serve runs/
     """
 
 
@@ -656,3 +657,27 @@ def export_command(model_dir, out, force):
 
 if __name__ == "__main__":
     main()
+
+
+# ----------------------------------------------------------------------------- serve
+@main.command("serve")
+@click.argument("runs", nargs=-1, required=True, type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free port).")
+@click.option("--max-generations", type=int, default=16, show_default=True,
+              help="Generations running at once; more get HTTP 503.")
+@click.option("--max-models", type=int, default=4, show_default=True, help="Models kept loaded (least recently used go).")
+def serve_command(runs, host, port, max_generations, max_models):
+    """Open the studio on RUNS (run or grid directories, or folders of runs): a local web UI to
+    compare training curves, generate, look inside a language model, classify and translate."""
+    try:
+        from charseq.studio.app import serve
+    except ImportError as e:
+        from charseq.errors import CharseqError
+        raise CharseqError(f"the studio needs its extra: pip install 'charseq[studio]' ({e.name} is missing)") from None
+    _configure_output()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"Warning: --host {host} makes the studio reachable from other machines; it has no login, "
+                   "and anyone who reaches it can use the served models", err=True)
+    serve(runs, host=host, port=port, max_generations=max_generations, max_models=max_models, echo=click.echo)

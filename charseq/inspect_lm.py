@@ -148,9 +148,7 @@ class LMProbe:
         {"text", "p", "top": [[text, p] x 5]}. Stops early when `should_stop()` says so."""
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little") >> 1
-        # Length 0 runs the generator's own checks of every option and of the prompt, and nothing else.
-        self.generator(prompt, length=0, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                       greedy=greedy, unknown=unknown)
+        self.check(prompt, temperature, top_k, top_p, seed, greedy, unknown)
         ids = self.generator.prompt_ids(prompt, unknown)
         args = (tf.constant(temperature if not greedy else 1.0, tf.float32),
                 tf.constant(top_k, tf.int32) if top_k and not greedy else None,
@@ -166,6 +164,20 @@ class LMProbe:
                    zip(tokens.numpy(), probs.numpy(), top_ids.numpy(), top_probs.numpy())]
             done += steps
             steps = min(2 * steps, self.MAX_CHUNK)
+
+    def check(self, prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+              seed: int | None = 0, greedy: bool = False, unknown: str = "error") -> None:
+        """Raise CharseqError for options or a prompt that `stream` would refuse."""
+        # Length 0 runs the generator's own checks of every option and of the prompt, and nothing else.
+        self.generator(prompt, length=0, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                       greedy=greedy, unknown=unknown)
+
+    def report(self, prompt: str, continuation: str, unknown: str = "error") -> list[dict]:
+        """The per-token report (probability, top 5) of `continuation` read after `prompt`
+        (e.g. a beam-search result, which is not sampled token by token)."""
+        context = self.generator.prompt_ids(prompt, unknown)
+        ids = self.vocab.encode(continuation).astype(np.int32)
+        return self.score(context, ids)[0] if ids.size else []
 
     def _token_report(self, token, p, top_ids, top_probs) -> dict:
         return {"text": piece(self.vocab, token), "p": round(float(p), 5),

@@ -1,0 +1,8 @@
+"""charseq studio: a local web UI over trained runs (`charseq serve RUNS...`).
+
+The web layer is thin: :mod:`charseq.studio.runs` builds the table of served runs once at
+start-up and caches loaded models; :mod:`charseq.studio.limits` parses and bounds request
+bodies; :mod:`charseq.studio.app` maps each route to one library call
+(:mod:`charseq.lm_beam`, :mod:`charseq.inspect_lm`, :mod:`charseq.inspect_classifier`,
+:mod:`charseq.inspect_seq2seq`). The page in ``static/`` uses only the JSON API.
+"""

@@ -1,0 +1,65 @@
+// Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
+import {postJSON} from "./api.js";
+import {visible} from "./shade.js";
+import {$, fillRunSelect, num, setStatus} from "./ui.js";
+
+export class TranslateView {
+  constructor(state) {
+    this.choose = 0;
+    $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
+    $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
+  }
+
+  setRuns(runs) { fillRunSelect($("tr-run"), runs.filter(r => r.task === "seq2seq")); }
+
+  async translate() {
+    setStatus("tr-status", "decoding…");
+    const beam = num("tr-beam");
+    try {
+      const report = await postJSON("/api/translate", {run: $("tr-run").value, source: $("tr-source").value,
+                                                       beam, n_best: Math.min(num("tr-nbest"), beam), choose: this.choose});
+      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); click one to see its attention`);
+      this.showHypotheses(report);
+      this.showAttention(report);
+    } catch (e) { setStatus("tr-status", e.message, true); }
+  }
+
+  showHypotheses(report) {
+    const table = $("tr-hyps");
+    table.innerHTML = "<tr><th></th><th>output</th><th>score</th><th>log-probability</th></tr>";
+    report.hypotheses.forEach((h, i) => {
+      const tr = document.createElement("tr");
+      tr.className = i === report.chosen ? "chosen" : "";
+      tr.innerHTML = `<td>${i + 1}</td><td class="out"></td><td>${h.score.toFixed(4)}</td><td>${h.log_prob.toFixed(4)}</td>`;
+      tr.querySelector(".out").textContent = h.text;
+      tr.addEventListener("click", () => { this.choose = i; this.translate(); });
+      table.append(tr);
+    });
+  }
+
+  showAttention(report) {
+    const box = $("tr-heatmap");
+    box.innerHTML = "";
+    if (!report.attention) { box.textContent = "this model has no attention (trained with --attention none)"; return; }
+    const table = document.createElement("table");
+    table.className = "heatmap";
+    const head = document.createElement("tr");
+    head.append(document.createElement("th"));
+    for (const s of report.source_tokens) head.append(Object.assign(document.createElement("th"), {textContent: visible(s)}));
+    table.append(head);
+    report.attention.forEach((row, i) => {
+      const tr = document.createElement("tr");
+      tr.append(Object.assign(document.createElement("th"), {textContent: visible(report.output_tokens[i])}));
+      row.forEach((w, j) => {
+        const td = document.createElement("td");
+        td.style.background = `rgba(30, 90, 200, ${w.toFixed(3)})`;
+        td.style.color = w > 0.5 ? "#fff" : "#333";
+        td.textContent = w >= 0.01 ? w.toFixed(2).replace(/^0/, "") : "";
+        td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(report.source_tokens[j])}: ${w.toFixed(3)}`;
+        tr.append(td);
+      });
+      table.append(tr);
+    });
+    box.append(table);
+  }
+}
