@@ -48,7 +48,7 @@ def train_studio_runs(root: Path, corpus: Path) -> Path:
 
     (xt, yt), (xv, yv) = striped_images(384, 0), striped_images(64, 1)
     np.savez(data / "stripes.npz", x_train=xt, y_train=yt, x_test=xv, y_test=yv)
-    train_mnist(served / "digits", data / "stripes.npz", epochs=3, eval_every=20, batch_size=32, **SMALL)
+    train_mnist(served / "digits", data / "stripes.npz", epochs=6, eval_every=20, batch_size=32, **SMALL)
 
     pairs = make_pairs("reverse", 2000, seed=0, length=(2, 6))
     (data / "reverse.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
