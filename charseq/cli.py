@@ -655,10 +655,6 @@ def export_command(model_dir, out, force):
     click.echo(f"exported {info['task']} model to {out}: signatures {', '.join(info['signatures'])}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ----------------------------------------------------------------------------- serve
 @main.command("serve")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
@@ -681,3 +677,7 @@ def serve_command(runs, host, port, max_generations, max_models):
         click.echo(f"Warning: --host {host} makes the studio reachable from other machines; it has no login, "
                    "and anyone who reaches it can use the served models", err=True)
     serve(runs, host=host, port=port, max_generations=max_generations, max_models=max_models, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

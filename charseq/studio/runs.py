@@ -81,7 +81,11 @@ def read_metrics(run: ServedRun) -> list[dict]:
 
 def describe(run: ServedRun) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, progress."""
-    config = RunDir(run.path).read_config()
+    try:
+        config = RunDir(run.path).read_config()
+    except CharseqError as e:  # one damaged run does not hide the others
+        return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
+                "error": str(e), "best": None, "steps": 0, "evaluations": 0, "updated_s_ago": None}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = MONITOR.get(task, ("val_loss", "min"))

@@ -12,7 +12,8 @@ export class RunsView {
   setRuns(runs) {
     if (!this.selected.size && runs.length) {
       // Start with the first group of runs (a grid directory at a glance), else the first run.
-      const group = runs[0].name.includes("/") ? runs[0].name.split("/")[0] + "/" : null;
+      const grouped = runs.find(r => r.name.includes("/"));
+      const group = grouped ? grouped.name.slice(0, grouped.name.lastIndexOf("/") + 1) : null;
       runs.filter(r => group ? r.name.startsWith(group) : r === runs[0]).forEach(r => this.selected.add(r.name));
     }
     const body = document.querySelector("#runs-table tbody");
