@@ -40,8 +40,10 @@ def main():
     try:
         url = re.search(r"http://\S+/", server.stdout.readline()).group(0)
         with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS + [f"--user-data-dir={profile}"])
-            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            browser = p.chromium.launch_persistent_context(  # a fresh profile: --user-data-dir
+                profile, executable_path="/usr/bin/chromium", headless=True, args=FLAGS,
+                viewport={"width": 1280, "height": 820})
+            page = browser.new_page()
             page.goto(url)
             page.wait_for_selector("body[data-ready]")
             page.wait_for_timeout(500)

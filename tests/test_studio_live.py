@@ -134,21 +134,21 @@ def browser():
     import tempfile
 
     with tempfile.TemporaryDirectory() as profile, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=CHROMIUM_FLAGS + [f"--user-data-dir={profile}"])
-        yield browser
-        browser.close()
+        # A fresh profile (--user-data-dir) is Playwright's persistent context.
+        context = p.chromium.launch_persistent_context(profile, executable_path=str(CHROMIUM), headless=True,
+                                                       args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 860})
+        yield context
+        context.close()
 
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
+    page = browser.new_page()
     problems = []
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
     yield page
-    context.close()
+    page.close()
     assert not problems, problems
 
 
