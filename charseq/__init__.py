@@ -24,6 +24,7 @@ _API = {
     "evaluate_seq2seq": "charseq.seq2seq_run", "make_pairs": "charseq.data.pairs", "read_pairs": "charseq.data.pairs",
     "Generator": "charseq.sampling", "plot_runs": "charseq.plot", "run_grid": "charseq.grid",
     "export_saved_model": "charseq.export",
+    "serve": "charseq.studio.app", "create_app": "charseq.studio.app",
 }
 
 

@@ -14,7 +14,8 @@ COMMAND_API = {"train-lm": ["train_lm"], "generate": ["load_lm", "generate", "Ge
                "classify-mnist": ["train_mnist"], "train-classifier": ["train_classifier"],
                "classify": ["classify", "load_classifier"], "make-pairs": ["make_pairs"],
                "train-seq2seq": ["train_seq2seq"], "translate": ["translate", "Translator", "load_seq2seq"],
-               "plot": ["plot_runs"], "grid": ["run_grid"], "export": ["export_saved_model"]}
+               "plot": ["plot_runs"], "grid": ["run_grid"], "export": ["export_saved_model"],
+               "serve": ["serve", "create_app"]}
 
 
 def test_every_command_has_a_documented_python_function():

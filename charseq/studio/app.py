@@ -113,6 +113,9 @@ def event(kind: str, data: dict) -> str:
 
 
 def create_app(directories, max_generations: int = 16, max_models: int = 4) -> Starlette:
+    """The studio as an ASGI app over the runs found under `directories` at start-up (the table
+    every request is looked up in), with at most `max_generations` streams at once and
+    `max_models` loaded models kept."""
     studio = Studio(directories, max_generations, max_models)
     files = static_files()
 
