@@ -20,13 +20,14 @@ from charseq.errors import CharseqError
 from charseq.vocab import BOS, EOS, PAD, SPECIALS
 
 
-def check_options(beam: int, n_best: int, max_len: int) -> None:
+def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--max-output-len") -> None:
+    """Beam-search options, checked before any decoding (the LM's beam search names its length --length)."""
     if beam < 1:
         raise CharseqError(f"--beam must be at least 1, not {beam}")
     if not 1 <= n_best <= beam:
         raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}")
     if max_len < 1:
-        raise CharseqError(f"--max-output-len must be at least 1, not {max_len}")
+        raise CharseqError(f"{length_option} must be at least 1, not {max_len}")
 
 
 class Decoder:

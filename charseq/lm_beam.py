@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.errors import CharseqError
+from charseq.decoding import check_options
 from charseq.sampling import Generator
 from charseq.vocab import SPECIALS
 
@@ -47,12 +47,7 @@ class BeamSearch:
 
         `should_stop` is checked between steps (a studio client that went away); the search then
         ends early with what it has."""
-        if beam < 1:
-            raise CharseqError(f"--beam must be at least 1, not {beam}")
-        if not 1 <= n_best <= beam:
-            raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}")
-        if length < 1:
-            raise CharseqError(f"--length must be at least 1 with --beam, not {length}")
+        check_options(beam, n_best, length, "--length")
         ids = self.generator.prompt_ids(prompt, unknown)
         log_probs, states = self._read(tf.constant(ids[None, :]))
         vocab = self.vocab.size

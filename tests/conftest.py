@@ -70,3 +70,15 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     assert err.startswith("Error:"), err
     for fragment in fragments:
         assert fragment.lower() in err.lower(), f"{fragment!r} not in {err!r}"
+
+
+def striped_images(n: int, seed: int):
+    """A learnable image set: class k has a bright horizontal band starting at row 6k, plus noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n)
+    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(y):
+        x[i, 6 * k + 2: 6 * k + 6, 4:24] = 250
+    return x, y.astype(np.uint8)

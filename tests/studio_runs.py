@@ -11,19 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import striped_images
+
 LM = dict(units=32, layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
           precision="float32", log=lambda s: None, progress_bar=False)
 SMALL = dict(units=32, embedding_dim=16, precision="float32", log=lambda s: None, progress_bar=False)
-
-
-def striped_images(n: int, seed: int):
-    """Class k has a bright horizontal band starting at row 6k, plus noise (as in test_classifier)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, size=n)
-    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    for i, k in enumerate(y):
-        x[i, 6 * k + 2: 6 * k + 6, 4:24] = 250
-    return x, y.astype(np.uint8)
 
 
 def train_studio_runs(root: Path, corpus: Path) -> Path:

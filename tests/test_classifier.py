@@ -13,19 +13,9 @@ from charseq.classifier_run import _copy_backbone, build_classifier, predict_pro
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, run_cli, run_cli_in_process
+from conftest import assert_clean_error, run_cli, run_cli_in_process, striped_images
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
-
-
-def striped_images(n, seed):
-    """A learnable image set: class k has a bright horizontal band starting at row 6k, plus noise."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, size=n)
-    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    for i, k in enumerate(y):
-        x[i, 6 * k + 2: 6 * k + 6, 4:24] = 250
-    return x, y.astype(np.uint8)
 
 
 def write_idx(path, array, magic, compress):
