@@ -14,6 +14,8 @@ import traceback
 
 import click
 
+from charseq.heads import train_commands
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -253,7 +255,7 @@ def train_lm_command(corpus, text, out, force, resume, sample_length, **settings
     (by validation loss) are kept. The run directory defaults to runs/<corpus name>.
     """
     _configure_output()
-    from charseq.lm_run import train_lm
+    from charseq.heads.lm.run import train_lm
 
     settings = _given_settings(settings, resume, out)
     if out is None:
@@ -279,7 +281,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
     10 epochs); the run directory defaults to runs/mnist.
     """
     _configure_output()
-    from charseq.classifier_run import train_mnist
+    from charseq.heads.classifier.run import train_mnist
 
     settings = _given_settings(settings, resume, out)
     out = out or os.path.join("runs", "mnist")
@@ -312,7 +314,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
     stops improving; run directory runs/<file name>.
     """
     _configure_output()
-    from charseq.classifier_run import train_classifier
+    from charseq.heads.classifier.run import train_classifier
 
     _train_on_file(train_classifier, train_file, out, force, resume, settings,
                    ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab",
@@ -327,7 +329,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 def classify_command(model_dir, texts, input_file, as_json):
     """Print the label and its probability for each TEXT (or each line of --input)."""
     _configure_output()
-    from charseq.classifier_run import classify
+    from charseq.heads.classifier.run import classify
     from charseq.errors import CharseqError
 
     texts, lines = _inputs(texts, input_file)
@@ -416,7 +418,7 @@ def train_seq2seq_command(train_file, out, force, resume, **settings):
     and character error rate (greedy decoding of up to 1,000 validation pairs) as it trains.
     """
     _configure_output()
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     _train_on_file(train_seq2seq, train_file, out, force, resume, settings,
                    ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding"))
@@ -438,7 +440,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     """Map each SOURCE (or each line of --input) to its output sequence."""
     _configure_output()
     from charseq.errors import CharseqError
-    from charseq.seq2seq_run import Translator
+    from charseq.heads.seq2seq.run import Translator
 
     sources, lines = _inputs(sources, input_file)
     if not sources:
@@ -482,14 +484,14 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
 def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     _configure_output()
-    from charseq.lm_run import load_lm
-    from charseq.sampling import Generator
+    from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.sampling import Generator
 
     model, vocab, _ = load_lm(model_dir)
     generator = Generator(model, vocab)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     if beam != 1 or n_best != 1:
-        from charseq.lm_beam import BeamSearch
+        from charseq.heads.lm.beam import BeamSearch
 
         hyps = BeamSearch(model, vocab)(prompt, length=options["length"], beam=beam, n_best=n_best,
                                         unknown=options["unknown"])
@@ -525,37 +527,11 @@ def evaluate_command(model_dir, file, as_json, encoding, errors, beam):
     Encoder-decoders: exact match and character error rate on a file of source<TAB>target pairs.
     """
     _configure_output()
-    from charseq.errors import CharseqError
-    from charseq.runs import RunDir
+    from charseq.heads import head_of
 
-    task = RunDir.open(model_dir).read_config()["task"]
-    if task == "lm":
-        from charseq.lm_run import evaluate_lm
-
-        if file is None:
-            raise CharseqError("evaluate needs a FILE of held-out text for a language model")
-        report = evaluate_lm(model_dir, file, encoding=encoding, errors=errors)
-        summary = (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
-                   f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
-                   + (f" ({report['unknown']} unknown)" if report["unknown"] else ""))
-    elif task == "classifier":
-        from charseq.classifier_run import evaluate_classifier
-
-        report = evaluate_classifier(model_dir, file, encoding=encoding, log=click.echo)
-        summary = f"accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
-            f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
-            f"({c['examples']} examples)" for name, c in report["per_class"].items())
-    elif task == "seq2seq":
-        from charseq.seq2seq_run import evaluate_seq2seq
-
-        if file is None:
-            raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
-        report = evaluate_seq2seq(model_dir, file, beam=beam, encoding=encoding)
-        summary = (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
-                   f"on {report['examples']:,} pairs (beam {beam})")
-    else:
-        raise CharseqError(f"{model_dir} holds a {task!r} model, which this version cannot evaluate")
-    click.echo(json.dumps(report) if as_json else summary)
+    head = head_of(model_dir)
+    report = head.evaluate(model_dir, file, encoding=encoding, errors=errors, beam=beam, log=click.echo)
+    click.echo(json.dumps(report) if as_json else head.summary(report))
 
 
 # ----------------------------------------------------------------------------- plot and grid
@@ -576,7 +552,7 @@ def plot_command(runs, out, metrics, force):
     click.echo(f"wrote {plot_runs(runs, out, metrics, force=force)}")
 
 
-GRID_COMMANDS = ("train-lm", "classify-mnist", "train-classifier", "train-seq2seq")
+GRID_COMMANDS = tuple(train_commands())  # every head's train commands (charseq.heads)
 
 
 @main.command("grid", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

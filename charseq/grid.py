@@ -14,7 +14,6 @@ checkpoint and starts the rest, so no finished training is ever repeated.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
@@ -24,15 +23,11 @@ from typing import Callable
 
 from charseq.errors import CharseqError, Interrupted
 from charseq.files import write_bytes_atomic, write_json_atomic
+from charseq.heads import head, train_commands
 from charseq.runs import CONFIG_FILE, RunDir, not_a_run
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
-# What ranks the runs of each head: the metric its training loop keeps the best weights by.
-MONITOR = {"lm": ("val_loss", "min"), "classifier": ("val_accuracy", "max"), "seq2seq": ("val_exact_match", "max")}
-COMMANDS = {"train-lm": ("charseq.lm_run", "train_lm"), "classify-mnist": ("charseq.classifier_run", "train_mnist"),
-            "train-classifier": ("charseq.classifier_run", "train_classifier"),
-            "train-seq2seq": ("charseq.seq2seq_run", "train_seq2seq")}
 
 # (combination, run directory, resume, replace) -> None; trains one run to its end.
 RunOne = Callable[[dict, Path, bool, bool], None]
@@ -78,12 +73,20 @@ def split_axes(args: list[str], options: dict[str, tuple[str, bool, bool]]) -> t
 
 
 def combinations(axes: dict[str, list]) -> list[dict]:
-    """The cartesian product of the axes, in the order given (the last axis varies fastest)."""
+    """The cartesian product of the axes, in the order given (the last axis varies fastest).
+
+    >>> combinations({"lr": [0.001, 0.003], "units": [128]})
+    [{'lr': 0.001, 'units': 128}, {'lr': 0.003, 'units': 128}]
+    """
     return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
 
 
 def run_name(combination: dict) -> str:
-    """The run directory's name, e.g. lr=0.001,batch_size=32,units=128."""
+    """The run directory's name.
+
+    >>> run_name({"lr": 0.001, "batch_size": 32, "data": "a/b"})
+    'lr=0.001,batch_size=32,data=a_b'
+    """
     return ",".join(f"{k}={v}" for k, v in combination.items()).replace("/", "_")
 
 
@@ -138,7 +141,7 @@ def result(path: Path, combination: dict) -> dict:
     if not (path / CONFIG_FILE).exists():
         return row
     run = RunDir(path)
-    metric, mode = MONITOR.get(run.read_config()["task"], ("val_loss", "min"))
+    metric, mode = head(run.read_config()["task"]).monitor  # what its training loop keeps the best weights by
     records = run.metrics()
     scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     done = (path / RESULT_FILE).exists()
@@ -251,13 +254,13 @@ def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = Fals
         run_grid("train-lm", "runs/grid", {"lr": [1e-3, 3e-3], "batch_size": [32, 64]},
                  "corpora/poems.txt", max_steps=500)
     """
-    if command not in COMMANDS:
-        raise CharseqError(f"unknown train command {command!r}; one of {', '.join(COMMANDS)}")
+    commands = train_commands()
+    if command not in commands:
+        raise CharseqError(f"unknown train command {command!r}; one of {', '.join(commands)}")
     both = set(axes) & set(settings)
     if both:
         raise CharseqError(f"{', '.join(sorted(both))} is both an axis of the grid and a fixed setting")
-    module, name = COMMANDS[command]
-    train_fn = getattr(importlib.import_module(module), name)
+    train_fn = commands[command]
 
     def run_one(combo, path, resume, replace):
         train_fn(*args, out=path, force=replace, resume=resume, log=log, progress_bar=False, **settings, **combo)

@@ -16,12 +16,17 @@ from pathlib import Path
 from charseq.errors import CharseqError
 from charseq.files import write_bytes_atomic
 from charseq.grid import GRID_FILE
+from charseq.heads import all_heads
 from charseq.runs import CONFIG_FILE, RunDir
 
-# The default panels: a title and the metrics drawn in it (train dashed, validation solid).
-PANELS = (("loss (nats/token)", ("train_loss", "val_loss")),
-          ("accuracy", ("train_accuracy", "val_accuracy")),
-          ("exact match", ("val_exact_match",)))
+
+
+def default_panels() -> list[tuple[str, tuple[str, ...]]]:
+    """Every head's panels (a title and the metrics drawn in it: train dashed, validation solid), once each."""
+    panels = []
+    for h in all_heads():
+        panels += [p for p in h.plot_panels if p not in panels]
+    return panels
 
 
 def _import_matplotlib():
@@ -77,7 +82,7 @@ def plot_runs(runs, out, metrics=None, force: bool = False) -> Path:
             raise CharseqError(f"no run has the metric {missing[0]!r}; available: {', '.join(sorted(present))}")
         panels = [(m, (m,)) for m in metrics]
     else:
-        panels = [(title, keys) for title, keys in PANELS if set(keys) & present]
+        panels = [(title, keys) for title, keys in default_panels() if set(keys) & present]
 
     _import_matplotlib()
     from matplotlib.figure import Figure  # the object API: no pyplot, no global backend or state

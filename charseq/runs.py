@@ -102,7 +102,7 @@ CONFIG_SCHEMA = {
     "lm": {**_COMMON, "data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
            "corpus_file": (_MAYBE_TEXT, False), "text_sha256": (_MAYBE_TEXT, False)},
     "classifier": {**_COMMON, "input": (_TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
-                   "init_from": (_MAYBE_TEXT, False)},
+                   "init_from": (_MAYBE_TEXT, False), "image_shape": ((list,), False)},
     "seq2seq": {**_COMMON, "data": ((dict,), True)},
 }
 DATA_SCHEMA = {

@@ -64,6 +64,13 @@ class CharVocab:
 
         Characters are ordered by frequency (ties by code point), so `max_vocab` keeps
         the most frequent ones; `max_vocab` counts the four reserved ids too.
+
+        >>> vocab = CharVocab.build("abracadabra")
+        >>> vocab.chars, vocab.size
+        (['a', 'b', 'r', 'c', 'd'], 9)
+        >>> ids = vocab.encode("cab!")
+        >>> ids.tolist(), vocab.decode(ids)
+        ([7, 4, 5, 1], 'cab\ufffd')
         """
         if isinstance(counts, str):
             counts = count_characters([counts])

@@ -8,7 +8,7 @@
 Every measurement runs in its own subprocess (this script with `--worker`), so its peak
 RSS is its own and neither framework's thread pools or caches disturb the other's. The
 charseq side goes through the code `charseq train-lm` / `generate` / `classify-mnist` run
-(build_model + LMTask's compiled step, Generator, build_classifier + ClassifierTask); the
+(build_model + LMTask's compiled step, Generator, build_classifier + ImageTask / TextTask); the
 PyTorch side is the textbook model (nn.Embedding -> nn.LSTM -> nn.Linear) fed the very same
 batches. The machine is shared and noisy, so what counts are the ratios of runs taken minutes
 apart: each figure is the median over its steps, which shrugs off a burst of someone else's work.
@@ -160,7 +160,7 @@ def worker_lm(spec) -> dict:
     flops = lm_flops_per_step(cell, units, layers, emb, vocab.size, batch, seq_len)
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
-        from charseq.lm_run import DataConfig, LMTask, build_model
+        from charseq.heads.lm.run import DataConfig, LMTask, build_model
         from charseq.train import TrainConfig, make_optimizer
 
         tf.keras.utils.set_random_seed(0)
@@ -219,7 +219,7 @@ def worker_lm(spec) -> dict:
 def worker_seq_len(spec) -> dict:
     """charseq's step time at several --seq-len: it should grow linearly."""
     tf = _quiet_tf()
-    from charseq.lm_run import DataConfig, LMTask, build_model
+    from charseq.heads.lm.run import DataConfig, LMTask, build_model
     from charseq.train import TrainConfig, make_optimizer
 
     corpus, vocab, _ = _corpus({**spec, "seq_len": max(spec["seq_lens"])})
@@ -243,8 +243,8 @@ def worker_generate(spec) -> dict:
     units, layers = spec["units"], spec["layers"]
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
-        from charseq.lm_run import build_model
-        from charseq.sampling import Generator
+        from charseq.heads.lm.run import build_model
+        from charseq.heads.lm.sampling import Generator
 
         tf.keras.utils.set_random_seed(0)
         model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size, "float32")
@@ -291,11 +291,12 @@ def worker_classifier(spec) -> dict:
     images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
     if spec["framework"] == "charseq":
         _quiet_tf()
-        from charseq.classifier_run import ClassifierTask, build_classifier
+        from charseq.heads.classifier.run import build_classifier
+        from charseq.heads.classifier.task import ImageTask
         from charseq.train import TrainConfig, make_optimizer
 
         model = build_classifier(dict(units=units), 10, None, "float32")
-        task = ClassifierTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
+        task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
         optimizer = make_optimizer(TrainConfig(lr=1e-3))
         optimizer.build(model.trainable_variables)
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
@@ -329,7 +330,8 @@ def worker_text_classifier(spec) -> dict:
     into a linear layer. PyTorch reads the same batches through `pack_padded_sequence`."""
     import numpy as np
 
-    from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
+    from charseq.data.batching import bucketed_batches, pad_batch
+    from charseq.data.labeled import read_labeled
     from charseq.vocab import CharVocab
 
     data = read_labeled(spec["data"])
@@ -341,12 +343,13 @@ def worker_text_classifier(spec) -> dict:
     lengths = np.array([len(t) for t in texts])
     if spec["framework"] == "charseq":
         _quiet_tf()
-        from charseq.classifier_run import ClassifierTask, build_classifier
+        from charseq.heads.classifier.run import build_classifier
+        from charseq.heads.classifier.task import TextTask
         from charseq.train import TrainConfig, make_optimizer
 
         model = build_classifier(dict(units=units, layers=layers, dropout=dropout), len(classes), vocab.size,
                                  "float32")
-        task = ClassifierTask(model, texts, labels, texts[:batch], labels[:batch], batch, seed=0)
+        task = TextTask(model, texts, labels, texts[:batch], labels[:batch], batch, seed=0)
         optimizer = make_optimizer(TrainConfig(lr=1e-3))
         optimizer.build(model.trainable_variables)
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
@@ -383,7 +386,7 @@ def worker_corpus(spec) -> dict:
     """The real corpus path on a corpus of `megabytes`: count characters, build the vocabulary,
     encode to ids.bin, then train from the memmap. Peak RSS must not grow with the corpus."""
     tf = _quiet_tf()
-    from charseq.lm_run import DataConfig, LMTask, _prepare, build_model
+    from charseq.heads.lm.run import DataConfig, LMTask, _prepare, build_model
     from charseq.data.corpus import Corpus
     from charseq.train import TrainConfig, make_optimizer
 

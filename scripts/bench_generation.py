@@ -20,8 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from charseq.lm_run import ModelConfig, build_model  # noqa: E402
-from charseq.sampling import Generator  # noqa: E402
+from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
+from charseq.heads.lm.sampling import Generator  # noqa: E402
 from charseq.vocab import CharVocab  # noqa: E402
 
 

@@ -29,7 +29,7 @@ def corpus_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, corpus_file) -> Path:
     """A language model trained for a few steps, shared by the read-only tests."""
-    from charseq.lm_run import train_lm
+    from charseq.heads.lm.run import train_lm
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train_lm(corpus_file, out, max_steps=30, log=lambda s: None, progress_bar=False, **TINY_SETTINGS)

@@ -19,11 +19,11 @@ SMALL = dict(units=32, embedding_dim=16, precision="float32", log=lambda s: None
 
 
 def train_studio_runs(root: Path, corpus: Path) -> Path:
-    from charseq.classifier_run import train_classifier, train_mnist
+    from charseq.heads.classifier.run import train_classifier, train_mnist
     from charseq.data.pairs import make_pairs
     from charseq.grid import run_grid
-    from charseq.lm_run import train_lm
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.lm.run import train_lm
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     served, data = root / "served", root / "data"
     data.mkdir(parents=True)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from charseq.classifier_run import _copy_backbone, build_classifier, predict_probabilities
+from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.run import _copy_backbone, build_classifier
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
 from charseq.errors import CharseqError
@@ -135,7 +136,7 @@ def test_csv_columns_by_name_and_three_classes(reviews):
 
 
 def test_init_from_a_language_model(tmp_path, reviews):
-    from charseq.lm_run import load_lm, train_lm
+    from charseq.heads.lm.run import load_lm, train_lm
 
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(line.split("\t")[0] for line in (reviews / "train.tsv").read_text().splitlines()[1:]))

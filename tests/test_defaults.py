@@ -21,7 +21,8 @@ def noise_corpus(path, chars=2700, seed=0):
 
 def test_no_stopping_rule_stops_early_and_keeps_the_best_weights(tmp_path):
     from charseq.data.corpus import Corpus
-    from charseq.lm_run import evaluate_ids, load_lm, train_lm
+    from charseq.heads.lm.run import load_lm, train_lm
+    from charseq.heads.lm.task import evaluate_ids
 
     lines = []
     # From Python, no max_steps/epochs/time_budget: the library's early stopping (no "nothing says
@@ -91,7 +92,7 @@ def test_the_rule_scales_with_the_data():
 
 
 def test_the_summary_line_is_printed_and_config_records_the_choice(tmp_path, corpus_file):
-    from charseq.lm_run import train_lm
+    from charseq.heads.lm.run import train_lm
 
     lines = []
     run = train_lm(corpus_file, tmp_path / "run", max_steps=2, sample_length=0, log=lines.append, progress_bar=False)
@@ -108,8 +109,8 @@ def test_the_summary_line_is_printed_and_config_records_the_choice(tmp_path, cor
 
 
 def test_classifier_and_encoder_decoder_are_sized_and_stop_early_by_default(tmp_path):
-    from charseq.classifier_run import train_classifier
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.classifier.run import train_classifier
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     rng = random.Random(0)
     rows = ["text\tlabel"] + [f"{w} {rng.choice(['film', 'play'])}\t{int(w == 'good')}"

@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pytest
 
-from charseq.classifier_run import train_classifier, train_mnist
+from charseq.heads.classifier.run import train_classifier, train_mnist
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
-from charseq.lm_run import train_lm
-from charseq.seq2seq_run import train_seq2seq
+from charseq.heads.lm.run import train_lm
+from charseq.heads.seq2seq.run import train_seq2seq
 from conftest import REPO, TINY_SETTINGS, assert_clean_error, run_cli
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.

@@ -9,13 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from charseq.classifier_run import classify, load_classifier, predict_probabilities, train_classifier, train_mnist
+from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.run import classify, load_classifier, train_classifier, train_mnist
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.export import export_saved_model
-from charseq.lm_run import load_lm
-from charseq.sampling import Generator
-from charseq.seq2seq_run import Translator, train_seq2seq
+from charseq.heads.lm.run import load_lm
+from charseq.heads.lm.sampling import Generator
+from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
 from conftest import assert_clean_error, run_cli
 

@@ -22,11 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charseq.classifier_run import ClassifierTask, train_classifier, train_mnist
+from charseq.heads.classifier.run import train_classifier, train_mnist
+from charseq.heads.classifier.task import ClassifierTask
 from charseq.data.pairs import make_pairs
-from charseq.lm_run import LMTask, load_lm, train_lm
+from charseq.heads.lm.run import load_lm, train_lm
+from charseq.heads.lm.task import LMTask
 from charseq.runs import RUN_FORMAT, not_a_run
-from charseq.seq2seq_run import Seq2SeqTask, train_seq2seq
+from charseq.heads.seq2seq.run import train_seq2seq
+from charseq.heads.seq2seq.task import Seq2SeqTask
 from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process
 
 LM_FLAGS = ["--units", "16", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",

@@ -78,9 +78,9 @@ def test_readers_accept_or_refuse_any_bytes(tmp_path_factory, data, suffix, skip
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, trained_run):
     """One trained run of each kind, for the commands that read a model."""
-    from charseq.classifier_run import train_classifier
+    from charseq.heads.classifier.run import train_classifier
     from charseq.data.pairs import make_pairs
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     d = tmp_path_factory.mktemp("fuzzruns")
     rows = ["text\tlabel"] + [f"{w} film\t{'pos' if w in ('good', 'great') else 'neg'}"

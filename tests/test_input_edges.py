@@ -76,9 +76,9 @@ def test_generation_at_the_bounds_works(trained_run):
 # ----------------------------------------------------------------------------- the exported SavedModel
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, trained_run):
-    from charseq.classifier_run import train_classifier
+    from charseq.heads.classifier.run import train_classifier
     from charseq.export import export_saved_model
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     d = tmp_path_factory.mktemp("exported")
     (d / "reviews.tsv").write_text("text\tlabel\n" + "good film\tpos\nbad film\tneg\n" * 30)
@@ -208,7 +208,7 @@ def test_a_decoding_error_names_its_byte_in_the_file(tmp_path):
 # ----------------------------------------------------------------------------- line-oriented input
 @pytest.fixture(scope="module")
 def classifier_run(tmp_path_factory):
-    from charseq.classifier_run import train_classifier
+    from charseq.heads.classifier.run import train_classifier
 
     d = tmp_path_factory.mktemp("cls")
     (d / "reviews.tsv").write_text("text\tlabel\n" + "good film\tpos\nbad film\tneg\n" * 30)

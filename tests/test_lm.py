@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from charseq.errors import Interrupted
-from charseq.lm_run import load_lm, train_lm
-from charseq.sampling import generate
+from charseq.heads.lm.run import load_lm, train_lm
+from charseq.heads.lm.sampling import generate
 from conftest import TINY_SETTINGS, run_cli
 
 TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",

@@ -56,7 +56,7 @@ COMMON_TAGS = {"train_loss", "val_loss", "lr", "chars_per_sec"}  # losses, learn
 
 
 def test_language_models_and_image_classifiers_write_tensorboard_scalars(tmp_path, grid):
-    from charseq.classifier_run import train_mnist
+    from charseq.heads.classifier.run import train_mnist
 
     assert_tensorboard_matches_metrics(grid[0] / "lr=0.001", COMMON_TAGS | {"val_bits_per_char"})
     rng = np.random.default_rng(0)
@@ -70,9 +70,9 @@ def test_language_models_and_image_classifiers_write_tensorboard_scalars(tmp_pat
 
 @pytest.mark.slow  # ~25 s, mostly tracing the encoder-decoder's training step
 def test_text_classifiers_and_encoder_decoders_write_tensorboard_scalars(tmp_path):
-    from charseq.classifier_run import train_classifier
+    from charseq.heads.classifier.run import train_classifier
     from charseq.data.pairs import make_pairs
-    from charseq.seq2seq_run import train_seq2seq
+    from charseq.heads.seq2seq.run import train_seq2seq
 
     (tmp_path / "texts.tsv").write_text("text\tlabel\n" + "".join(
         f"{'good fun' if i % 2 else 'bad mess'} {i}\t{i % 2}\n" for i in range(60)))

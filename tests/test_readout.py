@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from charseq.classifier import READOUTS
-from charseq.classifier_run import build_classifier
+from charseq.heads.classifier.model import READOUTS
+from charseq.heads.classifier.run import build_classifier
 from conftest import run_cli
 
 

@@ -19,7 +19,8 @@ import pytest
 
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError, Interrupted
-from charseq.lm_run import LMTask, load_lm, train_lm
+from charseq.heads.lm.run import load_lm, train_lm
+from charseq.heads.lm.task import LMTask
 from charseq.runs import RunDir
 from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process
 
@@ -179,8 +180,10 @@ def test_same_seed_same_losses_and_resume_is_seamless_with_dropout(tmp_path, cor
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
     """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
-    from charseq.classifier_run import ClassifierTask, train_classifier
-    from charseq.seq2seq_run import Seq2SeqTask, train_seq2seq
+    from charseq.heads.classifier.run import train_classifier
+    from charseq.heads.classifier.task import ClassifierTask
+    from charseq.heads.seq2seq.run import train_seq2seq
+    from charseq.heads.seq2seq.task import Seq2SeqTask
 
     task_class, train_fn, data = {"classifier": (ClassifierTask, train_classifier, "reviews.tsv"),
                                   "seq2seq": (Seq2SeqTask, train_seq2seq, "pairs.tsv")}[kind]

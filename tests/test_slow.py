@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from charseq.lm_run import train_lm
-from charseq.seq2seq_run import train_seq2seq, translate
+from charseq.heads.lm.run import train_lm
+from charseq.heads.seq2seq.run import train_seq2seq, translate
 from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow

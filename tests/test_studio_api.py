@@ -66,8 +66,8 @@ def test_page_and_static_files(client):
 
 
 def test_generate_streams_chunks_then_done(client, studio_dir):
-    from charseq.lm_run import load_lm
-    from charseq.sampling import Generator
+    from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.sampling import Generator
 
     response = client.post("/api/generate", json={"run": "poems", "prompt": "The ", "length": 60,
                                                   "temperature": 0.8, "top_k": 10, "seed": 5})
@@ -190,11 +190,11 @@ def test_oversized_body_is_refused_before_parsing(client):
 
 
 def test_internal_error_shows_no_traceback(client, monkeypatch):
-    import charseq.inspect_classifier
+    import charseq.heads.classifier.inspect
 
     def broken(*args):
         raise RuntimeError("secret detail /home/user/runs")
-    monkeypatch.setattr(charseq.inspect_classifier, "explain_text", broken)
+    monkeypatch.setattr(charseq.heads.classifier.inspect, "explain_text", broken)
     response = client.post("/api/classify", json={"run": "sentiment", "text": "good"})
     assert_error(response, 500, "internal error")
     assert "secret" not in response.text

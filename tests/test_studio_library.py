@@ -12,15 +12,15 @@ from conftest import assert_clean_error, run_cli_in_process
 
 @pytest.fixture(scope="module")
 def lm(trained_run):
-    from charseq.lm_run import load_lm
+    from charseq.heads.lm.run import load_lm
 
     model, vocab, _ = load_lm(trained_run)
     return model, vocab
 
 
 def test_beam_search_beats_greedy_and_gives_distinct_sorted_hypotheses(lm):
-    from charseq.lm_beam import BeamSearch
-    from charseq.sampling import Generator
+    from charseq.heads.lm.beam import BeamSearch
+    from charseq.heads.lm.sampling import Generator
 
     search = BeamSearch(*lm)
     for prompt in ["The ", "白日", ""]:
@@ -51,8 +51,8 @@ def test_generate_beam_on_the_command_line(trained_run):
 
 
 def test_streamed_generation_matches_generate_and_reports_probabilities(lm):
-    from charseq.inspect_lm import LMProbe
-    from charseq.sampling import Generator
+    from charseq.heads.lm.inspect import LMProbe
+    from charseq.heads.lm.sampling import Generator
 
     probe = LMProbe(*lm)
     for options in [dict(temperature=0.8, seed=3), dict(temperature=1.2, top_k=5, top_p=0.9, seed=7),
@@ -73,7 +73,7 @@ def test_streamed_generation_matches_generate_and_reports_probabilities(lm):
 
 
 def test_text_properties_and_unit_search():
-    from charseq.inspect_lm import best_units, text_properties
+    from charseq.heads.lm.inspect import best_units, text_properties
 
     props = text_properties(list('a"b"(c)\n12'))
     assert props["inside_quotes"].tolist() == [0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
@@ -90,8 +90,8 @@ def test_text_properties_and_unit_search():
 
 
 def test_analyze_reports_surprise_activations_and_units(studio_dir):
-    from charseq.inspect_lm import LMProbe
-    from charseq.lm_run import load_lm
+    from charseq.heads.lm.inspect import LMProbe
+    from charseq.heads.lm.run import load_lm
 
     probe = LMProbe(*load_lm(studio_dir / "poems")[:2])  # two layers
     text = 'The river "runs" (to the sea).\n白日依山尽 1234'
@@ -112,8 +112,9 @@ def test_analyze_reports_surprise_activations_and_units(studio_dir):
 
 
 def test_classifier_occlusion_saliency_and_rows(studio_dir):
-    from charseq.classifier_run import load_classifier, predict_probabilities
-    from charseq.inspect_classifier import explain_image, explain_text
+    from charseq.heads.classifier.predict import predict_probabilities
+    from charseq.heads.classifier.run import load_classifier
+    from charseq.heads.classifier.inspect import explain_image, explain_text
     from studio_runs import striped_images
 
     model, vocab, config = load_classifier(studio_dir / "sentiment")
@@ -143,8 +144,8 @@ def test_classifier_occlusion_saliency_and_rows(studio_dir):
 
 
 def test_translation_hypotheses_and_attention(studio_dir):
-    from charseq.inspect_seq2seq import explain_translation
-    from charseq.seq2seq_run import Translator
+    from charseq.heads.seq2seq.inspect import explain_translation
+    from charseq.heads.seq2seq.run import Translator
 
     translator = Translator(studio_dir / "reverse")
     report = explain_translation(translator, "abcde", beam=4, n_best=3)

@@ -1,4 +1,4 @@
-"""Labeled texts from a TSV or CSV file with a header row, and length-bucketed batches of them."""
+"""Labeled texts from a TSV or CSV file with a header row."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from charseq.errors import CharseqError
 from charseq.files import read_text
@@ -87,32 +85,3 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
         raise CharseqError(f"{path} has no usable rows")
     return LabeledTexts(texts, labels, skipped)
 
-
-def pad_batch(sequences: list[np.ndarray], max_len: int | None = None) -> np.ndarray:
-    """Right-pad id sequences with 0 to the longest in the batch (cut at `max_len`)."""
-    longest = max(len(s) for s in sequences)
-    if max_len:
-        longest = min(longest, max_len)
-    out = np.zeros((len(sequences), max(1, longest)), np.int32)
-    for i, s in enumerate(sequences):
-        s = s[:longest]
-        out[i, : len(s)] = s
-    return out
-
-
-def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                     pool_batches: int = 50) -> list[np.ndarray]:
-    """One epoch of batches of indices in which texts have similar lengths.
-
-    Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, cut it into
-    batches, shuffle the batches: padding stays small and every epoch differs.
-    """
-    order = rng.permutation(len(lengths))
-    batches = []
-    pool = batch_size * pool_batches
-    for start in range(0, len(order), pool):
-        chunk = order[start: start + pool]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches

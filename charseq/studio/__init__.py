@@ -3,6 +3,6 @@
 The web layer is thin: :mod:`charseq.studio.runs` builds the table of served runs once at
 start-up and caches loaded models; :mod:`charseq.studio.limits` parses and bounds request
 bodies; :mod:`charseq.studio.app` maps each route to one library call
-(:mod:`charseq.lm_beam`, :mod:`charseq.inspect_lm`, :mod:`charseq.inspect_classifier`,
-:mod:`charseq.inspect_seq2seq`). The page in ``static/`` uses only the JSON API.
+(:mod:`charseq.heads.lm.beam`, :mod:`charseq.heads.lm.inspect`, :mod:`charseq.heads.classifier.inspect`,
+:mod:`charseq.heads.seq2seq.inspect`). The page in ``static/`` uses only the JSON API.
 """

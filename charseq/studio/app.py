@@ -36,12 +36,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from charseq.errors import CharseqError
+from charseq.heads import head
 from charseq.studio import limits
 from charseq.studio.limits import BadRequest
 from charseq.studio.runs import ModelCache, describe, find_runs, read_metrics
 
 log = logging.getLogger("charseq.studio")
-TASK_NAMES = {"lm": "a language model", "classifier": "a classifier", "seq2seq": "an encoder-decoder"}
 POST_ROUTES = {"/api/generate", "/api/analyze", "/api/classify", "/api/translate"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
@@ -87,7 +87,7 @@ class Studio:
     async def loaded(self, name: str, task: str):
         loaded = await run_in_threadpool(self.cache.get, self.run(name))
         if loaded.task != task:
-            raise BadRequest(f"run {name!r} is {TASK_NAMES.get(loaded.task, loaded.task)}, not {TASK_NAMES[task]}")
+            raise BadRequest(f"run {name!r} is {head(loaded.task).title}, not {head(task).title}")
         return loaded
 
 
@@ -211,7 +211,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4) -> S
         return JSONResponse(await run_in_threadpool(loaded.probe.analyze, p["text"], p["layer"]))
 
     async def classify(request: Request):
-        from charseq.inspect_classifier import explain_image, explain_text
+        from charseq.heads.classifier.inspect import explain_image, explain_text
 
         p = limits.fields(await read_json(request), limits.CLASSIFY)
         if (p["text"] is None) == (p["image"] is None):
@@ -231,7 +231,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4) -> S
         return JSONResponse(await run_in_threadpool(explain_image, model, config, image))
 
     async def translate(request: Request):
-        from charseq.inspect_seq2seq import explain_translation
+        from charseq.heads.seq2seq.inspect import explain_translation
 
         p = limits.fields(await read_json(request), limits.TRANSLATE)
         if p["n_best"] > p["beam"]:

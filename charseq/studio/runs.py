@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
-from charseq.grid import MONITOR
+from charseq.heads import head
 from charseq.runs import CONFIG_FILE, METRICS_FILE, RunDir
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
@@ -83,12 +83,13 @@ def describe(run: ServedRun) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, progress."""
     try:
         config = RunDir(run.path).read_config()
-    except CharseqError as e:  # one damaged run does not hide the others
+        run_head = head(config["task"])
+    except CharseqError as e:  # one damaged run (or one of a head this version does not have) does not hide the others
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
                 "error": str(e), "best": None, "steps": 0, "evaluations": 0, "updated_s_ago": None}
     task = config["task"]
     model = config.get("model") or {}
-    metric, mode = MONITOR.get(task, ("val_loss", "min"))
+    metric, mode = run_head.monitor
     records = read_metrics(run)
     scored = [r for r in records if isinstance(r.get(metric), (int, float))]
     best = (min if mode == "min" else max)(scored, key=lambda r: r[metric]) if scored else None
@@ -96,7 +97,7 @@ def describe(run: ServedRun) -> dict:
         modified = (run.path / METRICS_FILE).stat().st_mtime
     except OSError:
         modified = None
-    kind = task if task != "classifier" else ("image classifier" if config.get("input") != "text" else "text classifier")
+    kind = run_head.kind_of(config)
     data = config.get("data") or {}
     return {
         "name": run.name, "task": task, "kind": kind,
@@ -153,30 +154,13 @@ class Loaded:
 
     task: str
     config: dict
-    probe: object = None  # language model: charseq.inspect_lm.LMProbe
-    beam: object = None  # language model: charseq.lm_beam.BeamSearch
+    probe: object = None  # language model: charseq.heads.lm.inspect.LMProbe
+    beam: object = None  # language model: charseq.heads.lm.beam.BeamSearch
     classifier: tuple = None  # (model, vocab or None, config)
-    translator: object = None  # charseq.seq2seq_run.Translator
+    translator: object = None  # charseq.heads.seq2seq.run.Translator
+    # (each head's inspect.load_for_studio says which of these its run has)
 
 
 def load(run: ServedRun) -> Loaded:
-    config = RunDir(run.path).read_config()
-    task = config["task"]
-    if task == "lm":
-        from charseq.inspect_lm import LMProbe
-        from charseq.lm_beam import BeamSearch
-        from charseq.lm_run import load_lm
-
-        model, vocab, config = load_lm(run.path)
-        return Loaded(task, config, probe=LMProbe(model, vocab), beam=BeamSearch(model, vocab))
-    if task == "classifier":
-        from charseq.classifier_run import load_classifier
-
-        classifier = load_classifier(run.path)
-        return Loaded(task, classifier[2], classifier=classifier)
-    if task == "seq2seq":
-        from charseq.seq2seq_run import Translator
-
-        translator = Translator(run.path)
-        return Loaded(task, translator.config, translator=translator)
-    raise CharseqError(f"run {run.name} has a task the studio does not know: {task}")
+    task = RunDir(run.path).read_config()["task"]
+    return Loaded(task, **head(task).load_for_studio(run.path))

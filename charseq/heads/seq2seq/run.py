@@ -5,14 +5,13 @@
     evaluate_seq2seq("runs/add", "test.tsv")            # exact match, character error rate
 
 The pieces are the foundation's: vocabularies (with start and end symbols), two shared
-backbones (charseq.seq2seq), the shared training loop and run directory; decoding is
-charseq.decoding. Batches hold pairs of similar source length, right-padded with the
+backbones (charseq.heads.seq2seq.model), the shared training loop and run directory; decoding is
+charseq.heads.seq2seq.decoding. Batches hold pairs of similar source length, right-padded with the
 padding masked; the decoder reads `<s> target` and learns to predict `target </s>`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,21 +19,21 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.labeled import bucketed_batches, pad_batch
+from charseq.data.batching import hold_out, pick
 from charseq.data.pairs import read_pairs
-from charseq.decoding import Decoder, check_options
-from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
+from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
+from charseq.heads.seq2seq.task import Seq2SeqTask
+from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.lm import sequence_loss
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import check_backbone, config_from_dict, split_settings
-from charseq.seq2seq import ATTENTIONS, Seq2Seq
+from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
-from charseq.vocab import BOS, EOS, CharVocab, count_characters, load_vocab
+from charseq.vocab import CharVocab, count_characters, load_vocab
 
 TASK = "seq2seq"
 TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
@@ -83,134 +82,6 @@ def encode_sources(vocab, sources: list[str], reverse: bool) -> list[np.ndarray]
 
 def encode_targets(vocab, targets: list[str]) -> list[np.ndarray]:
     return [vocab.encode(t) for t in targets]
-
-
-def edit_distance(a, b) -> int:
-    """Levenshtein distance between two sequences (one row of the table at a time)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
-def score_outputs(predictions: list[str], targets: list[str]) -> dict:
-    """Exact-match accuracy and character error rate (total edit distance / total target length)."""
-    exact = sum(p == t for p, t in zip(predictions, targets))
-    edits = sum(edit_distance(p, t) for p, t in zip(predictions, targets))
-    chars = sum(len(t) for t in targets)
-    return {"exact_match": exact / len(targets), "char_error_rate": edits / max(chars, 1),
-            "examples": len(targets)}
-
-
-def decode_all(decoder: Decoder, sources: list[np.ndarray], beam: int = 1, n_best: int = 1,
-               max_len: int = 100, length_penalty: float = 1.0, batch_size: int = 256) -> list[list[tuple]]:
-    """Decode many sources in batches of similar length; results in the order of `sources`."""
-    check_options(beam, n_best, max_len)
-    order = np.argsort([len(s) for s in sources], kind="stable")
-    per_batch = max(1, batch_size // beam)
-    results: list = [None] * len(sources)
-    for start in range(0, len(order), per_batch):
-        idx = order[start: start + per_batch]
-        hyps = decoder.decode(pad_batch([sources[i] for i in idx]), beam, n_best, max_len, length_penalty)
-        for i, h in zip(idx, hyps):
-            results[i] = h
-    return results
-
-
-class Seq2SeqTask:
-    """The encoder-decoder as a training task. Batches are a pure function of (seed, step)."""
-
-    monitor = ("val_exact_match", "max")
-
-    def __init__(self, model: Seq2Seq, target_vocab, train_pairs, val_pairs, val_targets: list[str],
-                 batch_size: int, seed: int, max_output_len: int, eval_examples: int = 1000,
-                 strategy: tf.distribute.Strategy | None = None):
-        self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
-        self.x_train, self.y_train = train_pairs
-        self.x_val, self.y_val = val_pairs
-        # Exact match needs decoding, which costs a step per character: a fixed sample of the
-        # validation pairs keeps evaluation short on big sets (evaluate scores them all).
-        pick = np.random.default_rng(seed).permutation(len(self.x_val))[:eval_examples]
-        self.eval_sources = [self.x_val[i] for i in pick]
-        self.eval_targets = [val_targets[i] for i in pick]
-        self.lengths = np.array([len(x) for x in self.x_train])
-        self.steps_per_epoch = math.ceil(len(self.x_train) / batch_size)
-        self.tokens_per_step = int(batch_size * (np.mean([len(y) for y in self.y_train]) + 1))
-        self.decoder = Decoder(model, target_vocab)
-        self.max_output_len = max_output_len
-        self._epoch, self._batches, self._compiled, self._loss_fn = None, None, None, None
-
-    @staticmethod
-    def teacher_forcing(targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(decoder input `<s> target`, expected output `target </s>`), right-padded with 0."""
-        inputs = pad_batch([np.concatenate([[BOS], t]) for t in targets])
-        outputs = pad_batch([np.concatenate([t, [EOS]]) for t in targets])
-        return inputs, outputs
-
-    def _batch(self, step: int):
-        epoch = step // self.steps_per_epoch
-        if epoch != self._epoch:
-            self._batches = bucketed_batches(self.lengths, self.batch_size, np.random.default_rng([self.seed, epoch]))
-            self._epoch = epoch
-        idx = self._batches[step % self.steps_per_epoch]
-        decoder_in, decoder_out = self.teacher_forcing([self.y_train[i] for i in idx])
-        return pad_batch([self.x_train[i] for i in idx]), decoder_in, decoder_out
-
-    def _compile(self, optimizer):
-        model = self.model
-
-        def replica_loss(source, decoder_in, decoder_out, *weighting):
-            logits = model((source, decoder_in), training=True)
-            mask = tf.cast(decoder_out != 0, tf.float32)
-            if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
-                weights, tokens = weighting
-                loss = sequence_loss(decoder_out, logits, mask * weights[:, None])[1] / tokens
-            else:
-                loss, _, _ = sequence_loss(decoder_out, logits, mask)
-            return regularized(loss, model), (loss,), None
-
-        return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
-
-    def train_step(self, step: int, optimizer):
-        if self._compiled is None:
-            self._compiled = self._compile(optimizer)
-        batch = self._batch(step)
-        if self.strategy is None:
-            (loss,), _ = self._compiled(*(tf.constant(a) for a in batch))
-            return loss
-        tokens = np.count_nonzero(batch[2])  # the global batch's target tokens, </s> included
-        (loss,), _ = self._compiled(*(feed(self.strategy, a) for a in pad_rows(self.strategy, *batch)),
-                                    tf.constant(tokens, tf.float32))
-        return loss
-
-    def val_loss(self) -> float:
-        if self._loss_fn is None:
-            self._loss_fn = tf.function(lambda s, i, o: sequence_loss(
-                o, self.model((s, i), training=False), tf.cast(o != 0, tf.float32))[1:], reduce_retracing=True)
-        total = count = 0.0
-        order = np.argsort([len(x) for x in self.x_val], kind="stable")
-        for start in range(0, len(order), 256):
-            idx = order[start: start + 256]
-            decoder_in, decoder_out = self.teacher_forcing([self.y_val[i] for i in idx])
-            t, c = self._loss_fn(tf.constant(pad_batch([self.x_val[i] for i in idx])), tf.constant(decoder_in),
-                                 tf.constant(decoder_out))
-            total, count = total + float(t), count + float(c)
-        return total / max(count, 1.0)
-
-    def evaluate(self) -> dict:
-        hyps = decode_all(self.decoder, self.eval_sources, max_len=self.max_output_len)
-        scores = score_outputs([h[0][0] if h else "" for h in hyps], self.eval_targets)
-        return {"val_loss": self.val_loss(), "val_exact_match": scores["exact_match"],
-                "val_char_error_rate": scores["char_error_rate"]}
-
-    def state(self) -> dict:
-        return {}
-
-    def restore(self, arrays: dict) -> None:
-        pass
 
 
 def _load_vocabs(run: RunDir, shared: bool):
@@ -280,10 +151,9 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
     else:
         if len(sources) < 2:
             raise CharseqError(f"{train_file} has {len(sources)} pair; give at least 2, or a --val file")
-        order = np.random.default_rng(train_cfg.seed).permutation(len(sources))
-        n_val = max(1, int(round(len(sources) * val_fraction)))
-        val_sources, val_targets = [sources[i] for i in order[:n_val]], [targets[i] for i in order[:n_val]]
-        sources, targets = [sources[i] for i in order[n_val:]], [targets[i] for i in order[n_val:]]
+        train_idx, val_idx = hold_out(len(sources), val_fraction, train_cfg.seed)
+        val_sources, val_targets = pick(sources, val_idx), pick(targets, val_idx)
+        sources, targets = pick(sources, train_idx), pick(targets, train_idx)
 
     if resume:
         source_vocab, target_vocab = _load_vocabs(run, shared_vocab)
@@ -387,6 +257,8 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = 1, skip_bad
     import time
 
     translator = Translator(path)
+    if file is None:
+        raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
     pairs = read_pairs(file, skip_bad_rows, encoding=encoding)
     start = time.perf_counter()
     hyps = translator(pairs.sources, beam=beam, unknown="unk")

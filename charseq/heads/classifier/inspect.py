@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from charseq.classifier_run import predict_probabilities
 from charseq.errors import CharseqError
-from charseq.inspect_lm import piece
+from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.lm.inspect import piece
 
 SALIENCY_METHOD = "occlusion"
 
@@ -65,3 +65,11 @@ def explain_image(model, config: dict, image) -> dict:
     return {"label": names[label], "probability": round(float(final[label]), 5),
             "probabilities": _named(names, final), "labels": names,
             "rows": [[round(float(p), 5) for p in r] for r in rows]}
+
+
+def load_for_studio(path) -> dict:
+    """What the studio's classify view needs of a classifier run: its config and (model, vocab or None, config)."""
+    from charseq.heads.classifier.run import load_classifier
+
+    classifier = load_classifier(path)
+    return {"config": classifier[2], "classifier": classifier}

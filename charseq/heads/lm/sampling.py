@@ -51,7 +51,7 @@ def filter_logits(logits, temperature, top_k=None, top_p=None):
 
 
 class Generator:
-    """Samples continuations of a prompt from a :class:`~charseq.lm.LanguageModel`.
+    """Samples continuations of a prompt from a :class:`~charseq.heads.lm.model.LanguageModel`.
 
     The whole sampling loop (read the prompt, then carry the state from token to token) is one
     compiled `tf.while_loop`, :meth:`sample_fn`; `charseq export` saves the same function in a

@@ -15,6 +15,7 @@ The readout turns the last layer's outputs into one vector per sequence:
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from charseq.backbone import RecurrentBackbone
@@ -70,6 +71,11 @@ class SequenceClassifier(keras.Model):
 
     def call(self, inputs, training=False):
         return self.head(self.head_dropout(self.features(inputs, training=training), training=training))
+
+    @tf.function(reduce_retracing=True)
+    def probabilities(self, inputs):
+        """Class probabilities for a batch, compiled once per model (prediction, evaluation, the studio)."""
+        return tf.nn.softmax(self(inputs, training=False))
 
     def get_config(self):
         b = self.backbone

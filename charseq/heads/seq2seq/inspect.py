@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
-from charseq.inspect_lm import piece
+from charseq.heads.lm.inspect import piece
 from charseq.vocab import BOS
 
 END = "</s>"
@@ -58,3 +58,11 @@ def explain_translation(translator, source: str, beam: int = 1, n_best: int = 1,
         if weights is not None:
             report["attention"] = np.round(weights, 4).tolist()
     return report
+
+
+def load_for_studio(path) -> dict:
+    """What the studio's translate view needs of an encoder-decoder run: its config and a Translator."""
+    from charseq.heads.seq2seq.run import Translator
+
+    translator = Translator(path)
+    return {"config": translator.config, "translator": translator}

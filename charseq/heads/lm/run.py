@@ -18,12 +18,12 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_batches, text_chunks
-from charseq.distribute import (check_batch, compile_train_step, feed, gather, make_strategy, num_replicas,
-                                per_replica, regularized, scope, train_on_worker)
+from charseq.data.corpus import Corpus, encode_corpus, text_chunks
+from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file
-from charseq.lm import LanguageModel, loss_report, sequence_loss
+from charseq.heads.lm.model import LanguageModel
+from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
@@ -89,95 +89,6 @@ def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) 
                           precision=precision or resolve_precision(cfg.precision))
     model(tf.zeros((1, 1), tf.int32))
     return model
-
-
-class LMTask:
-    """The language model as a training task: windows of the corpus, loss, state carried."""
-
-    def __init__(self, model: LanguageModel, corpus: Corpus, data: DataConfig, batch_size: int, seed: int,
-                 strategy: tf.distribute.Strategy | None = None):
-        check_batch(strategy, batch_size)
-        self.model, self.strategy = model, strategy
-        self.sampler = WindowSampler(corpus.train, data.seq_len, batch_size, data.windows, seed)
-        self.val = corpus.val if corpus.info.val_tokens > 1 else corpus.train
-        self.tokens_per_step = batch_size * data.seq_len
-        self.steps_per_epoch = self.sampler.steps_per_epoch
-        self.batch_size = batch_size
-        self.carried = None
-        self._compiled = None
-
-    def _compile(self, optimizer):
-        model, replicas = self.model, num_replicas(self.strategy)
-
-        def replica_loss(x, y, state):
-            logits, new_state = model(x, initial_state=state, training=True)
-            loss, _, _ = sequence_loss(y, logits)
-            if replicas > 1:  # each replica's share of the global-batch mean; the shares are summed
-                loss = loss / replicas
-            return regularized(loss, model), (loss,), new_state
-
-        return compile_train_step(self.strategy, model, optimizer, replica_loss)
-
-    def _zero_state(self):
-        if self.strategy is None:
-            return self.model.zero_state(self.batch_size)
-        rows = self.batch_size // num_replicas(self.strategy)
-        return per_replica(self.strategy, lambda i: self.model.zero_state(rows))
-
-    def train_step(self, step: int, optimizer):
-        if self._compiled is None:
-            self._compiled = self._compile(optimizer)
-        x, y = self.sampler.batch(step)
-        if self.carried is None or self.sampler.starts_new_pass(step):
-            self.carried = self._zero_state()
-        (loss,), self.carried = self._compiled(feed(self.strategy, x), feed(self.strategy, y), self.carried)
-        return loss
-
-    def evaluate(self) -> dict:
-        report = evaluate_ids(self.model, self.val)
-        return {"val_loss": report["loss_nats"], "val_bits_per_char": report["bits_per_char"]}
-
-    def state(self) -> dict:
-        if self.carried is None:
-            return {}
-        whole = (lambda s: s) if self.strategy is None else (lambda s: gather(self.strategy, s))
-        return {f"state_{i}_{j}": np.asarray(tf.cast(whole(s), tf.float32))
-                for i, layer in enumerate(self.carried) for j, s in enumerate(layer)}
-
-    def restore(self, arrays: dict) -> None:
-        if not arrays:
-            return
-        dtype = self.model.backbone.compute_dtype
-        shape = [len(layer) for layer in self.model.zero_state(1)]
-        if self.strategy is None:
-            self.carried = [[tf.cast(arrays[f"state_{i}_{j}"], dtype) for j in range(n)] for i, n in enumerate(shape)]
-            return
-        rows = self.batch_size // num_replicas(self.strategy)  # the checkpoint holds the global batch's rows
-        self.carried = per_replica(self.strategy, lambda r: [
-            [tf.cast(arrays[f"state_{i}_{j}"][r * rows:(r + 1) * rows], dtype) for j in range(n)]
-            for i, n in enumerate(shape)])
-
-
-def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256) -> dict:
-    """Loss of `model` on a token array read as `streams` parallel streams, state carried
-    across chunks, so every token is scored with all of its stream's earlier context."""
-    step = getattr(model, "_charseq_eval_step", None)
-    if step is None:
-        @tf.function(reduce_retracing=True)
-        def step(x, y, w, state):
-            logits, state = model(x, initial_state=state, training=False)
-            _, total, count = sequence_loss(y, logits, w)
-            return total, count, state
-        model._charseq_eval_step = step  # compiled once per model, reused at every evaluation
-    total, count, state = 0.0, 0.0, None
-    for x, y, w in stream_batches(ids, streams, chunk):
-        if state is None:
-            state = model.zero_state(x.shape[0])
-        t, c, state = step(tf.constant(x), tf.constant(y), tf.constant(w), state)
-        total, count = total + float(t), count + float(c)
-    if count == 0:
-        raise CharseqError("there is nothing to evaluate: the text has fewer than 2 tokens")
-    return {**loss_report(total / count), "chars": int(count)}
 
 
 def _prepare(corpus, text, data: DataConfig, directory: Path) -> tuple:
@@ -302,7 +213,7 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
     sample_fn = None
     if sample_length:
-        from charseq.sampling import Generator
+        from charseq.heads.lm.sampling import Generator
 
         generator = Generator(model, vocab)
         sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(
@@ -325,6 +236,8 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file."""
     from charseq.files import read_text
 
+    if file is None:
+        raise CharseqError("evaluate needs a FILE of held-out text for a language model")
     model, vocab, _ = load_lm(path)
     text = read_text(file, encoding, errors)
     if not text:

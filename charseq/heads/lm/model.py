@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
 from charseq.backbone import RecurrentBackbone
+from charseq.losses import sequence_loss
 
 
 @keras.saving.register_keras_serializable(package="charseq")
@@ -39,6 +38,14 @@ class LanguageModel(keras.Model):
         x, states = self.backbone.step(ids_t, states)
         return self.head(x), states
 
+    @tf.function(reduce_retracing=True)
+    def scored(self, ids, targets, weights, initial_state):
+        """(summed loss in nats, summed weight, final states) of `targets` after `ids`, state carried
+        in from `initial_state`; compiled once per model (every evaluation reuses it)."""
+        logits, states = self(ids, initial_state=initial_state, training=False)
+        _, total, count = sequence_loss(targets, logits, weights)
+        return total, count, states
+
     def zero_state(self, batch_size: int):
         return self.backbone.zero_state(batch_size)
 
@@ -48,22 +55,3 @@ class LanguageModel(keras.Model):
                     dropout=b.dropout_rate, embedding_dim=b.embedding_dim, l2=b.l2,
                     precision=self.precision, name=self.name)
 
-
-def sequence_loss(targets, logits, weights=None):
-    """Mean cross-entropy in nats over the positions whose weight is non-zero.
-
-    The modern form of TF1's `sequence_loss`: padding (or anything else the caller wants to
-    leave out) gets weight 0. Returns (mean loss, summed loss, summed weight).
-    """
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    if weights is None:
-        weights = tf.ones_like(ce)
-    total = tf.reduce_sum(ce * weights)
-    count = tf.reduce_sum(weights)
-    return total / tf.maximum(count, 1.0), total, count
-
-
-def loss_report(loss_nats: float) -> dict:
-    """A loss in nats per token, also as bits per token and perplexity."""
-    return {"loss_nats": loss_nats, "bits_per_char": loss_nats / math.log(2),
-            "perplexity": math.exp(min(loss_nats, 700.0))}

@@ -6,9 +6,9 @@
 Sampling draws one continuation; greedy decoding takes the most likely character at each step,
 which is not the most likely continuation. Beam search keeps the `beam` best partial
 continuations (by total log-probability) at every step, reading the prompt once and carrying
-each hypothesis' recurrent state one token at a time, as :mod:`charseq.sampling` does. All
+each hypothesis' recurrent state one token at a time, as :mod:`charseq.heads.lm.sampling` does. All
 hypotheses have the same length, so their raw log-probabilities compare fairly (no length
-penalty is needed, unlike the encoder-decoder's beam in :mod:`charseq.decoding`).
+penalty is needed, unlike the encoder-decoder's beam in :mod:`charseq.heads.seq2seq.decoding`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.decoding import check_options
-from charseq.sampling import Generator
+from charseq.heads.seq2seq.decoding import check_options
+from charseq.heads.lm.sampling import Generator
 from charseq.vocab import SPECIALS
 
 

@@ -5,7 +5,7 @@
         ...   # [{"text": "M", "p": 0.41, "top": [["M", 0.41], ["T", 0.12], ...]}, ...]
     report = probe.analyze("He said \"hi\" (twice).\n", layer=0)
 
-`stream` samples exactly as :class:`charseq.sampling.Generator` does (same seed, same text: the
+`stream` samples exactly as :class:`charseq.heads.lm.sampling.Generator` does (same seed, same text: the
 draw at position i is keyed by (seed, i)), and reports for every token the probability the
 model gave it (at temperature 1, before top-k/top-p) and the five most likely tokens there.
 
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
-from charseq.sampling import Generator, filter_logits
+from charseq.heads.lm.sampling import Generator, filter_logits
 from charseq.vocab import SPECIALS
 
 TOP = 5
@@ -244,3 +244,13 @@ class LMProbe:
             "activations": np.round(activations.T, 3).tolist(),
             "found_units": best_units(activations, text_properties(pieces), per_property),
         }
+
+
+def load_for_studio(path) -> dict:
+    """What the studio's generate and inside views need of a language-model run: its config, an
+    LMProbe and a BeamSearch."""
+    from charseq.heads.lm.beam import BeamSearch
+    from charseq.heads.lm.run import load_lm
+
+    model, vocab, config = load_lm(path)
+    return {"config": config, "probe": LMProbe(model, vocab), "beam": BeamSearch(model, vocab)}

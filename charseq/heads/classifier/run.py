@@ -6,14 +6,13 @@
     classify("runs/sst2", ["a gorgeous, witty, seductive movie"])
 
 Both kinds use the shared backbone, the shared training loop and the run directory; only
-the batches differ: images are [batch, 28 rows, 28 pixels] through a dense input projection,
+the batches differ (charseq.heads.classifier.task): images are [batch, rows, pixels] through a dense input projection,
 texts are id sequences right-padded per batch to their own length (batches built from texts
 of similar length) with the padding masked.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,10 +20,13 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.classifier import READOUTS, SequenceClassifier
-from charseq.data.labeled import bucketed_batches, pad_batch, read_labeled
+from charseq.heads.classifier.model import READOUTS, SequenceClassifier
+from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.task import ImageTask, TextTask
+from charseq.data.batching import hold_out, pick
+from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
-from charseq.distribute import compile_train_step, feed, make_strategy, pad_rows, regularized, scope, train_on_worker
+from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.limits import check_model_memory, check_sequence_memory
@@ -68,124 +70,17 @@ def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
     return split_settings(settings, ClassifierConfig, TrainConfig)
 
 
-def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None):
+def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
+                     image_shape: tuple[int, int] = (28, 28)):
+    """A classifier of texts (ids below `vocab_size`) or, with `vocab_size` None, of images of
+    `image_shape` (rows, columns) read row by row, with its weights created."""
     c = config_from_dict(ClassifierConfig, cfg, "config.json model")
     model = SequenceClassifier(
         num_classes, vocab_size=vocab_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
         embedding_dim=c.embedding_dim, bidirectional=c.bidirectional, masking=vocab_size is not None,
         l2=c.l2, precision=precision or resolve_precision(c.precision), readout=c.readout)
-    model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, 28, 28)))
+    model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))
     return model
-
-
-def _shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Each image moved by up to `max_shift` pixels in each direction (zeros fill the border)."""
-    n, rows, cols = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    return np.stack([padded[i, dy[i]: dy[i] + rows, dx[i]: dx[i] + cols] for i in range(n)])
-
-
-class ClassifierTask:
-    """A classifier as a training task. Batches are a pure function of (seed, step), so resuming
-    replays exactly the batches an uninterrupted run would see."""
-
-    monitor = ("val_accuracy", "max")
-
-    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
-                 max_len: int | None = None, augment_shift: int = 0, strategy: tf.distribute.Strategy | None = None):
-        self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
-        self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
-        self.images = isinstance(x_train, np.ndarray) and x_train.ndim == 3
-        self.max_len, self.augment_shift = max_len, augment_shift
-        self.lengths = None if self.images else np.array([len(x) for x in x_train])
-        self.steps_per_epoch = math.ceil(len(self.y_train) / batch_size)
-        seq_len = x_train.shape[1] if self.images else float(np.mean(np.minimum(self.lengths, max_len or 1 << 30)))
-        self.tokens_per_step = int(batch_size * seq_len)
-        self._epoch, self._batches, self._compiled = None, None, None
-        self._correct, self._seen = 0.0, 0
-
-    def _inputs(self, x, indices, rng=None):
-        if self.images:
-            batch = x[indices]
-            if rng is not None and self.augment_shift:
-                batch = _shift_images(batch, self.augment_shift, rng)
-            return batch.astype(np.float32) / 255.0
-        return pad_batch([x[i] for i in indices], self.max_len)
-
-    def _batch(self, step: int):
-        epoch = step // self.steps_per_epoch
-        if epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._batches = (bucketed_batches(self.lengths, self.batch_size, rng) if not self.images
-                             else np.array_split(rng.permutation(len(self.y_train)), self.steps_per_epoch))
-            self._epoch = epoch
-        indices = self._batches[step % self.steps_per_epoch]
-        rng = np.random.default_rng([self.seed, step, 1])
-        return self._inputs(self.x_train, indices, rng), self.y_train[indices]
-
-    def _compile(self, optimizer):
-        model = self.model
-
-        def replica_loss(x, y, *weighting):
-            logits = model(x, training=True)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
-            if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
-                weights, rows = weighting
-                loss, correct = tf.reduce_sum(ce * weights) / rows, tf.reduce_sum(hits * weights)
-            else:
-                loss, correct = tf.reduce_mean(ce), tf.reduce_sum(hits)
-            return regularized(loss, model), (loss, correct), None
-
-        return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
-
-    def train_step(self, step: int, optimizer):
-        if self._compiled is None:
-            self._compiled = self._compile(optimizer)
-        x, y = self._batch(step)
-        if self.strategy is None:
-            (loss, correct), _ = self._compiled(tf.constant(x), tf.constant(y))
-        else:
-            batch = pad_rows(self.strategy, x, y)
-            (loss, correct), _ = self._compiled(*(feed(self.strategy, a) for a in batch),
-                                                tf.constant(len(y), tf.float32))
-        self._correct += correct
-        self._seen += len(y)
-        return loss
-
-    def evaluate(self) -> dict:
-        probs = predict_probabilities(self.model, self.x_val, self.max_len)
-        y = self.y_val
-        loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
-        metrics = {"val_loss": loss, "val_accuracy": float(np.mean(probs.argmax(-1) == y))}
-        if self._seen:
-            metrics["train_accuracy"] = float(self._correct) / self._seen
-        self._correct, self._seen = 0.0, 0
-        return metrics
-
-    def state(self) -> dict:
-        return {}
-
-    def restore(self, arrays: dict) -> None:
-        pass
-
-
-def predict_probabilities(model, x, max_len: int | None = None, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities for images [n, rows, cols] (uint8) or a list of id arrays."""
-    step = getattr(model, "_charseq_predict", None)
-    if step is None:
-        step = tf.function(lambda inputs: tf.nn.softmax(model(inputs, training=False)), reduce_retracing=True)
-        model._charseq_predict = step  # compiled once per model
-    images = isinstance(x, np.ndarray) and x.ndim == 3
-    order = np.arange(len(x)) if images else np.argsort([len(s) for s in x], kind="stable")
-    out = np.zeros((len(x), model.num_classes), np.float32)
-    for start in range(0, len(x), batch_size):
-        idx = order[start: start + batch_size]
-        batch = (tf.constant(x[idx].astype(np.float32) / 255.0) if images
-                 else tf.constant(pad_batch([x[i] for i in idx], max_len)))
-        out[idx] = step(batch).numpy()
-    return out
 
 
 def _labels_index(labels: list[str]) -> list[str]:
@@ -242,13 +137,13 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         log(sizing.summary)
         run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg), "sizing": sizing.summary,
-                          "train": train_cfg.to_dict(), "labels": names,
+                          "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
                           "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(asdict(model_cfg), len(names), None)
-    task = ClassifierTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
-                          train_cfg.seed, augment_shift=model_cfg.augment_shift, strategy=strategy)
+        model = build_classifier(asdict(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
+    task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
+                     train_cfg.seed, augment_shift=model_cfg.augment_shift, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
@@ -309,11 +204,9 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         val_rows = read_labeled(val, text_column, label_column, skip_bad_rows, encoding)
         val_texts, val_labels = val_rows.texts, val_rows.labels
     else:
-        order = np.random.default_rng(train_cfg.seed).permutation(len(texts))
-        n_val = max(1, int(round(len(texts) * val_fraction)))
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
-        texts, labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+        train_idx, val_idx = hold_out(len(texts), val_fraction, train_cfg.seed)
+        val_texts, val_labels = pick(texts, val_idx), pick(labels, val_idx)
+        texts, labels = pick(texts, train_idx), pick(labels, train_idx)
     names = _labels_index(labels)
     if len(names) < 2:
         raise CharseqError(f"{train_file} has a single class ({names[0]}); a classifier needs at least two")
@@ -321,7 +214,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     if resume:
         vocab = load_vocab(run.path)
     elif init_from is not None:
-        from charseq.lm_run import load_lm
+        from charseq.heads.lm.run import load_lm
 
         lm, vocab, lm_config = load_lm(init_from)
         for key in ("cell", "layers", "units", "embedding_dim"):
@@ -362,8 +255,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         model = build_classifier(asdict(model_cfg), len(names), vocab.size)
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
-    task = ClassifierTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
-                          max_len=model_cfg.max_len, strategy=strategy)
+    task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
+                    max_len=model_cfg.max_len, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
@@ -389,7 +282,8 @@ def load_classifier(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
     try:
-        model = build_classifier(config["model"], len(config["labels"]), vocab.size if vocab else None, precision)
+        model = build_classifier(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
+                                 image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None
     run.load_weights(model)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
 from charseq.vocab import BOS, EOS, PAD, SPECIALS
 
@@ -98,3 +99,42 @@ class Decoder:
                     break
             results.append(hyps)
         return results
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences (one row of the table at a time).
+
+    >>> edit_distance("kitten", "sitting"), edit_distance("", "abc"), edit_distance("ab", "ab")
+    (3, 3, 0)
+    """
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def score_outputs(predictions: list[str], targets: list[str]) -> dict:
+    """Exact-match accuracy and character error rate (total edit distance / total target length)."""
+    exact = sum(p == t for p, t in zip(predictions, targets))
+    edits = sum(edit_distance(p, t) for p, t in zip(predictions, targets))
+    chars = sum(len(t) for t in targets)
+    return {"exact_match": exact / len(targets), "char_error_rate": edits / max(chars, 1),
+            "examples": len(targets)}
+
+
+def decode_all(decoder: Decoder, sources: list[np.ndarray], beam: int = 1, n_best: int = 1,
+               max_len: int = 100, length_penalty: float = 1.0, batch_size: int = 256) -> list[list[tuple]]:
+    """Decode many sources in batches of similar length; results in the order of `sources`."""
+    check_options(beam, n_best, max_len)
+    order = np.argsort([len(s) for s in sources], kind="stable")
+    per_batch = max(1, batch_size // beam)
+    results: list = [None] * len(sources)
+    for start in range(0, len(order), per_batch):
+        idx = order[start: start + per_batch]
+        hyps = decoder.decode(pad_batch([sources[i] for i in idx]), beam, n_best, max_len, length_penalty)
+        for i, h in zip(idx, hyps):
+            results[i] = h
+    return results

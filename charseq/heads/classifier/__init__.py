@@ -1,0 +1,41 @@
+"""The classifier head: one label per sequence, read from the shared backbone's final state (or a pooling).
+
+    model.py     SequenceClassifier: backbone, readout, softmax over the classes
+    task.py      TextTask, ImageTask: batches (bucketed texts / images row by row), loss, accuracy
+    run.py       train_classifier, train_mnist, load_classifier, classify, evaluate_classifier
+    inspect.py   explain_text, explain_image: what each character or row contributes (the studio)
+    export.py    the `classify` and `labels` signatures of a SavedModel
+"""
+
+from charseq.heads import Head, lazy
+
+MONITOR = ("val_accuracy", "max")
+
+
+def summary(report: dict) -> str:
+    """`charseq evaluate`'s lines for a classifier's report."""
+    return f"accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
+        f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
+        f"({c['examples']} examples)" for name, c in report["per_class"].items())
+
+
+def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+    from charseq.heads.classifier.run import evaluate_classifier
+
+    return evaluate_classifier(path, file, encoding=encoding, **({"log": log} if log else {}))
+
+
+def kind(config: dict) -> str:
+    return "image classifier" if config.get("input") != "text" else "text classifier"
+
+
+HEAD = Head(
+    task="classifier", title="a classifier", monitor=MONITOR,
+    train_commands={"classify-mnist": lazy("charseq.heads.classifier.run", "train_mnist"),
+                    "train-classifier": lazy("charseq.heads.classifier.run", "train_classifier")},
+    evaluate=evaluate, summary=summary,
+    export=lazy("charseq.heads.classifier.export", "build_export"),
+    load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"),
+    plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),
+    kind=kind,
+)

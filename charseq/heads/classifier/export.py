@@ -1,0 +1,67 @@
+"""A classifier's SavedModel signatures: `classify` (texts, or images [batch, rows, cols] of pixel
+values 0-255 -> label, probability, probabilities) and `labels` (the class names)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from charseq.export_ops import Chars, assert_not_empty, padded, predictions
+
+
+class TextClassifierExport(tf.Module):
+    """`classify`: texts [batch] -> label [batch], probability [batch], probabilities [batch, classes];
+    `labels`: no input -> the class names, in the order of `probabilities`."""
+
+    def __init__(self, model, vocab, labels: list[str], max_len: int | None):
+        super().__init__()
+        self.chars = Chars(vocab)
+        self.model = model
+        self.label_names = tf.constant(labels, tf.string)
+        self._max_len = max_len
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def classify(self, text):
+        with tf.control_dependencies([assert_not_empty(text, "classify: a text is empty (or only spaces)")]):
+            ids = padded(self.chars.encode(text), self._max_len)
+        return predictions(tf.nn.softmax(self.model(ids, training=False)), self.label_names)
+
+    @tf.function(input_signature=[])
+    def labels(self):
+        return {"labels": self.label_names}
+
+    def signatures(self) -> dict:
+        return {"classify": self.classify, "labels": self.labels}
+
+
+class ImageClassifierExport(tf.Module):
+    """`classify`: images [batch, rows, cols] of pixel values 0-255 (as MNIST stores them) ->
+    label, probability, probabilities; `labels`: the class names."""
+
+    def __init__(self, model, labels: list[str], cols: int):
+        super().__init__()
+        self.model = model
+        self.label_names = tf.constant(labels, tf.string)
+        self.classify = tf.function(
+            lambda images: predictions(tf.nn.softmax(self.model(images / 255.0, training=False)),
+                                        self.label_names),
+            input_signature=[tf.TensorSpec([None, None, cols], tf.float32, name="images")])
+
+    @tf.function(input_signature=[])
+    def labels(self):
+        return {"labels": self.label_names}
+
+    def signatures(self) -> dict:
+        return {"classify": self.classify, "labels": self.labels}
+
+
+def build_export(model_dir) -> tuple[tf.Module, dict]:
+    """The exportable module of a classifier run, and what to record about it."""
+    from charseq.heads.classifier.run import load_classifier
+
+    model, vocab, config = load_classifier(model_dir)
+    labels = [str(name) for name in config["labels"]]
+    if vocab is None:
+        cols = int(model.backbone.input_layer.kernel.shape[0])
+        return ImageClassifierExport(model, labels, cols), {"input": "images", "labels": labels}
+    return (TextClassifierExport(model, vocab, labels, config["model"].get("max_len")),
+            {"input": "text", "labels": labels})

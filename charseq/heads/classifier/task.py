@@ -1,0 +1,155 @@
+"""A classifier as a training task: texts (bucketed by length, padding masked) or images (read row by
+row). Batches are a pure function of (seed, step), so resuming replays exactly the batches an
+uninterrupted run would see."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from charseq.data.batching import bucketed_batches, pad_batch
+from charseq.distribute import compile_train_step, feed, pad_rows, regularized
+from charseq.heads.classifier import MONITOR
+from charseq.heads.classifier.predict import predict_probabilities
+
+
+class ClassifierTask:
+    """What texts and images share: the loss, accuracy, the training step and evaluation.
+    Subclasses say how an epoch is cut into batches and how a batch's inputs are made."""
+
+    monitor = MONITOR
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
+        self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
+        self.steps_per_epoch = math.ceil(len(self.y_train) / batch_size)
+        self.tokens_per_step = int(batch_size * self.mean_length())
+        self._epoch, self._batches, self._compiled = None, None, None
+        self._correct, self._seen = 0.0, 0
+
+    def mean_length(self) -> float:
+        """Steps per example (for throughput figures)."""
+        raise NotImplementedError
+
+    def epoch_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """One epoch's batches of training indices."""
+        raise NotImplementedError
+
+    def inputs(self, indices, rng: np.random.Generator) -> np.ndarray:
+        """The model's input for the training examples at `indices`."""
+        raise NotImplementedError
+
+    def _batch(self, step: int):
+        epoch = step // self.steps_per_epoch
+        if epoch != self._epoch:
+            self._batches = self.epoch_batches(np.random.default_rng([self.seed, epoch]))
+            self._epoch = epoch
+        indices = self._batches[step % self.steps_per_epoch]
+        return self.inputs(indices, np.random.default_rng([self.seed, step, 1])), self.y_train[indices]
+
+    def _compile(self, optimizer):
+        model = self.model
+
+        def replica_loss(x, y, *weighting):
+            logits = model(x, training=True)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
+            if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
+                weights, rows = weighting
+                loss, correct = tf.reduce_sum(ce * weights) / rows, tf.reduce_sum(hits * weights)
+            else:
+                loss, correct = tf.reduce_mean(ce), tf.reduce_sum(hits)
+            return regularized(loss, model), (loss, correct), None
+
+        return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
+
+    def train_step(self, step: int, optimizer):
+        if self._compiled is None:
+            self._compiled = self._compile(optimizer)
+        x, y = self._batch(step)
+        if self.strategy is None:
+            (loss, correct), _ = self._compiled(tf.constant(x), tf.constant(y))
+        else:
+            batch = pad_rows(self.strategy, x, y)
+            (loss, correct), _ = self._compiled(*(feed(self.strategy, a) for a in batch),
+                                                tf.constant(len(y), tf.float32))
+        self._correct += correct
+        self._seen += len(y)
+        return loss
+
+    def val_probabilities(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def evaluate(self) -> dict:
+        probs = self.val_probabilities()
+        y = self.y_val
+        loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+        metrics = {"val_loss": loss, "val_accuracy": float(np.mean(probs.argmax(-1) == y))}
+        if self._seen:
+            metrics["train_accuracy"] = float(self._correct) / self._seen
+        self._correct, self._seen = 0.0, 0
+        return metrics
+
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, arrays: dict) -> None:
+        pass
+
+
+class TextTask(ClassifierTask):
+    """Texts as id arrays, batched with texts of similar length, right-padded (cut at `max_len`)."""
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
+                 max_len: int | None = None, strategy: tf.distribute.Strategy | None = None):
+        self.max_len = max_len
+        self.lengths = np.array([len(x) for x in x_train])
+        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
+
+    def mean_length(self) -> float:
+        return float(np.mean(np.minimum(self.lengths, self.max_len or 1 << 30)))
+
+    def epoch_batches(self, rng):
+        return bucketed_batches(self.lengths, self.batch_size, rng)
+
+    def inputs(self, indices, rng):
+        return pad_batch([self.x_train[i] for i in indices], self.max_len)
+
+    def val_probabilities(self) -> np.ndarray:
+        return predict_probabilities(self.model, self.x_val, self.max_len)
+
+
+def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each image moved by up to `max_shift` pixels in each direction (zeros fill the border)."""
+    n, rows, cols = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    return np.stack([padded[i, dy[i]: dy[i] + rows, dx[i]: dx[i] + cols] for i in range(n)])
+
+
+class ImageTask(ClassifierTask):
+    """Images [n, rows, cols] of pixel values 0-255, read row by row; shuffled into equal batches,
+    each training image shifted by up to `augment_shift` pixels."""
+
+    def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
+                 augment_shift: int = 0, strategy: tf.distribute.Strategy | None = None):
+        self.augment_shift = augment_shift
+        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
+
+    def mean_length(self) -> float:
+        return self.x_train.shape[1]
+
+    def epoch_batches(self, rng):
+        return np.array_split(rng.permutation(len(self.y_train)), self.steps_per_epoch)
+
+    def inputs(self, indices, rng):
+        batch = self.x_train[indices]
+        if self.augment_shift:
+            batch = shift_images(batch, self.augment_shift, rng)
+        return batch.astype(np.float32) / 255.0
+
+    def val_probabilities(self) -> np.ndarray:
+        return predict_probabilities(self.model, self.x_val)

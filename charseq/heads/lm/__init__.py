@@ -1,0 +1,37 @@
+"""The language-model head: next-character prediction on the shared backbone.
+
+    model.py     LanguageModel: backbone, then logits over the vocabulary at every step
+    task.py      LMTask: training windows of the corpus, the sequence loss, the state carried
+    run.py       train_lm, load_lm, evaluate_lm: corpus -> run directory -> model
+    sampling.py  Generator: temperature / top-k / top-p / greedy generation, one compiled loop
+    beam.py      BeamSearch: the most likely continuations (generate --beam)
+    inspect.py   LMProbe: probabilities, units, what the model expects next (the studio)
+    export.py    the `generate` signature of a SavedModel
+"""
+
+from charseq.heads import Head, lazy
+
+MONITOR = ("val_loss", "min")
+
+
+def summary(report: dict) -> str:
+    """`charseq evaluate`'s line for a language model's report."""
+    return (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
+            f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
+            + (f" ({report['unknown']} unknown)" if report["unknown"] else ""))
+
+
+def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+    from charseq.heads.lm.run import evaluate_lm
+
+    return evaluate_lm(path, file, encoding=encoding, errors=errors)
+
+
+HEAD = Head(
+    task="lm", title="a language model", monitor=MONITOR,
+    train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
+    evaluate=evaluate, summary=summary,
+    export=lazy("charseq.heads.lm.export", "build_export"),
+    load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"),
+    plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
+)

@@ -1,0 +1,35 @@
+"""The encoder-decoder head: two shared backbones with attention between them, for source -> target pairs.
+
+    model.py     Seq2Seq: encoder, decoder, Luong or Bahdanau attention, logits over the target
+    task.py      Seq2SeqTask: teacher-forced batches, the masked loss, exact match while training
+    decoding.py  Decoder: greedy and beam-search decoding, batched, state carried
+    run.py       train_seq2seq, load_seq2seq, Translator, translate, evaluate_seq2seq
+    inspect.py   explain_translation: the attention of each output character (the studio)
+    export.py    the `translate` signature of a SavedModel (greedy)
+"""
+
+from charseq.heads import Head, lazy
+
+MONITOR = ("val_exact_match", "max")
+
+
+def summary(report: dict) -> str:
+    """`charseq evaluate`'s line for an encoder-decoder's report."""
+    return (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
+            f"on {report['examples']:,} pairs (beam {report['beam']})")
+
+
+def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+    from charseq.heads.seq2seq.run import evaluate_seq2seq
+
+    return evaluate_seq2seq(path, file, beam=beam, encoding=encoding)
+
+
+HEAD = Head(
+    task="seq2seq", title="an encoder-decoder", monitor=MONITOR,
+    train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
+    evaluate=evaluate, summary=summary,
+    export=lazy("charseq.heads.seq2seq.export", "build_export"),
+    load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
+    plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
+)
