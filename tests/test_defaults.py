@@ -81,6 +81,7 @@ def test_the_rule_scales_with_the_data():
     assert small["batch_size"] * small["seq_len"] < large["batch_size"] * large["seq_len"]
     assert small["eval_every"] < large["eval_every"] <= 200  # small data: evaluate often enough to catch the best
     assert small["epochs"] > medium["epochs"] > large["epochs"] >= 3  # the cap, in passes over the data
+    assert medium["epochs"] >= 20  # tiny-shakespeare (1M) was still improving at a 10-pass cap
     assert all(s["patience"] for s in (small, medium, large))
     # A user's stopping rule replaces early stopping and its cap.
     for stop in ({"max_steps": 10}, {"epochs": 2.0}, {"time_budget": 1.0}):
