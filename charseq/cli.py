@@ -305,7 +305,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--bidirectional", is_flag=True, help="Also read each text backwards.")
 @click.option("--readout", type=click.Choice(["final", "mean", "max", "attention", "concat"]),
               help="What the classifier reads: the final state, the mean or max of the outputs over the text, "
-              "an attention-weighted mean, or final+mean+max. [default: final]")
+              "an attention-weighted mean, or final+mean+max. [default: sized to the data: max]")
 @training_options()
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.

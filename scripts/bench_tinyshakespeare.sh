@@ -8,7 +8,7 @@ source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 DATA="${TINYSHAKESPEARE:-$ROOT/../shared/data/tinyshakespeare.txt}"
 MINUTES="${1:-15}"; shift || true
-RUN="runs/bench-tinyshakespeare"
+RUN="${RUN:-runs/bench-tinyshakespeare}"
 # The budget covers training and its evaluations; start-up and the final scoring come on top,
 # so 14.5 minutes of training keeps the whole command inside 15 minutes of wall clock.
 BUDGET=$(python3 -c "print(float('$MINUTES') - 0.5)")
