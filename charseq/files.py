@@ -92,16 +92,14 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
         with open(path, encoding=encoding, errors=errors) as f:
             while chunk := f.read(chunk_chars):
                 if errors == "strict" and "\x00" in chunk:
-                    raise CharseqError(
-                        f"{path} contains NUL bytes: it looks like a binary file, not text "
-                        "(use --errors replace to read it anyway)")
+                    raise CharseqError(f"{path} contains NUL bytes: it looks like a binary file, not text",
+                                       "--errors replace to read it anyway")
                 yield chunk
     except UnicodeDecodeError as e:
         offset, line = _where_decoding_fails(path, encoding)
         where = f"at byte {offset:,} (line {line:,})" if offset is not None else "somewhere"
-        raise CharseqError(
-            f"{path} is not valid {encoding.replace('-sig', '')} text ({e.reason} {where}); "
-            f"use --encoding to name its encoding or --errors replace") from None
+        raise CharseqError(f"{path} is not valid {encoding.replace('-sig', '')} text ({e.reason} {where})",
+                           "--encoding to name its encoding", "--errors replace") from None
 
 
 def _where_decoding_fails(path: Path, encoding: str) -> tuple[int | None, int]:

@@ -234,7 +234,7 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
             raise
         except CharseqError as e:
             if not (path / CONFIG_FILE).exists():
-                raise CharseqError(f"{name}: {e}") from None
+                raise CharseqError(f"{name}: {e.message}", *e.remedies) from None
             outcome = {"status": "failed", "error": str(e)}
             log(f"[{i}/{len(combos)}] {name}: failed: {e}")
         write_json_atomic(path / RESULT_FILE, outcome)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 
 from charseq.errors import CharseqError
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+from charseq.settings import PRECISIONS
 
 
 @functools.cache

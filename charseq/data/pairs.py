@@ -19,8 +19,7 @@ import numpy as np
 
 from charseq.errors import CharseqError
 from charseq.files import read_text
-
-TASKS = ("addition", "reverse", "sort", "dates")
+from charseq.settings import PAIR_TASKS as TASKS
 
 
 @dataclass
@@ -32,12 +31,12 @@ class Pairs:
 
 
 def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int | None = None,
-               skip_long: bool = False, encoding: str = "utf-8") -> Pairs:
+               skip_long: bool = False, encoding: str = "utf-8", errors: str = "strict") -> Pairs:
     """`source<TAB>target` lines. A line without exactly one tab, or with an empty side, is an
     error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an
     error unless `skip_long`. Blank lines are ignored."""
     sources, targets, skipped, too_long = [], [], 0, 0
-    for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
+    for number, line in enumerate(read_text(path, encoding, errors).split("\n"), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r").split("\t")
@@ -50,14 +49,14 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
             problem = "has an empty target"
         if problem:
             if not skip_bad_rows:
-                raise CharseqError(f"{path} line {number} {problem} (use --skip-bad-rows to skip such lines)")
+                raise CharseqError(f"{path} line {number} {problem}", "--skip-bad-rows to skip such lines")
             skipped += 1
             continue
         source, target = fields
         if max_input_len is not None and len(source) > max_input_len:
             if not skip_long:
                 raise CharseqError(f"{path} line {number}: the source has {len(source)} characters, more than "
-                                   f"--max-input-len {max_input_len} (use --skip-long to skip such lines)")
+                                   f"--max-input-len {max_input_len}", "--skip-long to skip such lines")
             too_long += 1
             continue
         sources.append(source)

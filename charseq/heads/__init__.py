@@ -54,7 +54,8 @@ class Head:
     title: str  # in messages: "run X is a language model, not an encoder-decoder"
     monitor: tuple[str, str]  # the metric that keeps the best weights and ranks a grid's runs, and "min"/"max"
     train_commands: dict[str, Callable]  # CLI command -> the library function it calls
-    evaluate: Callable  # (run, file, *, encoding, errors, beam, log) -> report (a JSON-able dict)
+    evaluate: Callable  # (run, file, *, log, **options) -> report (a JSON-able dict)
+    evaluate_options: tuple[str, ...]  # the options `evaluate` takes for this head (`charseq evaluate` refuses others)
     summary: Callable[[dict], str]  # a report as the one-paragraph text `charseq evaluate` prints
     export: Callable  # (run) -> (tf.Module with .signatures(), what to record of it)
     load_for_studio: Callable  # (run) -> {"config": ..., and the objects the studio's views use}

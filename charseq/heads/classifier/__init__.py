@@ -19,10 +19,10 @@ def summary(report: dict) -> str:
         f"({c['examples']} examples)" for name, c in report["per_class"].items())
 
 
-def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+def evaluate(path, file, *, log=None, **options) -> dict:
     from charseq.heads.classifier.run import evaluate_classifier
 
-    return evaluate_classifier(path, file, encoding=encoding, **({"log": log} if log else {}))
+    return evaluate_classifier(path, file, **options, **({"log": log} if log else {}))
 
 
 def kind(config: dict) -> str:
@@ -34,6 +34,7 @@ HEAD = Head(
     train_commands={"classify-mnist": lazy("charseq.heads.classifier.run", "train_mnist"),
                     "train-classifier": lazy("charseq.heads.classifier.run", "train_classifier")},
     evaluate=evaluate, summary=summary,
+    evaluate_options=("encoding", "errors", "text_column", "label_column", "skip_bad_rows"),
     export=lazy("charseq.heads.classifier.export", "build_export"),
     load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),

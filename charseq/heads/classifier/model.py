@@ -19,8 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from charseq.backbone import RecurrentBackbone
-
-READOUTS = ("final", "mean", "max", "attention", "concat")
+from charseq.settings import READOUTS
 
 
 @keras.saving.register_keras_serializable(package="charseq")

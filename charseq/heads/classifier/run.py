@@ -319,8 +319,8 @@ def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
 
 
 def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_column: str | None = None,
-                        label_column: str | None = None, skip_bad_rows: bool = False,
-                        encoding: str = "utf-8", log: Callable[[str], None] = lambda s: None) -> dict:
+                        label_column: str | None = None, skip_bad_rows: bool = False, encoding: str = "utf-8",
+                        errors: str = "strict", log: Callable[[str], None] = lambda s: None) -> dict:
     """Accuracy, per-class recall/precision and the confusion matrix on held-out data.
 
     Text models read `file` (TSV/CSV); image models read the test split of `file` (an .npz or
@@ -335,7 +335,7 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     if file is None:
         raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier")
     rows = read_labeled(file, text_column or config["data"]["text_column"],
-                        label_column or config["data"]["label_column"], skip_bad_rows, encoding)
+                        label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors)
     y = _encode_labels(rows.labels, names, file)
     probs = predict_probabilities(model, [vocab.encode(t) for t in rows.texts], config["model"].get("max_len"))
     return _report(y, probs, names)

@@ -21,16 +21,16 @@ def summary(report: dict) -> str:
             + (f" ({report['unknown']} unknown)" if report["unknown"] else ""))
 
 
-def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+def evaluate(path, file, *, log=None, **options) -> dict:
     from charseq.heads.lm.run import evaluate_lm
 
-    return evaluate_lm(path, file, encoding=encoding, errors=errors)
+    return evaluate_lm(path, file, **options)
 
 
 HEAD = Head(
     task="lm", title="a language model", monitor=MONITOR,
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
-    evaluate=evaluate, summary=summary,
+    evaluate=evaluate, evaluate_options=("encoding", "errors"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),
     load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),

@@ -27,7 +27,8 @@ from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import check_backbone, config_from_dict, split_settings
+from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, check_backbone, config_from_dict,
+                              split_settings)
 from charseq.sizing import size_lm
 from charseq.train import TrainConfig, reopen_run, resolved, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
@@ -70,13 +71,13 @@ class DataConfig:
     def validate(self) -> None:
         if self.seq_len < 1:
             raise CharseqError(f"--seq-len must be at least 1, not {self.seq_len}")
-        if self.windows not in ("contiguous", "random"):
+        if self.windows not in WINDOWS:
             raise CharseqError("--windows must be contiguous or random")
         if not 0 <= self.val_fraction < 1:
             raise CharseqError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
-        if self.tokenizer not in ("char", "sentencepiece"):
+        if self.tokenizer not in TOKENIZERS:
             raise CharseqError("--tokenizer must be char or sentencepiece")
-        if self.errors not in ("strict", "replace", "ignore"):
+        if self.errors not in DECODE_ERRORS:
             raise CharseqError("--errors must be strict, replace or ignore")
         check_encoding(self.encoding)
 

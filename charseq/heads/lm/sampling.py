@@ -16,9 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
+from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
 from charseq.vocab import SPECIALS, UNK
-
-UNKNOWN_POLICIES = ("error", "skip", "unk")
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
 # the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
@@ -106,8 +105,8 @@ class Generator:
         missing = self.vocab.unknown(prompt)
         if missing and unknown == "error":
             shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise CharseqError(f"the prompt has characters the model's vocabulary does not have: {shown} "
-                               "(use --unknown skip or --unknown unk)")
+            raise CharseqError(f"the prompt has characters the model's vocabulary does not have: {shown}",
+                               "--unknown skip", "--unknown unk")
         if missing and unknown == "skip":
             prompt = "".join(c for c in prompt if c not in set(missing))
         ids = self.vocab.encode(prompt)

@@ -19,16 +19,16 @@ def summary(report: dict) -> str:
             f"on {report['examples']:,} pairs (beam {report['beam']})")
 
 
-def evaluate(path, file, *, encoding="utf-8", errors="strict", beam=1, log=None) -> dict:
+def evaluate(path, file, *, log=None, **options) -> dict:
     from charseq.heads.seq2seq.run import evaluate_seq2seq
 
-    return evaluate_seq2seq(path, file, beam=beam, encoding=encoding)
+    return evaluate_seq2seq(path, file, **options)
 
 
 HEAD = Head(
     task="seq2seq", title="an encoder-decoder", monitor=MONITOR,
     train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
-    evaluate=evaluate, summary=summary,
+    evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam"), summary=summary,
     export=lazy("charseq.heads.seq2seq.export", "build_export"),
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),

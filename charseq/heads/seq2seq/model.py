@@ -19,8 +19,7 @@ import keras
 from keras import ops
 
 from charseq.backbone import RecurrentBackbone
-
-ATTENTIONS = ("none", "luong", "bahdanau")
+from charseq.settings import ATTENTIONS
 
 
 @keras.saving.register_keras_serializable(package="charseq")

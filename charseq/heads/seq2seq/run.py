@@ -29,7 +29,7 @@ from charseq.files import check_readable_file
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import check_backbone, config_from_dict, split_settings
+from charseq.settings import SOURCE_UNKNOWN, check_backbone, config_from_dict, split_settings
 from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
@@ -226,7 +226,7 @@ class Translator:
         self.decoder = Decoder(self.model, self.target_vocab)
 
     def encode(self, sources: list[str], unknown: str = "error") -> list[np.ndarray]:
-        if unknown not in ("error", "unk"):
+        if unknown not in SOURCE_UNKNOWN:
             raise CharseqError("--unknown must be error or unk")
         for s in sources:
             if not s:
@@ -235,7 +235,7 @@ class Translator:
             if missing and unknown == "error":
                 shown = " ".join(repr(c) for c in missing[:10])
                 raise CharseqError(f"the source {s[:40]!r} has characters the model's source vocabulary does not "
-                                   f"have: {shown} (use --unknown unk)")
+                                   f"have: {shown}", "--unknown unk")
         return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
 
     def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
@@ -252,14 +252,14 @@ def translate(path: str | Path, sources: list[str], **options) -> list[list[tupl
 
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = 1, skip_bad_rows: bool = False,
-                     encoding: str = "utf-8") -> dict:
+                     encoding: str = "utf-8", errors: str = "strict") -> dict:
     """Exact match and character error rate of the best hypothesis on a file of pairs."""
     import time
 
     translator = Translator(path)
     if file is None:
         raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
-    pairs = read_pairs(file, skip_bad_rows, encoding=encoding)
+    pairs = read_pairs(file, skip_bad_rows, encoding=encoding, errors=errors)
     start = time.perf_counter()
     hyps = translator(pairs.sources, beam=beam, unknown="unk")
     seconds = time.perf_counter() - start  # includes compiling the decoding step once

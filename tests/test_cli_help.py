@@ -1,0 +1,117 @@
+"""`charseq COMMAND --help` is enough to use a command: every option and argument is explained,
+and every default it shows is the one the library applies (the CLI keeps no copy of its own)."""
+
+import dataclasses
+import inspect
+import re
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from charseq.cli import LibraryOption, main
+
+COMMANDS = sorted(main.commands)
+SIZED = "sized to the data"
+# Defaults the command line itself owns: no library function has them.
+CLI_DEFAULTS = {("make-pairs", "n"), ("generate", "beam")}  # how many pairs to write; --beam 1 means sampling
+
+
+def _fields(cls) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _parameters(function) -> dict:
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def library_defaults() -> dict[str, tuple[dict, set]]:
+    """For each command: the defaults of the library code it calls (named by setting), and the
+    settings the library sizes to the data. Looked up here from the library itself, independently of
+    how cli.py names its owners."""
+    from charseq import sizing
+    from charseq.data.pairs import make_pairs
+    from charseq.heads.classifier.run import ClassifierConfig, evaluate_classifier, train_classifier
+    from charseq.heads.lm.beam import BeamSearch
+    from charseq.heads.lm.run import DataConfig, ModelConfig, evaluate_lm, train_lm
+    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.seq2seq.run import Seq2SeqConfig, Translator, evaluate_seq2seq, train_seq2seq
+    from charseq.studio.app import serve
+    from charseq.train import TrainConfig
+
+    train = _fields(TrainConfig)
+    low, high = inspect.signature(make_pairs).parameters["length"].default
+    return {
+        "train-lm": ({**train, **_fields(ModelConfig), **_fields(DataConfig), **_parameters(train_lm)},
+                     set(sizing.size_lm(10_000, 50, {}).settings)),
+        "classify-mnist": ({**train, **_fields(ClassifierConfig)}, set(sizing.size_image_classifier(1000, {}).settings)),
+        "train-classifier": ({**train, **_fields(ClassifierConfig), **_parameters(train_classifier)},
+                             set(sizing.size_text_classifier(1000, 50, {}).settings)),
+        "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_parameters(train_seq2seq)},
+                          set(sizing.size_seq2seq(1000, {}).settings)),
+        "generate": ({**_parameters(BeamSearch.__call__), **_parameters(Generator.__call__)}, set()),
+        "translate": ({**_parameters(Translator.__call__), "max_output_len": None}, set()),
+        "evaluate": ({**_parameters(evaluate_classifier), **_parameters(evaluate_seq2seq), **_parameters(evaluate_lm)},
+                     set()),
+        "make-pairs": ({**_parameters(make_pairs), "min_length": low, "max_length": high}, set()),
+        "serve": (_parameters(serve), set()),
+    }
+
+
+def _help_and_default(command: click.Command, param: click.Option) -> tuple[str, object]:
+    with click.Context(command, info_name=command.name) as ctx:
+        return param.get_help_record(ctx)[1], param.to_info_dict()["default"]  # None when it has none
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_and_argument_is_explained(name):
+    command = main.commands[name]
+    result = CliRunner().invoke(main, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help and param.help.strip(), f"charseq {name} {param.opts[0]} has no help text"
+            assert param.opts[0] in result.output
+        else:  # click arguments have no help of their own: the command's description names each one
+            names = {param.name.upper(), (param.metavar or "").strip("[].")} - {""}
+            assert any(n in (command.help or "") for n in names), f"charseq {name}: {names} not described"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_shown_defaults_are_the_library_s(name):
+    """Every option defaults to None (the library applies its default) unless it is a flag or one of
+    the few the CLI owns; the default its help shows is the library's value, or "sized to the data"
+    exactly for the settings the sizing rule picks."""
+    command = main.commands[name]
+    defaults, sized = library_defaults().get(name, ({}, set()))
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.is_flag or param.name in ("help",):
+            continue
+        option, (help_text, default) = param.opts[0], _help_and_default(command, param)
+        shown = re.findall(r"\[default: ([^\]]*)\]", help_text)
+        if (name, param.name) in CLI_DEFAULTS:
+            assert default is not None and param.show_default, option
+            continue
+        assert default is None, f"charseq {name} {option} has a default of its own: {default!r}"
+        if param.name in sized:
+            assert shown and SIZED in shown[-1], f"charseq {name} {option} is sized to the data: {help_text!r}"
+            assert not isinstance(param, LibraryOption), option
+        elif isinstance(param, LibraryOption):
+            assert param.name in defaults, f"charseq {name} {option}: no library default"
+            expected = defaults[param.name]
+            assert shown and shown[-1] == (str(expected) if expected != "" else '""'), \
+                f"charseq {name} {option} shows {shown}, the library's default is {expected!r}"
+        elif param.name != "out":  # a train command names its run after the training file (its help says so)
+            assert SIZED not in help_text, f"charseq {name} {option} says {SIZED!r}, but the library does not size it"
+            assert defaults.get(param.name) is None, \
+                f"charseq {name} {option} does not show the library's default {defaults.get(param.name)!r}"
+
+
+def test_the_command_line_starts_without_tensorflow():
+    """The choice lists come from charseq.settings (no TensorFlow), so `charseq --help` is instant."""
+    code = "import sys, charseq.cli; assert 'tensorflow' not in sys.modules, 'charseq.cli imported TensorFlow'"
+    subprocess.run([sys.executable, "-c", code], check=True)
