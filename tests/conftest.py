@@ -1,5 +1,6 @@
 """Shared fixtures: small corpora the tests write themselves and one tiny trained run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,25 @@ LINES = ["春风吹绿江南岸，明月照我还。", "The river runs to the se
          "白日依山尽，黄河入海流。", "One two three four, five six seven eight."]
 TINY_SETTINGS = dict(units=32, layers=1, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10,
                      sample_length=0, precision="float32")
+
+
+def tiny_flags(**changes) -> list[str]:
+    """TINY_SETTINGS as train-lm options, with `changes` (a change to None leaves that option out)."""
+    settings = {k: v for k, v in {**TINY_SETTINGS, **changes}.items() if v is not None}
+    return [x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+TINY_FLAGS = tiny_flags()
+
+
+def read_metrics(run) -> list[dict]:
+    """The records of a run's metrics.jsonl, one per evaluation."""
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def curve(run) -> list[tuple]:
+    """(step, train loss, validation loss) at each evaluation of a run."""
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in read_metrics(run)]
 
 
 @pytest.fixture(scope="session")

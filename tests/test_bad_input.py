@@ -4,8 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import assert_clean_error, run_cli, run_cli_in_process
-from test_lm import TINY_FLAGS
+from conftest import TINY_FLAGS, assert_clean_error, run_cli, run_cli_in_process
 
 
 def train(corpus, out, *extra):

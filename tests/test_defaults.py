@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charseq.sizing import size_image_classifier, size_lm, size_seq2seq, size_text_classifier
-from conftest import run_cli
+from conftest import read_metrics, run_cli
 
 
 def noise_corpus(path, chars=2700, seed=0):
@@ -32,7 +32,7 @@ def test_no_stopping_rule_stops_early_and_keeps_the_best_weights(tmp_path):
     config = json.loads((run.path / "config.json").read_text())
     train = config["train"]
     assert train["patience"] is not None and train["epochs"] is not None and train["max_steps"] is None
-    metrics = [json.loads(l) for l in (run.path / "metrics.jsonl").read_text().splitlines()]
+    metrics = read_metrics(run.path)
     losses = [m["val_loss"] for m in metrics]
     best = int(np.argmin(losses))
     corpus = Corpus(run.path / "data")

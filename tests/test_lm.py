@@ -10,10 +10,7 @@ import pytest
 from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.sampling import generate
-from conftest import TINY_SETTINGS, run_cli
-
-TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
-              "--eval-every", "10", "--sample-length", "0", "--precision", "float32"]
+from conftest import TINY_FLAGS, TINY_SETTINGS, read_metrics, run_cli, tiny_flags
 
 
 def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
@@ -30,7 +27,7 @@ def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
     assert list((out / "logs").iterdir()), "TensorBoard logs missing"
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "lm" and config["model"]["units"] == 32 and config["train"]["max_steps"] == 20
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out)
     assert [r["step"] for r in records] == [10, 20]
     assert {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_sec"} <= set(records[0])
 
@@ -54,7 +51,7 @@ def test_a_model_learns_the_corpus(tmp_path, corpus_file):
     out = tmp_path / "learn"
     settings = {**TINY_SETTINGS, "units": 96, "batch_size": 16, "lr": 1e-2}
     train_lm(corpus_file, out, max_steps=150, log=lambda s: None, progress_bar=False, **settings)
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out)
     model, vocab, _ = load_lm(out)
     assert records[-1]["val_loss"] < 0.5 * np.log(vocab.size)
     assert generate(model, vocab, "白日依山", length=3, greedy=True) == "尽，黄"
@@ -83,8 +80,7 @@ def test_unknown_prompt_characters(trained_run):
 def test_train_from_a_sample_string(tmp_path):
     out = tmp_path / "text"
     r = run_cli("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
-                "--max-steps", "5", "--val-fraction", "0.2", *TINY_FLAGS[:-4], "--seq-len", "16",
-                "--sample-length", "0")
+                "--max-steps", "5", "--val-fraction", "0.2", *tiny_flags(seq_len=16, precision=None))
     assert r.returncode == 0, r.stderr
     vocab = json.loads((out / "vocab.json").read_text())
     assert "练" in vocab["chars"] and len(vocab["chars"]) == len(set("这是一个基于tensorflow的RNN短句子练习"))
@@ -119,10 +115,7 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_fil
     with pytest.raises(Interrupted, match="stopped by SIGINT at step 20"):
         train_lm(corpus_file, part, max_steps=40, log=_stop_at(20), progress_bar=False, **settings)
     train_lm(out=part, resume=True, log=lambda s: None, progress_bar=False)
-
-    def metrics(run):
-        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    a, b = metrics(full), metrics(part)
+    a, b = read_metrics(full), read_metrics(part)
     assert [r["step"] for r in b] == [r["step"] for r in a] == [10, 20, 30, 40]
     for ra, rb in zip(a, b):
         assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-4)

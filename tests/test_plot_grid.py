@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 from charseq.errors import CharseqError, Interrupted
-from conftest import TINY_SETTINGS, assert_clean_error, run_cli
+from conftest import TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, tiny_flags
 
-TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--seq-len", "32", "--eval-every", "5",
-              "--sample-length", "0", "--precision", "float32", "--max-steps", "10"]
+TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
 QUIET = dict(log=lambda s: None, progress_bar=False)
-
-
-def metrics(run):
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import random
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,15 +20,14 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
-from charseq.runs import RunDir
-from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process
+from conftest import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
+                      run_cli_in_process, tiny_flags)
 
-TINY_FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
-              "--sample-length", "0", "--precision", "float32"]
+TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every
 
 
 def steps_logged(run: Path) -> list[int]:
-    return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in read_metrics(run)]
 
 
 def checkpoint_step(run: Path) -> int:
@@ -133,9 +131,6 @@ def test_killed_and_resumed_lm_matches_an_uninterrupted_run(tmp_path, task_files
     r = run_cli(*train_command("train-lm", task_files, straight, 200, 20))
     assert r.returncode == 0, r.stderr
 
-    def losses(run):
-        return [(r["step"], r["train_loss"], r["val_loss"])
-                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
     assert [a[0] for a in losses(out)] == [a[0] for a in losses(straight)]
     for a, b in zip(losses(straight), losses(out)):
         assert b[1:] == pytest.approx(a[1:], rel=1e-4)
@@ -145,9 +140,6 @@ def test_killed_and_resumed_lm_matches_an_uninterrupted_run(tmp_path, task_files
 def test_same_seed_same_losses_and_resume_is_seamless_with_dropout(tmp_path, corpus_file):
     settings = {**TINY_SETTINGS, "dropout": 0.3, "eval_every": 5}
 
-    def losses(run):
-        return [(r["step"], r["train_loss"], r["val_loss"])
-                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
     train_lm(corpus_file, tmp_path / "a", max_steps=20, log=lambda s: None, progress_bar=False, **settings)
     train_lm(corpus_file, tmp_path / "b", max_steps=20, log=lambda s: None, progress_bar=False, **settings)
     assert losses(tmp_path / "a") == losses(tmp_path / "b")  # bit for bit, every evaluation
@@ -202,9 +194,6 @@ def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypa
     monkeypatch.setattr(task_class, "train_step", original)
     train_fn(out=tmp_path / "stopped", resume=True, log=lambda s: None, progress_bar=False)
 
-    def losses(run):
-        return [(r["step"], r["train_loss"], r["val_loss"])
-                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
     straight, stopped = losses(tmp_path / "straight"), losses(tmp_path / "stopped")
     assert [r[0] for r in stopped] == [r[0] for r in straight] == [8, 16, 24]
     for a, b in zip(straight, stopped):
@@ -251,7 +240,7 @@ def test_on_nan_skip_rolls_back_and_finishes(tmp_path, corpus_file, monkeypatch)
     train_lm(corpus_file, out, max_steps=40, log=lines.append, progress_bar=False, on_nan="skip", **TINY_SETTINGS)
     assert any("step 25: the loss became nan; back to the weights of step 20" in line for line in lines), lines
     assert checkpoint_step(out) == 40 and steps_logged(out) == [10, 20, 30, 40]
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(out)
     assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in records)
 
 
