@@ -201,7 +201,9 @@ class LibraryOption(click.Option):
         extra = super().get_help_extra(ctx)
         try:
             value = library_default(self.owner)
-        except ImportError:  # an optional extra (the studio's) is not installed: no default to show
+        except ImportError as e:  # an optional extra (the studio's) is not installed: no default to show
+            if (e.name or "").startswith("charseq"):
+                raise  # a module moved: a bug, not a missing extra
             return extra
         if value is not None:
             extra["default"] = value if value != "" else '""'
