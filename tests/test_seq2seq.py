@@ -12,7 +12,7 @@ from charseq.errors import CharseqError
 from charseq.vocab import BOS
 from charseq.heads.seq2seq.decoding import edit_distance, score_outputs
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
-from conftest import assert_clean_error, run_cli, run_cli_in_process
+from conftest import assert_clean_error, read_metrics, run_cli, run_cli_in_process
 
 FAST = dict(units=64, embedding_dim=16, batch_size=32, precision="float32", lr=1e-2)
 
@@ -58,7 +58,7 @@ def test_training_learns_and_evaluate_reports(reverse_run):
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["examples"] == 200 and report["exact_match"] > 0.9 and report["char_error_rate"] < 0.05
-    records = [json.loads(line) for line in (reverse_run / "run" / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(reverse_run / "run")
     assert {"val_loss", "val_exact_match", "val_char_error_rate"} <= set(records[-1])
 
 

@@ -15,6 +15,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx; bot
 
 from charseq.studio import limits  # noqa: E402
 from charseq.studio.app import create_app  # noqa: E402
+from conftest import read_metrics  # noqa: E402
 
 RUNS = {"poems": "lm", "grid/lr=0.003": "lm", "grid/lr=0.01": "lm", "sentiment": "classifier",
         "digits": "classifier", "reverse": "seq2seq"}
@@ -52,7 +53,7 @@ def test_runs_and_metrics(client, studio_dir):
     assert runs["reverse"]["best"]["metric"] == "val_exact_match"
     for name in ["poems", "grid/lr=0.01"]:
         metrics = client.get(f"/api/runs/{name}/metrics").json()["metrics"]
-        on_disk = [json.loads(line) for line in (studio_dir / name / "metrics.jsonl").read_text().splitlines()]
+        on_disk = read_metrics(studio_dir / name)
         assert metrics == on_disk and metrics[-1]["step"] == runs[name]["steps"]
     assert client.get("/api/runs/grid%2Flr=0.003/metrics").status_code == 200  # an encoded slash works too
 
