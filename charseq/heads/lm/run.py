@@ -48,7 +48,7 @@ class ModelConfig:
     embedding_dim: int = 64
     dropout: float = 0.2
     l2: float = 0.0
-    precision: str = "auto"  # auto: bfloat16 compute where the CPU has native bf16, else float32
+    precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16, except small LSTMs (charseq.precision)
 
     def validate(self) -> None:
         check_backbone(self)
@@ -87,7 +87,8 @@ def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) 
     cfg = config_from_dict(ModelConfig, model_cfg, "config.json model")
     model = LanguageModel(vocab_size, cell=cfg.cell, units=cfg.units, layers=cfg.layers,
                           dropout=cfg.dropout, embedding_dim=cfg.embedding_dim, l2=cfg.l2,
-                          precision=precision or resolve_precision(cfg.precision))
+                          precision=precision or resolve_precision(
+                              cfg.precision, lm_lstm_units=cfg.units if cfg.cell == "lstm" else None))
     model(tf.zeros((1, 1), tf.int32))
     return model
 

@@ -1,0 +1,47 @@
+"""`--precision auto` (charseq.precision): bfloat16 on a CPU with native bf16, except for a language
+model's LSTM narrow enough that the compiled float32 kernel trains it faster."""
+
+import pytest
+
+from charseq import compiled_lstm, precision
+from charseq.errors import CharseqError
+from charseq.precision import resolve_precision
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """A CPU with native bfloat16 and the compiled float32 LSTM kernel (the 2026-12-01 machine)."""
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(compiled_lstm, "available", lambda: True)
+
+
+def test_auto_on_a_bf16_cpu(bf16_cpu):
+    assert resolve_precision("auto", lm_lstm_units=256) == "float32"  # the sized LM: faster, and a better loss
+    assert resolve_precision("auto", lm_lstm_units=64) == "float32"
+    assert resolve_precision("auto", lm_lstm_units=384) == "mixed_bfloat16"  # wider: bfloat16 is ahead
+    assert resolve_precision("auto") == "mixed_bfloat16"  # classifiers, encoder-decoders, GRU LMs
+
+
+def test_auto_without_the_kernel_or_without_native_bf16(bf16_cpu, monkeypatch):
+    monkeypatch.setattr(compiled_lstm, "available", lambda: False)
+    assert resolve_precision("auto", lm_lstm_units=256) == "mixed_bfloat16"  # the fused path, then
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert resolve_precision("auto", lm_lstm_units=512) == "float32"
+    assert resolve_precision("auto") == "float32"
+
+
+def test_a_precision_given_is_kept(bf16_cpu):
+    assert resolve_precision("mixed_bfloat16", lm_lstm_units=256) == "mixed_bfloat16"
+    assert resolve_precision("float32") == "float32"
+    with pytest.raises(CharseqError, match="--precision must be one of"):
+        resolve_precision("half")
+
+
+def test_the_language_model_passes_its_width(bf16_cpu):
+    """build_model resolves `auto` with the LSTM's width (the rule above), a GRU's without it."""
+    from charseq.heads.lm.run import build_model
+
+    lstm = build_model({"cell": "lstm", "units": 8, "layers": 1, "embedding_dim": 4}, 10)
+    gru = build_model({"cell": "gru", "units": 8, "layers": 1, "embedding_dim": 4}, 10)
+    assert lstm.precision == "float32"
+    assert gru.precision == "mixed_bfloat16"
