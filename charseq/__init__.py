@@ -6,13 +6,18 @@ The library is what the CLI calls; everything is usable from Python::
     run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
     model, vocab, config = load_lm("runs/poems")
     print(generate(model, vocab, prompt="春风", length=100))
+
+Each head (language model, classifier, encoder-decoder) is a package in charseq/heads/, listed in
+the registry charseq.heads; the pieces they share (vocab, data, backbone, losses, train, runs) sit
+beside it.
 """
 
 __version__ = "0.1.0"
 
 _API = {
     "CharVocab": "charseq.vocab", "SentencePieceVocab": "charseq.vocab", "load_vocab": "charseq.vocab",
-    "RecurrentBackbone": "charseq.backbone", "LanguageModel": "charseq.heads.lm.model",
+    "RecurrentBackbone": "charseq.backbone", "BackboneConfig": "charseq.settings",
+    "LanguageModel": "charseq.heads.lm.model",
     "TrainConfig": "charseq.train", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
     "train_lm": "charseq.heads.lm.run", "load_lm": "charseq.heads.lm.run", "evaluate_lm": "charseq.heads.lm.run",
     "generate": "charseq.heads.lm.sampling",

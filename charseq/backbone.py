@@ -1,6 +1,7 @@
 """The shared recurrent backbone: every head (language model, classifier, encoder-decoder) uses it.
 
     backbone = RecurrentBackbone(cell="lstm", units=256, layers=3, dropout=0.5, vocab_size=80)
+    backbone = RecurrentBackbone.of(BackboneConfig(units=256, layers=3), vocab_size=80)  # a head's way
     outputs, states = backbone(ids)             # whole sequences, for training
     out_t, states = backbone.step(ids_t, states)  # one input at a time, for generation
 
@@ -23,8 +24,8 @@ from keras import ops
 
 from charseq import compiled_lstm
 from charseq.fused_lstm import fused_lstm
-
-IMPLS = ("auto", "keras", "compiled", "fused")
+from charseq.precision import resolve_precision
+from charseq.settings import IMPLS, BackboneConfig
 _portable = threading.local()
 
 
@@ -117,9 +118,14 @@ class RecurrentBackbone(keras.layers.Layer):
     def states_per_layer(self) -> int:
         return self.states_per_direction * (2 if self.bidirectional else 1)
 
-    @property
-    def output_units(self) -> int:
-        return self.units * (2 if self.bidirectional else 1)
+    @classmethod
+    def of(cls, config: BackboneConfig, vocab_size: int | None = None, masking: bool = False, **layer_kwargs):
+        """The backbone `config` describes (its precision resolved to a dtype policy), reading ids
+        below `vocab_size` or, with None, real-valued vectors; `layer_kwargs` go to the Keras layer (name)."""
+        return cls(cell=config.cell, units=config.units, layers=config.layers, dropout=config.dropout,
+                   vocab_size=vocab_size, embedding_dim=config.embedding_dim, masking=masking, l2=config.l2,
+                   bidirectional=config.bidirectional, impl=config.impl,
+                   dtype=resolve_precision(config.precision), **layer_kwargs)
 
     def _mask(self, inputs):
         if not self.masking:
@@ -129,7 +135,7 @@ class RecurrentBackbone(keras.layers.Layer):
         return ops.any(ops.not_equal(inputs, 0), axis=-1)
 
     def call(self, inputs, initial_state=None, training=False):
-        """Run whole sequences. Returns (outputs [batch, time, output_units], states per layer).
+        """Run whole sequences. Returns (outputs [batch, time, units (x2 if bidirectional)], states per layer).
 
         With `bidirectional`, a layer's states are its forward states followed by its backward ones.
         """
@@ -154,13 +160,7 @@ class RecurrentBackbone(keras.layers.Layer):
 
     def _run(self, rnn, x, init, mask, training, backwards=False):
         if self.use_compiled and not getattr(_portable, "on", False):
-            if not rnn.built:
-                rnn.build(x.shape)
-            cell = rnn.cell
-            if init is None:
-                zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
-                init = [zeros, zeros]
-            weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+            weights, init = self._lstm_inputs(rnn, x, init)
             return compiled_lstm.compiled_lstm(x, *weights, *init, mask=mask, go_backwards=backwards)
         if self.use_fused and mask is None:
             # Keras' go_backwards reads the sequence reversed and returns reversed outputs; so does this.
@@ -168,15 +168,20 @@ class RecurrentBackbone(keras.layers.Layer):
         return rnn(x, initial_state=init, mask=mask, training=training)
 
     def _fused(self, rnn, x, initial_state):
+        x = ops.cast(x, self.compute_dtype)
+        weights, initial_state = self._lstm_inputs(rnn, x, initial_state)
+        return fused_lstm(x, *weights, *initial_state)
+
+    def _lstm_inputs(self, rnn, x, initial_state):
+        """An LSTM layer's (kernel, recurrent kernel, bias) as tensors, and its initial (h, c): zeros if none."""
         if not rnn.built:
             rnn.build(x.shape)
         cell = rnn.cell
-        x = ops.cast(x, self.compute_dtype)
         if initial_state is None:
             zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
             initial_state = [zeros, zeros]
         weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
-        return fused_lstm(x, *weights, *initial_state)
+        return weights, initial_state
 
     def zero_state(self, batch_size: int):
         """All-zero initial states, one list per layer (in the compute dtype of the layers)."""

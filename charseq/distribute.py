@@ -122,6 +122,9 @@ def prepare_optimizer(strategy, optimizer) -> None:
     if not hasattr(optimizer, "_all_reduce_sum_gradients"):
         raise CharseqError("this Keras version's optimizer cannot be used with --strategy (expected "
                            "keras.src.backend.tensorflow.optimizer.TFOptimizer)")
+    # Keras 3 has no public switch for this: tf.keras 2 had apply_gradients(experimental_aggregate_gradients=
+    # False), Keras 3's TFOptimizer always calls this private hook inside a replica context (checked above,
+    # so a Keras that renames it fails in one line instead of double-counting).
     optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
 
 

@@ -51,8 +51,3 @@ def assert_not_empty(texts, message: str, strip: bool = True):
     """An op that fails with `message` if any of `texts` is empty (as charseq's CLI refuses them)."""
     lengths = tf.strings.length(tf.strings.strip(texts) if strip else texts)
     return tf.debugging.Assert(tf.reduce_all(lengths > 0), [message])
-
-
-def predictions(probs, names):
-    best = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    return {"label": tf.gather(names, best), "probability": tf.reduce_max(probs, axis=-1), "probabilities": probs}

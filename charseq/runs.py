@@ -40,6 +40,7 @@ import numpy as np
 from charseq import __version__
 from charseq.errors import CharseqError
 from charseq.files import current_umask, write_bytes_atomic, write_json_atomic
+from charseq.heads import HEADS, head
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -52,7 +53,6 @@ FORMAT = 1
 # config.json's marker of a directory charseq made ("run_format"); runs written before it existed
 # are recognised by their config's structure (task, model, train, charseq_version) instead.
 RUN_FORMAT = 1
-TASKS = ("lm", "classifier", "seq2seq")
 # Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
                          HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json"})
@@ -93,28 +93,12 @@ def _random_states(model) -> list:
     return [v for v in model.variables if id(v) not in weights]
 
 
-# What each task's config.json holds at the top level, and in its "data" section where that is not
-# a dataclass of its own: {key: (accepted JSON types, required)}. Anything else is refused by name.
-_NUMBER, _TEXT, _MAYBE_TEXT, _MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
-_COMMON = {"task": (_TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
-           "charseq_version": (_TEXT, False), "run_format": ((int,), False), "sizing": (_TEXT, False)}
-CONFIG_SCHEMA = {
-    "lm": {**_COMMON, "data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
-           "corpus_file": (_MAYBE_TEXT, False), "text_sha256": (_MAYBE_TEXT, False)},
-    "classifier": {**_COMMON, "input": (_TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
-                   "init_from": (_MAYBE_TEXT, False), "image_shape": ((list,), False)},
-    "seq2seq": {**_COMMON, "data": ((dict,), True)},
-}
-DATA_SCHEMA = {
-    ("classifier", "images"): {"path": (_MAYBE_TEXT, True), "source": (_TEXT, False)},
-    ("classifier", "text"): {"train": (_TEXT, True), "val": (_MAYBE_TEXT, True), "val_fraction": (_NUMBER, True),
-                             "text_column": (_MAYBE_TEXT, True), "label_column": (_MAYBE_TEXT, True),
-                             "skip_bad_rows": ((bool,), True), "encoding": (_TEXT, True),
-                             "max_vocab": (_MAYBE_INT, False), "min_count": ((int,), False)},
-    ("seq2seq", None): {"train": (_TEXT, True), "val": (_MAYBE_TEXT, True), "val_fraction": (_NUMBER, True),
-                        "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
-                        "max_input_len": (_MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (_TEXT, True)},
-}
+# What every config.json holds at the top level: {key: (accepted JSON types, required)}. Each head
+# adds its own keys, and those of its "data" section where that is not a dataclass of its own
+# (charseq.heads.Head.config_keys, data_keys); anything else is refused by name.
+NUMBER, TEXT, MAYBE_TEXT, MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
+COMMON_KEYS = {"task": (TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
+               "charseq_version": (TEXT, False), "run_format": ((int,), False), "sizing": (TEXT, False)}
 
 
 def _check_fields(section: dict, schema: dict, where: str) -> None:
@@ -137,12 +121,14 @@ def _check_fields(section: dict, schema: dict, where: str) -> None:
 def check_config(config: dict, path: Path) -> None:
     """Refuse a config.json that charseq would not have written: unknown top-level keys, missing
     or mistyped ones, a data section without what resuming and loading read."""
-    _check_fields(config, CONFIG_SCHEMA[config["task"]], str(path))
-    if config["task"] == "classifier" and config["input"] not in ("images", "text"):
-        raise CharseqError(f"{path}: input = {json.dumps(config['input'])} is neither \"images\" nor \"text\"")
-    data_schema = DATA_SCHEMA.get((config["task"], config.get("input")))
-    if data_schema is not None:
-        _check_fields(config["data"], data_schema, f"{path} data")
+    run_head = head(config["task"])
+    _check_fields(config, {**COMMON_KEYS, **run_head.config_keys}, str(path))
+    if run_head.data_keys:  # by the kind of input (None: a head with one kind)
+        kind = config.get("input")
+        if kind not in run_head.data_keys:
+            raise CharseqError(f"{path}: input = {json.dumps(kind)} is not one of "
+                               f"{', '.join(json.dumps(k) for k in run_head.data_keys)}")
+        _check_fields(config["data"], run_head.data_keys[kind], f"{path} data")
 
 
 def _temporary(name: str) -> bool:
@@ -173,7 +159,7 @@ def not_a_run(path: Path) -> str | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return f"its {CONFIG_FILE} is not JSON"
     marked = isinstance(config, dict) and config.get("run_format") == RUN_FORMAT
-    legacy = (isinstance(config, dict) and config.get("task") in TASKS and isinstance(config.get("model"), dict)
+    legacy = (isinstance(config, dict) and config.get("task") in HEADS and isinstance(config.get("model"), dict)
               and isinstance(config.get("train"), dict) and isinstance(config.get("charseq_version"), str))
     if not (marked or legacy):
         return f"its {CONFIG_FILE} is not one charseq wrote"
@@ -333,7 +319,7 @@ class RunDir:
             raise CharseqError(f"cannot read {path}: {e}") from None
         if not isinstance(config, dict) or not isinstance(config.get("task"), str):
             raise CharseqError(f"{path} is not a charseq configuration")
-        if config["task"] in CONFIG_SCHEMA:  # another task is refused by name where it is used
+        if config["task"] in HEADS:  # a head this version does not have is refused by name where it is used
             check_config(config, path)
         return config
 

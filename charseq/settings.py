@@ -2,15 +2,34 @@
 
 Every train command takes one flat set of options (the CLI's, or `train_*(**settings)` in
 Python); each head groups them into dataclasses (its model, maybe its data, and the shared
-`TrainConfig`), which are what config.json stores.
+`TrainConfig`), which are what config.json stores. A head's model config nests the one
+:class:`BackboneConfig`; config.json keeps each section flat (`"units": 256`, not
+`"backbone": {"units": 256}`), so a nested config's fields are settings like the others.
+
+>>> from dataclasses import dataclass, field
+>>> @dataclass
+... class HeadConfig:
+...     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(layers=2))
+...     readout: str = "final"
+...     def validate(self): self.backbone.validate()
+>>> (model,) = split_settings({"units": 32, "readout": "max"}, HeadConfig)
+>>> model.backbone.units, model.backbone.layers, model.readout
+(32, 2, 'max')
+>>> flat(model)["units"], "backbone" in flat(model)
+(32, False)
+>>> split_settings({"unit": 32}, HeadConfig)
+Traceback (most recent call last):
+...
+charseq.errors.CharseqError: unknown settings: unit
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 from charseq.errors import CharseqError
 
@@ -34,30 +53,14 @@ PAIR_TASKS = ("addition", "reverse", "sort", "dates")  # make-pairs' synthetic t
 def split_settings(settings: dict, *groups) -> tuple:
     """One instance of each dataclass in `groups` from the settings named by its fields, each
     validated; a setting that no group has is an error naming it."""
-    names = [{f.name for f in fields(g)} for g in groups]
+    names = [set(setting_types(g)) for g in groups]
     unknown = set(settings) - set().union(*names)
     if unknown:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
-    configs = tuple(g(**{k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
+    configs = tuple(from_flat(g, {k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
     for config in configs:
         config.validate()
     return configs
-
-
-def check_backbone(config) -> None:
-    """The backbone's shape, as every head's model config holds it."""
-    if config.cell not in CELLS:
-        raise CharseqError(f"--cell must be rnn, lstm or gru, not {config.cell!r}")
-    for name in ("layers", "units", "embedding_dim"):
-        if getattr(config, name) < 1:
-            raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= config.dropout < 1:
-        raise CharseqError(f"--dropout must be in [0, 1), not {config.dropout}")
-    if config.l2 < 0:
-        raise CharseqError("--l2 must be 0 or positive")
-    from charseq.limits import check_model_memory
-
-    check_model_memory(config)  # the backbone alone (heads add their vocabulary when they know it)
 
 
 def _accepts(kind, value) -> bool:
@@ -86,15 +89,104 @@ def config_from_dict(cls, data, where: str):
     """
     if not isinstance(data, dict):
         raise CharseqError(f"{where} must be a JSON object, not {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    hints = setting_types(cls)
+    unknown = sorted(set(data) - set(hints))
     if unknown:
         raise CharseqError(f"{where} has unexpected settings: {', '.join(map(str, unknown))}")
     for name, value in data.items():
         if not _accepts(hints[name], value):
             kind = getattr(hints[name], "__name__", str(hints[name]))
             raise CharseqError(f"{where}: {name} = {json.dumps(value)} is not of type {kind}")
-    config = cls(**data)
+    config = from_flat(cls, data)
     config.validate()
     return config
+
+
+def _nested(cls) -> dict[str, type]:
+    """The fields of the dataclass `cls` that are config dataclasses themselves."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def setting_types(cls) -> dict[str, object]:
+    """The flat settings of the config dataclass `cls` and their types: its own fields and, in their
+    place, those of the configs nested in it."""
+    nested, hints = _nested(cls), typing.get_type_hints(cls)
+    types_ = {}
+    for f in fields(cls):
+        types_.update(setting_types(nested[f.name]) if f.name in nested else {f.name: hints[f.name]})
+    return types_
+
+
+def from_flat(cls, settings: dict):
+    """A `cls` from flat settings (each a setting of `cls`); a nested config not given whole starts
+    from `cls`'s default for it (a head's default backbone), then takes the settings given."""
+    nested = _nested(cls)
+    own = {k: v for k, v in settings.items() if k not in nested and k in {f.name for f in fields(cls)}}
+    for f in fields(cls):
+        if f.name not in nested:
+            continue
+        given = {k: v for k, v in settings.items() if k in setting_types(nested[f.name])}
+        if f.default_factory is not dataclasses.MISSING:
+            own[f.name] = dataclasses.replace(f.default_factory(), **given)
+        else:
+            own[f.name] = from_flat(nested[f.name], given)
+    return cls(**own)
+
+
+def defaults(cls) -> dict:
+    """Every setting of the config dataclass `cls` with its default, flat (as config.json holds them):
+    the one place a default is written, which the CLI's help shows.
+
+    >>> defaults(BackboneConfig)["units"]
+    256
+    """
+    return flat(cls())
+
+
+def flat(config) -> dict:
+    """A config dataclass as config.json stores it: one flat section, nested configs' fields in place."""
+    out = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        out.update(flat(value) if dataclasses.is_dataclass(value) else {f.name: value})
+    return out
+
+
+IMPLS = ("auto", "keras", "compiled", "fused")  # how the backbone runs an LSTM (charseq.backbone)
+
+
+@dataclass
+class BackboneConfig:
+    """The shared recurrent backbone's shape: every head's model config nests one, and
+    :meth:`charseq.backbone.RecurrentBackbone.of` builds the backbone from it."""
+
+    cell: str = "lstm"
+    layers: int = 1
+    units: int = 256
+    embedding_dim: int = 64
+    dropout: float = 0.0  # between layers and on the output
+    bidirectional: bool = False  # classifiers only: a language model and a decoder read one way
+    l2: float = 0.0
+    precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16, except a language model's small LSTM
+    impl: str = "auto"  # auto, keras, compiled or fused (charseq.backbone.RecurrentBackbone)
+
+    def shape(self) -> str:
+        """As the logs say it: 2x256 lstm, 1x128 bidirectional gru."""
+        return f"{self.layers}x{self.units} {'bidirectional ' if self.bidirectional else ''}{self.cell}"
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
+        for name in ("layers", "units", "embedding_dim"):
+            if getattr(self, name) < 1:
+                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if self.l2 < 0:
+            raise CharseqError("--l2 must be 0 or positive")
+        if self.impl not in IMPLS:
+            raise CharseqError(f"impl must be one of {', '.join(IMPLS)}, not {self.impl!r}")
+        from charseq.limits import check_model_memory
+
+        check_model_memory(self)  # the backbone alone (heads add their vocabulary when they know it)

@@ -1,10 +1,18 @@
 """One training loop for every head.
 
 A head supplies a *task*: something that can run one optimisation step, evaluate, and hand
-over any state it carries between steps. The loop here owns everything else: the optimizer
-and its learning-rate schedule, when to stop (steps, epochs, wall-clock budget, or early
-stopping: no improvement for `patience` evaluations), periodic evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and best), Ctrl-C/SIGTERM
-(checkpoint, then stop), NaN detection and resuming to exactly where a run left off.
+over any state it carries between steps. The loop (:class:`TrainingLoop`, one object holding
+the run's state) owns everything else: the optimizer and its learning-rate schedule, when to
+stop (steps, epochs, wall-clock budget, or early stopping: no improvement for `patience`
+evaluations), periodic evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and
+best), Ctrl-C/SIGTERM (checkpoint, then stop), NaN detection and resuming to exactly where a
+run left off.
+
+>>> cfg = TrainConfig(lr=1e-2, lr_decay="cosine", min_lr_ratio=0.1)
+>>> [round(learning_rate(cfg, step, fraction_done=f), 4) for step, f in ((0, 0.0), (50, 0.5), (100, 1.0))]
+[0.01, 0.0055, 0.001]
+>>> total_steps(TrainConfig(max_steps=500, epochs=2), steps_per_epoch=100)
+200
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
 from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, config_from_dict
+from charseq.sizing import STOP_SETTINGS  # the settings that say where to stop (one list, the sizing rule's)
 
 OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.RMSprop, keras.optimizers.SGD,
                                          keras.optimizers.Adagrad)))
@@ -116,7 +125,6 @@ class Task(Protocol):
     def restore(self, arrays: dict) -> None: ...
 
 
-STOP_SETTINGS = ("max_steps", "epochs", "time_budget")
 # What a resumed run may change: where to stop, how to spread.
 RESUME_SETTINGS = (*STOP_SETTINGS, "patience", "strategy")
 
@@ -256,172 +264,205 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
           log: Callable[[str], None] = print, progress_bar: bool | None = None,
           sample_fn: Callable[[], str] | None = None) -> dict:
     """Train `task` to the end set by `cfg`, writing everything into `run`. Returns the last metrics."""
-    cfg.validate()
-    model = task.model
-    strategy = getattr(task, "strategy", None)  # set by a task whose model was built under a tf.distribute strategy
-    with scope(strategy):
-        optimizer = make_optimizer(cfg)
-        optimizer.build(model.trainable_variables)
-    prepare_optimizer(strategy, optimizer)
-    end_step = total_steps(cfg, task.steps_per_epoch)
-    eval_every = cfg.eval_every or task.steps_per_epoch
-    budget_s = cfg.time_budget * 60 if cfg.time_budget else None
-    if end_step is None and budget_s is None and cfg.patience is None:
-        raise CharseqError("nothing says when to stop: give --max-steps, --epochs, --time-budget or --patience")
+    return TrainingLoop(task, run, cfg, log=log, progress_bar=progress_bar, sample_fn=sample_fn).run(resume)
 
-    monitor, mode = getattr(task, "monitor", ("val_loss", "min"))
-    # since_best: evaluations in a row where neither the monitored metric nor the validation loss
-    # improved (early stopping). The loss counts too (by LOSS_MIN_DELTA), so that a metric stuck at 0
-    # (exact match early in training) does not stop a run whose loss still falls.
-    progress = {"step": 0, "elapsed_s": 0.0, "best": None, "best_loss": None, "since_best": 0}
-    last: dict = {}
-    if resume:
-        progress, extra = run.load_checkpoint(model, optimizer, log=log)
-        task.restore(extra)
-        _move_the_end(run, cfg, progress, end_step, budget_s, log)
-        run.truncate_metrics(progress["step"])
-        last = run.metrics()[-1] if run.metrics() else {}
-        log(f"resuming from step {progress['step']} ({progress['elapsed_s']:.0f}s trained)")
 
-    writer = None  # made at the first evaluation, in the run's final place (a new run moves there at its first checkpoint)
-    show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
-    bar = keras.utils.Progbar(end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
-    step = progress["step"]
-    # Losses since the last evaluation: kept in a checkpoint taken between evaluations (Ctrl-C), so
-    # that a resumed run reports the same train_loss as one that never stopped.
-    losses: list = list(progress.get("window_losses", []))
-    nan_skips = 0
-    window_start, window_tokens = time.perf_counter(), 0
-    clock_start = time.perf_counter() - progress["elapsed_s"]
+class TrainingLoop:
+    """One training run of a task: the optimizer, the clock, the losses since the last evaluation,
+    the best metric and the last checkpoint, all on this object; :meth:`run` steps until
+    :meth:`finished`, evaluating, checkpointing and stopping on request."""
 
-    def elapsed() -> float:
-        return time.perf_counter() - clock_start
+    def __init__(self, task: Task, run: RunDir, cfg: TrainConfig, log: Callable[[str], None] = print,
+                 progress_bar: bool | None = None, sample_fn: Callable[[], str] | None = None):
+        cfg.validate()
+        self.task, self.run_dir, self.cfg, self.log, self.sample_fn = task, run, cfg, log, sample_fn
+        self.model = task.model
+        self.strategy = getattr(task, "strategy", None)  # set by a task whose model was built under a strategy
+        with scope(self.strategy):
+            self.optimizer = make_optimizer(cfg)
+            self.optimizer.build(self.model.trainable_variables)
+        prepare_optimizer(self.strategy, self.optimizer)
+        self.end_step = total_steps(cfg, task.steps_per_epoch)
+        self.eval_every = cfg.eval_every or task.steps_per_epoch
+        self.budget_s = cfg.time_budget * 60 if cfg.time_budget else None
+        if self.end_step is None and self.budget_s is None and cfg.patience is None:
+            raise CharseqError("nothing says when to stop: give --max-steps, --epochs, --time-budget or --patience")
+        self.monitor, self.mode = getattr(task, "monitor", ("val_loss", "min"))
+        # The last checkpoint's progress. since_best: evaluations in a row where neither the monitored
+        # metric nor the validation loss improved (early stopping). The loss counts too (by
+        # LOSS_MIN_DELTA), so that a metric stuck at 0 (exact match early in training) does not stop a
+        # run whose loss still falls.
+        self.saved = {"step": 0, "elapsed_s": 0.0, "best": None, "best_loss": None, "since_best": 0}
+        self.step = 0
+        # Losses since the last evaluation: kept in a checkpoint taken between evaluations (Ctrl-C), so
+        # that a resumed run reports the same train_loss as one that never stopped.
+        self.losses: list = []
+        self.last: dict = {}  # the last evaluation's record
+        self.nan_skips = 0
+        self.writer = None  # made at the first evaluation, in the run's final place (a new run moves there then)
+        show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
+        self.bar = keras.utils.Progbar(self.end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
+        self.last_sample = None
+        self.window_start = self.clock_start = time.perf_counter()
+        self.window_tokens = 0
 
-    def fraction_done() -> float | None:
-        parts = [step / end_step] if end_step else []
-        if budget_s:
-            parts.append(elapsed() / budget_s)
+    # ------------------------------------------------------------------ where the run is
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.clock_start
+
+    def fraction_done(self) -> float | None:
+        parts = [self.step / self.end_step] if self.end_step else []
+        if self.budget_s:
+            parts.append(self.elapsed() / self.budget_s)
         return max(parts) if parts else None
 
-    def stalled() -> bool:
-        return cfg.patience is not None and progress.get("since_best", 0) >= cfg.patience
+    def stalled(self) -> bool:
+        return self.cfg.patience is not None and self.saved.get("since_best", 0) >= self.cfg.patience
 
-    def finished() -> bool:
-        return ((end_step is not None and step >= end_step) or (budget_s is not None and elapsed() >= budget_s)
-                or stalled())
+    def finished(self) -> bool:
+        return ((self.end_step is not None and self.step >= self.end_step)
+                or (self.budget_s is not None and self.elapsed() >= self.budget_s) or self.stalled())
 
-    def checkpoint():
-        saved = {**progress, "step": step, "elapsed_s": elapsed(), "window_losses": [float(x) for x in losses]}
+    # ------------------------------------------------------------------ checkpoints and bad losses
+    def resume(self) -> None:
+        self.saved, extra = self.run_dir.load_checkpoint(self.model, self.optimizer, log=self.log)
+        self.task.restore(extra)
+        _move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
+        self.run_dir.truncate_metrics(self.saved["step"])
+        self.last = self.run_dir.metrics()[-1] if self.run_dir.metrics() else {}
+        self.step = self.saved["step"]
+        self.losses = list(self.saved.get("window_losses", []))
+        self.window_start = time.perf_counter()
+        self.clock_start = self.window_start - self.saved["elapsed_s"]
+        self.log(f"resuming from step {self.step} ({self.saved['elapsed_s']:.0f}s trained)")
+
+    def checkpoint(self) -> None:
+        saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(),
+                 "window_losses": [float(x) for x in self.losses]}
         try:
-            run.save_checkpoint(model, optimizer, saved, task.state(), keep=cfg.keep)
+            self.run_dir.save_checkpoint(self.model, self.optimizer, saved, self.task.state(), keep=self.cfg.keep)
         except OSError as e:  # disk full, directory made read-only, file too large: the old one is intact
-            kept = (f"the last good checkpoint (step {progress['step']}) is intact" if run.has_checkpoint()
+            kept = (f"the last good checkpoint (step {self.saved['step']}) is intact" if self.run_dir.has_checkpoint()
                     else "no checkpoint was written")
-            raise CharseqError(f"cannot write a checkpoint in {run.shown} ({e.strerror or e}); {kept}; "
+            raise CharseqError(f"cannot write a checkpoint in {self.run_dir.shown} ({e.strerror or e}); {kept}; "
                                "free space and continue with --resume") from None
-        progress.update(saved)
+        self.saved.update(saved)
 
-    def check_finite(value: float):
+    def check_finite(self, value: float) -> None:
         if math.isfinite(value):
             return
-        where = (f"the last good checkpoint (step {progress['step']}) is kept" if run.has_checkpoint()
+        where = (f"the last good checkpoint (step {self.saved['step']}) is kept" if self.run_dir.has_checkpoint()
                  else "no checkpoint was written yet")
-        raise CharseqError(f"the loss became {value} at step {step}; stopped, and {where}. "
+        raise CharseqError(f"the loss became {value} at step {self.step}; stopped, and {where}. "
                            "Try a lower --lr, a --clip-norm, or --on-nan skip")
 
-    def roll_back(value: float):
+    def roll_back(self, value: float) -> None:
         """--on-nan skip: back to the last good checkpoint, then on past the batch that failed."""
-        nonlocal nan_skips, losses
-        nan_skips += 1
-        if nan_skips > MAX_NAN_SKIPS or not run.has_checkpoint():
-            check_finite(value)
-        _, extra = run.load_checkpoint(model, optimizer)
-        task.restore(extra)
-        losses = []
-        log(f"step {step}: the loss became {value}; back to the weights of step {progress['step']}, "
-            f"skipping this batch ({nan_skips} of at most {MAX_NAN_SKIPS} skips)")
+        self.nan_skips += 1
+        if self.nan_skips > MAX_NAN_SKIPS or not self.run_dir.has_checkpoint():
+            self.check_finite(value)
+        _, extra = self.run_dir.load_checkpoint(self.model, self.optimizer)
+        self.task.restore(extra)
+        self.losses = []
+        self.log(f"step {self.step}: the loss became {value}; back to the weights of step {self.saved['step']}, "
+                 f"skipping this batch ({self.nan_skips} of at most {MAX_NAN_SKIPS} skips)")
 
-    last_sample = None
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> None:
+        """Evaluate, record (metrics.jsonl, TensorBoard), keep the best weights, checkpoint, and say so."""
+        train_seconds = time.perf_counter() - self.window_start
+        train_loss = float(np.mean([float(x) for x in self.losses])) if self.losses else None
+        self.losses = []
+        metrics = self.task.evaluate()
+        record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "train_loss": train_loss,
+                  **metrics, "lr": float(self.optimizer.learning_rate.numpy()),
+                  "chars_per_sec": round(self.window_tokens / train_seconds, 1) if train_seconds > 0 else None}
+        self.run_dir.append_metrics(record)
+        self._summarize(record)
+        best, value = self.saved["best"], metrics[self.monitor]
+        improved = best is None or (value < best if self.mode == "min" else value > best)
+        if improved:
+            self.saved["best"] = value
+            self.run_dir.save_best(self.model, record)
+        best_loss, loss = self.saved.get("best_loss"), metrics.get("val_loss")
+        loss_improved = loss is not None and (best_loss is None or loss < best_loss - LOSS_MIN_DELTA)
+        if loss_improved:
+            self.saved["best_loss"] = loss
+        self.saved["since_best"] = 0 if improved or loss_improved else self.saved.get("since_best", 0) + 1
+        self.checkpoint()
+        line = (f"step {self.step}: train {train_loss:.4f}" if train_loss is not None else f"step {self.step}:") + \
+            "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
+            f" | {record['chars_per_sec'] or 0:,.0f} chars/s | {self.elapsed():.0f}s" + (" *" if improved else "")
+        if self.bar:
+            sys.stdout.write("\n")
+        self.log(line)
+        if self.sample_fn is not None and (self.last_sample is None
+                                           or time.perf_counter() - self.last_sample >= SAMPLE_EVERY_S):
+            self.log(self.sample_fn())  # at most every SAMPLE_EVERY_S: on small data evaluations come every few seconds
+            self.last_sample = time.perf_counter()
+        self.last = record
+        self.window_start, self.window_tokens = time.perf_counter(), 0
 
-    if cfg.on_nan == "skip" and not run.has_checkpoint():
-        checkpoint()  # something to go back to, even before the first evaluation
-
-    def evaluate_and_log():
-        nonlocal losses, window_start, window_tokens, last, last_sample, writer
-        train_seconds = time.perf_counter() - window_start
-        train_loss = float(np.mean([float(x) for x in losses])) if losses else None
-        losses = []
-        metrics = task.evaluate()
-        record = {"step": step, "elapsed_s": round(elapsed(), 2), "train_loss": train_loss,
-                  **metrics, "lr": float(optimizer.learning_rate.numpy()),
-                  "chars_per_sec": round(window_tokens / train_seconds, 1) if train_seconds > 0 else None}
-        run.append_metrics(record)
-        if writer is None:
-            writer = tf.summary.create_file_writer(str(run.path / "logs"))
-        with writer.as_default(step=step):
+    def _summarize(self, record: dict) -> None:
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(str(self.run_dir.path / "logs"))
+        with self.writer.as_default(step=self.step):
             for key, value in record.items():
                 if key not in ("step", "elapsed_s") and isinstance(value, (int, float)):
                     tf.summary.scalar(key, value)
-        writer.flush()  # a live TensorBoard (or `charseq plot`) sees each evaluation as it happens
-        best, value = progress["best"], metrics[monitor]
-        improved = best is None or (value < best if mode == "min" else value > best)
-        if improved:
-            progress["best"] = value
-            run.save_best(model, record)
-        best_loss, loss = progress.get("best_loss"), metrics.get("val_loss")
-        loss_improved = loss is not None and (best_loss is None or loss < best_loss - LOSS_MIN_DELTA)
-        if loss_improved:
-            progress["best_loss"] = loss
-        progress["since_best"] = 0 if improved or loss_improved else progress.get("since_best", 0) + 1
-        checkpoint()
-        line = (f"step {step}: train {train_loss:.4f}" if train_loss is not None else f"step {step}:") + \
-            "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
-            f" | {record['chars_per_sec'] or 0:,.0f} chars/s | {elapsed():.0f}s" + (" *" if improved else "")
-        if bar:
-            sys.stdout.write("\n")
-        log(line)
-        if sample_fn is not None and (last_sample is None or time.perf_counter() - last_sample >= SAMPLE_EVERY_S):
-            log(sample_fn())  # at most every SAMPLE_EVERY_S: on small data evaluations come every few seconds
-            last_sample = time.perf_counter()
-        last = record
-        window_start, window_tokens = time.perf_counter(), 0
+        self.writer.flush()  # a live TensorBoard (or `charseq plot`) sees each evaluation as it happens
 
-    with _StopRequest() as stop:
-        while not finished():
-            optimizer.learning_rate.assign(learning_rate(cfg, step, fraction_done()))
-            loss = task.train_step(step, optimizer)
-            step += 1
-            window_tokens += task.tokens_per_step
-            losses.append(loss)
-            if not run.published:  # a new run replaces --out (and any old run there) once one step has worked
-                check_finite(float(loss))
-                checkpoint()
-            if cfg.on_nan == "skip":
-                # Every step is checked (one small device sync), so no update from a bad batch survives.
-                value = float(loss)
-                if not math.isfinite(value):
-                    roll_back(value)
-                    continue
-            if step % eval_every == 0 or step % 50 == 0 or finished():
-                recent = float(loss)
-                check_finite(recent)
-                if bar:
-                    bar.update(step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
-            if step % eval_every == 0 or finished():
-                evaluate_and_log()
-                if stalled():
-                    log(f"early stop at step {step}: no improvement in the last {cfg.patience} evaluations; "
-                        f"the best weights ({monitor} {progress['best']:.4f}) are kept")
-            if any_worker(strategy, stop.requested is not None):
-                stop.requested = stop.requested or "another worker"
-                checkpoint()
-                raise Interrupted(f"stopped by {stop.requested} at step {step}; checkpoint saved in "
-                                   f"{run.shown}; continue with --resume")
-    if not last or last["step"] != step:
-        evaluate_and_log()
-    if writer is not None:
-        writer.close()
-    return last
+    # ------------------------------------------------------------------ the loop
+    def run(self, resume: bool = False) -> dict:
+        """Train to the end; returns the last evaluation's record."""
+        if resume:
+            self.resume()
+        if self.cfg.on_nan == "skip" and not self.run_dir.has_checkpoint():
+            self.checkpoint()  # something to go back to, even before the first evaluation
+        with _StopRequest() as stop:
+            while not self.finished():
+                if not self.train_step():
+                    continue  # rolled back past a bad batch (--on-nan skip)
+                if any_worker(self.strategy, stop.requested is not None):
+                    stop.requested = stop.requested or "another worker"
+                    self.checkpoint()
+                    raise Interrupted(f"stopped by {stop.requested} at step {self.step}; checkpoint saved in "
+                                      f"{self.run_dir.shown}; continue with --resume")
+        if not self.last or self.last["step"] != self.step:
+            self.evaluate()
+        if self.writer is not None:
+            self.writer.close()
+        return self.last
+
+    def train_step(self) -> bool:
+        """One optimisation step, then whatever falls due: a first checkpoint, a check of the loss, an
+        evaluation. False if the step's loss was not finite and the run went back (--on-nan skip)."""
+        cfg, optimizer = self.cfg, self.optimizer
+        optimizer.learning_rate.assign(learning_rate(cfg, self.step, self.fraction_done()))
+        loss = self.task.train_step(self.step, optimizer)
+        self.step += 1
+        self.window_tokens += self.task.tokens_per_step
+        self.losses.append(loss)
+        if not self.run_dir.published:  # a new run replaces --out (and any old run there) once one step has worked
+            self.check_finite(float(loss))
+            self.checkpoint()
+        if cfg.on_nan == "skip":
+            # Every step is checked (one small device sync), so no update from a bad batch survives.
+            value = float(loss)
+            if not math.isfinite(value):
+                self.roll_back(value)
+                return False
+        if self.step % self.eval_every == 0 or self.step % 50 == 0 or self.finished():
+            recent = float(loss)
+            self.check_finite(recent)
+            if self.bar:
+                self.bar.update(self.step, [("loss", recent), ("lr", float(optimizer.learning_rate.numpy()))])
+        if self.step % self.eval_every == 0 or self.finished():
+            self.evaluate()
+            if self.stalled():
+                self.log(f"early stop at step {self.step}: no improvement in the last {cfg.patience} evaluations; "
+                         f"the best weights ({self.monitor} {self.saved['best']:.4f}) are kept")
+        return True
 
 
 def _move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | None, budget_s: float | None,

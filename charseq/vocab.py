@@ -39,6 +39,18 @@ def count_characters(chunks: Iterable[str]) -> collections.Counter:
     return counts
 
 
+
+def banned_ids(size: int, allow: tuple[int, ...] = ()) -> np.ndarray:
+    """Added to logits over a vocabulary of `size`: -inf at the reserved ids (padding, unknown, start,
+    end) a model must never emit, except those in `allow`; 0 elsewhere.
+
+    >>> banned_ids(6).tolist(), banned_ids(6, allow=(EOS,)).tolist()
+    ([-inf, -inf, -inf, -inf, 0.0, 0.0], [-inf, -inf, -inf, 0.0, 0.0, 0.0])
+    """
+    banned = np.zeros(size, np.float32)
+    banned[[i for i in range(len(SPECIALS)) if i not in allow]] = -np.inf
+    return banned
+
 class CharVocab:
     """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown."""
 

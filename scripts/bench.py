@@ -160,7 +160,8 @@ def worker_lm(spec) -> dict:
     flops = lm_flops_per_step(cell, units, layers, emb, vocab.size, batch, seq_len)
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
-        from charseq.heads.lm.run import DataConfig, LMTask, build_model
+        from charseq.heads.lm.run import DataConfig, build_model
+        from charseq.heads.lm.task import LMTask
         from charseq.train import TrainConfig, make_optimizer
 
         tf.keras.utils.set_random_seed(0)
@@ -219,7 +220,8 @@ def worker_lm(spec) -> dict:
 def worker_seq_len(spec) -> dict:
     """charseq's step time at several --seq-len: it should grow linearly."""
     tf = _quiet_tf()
-    from charseq.heads.lm.run import DataConfig, LMTask, build_model
+    from charseq.heads.lm.run import DataConfig, build_model
+    from charseq.heads.lm.task import LMTask
     from charseq.train import TrainConfig, make_optimizer
 
     corpus, vocab, _ = _corpus({**spec, "seq_len": max(spec["seq_lens"])})
@@ -386,7 +388,9 @@ def worker_corpus(spec) -> dict:
     """The real corpus path on a corpus of `megabytes`: count characters, build the vocabulary,
     encode to ids.bin, then train from the memmap. Peak RSS must not grow with the corpus."""
     tf = _quiet_tf()
-    from charseq.heads.lm.run import DataConfig, LMTask, _prepare, build_model
+    from charseq.data.corpus import prepare_corpus
+    from charseq.heads.lm.run import DataConfig, build_model
+    from charseq.heads.lm.task import LMTask
     from charseq.data.corpus import Corpus
     from charseq.train import TrainConfig, make_optimizer
 
@@ -394,7 +398,7 @@ def worker_corpus(spec) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     data = DataConfig(seq_len=100)
-    vocab, info = _prepare(spec["text_file"], None, data, directory)
+    vocab, info = prepare_corpus(spec["text_file"], None, directory, data.val_fraction)
     prepare_s = time.perf_counter() - t
     rss_after_prepare = peak_rss_mb()
     tf.keras.utils.set_random_seed(0)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
 from charseq.heads.lm.sampling import Generator  # noqa: E402
+from charseq.settings import defaults  # noqa: E402
 from charseq.vocab import CharVocab  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def best_of_3(run) -> float:
 
 def main():
     vocab = CharVocab.build("".join(chr(c) for c in range(32, 127)) + "\n")
-    model = build_model(asdict(ModelConfig(precision="float32")), vocab.size)
+    model = build_model(defaults(ModelConfig), vocab.size, "float32")
     prompt, length = "The river runs to th", 500
     generators = {"before": old_generator_class()(model, vocab), "after": Generator(model, vocab)}
     for batch in (1, 32):

@@ -51,3 +51,28 @@ def test_the_readme_python_example_trains_and_samples(tmp_path, monkeypatch, cap
     sample = [line for line in out.splitlines() if not line.startswith(("corpus:", "model:", "step "))]
     assert any(len(line) > 10 for line in sample), out  # the generated text
     assert "'bits_per_char':" in out  # the evaluation
+
+
+def test_python_and_the_cli_make_the_same_run(tmp_path, corpus_file):
+    """The library owns every default: a train function called from Python with nothing but the data
+    (and a stop, to keep it short) writes the same config.json as its command with no other flags."""
+    import json
+
+    import numpy as np
+
+    from conftest import run_cli_in_process
+
+    rng = np.random.default_rng(0)
+    reviews = tmp_path / "reviews.tsv"
+    reviews.write_text("text\tlabel\n" + "".join(f"{w} film\t{int(w == 'good')}\n"
+                                                 for w in rng.choice(["good", "bad"], 60)), encoding="utf-8")
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{s}\t{s[::-1]}\n" for s in ("abc", "bca", "cab", "acb", "bac", "cba")), encoding="utf-8")
+    for command, train, data in (("train-lm", charseq.train_lm, corpus_file),
+                                 ("train-classifier", charseq.train_classifier, reviews),
+                                 ("train-seq2seq", charseq.train_seq2seq, pairs)):
+        r = run_cli_in_process(command, data, "--out", tmp_path / f"{command}-cli", "--max-steps", "1")
+        assert r.returncode == 0, r.stderr
+        train(data, tmp_path / f"{command}-py", max_steps=1, log=lambda s: None, progress_bar=False)
+        cli, py = (json.loads((tmp_path / f"{command}-{how}" / "config.json").read_text()) for how in ("cli", "py"))
+        assert cli == py, command

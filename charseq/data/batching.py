@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from charseq.errors import CharseqError
+from charseq.files import check_readable_file
+
 
 def pad_batch(sequences: list[np.ndarray], max_len: int | None = None) -> np.ndarray:
     """Right-pad id sequences with 0 to the longest in the batch (cut at `max_len`)."""
@@ -42,6 +45,18 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
         batches.extend(chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def check_split(train_file, val, val_fraction: float, what: str) -> None:
+    """Before anything is read: the training file (described by `what`) and the validation file, if
+    one is given, can be read, and the fraction held out without one is in (0, 1)."""
+    if train_file is None:
+        raise CharseqError(f"give a training file {what}")
+    check_readable_file(train_file, "training file")
+    if val is not None:
+        check_readable_file(val, "validation file")
+    if not 0 < val_fraction < 1:
+        raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
 
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

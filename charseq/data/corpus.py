@@ -1,5 +1,7 @@
 """A text corpus encoded once into a flat array of ids on disk, read back memory-mapped.
 
+:func:`prepare_corpus` is the one path from a file to training data: read, count, vocabulary, encode.
+
 As in nanoGPT's `prepare.py`, the corpus becomes ``ids.bin`` (uint16, or uint32 for a large
 subword vocabulary) plus ``corpus.json``. Training reads windows from a `np.memmap`, so a
 corpus larger than memory streams from disk and peak memory does not grow with its size.
@@ -17,7 +19,7 @@ import numpy as np
 
 from charseq.errors import CharseqError
 from charseq.files import read_text_chunks, write_json_atomic
-from charseq.vocab import Vocab
+from charseq.vocab import CharVocab, SentencePieceVocab, Vocab, count_characters
 
 IDS_FILE = "ids.bin"
 CHUNK_CHARS = 1 << 20
@@ -190,3 +192,43 @@ def stream_batches(ids: np.ndarray, streams: int, chunk: int):
                 window[r, : hi - lo] = ids[lo:hi]
                 valid[r, : hi - lo] = 1.0
         yield window[:, :-1], window[:, 1:], valid[:, 1:]
+
+
+def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str | Path, val_fraction: float, *,
+                   tokenizer: str = "char", vocab_size: int = 4000, max_vocab: int | None = None, min_count: int = 1,
+                   encoding: str = "utf-8", errors: str = "strict") -> tuple[Vocab, CorpusInfo]:
+    """The one way a corpus file (or a sample string, `text`) becomes training data: read it, count
+    its characters (or train SentencePiece on it), build and save the vocabulary in `directory`,
+    and encode it into `directory`/data (ids.bin, the last `val_fraction` held out). Checks
+    everything that can be wrong with the corpus before training starts. Returns (vocab, info)."""
+    directory = Path(directory)
+    source = "<--text>" if text is not None else str(corpus)
+    if tokenizer == "char":
+        counts = count_characters(text_chunks(corpus, text, encoding, errors))
+        if not counts:
+            raise CharseqError(f"{source} is empty")
+        vocab = CharVocab.build(counts, max_vocab=max_vocab, min_count=min_count)
+    else:
+        sp_input = corpus
+        if text is not None:
+            sp_input = directory / "text.txt"
+            sp_input.write_text(text, encoding="utf-8")
+        elif encoding.lower().replace("-", "") != "utf8" or errors != "strict":
+            sp_input = directory / "corpus.utf8.txt"  # SentencePiece reads UTF-8 only
+            with open(sp_input, "w", encoding="utf-8") as f:
+                for chunk in text_chunks(corpus, None, encoding, errors):
+                    f.write(chunk)
+        else:
+            for _ in text_chunks(corpus, None, encoding, errors):
+                pass  # decode once so a bad file is a clear error, not a SentencePiece crash
+        if sp_input.stat().st_size == 0:
+            raise CharseqError(f"{source} is empty")
+        vocab = SentencePieceVocab.train(sp_input, directory, vocab_size)
+        if sp_input != corpus:
+            sp_input.unlink()
+    vocab.save(directory)
+    info = encode_corpus(text_chunks(corpus, text, encoding, errors), vocab,
+                         directory / "data", val_fraction, source)
+    if info.train_tokens < 2:
+        raise CharseqError(f"{source} has {info.train_tokens} training tokens; a language model needs at least 2")
+    return vocab, info

@@ -61,6 +61,10 @@ class Head:
     load_for_studio: Callable  # (run) -> {"config": ..., and the objects the studio's views use}
     plot_panels: tuple = ()  # (title, metrics) drawn by `charseq plot` for its runs
     kind: Callable[[dict], str] = field(default=None)  # a run's kind as the studio lists it (default: task)
+    # config.json: the head's top-level keys besides charseq.runs.COMMON_KEYS, and its "data" section's
+    # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
+    config_keys: dict = field(default_factory=dict)
+    data_keys: dict = field(default_factory=dict)
 
     def kind_of(self, config: dict) -> str:
         return self.kind(config) if self.kind else self.task

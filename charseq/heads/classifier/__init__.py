@@ -8,6 +8,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.runs import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
 
 MONITOR = ("val_accuracy", "max")
 
@@ -39,4 +40,11 @@ HEAD = Head(
     load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),
     kind=kind,
+    config_keys={"input": (TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
+                 "init_from": (MAYBE_TEXT, False), "image_shape": ((list,), False)},
+    data_keys={"images": {"path": (MAYBE_TEXT, True), "source": (TEXT, False)},
+               "text": {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
+                        "text_column": (MAYBE_TEXT, True), "label_column": (MAYBE_TEXT, True),
+                        "skip_bad_rows": ((bool,), True), "encoding": (TEXT, True),
+                        "max_vocab": (MAYBE_INT, False), "min_count": ((int,), False)}},
 )

@@ -5,18 +5,38 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from charseq.export_ops import Chars, assert_not_empty, padded, predictions
+from charseq.export_ops import Chars, assert_not_empty, padded
 
 
-class TextClassifierExport(tf.Module):
-    """`classify`: texts [batch] -> label [batch], probability [batch], probabilities [batch, classes];
-    `labels`: no input -> the class names, in the order of `probabilities`."""
+def predictions(probs, names):
+    """What `classify` answers: the best label, its probability, and every class's."""
+    best = tf.argmax(probs, axis=-1, output_type=tf.int32)
+    return {"label": tf.gather(names, best), "probability": tf.reduce_max(probs, axis=-1), "probabilities": probs}
 
-    def __init__(self, model, vocab, labels: list[str], max_len: int | None):
+
+class ClassifierExport(tf.Module):
+    """What text and image classifiers export alike: `labels` (no input -> the class names, in the
+    order of `probabilities`) beside their own `classify`."""
+
+    def __init__(self, model, labels: list[str]):
         super().__init__()
-        self.chars = Chars(vocab)
         self.model = model
         self.label_names = tf.constant(labels, tf.string)
+
+    @tf.function(input_signature=[])
+    def labels(self):
+        return {"labels": self.label_names}
+
+    def signatures(self) -> dict:
+        return {"classify": self.classify, "labels": self.labels}
+
+
+class TextClassifierExport(ClassifierExport):
+    """`classify`: texts [batch] -> label [batch], probability [batch], probabilities [batch, classes]."""
+
+    def __init__(self, model, vocab, labels: list[str], max_len: int | None):
+        super().__init__(model, labels)
+        self.chars = Chars(vocab)
         self._max_len = max_len
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
@@ -25,33 +45,17 @@ class TextClassifierExport(tf.Module):
             ids = padded(self.chars.encode(text), self._max_len)
         return predictions(tf.nn.softmax(self.model(ids, training=False)), self.label_names)
 
-    @tf.function(input_signature=[])
-    def labels(self):
-        return {"labels": self.label_names}
 
-    def signatures(self) -> dict:
-        return {"classify": self.classify, "labels": self.labels}
-
-
-class ImageClassifierExport(tf.Module):
+class ImageClassifierExport(ClassifierExport):
     """`classify`: images [batch, rows, cols] of pixel values 0-255 (as MNIST stores them) ->
-    label, probability, probabilities; `labels`: the class names."""
+    label, probability, probabilities."""
 
     def __init__(self, model, labels: list[str], cols: int):
-        super().__init__()
-        self.model = model
-        self.label_names = tf.constant(labels, tf.string)
+        super().__init__(model, labels)
         self.classify = tf.function(
             lambda images: predictions(tf.nn.softmax(self.model(images / 255.0, training=False)),
                                         self.label_names),
             input_signature=[tf.TensorSpec([None, None, cols], tf.float32, name="images")])
-
-    @tf.function(input_signature=[])
-    def labels(self):
-        return {"labels": self.label_names}
-
-    def signatures(self) -> dict:
-        return {"classify": self.classify, "labels": self.labels}
 
 
 def build_export(model_dir) -> tuple[tf.Module, dict]:

@@ -19,28 +19,22 @@ import tensorflow as tf
 from keras import ops
 
 from charseq.backbone import RecurrentBackbone
-from charseq.settings import READOUTS
+from charseq.settings import READOUTS, BackboneConfig
 
 
-@keras.saving.register_keras_serializable(package="charseq")
 class SequenceClassifier(keras.Model):
     """Class logits for whole sequences of token ids (`vocab_size`) or of vectors (`vocab_size=None`)."""
 
-    def __init__(self, num_classes: int, vocab_size: int | None = None, cell: str = "lstm", units: int = 128,
-                 layers: int = 1, dropout: float = 0.0, embedding_dim: int = 64, bidirectional: bool = False,
-                 masking: bool = True, l2: float = 0.0, precision: str = "float32", readout: str = "final",
-                 **kwargs):
+    def __init__(self, num_classes: int, backbone: BackboneConfig, vocab_size: int | None = None,
+                 masking: bool = True, readout: str = "final", **kwargs):
         super().__init__(**kwargs)
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {', '.join(READOUTS)}, not {readout!r}")
-        self.num_classes, self.precision, self.readout = num_classes, precision, readout
-        self.backbone = RecurrentBackbone(
-            cell=cell, units=units, layers=layers, dropout=dropout, vocab_size=vocab_size,
-            embedding_dim=embedding_dim, masking=masking, l2=l2, bidirectional=bidirectional,
-            dtype=precision, name="backbone")
+        self.num_classes, self.readout = num_classes, readout
+        self.backbone = RecurrentBackbone.of(backbone, vocab_size=vocab_size, masking=masking, name="backbone")
         if readout == "attention":
             self.attention_score = keras.layers.Dense(1, use_bias=False, dtype="float32", name="attention_score")
-        self.head_dropout = keras.layers.Dropout(dropout, name="head_dropout")
+        self.head_dropout = keras.layers.Dropout(backbone.dropout, name="head_dropout")
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
 
     def features(self, inputs, training=False):
@@ -75,10 +69,3 @@ class SequenceClassifier(keras.Model):
     def probabilities(self, inputs):
         """Class probabilities for a batch, compiled once per model (prediction, evaluation, the studio)."""
         return tf.nn.softmax(self(inputs, training=False))
-
-    def get_config(self):
-        b = self.backbone
-        return dict(num_classes=self.num_classes, vocab_size=b.vocab_size, cell=b.cell, units=b.units,
-                    layers=b.num_layers, dropout=b.dropout_rate, embedding_dim=b.embedding_dim,
-                    bidirectional=b.bidirectional, masking=b.masking, l2=b.l2, precision=self.precision,
-                    readout=self.readout, name=self.name)

@@ -13,7 +13,7 @@ of similar length) with the padding masked.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,16 +23,14 @@ import tensorflow as tf
 from charseq.heads.classifier.model import READOUTS, SequenceClassifier
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
-from charseq.data.batching import hold_out, pick
+from charseq.data.batching import check_split, hold_out, pick
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.files import check_readable_file
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import check_backbone, config_from_dict, split_settings
+from charseq.settings import BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
 from charseq.vocab import CharVocab, count_characters, load_vocab
@@ -44,20 +42,13 @@ TASK = "classifier"
 class ClassifierConfig:
     """The classifier's shape and what it reads."""
 
-    cell: str = "lstm"
-    layers: int = 1
-    units: int = 128
-    embedding_dim: int = 64
-    dropout: float = 0.0
-    bidirectional: bool = False
-    l2: float = 0.0
-    precision: str = "auto"
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(units=128))
     readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see classifier.py)
     max_len: int | None = None  # texts: cut longer texts to this many characters
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
 
     def validate(self) -> None:
-        check_backbone(self)
+        self.backbone.validate()
         if self.readout not in READOUTS:
             raise CharseqError(f"--readout must be one of {', '.join(READOUTS)}, not {self.readout!r}")
         if self.max_len is not None and self.max_len < 1:
@@ -75,10 +66,8 @@ def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precis
     """A classifier of texts (ids below `vocab_size`) or, with `vocab_size` None, of images of
     `image_shape` (rows, columns) read row by row, with its weights created."""
     c = config_from_dict(ClassifierConfig, cfg, "config.json model")
-    model = SequenceClassifier(
-        num_classes, vocab_size=vocab_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
-        embedding_dim=c.embedding_dim, bidirectional=c.bidirectional, masking=vocab_size is not None,
-        l2=c.l2, precision=precision or resolve_precision(c.precision), readout=c.readout)
+    model = SequenceClassifier(num_classes, replace(c.backbone, precision=precision or c.backbone.precision),
+                               vocab_size=vocab_size, masking=vocab_size is not None, readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))
     return model
 
@@ -136,12 +125,12 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         run = RunDir.create(out, force=force)
-        run.write_config({"task": TASK, "input": "images", "model": asdict(model_cfg), "sizing": sizing.summary,
+        run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
                           "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(asdict(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
+        model = build_classifier(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
     task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift, strategy=strategy)
     _log_model(log, model, model_cfg, task)
@@ -151,7 +140,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
 
 def _log_model(log, model, cfg: ClassifierConfig, task) -> None:
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {cfg.layers}x{cfg.units} {'bidirectional ' if cfg.bidirectional else ''}{cfg.cell}, "
+    log(f"model: {cfg.backbone.shape()}, "
         f"{params:,} parameters, {model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
 
 
@@ -186,13 +175,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
         skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
     else:
-        if train_file is None:
-            raise CharseqError("give a training file (TSV or CSV with a header)")
-        check_readable_file(train_file, "training file")
-        if val is not None:
-            check_readable_file(val, "validation file")
-        if not 0 < val_fraction < 1:
-            raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+        check_split(train_file, val, val_fraction, "(TSV or CSV with a header)")
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
@@ -220,8 +203,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         for key in ("cell", "layers", "units", "embedding_dim"):
             settings[key] = lm_config["model"][key]
         model_cfg, train_cfg = _split_settings(settings)
-        log(f"starting from the language model in {init_from}: {model_cfg.layers}x{model_cfg.units} "
-            f"{model_cfg.cell}, its vocabulary of {vocab.size}")
+        log(f"starting from the language model in {init_from}: {model_cfg.backbone.shape()}, "
+            f"its vocabulary of {vocab.size}")
     else:
         vocab = CharVocab.build(count_characters(texts), max_vocab=max_vocab, min_count=min_count)
     y_train = _encode_labels(labels, names, train_file)
@@ -234,13 +217,14 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
-        check_model_memory(model_cfg, vocab.size)
+        check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "
-                              "or a smaller --batch-size", train_cfg.batch_size, longest, model_cfg.units,
-                              model_cfg.layers * (2 if model_cfg.bidirectional else 1), model_cfg.cell)
+                              "or a smaller --batch-size", train_cfg.batch_size, longest, model_cfg.backbone.units,
+                              model_cfg.backbone.layers * (2 if model_cfg.backbone.bidirectional else 1),
+                              model_cfg.backbone.cell)
         run = RunDir.create(out, force=force)
         vocab.save(run.path)
-        run.write_config({"task": TASK, "input": "text", "model": asdict(model_cfg), "train": train_cfg.to_dict(),
+        run.write_config({"task": TASK, "input": "text", "model": flat(model_cfg), "train": train_cfg.to_dict(),
                           "sizing": sizing.summary,
                           "labels": names, "init_from": str(init_from) if init_from else None,
                           "data": {"train": str(Path(train_file).resolve()),
@@ -252,7 +236,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(asdict(model_cfg), len(names), vocab.size)
+        model = build_classifier(flat(model_cfg), len(names), vocab.size)
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
     task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,

@@ -10,6 +10,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.runs import MAYBE_TEXT
 
 MONITOR = ("val_loss", "min")
 
@@ -34,4 +35,6 @@ HEAD = Head(
     export=lazy("charseq.heads.lm.export", "build_export"),
     load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
+    config_keys={"data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
+                 "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False)},
 )

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from charseq.heads.seq2seq.decoding import check_options
 from charseq.heads.lm.sampling import Generator
-from charseq.vocab import SPECIALS
+from charseq.vocab import banned_ids
 
 
 class BeamSearch:
@@ -27,9 +27,7 @@ class BeamSearch:
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
         self.generator = Generator(model, vocab)  # the prompt rules (unknown characters, empty prompt)
-        banned = np.zeros(vocab.size, np.float32)
-        banned[: len(SPECIALS)] = -np.inf  # never emit padding, unknown or start/end symbols
-        self._banned = tf.constant(banned)
+        self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._read = tf.function(self._read_fn, reduce_retracing=True)
         self._step = tf.function(self._step_fn, reduce_retracing=True)
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError
 from charseq.heads.lm.sampling import Generator, filter_logits
-from charseq.vocab import SPECIALS
+from charseq.vocab import SPECIALS, banned_ids
 
 TOP = 5
 QUOTES = {'"': '"', "“": "”", "「": "」", "『": "』", "«": "»"}
@@ -103,9 +103,7 @@ class LMProbe:
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
         self.generator = Generator(model, vocab)
-        banned = np.zeros(vocab.size, np.float32)
-        banned[: len(SPECIALS)] = -np.inf
-        self._banned = tf.constant(banned)
+        self._banned = tf.constant(banned_ids(vocab.size))
         self._read = tf.function(lambda ids: self.model(ids, training=False), reduce_retracing=True)
         self._chunk = tf.function(self._chunk_fn, reduce_retracing=True)
         self._layers = tf.function(self._layers_fn, reduce_retracing=True)

@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from charseq.backbone import RecurrentBackbone
 from charseq.losses import sequence_loss
+from charseq.settings import BackboneConfig
 
 
-@keras.saving.register_keras_serializable(package="charseq")
 class LanguageModel(keras.Model):
     """Next-token model: logits over the vocabulary for every position of the input.
 
@@ -18,16 +18,12 @@ class LanguageModel(keras.Model):
     Logits are float32 even under a mixed-precision policy, so the softmax stays accurate.
     """
 
-    def __init__(self, vocab_size: int, cell: str = "lstm", units: int = 512, layers: int = 2,
-                 dropout: float = 0.2, embedding_dim: int = 64, l2: float = 0.0,
-                 precision: str = "float32", **kwargs):
+    def __init__(self, vocab_size: int, backbone: BackboneConfig, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.precision = vocab_size, precision
-        self.backbone = RecurrentBackbone(
-            cell=cell, units=units, layers=layers, dropout=dropout, vocab_size=vocab_size,
-            embedding_dim=embedding_dim, l2=l2, dtype=precision, name="backbone")
+        self.vocab_size = vocab_size
+        self.backbone = RecurrentBackbone.of(backbone, vocab_size=vocab_size, name="backbone")
         self.head = keras.layers.Dense(
-            vocab_size, kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+            vocab_size, kernel_regularizer=keras.regularizers.L2(backbone.l2) if backbone.l2 else None,
             dtype="float32", name="logits")
 
     def call(self, ids, initial_state=None, training=False):
@@ -48,10 +44,3 @@ class LanguageModel(keras.Model):
 
     def zero_state(self, batch_size: int):
         return self.backbone.zero_state(batch_size)
-
-    def get_config(self):
-        b = self.backbone
-        return dict(vocab_size=self.vocab_size, cell=b.cell, units=b.units, layers=b.num_layers,
-                    dropout=b.dropout_rate, embedding_dim=b.embedding_dim, l2=b.l2,
-                    precision=self.precision, name=self.name)
-

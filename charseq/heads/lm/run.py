@@ -11,14 +11,14 @@ directly::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.corpus import Corpus, encode_corpus, text_chunks
+from charseq.data.corpus import Corpus, prepare_corpus
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file
@@ -27,31 +27,29 @@ from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, check_backbone, config_from_dict,
+from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig, config_from_dict, flat,
                               split_settings)
 from charseq.sizing import size_lm
 from charseq.train import TrainConfig, reopen_run, resolved, train
-from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
+from charseq.vocab import load_vocab
 
 TASK = "lm"
 
 
 @dataclass
 class ModelConfig:
-    """The language model's shape. Defaults: a 2-layer LSTM of 256 units, which trains at about
-    9k characters/s on a 2-core AVX2 CPU, so 15 minutes see ~8 passes over tiny-shakespeare
+    """The language model's shape: the backbone alone (the output layer follows from the vocabulary).
+    Settings not given are sized to the corpus (charseq.sizing); a 2-layer LSTM of 256 units trains at
+    about 9k characters/s on a 2-core AVX2 CPU, so 15 minutes see ~8 passes over tiny-shakespeare
     (2x512 manages 2.8k/s there, under 3 passes); give a bigger machine --units 512."""
 
-    cell: str = "lstm"
-    layers: int = 2
-    units: int = 256
-    embedding_dim: int = 64
-    dropout: float = 0.2
-    l2: float = 0.0
-    precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16, except small LSTMs (charseq.precision)
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(layers=2, units=256, dropout=0.2))
 
     def validate(self) -> None:
-        check_backbone(self)
+        self.backbone.validate()
+        if self.backbone.bidirectional:
+            raise CharseqError("a language model reads one way (it predicts the next character); "
+                               "bidirectional is for classifiers")
 
 
 @dataclass
@@ -85,47 +83,11 @@ class DataConfig:
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
     """A language model from the `model` section of config.json, with its weights created."""
     cfg = config_from_dict(ModelConfig, model_cfg, "config.json model")
-    model = LanguageModel(vocab_size, cell=cfg.cell, units=cfg.units, layers=cfg.layers,
-                          dropout=cfg.dropout, embedding_dim=cfg.embedding_dim, l2=cfg.l2,
-                          precision=precision or resolve_precision(
-                              cfg.precision, lm_lstm_units=cfg.units if cfg.cell == "lstm" else None))
+    b = cfg.backbone  # precision auto: float32 for a small LSTM even on a bf16 CPU (charseq.precision)
+    lstm_units = b.units if b.cell == "lstm" else None
+    model = LanguageModel(vocab_size, replace(b, precision=precision or resolve_precision(b.precision, lstm_units)))
     model(tf.zeros((1, 1), tf.int32))
     return model
-
-
-def _prepare(corpus, text, data: DataConfig, directory: Path) -> tuple:
-    """Vocabulary and encoded corpus, built in `directory`. Checks everything that can be
-    wrong with the corpus before training starts."""
-    source = "<--text>" if text is not None else str(corpus)
-    if data.tokenizer == "char":
-        counts = count_characters(text_chunks(corpus, text, data.encoding, data.errors))
-        if not counts:
-            raise CharseqError(f"{source} is empty")
-        vocab = CharVocab.build(counts, max_vocab=data.max_vocab, min_count=data.min_count)
-    else:
-        sp_input = corpus
-        if text is not None:
-            sp_input = directory / "text.txt"
-            sp_input.write_text(text, encoding="utf-8")
-        elif data.encoding.lower().replace("-", "") != "utf8" or data.errors != "strict":
-            sp_input = directory / "corpus.utf8.txt"  # SentencePiece reads UTF-8 only
-            with open(sp_input, "w", encoding="utf-8") as f:
-                for chunk in text_chunks(corpus, None, data.encoding, data.errors):
-                    f.write(chunk)
-        else:
-            for _ in text_chunks(corpus, None, data.encoding, data.errors):
-                pass  # decode once so a bad file is a clear error, not a SentencePiece crash
-        if sp_input.stat().st_size == 0:
-            raise CharseqError(f"{source} is empty")
-        vocab = SentencePieceVocab.train(sp_input, directory, data.vocab_size)
-        if sp_input != corpus:
-            sp_input.unlink()
-    vocab.save(directory)
-    info = encode_corpus(text_chunks(corpus, text, data.encoding, data.errors), vocab,
-                         directory / "data", data.val_fraction, source)
-    if info.train_tokens < 2:
-        raise CharseqError(f"{source} has {info.train_tokens} training tokens; a language model needs at least 2")
-    return vocab, info
 
 
 def _check_windows(info, data: DataConfig) -> None:
@@ -188,15 +150,18 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         elif not text:
             raise CharseqError("--text is empty")
         run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
-        vocab, info = _prepare(corpus, text, data_cfg, run.path)
+        vocab, info = prepare_corpus(corpus, text, run.path, data_cfg.val_fraction, tokenizer=data_cfg.tokenizer,
+                                     vocab_size=data_cfg.vocab_size, max_vocab=data_cfg.max_vocab,
+                                     min_count=data_cfg.min_count, encoding=data_cfg.encoding, errors=data_cfg.errors)
         # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
         sizing = size_lm(info.train_tokens, vocab.size, settings)
         model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
         _check_windows(info, data_cfg)
-        check_model_memory(model_cfg, vocab.size)
+        check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"--seq-len {data_cfg.seq_len:,}", "use a smaller --seq-len or --batch-size",
-                              train_cfg.batch_size, data_cfg.seq_len, model_cfg.units, model_cfg.layers, model_cfg.cell)
-        config = {"task": TASK, "model": asdict(model_cfg), "data": asdict(data_cfg),
+                              train_cfg.batch_size, data_cfg.seq_len, model_cfg.backbone.units,
+                              model_cfg.backbone.layers, model_cfg.backbone.cell)
+        config = {"task": TASK, "model": flat(model_cfg), "data": asdict(data_cfg),
                   "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
                   "sizing": sizing.summary, "corpus_file": resolved(corpus) if text is None else None,
                   "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
@@ -208,10 +173,10 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
     strategy = make_strategy(train_cfg.strategy)
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_model(asdict(model_cfg), vocab.size)
+        model = build_model(flat(model_cfg), vocab.size)
     task = LMTask(model, Corpus(run.path / "data"), data_cfg, train_cfg.batch_size, train_cfg.seed, strategy)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell}, {params:,} parameters, "
+    log(f"model: {model_cfg.backbone.shape()}, {params:,} parameters, "
         f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
     sample_fn = None
     if sample_length:

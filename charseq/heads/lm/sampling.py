@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
-from charseq.vocab import SPECIALS, UNK
+from charseq.vocab import SPECIALS, UNK, banned_ids
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
 # the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
@@ -61,9 +61,7 @@ class Generator:
 
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
-        banned = np.zeros(vocab.size, np.float32)
-        banned[: len(SPECIALS)] = -np.inf  # never emit padding, unknown or start/end symbols
-        self._banned = tf.constant(banned)
+        self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._sample = tf.function(self.sample_fn, reduce_retracing=True)
         self._continue = tf.function(self.continue_fn, reduce_retracing=True)
 

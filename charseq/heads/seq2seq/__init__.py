@@ -9,6 +9,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.runs import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
 
 MONITOR = ("val_exact_match", "max")
 
@@ -32,4 +33,8 @@ HEAD = Head(
     export=lazy("charseq.heads.seq2seq.export", "build_export"),
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
+    config_keys={"data": ((dict,), True)},
+    data_keys={None: {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
+                      "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
+                      "max_input_len": (MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (TEXT, True)}},
 )

@@ -4,8 +4,9 @@
     hyps = decoder.decode(source_batch, beam=5, n_best=3)   # per source: [(text, log_prob, norm_score), ...]
 
 The source is encoded once; then every step feeds one token per hypothesis through the
-compiled `decode_step` and keeps the `beam` best continuations of each source (beam 1 is
-greedy decoding). A hypothesis ends at the end symbol; decoding stops when all have ended or
+compiled `decode_step` and keeps the `beam` best continuations of each source. Beam 1 is
+:func:`greedy_decode`, one compiled `tf.while_loop` (the exported `translate` signature runs the
+same function). A hypothesis ends at the end symbol; decoding stops when all have ended or
 at `max_len` tokens. Finished hypotheses are ranked by log-probability divided by
 length ** `length_penalty` (0: raw log-probability; 1: per-token average), so that beam search
 does not simply prefer short outputs.
@@ -18,7 +19,7 @@ import tensorflow as tf
 
 from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
-from charseq.vocab import BOS, EOS, PAD, SPECIALS
+from charseq.vocab import BOS, EOS, PAD, banned_ids
 
 
 def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--max-output-len") -> None:
@@ -31,11 +32,41 @@ def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--
         raise CharseqError(f"{length_option} must be at least 1, not {max_len}")
 
 
+def greedy_decode(model, source_ids, max_len):
+    """Greedy decoding of a right-padded batch of sources [batch, time], as one `tf.while_loop` of
+    plain TensorFlow ops (`charseq translate --beam 1`, and the exported `translate` signature).
+
+    Returns (tokens [batch, steps] ending with the end symbol, then padding; the summed
+    log-probability of each output [batch]; its length in tokens, end symbol included [batch]).
+    """
+    memory, mask, states = model.encode(source_ids, training=False)
+    batch = tf.shape(memory)[0]
+    banned = tf.constant(banned_ids(model.target_vocab_size, allow=(EOS,)))  # it may end, nothing else special
+
+    def step(t, token, states, finished, out, score, length):
+        logits, states = model.decode_step(token, states, memory, mask)
+        log_probs = tf.nn.log_softmax(logits, axis=-1) + banned
+        token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        score += tf.where(finished, 0.0, tf.gather(log_probs, token, batch_dims=1))
+        length += tf.cast(~finished, tf.int32)
+        token = tf.where(finished, PAD, token)  # a finished output continues with padding only
+        return t + 1, token, states, finished | (token == EOS), out.write(t, token), score, length
+
+    _, _, _, _, out, score, length = tf.while_loop(
+        lambda t, token, states, finished, *_: (t < max_len) & ~tf.reduce_all(finished), step,
+        (tf.constant(0), tf.fill([batch], BOS), states, tf.zeros([batch], tf.bool),
+         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+         tf.zeros([batch], tf.float32), tf.zeros([batch], tf.int32)))
+    tokens = tf.cond(out.size() > 0, lambda: tf.transpose(out.stack()), lambda: tf.zeros([batch, 0], tf.int32))
+    return tokens, score, length
+
+
 class Decoder:
     def __init__(self, model, target_vocab):
         self.model, self.vocab = model, target_vocab
         self._encode = tf.function(lambda ids: model.encode(ids, training=False), reduce_retracing=True)
         self._step = tf.function(self._step_fn, reduce_retracing=True)
+        self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len), reduce_retracing=True)
 
     def _step_fn(self, token, states, memory, mask):
         logits, states = self.model.decode_step(token, states, memory, mask)
@@ -46,6 +77,12 @@ class Decoder:
         """For each row of `source_ids` ([batch, time], right-padded with 0): its `n_best` best
         hypotheses as (text, log-probability, normalised score), best first."""
         check_options(beam, n_best, max_len)
+        if beam == 1:
+            tokens, scores, lengths = (t.numpy() for t in self._greedy(tf.constant(source_ids, tf.int32),
+                                                                         tf.constant(max_len, tf.int32)))
+            normalised = scores.astype(np.float64) / np.maximum(lengths, 1) ** length_penalty
+            return [[(self.vocab.decode([t for t in row if t not in (PAD, EOS)]), float(s), float(n))]
+                    for row, s, n in zip(tokens, scores, normalised)]
         batch = source_ids.shape[0]
         memory, mask, states = self._encode(tf.constant(source_ids, tf.int32))
 
@@ -55,8 +92,7 @@ class Decoder:
         states = [[tile(s) for s in layer] for layer in states]
 
         vocab = self.model.target_vocab_size
-        banned = np.zeros(vocab, np.float32)
-        banned[[i for i in range(len(SPECIALS)) if i != EOS]] = -np.inf  # never emit pad/unk/start
+        banned = banned_ids(vocab, allow=(EOS,))  # never emit pad/unk/start
         # Only the first hypothesis of each source is live at the start (the rest would duplicate it).
         scores = np.full((batch, beam), -np.inf, np.float64)
         scores[:, 0] = 0.0

@@ -1,6 +1,6 @@
 """The encoder-decoder head: two shared backbones, attention between them, a softmax over the target.
 
-    model = Seq2Seq(source_vocab_size=20, target_vocab_size=14, units=256, attention="luong")
+    model = Seq2Seq(source_vocab_size=20, target_vocab_size=14, backbone=BackboneConfig(units=256), attention="luong")
     logits = model((source_ids, decoder_input_ids), training=True)   # teacher forcing
     memory, mask, states = model.encode(source_ids)                  # once per source
     logits, states = model.decode_step(token, states, memory, mask)  # one target token at a time
@@ -19,27 +19,22 @@ import keras
 from keras import ops
 
 from charseq.backbone import RecurrentBackbone
-from charseq.settings import ATTENTIONS
+from charseq.settings import ATTENTIONS, BackboneConfig
 
 
-@keras.saving.register_keras_serializable(package="charseq")
 class Seq2Seq(keras.Model):
     """Logits over the target vocabulary for each target position, given the source."""
 
-    def __init__(self, source_vocab_size: int, target_vocab_size: int, cell: str = "lstm", units: int = 256,
-                 layers: int = 1, dropout: float = 0.0, embedding_dim: int = 64, attention: str = "luong",
-                 l2: float = 0.0, precision: str = "float32", **kwargs):
+    def __init__(self, source_vocab_size: int, target_vocab_size: int, backbone: BackboneConfig,
+                 attention: str = "luong", **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, not {attention!r}")
         self.source_vocab_size, self.target_vocab_size = source_vocab_size, target_vocab_size
-        self.attention_kind, self.precision = attention, precision
-
-        def backbone(vocab_size, name):
-            return RecurrentBackbone(cell=cell, units=units, layers=layers, dropout=dropout, vocab_size=vocab_size,
-                                     embedding_dim=embedding_dim, masking=True, l2=l2, dtype=precision, name=name)
-        self.encoder = backbone(source_vocab_size, "encoder")
-        self.decoder = backbone(target_vocab_size, "decoder")
+        self.attention_kind = attention
+        self.encoder = RecurrentBackbone.of(backbone, vocab_size=source_vocab_size, masking=True, name="encoder")
+        self.decoder = RecurrentBackbone.of(backbone, vocab_size=target_vocab_size, masking=True, name="decoder")
+        precision, units = self.decoder.dtype_policy.name, backbone.units
         if attention == "luong":
             self.attention = keras.layers.Attention(dtype=precision, name="attention")
         elif attention == "bahdanau":
@@ -75,10 +70,3 @@ class Seq2Seq(keras.Model):
         output, states = self.decoder.step(token, states)
         logits = self._predict(output[:, None, :], memory_outputs, memory_mask)
         return logits[:, 0], states
-
-    def get_config(self):
-        d = self.decoder
-        return dict(source_vocab_size=self.source_vocab_size, target_vocab_size=self.target_vocab_size,
-                    cell=d.cell, units=d.units, layers=d.num_layers, dropout=d.dropout_rate,
-                    embedding_dim=d.embedding_dim, attention=self.attention_kind, l2=d.l2, precision=self.precision,
-                    name=self.name)

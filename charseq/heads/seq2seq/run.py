@@ -12,24 +12,22 @@ padding masked; the decoder reads `<s> target` and learns to predict `target </s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.batching import hold_out, pick
+from charseq.data.batching import check_split, hold_out, pick
 from charseq.data.pairs import read_pairs
 from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.files import check_readable_file
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import SOURCE_UNKNOWN, check_backbone, config_from_dict, split_settings
+from charseq.settings import SOURCE_UNKNOWN, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
@@ -43,19 +41,16 @@ TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with t
 class Seq2SeqConfig:
     """The encoder-decoder's shape and how it reads its pairs."""
 
-    cell: str = "lstm"
-    layers: int = 1
-    units: int = 256
-    embedding_dim: int = 64
-    dropout: float = 0.0
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # the encoder's and the decoder's
     attention: str = "luong"
-    l2: float = 0.0
-    precision: str = "auto"
     reverse_source: bool = False  # read the source backwards (Sutskever et al.'s trick for LSTMs)
     max_output_len: int | None = None  # decoding limit; default: 2x the longest training target + 10
 
     def validate(self) -> None:
-        check_backbone(self)
+        self.backbone.validate()
+        if self.backbone.bidirectional:
+            raise CharseqError("an encoder-decoder's backbones read one way (the decoder starts from the encoder's "
+                               "final state); bidirectional is for classifiers")
         if self.attention not in ATTENTIONS:
             raise CharseqError(f"--attention must be one of {', '.join(ATTENTIONS)}")
         if self.max_output_len is not None and self.max_output_len < 1:
@@ -68,9 +63,8 @@ def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, TrainConfig]:
 
 def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
     c = config_from_dict(Seq2SeqConfig, cfg, "config.json model")
-    model = Seq2Seq(source_size, target_size, cell=c.cell, units=c.units, layers=c.layers, dropout=c.dropout,
-                    embedding_dim=c.embedding_dim, attention=c.attention, l2=c.l2,
-                    precision=precision or resolve_precision(c.precision))
+    model = Seq2Seq(source_size, target_size, replace(c.backbone, precision=precision or c.backbone.precision),
+                    attention=c.attention)
     model((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
     return model
 
@@ -122,13 +116,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         skip_bad_rows, max_input_len, skip_long, encoding = (d["skip_bad_rows"], d["max_input_len"],
                                                              d["skip_long"], d["encoding"])
     else:
-        if train_file is None:
-            raise CharseqError("give a training file of source<TAB>target lines")
-        check_readable_file(train_file, "training file")
-        if val is not None:
-            check_readable_file(val, "validation file")
-        if not 0 < val_fraction < 1:
-            raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+        check_split(train_file, val, val_fraction, "of source<TAB>target lines")
         if max_input_len is not None and max_input_len < 1:
             raise CharseqError("--max-input-len must be at least 1")
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
@@ -169,18 +157,18 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
         longest_source, longest_target = max(map(len, sources)), max(map(len, targets))
-        check_model_memory(model_cfg, max(source_vocab.size, target_vocab.size), copies=2)
+        check_model_memory(model_cfg.backbone, max(source_vocab.size, target_vocab.size), copies=2)
         check_sequence_memory(
             f"the longest pair ({longest_source:,} source and {longest_target:,} target characters)",
             "give --max-input-len (with --skip-long to leave out longer pairs) or a smaller --batch-size",
-            train_cfg.batch_size, longest_source + longest_target + 2, model_cfg.units, model_cfg.layers,
-            model_cfg.cell, attention_length=longest_source if model_cfg.attention != "none" else 0)
+            train_cfg.batch_size, longest_source + longest_target + 2, model_cfg.backbone.units,
+            model_cfg.backbone.layers, model_cfg.backbone.cell, attention_length=longest_source if model_cfg.attention != "none" else 0)
         run = RunDir.create(out, force=force)
         source_vocab.save(run.path)
         if not shared_vocab:
             (run.path / TARGET_VOCAB_DIR).mkdir()
             target_vocab.save(run.path / TARGET_VOCAB_DIR)
-        run.write_config({"task": TASK, "model": asdict(model_cfg), "train": train_cfg.to_dict(), "sizing": sizing.summary,
+        run.write_config({"task": TASK, "model": flat(model_cfg), "train": train_cfg.to_dict(), "sizing": sizing.summary,
                           "data": {"train": str(Path(train_file).resolve()),
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
                                    "shared_vocab": shared_vocab, "skip_bad_rows": skip_bad_rows,
@@ -190,7 +178,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
 
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_seq2seq(asdict(model_cfg), source_vocab.size, target_vocab.size)
+        model = build_seq2seq(flat(model_cfg), source_vocab.size, target_vocab.size)
     rev = model_cfg.reverse_source
     task = Seq2SeqTask(model, target_vocab,
                        (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
@@ -198,7 +186,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
                        val_targets, train_cfg.batch_size, train_cfg.seed, model_cfg.max_output_len,
                        strategy=strategy)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {model_cfg.layers}x{model_cfg.units} {model_cfg.cell} encoder and decoder, attention "
+    log(f"model: {model_cfg.backbone.shape()} encoder and decoder, attention "
         f"{model_cfg.attention}, {params:,} parameters, {model.decoder.dtype_policy.name}; "
         f"{task.steps_per_epoch} steps per epoch")
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
