@@ -25,7 +25,7 @@ from keras import ops
 from charseq import compiled_lstm
 from charseq.fused_lstm import fused_lstm
 from charseq.precision import resolve_precision
-from charseq.settings import IMPLS, BackboneConfig
+from charseq.settings import CELLS, IMPLS, BackboneConfig
 _portable = threading.local()
 
 
@@ -40,11 +40,8 @@ def portable_graph():
     finally:
         _portable.on = before
 
-CELLS = {
-    "rnn": keras.layers.SimpleRNN,
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-}
+# The Keras layer of each cell name (the names are charseq.settings.CELLS, which the CLI offers).
+CELL_LAYERS = dict(zip(CELLS, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
 
 
 @keras.saving.register_keras_serializable(package="charseq")
@@ -74,8 +71,8 @@ class RecurrentBackbone(keras.layers.Layer):
                  vocab_size: int | None = None, embedding_dim: int = 64, masking: bool = False,
                  l2: float = 0.0, bidirectional: bool = False, impl: str = "auto", **kwargs):
         super().__init__(**kwargs)
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, not {cell!r}")
+        if cell not in CELL_LAYERS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.cell, self.units, self.num_layers = cell, units, layers
         self.dropout_rate, self.vocab_size, self.embedding_dim = dropout, vocab_size, embedding_dim
         self.masking, self.l2 = masking, l2
@@ -104,8 +101,8 @@ class RecurrentBackbone(keras.layers.Layer):
             self.input_layer = keras.layers.Dense(
                 embedding_dim, kernel_regularizer=reg, dtype=policy, name="input_projection")
         def rnn(name, backwards=False):
-            return CELLS[cell](units, return_sequences=True, return_state=True, go_backwards=backwards,
-                               kernel_regularizer=reg, recurrent_regularizer=reg, dtype=policy, name=name)
+            return CELL_LAYERS[cell](units, return_sequences=True, return_state=True, go_backwards=backwards,
+                                     kernel_regularizer=reg, recurrent_regularizer=reg, dtype=policy, name=name)
         self.rnns = [rnn(f"{cell}_{i}") for i in range(layers)]
         self.backward_rnns = [rnn(f"{cell}_{i}_backward", True) for i in range(layers)] if bidirectional else []
         self.dropouts = [keras.layers.Dropout(dropout, dtype=policy, name=f"dropout_{i}") for i in range(layers)]

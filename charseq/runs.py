@@ -41,6 +41,7 @@ from charseq import __version__
 from charseq.errors import CharseqError
 from charseq.files import current_umask, write_bytes_atomic, write_json_atomic
 from charseq.heads import HEADS, head
+from charseq.settings import TEXT
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -96,7 +97,6 @@ def _random_states(model) -> list:
 # What every config.json holds at the top level: {key: (accepted JSON types, required)}. Each head
 # adds its own keys, and those of its "data" section where that is not a dataclass of its own
 # (charseq.heads.Head.config_keys, data_keys); anything else is refused by name.
-NUMBER, TEXT, MAYBE_TEXT, MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
 COMMON_KEYS = {"task": (TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
                "charseq_version": (TEXT, False), "run_format": ((int,), False), "sizing": (TEXT, False)}
 

@@ -63,6 +63,11 @@ def split_settings(settings: dict, *groups) -> tuple:
     return configs
 
 
+# The JSON types of config.json's keys that are not dataclass fields (charseq.runs.COMMON_KEYS and each
+# head's config_keys / data_keys).
+NUMBER, TEXT, MAYBE_TEXT, MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
+
+
 def _accepts(kind, value) -> bool:
     """Whether `value`, read from JSON, fits the annotation `kind` (int, float, str, bool, X | None)."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):

@@ -364,7 +364,7 @@ def worker_text_classifier(spec) -> dict:
         drop, head = nn.Dropout(dropout), nn.Linear(units, len(classes))
         params = [*embedding.parameters(), *lstm.parameters(), *head.parameters()]
         optimizer = torch.optim.Adam(params, lr=1e-3)
-        # The batches ClassifierTask draws (seed 0): bucketed by length, a new order each epoch.
+        # The batches TextTask draws (seed 0): bucketed by length, a new order each epoch.
         batches = bucketed_batches(lengths, batch, np.random.default_rng([0, 0]))
 
         def step(i):

@@ -10,7 +10,7 @@
 """
 
 from charseq.heads import Head, lazy
-from charseq.runs import MAYBE_TEXT
+from charseq.settings import MAYBE_TEXT
 
 MONITOR = ("val_loss", "min")
 

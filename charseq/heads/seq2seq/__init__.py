@@ -9,7 +9,7 @@
 """
 
 from charseq.heads import Head, lazy
-from charseq.runs import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
+from charseq.settings import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
 
 MONITOR = ("val_exact_match", "max")
 
