@@ -182,7 +182,9 @@ def library_default(owner: str):
     for parent in parents:
         obj = getattr(obj, parent)
     if dataclasses.is_dataclass(obj):
-        value = {f.name: f.default for f in dataclasses.fields(obj)}[name]
+        from charseq.settings import defaults
+
+        value = defaults(obj)[name]  # a nested config's fields (the backbone's) are settings too
     else:
         value = inspect.signature(obj).parameters[name].default
     return value[int(index.rstrip("]"))] if index else value
