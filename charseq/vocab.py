@@ -51,6 +51,21 @@ def banned_ids(size: int, allow: tuple[int, ...] = ()) -> np.ndarray:
     banned[[i for i in range(len(SPECIALS)) if i not in allow]] = -np.inf
     return banned
 
+
+def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> None:
+    """A one-line error if `text` has characters `vocab` does not have, naming up to ten of them;
+    `what` is the text as the message names it, `whose` the vocabulary, `remedies` the options that help.
+
+    >>> refuse_unknown(CharVocab.build("abc"), "abx", "the prompt", "the model's vocabulary", "--unknown unk")
+    Traceback (most recent call last):
+    ...
+    charseq.errors.CharseqError: the prompt has characters the model's vocabulary does not have: 'x' (use --unknown unk)
+    """
+    missing = vocab.unknown(text)
+    if missing:
+        shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise CharseqError(f"{what} has characters {whose} does not have: {shown}", *remedies)
+
 class CharVocab:
     """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown."""
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
-from charseq.vocab import SPECIALS, UNK, banned_ids
+from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
 # the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
@@ -100,13 +100,11 @@ class Generator:
         """The prompt as ids; an empty prompt starts from the start of a line."""
         if unknown not in UNKNOWN_POLICIES:
             raise CharseqError(f"--unknown must be one of {', '.join(UNKNOWN_POLICIES)}")
-        missing = self.vocab.unknown(prompt)
-        if missing and unknown == "error":
-            shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise CharseqError(f"the prompt has characters the model's vocabulary does not have: {shown}",
-                               "--unknown skip", "--unknown unk")
-        if missing and unknown == "skip":
-            prompt = "".join(c for c in prompt if c not in set(missing))
+        if unknown == "error":
+            refuse_unknown(self.vocab, prompt, "the prompt", "the model's vocabulary", "--unknown skip", "--unknown unk")
+        if unknown == "skip":
+            missing = set(self.vocab.unknown(prompt))
+            prompt = "".join(c for c in prompt if c not in missing)
         ids = self.vocab.encode(prompt)
         if ids.size == 0:
             start = self.vocab.encode("\n")

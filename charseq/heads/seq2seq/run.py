@@ -31,7 +31,7 @@ from charseq.settings import SOURCE_UNKNOWN, BackboneConfig, config_from_dict, f
 from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
-from charseq.vocab import CharVocab, count_characters, load_vocab
+from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
 TASK = "seq2seq"
 TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
@@ -219,11 +219,9 @@ class Translator:
         for s in sources:
             if not s:
                 raise CharseqError("cannot translate an empty source")
-            missing = self.source_vocab.unknown(s)
-            if missing and unknown == "error":
-                shown = " ".join(repr(c) for c in missing[:10])
-                raise CharseqError(f"the source {s[:40]!r} has characters the model's source vocabulary does not "
-                                   f"have: {shown}", "--unknown unk")
+            if unknown == "error":
+                refuse_unknown(self.source_vocab, s, f"the source {s[:40]!r}", "the model's source vocabulary",
+                               "--unknown unk")
         return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
 
     def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
