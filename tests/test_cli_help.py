@@ -19,8 +19,14 @@ SIZED = "sized to the data"
 CLI_DEFAULTS = {("make-pairs", "n"), ("generate", "beam")}  # how many pairs to write; --beam 1 means sampling
 
 
-def _fields(cls) -> dict:
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+def _fields(config) -> dict:
+    """A config dataclass's defaults by setting, a nested config's (the backbone's) fields in its place."""
+    config = config() if isinstance(config, type) else config
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        out.update(_fields(value) if dataclasses.is_dataclass(value) else {f.name: value})
+    return out
 
 
 def _parameters(function) -> dict:
