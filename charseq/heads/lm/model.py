@@ -26,6 +26,11 @@ class LanguageModel(keras.Model):
             vocab_size, kernel_regularizer=keras.regularizers.L2(backbone.l2) if backbone.l2 else None,
             dtype="float32", name="logits")
 
+    @property
+    def precision(self) -> str:
+        """The policy it computes in: "float32" or "mixed_bfloat16"."""
+        return self.backbone.dtype_policy.name
+
     def call(self, ids, initial_state=None, training=False):
         x, states = self.backbone(ids, initial_state=initial_state, training=training)
         return self.head(x), states
