@@ -7,7 +7,9 @@ one-line summary, and the full traceback only with `charseq --debug ...` or CHAR
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -177,6 +179,9 @@ def library_default(owner: str):
     where, _, index = owner.partition("[")
     module, _, path = where.partition(":")
     *parents, name = path.split(".")
+    value = _default_in_source(module, path)
+    if value is not _NOT_LITERAL:
+        return value[int(index.rstrip("]"))] if index else value
     # Most owners import TensorFlow: without its native start-up lines on the terminal.
     obj = sys.modules.get(module) or _quietly(importlib.import_module, module)
     for parent in parents:
@@ -188,6 +193,57 @@ def library_default(owner: str):
     else:
         value = inspect.signature(obj).parameters[name].default
     return value[int(index.rstrip("]"))] if index else value
+
+
+_NOT_LITERAL = object()
+
+
+def _default_in_source(module: str, path: str):
+    """The default at `path` ("Class.field", "function.parameter", "Class.method.parameter") read from
+    `module`'s source when it is written there as a literal, or _NOT_LITERAL. Most owners import
+    TensorFlow (3-4 s), and `charseq train-lm --help` should not wait for it; tests/test_cli_help.py
+    checks every default shown this way against the value the imported library applies. A setting a
+    config takes from a nested config (the backbone's) is read from that config's call or class."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return _NOT_LITERAL
+    with open(spec.origin, encoding="utf-8") as f:
+        node = ast.parse(f.read())
+    *parents, name = path.split(".")
+    for parent in parents:
+        node = next((n for n in node.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == parent), None)
+        if node is None:
+            return _NOT_LITERAL
+    if isinstance(node, ast.FunctionDef):
+        args = node.args
+        positional = args.posonlyargs + args.args
+        pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+        pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+        default = next((d for a, d in pairs if a.arg == name), None)
+        return _literal(default)
+    fields = {n.target.id: n.value for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    if name in fields:
+        return _literal(fields[name])
+    for value in fields.values():  # a nested config: `field(default_factory=lambda: BackboneConfig(units=128))`
+        factory = next((k.value for k in getattr(value, "keywords", ()) if k.arg == "default_factory"), None)
+        call = factory.body if isinstance(factory, ast.Lambda) else factory
+        if isinstance(call, ast.Call):
+            given = {k.arg: k.value for k in call.keywords}
+            if name in given:
+                return _literal(given[name])
+            call = call.func
+        if isinstance(call, ast.Name) and call.id in ("BackboneConfig",):  # nested configs live in charseq.settings
+            return _default_in_source("charseq.settings", f"{call.id}.{name}")
+    return _NOT_LITERAL
+
+
+def _literal(node):
+    if node is None:
+        return _NOT_LITERAL
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return _NOT_LITERAL
 
 
 class LibraryOption(click.Option):

@@ -121,3 +121,15 @@ def test_the_command_line_starts_without_tensorflow():
     """The choice lists come from charseq.settings (no TensorFlow), so `charseq --help` is instant."""
     code = "import sys, charseq.cli; assert 'tensorflow' not in sys.modules, 'charseq.cli imported TensorFlow'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_help_shows_without_tensorflow():
+    """`charseq COMMAND --help` reads the library's defaults from its source (test above: the same
+    values as the imported library), so no command's help waits 3-4 s for TensorFlow to load."""
+    code = ("import sys\nfrom charseq.cli import main\n"
+            f"for name in {COMMANDS!r}:\n"
+            "    try:\n        main([name, '--help'], prog_name='charseq')\n"
+            "    except SystemExit as e:\n        assert e.code == 0, (name, e.code)\n"
+            "    loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+            "    assert not loaded, f'charseq {name} --help imported {loaded}'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
