@@ -17,6 +17,7 @@ import traceback
 
 import click
 
+from charseq import settings as library_settings
 from charseq.heads import train_commands
 from charseq.settings import (ATTENTIONS, CELLS, DECODE_ERRORS, LR_DECAYS, ON_NAN, OPTIMIZERS, PAIR_TASKS,
                               PRECISIONS, PROMPT_UNKNOWN, READOUTS, SOURCE_UNKNOWN, STRATEGIES, TOKENIZERS, WINDOWS)
@@ -232,8 +233,8 @@ def _default_in_source(module: str, path: str):
             if name in given:
                 return _literal(given[name])
             call = call.func
-        if isinstance(call, ast.Name) and call.id in ("BackboneConfig",):  # nested configs live in charseq.settings
-            return _default_in_source("charseq.settings", f"{call.id}.{name}")
+        if isinstance(call, ast.Name) and hasattr(library_settings, call.id):  # nested configs live in charseq.settings
+            return _default_in_source(library_settings.__name__, f"{call.id}.{name}")
     return _NOT_LITERAL
 
 
