@@ -485,4 +485,4 @@ def _move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int |
                            "give a later end, or omit it to continue to the recorded one")
     run.write_config({**config, "train": cfg.to_dict()})
     log("resume: " + ", ".join(f"{_option(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
-        + f"; the stopping rules and --strategy may change on --resume, the other settings are the run's own")
+        + "; the stopping rules and --strategy may change on --resume, the other settings are the run's own")

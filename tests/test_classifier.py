@@ -1,7 +1,6 @@
 """The classifier head: MNIST-format loaders, row-by-row images, text classification, transfer, bad input."""
 
 import gzip
-import io
 import json
 import pickle
 
@@ -209,3 +208,26 @@ def test_missing_data_path_and_wrong_task(tmp_path, trained_run):
     assert_clean_error(run_cli_in_process("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
                        "does not exist")
     assert_clean_error(run_cli_in_process("classify", "--model", trained_run, "hello"), "lm model", "not a classifier")
+
+
+def test_char_noise_deletes_and_replaces_at_its_rate():
+    from charseq.heads.classifier.task import add_char_noise
+    ids = np.full(20_000, 7, np.int32)
+    noisy = add_char_noise(ids, 0.2, 50, np.random.default_rng(0))
+    assert 0.88 < len(noisy) / len(ids) < 0.92  # about half the touched 20% deleted
+    replaced = np.mean(noisy != 7)
+    assert 0.08 < replaced < 0.12 and noisy.min() >= 4 and noisy.max() < 50  # never a reserved id
+    assert add_char_noise(np.array([9]), 0.49, 50, np.random.default_rng(1)).size == 1  # never empty
+
+
+def test_char_noise_trains_and_is_recorded(tmp_path, reviews):
+    out = tmp_path / "noisy"
+    r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", "--char-noise", "0.05", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["model"]["char_noise"] == 0.05
+    report = json.loads(run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
+    assert report["accuracy"] > 0.9
+    r = run_cli("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad", "--char-noise", "0.6")
+    assert_clean_error(r, "--char-noise must be in [0, 0.5)")
+    assert not (tmp_path / "bad").exists()

@@ -3,7 +3,6 @@ inputs, damaged MNIST data, CSV quirks, line-oriented input, links and empty pat
 pair counts, translate's limits. Each ends in one clear line (or the right output), nothing half-made."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest

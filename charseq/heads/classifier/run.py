@@ -46,6 +46,7 @@ class ClassifierConfig:
     readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see classifier.py)
     max_len: int | None = None  # texts: cut longer texts to this many characters
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
+    char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters
 
     def validate(self) -> None:
         self.backbone.validate()
@@ -55,6 +56,8 @@ class ClassifierConfig:
             raise CharseqError("--max-len must be at least 1")
         if self.augment_shift < 0:
             raise CharseqError("--augment-shift must be 0 or more")
+        if not 0 <= self.char_noise < 0.5:
+            raise CharseqError(f"--char-noise must be in [0, 0.5), not {self.char_noise}")
 
 
 def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
@@ -240,7 +243,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
     task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
-                    max_len=model_cfg.max_len, strategy=strategy)
+                    max_len=model_cfg.max_len, char_noise=model_cfg.char_noise, vocab_size=vocab.size,
+                    strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run

@@ -13,6 +13,7 @@ from charseq.data.batching import bucketed_batches, pad_batch
 from charseq.distribute import compile_train_step, feed, pad_rows, regularized
 from charseq.heads.classifier import MONITOR
 from charseq.heads.classifier.predict import predict_probabilities
+from charseq.vocab import SPECIALS
 
 
 class ClassifierTask:
@@ -101,11 +102,13 @@ class ClassifierTask:
 
 
 class TextTask(ClassifierTask):
-    """Texts as id arrays, batched with texts of similar length, right-padded (cut at `max_len`)."""
+    """Texts as id arrays, batched with texts of similar length, right-padded (cut at `max_len`);
+    with `char_noise`, each training text has that fraction of its characters deleted or replaced."""
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
-                 max_len: int | None = None, strategy: tf.distribute.Strategy | None = None):
-        self.max_len = max_len
+                 max_len: int | None = None, char_noise: float = 0.0, vocab_size: int | None = None,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.max_len, self.char_noise, self.vocab_size = max_len, char_noise, vocab_size
         self.lengths = np.array([len(x) for x in x_train])
         super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
 
@@ -116,10 +119,27 @@ class TextTask(ClassifierTask):
         return bucketed_batches(self.lengths, self.batch_size, rng)
 
     def inputs(self, indices, rng):
-        return pad_batch([self.x_train[i] for i in indices], self.max_len)
+        texts = [self.x_train[i] for i in indices]
+        if self.char_noise:
+            texts = [add_char_noise(t, self.char_noise, self.vocab_size, rng) for t in texts]
+        return pad_batch(texts, self.max_len)
 
     def val_probabilities(self) -> np.ndarray:
         return predict_probabilities(self.model, self.x_val, self.max_len)
+
+
+def add_char_noise(ids: np.ndarray, rate: float, vocab_size: int, rng: np.random.Generator) -> np.ndarray:
+    """`ids` with each character, at probability `rate`, deleted (half the time) or replaced by a
+    random character of the vocabulary (never a reserved id); at least one character is kept.
+
+    >>> add_char_noise(np.arange(4, 14), 0.0, 14, np.random.default_rng(0)).tolist()
+    [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    """
+    touched = rng.random(len(ids)) < rate
+    replace = touched & (rng.random(len(ids)) < 0.5)
+    out = np.where(replace, rng.integers(len(SPECIALS), max(len(SPECIALS) + 1, vocab_size), len(ids)), ids)
+    keep = ~(touched & ~replace)
+    return out[keep] if keep.any() else out[:1]
 
 
 def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
