@@ -464,8 +464,8 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--readout", type=click.Choice(READOUTS),
               help="What the classifier reads: the final state, the mean or max of the outputs over the text, "
               f"an attention-weighted mean, or final+mean+max. {SIZED}")
-@library_option("--char-noise", type=float, owner=f"{CLASSIFIER_MODEL}.char_noise",
-                help="Augmentation: delete or replace this fraction of each training text's characters at random.")
+@click.option("--char-noise", type=float,
+              help=f"Augmentation: delete or replace this fraction of each training text's characters at random. {SIZED}")
 @training_options(CLASSIFIER_MODEL)
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.

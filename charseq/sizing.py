@@ -106,10 +106,12 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
 
 def size_text_classifier(examples: int, vocab_size: int, given: dict) -> Sizing:
     """A text classifier's defaults from its number of training texts."""
+    # Character noise (deleting or replacing 10% of a training text's characters at random): on 3,000
+    # SST-2 sentences, 70.4% and 70.2% on SST-2 dev (seeds 0 and 1) against 68.5% and 68.8% without.
     if examples < 20_000:
-        size, rule = "small", dict(layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
+        size, rule = "small", dict(layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3, char_noise=0.1)
     else:
-        size, rule = "large", dict(layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
+        size, rule = "large", dict(layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3, char_noise=0.0)
     # Max pooling over the outputs: on 3,000 SST-2 sentences, 68.5% on SST-2 dev against 56.2% for the
     # final state (mean 65.0%, attention 65.8%, concat 63.1%; seed 1: max 68.8%, final 53.8%); see the README.
     rule.update(cell="lstm", readout="max")
@@ -117,7 +119,7 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict) -> Sizing:
     steps_per_epoch = math.ceil(examples / batch)
     _stop(rule, given, steps_per_epoch, 5, round(_clamp(1e6 / max(1, examples), 5, 50)))
     return _finish(f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given,
-                   "{layers}x{units} {cell}, {readout} readout, batch {batch_size}")
+                   "{layers}x{units} {cell}, {readout} readout, char noise {char_noise:g}, batch {batch_size}")
 
 
 def size_image_classifier(examples: int, given: dict) -> Sizing:
