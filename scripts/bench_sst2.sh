@@ -4,7 +4,7 @@
 # SST-2 training sentences (--init-from, the language model's default 2x256 shape).
 #   scripts/bench_sst2.sh [PRETRAIN_MINUTES] [CLASSIFIER_MINUTES]      default: 12 and 8
 #   scripts/bench_sst2.sh 0 19.5        # scratch only, 19.5 minutes of training (20 of wall clock)
-# The classifiers keep their sized defaults (train-classifier: 1x256 LSTM, max readout, batch 64 on
+# The classifiers keep their sized defaults (train-classifier: 1x256 LSTM, max readout, char noise 0.1, batch 64 on
 # SST-2's 67k phrases) plus SCRATCH_OPTS (default: --bidirectional) for the one from scratch. They
 # validate on 10% of the training phrases held out (the default), so the dev set is only scored,
 # never used to choose weights.
