@@ -30,14 +30,17 @@ def cpu_has_bf16() -> bool:
 # A language model's LSTM up to this width trains faster in float32, on the compiled kernel, than in
 # bfloat16 on the fused path, even on a CPU with native bf16 (tiny-shakespeare, 2x256, 15 minutes:
 # 25.5k against 22.6k chars/s, 1.454 against 1.466 nats/char); at 384 units bfloat16 is ahead
-# (14.0k against 12.2k chars/s), at 512 far ahead (11.6k against 7.0k). README, "Benchmarks".
+# (14.0k against 12.2k chars/s), at 512 far ahead (11.6k against 7.0k). A GRU of that width keeps
+# float32 too: Keras' GRU layer, 21-22k chars/s, 1.450 nats/char in the same 15 minutes (the
+# sized default above 100k tokens, charseq.sizing). README, "Benchmarks".
 LM_FLOAT32_MAX_UNITS = 256
 
 
-def resolve_precision(precision: str, lm_lstm_units: int | None = None) -> str:
-    """The policy `precision` stands for. `lm_lstm_units`: a language model's LSTM width, for which
-    `auto` keeps float32 up to LM_FLOAT32_MAX_UNITS where the compiled kernel runs. Only the language
-    model passes it: MNIST's 1x128 bidirectional reader measured 13% faster in bfloat16."""
+def resolve_precision(precision: str, lm_units: int | None = None, lm_cell: str = "lstm") -> str:
+    """The policy `precision` stands for. `lm_units`, `lm_cell`: a language model's recurrent width and
+    cell, for which `auto` keeps float32 up to LM_FLOAT32_MAX_UNITS (an LSTM where the compiled kernel
+    runs, a GRU always). Only the language model passes them: MNIST's 1x128 bidirectional reader
+    measured 13% faster in bfloat16."""
     if precision not in PRECISIONS:
         raise CharseqError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
@@ -46,9 +49,12 @@ def resolve_precision(precision: str, lm_lstm_units: int | None = None) -> str:
 
     if tf.config.list_physical_devices("GPU") or not cpu_has_bf16():
         return "float32"
-    if lm_lstm_units is not None and lm_lstm_units <= LM_FLOAT32_MAX_UNITS:
-        from charseq import compiled_lstm
-
-        if compiled_lstm.available():
+    if lm_units is not None and lm_units <= LM_FLOAT32_MAX_UNITS:
+        if lm_cell == "gru":
             return "float32"
+        if lm_cell == "lstm":
+            from charseq import compiled_lstm
+
+            if compiled_lstm.available():
+                return "float32"
     return "mixed_bfloat16"

@@ -1,5 +1,5 @@
 """`--precision auto` (charseq.precision): bfloat16 on a CPU with native bf16, except for a language
-model's LSTM narrow enough that the compiled float32 kernel trains it faster."""
+model's LSTM or GRU narrow enough that float32 trains it faster (an LSTM on the compiled kernel)."""
 
 import pytest
 
@@ -16,32 +16,37 @@ def bf16_cpu(monkeypatch):
 
 
 def test_auto_on_a_bf16_cpu(bf16_cpu):
-    assert resolve_precision("auto", lm_lstm_units=256) == "float32"  # the sized LM: faster, and a better loss
-    assert resolve_precision("auto", lm_lstm_units=64) == "float32"
-    assert resolve_precision("auto", lm_lstm_units=384) == "mixed_bfloat16"  # wider: bfloat16 is ahead
-    assert resolve_precision("auto") == "mixed_bfloat16"  # classifiers, encoder-decoders, GRU LMs
+    assert resolve_precision("auto", lm_units=256) == "float32"  # the sized LM: faster, and a better loss
+    assert resolve_precision("auto", lm_units=64) == "float32"
+    assert resolve_precision("auto", lm_units=256, lm_cell="gru") == "float32"
+    assert resolve_precision("auto", lm_units=384) == "mixed_bfloat16"  # wider: bfloat16 is ahead
+    assert resolve_precision("auto", lm_units=256, lm_cell="rnn") == "mixed_bfloat16"  # not measured
+    assert resolve_precision("auto") == "mixed_bfloat16"  # classifiers, encoder-decoders
 
 
 def test_auto_without_the_kernel_or_without_native_bf16(bf16_cpu, monkeypatch):
     monkeypatch.setattr(compiled_lstm, "available", lambda: False)
-    assert resolve_precision("auto", lm_lstm_units=256) == "mixed_bfloat16"  # the fused path, then
+    assert resolve_precision("auto", lm_units=256) == "mixed_bfloat16"  # the fused path, then
+    assert resolve_precision("auto", lm_units=256, lm_cell="gru") == "float32"  # Keras' layer either way
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    assert resolve_precision("auto", lm_lstm_units=512) == "float32"
+    assert resolve_precision("auto", lm_units=512) == "float32"
     assert resolve_precision("auto") == "float32"
 
 
 def test_a_precision_given_is_kept(bf16_cpu):
-    assert resolve_precision("mixed_bfloat16", lm_lstm_units=256) == "mixed_bfloat16"
+    assert resolve_precision("mixed_bfloat16", lm_units=256) == "mixed_bfloat16"
     assert resolve_precision("float32") == "float32"
     with pytest.raises(CharseqError, match="--precision must be one of"):
         resolve_precision("half")
 
 
 def test_the_language_model_passes_its_width(bf16_cpu):
-    """build_model resolves `auto` with the LSTM's width (the rule above), a GRU's without it."""
+    """build_model resolves `auto` with the model's width and cell (the rule above)."""
     from charseq.heads.lm.run import build_model
 
     lstm = build_model({"cell": "lstm", "units": 8, "layers": 1, "embedding_dim": 4}, 10)
     gru = build_model({"cell": "gru", "units": 8, "layers": 1, "embedding_dim": 4}, 10)
-    assert lstm.precision == "float32"
-    assert gru.precision == "mixed_bfloat16"
+    rnn = build_model({"cell": "rnn", "units": 8, "layers": 1, "embedding_dim": 4}, 10)
+    wide = build_model({"cell": "gru", "units": 320, "layers": 1, "embedding_dim": 4}, 10)
+    assert lstm.precision == "float32" and gru.precision == "float32"
+    assert rnn.precision == "mixed_bfloat16" and wide.precision == "mixed_bfloat16"
