@@ -285,7 +285,7 @@ def model_options(config: str):
                        help="Size of the embedding (or input projection)."),
         click.option("--dropout", type=float, help=f"Dropout between layers and before the output, in [0, 1). {SIZED}"),
         library_option("--precision", type=click.Choice(PRECISIONS), owner=f"{config}.precision",
-                       help="auto: bfloat16 compute on CPUs with native bf16 (for a language model's LSTM only "
+                       help="auto: bfloat16 compute on CPUs with native bf16 (for a language model's LSTM or GRU only "
                        "above 256 units), else float32."),
     )
 
