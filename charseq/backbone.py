@@ -22,7 +22,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from charseq import compiled_lstm
+from charseq import kernels
+from charseq.compiled_gru import compiled_gru
+from charseq.compiled_lstm import compiled_lstm
 from charseq.fused_lstm import fused_lstm
 from charseq.precision import resolve_precision
 from charseq.settings import CELLS, IMPLS, BackboneConfig
@@ -59,12 +61,13 @@ class RecurrentBackbone(keras.layers.Layer):
         l2: L2 penalty on the input and recurrent kernels (added to the model's losses).
         bidirectional: every layer also reads the sequence backwards (outputs and states of both
             directions concatenated; for classifiers and encoders, not for generation).
-        impl: "keras" runs Keras' own layers (cuDNN on a GPU); "compiled" runs LSTM layers
-            computing in float32 through the compiled CPU kernel of :mod:`charseq.compiled_lstm`
-            (same weights and function, masked or not); "fused" runs unmasked LSTM layers through
-            :func:`charseq.fused_lstm.fused_lstm`; "auto" picks compiled for a float32 LSTM on a
-            CPU, fused for an unmasked bfloat16 one, keras otherwise (and on a GPU). Where the
-            kernel cannot be built, "compiled" and "auto" run Keras' layers (one line on stderr).
+        impl: "keras" runs Keras' own layers (cuDNN on a GPU); "compiled" runs LSTM and GRU
+            layers computing in float32 through the compiled CPU kernels of
+            :mod:`charseq.compiled_lstm` and :mod:`charseq.compiled_gru` (same weights and
+            function, masked or not); "fused" runs unmasked LSTM layers through
+            :func:`charseq.fused_lstm.fused_lstm`; "auto" picks compiled for a float32 LSTM or GRU
+            on a CPU, fused for an unmasked bfloat16 LSTM, keras otherwise (and on a GPU). Where
+            the kernels cannot be built, "compiled" and "auto" run Keras' layers (one line on stderr).
     """
 
     def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
@@ -81,11 +84,12 @@ class RecurrentBackbone(keras.layers.Layer):
         self.impl, self.bidirectional = impl, bidirectional
         on_cpu = not tf.config.list_physical_devices("GPU")  # on a GPU Keras dispatches to cuDNN
         float32 = self.dtype_policy.compute_dtype == "float32"
-        # The compiled kernel is float32 only; where it runs, it trains an LSTM 1.6-1.9x faster
-        # than Keras' layer on a CPU (README, "Speed"). The fused path wins only in bfloat16
-        # (15.2k vs 11.7k chars/s for a 2x512 LSTM on an AVX512-BF16 CPU).
-        self.use_compiled = (cell == "lstm" and float32 and (impl == "compiled" or (impl == "auto" and on_cpu))
-                             and compiled_lstm.available())
+        # The compiled kernels are float32 only; where they run, they train an LSTM 1.6-1.9x faster
+        # than Keras' layer on a CPU, and a GRU 1.3x (2x256: 31-32k against 23.5k chars/s; README,
+        # "Speed"). The fused path wins only in bfloat16 (15.2k vs 11.7k chars/s for a 2x512 LSTM
+        # on an AVX512-BF16 CPU).
+        self.use_compiled = (cell in ("lstm", "gru") and float32
+                             and (impl == "compiled" or (impl == "auto" and on_cpu)) and kernels.available())
         self.use_fused = cell == "lstm" and not masking and not self.use_compiled and (impl == "fused" or (
             impl == "auto" and self.dtype_policy.compute_dtype == "bfloat16" and on_cpu))
         reg = keras.regularizers.L2(l2) if l2 else None
@@ -157,8 +161,9 @@ class RecurrentBackbone(keras.layers.Layer):
 
     def _run(self, rnn, x, init, mask, training, backwards=False):
         if self.use_compiled and not getattr(_portable, "on", False):
-            weights, init = self._lstm_inputs(rnn, x, init)
-            return compiled_lstm.compiled_lstm(x, *weights, *init, mask=mask, go_backwards=backwards)
+            weights, init = self._cell_inputs(rnn, x, init)
+            run = compiled_lstm if self.cell == "lstm" else compiled_gru
+            return run(x, *weights, *init, mask=mask, go_backwards=backwards)
         if self.use_fused and mask is None:
             # Keras' go_backwards reads the sequence reversed and returns reversed outputs; so does this.
             return self._fused(rnn, ops.flip(x, axis=1) if backwards else x, init)
@@ -166,17 +171,18 @@ class RecurrentBackbone(keras.layers.Layer):
 
     def _fused(self, rnn, x, initial_state):
         x = ops.cast(x, self.compute_dtype)
-        weights, initial_state = self._lstm_inputs(rnn, x, initial_state)
+        weights, initial_state = self._cell_inputs(rnn, x, initial_state)
         return fused_lstm(x, *weights, *initial_state)
 
-    def _lstm_inputs(self, rnn, x, initial_state):
-        """An LSTM layer's (kernel, recurrent kernel, bias) as tensors, and its initial (h, c): zeros if none."""
+    def _cell_inputs(self, rnn, x, initial_state):
+        """An LSTM or GRU layer's (kernel, recurrent kernel, bias) as tensors, and its initial
+        state ((h, c) or (h,)): zeros if none."""
         if not rnn.built:
             rnn.build(x.shape)
         cell = rnn.cell
         if initial_state is None:
             zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=x.dtype)
-            initial_state = [zeros, zeros]
+            initial_state = [zeros] * self.states_per_direction
         weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
         return weights, initial_state
 

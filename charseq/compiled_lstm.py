@@ -8,7 +8,8 @@ kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias and of the 
 
 It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
 `tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros
-before the first real step). Float32 only. `available()` says whether the kernel could be built.
+before the first real step). Float32 only. `charseq.kernels.available()` says whether the kernel
+could be built.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
-
-
-def available() -> bool:
-    return kernels.load() is not None
 
 
 def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False):

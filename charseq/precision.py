@@ -53,8 +53,8 @@ def resolve_precision(precision: str, lm_units: int | None = None, lm_cell: str 
         if lm_cell == "gru":
             return "float32"
         if lm_cell == "lstm":
-            from charseq import compiled_lstm
+            from charseq import kernels
 
-            if compiled_lstm.available():
+            if kernels.available():
                 return "float32"
     return "mixed_bfloat16"

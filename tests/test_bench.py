@@ -43,7 +43,7 @@ def test_charseq_training_measurement_runs_the_real_step(bench, encoded):
     spec = dict(kind="lm", framework="charseq", corpus_dir=str(encoded), cell="lstm", units=16, layers=2,
                 embedding_dim=8, batch=4, seq_len=12, precision="fp32", warmup=1, steps=3)
     result = bench.run_worker(spec)
-    from charseq.compiled_lstm import available
+    from charseq.kernels import available
 
     assert result["impl"] == ("compiled" if available() else "keras")
     assert result["steps"] == 3 and len(result["losses"]) == 4

@@ -1,7 +1,8 @@
-"""The compiled CPU LSTM kernel (charseq/kernels/lstm.cc, charseq/compiled_lstm.py) against Keras'
-own LSTM layer: outputs, final states and the gradients of every weight and input, masked and
-unmasked, forwards and backwards; checkpoints shared between the two; the fallback when the
-kernel cannot be built. The kernel is compiled once per machine (cached; see charseq/kernels)."""
+"""The compiled CPU LSTM and GRU kernels (charseq/kernels/, charseq/compiled_lstm.py,
+charseq/compiled_gru.py) against Keras' own layers: outputs, final states and the gradients of
+every weight and input, masked and unmasked, forwards and backwards; checkpoints shared between
+the two; the fallback when the kernels cannot be built. They are compiled once per machine
+(cached; see charseq/kernels)."""
 
 import os
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from charseq import compiled_lstm, kernels
+from charseq import kernels
+from charseq.compiled_gru import compiled_gru
+from charseq.compiled_lstm import compiled_lstm
 from charseq.backbone import RecurrentBackbone
 
-pytestmark = pytest.mark.skipif(not compiled_lstm.available(), reason="the kernel could not be built here")
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="the kernel could not be built here")
 
 
 def _lengths(rng, batch, steps):
@@ -56,11 +59,44 @@ def test_kernel_equals_keras_lstm_layer(batch, steps, features, units, masked, b
     weights = [tf.constant(w.numpy()) for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)]
     with tf.GradientTape() as tape:
         tape.watch([x, h0, c0, *weights])
-        got = compiled_lstm.compiled_lstm(x, *weights, h0, c0, mask=mask, go_backwards=backwards)
+        got = compiled_lstm(x, *weights, h0, c0, mask=mask, go_backwards=backwards)
         got_grads = tape.gradient(loss(*got), [x, h0, c0, *weights])
     for name, g, w in zip(["outputs", "h", "c"], got, want):
         _assert_close(g, w, name)
     for name, g, w in zip(["d_x", "d_h0", "d_c0", "d_kernel", "d_recurrent_kernel", "d_bias"], got_grads, want_grads):
+        _assert_close(g, w, name)
+
+
+@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8),
+                                                        (7, 9, 5, 17), (13, 6, 4, 33), (9, 5, 3, 40)])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
+def test_kernel_equals_keras_gru_layer(batch, steps, features, units, masked, backwards):
+    rng = np.random.default_rng(batch * 100 + steps + 7)
+    x = tf.constant(rng.normal(size=(batch, steps, features)).astype(np.float32))
+    h0 = tf.constant(rng.normal(size=(batch, units)).astype(np.float32))
+    layer = keras.layers.GRU(units, return_sequences=True, return_state=True, go_backwards=backwards)
+    layer.build(x.shape)
+    layer.cell.bias.assign(rng.normal(scale=0.5, size=(2, 3 * units)).astype(np.float32))  # both biases matter
+    mask = tf.constant(np.arange(steps)[None] < _lengths(rng, batch, steps)[:, None]) if masked else None
+    w_out, w_h = (rng.normal(size=s).astype(np.float32) for s in ((batch, steps, units), (batch, units)))
+
+    def loss(out, h):
+        return tf.reduce_sum(out * w_out) + tf.reduce_sum(h * w_h)
+
+    with tf.GradientTape() as tape:
+        tape.watch([x, h0])
+        want = layer(x, initial_state=[h0], mask=mask)
+        want_grads = tape.gradient(loss(*want), [x, h0, layer.cell.kernel, layer.cell.recurrent_kernel,
+                                                 layer.cell.bias])
+    weights = [tf.constant(w.numpy()) for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)]
+    with tf.GradientTape() as tape:
+        tape.watch([x, h0, *weights])
+        got = compiled_gru(x, *weights, h0, mask=mask, go_backwards=backwards)
+        got_grads = tape.gradient(loss(*got), [x, h0, *weights])
+    for name, g, w in zip(["outputs", "h"], got, want):
+        _assert_close(g, w, name)
+    for name, g, w in zip(["d_x", "d_h0", "d_kernel", "d_recurrent_kernel", "d_bias"], got_grads, want_grads):
         _assert_close(g, w, name)
 
 
@@ -71,8 +107,9 @@ def _twin_backbones(**kwargs):
 
 
 @pytest.mark.parametrize("masking,bidirectional", [(False, False), (True, False), (True, True)])
-def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking, bidirectional):
-    keras_bb, compiled_bb = _twin_backbones(cell="lstm", units=12, layers=2, vocab_size=20, embedding_dim=6,
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking, bidirectional, cell):
+    keras_bb, compiled_bb = _twin_backbones(cell=cell, units=12, layers=2, vocab_size=20, embedding_dim=6,
                                             masking=masking, bidirectional=bidirectional)
     assert compiled_bb.use_compiled and not keras_bb.use_compiled
     rng = np.random.default_rng(3)
@@ -106,11 +143,12 @@ def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking
         _assert_close(tf.convert_to_tensor(got), tf.convert_to_tensor(want), w.path)
 
 
-def test_training_is_deterministic_and_matches_keras_loss():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_training_is_deterministic_and_matches_keras_loss(cell):
     """Same seed, same losses bit for bit on the compiled path; and close to Keras' layer's."""
     def losses(impl):
         keras.utils.set_random_seed(0)
-        bb = RecurrentBackbone("lstm", 32, 2, 0.2, vocab_size=30, embedding_dim=8, impl=impl)
+        bb = RecurrentBackbone(cell, 32, 2, 0.2, vocab_size=30, embedding_dim=8, impl=impl)
         head = keras.layers.Dense(30)
         opt = keras.optimizers.Adam(3e-3)
         data = [np.random.default_rng(0).integers(1, 30, size=(4, 17))] * 8  # one batch, learnt by heart
@@ -141,10 +179,11 @@ def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkey
             assert kernels.load() is None
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and words in err[0] and "Keras' layer instead" in err[0], err
-            bb = RecurrentBackbone("lstm", 8, 1, vocab_size=10, impl="auto")
-            assert not bb.use_compiled
-            out, _ = bb(tf.constant([[1, 2, 3]]))
-            assert out.shape == (1, 3, 8)
+            for cell in ("lstm", "gru"):
+                bb = RecurrentBackbone(cell, 8, 1, vocab_size=10, impl="auto")
+                assert not bb.use_compiled
+                out, _ = bb(tf.constant([[1, 2, 3]]))
+                assert out.shape == (1, 3, 8)
         # The failed build is remembered: the next process does not try again, and says where the log is.
         kernels.load.cache_clear()
         assert kernels.load() is None
@@ -170,6 +209,6 @@ def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     if os.environ.get("CHARSEQ_TEST_FRESH_BUILD") != "1":
         pytest.skip("set CHARSEQ_TEST_FRESH_BUILD=1 to compile from scratch (about 20 s)")
     library = kernels._build(tf, "g++", directory)
-    assert library.exists() and [p.name for p in directory.iterdir() if p.suffix == ".so"] == ["lstm.so"]
+    assert library.exists() and [p.name for p in directory.iterdir() if p.suffix == ".so"] == ["recurrent.so"]
     mtime = library.stat().st_mtime_ns
     assert kernels._build(tf, "g++", directory) == library and library.stat().st_mtime_ns == mtime

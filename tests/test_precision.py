@@ -3,7 +3,7 @@ model's LSTM or GRU narrow enough that float32 trains it faster (an LSTM on the 
 
 import pytest
 
-from charseq import compiled_lstm, precision
+from charseq import kernels, precision
 from charseq.errors import CharseqError
 from charseq.precision import resolve_precision
 
@@ -12,7 +12,7 @@ from charseq.precision import resolve_precision
 def bf16_cpu(monkeypatch):
     """A CPU with native bfloat16 and the compiled float32 LSTM kernel (the 2026-12-01 machine)."""
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
-    monkeypatch.setattr(compiled_lstm, "available", lambda: True)
+    monkeypatch.setattr(kernels, "available", lambda: True)
 
 
 def test_auto_on_a_bf16_cpu(bf16_cpu):
@@ -25,7 +25,7 @@ def test_auto_on_a_bf16_cpu(bf16_cpu):
 
 
 def test_auto_without_the_kernel_or_without_native_bf16(bf16_cpu, monkeypatch):
-    monkeypatch.setattr(compiled_lstm, "available", lambda: False)
+    monkeypatch.setattr(kernels, "available", lambda: False)
     assert resolve_precision("auto", lm_units=256) == "mixed_bfloat16"  # the fused path, then
     assert resolve_precision("auto", lm_units=256, lm_cell="gru") == "float32"  # Keras' layer either way
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)

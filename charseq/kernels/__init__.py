@@ -1,11 +1,11 @@
-"""Compiled CPU kernels, built from the C++ source beside this file on first use.
+"""Compiled CPU kernels, built from the C++ sources beside this file on first use.
 
-    ops = load()        # the loaded op library, or None (then Keras' layers run)
+    ops = load()        # the loaded op library (LSTM and GRU ops), or None (then Keras' layers run)
 
-The source is compiled once per machine against the installed TensorFlow (its headers and
+The sources are compiled once per machine against the installed TensorFlow (its headers and
 `tf.sysconfig` flags) into a per-user cache, the way `torch.utils.cpp_extension.load` does:
 ``$XDG_CACHE_HOME/charseq/kernels/<tf version>-<hash>/`` (``~/.cache`` by default), where the
-hash covers the source, the compiler, its flags and the CPU's instruction-set flags (it is built
+hash covers the sources, the compiler, its flags and the CPU's instruction-set flags (it is built
 with ``-march=native``). A file lock keeps two processes from building it at once; the library is
 written to a temporary file and renamed into place, so a reader never sees half a file.
 
@@ -27,7 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("lstm.cc")
+HERE = Path(__file__).parent
+SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include common.h
+LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
 
 
@@ -47,16 +49,17 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _build_command(tf, compiler: str, source: Path, target: Path) -> list[str]:
-    return [compiler, "-shared", "-fPIC", "-O3", "-march=native", "-w", str(source), "-o", str(target),
+def _build_command(tf, compiler: str, sources: list[Path], target: Path) -> list[str]:
+    return [compiler, "-shared", "-fPIC", "-O3", "-march=native", "-w", *map(str, sources), "-o", str(target),
             *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
 
 
 def build_dir(tf, compiler: str) -> Path:
-    """Where this source, built by this compiler for this TensorFlow and this CPU, is cached."""
+    """Where these sources, built by this compiler for this TensorFlow and this CPU, is cached."""
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), compiler.encode(), _compiler_version(compiler).encode(),
-                 " ".join(_build_command(tf, compiler, Path("s"), Path("t"))).encode(), _cpu_flags().encode(),
+    for part in (*(p.read_bytes() for p in [*SOURCES, HERE / "common.h"]), compiler.encode(),
+                 _compiler_version(compiler).encode(),
+                 " ".join(_build_command(tf, compiler, [Path("s")], Path("t"))).encode(), _cpu_flags().encode(),
                  platform.machine().encode()):
         key.update(part)
         key.update(b"\0")
@@ -77,7 +80,7 @@ def _say(message: str) -> None:
 def _build(tf, compiler: str, directory: Path) -> Path:
     """The built library in `directory`, building it under a file lock if it is not there yet.
     Raises RuntimeError (with the reason) if it cannot be built."""
-    library, failed = directory / "lstm.so", directory / "build-failed.log"
+    library, failed = directory / LIBRARY, directory / "build-failed.log"
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait for it
@@ -88,7 +91,7 @@ def _build(tf, compiler: str, directory: Path) -> Path:
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=directory)
         os.close(fd)
         try:
-            proc = subprocess.run(_build_command(tf, compiler, SOURCE, Path(tmp)), capture_output=True, text=True,
+            proc = subprocess.run(_build_command(tf, compiler, SOURCES, Path(tmp)), capture_output=True, text=True,
                                   timeout=900)
             if proc.returncode != 0:
                 failed.write_text(proc.stdout + proc.stderr, encoding="utf-8")
@@ -102,21 +105,27 @@ def _build(tf, compiler: str, directory: Path) -> Path:
     return library
 
 
+def available() -> bool:
+    """Whether the compiled kernels (LSTM and GRU) run here."""
+    return load() is not None
+
+
 @functools.cache
 def load():
-    """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`), or None."""
+    """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`,
+    `charseq_gru_forward`, `charseq_gru_backward`), or None."""
     if os.environ.get("CHARSEQ_KERNEL", "").strip().lower() in OFF_VALUES:
         return None
-    fallback = "the LSTM runs on Keras' layer instead"
+    fallback = "LSTM and GRU layers run on Keras' layer instead"
     import tensorflow as tf
 
     compiler = os.environ.get("CXX") or "g++"
     if shutil.which(compiler) is None:
-        _say(f"no C++ compiler ({compiler}) to build the compiled LSTM kernel: {fallback}")
+        _say(f"no C++ compiler ({compiler}) to build the compiled LSTM and GRU kernels: {fallback}")
         return None
     try:
         library = _build(tf, compiler, build_dir(tf, compiler))
         return tf.load_op_library(str(library))
     except (OSError, RuntimeError, tf.errors.NotFoundError) as e:
-        _say(f"the compiled LSTM kernel is not available ({e}): {fallback}")
+        _say(f"the compiled LSTM and GRU kernels are not available ({e}): {fallback}")
         return None
