@@ -55,7 +55,7 @@ def _build_command(tf, compiler: str, sources: list[Path], target: Path) -> list
 
 
 def build_dir(tf, compiler: str) -> Path:
-    """Where these sources, built by this compiler for this TensorFlow and this CPU, is cached."""
+    """Where these sources, built by this compiler for this TensorFlow and this CPU, are cached."""
     key = hashlib.sha256()
     for part in (*(p.read_bytes() for p in [*SOURCES, HERE / "common.h"]), compiler.encode(),
                  _compiler_version(compiler).encode(),
