@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -107,7 +108,6 @@ inline int num_shards(OpKernelContext* ctx, int blocks) {
   return std::max(1, std::min(threads, blocks));
 }
 
-
 // Rows of a step: row b of an array starts at ptr + b * stride (stride T * width for a
 // [B, T, width] sequence at step t, width for a [B, width] state).
 struct Rows {
@@ -115,5 +115,71 @@ struct Rows {
   size_t stride;
   float* row(int b) const { return ptr + b * stride; }
 };
+
+// ------------------------------------------------------------------ the recurrent weights, packed
+// U is [u, G u] (G gates side by side, Keras' layout), packed once per call so that the per-step
+// products read it contiguously, zero-padded past u in the last block of VL units.
+
+// For h U (forward): [blocks][u][G][VL], the G gate columns of each block of VL units.
+inline std::vector<float> forward_panels(const float* U, int u, int G) {
+  const int blocks = (u + VL - 1) / VL;
+  std::vector<float> panels(static_cast<size_t>(blocks) * u * G * VL, 0.0f);
+  for (int jb = 0; jb < blocks; ++jb)
+    for (int k = 0; k < u; ++k)
+      for (int g = 0; g < G; ++g)
+        for (int l = 0; l < VL && jb * VL + l < u; ++l)
+          panels[((static_cast<size_t>(jb) * u + k) * G + g) * VL + l] = U[static_cast<size_t>(k) * G * u + g * u + jb * VL + l];
+  return panels;
+}
+
+// For dz U^T (backward): [blocks][G u][VL], U^T's columns of each block of VL units.
+inline std::vector<float> backward_panels(const float* U, int u, int G) {
+  const int blocks = (u + VL - 1) / VL, width = G * u;
+  std::vector<float> panels(static_cast<size_t>(blocks) * width * VL, 0.0f);
+  for (int jb = 0; jb < blocks; ++jb)
+    for (int k = 0; k < width; ++k)
+      for (int l = 0; l < VL && jb * VL + l < u; ++l)
+        panels[(static_cast<size_t>(jb) * width + k) * VL + l] = U[static_cast<size_t>(jb * VL + l) * width + k];
+  return panels;
+}
+
+// acc[r][q] += sum over k < width of rows.row(r0 + r)[k] * (block + q)'s panel at k: the backward
+// product dz U^T for MR batch rows and NB unit blocks, kept in registers for the caller's epilogue.
+template <int MR, int NB>
+inline void backward_product(const float* panels, int width, Rows rows, int r0, int block, vf (&acc)[MR][NB]) {
+  const float* panel[NB];
+  const float* row[MR];
+  for (int q = 0; q < NB; ++q) panel[q] = panels + static_cast<size_t>(block + q) * width * VL;
+  for (int r = 0; r < MR; ++r) row[r] = rows.row(r0 + r);
+  for (int k = 0; k < width; ++k) {
+    vf bq[NB];
+    for (int q = 0; q < NB; ++q) bq[q] = load(panel[q] + k * VL);
+    for (int r = 0; r < MR; ++r) {
+      const vf x = splat(row[r][k]);
+      for (int q = 0; q < NB; ++q) acc[r][q] += x * bq[q];
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------ batch rows in groups
+// The register-blocked products handle MR batch rows at a time, MR a compile-time constant so that
+// the accumulators stay in registers: block(std::integral_constant<int, MR>{}, r0) for each group
+// of MR rows of [0, B), and the rows left over as one smaller group of its own size.
+
+template <int MR, class F>
+void row_remainder(int rows, int r0, const F& block) {
+  if (rows == MR) {
+    block(std::integral_constant<int, MR>{}, r0);
+  } else if constexpr (MR > 1) {
+    row_remainder<MR - 1>(rows, r0, block);
+  }
+}
+
+template <int MR, class F>
+void for_row_groups(int B, const F& block) {
+  int r0 = 0;
+  for (; r0 + MR <= B; r0 += MR) block(std::integral_constant<int, MR>{}, r0);
+  if (r0 < B) row_remainder<MR - 1>(B - r0, r0, block);
+}
 
 }  // namespace charseq

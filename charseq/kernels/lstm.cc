@@ -96,15 +96,6 @@ void forward_block(const Forward& a, int r0, int block) {
   }
 }
 
-template <int MR>
-void forward_rows(const Forward& a, int r0, int rows, int block) {
-  if (rows == MR) {
-    forward_block<MR>(a, r0, block);
-  } else if constexpr (MR > 1) {
-    forward_rows<MR - 1>(a, r0, rows, block);
-  }
-}
-
 class LstmForwardOp : public OpKernel {
  public:
   explicit LstmForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
@@ -136,13 +127,7 @@ class LstmForwardOp : public OpKernel {
     if (B == 0 || u == 0) return;
 
     const int blocks = (u + VL - 1) / VL;
-    std::vector<float> panels(static_cast<size_t>(blocks) * u * 4 * VL, 0.0f);
-    const float* U = kernel.flat<float>().data();
-    for (int jb = 0; jb < blocks; ++jb)
-      for (int k = 0; k < u; ++k)
-        for (int g = 0; g < 4; ++g)
-          for (int l = 0; l < VL && jb * VL + l < u; ++l)
-            panels[((static_cast<size_t>(jb) * u + k) * 4 + g) * VL + l] = U[static_cast<size_t>(k) * 4 * u + g * u + jb * VL + l];
+    const std::vector<float> panels = forward_panels(kernel.flat<float>().data(), u, 4);
 
     const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
     float* out_p = out->flat<float>().data();
@@ -175,11 +160,8 @@ class LstmForwardOp : public OpKernel {
       run_shards(pool, shards, [&](int s) {
         int begin, end;
         shard_range(blocks, shards, s, &begin, &end);
-        for (int jb = begin; jb < end; ++jb) {
-          int r0 = 0;
-          for (; r0 + FMR <= B; r0 += FMR) forward_block<FMR>(a, r0, jb);
-          if (r0 < B) forward_rows<FMR - 1>(a, r0, B - r0, jb);
-        }
+        for (int jb = begin; jb < end; ++jb)
+          for_row_groups<FMR>(B, [&](auto rows, int r0) { forward_block<decltype(rows)::value>(a, r0, jb); });
       });
     }
   }
@@ -242,43 +224,13 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
 // Rows [r0, r0 + MR) of NB consecutive unit blocks from `block`: dh = dz_next U^T, then the epilogue.
 template <int MR, int NB>
 void backward_block(const Backward& a, int r0, int block) {
-  const int u = a.u, n4 = 4 * u;
   vf acc[MR][NB] = {};
-  if (a.dz_next.ptr) {
-    const float* panel[NB];
-    const float* rows[MR];
-    for (int q = 0; q < NB; ++q) panel[q] = a.panels + static_cast<size_t>(block + q) * n4 * VL;
-    for (int r = 0; r < MR; ++r) rows[r] = a.dz_next.row(r0 + r);
-    for (int k = 0; k < n4; ++k) {
-      vf bq[NB];
-      for (int q = 0; q < NB; ++q) bq[q] = load(panel[q] + k * VL);
-      for (int r = 0; r < MR; ++r) {
-        const vf x = splat(rows[r][k]);
-        for (int q = 0; q < NB; ++q) acc[r][q] += x * bq[q];
-      }
-    }
-  }
+  if (a.dz_next.ptr) backward_product<MR, NB>(a.panels, 4 * a.u, a.dz_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int j0 = (block + q) * VL;
-      backward_epilogue(a, r0 + r, j0, std::min(VL, u - j0), a.dz_next.ptr ? &acc[r][q] : nullptr);
+      backward_epilogue(a, r0 + r, j0, std::min(VL, a.u - j0), a.dz_next.ptr ? &acc[r][q] : nullptr);
     }
-}
-
-template <int MR, int NB>
-void backward_rows(const Backward& a, int r0, int rows, int block) {
-  if (rows == MR) {
-    backward_block<MR, NB>(a, r0, block);
-  } else if constexpr (MR > 1) {
-    backward_rows<MR - 1, NB>(a, r0, rows, block);
-  }
-}
-
-template <int NB>
-void backward_blocks(const Backward& a, int B, int block) {
-  int r0 = 0;
-  for (; r0 + BMR <= B; r0 += BMR) backward_block<BMR, NB>(a, r0, block);
-  if (r0 < B) backward_rows<BMR - 1, NB>(a, r0, B - r0, block);
 }
 
 class LstmBackwardOp : public OpKernel {
@@ -318,12 +270,7 @@ class LstmBackwardOp : public OpKernel {
 
     const int blocks = (u + VL - 1) / VL;
     const int n4 = 4 * u;
-    std::vector<float> panels(static_cast<size_t>(blocks) * n4 * VL, 0.0f);
-    const float* U = kernel.flat<float>().data();
-    for (int jb = 0; jb < blocks; ++jb)
-      for (int k = 0; k < n4; ++k)
-        for (int l = 0; l < VL && jb * VL + l < u; ++l)
-          panels[(static_cast<size_t>(jb) * n4 + k) * VL + l] = U[static_cast<size_t>(jb * VL + l) * n4 + k];
+    const std::vector<float> panels = backward_panels(kernel.flat<float>().data(), u, 4);
     std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
     std::vector<float> dz_buf(2 * static_cast<size_t>(B) * n4);  // as h_buf in the forward op
 
@@ -354,8 +301,10 @@ class LstmBackwardOp : public OpKernel {
         int begin, end;
         shard_range(blocks, shards, s, &begin, &end);
         int jb = begin;
-        for (; jb + 2 <= end; jb += 2) backward_blocks<2>(a, B, jb);
-        if (jb < end) backward_blocks<1>(a, B, jb);
+        for (; jb + 2 <= end; jb += 2)
+          for_row_groups<BMR>(B, [&](auto rows, int r0) { backward_block<decltype(rows)::value, 2>(a, r0, jb); });
+        if (jb < end)
+          for_row_groups<BMR>(B, [&](auto rows, int r0) { backward_block<decltype(rows)::value, 1>(a, r0, jb); });
       });
     }
   }
