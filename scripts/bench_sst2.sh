@@ -16,30 +16,30 @@ source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 DATA="${SST2:-$ROOT/../shared/data/sst2}"
 PRE="${1:-12}"; CLF="${2:-8}"
-read -r -a SCRATCH <<< "${SCRATCH_OPTS---bidirectional}"
-read -r -a LM <<< "${LM_OPTS-}"
-read -r -a PRETRAINED <<< "${PRETRAINED_OPTS-}"
+read -r -a SCRATCH_ARGS <<< "${SCRATCH_OPTS---bidirectional}"
+read -r -a LM_ARGS <<< "${LM_OPTS-}"
+read -r -a PRETRAINED_ARGS <<< "${PRETRAINED_OPTS-}"
 mkdir -p runs
 CLF_OPTS=(--time-budget "$CLF" --epochs 100)
 runs=()
 if [ "${SCRATCH:-1}" != 0 ]; then
     runs+=(scratch)
-    echo "== from scratch ($CLF minutes) ${SCRATCH[*]}"
+    echo "== from scratch ($CLF minutes) ${SCRATCH_ARGS[*]}"
     start=$(date +%s)
     .venv/bin/charseq train-classifier "$DATA/train.tsv" --out runs/bench-sst2-scratch --force "${CLF_OPTS[@]}" \
-        "${SCRATCH[@]}"
+        "${SCRATCH_ARGS[@]}"
     echo "training wall clock: $(( $(date +%s) - start ))s"
 fi
 if python3 -c "import sys; sys.exit(float('$PRE') <= 0)"; then
     runs+=(pretrained)
     tail -n +2 "$DATA/train.tsv" | cut -f2 > runs/sst2-sentences.txt
-    echo "== language model on the SST-2 training sentences ($PRE minutes) ${LM[*]}, then the classifier" \
-         "($CLF minutes) ${PRETRAINED[*]}"
+    echo "== language model on the SST-2 training sentences ($PRE minutes) ${LM_ARGS[*]}, then the classifier" \
+         "($CLF minutes) ${PRETRAINED_ARGS[*]}"
     start=$(date +%s)
     .venv/bin/charseq train-lm runs/sst2-sentences.txt --out runs/bench-sst2-lm --force --time-budget "$PRE" \
-        --sample-length 0 --eval-every 500 "${LM[@]}"
+        --sample-length 0 --eval-every 500 "${LM_ARGS[@]}"
     .venv/bin/charseq train-classifier "$DATA/train.tsv" --out runs/bench-sst2-pretrained --force \
-        --init-from runs/bench-sst2-lm "${CLF_OPTS[@]}" "${PRETRAINED[@]}"
+        --init-from runs/bench-sst2-lm "${CLF_OPTS[@]}" "${PRETRAINED_ARGS[@]}"
     echo "training wall clock, both: $(( $(date +%s) - start ))s"
 fi
 for run in "${runs[@]}"; do
