@@ -220,6 +220,12 @@ def test_char_noise_deletes_and_replaces_at_its_rate():
     assert add_char_noise(np.array([9]), 0.49, 50, np.random.default_rng(1)).size == 1  # never empty
 
 
+def test_char_noise_needs_the_vocabulary_it_draws_from():
+    from charseq.heads.classifier.task import TextTask
+    with pytest.raises(ValueError, match="give vocab_size"):
+        TextTask(None, [np.array([4, 5])], np.array([0]), [], np.array([]), 8, 0, char_noise=0.1)
+
+
 def test_char_noise_trains_and_is_recorded(tmp_path, reviews):
     out = tmp_path / "noisy"
     r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,

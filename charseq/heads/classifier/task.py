@@ -108,6 +108,8 @@ class TextTask(ClassifierTask):
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
                  max_len: int | None = None, char_noise: float = 0.0, vocab_size: int | None = None,
                  strategy: tf.distribute.Strategy | None = None):
+        if char_noise and vocab_size is None:
+            raise ValueError("char_noise replaces characters by random ones of the vocabulary: give vocab_size")
         self.max_len, self.char_noise, self.vocab_size = max_len, char_noise, vocab_size
         self.lengths = np.array([len(x) for x in x_train])
         super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
