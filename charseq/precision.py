@@ -32,7 +32,8 @@ def cpu_has_bf16() -> bool:
 # 25.5k against 22.6k chars/s, 1.454 against 1.466 nats/char); at 384 units bfloat16 is ahead
 # (14.0k against 12.2k chars/s), at 512 far ahead (11.6k against 7.0k). A GRU of that width keeps
 # float32 too: Keras' GRU layer, 19-23k chars/s, 1.450-1.451 nats/char in the same 15 minutes (the
-# sized default from 500k training tokens, charseq.sizing). README, "Benchmarks".
+# sized default from 500k training tokens, charseq.sizing), and the compiled GRU kernel, float32
+# only, 29-32k. README, "Benchmarks".
 LM_FLOAT32_MAX_UNITS = 256
 
 
