@@ -25,13 +25,7 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
     `go_backwards` the sequence is read from its last step to its first and the outputs come in
     that order, as in Keras.
     """
-    ops = kernels.load()
-    if ops is None:
-        raise RuntimeError("the compiled GRU kernel is not available")
-    if go_backwards:
-        x = tf.reverse(x, [1])
-        mask = None if mask is None else tf.reverse(mask, [1])
-    mask = tf.zeros([0], tf.float32) if mask is None else tf.cast(mask, tf.float32)
+    ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0):

@@ -26,14 +26,7 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
     `mask` [batch, time] (bool) marks the real steps. With `go_backwards` the sequence is read
     from its last step to its first and the outputs come in that order, as in Keras.
     """
-    ops = kernels.load()
-    if ops is None:
-        raise RuntimeError("the compiled LSTM kernel is not available")
-    if go_backwards:
-        x = tf.reverse(x, [1])
-        mask = None if mask is None else tf.reverse(mask, [1])
-    # [B, T] float mask, or an empty tensor for "every step is real".
-    mask = tf.zeros([0], tf.float32) if mask is None else tf.cast(mask, tf.float32)
+    ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0, c0):

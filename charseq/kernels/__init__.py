@@ -110,6 +110,23 @@ def available() -> bool:
     return load() is not None
 
 
+def sequence_inputs(x, mask, go_backwards: bool):
+    """(the op library, x, mask) as the compiled ops read a sequence: `x` [batch, time, features]
+    reversed in time with `go_backwards` (Keras reads it last step first), and the mask as a float
+    [batch, time] tensor, or an empty one for "every step is real". RuntimeError where the kernels
+    are not available."""
+    ops = load()
+    if ops is None:
+        raise RuntimeError("the compiled LSTM and GRU kernels are not available")
+    import tensorflow as tf
+
+    if go_backwards:
+        x = tf.reverse(x, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
+    mask = tf.zeros([0], tf.float32) if mask is None else tf.cast(mask, tf.float32)
+    return ops, x, mask
+
+
 @functools.cache
 def load():
     """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`,
