@@ -429,6 +429,10 @@ TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train
 @click.option("--bidirectional", is_flag=True, help="Also read the rows bottom to top.")
 @library_option("--augment-shift", type=int, owner=f"{CLASSIFIER_MODEL}.augment_shift",
                 help="Shift training images by up to this many pixels (augmentation).")
+@library_option("--augment-rotate", type=float, owner=f"{CLASSIFIER_MODEL}.augment_rotate",
+                help="Also turn training images by up to this many degrees (bilinear; augmentation).")
+@library_option("--augment-scale", type=float, owner=f"{CLASSIFIER_MODEL}.augment_scale",
+                help="Also scale training images by a factor within 1 ± this (bilinear; augmentation).")
 @training_options(CLASSIFIER_MODEL)
 def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.

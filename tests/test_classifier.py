@@ -237,3 +237,53 @@ def test_char_noise_trains_and_is_recorded(tmp_path, reviews):
     r = run_cli("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad", "--char-noise", "0.6")
     assert_clean_error(r, "--char-noise must be in [0, 0.5)")
     assert not (tmp_path / "bad").exists()
+
+
+class _Fixed:
+    """A stand-in for the generator: every image gets the largest angle, scale and shift asked for."""
+
+    def __init__(self, shift=(0.0, 0.0)):
+        self.shift = shift
+
+    def uniform(self, low, high, size):
+        if isinstance(size, tuple):  # the (dy, dx) shifts
+            return np.stack([np.full(size[1], s, np.float64) for s in self.shift])
+        return np.full(size, high, np.float64)
+
+
+def test_distortions_move_turn_and_keep_the_border_empty():
+    from charseq.heads.classifier.task import distort_images
+    images = np.zeros((2, 28, 28), np.uint8)
+    images[:, 5:20, 12:15] = 200  # an upright bar, off the centre
+    images[:, 27, 27] = images[:, 0, 3] = 90  # pixels on the border
+    unchanged = distort_images(images, 0, 0, 0, np.random.default_rng(0))
+    np.testing.assert_array_equal(unchanged, images)
+    # A whole-pixel shift is exact, and what leaves the frame is gone rather than read from the border.
+    moved = distort_images(images, 2, 0, 0, _Fixed(shift=(2.0, -1.0)))
+    expected = np.zeros((28, 28)); expected[2:, :-1] = images[0, :-2, 1:]
+    np.testing.assert_array_equal(moved[0], expected)
+    # 90 degrees turns the upright bar on its side (the largest angle asked for, about the centre).
+    turned = distort_images(images, 0, 90, 0, _Fixed())
+    np.testing.assert_allclose(turned[0], np.rot90(images[0], -1), atol=1e-3)
+    # Random small distortions: every image changes, ink stays in proportion, nothing leaves 0-255.
+    rng = np.random.default_rng(1)
+    out = distort_images(np.repeat(images[:1], 64, 0), 2, 10, 0.1, rng)
+    assert all(np.abs(o - images[0]).max() > 10 for o in out)
+    ratio = out.sum((1, 2)) / images[0].sum()
+    assert 0.75 < ratio.min() and ratio.max() < 1.3 and out.min() >= 0 and out.max() <= 255.001
+
+
+def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_dir):
+    out = tmp_path / "distorted"
+    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+                "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05", *FAST)
+    assert r.returncode == 0, r.stderr
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert (model["augment_rotate"], model["augment_scale"]) == (8.0, 0.05)
+    report = json.loads(run_cli("evaluate", "--model", out, "--json").stdout)
+    assert report["accuracy"] > 0.9
+    for flag, value, message in (("--augment-rotate", "-5", "--augment-rotate must be in [0, 180]"),
+                                 ("--augment-scale", "1", "--augment-scale must be in [0, 1)")):
+        r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad", flag, value)
+        assert_clean_error(r, message)
+        assert not (tmp_path / "bad").exists()

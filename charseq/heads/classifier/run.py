@@ -46,6 +46,8 @@ class ClassifierConfig:
     readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see classifier.py)
     max_len: int | None = None  # texts: cut longer texts to this many characters
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
+    augment_rotate: float = 0.0  # images: and turn it by up to this many degrees (see task.distort_images)
+    augment_scale: float = 0.0  # images: and scale it by a factor within 1 ± this
     char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters
 
     def validate(self) -> None:
@@ -56,6 +58,10 @@ class ClassifierConfig:
             raise CharseqError("--max-len must be at least 1")
         if self.augment_shift < 0:
             raise CharseqError("--augment-shift must be 0 or more")
+        if not 0 <= self.augment_rotate <= 180:
+            raise CharseqError(f"--augment-rotate must be in [0, 180] degrees, not {self.augment_rotate}")
+        if not 0 <= self.augment_scale < 1:
+            raise CharseqError(f"--augment-scale must be in [0, 1), not {self.augment_scale}")
         if not 0 <= self.char_noise < 0.5:
             raise CharseqError(f"--char-noise must be in [0, 0.5), not {self.char_noise}")
 
@@ -135,7 +141,9 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     with scope(strategy):
         model = build_classifier(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
     task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
-                     train_cfg.seed, augment_shift=model_cfg.augment_shift, strategy=strategy)
+                     train_cfg.seed, augment_shift=model_cfg.augment_shift,
+                     augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
+                     strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
