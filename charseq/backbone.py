@@ -55,6 +55,7 @@ class RecurrentBackbone(keras.layers.Layer):
         units: state size of every recurrent layer.
         layers: how many recurrent layers are stacked.
         dropout: dropout rate on the input of every layer after the first, and on the output.
+        input_dropout: dropout rate on the first layer's input (the embedding or input projection).
         vocab_size: number of token ids (embedding input); None for real-valued vectors.
         embedding_dim: size of the embedding or of the input projection.
         masking: mask padding so that each sequence's state stops at its last real input.
@@ -72,7 +73,8 @@ class RecurrentBackbone(keras.layers.Layer):
 
     def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
                  vocab_size: int | None = None, embedding_dim: int = 64, masking: bool = False,
-                 l2: float = 0.0, bidirectional: bool = False, impl: str = "auto", **kwargs):
+                 l2: float = 0.0, bidirectional: bool = False, impl: str = "auto", input_dropout: float = 0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         if cell not in CELL_LAYERS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
@@ -110,6 +112,11 @@ class RecurrentBackbone(keras.layers.Layer):
         self.rnns = [rnn(f"{cell}_{i}") for i in range(layers)]
         self.backward_rnns = [rnn(f"{cell}_{i}_backward", True) for i in range(layers)] if bidirectional else []
         self.dropouts = [keras.layers.Dropout(dropout, dtype=policy, name=f"dropout_{i}") for i in range(layers)]
+        # Made last and only when asked for: a Dropout layer takes its seed from the global generator,
+        # so one made earlier would change every other layer's dropout masks for the same --seed.
+        self.input_dropout_rate = input_dropout
+        self.input_dropout = keras.layers.Dropout(input_dropout, dtype=policy, name="input_dropout") \
+            if input_dropout else None
 
     @property
     def states_per_direction(self) -> int:
@@ -125,7 +132,7 @@ class RecurrentBackbone(keras.layers.Layer):
         below `vocab_size` or, with None, real-valued vectors; `layer_kwargs` go to the Keras layer (name)."""
         return cls(cell=config.cell, units=config.units, layers=config.layers, dropout=config.dropout,
                    vocab_size=vocab_size, embedding_dim=config.embedding_dim, masking=masking, l2=config.l2,
-                   bidirectional=config.bidirectional, impl=config.impl,
+                   bidirectional=config.bidirectional, impl=config.impl, input_dropout=config.input_dropout,
                    dtype=resolve_precision(config.precision), **layer_kwargs)
 
     def _mask(self, inputs):
@@ -142,6 +149,8 @@ class RecurrentBackbone(keras.layers.Layer):
         """
         mask = self._mask(inputs)
         x = self.input_layer(inputs)
+        if self.input_dropout is not None:
+            x = self.input_dropout(x, training=training)
         states = []
         n = self.states_per_direction
         for i, (rnn, drop) in enumerate(zip(self.rnns, self.dropouts)):
@@ -216,5 +225,5 @@ class RecurrentBackbone(keras.layers.Layer):
         config.update(cell=self.cell, units=self.units, layers=self.num_layers,
                       dropout=self.dropout_rate, vocab_size=self.vocab_size,
                       embedding_dim=self.embedding_dim, masking=self.masking, l2=self.l2,
-                      bidirectional=self.bidirectional, impl=self.impl)
+                      bidirectional=self.bidirectional, impl=self.impl, input_dropout=self.input_dropout_rate)
         return config

@@ -171,6 +171,7 @@ class BackboneConfig:
     units: int = 256
     embedding_dim: int = 64
     dropout: float = 0.0  # between layers and on the output
+    input_dropout: float = 0.0  # on the first layer's input: the embedding (or input projection) of each step
     bidirectional: bool = False  # classifiers only: a language model and a decoder read one way
     l2: float = 0.0
     precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16, except a language model's small LSTM
@@ -188,6 +189,8 @@ class BackboneConfig:
                 raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
         if not 0 <= self.dropout < 1:
             raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
+        if not 0 <= self.input_dropout < 1:
+            raise CharseqError(f"--input-dropout must be in [0, 1), not {self.input_dropout}")
         if self.l2 < 0:
             raise CharseqError("--l2 must be 0 or positive")
         if self.impl not in IMPLS:

@@ -49,6 +49,7 @@ def test_corpus_that_is_a_directory(tmp_path):
 @pytest.mark.parametrize("flags, fragment", [
     (["--dropout", "1.5"], "--dropout"),
     (["--dropout", "-0.1"], "--dropout"),
+    (["--input-dropout", "1"], "--input-dropout"),
     (["--seq-len", "-5"], "--seq-len"),
     (["--batch-size", "0"], "--batch-size"),
     (["--lr", "0"], "--lr"),

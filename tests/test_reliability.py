@@ -173,6 +173,25 @@ def test_same_seed_same_losses_and_resume_is_seamless_with_dropout(tmp_path, cor
         assert d == pytest.approx(a, rel=1e-5)
 
 
+def test_input_dropout_is_reproducible_recorded_and_off_when_evaluating(tmp_path, corpus_file):
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "eval_every": 5}
+    for name, rate in (("a", 0.3), ("b", 0.3), ("none", 0.0)):
+        train_lm(corpus_file, tmp_path / name, max_steps=10, log=lambda s: None, progress_bar=False,
+                 input_dropout=rate, **settings)
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")  # its masks follow --seed like the others'
+    assert losses(tmp_path / "a") != losses(tmp_path / "none")
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["model"]["input_dropout"] == 0.3
+    # Off outside training: the model's prediction does not depend on the rate it trained with.
+    from charseq.backbone import RecurrentBackbone
+    ids = np.random.default_rng(0).integers(1, 20, (2, 7))
+    plain = RecurrentBackbone(cell="gru", units=8, vocab_size=20)
+    dropped = RecurrentBackbone(cell="gru", units=8, vocab_size=20, input_dropout=0.5)
+    plain(ids), dropped(ids)
+    dropped.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(plain(ids)[0], dropped(ids)[0])
+    assert not np.array_equal(plain(ids)[0], dropped(ids, training=True)[0])
+
+
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
     """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
