@@ -381,17 +381,20 @@ class RunDir:
             raise CharseqError(f"{path} is corrupt (checksum mismatch)")
         return arrays, meta
 
-    def remove_stale_temporaries(self) -> None:
-        """Delete the temporary files a killed writer left (`.NAME.XXXX.tmp`).
+    def remove_stale_temporaries(self) -> list[str]:
+        """Delete the temporary files a killed writer left (`.NAME.XXXX.tmp`); returns their names.
 
         Only a process about to write this run may call it (training on --resume): a reader
         must not, since a temporary file may belong to a writer that is still running."""
+        removed = []
         for folder in (self.path, self.path / HISTORY_DIR):
             if not folder.is_dir():
                 continue
-            for entry in folder.iterdir():
+            for entry in sorted(folder.iterdir()):
                 if _temporary(entry.name) and entry.is_file() and not entry.is_symlink():
                     entry.unlink(missing_ok=True)
+                    removed.append(str(entry.relative_to(self.path)))
+        return removed
 
     def has_checkpoint(self) -> bool:
         return (self.path / CHECKPOINT_FILE).exists()

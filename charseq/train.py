@@ -326,7 +326,9 @@ class TrainingLoop:
     # ------------------------------------------------------------------ checkpoints and bad losses
     def resume(self) -> None:
         # A SIGKILL or power cut mid-write leaves a hidden temporary file that nothing else removes.
-        self.run_dir.remove_stale_temporaries()
+        removed = self.run_dir.remove_stale_temporaries()
+        if removed:
+            self.log(f"removed {len(removed)} half-written file(s) an interrupted write left: {', '.join(removed)}")
         self.saved, extra = self.run_dir.load_checkpoint(self.model, self.optimizer, log=self.log)
         self.task.restore(extra)
         _move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)

@@ -321,6 +321,7 @@ def test_resume_removes_what_a_killed_writer_left_and_readers_do_not(tmp_path, c
     r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", "20")
     assert r.returncode == 0, r.stderr
     assert no_temporary_files(out) == [] and checkpoint_step(out) == 20 and steps_logged(out) == [10, 20]
+    assert "removed 3 half-written file(s)" in r.stdout and "checkpoints/.step-00000010.npz.tmp" in r.stdout
 
 
 @pytest.fixture
