@@ -287,3 +287,16 @@ def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_d
         r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad", flag, value)
         assert_clean_error(r, message)
         assert not (tmp_path / "bad").exists()
+
+
+def test_classify_mnist_pools_over_the_rows(tmp_path, idx_dir):
+    out = tmp_path / "pooled"
+    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+                "--lr", "1e-2", "--readout", "max", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["model"]["readout"] == "max"
+    report = json.loads(run_cli("evaluate", "--model", out, "--json").stdout)
+    assert report["accuracy"] > 0.9
+    assert_clean_error(run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad",
+                                          "--readout", "sum"), "--readout")
+    assert not (tmp_path / "bad").exists()
