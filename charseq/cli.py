@@ -323,6 +323,9 @@ def training_options(config: str):
         click.option("--staircase", is_flag=True, help="Exponential decay in whole steps of --decay-steps."),
         library_option("--clip-norm", type=float, owner=f"{TRAIN_CONFIG}.clip_norm",
                        help="Clip the global gradient norm (0: off)."),
+        library_option("--ema", type=float, owner=f"{TRAIN_CONFIG}.ema",
+                       help="Evaluate, keep and predict with a moving average of the weights with this momentum "
+                       "(e.g. 0.999; 0: off)."),
         library_option("--l2", type=float, owner=f"{config}.l2", help="L2 penalty on the weights."),
         library_option("--seed", type=int, owner=f"{TRAIN_CONFIG}.seed",
                        help="Random seed of the weights, the batches and any random hold-out split."),

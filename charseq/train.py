@@ -17,6 +17,7 @@ run left off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -62,6 +63,10 @@ class TrainConfig:
     staircase: bool = False
     min_lr_ratio: float = 0.02
     clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
+    # An exponential moving average of the weights (Polyak averaging; Keras' optimizer keeps it) with
+    # this momentum, 0 for none. Evaluations, the best weights and so every prediction use the average;
+    # training goes on from the raw weights, which the checkpoints keep with the average beside them.
+    ema: float = 0.0
     eval_every: int | None = 200  # None: once per epoch
     patience: int | None = None  # early stopping: stop after this many evaluations without improvement
     seed: int = 0
@@ -90,6 +95,8 @@ class TrainConfig:
             raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
         if self.clip_norm < 0:
             raise CharseqError("--clip-norm must be 0 (off) or positive")
+        if not 0 <= self.ema < 1:
+            raise CharseqError(f"--ema must be in [0, 1) (0: off), not {self.ema}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise CharseqError("--min-lr-ratio must be in [0, 1]")
         positive("keep", self.keep)
@@ -211,6 +218,8 @@ def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": cfg.lr}
     if cfg.clip_norm:
         kwargs["global_clipnorm"] = cfg.clip_norm
+    if cfg.ema:
+        kwargs.update(use_ema=True, ema_momentum=cfg.ema)
     return OPTIMIZERS[cfg.optimizer](**kwargs)
 
 
@@ -377,17 +386,23 @@ class TrainingLoop:
         train_seconds = time.perf_counter() - self.window_start
         train_loss = float(np.mean([float(x) for x in self.losses])) if self.losses else None
         self.losses = []
-        metrics = self.task.evaluate()
-        record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "train_loss": train_loss,
-                  **metrics, "lr": float(self.optimizer.learning_rate.numpy()),
-                  "chars_per_sec": round(self.window_tokens / train_seconds, 1) if train_seconds > 0 else None}
+        with self._averaged_weights():
+            metrics = self.task.evaluate()
+            record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "train_loss": train_loss,
+                      **metrics, "lr": float(self.optimizer.learning_rate.numpy()),
+                      "chars_per_sec": round(self.window_tokens / train_seconds, 1) if train_seconds > 0 else None}
+            best, value = self.saved["best"], metrics[self.monitor]
+            improved = best is None or (value < best if self.mode == "min" else value > best)
+            if improved:
+                self.run_dir.save_best(self.model, record)
+            # A sample of the weights evaluated, at most every SAMPLE_EVERY_S: on small data evaluations come
+            # every few seconds.
+            sample = self.sample_fn() if self.sample_fn is not None and (
+                self.last_sample is None or time.perf_counter() - self.last_sample >= SAMPLE_EVERY_S) else None
         self.run_dir.append_metrics(record)
         self._summarize(record)
-        best, value = self.saved["best"], metrics[self.monitor]
-        improved = best is None or (value < best if self.mode == "min" else value > best)
         if improved:
             self.saved["best"] = value
-            self.run_dir.save_best(self.model, record)
         best_loss, loss = self.saved.get("best_loss"), metrics.get("val_loss")
         loss_improved = loss is not None and (best_loss is None or loss < best_loss - LOSS_MIN_DELTA)
         if loss_improved:
@@ -400,12 +415,27 @@ class TrainingLoop:
         if self.bar:
             sys.stdout.write("\n")
         self.log(line)
-        if self.sample_fn is not None and (self.last_sample is None
-                                           or time.perf_counter() - self.last_sample >= SAMPLE_EVERY_S):
-            self.log(self.sample_fn())  # at most every SAMPLE_EVERY_S: on small data evaluations come every few seconds
+        if sample is not None:
+            self.log(sample)
             self.last_sample = time.perf_counter()
         self.last = record
         self.window_start, self.window_tokens = time.perf_counter(), 0
+
+    @contextlib.contextmanager
+    def _averaged_weights(self):
+        """With --ema, the model holds the moving average of its weights inside the block, and its
+        own (raw) weights again after it."""
+        if not self.cfg.ema:
+            yield
+            return
+        variables = self.model.trainable_variables
+        raw = [v.numpy() for v in variables]
+        self.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for v, value in zip(variables, raw):
+                v.assign(value)
 
     def _summarize(self, record: dict) -> None:
         if self.writer is None:

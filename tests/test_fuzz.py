@@ -100,7 +100,7 @@ TINY_TRAINING = ["--units", "4", "--layers", "1", "--embedding-dim", "4", "--max
 COMMANDS = {
     # command: (options that take a value, flags, takes a model, trains)
     "train-lm": (["--seq-len", "--val-fraction", "--min-count", "--max-vocab", "--dropout", "--lr", "--clip-norm",
-                  "--keep", "--decay-steps", "--time-budget", "--epochs", "--encoding", "--vocab-size"],
+                  "--ema", "--keep", "--decay-steps", "--time-budget", "--epochs", "--encoding", "--vocab-size"],
                  ["--staircase"], False, True),
     "train-classifier": (["--val-fraction", "--max-len", "--max-vocab", "--dropout", "--lr", "--text-column",
                           "--label-column", "--keep", "--encoding", "--val"], ["--skip-bad-rows", "--bidirectional"],

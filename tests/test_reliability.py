@@ -192,6 +192,34 @@ def test_input_dropout_is_reproducible_recorded_and_off_when_evaluating(tmp_path
     assert not np.array_equal(plain(ids)[0], dropped(ids, training=True)[0])
 
 
+def test_ema_evaluates_and_keeps_the_average_and_resumes_it(tmp_path, corpus_file):
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "eval_every": 10}
+    quiet = dict(log=lambda s: None, progress_bar=False)
+    train_lm(corpus_file, tmp_path / "raw", max_steps=40, **quiet, **settings)
+    train_lm(corpus_file, tmp_path / "ema", max_steps=40, ema=0.9, **quiet, **settings)
+    raw, ema = read_metrics(tmp_path / "raw"), read_metrics(tmp_path / "ema")
+    # The average changes nothing the optimizer does, only the weights evaluated and kept.
+    assert [r["train_loss"] for r in ema] == pytest.approx([r["train_loss"] for r in raw], rel=1e-5)
+    assert all(abs(a["val_loss"] - b["val_loss"]) > 1e-4 for a, b in zip(raw, ema))
+    assert json.loads((tmp_path / "ema" / "config.json").read_text())["train"]["ema"] == 0.9
+    with np.load(tmp_path / "ema" / "best.npz") as best, np.load(tmp_path / "ema" / "checkpoint.npz") as last:
+        kept = [k for k in best.files if k.startswith("w")]
+        assert kept and any(not np.array_equal(best[k], last[k]) for k in kept)  # the average, not the raw weights
+    # Stopped at step 20 and resumed: the average went into the checkpoint and goes on from there.
+    def stop_at_20(line):
+        if line.startswith("step 20:"):
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(Interrupted, match="at step 2"):
+        train_lm(corpus_file, tmp_path / "part", max_steps=40, ema=0.9, log=stop_at_20, progress_bar=False,
+                 **settings)
+    train_lm(out=tmp_path / "part", resume=True, **quiet)
+    assert [r["val_loss"] for r in read_metrics(tmp_path / "part")] == pytest.approx(
+        [r["val_loss"] for r in ema], rel=1e-4)
+    r = run_cli("train-lm", corpus_file, "--out", tmp_path / "bad", "--ema", "1", *TINY_FLAGS)
+    assert_clean_error(r, "--ema must be in [0, 1)")
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
     """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
