@@ -438,9 +438,9 @@ TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train
                 help="Also turn training images by up to this many degrees (bilinear; augmentation).")
 @library_option("--augment-scale", type=float, owner=f"{CLASSIFIER_MODEL}.augment_scale",
                 help="Also scale training images by a factor within 1 ± this (bilinear; augmentation).")
-@click.option("--readout", type=click.Choice(READOUTS),
-              help="What the classifier reads: the final state, the mean or max of the outputs over the rows, "
-              "an attention-weighted mean, or final+mean+max. [default: final]")
+@library_option("--readout", type=click.Choice(READOUTS), owner=f"{CLASSIFIER_MODEL}.readout",
+                help="What the classifier reads: the final state, the mean or max of the outputs over the rows, "
+                "an attention-weighted mean, or final+mean+max.")
 @training_options(CLASSIFIER_MODEL)
 def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.

@@ -122,14 +122,17 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict) -> Sizing:
     # Character noise (deleting or replacing 10% of a training text's characters at random): on 3,000
     # SST-2 sentences, 70.4% and 70.2% on SST-2 dev (seeds 0 and 1) against 68.5% and 68.8% without;
     # on all of SST-2 (bidirectional, 19.5 minutes), 82.0% against 80.0%.
+    # A GRU on all of SST-2 (bidirectional, 19.5 minutes; float32, the compiled kernel): 82.6% on dev
+    # after 9.2 epochs, against 82.0% after 7.2 for the LSTM. The small tier keeps the LSTM it was
+    # measured with.
     if examples < 20_000:
-        size, rule = "small", dict(layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
+        size, rule = "small", dict(cell="lstm", layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
     else:
-        size, rule = "large", dict(layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
+        size, rule = "large", dict(cell="gru", layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
     rule["char_noise"] = 0.1
     # Max pooling over the outputs: on 3,000 SST-2 sentences, 68.5% on SST-2 dev against 56.2% for the
     # final state (mean 65.0%, attention 65.8%, concat 63.1%; seed 1: max 68.8%, final 53.8%); see the README.
-    rule.update(cell="lstm", readout="max")
+    rule["readout"] = "max"
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(examples / batch)
     _stop(rule, given, steps_per_epoch, 5, round(_clamp(1e6 / max(1, examples), 5, 50)))

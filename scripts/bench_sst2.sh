@@ -6,7 +6,7 @@
 #   scripts/bench_sst2.sh 0 19.5        # scratch only, 19.5 minutes of training (20 of wall clock)
 #   SCRATCH=0 LM_OPTS="--cell lstm --layers 1" PRETRAINED_OPTS="--bidirectional" scripts/bench_sst2.sh 8 11.5
 #                                       # pretrained only: options for the language model and for its classifier
-# The classifiers keep their sized defaults (train-classifier: 1x256 LSTM, max readout, char noise 0.1, batch 64 on
+# The classifiers keep their sized defaults (train-classifier: 1x256 GRU, max readout, char noise 0.1, batch 64 on
 # SST-2's 67k phrases) plus SCRATCH_OPTS (default: --bidirectional) for the one from scratch. They
 # validate on 10% of the training phrases held out (the default), so the dev set is only scored,
 # never used to choose weights.

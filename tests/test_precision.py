@@ -1,5 +1,6 @@
 """`--precision auto` (charseq.precision): bfloat16 on a CPU with native bf16, except for a language
-model's LSTM or GRU narrow enough that float32 trains it faster (an LSTM on the compiled kernel)."""
+model's or a text classifier's LSTM or GRU narrow enough that float32 trains it faster (on the
+compiled kernels)."""
 
 import pytest
 
@@ -16,25 +17,25 @@ def bf16_cpu(monkeypatch):
 
 
 def test_auto_on_a_bf16_cpu(bf16_cpu):
-    assert resolve_precision("auto", lm_units=256) == "float32"  # the sized LM: faster, and a better loss
-    assert resolve_precision("auto", lm_units=64) == "float32"
-    assert resolve_precision("auto", lm_units=256, lm_cell="gru") == "float32"
-    assert resolve_precision("auto", lm_units=384) == "mixed_bfloat16"  # wider: bfloat16 is ahead
-    assert resolve_precision("auto", lm_units=256, lm_cell="rnn") == "mixed_bfloat16"  # not measured
-    assert resolve_precision("auto") == "mixed_bfloat16"  # classifiers, encoder-decoders
+    assert resolve_precision("auto", units=256) == "float32"  # the sized LM: faster, and a better loss
+    assert resolve_precision("auto", units=64) == "float32"
+    assert resolve_precision("auto", units=256, cell="gru") == "float32"
+    assert resolve_precision("auto", units=384) == "mixed_bfloat16"  # wider: bfloat16 is ahead
+    assert resolve_precision("auto", units=256, cell="rnn") == "mixed_bfloat16"  # not measured
+    assert resolve_precision("auto") == "mixed_bfloat16"  # MNIST's reader, encoder-decoders
 
 
 def test_auto_without_the_kernel_or_without_native_bf16(bf16_cpu, monkeypatch):
     monkeypatch.setattr(kernels, "available", lambda: False)
-    assert resolve_precision("auto", lm_units=256) == "mixed_bfloat16"  # the fused path, then
-    assert resolve_precision("auto", lm_units=256, lm_cell="gru") == "float32"  # Keras' layer either way
+    assert resolve_precision("auto", units=256) == "mixed_bfloat16"  # the fused path, then
+    assert resolve_precision("auto", units=256, cell="gru") == "float32"  # Keras' layer either way
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    assert resolve_precision("auto", lm_units=512) == "float32"
+    assert resolve_precision("auto", units=512) == "float32"
     assert resolve_precision("auto") == "float32"
 
 
 def test_a_precision_given_is_kept(bf16_cpu):
-    assert resolve_precision("mixed_bfloat16", lm_units=256) == "mixed_bfloat16"
+    assert resolve_precision("mixed_bfloat16", units=256) == "mixed_bfloat16"
     assert resolve_precision("float32") == "float32"
     with pytest.raises(CharseqError, match="--precision must be one of"):
         resolve_precision("half")
@@ -50,3 +51,15 @@ def test_the_language_model_passes_its_width(bf16_cpu):
     wide = build_model({"cell": "gru", "units": 320, "layers": 1, "embedding_dim": 4}, 10)
     assert lstm.precision == "float32" and gru.precision == "float32"
     assert rnn.precision == "mixed_bfloat16" and wide.precision == "mixed_bfloat16"
+
+
+def test_the_text_classifier_passes_its_width_and_mnist_does_not(bf16_cpu):
+    """build_classifier resolves `auto` with the width and cell of a text classifier (masked texts run
+    Keras' layers in bfloat16, slower than the compiled kernels); MNIST's unmasked reader keeps bfloat16."""
+    from charseq.heads.classifier.run import build_classifier
+
+    def policy(cfg, vocab_size):
+        return build_classifier({"units": 8, "layers": 1, "embedding_dim": 4, **cfg}, 2, vocab_size).backbone.dtype_policy.name
+    assert policy({"cell": "gru"}, 10) == policy({"cell": "lstm"}, 10) == "float32"
+    assert policy({"cell": "gru", "units": 320}, 10) == "mixed_bfloat16"
+    assert policy({"cell": "lstm"}, None) == "mixed_bfloat16"  # MNIST rows

@@ -29,6 +29,7 @@ from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
+from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
@@ -75,6 +76,8 @@ def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precis
     """A classifier of texts (ids below `vocab_size`) or, with `vocab_size` None, of images of
     `image_shape` (rows, columns) read row by row, with its weights created."""
     c = config_from_dict(ClassifierConfig, cfg, "config.json model")
+    if not precision and vocab_size is not None:  # texts: float32 where the compiled kernels are faster
+        precision = resolve_precision(c.backbone.precision, c.backbone.units, c.backbone.cell)
     model = SequenceClassifier(num_classes, replace(c.backbone, precision=precision or c.backbone.precision),
                                vocab_size=vocab_size, masking=vocab_size is not None, readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))
