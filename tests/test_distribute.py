@@ -105,11 +105,12 @@ def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
     _same_curve(_metrics(single), _metrics(out))
 
 
-def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file):
+@pytest.mark.parametrize("ema", [0.0, 0.9])  # the moving average of the weights is a mirrored variable too
+def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file, ema):
     runs = {}
     for strategy in ("default", "mirrored"):
         runs[strategy] = tmp_path / strategy
-        train_lm(corpus_file, runs[strategy], max_steps=10, strategy=strategy, log=lambda s: None,
+        train_lm(corpus_file, runs[strategy], max_steps=10, strategy=strategy, ema=ema, log=lambda s: None,
                  progress_bar=False, **SETTINGS)
     _same_curve(_metrics(runs["default"]), _metrics(runs["mirrored"]), rel=1e-6)
     # The strategy is a setting of the run, and a resumed run may change it.
