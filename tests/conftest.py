@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,15 @@ def tiny_flags(**changes) -> list[str]:
 
 
 TINY_FLAGS = tiny_flags()
+
+
+def sigint_once_logged(step: int):
+    """A log callback that sends this process SIGINT once `step` has been logged (the loop then
+    checkpoints and stops after that step, as on Ctrl-C)."""
+    def log(line):
+        if line.startswith(f"step {step}:"):
+            os.kill(os.getpid(), signal.SIGINT)
+    return log
 
 
 def read_metrics(run) -> list[dict]:

@@ -10,7 +10,7 @@ import pytest
 from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.sampling import generate
-from conftest import TINY_FLAGS, TINY_SETTINGS, read_metrics, run_cli, tiny_flags
+from conftest import TINY_FLAGS, TINY_SETTINGS, read_metrics, run_cli, sigint_once_logged, tiny_flags
 
 
 def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
@@ -97,14 +97,6 @@ def test_sentencepiece_language_model(tmp_path, corpus_file):
     assert text and len(pieces) >= 1 and all(0 <= i < vocab.size for i in pieces), text
 
 
-def _stop_at(step):
-    """A log callback that sends this process SIGINT once `step` has been logged."""
-    def log(line):
-        if line.startswith(f"step {step}:"):
-            os.kill(os.getpid(), signal.SIGINT)
-    return log
-
-
 @pytest.mark.parametrize("windows", ["contiguous", "random"])
 def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file, windows):
     settings = {**TINY_SETTINGS, "dropout": 0.0, "windows": windows}
@@ -113,7 +105,7 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_fil
 
     part = tmp_path / "part"
     with pytest.raises(Interrupted, match="stopped by SIGINT at step 20"):
-        train_lm(corpus_file, part, max_steps=40, log=_stop_at(20), progress_bar=False, **settings)
+        train_lm(corpus_file, part, max_steps=40, log=sigint_once_logged(20), progress_bar=False, **settings)
     train_lm(out=part, resume=True, log=lambda s: None, progress_bar=False)
     a, b = read_metrics(full), read_metrics(part)
     assert [r["step"] for r in b] == [r["step"] for r in a] == [10, 20, 30, 40]

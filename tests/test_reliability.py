@@ -21,7 +21,7 @@ from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
 from conftest import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
-                      run_cli_in_process, tiny_flags)
+                      run_cli_in_process, sigint_once_logged, tiny_flags)
 
 TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every
 
@@ -206,12 +206,9 @@ def test_ema_evaluates_and_keeps_the_average_and_resumes_it(tmp_path, corpus_fil
         kept = [k for k in best.files if k.startswith("w")]
         assert kept and any(not np.array_equal(best[k], last[k]) for k in kept)  # the average, not the raw weights
     # Stopped at step 20 and resumed: the average went into the checkpoint and goes on from there.
-    def stop_at_20(line):
-        if line.startswith("step 20:"):
-            os.kill(os.getpid(), signal.SIGINT)
-    with pytest.raises(Interrupted, match="at step 2"):
-        train_lm(corpus_file, tmp_path / "part", max_steps=40, ema=0.9, log=stop_at_20, progress_bar=False,
-                 **settings)
+    with pytest.raises(Interrupted, match="stopped by SIGINT at step 20"):
+        train_lm(corpus_file, tmp_path / "part", max_steps=40, ema=0.9, log=sigint_once_logged(20),
+                 progress_bar=False, **settings)
     train_lm(out=tmp_path / "part", resume=True, **quiet)
     assert [r["val_loss"] for r in read_metrics(tmp_path / "part")] == pytest.approx(
         [r["val_loss"] for r in ema], rel=1e-4)
