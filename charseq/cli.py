@@ -438,6 +438,9 @@ TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train
                 help="Also turn training images by up to this many degrees (bilinear; augmentation).")
 @library_option("--augment-scale", type=float, owner=f"{CLASSIFIER_MODEL}.augment_scale",
                 help="Also scale training images by a factor within 1 ± this (bilinear; augmentation).")
+@library_option("--augment-elastic", type=float, owner=f"{CLASSIFIER_MODEL}.augment_elastic",
+                help="Also bend training images by a smooth random field of this many pixels (standard deviation; "
+                "Simard's elastic distortion; augmentation).")
 @library_option("--readout", type=click.Choice(READOUTS), owner=f"{CLASSIFIER_MODEL}.readout",
                 help="What the classifier reads: the final state, the mean or max of the outputs over the rows, "
                 "an attention-weighted mean, or final+mean+max.")

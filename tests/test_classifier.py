@@ -271,19 +271,34 @@ def test_distortions_move_turn_and_keep_the_border_empty():
     assert all(np.abs(o - images[0]).max() > 10 for o in out)
     ratio = out.sum((1, 2)) / images[0].sum()
     assert 0.75 < ratio.min() and ratio.max() < 1.3 and out.min() >= 0 and out.max() <= 255.001
+    # An elastic field bends each image its own way, smoothly: it stretches or thins the bar here and there,
+    # but neighbouring pixels move together, so the bent bar is still a thin stroke.
+    bar = np.zeros((28, 28), np.uint8)
+    bar[5:20, 12:15] = 200
+    bent = distort_images(np.repeat(bar[None], 64, 0), 0, 0, 0, np.random.default_rng(2), elastic=1.0)
+    assert all(np.abs(b - bar).max() > 10 for b in bent)
+    assert len({b.tobytes() for b in bent}) == 64
+    ratio = bent.sum((1, 2)) / bar.sum()
+    assert 0.5 < ratio.min() and ratio.max() < 2.5 and bent.min() >= 0 and bent.max() <= 255.001
+    ink = bent > 100
+    assert np.median(ink.sum(axis=2)[ink.any(axis=2)]) <= 4  # inked pixels per row: about the bar's 3
+    starts = (np.diff(ink.astype(int), axis=2) == 1).sum(axis=2) + ink[:, :, 0]
+    assert starts.max() == 1  # one run of ink per row: a field drawn pixel by pixel would leave gaps
 
 
 def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_dir):
     out = tmp_path / "distorted"
     r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
-                "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05", *FAST)
+                "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05",
+                "--augment-elastic", "0.5", *FAST)
     assert r.returncode == 0, r.stderr
     model = json.loads((out / "config.json").read_text())["model"]
-    assert (model["augment_rotate"], model["augment_scale"]) == (8.0, 0.05)
+    assert (model["augment_rotate"], model["augment_scale"], model["augment_elastic"]) == (8.0, 0.05, 0.5)
     report = json.loads(run_cli("evaluate", "--model", out, "--json").stdout)
     assert report["accuracy"] > 0.9
     for flag, value, message in (("--augment-rotate", "-5", "--augment-rotate must be in [0, 180]"),
-                                 ("--augment-scale", "1", "--augment-scale must be in [0, 1)")):
+                                 ("--augment-scale", "1", "--augment-scale must be in [0, 1)"),
+                                 ("--augment-elastic", "5", "--augment-elastic must be in [0, 4] pixels")):
         r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad", flag, value)
         assert_clean_error(r, message)
         assert not (tmp_path / "bad").exists()

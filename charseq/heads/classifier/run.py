@@ -49,6 +49,7 @@ class ClassifierConfig:
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
     augment_rotate: float = 0.0  # images: and turn it by up to this many degrees (see task.distort_images)
     augment_scale: float = 0.0  # images: and scale it by a factor within 1 ± this
+    augment_elastic: float = 0.0  # images: and bend it by a smooth random field of this many pixels
     char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters
 
     def validate(self) -> None:
@@ -63,6 +64,8 @@ class ClassifierConfig:
             raise CharseqError(f"--augment-rotate must be in [0, 180] degrees, not {self.augment_rotate}")
         if not 0 <= self.augment_scale < 1:
             raise CharseqError(f"--augment-scale must be in [0, 1), not {self.augment_scale}")
+        if not 0 <= self.augment_elastic <= 4:
+            raise CharseqError(f"--augment-elastic must be in [0, 4] pixels, not {self.augment_elastic}")
         if not 0 <= self.char_noise < 0.5:
             raise CharseqError(f"--char-noise must be in [0, 0.5), not {self.char_noise}")
 
@@ -146,7 +149,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift,
                      augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
-                     strategy=strategy)
+                     augment_elastic=model_cfg.augment_elastic, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
