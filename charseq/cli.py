@@ -468,7 +468,11 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
 @click.option("--label-column", help="Column with the labels [default: label].")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")
-@click.option("--max-len", type=int, help="Cut texts to this many characters [default: no limit].")
+@library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{TRAIN_CLASSIFIER}.tokenizer",
+                help="Read the texts as characters, or as SentencePiece pieces learned from the training texts.")
+@library_option("--vocab-size", type=int, owner=f"{TRAIN_CLASSIFIER}.vocab_size",
+                help="SentencePiece vocabulary size.")
+@click.option("--max-len", type=int, help="Cut texts to this many characters (or pieces) [default: no limit].")
 @click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
 @library_option("--min-count", type=int, owner=f"{TRAIN_CLASSIFIER}.min_count",
                 help="Characters seen fewer times map to unknown.")
@@ -480,7 +484,8 @@ def classify_mnist_command(data, out, force, resume, **settings):
               help="What the classifier reads: the final state, the mean or max of the outputs over the text, "
               f"an attention-weighted mean, or final+mean+max. {SIZED}")
 @click.option("--char-noise", type=float,
-              help=f"Augmentation: delete or replace this fraction of each training text's characters at random. {SIZED}")
+              help="Augmentation: delete or replace this fraction of each training text's characters (or pieces) "
+              f"at random. {SIZED}")
 @training_options(CLASSIFIER_MODEL)
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.
@@ -493,7 +498,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 
     _train_on_file(train_classifier, train_file, out, force, resume, settings,
                    ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab",
-                    "min_count", "init_from", "encoding"))
+                    "min_count", "init_from", "encoding", "tokenizer", "vocab_size"))
 
 
 @main.command("classify")

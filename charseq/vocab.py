@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -174,8 +175,10 @@ class SentencePieceVocab:
 
     @classmethod
     def train(cls, corpus: str | Path, directory: str | Path, vocab_size: int,
-              encoding: str = "utf-8") -> "SentencePieceVocab":
-        """Train a unigram SentencePiece model on `corpus` and save it in `directory`."""
+              encoding: str = "utf-8", texts_apart: bool = False) -> "SentencePieceVocab":
+        """Train a unigram SentencePiece model on `corpus` and save it in `directory`. With
+        `texts_apart` (separate texts, one per line), every line begins a word, so that a text's
+        first word is cut into the pieces it would have mid-sentence."""
         import sentencepiece as spm
 
         directory = Path(directory)
@@ -189,13 +192,23 @@ class SentencePieceVocab:
                 user_defined_symbols=["\n"], normalization_rule_name="identity",
                 remove_extra_whitespaces=False, input_sentence_size=2_000_000,
                 shuffle_input_sentence=True, minloglevel=2, hard_vocab_limit=False,
-                add_dummy_prefix=False,  # else a line after a newline decodes with a leading space
+                # A running text: else a line after a newline would decode with a leading space.
+                add_dummy_prefix=texts_apart,
             )
         except RuntimeError as e:
             msg = str(e).splitlines()[-1] if str(e) else "training failed"
             raise CharseqError(f"SentencePiece could not build a vocabulary of {vocab_size}: {msg}") from None
         (directory / "spm.vocab").unlink(missing_ok=True)
         return cls(directory / SPM_FILE)
+
+    @classmethod
+    def from_texts(cls, texts: list[str], vocab_size: int) -> "SentencePieceVocab":
+        """Pieces of separate texts (a classifier's), trained in a temporary directory; the model
+        stays in memory until :meth:`save` writes it into a run."""
+        with tempfile.TemporaryDirectory(prefix="charseq-spm-") as scratch:
+            lines = Path(scratch) / "texts.txt"
+            lines.write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+            return cls.train(lines, scratch, vocab_size, texts_apart=True)
 
     @property
     def size(self) -> int:
@@ -227,8 +240,8 @@ class SentencePieceVocab:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         target = directory / SPM_FILE
-        if self.model_path.resolve() != target.resolve():
-            write_bytes_atomic(target, self.model_path.read_bytes())
+        if self.model_path.resolve() != target.resolve():  # from the loaded model: its file may be gone
+            write_bytes_atomic(target, self._sp.serialized_model_proto())
         write_json_atomic(directory / VOCAB_FILE, self.to_json())
 
 

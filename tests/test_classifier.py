@@ -129,6 +129,42 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
 
 
+def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
+    from charseq.heads.classifier.inspect import explain_text
+    from charseq.heads.classifier.run import load_classifier
+
+    out = tmp_path / "pieces"
+    r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                "--tokenizer", "sentencepiece", "--vocab-size", "40", "--epochs", "6", "--batch-size", "16",
+                "--lr", "1e-2", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "over pieces" in r.stdout and "vocabulary 40" in r.stdout
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert (data["tokenizer"], data["vocab_size"]) == ("sentencepiece", 40) and (out / "spm.model").is_file()
+    model, vocab, config = load_classifier(out)
+    assert vocab.kind == "sentencepiece" and vocab.size == 40
+    # Each text begins a word: a first word is cut into the pieces it has mid-sentence.
+    first = vocab.encode("wonderful").tolist()
+    assert vocab.encode("truly wonderful").tolist()[-len(first):] == first
+    r = run_cli("classify", "--model", out, "truly wonderful, so", "an awful mess, really")
+    assert r.returncode == 0, r.stderr
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["1", "0"]
+    report = json.loads(run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
+    assert report["accuracy"] > 0.9
+    explained = explain_text(model, vocab, config, "a good film")  # the studio's view: one saliency per piece
+    assert "".join(explained["tokens"]).strip() == "a good film"
+    assert len(explained["tokens"]) == len(explained["saliency"]) < len("a good film")
+    # What pieces cannot do, or a resumed run may not change, is one line.
+    assert_clean_error(run_cli_in_process("export", "--model", out, "--out", tmp_path / "exported"),
+                       "only character vocabularies export")
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--resume",
+                                          "--vocab-size", "50"), "--vocab-size")
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad",
+                                          "--tokenizer", "sentencepiece", "--init-from", out),
+                       "--tokenizer: a classifier started from a language model")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "exported").exists()
+
+
 def test_csv_columns_by_name_and_three_classes(reviews):
     rows = read_labeled(reviews / "three.csv", label_column="stars")
     assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]

@@ -46,5 +46,6 @@ HEAD = Head(
                "text": {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
                         "text_column": (MAYBE_TEXT, True), "label_column": (MAYBE_TEXT, True),
                         "skip_bad_rows": ((bool,), True), "encoding": (TEXT, True),
-                        "max_vocab": (MAYBE_INT, False), "min_count": ((int,), False)}},
+                        "max_vocab": (MAYBE_INT, False), "min_count": ((int,), False),
+                        "tokenizer": (TEXT, False), "vocab_size": (MAYBE_INT, False)}},
 )

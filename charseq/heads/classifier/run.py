@@ -31,10 +31,10 @@ from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import BackboneConfig, config_from_dict, flat, split_settings
+from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
-from charseq.vocab import CharVocab, count_characters, load_vocab
+from charseq.vocab import SPECIALS, CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "classifier"
 
@@ -165,27 +165,34 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
                      val: str | Path | None = None, val_fraction: float = 0.1, text_column: str | None = None,
                      label_column: str | None = None, skip_bad_rows: bool = False, max_vocab: int | None = None,
                      min_count: int = 1, init_from: str | Path | None = None, encoding: str = "utf-8",
+                     tokenizer: str = "char", vocab_size: int = 4000,
                      force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
                      progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a text classifier on a TSV/CSV file with a header (text and label columns).
+
+    The texts are read as characters, or with `tokenizer="sentencepiece"` as `vocab_size`
+    SentencePiece pieces learned from the training texts (each text begins a word).
 
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
     return train_on_worker(out, resume, settings, lambda mine: _train_classifier(
         train_file, mine, val=val, val_fraction=val_fraction, text_column=text_column, label_column=label_column,
         skip_bad_rows=skip_bad_rows, max_vocab=max_vocab, min_count=min_count, init_from=init_from,
-        encoding=encoding, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
+        encoding=encoding, tokenizer=tokenizer, vocab_size=vocab_size, force=force, resume=resume, log=log,
+        progress_bar=progress_bar, **settings))
 
 
 @discard_unpublished
 def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_column, skip_bad_rows, max_vocab,
-                      min_count, init_from, encoding, force, resume, log, progress_bar, **settings) -> RunDir:
+                      min_count, init_from, encoding, tokenizer, vocab_size, force, resume, log, progress_bar,
+                      **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: {**given_data(
             config.get("data"), train=("TRAIN_FILE", resolved(train_file), None), val=("--val", resolved(val), None),
             val_fraction=("--val-fraction", val_fraction, 0.1), text_column=("--text-column", text_column, None),
             label_column=("--label-column", label_column, None), skip_bad_rows=("--skip-bad-rows", skip_bad_rows, False),
             encoding=("--encoding", encoding, "utf-8"), max_vocab=("--max-vocab", max_vocab, None),
-            min_count=("--min-count", min_count, 1)), **given_data(
+            min_count=("--min-count", min_count, 1), tokenizer=("--tokenizer", tokenizer, "char"),
+            vocab_size=("--vocab-size", vocab_size, 4000)), **given_data(
             {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))})
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         d = config["data"]
@@ -193,6 +200,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
     else:
         check_split(train_file, val, val_fraction, "(TSV or CSV with a header)")
+        _check_tokenizer(tokenizer, vocab_size, init_from)
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
@@ -222,6 +230,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         model_cfg, train_cfg = _split_settings(settings)
         log(f"starting from the language model in {init_from}: {model_cfg.backbone.shape()}, "
             f"its vocabulary of {vocab.size}")
+    elif tokenizer == "sentencepiece":
+        vocab = SentencePieceVocab.from_texts(texts, vocab_size)
     else:
         vocab = CharVocab.build(count_characters(texts), max_vocab=max_vocab, min_count=min_count)
     y_train = _encode_labels(labels, names, train_file)
@@ -230,7 +240,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     x_val = [vocab.encode(t) for t in val_texts]
 
     if not resume:
-        sizing = size_text_classifier(len(texts), vocab.size, settings)
+        sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
@@ -248,7 +258,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
                                    "text_column": text_column, "label_column": label_column,
                                    "skip_bad_rows": skip_bad_rows, "encoding": encoding,
-                                   "max_vocab": max_vocab, "min_count": min_count}})
+                                   "max_vocab": max_vocab, "min_count": min_count, "tokenizer": vocab.kind,
+                                   "vocab_size": vocab_size if vocab.kind == "sentencepiece" else None}})
     log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)
@@ -262,6 +273,16 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
+
+
+def _check_tokenizer(tokenizer: str, vocab_size: int, init_from) -> None:
+    if tokenizer not in TOKENIZERS:
+        raise CharseqError(f"--tokenizer must be char or sentencepiece, not {tokenizer!r}")
+    if tokenizer == "sentencepiece" and vocab_size < 2 * len(SPECIALS):
+        raise CharseqError(f"--vocab-size must be at least {2 * len(SPECIALS)}, not {vocab_size}")
+    if tokenizer != "char" and init_from is not None:
+        raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
+                           "the language model's vocabulary")
 
 
 def _copy_backbone(lm, classifier) -> None:
