@@ -117,8 +117,9 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
                    rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}")
 
 
-# A text classifier over SentencePiece pieces embeds each piece in 128 dimensions (as measured on SST-2,
-# see the README), where a character's 64 (the backbone's default) suffice.
+# A text classifier over SentencePiece pieces embeds each piece in 128 dimensions, the one size measured
+# with pieces on SST-2 (see the README): a piece carries more than a character, whose 64 (the backbone's
+# default) suffice.
 PIECES_EMBEDDING = 128
 
 
