@@ -146,10 +146,10 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     # Each text begins a word: a first word is cut into the pieces it has mid-sentence.
     first = vocab.encode("wonderful").tolist()
     assert vocab.encode("truly wonderful").tolist()[-len(first):] == first
-    r = run_cli("classify", "--model", out, "truly wonderful, so", "an awful mess, really")
+    r = run_cli_in_process("classify", "--model", out, "truly wonderful, so", "an awful mess, really")
     assert r.returncode == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["1", "0"]
-    report = json.loads(run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
+    report = json.loads(run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
     assert report["accuracy"] > 0.9
     explained = explain_text(model, vocab, config, "a good film")  # the studio's view: one saliency per piece
     assert "".join(explained["tokens"]).strip() == "a good film"
@@ -264,13 +264,13 @@ def test_char_noise_needs_the_vocabulary_it_draws_from():
 
 def test_char_noise_trains_and_is_recorded(tmp_path, reviews):
     out = tmp_path / "noisy"
-    r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
-                "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", "--char-noise", "0.05", *FAST)
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                           "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", "--char-noise", "0.05", *FAST)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["model"]["char_noise"] == 0.05
-    report = json.loads(run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
+    report = json.loads(run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json").stdout)
     assert report["accuracy"] > 0.9
-    r = run_cli("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad", "--char-noise", "0.6")
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad", "--char-noise", "0.6")
     assert_clean_error(r, "--char-noise must be in [0, 0.5)")
     assert not (tmp_path / "bad").exists()
 
@@ -324,13 +324,13 @@ def test_distortions_move_turn_and_keep_the_border_empty():
 
 def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_dir):
     out = tmp_path / "distorted"
-    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+    r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
                 "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05",
                 "--augment-elastic", "0.5", *FAST)
     assert r.returncode == 0, r.stderr
     model = json.loads((out / "config.json").read_text())["model"]
     assert (model["augment_rotate"], model["augment_scale"], model["augment_elastic"]) == (8.0, 0.05, 0.5)
-    report = json.loads(run_cli("evaluate", "--model", out, "--json").stdout)
+    report = json.loads(run_cli_in_process("evaluate", "--model", out, "--json").stdout)
     assert report["accuracy"] > 0.9
     for flag, value, message in (("--augment-rotate", "-5", "--augment-rotate must be in [0, 180]"),
                                  ("--augment-scale", "1", "--augment-scale must be in [0, 1)"),
@@ -342,11 +342,11 @@ def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_d
 
 def test_classify_mnist_pools_over_the_rows(tmp_path, idx_dir):
     out = tmp_path / "pooled"
-    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+    r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
                 "--lr", "1e-2", "--readout", "max", *FAST)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["model"]["readout"] == "max"
-    report = json.loads(run_cli("evaluate", "--model", out, "--json").stdout)
+    report = json.loads(run_cli_in_process("evaluate", "--model", out, "--json").stdout)
     assert report["accuracy"] > 0.9
     assert_clean_error(run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad",
                                           "--readout", "sum"), "--readout")

@@ -188,7 +188,9 @@ def _same_weights(chief, worker, single):
     assert max(float(np.abs(lone[k] - chief[k]).max()) for k in lone if k.startswith("w")) < 1e-4
 
 
-@pytest.mark.parametrize("kind", ["classifier", pytest.param("seq2seq", marks=pytest.mark.slow)])
+# Slow (the default suite's time): the language model's two-worker test below covers the multiworker path in it.
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_every_head_trains_on_two_workers_and_mirrored_like_one_process(tmp_path, head_files, kind):
     single, mirrored, out = tmp_path / "single", tmp_path / "mirrored", tmp_path / "multi"
     _train_head(kind, head_files, single)

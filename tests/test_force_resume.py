@@ -372,7 +372,7 @@ def test_grid_force_refuses_a_directory_that_is_not_a_grid(tmp_path, files):
 
 
 # ----------------------------------------------------------------------------- the property
-PROPERTY_EXAMPLES = int(os.environ.get("CHARSEQ_PROPERTY_EXAMPLES", "4"))
+PROPERTY_EXAMPLES = int(os.environ.get("CHARSEQ_PROPERTY_EXAMPLES", "2"))  # + the two explicit examples
 
 
 class Killed(BaseException):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from charseq.heads.classifier.model import READOUTS
 from charseq.heads.classifier.run import build_classifier
-from conftest import run_cli
+from conftest import run_cli_in_process
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -51,10 +51,10 @@ def test_a_pooled_readout_trains_saves_and_classifies(tmp_path):
         rows.append(f"{rng.choice(good if pos else bad)}, {rng.choice(['really', 'so', 'quite'])}\t{int(pos)}")
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
-    r = run_cli("train-classifier", tmp_path / "train.tsv", "--out", out, "--readout", "mean", "--epochs", "6",
+    r = run_cli_in_process("train-classifier", tmp_path / "train.tsv", "--out", out, "--readout", "mean", "--epochs", "6",
                 "--batch-size", "16", "--lr", "1e-2", "--units", "32", "--embedding-dim", "16", "--precision", "float32")
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["model"]["readout"] == "mean"
-    r = run_cli("classify", "--model", out, "truly wonderful, so", "awful mess, really")
+    r = run_cli_in_process("classify", "--model", out, "truly wonderful, so", "awful mess, really")
     assert r.returncode == 0, r.stderr
     assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["1", "0"]

@@ -128,6 +128,7 @@ def test_many_sigkills_then_resume(tmp_path, task_files, kind, seed):
     kill_and_resume(kind, task_files, tmp_path / "run", kills=6, max_steps=1000, every=40, seed=seed)
 
 
+@pytest.mark.slow  # 30 s; in the default suite a real SIGKILL is test_sigkill_during_force_leaves_a_loadable_run's
 def test_killed_and_resumed_lm_matches_an_uninterrupted_run(tmp_path, task_files):
     out = tmp_path / "killed"
     kill_and_resume("train-lm", task_files, out, kills=2, max_steps=200, every=20, seed=7)
