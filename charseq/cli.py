@@ -776,7 +776,8 @@ GRID_COMMANDS = tuple(train_commands())  # every head's train commands (charseq.
 @click.argument("command", type=click.Choice(GRID_COMMANDS))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
               "combination, and results.json / results.tsv.")
-@click.option("--force", is_flag=True, help="Replace an existing grid directory instead of resuming it.")
+@click.option("--force", is_flag=True, help="Replace an existing grid directory instead of "
+              "resuming it (kept until the new grid's first run has its first checkpoint).")
 @click.pass_context
 def grid_command(ctx, command, out, force):
     """Train COMMAND once for every combination of comma-separated option values.

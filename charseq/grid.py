@@ -10,6 +10,11 @@
 Runs go one after another in this process. A rerun with the same GRID (after Ctrl-C, a crash,
 or with more values on an axis) skips the runs that are done, resumes those that have a
 checkpoint and starts the rest, so no finished training is ever repeated.
+
+`--force` replaces a grid as a run's --force replaces a run: the old grid moves aside to a hidden
+sibling (`.GRID.old-XXXX`) and is deleted only once the new grid's first run has written its
+first checkpoint. A new grid that fails before (a setting its first run rejects, Ctrl-C) puts the
+old one back; a crash in between leaves it at `.GRID.old-XXXX`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -108,8 +115,11 @@ def _not_the_grids(out: Path) -> str | None:
     return None
 
 
-def _open_grid(out: Path, spec: dict, force: bool) -> None:
-    """Create the grid directory, or reopen it if it holds the same grid; never touch other files."""
+def _open_grid(out: Path, spec: dict, force: bool) -> Path | None:
+    """Create the grid directory, or reopen it if it holds the same grid; never touch other files.
+    With `force`, an old grid moves aside rather than being deleted: returns where it went (see
+    _settle), or None if there was none."""
+    aside = None
     if out.exists() and not out.is_dir():
         raise CharseqError(f"--out {out} is a file, not a directory")
     if out.is_dir() and any(out.iterdir()):
@@ -120,7 +130,8 @@ def _open_grid(out: Path, spec: dict, force: bool) -> None:
             if foreign:
                 raise CharseqError(f"--out {out} holds {foreign}, which is not part of a charseq grid; "
                                    "refusing to replace it")
-            shutil.rmtree(out)
+            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, aside)  # a directory replaces the empty one mkdtemp made, in one rename
         else:
             try:
                 old = json.loads((out / GRID_FILE).read_text(encoding="utf-8"))
@@ -130,8 +141,25 @@ def _open_grid(out: Path, spec: dict, force: bool) -> None:
                 raise CharseqError(f"{out} holds a grid of {old.get('command')} with other fixed options "
                                    f"({' '.join(map(str, old.get('fixed') or [])) or 'none'}); give another --out, "
                                    "or --force to replace it")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / GRID_FILE, spec)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / GRID_FILE, spec)
+    except BaseException:
+        _settle(out, aside, keep_new=False)
+        raise
+    return aside
+
+
+def _settle(out: Path, aside: Path | None, keep_new: bool) -> None:
+    """End a --force replacement: delete the old grid kept at `aside`, or (`keep_new` False: the
+    new grid has no run to show) delete the new grid and put the old one back."""
+    if aside is None:
+        return
+    if not keep_new:
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(aside, out)
+    else:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def result(path: Path, combination: dict) -> dict:
@@ -208,8 +236,11 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
     spec = _normal(spec)
-    _open_grid(out, {**spec, "axes": _normal(axes)}, force)
+    aside = _open_grid(out, {**spec, "axes": _normal(axes)}, force)
     combos = combinations(axes)
+
+    def started() -> bool:  # a run of the new grid has a checkpoint: the grid it replaces may go
+        return (out / run_name(combos[0]) / CONFIG_FILE).exists()
 
     def report() -> list[dict]:
         rows = rank([result(out / run_name(c), c) for c in combos])
@@ -227,16 +258,24 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
         replace = not resume and (path / CONFIG_FILE).exists()
         log(f"[{i}/{len(combos)}] {name}: {'resuming' if resume else 'training'}")
         try:
-            run_one(combo, path, resume, replace)
-            outcome = {"status": "finished"}
-        except Interrupted:
-            report()
+            try:
+                run_one(combo, path, resume, replace)
+                outcome = {"status": "finished"}
+            except Interrupted:
+                raise
+            except CharseqError as e:
+                if not (path / CONFIG_FILE).exists():
+                    raise CharseqError(f"{name}: {e.message}", *e.remedies) from None
+                outcome = {"status": "failed", "error": str(e)}
+                log(f"[{i}/{len(combos)}] {name}: failed: {e}")
+        except BaseException as e:  # the grid stops here (a rejected setting, Ctrl-C, an out-of-memory error)
+            kept = aside is None or started()
+            _settle(out, aside, keep_new=kept)
+            if kept and isinstance(e, Interrupted):
+                report()
             raise
-        except CharseqError as e:
-            if not (path / CONFIG_FILE).exists():
-                raise CharseqError(f"{name}: {e.message}", *e.remedies) from None
-            outcome = {"status": "failed", "error": str(e)}
-            log(f"[{i}/{len(combos)}] {name}: failed: {e}")
+        _settle(out, aside, keep_new=True)  # this run has a checkpoint (it finished or failed while training)
+        aside = None
         write_json_atomic(path / RESULT_FILE, outcome)
         import keras
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from charseq.errors import CharseqError, Interrupted
-from conftest import TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, tiny_flags
+from conftest import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
+                      tiny_flags)
 
 TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
 QUIET = dict(log=lambda s: None, progress_bar=False)
@@ -169,6 +170,42 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
     # Other fixed options would make the finished runs incomparable: refused, nothing touched.
     assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
                                *TINY_FLAGS, "--out", out), "other fixed options", "--force")
+
+
+def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_path, grid, corpus_file):
+    """A --force grid whose first run stops before its first checkpoint (a missing corpus, a value
+    the run rejects, Ctrl-C while it prepares) puts the old grid back byte for byte; one that
+    trains replaces it, and nothing is left beside it."""
+    import shutil
+
+    from charseq import run_grid
+
+    def tree(root):
+        return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = tree(out)
+    axes = ["--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS, "--out", out, "--force"]
+    for args, fragment in ([tmp_path / "missing.txt"], "missing.txt"), ([corpus_file, "--dropout", "1.5"], "--dropout"):
+        assert_clean_error(run_cli_in_process("grid", "train-lm", *args, *axes), fragment)
+        assert tree(out) == before and os.listdir(tmp_path) == ["g"]
+
+    def ctrl_c_while_preparing(line):
+        if not line.startswith("["):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=ctrl_c_while_preparing,
+                 **{**TINY_SETTINGS, "max_steps": 10})
+    assert tree(out) == before and os.listdir(tmp_path) == ["g"]
+
+    r = run_cli_in_process("grid", "train-lm", corpus_file, *axes)
+    assert r.returncode == 0, r.stderr
+    fixed = json.loads((out / "grid.json").read_text())["fixed"]
+    assert fixed[fixed.index("--batch-size") + 1] == "16"  # the new grid's (the old one's was 8)
+    assert all(rec["step"] == 10 for rec in (metrics(out / "lr=0.001")[-1], metrics(out / "lr=0.02")[-1]))
+    assert os.listdir(tmp_path) == ["g"]
 
 
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
