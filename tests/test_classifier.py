@@ -13,7 +13,7 @@ from charseq.heads.classifier.run import _copy_backbone, build_classifier
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, run_cli, run_cli_in_process, striped_images
+from conftest import assert_clean_error, read_metrics, run_cli, run_cli_in_process, striped_images
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
 
@@ -338,6 +338,32 @@ def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_d
         r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad", flag, value)
         assert_clean_error(r, message)
         assert not (tmp_path / "bad").exists()
+
+
+def test_label_smoothing_trains_towards_the_smoothed_target(tmp_path, idx_dir, reviews):
+    """Examples told apart perfectly: plain training drives the true class's probability towards 1,
+    --label-smoothing 0.3 towards 1 - 0.3 + 0.3 / classes (the smoothed target's optimum), at the
+    same accuracy, for images and texts. val_loss is the plain cross-entropy, -log p(true class)."""
+    import math
+
+    def train(command, data, name, *flags):
+        out = tmp_path / name
+        r = run_cli_in_process(command, *data, "--out", out, "--epochs", "6", "--lr", "1e-2", *flags, *FAST)
+        assert r.returncode == 0, r.stderr
+        return json.loads((out / "config.json").read_text()), read_metrics(out)[-1]
+
+    images = ["--data", idx_dir, "--batch-size", "32"]
+    texts = [reviews / "train.tsv", "--val", reviews / "dev.tsv", "--batch-size", "16"]
+    _, plain = train("classify-mnist", images, "plain")
+    assert plain["val_accuracy"] == 1.0 and plain["val_loss"] < 0.05
+    for command, data in (("classify-mnist", images), ("train-classifier", texts)):
+        config, smoothed = train(command, data, f"smoothed-{command}", "--label-smoothing", "0.3")
+        assert config["model"]["label_smoothing"] == 0.3 and smoothed["val_accuracy"] == 1.0
+        optimum = 1 - 0.3 + 0.3 / len(config["labels"])  # 0.73 for MNIST's 10 digits, 0.85 for 2 classes
+        assert abs(math.exp(-smoothed["val_loss"]) - optimum) < 0.08, (command, smoothed["val_loss"], optimum)
+    assert_clean_error(run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / "bad",
+                                          "--label-smoothing", "1"), "--label-smoothing must be in [0, 1)")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_classify_mnist_pools_over_the_rows(tmp_path, idx_dir):

@@ -51,6 +51,7 @@ class ClassifierConfig:
     augment_scale: float = 0.0  # images: and scale it by a factor within 1 ± this
     augment_elastic: float = 0.0  # images: and bend it by a smooth random field of this many pixels
     char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters
+    label_smoothing: float = 0.0  # train towards 1 - this on the true class, the rest spread evenly
 
     def validate(self) -> None:
         self.backbone.validate()
@@ -68,6 +69,8 @@ class ClassifierConfig:
             raise CharseqError(f"--augment-elastic must be in [0, 4] pixels, not {self.augment_elastic}")
         if not 0 <= self.char_noise < 0.5:
             raise CharseqError(f"--char-noise must be in [0, 0.5), not {self.char_noise}")
+        if not 0 <= self.label_smoothing < 1:
+            raise CharseqError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
 
 
 def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
@@ -149,7 +152,8 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift,
                      augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
-                     augment_elastic=model_cfg.augment_elastic, strategy=strategy)
+                     augment_elastic=model_cfg.augment_elastic, label_smoothing=model_cfg.label_smoothing,
+                     strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
@@ -269,7 +273,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         _copy_backbone(lm, model)
     task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
                     max_len=model_cfg.max_len, char_noise=model_cfg.char_noise, vocab_size=vocab.size,
-                    strategy=strategy)
+                    label_smoothing=model_cfg.label_smoothing, strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run

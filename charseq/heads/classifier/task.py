@@ -23,8 +23,9 @@ class ClassifierTask:
     monitor = MONITOR
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
-                 strategy: tf.distribute.Strategy | None = None):
+                 label_smoothing: float = 0.0, strategy: tf.distribute.Strategy | None = None):
         self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
+        self.label_smoothing = label_smoothing
         self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
         self.steps_per_epoch = math.ceil(len(self.y_train) / batch_size)
         self.tokens_per_step = int(batch_size * self.mean_length())
@@ -52,18 +53,24 @@ class ClassifierTask:
         return self.inputs(indices, np.random.default_rng([self.seed, step, 1])), self.y_train[indices]
 
     def _compile(self, optimizer):
-        model = self.model
+        model, smoothing = self.model, self.label_smoothing
 
         def replica_loss(x, y, *weighting):
             logits = model(x, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            # Label smoothing: the target is 1 - s on the true class and s spread over all classes,
+            # so the loss adds s times the mean of -log p over the classes to (1 - s) times the usual one.
+            target = ce if not smoothing else (
+                (1 - smoothing) * ce - smoothing * tf.reduce_mean(tf.nn.log_softmax(logits), -1))
             hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
             if weighting:  # a replica's rows (padding weighted 0): their share of the global batch's mean
                 weights, rows = weighting
-                loss, correct = tf.reduce_sum(ce * weights) / rows, tf.reduce_sum(hits * weights)
+                loss, trained, correct = (tf.reduce_sum(ce * weights) / rows, tf.reduce_sum(target * weights) / rows,
+                                          tf.reduce_sum(hits * weights))
             else:
-                loss, correct = tf.reduce_mean(ce), tf.reduce_sum(hits)
-            return regularized(loss, model), (loss, correct), None
+                loss, trained, correct = tf.reduce_mean(ce), tf.reduce_mean(target), tf.reduce_sum(hits)
+            # The reported training loss stays the plain cross-entropy, comparable with val_loss.
+            return regularized(trained, model), (loss, correct), None
 
         return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
 
@@ -107,12 +114,12 @@ class TextTask(ClassifierTask):
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
                  max_len: int | None = None, char_noise: float = 0.0, vocab_size: int | None = None,
-                 strategy: tf.distribute.Strategy | None = None):
+                 label_smoothing: float = 0.0, strategy: tf.distribute.Strategy | None = None):
         if char_noise and vocab_size is None:
             raise ValueError("char_noise replaces characters by random ones of the vocabulary: give vocab_size")
         self.max_len, self.char_noise, self.vocab_size = max_len, char_noise, vocab_size
         self.lengths = np.array([len(x) for x in x_train])
-        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
+        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, label_smoothing, strategy)
 
     def mean_length(self) -> float:
         return float(np.mean(np.minimum(self.lengths, self.max_len or 1 << 30)))
@@ -207,10 +214,11 @@ class ImageTask(ClassifierTask):
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
                  augment_shift: int = 0, augment_rotate: float = 0.0, augment_scale: float = 0.0,
-                 augment_elastic: float = 0.0, strategy: tf.distribute.Strategy | None = None):
+                 augment_elastic: float = 0.0, label_smoothing: float = 0.0,
+                 strategy: tf.distribute.Strategy | None = None):
         self.augment_shift, self.augment_rotate, self.augment_scale = augment_shift, augment_rotate, augment_scale
         self.augment_elastic = augment_elastic
-        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, strategy)
+        super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, label_smoothing, strategy)
 
     def mean_length(self) -> float:
         return self.x_train.shape[1]
