@@ -21,6 +21,15 @@ from charseq.files import write_bytes_atomic, write_json_atomic
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+# The fewest SentencePiece pieces asked for: the specials and the newline leave room for only a
+# few characters below this, and SentencePiece's own refusal would come after the corpus is read.
+MIN_PIECES = 2 * len(SPECIALS)
+
+
+def check_piece_vocab_size(vocab_size: int) -> None:
+    """A one-line error for a --vocab-size too small to be a SentencePiece vocabulary."""
+    if vocab_size < MIN_PIECES:
+        raise CharseqError(f"--vocab-size must be at least {MIN_PIECES}, not {vocab_size}")
 VOCAB_FILE = "vocab.json"
 SPM_FILE = "spm.model"
 

@@ -10,7 +10,8 @@ import pytest
 from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.sampling import generate
-from conftest import TINY_FLAGS, TINY_SETTINGS, read_metrics, run_cli, sigint_once_logged, tiny_flags
+from conftest import (TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process,
+                      sigint_once_logged, tiny_flags)
 
 
 def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
@@ -95,6 +96,11 @@ def test_sentencepiece_language_model(tmp_path, corpus_file):
     text = generate(model, vocab, "The river", length=5, seed=0)
     pieces = vocab.encode(text)  # five new subword pieces, each one the model's vocabulary holds
     assert text and len(pieces) >= 1 and all(0 <= i < vocab.size for i in pieces), text
+    # Too few pieces for a vocabulary: refused before the corpus is read, as train-classifier does.
+    r = run_cli_in_process("train-lm", corpus_file, "--tokenizer", "sentencepiece", "--vocab-size", "3",
+                           "--out", tmp_path / "few")
+    assert_clean_error(r, "--vocab-size must be at least 8, not 3")
+    assert not (tmp_path / "few").exists()
 
 
 @pytest.mark.parametrize("windows", ["contiguous", "random"])

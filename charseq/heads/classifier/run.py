@@ -34,7 +34,7 @@ from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
-from charseq.vocab import SPECIALS, CharVocab, SentencePieceVocab, count_characters, load_vocab
+from charseq.vocab import CharVocab, SentencePieceVocab, check_piece_vocab_size, count_characters, load_vocab
 
 TASK = "classifier"
 
@@ -282,8 +282,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
 def _check_tokenizer(tokenizer: str, vocab_size: int, init_from) -> None:
     if tokenizer not in TOKENIZERS:
         raise CharseqError(f"--tokenizer must be char or sentencepiece, not {tokenizer!r}")
-    if tokenizer == "sentencepiece" and vocab_size < 2 * len(SPECIALS):
-        raise CharseqError(f"--vocab-size must be at least {2 * len(SPECIALS)}, not {vocab_size}")
+    if tokenizer == "sentencepiece":
+        check_piece_vocab_size(vocab_size)
     if tokenizer != "char" and init_from is not None:
         raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                            "the language model's vocabulary")

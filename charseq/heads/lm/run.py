@@ -31,7 +31,7 @@ from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig
                               split_settings)
 from charseq.sizing import size_lm
 from charseq.train import TrainConfig, reopen_run, resolved, train
-from charseq.vocab import load_vocab
+from charseq.vocab import check_piece_vocab_size, load_vocab
 
 TASK = "lm"
 
@@ -75,6 +75,8 @@ class DataConfig:
             raise CharseqError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
         if self.tokenizer not in TOKENIZERS:
             raise CharseqError("--tokenizer must be char or sentencepiece")
+        if self.tokenizer == "sentencepiece":
+            check_piece_vocab_size(self.vocab_size)
         if self.errors not in DECODE_ERRORS:
             raise CharseqError("--errors must be strict, replace or ignore")
         check_encoding(self.encoding)
