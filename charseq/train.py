@@ -100,6 +100,8 @@ class TrainConfig:
         if not 0 <= self.min_lr_ratio <= 1:
             raise CharseqError("--min-lr-ratio must be in [0, 1]")
         positive("keep", self.keep)
+        if not 0 <= self.seed < 2**32:  # numpy's and Keras' seeding refuse the rest with a traceback
+            raise CharseqError(f"--seed must be in [0, 2**32), not {self.seed}")
         if self.on_nan not in ON_NAN:
             raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         if self.strategy not in STRATEGIES:

@@ -100,7 +100,8 @@ TINY_TRAINING = ["--units", "4", "--layers", "1", "--embedding-dim", "4", "--max
 COMMANDS = {
     # command: (options that take a value, flags, takes a model, trains)
     "train-lm": (["--seq-len", "--val-fraction", "--min-count", "--max-vocab", "--dropout", "--lr", "--clip-norm",
-                  "--ema", "--keep", "--decay-steps", "--time-budget", "--epochs", "--encoding", "--vocab-size"],
+                  "--ema", "--keep", "--decay-steps", "--time-budget", "--epochs", "--encoding", "--vocab-size",
+                  "--seed"],
                  ["--staircase"], False, True),
     "train-classifier": (["--val-fraction", "--max-len", "--max-vocab", "--dropout", "--lr", "--text-column",
                           "--label-column", "--keep", "--encoding", "--val"], ["--skip-bad-rows", "--bidirectional"],
@@ -153,6 +154,17 @@ def _check(args):
         error = result.stderr.strip().splitlines()
         assert len(error) == 1 and error[0].startswith("Error: "), f"{shown}\n{result.stderr}"
         assert "internal error" not in error[0], f"{shown}\n{error[0]}"
+
+
+def test_seeds_out_of_range_are_one_line_errors(tmp_path, corpus_file):
+    """What the random search found once: numpy's seeding refuses a negative seed with a ValueError."""
+    for args in (["make-pairs", "addition", "--out", tmp_path / "p.tsv", "--seed", "-1"],
+                 ["train-lm", corpus_file, "--out", tmp_path / "r", "--seed", "-1", *TINY_TRAINING],
+                 ["train-lm", corpus_file, "--out", tmp_path / "r", "--seed", str(2**32), *TINY_TRAINING]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert result.stderr.strip().startswith("Error: --seed must be in [0, 2**32)"), result.stderr
+    assert not (tmp_path / "p.tsv").exists() and not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["read-commands", "train-commands"])

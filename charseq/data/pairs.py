@@ -111,6 +111,8 @@ def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[
         raise CharseqError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if n < 1:
         raise CharseqError(f"--n must be at least 1, not {n}")
+    if not 0 <= seed < 2**32:
+        raise CharseqError(f"--seed must be in [0, 2**32), not {seed}")
     if not 1 <= digits <= 18:
         raise CharseqError(f"--digits must be between 1 and 18, not {digits}")
     lo, hi = length
