@@ -18,7 +18,9 @@ once it has trained its first step and written its first checkpoint (`RunDir.pub
 then an old run it replaces (`--force`) is untouched, and a run that fails before is removed.
 The move is one atomic exchange of the two directories (renameat2 RENAME_EXCHANGE on Linux), so
 a crash at any moment leaves either the old run or the new one at the path, each loadable; a
-crash may leave the hidden sibling behind, which is safe to delete.
+crash may leave the hidden sibling behind. The process building a sibling holds a lock on it
+(flock) until it publishes, and the kernel drops the lock when the process dies, so the next run
+for the same path deletes the siblings whose builder is gone (`RunDir.create`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import time
 import hashlib
 import io
 import json
@@ -197,6 +200,63 @@ def _sync_directory(path: Path) -> None:
         os.close(fd)
 
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: hidden siblings are then never locked, and never swept
+    fcntl = None
+
+# A sibling this young and still empty may be one another process has just made and not yet locked.
+UNLOCKED_GRACE_S = 60
+
+
+def _lock_building(path: Path) -> int | None:
+    """Hold an exclusive lock on the directory being built, for as long as this process lives
+    or until the returned descriptor is closed (None where locks are unavailable)."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def sweep_abandoned_builds(final: Path) -> list[str]:
+    """Delete the hidden siblings `.NAME.new-*` of the run path `final` that no live process is
+    building (their lock is free: the process that made them was killed), and return their names.
+
+    Kept: a sibling another process holds; an empty one made in the last minute (its maker may
+    not have locked it yet); and one with a checkpoint while nothing is at `final` (a crash
+    between the two renames of a publish without renameat2 left the new run only there)."""
+    if fcntl is None or not final.parent.is_dir():
+        return []
+    swept = []
+    prefix = f".{final.name}.new-"
+    for entry in sorted(final.parent.iterdir()):
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            fd = os.open(entry, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live process is building it
+            young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
+            if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(entry.name)
+        finally:
+            os.close(fd)
+    return swept
+
+
 _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
 
 
@@ -213,6 +273,7 @@ def discard_unpublished(train_fn):
             for run in _BUILDING[mark:]:
                 if not run.published:
                     shutil.rmtree(run.path, ignore_errors=True)
+                    _release(run._lock)
             del _BUILDING[mark:]
     return wrapper
 
@@ -224,6 +285,7 @@ class RunDir:
         self.path = Path(path)
         self.final: Path | None = None  # where a new run goes when published; None: it is there
         self.replace = False
+        self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds)
 
     @property
     def published(self) -> bool:
@@ -264,16 +326,19 @@ class RunDir:
     def create(cls, path: str | Path, force: bool = False) -> "RunDir":
         """A new, empty run, built beside `path` in a hidden directory until :meth:`publish`
         moves it there. An existing run at `path` is replaced only with `force`, only if charseq
-        made it, and only at :meth:`publish`."""
+        made it, and only at :meth:`publish`. Hidden siblings that killed processes left for
+        `path` are deleted first (see sweep_abandoned_builds)."""
         final = cls.check_out(path, force)
         try:
+            sweep_abandoned_builds(final)
             final.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
+            lock = _lock_building(staging)
         except OSError as e:
             raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
         staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
         run = cls(staging)
-        run.final, run.replace = final, force
+        run.final, run.replace, run._lock = final, force, lock
         _BUILDING.append(run)
         return run
 
@@ -297,6 +362,8 @@ class RunDir:
             os.rename(self.path, final)
             self.path, self.final = final, None
             _sync_directory(final.parent)
+        _release(self._lock)  # published: no longer a build to keep from the sweep
+        self._lock = None
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":

@@ -251,9 +251,41 @@ def test_sigkill_during_force_leaves_a_loadable_run(tmp_path, files, finished):
         outcomes.add("old" if (out / "best.npz").exists() and (out / "best.npz").read_bytes() == old_best
                       else "new" if config["model"]["units"] == 24 else "?")
         assert not_a_run(out) is None
-        for stale in leftovers(tmp_path):  # a killed build leaves its hidden directory: safe to delete
-            shutil.rmtree(tmp_path / stale)
     assert outcomes <= {"old", "new"}
+    # Each killed build may leave its hidden sibling; the next run for --out deletes them (their
+    # builders are dead, so their locks are free) and leaves nothing beside the run.
+    r = run_cli_in_process(*command("train-lm", files, out, "--force", "--max-steps", "2", "--units", "24"))
+    assert r.returncode == 0, r.stderr
+    assert leftovers(tmp_path) == [] and load_lm(out)[2]["model"]["units"] == 24
+
+
+def test_a_new_run_sweeps_only_the_hidden_builds_no_process_holds(tmp_path):
+    from charseq.runs import RunDir, sweep_abandoned_builds
+
+    out = tmp_path / "run"
+    live = RunDir.create(out)  # this process is building it, so it holds its lock
+    (live.path / "config.json").write_text("{}")
+
+    def sibling(name, *files):
+        path = tmp_path / name
+        path.mkdir()
+        for f in files:
+            (path / f).write_text("x")
+        return path
+
+    sibling(".run.new-killed", "config.json", "metrics.jsonl")  # its builder died: no lock
+    sibling(".run.new-justmade")  # empty and new: its maker may not have locked it yet
+    sibling(".run.new-stranded", "checkpoint.npz")  # a checkpoint and nothing at --out: the only copy
+    sibling(".other.new-killed", "config.json")  # another run's
+    assert sweep_abandoned_builds(out) == [".run.new-killed"]
+    assert sorted(leftovers(tmp_path)) == sorted([live.path.name, ".run.new-justmade", ".run.new-stranded",
+                                                  ".other.new-killed"])
+    old = time.time() - 3600
+    os.utime(tmp_path / ".run.new-justmade", (old, old))
+    out.mkdir()  # a run at --out again: the stranded checkpoint is no longer the only copy
+    assert sorted(sweep_abandoned_builds(out)) == [".run.new-justmade", ".run.new-stranded"]
+    live.publish()  # the live build was never touched; published, it no longer holds a lock
+    assert (out / "config.json").exists() and leftovers(tmp_path) == [".other.new-killed"]
 
 
 # ----------------------------------------------------------------------------- --resume
