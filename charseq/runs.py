@@ -28,15 +28,20 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import time
 import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: hidden siblings are then never locked, and never swept
+    fcntl = None
 
 import numpy as np
 
@@ -199,11 +204,6 @@ def _sync_directory(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: hidden siblings are then never locked, and never swept
-    fcntl = None
 
 # A sibling this young and still empty may be one another process has just made and not yet locked.
 UNLOCKED_GRACE_S = 60

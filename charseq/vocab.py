@@ -24,14 +24,14 @@ SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 # The fewest SentencePiece pieces asked for: the specials and the newline leave room for only a
 # few characters below this, and SentencePiece's own refusal would come after the corpus is read.
 MIN_PIECES = 2 * len(SPECIALS)
+VOCAB_FILE = "vocab.json"
+SPM_FILE = "spm.model"
 
 
 def check_piece_vocab_size(vocab_size: int) -> None:
     """A one-line error for a --vocab-size too small to be a SentencePiece vocabulary."""
     if vocab_size < MIN_PIECES:
         raise CharseqError(f"--vocab-size must be at least {MIN_PIECES}, not {vocab_size}")
-VOCAB_FILE = "vocab.json"
-SPM_FILE = "spm.model"
 
 
 def _code_points(text: str) -> np.ndarray:
