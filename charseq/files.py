@@ -9,6 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: directories are then never locked (see lock_directory)
+    fcntl = None
+
 from charseq.errors import CharseqError
 
 CHUNK_CHARS = 1 << 22  # 4M characters: large corpora are read, counted and encoded in pieces
@@ -46,6 +51,27 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def lock_directory(path: str | Path, wait: bool = True) -> int | None:
+    """Take an exclusive lock (flock) on the directory `path` and return the descriptor that
+    holds it: the lock lasts until the descriptor is closed or the process dies (the kernel drops
+    it then, even on SIGKILL), and follows the directory through renames. With `wait` False, a
+    lock another process holds raises BlockingIOError. None where locks are unavailable."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def unlock_directory(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

@@ -14,7 +14,9 @@ checkpoint and starts the rest, so no finished training is ever repeated.
 `--force` replaces a grid as a run's --force replaces a run: the old grid moves aside to a hidden
 sibling (`.GRID.old-XXXX`) and is deleted only once the new grid's first run has written its
 first checkpoint. A new grid that fails before (a setting its first run rejects, Ctrl-C) puts the
-old one back; a crash in between leaves it at `.GRID.old-XXXX`.
+old one back. The process holds a lock on the grid it moved aside, so if it is killed, the next
+grid for the same GRID finishes its job: it puts the old grid back if the new one never had a
+checkpoint, else deletes it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from charseq.errors import CharseqError, Interrupted
-from charseq.files import write_bytes_atomic, write_json_atomic
+from charseq.files import lock_directory, unlock_directory, write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
 from charseq.runs import CONFIG_FILE, RunDir, not_a_run
 
@@ -115,10 +117,56 @@ def _not_the_grids(out: Path) -> str | None:
     return None
 
 
-def _open_grid(out: Path, spec: dict, force: bool) -> Path | None:
+class _MovedAside:
+    """An old grid that --force moved to a hidden sibling, locked by this process until it is put
+    back or deleted (see _settle; if this process dies, _recover_moved_aside does it)."""
+
+    def __init__(self, out: Path):
+        self.lock = lock_directory(out)  # taken before the move: the lock follows the directory
+        try:
+            self.path = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, self.path)  # a directory replaces the empty one mkdtemp made, in one rename
+        except BaseException:
+            unlock_directory(self.lock)
+            raise
+
+
+def _has_published_run(out: Path) -> bool:
+    return out.is_dir() and any(not d.name.startswith(".") and (d / CONFIG_FILE).is_file()
+                                for d in out.iterdir() if d.is_dir())
+
+
+def _recover_moved_aside(out: Path, log: Callable[[str], None]) -> None:
+    """Finish what a killed `grid --force` left: an old grid it moved aside (`.GRID.old-XXXX`, a
+    grid.json inside, its lock free) goes back to `out` if the replacement there never had a
+    checkpoint, or is deleted if it had one. Anything else at `out` leaves it where it is."""
+    if not out.parent.is_dir():
+        return
+    prefix = f".{out.name}.old-"
+    for entry in sorted(out.parent.iterdir()):
+        if not entry.name.startswith(prefix) or entry.is_symlink() or not (entry / GRID_FILE).is_file():
+            continue
+        try:
+            fd = lock_directory(entry, wait=False)
+        except OSError:
+            continue  # a live grid --force is replacing it
+        if fd is None:
+            return  # no locks here: a live replacement cannot be told from a killed one
+        try:
+            if _has_published_run(out):
+                shutil.rmtree(entry, ignore_errors=True)
+            elif not out.exists() or ((out / GRID_FILE).is_file() and _not_the_grids(out) is None):
+                shutil.rmtree(out, ignore_errors=True)
+                os.replace(entry, out)
+                log(f"put back the grid that a killed `grid --force` had moved aside to {entry.name}")
+        finally:
+            unlock_directory(fd)
+
+
+def _open_grid(out: Path, spec: dict, force: bool) -> _MovedAside | None:
     """Create the grid directory, or reopen it if it holds the same grid; never touch other files.
-    With `force`, an old grid moves aside rather than being deleted: returns where it went (see
-    _settle), or None if there was none."""
+    With `force`, an old grid moves aside rather than being deleted: returns it (see _settle), or
+    None if there was none."""
     aside = None
     if out.exists() and not out.is_dir():
         raise CharseqError(f"--out {out} is a file, not a directory")
@@ -130,8 +178,7 @@ def _open_grid(out: Path, spec: dict, force: bool) -> Path | None:
             if foreign:
                 raise CharseqError(f"--out {out} holds {foreign}, which is not part of a charseq grid; "
                                    "refusing to replace it")
-            aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, aside)  # a directory replaces the empty one mkdtemp made, in one rename
+            aside = _MovedAside(out)
         else:
             try:
                 old = json.loads((out / GRID_FILE).read_text(encoding="utf-8"))
@@ -150,16 +197,17 @@ def _open_grid(out: Path, spec: dict, force: bool) -> Path | None:
     return aside
 
 
-def _settle(out: Path, aside: Path | None, keep_new: bool) -> None:
-    """End a --force replacement: delete the old grid kept at `aside`, or (`keep_new` False: the
+def _settle(out: Path, aside: _MovedAside | None, keep_new: bool) -> None:
+    """End a --force replacement: delete the old grid kept `aside`, or (`keep_new` False: the
     new grid has no run to show) delete the new grid and put the old one back."""
     if aside is None:
         return
     if not keep_new:
         shutil.rmtree(out, ignore_errors=True)
-        os.replace(aside, out)
+        os.replace(aside.path, out)
     else:
-        shutil.rmtree(aside, ignore_errors=True)
+        shutil.rmtree(aside.path, ignore_errors=True)
+    unlock_directory(aside.lock)
 
 
 def result(path: Path, combination: dict) -> dict:
@@ -236,6 +284,7 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
     spec = _normal(spec)
+    _recover_moved_aside(out, log)
     aside = _open_grid(out, {**spec, "axes": _normal(axes)}, force)
     combos = combinations(axes)
 

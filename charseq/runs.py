@@ -38,16 +38,11 @@ import time
 import zipfile
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows has no flock: hidden siblings are then never locked, and never swept
-    fcntl = None
-
 import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError
-from charseq.files import current_umask, write_bytes_atomic, write_json_atomic
+from charseq.files import current_umask, lock_directory, unlock_directory, write_bytes_atomic, write_json_atomic
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
 
@@ -209,21 +204,6 @@ def _sync_directory(path: Path) -> None:
 UNLOCKED_GRACE_S = 60
 
 
-def _lock_building(path: Path) -> int | None:
-    """Hold an exclusive lock on the directory being built, for as long as this process lives
-    or until the returned descriptor is closed (None where locks are unavailable)."""
-    if fcntl is None:
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
-def _release(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
-
-
 def sweep_abandoned_builds(final: Path) -> list[str]:
     """Delete the hidden siblings `.NAME.new-*` of the run path `final` that no live process is
     building (their lock is free: the process that made them was killed), and return their names.
@@ -231,7 +211,7 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
     Kept: a sibling another process holds; an empty one made in the last minute (its maker may
     not have locked it yet); and one with a checkpoint while nothing is at `final` (a crash
     between the two renames of a publish without renameat2 left the new run only there)."""
-    if fcntl is None or not final.parent.is_dir():
+    if not final.parent.is_dir():
         return []
     swept = []
     prefix = f".{final.name}.new-"
@@ -239,21 +219,19 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
         if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
         try:
-            fd = os.open(entry, os.O_RDONLY)
+            fd = lock_directory(entry, wait=False)
         except OSError:
-            continue
+            continue  # a live process is building it (or it vanished)
+        if fd is None:
+            return []  # no locks here: a live build cannot be told from an abandoned one
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live process is building it
             young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
             if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
                 continue
             shutil.rmtree(entry, ignore_errors=True)
             swept.append(entry.name)
         finally:
-            os.close(fd)
+            unlock_directory(fd)
     return swept
 
 
@@ -273,7 +251,7 @@ def discard_unpublished(train_fn):
             for run in _BUILDING[mark:]:
                 if not run.published:
                     shutil.rmtree(run.path, ignore_errors=True)
-                    _release(run._lock)
+                    unlock_directory(run._lock)
             del _BUILDING[mark:]
     return wrapper
 
@@ -333,7 +311,7 @@ class RunDir:
             sweep_abandoned_builds(final)
             final.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
-            lock = _lock_building(staging)
+            lock = lock_directory(staging)
         except OSError as e:
             raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
         staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
@@ -362,7 +340,7 @@ class RunDir:
             os.rename(self.path, final)
             self.path, self.final = final, None
             _sync_directory(final.parent)
-        _release(self._lock)  # published: no longer a build to keep from the sweep
+        unlock_directory(self._lock)  # published: no longer a build to keep from the sweep
         self._lock = None
 
     @classmethod

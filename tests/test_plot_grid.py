@@ -208,6 +208,53 @@ def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_pa
     assert os.listdir(tmp_path) == ["g"]
 
 
+def test_a_killed_grid_force_is_finished_by_the_next_grid(tmp_path, grid, corpus_file):
+    """A real process moves a grid aside as `grid --force` does, then dies by SIGKILL: the next grid
+    for that --out puts the old grid back (its replacement never had a checkpoint) and resumes it;
+    an old grid whose replacement did have one is deleted, and one a live process holds is left."""
+    import shutil
+    import subprocess
+
+    from charseq.grid import _MovedAside, _recover_moved_aside
+    from conftest import REPO
+
+    def runs_of(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and not p.name.startswith("results")}
+
+    def kill_while_replacing(out):
+        code = ("import os, signal, sys; from pathlib import Path; from charseq.grid import _open_grid; "
+                "_open_grid(Path(sys.argv[1]), {'command': 'train-lm', 'fixed': [], 'axes': {}}, True); "
+                "os.kill(os.getpid(), signal.SIGKILL)")
+        assert subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO).returncode == -signal.SIGKILL
+        aside = [n for n in os.listdir(out.parent) if n.startswith(f".{out.name}.old-")]
+        assert len(aside) == 1 and json.loads((out / "grid.json").read_text())["fixed"] == []
+        return out.parent / aside[0]
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = runs_of(out)
+    kill_while_replacing(out)
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS,
+                           "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "put back the grid that a killed `grid --force` had moved aside" in r.stdout
+    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: done, skipped" in r.stdout
+    assert runs_of(out) == before and os.listdir(tmp_path) == ["g"]
+
+    # Killed after the replacement's first run had its checkpoint: the old grid goes, as it would have.
+    aside = kill_while_replacing(out)
+    shutil.copytree(aside / "lr=0.001", out / "lr=0.001")  # stands for the replacement's first run
+    _recover_moved_aside(out, log=print)
+    assert os.listdir(tmp_path) == ["g"] and (out / "lr=0.001" / "config.json").exists()
+
+    # A grid another process is replacing right now is left alone.
+    live = _MovedAside(out)
+    _recover_moved_aside(out, log=print)
+    assert live.path.exists() and not out.exists()
+    os.close(live.lock)
+
+
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
     """Python API: Ctrl-C in the first run checkpoints it; the rerun resumes it, then trains the next."""
     from charseq import run_grid
