@@ -50,6 +50,12 @@ SOURCE_UNKNOWN = ("error", "unk")  # a source character the encoder-decoder does
 PAIR_TASKS = ("addition", "reverse", "sort", "dates")  # make-pairs' synthetic tasks
 
 
+def check_seed(seed: int) -> None:
+    """A one-line error for a --seed numpy's and Keras' seeding would refuse with a traceback."""
+    if not 0 <= seed < 2**32:
+        raise CharseqError(f"--seed must be in [0, 2**32), not {seed}")
+
+
 def split_settings(settings: dict, *groups) -> tuple:
     """One instance of each dataclass in `groups` from the settings named by its fields, each
     validated; a setting that no group has is an error naming it."""

@@ -35,7 +35,7 @@ import tensorflow as tf
 from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.runs import RunDir
-from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, config_from_dict
+from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, check_seed, config_from_dict
 from charseq.sizing import STOP_SETTINGS  # the settings that say where to stop (one list, the sizing rule's)
 
 OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.RMSprop, keras.optimizers.SGD,
@@ -100,8 +100,7 @@ class TrainConfig:
         if not 0 <= self.min_lr_ratio <= 1:
             raise CharseqError("--min-lr-ratio must be in [0, 1]")
         positive("keep", self.keep)
-        if not 0 <= self.seed < 2**32:  # numpy's and Keras' seeding refuse the rest with a traceback
-            raise CharseqError(f"--seed must be in [0, 2**32), not {self.seed}")
+        check_seed(self.seed)
         if self.on_nan not in ON_NAN:
             raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
         if self.strategy not in STRATEGIES:

@@ -19,7 +19,7 @@ import numpy as np
 
 from charseq.errors import CharseqError
 from charseq.files import read_text
-from charseq.settings import PAIR_TASKS as TASKS
+from charseq.settings import PAIR_TASKS as TASKS, check_seed
 
 
 @dataclass
@@ -111,8 +111,7 @@ def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[
         raise CharseqError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if n < 1:
         raise CharseqError(f"--n must be at least 1, not {n}")
-    if not 0 <= seed < 2**32:
-        raise CharseqError(f"--seed must be in [0, 2**32), not {seed}")
+    check_seed(seed)
     if not 1 <= digits <= 18:
         raise CharseqError(f"--digits must be between 1 and 18, not {digits}")
     lo, hi = length
