@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from charseq.errors import CharseqError, Interrupted
-from charseq.files import lock_directory, unlock_directory, write_bytes_atomic, write_json_atomic
+from charseq.files import lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
 from charseq.runs import CONFIG_FILE, RunDir, not_a_run
 
@@ -140,27 +140,15 @@ def _recover_moved_aside(out: Path, log: Callable[[str], None]) -> None:
     """Finish what a killed `grid --force` left: an old grid it moved aside (`.GRID.old-XXXX`, a
     grid.json inside, its lock free) goes back to `out` if the replacement there never had a
     checkpoint, or is deleted if it had one. Anything else at `out` leaves it where it is."""
-    if not out.parent.is_dir():
-        return
-    prefix = f".{out.name}.old-"
-    for entry in sorted(out.parent.iterdir()):
-        if not entry.name.startswith(prefix) or entry.is_symlink() or not (entry / GRID_FILE).is_file():
-            continue
-        try:
-            fd = lock_directory(entry, wait=False)
-        except OSError:
-            continue  # a live grid --force is replacing it
-        if fd is None:
-            return  # no locks here: a live replacement cannot be told from a killed one
-        try:
-            if _has_published_run(out):
-                shutil.rmtree(entry, ignore_errors=True)
-            elif not out.exists() or ((out / GRID_FILE).is_file() and _not_the_grids(out) is None):
-                shutil.rmtree(out, ignore_errors=True)
-                os.replace(entry, out)
-                log(f"put back the grid that a killed `grid --force` had moved aside to {entry.name}")
-        finally:
-            unlock_directory(fd)
+    for entry in unheld_siblings(out, "old"):
+        if not (entry / GRID_FILE).is_file():
+            continue  # a run's, or the empty placeholder a live grid --force is about to fill
+        if _has_published_run(out):
+            shutil.rmtree(entry, ignore_errors=True)
+        elif not out.exists() or ((out / GRID_FILE).is_file() and _not_the_grids(out) is None):
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(entry, out)
+            log(f"put back the grid that a killed `grid --force` had moved aside to {entry.name}")
 
 
 def _open_grid(out: Path, spec: dict, force: bool) -> _MovedAside | None:

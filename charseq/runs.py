@@ -42,7 +42,8 @@ import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError
-from charseq.files import current_umask, lock_directory, unlock_directory, write_bytes_atomic, write_json_atomic
+from charseq.files import (current_umask, lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic,
+                           write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
 
@@ -211,27 +212,13 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
     Kept: a sibling another process holds; an empty one made in the last minute (its maker may
     not have locked it yet); and one with a checkpoint while nothing is at `final` (a crash
     between the two renames of a publish without renameat2 left the new run only there)."""
-    if not final.parent.is_dir():
-        return []
     swept = []
-    prefix = f".{final.name}.new-"
-    for entry in sorted(final.parent.iterdir()):
-        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+    for entry in unheld_siblings(final, "new"):
+        young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
+        if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
             continue
-        try:
-            fd = lock_directory(entry, wait=False)
-        except OSError:
-            continue  # a live process is building it (or it vanished)
-        if fd is None:
-            return []  # no locks here: a live build cannot be told from an abandoned one
-        try:
-            young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
-            if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
-                continue
-            shutil.rmtree(entry, ignore_errors=True)
-            swept.append(entry.name)
-        finally:
-            unlock_directory(fd)
+        shutil.rmtree(entry, ignore_errors=True)
+        swept.append(entry.name)
     return swept
 
 
