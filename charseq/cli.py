@@ -425,6 +425,9 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
 # ----------------------------------------------------------------------------- classifiers
 CLASSIFIER_MODEL = "charseq.heads.classifier.run:ClassifierConfig"
 TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train-classifier's data defaults
+label_smoothing_option = library_option(  # both classifiers'
+    "--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",
+    help="Train towards 1 - this on the true class and this spread over all classes (0: off).")
 
 
 @main.command("classify-mnist")
@@ -444,8 +447,7 @@ TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train
 @library_option("--readout", type=click.Choice(READOUTS), owner=f"{CLASSIFIER_MODEL}.readout",
                 help="What the classifier reads: the final state, the mean or max of the outputs over the rows, "
                 "an attention-weighted mean, or final+mean+max.")
-@library_option("--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",
-                help="Train towards 1 - this on the true class and this spread over all classes (0: off).")
+@label_smoothing_option
 @training_options(CLASSIFIER_MODEL)
 def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
@@ -488,8 +490,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--char-noise", type=float,
               help="Augmentation: delete or replace this fraction of each training text's characters (or pieces) "
               f"at random. {SIZED}")
-@library_option("--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",
-                help="Train towards 1 - this on the true class and this spread over all classes (0: off).")
+@label_smoothing_option
 @training_options(CLASSIFIER_MODEL)
 def train_classifier_command(train_file, out, force, resume, **settings):
     """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.
