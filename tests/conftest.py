@@ -102,6 +102,17 @@ def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> 
         assert fragment.lower() in err.lower(), f"{fragment!r} not in {err!r}"
 
 
+def snapshot(root: Path) -> dict:
+    """Every file under `root` (and the directory itself) with its bytes: to prove nothing changed."""
+    if not root.exists() and not root.is_symlink():
+        return {}
+    files = {".": "dir" if root.is_dir() else root.read_bytes()}
+    if root.is_dir():
+        for p in sorted(root.rglob("*")):
+            files[str(p.relative_to(root))] = p.read_bytes() if p.is_file() else ("dir" if p.is_dir() else "other")
+    return files
+
+
 def striped_images(n: int, seed: int):
     """A learnable image set: class k has a bright horizontal band starting at row 6k, plus noise."""
     import numpy as np

@@ -30,23 +30,12 @@ from charseq.heads.lm.task import LMTask
 from charseq.runs import RUN_FORMAT, not_a_run
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.heads.seq2seq.task import Seq2SeqTask
-from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process
+from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process, snapshot
 
 LM_FLAGS = ["--units", "16", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",
             "--eval-every", "5", "--sample-length", "0", "--precision", "float32"]
 SMALL = ["--units", "16", "--embedding-dim", "8", "--batch-size", "16", "--eval-every", "5", "--precision", "float32"]
 QUIET = dict(log=lambda s: None, progress_bar=False)
-
-
-def snapshot(root: Path) -> dict:
-    """Every file under `root` (and the directory itself) with its bytes: to prove nothing changed."""
-    if not root.exists() and not root.is_symlink():
-        return {}
-    files = {".": "dir" if root.is_dir() else root.read_bytes()}
-    if root.is_dir():
-        for p in sorted(root.rglob("*")):
-            files[str(p.relative_to(root))] = p.read_bytes() if p.is_file() else ("dir" if p.is_dir() else "other")
-    return files
 
 
 def leftovers(parent: Path) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from charseq.errors import CharseqError, Interrupted
 from conftest import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
-                      tiny_flags)
+                      snapshot, tiny_flags)
 
 TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
 QUIET = dict(log=lambda s: None, progress_bar=False)
@@ -180,16 +180,13 @@ def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_pa
 
     from charseq import run_grid
 
-    def tree(root):
-        return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
-
     out = tmp_path / "g"
     shutil.copytree(grid[0], out)
-    before = tree(out)
+    before = snapshot(out)
     axes = ["--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS, "--out", out, "--force"]
     for args, fragment in ([tmp_path / "missing.txt"], "missing.txt"), ([corpus_file, "--dropout", "1.5"], "--dropout"):
         assert_clean_error(run_cli_in_process("grid", "train-lm", *args, *axes), fragment)
-        assert tree(out) == before and os.listdir(tmp_path) == ["g"]
+        assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
 
     def ctrl_c_while_preparing(line):
         if not line.startswith("["):
@@ -198,7 +195,7 @@ def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=ctrl_c_while_preparing,
                  **{**TINY_SETTINGS, "max_steps": 10})
-    assert tree(out) == before and os.listdir(tmp_path) == ["g"]
+    assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
 
     r = run_cli_in_process("grid", "train-lm", corpus_file, *axes)
     assert r.returncode == 0, r.stderr
