@@ -144,7 +144,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     page = browser.new_page()
-    problems = []
+    page.problems = problems = []  # a test that provokes an error takes its own out of this list
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
     yield page
@@ -170,6 +170,18 @@ def test_browser_runs_generate_and_attention(server, page, shots):
 
     page.click("#nav-generate")
     page.select_option("#lm-run", "poems")
+    page.fill("#lm-prompt", "The ☃")  # a character the model has never seen: the error names the control
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('vocabulary')")
+    assert '"unknown": "skip"' in page.inner_text("#lm-status") and page.locator("#lm-output .tok").count() == 0
+    assert page.problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    page.problems.clear()
+    page.select_option("#lm-unknown", "skip")
+    page.fill("#lm-length", "5")
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert page.locator("#lm-output .tok").count() == 5
+    page.select_option("#lm-unknown", "error")
     page.fill("#lm-prompt", "The ")
     page.fill("#lm-length", "300")
     page.fill("#lm-seed", "4")

@@ -42,7 +42,10 @@ from charseq.studio.limits import BadRequest
 from charseq.studio.runs import ModelCache, describe, find_runs, read_metrics
 
 log = logging.getLogger("charseq.studio")
-POST_ROUTES = {"/api/generate", "/api/analyze", "/api/classify", "/api/translate"}
+# Each POST route and the fields its JSON body may have.
+REQUEST_FIELDS = {"/api/generate": limits.GENERATE, "/api/analyze": limits.ANALYZE,
+                  "/api/classify": limits.CLASSIFY, "/api/translate": limits.TRANSLATE}
+POST_ROUTES = set(REQUEST_FIELDS)
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 
@@ -181,7 +184,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4) -> S
                 put("done", {"text": "".join(t["text"] for t in tokens), "tokens": len(tokens),
                              "seconds": round(time.perf_counter() - start, 3), **extra})
             except CharseqError as e:
-                put("error", {"error": str(e)})
+                put("error", {"error": limits.in_request_terms(e, limits.GENERATE)})
             except Exception:
                 log.exception("generation failed")
                 put("error", {"error": "internal error while generating (see the server's log)"})
@@ -245,7 +248,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4) -> S
         return error(str(exc), exc.status)
 
     async def library_error(request: Request, exc: CharseqError):
-        return error(str(exc), 400)
+        return error(limits.in_request_terms(exc, REQUEST_FIELDS.get(request.url.path, {})), 400)
 
     async def http_error(request: Request, exc: HTTPException):
         return error(exc.detail if exc.status_code != 404 else "not found", exc.status_code)

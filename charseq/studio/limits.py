@@ -7,7 +7,10 @@ error (``{"error": "..."}``) saying which field and which limit.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+
+from charseq.errors import OPTION, CharseqError
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_PROMPT_CHARS = 10_000
@@ -17,6 +20,8 @@ MAX_BEAM_LENGTH = 1_000  # beam search steps are beam-wide, so a beam's continua
 MAX_ANALYZE_CHARS = 2_000  # analysis returns every unit's activation for every character
 MAX_CLASSIFY_CHARS = 2_000  # occlusion saliency classifies the text once per character
 MAX_SOURCE_CHARS = 1_000
+
+OPTION_AND_VALUE = re.compile(rf"({OPTION.pattern})(?: (\S+))?")  # "--unknown skip" in a remedy
 
 
 class BadRequest(Exception):
@@ -77,6 +82,27 @@ def fields(data: dict, spec: dict[str, Field]) -> dict:
                 raise BadRequest(f"{name} must be at least {f.low:g}" + (" characters long" if isinstance(value, str) else ""))
         out[name] = value
     return out
+
+
+def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
+    """A library error as this API spells it. The library names its settings as the command line
+    does (`--top-p`, `use --unknown skip`); a request names them as fields, so `--top-p` reads
+    `top_p`, a remedy reads `"unknown": "skip"` or `"greedy": true`, and a remedy that needs a
+    setting the request has no field for is left out."""
+    def field(option: str) -> str:
+        return option[2:].replace("-", "_")
+
+    def as_field(match: re.Match) -> str:
+        name, value = field(match[1]), match[2]
+        if name not in spec:
+            return match[0]
+        if spec[name].kind is bool:  # a flag: what follows it is the remedy's prose, not its value
+            return f'"{name}": true' + (f" {value}" if value else "")
+        return f'"{name}": ' + (json.dumps(value) if spec[name].kind is str else value) if value else name
+
+    usable = [r for r in error.remedies if all(field(o) in spec for o in OPTION.findall(r))]
+    message = OPTION.sub(lambda m: field(m[0]) if field(m[0]) in spec else m[0], error.message)
+    return message + (f" (use {' or '.join(OPTION_AND_VALUE.sub(as_field, r) for r in usable)})" if usable else "")
 
 
 def _kind_name(kinds) -> str:

@@ -120,7 +120,7 @@ class Generator:
             raise CharseqError(f"--length must be between 0 and {MAX_LENGTH:,}, not {length}")
         if not greedy and not (math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
             raise CharseqError(f"--temperature must be between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}, not "
-                               f"{temperature} (use --greedy for the most likely character)")
+                               f"{temperature}", "--greedy for the most likely character")
         if not 0 <= top_k < 2**31:
             raise CharseqError(f"--top-k must be 0 (off) or positive, not {top_k}")
         if not 0 < top_p <= 1:

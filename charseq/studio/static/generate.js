@@ -19,7 +19,8 @@ export class GenerateView {
     if (prompt) out.append(Object.assign(document.createElement("span"), {className: "prompt", textContent: prompt}));
     const body = {run: $("lm-run").value, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
                   top_k: num("lm-topk"), top_p: num("lm-topp"), greedy: $("lm-greedy").checked,
-                  beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam"))};
+                  beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")),
+                  unknown: $("lm-unknown").value};
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
     this.controller = new AbortController();
     $("lm-go").disabled = true; $("lm-stop").disabled = false;
