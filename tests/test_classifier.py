@@ -95,6 +95,29 @@ def test_classify_mnist_learns_and_evaluates(tmp_path, idx_dir):
     assert np.array(report["confusion_matrix"]).sum() == 128
 
 
+def test_classify_mnist_defaults_to_the_benchmark_recipe_and_yields_to_flags(tmp_path, idx_dir):
+    """No model flags: both directions, shifts, turns and scalings, lr 3e-3, said in the start line and
+    recorded; --no-bidirectional and zero augmentation are the user's and are kept."""
+    def train(name, *flags):
+        r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", tmp_path / name, "--max-steps", "2",
+                               *FAST, *flags)
+        assert r.returncode == 0, r.stderr
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        (line,) = [l for l in r.stdout.splitlines() if l.startswith("512 images:")]
+        return config["model"], config["train"], line
+
+    model, train_cfg, line = train("recipe")
+    assert (model["bidirectional"], model["augment_shift"], model["augment_rotate"], model["augment_scale"]) == \
+        (True, 2, 10.0, 0.1) and train_cfg["lr"] == 3e-3
+    assert "1x32 bidirectional lstm, batch 128, shifts ±2 px, turns ±10°, scalings ±10%" in line
+    model, _, line = train("plain", "--no-bidirectional", "--augment-shift", "0", "--augment-rotate", "0",
+                           "--augment-scale", "0")
+    assert (model["bidirectional"], model["augment_shift"], model["augment_rotate"], model["augment_scale"]) == \
+        (False, 0, 0.0, 0.0)
+    assert "1x32 lstm, batch 128, no augmentation" in line
+    assert "[yours: augment_rotate, augment_scale, augment_shift, bidirectional, units]" in line
+
+
 def test_bidirectional_reading(idx_dir):
     model = build_classifier({"units": 8, "bidirectional": True, "precision": "float32"}, 4, None)
     assert model.head.kernel.shape[0] == 16  # both directions' final states
