@@ -295,7 +295,8 @@ def test_resume_refuses_changed_settings_through_the_real_cli(tmp_path, files, f
     ("train-classifier", ["--units", "64", "--bidirectional"], ["--units (recorded 16, given 64)",
                                                                 "--bidirectional (recorded false, given true)"]),
     ("train-classifier", ["--text-column", "label", "--val-fraction", "0.3"], ["--text-column", "--val-fraction"]),
-    ("classify-mnist", ["--cell", "gru", "--augment-shift", "2"], ["--cell", "--augment-shift (recorded 0, given 2)"]),
+    ("classify-mnist", ["--cell", "gru", "--augment-shift", "3", "--no-bidirectional"],
+     ["--cell", "--augment-shift (recorded 2, given 3)", "--bidirectional (recorded true, given false)"]),
     ("train-seq2seq", ["--attention", "bahdanau", "--shared-vocab"], ["--attention", "--shared-vocab"]),
     ("train-seq2seq", ["--max-input-len", "3"], ["--max-input-len (recorded null, given 3)"]),
 ])
@@ -359,7 +360,7 @@ def test_resume_from_python_refuses_changed_settings(tmp_path, files, finished):
             fn(out=out, resume=True, val_fraction=0.5, **QUIET)
     out = copy_run(finished, "classify-mnist", tmp_path / "m")
     with pytest.raises(CharseqError, match="--bidirectional"):
-        train_mnist(out=out, resume=True, bidirectional=True, **QUIET)
+        train_mnist(out=out, resume=True, bidirectional=False, **QUIET)
 
 
 # ----------------------------------------------------------------------------- config.json as charseq writes it
