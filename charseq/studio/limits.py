@@ -98,7 +98,9 @@ def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
             return match[0]
         if spec[name].kind is bool:  # a flag: what follows it is the remedy's prose, not its value
             return f'"{name}": true' + (f" {value}" if value else "")
-        return f'"{name}": ' + (json.dumps(value) if spec[name].kind is str else value) if value else name
+        if not value:
+            return name
+        return f'"{name}": ' + (json.dumps(value) if spec[name].kind is str else value)
 
     usable = [r for r in error.remedies if all(field(o) in spec for o in OPTION.findall(r))]
     message = OPTION.sub(lambda m: field(m[0]) if field(m[0]) in spec else m[0], error.message)
