@@ -51,10 +51,14 @@ def _stop(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_ep
         rule["epochs"] = float(max_epochs)
 
 
+def _with_given(rule: dict, given: dict) -> dict:
+    """The rule overridden by what the user gave."""
+    return {**rule, **{k: v for k, v in given.items() if v is not None}}
+
+
 def _finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
     """The rule overridden by what the user gave, and the one-line summary of the result."""
-    settings = {**rule, **{k: v for k, v in given.items() if v is not None}}
-    s = settings
+    s = _with_given(rule, given)
     if s.get("patience") is not None and not any(s.get(k) is not None for k in ("max_steps", "time_budget")) \
             and s.get("epochs") is not None:
         stop = f"early stop (patience {s['patience']} evaluations, at most {s['epochs']:g} epochs)"
@@ -69,7 +73,7 @@ def _finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
     mine = f" [yours: {', '.join(users)}]" if users else ""
     summary = (f"{reason}: {shape.format(**s)}, dropout {s['dropout']:g}, lr {s['lr']:g}, "
                f"evaluate every {s['eval_every']} steps, {stop}{mine}")
-    return Sizing(settings, summary)
+    return Sizing(s, summary)
 
 
 def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
@@ -167,7 +171,7 @@ def size_image_classifier(examples: int, given: dict) -> Sizing:
     # 20 epochs: the 10-minute runs above trained 23-25 (the cosine schedule anneals to the cap).
     _stop(rule, given, steps_per_epoch, 3, 20)
     rule["eval_every"] = steps_per_epoch  # one evaluation per epoch (the previous default), even past 200 steps
-    s = {**rule, **{k: v for k, v in given.items() if v is not None}}
+    s = _with_given(rule, given)  # the augmentation the run will use, for the start line
     augment = [f"shifts ±{s['augment_shift']} px"] if s["augment_shift"] else []
     augment += [f"turns ±{s['augment_rotate']:g}°"] if s["augment_rotate"] else []
     augment += [f"scalings ±{s['augment_scale'] * 100:g}%"] if s["augment_scale"] else []
