@@ -131,6 +131,12 @@ class _MovedAside:
             raise
 
 
+def _put_back(old: Path, out: Path) -> None:
+    """The old grid moved aside to `old` back at `out`, in place of whatever the replacement left there."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(old, out)
+
+
 def _has_published_run(out: Path) -> bool:
     return out.is_dir() and any(not d.name.startswith(".") and (d / CONFIG_FILE).is_file()
                                 for d in out.iterdir() if d.is_dir())
@@ -146,8 +152,7 @@ def _recover_moved_aside(out: Path, log: Callable[[str], None]) -> None:
         if _has_published_run(out):
             shutil.rmtree(entry, ignore_errors=True)
         elif not out.exists() or ((out / GRID_FILE).is_file() and _not_the_grids(out) is None):
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(entry, out)
+            _put_back(entry, out)
             log(f"put back the grid that a killed `grid --force` had moved aside to {entry.name}")
 
 
@@ -191,8 +196,7 @@ def _settle(out: Path, aside: _MovedAside | None, keep_new: bool) -> None:
     if aside is None:
         return
     if not keep_new:
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(aside.path, out)
+        _put_back(aside.path, out)
     else:
         shutil.rmtree(aside.path, ignore_errors=True)
     unlock_directory(aside.lock)
