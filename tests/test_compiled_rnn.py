@@ -16,7 +16,10 @@ from charseq.compiled_gru import compiled_gru
 from charseq.compiled_lstm import compiled_lstm
 from charseq.backbone import RecurrentBackbone
 
-pytestmark = pytest.mark.skipif(not kernels.available(), reason="the kernel could not be built here")
+# Skipped where the kernel cannot be built, except in CI (CHARSEQ_TEST_FRESH_BUILD=1, .ci/run): there a
+# failed build fails these tests, as GCC 12's Eigen error on AVX512-FP16 CPUs once hid behind this skip.
+pytestmark = pytest.mark.skipif(not kernels.available() and os.environ.get("CHARSEQ_TEST_FRESH_BUILD") != "1",
+                                reason="the kernel could not be built here")
 
 
 def _lengths(rng, batch, steps):

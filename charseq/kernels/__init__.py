@@ -6,8 +6,9 @@ The sources are compiled once per machine against the installed TensorFlow (its 
 `tf.sysconfig` flags) into a per-user cache, the way `torch.utils.cpp_extension.load` does:
 ``$XDG_CACHE_HOME/charseq/kernels/<tf version>-<hash>/`` (``~/.cache`` by default), where the
 hash covers the sources, the compiler, its flags and the CPU's instruction-set flags (it is built
-with ``-march=native``). A file lock keeps two processes from building it at once; the library is
-written to a temporary file and renamed into place, so a reader never sees half a file.
+with ``-march=native``, less AVX512-FP16). A file lock keeps two processes from building it at
+once; the library is written to a temporary file and renamed into place, so a reader never sees
+half a file.
 
 No compiler, a failed build or a library that does not load: one line on stderr says so and which
 path runs instead, and `load()` returns None. A failed build is remembered in the cache (delete
@@ -49,9 +50,23 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
+@functools.cache
+def _target_flags(compiler: str) -> tuple[str, ...]:
+    """-march=native, less AVX512-FP16 where it would turn on: the Eigen that TensorFlow ships does
+    not compile with GCC 12 once __AVX512FP16__ is defined (PacketMathFP16.h, seen on Sapphire
+    Rapids), and the kernels compute in float32 and bfloat16, never float16."""
+    flags = ("-march=native",)
+    try:
+        macros = subprocess.run([compiler, *flags, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
+                                text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return flags
+    return (*flags, "-mno-avx512fp16") if "__AVX512FP16__" in macros else flags
+
+
 def _build_command(tf, compiler: str, sources: list[Path], target: Path) -> list[str]:
-    return [compiler, "-shared", "-fPIC", "-O3", "-march=native", "-w", *map(str, sources), "-o", str(target),
-            *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+    return [compiler, "-shared", "-fPIC", "-O3", *_target_flags(compiler), "-w", *map(str, sources), "-o",
+            str(target), *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
 
 
 def build_dir(tf, compiler: str) -> Path:
