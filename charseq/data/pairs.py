@@ -101,11 +101,12 @@ def distinct_pairs(task: str, digits: int, length: tuple[int, int]) -> int:
 def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[int, int] = (3, 12)) -> list[tuple[str, str]]:
     """`n` distinct (source, target) pairs of a synthetic task (fewer if the task has fewer).
 
-    >>> pairs = make_pairs("addition", 3, digits=2)
-    >>> all(int(a) + int(b) == int(total) for (a, b), total in ((s.split("+"), t) for s, t in pairs))
-    True
-    >>> [s[::-1] == t for s, t in make_pairs("reverse", 2)]
-    [True, True]
+    Examples:
+        >>> pairs = make_pairs("addition", 3, digits=2)
+        >>> all(int(a) + int(b) == int(total) for (a, b), total in ((s.split("+"), t) for s, t in pairs))
+        True
+        >>> [s[::-1] == t for s, t in make_pairs("reverse", 2)]
+        [True, True]
     """
     if task not in TASKS:
         raise CharseqError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
