@@ -86,10 +86,8 @@ class RecurrentBackbone(keras.layers.Layer):
         self.impl, self.bidirectional = impl, bidirectional
         on_cpu = not tf.config.list_physical_devices("GPU")  # on a GPU Keras dispatches to cuDNN
         float32 = self.dtype_policy.compute_dtype == "float32"
-        # The compiled kernels are float32 only; where they run, they train an LSTM 1.6-1.9x faster
-        # than Keras' layer on a CPU, and a GRU 1.3x (2x256: 31-32k against 23.5k chars/s; README,
-        # "Speed"). The fused path wins only in bfloat16 (15.2k vs 11.7k chars/s for a 2x512 LSTM
-        # on an AVX512-BF16 CPU).
+        # The compiled kernels are float32 only and, on a CPU, faster than Keras' layer; the fused path
+        # pays only in bfloat16 (docs/benchmarks.md, "How the backbone runs").
         self.use_compiled = (cell in ("lstm", "gru") and float32
                              and (impl == "compiled" or (impl == "auto" and on_cpu)) and kernels.available())
         self.use_fused = cell == "lstm" and not masking and not self.use_compiled and (impl == "fused" or (

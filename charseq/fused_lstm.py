@@ -11,8 +11,8 @@ i, f, c, o; `tanh`/`sigmoid`) the way cuDNN does:
 * a hand-written backward pass runs the loop in reverse for the state gradients alone, then
   gets the weight gradients from three large matrix products over all time steps at once.
 
-Measured on this project's 2-core CPU it trains a 2x512 character LM about 25% faster than
-`keras.layers.LSTM` under the same bfloat16 policy (see README, "Speed"). It is used only
+On a CPU it trains faster than `keras.layers.LSTM` under the same bfloat16 policy
+(docs/benchmarks.md, "How the backbone runs"). It is used only
 where it computes the same thing as Keras: an LSTM with default activations and no mask.
 """
 

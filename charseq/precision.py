@@ -27,17 +27,8 @@ def cpu_has_bf16() -> bool:
     return False
 
 
-# A language model's LSTM up to this width trains faster in float32, on the compiled kernel, than in
-# bfloat16 on the fused path, even on a CPU with native bf16 (tiny-shakespeare, 2x256, 15 minutes:
-# 25.5k against 22.6k chars/s, 1.454 against 1.466 nats/char); at 384 units bfloat16 is ahead
-# (14.0k against 12.2k chars/s), at 512 far ahead (11.6k against 7.0k). A GRU of that width keeps
-# float32 too: Keras' GRU layer, 19-23k chars/s, 1.450-1.451 nats/char in the same 15 minutes (the
-# sized default from 500k training tokens, charseq.sizing), and the compiled GRU kernel, float32
-# only, 29-32k. A text classifier reads masked, padded texts, which the fused path cannot, so its
-# bfloat16 is Keras' layers: on SST-2 (1x256, bidirectional, 400 steps) the compiled GRU ran 26.5k
-# chars/s against 19.6k in bfloat16, the compiled LSTM 21.9k against 21.3k. On a Sapphire Rapids CPU, whose AMX
-# makes bfloat16 products cheaper still, float32 stayed ahead: 23.5k against 16.6k chars/s for the 3x256 GRU
-# language model, 35-38k against 27-30k for that SST-2 classifier. README, "Benchmarks" and "Speed".
+# A language model's or text classifier's LSTM or GRU up to this width trains faster in float32, on the
+# compiled kernels, than in bfloat16, even on CPUs with native bf16 (docs/benchmarks.md, "Precision").
 FLOAT32_MAX_UNITS = 256
 
 
@@ -45,7 +36,7 @@ def resolve_precision(precision: str, units: int | None = None, cell: str = "lst
     """The policy `precision` stands for. `units`, `cell`: the recurrent width and cell of a language
     model or a text classifier, for which `auto` keeps float32 up to FLOAT32_MAX_UNITS (an LSTM where
     the compiled kernel runs, a GRU always). MNIST's reader does not pass them: its 1x128 bidirectional
-    LSTM, unmasked on the fused path, measured 13% faster in bfloat16."""
+    LSTM, unmasked, trains faster in bfloat16 on the fused path."""
     if precision not in PRECISIONS:
         raise CharseqError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":

@@ -5,8 +5,8 @@ big model within a few passes, and learns more per minute from small batches. Th
 a few statistics of the training data (tokens, vocabulary, examples) to the model's size, dropout,
 batch, window, learning rate and evaluation cadence, and, when the user set no stopping rule
 (--max-steps, --epochs, --time-budget), to early stopping: stop after `patience` evaluations
-without improvement, with a generous cap on the passes over the data. The README's "Defaults"
-table gives the measurements behind each number.
+without improvement, with a generous cap on the passes over the data. docs/defaults.md gives
+the measurements behind each number.
 
 Plain Python (no TensorFlow), so it can be read, tested and changed on its own. Settings the user
 gave always win; `Sizing.summary` is the one line a train command prints at start.
@@ -77,25 +77,14 @@ def _finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
 
 
 def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
-    """A language model's defaults from its training split's tokens and vocabulary size.
-
-    Measured (README, "Defaults sized to the data"): on poems.txt (37k tokens) 2x256 with dropout
-    0.4 and 32 x 64 batches stops early at 2.03 nats/char in 2 minutes, where 2x128 reached only
-    2.30 at a 100-pass cap; on 300k characters of Shakespeare 2x256, dropout 0.3, 64 x 100 stops at
-    1.39 in 4.4 minutes; from 500k tokens three layers of GRU (tiny-shakespeare, 15 minutes: 1.450
-    for two GRU layers against the LSTM's 1.454, and 1.429 for three GRU layers). The large tier (>= 3M): on the Python standard library's modules (4.2M training
-    tokens) in 15 minutes, dropout 0.1 at 128 x 100 reaches 1.130 against 1.132 for the medium
-    tier's dropout 0.2 at 64 x 100, and 1.136 for three layers (scripts/bench_large_corpus.sh)."""
+    """A language model's defaults from its training split's tokens and vocabulary size (the runs
+    behind each tier: docs/defaults.md)."""
     if train_tokens < 100_000:
         size, rule = "small", dict(layers=2, units=256, dropout=0.4, batch_size=32, seq_len=64, lr=2e-3)
         patience = 6
     elif train_tokens < 3_000_000:
-        # Depth: on tiny-shakespeare in 15 minutes a third GRU layer reaches 1.429 against 1.4525 for
-        # two, with fewer passes (15 against 25 on the compiled kernel) and less overfitting (train
-        # 1.26 against 1.21), so three layers from 500k tokens on; below that, two (a third not
-        # measured). Not on the large tier: on 4.2M tokens, where 15 minutes see under 6 passes,
-        # three reach 1.136 against 1.130 for two: there the minutes, not generalisation, bound the
-        # loss, and two layers see more data.
+        # Depth: from 500k tokens three GRU layers generalise better than two at equal wall clock. Not on
+        # the large tier, where the minutes, not generalisation, bound the loss and two layers see more data.
         size, rule = "medium", dict(layers=2 if train_tokens < 500_000 else 3, units=256,
                                     dropout=0.3 if train_tokens < 500_000 else 0.2,
                                     batch_size=64, seq_len=100, lr=3e-3)
@@ -103,9 +92,7 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
     else:
         size, rule = "large", dict(layers=2, units=256, dropout=0.1, batch_size=128, seq_len=100, lr=3e-3)
         patience = 5
-    # LSTM or GRU: on 300k characters of Shakespeare the LSTM stops at 1.390 and a GRU at 1.420 (it
-    # overfits sooner); on all of tiny-shakespeare in 15 minutes the GRU reaches 1.450 and the LSTM
-    # 1.454 (float32 both). So a GRU from 500k tokens on, where the data outlasts the minutes.
+    # A GRU from 500k tokens on, where the data outlasts the minutes; below, the LSTM (a GRU overfits sooner).
     rule["cell"] = "gru" if train_tokens >= 500_000 else "lstm"
     # A corpus too short for the windows (a sample string): shorter windows, fewer streams.
     seq = given.get("seq_len") or min(rule["seq_len"], max(1, (train_tokens - 1) // 4))
@@ -113,36 +100,29 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
     rule["batch_size"] = min(rule["batch_size"], max(1, (train_tokens - 1) // seq))
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = max(1, (train_tokens - 1) // (batch * seq))
-    # Cap: about 20M characters seen (a 1M corpus: 20 passes), at least 3 passes, at most 250. With a
-    # 10M cap tiny-shakespeare stopped at its 10 passes still improving (1.496 nats/char in 6.8 min);
-    # 14.5 minutes, ~21 passes, reached 1.454 (README, "Defaults sized to the data").
+    # Cap: about 20M characters seen (a 1M corpus: 20 passes), at least 3 passes, at most 250; a 10M cap
+    # stopped tiny-shakespeare while it was still improving.
     _stop(rule, given, steps_per_epoch, patience, round(_clamp(2e7 / max(1, train_tokens), 3, 250)))
     return _finish(f"{size} corpus ({_short(train_tokens)} training tokens, vocabulary {vocab_size:,})",
                    rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}")
 
 
-# A text classifier over SentencePiece pieces embeds each piece in 128 dimensions, the one size measured
-# with pieces on SST-2 (see the README): a piece carries more than a character, whose 64 (the backbone's
-# default) suffice.
+# A text classifier over SentencePiece pieces embeds each piece in 128 dimensions, the size measured with
+# pieces: a piece carries more than a character, whose 64 (the backbone's default) suffice.
 PIECES_EMBEDDING = 128
 
 
 def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bool = False) -> Sizing:
     """A text classifier's defaults from its number of training texts (of characters, or with
     `pieces` of SentencePiece pieces)."""
-    # Character noise (deleting or replacing 10% of a training text's characters at random): on 3,000
-    # SST-2 sentences, 70.4% and 70.2% on SST-2 dev (seeds 0 and 1) against 68.5% and 68.8% without;
-    # on all of SST-2 (bidirectional, 19.5 minutes), 82.0% against 80.0%.
-    # A GRU on all of SST-2 (bidirectional, 19.5 minutes; float32, the compiled kernel): 82.6% on dev
-    # after 9.2 epochs, against 82.0% after 7.2 for the LSTM. The small tier keeps the LSTM it was
-    # measured with.
+    # Character noise and, from 20k texts, a GRU gave the best SST-2 dev accuracy; the small tier keeps the
+    # LSTM it was measured with (docs/defaults.md, docs/benchmarks.md).
     if examples < 20_000:
         size, rule = "small", dict(cell="lstm", layers=1, units=128, dropout=0.3, batch_size=32, lr=2e-3)
     else:
         size, rule = "large", dict(cell="gru", layers=1, units=256, dropout=0.2, batch_size=64, lr=2e-3)
     rule["char_noise"] = 0.1
-    # Max pooling over the outputs: on 3,000 SST-2 sentences, 68.5% on SST-2 dev against 56.2% for the
-    # final state (mean 65.0%, attention 65.8%, concat 63.1%; seed 1: max 68.8%, final 53.8%); see the README.
+    # Max pooling over the outputs: 12-15 points ahead of the final state on SST-2 dev (docs/defaults.md).
     rule["readout"] = "max"
     shape = "{layers}x{units} {cell}, {readout} readout, char noise {char_noise:g}, batch {batch_size}"
     if pieces:  # PIECES_EMBEDDING: a piece carries more than a character
@@ -158,12 +138,8 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bo
 def size_image_classifier(examples: int, given: dict) -> Sizing:
     """An image classifier's (MNIST rows) defaults: the MNIST benchmark's recipe, early stopping
     under a cap of 20 epochs."""
-    # Measured on MNIST at 10 minutes (README, "Classifier: MNIST read row by row"): reading the rows
-    # in both directions and shifting the training images by up to 2 pixels took the 1x128 reader from
-    # 98.8-98.9% to 99.40%; small turns and scalings on top, 99.43% with both seeds tried (99.28-99.49%
-    # without). lr 3e-3 is the rate those runs used. A moving average of the weights (--ema) is left
-    # out: 99.45% over three seeds against 99.43% over two without, and it needs a run long enough to
-    # forget its starting weights.
+    # The 10-minute MNIST benchmark's recipe (docs/benchmarks.md): both directions, small shifts, turns and
+    # scalings, lr 3e-3. Without its moving average (--ema), which gained little and needs a long run.
     rule = dict(cell="lstm", layers=1, units=128, dropout=0.0, batch_size=128, lr=3e-3, bidirectional=True,
                 augment_shift=2, augment_rotate=10.0, augment_scale=0.1)
     batch = given.get("batch_size") or rule["batch_size"]

@@ -39,9 +39,7 @@ TASK = "lm"
 @dataclass
 class ModelConfig:
     """The language model's shape: the backbone alone (the output layer follows from the vocabulary).
-    Settings not given are sized to the corpus (charseq.sizing); a 2-layer LSTM of 256 units trains at
-    about 9k characters/s on a 2-core AVX2 CPU, so 15 minutes see ~8 passes over tiny-shakespeare
-    (2x512 manages 2.8k/s there, under 3 passes); give a bigger machine --units 512."""
+    Settings not given are sized to the corpus (charseq.sizing)."""
 
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(layers=2, units=256, dropout=0.2))
 
