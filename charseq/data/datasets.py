@@ -37,6 +37,7 @@ from typing import Callable
 
 from charseq.cache import cache_root
 from charseq.errors import CharseqError
+from charseq.files import current_umask
 
 TIMEOUT = 30  # seconds without data before a download is given up
 CHUNK = 1 << 20
@@ -224,19 +225,13 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
                 f.flush()
                 os.fsync(f.fileno())
         fetched.clean()
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's folder is private; a cache folder is not
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's folder is private; a cache folder is not
         _publish(staging, root / name, lambda: cached_path(name) is not None)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log(f"{name}: verified and cached in {root / name}")
     return dataset_path(name)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _publish(staging: Path, folder: Path, complete: Callable[[], bool]) -> None:
