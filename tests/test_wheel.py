@@ -64,13 +64,14 @@ def test_the_wheel_works_in_a_fresh_environment_outside_the_repository(dist, tmp
     site = run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
     with open(os.path.join(site, "installed-dependencies.pth"), "w") as f:
         f.write(sysconfig.get_paths()["purelib"] + "\n")
-    run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", wheel)
-
+    # Nothing from the repository on the path (no PYTHONPATH, another working directory), where pip
+    # would find the checkout's metadata and take charseq as installed already.
     work = tmp_path / "elsewhere"
     work.mkdir()
     cache = tmp_path / "cache"  # empty: the kernel is compiled here from the wheel's own sources
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(CHARSEQ_CACHE=str(cache), TF_CPP_MIN_LOG_LEVEL="3")
+    run(python, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", wheel, cwd=work, env=env)
 
     def cli(*args):
         return run(charseq, *args, cwd=work, env=env)
