@@ -7,7 +7,10 @@ import gzip
 import hashlib
 import http.server
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import zipfile
 
@@ -195,7 +198,7 @@ def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
 
 
 def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tmp_path, cache):
-    env = {**__import__("os").environ, "CHARSEQ_CACHE": str(cache)}
+    env = {**os.environ, "CHARSEQ_CACHE": str(cache)}
     wrong = tmp_path / "input.txt"
     wrong.write_bytes(TEXT)
     r = run_cli("data", "get", "tinyshakespeare", "--from", wrong, env=env)
@@ -378,3 +381,16 @@ def test_a_damaged_idx_file_is_refused(server, cache, mnist):
     with pytest.raises(CharseqError, match="t10k-labels-idx1-ubyte"):
         get_dataset("mnist", log=lambda line: None)
     assert leftovers(cache) == []
+
+
+def test_the_data_commands_load_neither_tensorflow_nor_numpy(cache):
+    code = ("import sys\nfrom charseq.cli import main\n"
+            "for args in (['data', 'list'], ['data', 'get', '--help'], ['data', 'path', 'sst2']):\n"
+            "    try:\n        main(args, prog_name='charseq')\n"
+            "    except SystemExit:\n        pass\n"
+            "loaded = [m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "CHARSEQ_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr
+    assert "sst2 is not in the cache" in r.stderr
