@@ -7,6 +7,7 @@ The fresh environment reuses the heavy dependencies (TensorFlow and the rest) al
 the tests through a .pth file, and the wheel goes in with --no-deps: what is tested is the wheel, not
 a second download of TensorFlow."""
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -14,21 +15,27 @@ import sys
 import sysconfig
 import tarfile
 import time
-import tomllib
 import urllib.request
 import zipfile
 
 import pytest
+from click.testing import CliRunner
 
+from charseq import __version__ as version
+from charseq.cli import main
 from conftest import REPO
-
-pytestmark = pytest.mark.slow
 
 
 def run(*args, **kwargs) -> subprocess.CompletedProcess:
     r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=900, **kwargs)
     assert r.returncode == 0, f"{' '.join(map(str, args))}\n{r.stdout}\n{r.stderr}"
     return r
+
+
+def test_version_is_the_installed_package_s():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"charseq, version {importlib.metadata.version('charseq')}\n"
+    assert 'attr = "charseq.__version__"' in (REPO / "pyproject.toml").read_text()  # the one place it is written
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +46,10 @@ def dist(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_build_gives_an_sdist_and_a_wheel_that_twine_accepts(dist):
     wheel, = dist.glob("charseq-*.whl")
     sdist, = dist.glob("charseq-*.tar.gz")
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert wheel.name == f"charseq-{version}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("charseq/kernels/lstm.cc", "charseq/kernels/gru.cc", "charseq/kernels/common.h",
@@ -56,6 +63,7 @@ def test_build_gives_an_sdist_and_a_wheel_that_twine_accepts(dist):
     assert checked.stdout.count("PASSED") == 2, checked.stdout
 
 
+@pytest.mark.slow
 def test_the_wheel_works_in_a_fresh_environment_outside_the_repository(dist, tmp_path):
     wheel, = dist.glob("charseq-*.whl")
     venv = tmp_path / "venv"
@@ -76,7 +84,6 @@ def test_the_wheel_works_in_a_fresh_environment_outside_the_repository(dist, tmp
     def cli(*args):
         return run(charseq, *args, cwd=work, env=env)
 
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert cli("--version").stdout.strip() == f"charseq, version {version}"
     where = run(python, "-c", "import charseq; print(charseq.__file__)", cwd=work, env=env).stdout.strip()
     assert where.startswith(str(venv)), where  # the installed wheel, not the repository
