@@ -394,3 +394,12 @@ def test_the_data_commands_load_neither_tensorflow_nor_numpy(cache):
                        env={**os.environ, "CHARSEQ_CACHE": str(cache)})
     assert r.returncode == 0, r.stderr
     assert "sst2 is not in the cache" in r.stderr
+
+
+def test_sst2_and_mnist_from_folder_urls(server, cache, sst2, mnist):
+    server["/copy/train.tsv"] = GLUE_TRAIN.encode()
+    server["/copy/dev.tsv"] = GLUE_DEV.encode()
+    assert get_dataset("sst2", server.url + "/copy/", log=lambda line: None) == cache / "datasets" / "sst2"
+    assert get_dataset("mnist", server.url + "/mnist", log=lambda line: None) == cache / "datasets" / "mnist"
+    assert sorted(server.requests) == sorted(["/copy/train.tsv", "/copy/dev.tsv",
+                                              *(p for p in server if p.startswith("/mnist/"))])

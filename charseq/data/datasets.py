@@ -275,10 +275,10 @@ class _Fetcher:
         if self.source is None:
             return self._from_archive_or_file(member, self._download(member.url), member.url)
         if self.local is None:  # a mirror URL: the file itself, a zip, or a folder holding the files
-            if self.source.endswith("/"):
-                url = self.source + member.url.rsplit("/", 1)[1]
-            else:
-                url = self.source
+            url = self.source
+            if url.endswith("/") or len(self.spec.urls) > 1:  # a folder: each file under its usual name
+                archive = len(self.spec.urls) < len(self.spec.members)  # files that come in one zip
+                url = url.rstrip("/") + "/" + (member.name if archive else member.url.rsplit("/", 1)[1])
             return self._from_archive_or_file(member, self._download(url), url)
         if self.local.is_dir():
             path = self._local_file(member)
