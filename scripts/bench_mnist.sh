@@ -11,13 +11,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
+# MNIST from charseq's cache (charseq data get mnist), or the folder or .npz in $MNIST.
+DATA="${MNIST:-}"
+[ -n "$DATA" ] || DATA="$(.venv/bin/charseq data path mnist)"
 MINUTES="${1:-10}"; shift || true
 RUN="${RUN:-runs/bench-mnist}"
 start=$(date +%s)
 if [ $# -eq 0 ]; then
     set -- --bidirectional --units 128 --augment-shift 2 --lr 3e-3
 fi
-.venv/bin/charseq classify-mnist --out "$RUN" --force --time-budget "$MINUTES" --epochs 1000 "$@"
+.venv/bin/charseq classify-mnist --data "$DATA" --out "$RUN" --force --time-budget "$MINUTES" --epochs 1000 "$@"
 python3 - "$RUN" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys
 records = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]

@@ -14,7 +14,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-DATA="${SST2:-$ROOT/../shared/data/sst2}"
+# The folder of train.tsv and dev.tsv: $SST2, else charseq's cached copy (charseq data get sst2).
+DATA="${SST2:-}"
+[ -n "$DATA" ] || DATA="$(.venv/bin/charseq data path sst2)"
 PRE="${1:-12}"; CLF="${2:-8}"
 read -r -a SCRATCH_ARGS <<< "${SCRATCH_OPTS---bidirectional}"
 read -r -a LM_ARGS <<< "${LM_OPTS-}"

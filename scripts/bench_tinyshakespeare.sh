@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-DATA="${TINYSHAKESPEARE:-$ROOT/../shared/data/tinyshakespeare.txt}"
+# The corpus: $TINYSHAKESPEARE, else charseq's cached copy (charseq data get tinyshakespeare).
+DATA="${TINYSHAKESPEARE:-}"
+[ -n "$DATA" ] || DATA="$(.venv/bin/charseq data path tinyshakespeare)"
 MINUTES="${1:-15}"; shift || true
 RUN="${RUN:-runs/bench-tinyshakespeare}"
 # The budget covers training and its evaluations; start-up and the final scoring come on top,

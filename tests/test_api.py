@@ -15,7 +15,7 @@ COMMAND_API = {"train-lm": ["train_lm"], "generate": ["load_lm", "generate", "Ge
                "classify": ["classify", "load_classifier"], "make-pairs": ["make_pairs"],
                "train-seq2seq": ["train_seq2seq"], "translate": ["translate", "Translator", "load_seq2seq"],
                "plot": ["plot_runs"], "grid": ["run_grid"], "export": ["export_saved_model"],
-               "serve": ["serve", "create_app"]}
+               "serve": ["serve", "create_app"], "data": ["get_dataset", "dataset_path", "list_datasets"]}
 
 
 def test_every_command_has_a_documented_python_function():

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import pickle
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import tensorflow as tf
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.run import _copy_backbone, build_classifier
 from charseq.data.labeled import read_labeled
-from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist, read_mnist_pickle
+from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist
 from charseq.errors import CharseqError
 from conftest import assert_clean_error, read_metrics, run_cli, run_cli_in_process, striped_images
 
@@ -65,21 +64,6 @@ def test_npz_loader(tmp_path):
     np.savez(tmp_path / "bad.npz", x_train=xt, y_train=yt[:5], x_test=xv, y_test=yv)
     with pytest.raises(CharseqError, match="20 train images but 5 labels"):
         load_mnist(tmp_path / "bad.npz")
-
-
-def test_mnist_pickle_is_read_with_numpy_only(tmp_path):
-    x = np.random.default_rng(0).random((6, 784)).astype(np.float32)
-    y = np.arange(6)
-    data = gzip.compress(pickle.dumps(((x, y), (x[:2], y[:2]), (x[:3], y[:3])), protocol=2))
-    images = read_mnist_pickle(data)
-    assert images.x_train.shape == (8, 28, 28) and images.x_train.dtype == np.uint8
-    np.testing.assert_array_equal(images.y_test, [0, 1, 2])
-
-    class Evil:
-        def __reduce__(self):
-            return (print, ("pwned",))
-    with pytest.raises(CharseqError, match="refusing to load .*print"):
-        read_mnist_pickle(gzip.compress(pickle.dumps(Evil(), protocol=2)))
 
 
 def test_classify_mnist_learns_and_evaluates(tmp_path, idx_dir):

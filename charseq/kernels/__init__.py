@@ -3,8 +3,8 @@
     ops = load()        # the loaded op library (LSTM and GRU ops), or None (then Keras' layers run)
 
 The sources are compiled once per machine against the installed TensorFlow (its headers and
-`tf.sysconfig` flags) into a per-user cache, the way `torch.utils.cpp_extension.load` does:
-``$XDG_CACHE_HOME/charseq/kernels/<tf version>-<hash>/`` (``~/.cache`` by default), where the
+`tf.sysconfig` flags) into charseq's cache (charseq.cache), the way `torch.utils.cpp_extension.load`
+does: ``<cache root>/kernels/<tf version>-<hash>/`` (``~/.cache/charseq`` by default), where the
 hash covers the sources, the compiler, its flags and the CPU's instruction-set flags (it is built
 with ``-march=native``, less AVX512-FP16). A file lock keeps two processes from building it at
 once; the library is written to a temporary file and renamed into place, so a reader never sees
@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from charseq.cache import cache_root as charseq_cache_root
+
 HERE = Path(__file__).parent
 SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include common.h
 LIBRARY = "recurrent.so"
@@ -35,8 +37,7 @@ OFF_VALUES = ("0", "off", "false", "no")
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "charseq" / "kernels"
+    return charseq_cache_root("kernels")
 
 
 def _cpu_flags() -> str:

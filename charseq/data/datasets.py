@@ -1,0 +1,358 @@
+"""Public data sets fetched once into charseq's cache, the way `keras.datasets` does it.
+
+    get_dataset("tinyshakespeare")                     # downloads, verifies the SHA-256, caches; a Path
+    get_dataset("mnist", source="/media/usb/mnist")    # a local copy or a mirror, verified the same way
+    dataset_path("sst2")                               # the cached copy, or an error saying how to get it
+    list_datasets()                                    # name, cached or not, size, source of each
+
+Each data set is downloaded from its canonical public URL, checked against the SHA-256 recorded
+here, and written into ``<cache root>/datasets/NAME/`` (see charseq.cache) in one rename: an
+interrupted download or a file with the wrong checksum leaves nothing behind, and a data set in the
+cache is never downloaded again. `source` (``--from`` on the command line) takes a local file or
+folder, a ``file://`` URL or an ``http(s)://`` mirror instead of the canonical URL, so machines
+without internet work.
+
+What is verified is what charseq reads: the text file itself (tiny-shakespeare), the four
+decompressed IDX files (MNIST: the gzip bytes differ between mirrors, the IDX bytes do not), and
+SST-2's examples (label and stripped sentence of each row, in sorted order: copies differ in column
+order, line endings and row order). Nothing here imports TensorFlow or numpy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import shutil
+import socket
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from charseq.cache import cache_root
+from charseq.errors import CharseqError
+from charseq.files import current_umask
+
+TIMEOUT = 30  # seconds without data before a download is given up
+CHUNK = 1 << 20
+URL_SCHEMES = ("http://", "https://", "file://")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a data set: the name charseq caches it under, where it comes from, its checksum."""
+
+    name: str
+    url: str  # canonical source; for SST-2 the zip holding it
+    sha256: str  # of the bytes charseq reads (see `digest` of the data set)
+    aliases: tuple[str, ...] = ()  # other names a local copy may use (the .gz, Windows-style names)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    homepage: str
+    members: tuple[Member, ...]
+    # bytes as obtained -> (bytes to cache, SHA-256 to compare with the member's)
+    prepare: Callable[[Member, bytes], tuple[bytes, str]]
+    single_file: bool = False  # `dataset_path` gives the file itself, not its folder
+
+    @property
+    def urls(self) -> list[str]:
+        return list(dict.fromkeys(m.url for m in self.members))
+
+    @property
+    def source(self) -> str:
+        """The canonical URL, or the folder URL of several files."""
+        urls = self.urls
+        return urls[0] if len(urls) == 1 else f"{os.path.commonprefix(urls).rsplit('/', 1)[0]}/ ({len(urls)} files)"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plain(member: Member, data: bytes) -> tuple[bytes, str]:
+    return data, _sha256(data)
+
+
+def _gunzipped(member: Member, data: bytes) -> tuple[bytes, str]:
+    """IDX files come gzipped from the mirrors; charseq caches and verifies them decompressed."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise CharseqError(f"{member.name}: the gzip file is damaged ({e})") from None
+    return data, _sha256(data)
+
+
+def sst2_rows(data: bytes, where: str) -> list[tuple[str, str]]:
+    """(label, sentence) of each row of an SST-2 TSV with a header naming a `label` column and one
+    sentence column (GLUE writes `sentence<TAB>label`; other copies `label<TAB>sentence`)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CharseqError(f"{where} is not UTF-8 text (byte {e.start}); it is not an SST-2 TSV file") from None
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    header = lines[0].split("\t") if lines else []
+    if len(header) != 2 or "label" not in header:
+        raise CharseqError(f"{where} is not an SST-2 TSV file: its header should be two columns, one named label")
+    label_at = header.index("label")
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) != 2:
+            raise CharseqError(f"{where} line {number} has {len(cells)} columns, not 2")
+        rows.append((cells[label_at].strip(), cells[1 - label_at].strip()))
+    return rows
+
+
+def _sst2(member: Member, data: bytes) -> tuple[bytes, str]:
+    """SST-2 split, cached as `label<TAB>sentence` with LF line ends, in the source's row order."""
+    rows = sst2_rows(data, member.name)
+    digest = _sha256("".join(sorted(f"{label}\t{sentence}\n" for label, sentence in rows)).encode())
+    stored = "label\tsentence\n" + "".join(f"{label}\t{sentence}\n" for label, sentence in rows)
+    return stored.encode("utf-8"), digest
+
+
+MNIST_MIRROR = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the copy Keras and TF Datasets read
+SST2_ZIP = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+
+
+def _idx(name: str, sha256: str) -> Member:
+    dotted = name.replace("-idx", ".idx")  # train-images.idx3-ubyte, as some copies spell it
+    return Member(name, MNIST_MIRROR + name + ".gz", sha256, (name + ".gz", dotted, dotted + ".gz"))
+
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    Dataset("tinyshakespeare", "Tiny Shakespeare: 1,115,394 characters of Shakespeare's plays (char-rnn)",
+            "https://github.com/karpathy/char-rnn",
+            (Member("input.txt", "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+                    "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", ("tinyshakespeare.txt",)),),
+            _plain, single_file=True),
+    Dataset("sst2", "SST-2 (GLUE): movie-review phrases labelled negative (0) or positive (1), train and dev",
+            "https://gluebenchmark.com/tasks",
+            (Member("train.tsv", SST2_ZIP, "8f928cd3a49e285bafd5e3ba01307c12a0b9b81413c54a25fb82a129b3856df7"),
+             Member("dev.tsv", SST2_ZIP, "207a724789ced45d8ebd60dcce19b2d3f051f3dc7380b369e579668c239a5cd1")),
+            _sst2),
+    Dataset("mnist", "MNIST: 70,000 handwritten digits, 28x28 pixels, as the four IDX files",
+            "https://yann.lecun.com/exdb/mnist/",
+            (_idx("train-images-idx3-ubyte", "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+             _idx("train-labels-idx1-ubyte", "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+             _idx("t10k-images-idx3-ubyte", "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+             _idx("t10k-labels-idx1-ubyte", "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")),
+            _gunzipped),
+)}
+
+
+# ----------------------------------------------------------------------------- where things are
+def datasets_dir() -> Path:
+    return cache_root("datasets")
+
+
+def dataset(name: str) -> Dataset:
+    if name not in DATASETS:
+        raise CharseqError(f"no data set named {name!r}; charseq knows {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def cached_path(name: str) -> Path | None:
+    """The cached copy of data set `name` (its file for a one-file set, else its folder), or None."""
+    spec = dataset(name)
+    folder = datasets_dir() / spec.name
+    if not all((folder / m.name).is_file() for m in spec.members):
+        return None
+    return folder / spec.members[0].name if spec.single_file else folder
+
+
+def dataset_path(name: str) -> Path:
+    """The cached copy of data set `name`, or a one-line error saying how to get it."""
+    path = cached_path(name)
+    if path is None:
+        raise CharseqError(f"{name} is not in the cache ({datasets_dir() / name}); run: charseq data get {name}")
+    return path
+
+
+def list_datasets() -> list[dict]:
+    """One dict per data set: name, description, cached (bool), path, size in bytes (0 if not cached), source."""
+    out = []
+    for name, spec in DATASETS.items():
+        path = cached_path(name)
+        folder = datasets_dir() / name
+        size = sum((folder / m.name).stat().st_size for m in spec.members) if path else 0
+        out.append(dict(name=name, description=spec.description, cached=path is not None,
+                        path=str(path) if path else None, size=size, source=spec.source, urls=spec.urls))
+    return out
+
+
+# ----------------------------------------------------------------------------- fetching
+def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Path:
+    """Data set `name` from the cache, fetched and verified first if it is not there yet.
+
+    `source`: a local file or folder, or a ``file://``, ``http://`` or ``https://`` URL, used instead
+    of the canonical URL (a folder or folder URL holds the data set's files under their usual names).
+    Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
+    """
+    spec = dataset(name)
+    found = cached_path(name)
+    if found is not None:
+        return found
+    root = datasets_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+    except OSError as e:
+        raise CharseqError(f"cannot write to charseq's cache {root}: {e.strerror or e} "
+                           "(set CHARSEQ_CACHE to a folder you can write)") from None
+    try:
+        fetched = _Fetcher(spec, source, staging, log)
+        for member in spec.members:
+            data, digest = spec.prepare(member, fetched.raw(member))
+            if digest != member.sha256:
+                raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
+                                   f"expected {member.sha256}; nothing was cached")
+            with open(staging / member.name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        fetched.clean()
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's folder is private; a cache folder is not
+        _publish(staging, root / name, lambda: cached_path(name) is not None)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log(f"{name}: verified and cached in {root / name}")
+    return dataset_path(name)
+
+
+def _publish(staging: Path, folder: Path, complete: Callable[[], bool]) -> None:
+    """Rename the verified folder into place. If another process got there first, keep its copy; an
+    incomplete folder (a file deleted by hand) is replaced."""
+    if folder.is_dir() and not complete():
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+        os.replace(folder, old / folder.name)
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.rename(staging, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Fetcher:
+    """The raw bytes of each member, from the canonical URL or from `source`, downloading each URL once."""
+
+    def __init__(self, spec: Dataset, source, staging: Path, log):
+        self.spec, self.staging, self.log = spec, staging, log
+        self.downloads: dict[str, Path] = {}
+        self.source = None if source is None else str(source)
+        self.local: Path | None = None
+        if self.source is not None and self.source.startswith("file://"):
+            self.local = Path(urllib.request.url2pathname(urllib.parse.urlparse(self.source).path))
+        elif self.source is not None and not self.source.startswith(URL_SCHEMES):
+            if "://" in self.source:
+                raise CharseqError(f"--from {self.source}: only http://, https:// and file:// URLs are supported")
+            self.local = Path(self.source).expanduser()
+        if self.local is not None and not self.local.exists():
+            raise CharseqError(f"--from {self.source} does not exist")
+
+    def origin(self, member: Member) -> str:
+        if self.source is None:
+            return member.url
+        return self.source if self.local is None or self.local.is_file() else str(self._local_file(member))
+
+    def raw(self, member: Member) -> bytes:
+        if self.source is None:
+            return self._from_archive_or_file(member, self._download(member.url), member.url)
+        if self.local is None:  # a mirror URL: the file itself, a zip, or a folder holding the files
+            url = self.source
+            if url.endswith("/") or len(self.spec.urls) > 1:  # a folder: each file under its usual name
+                archive = len(self.spec.urls) < len(self.spec.members)  # files that come in one zip
+                url = url.rstrip("/") + "/" + (member.name if archive else member.url.rsplit("/", 1)[1])
+            return self._from_archive_or_file(member, self._download(url), url)
+        if self.local.is_dir():
+            path = self._local_file(member)
+            return self._from_archive_or_file(member, path, str(path))
+        return self._from_archive_or_file(member, self.local, self.source)
+
+    def _local_file(self, member: Member) -> Path:
+        for name in (member.name, *member.aliases, member.url.rsplit("/", 1)[1]):
+            for candidate in (self.local / name, self.local / Path(member.url).stem / name):
+                if candidate.is_file():
+                    return candidate
+        if zips := sorted(self.local.glob("*.zip")):
+            return zips[0]
+        raise CharseqError(f"--from {self.source} has no {member.name} (nor {', '.join(member.aliases) or 'a zip'})")
+
+    def _from_archive_or_file(self, member: Member, path: Path, where: str) -> bytes:
+        """`path` itself, or the member inside it when it is a zip (SST-2's GLUE archive)."""
+        if zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = [n for n in archive.namelist() if Path(n).name == member.name
+                             and not n.startswith("__MACOSX")]
+                    if not names:
+                        raise CharseqError(f"{where} is a zip without {member.name}")
+                    return archive.read(min(names, key=len))
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise CharseqError(f"{where} is a damaged zip file ({e})") from None
+        if len(self.spec.members) > 1 and self.local is not None and self.local.is_file():
+            raise CharseqError(f"--from {where}: {self.spec.name} has {len(self.spec.members)} files "
+                               f"({', '.join(m.name for m in self.spec.members)}); give the folder (or zip) "
+                               "that holds them")
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise CharseqError(f"cannot read {path}: {e.strerror or e}") from None
+
+    def _download(self, url: str) -> Path:
+        if url in self.downloads:
+            return self.downloads[url]
+        target = self.staging / f".download-{len(self.downloads)}"
+        self.log(f"downloading {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(target, "wb") as out:
+                expected = response.headers.get("Content-Length")
+                received = 0
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    received += len(chunk)
+            if expected is not None and expected.isdigit() and received != int(expected):
+                raise CharseqError(f"the download of {url} was cut off after {received:,} of {int(expected):,} "
+                                   f"bytes; nothing was cached (try again, or {self._advice()})")
+        except urllib.error.HTTPError as e:
+            raise CharseqError(f"could not download {url} (HTTP {e.code} {e.reason}); {self._advice()}") from None
+        except http.client.HTTPException as e:  # e.g. the connection closed in the middle of the body
+            raise CharseqError(f"the download of {url} failed ({type(e).__name__}); nothing was cached "
+                               f"(try again, or {self._advice()})") from None
+        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
+            reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
+            raise CharseqError(f"could not download {url} ({reason}); {self._advice()}") from None
+        self.downloads[url] = target
+        return target
+
+    def _advice(self) -> str:
+        return (f"without internet, copy the file(s) from another machine and run: charseq data get {self.spec.name} "
+                "--from PATH_OR_URL")
+
+    def clean(self) -> None:
+        for path in self.downloads.values():
+            path.unlink(missing_ok=True)
+
+
+def format_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"
