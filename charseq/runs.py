@@ -93,7 +93,7 @@ def _progress(record: dict, running: bool) -> dict:
         etas.append(budget - elapsed)
     if record.get("status") == "finished" and not running:
         return {"progress": 1.0, "eta_seconds": None}
-    progress = round(min(1.0, max(fractions)), 4) if fractions else None
+    progress = round(min(1.0, max(fractions)), 5) if fractions else None
     eta = round(max(0.0, min(etas)), 1) if running and etas else None
     return {"progress": progress, "eta_seconds": eta}
 
