@@ -451,7 +451,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
 
 
 def serve(directories, host: str = "127.0.0.1", port: int = 8000, max_generations: int = 16, max_models: int = 4,
-          token: str | None = None, allow_hosts=(), show_paths: bool = False, echo=print) -> None:
+          token: str | None = None, allow_hosts=None, show_paths: bool = False, echo=print) -> None:
     """Serve `directories` until interrupted. Binds the socket first, so a port in use is a
     one-line error, and --port 0 picks a free port (the URL printed says which).
 
@@ -461,7 +461,7 @@ def serve(directories, host: str = "127.0.0.1", port: int = 8000, max_generation
 
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
-    hosts = allowed_hosts(host, allow_hosts)
+    hosts = allowed_hosts(host, allow_hosts or ())
     app = create_app(directories, max_generations, max_models, token=token, hosts=hosts, show_paths=show_paths)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
