@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -73,6 +74,15 @@ def test_a_foreign_host_is_refused(studio, host):
                                   "LOCALHOST:9"])
 def test_this_machine_by_any_loopback_name_is_served(studio, host):
     assert studio.get("/api/runs", headers={"Host": host}).status_code == 200
+
+
+def test_the_names_accepted_for_each_address():
+    from charseq.studio.app import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "[::1]"]
+    assert allowed_hosts("::1", ["studio.lan", "::5"]) == ["localhost", "127.0.0.1", "[::1]", "studio.lan", "[::5]"]
+    assert allowed_hosts("192.168.0.4")[-1] == "192.168.0.4"
+    assert socket.gethostname().lower() in allowed_hosts("0.0.0.0")  # every interface: this machine's name too
 
 
 def test_allowed_host_names_are_served(studio_dir):
@@ -326,6 +336,10 @@ def test_serve_off_loopback_needs_the_token_it_prints(studio_dir):
             assert opened.status_code == 200 and "charseq" in opened.text.lower()  # after the redirect
             assert browser.get(base + "api/runs").json()["runs"][0]["name"] == "poems"
         assert httpx.get(base + "api/runs", headers={"Authorization": f"Token {token}"}).status_code == 200
+        by_name = {"Host": f"{socket.gethostname()}:{port}", "X-Charseq-Token": token}  # this machine's name
+        assert httpx.get(base + "api/runs", headers=by_name).status_code == 200
+        foreign = {"Host": f"evil.example:{port}", "X-Charseq-Token": token}
+        assert httpx.get(base + "api/runs", headers=foreign).status_code == 403
         assert httpx.post(base + "api/generate", json=GENERATE, headers={"X-Charseq-Token": token}).status_code == 200
     finally:
         err = stop(proc)

@@ -279,6 +279,12 @@ def allowed_hosts(host: str, extra=()) -> list[str]:
             names += [f"[{a[4][0]}]" if ":" in a[4][0] else a[4][0] for a in socket.getaddrinfo(name, None)]
         except OSError:  # the machine cannot resolve its own name: the names in `extra` still work
             pass
+        try:  # the address other machines reach this one at (connecting a UDP socket sends nothing)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("10.255.255.255", 1))
+                names.append(probe.getsockname()[0])
+        except OSError:
+            pass
     for name in extra:
         if name.count("*") > 1 or ("*" in name and not (name == "*" or name.startswith("*."))):
             raise CharseqError(f"--allow-host {name}: a wildcard must be '*' or like '*.example.org'")
