@@ -449,8 +449,8 @@ class RunDir:
 
         Running: a process holds the run's lock. Otherwise status.json says how training ended; a
         record still saying "running" with no lock held means its process died without a word
-        (killed, or the machine went down): failed. A run from before status.json is finished if
-        its last evaluation reached --max-steps or --time-budget, else stopped."""
+        (killed, or the machine went down): failed. A run from before status.json is stopped if
+        its last evaluation is short of its --max-steps or --time-budget, else finished."""
         try:
             record = json.loads((self.path / STATUS_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
@@ -477,7 +477,7 @@ class RunDir:
         record = {"step": last.get("step", 0), "elapsed_s": last.get("elapsed_s"), "end_step": end_step,
                   "time_budget_s": budget * 60 if isinstance(budget, (int, float)) else None}
         done = _progress(record, False)["progress"]
-        record["status"] = "finished" if done is not None and done >= 1 else "stopped"
+        record["status"] = "stopped" if done is not None and done < 1 else "finished"
         return record
 
     # -- weights and checkpoints ------------------------------------------------------------

@@ -8,7 +8,6 @@ and on another origin's page at once."""
 
 import http.server
 import json
-import os
 import re
 import shutil
 import signal
@@ -276,6 +275,22 @@ def test_runs_appear_with_their_status_and_go(tmp_path, corpus_file):
         assert "live" not in c.app.state.studio.cache.names()  # its model was dropped
         assert c.get("/api/runs").json()["heads"] == []
         assert_refused(c.post("/api/generate", json={"run": "live"}), 404, "no run named 'live'")
+
+
+def test_the_status_of_a_run_from_before_status_files(studio_dir, tmp_path):
+    """A run trained before runs recorded their status: finished if its evaluations reached its
+    --max-steps, stopped (with its progress) if they did not."""
+    old = tmp_path / "old"
+    shutil.copytree(studio_dir / "poems", old / "poems")
+    (old / "poems" / "status.json").unlink()
+    with client(create_app([old])) as c:
+        run = listed(c, "poems")
+        assert (run["status"], run["progress"], run["eta_seconds"]) == ("finished", 1.0, None)
+        metrics = (old / "poems" / "metrics.jsonl").read_text().splitlines()
+        assert json.loads(metrics[1])["step"] == 20  # of --max-steps 40
+        (old / "poems" / "metrics.jsonl").write_text("\n".join(metrics[:2]) + "\n")
+        run = listed(c, "poems")
+        assert (run["status"], run["progress"]) == ("stopped", 0.5)
 
 
 # ------------------------------------------------------------------------------ `charseq serve` for real

@@ -164,10 +164,11 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         config = run_dir.read_config()
         run_head = head(config["task"])
     except CharseqError as e:  # one damaged run (or one of a head this version does not have) does not hide the others
+        status = run_dir.status()
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
                 "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
-                "evaluations": 0, "updated_s_ago": None, "status": "failed", "progress": None,
-                "eta_seconds": None, "status_message": None}
+                "evaluations": 0, "updated_s_ago": None, "status": status["status"], "progress": status["progress"],
+                "eta_seconds": status["eta_seconds"], "status_message": None}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = run_head.monitor
