@@ -864,25 +864,38 @@ SERVE = "charseq.studio.app:serve"
 @main.command("serve")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @library_option("--host", owner=f"{SERVE}.host",
-                help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
+                help="Address to listen on. Anything but loopback exposes the studio to the network, "
+                     "behind a token.")
 @library_option("--port", type=int, owner=f"{SERVE}.port", help="Port (0: any free port).")
 @library_option("--max-generations", type=int, owner=f"{SERVE}.max_generations",
                 help="Generations running at once; more get HTTP 503.")
 @library_option("--max-models", type=int, owner=f"{SERVE}.max_models",
                 help="Models kept loaded (least recently used go).")
-def serve_command(runs, host, port, max_generations, max_models):
-    """Open the studio on RUNS (run or grid directories, or folders of runs): a local web UI to
-    compare training curves, generate, look inside a language model, classify and translate."""
+@click.option("--token", help="The token every request must carry (in the URL once, then a cookie; or an "
+                              "'Authorization: Token ...' header). Default: none on loopback, a random one "
+                              "on any other --host.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also accept requests addressed to NAME (the Host header), e.g. a name this machine has "
+                   "on the network; '*.example.org' for its subdomains, '*' for any. Repeatable.")
+@click.option("--show-paths", is_flag=True, default=None,
+              help="Show the runs' absolute paths (corpus files) in the browser; by default paths are shown "
+                   "relative to the served folder, or as a file name.")
+def serve_command(runs, host, port, max_generations, max_models, token, allow_hosts, show_paths):
+    """Open the studio on RUNS (run or grid directories, or folders of runs, which may be empty or not
+    exist yet): a local web UI to compare training curves, generate, look inside a language model,
+    classify and translate. New runs appear as they are trained."""
     try:
-        from charseq.studio.app import serve
+        from charseq.studio.app import is_loopback, serve
     except ImportError as e:
         from charseq.errors import CharseqError
         raise CharseqError(f"the studio needs its extra: pip install 'charseq[studio]' ({e.name} is missing)") from None
     _configure_output()
-    if host not in (None, "127.0.0.1", "localhost", "::1"):
-        click.echo(f"Warning: --host {host} makes the studio reachable from other machines; it has no login, "
-                   "and anyone who reaches it can use the served models", err=True)
-    serve(runs, echo=click.echo, **_given(host=host, port=port, max_generations=max_generations, max_models=max_models))
+    if host is not None and not is_loopback(host):
+        click.echo(f"Warning: --host {host} makes the studio reachable from other machines; anyone with the "
+                   "token in the URL below can use the served models", err=True)
+    serve(runs, echo=click.echo, allow_hosts=allow_hosts,
+          **_given(host=host, port=port, max_generations=max_generations, max_models=max_models, token=token,
+                   show_paths=show_paths))
 
 
 # ----------------------------------------------------------------------------- data

@@ -53,20 +53,42 @@ def current_umask() -> int:
     return mask
 
 
-def lock_directory(path: str | Path, wait: bool = True) -> int | None:
+def lock_directory(path: str | Path, wait: bool = True, shared: bool = False) -> int | None:
     """Take an exclusive lock (flock) on the directory `path` and return the descriptor that
     holds it: the lock lasts until the descriptor is closed or the process dies (the kernel drops
     it then, even on SIGKILL), and follows the directory through renames. With `wait` False, a
-    lock another process holds raises BlockingIOError. None where locks are unavailable."""
+    lock another process holds raises BlockingIOError. `shared`: a shared lock, which other
+    shared locks do not exclude. None where locks are unavailable."""
     if fcntl is None:
         return None
     fd = os.open(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def directory_locked(path: str | Path) -> bool | None:
+    """Whether some descriptor holds a lock on the directory `path` (a process training a run
+    holds one); None where locks are unavailable or `path` cannot be opened. The test takes and
+    drops an exclusive lock at once, so a process waiting to take its own is delayed no longer."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops a lock taken
+    return False
 
 
 def unlock_directory(fd: int | None) -> None:

@@ -7,6 +7,7 @@
     RUN/checkpoints/     with --keep N > 1: the last N checkpoints, step-NNNNNNNN.npz
     RUN/best.npz         weights with the best validation score so far
     RUN/metrics.jsonl    one JSON object per evaluation
+    RUN/status.json      how training stands: running, or how it ended (finished, stopped, failed)
     RUN/logs/            TensorBoard event files
 
 Weights are stored as plain arrays in `.npz` files (read with allow_pickle=False, so loading
@@ -21,6 +22,9 @@ a crash at any moment leaves either the old run or the new one at the path, each
 crash may leave the hidden sibling behind. The process building a sibling holds a lock on it
 (flock) until it publishes, and the kernel drops the lock when the process dies, so the next run
 for the same path deletes the siblings whose builder is gone (`RunDir.create`).
+
+A process training a run holds a lock on its directory until training ends (`RunDir.hold`),
+so a reader (the studio) tells a run being trained from one whose trainer was killed.
 """
 
 from __future__ import annotations
@@ -42,8 +46,8 @@ import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError
-from charseq.files import (current_umask, lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic,
-                           write_json_atomic)
+from charseq.files import (current_umask, directory_locked, lock_directory, unheld_siblings, unlock_directory,
+                           write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
 
@@ -52,6 +56,9 @@ CHECKPOINT_FILE = "checkpoint.npz"
 HISTORY_DIR = "checkpoints"
 BEST_FILE = "best.npz"
 METRICS_FILE = "metrics.jsonl"
+STATUS_FILE = "status.json"
+# How a run stands (status.json and RunDir.status): training now, or how its last training ended.
+STATUSES = ("running", "finished", "stopped", "failed")
 # The layout of the .npz files. A file of another format is refused with a message naming the
 # charseq version that wrote it, instead of loading arrays into the wrong variables.
 FORMAT = 1
@@ -60,7 +67,35 @@ FORMAT = 1
 RUN_FORMAT = 1
 # Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
-                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json"})
+                         HISTORY_DIR, BEST_FILE, METRICS_FILE, STATUS_FILE, "logs", "grid_result.json"})
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _progress(record: dict, running: bool) -> dict:
+    """{"progress", "eta_seconds"} from a status record: the larger of steps done / end step and
+    training time / time budget, as the training loop measures it; a running run's time goes on
+    since the record was written, and its ETA is the soonest end at the pace so far."""
+    step, end_step = _number(record.get("step")) or 0, _number(record.get("end_step"))
+    elapsed, budget = _number(record.get("elapsed_s")), _number(record.get("time_budget_s"))
+    since = max(0.0, time.time() - (_number(record.get("updated")) or time.time())) if running else 0.0
+    if elapsed is not None:
+        elapsed += since
+    fractions, etas = [], []
+    if end_step:
+        fractions.append(step / end_step)
+        if elapsed is not None and step > 0:
+            etas.append((end_step - step) * (elapsed - since) / step - since)
+    if budget and elapsed is not None:
+        fractions.append(elapsed / budget)
+        etas.append(budget - elapsed)
+    if record.get("status") == "finished" and not running:
+        return {"progress": 1.0, "eta_seconds": None}
+    progress = round(min(1.0, max(fractions)), 5) if fractions else None
+    eta = round(max(0.0, min(etas)), 1) if running and etas else None
+    return {"progress": progress, "eta_seconds": eta}
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -250,7 +285,8 @@ class RunDir:
         self.path = Path(path)
         self.final: Path | None = None  # where a new run goes when published; None: it is there
         self.replace = False
-        self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds)
+        self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds) or trained
+        self.training = False  # between hold() and let_go(): publish keeps the lock
 
     @property
     def published(self) -> bool:
@@ -327,8 +363,23 @@ class RunDir:
             os.rename(self.path, final)
             self.path, self.final = final, None
             _sync_directory(final.parent)
-        unlock_directory(self._lock)  # published: no longer a build to keep from the sweep
-        self._lock = None
+        if not self.training:
+            unlock_directory(self._lock)  # published: no longer a build to keep from the sweep
+            self._lock = None
+
+    def hold(self) -> None:
+        """Lock the run while it trains (until let_go), so readers see it as running. A new run's
+        build lock serves (it follows the directory to its place); an existing run takes a shared
+        lock, which a reader's brief test (files.directory_locked) delays by a moment at most."""
+        self.training = True
+        if self._lock is None:
+            self._lock = lock_directory(self.path, shared=True)
+
+    def let_go(self) -> None:
+        self.training = False
+        if self.published and self._lock is not None:  # an unpublished build keeps its lock until discarded
+            unlock_directory(self._lock)
+            self._lock = None
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -385,6 +436,49 @@ class RunDir:
         kept = [r for r in self.metrics() if r.get("step", 0) <= last_step]
         write_bytes_atomic(self.path / METRICS_FILE,
                            "".join(json.dumps(r) + "\n" for r in kept).encode("utf-8"))
+
+    # -- status ------------------------------------------------------------------------------
+    def write_status(self, status: str, **record) -> None:
+        """Record how training stands (one of STATUSES) with its progress: step, end_step,
+        time_budget_s, elapsed_s (training seconds so far) and an optional message."""
+        write_json_atomic(self.path / STATUS_FILE, {"status": status, **record, "updated": round(time.time(), 3)})
+
+    def status(self) -> dict:
+        """How the run stands: {"status", "progress" (0..1 or None), "eta_seconds" (None unless
+        running with a known end), "message" (why it stopped or failed, or None)}.
+
+        Running: a process holds the run's lock. Otherwise status.json says how training ended; a
+        record still saying "running" with no lock held means its process died without a word
+        (killed, or the machine went down): failed. A run from before status.json is stopped if
+        its last evaluation is short of its --max-steps or --time-budget, else finished."""
+        try:
+            record = json.loads((self.path / STATUS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            record = None
+        if not isinstance(record, dict) or record.get("status") not in STATUSES:
+            record = self._status_from_metrics()
+        locked = directory_locked(self.path)
+        status = record["status"]
+        if locked:
+            status = "running"
+        elif status == "running" and locked is False:
+            status = "failed"
+            record["message"] = "training ended without recording how (the process was killed or crashed)"
+        return {"status": status, **_progress(record, status == "running"),
+                "message": record.get("message") if status != "running" else None}
+
+    def _status_from_metrics(self) -> dict:
+        try:
+            train = self.read_config().get("train") or {}
+        except CharseqError:
+            train = {}
+        last = (self.metrics() or [{}])[-1]
+        end_step, budget = train.get("max_steps"), train.get("time_budget")
+        record = {"step": last.get("step", 0), "elapsed_s": last.get("elapsed_s"), "end_step": end_step,
+                  "time_budget_s": budget * 60 if isinstance(budget, (int, float)) else None}
+        done = _progress(record, False)["progress"]
+        record["status"] = "stopped" if done is not None and done < 1 else "finished"
+        return record
 
     # -- weights and checkpoints ------------------------------------------------------------
     def _save_npz(self, name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:

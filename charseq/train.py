@@ -6,7 +6,8 @@ the run's state) owns everything else: the optimizer and its learning-rate sched
 stop (steps, epochs, wall-clock budget, or early stopping: no improvement for `patience`
 evaluations), periodic evaluation, `metrics.jsonl` and TensorBoard, checkpoints (latest and
 best), Ctrl-C/SIGTERM (checkpoint, then stop), NaN detection and resuming to exactly where a
-run left off.
+run left off. While it trains it holds the run's lock and keeps `status.json` up to date (progress
+every few seconds, then how it ended: finished, stopped or failed), which the studio shows.
 
 >>> cfg = TrainConfig(lr=1e-2, lr_decay="cosine", min_lr_ratio=0.1)
 >>> [round(learning_rate(cfg, step, fraction_done=f), 4) for step, f in ((0, 0.0), (50, 0.5), (100, 1.0))]
@@ -45,6 +46,7 @@ OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.
 LOSS_MIN_DELTA = 1e-3
 SAMPLE_EVERY_S = 30  # seconds between the sample texts shown at evaluations
 MAX_NAN_SKIPS = 5  # --on-nan skip gives up after this many rollbacks: the run is diverging, not unlucky
+STATUS_EVERY_S = 3  # seconds between progress records in status.json (a live studio's progress bar)
 
 
 @dataclass
@@ -315,6 +317,7 @@ class TrainingLoop:
         self.last_sample = None
         self.window_start = self.clock_start = time.perf_counter()
         self.window_tokens = 0
+        self.status_written = None  # when status.json was last written (perf_counter)
 
     # ------------------------------------------------------------------ where the run is
     def elapsed(self) -> float:
@@ -447,11 +450,41 @@ class TrainingLoop:
                     tf.summary.scalar(key, value)
         self.writer.flush()  # a live TensorBoard (or `charseq plot`) sees each evaluation as it happens
 
+    def record_status(self, status: str, message: str | None = None) -> None:
+        """status.json: how training stands (see RunDir.status). A new run that never reached its
+        first checkpoint is deleted instead, so it gets no record of how it ended."""
+        if status != "running" and not self.run_dir.published:
+            return
+        try:
+            self.run_dir.write_status(status, step=self.step, end_step=self.end_step, time_budget_s=self.budget_s,
+                                      elapsed_s=round(self.elapsed(), 2), message=message)
+        except (OSError, CharseqError) as e:  # a full disk must not stop training; the checkpoint says more
+            if status == "running" and self.status_written is None:
+                self.log(f"warning: cannot record the run's status ({getattr(e, 'strerror', None) or e})")
+        self.status_written = time.perf_counter()
+
     # ------------------------------------------------------------------ the loop
     def run(self, resume: bool = False) -> dict:
-        """Train to the end; returns the last evaluation's record."""
+        """Train to the end; returns the last evaluation's record. The run is locked meanwhile and
+        status.json says how it stands, then how it ended."""
         if resume:
             self.resume()
+        self.run_dir.hold()
+        self.record_status("running")
+        try:
+            last = self._train()
+        except (Interrupted, KeyboardInterrupt):
+            self.record_status("stopped", f"stopped at step {self.step}; continue with --resume")
+            raise
+        except BaseException as e:
+            message = e.message if isinstance(e, CharseqError) else f"{type(e).__name__} at step {self.step}"
+            self.record_status("failed", message.splitlines()[0] if message else None)
+            raise
+        finally:
+            self.run_dir.let_go()
+        return last
+
+    def _train(self) -> dict:
         if self.cfg.on_nan == "skip" and not self.run_dir.has_checkpoint():
             self.checkpoint()  # something to go back to, even before the first evaluation
         with _StopRequest() as stop:
@@ -467,6 +500,7 @@ class TrainingLoop:
             self.evaluate()
         if self.writer is not None:
             self.writer.close()
+        self.record_status("finished", f"early stop at step {self.step}" if self.stalled() else None)
         return self.last
 
     def train_step(self) -> bool:
@@ -477,6 +511,8 @@ class TrainingLoop:
         loss = self.task.train_step(self.step, optimizer)
         self.step += 1
         self.window_tokens += self.task.tokens_per_step
+        if time.perf_counter() - self.status_written >= STATUS_EVERY_S:
+            self.record_status("running")
         self.losses.append(loss)
         if not self.run_dir.published:  # a new run replaces --out (and any old run there) once one step has worked
             self.check_finite(float(loss))

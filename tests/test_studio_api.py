@@ -23,7 +23,8 @@ RUNS = {"poems": "lm", "grid/lr=0.003": "lm", "grid/lr=0.01": "lm", "sentiment":
 
 @pytest.fixture(scope="module")
 def client(studio_dir):
-    with TestClient(create_app([studio_dir]), raise_server_exceptions=False) as c:
+    # The studio answers only requests addressed to this machine (the test client's default is "testserver").
+    with TestClient(create_app([studio_dir]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
         yield c
 
 
@@ -182,7 +183,7 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
     if body is None:
         response = getattr(client, method)(path)
     elif isinstance(body, bytes):
-        response = client.post(path, content=body)
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
     else:
         response = client.post(path, json=body)
     assert_error(response, status, *fragments)
@@ -191,7 +192,8 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
 
 def test_oversized_body_is_refused_before_parsing(client):
     body = b'{"run": "poems", "prompt": "' + b"a" * (limits.MAX_BODY_BYTES + 10) + b'"}'
-    assert_error(client.post("/api/generate", content=body), 413, str(limits.MAX_BODY_BYTES))
+    assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
+                 str(limits.MAX_BODY_BYTES))
 
 
 def test_internal_error_shows_no_traceback(client, monkeypatch):

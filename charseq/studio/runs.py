@@ -1,8 +1,12 @@
-"""The runs a studio serves: a table built once at start-up, and a bounded cache of loaded models.
+"""The runs a studio serves: a table of the runs under the served folders, rescanned every few
+seconds (a run trained after start-up appears, a deleted one goes), and a bounded cache of
+loaded models.
 
 A request names a run by its table key (its path relative to the served directory it was
 found under); nothing in a request is ever joined onto a file path, so "../../x" is simply
-a name that is not in the table.
+a name that is not in the table. What the browser is shown of a run holds no absolute path
+(unless the server was asked to show them): paths are relative to the served folder, or just
+a file's name.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -18,20 +23,33 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-from charseq.runs import CONFIG_FILE, METRICS_FILE, RunDir
+from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
 MAX_DEPTH = 4
+RESCAN_S = 2.0  # a table older than this is rescanned when asked for
+# An absolute path in a message (to show only its last part): /a/b/c or C:\a\b
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:/|[A-Za-z]:\\)(?:[^\s/\\'\"]+[/\\])+([^\s/\\'\":;,)]+)")
 
 
 @dataclass(frozen=True)
 class ServedRun:
     name: str
     path: Path
+    base: Path | None = None  # the served folder it was found under (resolved)
+
+
+def check_folders(directories) -> None:
+    """Refuse a served path that exists but is not a folder. A folder that does not exist yet
+    is served too: its runs appear once they are trained."""
+    for base in map(Path, directories):
+        if base.exists() and not base.is_dir():
+            raise CharseqError(f"{base} is not a directory")
 
 
 def find_runs(directories) -> dict[str, ServedRun]:
-    """Every run directory at or under `directories` (grid directories included), by name.
+    """Every run directory at or under `directories` (grid directories included), by name;
+    folders that do not exist (yet) have none.
 
     A name is the run's path relative to the directory given (a directory that is itself a run
     is named after itself); where two given directories yield the same name, the later one's
@@ -39,7 +57,7 @@ def find_runs(directories) -> dict[str, ServedRun]:
     table: dict[str, ServedRun] = {}
     for base in map(Path, directories):
         if not base.is_dir():
-            raise CharseqError(f"{base} is not a directory")
+            continue
         found = []
         if (base / CONFIG_FILE).is_file():
             found.append((base.resolve().name, base))
@@ -55,10 +73,66 @@ def find_runs(directories) -> dict[str, ServedRun]:
         for name, path in found:
             if name in table:
                 name = f"{base.resolve().name}/{name}"
-            table[name] = ServedRun(name, path.resolve())
-    if not table:
-        raise CharseqError(f"no charseq runs (directories with {CONFIG_FILE}) under {', '.join(map(str, directories))}")
+            table[name] = ServedRun(name, path.resolve(), base.resolve())
     return dict(sorted(table.items()))
+
+
+class RunTable:
+    """The served runs, rescanned when asked for once the last scan is RESCAN_S old. Each run
+    that went (deleted, or moved away) is passed to `gone`, so its loaded model is dropped."""
+
+    def __init__(self, directories, gone=lambda name: None, rescan_s: float = RESCAN_S):
+        check_folders(directories)
+        self.directories = [Path(d) for d in directories]
+        self.gone, self.rescan_s = gone, rescan_s
+        self._lock = threading.Lock()
+        self._runs: dict[str, ServedRun] = {}
+        self._scanned = None
+        self.current()
+
+    def current(self) -> dict[str, ServedRun]:
+        with self._lock:
+            if self._scanned is None or time.monotonic() - self._scanned >= self.rescan_s:
+                runs = find_runs(self.directories)
+                for name, run in self._runs.items():
+                    if runs.get(name) != run:
+                        self.gone(name)
+                self._runs, self._scanned = runs, time.monotonic()
+            return self._runs
+
+
+def shown_path(value: str, base: Path | None, show_paths: bool = False) -> str:
+    """An absolute path as the browser sees it: relative to the served folder `base` if inside
+    it, else the file's name alone; unchanged with `show_paths` or when not absolute."""
+    if show_paths or not os.path.isabs(value):
+        return value
+    path = Path(value)
+    if base is not None:
+        try:
+            return path.resolve().relative_to(base).as_posix()
+        except (ValueError, OSError):
+            pass
+    return path.name
+
+
+def without_paths(value, base: Path | None, show_paths: bool = False):
+    """`value` (a config: dicts, lists, strings) with every absolute path shown as shown_path does."""
+    if isinstance(value, str):
+        return shown_path(value, base, show_paths)
+    if isinstance(value, dict):
+        return {k: without_paths(v, base, show_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_paths(v, base, show_paths) for v in value]
+    return value
+
+
+def message_without_paths(message: str, bases, show_paths: bool = False) -> str:
+    """A message for the browser: paths inside a served folder relative to it, others by name."""
+    if show_paths:
+        return message
+    for base in sorted({str(b) for b in bases if b is not None}, key=len, reverse=True):
+        message = message.replace(base + os.sep, "").replace(base, Path(base).name)
+    return ABSOLUTE_PATH.sub(lambda m: m[1], message)
 
 
 def read_metrics(run: ServedRun) -> list[dict]:
@@ -79,14 +153,22 @@ def read_metrics(run: ServedRun) -> list[dict]:
     return records
 
 
-def describe(run: ServedRun) -> dict:
-    """What the runs page shows of a run: task, shape, data, best score, progress."""
+def describe(run: ServedRun, show_paths: bool = False) -> dict:
+    """What the runs page shows of a run: task, shape, data, best score, status and progress.
+
+    "status" is running, finished, stopped or failed (charseq.runs.RunDir.status), "progress"
+    0..1 or None (no known end), "eta_seconds" None unless running with a known end, and
+    "status_message" why it stopped, failed or finished early (or None)."""
+    run_dir = RunDir(run.path)
     try:
-        config = RunDir(run.path).read_config()
+        config = run_dir.read_config()
         run_head = head(config["task"])
     except CharseqError as e:  # one damaged run (or one of a head this version does not have) does not hide the others
+        status = run_dir.status()
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
-                "error": str(e), "best": None, "steps": 0, "evaluations": 0, "updated_s_ago": None}
+                "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
+                "evaluations": 0, "updated_s_ago": None, "status": status["status"], "progress": status["progress"],
+                "eta_seconds": status["eta_seconds"], "status_message": None}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = run_head.monitor
@@ -99,13 +181,18 @@ def describe(run: ServedRun) -> dict:
         modified = None
     kind = run_head.kind_of(config)
     data = config.get("data") or {}
+    source = data.get("path") or data.get("train") or (config.get("corpus") or {}).get("source")
+    status = run_dir.status()
     return {
         "name": run.name, "task": task, "kind": kind,
         "shape": f"{model.get('layers', '?')}x{model.get('units', '?')} {model.get('cell', '?')}",
         "layers": model.get("layers", 1),
-        "data": data.get("path") or data.get("train") or (config.get("corpus") or {}).get("source"),
+        "data": without_paths(source, run.base, show_paths),
         "labels": config.get("labels"),
-        "config": config,
+        "config": without_paths(config, run.base, show_paths),
+        "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
+        "status_message": message_without_paths(status["message"], [run.base], show_paths)
+        if status["message"] else None,
         "best": None if best is None else {"metric": metric, "value": best[metric], "step": best.get("step")},
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
@@ -129,23 +216,48 @@ class ModelCache:
         self.loads = 0  # how many times a model was read from disk (the tests check it is once per run)
 
     def get(self, run: ServedRun):
+        """The run's model, loaded again if its weights changed on disk since (a run still
+        training, or one replaced with --force)."""
+        version = weights_version(run)
         with self._lock:
-            if run.name in self._models:
+            if run.name in self._models and self._models[run.name][0] == version:
                 self._models.move_to_end(run.name)
-                return self._models[run.name]
+                return self._models[run.name][1]
             lock = self._loading.setdefault(run.name, threading.Lock())
         with lock:
             with self._lock:
-                if run.name in self._models:
-                    return self._models[run.name]
+                if run.name in self._models and self._models[run.name][0] == version:
+                    return self._models[run.name][1]
             loaded = load(run)
             with self._lock:
                 self.loads += 1
-                self._models[run.name] = loaded
+                self._models[run.name] = (version, loaded)
+                self._models.move_to_end(run.name)
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
                 self._loading.pop(run.name, None)
             return loaded
+
+    def drop(self, name: str) -> None:
+        """Forget the run `name` (it was deleted): a request still using its model keeps it."""
+        with self._lock:
+            self._models.pop(name, None)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._models)
+
+
+def weights_version(run: ServedRun) -> tuple:
+    """What changes when a run's weights do: the directory (replaced by --force) and the times
+    its weight files were written."""
+    def stamp(path: Path):
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns
+    return stamp(run.path), stamp(run.path / BEST_FILE), stamp(run.path / CHECKPOINT_FILE)
 
 
 @dataclass
