@@ -52,6 +52,8 @@ def options_of(command) -> set[str]:
 
 
 def test_every_documented_command_and_option_exists():
+    import click
+
     from charseq.cli import main
 
     seen, wrong = 0, []
@@ -68,10 +70,13 @@ def test_every_documented_command_and_option_exists():
                 if command is None:
                     wrong.append(f"{where}: no command {argv[1]!r}")
                     continue
+                rest = argv[2:]
+                while isinstance(command, click.Group) and rest and rest[0] in command.commands:
+                    command, rest = command.commands[rest[0]], rest[1:]
                 allowed = options_of(command)
-                if argv[1] == "grid" and len(argv) > 2 and argv[2] in main.commands:
-                    allowed |= options_of(main.commands[argv[2]])
-                for word in argv[2:]:
+                if argv[1] == "grid" and rest and rest[0] in main.commands:
+                    allowed |= options_of(main.commands[rest[0]])
+                for word in rest:
                     if re.match(r"^--?[a-zA-Z]", word) and word.split("=")[0] not in allowed:
                         wrong.append(f"{where}: {argv[1]} has no option {word.split('=')[0]}")
     assert seen > 50, f"only {seen} charseq commands found in the docs"
