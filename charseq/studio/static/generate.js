@@ -95,7 +95,7 @@ export class GenerateView {
     for (const h of hypotheses) {
       const li = document.createElement("li");
       li.tabIndex = 0;
-      li.append(Object.assign(document.createElement("span"), {className: "score", textContent: h.log_prob.toFixed(3)}),
+      li.append(Object.assign(document.createElement("span"), {className: "score", textContent: h.log_prob.toFixed(3)}), " ",
                 Object.assign(document.createElement("span"), {className: "prompt", textContent: prompt}),
                 document.createTextNode(h.text));
       li.setAttribute("aria-label", `log-probability ${h.log_prob.toFixed(3)}: ${prompt}${h.text}`);
