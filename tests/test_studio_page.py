@@ -150,6 +150,11 @@ def test_unticking_a_run_keeps_the_others_colours_and_swatches(server, open_page
     tick(page, "poems", "grid/lr=0.003", "grid/lr=0.01")
     page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')?.data?.length === 3")
     before = {name: t["color"] for name, t in traces(page, "val_loss").items()}
+    # Comparing them: the settings that differ as columns (the grid's learning rate among them), and the
+    # best score over those settings as parallel coordinates.
+    columns = page.eval_on_selector_all("#runs-diff table.compare tr:first-child th", "ths => ths.map(t => t.textContent)")
+    assert any(c.split(".")[-1] == "lr" for c in columns), columns
+    page.wait_for_selector("#runs-diff figure.axes .parcoords")
     swatches = page.eval_on_selector_all("#runs-table tbody tr", "rows => Object.fromEntries(rows.map(r => [r.querySelector('input').dataset.run, getComputedStyle(r.querySelector('.swatch')).backgroundColor]))")
     assert len(set(before.values())) == 3 and len(set(swatches.values())) == len(swatches)  # one colour per run
     tick(page, "grid/lr=0.003", on=False)
@@ -354,3 +359,32 @@ def test_no_horizontal_overflow_on_a_phone(server, open_page, dark, shots_dir):
 @pytest.fixture(scope="module")
 def shots_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("page-shots")
+
+
+def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_page):
+    """The run list's status fields (status, progress, eta_seconds) as the page shows them. The
+    served runs have all finished, so the server's answer is taken as it is and one run is
+    reported as still running, at a progress that grows with each poll."""
+    polls = []
+
+    def running(route):
+        response = route.fetch()
+        body = response.json()
+        polls.append(len(polls))
+        for run in body["runs"]:
+            if run["name"] == "poems":
+                run.update(status="running", progress=min(1.0, 0.25 + 0.25 * len(polls)), eta_seconds=90)
+        route.fulfill(response=response, json=body)
+
+    page = open_page(server)
+    page.route("**/api/runs", running)
+    row = page.locator('#runs-table tbody tr:has(input[data-run="poems"])')
+    row.locator("input").focus()
+    page.wait_for_selector('#runs-table tr:has(input[data-run="poems"]) td.status progress')
+    first = row.locator("progress").evaluate("p => p.value")
+    assert "running" in row.locator("td.status").inner_text() and "2 min left" in row.locator("td.status").inner_text()
+    with page.expect_response("**/api/runs"):
+        pass
+    page.wait_for_function(f"document.querySelector('#runs-table tr:has(input[data-run=\"poems\"]) progress').value > {first}")
+    assert page.evaluate("document.activeElement.dataset.run") == "poems"  # the row was updated, not rebuilt
+    page.unroute("**/api/runs")

@@ -144,10 +144,11 @@ export class RunsView {
 
   // Status from the server (running with progress and ETA, finished, stopped, failed), else how fresh it is.
   updateStatus(cell, run) {
-    const key = JSON.stringify([run.status, run.progress, run.eta_seconds, Math.round(run.updated_s_ago ?? -1)]);
+    const key = JSON.stringify([run.status, run.progress, run.eta_seconds, run.status_message, Math.round(run.updated_s_ago ?? -1)]);
     if (cell.dataset.key === key) return;
     cell.dataset.key = key;
     cell.innerHTML = "";
+    cell.title = run.status_message || "";  // why it stopped, failed or finished early
     const status = run.status;
     if (status === "running") {
       const bar = document.createElement("progress");
@@ -192,7 +193,7 @@ export class RunsView {
   // The settings that differ among the ticked runs: a table, one row per run (two runs: their config diff).
   showDiff() {
     const box = $("runs-diff"), runs = this.runs.filter(r => this.selected.has(r.name) && r.config);
-    const key = JSON.stringify(runs.map(r => [r.name, r.config]));
+    const key = JSON.stringify(runs.map(r => [r.name, r.config, r.best]));
     if (box.dataset.key === key) return;
     box.dataset.key = key;
     box.innerHTML = "";
@@ -225,6 +226,35 @@ export class RunsView {
     const scroll = Object.assign(document.createElement("div"), {className: "scroll"});
     scroll.append(table);
     box.append(scroll);
+    this.drawAxes(box, runs, flat, keys);
+  }
+
+  // Three or more ticked runs scored by one metric (a grid, say): parallel coordinates, one axis per
+  // setting that differs and one for the best score, so the settings that matter stand out.
+  drawAxes(box, runs, flat, keys) {
+    const metric = runs[0].best?.metric;
+    if (!available() || runs.length < 3 || !runs.every(r => r.best && r.best.metric === metric)) return;
+    const shown = keys.filter(k => !/sizing|path|train$|val$|source$/.test(k)).slice(0, 8);
+    if (!shown.length) return;
+    const dimensions = shown.map(k => {
+      const values = flat.map(f => f[k] ?? null);
+      if (values.every(v => typeof v === "number")) return {label: k, values};
+      const names = [...new Set(values.map(String))].sort();
+      return {label: k, values: values.map(v => names.indexOf(String(v))), tickvals: names.map((_, i) => i), ticktext: names};
+    });
+    const best = runs.map(r => +r.best.value);
+    dimensions.push({label: `best ${metric}`, values: best});
+    const figure = Object.assign(document.createElement("figure"), {className: "axes"});
+    const plot = Object.assign(document.createElement("div"), {className: "plot"});
+    figure.append(Object.assign(document.createElement("figcaption"),
+      {textContent: `best ${metric} over the settings that differ (drag along an axis to filter)`}), plot);
+    box.append(figure);
+    const t = getComputedStyle(document.body);
+    window.Plotly.react(plot, [{type: "parcoords", dimensions,
+      line: {color: best, colorscale: "Viridis", reversescale: runs[0].best && /loss|error/.test(metric), showscale: true}}],
+      {height: 260, margin: {l: 60, r: 60, t: 40, b: 20}, paper_bgcolor: "rgba(0,0,0,0)",
+       font: {color: t.getPropertyValue("--fg").trim(), size: 11}},
+      {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", filename: "settings", scale: 2}});
   }
 
   selectionChanged() {
