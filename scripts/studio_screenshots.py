@@ -20,11 +20,12 @@ from playwright.sync_api import sync_playwright
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-INSIDE_TEXT = ('KING RICHARD II:\nNo, not a whit: "the king" (God save him) is dead.\nWhat say you, 1 or 2?\n\n'
-               'QUEEN:\nSo say I too, my lord; and yet (as you know well) the crown is heavy,\n'
-               'and every head that wears it learns it soon: "the king is dead," they cry,\n'
-               '"long live the king!" and then they count the days, 3, 2, 1, until the next.\n\n'
-               'KING RICHARD II:\nThen let them count; I will not. Go, call the lords (all of them) to me.\n')  # long enough for the units' correlations
+INSIDE_TEXT = ("KING RICHARD II:\nNo, not a whit: the king, God save him, is dead.\nWhat say you, lords, will you be silent?\n\n"
+               "QUEEN:\nSo say I too, my lord; and yet, as you know well, the crown is heavy,\n"
+               "and every head that wears it learns it soon: the king is dead, they cry,\n"
+               "long live the king! and then they count the days until the next.\n\n"
+               "KING RICHARD II:\nThen let them count; I will not. Go, call the lords to me.\n")
+# (long enough for the units' correlations, and in tiny-shakespeare's vocabulary: no digits, brackets or double quotes)
 SEVEN = [(6, 7), (21, 7), (20, 9), (17, 13), (14, 18), (12, 23)]  # a "7" in MNIST's 28x28 grid, stroke points
 
 
@@ -92,6 +93,7 @@ def main():
                 page.fill("#cl-text", args.sentence)
                 page.click("#cl-go")
                 page.wait_for_selector("#cl-status:has-text('occlusion')")
+                page.locator("#cl-saliency .tok").nth(2).focus()  # its tooltip: what occluding it did
                 page.screenshot(path=out / "studio-classify-text.png")
             if args.image:
                 page.click("#nav-classify")

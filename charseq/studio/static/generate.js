@@ -4,7 +4,7 @@ import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} f
 import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
 
 export function tokenTip(t) {
-  return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toPrecision(3)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
+  return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
 }
 
 export class GenerateView {

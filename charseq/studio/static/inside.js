@@ -91,7 +91,7 @@ export class InsideView {
     if (byUnit) colorScale($("in-scale"), `unit ${unit}'s activation`, [signedColor(-1), signedColor(0), signedColor(1)], ["−1", "0", "+1"]);
     else surpriseScale($("in-scale"));
     this.report.tokens.forEach((t, i) => {
-      const tip = topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toPrecision(3)}%, surprise ${t.surprise} nats` +
+      const tip = topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${t.surprise} nats` +
                          `\nunit ${unit}: ${acts[i].toFixed(3)}` + (unknown.has(i) ? "\nnot in the model's vocabulary: read as unknown" : ""));
       const color = byUnit ? signedColor(acts[i]) : surpriseColor(t.surprise);
       out.append(tokenSpan(t.text, color, tip, unknown.has(i) ? "unknown" : ""));

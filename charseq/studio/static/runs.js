@@ -198,10 +198,15 @@ export class RunsView {
     box.dataset.key = key;
     box.innerHTML = "";
     if (runs.length < 2) { box.hidden = true; return; }
+    box.hidden = false;
+    if (new Set(runs.map(r => r.kind)).size > 1) {  // settings of different kinds of model do not line up
+      box.append(Object.assign(document.createElement("p"), {className: "hint",
+        textContent: "The ticked runs are of different kinds; tick runs of one kind to compare their settings."}));
+      return;
+    }
     const flat = runs.map(r => flatten(r.config));
     const keys = [...new Set(flat.flatMap(Object.keys))].sort()
       .filter(k => new Set(flat.map(f => JSON.stringify(f[k] ?? null))).size > 1);
-    box.hidden = false;
     box.append(Object.assign(document.createElement("h3"), {textContent: keys.length
       ? `Settings that differ among the ${runs.length} ticked runs` : `The ${runs.length} ticked runs have the same settings`}));
     if (!keys.length) return;
