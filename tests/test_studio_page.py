@@ -202,6 +202,11 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
     items.nth(0).focus()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement === document.querySelectorAll('#lm-hyps li')[1]")
+    # The prompt and the settings are in the URL: a reload (or the link, shared) opens the same playground.
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#lm-prompt") == "The " and page.input_value("#lm-beam") == "8"
+    assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
 
 
 def test_tooltips_on_keyboard_focus_and_on_tap(server, open_page):

@@ -263,6 +263,8 @@ export class RunsView {
   }
 
   selectionChanged() {
+    const shown = [...this.rows.values()].filter(r => !r.tr.hidden);
+    $("runs-all").checked = shown.length > 0 && shown.every(r => this.selected.has(r.run.name));
     this.url.save();
     this.showDiff();
     this.refresh();

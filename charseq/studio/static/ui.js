@@ -60,6 +60,7 @@ export function bindControls(page, controls, extra = () => ({})) {
     el.dataset.initial = el.type === "checkbox" ? (el.defaultChecked ? "1" : "") : el.defaultValue ?? "";
     if (el.tagName === "SELECT") el.dataset.initial = id.endsWith("-run") ? "" : el.options[0]?.value ?? "";  // a run is always kept
     el.addEventListener("change", save);
+    el.addEventListener("input", save);
   }
   const restore = params => {
     for (const [key, id] of Object.entries(controls)) {
