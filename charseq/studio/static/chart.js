@@ -70,7 +70,7 @@ export function lineChart(div, series, options) {
     hovermode: "closest", dragmode: "zoom", uirevision: revision,
     xaxis: {title: {text: xTitle}, type: xType, gridcolor: t.grid, zeroline: false, automargin: true},
     yaxis: {title: {text: yTitle}, type: logY ? "log" : "linear", gridcolor: t.grid, zeroline: false, automargin: true,
-            exponentformat: "power", ...(yRange && !logY ? {range: yRange} : {})},
+            ...(yRange && !logY ? {range: yRange} : {})},
     showlegend: legend && series.length > 0,
     legend: {orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: {size: 11}},
     annotations: empty ? [{text: "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
