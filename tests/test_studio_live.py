@@ -173,14 +173,14 @@ def test_browser_runs_generate_and_attention(server, page, shots):
     page.fill("#lm-prompt", "The ☃")  # a character the model has never seen: the error names the control
     page.click("#lm-go")
     page.wait_for_selector("#lm-status:has-text('vocabulary')")
-    assert '"unknown": "skip"' in page.inner_text("#lm-status") and page.locator("#lm-output .tok").count() == 0
+    assert '"unknown": "skip"' in page.inner_text("#lm-status") and page.locator("#lm-output > .tok").count() == 0
     assert page.problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
     page.problems.clear()
     page.select_option("#lm-unknown", "skip")
     page.fill("#lm-length", "5")
     page.click("#lm-go")
     page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
-    assert page.locator("#lm-output .tok").count() == 5
+    assert page.locator("#lm-output > .tok").count() == 5
     page.select_option("#lm-unknown", "error")
     page.fill("#lm-prompt", "The ")
     page.fill("#lm-length", "300")
@@ -188,7 +188,7 @@ def test_browser_runs_generate_and_attention(server, page, shots):
     page.click("#lm-go")
     page.wait_for_selector("#lm-output .tok")  # text appears while it streams ...
     page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)  # ... until the end
-    assert page.locator("#lm-output .tok").count() == 300
+    assert page.locator("#lm-output > .tok").count() == 300
     page.hover("#lm-output .tok >> nth=12")
     assert "top 5" in page.inner_text("#tooltip")
     page.screenshot(path=shots / "studio-generate.png")
@@ -208,8 +208,8 @@ def test_browser_look_inside_and_draw_a_digit(server, page, shots):
     page.wait_for_selector("body[data-ready]")
     page.select_option("#in-run", "poems")
     page.click("#in-go")
-    page.wait_for_selector("#in-units li a")
-    page.click("#in-units li a >> nth=0")  # an automatically found unit, shown over the text
+    page.wait_for_selector("#in-units li button")
+    page.click("#in-units li button >> nth=0")  # an automatically found unit, shown over the text
     assert page.input_value("#in-mode") == "unit"
     page.screenshot(path=shots / "studio-inside.png")
 

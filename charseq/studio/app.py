@@ -30,6 +30,7 @@ token comes in the URL once (`/?token=...`, then an HttpOnly SameSite=Strict coo
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -83,6 +84,16 @@ def static_files() -> dict[str, tuple[bytes, str]]:
             table[f"/static/{item.name}"] = (item.read_bytes(), CONTENT_TYPES[suffix])
     table["/"] = table["/static/index.html"]
     return table
+
+
+@functools.cache
+def chart_library() -> bytes | None:
+    """plotly.js as the installed `plotly` package ships it (the charts' library; nothing is
+    downloaded at run time), or None when that package is not installed."""
+    try:
+        return (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+    except (ImportError, OSError):
+        return None
 
 
 class Studio:
@@ -311,6 +322,12 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
             return error("not found", 404)
         return Response(found[0], media_type=found[1], headers={"Cache-Control": "no-cache"})
 
+    async def plotly_js(request: Request):
+        content = await run_in_threadpool(chart_library)
+        if content is None:
+            return error("the charts need the plotly package: pip install 'charseq[studio]'", 404)
+        return Response(content, media_type=CONTENT_TYPES[".js"], headers={"Cache-Control": "max-age=3600"})
+
     async def list_runs(request: Request):
         runs = await run_in_threadpool(lambda: [describe(r, show_paths) for r in studio.runs.values()])
         heads = sorted({r["task"] for r in runs if r["task"] != "unreadable"})
@@ -447,6 +464,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         Route("/api/analyze", analyze, methods=["POST"]),
         Route("/api/classify", classify, methods=["POST"]),
         Route("/api/translate", translate, methods=["POST"]),
+        Route("/lib/plotly.min.js", plotly_js),
         Route("/{path:path}", page),
     ]
     middleware = [Middleware(TrustedHosts, allowed_hosts=hosts), Middleware(Guard, token=token)]

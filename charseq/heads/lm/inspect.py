@@ -238,6 +238,7 @@ class LMProbe:
             "tokens": reports,
             "mean_surprise": round(float(np.mean(surprise)), 4),
             "unknown": int(np.sum(ids == self.vocab.unk_id)),
+            "unknown_at": np.flatnonzero(ids == self.vocab.unk_id).tolist(),  # which tokens read as unknown
             "layer": layer, "layers": self.num_layers, "units": self.units,
             "activations": np.round(activations.T, 3).tolist(),
             "found_units": best_units(activations, text_properties(pieces), per_property),

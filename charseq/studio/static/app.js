@@ -1,11 +1,14 @@
-// The studio page: a tab per view, switched by the URL's #hash. Each view is its own module.
+// The studio page: a tab per view, switched by the URL's #hash (which also keeps each view's state).
+// The run list is polled every few seconds; each view updates in place from it.
 import {getJSON} from "./api.js";
 import {RunsView} from "./runs.js";
 import {GenerateView} from "./generate.js";
 import {InsideView} from "./inside.js";
 import {ClassifyView} from "./classify.js";
 import {TranslateView} from "./translate.js";
+import {currentPage} from "./ui.js";
 
+const POLL_MS = 3000;
 const state = {runs: []};
 const views = {
   runs: new RunsView(state), generate: new GenerateView(state), inside: new InsideView(state),
@@ -13,21 +16,42 @@ const views = {
 };
 
 function show() {
-  const name = (location.hash.slice(1).split("?")[0]) || "runs";
+  const name = currentPage();
   const page = views[name] ? name : "runs";
   for (const key of Object.keys(views)) {
     document.getElementById(`page-${key}`).hidden = key !== page;
-    document.getElementById(`nav-${key}`).classList.toggle("active", key === page);
+    const link = document.getElementById(`nav-${key}`);
+    link.classList.toggle("active", key === page);
+    if (key === page) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
   views[page].shown?.();
 }
 
+function setRuns(runs) {
+  state.runs = runs;
+  for (const view of Object.values(views)) view.setRuns(runs);
+}
+
+async function poll() {
+  try {
+    setRuns((await getJSON("/api/runs")).runs);
+    document.getElementById("offline").hidden = true;
+    views.runs.poll();
+  } catch (e) {
+    const banner = document.getElementById("offline");
+    banner.textContent = `the studio does not answer (${e.message}); retrying`;
+    banner.hidden = false;
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
 async function start() {
-  state.runs = (await getJSON("/api/runs")).runs;
-  for (const view of Object.values(views)) view.setRuns(state.runs);
+  setRuns((await getJSON("/api/runs")).runs);
   window.addEventListener("hashchange", show);
   show();
   document.body.dataset.ready = "1";
+  setTimeout(poll, POLL_MS);
 }
 
 start().catch(e => { document.querySelector("main").prepend(Object.assign(document.createElement("p"),

@@ -1,51 +1,87 @@
-// A small line chart on a <canvas>: several series, linear axes, a legend. No library needed.
+// Charts through plotly.js (served from the installed plotly package): hover readout, zoom and pan,
+// log y, PNG export from its toolbar, and a CSV export added to that toolbar.
 
-export const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-                       "#17becf", "#7f7f7f", "#bcbd22"];
+// Tableau 10, then further hues by the golden angle: a run keeps its colour for the page's life.
+const PALETTE = ["#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
+                 "#9c755f", "#bab0ac"];
+const assigned = new Map();
+export function runColor(name) {
+  if (!assigned.has(name)) {
+    const i = assigned.size;
+    assigned.set(name, i < PALETTE.length ? PALETTE[i] : `hsl(${(i * 137.5) % 360}, 55%, 50%)`);
+  }
+  return assigned.get(name);
+}
+export const classColor = k => PALETTE[k % PALETTE.length];
 
-function niceTicks(lo, hi, count = 5) {
-  if (!(hi > lo)) { hi = lo + 1; }
-  const raw = (hi - lo) / count, mag = Math.pow(10, Math.floor(Math.log10(raw)));
-  const step = [1, 2, 5, 10].map(m => m * mag).find(s => s >= raw);
-  const ticks = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-12; t += step) ticks.push(+t.toPrecision(12));
-  return ticks;
+export const available = () => typeof window.Plotly !== "undefined";
+
+// TensorBoard's smoothing: an exponential moving average, debiased at the start.
+export function smooth(ys, weight) {
+  if (!(weight > 0)) return ys;
+  let last = 0, n = 0;
+  return ys.map(y => { n += 1; last = last * weight + (1 - weight) * y; return last / (1 - weight ** n); });
 }
 
-// series: [{label, color, dash: bool, points: [[x, y], ...]}]
-export function lineChart(canvas, series, {xLabel = "", yRange = null} = {}) {
-  const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, L = 56, R = 12, T = 12, B = 40;
-  ctx.clearRect(0, 0, W, H);
-  const pts = series.flatMap(s => s.points).filter(p => Number.isFinite(p[1]));
-  ctx.font = "12px system-ui, sans-serif";
-  ctx.fillStyle = "#666";
-  if (!pts.length) { ctx.fillText("no data yet", W / 2 - 30, H / 2); return; }
-  let [x0, x1] = [Math.min(...pts.map(p => p[0])), Math.max(...pts.map(p => p[0]))];
-  let [y0, y1] = yRange || [Math.min(...pts.map(p => p[1])), Math.max(...pts.map(p => p[1]))];
-  if (x1 === x0) x1 = x0 + 1;
-  if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-  const pad = (y1 - y0) * 0.05; if (!yRange) { y0 -= pad; y1 += pad; }
-  const X = x => L + (x - x0) / (x1 - x0) * (W - L - R), Y = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-  ctx.strokeStyle = "#ddd"; ctx.lineWidth = 1;
-  for (const t of niceTicks(y0, y1)) {
-    ctx.beginPath(); ctx.moveTo(L, Y(t)); ctx.lineTo(W - R, Y(t)); ctx.stroke();
-    ctx.fillText(String(t), 4, Y(t) + 4);
-  }
-  for (const t of niceTicks(x0, x1, 6)) ctx.fillText(String(t), X(t) - 8, H - B + 16);
-  ctx.fillText(xLabel, W / 2 - 12, H - 6);
-  ctx.strokeStyle = "#999"; ctx.strokeRect(L, T, W - L - R, H - T - B);
+function theme() {
+  const style = getComputedStyle(document.body);
+  return {fg: style.getPropertyValue("--fg").trim() || "#222", grid: style.getPropertyValue("--grid").trim() || "#e5e5e5",
+          muted: style.getPropertyValue("--muted").trim() || "#777"};
+}
+
+function download(name, text, type) {
+  const link = Object.assign(document.createElement("a"), {href: URL.createObjectURL(new Blob([text], {type})), download: name});
+  document.body.append(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+const csvCell = v => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+
+// The data a chart shows as CSV text: series, x, y (the raw values, not the smoothed ones).
+export function chartCSV(series, xName, yName) {
+  const lines = [["series", xName, yName].map(csvCell).join(",")];
+  for (const s of series) s.x.forEach((x, i) => lines.push([s.name, x instanceof Date ? x.toISOString() : x, s.y[i]].map(csvCell).join(",")));
+  return lines.join("\n") + "\n";
+}
+
+/* Draw (or update in place: zoom survives) a line chart in `div`.
+   series: [{name, color, x: [...], y: [...], dash}]; options: {title, xTitle, yTitle, xType, logY, smoothing,
+   yRange, file, legend} */
+export function lineChart(div, series, options) {
+  const {title = "", xTitle = "", yTitle = "", xType = "linear", logY = false, smoothing = 0, yRange = null,
+         file = "chart", legend = true, revision = ""} = options;
+  const t = theme();
+  const traces = [];
   for (const s of series) {
-    const p = s.points.filter(q => Number.isFinite(q[1]));
-    if (!p.length) continue;
-    ctx.strokeStyle = s.color; ctx.lineWidth = 2; ctx.setLineDash(s.dash ? [5, 4] : []);
-    ctx.beginPath(); p.forEach(([x, y], i) => i ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))); ctx.stroke();
-    if (p.length === 1) { ctx.fillStyle = s.color; ctx.fillRect(X(p[0][0]) - 2, Y(p[0][1]) - 2, 4, 4); }
+    const smoothed = smoothing > 0 && s.y.length > 1;
+    const hover = `<b>${s.name.replace(/</g, "&lt;")}</b><br>${xTitle} %{x}<br>${yTitle.split(" (")[0]} %{customdata:.6~g}` +
+                  (smoothed ? " (smoothed %{y:.6~g})" : "") + "<extra></extra>";
+    if (smoothed) traces.push({x: s.x, y: s.y, type: "scatter", mode: "lines", line: {color: s.color, width: 1, dash: s.dash},
+                               opacity: 0.3, hoverinfo: "skip", showlegend: false, legendgroup: s.name});
+    traces.push({x: s.x, y: smoothed ? smooth(s.y, smoothing) : s.y, customdata: s.y, name: s.name, legendgroup: s.name,
+                 type: "scatter", mode: s.y.length > 40 ? "lines" : "lines+markers", marker: {size: 4},
+                 line: {color: s.color, width: 2, dash: s.dash}, hovertemplate: hover});
   }
-  ctx.setLineDash([]);
-  let ly = T + 14;
-  for (const s of series.filter(s => s.label)) {
-    ctx.fillStyle = s.color; ctx.fillRect(W - R - 170, ly - 9, 10, 10);
-    ctx.fillStyle = "#333"; ctx.fillText(s.label.slice(0, 26), W - R - 155, ly); ly += 15;
-  }
+  const empty = !series.some(s => s.y.length);
+  const layout = {
+    title: {text: title, font: {size: 14}, x: 0, xanchor: "left", xref: "paper"},
+    margin: {l: 64, r: 16, t: 36, b: legend ? 64 : 40}, height: 340, autosize: true,
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: {color: t.fg, size: 12},
+    hovermode: "closest", dragmode: "zoom", uirevision: revision,
+    xaxis: {title: {text: xTitle}, type: xType, gridcolor: t.grid, zeroline: false, automargin: true},
+    yaxis: {title: {text: yTitle}, type: logY ? "log" : "linear", gridcolor: t.grid, zeroline: false, automargin: true,
+            ...(yRange && !logY ? {range: yRange} : {})},
+    showlegend: legend && series.length > 0,
+    legend: {orientation: "h", x: 0, xanchor: "left", yref: "container", y: 0, yanchor: "bottom", font: {size: 11}},
+    annotations: empty ? [{text: "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+                           font: {color: t.muted}}] : [],
+  };
+  const config = {
+    responsive: true, displaylogo: false, scrollZoom: false,
+    toImageButtonOptions: {format: "png", filename: file, scale: 2},
+    modeBarButtonsToRemove: ["lasso2d", "select2d"],
+    modeBarButtonsToAdd: [{name: "csv", title: "Download data as CSV", icon: window.Plotly.Icons.disk,
+                           click: () => download(`${file}.csv`, chartCSV(series, xTitle, yTitle), "text/csv")}],
+  };
+  return window.Plotly.react(div, traces, layout, config);
 }

@@ -1,25 +1,48 @@
 // Classifier: a text with its occlusion saliency, or a 28x28 drawing read row by row.
 import {postJSON} from "./api.js";
-import {COLORS, lineChart} from "./chart.js";
-import {saliencyColor, tokenSpan} from "./shade.js";
-import {$, fillRunSelect, setStatus} from "./ui.js";
+import {available, classColor, lineChart} from "./chart.js";
+import {colorScale, saliencyColor, tipGroup, tokenSpan} from "./shade.js";
+import {$, bindControls, ctrlEnter, fillRunSelect, setEmpty, setStatus} from "./ui.js";
+
+const UNKNOWN_PIECES = new Set(["\ufffd", "<unk>"]);
+const pct = p => `${(100 * p).toFixed(1)}%`;
+
+// What occluding one character did to the predicted label's probability, in words.
+export function saliencyTip(token, label, p, drop) {
+  const without = pct(Math.min(1, Math.max(0, p - drop))), points = Math.abs(100 * drop).toFixed(1);
+  if (Math.abs(drop) < 0.0005) return `${JSON.stringify(token)}: no effect on ${label} (${pct(p)} with or without it)`;
+  return drop > 0 ? `${JSON.stringify(token)} supports ${label}: without it ${label} would be ${without} instead of ${pct(p)} (${points} points less)`
+    : `${JSON.stringify(token)} speaks against ${label}: without it ${label} would be ${without} instead of ${pct(p)} (${points} points more)`;
+}
 
 export class ClassifyView {
   constructor(state) {
     this.runs = [];
     $("cl-go").addEventListener("click", () => this.classifyText());
+    ctrlEnter("cl-text", "cl-go");
     $("cl-run").addEventListener("change", () => this.switchKind());
-    $("cl-clear").addEventListener("click", () => { this.clear(); $("cl-probs").innerHTML = ""; });
+    $("cl-clear").addEventListener("click", () => { this.clear(); $("cl-probs").innerHTML = ""; setStatus("cl-img-status", ""); });
+    this.url = bindControls("classify", {run: "cl-run", text: "cl-text"});
+    if (location.hash.startsWith("#classify?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    $("cl-text").addEventListener("input", () => this.url.save());
     this.setUpCanvas();
   }
 
-  setRuns(runs) { this.runs = runs.filter(r => r.task === "classifier"); fillRunSelect($("cl-run"), this.runs); this.switchKind(); }
+  setRuns(runs) {
+    this.runs = runs.filter(r => r.task === "classifier");
+    if (fillRunSelect($("cl-run"), this.runs)) this.switchKind();
+    setEmpty("cl", !this.runs.length);
+  }
+
+  shown() { this.url.save(); }
 
   switchKind() {
     const run = this.runs.find(r => r.name === $("cl-run").value);
     const image = run?.kind === "image classifier";
     $("cl-text-ui").hidden = image; $("cl-image-ui").hidden = !image;
-    $("cl-probs").innerHTML = "";
+    $("cl-probs").innerHTML = ""; $("cl-saliency").innerHTML = ""; $("cl-scale").innerHTML = "";
+    setStatus("cl-status", ""); setStatus("cl-img-status", "");
+    if (image) this.clear();
   }
 
   showProbabilities(report) {
@@ -29,22 +52,39 @@ export class ClassifyView {
     for (const [label, p] of entries) {
       const row = document.createElement("div");
       row.className = "bar" + (label === report.label ? " chosen" : "");
-      row.innerHTML = `<span class="label"></span><span class="fill" style="width:${(p * 100).toFixed(1)}%"></span><span class="value">${(100 * p).toFixed(1)}%</span>`;
+      row.innerHTML = `<span class="label"></span><span class="track"><span class="fill" style="width:${(p * 100).toFixed(1)}%"></span></span><span class="value">${pct(p)}</span>`;
       row.querySelector(".label").textContent = label;
+      row.querySelector(".label").title = label;
       box.append(row);
     }
   }
 
   async classifyText() {
     setStatus("cl-status", "classifying…");
+    const text = $("cl-text").value;
     try {
-      const report = await postJSON("/api/classify", {run: $("cl-run").value, text: $("cl-text").value});
-      setStatus("cl-status", `${report.label} (${(100 * report.probability).toFixed(1)}%); saliency by ${report.method}`);
+      const report = await postJSON("/api/classify", {run: $("cl-run").value, text});
       this.showProbabilities(report);
       const out = $("cl-saliency"), scale = Math.max(1e-6, ...report.saliency.map(Math.abs));
+      const chars = [...text], aligned = report.tokens.length === chars.length;  // a character vocabulary
+      let unknown = [];
       out.innerHTML = "";
-      report.tokens.forEach((t, i) => out.append(tokenSpan(t, saliencyColor(report.saliency[i], scale),
-        `${JSON.stringify(t)}: ${report.label} drops by ${(100 * report.saliency[i]).toFixed(2)} points without it`)));
+      report.tokens.forEach((t, i) => {
+        const isUnknown = UNKNOWN_PIECES.has(t) && !(aligned && chars[i] === t);
+        const shown = isUnknown && aligned ? chars[i] : t;  // the character as typed, not a replacement mark
+        if (isUnknown) unknown.push(shown);
+        const tip = saliencyTip(shown, report.label, report.probability, report.saliency[i]) +
+          (isUnknown ? "\nnot in the model's vocabulary: read as unknown" : "");
+        out.append(tokenSpan(shown, saliencyColor(report.saliency[i], scale), tip, isUnknown ? "unknown" : ""));
+      });
+      tipGroup(out);
+      const points = (100 * scale).toFixed(1);
+      colorScale($("cl-scale"), `change in P(${report.label}) without the character`,
+                 [saliencyColor(-scale, scale), saliencyColor(0, scale), saliencyColor(scale, scale)],
+                 [`against: +${points} points`, "no effect", `supports: −${points} points`]);
+      unknown = [...new Set(unknown)];
+      setStatus("cl-status", `${report.label} (${pct(report.probability)}); saliency by ${report.method}` +
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
     } catch (e) { setStatus("cl-status", e.message, true); }
   }
 
@@ -70,13 +110,22 @@ export class ClassifyView {
     this.clear();
   }
 
-  clear() { this.pixels.fill(0); this.drawPixels(); lineChart($("cl-rows"), [], {}); }
+  clear() {
+    this.pixels.fill(0); this.drawPixels();
+    if (available()) lineChart($("cl-rows"), [], {xTitle: "rows read", yTitle: "probability", yRange: [0, 1], file: "rows", legend: false});
+  }
 
   drawPixels() {
     const ctx = this.ctx;
     for (let j = 0; j < 28; j++) for (let i = 0; i < 28; i++) {
       const v = Math.round(255 * (1 - this.pixels[j * 28 + i]));
       ctx.fillStyle = `rgb(${v},${v},${v})`; ctx.fillRect(i * 10, j * 10, 10, 10);
+    }
+    if (!this.pixels.some(v => v > 0)) {  // a blank canvas says what to do with it
+      ctx.fillStyle = "#888"; ctx.font = "20px system-ui, sans-serif"; ctx.textAlign = "center";
+      ctx.fillText("draw a digit here", 140, 135);
+      ctx.font = "14px system-ui, sans-serif";
+      ctx.fillText("(mouse, pen or finger)", 140, 160);
     }
   }
 
@@ -89,11 +138,11 @@ export class ClassifyView {
     setStatus("cl-img-status", "classifying…");
     try {
       const report = await postJSON("/api/classify", {run: $("cl-run").value, image});
-      setStatus("cl-img-status", `${report.label} (${(100 * report.probability).toFixed(1)}%)`);
+      setStatus("cl-img-status", `${report.label} (${pct(report.probability)})`);
       this.showProbabilities(report);
-      const series = report.labels.map((label, k) => ({label, color: COLORS[k % COLORS.length],
-        points: report.rows.map((r, i) => [i + 1, r[k]])}));
-      lineChart($("cl-rows"), series, {xLabel: "rows read", yRange: [0, 1]});
+      const series = report.labels.map((label, k) => ({name: label, color: classColor(k),
+        x: report.rows.map((r, i) => i + 1), y: report.rows.map(r => r[k])}));
+      if (available()) lineChart($("cl-rows"), series, {xTitle: "rows read", yTitle: "probability", yRange: [0, 1], file: "rows"});
     } catch (e) { setStatus("cl-img-status", e.message, true); }
   }
 }

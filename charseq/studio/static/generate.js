@@ -1,47 +1,82 @@
-// Language model playground: the text streams in, each character shaded by its probability.
-import {postStream} from "./api.js";
-import {probColor, tokenSpan, topTip} from "./shade.js";
-import {$, fillRunSelect, num, setStatus} from "./ui.js";
+// Language model playground: the text streams in, each character shaded by the model's surprise.
+import {postJSON, postStream} from "./api.js";
+import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} from "./shade.js";
+import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+
+export function tokenTip(t) {
+  return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
+}
 
 export class GenerateView {
   constructor(state) {
     this.controller = null;
     $("lm-go").addEventListener("click", () => this.generate());
     $("lm-stop").addEventListener("click", () => this.controller?.abort());
+    ctrlEnter("lm-prompt", "lm-go");
+    this.url = bindControls("generate", {run: "lm-run", prompt: "lm-prompt", length: "lm-length", temperature: "lm-temperature",
+      top_k: "lm-topk", top_p: "lm-topp", seed: "lm-seed", greedy: "lm-greedy", beam: "lm-beam", n_best: "lm-nbest",
+      unknown: "lm-unknown"});
+    if (location.hash.startsWith("#generate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    $("lm-prompt").addEventListener("input", () => this.url.save());
+    surpriseScale($("lm-scale"));
   }
 
-  setRuns(runs) { fillRunSelect($("lm-run"), runs.filter(r => r.task === "lm")); }
+  setRuns(runs) {
+    const lms = runs.filter(r => r.task === "lm");
+    fillRunSelect($("lm-run"), lms);
+    setEmpty("lm", !lms.length);
+  }
+
+  shown() { this.url.save(); }
+
+  // The prompt as the model reads it: with --unknown skip the characters it never saw are left out,
+  // with unk they read as the unknown symbol; both are marked (the analysis says which they are).
+  async showPrompt(out, prompt, unknown, run) {
+    const span = Object.assign(document.createElement("span"), {className: "prompt"});
+    out.append(span);
+    const chars = [...prompt];
+    let marked = new Set();
+    if (unknown !== "error" && prompt && prompt.length <= 2000) {
+      try {
+        const report = await postJSON("/api/analyze", {run, text: prompt});
+        if (report.tokens.length === chars.length) marked = new Set(report.unknown_at || []);  // one token per character
+      } catch { /* the generation itself reports what is wrong with the prompt */ }
+    }
+    if (!marked.size) { span.textContent = prompt; return 0; }
+    chars.forEach((c, i) => {
+      if (!marked.has(i)) { span.append(c); return; }
+      const tip = unknown === "skip" ? `${JSON.stringify(c)} is not in the model's vocabulary: left out`
+        : `${JSON.stringify(c)} is not in the model's vocabulary: read as the unknown symbol`;
+      span.append(tokenSpan(c, "", tip, unknown === "skip" ? "unknown skipped" : "unknown"));
+    });
+    return marked.size;
+  }
 
   async generate() {
-    const out = $("lm-output"), list = $("lm-nbest");
-    out.innerHTML = ""; list.innerHTML = "";
-    const prompt = $("lm-prompt").value;
-    if (prompt) out.append(Object.assign(document.createElement("span"), {className: "prompt", textContent: prompt}));
-    const body = {run: $("lm-run").value, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
+    const out = $("lm-output"), list = $("lm-hyps");
+    out.innerHTML = ""; list.innerHTML = ""; $("lm-hyps-title").hidden = true;
+    const prompt = $("lm-prompt").value, unknown = $("lm-unknown").value, run = $("lm-run").value;
+    const body = {run, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
                   top_k: num("lm-topk"), top_p: num("lm-topp"), greedy: $("lm-greedy").checked,
-                  beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")),
-                  unknown: $("lm-unknown").value};
+                  beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")), unknown};
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
     this.controller = new AbortController();
     $("lm-go").disabled = true; $("lm-stop").disabled = false;
     setStatus("lm-status", body.beam > 1 ? `beam search (${body.beam})…` : "generating…");
-    let count = 0;
+    let count = 0, unknowns = 0;
     try {
+      unknowns = await this.showPrompt(out, prompt, unknown, run);
       await postStream("/api/generate", body, (kind, data) => {
         if (kind === "chunk") {
-          for (const t of data.tokens) {
-            out.append(tokenSpan(t.text, probColor(t.p), topTip(t.top, `p = ${(100 * t.p).toFixed(1)}%`)));
-          }
+          for (const t of data.tokens) out.append(tokenSpan(t.text, surpriseColor(surpriseOf(t.p)), tokenTip(t)));
           count += data.tokens.length;
           setStatus("lm-status", `${count} characters…`);
         } else if (kind === "done") {
+          const left = unknowns ? `; ${unknowns} prompt character${unknowns > 1 ? "s" : ""} not in the vocabulary ` +
+            (unknown === "skip" ? "left out" : "read as unknown") + " (marked)" : "";
           setStatus("lm-status", `done: ${data.tokens} characters in ${data.seconds} s` +
-                    (data.seed !== undefined ? ` (seed ${data.seed})` : ""));
-          for (const h of data.hypotheses || []) {
-            const li = document.createElement("li");
-            li.textContent = `${h.log_prob.toFixed(3)}  ${prompt}${h.text}`;
-            list.append(li);
-          }
+                    (data.seed !== undefined ? ` (seed ${data.seed})` : "") + left);
+          this.showHypotheses(list, prompt, data.hypotheses || []);
         } else if (kind === "error") {
           setStatus("lm-status", data.error, true);
         }
@@ -49,7 +84,22 @@ export class GenerateView {
     } catch (e) {
       setStatus("lm-status", e.name === "AbortError" ? `stopped after ${count} characters` : e.message, e.name !== "AbortError");
     } finally {
+      tipGroup(out);
       $("lm-go").disabled = false; $("lm-stop").disabled = true;
+    }
+  }
+
+  showHypotheses(list, prompt, hypotheses) {
+    $("lm-hyps-title").hidden = hypotheses.length < 2;
+    if (hypotheses.length < 2) return;
+    for (const h of hypotheses) {
+      const li = document.createElement("li");
+      li.tabIndex = 0;
+      li.append(Object.assign(document.createElement("span"), {className: "score", textContent: h.log_prob.toFixed(3)}), " ",
+                Object.assign(document.createElement("span"), {className: "prompt", textContent: prompt}),
+                document.createTextNode(h.text));
+      li.setAttribute("aria-label", `log-probability ${h.log_prob.toFixed(3)}: ${prompt}${h.text}`);
+      list.append(li);
     }
   }
 }

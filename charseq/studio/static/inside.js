@@ -1,61 +1,102 @@
 // Look inside a language model: surprise per character, a unit's activation, units found automatically.
 import {postJSON} from "./api.js";
-import {signedColor, surpriseColor, tokenSpan, topTip} from "./shade.js";
-import {$, fillRunSelect, num, setStatus} from "./ui.js";
+import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "./shade.js";
+import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+
+const FEW_CHARACTERS = 400;  // correlations over fewer characters than this are mostly chance
 
 export class InsideView {
   constructor(state) {
     this.runs = []; this.report = null;
     $("in-go").addEventListener("click", () => this.analyze());
-    $("in-run").addEventListener("change", () => this.fillLayers());
+    ctrlEnter("in-text", "in-go");
+    $("in-run").addEventListener("change", () => { this.fillLayers(); this.reset(); });
     $("in-layer").addEventListener("change", () => this.report && this.analyze());
     $("in-mode").addEventListener("change", () => this.draw());
     $("in-unit").addEventListener("input", () => { $("in-mode").value = "unit"; this.draw(); });
+    $("in-unit").addEventListener("change", () => this.draw(true));
+    this.url = bindControls("inside", {run: "in-run", layer: "in-layer", mode: "in-mode", unit: "in-unit", text: "in-text"});
+    if (location.hash.startsWith("#inside?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    $("in-text").addEventListener("input", () => this.url.save());
   }
 
-  setRuns(runs) { this.runs = runs.filter(r => r.task === "lm"); fillRunSelect($("in-run"), this.runs); this.fillLayers(); }
+  setRuns(runs) {
+    this.runs = runs.filter(r => r.task === "lm");
+    if (fillRunSelect($("in-run"), this.runs)) this.fillLayers();
+    setEmpty("in", !this.runs.length);
+  }
+
+  shown() { this.url.save(); }
 
   fillLayers() {
     const run = this.runs.find(r => r.name === $("in-run").value);
-    const select = $("in-layer"), keep = select.value;
+    const select = $("in-layer"), keep = select.value || select.dataset.wanted;
     select.innerHTML = "";
     for (let i = 0; i < (run?.layers || 1); i++) select.append(new Option(`${i}`, `${i}`));
     if (keep && +keep < select.options.length) select.value = keep;
   }
 
+  reset() {  // another run: the old run's analysis no longer applies
+    this.report = null;
+    $("in-output").innerHTML = ""; $("in-units").innerHTML = ""; $("in-scale").innerHTML = "";
+    $("in-warning").hidden = true;
+    setStatus("in-status", "");
+  }
+
   async analyze() {
     setStatus("in-status", "analyzing…");
+    const run = $("in-run").value;
     try {
-      this.report = await postJSON("/api/analyze", {run: $("in-run").value, text: $("in-text").value, layer: num("in-layer")});
-      $("in-unit").max = this.report.units - 1;
-      setStatus("in-status", `mean surprise ${this.report.mean_surprise} nats/character; layer ${this.report.layer} has ${this.report.units} units`);
+      const report = await postJSON("/api/analyze", {run, text: $("in-text").value, layer: num("in-layer")});
+      if ($("in-run").value !== run) return;  // the run changed while this one was analyzing
+      this.report = report;
+      $("in-unit").max = report.units - 1;
+      const unknown = report.unknown ? `; ${report.unknown} character${report.unknown > 1 ? "s" : ""} not in the model's ` +
+        "vocabulary, read as the unknown symbol (marked)" : "";
+      setStatus("in-status", `mean surprise ${report.mean_surprise} nats/character; layer ${report.layer} has ${report.units} units${unknown}`);
+      const warning = $("in-warning");
+      warning.hidden = report.tokens.length >= FEW_CHARACTERS;
+      warning.textContent = `The units below are correlated over only ${report.tokens.length} characters: with so few, ` +
+        `a high r is often chance. Paste a longer text (${FEW_CHARACTERS} characters or more) to trust them.`;
       this.listUnits();
-      this.draw();
+      this.draw(true);
     } catch (e) { setStatus("in-status", e.message, true); }
   }
 
+  // One entry per unit (a unit that tracks two properties lists both), strongest first.
   listUnits() {
-    const list = $("in-units");
+    const list = $("in-units"), byUnit = new Map();
     list.innerHTML = "";
     for (const u of this.report.found_units) {
+      if (!byUnit.has(u.unit)) byUnit.set(u.unit, []);
+      byUnit.get(u.unit).push(u);
+    }
+    for (const [unit, found] of byUnit) {
       const li = document.createElement("li");
-      li.innerHTML = `<a href="javascript:void 0">unit ${u.unit}</a>: ${u.description} <span class="hint">(r = ${u.correlation.toFixed(2)})</span>`;
-      li.querySelector("a").addEventListener("click", () => { $("in-unit").value = u.unit; $("in-mode").value = "unit"; this.draw(); });
+      const button = Object.assign(document.createElement("button"), {className: "link", textContent: `unit ${unit}`});
+      button.addEventListener("click", () => { $("in-unit").value = unit; $("in-mode").value = "unit"; this.draw(true); });
+      li.append(button, document.createTextNode(": " + found.map(u => `${u.description} (r = ${u.correlation.toFixed(2)})`).join("; ")));
       list.append(li);
     }
   }
 
-  draw() {
+  draw(save = false) {
     if (!this.report) return;
     const out = $("in-output");
     out.innerHTML = "";
-    const unit = Math.max(0, Math.min(num("in-unit"), this.report.units - 1));
-    const acts = this.report.activations[unit];
+    const field = $("in-unit"), unit = Math.max(0, Math.min(Math.round(num("in-unit")) || 0, this.report.units - 1));
+    if (field.value !== "" && String(unit) !== field.value) field.value = unit;  // the field says which unit is drawn
+    const acts = this.report.activations[unit], unknown = new Set(this.report.unknown_at || []);
+    const byUnit = $("in-mode").value === "unit";
+    if (byUnit) colorScale($("in-scale"), `unit ${unit}'s activation`, [signedColor(-1), signedColor(0), signedColor(1)], ["−1", "0", "+1"]);
+    else surpriseScale($("in-scale"));
     this.report.tokens.forEach((t, i) => {
-      const tip = topTip(t.top, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(1)}%, surprise ${t.surprise} nats` +
-                         `\nunit ${unit}: ${acts[i].toFixed(3)}`);
-      const color = $("in-mode").value === "unit" ? signedColor(acts[i]) : surpriseColor(t.surprise);
-      out.append(tokenSpan(t.text, color, tip));
+      const tip = topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${t.surprise} nats` +
+                         `\nunit ${unit}: ${acts[i].toFixed(3)}` + (unknown.has(i) ? "\nnot in the model's vocabulary: read as unknown" : ""));
+      const color = byUnit ? signedColor(acts[i]) : surpriseColor(t.surprise);
+      out.append(tokenSpan(t.text, color, tip, unknown.has(i) ? "unknown" : ""));
     });
+    tipGroup(out);
+    if (save) this.url.save();
   }
 }

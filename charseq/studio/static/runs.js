@@ -1,78 +1,380 @@
-// Runs: a table of every served run, and their curves overlaid (following runs still training).
+// Runs: a table of every served run (updated in place, so focus and selection survive each poll),
+// the settings that differ among the ticked runs, and one chart per metric of metrics.jsonl.
 import {getJSON} from "./api.js";
-import {COLORS, lineChart} from "./chart.js";
+import {available, lineChart, runColor} from "./chart.js";
+import {$, bindControls, currentPage} from "./ui.js";
 
-const SCORES = ["val_accuracy", "val_exact_match"];
+const NOT_METRICS = new Set(["step", "elapsed_s", "time"]);
+const X_AXES = {step: "step", relative: "training time", wall: "wall time", chars: "characters seen"};
+
+// What a metric is measured in, for the y-axis title.
+function unitOf(metric) {
+  if (metric.endsWith("_loss")) return "nats";
+  if (metric.includes("bits_per")) return "bits per character";
+  if (/accuracy|exact_match|error_rate|f1|precision|recall/.test(metric)) return "fraction";
+  if (metric === "chars_per_sec") return "characters per second";
+  if (metric === "lr") return "learning rate";
+  return "";
+}
+
+export function ago(seconds) {
+  if (seconds == null) return "—";
+  if (seconds < 120) return `${Math.round(seconds)} s ago`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} days ago`;
+}
+
+export function duration(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+// Every leaf of a config as "a.b.c" -> value (for filtering and comparing runs).
+function flatten(value, prefix = "", out = {}) {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else out[prefix] = Array.isArray(value) ? JSON.stringify(value) : value;
+  return out;
+}
+
+const CELLS = ["pick", "name", "kind", "shape", "data", "best", "steps", "status"];
 
 export class RunsView {
   constructor(state) {
-    this.state = state; this.selected = new Set(); this.metrics = {}; this.timer = null;
+    this.state = state; this.runs = []; this.selected = new Set(); this.initialized = false;
+    this.metrics = {}; this.rows = new Map(); this.charts = new Map(); this.hidden = new Set();
+    this.sort = {key: "name", dir: 1}; this.refreshing = false;
+    this.url = bindControls("runs", {x: "chart-x", log: "chart-log", smooth: "chart-smooth", filter: "runs-filter"},
+                            () => ({runs: [...this.selected].join(","), hide: [...this.hidden].join(",")}));
+    const restore = this.url.restore;
+    const params = new URLSearchParams(location.hash.split("?")[1] || "");
+    if (currentPage() === "runs") {
+      restore(params);
+      if (params.has("runs")) { params.get("runs").split(",").filter(Boolean).forEach(n => this.selected.add(n)); this.initialized = true; }
+      if (params.has("hide")) params.get("hide").split(",").filter(Boolean).forEach(m => this.hidden.add(m));
+    }
+    $("chart-smooth-value").textContent = $("chart-smooth").value;
+    $("chart-smooth").addEventListener("input", () => { $("chart-smooth-value").textContent = $("chart-smooth").value; this.draw(); });
+    for (const id of ["chart-x", "chart-log"]) $(id).addEventListener("change", () => this.draw());
+    $("runs-filter").addEventListener("input", () => { this.applyFilter(); this.url.save(); });
+    $("runs-all").addEventListener("change", () => {
+      for (const [name, row] of this.rows) {
+        if (row.tr.hidden) continue;
+        $("runs-all").checked ? this.selected.add(name) : this.selected.delete(name);
+        row.box.checked = $("runs-all").checked;
+      }
+      this.selectionChanged();
+    });
+    document.querySelectorAll("#runs-table th[data-sort]").forEach(th => {
+      th.tabIndex = 0; th.setAttribute("aria-sort", "none");
+      const sortBy = () => {
+        this.sort = {key: th.dataset.sort, dir: this.sort.key === th.dataset.sort ? -this.sort.dir : 1};
+        document.querySelectorAll("#runs-table th[data-sort]").forEach(h => h.setAttribute("aria-sort",
+          h === th ? (this.sort.dir > 0 ? "ascending" : "descending") : "none"));
+        this.order();
+      };
+      th.addEventListener("click", sortBy);
+      th.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(); } });
+    });
+    window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", () => this.draw());
   }
 
   setRuns(runs) {
-    if (!this.selected.size && runs.length) {
+    this.runs = runs;
+    runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept
+    if (!this.initialized && runs.length) {
       // Start with the first group of runs (a grid directory at a glance), else the first run.
       const grouped = runs.find(r => r.name.includes("/"));
       const group = grouped ? grouped.name.slice(0, grouped.name.lastIndexOf("/") + 1) : null;
       runs.filter(r => group ? r.name.startsWith(group) : r === runs[0]).forEach(r => this.selected.add(r.name));
+      this.initialized = true;
     }
-    const body = document.querySelector("#runs-table tbody");
-    body.innerHTML = "";
+    $("runs-empty").hidden = runs.length > 0;
+    const body = document.querySelector("#runs-table tbody"), names = new Set(runs.map(r => r.name));
+    for (const [name, row] of this.rows) if (!names.has(name)) { row.tr.remove(); this.rows.delete(name); }
     for (const run of runs) {
-      const tr = document.createElement("tr");
-      const best = run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—";
-      const updated = run.updated_s_ago == null ? "—" : run.updated_s_ago < 120 ? `${Math.round(run.updated_s_ago)} s ago`
-        : run.updated_s_ago < 7200 ? `${Math.round(run.updated_s_ago / 60)} min ago` : `${Math.round(run.updated_s_ago / 3600)} h ago`;
-      const data = run.data ? String(run.data).split("/").slice(-2).join("/") : "";
-      tr.innerHTML = `<td><input type="checkbox"></td><td class="name"></td><td>${run.kind}</td><td>${run.shape}</td>
-        <td class="data"></td><td>${best}</td><td>${run.steps}</td><td>${updated}</td>`;
-      tr.querySelector(".name").textContent = run.name;
-      tr.querySelector(".data").textContent = data;
-      const box = tr.querySelector("input");
-      box.checked = this.selected.has(run.name);
-      box.dataset.run = run.name;
-      box.addEventListener("change", () => {
-        box.checked ? this.selected.add(run.name) : this.selected.delete(run.name);
-        this.refresh();
-      });
-      body.append(tr);
+      if (!this.rows.has(run.name)) this.rows.set(run.name, this.makeRow(run, body));
+      this.updateRow(this.rows.get(run.name), run);
     }
+    this.order();
+    this.applyFilter();
+    this.showDiff();
+  }
+
+  makeRow(run, body) {
+    const tr = document.createElement("tr"), cells = {};
+    for (const key of CELLS) { cells[key] = document.createElement("td"); cells[key].className = key; tr.append(cells[key]); }
+    const label = document.createElement("label");
+    const box = Object.assign(document.createElement("input"), {type: "checkbox"});
+    box.dataset.run = run.name;
+    box.setAttribute("aria-label", `show ${run.name} in the charts`);
+    const swatch = Object.assign(document.createElement("span"), {className: "swatch"});
+    swatch.style.background = runColor(run.name);
+    label.append(box, swatch);
+    cells.pick.append(label);
+    box.checked = this.selected.has(run.name);
+    box.addEventListener("change", () => {
+      box.checked ? this.selected.add(run.name) : this.selected.delete(run.name);
+      this.selectionChanged();
+    });
+    body.append(tr);
+    return {tr, cells, box, run};
+  }
+
+  updateRow(row, run) {
+    row.run = run;
+    const set = (key, text, title) => {
+      if (row.cells[key].textContent !== text) row.cells[key].textContent = text;
+      if (title !== undefined && row.cells[key].title !== title) row.cells[key].title = title;
+    };
+    set("name", run.name);
+    set("kind", run.kind);
+    set("shape", run.shape || "");
+    const data = run.data ? String(run.data).split("/").slice(-2).join("/") : "";
+    set("data", data, run.data ? String(run.data) : "");
+    set("best", run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—");
+    set("steps", String(run.steps ?? 0));
+    this.updateStatus(row.cells.status, run);
+    row.tr.classList.toggle("unreadable", run.task === "unreadable");
+    if (run.error) row.tr.title = run.error;
+    if (row.box.checked !== this.selected.has(run.name)) row.box.checked = this.selected.has(run.name);
+  }
+
+  // Status from the server (running with progress and ETA, finished, stopped, failed), else how fresh it is.
+  updateStatus(cell, run) {
+    const key = JSON.stringify([run.status, run.progress, run.eta_seconds, run.status_message, Math.round(run.updated_s_ago ?? -1)]);
+    if (cell.dataset.key === key) return;
+    cell.dataset.key = key;
+    cell.innerHTML = "";
+    cell.title = run.status_message || "";  // why it stopped, failed or finished early
+    const status = run.status;
+    if (status === "running") {
+      const bar = document.createElement("progress");
+      bar.max = 1;
+      if (typeof run.progress === "number") bar.value = run.progress;
+      const pct = typeof run.progress === "number" ? `${Math.round(100 * run.progress)}%` : "";
+      const eta = typeof run.eta_seconds === "number" ? `${duration(run.eta_seconds)} left` : "";
+      bar.setAttribute("aria-label", `running ${pct}`.trim());
+      cell.append(Object.assign(document.createElement("span"), {className: "state running", textContent: "running"}),
+                  bar, document.createTextNode([pct, eta].filter(Boolean).join(" · ")));
+    } else {
+      if (status) cell.append(Object.assign(document.createElement("span"), {className: `state ${status}`, textContent: status}));
+      cell.append(document.createTextNode(`${status ? " · " : ""}updated ${ago(run.updated_s_ago)}`));
+    }
+  }
+
+  order() {
+    const {key, dir} = this.sort;
+    const value = run => key === "best" ? (run.best ? +run.best.value : -Infinity) : key === "steps" ? +run.steps || 0
+      : key === "status" ? `${run.status || ""}${String(Math.round(run.updated_s_ago ?? 1e12)).padStart(14, "0")}` : String(run[key] ?? "");
+    const rows = [...this.rows.values()].sort((a, b) => {
+      const x = value(a.run), y = value(b.run);
+      return (x < y ? -1 : x > y ? 1 : a.run.name < b.run.name ? -1 : 1) * dir;
+    });
+    const body = document.querySelector("#runs-table tbody");
+    if (rows.every((r, i) => body.children[i] === r.tr)) return;
+    const focused = document.activeElement;
+    rows.forEach(r => body.append(r.tr));
+    if (focused && focused !== document.activeElement && body.contains(focused)) focused.focus();
+  }
+
+  applyFilter() {
+    const words = $("runs-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+    for (const row of this.rows.values()) {
+      const run = row.run;
+      const text = [run.name, run.kind, run.shape, run.data, ...Object.entries(flatten(run.config || {})).map(([k, v]) => `${k}=${v}`)]
+        .join(" ").toLowerCase();
+      row.tr.hidden = !words.every(w => text.includes(w));
+    }
+  }
+
+  // The settings that differ among the ticked runs: a table, one row per run (two runs: their config diff).
+  showDiff() {
+    const box = $("runs-diff"), runs = this.runs.filter(r => this.selected.has(r.name) && r.config);
+    const key = JSON.stringify(runs.map(r => [r.name, r.config, r.best]));
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.innerHTML = "";
+    if (runs.length < 2) { box.hidden = true; return; }
+    box.hidden = false;
+    if (new Set(runs.map(r => r.kind)).size > 1) {  // settings of different kinds of model do not line up
+      box.append(Object.assign(document.createElement("p"), {className: "hint",
+        textContent: "The ticked runs are of different kinds; tick runs of one kind to compare their settings."}));
+      return;
+    }
+    const flat = runs.map(r => flatten(r.config));
+    const keys = [...new Set(flat.flatMap(Object.keys))].sort()
+      .filter(k => new Set(flat.map(f => JSON.stringify(f[k] ?? null))).size > 1);
+    box.append(Object.assign(document.createElement("h3"), {textContent: keys.length
+      ? `Settings that differ among the ${runs.length} ticked runs` : `The ${runs.length} ticked runs have the same settings`}));
+    if (!keys.length) return;
+    const table = document.createElement("table");
+    table.className = "runs compare";
+    const head = table.insertRow();
+    head.append(Object.assign(document.createElement("th"), {textContent: "run"}));
+    for (const k of keys) head.append(Object.assign(document.createElement("th"), {textContent: k}));
+    runs.forEach((run, i) => {
+      const tr = table.insertRow();
+      const name = tr.insertCell();
+      const swatch = Object.assign(document.createElement("span"), {className: "swatch"});
+      swatch.style.background = runColor(run.name);
+      name.append(swatch, document.createTextNode(run.name));
+      for (const k of keys) {
+        const v = flat[i][k];
+        const cell = tr.insertCell();
+        cell.textContent = v === undefined ? "—" : String(v);
+        cell.title = `${k} = ${v === undefined ? "(not set)" : v}`;
+      }
+    });
+    const scroll = Object.assign(document.createElement("div"), {className: "scroll"});
+    scroll.append(table);
+    box.append(scroll);
+    this.drawAxes(box, runs, flat, keys);
+  }
+
+  // Three or more ticked runs scored by one metric (a grid, say): parallel coordinates, one axis per
+  // setting that differs and one for the best score, so the settings that matter stand out.
+  drawAxes(box, runs, flat, keys) {
+    const metric = runs[0].best?.metric;
+    if (!available() || runs.length < 3 || !runs.every(r => r.best && r.best.metric === metric)) return;
+    const shown = keys.filter(k => !/sizing|path|train$|val$|source$/.test(k)).slice(0, 8);
+    if (!shown.length) return;
+    const dimensions = shown.map(k => {
+      const values = flat.map(f => f[k] ?? null);
+      if (values.every(v => typeof v === "number")) return {label: k, values};
+      const names = [...new Set(values.map(String))].sort();
+      return {label: k, values: values.map(v => names.indexOf(String(v))), tickvals: names.map((_, i) => i), ticktext: names};
+    });
+    const best = runs.map(r => +r.best.value);
+    dimensions.push({label: `best ${metric}`, values: best});
+    const figure = Object.assign(document.createElement("figure"), {className: "axes"});
+    const plot = Object.assign(document.createElement("div"), {className: "plot"});
+    figure.append(Object.assign(document.createElement("figcaption"),
+      {textContent: `best ${metric} over the settings that differ (drag along an axis to filter)`}), plot);
+    box.append(figure);
+    const t = getComputedStyle(document.body);
+    window.Plotly.react(plot, [{type: "parcoords", dimensions,
+      line: {color: best, colorscale: "Viridis", reversescale: runs[0].best && /loss|error/.test(metric), showscale: true}}],
+      {height: 260, margin: {l: 60, r: 60, t: 40, b: 20}, paper_bgcolor: "rgba(0,0,0,0)",
+       font: {color: t.getPropertyValue("--fg").trim(), size: 11}},
+      {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", filename: "settings", scale: 2}});
+  }
+
+  selectionChanged() {
+    const shown = [...this.rows.values()].filter(r => !r.tr.hidden);
+    $("runs-all").checked = shown.length > 0 && shown.every(r => this.selected.has(r.run.name));
+    this.url.save();
+    this.showDiff();
+    this.refresh();
   }
 
   shown() {
+    this.url.save();
     this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => { if (!document.getElementById("page-runs").hidden) this.poll(); }, 3000);
   }
 
-  async poll() {  // the list (best scores, steps) and the curves, for runs still training
-    const runs = (await getJSON("/api/runs")).runs;
-    this.state.runs = runs;
-    this.setRuns(runs);
-    await this.refresh();
+  poll() { if (!$("page-runs").hidden) this.refresh(); }
+
+  async refresh() {  // fetch the curves of the ticked runs (runs still training grow between polls)
+    if (this.refreshing) return;
+    this.refreshing = true;
+    try {
+      const names = [...this.selected].filter(n => this.runs.some(r => r.name === n));
+      await Promise.all(names.map(async name => {
+        try { this.metrics[name] = (await getJSON(`/api/runs/${encodeURIComponent(name)}/metrics`)).metrics; }
+        catch { this.metrics[name] = this.metrics[name] || []; }
+      }));
+      this.draw();
+    } finally { this.refreshing = false; }
   }
 
-  async refresh() {
-    const names = [...this.selected];
-    await Promise.all(names.map(async name => {
-      this.metrics[name] = (await getJSON(`/api/runs/${encodeURIComponent(name)}/metrics`)).metrics;
-    }));
-    const loss = [], score = [];
-    let scoreName = null;
-    names.forEach((name, i) => {
-      const m = this.metrics[name] || [], color = COLORS[i % COLORS.length];
-      const series = key => m.filter(r => typeof r[key] === "number").map(r => [r.step, r[key]]);
-      loss.push({label: name, color, points: series("val_loss")});
-      loss.push({label: "", color, dash: true, points: series("train_loss")});
-      for (const key of SCORES) {
-        if (m.some(r => typeof r[key] === "number")) { scoreName = key; score.push({label: name, color, points: series(key)}); }
-      }
-    });
-    lineChart(document.getElementById("chart-loss"), loss, {xLabel: "step"});
-    document.getElementById("fig-score").hidden = !score.length;
-    if (score.length) {
-      document.getElementById("score-caption").textContent = scoreName.replace("_", " ");
-      lineChart(document.getElementById("chart-score"), score, {xLabel: "step", yRange: [0, 1]});
+  // Metric names present among the ticked runs: validation first, then training, then the rest.
+  metricNames(names) {
+    const found = new Set();
+    for (const n of names) for (const r of this.metrics[n] || []) for (const [k, v] of Object.entries(r)) {
+      if (!NOT_METRICS.has(k) && typeof v === "number") found.add(k);
     }
+    const rank = k => (k.startsWith("val_") ? 0 : k.startsWith("train_") ? 1 : k.startsWith("test_") ? 2 : 3);
+    return [...found].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : 1));
+  }
+
+  fillPicker(metrics) {
+    const box = $("chart-metrics"), key = metrics.join(",");
+    if (box.dataset.key === key) return;
+    box.dataset.key = key;
+    box.innerHTML = "";
+    for (const m of metrics) {
+      const label = document.createElement("label");
+      const check = Object.assign(document.createElement("input"), {type: "checkbox", checked: !this.hidden.has(m), value: m});
+      check.addEventListener("change", () => {
+        check.checked ? this.hidden.delete(m) : this.hidden.add(m);
+        this.url.save();
+        this.draw();
+      });
+      label.append(check, document.createTextNode(` ${m}`));
+      box.append(label);
+    }
+  }
+
+  // x values of a run's records for the chosen axis.
+  xValues(run, records, axis) {
+    if (axis === "step") return records.map(r => r.step);
+    if (axis === "chars") return records.map(r => r.chars_seen);
+    if (axis === "relative") return records.map(r => r.elapsed_s);
+    // Wall time: recorded with each evaluation; older runs' times are reckoned back from the file's age.
+    const last = records[records.length - 1], end = Date.now() - 1000 * (run?.updated_s_ago ?? 0);
+    return records.map(r => new Date(typeof r.time === "number" ? 1000 * r.time : end - 1000 * ((last.elapsed_s ?? 0) - (r.elapsed_s ?? 0))));
+  }
+
+  draw() {
+    const container = $("charts");
+    const names = [...this.selected].filter(n => this.runs.some(r => r.name === n));
+    const metrics = this.metricNames(names);
+    this.fillPicker(metrics);
+    const note = $("charts-note");
+    if (!available()) {
+      note.hidden = false;
+      note.textContent = "The charts need plotly.js, which the studio serves from the plotly package: pip install 'charseq[studio]'.";
+      return;
+    }
+    let axis = $("chart-x").value;
+    const hasChars = names.some(n => (this.metrics[n] || []).some(r => typeof r.chars_seen === "number"));
+    if (axis === "chars" && !hasChars) axis = "step";
+    if (hasChars && !$("chart-x").querySelector("option[value=chars]")) $("chart-x").append(new Option(X_AXES.chars, "chars"));
+    note.hidden = names.length > 0 || !this.runs.length;
+    note.textContent = "Tick a run in the table to see its curves.";
+    const logY = $("chart-log").checked, smoothing = Number($("chart-smooth").value);
+    let scale = 1, xTitle = X_AXES[axis];
+    if (axis === "relative") {
+      const longest = Math.max(0, ...names.flatMap(n => (this.metrics[n] || []).map(r => r.elapsed_s || 0)));
+      [scale, xTitle] = longest > 3 * 3600 ? [3600, "training time (hours)"] : longest > 300 ? [60, "training time (minutes)"]
+        : [1, "training time (seconds)"];
+    }
+    const shown = metrics.filter(m => !this.hidden.has(m));
+    for (const [m, fig] of this.charts) if (!shown.includes(m)) { window.Plotly.purge(fig.plot); fig.figure.remove(); this.charts.delete(m); }
+    shown.forEach((metric, i) => {
+      if (!this.charts.has(metric)) {
+        const figure = document.createElement("figure");
+        figure.className = "chart";
+        figure.dataset.metric = metric;
+        const plot = Object.assign(document.createElement("div"), {className: "plot"});
+        figure.append(plot);
+        this.charts.set(metric, {figure, plot});
+      }
+      const {figure, plot} = this.charts.get(metric);
+      if (container.children[i] !== figure) container.insertBefore(figure, container.children[i] || null);
+      const series = names.map(name => {
+        const run = this.runs.find(r => r.name === name);
+        const records = (this.metrics[name] || []).filter(r => typeof r[metric] === "number" && typeof r.step === "number");
+        const xs = this.xValues(run, records, axis).map(x => (typeof x === "number" && scale !== 1 ? x / scale : x));
+        return {name, color: runColor(name), x: xs, y: records.map(r => r[metric])};
+      }).filter(s => s.y.length);
+      const unit = unitOf(metric);
+      lineChart(plot, series, {title: metric, xTitle, yTitle: unit ? `${metric} (${unit})` : metric,
+                               xType: axis === "wall" ? "date" : "linear", logY, smoothing, file: metric,
+                               revision: `${axis}|${logY}`});
+    });
   }
 }

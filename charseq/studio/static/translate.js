@@ -1,24 +1,37 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "./api.js";
-import {visible} from "./shade.js";
-import {$, fillRunSelect, num, setStatus} from "./ui.js";
+import {tipGroup, visibleLabel} from "./shade.js";
+import {$, bindControls, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
 
 export class TranslateView {
   constructor(state) {
     this.choose = 0;
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
     $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
+    $("tr-run").addEventListener("change", () => this.reset());
+    this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", source: "tr-source"});
+    if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    $("tr-source").addEventListener("input", () => this.url.save());
   }
 
-  setRuns(runs) { fillRunSelect($("tr-run"), runs.filter(r => r.task === "seq2seq")); }
+  setRuns(runs) {
+    const runsHere = runs.filter(r => r.task === "seq2seq");
+    fillRunSelect($("tr-run"), runsHere);
+    setEmpty("tr", !runsHere.length);
+  }
+
+  shown() { this.url.save(); }
+
+  reset() { $("tr-hyps").innerHTML = ""; $("tr-heatmap").innerHTML = ""; setStatus("tr-status", ""); }
 
   async translate() {
+    if (!$("tr-source").value) { setStatus("tr-status", "type a source first", true); return; }
     setStatus("tr-status", "decoding…");
     const beam = num("tr-beam");
     try {
       const report = await postJSON("/api/translate", {run: $("tr-run").value, source: $("tr-source").value,
                                                        beam, n_best: Math.min(num("tr-nbest"), beam), choose: this.choose});
-      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); click one to see its attention`);
+      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention`);
       this.showHypotheses(report);
       this.showAttention(report);
     } catch (e) { setStatus("tr-status", e.message, true); }
@@ -30,9 +43,13 @@ export class TranslateView {
     report.hypotheses.forEach((h, i) => {
       const tr = document.createElement("tr");
       tr.className = i === report.chosen ? "chosen" : "";
+      tr.tabIndex = 0;
+      tr.setAttribute("aria-selected", String(i === report.chosen));
       tr.innerHTML = `<td>${i + 1}</td><td class="out"></td><td>${h.score.toFixed(4)}</td><td>${h.log_prob.toFixed(4)}</td>`;
       tr.querySelector(".out").textContent = h.text;
-      tr.addEventListener("click", () => { this.choose = i; this.translate(); });
+      const choose = () => { this.choose = i; this.translate().then(() => $("tr-hyps").rows[i + 1]?.focus()); };
+      tr.addEventListener("click", choose);
+      tr.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); choose(); } });
       table.append(tr);
     });
   }
@@ -45,21 +62,23 @@ export class TranslateView {
     table.className = "heatmap";
     const head = document.createElement("tr");
     head.append(document.createElement("th"));
-    for (const s of report.source_tokens) head.append(Object.assign(document.createElement("th"), {textContent: visible(s)}));
+    for (const s of report.source_tokens) head.append(Object.assign(document.createElement("th"), {textContent: visibleLabel(s)}));
     table.append(head);
     report.attention.forEach((row, i) => {
       const tr = document.createElement("tr");
-      tr.append(Object.assign(document.createElement("th"), {textContent: visible(report.output_tokens[i])}));
+      tr.append(Object.assign(document.createElement("th"), {textContent: visibleLabel(report.output_tokens[i])}));
       row.forEach((w, j) => {
         const td = document.createElement("td");
         td.style.background = `rgba(30, 90, 200, ${w.toFixed(3)})`;
-        td.style.color = w > 0.5 ? "#fff" : "#333";
+        td.style.color = w > 0.5 ? "#fff" : "";
         td.textContent = w >= 0.01 ? w.toFixed(2).replace(/^0/, "") : "";
         td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(report.source_tokens[j])}: ${w.toFixed(3)}`;
         tr.append(td);
       });
       table.append(tr);
     });
+    table.dataset.row = String(report.source_tokens.length);
     box.append(table);
+    tipGroup(table);
   }
 }

@@ -1,15 +1,25 @@
-// Small helpers shared by the views.
+// Small helpers shared by the views: run menus, empty states, status lines, state kept in the URL.
 
-// Fill a <select> with the runs a view can use (keeping the current choice when it still exists).
+export const $ = id => document.getElementById(id);
+export const num = id => Number(document.getElementById(id).value);
+
+// Fill a <select> with the runs a view can use, keeping the current choice when it still exists.
+// Rebuilt only when the list changed, so a poll never disturbs a menu someone is using.
 export function fillRunSelect(select, runs) {
-  const keep = select.value;
+  const names = runs.map(r => `${r.name}\u0000${r.shape}`).join("\n");
+  if (select.dataset.names === names) return false;
+  select.dataset.names = names;
+  const keep = select.value || select.dataset.wanted;
   select.innerHTML = "";
-  for (const run of runs) {
-    const option = document.createElement("option");
-    option.value = run.name; option.textContent = `${run.name}  (${run.shape})`;
-    select.append(option);
-  }
+  for (const run of runs) select.append(new Option(`${run.name}  (${run.shape})`, run.name));
   if (runs.some(r => r.name === keep)) select.value = keep;
+  return true;
+}
+
+// A view with no run of its head: its controls are disabled and a line says what to train.
+export function setEmpty(prefix, empty) {
+  $(`${prefix}-empty`).hidden = !empty;
+  $(`${prefix}-work`).disabled = empty;
 }
 
 export function setStatus(id, text, isError = false) {
@@ -18,5 +28,54 @@ export function setStatus(id, text, isError = false) {
   el.classList.toggle("error", isError);
 }
 
-export const $ = id => document.getElementById(id);
-export const num = id => Number(document.getElementById(id).value);
+// State in the URL: "#page?key=value&...", so a reload or a shared link opens the same view.
+export function hashParams() {
+  const query = location.hash.split("?")[1] || "";
+  return new URLSearchParams(query);
+}
+
+export function currentPage() { return (location.hash.slice(1).split("?")[0]) || "runs"; }
+
+export function writeHash(page, values) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(values)) if (v !== "" && v != null) params.set(k, v);
+  const query = params.toString();
+  history.replaceState(null, "", `#${page}${query ? "?" + query : ""}`);
+}
+
+// Controls whose values live in the URL while their page is shown: {param: element id}.
+export function bindControls(page, controls, extra = () => ({})) {
+  const values = () => {
+    const out = {};
+    for (const [key, id] of Object.entries(controls)) {
+      const el = $(id);
+      const value = el.type === "checkbox" ? (el.checked ? "1" : "") : el.value;
+      if (value !== el.dataset.initial) out[key] = value;
+    }
+    return {...out, ...extra()};
+  };
+  const save = () => { if (currentPage() === page) writeHash(page, values()); };
+  for (const id of Object.values(controls)) {
+    const el = $(id);
+    el.dataset.initial = el.type === "checkbox" ? (el.defaultChecked ? "1" : "") : el.defaultValue ?? "";
+    if (el.tagName === "SELECT") el.dataset.initial = id.endsWith("-run") ? "" : el.options[0]?.value ?? "";  // a run is always kept
+    el.addEventListener("change", save);
+    el.addEventListener("input", save);
+  }
+  const restore = params => {
+    for (const [key, id] of Object.entries(controls)) {
+      if (!params.has(key)) continue;
+      const el = $(id), value = params.get(key);
+      if (el.type === "checkbox") el.checked = value === "1";
+      else { el.value = value; if (el.tagName === "SELECT") el.dataset.wanted = value; }
+    }
+  };
+  return {save, restore};
+}
+
+// Ctrl+Enter (or Cmd+Enter) inside `area` presses `button`.
+export function ctrlEnter(area, button) {
+  $(area).addEventListener("keydown", e => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); if (!$(button).disabled) $(button).click(); }
+  });
+}
