@@ -7,6 +7,7 @@
     RUN/checkpoints/     with --keep N > 1: the last N checkpoints, step-NNNNNNNN.npz
     RUN/best.npz         weights with the best validation score so far
     RUN/metrics.jsonl    one JSON object per evaluation
+    RUN/test.json        an image classifier's one score on the test images, with the weights kept
     RUN/logs/            TensorBoard event files
 
 Weights are stored as plain arrays in `.npz` files (read with allow_pickle=False, so loading
@@ -60,7 +61,7 @@ FORMAT = 1
 RUN_FORMAT = 1
 # Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
-                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json"})
+                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json", "test.json"})
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
