@@ -227,7 +227,7 @@ def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], No
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
     ends = [f"{cfg.max_steps} steps" if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
             f"{cfg.time_budget:g} min" if cfg.time_budget else None]
-    log(f"no validation split ({why}): no val_ figures, no early stopping; the last weights are kept; "
+    log(f"no validation split ({why}): no validation figures, no early stopping; the last weights are kept; "
         "training stops at " + " or ".join(e for e in ends if e))
     return cfg
 
