@@ -112,7 +112,7 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
         rows = sum(1 for l in labels if l not in index)
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
         if training is None:
-            raise CharseqError(f"{source} has labels the model was not trained on: {shown} ({rows} rows)")
+            raise CharseqError(f"{source} has labels the model never saw: {shown} ({rows} rows)")
         if split is not None:
             raise CharseqError(f"the validation split held out of {training} (--val-fraction {split:g}) took every row "
                                f"of {len(unseen)} label(s): {shown} ({rows} rows), so training never sees them; "
@@ -305,6 +305,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     if rows.skipped:
         log(f"skipped {rows.skipped} bad rows of {train_file}")
     texts, labels = rows.texts, rows.labels
+    if len(set(labels)) < 2:
+        raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
     # What the model reads of a text (cut to --max-len characters): copies by this key stay on one side.
     cut = model_cfg.max_len  # (of pieces a cut at as many characters is shorter: it groups more, never fewer)
     keys = [t[:cut] if cut else t for t in texts]
