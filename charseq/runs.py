@@ -53,6 +53,7 @@ CHECKPOINT_FILE = "checkpoint.npz"
 HISTORY_DIR = "checkpoints"
 BEST_FILE = "best.npz"
 METRICS_FILE = "metrics.jsonl"
+TEST_FILE = "test.json"  # an image classifier's one score on its test split, with the weights validation chose
 # The layout of the .npz files. A file of another format is refused with a message naming the
 # charseq version that wrote it, instead of loading arrays into the wrong variables.
 FORMAT = 1
@@ -61,7 +62,7 @@ FORMAT = 1
 RUN_FORMAT = 1
 # Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
-                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json", "test.json"})
+                         HISTORY_DIR, BEST_FILE, METRICS_FILE, "logs", "grid_result.json", TEST_FILE})
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:

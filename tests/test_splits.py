@@ -56,6 +56,13 @@ def test_test_labels_choose_nothing(tmp_path, mnist_pair):
         assert "410 training and 102 validation images" in outputs[name]
         report = json.loads(run_cli_in_process("evaluate", "--model", runs[name], "--json").stdout)
         assert report["examples"] == 128 and report["accuracy"] == pytest.approx(tests[name]["test_accuracy"])
+    # The studio lists the test score as such, beside the best validation figure.
+    from charseq.studio.runs import ServedRun, describe
+
+    listed = describe(ServedRun("real", runs["real"]))
+    assert listed["best"]["metric"] == "val_accuracy"
+    assert listed["test"] == {"metric": "test_accuracy", "value": tests["real"]["test_accuracy"],
+                              "step": tests["real"]["step"], "examples": 128}
     # --resume keeps the split (recorded in config.json) and scores the test images again at its end.
     config = json.loads((runs["real"] / "config.json").read_text())
     assert config["data"]["val_images"] == 102

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-from charseq.runs import CONFIG_FILE, METRICS_FILE, RunDir
+from charseq.runs import CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
 MAX_DEPTH = 4
@@ -79,6 +79,15 @@ def read_metrics(run: ServedRun) -> list[dict]:
     return records
 
 
+def read_test(path: Path) -> dict | None:
+    """A run's recorded test score (test.json), or None."""
+    try:
+        record = json.loads((path / TEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("split") == "test" else None
+
+
 def describe(run: ServedRun) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, progress."""
     try:
@@ -99,6 +108,7 @@ def describe(run: ServedRun) -> dict:
         modified = None
     kind = run_head.kind_of(config)
     data = config.get("data") or {}
+    test = read_test(run.path)
     return {
         "name": run.name, "task": task, "kind": kind,
         "shape": f"{model.get('layers', '?')}x{model.get('units', '?')} {model.get('cell', '?')}",
@@ -107,6 +117,9 @@ def describe(run: ServedRun) -> dict:
         "labels": config.get("labels"),
         "config": config,
         "best": None if best is None else {"metric": metric, "value": best[metric], "step": best.get("step")},
+        # The one score on the test split (an image classifier's test.json), never a validation figure.
+        "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
+                                           "step": test.get("step"), "examples": test.get("test_examples")},
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),

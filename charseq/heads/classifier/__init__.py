@@ -17,7 +17,8 @@ MONITOR = ("val_accuracy", "max")
 
 def summary(report: dict) -> str:
     """`charseq evaluate`'s lines for a classifier's report."""
-    return f"accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
+    split = "test " if "source" in report else ""  # images: the test split of the set (charseq.data.mnist)
+    return f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
         f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
         f"({c['examples']} examples)" for name, c in report["per_class"].items())
 

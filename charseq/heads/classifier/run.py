@@ -30,7 +30,7 @@ from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
-from charseq.runs import RunDir, discard_unpublished
+from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
@@ -136,7 +136,6 @@ def log_duplicates(log, duplicates: int, rows: int, source: str, kept_together: 
 # a few tenths of a percent), never more than a fifth of the set.
 MNIST_VAL_SHARE = 5_000 / 60_000
 MNIST_VAL_FLOOR = 1_000
-TEST_FILE = "test.json"  # the run's one score on the test images, with the weights validation chose
 
 
 def mnist_val_images(n: int, val_fraction: float | None = None) -> int:
@@ -239,17 +238,6 @@ def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
     log(f"test: accuracy {record['test_accuracy']:.4f} on {record['test_examples']:,} images "
         f"(the weights of step {record['step']}, {'chosen on validation' if record['chosen_by'] != 'last step' else 'the last'})")
     return record
-
-
-def read_test(path: str | Path) -> dict | None:
-    """A run's recorded test score (test.json), or None if it has none."""
-    import json
-
-    try:
-        record = json.loads((Path(path) / TEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("split") == "test" else None
 
 
 def _log_model(log, model, cfg: ClassifierConfig, task) -> None:

@@ -20,7 +20,8 @@ export class RunsView {
     body.innerHTML = "";
     for (const run of runs) {
       const tr = document.createElement("tr");
-      const best = run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—";
+      const best = (run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—")
+        + (run.test ? ` · test accuracy ${(+run.test.value).toFixed(4)} on ${run.test.examples}` : "");
       const updated = run.updated_s_ago == null ? "—" : run.updated_s_ago < 120 ? `${Math.round(run.updated_s_ago)} s ago`
         : run.updated_s_ago < 7200 ? `${Math.round(run.updated_s_ago / 60)} min ago` : `${Math.round(run.updated_s_ago / 3600)} h ago`;
       const data = run.data ? String(run.data).split("/").slice(-2).join("/") : "";
