@@ -130,7 +130,6 @@ def log_duplicates(log, duplicates: int, rows: int, source: str, kept_together: 
             + ("; the copies of a text are kept on one side of the validation split" if kept_together else ""))
 
 
-
 # The validation split held out of the training images: 5,000 of MNIST's 60,000, and of a smaller set
 # the same share but at least MNIST_VAL_FLOOR images (an accuracy on a few hundred moves in steps of
 # a few tenths of a percent), never more than a fifth of the set.
@@ -202,7 +201,8 @@ def _train_mnist(out, data, *, val_fraction, force, resume, log, progress_bar, *
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         if not len(y_val):
-            train_cfg = without_validation(train_cfg, settings, log)
+            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not val_fraction else
+                                           f"--val-fraction {val_fraction:g} holds out no image")
         run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
