@@ -221,8 +221,8 @@ def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], No
     validated, so nothing stops early and the weights kept are the last ones. --patience is refused;
     the cap of passes the sizing rule set with it (or the user's end) is where training stops."""
     if settings.get("patience") is not None:
-        raise CharseqError(f"--patience stops when the validation metric stops improving, and with {why} "
-                           "there is no validation split; give --max-steps, --epochs or --time-budget, "
+        raise CharseqError(f"--patience stops when the validation metric stops improving, and there is no "
+                           f"validation split ({why}); give --max-steps, --epochs or --time-budget, "
                            "or hold out a validation split")
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
     ends = [f"{cfg.max_steps} steps" if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,

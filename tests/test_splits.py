@@ -160,3 +160,17 @@ def test_language_model_evaluation_offers_full_context(tmp_path):
     assert "parallel streams" in run_cli_in_process("evaluate", "--help").stdout
     r = run_cli_in_process("evaluate", "--model", out, tmp_path / "held.txt")
     assert "parallel streams (--full-context: one stream)" in r.stdout
+
+
+def test_nothing_held_out_when_every_copy_would_leak(tmp_path):
+    """Every label has one distinct text: nothing can be held out without its copy in training, so the
+    run has no validation split, says why, and keeps no val_ figure."""
+    (tmp_path / "two.tsv").write_text("text\tlabel\n" + "good film\tpos\nbad film\tneg\n" * 30)
+    (tmp_path / "same.tsv").write_text("abc\tcba\n" * 20)
+    for command, data, why in (("train-classifier", "two.tsv", "no label has two distinct texts"),
+                               ("train-seq2seq", "same.tsv", "every pair has the same source")):
+        out = tmp_path / command
+        r = run_cli_in_process(command, tmp_path / data, "--out", out, "--max-steps", "2", "--batch-size", "8", *FAST)
+        assert r.returncode == 0, r.stderr
+        assert f"no validation split ({why}" in r.stdout
+        assert not [k for rec in read_metrics(out) for k in rec if k.startswith("val_")]

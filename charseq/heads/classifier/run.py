@@ -299,6 +299,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     cut = model_cfg.max_len  # (of pieces a cut at as many characters is shorter: it groups more, never fewer)
     keys = [t[:cut] if cut else t for t in texts]
     split_kind = config["data"].get("split") if resume else SPLIT
+    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
     if val is not None:
         val_rows = read_labeled(val, text_column, label_column, skip_bad_rows, encoding)
         val_texts, val_labels = val_rows.texts, val_rows.labels
@@ -310,11 +311,11 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     elif split_kind == SPLIT:
         order = _labels_index(labels)
         index = {n: i for i, n in enumerate(order)}
-        split = split_rows(keys, [index[l] for l in labels], int(round(len(texts) * val_fraction)), train_cfg.seed)
+        split = split_rows(keys, [index[l] for l in labels],
+                           max(1, int(round(len(texts) * val_fraction))) if val_fraction else 0, train_cfg.seed)
         log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(val_fraction))
         if val_fraction and not len(split.val):
-            raise CharseqError(f"nothing of {train_file} can be held out for validation: no label has two distinct "
-                               "texts; give a validation file with --val, or --val-fraction 0")
+            no_split = "no label has two distinct texts, so none can be held out without its copy in training"
         val_texts, val_labels = pick(texts, split.val), pick(labels, split.val)
         texts, labels = pick(texts, split.train), pick(labels, split.train)
     else:  # a run made before the split kept copies together: resumed on the rows it was trained on
@@ -351,7 +352,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         if not val_texts:
-            train_cfg = without_validation(train_cfg, settings, log)
+            train_cfg = without_validation(train_cfg, settings, log, no_split)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
         check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "

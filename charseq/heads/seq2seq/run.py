@@ -135,6 +135,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
     pairs = read(train_file)
     sources, targets = pairs.sources, pairs.targets
     copies = len(sources) - len(set(sources))
+    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
     if val is not None:
         v = read(val)
         val_sources, val_targets = v.sources, v.targets
@@ -146,8 +147,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
                 f"a source that also occurs in {train_file}; the validation figures are flattered by them")
     elif not resume or config["data"].get("split") == SPLIT:
         if val_fraction and len(set(sources)) < 2:
-            raise CharseqError(f"{train_file} has {len(set(sources))} distinct source; give at least 2, or a --val "
-                               "file, or --val-fraction 0")
+            no_split = "every pair has the same source, so none can be held out without its copy in training"
         split = split_rows(sources, None, max(1, int(round(len(sources) * val_fraction))) if val_fraction else 0,
                            train_cfg.seed)
         if copies:
@@ -171,7 +171,7 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
         if not val_sources:
-            train_cfg = without_validation(train_cfg, settings, log)
+            train_cfg = without_validation(train_cfg, settings, log, no_split)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
