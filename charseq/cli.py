@@ -400,7 +400,8 @@ LM_MODEL, LM_DATA = "charseq.heads.lm.run:ModelConfig", "charseq.heads.lm.run:Da
 @library_option("--windows", type=click.Choice(WINDOWS), owner=f"{LM_DATA}.windows",
                 help="contiguous: carry the state across windows; random: independent random windows.")
 @library_option("--val-fraction", type=float, owner=f"{LM_DATA}.val_fraction",
-                help="Fraction of the corpus, taken from its end, held out for validation.")
+                help="Fraction of the corpus, taken from its end, held out for validation; 0: no validation, "
+                "the last weights are kept.")
 @training_options(LM_MODEL)
 @library_option("--sample-length", type=int, owner="charseq.heads.lm.run:train_lm.sample_length",
                 help="Characters of sample text shown at each evaluation (0: none).")
@@ -433,6 +434,9 @@ label_smoothing_option = library_option(  # both classifiers'
 @main.command("classify-mnist")
 @click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
               "IDX files (.gz or raw). Default: MNIST from charseq's cache, fetched once (charseq data get mnist).")
+@click.option("--val-fraction", type=float, help="The fraction of the training images (stratified by class, "
+              "shuffled by --seed) held out for validation; 0: none, the last weights are kept. [default: 5,000 of "
+              "60,000; of a smaller set the same share but at least 1,000 images, at most a fifth]")
 @model_options(CLASSIFIER_MODEL)
 @click.option("--bidirectional/--no-bidirectional", default=None,
               help=f"Also read the rows bottom to top, or not. {SIZED}")
@@ -450,17 +454,21 @@ label_smoothing_option = library_option(  # both classifiers'
                 "an attention-weighted mean, or final+mean+max.")
 @label_smoothing_option
 @training_options(CLASSIFIER_MODEL)
-def classify_mnist_command(data, out, force, resume, **settings):
+def classify_mnist_command(data, val_fraction, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
 
-    Prints train and test accuracy after every epoch (default: until it stops improving, at most
-    20 epochs, reading the rows both ways from training images shifted, turned and scaled a little);
-    the run directory defaults to runs/mnist.
+    Holds a validation split out of the training images and prints train and validation accuracy
+    after every epoch (default: until validation stops improving, at most 20 epochs, reading the
+    rows both ways from training images shifted, turned and scaled a little). At the end the test
+    images are scored once, with the weights validation chose: one "test:" line, recorded in
+    RUN/test.json. The run directory defaults to runs/mnist.
     """
     _configure_output()
     from charseq.heads.classifier.run import train_mnist
 
     settings = _given_settings(settings, resume, out)
+    if val_fraction is not None and (not resume or _on_command_line({"val_fraction": val_fraction})):
+        settings["val_fraction"] = val_fraction
     out = out or os.path.join("runs", "mnist")
     train_mnist(out, data, force=force, resume=resume, log=click.echo, **settings)
     click.echo(f"done: run directory {out}")
@@ -470,7 +478,8 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.argument("train_file", required=False, type=click.Path())
 @click.option("--val", type=click.Path(), help="Validation file (same format) [default: hold out --val-fraction].")
 @library_option("--val-fraction", type=float, owner=f"{TRAIN_CLASSIFIER}.val_fraction",
-                help="Without --val: the fraction of the rows (shuffled by --seed) held out for validation.")
+                help="Without --val: the fraction of the rows held out for validation, stratified by label and "
+                "shuffled by --seed, copies of a text kept on one side; 0: no validation, the last weights are kept.")
 @click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
 @click.option("--label-column", help="Column with the labels [default: label].")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")
@@ -594,7 +603,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @click.argument("train_file", required=False, type=click.Path())
 @click.option("--val", type=click.Path(), help="Validation pairs [default: hold out --val-fraction].")
 @library_option("--val-fraction", type=float, owner=f"{TRAIN_SEQ2SEQ}.val_fraction",
-                help="Without --val: the fraction of the pairs (shuffled by --seed) held out for validation.")
+                help="Without --val: the fraction of the pairs held out for validation, shuffled by --seed, pairs "
+                "with the same source kept on one side; 0: no validation, the last weights are kept.")
 @click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
@@ -734,11 +744,17 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
               help="Text classifiers and encoder-decoders: skip (and count) malformed rows instead of refusing FILE.")
 @library_option("--beam", type=int, owner="charseq.heads.seq2seq.run:evaluate_seq2seq.beam",
                 help="Encoder-decoders: beam width (1: greedy).")
-def evaluate_command(model_dir, file, as_json, encoding, errors, text_column, label_column, skip_bad_rows, beam):
+@click.option("--full-context", is_flag=True,
+              help="Language models: score FILE as one stream carrying the state through the whole file "
+              "(slower) instead of up to 32 parallel streams.")
+def evaluate_command(model_dir, file, as_json, encoding, errors, text_column, label_column, skip_bad_rows, beam,
+                     full_context):
     """Score a trained model on held-out data in FILE.
 
     \b
-    Language models: loss (nats/char), bits/char and perplexity on a text file.
+    Language models: loss (nats/char), bits/char and perplexity on a text file, read as up to 32
+    parallel streams that each start from a zero state with their first character unscored
+    (on a short file a little worse than one stream; --full-context scores it as one).
     Text classifiers: accuracy and per-class recall on a TSV/CSV file.
     Image classifiers: accuracy and confusion matrix on the test split of FILE (.npz or IDX
     directory), or of the data the model was trained on.
@@ -750,7 +766,7 @@ def evaluate_command(model_dir, file, as_json, encoding, errors, text_column, la
 
     head = head_of(model_dir)
     given = _given(encoding=encoding, errors=errors, text_column=text_column, label_column=label_column,
-                   skip_bad_rows=skip_bad_rows or None, beam=beam)
+                   skip_bad_rows=skip_bad_rows or None, beam=beam, full_context=full_context or None)
     unused = [name for name in given if name not in head.evaluate_options]
     if unused:  # an option that would do nothing for this head is refused, not silently ignored
         raise CharseqError(f"--{unused[0].replace('_', '-')} does not apply to {model_dir}: it holds {head.title}")

@@ -8,6 +8,7 @@
     RUN/best.npz         weights with the best validation score so far
     RUN/metrics.jsonl    one JSON object per evaluation
     RUN/status.json      how training stands: running, or how it ended (finished, stopped, failed)
+    RUN/test.json        an image classifier's one score on the test images, with the weights kept
     RUN/logs/            TensorBoard event files
 
 Weights are stored as plain arrays in `.npz` files (read with allow_pickle=False, so loading
@@ -59,6 +60,7 @@ METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
 # How a run stands (status.json and RunDir.status): training now, or how its last training ended.
 STATUSES = ("running", "finished", "stopped", "failed")
+TEST_FILE = "test.json"  # an image classifier's one score on its test split, with the weights validation chose
 # The layout of the .npz files. A file of another format is refused with a message naming the
 # charseq version that wrote it, instead of loading arrays into the wrong variables.
 FORMAT = 1
@@ -67,7 +69,8 @@ FORMAT = 1
 RUN_FORMAT = 1
 # Everything charseq writes at the top of a run directory: --force replaces nothing that holds more.
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
-                         HISTORY_DIR, BEST_FILE, METRICS_FILE, STATUS_FILE, "logs", "grid_result.json"})
+                         HISTORY_DIR, BEST_FILE, METRICS_FILE, STATUS_FILE, "logs", "grid_result.json",
+                         TEST_FILE})
 
 
 def _number(value) -> float | None:

@@ -217,6 +217,23 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
     return run, config, training
 
 
+def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], None],
+                       why: str = "--val-fraction 0") -> TrainConfig:
+    """The training settings of a run with no validation split (--val-fraction 0): nothing is
+    validated, so nothing stops early and the weights kept are the last ones. --patience is refused;
+    the cap of passes the sizing rule set with it (or the user's end) is where training stops."""
+    if settings.get("patience") is not None:
+        raise CharseqError(f"--patience stops when the validation metric stops improving, and there is no "
+                           f"validation split ({why}); give --max-steps, --epochs or --time-budget, "
+                           "or hold out a validation split")
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
+    ends = [f"{cfg.max_steps} steps" if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
+            f"{cfg.time_budget:g} min" if cfg.time_budget else None]
+    log(f"no validation split ({why}): no validation figures, no early stopping; the last weights are kept; "
+        "training stops at " + " or ".join(e for e in ends if e))
+    return cfg
+
+
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
     kwargs = {"learning_rate": cfg.lr}
     if cfg.clip_norm:
@@ -300,6 +317,12 @@ class TrainingLoop:
         if self.end_step is None and self.budget_s is None and cfg.patience is None:
             raise CharseqError("nothing says when to stop: give --max-steps, --epochs, --time-budget or --patience")
         self.monitor, self.mode = getattr(task, "monitor", ("val_loss", "min"))
+        # A task without validation data (--val-fraction 0) reports training figures only: it keeps its
+        # last weights, and cannot stop early.
+        self.validated = getattr(task, "validated", True)
+        if not self.validated and cfg.patience is not None:
+            raise CharseqError("--patience stops when the validation metric stops improving, and this run has no "
+                               "validation split; give --max-steps, --epochs or --time-budget")
         # The last checkpoint's progress. since_best: evaluations in a row where neither the monitored
         # metric nor the validation loss improved (early stopping). The loss counts too (by
         # LOSS_MIN_DELTA), so that a metric stuck at 0 (exact match early in training) does not stop a
@@ -396,8 +419,12 @@ class TrainingLoop:
                       "train_loss": train_loss,
                       **metrics, "lr": float(self.optimizer.learning_rate.numpy()),
                       "chars_per_sec": round(self.window_tokens / train_seconds, 1) if train_seconds > 0 else None}
-            best, value = self.saved["best"], metrics[self.monitor]
-            improved = best is None or (value < best if self.mode == "min" else value > best)
+            best, value = self.saved["best"], metrics.get(self.monitor)
+            if not self.validated:
+                value, improved = None, False
+                self.run_dir.save_best(self.model, record)  # no validation: the weights kept are the last ones
+            else:
+                improved = best is None or (value < best if self.mode == "min" else value > best)
             if improved:
                 self.run_dir.save_best(self.model, record)
             # A sample of the weights evaluated, at most every SAMPLE_EVERY_S: on small data evaluations come

@@ -64,8 +64,8 @@ def test_python_and_the_cli_make_the_same_run(tmp_path, corpus_file):
 
     rng = np.random.default_rng(0)
     reviews = tmp_path / "reviews.tsv"
-    reviews.write_text("text\tlabel\n" + "".join(f"{w} film\t{int(w == 'good')}\n"
-                                                 for w in rng.choice(["good", "bad"], 60)), encoding="utf-8")
+    reviews.write_text("text\tlabel\n" + "".join(f"{w} film {i}\t{int(w == 'good')}\n"
+                                                 for i, w in enumerate(rng.choice(["good", "bad"], 60))), encoding="utf-8")
     pairs = tmp_path / "pairs.tsv"
     pairs.write_text("".join(f"{s}\t{s[::-1]}\n" for s in ("abc", "bca", "cab", "acb", "bac", "cba")), encoding="utf-8")
     for command, train, data in (("train-lm", charseq.train_lm, corpus_file),

@@ -87,7 +87,7 @@ def test_classify_mnist_defaults_to_the_benchmark_recipe_and_yields_to_flags(tmp
                                *FAST, *flags)
         assert r.returncode == 0, r.stderr
         config = json.loads((tmp_path / name / "config.json").read_text())
-        (line,) = [l for l in r.stdout.splitlines() if l.startswith("512 images:")]
+        (line,) = [l for l in r.stdout.splitlines() if l.startswith("410 images:")]
         return config["model"], config["train"], line
 
     model, train_cfg, line = train("recipe")

@@ -124,8 +124,8 @@ def test_classifier_and_encoder_decoder_are_sized_and_stop_early_by_default(tmp_
     from charseq.heads.seq2seq.run import train_seq2seq
 
     rng = random.Random(0)
-    rows = ["text\tlabel"] + [f"{w} {rng.choice(['film', 'play'])}\t{int(w == 'good')}"
-                              for w in (rng.choice(["good", "bad"]) for _ in range(200))]
+    rows = ["text\tlabel"] + [f"{w} {rng.choice(['film', 'play'])} {i}\t{int(w == 'good')}"
+                              for i, w in enumerate(rng.choice(["good", "bad"]) for _ in range(200))]
     (tmp_path / "texts.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     lines = []
     run = train_classifier(tmp_path / "texts.tsv", tmp_path / "clf", units=16, embedding_dim=8, precision="float32",

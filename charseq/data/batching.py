@@ -7,9 +7,15 @@ array([[5, 6, 7],
 >>> train, val = hold_out(10, 0.2, seed=0)
 >>> len(train), len(val), sorted([*train, *val]) == list(range(10))
 (8, 2, True)
+>>> split = split_rows(["a", "b", "a", "c", "d", "a"], [0, 1, 0, 1, 0, 1], 2, seed=0)
+>>> sides = [0 if i in split.train else 1 for i in (0, 2, 5)]  # the three copies of "a"
+>>> split.duplicates, len(set(sides)), len(split.train) + len(split.val)
+(2, 1, 6)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,13 +61,19 @@ def check_split(train_file, val, val_fraction: float, what: str) -> None:
     check_readable_file(train_file, "training file")
     if val is not None:
         check_readable_file(val, "validation file")
-    if not 0 < val_fraction < 1:
-        raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+    check_val_fraction(val_fraction)
+
+
+def check_val_fraction(val_fraction: float | None) -> None:
+    """In [0, 1): 0 holds nothing out (no validation split)."""
+    if val_fraction is not None and not 0 <= val_fraction < 1:
+        raise CharseqError(f"--val-fraction must be in [0, 1) (0: no validation split), not {val_fraction}")
 
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(training indices, validation indices) of `n` examples: a seeded shuffle, the first
-    `fraction` of it (at least one) held out for validation."""
+    `fraction` of it (at least one) held out for validation. The split of runs made before
+    `split_rows` (kept so that they resume on the rows they were trained on)."""
     order = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(n * fraction)))
     return order[n_val:], order[:n_val]
@@ -70,3 +82,70 @@ def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray
 def pick(items: list, indices) -> list:
     """The items at `indices`, in that order."""
     return [items[i] for i in indices]
+
+
+@dataclass
+class Split:
+    train: np.ndarray  # row indices, ascending
+    val: np.ndarray
+    duplicates: int  # rows whose key repeats an earlier row's (kept on the same side as it)
+
+
+def split_rows(keys: list | None, labels, n_val: int, seed: int) -> Split:
+    """Hold out about `n_val` of the rows for validation, seeded, so that nothing leaks across:
+
+    - rows with the same key (a text as the model reads it) fall on the same side, so a
+      validation row never has its copy in training (`keys` None: every row is its own);
+    - with `labels` (class ids, None for unlabelled rows), the split is stratified: each class
+      gives its share of `n_val`, at least one row when it has two groups of rows or more, and
+      every label keeps a row in training, so validation never holds a label training lacks.
+    """
+    n = len(labels) if labels is not None else len(keys)
+    if n_val <= 0:
+        return Split(np.arange(n), np.zeros(0, np.int64), 0 if keys is None else len(keys) - len(set(keys)))
+    if keys is None:
+        group = np.arange(n)
+    else:
+        first: dict = {}
+        group = np.array([first.setdefault(k, len(first)) for k in keys], np.int64)
+    n_groups = int(group.max()) + 1 if n else 0
+    duplicates = n - n_groups
+    labels = np.zeros(n, np.int64) if labels is None else np.asarray(labels, np.int64)
+    members = [[] for _ in range(n_groups)]
+    for i, g in enumerate(group):
+        members[g].append(i)
+    # A group is stratified by its first row's label; any other labels it holds must stay in training too.
+    group_label = labels[[m[0] for m in members]] if n_groups else np.zeros(0, np.int64)
+    classes, class_rows = np.unique(labels, return_counts=True)
+    quota = n_val * class_rows / max(1, n)
+    take = np.floor(quota).astype(np.int64)  # largest remainders: the quotas add up to n_val
+    take[np.argsort(-(quota - take), kind="stable")[: max(0, n_val - int(take.sum()))]] += 1
+    train_rows = dict(zip(classes.tolist(), class_rows.tolist()))
+    order = np.random.default_rng(seed).permutation(n_groups)
+    val_groups = []
+    for c, want in zip(classes.tolist(), take.tolist()):
+        mine = [g for g in order if group_label[g] == c]
+        if len(mine) >= 2:
+            want = max(1, want)
+        taken = 0
+        for g in mine:
+            if taken >= want:
+                break
+            rows = labels[members[g]]
+            held = dict(zip(*np.unique(rows, return_counts=True)))
+            if any(train_rows[int(l)] - k < 1 for l, k in held.items()):
+                continue  # it would take the last training row of a label
+            for l, k in held.items():
+                train_rows[int(l)] -= int(k)
+            val_groups.append(g)
+            taken += len(members[g])
+    in_val = np.zeros(n, bool)
+    for g in val_groups:
+        in_val[members[g]] = True
+    return Split(np.flatnonzero(~in_val), np.flatnonzero(in_val), duplicates)
+
+
+def shared_texts(train_keys, val_keys) -> int:
+    """How many of the validation rows have a key that also occurs in training."""
+    seen = set(train_keys)
+    return sum(1 for k in val_keys if k in seen)

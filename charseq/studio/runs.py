@@ -23,7 +23,7 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, RunDir
+from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
 MAX_DEPTH = 4
@@ -153,6 +153,15 @@ def read_metrics(run: ServedRun) -> list[dict]:
     return records
 
 
+def read_test(path: Path) -> dict | None:
+    """A run's recorded test score (test.json), or None."""
+    try:
+        record = json.loads((path / TEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("split") == "test" else None
+
+
 def describe(run: ServedRun, show_paths: bool = False) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, status and progress.
 
@@ -183,6 +192,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     data = config.get("data") or {}
     source = data.get("path") or data.get("train") or (config.get("corpus") or {}).get("source")
     status = run_dir.status()
+    test = read_test(run.path)
     return {
         "name": run.name, "task": task, "kind": kind,
         "shape": f"{model.get('layers', '?')}x{model.get('units', '?')} {model.get('cell', '?')}",
@@ -194,6 +204,9 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         "status_message": message_without_paths(status["message"], [run.base], show_paths)
         if status["message"] else None,
         "best": None if best is None else {"metric": metric, "value": best[metric], "step": best.get("step")},
+        # The one score on the test split (an image classifier's test.json), never a validation figure.
+        "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
+                                           "step": test.get("step"), "examples": test.get("test_examples")},
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),

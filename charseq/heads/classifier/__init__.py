@@ -10,12 +10,15 @@
 from charseq.heads import Head, lazy
 from charseq.settings import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
 
+MAYBE_NUMBER = (*NUMBER, type(None))
+
 MONITOR = ("val_accuracy", "max")
 
 
 def summary(report: dict) -> str:
     """`charseq evaluate`'s lines for a classifier's report."""
-    return f"accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
+    split = "test " if "source" in report else ""  # images: the test split of the set (charseq.data.mnist)
+    return f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
         f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
         f"({c['examples']} examples)" for name, c in report["per_class"].items())
 
@@ -42,10 +45,11 @@ HEAD = Head(
     kind=kind,
     config_keys={"input": (TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
                  "init_from": (MAYBE_TEXT, False), "image_shape": ((list,), False)},
-    data_keys={"images": {"path": (MAYBE_TEXT, True), "source": (TEXT, False)},
+    data_keys={"images": {"path": (MAYBE_TEXT, True), "source": (TEXT, False), "val_fraction": (MAYBE_NUMBER, False),
+                          "val_images": ((int,), False)},
                "text": {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
                         "text_column": (MAYBE_TEXT, True), "label_column": (MAYBE_TEXT, True),
                         "skip_bad_rows": ((bool,), True), "encoding": (TEXT, True),
                         "max_vocab": (MAYBE_INT, False), "min_count": ((int,), False),
-                        "tokenizer": (TEXT, False), "vocab_size": (MAYBE_INT, False)}},
+                        "tokenizer": (TEXT, False), "vocab_size": (MAYBE_INT, False), "split": (TEXT, False)}},
 )

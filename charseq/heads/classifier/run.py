@@ -23,17 +23,18 @@ import tensorflow as tf
 from charseq.heads.classifier.model import READOUTS, SequenceClassifier
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
-from charseq.data.batching import check_split, hold_out, pick
+from charseq.data.batching import check_split, check_val_fraction, hold_out, pick, shared_texts, split_rows
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
-from charseq.runs import RunDir, discard_unpublished
+from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.sizing import size_image_classifier, size_text_classifier
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
+from charseq.files import write_json_atomic
+from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
 from charseq.vocab import CharVocab, SentencePieceVocab, check_piece_vocab_size, count_characters, load_vocab
 
 TASK = "classifier"
@@ -98,65 +99,145 @@ def _labels_index(labels: list[str]) -> list[str]:
     return sorted(distinct)
 
 
-def _encode_labels(labels: list[str], names: list[str], source) -> np.ndarray:
+SPLIT = "grouped"  # config.json data.split: held out by split_rows (stratified, copies of a text together)
+
+
+def _encode_labels(labels: list[str], names: list[str], source, training: str | None = None,
+                   split: float | None = None) -> np.ndarray:
+    """Class ids of `labels`; a label the model was not trained on is an error that says where it
+    came from (a validation file, or the automatic split with `split` its fraction) and what to do."""
     index = {n: i for i, n in enumerate(names)}
     unseen = sorted(set(labels) - set(index))
     if unseen:
-        raise CharseqError(f"{source} has labels the model never saw: {', '.join(unseen[:10])} "
-                           f"(its labels: {', '.join(names)})")
+        rows = sum(1 for l in labels if l not in index)
+        shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        if training is None:
+            raise CharseqError(f"{source} has labels the model never saw: {shown} ({rows} rows)")
+        if split is not None:
+            raise CharseqError(f"the validation split held out of {training} (--val-fraction {split:g}) took every row "
+                               f"of {len(unseen)} label(s): {shown} ({rows} rows), so training never sees them; "
+                               "give more rows of those labels, or a validation file with --val")
+        raise CharseqError(f"{source} has {len(unseen)} label(s) that {training} lacks: {shown} ({rows} rows); a "
+                           "classifier predicts only labels it was trained on: add rows of them to the training "
+                           "file, or remove them from the validation file")
     return np.array([index[l] for l in labels], np.int64)
 
 
-def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
-                resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
-                **settings) -> RunDir:
+def log_duplicates(log, duplicates: int, rows: int, source: str, kept_together: bool = False) -> None:
+    """Say how many rows repeat an earlier row's text (and that the split keeps the copies together)."""
+    if duplicates:
+        log(f"data: {duplicates:,} of the {rows:,} rows of {source} repeat an earlier row's text"
+            + ("; the copies of a text are kept on one side of the validation split" if kept_together else ""))
+
+
+# The validation split held out of the training images: 5,000 of MNIST's 60,000, and of a smaller set
+# the same share but at least MNIST_VAL_FLOOR images (an accuracy on a few hundred moves in steps of
+# a few tenths of a percent), never more than a fifth of the set.
+MNIST_VAL_SHARE = 5_000 / 60_000
+MNIST_VAL_FLOOR = 1_000
+
+
+def mnist_val_images(n: int, val_fraction: float | None = None) -> int:
+    """How many of `n` training images are held out for validation (`val_fraction` None: the default).
+
+    >>> mnist_val_images(60_000), mnist_val_images(3_000), mnist_val_images(60_000, 0.0)
+    (5000, 600, 0)
+    """
+    if val_fraction is not None:
+        return int(round(n * val_fraction))
+    return min(max(int(round(n * MNIST_VAL_SHARE)), MNIST_VAL_FLOOR), n // 5)
+
+
+def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, val_fraction: float | None = None,
+                force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
+                progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels).
+
+    Validation (every evaluation, early stopping, the best weights) uses images held out of the
+    training images, stratified by class and seeded by `seed`: `val_fraction` of them, by default
+    5,000 of 60,000 (see mnist_val_images); 0 holds none out, and the last weights are kept. The
+    test images are scored once, at the end, with the weights kept: the run's test.json.
 
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
     return train_on_worker(out, resume, settings, lambda mine: _train_mnist(
-        mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
+        mine, data, val_fraction=val_fraction, force=force, resume=resume, log=log, progress_bar=progress_bar,
+        **settings))
 
 
 @discard_unpublished
-def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
+def _train_mnist(out, data, *, val_fraction, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), path=("--data", resolved(data), None)))
+            config.get("data"), path=("--data", resolved(data), None),
+            val_fraction=("--val-fraction", val_fraction, None)))
         model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
+        val_fraction = config["data"].get("val_fraction")
     else:
+        check_val_fraction(val_fraction)
         model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
     for note in images.notes:
         log(f"data: {images.source}: {note}")
-    log(f"data: {images.source}: {len(images.y_train):,} training and {len(images.y_test):,} test images "
-        f"of {images.x_train.shape[1]}x{images.x_train.shape[2]}")
     names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
-    y_train = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
+    y_all = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
     y_test = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
     if len(names) < 2:
         raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
+    n_val = mnist_val_images(len(y_all), val_fraction)
+    if resume and "val_images" not in config["data"]:
+        log(f"note: {run.path} was made by a charseq that validated on the test images; from here on it "
+            f"validates on {n_val:,} images held out of the training images")
+    split = split_rows(None, y_all, n_val, train_cfg.seed)
+    x_train, y_train = images.x_train[split.train], y_all[split.train]
+    x_val, y_val = images.x_train[split.val], y_all[split.val]
+    log(f"data: {images.source}: {len(y_train):,} training and {len(y_val):,} validation images (held out of "
+        f"the {len(y_all):,} training images, stratified by class), {len(y_test):,} test images scored once at "
+        f"the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
     if not resume:
         sizing = size_image_classifier(len(y_train), settings)
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
+        if not len(y_val):
+            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not val_fraction else
+                                           f"--val-fraction {val_fraction:g} holds out no image")
         run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
-                          "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source}})
+                          "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source,
+                                   "val_fraction": val_fraction, "val_images": int(len(y_val))}})
+    else:
+        (run.path / TEST_FILE).unlink(missing_ok=True)  # it scored weights that training now goes past
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
         model = build_classifier(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
-    task = ImageTask(model, images.x_train, y_train, images.x_test, y_test, train_cfg.batch_size,
+    task = ImageTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift,
                      augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
                      augment_elastic=model_cfg.augment_elastic, label_smoothing=model_cfg.label_smoothing,
                      strategy=strategy)
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    score_test(run, model, images.x_test, y_test, images.source, log)
     return run
+
+
+def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
+    """Score the test images once, with the weights the run kept (chosen on validation, or the last
+    ones without it); say it in one line and record it in the run's test.json."""
+    meta = run.load_weights(model)
+    chosen = meta.get("metrics") or meta.get("progress") or {}
+    probs = predict_probabilities(model, x_test)
+    loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y_test)), y_test], 1e-12))))
+    record = {"split": "test", "test_accuracy": float(np.mean(probs.argmax(-1) == y_test)), "test_loss": loss,
+              "test_examples": int(len(y_test)), "step": chosen.get("step"),
+              "chosen_by": "val_accuracy" if "val_accuracy" in chosen else "last step", "source": source}
+    write_json_atomic(run.path / TEST_FILE, record)
+    log(f"test: accuracy {record['test_accuracy']:.4f} on {record['test_examples']:,} images "
+        f"(the weights of step {record['step']}, {'chosen on validation' if record['chosen_by'] != 'last step' else 'the last'})")
+    return record
 
 
 def _log_model(log, model, cfg: ClassifierConfig, task) -> None:
@@ -212,10 +293,32 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     if rows.skipped:
         log(f"skipped {rows.skipped} bad rows of {train_file}")
     texts, labels = rows.texts, rows.labels
+    if len(set(labels)) < 2:
+        raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
+    # What the model reads of a text (cut to --max-len characters): copies by this key stay on one side.
+    cut = model_cfg.max_len  # (of pieces a cut at as many characters is shorter: it groups more, never fewer)
+    keys = [t[:cut] if cut else t for t in texts]
+    split_kind = config["data"].get("split") if resume else SPLIT
+    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
     if val is not None:
         val_rows = read_labeled(val, text_column, label_column, skip_bad_rows, encoding)
         val_texts, val_labels = val_rows.texts, val_rows.labels
-    else:
+        log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
+        shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
+        if shared:
+            log(f"warning: {shared:,} of the {len(val_texts):,} rows of {val} ({shared / len(val_texts):.1%}) have a "
+                f"text that also occurs in {train_file}; the validation figures are flattered by them")
+    elif split_kind == SPLIT:
+        order = _labels_index(labels)
+        index = {n: i for i, n in enumerate(order)}
+        split = split_rows(keys, [index[l] for l in labels],
+                           max(1, int(round(len(texts) * val_fraction))) if val_fraction else 0, train_cfg.seed)
+        log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(val_fraction))
+        if val_fraction and not len(split.val):
+            no_split = "no label has two distinct texts, so none can be held out without its copy in training"
+        val_texts, val_labels = pick(texts, split.val), pick(labels, split.val)
+        texts, labels = pick(texts, split.train), pick(labels, split.train)
+    else:  # a run made before the split kept copies together: resumed on the rows it was trained on
         train_idx, val_idx = hold_out(len(texts), val_fraction, train_cfg.seed)
         val_texts, val_labels = pick(texts, val_idx), pick(labels, val_idx)
         texts, labels = pick(texts, train_idx), pick(labels, train_idx)
@@ -239,7 +342,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     else:
         vocab = CharVocab.build(count_characters(texts), max_vocab=max_vocab, min_count=min_count)
     y_train = _encode_labels(labels, names, train_file)
-    y_val = _encode_labels(val_labels, names, val or train_file)
+    y_val = _encode_labels(val_labels, names, val or train_file, training=str(train_file),
+                           split=None if val is not None else val_fraction)
     x_train = [vocab.encode(t) for t in texts]
     x_val = [vocab.encode(t) for t in val_texts]
 
@@ -247,6 +351,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
+        if not val_texts:
+            train_cfg = without_validation(train_cfg, settings, log, no_split)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
         check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "
@@ -263,6 +369,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
                                    "text_column": text_column, "label_column": label_column,
                                    "skip_bad_rows": skip_bad_rows, "encoding": encoding,
                                    "max_vocab": max_vocab, "min_count": min_count, "tokenizer": vocab.kind,
+                                   "split": SPLIT,
                                    "vocab_size": vocab_size if vocab.kind == "sentencepiece" else None}})
     log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")

@@ -28,6 +28,7 @@ class ClassifierTask:
         self.label_smoothing = label_smoothing
         self.x_train, self.y_train, self.x_val, self.y_val = x_train, np.asarray(y_train), x_val, np.asarray(y_val)
         self.steps_per_epoch = math.ceil(len(self.y_train) / batch_size)
+        self.validated = len(self.y_val) > 0  # no validation split: training figures only (charseq.train)
         self.tokens_per_step = int(batch_size * self.mean_length())
         self._epoch, self._batches, self._compiled = None, None, None
         self._correct, self._seen = 0.0, 0
@@ -92,10 +93,12 @@ class ClassifierTask:
         raise NotImplementedError
 
     def evaluate(self) -> dict:
-        probs = self.val_probabilities()
-        y = self.y_val
-        loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
-        metrics = {"val_loss": loss, "val_accuracy": float(np.mean(probs.argmax(-1) == y))}
+        metrics = {}
+        if self.validated:
+            probs = self.val_probabilities()
+            y = self.y_val
+            loss = float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12))))
+            metrics = {"val_loss": loss, "val_accuracy": float(np.mean(probs.argmax(-1) == y))}
         if self._seen:
             metrics["train_accuracy"] = float(self._correct) / self._seen
         self._correct, self._seen = 0.0, 0

@@ -19,7 +19,9 @@ def summary(report: dict) -> str:
     """`charseq evaluate`'s line for a language model's report."""
     return (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
             f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
-            + (f" ({report['unknown']} unknown)" if report["unknown"] else ""))
+            + (f" ({report['unknown']} unknown)" if report["unknown"] else "")
+            + (", one stream with full context" if report.get("full_context") else
+               ", read as parallel streams (--full-context: one stream)"))
 
 
 def evaluate(path, file, *, log=None, **options) -> dict:
@@ -31,7 +33,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 HEAD = Head(
     task="lm", title="a language model", monitor=MONITOR,
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
-    evaluate=evaluate, evaluate_options=("encoding", "errors"), summary=summary,
+    evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),
     load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),

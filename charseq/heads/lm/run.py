@@ -30,7 +30,7 @@ from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig, config_from_dict, flat,
                               split_settings)
 from charseq.sizing import size_lm
-from charseq.train import TrainConfig, reopen_run, resolved, train
+from charseq.train import TrainConfig, reopen_run, resolved, train, without_validation
 from charseq.vocab import check_piece_vocab_size, load_vocab
 
 TASK = "lm"
@@ -155,6 +155,9 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
         sizing = size_lm(info.train_tokens, vocab.size, settings)
         model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
+        if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
+            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not data_cfg.val_fraction
+                                           else f"{info.val_tokens} token held out of {info.tokens}")
         _check_windows(info, data_cfg)
         check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"--seq-len {data_cfg.seq_len:,}", "use a smaller --seq-len or --batch-size",
@@ -169,6 +172,8 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
             f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.shown}")
         log(sizing.summary)
 
+    if resume and train_cfg.patience is not None and Corpus(run.path / "data").info.val_tokens <= 1:
+        train_cfg = without_validation(train_cfg, {}, log, "none held out")  # a run of an older charseq validated on its training text
     strategy = make_strategy(train_cfg.strategy)
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
@@ -198,8 +203,13 @@ def load_lm(path: str | Path, precision: str | None = None):
     return model, vocab, config
 
 
-def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict") -> dict:
-    """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file."""
+def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict",
+                full_context: bool = False) -> dict:
+    """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file.
+
+    The file is scored as up to 32 parallel streams (each starts from a zero state, its first
+    character unscored), which is fast; `full_context` scores it as one stream carrying the state
+    through the whole file, every character but the first with all the text before it."""
     from charseq.files import read_text
 
     if file is None:
@@ -209,6 +219,8 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     if not text:
         raise CharseqError(f"{file} is empty")
     ids = vocab.encode(text)
-    report = evaluate_ids(model, ids)
+    report = evaluate_ids(model, ids, streams=1 if full_context else 32)
+    if full_context:
+        report["full_context"] = True
     report["unknown"] = int(np.sum(ids == vocab.unk_id))
     return report

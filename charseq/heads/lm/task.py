@@ -29,7 +29,9 @@ class LMTask:
         check_batch(strategy, batch_size)
         self.model, self.strategy = model, strategy
         self.sampler = WindowSampler(corpus.train, data.seq_len, batch_size, data.windows, seed)
-        self.val = corpus.val if corpus.info.val_tokens > 1 else corpus.train
+        # Too short a validation split (or --val-fraction 0) is no validation: training figures only.
+        self.val = corpus.val if corpus.info.val_tokens > 1 else None
+        self.validated = self.val is not None
         self.tokens_per_step = batch_size * data.seq_len
         self.steps_per_epoch = self.sampler.steps_per_epoch
         self.batch_size = batch_size
@@ -64,6 +66,8 @@ class LMTask:
         return loss
 
     def evaluate(self) -> dict:
+        if self.val is None:
+            return {}
         report = evaluate_ids(self.model, self.val)
         return {"val_loss": report["loss_nats"], "val_bits_per_char": report["bits_per_char"]}
 
@@ -90,7 +94,9 @@ class LMTask:
 
 def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256) -> dict:
     """Loss of `model` on a token array read as `streams` parallel streams, state carried
-    across chunks, so every token is scored with all of its stream's earlier context."""
+    across chunks, so every token is scored with all of its stream's earlier context. Each stream
+    starts from a zero state with its first token unscored: with `streams=1` the whole array is
+    one context (slower, and a little lower a loss on a short text)."""
     total, count, state = 0.0, 0.0, None
     for x, y, w in stream_batches(ids, streams, chunk):
         if state is None:

@@ -36,5 +36,6 @@ HEAD = Head(
     config_keys={"data": ((dict,), True)},
     data_keys={None: {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
                       "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
-                      "max_input_len": (MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (TEXT, True)}},
+                      "max_input_len": (MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (TEXT, True),
+                      "split": (TEXT, False)}},
 )

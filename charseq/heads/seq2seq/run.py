@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.batching import check_split, hold_out, pick
+from charseq.data.batching import check_split, hold_out, pick, shared_texts, split_rows
 from charseq.data.pairs import read_pairs
 from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
@@ -30,11 +30,12 @@ from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
 from charseq.sizing import size_seq2seq
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train
+from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
 from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
 TASK = "seq2seq"
 TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
+SPLIT = "grouped"  # config.json data.split: held out by split_rows (the pairs of one source together)
 
 
 @dataclass
@@ -133,12 +134,28 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
 
     pairs = read(train_file)
     sources, targets = pairs.sources, pairs.targets
+    copies = len(sources) - len(set(sources))
+    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
     if val is not None:
         v = read(val)
         val_sources, val_targets = v.sources, v.targets
-    else:
-        if len(sources) < 2:
-            raise CharseqError(f"{train_file} has {len(sources)} pair; give at least 2, or a --val file")
+        if copies:
+            log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
+        shared = shared_texts(sources, val_sources)
+        if shared:
+            log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {val} ({shared / len(val_sources):.1%}) have "
+                f"a source that also occurs in {train_file}; the validation figures are flattered by them")
+    elif not resume or config["data"].get("split") == SPLIT:
+        if val_fraction and len(set(sources)) < 2:
+            no_split = "every pair has the same source, so none can be held out without its copy in training"
+        split = split_rows(sources, None, max(1, int(round(len(sources) * val_fraction))) if val_fraction else 0,
+                           train_cfg.seed)
+        if copies:
+            log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source"
+                + ("; the pairs of one source are kept on one side of the validation split" if val_fraction else ""))
+        val_sources, val_targets = pick(sources, split.val), pick(targets, split.val)
+        sources, targets = pick(sources, split.train), pick(targets, split.train)
+    else:  # a run made before the split kept copies together: resumed on the pairs it was trained on
         train_idx, val_idx = hold_out(len(sources), val_fraction, train_cfg.seed)
         val_sources, val_targets = pick(sources, val_idx), pick(targets, val_idx)
         sources, targets = pick(sources, train_idx), pick(targets, train_idx)
@@ -153,6 +170,8 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
         sizing = size_seq2seq(len(sources), settings)
         model_cfg, train_cfg = _split_settings(sizing.settings)
         log(sizing.summary)
+        if not val_sources:
+            train_cfg = without_validation(train_cfg, settings, log, no_split)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
@@ -172,7 +191,8 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
                           "data": {"train": str(Path(train_file).resolve()),
                                    "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
                                    "shared_vocab": shared_vocab, "skip_bad_rows": skip_bad_rows,
-                                   "max_input_len": max_input_len, "skip_long": skip_long, "encoding": encoding}})
+                                   "max_input_len": max_input_len, "skip_long": skip_long, "encoding": encoding,
+                                   "split": SPLIT}})
     log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
         f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if shared_vocab else ''}")
 

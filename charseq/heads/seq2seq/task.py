@@ -29,6 +29,7 @@ class Seq2SeqTask:
         self.model, self.batch_size, self.seed, self.strategy = model, batch_size, seed, strategy
         self.x_train, self.y_train = train_pairs
         self.x_val, self.y_val = val_pairs
+        self.validated = len(self.x_val) > 0  # no validation split: training figures only (charseq.train)
         # Exact match needs decoding, which costs a step per character: a fixed sample of the
         # validation pairs keeps evaluation short on big sets (evaluate scores them all).
         pick = np.random.default_rng(seed).permutation(len(self.x_val))[:eval_examples]
@@ -99,6 +100,8 @@ class Seq2SeqTask:
         return total / max(count, 1.0)
 
     def evaluate(self) -> dict:
+        if not self.validated:
+            return {}
         hyps = decode_all(self.decoder, self.eval_sources, max_len=self.max_output_len)
         scores = score_outputs([h[0][0] if h else "" for h in hyps], self.eval_targets)
         return {"val_loss": self.val_loss(), "val_exact_match": scores["exact_match"],

@@ -134,7 +134,8 @@ export class RunsView {
     set("shape", run.shape || "");
     const data = run.data ? String(run.data).split("/").slice(-2).join("/") : "";
     set("data", data, run.data ? String(run.data) : "");
-    set("best", run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—");
+    set("best", (run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—")
+      + (run.test ? ` · test accuracy ${(+run.test.value).toFixed(4)} on ${run.test.examples}` : ""));
     set("steps", String(run.steps ?? 0));
     this.updateStatus(row.cells.status, run);
     row.tr.classList.toggle("unreadable", run.task === "unreadable");
