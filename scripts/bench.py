@@ -465,7 +465,7 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
             for fw in frameworks]
     for cell, units, precision, batch, warmup, steps in lm_runs:
         for fw in frameworks:
-            # The 64-row runs keep their old names, so figures stay comparable across READMEs.
+            # The 64-row runs keep their old names, so figures stay comparable with those already published.
             name = f"train {cell} 2x{units} {precision}" + (f" batch {batch}" if batch != 64 else "")
             jobs.append((f"{name}/{fw}", dict(lm, cell=cell, units=units, precision=precision, batch=batch,
                                               warmup=warmup, steps=steps, framework=fw)))

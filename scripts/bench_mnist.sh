@@ -4,7 +4,7 @@
 # Trains on all the training images with no validation split (--val-fraction 0) and reports the test
 # accuracy of the FINAL weights, scored once at the end (test.json): nothing is chosen on the test
 # set. Also the wall time. With no options it runs charseq's best configuration;
-# the tutorial configurations of the README table are (RUN=runs/NAME keeps each run apart):
+# the tutorial configurations on the benchmarks page (docs/benchmarks.md) are (RUN=runs/NAME keeps each run apart):
 #   scripts/bench_mnist.sh 10 --layers 3 --units 256 --dropout 0.5 --lr 1e-3 --batch-size 100 --lr-decay none
 #   scripts/bench_mnist.sh 10 --cell rnn --units 150 --batch-size 150 --lr 1e-3 --lr-decay none
 #   scripts/bench_mnist.sh 10 --units 100 --batch-size 50 --lr 1e-4 --lr-decay none

@@ -13,7 +13,7 @@ budget=()
 [ -n "${DEMO_MINUTES:-}" ] && budget=(--time-budget "$DEMO_MINUTES")
 echo "== charseq train-lm corpora/poems.txt --out $RUN --force ${budget[*]} $*"
 # The model, batch, evaluation cadence and stopping rule are the defaults sized to poems.txt (the
-# first line says which and why; see the README's "Defaults" table).
+# first line says which and why; see "Defaults and how they are sized" in docs/defaults.md).
 "$CHARSEQ" train-lm corpora/poems.txt --out "$RUN" --force "${budget[@]}" "$@"
 echo
 echo "== charseq generate --model $RUN --prompt 春风 --length 120 --temperature 0.8 --seed 1"

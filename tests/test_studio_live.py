@@ -1,7 +1,7 @@
 """`charseq serve` for real: a live server subprocess on loopback, a bounded load test, a client that
 disconnects, and Debian's Chromium (headless, driven by Playwright) using the page as a person would.
 
-Screenshots go to a temporary directory, or to CHARSEQ_STUDIO_SCREENSHOTS (the README's come from
+Screenshots go to a temporary directory, or to CHARSEQ_STUDIO_SCREENSHOTS (the docs' come from
 `CHARSEQ_STUDIO_SCREENSHOTS=docs scripts/test.sh tests/test_studio_live.py`)."""
 
 import json
