@@ -1,5 +1,6 @@
 """Measure the no-flags defaults (charseq.sizing): each case trains through the real CLI with no
-options at all, in a scratch directory, and reports minutes, where it stopped and the held-out result.
+options at all, in a scratch directory, and reports minutes, where it stopped and the best validation
+result (best_val_*: the evaluation that chose the weights kept, so a selected figure, not a held-out one).
 
     .venv/bin/python scripts/bench_defaults.py poems poems-20k sst2-3k dates-5k shakespeare-300k
     .venv/bin/python scripts/bench_defaults.py sst2-3k --readout mean sst2-3k --readout concat   # options per case
@@ -12,7 +13,7 @@ Cases (the data is cut here at run time, never committed; `charseq data get tiny
   shakespeare-1m    all of tiny-shakespeare (1.1M characters)
   sst2-3k           3,000 SST-2 training sentences of 6+ words (seeded sample), as a CSV
   dates-5k          `charseq make-pairs dates --n 5000`
-Language models report the held-out loss (the run's validation split, the corpus' last 10%) against
+Language models report the best validation loss (the run's validation split, the corpus' last 10%) against
 an add-one unigram model of the training split; classifiers and encoder-decoders their validation
 metric, and the classifier also its accuracy on SST-2 dev. One JSON line per case goes to stdout.
 """
