@@ -33,7 +33,7 @@ from typing import Callable
 from charseq.errors import CharseqError, Interrupted
 from charseq.files import lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
-from charseq.runs import CONFIG_FILE, RunDir, not_a_run
+from charseq.runs import CONFIG_FILE, RunDir, foreign_entry, not_a_run
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
@@ -113,7 +113,8 @@ def _not_the_grids(out: Path) -> str | None:
             continue  # charseq's own temporary files and run directories being built
         if entry.is_dir() and not entry.is_symlink() and (not any(entry.iterdir()) or not_a_run(entry) is None):
             continue
-        return name
+        inside = foreign_entry(entry) if entry.is_dir() and not entry.is_symlink() else None
+        return f"{name}/{inside}" if inside else name
     return None
 
 

@@ -32,6 +32,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -135,17 +136,74 @@ def check_config(config: dict, path: Path) -> None:
         _check_fields(config["data"], run_head.data_keys[kind], f"{path} data")
 
 
-def _temporary(name: str) -> bool:
-    """A file charseq is writing (write_bytes_atomic's `.NAME.XXXX.tmp`)."""
-    return name.startswith(".") and name.endswith(".tmp")
+# What charseq writes below the top level of a run: folder -> the names it writes there (a pattern).
+# Anything else anywhere in the tree (a user's notes in logs/, a data set in data/, a link) is the
+# user's: --force, checkpoint rotation and the sweep of half-written files never touch a run holding it.
+RUN_FOLDERS = {
+    "data": re.compile(r"ids\.bin|ids\.bin\.tmp|corpus\.json"),
+    HISTORY_DIR: re.compile(r"step-\d{8}\.npz"),
+    "logs": re.compile(r"events\.out\.tfevents\.[^/]+"),
+    "target": re.compile(r"vocab\.json|spm\.model|spm\.vocab"),
+}
+TOP_FILES = re.compile("|".join(re.escape(n) for n in sorted(RUN_ENTRIES - set(RUN_FOLDERS))))
+KEPT_CHECKPOINT = RUN_FOLDERS[HISTORY_DIR]
+# write_bytes_atomic's temporary `.NAME.XXXXXXXX.tmp` (mkstemp's 8 random characters), and the
+# checkpoint rotation's `.step-NNNNNNNN.npz.tmp`.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp|\.(?P<kept>step-\d{8}\.npz)\.tmp")
+
+
+def _temporary(name: str, own: re.Pattern = TOP_FILES) -> bool:
+    """A file charseq is writing in a folder whose own files match `own` (a `.NAME.XXXXXXXX.tmp`
+    whose NAME is one of them): a user's `.notes.tmp` is not one."""
+    m = _TEMPORARY.fullmatch(name)
+    return m is not None and own.fullmatch(m["name"] or m["kept"]) is not None
+
+
+# What a run being built may also hold for a moment: SentencePiece's UTF-8 copy of its input.
+BUILD_FILES = re.compile(r"text\.txt|corpus\.utf8\.txt")
+
+
+def foreign_entry(path: Path, building: bool = False) -> str | None:
+    """The first path (relative to the run directory `path`, in sorted order) that charseq does not
+    write for a run, anywhere in its tree; None if every file and folder is charseq's own. A
+    symbolic link below the top is never charseq's (it would point a deletion elsewhere)."""
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError:
+        return None  # the caller reports an unreadable directory
+    for entry in entries:
+        name = entry.name
+        if entry.is_symlink():
+            return name
+        if name in RUN_FOLDERS:
+            if not entry.is_dir():
+                return name
+            found = _foreign_in_folder(Path(entry.path), RUN_FOLDERS[name])
+            if found:
+                return f"{name}/{found}"
+        elif not ((TOP_FILES.fullmatch(name) or _temporary(name) or (building and BUILD_FILES.fullmatch(name)))
+                  and entry.is_file()):
+            return name + ("/" if entry.is_dir() else "")
+    return None
+
+
+def _foreign_in_folder(folder: Path, own: re.Pattern) -> str | None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        return f" (unreadable: {e.strerror})"
+    for entry in entries:
+        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name) or _temporary(entry.name, own)):
+            return entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
+    return None
 
 
 def not_a_run(path: Path) -> str | None:
     """Why the directory `path` is not a run charseq made (None if it is one).
 
     A run is recognised by what charseq writes: a config.json with its marker (or, for runs
-    written before the marker, the structure every charseq config has), and nothing at the top
-    level but the files and directories charseq itself makes.
+    written before the marker, the structure every charseq config has), and nothing anywhere in
+    its tree but the files and folders charseq itself makes (see RUN_FOLDERS).
     """
     try:
         names = sorted(os.listdir(path))
@@ -155,6 +213,9 @@ def not_a_run(path: Path) -> str | None:
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         return f"it holds {shown}, which charseq never writes"
+    foreign = foreign_entry(path)
+    if foreign:
+        return f"it holds {foreign}, which charseq never writes"
     config_path = path / CONFIG_FILE
     if not config_path.is_file() or config_path.is_symlink():
         return f"it has no {CONFIG_FILE}"
@@ -217,6 +278,8 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
         young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
         if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
             continue
+        if foreign_entry(entry, building=True):
+            continue  # a file someone put in it: not charseq's to delete
         shutil.rmtree(entry, ignore_errors=True)
         swept.append(entry.name)
     return swept
@@ -236,7 +299,7 @@ def discard_unpublished(train_fn):
             return train_fn(*args, **kwargs)
         finally:
             for run in _BUILDING[mark:]:
-                if not run.published:
+                if not run.published and not foreign_entry(run.path, building=True):
                     shutil.rmtree(run.path, ignore_errors=True)
                     unlock_directory(run._lock)
             del _BUILDING[mark:]
@@ -419,11 +482,11 @@ class RunDir:
         Only a process about to write this run may call it (training on --resume): a reader
         must not, since a temporary file may belong to a writer that is still running."""
         removed = []
-        for folder in (self.path, self.path / HISTORY_DIR):
-            if not folder.is_dir():
+        for folder, own in ((self.path, TOP_FILES), (self.path / HISTORY_DIR, KEPT_CHECKPOINT)):
+            if not folder.is_dir() or folder.is_symlink():
                 continue
             for entry in sorted(folder.iterdir()):
-                if _temporary(entry.name) and entry.is_file() and not entry.is_symlink():
+                if _temporary(entry.name, own) and entry.is_file() and not entry.is_symlink():
                     entry.unlink(missing_ok=True)
                     removed.append(str(entry.relative_to(self.path)))
         return removed
@@ -465,7 +528,10 @@ class RunDir:
     def kept_checkpoints(self) -> list[Path]:
         """The checkpoints kept by --keep, newest first."""
         history = self.path / HISTORY_DIR
-        return sorted(history.glob("step-*.npz"), reverse=True) if history.is_dir() else []
+        if not history.is_dir() or history.is_symlink():
+            return []
+        return sorted((p for p in history.iterdir() if KEPT_CHECKPOINT.fullmatch(p.name) and p.is_file()
+                       and not p.is_symlink()), reverse=True)
 
     def load_checkpoint(self, model, optimizer, log=None) -> tuple[dict, dict]:
         """Restore the latest checkpoint into `model` and `optimizer`: (progress, task state).

@@ -209,7 +209,7 @@ def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str |
             raise CharseqError(f"{source} is empty")
         vocab = CharVocab.build(counts, max_vocab=max_vocab, min_count=min_count)
     else:
-        sp_input = corpus
+        sp_input = Path(corpus) if corpus is not None else None
         if text is not None:
             sp_input = directory / "text.txt"
             sp_input.write_text(text, encoding="utf-8")
@@ -224,7 +224,7 @@ def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str |
         if sp_input.stat().st_size == 0:
             raise CharseqError(f"{source} is empty")
         vocab = SentencePieceVocab.train(sp_input, directory, vocab_size)
-        if sp_input != corpus:
+        if text is not None or sp_input != Path(corpus):
             sp_input.unlink()
     vocab.save(directory)
     info = encode_corpus(text_chunks(corpus, text, encoding, errors), vocab,
