@@ -67,6 +67,14 @@ class CharseqGroup(click.Group):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def parse_args(self, ctx, args):
+        # --debug is charseq's own option, but users add it where the error happened: after the
+        # command (`charseq train-lm ... --debug`). It is moved before it (not past a `--`).
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug", *(a for i, a in enumerate(args) if not (a == "--debug" and i < end))]
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta.setdefault(COMMANDS_RUN, []).append(command)  # for the options its errors may advise
@@ -865,7 +873,7 @@ SERVE = "charseq.studio.app:serve"
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @library_option("--host", owner=f"{SERVE}.host",
                 help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
-@library_option("--port", type=int, owner=f"{SERVE}.port", help="Port (0: any free port).")
+@library_option("--port", type=click.IntRange(0, 65535), owner=f"{SERVE}.port", help="Port (0: any free port).")
 @library_option("--max-generations", type=int, owner=f"{SERVE}.max_generations",
                 help="Generations running at once; more get HTTP 503.")
 @library_option("--max-models", type=int, owner=f"{SERVE}.max_models",

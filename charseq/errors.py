@@ -38,3 +38,12 @@ class Interrupted(CharseqError):
     """Training was stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
 
     exit_code = 130
+
+
+class ArgumentTypeError(CharseqError, TypeError):
+    """A Python argument of the wrong type (`units="16"`, a model where a run directory goes),
+    refused at the public function's boundary, naming the parameter, the type it takes and what it got."""
+
+
+class ArgumentValueError(CharseqError, ValueError):
+    """A number outside its range, NaN or infinite (`--lr nan`, `length_penalty=inf`), named with its range."""

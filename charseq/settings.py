@@ -193,14 +193,11 @@ class BackboneConfig:
         for name in ("layers", "units", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
-        if not 0 <= self.input_dropout < 1:
-            raise CharseqError(f"--input-dropout must be in [0, 1), not {self.input_dropout}")
-        if self.l2 < 0:
-            raise CharseqError("--l2 must be 0 or positive")
+        from charseq.limits import check_model_memory, check_number
+
+        for name in ("dropout", "input_dropout", "l2"):
+            check_number(name, getattr(self, name))
         if self.impl not in IMPLS:
             raise CharseqError(f"impl must be one of {', '.join(IMPLS)}, not {self.impl!r}")
-        from charseq.limits import check_model_memory
 
         check_model_memory(self)  # the backbone alone (heads add their vocabulary when they know it)

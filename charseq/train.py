@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
+from charseq.limits import check_number
 from charseq.runs import RunDir
 from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, check_seed, config_from_dict
 from charseq.sizing import STOP_SETTINGS  # the settings that say where to stop (one list, the sizing rule's)
@@ -82,23 +83,16 @@ class TrainConfig:
                 raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
         positive("batch_size", self.batch_size)
         positive("max_steps", self.max_steps, True)
-        positive("epochs", self.epochs, True)
-        positive("time_budget", self.time_budget, True)
-        positive("lr", self.lr)
         positive("decay_steps", self.decay_steps)
-        positive("decay_rate", self.decay_rate)
+        for name in ("epochs", "time_budget", "lr", "decay_rate", "clip_norm", "ema", "min_lr_ratio"):
+            if getattr(self, name) is not None or name not in ("epochs", "time_budget"):
+                check_number(name, getattr(self, name))
         positive("eval_every", self.eval_every, True)
         positive("patience", self.patience, True)
         if self.optimizer not in OPTIMIZERS:
             raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.lr_decay not in LR_DECAYS:
             raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
-        if self.clip_norm < 0:
-            raise CharseqError("--clip-norm must be 0 (off) or positive")
-        if not 0 <= self.ema < 1:
-            raise CharseqError(f"--ema must be in [0, 1) (0: off), not {self.ema}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise CharseqError("--min-lr-ratio must be in [0, 1]")
         positive("keep", self.keep)
         check_seed(self.seed)
         if self.on_nan not in ON_NAN:

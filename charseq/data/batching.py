@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from charseq.errors import CharseqError
+from charseq.limits import check_number
 from charseq.files import check_readable_file
 
 
@@ -55,8 +56,7 @@ def check_split(train_file, val, val_fraction: float, what: str) -> None:
     check_readable_file(train_file, "training file")
     if val is not None:
         check_readable_file(val, "validation file")
-    if not 0 < val_fraction < 1:
-        raise CharseqError(f"--val-fraction must be in (0, 1), not {val_fraction}")
+    check_number("val_fraction", val_fraction)
 
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
