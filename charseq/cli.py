@@ -869,11 +869,18 @@ def export_command(model_dir, out, force):
 SERVE = "charseq.studio.app:serve"
 
 
+def _port(value):
+    if value is not None and not 0 <= value <= 65535:
+        raise click.BadParameter(f"{value} is not a port number (0 to 65535; 0: any free port)")
+    return value
+
+
 @main.command("serve")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @library_option("--host", owner=f"{SERVE}.host",
                 help="Address to listen on. Anything but loopback exposes the studio (no login) to the network.")
-@library_option("--port", type=click.IntRange(0, 65535), owner=f"{SERVE}.port", help="Port (0: any free port).")
+@library_option("--port", type=int, owner=f"{SERVE}.port", callback=lambda ctx, param, value: _port(value),
+                help="Port (0: any free port).")
 @library_option("--max-generations", type=int, owner=f"{SERVE}.max_generations",
                 help="Generations running at once; more get HTTP 503.")
 @library_option("--max-models", type=int, owner=f"{SERVE}.max_models",

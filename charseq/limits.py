@@ -77,8 +77,10 @@ def check_number(name: str, value, shown: str | None = None) -> float:
     label = shown or bound.option
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{label} must be a number, not {type(value).__name__} {value!r}")
-    if not bound.holds(float(value)):
+    if not math.isfinite(float(value)):
         raise ArgumentValueError(f"{label} must be a finite number in {bound}, not {value}")
+    if not bound.holds(float(value)):
+        raise ArgumentValueError(f"{label} must be in {bound}, not {value}")
     return float(value)
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}

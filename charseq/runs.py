@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -42,9 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from charseq import __version__
-from charseq.errors import CharseqError
-from charseq.files import (current_umask, lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic,
-                           write_json_atomic)
+from charseq.errors import CharseqError, WriteError
+from charseq.files import (append_text, current_umask, lock_directory, unheld_siblings, unlock_directory,
+                           write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
 
@@ -147,16 +148,17 @@ RUN_FOLDERS = {
 }
 TOP_FILES = re.compile("|".join(re.escape(n) for n in sorted(RUN_ENTRIES - set(RUN_FOLDERS))))
 KEPT_CHECKPOINT = RUN_FOLDERS[HISTORY_DIR]
-# write_bytes_atomic's temporary `.NAME.XXXXXXXX.tmp` (mkstemp's 8 random characters), and the
+# write_bytes_atomic's temporary `.NAME.XXXXXXXX.tmp` (mkstemp's random characters), and the
 # checkpoint rotation's `.step-NNNNNNNN.npz.tmp`.
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp|\.(?P<kept>step-\d{8}\.npz)\.tmp")
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
+_ROTATING = re.compile(r"\.(?P<name>step-\d{8}\.npz)\.tmp")
 
 
 def _temporary(name: str, own: re.Pattern = TOP_FILES) -> bool:
-    """A file charseq is writing in a folder whose own files match `own` (a `.NAME.XXXXXXXX.tmp`
+    """A file charseq is writing in a folder whose own files match `own` (a `.NAME.XXXX.tmp`
     whose NAME is one of them): a user's `.notes.tmp` is not one."""
-    m = _TEMPORARY.fullmatch(name)
-    return m is not None and own.fullmatch(m["name"] or m["kept"]) is not None
+    return any(m is not None and own.fullmatch(m["name"]) is not None
+               for m in (_TEMPORARY.fullmatch(name), _ROTATING.fullmatch(name)))
 
 
 # What a run being built may also hold for a moment: SentencePiece's UTF-8 copy of its input.
@@ -285,6 +287,8 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
     return swept
 
 
+# The errors of a write that met a full disk, a quota, a read-only filesystem or a size limit.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
 
 
@@ -297,6 +301,19 @@ def discard_unpublished(train_fn):
         mark = len(_BUILDING)
         try:
             return train_fn(*args, **kwargs)
+        except OSError as e:
+            if not isinstance(e, WriteError) and e.errno not in WRITE_ERRNOS:
+                raise
+            if isinstance(e, WriteError) and e.remedies:  # it already says what was kept and what to do
+                raise
+            if not isinstance(e, WriteError):  # a directory made or a file written without charseq.files
+                e = WriteError(e.filename or "the run directory", e)
+            # A write before the loop took over (config, vocabulary, encoded data, resume's bookkeeping).
+            new = any(not run.published for run in _BUILDING[mark:])
+            kept = ("nothing of the new run was kept (an old run there is untouched)" if new
+                    else "the run is as it was before this command")
+            raise CharseqError(f"{e.message}; {kept}; free space (or make the directory writable) and "
+                               "run the command again") from None
         finally:
             for run in _BUILDING[mark:]:
                 if not run.published and not foreign_entry(run.path, building=True):
@@ -426,9 +443,7 @@ class RunDir:
 
     # -- metrics ----------------------------------------------------------------------------
     def append_metrics(self, record: dict) -> None:
-        with open(self.path / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_text(self.path / METRICS_FILE, json.dumps(record) + "\n")
 
     def metrics(self) -> list[dict]:
         path = self.path / METRICS_FILE
@@ -569,13 +584,20 @@ class RunDir:
         self._save_npz(BEST_FILE, _variable_arrays("w", model.weights),
                        {"metrics": metrics, "weights": [_name(v) for v in model.weights]})
 
-    def load_weights(self, model) -> dict:
-        """Load the best weights (or, if none were kept yet, the latest checkpoint's)."""
+    def load_weights(self, model, log=None) -> dict:
+        """Load the best weights, or, if none were written (a run stopped, or a disk filled, before its
+        first evaluation was saved), the latest checkpoint's, saying so through `log` (default: a
+        warning line on stderr): a model is never used as if trained without a word."""
         for name in (BEST_FILE, CHECKPOINT_FILE):
             try:
                 arrays, meta = self._load_npz(name)
             except FileNotFoundError:
                 continue
             _assign(model.weights, arrays, "w", meta["weights"], self.path / name)
+            if name == CHECKPOINT_FILE:
+                step = (meta.get("progress") or {}).get("step", "?")
+                warn = log or (lambda line: print(line, file=sys.stderr))
+                warn(f"warning: {self.path} has no {BEST_FILE} (no evaluation of it was saved); using the "
+                     f"weights of its latest checkpoint (step {step}) instead")
             return meta
         raise CharseqError(f"{self.path} has no trained weights yet ({BEST_FILE} or {CHECKPOINT_FILE})")
