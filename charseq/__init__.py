@@ -38,8 +38,15 @@ def __getattr__(name):
     # only when a model is touched.
     if name in _API:
         import importlib
+        import inspect
 
-        return getattr(importlib.import_module(_API[name]), name)
+        obj = getattr(importlib.import_module(_API[name]), name)
+        if inspect.isfunction(obj):  # the public boundary: arguments checked, wrong types named (charseq.typed)
+            from charseq.typed import checked
+
+            obj = checked(obj)
+        globals()[name] = obj
+        return obj
     raise AttributeError(f"module 'charseq' has no attribute {name!r}")
 
 

@@ -63,6 +63,13 @@ def split_settings(settings: dict, *groups) -> tuple:
     unknown = set(settings) - set().union(*names)
     if unknown:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+    kinds = {k: v for g in groups for k, v in setting_types(g).items()}
+    for name, value in settings.items():
+        if not _accepts(kinds[name], value):  # units="16": named here, not as a TypeError deep inside
+            from charseq.errors import ArgumentTypeError
+
+            raise ArgumentTypeError(f"{name} must be {getattr(kinds[name], '__name__', str(kinds[name]))}, "
+                                    f"not the {type(value).__name__} {value!r}")
     configs = tuple(from_flat(g, {k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
     for config in configs:
         config.validate()

@@ -281,6 +281,8 @@ def serve(directories, host: str = "127.0.0.1", port: int = 8000, max_generation
 
     import uvicorn
 
+    if not 0 <= port <= 65535:  # the socket would raise OverflowError
+        raise CharseqError(f"--port must be between 0 and 65535 (0: any free port), not {port}")
     app = create_app(directories, max_generations, max_models)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
