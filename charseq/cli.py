@@ -530,6 +530,9 @@ def classify_command(model_dir, texts, input_file, as_json):
     texts, lines = _inputs(texts, input_file)
     if not texts:
         raise CharseqError("nothing to classify: give texts or --input FILE")
+    blank = [i for i, (t, line) in enumerate(zip(texts, lines)) if line is None and not t.strip()]
+    if blank:  # an empty TEXT argument (a blank line of --input gets a blank output line instead)
+        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank[0] + 1})")
     given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
     results = dict(zip(given, classify(model_dir, [texts[i] for i in given]) if given else []))
     for i, (text, line) in enumerate(zip(texts, lines)):
