@@ -41,8 +41,8 @@ def __getattr__(name):
         import inspect
 
         obj = getattr(importlib.import_module(_API[name]), name)
-        if inspect.isfunction(obj):  # the public boundary: arguments checked, wrong types named (charseq.typed)
-            from charseq.typed import checked
+        if inspect.isfunction(obj):  # the public boundary: arguments checked, wrong types named (charseq.settings.checked)
+            from charseq.settings import checked
 
             obj = checked(obj)
         globals()[name] = obj

@@ -8,7 +8,6 @@ Sampling is stateless and keyed by (seed, position), so a seed always gives the 
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable
 
