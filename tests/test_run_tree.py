@@ -144,3 +144,17 @@ def test_no_user_file_anywhere_in_a_run_tree_is_ever_lost(finished):
             shutil.rmtree(root, ignore_errors=True)
 
     check()
+
+
+@pytest.mark.parametrize("user_file", ["variables/my-notes.txt", "assets.extra/README", "assets/vocab-mine.txt"])
+def test_export_force_refuses_a_saved_model_with_a_user_file_inside(tmp_path, finished, user_file):
+    from charseq.export import export_saved_model
+
+    out = tmp_path / "export"
+    export_saved_model(finished["train-lm"], out)
+    (out / user_file).parent.mkdir(exist_ok=True)
+    (out / user_file).write_text("mine")
+    before = snapshot(out)
+    r = run_cli_in_process("export", "--model", finished["train-lm"], "--out", out, "--force")
+    assert_clean_error(r, "not a SavedModel", user_file, "refusing")
+    assert snapshot(out) == before
