@@ -31,6 +31,7 @@ class Bound:
     high: float = math.inf
     low_open: bool = False
     high_open: bool = False
+    unit: str = ""  # said after the range: "[0, 4] pixels"
 
     def holds(self, value: float) -> bool:
         return (math.isfinite(value) and (value > self.low if self.low_open else value >= self.low)
@@ -38,11 +39,11 @@ class Bound:
 
     def __str__(self) -> str:
         high = "inf)" if math.isinf(self.high) else f"{self.high:g}{')' if self.high_open else ']'}"
-        return f"{'(' if self.low_open else '['}{self.low:g}, {high}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {high}" + (f" {self.unit}" if self.unit else "")
 
 
-def _bound(option: str, low: float, high: float = math.inf, interval: str = "[]") -> Bound:
-    return Bound(option, low, high, interval[0] == "(", interval[1] == ")")
+def _bound(option: str, low: float, high: float = math.inf, interval: str = "[]", unit: str = "") -> Bound:
+    return Bound(option, low, high, interval[0] == "(", interval[1] == ")", unit)
 
 
 # Every float option of every surface (command line, Python API, studio, export), by setting name.
@@ -61,9 +62,9 @@ OPTION_BOUNDS = {b.option[2:].replace("-", "_") if key is None else key: b for k
     ("corpus_val_fraction", _bound("--val-fraction", 0, 1, "[)")),  # a language model may hold out none
     (None, _bound("--label-smoothing", 0, 1, "[)")),
     (None, _bound("--char-noise", 0, 0.5, "[)")),
-    (None, _bound("--augment-rotate", 0, 180)),
+    (None, _bound("--augment-rotate", 0, 180, unit="degrees")),
     (None, _bound("--augment-scale", 0, 1, "[)")),
-    (None, _bound("--augment-elastic", 0, 4)),
+    (None, _bound("--augment-elastic", 0, 4, unit="pixels")),
     (None, _bound("--temperature", 0.01, 100)),
     (None, _bound("--top-p", 0, 1, "(]")),
     (None, _bound("--length-penalty", 0, 10)),
