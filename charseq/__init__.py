@@ -39,8 +39,15 @@ def __getattr__(name):
     # only when a model is touched.
     if name in _API:
         import importlib
+        import inspect
 
-        return getattr(importlib.import_module(_API[name]), name)
+        obj = getattr(importlib.import_module(_API[name]), name)
+        if inspect.isfunction(obj):  # the public boundary: arguments checked, wrong types named (charseq.settings.checked)
+            from charseq.settings import checked
+
+            obj = checked(obj)
+        globals()[name] = obj
+        return obj
     raise AttributeError(f"module 'charseq' has no attribute {name!r}")
 
 

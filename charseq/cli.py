@@ -67,6 +67,14 @@ class CharseqGroup(click.Group):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
+    def parse_args(self, ctx, args):
+        # --debug is charseq's own option, but users add it where the error happened: after the
+        # command (`charseq train-lm ... --debug`). It is moved before it (not past a `--`).
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug", *(a for i, a in enumerate(args) if not (a == "--debug" and i < end))]
+        return super().parse_args(ctx, args)
+
     def resolve_command(self, ctx, args):
         name, command, rest = super().resolve_command(ctx, args)
         ctx.meta.setdefault(COMMANDS_RUN, []).append(command)  # for the options its errors may advise
@@ -531,6 +539,9 @@ def classify_command(model_dir, texts, input_file, as_json):
     texts, lines = _inputs(texts, input_file)
     if not texts:
         raise CharseqError("nothing to classify: give texts or --input FILE")
+    blank = [i for i, (t, line) in enumerate(zip(texts, lines)) if line is None and not t.strip()]
+    if blank:  # an empty TEXT argument (a blank line of --input gets a blank output line instead)
+        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank[0] + 1})")
     given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
     results = dict(zip(given, classify(model_dir, [texts[i] for i in given]) if given else []))
     for i, (text, line) in enumerate(zip(texts, lines)):
@@ -877,12 +888,19 @@ def export_command(model_dir, out, force):
 SERVE = "charseq.studio.app:serve"
 
 
+def _port(value):
+    if value is not None and not 0 <= value <= 65535:
+        raise click.BadParameter(f"{value} is not a port number (0 to 65535; 0: any free port)")
+    return value
+
+
 @main.command("serve")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
 @library_option("--host", owner=f"{SERVE}.host",
                 help="Address to listen on. Anything but loopback exposes the studio to the network, "
                      "behind a token.")
-@library_option("--port", type=int, owner=f"{SERVE}.port", help="Port (0: any free port).")
+@library_option("--port", type=int, owner=f"{SERVE}.port", callback=lambda ctx, param, value: _port(value),
+                help="Port (0: any free port).")
 @library_option("--max-generations", type=int, owner=f"{SERVE}.max_generations",
                 help="Generations running at once; more get HTTP 503.")
 @library_option("--max-models", type=int, owner=f"{SERVE}.max_models",

@@ -38,3 +38,24 @@ class Interrupted(CharseqError):
     """Training was stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
 
     exit_code = 130
+
+
+class WriteError(CharseqError, OSError):
+    """A file that could not be written (a full disk, a read-only directory, a quota), named with the
+    system's reason; it is an OSError too, with the original errno."""
+
+    def __init__(self, path, error: OSError, *remedies: str):
+        CharseqError.__init__(self, f"cannot write {path} ({error.strerror or error})", *remedies)
+        self.errno, self.strerror, self.filename = error.errno, error.strerror, str(path)
+
+    def __reduce__(self):  # picklable like the CharseqError it is
+        return (Exception.__new__, (type(self),), self.__dict__)
+
+
+class ArgumentTypeError(CharseqError, TypeError):
+    """A Python argument of the wrong type (`units="16"`, a model where a run directory goes),
+    refused at the public function's boundary, naming the parameter, the type it takes and what it got."""
+
+
+class ArgumentValueError(CharseqError, ValueError):
+    """A number outside its range, NaN or infinite (`--lr nan`, `length_penalty=inf`), named with its range."""

@@ -20,6 +20,7 @@ character vocabularies export: SentencePiece's tokenizer is not an op of plain T
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,6 +40,24 @@ METADATA = "assets.extra/charseq.json"  # TF Serving's place for files that are 
 SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "assets.extra", "fingerprint.pb"}
 
 
+# What TensorFlow and charseq write inside a SavedModel's folders: --force replaces nothing that holds more.
+SAVED_MODEL_FOLDERS = {"variables": re.compile(r"variables\.(index|data-\d+-of-\d+)"), "assets": re.compile(r"(?!)"),
+                       "assets.extra": re.compile(re.escape(METADATA.split("/")[-1]))}
+
+
+def _foreign_inside(out: Path) -> list[str]:
+    """Paths inside the SavedModel's folders that neither TensorFlow nor charseq writes (a user's file)."""
+    found = []
+    for folder, own in SAVED_MODEL_FOLDERS.items():
+        path = out / folder
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            found.append(folder)
+        elif path.is_dir():
+            found += [f"{folder}/{p.name}" for p in sorted(path.iterdir())
+                      if p.is_symlink() or not p.is_file() or not own.fullmatch(p.name)]
+    return found
+
+
 def _check_out(out: Path, force: bool) -> Path:
     """Where the export goes (a link to a directory is followed), or a one-line error."""
     if not out.name:
@@ -53,6 +72,7 @@ def _check_out(out: Path, force: bool) -> Path:
         if not force:
             raise CharseqError(f"{out} already exists; use --force to replace it")
         others = sorted(p.name for p in out.iterdir() if p.name not in SAVED_MODEL_ENTRIES)
+        others += [p for p in _foreign_inside(out) if p not in others]
         if not (out / "saved_model.pb").exists() or others:
             held = f" (it holds {', '.join(others[:5])})" if others else ""
             raise CharseqError(f"{out} is not a SavedModel; refusing to replace it{held}")

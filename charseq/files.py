@@ -14,7 +14,7 @@ try:
 except ImportError:  # Windows has no flock: directories are then never locked (see lock_directory)
     fcntl = None
 
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, WriteError
 
 CHUNK_CHARS = 1 << 22  # 4M characters: large corpora are read, counted and encoded in pieces
 
@@ -39,12 +39,32 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            sync_file(f)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise e if isinstance(e, WriteError) else WriteError(shown, e) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sync_file(f) -> None:
+    """Flush `f` and make its bytes durable (fsync): every file charseq writes ends here, so a full
+    disk or a failing device is reported at the write that met it, not later."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def append_text(path: str | Path, text: str) -> None:
+    """Append `text` to `path` and sync it. A failure (disk full) is a WriteError naming the file; a
+    line cut short by it is dropped by the reader (see RunDir.metrics)."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+            sync_file(f)
+    except OSError as e:
+        raise WriteError(path, e) from None
 
 
 def current_umask() -> int:

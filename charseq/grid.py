@@ -21,6 +21,7 @@ checkpoint, else deletes it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -30,10 +31,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from charseq.errors import CharseqError, Interrupted
+from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
-from charseq.runs import CONFIG_FILE, RunDir, not_a_run
+from charseq.runs import CONFIG_FILE, RunDir, foreign_entry, not_a_run
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
@@ -113,7 +114,8 @@ def _not_the_grids(out: Path) -> str | None:
             continue  # charseq's own temporary files and run directories being built
         if entry.is_dir() and not entry.is_symlink() and (not any(entry.iterdir()) or not_a_run(entry) is None):
             continue
-        return name
+        inside = foreign_entry(entry) if entry.is_dir() and not entry.is_symlink() else None
+        return f"{name}/{inside}" if inside else name
     return None
 
 
@@ -188,6 +190,16 @@ def _open_grid(out: Path, spec: dict, force: bool) -> _MovedAside | None:
         _settle(out, aside, keep_new=False)
         raise
     return aside
+
+
+@contextlib.contextmanager
+def _writing():
+    """A grid file that cannot be written (disk full): say that the runs are intact and the grid goes on."""
+    try:
+        yield
+    except WriteError as e:
+        raise CharseqError(f"{e.message}; every run trained so far is intact; free space and run the same "
+                           "grid command again to continue") from None
 
 
 def _settle(out: Path, aside: _MovedAside | None, keep_new: bool) -> None:
@@ -285,7 +297,8 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
 
     def report() -> list[dict]:
         rows = rank([result(out / run_name(c), c) for c in combos])
-        write_results(out, spec["command"], rows)
+        with _writing():
+            write_results(out, spec["command"], rows)
         return rows
 
     for i, combo in enumerate(combos, 1):
@@ -317,7 +330,8 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
             raise
         _settle(out, aside, keep_new=True)  # this run has a checkpoint (it finished or failed while training)
         aside = None
-        write_json_atomic(path / RESULT_FILE, outcome)
+        with _writing():
+            write_json_atomic(path / RESULT_FILE, outcome)
         import keras
 
         keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid

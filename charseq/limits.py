@@ -1,5 +1,11 @@
-"""Sizes checked against what the machine can hold, before anything is built or written.
+"""The bounds of every numeric option, and sizes checked against what the machine can hold.
 
+:data:`OPTION_BOUNDS` is the one table of the float options' ranges: the library checks against it
+(so the command line and the Python API refuse the same values), the studio bounds its request
+fields with it and the exported SavedModel asserts it, so the four cannot drift. NaN and ±inf are
+outside every range.
+
+Sizes: 
 TensorFlow reports a model or a batch too big for memory as a ResourceExhaustedError (or the
 kernel kills the process) after minutes of work; charseq estimates the memory up front and says
 which option to change, in one line. The estimates are deliberately rough (a factor of two either
@@ -8,9 +14,74 @@ way changes nothing): they exist to catch `--units 100000000`, not to tune a mod
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
+from dataclasses import dataclass
 
-from charseq.errors import CharseqError
+from charseq.errors import ArgumentTypeError, ArgumentValueError, CharseqError
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A closed or half-open interval a number must fall in; `option` is how the command line names it."""
+
+    option: str
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    unit: str = ""  # said after the range: "[0, 4] pixels"
+
+    def holds(self, value: float) -> bool:
+        return (math.isfinite(value) and (value > self.low if self.low_open else value >= self.low)
+                and (value < self.high if self.high_open else value <= self.high))
+
+    def __str__(self) -> str:
+        high = "inf)" if math.isinf(self.high) else f"{self.high:g}{')' if self.high_open else ']'}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {high}" + (f" {self.unit}" if self.unit else "")
+
+
+def _bound(option: str, low: float, high: float = math.inf, interval: str = "[]", unit: str = "") -> Bound:
+    return Bound(option, low, high, interval[0] == "(", interval[1] == ")", unit)
+
+
+# Every float option of every surface (command line, Python API, studio, export), by setting name.
+OPTION_BOUNDS = {b.option[2:].replace("-", "_") if key is None else key: b for key, b in [
+    (None, _bound("--lr", 0, interval="()")),
+    (None, _bound("--epochs", 0, interval="()")),
+    (None, _bound("--time-budget", 0, interval="()")),
+    (None, _bound("--decay-rate", 0, interval="()")),
+    (None, _bound("--min-lr-ratio", 0, 1)),
+    (None, _bound("--clip-norm", 0)),
+    (None, _bound("--ema", 0, 1, "[)")),
+    (None, _bound("--dropout", 0, 1, "[)")),
+    (None, _bound("--input-dropout", 0, 1, "[)")),
+    (None, _bound("--l2", 0)),
+    (None, _bound("--val-fraction", 0, 1, "[)")),  # 0: no validation split
+    (None, _bound("--label-smoothing", 0, 1, "[)")),
+    (None, _bound("--char-noise", 0, 0.5, "[)")),
+    (None, _bound("--augment-rotate", 0, 180, unit="degrees")),
+    (None, _bound("--augment-scale", 0, 1, "[)")),
+    (None, _bound("--augment-elastic", 0, 4, unit="pixels")),
+    (None, _bound("--temperature", 0.01, 100)),
+    (None, _bound("--top-p", 0, 1, "(]")),
+    (None, _bound("--length-penalty", 0, 10)),
+]}
+
+
+def check_number(name: str, value, shown: str | None = None) -> float:
+    """`value` as a float if it is a real number inside OPTION_BOUNDS[name], else an error naming
+    the option (or `shown`, a parameter's Python name), its range and the value given."""
+    bound = OPTION_BOUNDS[name]
+    label = shown or bound.option
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError(f"{label} must be a number, not {type(value).__name__} {value!r}")
+    if not math.isfinite(float(value)):
+        raise ArgumentValueError(f"{label} must be a finite number in {bound}, not {value}")
+    if not bound.holds(float(value)):
+        raise ArgumentValueError(f"{label} must be in {bound}, not {value}")
+    return float(value)
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # float32 weights, their gradients and Adam's two moments: 4 copies of every parameter.

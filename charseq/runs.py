@@ -37,7 +37,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 import time
 import zipfile
@@ -46,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from charseq import __version__
-from charseq.errors import CharseqError
-from charseq.files import (current_umask, directory_locked, lock_directory, unheld_siblings, unlock_directory,
+from charseq.errors import CharseqError, WriteError
+from charseq.files import (append_text, current_umask, directory_locked, lock_directory, unheld_siblings, unlock_directory,
                            write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
@@ -173,17 +175,75 @@ def check_config(config: dict, path: Path) -> None:
         _check_fields(config["data"], run_head.data_keys[kind], f"{path} data")
 
 
-def _temporary(name: str) -> bool:
-    """A file charseq is writing (write_bytes_atomic's `.NAME.XXXX.tmp`)."""
-    return name.startswith(".") and name.endswith(".tmp")
+# What charseq writes below the top level of a run: folder -> the names it writes there (a pattern).
+# Anything else anywhere in the tree (a user's notes in logs/, a data set in data/, a link) is the
+# user's: --force, checkpoint rotation and the sweep of half-written files never touch a run holding it.
+RUN_FOLDERS = {
+    "data": re.compile(r"ids\.bin|ids\.bin\.tmp|corpus\.json"),
+    HISTORY_DIR: re.compile(r"step-\d{8}\.npz"),
+    "logs": re.compile(r"events\.out\.tfevents\.[^/]+"),
+    "target": re.compile(r"vocab\.json|spm\.model|spm\.vocab"),
+}
+TOP_FILES = re.compile("|".join(re.escape(n) for n in sorted(RUN_ENTRIES - set(RUN_FOLDERS))))
+KEPT_CHECKPOINT = RUN_FOLDERS[HISTORY_DIR]
+# write_bytes_atomic's temporary `.NAME.XXXXXXXX.tmp` (mkstemp's random characters), and the
+# checkpoint rotation's `.step-NNNNNNNN.npz.tmp`.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
+_ROTATING = re.compile(r"\.(?P<name>step-\d{8}\.npz)\.tmp")
+
+
+def _temporary(name: str, own: re.Pattern = TOP_FILES) -> bool:
+    """A file charseq is writing in a folder whose own files match `own` (a `.NAME.XXXX.tmp`
+    whose NAME is one of them): a user's `.notes.tmp` is not one."""
+    return any(m is not None and own.fullmatch(m["name"]) is not None
+               for m in (_TEMPORARY.fullmatch(name), _ROTATING.fullmatch(name)))
+
+
+# What a run being built may also hold for a moment: SentencePiece's UTF-8 copy of its input.
+BUILD_FILES = re.compile(r"text\.txt|corpus\.utf8\.txt")
+
+
+def foreign_entry(path: Path, building: bool = False) -> str | None:
+    """The first path (relative to the run directory `path`, in sorted order) that charseq does not
+    write for a run, anywhere in its tree; None if every file and folder is charseq's own. A
+    symbolic link below the top is never charseq's (it would point a deletion elsewhere)."""
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError:
+        return None  # the caller reports an unreadable directory
+    for entry in entries:
+        name = entry.name
+        if entry.is_symlink():
+            return name
+        if name in RUN_FOLDERS:
+            if not entry.is_dir():
+                return name
+            found = _foreign_in_folder(Path(entry.path), RUN_FOLDERS[name])
+            if found:
+                return f"{name}/{found}"
+        elif not ((TOP_FILES.fullmatch(name) or _temporary(name) or (building and BUILD_FILES.fullmatch(name)))
+                  and entry.is_file()):
+            return name + ("/" if entry.is_dir() else "")
+    return None
+
+
+def _foreign_in_folder(folder: Path, own: re.Pattern) -> str | None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+        return f" (unreadable: {e.strerror})"
+    for entry in entries:
+        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name) or _temporary(entry.name, own)):
+            return entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
+    return None
 
 
 def not_a_run(path: Path) -> str | None:
     """Why the directory `path` is not a run charseq made (None if it is one).
 
     A run is recognised by what charseq writes: a config.json with its marker (or, for runs
-    written before the marker, the structure every charseq config has), and nothing at the top
-    level but the files and directories charseq itself makes.
+    written before the marker, the structure every charseq config has), and nothing anywhere in
+    its tree but the files and folders charseq itself makes (see RUN_FOLDERS).
     """
     try:
         names = sorted(os.listdir(path))
@@ -193,6 +253,9 @@ def not_a_run(path: Path) -> str | None:
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         return f"it holds {shown}, which charseq never writes"
+    foreign = foreign_entry(path)
+    if foreign:
+        return f"it holds {foreign}, which charseq never writes"
     config_path = path / CONFIG_FILE
     if not config_path.is_file() or config_path.is_symlink():
         return f"it has no {CONFIG_FILE}"
@@ -255,11 +318,15 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
         young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
         if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
             continue
+        if foreign_entry(entry, building=True):
+            continue  # a file someone put in it: not charseq's to delete
         shutil.rmtree(entry, ignore_errors=True)
         swept.append(entry.name)
     return swept
 
 
+# The errors of a write that met a full disk, a quota, a read-only filesystem or a size limit.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
 
 
@@ -272,9 +339,22 @@ def discard_unpublished(train_fn):
         mark = len(_BUILDING)
         try:
             return train_fn(*args, **kwargs)
+        except OSError as e:
+            if not isinstance(e, WriteError) and e.errno not in WRITE_ERRNOS:
+                raise
+            if isinstance(e, WriteError) and e.remedies:  # it already says what was kept and what to do
+                raise
+            if not isinstance(e, WriteError):  # a directory made or a file written without charseq.files
+                e = WriteError(e.filename or "the run directory", e)
+            # A write before the loop took over (config, vocabulary, encoded data, resume's bookkeeping).
+            new = any(not run.published for run in _BUILDING[mark:])
+            kept = ("nothing of the new run was kept (an old run there is untouched)" if new
+                    else "the run is as it was before this command")
+            raise CharseqError(f"{e.message}; {kept}; free space (or make the directory writable) and "
+                               "run the command again") from None
         finally:
             for run in _BUILDING[mark:]:
-                if not run.published:
+                if not run.published and not foreign_entry(run.path, building=True):
                     shutil.rmtree(run.path, ignore_errors=True)
                     unlock_directory(run._lock)
             del _BUILDING[mark:]
@@ -417,9 +497,7 @@ class RunDir:
 
     # -- metrics ----------------------------------------------------------------------------
     def append_metrics(self, record: dict) -> None:
-        with open(self.path / METRICS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        append_text(self.path / METRICS_FILE, json.dumps(record) + "\n")
 
     def metrics(self) -> list[dict]:
         path = self.path / METRICS_FILE
@@ -516,11 +594,11 @@ class RunDir:
         Only a process about to write this run may call it (training on --resume): a reader
         must not, since a temporary file may belong to a writer that is still running."""
         removed = []
-        for folder in (self.path, self.path / HISTORY_DIR):
-            if not folder.is_dir():
+        for folder, own in ((self.path, TOP_FILES), (self.path / HISTORY_DIR, KEPT_CHECKPOINT)):
+            if not folder.is_dir() or folder.is_symlink():
                 continue
             for entry in sorted(folder.iterdir()):
-                if _temporary(entry.name) and entry.is_file() and not entry.is_symlink():
+                if _temporary(entry.name, own) and entry.is_file() and not entry.is_symlink():
                     entry.unlink(missing_ok=True)
                     removed.append(str(entry.relative_to(self.path)))
         return removed
@@ -562,7 +640,10 @@ class RunDir:
     def kept_checkpoints(self) -> list[Path]:
         """The checkpoints kept by --keep, newest first."""
         history = self.path / HISTORY_DIR
-        return sorted(history.glob("step-*.npz"), reverse=True) if history.is_dir() else []
+        if not history.is_dir() or history.is_symlink():
+            return []
+        return sorted((p for p in history.iterdir() if KEPT_CHECKPOINT.fullmatch(p.name) and p.is_file()
+                       and not p.is_symlink()), reverse=True)
 
     def load_checkpoint(self, model, optimizer, log=None) -> tuple[dict, dict]:
         """Restore the latest checkpoint into `model` and `optimizer`: (progress, task state).
@@ -600,13 +681,20 @@ class RunDir:
         self._save_npz(BEST_FILE, _variable_arrays("w", model.weights),
                        {"metrics": metrics, "weights": [_name(v) for v in model.weights]})
 
-    def load_weights(self, model) -> dict:
-        """Load the best weights (or, if none were kept yet, the latest checkpoint's)."""
+    def load_weights(self, model, log=None) -> dict:
+        """Load the best weights, or, if none were written (a run stopped, or a disk filled, before its
+        first evaluation was saved), the latest checkpoint's, saying so through `log` (default: a
+        warning line on stderr): a model is never used as if trained without a word."""
         for name in (BEST_FILE, CHECKPOINT_FILE):
             try:
                 arrays, meta = self._load_npz(name)
             except FileNotFoundError:
                 continue
             _assign(model.weights, arrays, "w", meta["weights"], self.path / name)
+            if name == CHECKPOINT_FILE:
+                step = (meta.get("progress") or {}).get("step", "?")
+                warn = log or (lambda line: print(line, file=sys.stderr))
+                warn(f"warning: {self.path} has no {BEST_FILE} (no evaluation of it was saved); using the "
+                     f"weights of its latest checkpoint (step {step}) instead")
             return meta
         raise CharseqError(f"{self.path} has no trained weights yet ({BEST_FILE} or {CHECKPOINT_FILE})")

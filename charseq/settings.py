@@ -25,13 +25,19 @@ charseq.errors.CharseqError: unknown settings: unit
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import functools
+import importlib
+import inspect
 import json
+import numbers
+import os
 import types
 import typing
 from dataclasses import dataclass, fields
 
-from charseq.errors import CharseqError
+from charseq.errors import ArgumentTypeError, CharseqError
 
 # The choice lists, one owner each (the library checks against them, the CLI offers them).
 CELLS = ("rnn", "lstm", "gru")
@@ -63,6 +69,11 @@ def split_settings(settings: dict, *groups) -> tuple:
     unknown = set(settings) - set().union(*names)
     if unknown:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+    kinds = {k: v for g in groups for k, v in setting_types(g).items()}
+    for name, value in settings.items():
+        if not _accepts(kinds[name], value):  # units="16": named here, not as a TypeError deep inside
+            raise ArgumentTypeError(f"{name} must be {getattr(kinds[name], '__name__', str(kinds[name]))}, "
+                                    f"not the {type(value).__name__} {value!r}")
     configs = tuple(from_flat(g, {k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
     for config in configs:
         config.validate()
@@ -193,14 +204,167 @@ class BackboneConfig:
         for name in ("layers", "units", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 <= self.dropout < 1:
-            raise CharseqError(f"--dropout must be in [0, 1), not {self.dropout}")
-        if not 0 <= self.input_dropout < 1:
-            raise CharseqError(f"--input-dropout must be in [0, 1), not {self.input_dropout}")
-        if self.l2 < 0:
-            raise CharseqError("--l2 must be 0 or positive")
+        from charseq.limits import check_model_memory, check_number
+
+        for name in ("dropout", "input_dropout", "l2"):
+            check_number(name, getattr(self, name))
         if self.impl not in IMPLS:
             raise CharseqError(f"impl must be one of {', '.join(IMPLS)}, not {self.impl!r}")
-        from charseq.limits import check_model_memory
 
         check_model_memory(self)  # the backbone alone (heads add their vocabulary when they know it)
+
+
+# ----------------------------------------------------------------------------- the Python API's boundary
+# The Python API's boundary: every public function (charseq.X) checks its arguments' types before it
+# does anything. A wrong type is an ArgumentTypeError (a TypeError and a CharseqError) naming the
+# parameter, the type it takes and what it got. The types are the functions' own annotations; a
+# function's **options are checked against the parameters of the function they go to (OPTIONS_OF).
+# One rule for texts: where a list of texts goes (classify's texts, translate's sources), a single str
+# is refused, with the fix in the message (["1+2"]), never read as a list of its characters.
+
+# Parameters without a usable annotation: the type they take, as "module:Class" (imported when checked).
+UNANNOTATED = {
+    ("generate", "model"): "charseq.heads.lm.model:LanguageModel",
+    ("generate", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
+}
+# A function's **options: the function whose parameters they are.
+OPTIONS_OF = {"generate": "charseq.heads.lm.sampling:Generator.__call__",
+              "translate": "charseq.heads.seq2seq.run:Translator.__call__"}
+# What the user passes as "any path": a string or an os.PathLike.
+_PATH_TYPES = (str, os.PathLike)
+
+
+def resolve(spec: str):
+    kinds = []
+    for one in spec.split("|"):
+        module, _, name = one.partition(":")
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        kinds.append(obj)
+    return kinds
+
+
+def _type_name(kind) -> str:
+    if kind is type(None):
+        return "None"
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    if origin is not None:
+        args = typing.get_args(kind)
+        base = {list: "a list", tuple: "a tuple", dict: "a dict", collections.abc.Callable: "a callable"}.get(
+            origin, getattr(origin, "__name__", str(origin)))
+        return f"{base} of {_type_name(args[0])}" if origin is list and args else base
+    if isinstance(kind, list):
+        return " or ".join(_type_name(k) for k in kind)
+    return getattr(kind, "__name__", str(kind))
+
+
+def _accepts_argument(kind, value) -> bool:
+    """Whether `value` is of the annotated type `kind` (the subset of typing charseq's API uses)."""
+    if kind is typing.Any or kind is inspect.Parameter.empty:
+        return True
+    if isinstance(kind, list):  # from UNANNOTATED
+        return isinstance(value, tuple(kind))
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts_argument(k, value) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if kind is os.PathLike or getattr(kind, "__name__", "") == "Path":
+        return isinstance(value, _PATH_TYPES)
+    if origin in (list, collections.abc.Sequence):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            return False
+        args = typing.get_args(kind)
+        return not args or all(_accepts_argument(args[0], v) for v in value)
+    if origin is tuple:
+        return isinstance(value, (tuple, list))
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is collections.abc.Callable or kind is collections.abc.Callable:
+        return callable(value)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
+    return True  # an annotation this checker does not know: the function checks it
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return f"the {type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def check_argument(name: str, kind, value) -> None:
+    if _accepts_argument(kind, value):
+        return
+    hint = ""
+    if isinstance(value, str) and typing.get_origin(kind) in (list, collections.abc.Sequence) or (
+            isinstance(value, str) and any(typing.get_origin(k) is list for k in typing.get_args(kind))):
+        hint = f" (one text goes in a list: [{value[:40]!r}])"
+    raise ArgumentTypeError(f"{name} must be {_type_name(kind)}, not {_shown(value)}{hint}")
+
+
+def type_hints(fn) -> dict:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve here: check none rather than guess
+        return {}
+
+
+def checked(fn):
+    """`fn` with its arguments checked against its annotations before it runs.
+
+    >>> def f(path: str, texts: list[str], n: int = 1): return len(texts) * n
+    >>> checked(f)("run", ["a", "b"], n=2)
+    4
+    >>> checked(f)("run", "ab")
+    Traceback (most recent call last):
+    ...
+    charseq.errors.ArgumentTypeError: texts must be a list of str, not the str 'ab' (one text goes in a list: ['ab'])
+    """
+    signature = inspect.signature(fn)
+    public = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as e:  # a missing or unexpected argument: said as the function's own
+            raise ArgumentTypeError(f"{public}(): {e}") from None
+        hints = type_hints(fn)
+        for name, value in bound.arguments.items():
+            parameter = signature.parameters[name]
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                _check_options(public, value)
+            elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            elif (public, name) in UNANNOTATED:
+                check_argument(name, resolve(UNANNOTATED[(public, name)]), value)
+            elif name in hints:
+                check_argument(name, hints[name], value)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def _check_options(public: str, options: dict) -> None:
+    """**options of a function that passes them on: checked against the parameters they go to. Settings
+    of the train functions go to the config dataclasses, which check them (charseq.settings)."""
+    if public not in OPTIONS_OF:
+        return
+    (target,) = resolve(OPTIONS_OF[public])
+    parameters, hints = inspect.signature(target).parameters, type_hints(target)
+    for name, value in options.items():
+        if name not in parameters or name == "self":
+            raise ArgumentTypeError(f"{public}() got an unexpected option {name!r} (options: "
+                                    f"{', '.join(p for p in parameters if p not in ('self', 'prompt', 'sources'))})")
+        if name in hints:
+            check_argument(name, hints[name], value)

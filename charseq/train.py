@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
+from charseq.limits import check_number
 from charseq.runs import RunDir
 from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, check_seed, config_from_dict
 from charseq.sizing import STOP_SETTINGS  # the settings that say where to stop (one list, the sizing rule's)
@@ -84,23 +85,16 @@ class TrainConfig:
                 raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
         positive("batch_size", self.batch_size)
         positive("max_steps", self.max_steps, True)
-        positive("epochs", self.epochs, True)
-        positive("time_budget", self.time_budget, True)
-        positive("lr", self.lr)
         positive("decay_steps", self.decay_steps)
-        positive("decay_rate", self.decay_rate)
+        for name in ("epochs", "time_budget", "lr", "decay_rate", "clip_norm", "ema", "min_lr_ratio"):
+            if getattr(self, name) is not None or name not in ("epochs", "time_budget"):
+                check_number(name, getattr(self, name))
         positive("eval_every", self.eval_every, True)
         positive("patience", self.patience, True)
         if self.optimizer not in OPTIMIZERS:
             raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.lr_decay not in LR_DECAYS:
             raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
-        if self.clip_norm < 0:
-            raise CharseqError("--clip-norm must be 0 (off) or positive")
-        if not 0 <= self.ema < 1:
-            raise CharseqError(f"--ema must be in [0, 1) (0: off), not {self.ema}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise CharseqError("--min-lr-ratio must be in [0, 1]")
         positive("keep", self.keep)
         check_seed(self.seed)
         if self.on_nan not in ON_NAN:
@@ -367,8 +361,10 @@ class TrainingLoop:
             self.log(f"removed {len(removed)} half-written file(s) an interrupted write left: {', '.join(removed)}")
         self.saved, extra = self.run_dir.load_checkpoint(self.model, self.optimizer, log=self.log)
         self.task.restore(extra)
-        _move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
-        self.run_dir.truncate_metrics(self.saved["step"])
+        with self.writing("config.json"):
+            _move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
+        with self.writing("metrics.jsonl"):
+            self.run_dir.truncate_metrics(self.saved["step"])
         self.last = self.run_dir.metrics()[-1] if self.run_dir.metrics() else {}
         self.step = self.saved["step"]
         self.losses = list(self.saved.get("window_losses", []))
@@ -379,14 +375,27 @@ class TrainingLoop:
     def checkpoint(self) -> None:
         saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(),
                  "window_losses": [float(x) for x in self.losses]}
-        try:
+        with self.writing("a checkpoint"):
             self.run_dir.save_checkpoint(self.model, self.optimizer, saved, self.task.state(), keep=self.cfg.keep)
-        except OSError as e:  # disk full, directory made read-only, file too large: the old one is intact
-            kept = (f"the last good checkpoint (step {self.saved['step']}) is intact" if self.run_dir.has_checkpoint()
-                    else "no checkpoint was written")
-            raise CharseqError(f"cannot write a checkpoint in {self.run_dir.shown} ({e.strerror or e}); {kept}; "
-                               "free space and continue with --resume") from None
         self.saved.update(saved)
+
+    @contextlib.contextmanager
+    def writing(self, what: str):
+        """Turn a failed write of `what` (disk full, directory made read-only, file too large, a
+        TensorBoard log that cannot grow) into the one line that says what failed, what is intact
+        and what to do. Every file is written atomically, so the one being written is the old one."""
+        try:
+            yield
+        except (OSError, tf.errors.OpError) as e:
+            reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            if not self.run_dir.published:
+                kept = "nothing of the new run was kept (an old run there is untouched); free space and train again"
+            elif self.run_dir.has_checkpoint():
+                kept = (f"the last good checkpoint (step {self.saved['step']}) is intact; free space and "
+                        "continue with --resume")
+            else:
+                kept = "no checkpoint was written; free space and train again"
+            raise CharseqError(f"cannot write {what} in {self.run_dir.shown} ({reason}); {kept}") from None
 
     def check_finite(self, value: float) -> None:
         if math.isfinite(value):
@@ -426,13 +435,16 @@ class TrainingLoop:
             else:
                 improved = best is None or (value < best if self.mode == "min" else value > best)
             if improved:
-                self.run_dir.save_best(self.model, record)
+                with self.writing("the best weights (best.npz)"):
+                    self.run_dir.save_best(self.model, record)
             # A sample of the weights evaluated, at most every SAMPLE_EVERY_S: on small data evaluations come
             # every few seconds.
             sample = self.sample_fn() if self.sample_fn is not None and (
                 self.last_sample is None or time.perf_counter() - self.last_sample >= SAMPLE_EVERY_S) else None
-        self.run_dir.append_metrics(record)
-        self._summarize(record)
+        with self.writing("metrics.jsonl"):
+            self.run_dir.append_metrics(record)
+        with self.writing("the TensorBoard log (logs/)"):
+            self._summarize(record)
         if improved:
             self.saved["best"] = value
         best_loss, loss = self.saved.get("best_loss"), metrics.get("val_loss")

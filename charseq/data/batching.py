@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charseq.errors import CharseqError
+from charseq.limits import check_number
 from charseq.files import check_readable_file
 
 
@@ -66,8 +67,8 @@ def check_split(train_file, val, val_fraction: float, what: str) -> None:
 
 def check_val_fraction(val_fraction: float | None) -> None:
     """In [0, 1): 0 holds nothing out (no validation split)."""
-    if val_fraction is not None and not 0 <= val_fraction < 1:
-        raise CharseqError(f"--val-fraction must be in [0, 1) (0: no validation split), not {val_fraction}")
+    if val_fraction is not None:
+        check_number("val_fraction", val_fraction)
 
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charseq.errors import CharseqError
-from charseq.files import read_text_chunks, write_json_atomic
+from charseq.errors import CharseqError, WriteError
+from charseq.files import read_text_chunks, sync_file, write_json_atomic
 from charseq.vocab import CharVocab, SentencePieceVocab, Vocab, count_characters
 
 IDS_FILE = "ids.bin"
@@ -50,12 +50,17 @@ def encode_corpus(chunks, vocab: Vocab, directory: str | Path, val_fraction: flo
     dtype = np.uint16 if vocab.size <= np.iinfo(np.uint16).max + 1 else np.uint32
     tmp = directory / (IDS_FILE + ".tmp")
     tokens = 0
-    with open(tmp, "wb") as f:
-        for chunk in chunks:
-            ids = vocab.encode(chunk).astype(dtype)
-            f.write(ids.tobytes())
-            tokens += ids.size
-    tmp.replace(directory / IDS_FILE)
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                ids = vocab.encode(chunk).astype(dtype)
+                f.write(ids.tobytes())
+                tokens += ids.size
+            sync_file(f)
+        tmp.replace(directory / IDS_FILE)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(directory / IDS_FILE, e) from None
     val_tokens = int(round(tokens * val_fraction))
     info = CorpusInfo(source=source, tokens=tokens, val_start=tokens - val_tokens,
                       dtype=np.dtype(dtype).name)
@@ -209,7 +214,7 @@ def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str |
             raise CharseqError(f"{source} is empty")
         vocab = CharVocab.build(counts, max_vocab=max_vocab, min_count=min_count)
     else:
-        sp_input = corpus
+        sp_input = Path(corpus) if corpus is not None else None
         if text is not None:
             sp_input = directory / "text.txt"
             sp_input.write_text(text, encoding="utf-8")
@@ -224,7 +229,7 @@ def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str |
         if sp_input.stat().st_size == 0:
             raise CharseqError(f"{source} is empty")
         vocab = SentencePieceVocab.train(sp_input, directory, vocab_size)
-        if sp_input != corpus:
+        if text is not None or sp_input != Path(corpus):
             sp_input.unlink()
     vocab.save(directory)
     info = encode_corpus(text_chunks(corpus, text, encoding, errors), vocab,

@@ -26,8 +26,13 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
     names = (wanted,) if wanted else defaults
     for name in names:
         if name.lower() in lowered:
-            return lowered.index(name.lower())
-    looked = f"--{what}-column {wanted}" if wanted else f"a {what} column ({', '.join(defaults)})"
+            found = [i for i, h in enumerate(lowered) if h == name.lower()]
+            if len(found) > 1:  # which one would be read is not for charseq to guess
+                raise CharseqError(f"{path} has {len(found)} columns named {header[found[0]].strip()!r} (columns "
+                                   f"{' and '.join(str(i + 1) for i in found)}); rename all but one in its header")
+            return found[0]
+    looked = (f"--{what}-column {wanted}" if wanted
+              else f"{what} column ({' or '.join(defaults)})")
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
                        f"--{what}-column to name one")
 

@@ -483,6 +483,8 @@ def serve(directories, host: str = "127.0.0.1", port: int = 8000, max_generation
     URL printed carries it. `allow_hosts` adds Host header names to accept (see allowed_hosts)."""
     import uvicorn
 
+    if not 0 <= port <= 65535:  # the socket would raise OverflowError
+        raise CharseqError(f"--port must be between 0 and 65535 (0: any free port), not {port}")
     if token is None and not is_loopback(host):
         token = secrets.token_urlsafe(24)
     hosts = allowed_hosts(host, allow_hosts or ())

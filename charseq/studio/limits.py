@@ -1,16 +1,20 @@
 """Parsing and bounding request bodies: every field checked for type and range, every limit named.
 
 A request that breaks a rule raises :class:`BadRequest`, which the app answers with a 4xx JSON
-error (``{"error": "..."}``) saying which field and which limit.
+error (``{"error": "..."}``) saying which field and which limit. A number field's range is the
+option's in charseq.limits.OPTION_BOUNDS (the command line's); NaN and Infinity, which Python's
+JSON reader would accept, are refused in every field, also inside a list (an image's pixels).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 
 from charseq.errors import OPTION, CharseqError
+from charseq.limits import OPTION_BOUNDS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_PROMPT_CHARS = 10_000
@@ -37,6 +41,7 @@ class Field:
     low: float | None = None
     high: float | None = None
     required: bool = False
+    bound: str | None = None  # a float field's range: that setting's in OPTION_BOUNDS
 
 
 def parse_json(body: bytes) -> dict:
@@ -49,6 +54,15 @@ def parse_json(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
+
+
+def _finite(value) -> bool:
+    """No NaN or ±Infinity anywhere in `value` (Python's JSON reader takes them, and 1e999 as infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(map(_finite, value))
+    return True
 
 
 def fields(data: dict, spec: dict[str, Field]) -> dict:
@@ -72,6 +86,11 @@ def fields(data: dict, spec: dict[str, Field]) -> dict:
             value = float(value)
         if not isinstance(value, kinds):
             raise BadRequest(f"{name} must be {_kind_name(kinds)}, not {type(value).__name__}")
+        if not _finite(value):
+            raise BadRequest(f"{name} must be a finite number, not {value}" if isinstance(value, float)
+                             else f"{name} must hold finite numbers only, not NaN or Infinity")
+        if f.bound is not None and not OPTION_BOUNDS[f.bound].holds(value):
+            raise BadRequest(f"{name} must be a finite number in {OPTION_BOUNDS[f.bound]}, not {value}")
         size = len(value) if isinstance(value, (str, list)) else value
         if isinstance(size, (int, float)) and not isinstance(value, bool):
             what = "longer than" if isinstance(value, (str, list)) else "more than"
@@ -118,9 +137,9 @@ GENERATE = {
     "run": RUN,
     "prompt": Field(str, "", high=MAX_PROMPT_CHARS),
     "length": Field(int, 200, low=1, high=MAX_LENGTH),
-    "temperature": Field(float, 1.0, high=100),
+    "temperature": Field(float, 1.0),  # its range is checked by the library, which names the greedy remedy
     "top_k": Field(int, 0, low=0, high=100_000),
-    "top_p": Field(float, 1.0),
+    "top_p": Field(float, 1.0, bound="top_p"),
     "seed": Field(int, None, low=-2**31, high=2**31 - 1),
     "greedy": Field(bool, False),
     "beam": Field(int, 1, low=1, high=MAX_BEAM),
@@ -142,6 +161,6 @@ TRANSLATE = {
     "source": Field(str, required=True, low=1, high=MAX_SOURCE_CHARS),
     "beam": Field(int, 1, low=1, high=MAX_BEAM),
     "n_best": Field(int, 1, low=1, high=MAX_BEAM),
-    "length_penalty": Field(float, 1.0, low=0, high=10),
+    "length_penalty": Field(float, 1.0, bound="length_penalty"),
     "choose": Field(int, 0, low=0, high=MAX_BEAM - 1),
 }

@@ -28,7 +28,7 @@ from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.limits import check_model_memory, check_sequence_memory
+from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
@@ -62,16 +62,8 @@ class ClassifierConfig:
             raise CharseqError("--max-len must be at least 1")
         if self.augment_shift < 0:
             raise CharseqError("--augment-shift must be 0 or more")
-        if not 0 <= self.augment_rotate <= 180:
-            raise CharseqError(f"--augment-rotate must be in [0, 180] degrees, not {self.augment_rotate}")
-        if not 0 <= self.augment_scale < 1:
-            raise CharseqError(f"--augment-scale must be in [0, 1), not {self.augment_scale}")
-        if not 0 <= self.augment_elastic <= 4:
-            raise CharseqError(f"--augment-elastic must be in [0, 4] pixels, not {self.augment_elastic}")
-        if not 0 <= self.char_noise < 0.5:
-            raise CharseqError(f"--char-noise must be in [0, 0.5), not {self.char_noise}")
-        if not 0 <= self.label_smoothing < 1:
-            raise CharseqError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing}")
+        for name in ("augment_rotate", "augment_scale", "augment_elastic", "char_noise", "label_smoothing"):
+            check_number(name, getattr(self, name))
 
 
 def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:

@@ -105,10 +105,14 @@ class ClassifierTask:
         return metrics
 
     def state(self) -> dict:
-        return {}
+        # The training accuracy since the last evaluation: a run stopped between evaluations and
+        # resumed reports the same train_accuracy as one that never stopped.
+        return {"train_correct": np.float64(float(self._correct)), "train_seen": np.int64(self._seen)}
 
     def restore(self, arrays: dict) -> None:
-        pass
+        # A checkpoint written before these were kept: the count starts again from the resumed step.
+        self._correct = float(arrays.get("train_correct", 0.0))
+        self._seen = int(arrays.get("train_seen", 0))
 
 
 class TextTask(ClassifierTask):

@@ -15,8 +15,8 @@ class LanguageModelExport(tf.Module):
 
     Temperature 0 takes the most likely character each step, as `--greedy` does; otherwise it must
     be in [0.01, 100] (as `charseq generate --temperature`). `length` is 0 to 1,000,000. An empty
-    prompt starts from the start of a line, as `charseq generate` does. Inputs out of range fail
-    with an InvalidArgumentError that names them.
+    prompt starts from the start of a line, as `charseq generate` does. Inputs out of range, or more
+    than one value (two prompts), fail with an InvalidArgumentError that names them.
     """
 
     def __init__(self, model, vocab):
@@ -26,11 +26,16 @@ class LanguageModelExport(tf.Module):
         self._generator = Generator(model, vocab)
         self._start_ids = tf.constant(self._generator.prompt_ids(""), tf.int32)
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="prompt"),
-                                  tf.TensorSpec([], tf.int32, name="length"),
-                                  tf.TensorSpec([], tf.float32, name="temperature"),
-                                  tf.TensorSpec([], tf.int32, name="seed")])
+    # Each input is one value. The specs leave the shape open so that the check below runs on what is
+    # given: a signature called with two prompts would otherwise run on the first and say nothing.
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="prompt"),
+                                  tf.TensorSpec(None, tf.int32, name="length"),
+                                  tf.TensorSpec(None, tf.float32, name="temperature"),
+                                  tf.TensorSpec(None, tf.int32, name="seed")])
     def generate(self, prompt, length, temperature, seed):
+        prompt, length, temperature, seed = (
+            _one(prompt, "prompt", "one string; call generate once per prompt"), _one(length, "length", "one integer"),
+            _one(temperature, "temperature", "one number"), _one(seed, "seed", "one integer"))
         # Out of range is an InvalidArgumentError naming the input, never a silent greedy decode or
         # an unbounded loop.
         checks = [
@@ -54,6 +59,14 @@ class LanguageModelExport(tf.Module):
 
     def signatures(self) -> dict:
         return {"generate": self.generate}
+
+
+def _one(value, name: str, what: str):
+    """`value` as a scalar, or an InvalidArgumentError saying that `name` must be `what`."""
+    check = tf.debugging.Assert(tf.equal(tf.rank(value), 0), [f"generate: {name} must be {what}, not a tensor of "
+                                                              "shape", tf.shape(value)])
+    with tf.control_dependencies([check]):
+        return tf.reshape(value, [])
 
 
 def build_export(model_dir) -> tuple[tf.Module, dict]:

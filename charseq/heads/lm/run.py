@@ -24,7 +24,7 @@ from charseq.errors import CharseqError
 from charseq.files import check_encoding, check_readable_file
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
-from charseq.limits import check_model_memory, check_sequence_memory
+from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig, config_from_dict, flat,
@@ -69,8 +69,7 @@ class DataConfig:
             raise CharseqError(f"--seq-len must be at least 1, not {self.seq_len}")
         if self.windows not in WINDOWS:
             raise CharseqError("--windows must be contiguous or random")
-        if not 0 <= self.val_fraction < 1:
-            raise CharseqError(f"--val-fraction must be in [0, 1), not {self.val_fraction}")
+        check_number("val_fraction", self.val_fraction)
         if self.tokenizer not in TOKENIZERS:
             raise CharseqError("--tokenizer must be char or sentencepiece")
         if self.tokenizer == "sentencepiece":

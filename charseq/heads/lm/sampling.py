@@ -8,7 +8,6 @@ Sampling is stateless and keyed by (seed, position), so a seed always gives the 
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Callable
 
@@ -16,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
+from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
 from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
@@ -23,7 +23,7 @@ from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
 MAX_SAMPLES = 10_000
 MAX_TOKENS = 100_000_000  # num_samples x length, held in memory at the end
-MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+MIN_TEMPERATURE, MAX_TEMPERATURE = OPTION_BOUNDS["temperature"].low, OPTION_BOUNDS["temperature"].high
 
 
 def filter_logits(logits, temperature, top_k=None, top_p=None):
@@ -118,13 +118,14 @@ class Generator:
         prompt's ids (a prompt with unknown characters is refused here too)."""
         if not 0 <= length <= MAX_LENGTH:
             raise CharseqError(f"--length must be between 0 and {MAX_LENGTH:,}, not {length}")
-        if not greedy and not (math.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
-            raise CharseqError(f"--temperature must be between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}, not "
-                               f"{temperature}", "--greedy for the most likely character")
+        if not greedy and not (isinstance(temperature, (int, float)) and OPTION_BOUNDS["temperature"].holds(temperature)):
+            try:
+                check_number("temperature", temperature)
+            except CharseqError as e:
+                raise type(e)(e.message, "--greedy for the most likely character") from None
         if not 0 <= top_k < 2**31:
             raise CharseqError(f"--top-k must be 0 (off) or positive, not {top_k}")
-        if not 0 < top_p <= 1:
-            raise CharseqError(f"--top-p must be in (0, 1], not {top_p}")
+        check_number("top_p", top_p)
         if not 1 <= num_samples <= MAX_SAMPLES:
             raise CharseqError(f"--num-samples must be between 1 and {MAX_SAMPLES:,}, not {num_samples}")
         if num_samples * length > MAX_TOKENS:

@@ -25,7 +25,7 @@ from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.limits import check_model_memory, check_sequence_memory
+from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, BackboneConfig, config_from_dict, flat, split_settings
 from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
@@ -246,6 +246,7 @@ class Translator:
 
     def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
                  length_penalty: float = 1.0, unknown: str = "error") -> list[list[tuple[str, float, float]]]:
+        length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
                           self.config["model"]["max_output_len"] if max_len is None else max_len,
