@@ -49,8 +49,8 @@ import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError, WriteError
-from charseq.files import (append_text, current_umask, directory_locked, lock_directory, unheld_siblings, unlock_directory,
-                           write_bytes_atomic, write_json_atomic)
+from charseq.files import (append_text, current_umask, directory_locked, lock_directory, unheld_siblings,
+                           unlock_directory, write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
 
