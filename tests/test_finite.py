@@ -25,7 +25,7 @@ def float_options() -> list[tuple[str, str, str]]:
 
 
 def bound_of(command: str, setting: str):
-    return OPTION_BOUNDS["corpus_val_fraction" if (command, setting) == ("train-lm", "val_fraction") else setting]
+    return OPTION_BOUNDS[setting]
 
 
 def test_the_table_bounds_every_float_option_of_the_command_line():
@@ -87,7 +87,8 @@ def client(finished):
         from starlette.testclient import TestClient
     from charseq.studio.app import create_app
 
-    with TestClient(create_app([finished["train-lm"].parent]), raise_server_exceptions=False) as c:
+    with TestClient(create_app([finished["train-lm"].parent]), base_url="http://127.0.0.1:8000",
+                    raise_server_exceptions=False) as c:
         yield c
 
 
@@ -123,7 +124,7 @@ def test_every_float_field_of_the_studio_refuses_nan(client):
     for path, name in floats:
         body = f'{{"run": "{runs[path]}", "source": "ab", "{name}": NaN}}' if path == "/api/translate" else \
             f'{{"run": "{runs[path]}", "{name}": NaN}}'
-        response = client.post(path, content=body.encode())
+        response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
         assert response.status_code == 400 and name in response.json()["error"], (path, name, response.text)
         assert limits.fields({"run": "x", **({"source": "a"} if path == "/api/translate" else {}), name: 0.5},
                              REQUEST_FIELDS[path])  # a finite value in range passes the field check

@@ -22,7 +22,7 @@ from test_force_resume import files  # noqa: F401 (fixture)
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=8, embedding_dim=8, batch_size=8, eval_every=10, max_steps=30, precision="float32", **QUIET)
-TIMING = ("elapsed_s", "chars_per_sec")  # how long it took, not what was learnt
+TIMING = ("elapsed_s", "chars_per_sec", "time")  # how long it took and when, not what was learnt
 
 
 class Killed(BaseException):

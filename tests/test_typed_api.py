@@ -83,6 +83,8 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
         "train_mnist": dict(out=where / "mnist", data=files / "mnist.npz", max_steps=1),
         "create_app": dict(directories=[where], max_generations=2),
         "serve": dict(directories=[where], port=0),
+        "get_dataset": dict(name="tinyshakespeare", source=str(where / "absent.txt")),
+        "dataset_path": dict(name="tinyshakespeare"), "list_datasets": dict(),
     }
     assert set(public_functions()) - set(valid) <= {"plot_runs", "run_grid"}  # their arguments are untyped
     cases = [(f, p) for f in sorted(valid) for p in parameter_types(f)]
