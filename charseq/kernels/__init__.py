@@ -40,14 +40,10 @@ def cache_root() -> Path:
 
 
 def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor()
+    from charseq.precision import cpu_info
+
+    flags = cpu_info()[1]
+    return " ".join(sorted(flags)) if flags else platform.processor()
 
 
 @functools.cache
