@@ -32,6 +32,11 @@ HERE = Path(__file__).parent
 SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include common.h
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
+# How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
+# float32; bfloat16 operands summed in float32, with AVX512-BF16 where the CPU has it and rounding in
+# portable code elsewhere; or always that portable code ("bfloat16_emulated", which tests use to
+# check the native path and to run on any CPU).
+RECURRENCES = ("float32", "bfloat16", "bfloat16_emulated")
 
 
 def cache_root() -> Path:
@@ -119,6 +124,18 @@ def _build(tf, compiler: str, directory: Path) -> Path:
 def available() -> bool:
     """Whether the compiled kernels (LSTM and GRU) run here."""
     return load() is not None
+
+
+def native_bf16() -> bool:
+    """Whether the kernels' bfloat16 recurrence runs on AVX512-BF16 here (else it is emulated)."""
+    from charseq.precision import cpu_info
+
+    return "avx512_bf16" in cpu_info()[1]
+
+
+def check_recurrence(recurrence: str) -> None:
+    if recurrence not in RECURRENCES:
+        raise ValueError(f"recurrence must be one of {', '.join(RECURRENCES)}, not {recurrence!r}")
 
 
 def sequence_inputs(x, mask, go_backwards: bool):
