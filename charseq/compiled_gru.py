@@ -16,6 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
+from charseq.compiled_lstm import matmul_for
 
 
 def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
@@ -28,13 +29,14 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
     """
     ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
     kernels.check_recurrence(recurrence)
+    matmul = matmul_for(recurrence)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0):
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(tf.matmul(x_flat, kernel) + bias[0], [batch, steps, 3 * units])
+        xproj = tf.reshape(matmul(x_flat, kernel) + bias[0], [batch, steps, 3 * units])
         outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[1], h0, mask,
                                                                  recurrence=recurrence)
 
@@ -45,10 +47,10 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
                                                           recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
-            d_x = tf.reshape(tf.matmul(d_xproj, kernel, transpose_b=True), [batch, steps, features])
-            d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
+            d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True), [batch, steps, features])
+            d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
             d_bias = tf.stack([tf.reduce_sum(d_xproj, 0), tf.reduce_sum(d_m, 0)])
-            return d_x, tf.matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
+            return d_x, matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
 
         return (outputs, h_last), backward
 
