@@ -63,12 +63,13 @@ class RecurrentBackbone(keras.layers.Layer):
         bidirectional: every layer also reads the sequence backwards (outputs and states of both
             directions concatenated; for classifiers and encoders, not for generation).
         impl: "keras" runs Keras' own layers (cuDNN on a GPU); "compiled" runs LSTM and GRU
-            layers computing in float32 through the compiled CPU kernels of
-            :mod:`charseq.compiled_lstm` and :mod:`charseq.compiled_gru` (same weights and
-            function, masked or not); "fused" runs unmasked LSTM layers through
-            :func:`charseq.fused_lstm.fused_lstm`; "auto" picks compiled for a float32 LSTM or GRU
-            on a CPU, fused for an unmasked bfloat16 LSTM, keras otherwise (and on a GPU). Where
-            the kernels cannot be built, "compiled" and "auto" run Keras' layers (one line on stderr).
+            layers through the compiled CPU kernels of :mod:`charseq.compiled_lstm` and
+            :mod:`charseq.compiled_gru` (same weights and function, masked or not; under a
+            bfloat16 policy with their bfloat16 recurrence); "fused" runs unmasked LSTM layers
+            through :func:`charseq.fused_lstm.fused_lstm`; "auto" picks compiled for an LSTM or
+            GRU on a CPU (in bfloat16 only where the CPU has AVX512-BF16), fused for an unmasked
+            bfloat16 LSTM elsewhere, keras otherwise (and on a GPU). Where the kernels cannot be
+            built, "compiled" and "auto" run Keras' layers (one line on stderr).
     """
 
     def __init__(self, cell: str = "lstm", units: int = 256, layers: int = 1, dropout: float = 0.0,
@@ -86,10 +87,13 @@ class RecurrentBackbone(keras.layers.Layer):
         self.impl, self.bidirectional = impl, bidirectional
         on_cpu = not tf.config.list_physical_devices("GPU")  # on a GPU Keras dispatches to cuDNN
         float32 = self.dtype_policy.compute_dtype == "float32"
-        # The compiled kernels are float32 only and, on a CPU, faster than Keras' layer; the fused path
-        # pays only in bfloat16 (docs/benchmarks.md, "How the backbone runs").
-        self.use_compiled = (cell in ("lstm", "gru") and float32
-                             and (impl == "compiled" or (impl == "auto" and on_cpu)) and kernels.available())
+        bfloat16 = self.dtype_policy.compute_dtype == "bfloat16"
+        # The compiled kernels are faster than Keras' layer on a CPU (docs/benchmarks.md, "How the
+        # backbone runs"). Their bfloat16 recurrence is chosen by "auto" only on AVX512-BF16, where its
+        # dot products run natively; elsewhere it is emulated (correct, no faster), so bfloat16 takes the fused path.
+        self.recurrence = "bfloat16" if bfloat16 else "float32"
+        self.use_compiled = (cell in ("lstm", "gru") and (float32 or bfloat16) and kernels.available() and (
+            impl == "compiled" or (impl == "auto" and on_cpu and (float32 or kernels.native_bf16()))))
         self.use_fused = cell == "lstm" and not masking and not self.use_compiled and (impl == "fused" or (
             impl == "auto" and self.dtype_policy.compute_dtype == "bfloat16" and on_cpu))
         reg = keras.regularizers.L2(l2) if l2 else None
@@ -170,7 +174,8 @@ class RecurrentBackbone(keras.layers.Layer):
         if self.use_compiled and not getattr(_portable, "on", False):
             weights, init = self._cell_inputs(rnn, x, init)
             run = compiled_lstm if self.cell == "lstm" else compiled_gru
-            return run(x, *weights, *init, mask=mask, go_backwards=backwards)
+            out = run(x, *weights, *init, mask=mask, go_backwards=backwards, recurrence=self.recurrence)
+            return [ops.cast(t, self.compute_dtype) for t in out]
         if self.use_fused and mask is None:
             # Keras' go_backwards reads the sequence reversed and returns reversed outputs; so does this.
             return self._fused(rnn, ops.flip(x, axis=1) if backwards else x, init)

@@ -7,7 +7,8 @@ the gradients of the kernel, the recurrent kernel, both biases and the inputs.
 
 It computes what `keras.layers.GRU` computes on a CPU with its defaults (`reset_after=True`, gate
 order z, r, h, `sigmoid` and `tanh`), and with a mask a masked step keeps the state and repeats
-the previous output (zeros before the first real step). Float32 only.
+the previous output (zeros before the first real step). Float32 in and out; `recurrence="bfloat16"`
+as in :mod:`charseq.compiled_lstm`.
 """
 
 from __future__ import annotations
@@ -15,36 +16,41 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
+from charseq.compiled_lstm import matmul_for
 
 
-def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False):
+def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
     """Run a GRU over `x` [batch, time, features]; returns (outputs [batch, time, units], h).
 
     `kernel` [features, 3u], `recurrent_kernel` [u, 3u], `bias` [2, 3u] (input and recurrent
     biases) are Keras GRUCell weights; `mask` [batch, time] (bool) marks the real steps. With
     `go_backwards` the sequence is read from its last step to its first and the outputs come in
-    that order, as in Keras.
+    that order, as in Keras. `recurrence`: see :data:`charseq.kernels.RECURRENCES`.
     """
     ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
+    kernels.check_recurrence(recurrence)
+    matmul = matmul_for(recurrence)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0):
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(tf.matmul(x_flat, kernel) + bias[0], [batch, steps, 3 * units])
-        outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[1], h0, mask)
+        xproj = tf.reshape(matmul(x_flat, kernel) + bias[0], [batch, steps, 3 * units])
+        outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[1], h0, mask,
+                                                                 recurrence=recurrence)
 
         def backward(d_outputs, d_h_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
-            d_xproj, d_m, d_h0 = ops.charseq_gru_backward(recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last)
+            d_xproj, d_m, d_h0 = ops.charseq_gru_backward(recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last,
+                                                          recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
-            d_x = tf.reshape(tf.matmul(d_xproj, kernel, transpose_b=True), [batch, steps, features])
-            d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
+            d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True), [batch, steps, features])
+            d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
             d_bias = tf.stack([tf.reduce_sum(d_xproj, 0), tf.reduce_sum(d_m, 0)])
-            return d_x, tf.matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
+            return d_x, matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
 
         return (outputs, h_last), backward
 

@@ -8,8 +8,11 @@ kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias and of the 
 
 It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
 `tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros
-before the first real step). Float32 only. `charseq.kernels.available()` says whether the kernel
-could be built.
+before the first real step). Float32 in and out; with `recurrence="bfloat16"` the recurrent
+product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on
+AVX512-BF16 where the CPU has it, and the large products around the loop take bfloat16 operands
+too, as under Keras' `mixed_bfloat16` policy; the gate arithmetic, the states and the weights stay
+float32. `charseq.kernels.available()` says whether the kernel could be built.
 """
 
 from __future__ import annotations
@@ -19,14 +22,29 @@ import tensorflow as tf
 from charseq import kernels
 
 
-def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False):
+def matmul_for(recurrence: str):
+    """tf.matmul for the large products around the loop: float32, or with a bfloat16 recurrence
+    bfloat16 operands (twice as fast where the CPU has native bf16) and a float32 result."""
+    if recurrence == "float32":
+        return tf.matmul
+
+    def matmul(a, b, **kwargs):
+        return tf.cast(tf.matmul(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16), **kwargs), tf.float32)
+    return matmul
+
+
+def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
+                  recurrence="float32"):
     """Run an LSTM over `x` [batch, time, features]; returns (outputs [batch, time, units], h, c).
 
     `kernel` [features, 4u], `recurrent_kernel` [u, 4u], `bias` [4u] are Keras LSTMCell weights;
     `mask` [batch, time] (bool) marks the real steps. With `go_backwards` the sequence is read
     from its last step to its first and the outputs come in that order, as in Keras.
+    `recurrence`: see :data:`charseq.kernels.RECURRENCES`.
     """
     ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
+    kernels.check_recurrence(recurrence)
+    matmul = matmul_for(recurrence)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0, c0):
@@ -34,20 +52,20 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(tf.matmul(x_flat, kernel) + bias, [batch, steps, 4 * units])
+        xproj = tf.reshape(matmul(x_flat, kernel) + bias, [batch, steps, 4 * units])
         outputs, h_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
-            xproj, recurrent_kernel, h0, c0, mask)
+            xproj, recurrent_kernel, h0, c0, mask, recurrence=recurrence)
 
         def backward(d_outputs, d_h_last, d_c_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
             d_gates, d_h0, d_c0 = ops.charseq_lstm_backward(recurrent_kernel, c0, mask, c_states, gates,
-                                                            d_outputs, d_h_last, d_c_last)
+                                                            d_outputs, d_h_last, d_c_last, recurrence=recurrence)
             dz = tf.reshape(d_gates, [-1, 4 * units])
-            d_x = tf.reshape(tf.matmul(dz, kernel, transpose_b=True), [batch, steps, features])
-            d_recurrent = tf.matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
-            return (d_x, tf.matmul(x_flat, dz, transpose_a=True), d_recurrent, tf.reduce_sum(dz, 0), d_h0, d_c0)
+            d_x = tf.reshape(matmul(dz, kernel, transpose_b=True), [batch, steps, features])
+            d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
+            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, tf.reduce_sum(dz, 0), d_h0, d_c0)
 
         return (outputs, h_last, c_last), backward
 

@@ -15,16 +15,29 @@ from charseq.settings import PRECISIONS
 
 
 @functools.cache
-def cpu_has_bf16() -> bool:
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """This CPU's model name and instruction-set flags, as Linux reports them (/proc/cpuinfo; the
+    flags are "Features" on ARM); elsewhere platform.processor() and no flags. The one reader of
+    them: the kernels' build key, the choice of precision and the benchmark's report use it."""
+    import platform
+
+    model, flags = None, frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = frozenset(value.split())
     except OSError:
         pass
-    return False
+    return model or platform.processor() or "unknown", flags
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 products natively (AVX512-BF16 or AMX)."""
+    return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
 
 
 # A language model's or text classifier's LSTM or GRU up to this width trains faster in float32, on the

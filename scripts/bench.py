@@ -14,8 +14,11 @@ PyTorch side is the textbook model (nn.Embedding -> nn.LSTM -> nn.Linear) fed th
 batches. A busy machine is noisy, so what counts are the ratios of runs taken minutes
 apart: each figure is the median over its steps, which shrugs off a burst of someone else's work.
 
-Prints a table of charseq/PyTorch speed ratios (above 1: charseq is faster) and writes
-everything as JSON (--out). Without PyTorch installed the charseq side still runs.
+Prints a table of charseq/PyTorch speed ratios (above 1: charseq is faster), then each training
+configuration against PyTorch at its fastest precision on this CPU (float32 or bfloat16 autocast,
+whichever is faster), with the share of the matrix-product peak in the precision used, and writes
+everything, with the CPU's model and flags, as JSON (--out). Without PyTorch installed the charseq
+side still runs.
 """
 
 from __future__ import annotations
@@ -185,7 +188,11 @@ def worker_lm(spec) -> dict:
         optimizer.build(model.trainable_variables)
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
         backbone = model.backbone
-        extra = {"impl": "compiled" if backbone.use_compiled else "fused" if backbone.use_fused else "keras"}
+        from charseq.precision import resolve_precision
+
+        extra = {"impl": "compiled" if backbone.use_compiled else "fused" if backbone.use_fused else "keras",
+                 "recurrence": backbone.recurrence if backbone.use_compiled else None,
+                 "auto_precision": resolve_precision("auto", units, cell)}
     else:
         torch = _torch()
         nn = torch.nn
@@ -455,12 +462,16 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
     # Steps per configuration: enough for a stable median after the compile/warm-up steps,
     # few enough that the whole benchmark fits ~10 minutes on 2 cores. The 2x256 float32 run
     # is also the loss comparison, so it runs longest.
+    # Each LSTM and GRU configuration in float32 and in bfloat16 (charseq's mixed_bfloat16, PyTorch's
+    # bf16 autocast), so that each charseq row meets PyTorch at its fastest precision.
     if quick:
-        lm_runs = [("lstm", 256, "fp32", 64, 2, 8)]
+        lm_runs = [("lstm", 256, "fp32", 64, 2, 8), ("lstm", 256, "bf16", 64, 2, 8)]
     else:
         lm_runs = [("lstm", 256, "fp32", 64, 3, 57), ("lstm", 512, "fp32", 64, 2, 8),
                    ("lstm", 256, "fp32", 128, 2, 10), ("lstm", 512, "fp32", 128, 2, 6),
-                   ("gru", 256, "fp32", 64, 2, 10), ("lstm", 256, "bf16", 64, 2, 6), ("lstm", 512, "bf16", 64, 1, 4)]
+                   ("gru", 256, "fp32", 64, 2, 10), ("gru", 512, "fp32", 64, 2, 6),
+                   ("lstm", 256, "bf16", 64, 2, 10), ("lstm", 512, "bf16", 64, 2, 6),
+                   ("gru", 256, "bf16", 64, 2, 10), ("gru", 512, "bf16", 64, 2, 6)]
     jobs = [(f"matmul/{fw}", dict(kind="matmul", framework=fw, n=1024 if quick else 2048, reps=5))
             for fw in frameworks]
     for cell, units, precision, batch, warmup, steps in lm_runs:
@@ -577,7 +588,8 @@ def summarize(results: dict) -> dict:
                 row[f"{fw}_peak_fraction"] = r["gflops"] / peak[dtype]
         rows.append(row)
     loads = [x for r in results.values() for x in r.get("load_average", [])]
-    summary: dict = {"rows": rows, "matmul_peak_gflops": peak, "max_load_average": max(loads, default=None)}
+    summary: dict = {"rows": rows, "matmul_peak_gflops": peak, "max_load_average": max(loads, default=None),
+                     "vs_fastest": fastest_precision(results, peak)}
     seq = results.get("seq_len/charseq", {}).get("step_s")
     if seq:
         lens = sorted(seq, key=int)
@@ -592,6 +604,60 @@ def summarize(results: dict) -> dict:
         summary["corpus_rss"] = {f"{small}MB": a["peak_rss_mb"], f"{large}MB": b["peak_rss_mb"],
                                  "growth": growth, "within_10_percent": abs(growth) < 0.10}
     return summary
+
+
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def fastest_precision(results: dict, peak: dict) -> list[dict]:
+    """Each training configuration (cell, width, batch) with both frameworks in both precisions:
+    charseq's fastest and its default (what `--precision auto` picks here) against PyTorch's fastest,
+    each with its share of the matrix-product peak in the precision it ran."""
+    groups: dict = {}
+    for name, r in results.items():
+        words = name.rsplit("/", 1)[0].split()
+        if words[0] != "train" or "chars_per_s" not in r or len(words) < 4 or words[3] not in PRECISION_NAMES:
+            continue
+        key = " ".join(words[:3] + words[4:])
+        groups.setdefault(key, {})[(name.rsplit("/", 1)[1], words[3])] = r
+    out = []
+    for key, runs in groups.items():
+        row: dict = {"name": key}
+        for fw in ("charseq", "torch"):
+            speeds = {p: r["chars_per_s"] for (f, p), r in runs.items() if f == fw}
+            for p, v in speeds.items():
+                row[f"{fw}_{p}"] = v
+                g = runs[(fw, p)].get("gflops")
+                if g and peak.get(PRECISION_NAMES[p]):
+                    row[f"{fw}_{p}_peak_fraction"] = g / peak[PRECISION_NAMES[p]]
+            if speeds:
+                best = max(speeds, key=speeds.get)
+                row[f"{fw}_best"], row[f"{fw}_best_precision"] = speeds[best], best
+        auto = next((r.get("auto_precision") for (f, _), r in runs.items() if f == "charseq" and r.get("auto_precision")),
+                    None)
+        if auto:
+            row["charseq_default_precision"] = "bf16" if auto == "mixed_bfloat16" else "fp32"
+            row["charseq_default"] = row.get(f"charseq_{row['charseq_default_precision']}")
+        row["ratio_best"] = _ratio(row.get("charseq_best"), row.get("torch_best"))
+        row["ratio_default"] = _ratio(row.get("charseq_default"), row.get("torch_best"))
+        out.append(row)
+    return out
+
+
+def fastest_table(rows: list[dict]) -> str:
+    lines = ["| training, chars/s | charseq fp32 | charseq bf16 | PyTorch fp32 | PyTorch bf16 | charseq default "
+             "/ PyTorch's fastest | charseq's fastest / PyTorch's fastest | matmul peak % (each in its precision) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in rows:
+        peaks = ", ".join(f"{fw} {p} {100 * r[f'{fw}_{p}_peak_fraction']:.0f}" for fw in ("charseq", "torch")
+                          for p in PRECISION_NAMES if f"{fw}_{p}_peak_fraction" in r)
+        default = (f"{_fmt(r['ratio_default'], '.2f')} ({r['charseq_default_precision']} vs "
+                   f"{r.get('torch_best_precision', '-')})") if r.get("charseq_default_precision") else "-"
+        best = (f"{_fmt(r['ratio_best'], '.2f')} ({r.get('charseq_best_precision', '-')} vs "
+                f"{r.get('torch_best_precision', '-')})")
+        lines.append(f"| {r['name']} | {_fmt(r.get('charseq_fp32'))} | {_fmt(r.get('charseq_bf16'))} | "
+                     f"{_fmt(r.get('torch_fp32'))} | {_fmt(r.get('torch_bf16'))} | {default} | {best} | {peaks or '-'} |")
+    return "\n".join(lines)
 
 
 def _fmt(x, spec=",.0f"):
@@ -614,6 +680,9 @@ def table(summary: dict) -> str:
         lines.append(f"| {r['name']} ({r['unit']}) | {_fmt(r['charseq'], value_spec)} | {_fmt(r['torch'], value_spec)} | "
                      f"{_fmt(r['ratio'], '.2f')} | {_fmt(r['charseq_rss_mb'])} / {_fmt(r['torch_rss_mb'])} | {frac} | {loss} |")
     out = ["\n".join(lines)]
+    if summary.get("vs_fastest"):
+        out.append("Against PyTorch at its fastest precision on this CPU (above 1: charseq is faster):\n"
+                   + fastest_table(summary["vs_fastest"]))
     peak = summary.get("matmul_peak_gflops")
     if peak:
         out.append("matmul peak (best of TF and PyTorch): " +
@@ -637,25 +706,20 @@ def table(summary: dict) -> str:
 
 
 def machine() -> dict:
-    model = platform.processor() or "unknown"
-    flags: set = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return {"cpu": model, "cores": cores(), "isa": isa, "python": platform.python_version()}
+    from charseq.precision import cpu_info
+
+    model, flags = cpu_info()
+    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+           if f in flags]
+    return {"cpu": model, "cores": cores(), "isa": isa, "flags": sorted(flags), "python": platform.python_version()}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer configurations and steps (~2-3 minutes)")
     parser.add_argument("--out", default="bench.json", help="where to write the JSON results (default bench.json)")
-    parser.add_argument("--only", default=None, help="run only measurements whose name contains this text")
+    parser.add_argument("--only", default=None,
+                        help="run only measurements whose name contains this text (or one of these, comma-separated)")
     parser.add_argument("--no-torch", action="store_true", help="measure the charseq side only")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -680,7 +744,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="charseq-bench-") as tmp:
         work = Path(tmp)
-        jobs = [(n, s) for n, s in plan(args.quick, frameworks, work) if not args.only or args.only in n]
+        jobs = [(n, s) for n, s in plan(args.quick, frameworks, work) if not args.only or any(o in n for o in args.only.split(","))]
         prepare_inputs(work, jobs)
         print(f"{len(jobs)} measurements, each in its own process:")
         results = {name: run_job(name, spec, print) for name, spec in jobs}

@@ -1,6 +1,7 @@
 """The compiled CPU LSTM and GRU kernels (charseq/kernels/, charseq/compiled_lstm.py,
 charseq/compiled_gru.py) against Keras' own layers: outputs, final states and the gradients of
-every weight and input, masked and unmasked, forwards and backwards; checkpoints shared between
+every weight and input, masked and unmasked, forwards and backwards, in float32 and with the
+bfloat16 recurrence (native AVX512-BF16 and the portable emulation); checkpoints shared between
 the two; the fallback when the kernels cannot be built. They are compiled once per machine
 (cached; see charseq/kernels)."""
 
@@ -28,11 +29,21 @@ def _lengths(rng, batch, steps):
     return lengths
 
 
-def _assert_close(got, want, what):
-    # Sums over many products: compare against the scale of the values, 1e-5 at that scale.
+def _assert_close(got, want, what, tolerance=1e-5):
+    # Sums over many products: compare against the scale of the values, `tolerance` at that scale.
     want = np.asarray(want)
     scale = max(1.0, float(np.max(np.abs(want)))) if want.size else 1.0
-    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-5 * scale, err_msg=what)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=tolerance * scale, err_msg=what)
+
+
+# bfloat16 keeps 8 significant bits (a relative rounding error up to 2^-9 = 0.2%) of each operand
+# of the products (the recurrent one and, as under Keras' mixed_bfloat16, the large ones around the
+# loop, whose results are rounded to bfloat16 too); summed over a few steps and rows, with some
+# cancellation, the results stay within 2% of the values' scale of float32's (measured: up to 1.4%).
+BF16_TOLERANCE = 2e-2
+NO_NATIVE_BF16 = "this CPU has no AVX512-BF16: 'bfloat16' runs the emulated path, which the bfloat16_emulated cases test"
+BF16_RECURRENCES = ["bfloat16_emulated",
+                    pytest.param("bfloat16", marks=pytest.mark.skipif(not kernels.native_bf16(), reason=NO_NATIVE_BF16))]
 
 
 @pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8),
@@ -40,6 +51,18 @@ def _assert_close(got, want, what):
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
 def test_kernel_equals_keras_lstm_layer(batch, steps, features, units, masked, backwards):
+    _check_lstm(batch, steps, features, units, masked, backwards, "float32", 1e-5)
+
+
+@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (7, 9, 5, 17), (13, 6, 4, 33)])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
+def test_bf16_kernel_is_close_to_keras_float32_lstm_layer(batch, steps, features, units, masked, backwards, recurrence):
+    _check_lstm(batch, steps, features, units, masked, backwards, recurrence, BF16_TOLERANCE)
+
+
+def _check_lstm(batch, steps, features, units, masked, backwards, recurrence, tolerance):
     rng = np.random.default_rng(batch * 100 + steps)
     x = tf.constant(rng.normal(size=(batch, steps, features)).astype(np.float32))
     h0 = tf.constant(rng.normal(size=(batch, units)).astype(np.float32))
@@ -62,12 +85,12 @@ def test_kernel_equals_keras_lstm_layer(batch, steps, features, units, masked, b
     weights = [tf.constant(w.numpy()) for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)]
     with tf.GradientTape() as tape:
         tape.watch([x, h0, c0, *weights])
-        got = compiled_lstm(x, *weights, h0, c0, mask=mask, go_backwards=backwards)
+        got = compiled_lstm(x, *weights, h0, c0, mask=mask, go_backwards=backwards, recurrence=recurrence)
         got_grads = tape.gradient(loss(*got), [x, h0, c0, *weights])
     for name, g, w in zip(["outputs", "h", "c"], got, want):
-        _assert_close(g, w, name)
+        _assert_close(g, w, name, tolerance)
     for name, g, w in zip(["d_x", "d_h0", "d_c0", "d_kernel", "d_recurrent_kernel", "d_bias"], got_grads, want_grads):
-        _assert_close(g, w, name)
+        _assert_close(g, w, name, tolerance)
 
 
 @pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8),
@@ -75,6 +98,18 @@ def test_kernel_equals_keras_lstm_layer(batch, steps, features, units, masked, b
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
 def test_kernel_equals_keras_gru_layer(batch, steps, features, units, masked, backwards):
+    _check_gru(batch, steps, features, units, masked, backwards, "float32", 1e-5)
+
+
+@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (7, 9, 5, 17), (9, 5, 3, 40)])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
+@pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
+def test_bf16_kernel_is_close_to_keras_float32_gru_layer(batch, steps, features, units, masked, backwards, recurrence):
+    _check_gru(batch, steps, features, units, masked, backwards, recurrence, BF16_TOLERANCE)
+
+
+def _check_gru(batch, steps, features, units, masked, backwards, recurrence, tolerance):
     rng = np.random.default_rng(batch * 100 + steps + 7)
     x = tf.constant(rng.normal(size=(batch, steps, features)).astype(np.float32))
     h0 = tf.constant(rng.normal(size=(batch, units)).astype(np.float32))
@@ -95,12 +130,56 @@ def test_kernel_equals_keras_gru_layer(batch, steps, features, units, masked, ba
     weights = [tf.constant(w.numpy()) for w in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)]
     with tf.GradientTape() as tape:
         tape.watch([x, h0, *weights])
-        got = compiled_gru(x, *weights, h0, mask=mask, go_backwards=backwards)
+        got = compiled_gru(x, *weights, h0, mask=mask, go_backwards=backwards, recurrence=recurrence)
         got_grads = tape.gradient(loss(*got), [x, h0, *weights])
     for name, g, w in zip(["outputs", "h"], got, want):
-        _assert_close(g, w, name)
+        _assert_close(g, w, name, tolerance)
     for name, g, w in zip(["d_x", "d_h0", "d_kernel", "d_recurrent_kernel", "d_bias"], got_grads, want_grads):
-        _assert_close(g, w, name)
+        _assert_close(g, w, name, tolerance)
+
+
+def _run_with_gradients(cell, recurrence, rng_seed=5, batch=24, steps=12, features=16, units=70):
+    """Outputs, final states and every gradient of one compiled layer on fixed random inputs."""
+    rng = np.random.default_rng(rng_seed)
+    gates = 4 if cell == "lstm" else 3
+    x = tf.constant(rng.normal(size=(batch, steps, features)).astype(np.float32))
+    states = [tf.constant(rng.normal(size=(batch, units)).astype(np.float32)) for _ in range(2 if cell == "lstm" else 1)]
+    bias_shape = (gates * units,) if cell == "lstm" else (2, gates * units)
+    weights = [tf.constant(rng.normal(scale=s, size=shape).astype(np.float32)) for s, shape in
+               ((0.3, (features, gates * units)), (0.15, (units, gates * units)), (0.5, bias_shape))]
+    mask = tf.constant(np.arange(steps)[None] < _lengths(rng, batch, steps)[:, None])
+    w_out = rng.normal(size=(batch, steps, units)).astype(np.float32)
+    run = compiled_lstm if cell == "lstm" else compiled_gru
+    with tf.GradientTape() as tape:
+        tape.watch([x, *states, *weights])
+        got = run(x, *weights, *states, mask=mask, recurrence=recurrence)
+        loss = tf.reduce_sum(got[0] * w_out) + sum(tf.reduce_sum(s) for s in got[1:])
+    return [np.asarray(t) for t in (*got, *tape.gradient(loss, [x, *states, *weights]))]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_recurrence_rounds_and_native_matches_emulated(cell):
+    """The bfloat16 recurrence really computes in bfloat16 (it differs from float32 by about bf16's
+    rounding, not by float32's), and on AVX512-BF16 the native dot products give what the portable
+    emulation gives, up to the order of the float32 sums (and the bf16 roundings that order flips)."""
+    f32, emulated = _run_with_gradients(cell, "float32"), _run_with_gradients(cell, "bfloat16_emulated")
+    for a, b in zip(emulated, f32):
+        _assert_close(a, b, "emulated vs float32", BF16_TOLERANCE)
+    scale = max(1.0, float(np.max(np.abs(f32[0]))))
+    assert np.max(np.abs(emulated[0] - f32[0])) > 1e-4 * scale  # rounded, not float32 under another name
+    if not kernels.native_bf16():
+        pytest.skip(NO_NATIVE_BF16)
+    native = _run_with_gradients(cell, "bfloat16")
+    for a, b in zip(native, emulated):
+        _assert_close(a, b, "native vs emulated", 2e-3)
+    assert any(not np.array_equal(a, b) for a, b in zip(native, emulated))  # a different code path ran
+
+
+def test_unknown_recurrence_is_refused():
+    x = tf.zeros((1, 2, 3))
+    with pytest.raises(ValueError, match="recurrence must be one of"):
+        compiled_lstm(x, tf.zeros((3, 8)), tf.zeros((2, 8)), tf.zeros(8), tf.zeros((1, 2)), tf.zeros((1, 2)),
+                      recurrence="float16")
 
 
 def _twin_backbones(**kwargs):
@@ -171,6 +250,52 @@ def test_training_is_deterministic_and_matches_keras_loss(cell):
     assert first == second
     np.testing.assert_allclose(first, reference, rtol=1e-4)
     assert first[-1] < first[0]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_backbone_runs_the_bf16_kernel_and_trains_like_float32(cell, monkeypatch):
+    """Under mixed_bfloat16 the backbone runs the kernel's bfloat16 recurrence ("auto": only on
+    AVX512-BF16; elsewhere the emulated path is forced here), with float32 weights, and the same
+    seed's training losses stay within bf16 noise of the float32 kernel's."""
+    if not kernels.native_bf16():
+        monkeypatch.setattr(kernels, "native_bf16", lambda: True)  # the kernel then emulates, as tested above
+
+    def losses(policy):
+        keras.utils.set_random_seed(0)
+        bb = RecurrentBackbone(cell, 32, 2, 0.0, vocab_size=30, embedding_dim=8, dtype=policy)
+        assert bb.use_compiled and bb.recurrence == ("bfloat16" if policy == "mixed_bfloat16" else "float32")
+        head = keras.layers.Dense(30, dtype=policy)
+        opt = keras.optimizers.Adam(3e-3)
+        data = [np.random.default_rng(0).integers(1, 30, size=(4, 17))] * 12
+
+        @tf.function
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                out, states = bb(x, training=True)
+                logits = tf.cast(head(out), tf.float32)
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            variables = bb.trainable_weights + head.trainable_weights
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            return loss, out.dtype == tf.bfloat16, [v.dtype for v in variables]
+
+        results = [step(tf.constant(d[:, :-1]), tf.constant(d[:, 1:])) for d in data]
+        assert all(bool(r[1]) == (policy == "mixed_bfloat16") for r in results)
+        assert all(dtype == "float32" for dtype in results[0][2])  # master weights stay float32
+        return [float(r[0]) for r in results]
+
+    bf16, f32 = losses("mixed_bfloat16"), losses("float32")
+    np.testing.assert_allclose(bf16, f32, rtol=2e-2)
+    assert bf16[-1] < bf16[0] - 0.1  # it learns
+
+
+def test_auto_runs_bf16_on_the_kernel_only_with_native_bf16(monkeypatch):
+    monkeypatch.setattr(kernels, "native_bf16", lambda: False)
+    lstm = RecurrentBackbone("lstm", 8, 1, vocab_size=10, dtype="mixed_bfloat16")
+    gru = RecurrentBackbone("gru", 8, 1, vocab_size=10, dtype="mixed_bfloat16")
+    assert not lstm.use_compiled and lstm.use_fused and not gru.use_compiled
+    assert RecurrentBackbone("gru", 8, 1, vocab_size=10, dtype="mixed_bfloat16", impl="compiled").use_compiled
+    monkeypatch.setattr(kernels, "native_bf16", lambda: True)
+    assert RecurrentBackbone("lstm", 8, 1, vocab_size=10, dtype="mixed_bfloat16", masking=True).use_compiled
 
 
 def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkeypatch, capsys):

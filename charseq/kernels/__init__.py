@@ -34,6 +34,11 @@ HERE = Path(__file__).parent
 SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include common.h
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
+# How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
+# float32; bfloat16 operands summed in float32, with AVX512-BF16 where the CPU has it and rounding in
+# portable code elsewhere; or always that portable code ("bfloat16_emulated", which tests use to
+# check the native path and to run on any CPU).
+RECURRENCES = ("float32", "bfloat16", "bfloat16_emulated")
 
 
 def cache_root() -> Path:
@@ -41,14 +46,10 @@ def cache_root() -> Path:
 
 
 def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor()
+    from charseq.precision import cpu_info
+
+    flags = cpu_info()[1]
+    return " ".join(sorted(flags)) if flags else platform.processor()
 
 
 @functools.cache
@@ -124,6 +125,18 @@ def _build(tf, compiler: str, directory: Path) -> Path:
 def available() -> bool:
     """Whether the compiled kernels (LSTM and GRU) run here."""
     return load() is not None
+
+
+def native_bf16() -> bool:
+    """Whether the kernels' bfloat16 recurrence runs on AVX512-BF16 here (else it is emulated)."""
+    from charseq.precision import cpu_info
+
+    return "avx512_bf16" in cpu_info()[1]
+
+
+def check_recurrence(recurrence: str) -> None:
+    if recurrence not in RECURRENCES:
+        raise ValueError(f"recurrence must be one of {', '.join(RECURRENCES)}, not {recurrence!r}")
 
 
 def sequence_inputs(x, mask, go_backwards: bool):

@@ -32,7 +32,9 @@ constexpr int BMR = 4;
 struct Forward {
   int u;
   bool last;              // the last step: h also goes to h_last
-  const float* panels;    // [blocks][u][3][VL]: U's gate columns of each block of VL units
+  const Panels* panels;   // U's gate columns of each block of VL units, packed for the product
+  Operand mat, mat_next;  // h_{t-1} as the product reads it, and where h_t goes for the next step
+                          // (in float32 mat is h_prev's buffer and mat_next is unused)
   const float* bias;      // b_recurrent [3u]
   Rows xproj;             // [3u] per row
   Rows h_prev;            // state before this step, [u] per row (contiguous buffer)
@@ -47,18 +49,8 @@ struct Forward {
 template <int MR>
 void forward_block(const Forward& a, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
-  const float* panel = a.panels + static_cast<size_t>(block) * u * 3 * VL;
   vf acc[MR][3] = {};
-  for (int k = 0; k < u; ++k) {
-    const float* p = panel + k * 3 * VL;
-    const vf b0 = load(p), b1 = load(p + VL), b2 = load(p + 2 * VL);
-    for (int r = 0; r < MR; ++r) {
-      const vf x = splat(a.h_prev.row(r0 + r)[k]);
-      acc[r][0] += x * b0;
-      acc[r][1] += x * b1;
-      acc[r][2] += x * b2;
-    }
-  }
+  recurrent_forward<MR, 3>(*a.panels, u, a.mat, r0, block, acc);
   const vf bz = load_n(a.bias + j0, n), br = load_n(a.bias + u + j0, n), bh = load_n(a.bias + 2 * u + j0, n);
   const vf one = splat(1.0f);
   for (int r = 0; r < MR; ++r) {
@@ -86,13 +78,14 @@ void forward_block(const Forward& a, int r0, int block) {
     } else {
       store_n(a.h.row(b) + j0, h, n);
       store_n(a.h_next.row(b) + j0, h, n);
+      if (a.mat_next) a.mat_next.store(b, j0, h, n);
     }
   }
 }
 
 class GruForwardOp : public OpKernel {
  public:
-  explicit GruForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit GruForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_recurrence(ctx, &mode_); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& xproj = ctx->input(0);
@@ -120,7 +113,7 @@ class GruForwardOp : public OpKernel {
     if (B == 0 || u == 0) return;
 
     const int blocks = (u + VL - 1) / VL;
-    const std::vector<float> panels = forward_panels(kernel.flat<float>().data(), u, 3);
+    const Panels panels = pack_forward(kernel.flat<float>().data(), u, 3, mode_);
 
     const size_t seq = static_cast<size_t>(T) * u, seq3 = seq * 3, seq4 = seq * 4;
     float* out_p = out->flat<float>().data();
@@ -133,12 +126,19 @@ class GruForwardOp : public OpKernel {
     std::vector<float> h_buf(2 * static_cast<size_t>(B) * u);
     std::memcpy(h_buf.data(), h0_p, sizeof(float) * B * u);
     const size_t su = static_cast<size_t>(u);
+    // In bfloat16 the product reads its own copy of h_{t-1}, rounded; the gate arithmetic reads h_buf.
+    const bool rounded = mode_ != Recurrence::kFloat32;
+    const OperandBuffers mats(mode_, rounded ? B : 0, u);
+    if (rounded) mats.fill(0, h0_p, su, u);
     const float* m_p = masked ? mask.flat<float>().data() : nullptr;
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int shards = num_shards(ctx, blocks);
     for (int t = 0; t < T; ++t) {
       const bool last = t == T - 1;
-      Forward a{u, last, panels.data(), bias.flat<float>().data(), {x_p + t * 3 * u, seq3},
+      Forward a{u, last, &panels,
+                rounded ? mats.at(t) : Operand{h_buf.data() + (t & 1) * B * su, nullptr, su},
+                rounded && !last ? mats.at(t + 1) : Operand{},
+                bias.flat<float>().data(), {x_p + t * 3 * u, seq3},
                 {h_buf.data() + (t & 1) * B * su, su},
                 {t ? out_p + (t - 1) * u : nullptr, seq},
                 m_p ? m_p + t : nullptr, static_cast<size_t>(T),
@@ -153,6 +153,9 @@ class GruForwardOp : public OpKernel {
       });
     }
   }
+
+ private:
+  Recurrence mode_ = Recurrence::kFloat32;
 };
 
 // ----------------------------------------------------------------------------------- backward
@@ -167,8 +170,9 @@ class GruForwardOp : public OpKernel {
 
 struct Backward {
   int u, t;                 // the step whose gradients this phase computes (-1: only d_h0)
-  const float* panels;      // [blocks][3u][VL]: U^T's columns of each block of VL units
-  Rows dm_next;             // d(m) of step t+1 ([3u] per row, zeros where masked), or ptr null at the last step
+  const Panels* panels;     // U^T's columns of each block of VL units, packed for the product
+  Operand dm_next;          // d(m) of step t+1 ([3u] per row, zeros where masked) as the product reads
+                            // it; none at the last step
   const float* mask;        // mask of step t, or null
   size_t mask_stride;
   Rows gates;               // z, r, hh, m_h of step t
@@ -177,7 +181,7 @@ struct Backward {
   float *dh, *carry;        // [B][u]: the part of h_t's gradient that is not dm_next U^T; carry: of
                             // the repeated output (masked only)
   Rows dx, dm;              // d(input projection) and d(m) of step t (outputs)
-  Rows dm_copy;             // d(m) again in a contiguous [B][3u] buffer, read by the next phase
+  Operand dm_copy;          // d(m) again, as the next phase's product reads it
 };
 
 inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf* acc) {
@@ -193,7 +197,6 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
   if (a.mask) d_out += load_n(a.carry + s, n);
   float* dx = a.dx.row(b) + j0;
   float* dm = a.dm.row(b) + j0;
-  float* copy = a.dm_copy.row(b) + j0;
   if (!(a.mask && a.mask[b * a.mask_stride] == 0.0f)) {
     dh += d_out;
     const float* gp = a.gates.row(b) + j0;
@@ -209,16 +212,16 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
     store_n(dm, da_z, n);
     store_n(dm + u, da_r, n);
     store_n(dm + 2 * u, dm_h, n);
-    store_n(copy, da_z, n);
-    store_n(copy + u, da_r, n);
-    store_n(copy + 2 * u, dm_h, n);
+    a.dm_copy.store(b, j0, da_z, n);
+    a.dm_copy.store(b, j0 + u, da_r, n);
+    a.dm_copy.store(b, j0 + 2 * u, dm_h, n);
     dh *= z;
     if (a.mask) store_n(a.carry + s, vf{}, n);
   } else {
     for (int g = 0; g < 3; ++g) {
       store_n(dx + g * u, vf{}, n);
       store_n(dm + g * u, vf{}, n);
-      store_n(copy + g * u, vf{}, n);
+      a.dm_copy.store(b, j0 + g * u, vf{}, n);
     }
     store_n(a.carry + s, d_out, n);
   }
@@ -229,17 +232,17 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
 template <int MR, int NB>
 void backward_block(const Backward& a, int r0, int block) {
   vf acc[MR][NB] = {};
-  if (a.dm_next.ptr) backward_product<MR, NB>(a.panels, 3 * a.u, a.dm_next, r0, block, acc);
+  if (a.dm_next) recurrent_backward<MR, NB>(*a.panels, 3 * a.u, a.dm_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int j0 = (block + q) * VL;
-      backward_epilogue(a, r0 + r, j0, std::min(VL, a.u - j0), a.dm_next.ptr ? &acc[r][q] : nullptr);
+      backward_epilogue(a, r0 + r, j0, std::min(VL, a.u - j0), a.dm_next ? &acc[r][q] : nullptr);
     }
 }
 
 class GruBackwardOp : public OpKernel {
  public:
-  explicit GruBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit GruBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_recurrence(ctx, &mode_); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& kernel = ctx->input(0);
@@ -269,9 +272,9 @@ class GruBackwardOp : public OpKernel {
 
     const int blocks = (u + VL - 1) / VL;
     const int n3 = 3 * u;
-    const std::vector<float> panels = backward_panels(kernel.flat<float>().data(), u, 3);
+    const Panels panels = pack_backward(kernel.flat<float>().data(), u, 3, mode_);
     std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
-    std::vector<float> dm_buf(2 * static_cast<size_t>(B) * n3);  // as h_buf in the forward op
+    const OperandBuffers dm_buf(mode_, B, n3);  // alternate steps, as h_buf in the forward op
 
     const size_t seq = static_cast<size_t>(T) * u, seq3 = seq * 3, seq4 = seq * 4;
     const float* m_p = masked ? mask.flat<float>().data() : nullptr;
@@ -285,8 +288,7 @@ class GruBackwardOp : public OpKernel {
     for (int t = T - 1; t >= -1; --t) {
       const bool has_next = t + 1 < T;
       const bool here = t >= 0;
-      Backward a{u, t, panels.data(),
-                 {has_next ? dm_buf.data() + ((t + 1) & 1) * B * n3 : nullptr, static_cast<size_t>(n3)},
+      Backward a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
                  here && m_p ? m_p + t : nullptr, static_cast<size_t>(T),
                  {here ? g_p + t * 4 * u : nullptr, seq4},
                  {here ? hp_p + t * u : nullptr, seq},
@@ -294,7 +296,7 @@ class GruBackwardOp : public OpKernel {
                  dh, carry.data(),
                  {here ? dx_p + t * n3 : nullptr, seq3},
                  {here ? dm_p + t * n3 : nullptr, seq3},
-                 {here ? dm_buf.data() + (t & 1) * B * n3 : nullptr, static_cast<size_t>(n3)}};
+                 here ? dm_buf.at(t) : Operand{}};
       run_shards(pool, shards, [&](int s) {
         int begin, end;
         shard_range(blocks, shards, s, &begin, &end);
@@ -306,6 +308,9 @@ class GruBackwardOp : public OpKernel {
       });
     }
   }
+
+ private:
+  Recurrence mode_ = Recurrence::kFloat32;
 };
 
 }  // namespace
@@ -320,6 +325,7 @@ REGISTER_OP("CharseqGruForward")
     .Output("h_prev: float")
     .Output("gates: float")
     .Output("h_last: float")
+    .Attr(CHARSEQ_RECURRENCE_ATTR)
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       auto x = c->input(0), k = c->input(1);
       TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
@@ -344,6 +350,7 @@ REGISTER_OP("CharseqGruBackward")
     .Output("d_xproj: float")
     .Output("d_m: float")
     .Output("d_h0: float")
+    .Attr(CHARSEQ_RECURRENCE_ATTR)
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       auto h = c->input(2), k = c->input(0);
       TF_RETURN_IF_ERROR(c->WithRank(h, 3, &h));

@@ -36,7 +36,9 @@ constexpr int BMR = 4;
 struct Forward {
   int u;
   bool last;              // the last step: h and c also go to h_last, c_last
-  const float* panels;    // [blocks][u][4][VL]: U's gate columns of each block of VL units
+  const Panels* panels;   // U's gate columns of each block of VL units, packed for the product
+  Operand mat, mat_next;  // h_{t-1} as the product reads it, and where h_t goes for the next step
+                          // (in float32 mat is h_prev's buffer and mat_next is unused)
   Rows xproj;             // [4u] per row
   Rows h_prev, c_prev;    // state before this step, [u] per row
   Rows out_prev;          // previous output, or ptr null (zeros) at the first step
@@ -50,19 +52,8 @@ struct Forward {
 template <int MR>
 void forward_block(const Forward& a, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
-  const float* panel = a.panels + static_cast<size_t>(block) * u * 4 * VL;
   vf acc[MR][4] = {};
-  for (int k = 0; k < u; ++k) {
-    const float* p = panel + k * 4 * VL;
-    const vf b0 = load(p), b1 = load(p + VL), b2 = load(p + 2 * VL), b3 = load(p + 3 * VL);
-    for (int r = 0; r < MR; ++r) {
-      const vf x = splat(a.h_prev.row(r0 + r)[k]);
-      acc[r][0] += x * b0;
-      acc[r][1] += x * b1;
-      acc[r][2] += x * b2;
-      acc[r][3] += x * b3;
-    }
-  }
+  recurrent_forward<MR, 4>(*a.panels, u, a.mat, r0, block, acc);
   for (int r = 0; r < MR; ++r) {
     const int b = r0 + r;
     const float* xp = a.xproj.row(b) + j0;
@@ -92,13 +83,14 @@ void forward_block(const Forward& a, int r0, int block) {
     } else {
       store_n(a.h.row(b) + j0, h, n);
       store_n(a.h_next.row(b) + j0, h, n);
+      if (a.mat_next) a.mat_next.store(b, j0, h, n);
     }
   }
 }
 
 class LstmForwardOp : public OpKernel {
  public:
-  explicit LstmForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit LstmForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_recurrence(ctx, &mode_); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& xproj = ctx->input(0);
@@ -127,7 +119,7 @@ class LstmForwardOp : public OpKernel {
     if (B == 0 || u == 0) return;
 
     const int blocks = (u + VL - 1) / VL;
-    const std::vector<float> panels = forward_panels(kernel.flat<float>().data(), u, 4);
+    const Panels panels = pack_forward(kernel.flat<float>().data(), u, 4, mode_);
 
     const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
     float* out_p = out->flat<float>().data();
@@ -143,12 +135,19 @@ class LstmForwardOp : public OpKernel {
     std::vector<float> h_buf(2 * static_cast<size_t>(B) * u);
     std::memcpy(h_buf.data(), h0_p, sizeof(float) * B * u);
     const size_t su = static_cast<size_t>(u);
+    // In bfloat16 the product reads its own copy of h_{t-1}, rounded; the gate arithmetic reads h_buf.
+    const bool rounded = mode_ != Recurrence::kFloat32;
+    const OperandBuffers mats(mode_, rounded ? B : 0, u);
+    if (rounded) mats.fill(0, h0_p, su, u);
     const float* m_p = masked ? mask.flat<float>().data() : nullptr;
     auto* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
     const int shards = num_shards(ctx, blocks);
     for (int t = 0; t < T; ++t) {
       const bool last = t == T - 1;
-      Forward a{u, last, panels.data(), {x_p + t * 4 * u, seq4},
+      Forward a{u, last, &panels,
+                rounded ? mats.at(t) : Operand{h_buf.data() + (t & 1) * B * su, nullptr, su},
+                rounded && !last ? mats.at(t + 1) : Operand{},
+                {x_p + t * 4 * u, seq4},
                 {h_buf.data() + (t & 1) * B * su, su},
                 t ? Rows{c_p + (t - 1) * u, seq} : Rows{c0_p, static_cast<size_t>(u)},
                 {t ? out_p + (t - 1) * u : nullptr, seq},
@@ -165,14 +164,17 @@ class LstmForwardOp : public OpKernel {
       });
     }
   }
+
+ private:
+  Recurrence mode_ = Recurrence::kFloat32;
 };
 
 // ----------------------------------------------------------------------------------- backward
 
 struct Backward {
   int u, t;                 // the step whose d(gates) this phase computes (-1: only d_h0)
-  const float* panels;      // [blocks][4u][VL]: U^T's columns of each block of VL units
-  Rows dz_next;             // d(gates) of step t+1 ([4u] per row), or ptr null at the last step
+  const Panels* panels;     // U^T's columns of each block of VL units, packed for the product
+  Operand dz_next;          // d(gates) of step t+1 ([4u] per row) as the product reads it; none at the last step
   const float* mask_next;   // mask of step t+1, or null
   const float* mask;        // mask of step t, or null
   size_t mask_stride;
@@ -181,7 +183,7 @@ struct Backward {
   Rows d_out;               // gradient of step t's output
   float *dh, *dc, *carry;   // [B][u] running gradients (carry: of the repeated output, masked only)
   Rows dz;                  // d(gates) of step t (output)
-  Rows dz_copy;             // the same in a contiguous [B][4u] buffer, read by the next phase
+  Operand dz_copy;          // the same as the next phase's product reads it
 };
 
 inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf* acc) {
@@ -208,13 +210,12 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
     store_n(dz + u, dc * load_n(a.c_prev.row(b) + j0, n) * f * (one - f), n);
     store_n(dz + 2 * u, dc * i * (one - g * g), n);
     store_n(dz + 3 * u, dh * tc * o * (one - o), n);
-    float* copy = a.dz_copy.row(b) + j0;
-    for (int g = 0; g < 4; ++g) store_n(copy + g * u, load_n(dz + g * u, n), n);
+    for (int g = 0; g < 4; ++g) a.dz_copy.store(b, j0 + g * u, load_n(dz + g * u, n), n);
     dc *= f;
     if (a.mask) store_n(a.carry + s, vf{}, n);
   } else {
     for (int g = 0; g < 4; ++g) store_n(dz + g * u, vf{}, n);
-    for (int g = 0; g < 4; ++g) store_n(a.dz_copy.row(b) + j0 + g * u, vf{}, n);
+    for (int g = 0; g < 4; ++g) a.dz_copy.store(b, j0 + g * u, vf{}, n);
     store_n(a.carry + s, d_out, n);
   }
   store_n(a.dh + s, dh, n);
@@ -225,17 +226,17 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
 template <int MR, int NB>
 void backward_block(const Backward& a, int r0, int block) {
   vf acc[MR][NB] = {};
-  if (a.dz_next.ptr) backward_product<MR, NB>(a.panels, 4 * a.u, a.dz_next, r0, block, acc);
+  if (a.dz_next) recurrent_backward<MR, NB>(*a.panels, 4 * a.u, a.dz_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int j0 = (block + q) * VL;
-      backward_epilogue(a, r0 + r, j0, std::min(VL, a.u - j0), a.dz_next.ptr ? &acc[r][q] : nullptr);
+      backward_epilogue(a, r0 + r, j0, std::min(VL, a.u - j0), a.dz_next ? &acc[r][q] : nullptr);
     }
 }
 
 class LstmBackwardOp : public OpKernel {
  public:
-  explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_recurrence(ctx, &mode_); }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& kernel = ctx->input(0);
@@ -270,9 +271,9 @@ class LstmBackwardOp : public OpKernel {
 
     const int blocks = (u + VL - 1) / VL;
     const int n4 = 4 * u;
-    const std::vector<float> panels = backward_panels(kernel.flat<float>().data(), u, 4);
+    const Panels panels = pack_backward(kernel.flat<float>().data(), u, 4, mode_);
     std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
-    std::vector<float> dz_buf(2 * static_cast<size_t>(B) * n4);  // as h_buf in the forward op
+    const OperandBuffers dz_buf(mode_, B, n4);  // alternate steps, as h_buf in the forward op
 
     const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
     const float* m_p = masked ? mask.flat<float>().data() : nullptr;
@@ -286,8 +287,7 @@ class LstmBackwardOp : public OpKernel {
     for (int t = T - 1; t >= -1; --t) {
       const bool has_next = t + 1 < T;
       const bool here = t >= 0;
-      Backward a{u, t, panels.data(),
-                 {has_next ? dz_buf.data() + ((t + 1) & 1) * B * n4 : nullptr, static_cast<size_t>(n4)},
+      Backward a{u, t, &panels, has_next ? dz_buf.at(t + 1) : Operand{},
                  has_next && m_p ? m_p + t + 1 : nullptr,
                  here && m_p ? m_p + t : nullptr, static_cast<size_t>(T),
                  {here ? g_p + t * n4 : nullptr, seq4},
@@ -296,7 +296,7 @@ class LstmBackwardOp : public OpKernel {
                  {here ? d_p + t * u : nullptr, seq},
                  dh, dc, carry.data(),
                  {here ? dz_p + t * n4 : nullptr, seq4},
-                 {here ? dz_buf.data() + (t & 1) * B * n4 : nullptr, static_cast<size_t>(n4)}};
+                 here ? dz_buf.at(t) : Operand{}};
       run_shards(pool, shards, [&](int s) {
         int begin, end;
         shard_range(blocks, shards, s, &begin, &end);
@@ -308,6 +308,9 @@ class LstmBackwardOp : public OpKernel {
       });
     }
   }
+
+ private:
+  Recurrence mode_ = Recurrence::kFloat32;
 };
 
 }  // namespace
@@ -324,6 +327,7 @@ REGISTER_OP("CharseqLstmForward")
     .Output("gates: float")
     .Output("h_last: float")
     .Output("c_last: float")
+    .Attr(CHARSEQ_RECURRENCE_ATTR)
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       auto x = c->input(0), k = c->input(1);
       TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
@@ -350,6 +354,7 @@ REGISTER_OP("CharseqLstmBackward")
     .Output("d_gates: float")
     .Output("d_h0: float")
     .Output("d_c0: float")
+    .Attr(CHARSEQ_RECURRENCE_ATTR)
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       c->set_output(0, c->input(4));
       c->set_output(1, c->input(1));
