@@ -9,17 +9,9 @@ import json
 
 import pytest
 
-from test_studio_live import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server
+from test_studio_live import CHROMIUM, CHROMIUM_FLAGS, server, start_server, stop_server  # noqa: F401 (server: a fixture)
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
-
-
-@pytest.fixture(scope="module")
-def server(studio_dir):
-    proc, url = start_server(studio_dir)
-    yield url
-    stop_server(proc)
-    assert "Traceback" not in proc.stderr.read()
 
 
 @pytest.fixture(scope="module")

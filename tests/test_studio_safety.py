@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CHARSEQ, REPO, tiny_flags
+from test_studio_live import stop_server
 
 pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
@@ -307,12 +308,7 @@ def start(*args) -> tuple[subprocess.Popen, str, list[str]]:
 
 
 def stop(proc) -> str:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_server(proc)
     err = proc.stderr.read()
     assert "Traceback" not in err, err
     return err
