@@ -951,7 +951,7 @@ def data_group():
 
 
 @data_group.command("get")
-@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("name", metavar="NAME", type=click.Choice(DATASET_NAMES))
 @click.option("--from", "source", metavar="PATH_OR_URL",
               help="A local copy (file, folder or zip) or a mirror (http://, https://, file:// URL) to take the data "
               "from instead of its canonical URL; verified by the same checksum.")
@@ -963,7 +963,7 @@ def data_get_command(name, source):
 
 
 @data_group.command("path")
-@click.argument("name", type=click.Choice(DATASET_NAMES))
+@click.argument("name", metavar="NAME", type=click.Choice(DATASET_NAMES))
 def data_path_command(name):
     """Print where data set NAME is cached (its file, or its folder), for scripts; an error if it is not."""
     from charseq.data.datasets import dataset_path
