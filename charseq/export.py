@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -32,7 +30,8 @@ from charseq.backbone import portable_graph
 from charseq.errors import CharseqError
 from charseq.files import write_json_atomic
 from charseq.heads import head
-from charseq.runs import RunDir, _exchange
+from charseq.runs import RunDir
+from charseq.transaction import Replacement
 
 METADATA = "assets.extra/charseq.json"  # TF Serving's place for files that are not part of the graph
 
@@ -58,6 +57,17 @@ def _foreign_inside(out: Path) -> list[str]:
     return found
 
 
+def _not_at_the_top(path: Path) -> str | None:
+    """The first entry at the top of `path` that a SavedModel does not have. An export being built
+    is checked only there: TensorFlow's temporary files inside a save cut short are its own."""
+    return next(iter(sorted(p.name for p in path.iterdir() if p.name not in SAVED_MODEL_ENTRIES)), None)
+
+
+def _not_a_saved_model(path: Path) -> str | None:
+    """The first path anywhere in `path` that is not part of a SavedModel (None: it holds nothing else)."""
+    return _not_at_the_top(path) or next(iter(_foreign_inside(path)), None)
+
+
 def _check_out(out: Path, force: bool) -> Path:
     """Where the export goes (a link to a directory is followed), or a one-line error."""
     if not out.name:
@@ -71,10 +81,9 @@ def _check_out(out: Path, force: bool) -> Path:
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise CharseqError(f"{out} already exists; use --force to replace it")
-        others = sorted(p.name for p in out.iterdir() if p.name not in SAVED_MODEL_ENTRIES)
-        others += [p for p in _foreign_inside(out) if p not in others]
-        if not (out / "saved_model.pb").exists() or others:
-            held = f" (it holds {', '.join(others[:5])})" if others else ""
+        other = _not_a_saved_model(out)
+        if not (out / "saved_model.pb").exists() or other:
+            held = f" (it holds {other})" if other else ""
             raise CharseqError(f"{out} is not a SavedModel; refusing to replace it{held}")
     return out
 
@@ -90,26 +99,16 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     task = RunDir.open(model_dir).read_config()["task"]
     with portable_graph():  # plain TensorFlow ops only: charseq's compiled kernel is not in TF Serving
         module, info = head(task).export(model_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.export-"))
+    build = Replacement.begin(out, check=lambda out: _check_out(out, force), foreign=_not_at_the_top)
     try:
         with portable_graph():
-            tf.saved_model.save(module, str(staging), signatures=module.signatures())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(staging, 0o777 & ~mask)  # mkdtemp's directory is private; an export is meant to be shared
+            tf.saved_model.save(module, str(build.path), signatures=module.signatures())
         info = {"task": task, "signatures": sorted(module.signatures()), **info,
                 "run": str(Path(model_dir).resolve()), "charseq_version": __version__}
-        (staging / METADATA).parent.mkdir(exist_ok=True)
-        write_json_atomic(staging / METADATA, info)
-        _check_out(out, force)  # once more: the directory may have appeared while the model was saved
-        if out.is_dir() and _exchange(staging, out):  # one atomic swap; `staging` now holds the old export
-            pass
-        else:
-            if out.exists():
-                shutil.rmtree(out)
-            staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        (build.path / METADATA).parent.mkdir(exist_ok=True)
+        write_json_atomic(build.path / METADATA, info)
+        build.commit()  # `out` is checked once more: it may have appeared while the model was saved
+    except BaseException:
+        build.rollback()
+        raise
     return {**info, "out": str(shown)}

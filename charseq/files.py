@@ -116,33 +116,6 @@ def unlock_directory(fd: int | None) -> None:
         os.close(fd)
 
 
-def unheld_siblings(path: Path, kind: str) -> Iterator[Path]:
-    """The hidden siblings `.NAME.KIND-XXXX` of `path` (`kind` "new" or "old") that no live process
-    holds a lock on: their maker was killed. Each is yielded while this process holds its lock, so
-    no other process acts on it meanwhile. Nothing where locks are unavailable (a live maker could
-    not be told from a dead one)."""
-    if not path.parent.is_dir():
-        return
-    prefix = f".{path.name}.{kind}-"
-    for entry in sorted(path.parent.iterdir()):
-        if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
-            continue
-        try:
-            fd = lock_directory(entry, wait=False)
-        except OSError:
-            continue  # a live process holds it (or it vanished)
-        if fd is None:
-            return
-        try:
-            # The directory locked is still the one at that name (a rename may have put another there).
-            if os.path.samestat(os.fstat(fd), os.stat(entry)):
-                yield entry
-        except FileNotFoundError:
-            pass
-        finally:
-            unlock_directory(fd)
-
-
 def write_json_atomic(path: str | Path, obj) -> None:
     try:
         text = json.dumps(obj, ensure_ascii=False, indent=1)

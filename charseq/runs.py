@@ -18,11 +18,9 @@ written atomically: a crash leaves the previous checkpoint intact.
 A new run is built in a hidden sibling directory (`.NAME.new-XXXX`) and moves to its place only
 once it has trained its first step and written its first checkpoint (`RunDir.publish`): until
 then an old run it replaces (`--force`) is untouched, and a run that fails before is removed.
-The move is one atomic exchange of the two directories (renameat2 RENAME_EXCHANGE on Linux), so
-a crash at any moment leaves either the old run or the new one at the path, each loadable; a
-crash may leave the hidden sibling behind. The process building a sibling holds a lock on it
-(flock) until it publishes, and the kernel drops the lock when the process dies, so the next run
-for the same path deletes the siblings whose builder is gone (`RunDir.create`).
+The move is one atomic exchange of the two directories, so a crash at any moment leaves either
+the old run or the new one at the path, each loadable; the next run for the same path deletes
+what a killed one left beside it (`charseq.transaction`, which replaces grids and exports too).
 
 A process training a run holds a lock on its directory until training ends (`RunDir.hold`),
 so a reader (the studio) tells a run being trained from one whose trainer was killed.
@@ -30,7 +28,6 @@ so a reader (the studio) tells a run being trained from one whose trainer was ki
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import hashlib
@@ -40,19 +37,20 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError, WriteError
-from charseq.files import (append_text, current_umask, directory_locked, lock_directory, unheld_siblings,
-                           unlock_directory, write_bytes_atomic, write_json_atomic)
+from charseq.files import (append_text, directory_locked, lock_directory, unlock_directory, write_bytes_atomic,
+                           write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
+from charseq.transaction import Replacement, recover
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -192,7 +190,7 @@ _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
 _ROTATING = re.compile(r"\.(?P<name>step-\d{8}\.npz)\.tmp")
 
 
-def _temporary(name: str, own: re.Pattern = TOP_FILES) -> bool:
+def being_written(name: str, own: re.Pattern = TOP_FILES) -> bool:
     """A file charseq is writing in a folder whose own files match `own` (a `.NAME.XXXX.tmp`
     whose NAME is one of them): a user's `.notes.tmp` is not one."""
     return any(m is not None and own.fullmatch(m["name"]) is not None
@@ -221,7 +219,7 @@ def foreign_entry(path: Path, building: bool = False) -> str | None:
             found = _foreign_in_folder(Path(entry.path), RUN_FOLDERS[name])
             if found:
                 return f"{name}/{found}"
-        elif not ((TOP_FILES.fullmatch(name) or _temporary(name) or (building and BUILD_FILES.fullmatch(name)))
+        elif not ((TOP_FILES.fullmatch(name) or being_written(name) or (building and BUILD_FILES.fullmatch(name)))
                   and entry.is_file()):
             return name + ("/" if entry.is_dir() else "")
     return None
@@ -233,7 +231,7 @@ def _foreign_in_folder(folder: Path, own: re.Pattern) -> str | None:
     except OSError as e:
         return f" (unreadable: {e.strerror})"
     for entry in entries:
-        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name) or _temporary(entry.name, own)):
+        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name) or being_written(entry.name, own)):
             return entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
     return None
 
@@ -249,7 +247,7 @@ def not_a_run(path: Path) -> str | None:
         names = sorted(os.listdir(path))
     except OSError as e:
         return f"it cannot be read ({e.strerror})"
-    others = [n for n in names if n not in RUN_ENTRIES and not _temporary(n)]
+    others = [n for n in names if n not in RUN_ENTRIES and not being_written(n)]
     if others:
         shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         return f"it holds {shown}, which charseq never writes"
@@ -271,39 +269,13 @@ def not_a_run(path: Path) -> str | None:
     return None
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap the directories `a` and `b` in one atomic step (Linux renameat2 RENAME_EXCHANGE).
-    False where the system or filesystem cannot, so the caller falls back to two renames."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
+def _stranded(final: Path) -> Callable[[Path], bool]:
+    """A build with a checkpoint while nothing is at `final`: the new run's only copy."""
+    return lambda build: (build / CHECKPOINT_FILE).exists() and not final.exists()
 
 
-def _sync_directory(path: Path) -> None:
-    """Make a rename in `path` durable (a power cut after it keeps it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# A sibling this young and still empty may be one another process has just made and not yet locked.
-UNLOCKED_GRACE_S = 60
+def _foreign_in_build(path: Path) -> str | None:
+    return foreign_entry(path, building=True)
 
 
 def sweep_abandoned_builds(final: Path) -> list[str]:
@@ -311,18 +283,9 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
     building (their lock is free: the process that made them was killed), and return their names.
 
     Kept: a sibling another process holds; an empty one made in the last minute (its maker may
-    not have locked it yet); and one with a checkpoint while nothing is at `final` (a crash
-    between the two renames of a publish without renameat2 left the new run only there)."""
-    swept = []
-    for entry in unheld_siblings(final, "new"):
-        young = time.time() - entry.stat().st_mtime < UNLOCKED_GRACE_S
-        if (young and not any(entry.iterdir())) or ((entry / CHECKPOINT_FILE).exists() and not final.exists()):
-            continue
-        if foreign_entry(entry, building=True):
-            continue  # a file someone put in it: not charseq's to delete
-        shutil.rmtree(entry, ignore_errors=True)
-        swept.append(entry.name)
-    return swept
+    not have locked it yet); one holding a file charseq does not write; and one with a checkpoint
+    while nothing is at `final` (the new run's only copy)."""
+    return recover(final, _foreign_in_build, keep=_stranded(final))
 
 
 # The errors of a write that met a full disk, a quota, a read-only filesystem or a size limit.
@@ -354,9 +317,8 @@ def discard_unpublished(train_fn):
                                "run the command again") from None
         finally:
             for run in _BUILDING[mark:]:
-                if not run.published and not foreign_entry(run.path, building=True):
-                    shutil.rmtree(run.path, ignore_errors=True)
-                    unlock_directory(run._lock)
+                if not run.published:
+                    run._build.rollback()
             del _BUILDING[mark:]
     return wrapper
 
@@ -368,6 +330,7 @@ class RunDir:
         self.path = Path(path)
         self.final: Path | None = None  # where a new run goes when published; None: it is there
         self.replace = False
+        self._build: Replacement | None = None  # a new run's, until it is published
         self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds) or trained
         self.training = False  # between hold() and let_go(): publish keeps the lock
 
@@ -414,15 +377,12 @@ class RunDir:
         `path` are deleted first (see sweep_abandoned_builds)."""
         final = cls.check_out(path, force)
         try:
-            sweep_abandoned_builds(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.new-"))
-            lock = lock_directory(staging)
+            build = Replacement.begin(final, check=lambda final: cls.check_out(final, force),
+                                      foreign=_foreign_in_build, keep=_stranded(final))
         except OSError as e:
             raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
-        staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from the user's group
-        run = cls(staging)
-        run.final, run.replace, run._lock = final, force, lock
+        run = cls(build.path)
+        run.final, run._build, run._lock = final, build, build.lock
         _BUILDING.append(run)
         return run
 
@@ -431,24 +391,10 @@ class RunDir:
         changed since) in one atomic exchange, then delete the old run."""
         if self.published:
             return
-        final = self.check_out(self.final, self.replace)
-        if final.is_dir():  # an old run (or an empty directory): swap, then delete it
-            if _exchange(self.path, final):
-                old = self.path
-            else:  # two renames: a crash between them leaves both runs, the old one at .NAME.old-*
-                old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
-                os.replace(final, old)
-                os.replace(self.path, final)
-            self.path, self.final = final, None
-            _sync_directory(final.parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(self.path, final)
-            self.path, self.final = final, None
-            _sync_directory(final.parent)
-        if not self.training:
-            unlock_directory(self._lock)  # published: no longer a build to keep from the sweep
-            self._lock = None
+        build = self._build
+        build.commit(keep_lock=self.training)  # published: no longer a build to keep from the sweep
+        self.path, self.final, self._build = build.path, None, None
+        self._lock, build.lock = build.lock, None  # held on while training (see hold)
 
     def hold(self) -> None:
         """Lock the run while it trains (until let_go), so readers see it as running. A new run's
@@ -598,7 +544,7 @@ class RunDir:
             if not folder.is_dir() or folder.is_symlink():
                 continue
             for entry in sorted(folder.iterdir()):
-                if _temporary(entry.name, own) and entry.is_file() and not entry.is_symlink():
+                if being_written(entry.name, own) and entry.is_file() and not entry.is_symlink():
                     entry.unlink(missing_ok=True)
                     removed.append(str(entry.relative_to(self.path)))
         return removed

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from charseq.errors import CharseqError
-from charseq.grid import GRID_FILE, _open_grid, _settle
+from charseq.grid import GRID_FILE, open_grid
 from charseq.runs import RunDir, foreign_entry, not_a_run, sweep_abandoned_builds
 from conftest import assert_clean_error, run_cli_in_process, snapshot
 from test_force_resume import KINDS, command, files, finished  # noqa: F401 (fixtures)
@@ -130,8 +130,8 @@ def test_no_user_file_anywhere_in_a_run_tree_is_ever_lost(finished):
                 elif operation == "sweep_builds":
                     sweep_abandoned_builds(root / "run")
                 else:
-                    aside = _open_grid(out.parent, {"command": "train-lm", "fixed": {}}, force=True)
-                    _settle(out.parent, aside, keep_new=True)
+                    _, build = open_grid(out.parent, {"command": "train-lm", "fixed": {}}, True, log=lambda s: None)
+                    build.commit()
             except CharseqError as e:
                 refused = str(e)
             for path, data in ours.items():
