@@ -11,12 +11,12 @@ Runs go one after another in this process. A rerun with the same GRID (after Ctr
 or with more values on an axis) skips the runs that are done, resumes those that have a
 checkpoint and starts the rest, so no finished training is ever repeated.
 
-`--force` replaces a grid as a run's --force replaces a run: the old grid moves aside to a hidden
-sibling (`.GRID.old-XXXX`) and is deleted only once the new grid's first run has written its
-first checkpoint. A new grid that fails before (a setting its first run rejects, Ctrl-C) puts the
-old one back. The process holds a lock on the grid it moved aside, so if it is killed, the next
-grid for the same GRID finishes its job: it puts the old grid back if the new one never had a
-checkpoint, else deletes it.
+`--force` replaces a grid as a run's --force replaces a run (`charseq.transaction`): the new grid
+is built beside the old one, in a hidden sibling (`.GRID.new-XXXX`), and swapped in only once
+every one of its runs is done; until then the old grid is whole and usable at GRID. A new grid
+stopped before any of its runs trained (a setting its first run rejects, Ctrl-C while preparing)
+is deleted; one stopped later (Ctrl-C, a crash, a kill) stays beside, and the same command run
+again continues it.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ import itertools
 import json
 import math
 import os
-import shutil
-import tempfile
+import re
 from pathlib import Path
 from typing import Callable
 
 from charseq.errors import CharseqError, Interrupted, WriteError
-from charseq.files import lock_directory, unheld_siblings, unlock_directory, write_bytes_atomic, write_json_atomic
+from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
-from charseq.runs import CONFIG_FILE, RunDir, foreign_entry, not_a_run
+from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run
+from charseq.transaction import Replacement, recover
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
@@ -105,91 +105,114 @@ def _normal(obj):
 
 
 def _not_the_grids(out: Path) -> str | None:
-    """The first entry of the grid directory `out` that the grid did not write (None: all are its own)."""
+    """The first path in the grid directory `out`, at any depth, that the grid did not write
+    (None: all are its own): its files, its runs, and what a run being written holds."""
     for entry in sorted(out.iterdir()):
         name = entry.name
-        if name in (GRID_FILE, "results.json", "results.tsv") and entry.is_file() and not entry.is_symlink():
+        if entry.is_symlink():
+            return name
+        if entry.is_file() and (name in GRID_FILES or being_written(name, _GRID_OWN)):
             continue
-        if name.startswith(".") and (name.endswith(".tmp") or ".new-" in name or ".old-" in name):
-            continue  # charseq's own temporary files and run directories being built
-        if entry.is_dir() and not entry.is_symlink() and (not any(entry.iterdir()) or not_a_run(entry) is None):
+        if entry.is_dir() and not any(entry.iterdir()):
             continue
-        inside = foreign_entry(entry) if entry.is_dir() and not entry.is_symlink() else None
-        return f"{name}/{inside}" if inside else name
+        if entry.is_dir() and _BUILDING.fullmatch(name):  # a run being built or swapped in
+            inside = foreign_entry(entry, building=True)
+        elif entry.is_dir():
+            inside = not_a_run(entry) and (foreign_entry(entry) or "")
+            if inside is None:
+                continue
+        else:
+            return name
+        if inside is not None:
+            return f"{name}/{inside}" if inside else name
     return None
 
 
-class _MovedAside:
-    """An old grid that --force moved to a hidden sibling, locked by this process until it is put
-    back or deleted (see _settle; if this process dies, _recover_moved_aside does it)."""
-
-    def __init__(self, out: Path):
-        self.lock = lock_directory(out)  # taken before the move: the lock follows the directory
-        try:
-            self.path = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, self.path)  # a directory replaces the empty one mkdtemp made, in one rename
-        except BaseException:
-            unlock_directory(self.lock)
-            raise
+GRID_FILES = (GRID_FILE, "results.json", "results.tsv")
+_GRID_OWN = re.compile("|".join(re.escape(name) for name in GRID_FILES))
+_BUILDING = re.compile(r"\..+\.(new|old)-[A-Za-z0-9_]+")
 
 
-def _put_back(old: Path, out: Path) -> None:
-    """The old grid moved aside to `old` back at `out`, in place of whatever the replacement left there."""
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(old, out)
+def _resolve(out: Path) -> Path:
+    """Where the grid goes: a link to a directory is followed; a dangling one is refused."""
+    if out.is_symlink():
+        if not out.exists():
+            raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
+        out = Path(os.path.realpath(out))
+    return out
 
 
-def _has_published_run(out: Path) -> bool:
-    return out.is_dir() and any(not d.name.startswith(".") and (d / CONFIG_FILE).is_file()
-                                for d in out.iterdir() if d.is_dir())
+def _same_grid(old: dict, spec: dict) -> bool:
+    """Whether a grid's grid.json has `spec`'s command and fixed options (its axes may differ:
+    a rerun with more values reuses the runs done)."""
+    return isinstance(old, dict) and all(old.get(k) == spec[k] for k in ("command", "fixed"))
 
 
-def _recover_moved_aside(out: Path, log: Callable[[str], None]) -> None:
-    """Finish what a killed `grid --force` left: an old grid it moved aside (`.GRID.old-XXXX`, a
-    grid.json inside, its lock free) goes back to `out` if the replacement there never had a
-    checkpoint, or is deleted if it had one. Anything else at `out` leaves it where it is."""
-    for entry in unheld_siblings(out, "old"):
-        if not (entry / GRID_FILE).is_file():
-            continue  # a run's, or the empty placeholder a live grid --force is about to fill
-        if _has_published_run(out):
-            shutil.rmtree(entry, ignore_errors=True)
-        elif not out.exists() or ((out / GRID_FILE).is_file() and _not_the_grids(out) is None):
-            _put_back(entry, out)
-            log(f"put back the grid that a killed `grid --force` had moved aside to {entry.name}")
+def _read_spec(path: Path) -> dict:
+    try:
+        return json.loads((path / GRID_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CharseqError(f"cannot read {path / GRID_FILE}: {e}") from None
 
 
-def _open_grid(out: Path, spec: dict, force: bool) -> _MovedAside | None:
-    """Create the grid directory, or reopen it if it holds the same grid; never touch other files.
-    With `force`, an old grid moves aside rather than being deleted: returns it (see _settle), or
-    None if there was none."""
-    aside = None
+def _check_out(out: Path, spec: dict, force: bool) -> bool:
+    """Whether `out` holds a grid to replace (True, with `force`) or is free or the same grid to
+    continue (False); else a one-line error, with nothing touched."""
     if out.exists() and not out.is_dir():
         raise CharseqError(f"--out {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / GRID_FILE).exists():
-            raise CharseqError(f"--out {out} is not empty and is not a charseq grid; refusing to use it")
-        if force:
-            foreign = _not_the_grids(out)
-            if foreign:
-                raise CharseqError(f"--out {out} holds {foreign}, which is not part of a charseq grid; "
-                                   "refusing to replace it")
-            aside = _MovedAside(out)
-        else:
-            try:
-                old = json.loads((out / GRID_FILE).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise CharseqError(f"cannot read {out / GRID_FILE}: {e}") from None
-            if {k: old.get(k) for k in ("command", "fixed")} != {k: spec[k] for k in ("command", "fixed")}:
-                raise CharseqError(f"{out} holds a grid of {old.get('command')} with other fixed options "
-                                   f"({' '.join(map(str, old.get('fixed') or [])) or 'none'}); give another --out, "
-                                   "or --force to replace it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if not (out / GRID_FILE).exists():
+        raise CharseqError(f"--out {out} is not empty and is not a charseq grid; refusing to use it")
+    if force:
+        foreign = _not_the_grids(out)
+        if foreign:
+            raise CharseqError(f"--out {out} holds {foreign}, which is not part of a charseq grid; "
+                               "refusing to replace it")
+        return True
+    old = _read_spec(out)
+    if not _same_grid(old, spec):
+        raise CharseqError(f"{out} holds a grid of {old.get('command')} with other fixed options "
+                           f"({' '.join(map(str, old.get('fixed') or [])) or 'none'}); give another --out, "
+                           "or --force to replace it")
+    return False
+
+
+def _adoptable(spec: dict) -> Callable[[Path], bool]:
+    """A new grid a stopped `grid --force` left beside the old one, for the same command: continued."""
+    def same(build: Path) -> bool:
+        try:
+            return _same_grid(_read_spec(build), spec) and _not_the_grids(build) is None
+        except CharseqError:
+            return False
+    return same
+
+
+def open_grid(out: Path, spec: dict, force: bool, log: Callable[[str], None] = print) -> tuple[Path, Replacement | None]:
+    """Where the grid's runs go: `out` itself (a new grid, or the same grid continued), or, to
+    replace an old grid (`force`), a new grid built beside it (the Replacement), which takes its
+    place only once every run is done. Never touches anything that is not the grid's own."""
+    out = _resolve(out)
+    if out.exists() and not out.is_dir():
+        raise CharseqError(f"--out {out} is a file, not a directory")
+    recover(out, _not_the_grids, sweep=False, log=log)  # a swap a killed grid --force left half done
+    if not _check_out(out, spec, force):
+        where, build = out, None
+    else:
+        build = Replacement.begin(out, check=lambda out: _check_out(out, spec, True), foreign=_not_the_grids,
+                                  adopt=_adoptable(spec), log=log)
+        where = build.path
+        log(f"{'continuing' if build.adopted else 'building'} the new grid beside {out} (in {where.name}); "
+            "the old grid stays until every run of the new one is done")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / GRID_FILE, spec)
+        where.mkdir(parents=True, exist_ok=True)
+        with _writing():
+            write_json_atomic(where / GRID_FILE, spec)
     except BaseException:
-        _settle(out, aside, keep_new=False)
+        if build is not None:
+            build.rollback()
         raise
-    return aside
+    return where, build
 
 
 @contextlib.contextmanager
@@ -202,16 +225,24 @@ def _writing():
                            "grid command again to continue") from None
 
 
-def _settle(out: Path, aside: _MovedAside | None, keep_new: bool) -> None:
-    """End a --force replacement: delete the old grid kept `aside`, or (`keep_new` False: the
-    new grid has no run to show) delete the new grid and put the old one back."""
-    if aside is None:
-        return
-    if not keep_new:
-        _put_back(aside.path, out)
-    else:
-        shutil.rmtree(aside.path, ignore_errors=True)
-    unlock_directory(aside.lock)
+def _has_trained_run(grid: Path) -> bool:
+    return grid.is_dir() and any(not d.name.startswith(".") and (d / CONFIG_FILE).is_file()
+                                 for d in grid.iterdir() if d.is_dir())
+
+
+def _stopped(e: BaseException, out: Path, build: Replacement) -> BaseException:
+    """The error that stopped a grid being built beside `out`: the new grid is kept there for a
+    rerun if any run of it trained (else deleted), and the message says so."""
+    if not _has_trained_run(build.path):
+        build.rollback()
+        return e
+    build.release()
+    if not isinstance(e, CharseqError):
+        return e
+    kept = (f"the old grid {out} is untouched and the new one is kept beside it ({build.path.name}); "
+            "run the same command again to continue it")
+    return type(e)(f"{e.message.split('; ')[0]}; {kept}") if isinstance(e, Interrupted) else \
+        CharseqError(f"{e.message}; {kept}", *e.remedies)
 
 
 def result(path: Path, combination: dict) -> dict:
@@ -283,60 +314,71 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     fixed options is an error, since its finished runs would not be comparable. A run whose
     settings are rejected before it starts stops the grid with that error; a run that fails
     while training (say its loss becomes NaN at a high learning rate) is recorded as failed and
-    the grid goes on. Ctrl-C checkpoints the current run and stops; a rerun resumes it."""
+    the grid goes on. Ctrl-C checkpoints the current run and stops; a rerun resumes it.
+
+    With `force`, an old grid at `out` is replaced only once every run of the new one is done (see
+    open_grid); until then it is untouched."""
     out = Path(out)
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
     spec = _normal(spec)
-    _recover_moved_aside(out, log)
-    aside = _open_grid(out, {**spec, "axes": _normal(axes)}, force)
+    out = _resolve(out)
+    where, build = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)
     combos = combinations(axes)
 
-    def started() -> bool:  # a run of the new grid has a checkpoint: the grid it replaces may go
-        return (out / run_name(combos[0]) / CONFIG_FILE).exists()
-
     def report() -> list[dict]:
-        rows = rank([result(out / run_name(c), c) for c in combos])
+        rows = rank([result(where / run_name(c), c) for c in combos])
         with _writing():
-            write_results(out, spec["command"], rows)
+            write_results(where, spec["command"], rows)
         return rows
 
-    for i, combo in enumerate(combos, 1):
-        name = run_name(combo)
-        path = out / name
-        if (path / RESULT_FILE).exists():
-            log(f"[{i}/{len(combos)}] {name}: done, skipped")
-            continue
-        resume = RunDir(path).has_checkpoint() and (path / CONFIG_FILE).exists()
-        # A run directory without a checkpoint never saved progress (it stopped while preparing).
-        replace = not resume and (path / CONFIG_FILE).exists()
-        log(f"[{i}/{len(combos)}] {name}: {'resuming' if resume else 'training'}")
-        try:
-            try:
-                run_one(combo, path, resume, replace)
-                outcome = {"status": "finished"}
-            except Interrupted:
-                raise
-            except CharseqError as e:
-                if not (path / CONFIG_FILE).exists():
-                    raise CharseqError(f"{name}: {e.message}", *e.remedies) from None
-                outcome = {"status": "failed", "error": str(e)}
-                log(f"[{i}/{len(combos)}] {name}: failed: {e}")
-        except BaseException as e:  # the grid stops here (a rejected setting, Ctrl-C, an out-of-memory error)
-            kept = aside is None or started()
-            _settle(out, aside, keep_new=kept)
-            if kept and isinstance(e, Interrupted):
+    try:
+        for i, combo in enumerate(combos, 1):
+            _train_one(where / run_name(combo), combo, f"[{i}/{len(combos)}]", run_one, log)
+            report()
+        rows = report()
+    except BaseException as e:  # the grid stops here (a rejected setting, Ctrl-C, an out-of-memory error)
+        if isinstance(e, Interrupted) and (build is None or _has_trained_run(where)):
+            with contextlib.suppress(CharseqError):
                 report()
+        if build is None:
             raise
-        _settle(out, aside, keep_new=True)  # this run has a checkpoint (it finished or failed while training)
-        aside = None
-        with _writing():
-            write_json_atomic(path / RESULT_FILE, outcome)
-        import keras
+        raise _stopped(e, out, build) from None
+    if build is not None:
+        try:
+            build.commit()  # every run is done: the new grid takes the old one's place
+        except CharseqError as e:  # the old grid changed meanwhile (a file of the user's in it)
+            build.release()
+            raise CharseqError(f"{e.message}; the new grid is complete beside it ({build.path.name})") from None
+    return rows
 
-        keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid
-        report()
-    return report()
+
+def _train_one(path: Path, combo: dict, counter: str, run_one: RunOne, log: Callable[[str], None]) -> None:
+    """Train one run of the grid to its end (skipped if done, resumed if it has a checkpoint) and
+    record how it ended; a rejected setting before it trained stops the grid with that error."""
+    name = path.name
+    if (path / RESULT_FILE).exists():
+        log(f"{counter} {name}: done, skipped")
+        return
+    resume = RunDir(path).has_checkpoint() and (path / CONFIG_FILE).exists()
+    # A run directory without a checkpoint never saved progress (it stopped while preparing).
+    replace = not resume and (path / CONFIG_FILE).exists()
+    log(f"{counter} {name}: {'resuming' if resume else 'training'}")
+    try:
+        run_one(combo, path, resume, replace)
+        outcome = {"status": "finished"}
+    except Interrupted:
+        raise
+    except CharseqError as e:
+        if not (path / CONFIG_FILE).exists():
+            raise CharseqError(f"{name}: {e.message}", *e.remedies) from None
+        outcome = {"status": "failed", "error": str(e)}
+        log(f"{counter} {name}: failed: {e}")
+    with _writing():
+        write_json_atomic(path / RESULT_FILE, outcome)
+    import keras
+
+    keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid
 
 
 def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = False,

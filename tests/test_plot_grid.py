@@ -172,10 +172,16 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
                                *TINY_FLAGS, "--out", out), "other fixed options", "--force")
 
 
-def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_path, grid, corpus_file):
-    """A --force grid whose first run stops before its first checkpoint (a missing corpus, a value
-    the run rejects, Ctrl-C while it prepares) puts the old grid back byte for byte; one that
-    trains replaces it, and nothing is left beside it."""
+def beside(tmp_path, name="g") -> list[str]:
+    """The hidden builds and swaps charseq keeps beside the grid `name`."""
+    return sorted(n for n in os.listdir(tmp_path) if n.startswith(f".{name}."))
+
+
+def test_grid_force_builds_the_new_grid_beside_and_swaps_it_in_when_every_run_is_done(tmp_path, grid, corpus_file):
+    """The old grid stays whole at --out until every run of the new one is done: a new grid that
+    stops before any run trained (a missing corpus, a value the run rejects, Ctrl-C while it
+    prepares) is deleted; one stopped by Ctrl-C in its second run waits beside the old grid, and
+    the same command run again continues it and swaps it in, leaving nothing beside."""
     import shutil
 
     from charseq import run_grid
@@ -189,7 +195,7 @@ def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_pa
         assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
 
     def ctrl_c_while_preparing(line):
-        if not line.startswith("["):
+        if not line.startswith(("[", "building")):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -197,59 +203,97 @@ def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_pa
                  **{**TINY_SETTINGS, "max_steps": 10})
     assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
 
-    r = run_cli_in_process("grid", "train-lm", corpus_file, *axes)
-    assert r.returncode == 0, r.stderr
-    fixed = json.loads((out / "grid.json").read_text())["fixed"]
-    assert fixed[fixed.index("--batch-size") + 1] == "16"  # the new grid's (the old one's was 8)
-    assert all(rec["step"] == 10 for rec in (metrics(out / "lr=0.001")[-1], metrics(out / "lr=0.02")[-1]))
+    lines = []
+
+    def ctrl_c_in_the_second_run(line):
+        lines.append(line)
+        if line.startswith("step 5:") and any(s.startswith("[2/2]") for s in lines):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    settings = {**TINY_SETTINGS, "batch_size": 16, "max_steps": 10, "eval_every": 5}
+    with pytest.raises(Interrupted, match="is untouched and the new one is kept beside it"):
+        run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=ctrl_c_in_the_second_run,
+                 **settings)
+    assert snapshot(out) == before  # the old grid, whole and usable
+    [build] = beside(tmp_path)
+    assert (tmp_path / build / "lr=0.001" / "grid_result.json").exists()
+    assert metrics(tmp_path / build / "lr=0.02")[-1]["step"] == 5
+
+    lines.clear()
+    rows = run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=lines.append, **settings)
+    assert f"continuing the new grid beside {out} (in {build}); the old grid stays until every run of the new " \
+           "one is done" in lines
+    assert "[1/2] lr=0.001: done, skipped" in lines and "[2/2] lr=0.02: resuming" in lines
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert json.loads((out / "grid.json").read_text())["fixed"]["settings"]["batch_size"] == 16  # the new grid's
+    assert [r["step"] for r in metrics(out / "lr=0.02")] == [5, 10]
     assert os.listdir(tmp_path) == ["g"]
 
 
-def test_a_killed_grid_force_is_finished_by_the_next_grid(tmp_path, grid, corpus_file):
-    """A real process moves a grid aside as `grid --force` does, then dies by SIGKILL: the next grid
-    for that --out puts the old grid back (its replacement never had a checkpoint) and resumes it;
-    an old grid whose replacement did have one is deleted, and one a live process holds is left."""
+@pytest.mark.parametrize("user_file", ["lr=0.001/logs/mine/notes.txt", "lr=0.02/data/my_dataset.txt", "notes.txt",
+                                       ".lr=0.02.new-abcd1234/notes.txt", "mine/thesis.tex"])
+def test_grid_force_refuses_a_grid_holding_a_user_file_at_any_depth(tmp_path, grid, corpus_file, user_file):
     import shutil
-    import subprocess
-
-    from charseq.grid import _MovedAside, _recover_moved_aside
-    from conftest import REPO
-
-    def runs_of(root):
-        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-                if p.is_file() and not p.name.startswith("results")}
-
-    def kill_while_replacing(out):
-        code = ("import os, signal, sys; from pathlib import Path; from charseq.grid import _open_grid; "
-                "_open_grid(Path(sys.argv[1]), {'command': 'train-lm', 'fixed': [], 'axes': {}}, True); "
-                "os.kill(os.getpid(), signal.SIGKILL)")
-        assert subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO).returncode == -signal.SIGKILL
-        aside = [n for n in os.listdir(out.parent) if n.startswith(f".{out.name}.old-")]
-        assert len(aside) == 1 and json.loads((out / "grid.json").read_text())["fixed"] == []
-        return out.parent / aside[0]
 
     out = tmp_path / "g"
     shutil.copytree(grid[0], out)
-    before = runs_of(out)
-    kill_while_replacing(out)
-    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS,
-                           "--out", out)
+    (out / user_file).parent.mkdir(parents=True, exist_ok=True)
+    (out / user_file).write_text("mine")
+    before = snapshot(out)
+    shown = user_file.rsplit("/", 1)[0] + "/" if user_file.count("/") > 1 else user_file
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS,
+                           "--out", out, "--force")
+    assert_clean_error(r, shown, "not part of a charseq grid", "refusing")
+    assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
+
+
+def test_a_grid_force_killed_mid_grid_leaves_the_old_grid_whole(tmp_path, grid, corpus_file):
+    """A real `grid --force` killed by SIGKILL in its second run: the old grid is whole at --out and
+    the same grid without --force still skips its finished runs; the new grid waits beside, and
+    the same `grid --force` continues it (its finished run is not trained again) and swaps it in."""
+    import shutil
+    import subprocess
+
+    from charseq.transaction import Replacement, recover
+    from charseq.grid import _not_the_grids
+    from conftest import CHARSEQ, REPO
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = snapshot(out)
+    new = ["grid", "train-lm", str(corpus_file), "--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS,
+           "--out", str(out), "--force"]
+    p = subprocess.Popen([*CHARSEQ, *new], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True)
+    second = False
+    for line in p.stdout:
+        second = second or line.startswith("[2/2]")
+        if second and line.startswith("step 5:"):
+            p.kill()
+            break
+    p.communicate(timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    assert snapshot(out) == before
+    [build] = beside(tmp_path)
+
+    old = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS,
+                             "--out", out)
+    assert old.returncode == 0, old.stderr
+    assert "[1/2] lr=0.001: done, skipped" in old.stdout and "[2/2] lr=0.02: done, skipped" in old.stdout
+    assert beside(tmp_path) == [build]  # the stopped new grid is not the old grid's to delete
+
+    # A build a live process holds is never touched by another's recovery.
+    live = Replacement.begin(tmp_path / "other", foreign=_not_the_grids)
+    recover(tmp_path / "other", _not_the_grids)
+    assert live.path.is_dir()
+    live.rollback()
+
+    r = run_cli_in_process(*new)
     assert r.returncode == 0, r.stderr
-    assert "put back the grid that a killed `grid --force` had moved aside" in r.stdout
-    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: done, skipped" in r.stdout
-    assert runs_of(out) == before and os.listdir(tmp_path) == ["g"]
-
-    # Killed after the replacement's first run had its checkpoint: the old grid goes, as it would have.
-    aside = kill_while_replacing(out)
-    shutil.copytree(aside / "lr=0.001", out / "lr=0.001")  # stands for the replacement's first run
-    _recover_moved_aside(out, log=print)
-    assert os.listdir(tmp_path) == ["g"] and (out / "lr=0.001" / "config.json").exists()
-
-    # A grid another process is replacing right now is left alone.
-    live = _MovedAside(out)
-    _recover_moved_aside(out, log=print)
-    assert live.path.exists() and not out.exists()
-    os.close(live.lock)
+    assert f"continuing the new grid beside {out} (in {build})" in r.stdout
+    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: resuming" in r.stdout
+    assert json.loads((out / "grid.json").read_text())["fixed"][json.loads((out / "grid.json").read_text())[
+        "fixed"].index("--batch-size") + 1] == "16"
+    assert os.listdir(tmp_path) == ["g"]
 
 
 def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
