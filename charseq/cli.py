@@ -810,8 +810,8 @@ GRID_COMMANDS = tuple(train_commands())  # every head's train commands (charseq.
 @click.argument("command", type=click.Choice(GRID_COMMANDS))
 @click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
               "combination, and results.json / results.tsv.")
-@click.option("--force", is_flag=True, help="Replace an existing grid directory instead of "
-              "resuming it (kept until the new grid's first run has its first checkpoint).")
+@click.option("--force", is_flag=True, help="Replace an existing grid directory instead of resuming it (the new "
+              "grid is built beside it and takes its place once every run is done).")
 @click.pass_context
 def grid_command(ctx, command, out, force):
     """Train COMMAND once for every combination of comma-separated option values.
@@ -827,39 +827,12 @@ def grid_command(ctx, command, out, force):
     and results.tsv. Run the same command again to resume an interrupted grid: finished runs are
     skipped, unfinished ones continue from their checkpoint.
     """
-    from charseq.errors import CharseqError
-    from charseq.grid import combinations, format_table, search, split_axes
+    from charseq.grid import command_grid, format_table
 
     train_command = main.get_command(ctx, command)
     ctx.meta.setdefault(COMMANDS_RUN, []).append(train_command)
-    params = {p.name: p for p in train_command.params if isinstance(p, click.Option)}
-    options = {opt: (p.name, not p.is_flag and not p.count,
-                     isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
-               for p in params.values() for opt in p.opts + p.secondary_opts}
-    fixed, given = split_axes(ctx.args, options)
-    axes = {}
-    for name, (opt, values) in given.items():
-        try:
-            axes[name] = [params[name].type.convert(v, params[name], ctx) for v in values]
-        except click.BadParameter as e:
-            raise CharseqError(f"{opt}: {e.format_message()}") from None
-
-    def argv(combo, path, resume=False, replace=False):
-        return [*fixed, *(x for name, value in combo.items() for x in (given[name][0], str(value))),
-                "--out", str(path), *(["--resume"] if resume else []), *(["--force"] if replace else [])]
-
-    for combo in combinations(axes) or [{}]:  # every combination parses before anything trains
-        try:
-            train_command.make_context(command, argv(combo, out), parent=ctx)
-        except click.ClickException as e:
-            raise CharseqError(f"{command}: {e.format_message()}") from None
-
-    def run_one(combo, path, resume, replace):
-        _configure_output()  # TensorFlow loads only once the grid and its --out are known to be good
-        with train_command.make_context(command, argv(combo, path, resume, replace), parent=ctx) as sub:
-            train_command.invoke(sub)
-
-    rows = search(out, axes, run_one, {"command": command, "fixed": fixed}, force=force, log=click.echo)
+    # TensorFlow loads only once the grid and its --out are known to be good
+    rows = command_grid(train_command, ctx, out, force, log=click.echo, before_each=_configure_output)
     click.echo(format_table(rows))
     click.echo(f"results: {os.path.join(out, 'results.tsv')}")
 

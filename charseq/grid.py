@@ -30,6 +30,8 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import click
+
 from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
@@ -379,6 +381,45 @@ def _train_one(path: Path, combo: dict, counter: str, run_one: RunOne, log: Call
     import keras
 
     keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid
+
+
+def command_grid(train_command: click.Command, ctx: click.Context, out, force: bool = False,
+                 log: Callable[[str], None] = print, before_each: Callable[[], None] = lambda: None) -> list[dict]:
+    """`charseq grid COMMAND ...`: run the click command `train_command` once for every combination of
+    the comma-separated values among its arguments (`ctx.args`), and return the ranked results.
+
+    An axis is an option taking a number or a choice; its values are converted by the option's own
+    type, and every combination is parsed before anything trains, so a bad value is one error line,
+    not a failure an hour in. `before_each` runs before each run trains."""
+    name = train_command.name
+    params = {p.name: p for p in train_command.params if isinstance(p, click.Option)}
+    options = {opt: (p.name, not p.is_flag and not p.count,
+                     isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
+               for p in params.values() for opt in p.opts + p.secondary_opts}
+    fixed, given = split_axes(ctx.args, options)
+    axes = {}
+    for setting, (opt, values) in given.items():
+        try:
+            axes[setting] = [params[setting].type.convert(v, params[setting], ctx) for v in values]
+        except click.BadParameter as e:
+            raise CharseqError(f"{opt}: {e.format_message()}") from None
+
+    def argv(combo, path, resume=False, replace=False):
+        return [*fixed, *(x for setting, value in combo.items() for x in (given[setting][0], str(value))),
+                "--out", str(path), *(["--resume"] if resume else []), *(["--force"] if replace else [])]
+
+    for combo in combinations(axes) or [{}]:  # every combination parses before anything trains
+        try:
+            train_command.make_context(name, argv(combo, out), parent=ctx)
+        except click.ClickException as e:
+            raise CharseqError(f"{name}: {e.format_message()}") from None
+
+    def run_one(combo, path, resume, replace):
+        before_each()
+        with train_command.make_context(name, argv(combo, path, resume, replace), parent=ctx) as sub:
+            train_command.invoke(sub)
+
+    return search(out, axes, run_one, {"command": name, "fixed": fixed}, force=force, log=log)
 
 
 def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = False,
