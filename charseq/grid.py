@@ -190,7 +190,8 @@ def _adoptable(spec: dict) -> Callable[[Path], bool]:
     return same
 
 
-def open_grid(out: Path, spec: dict, force: bool, log: Callable[[str], None] = print) -> tuple[Path, Replacement | None]:
+def open_grid(out: Path, spec: dict, force: bool,
+              log: Callable[[str], None] = print) -> tuple[Path, Replacement | None]:
     """Where the grid's runs go: `out` itself (a new grid, or the same grid continued), or, to
     replace an old grid (`force`), a new grid built beside it (the Replacement), which takes its
     place only once every run is done. Never touches anything that is not the grid's own."""

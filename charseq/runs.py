@@ -231,7 +231,8 @@ def _foreign_in_folder(folder: Path, own: re.Pattern) -> str | None:
     except OSError as e:
         return f" (unreadable: {e.strerror})"
     for entry in entries:
-        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name) or being_written(entry.name, own)):
+        if entry.is_symlink() or not entry.is_file() or not (own.fullmatch(entry.name)
+                                                             or being_written(entry.name, own)):
             return entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else "")
     return None
 

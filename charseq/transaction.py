@@ -167,7 +167,7 @@ class Replacement:
         be much later. `foreign` and `keep` as for :func:`recover`; `foreign` also guards
         :meth:`rollback`."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        candidates = [entry for entry in unheld_siblings(final, "new") if adopt is not None and adopt(entry)]
+        candidates = [entry for entry in unheld_siblings(final, "new") if adopt(entry)] if adopt else []
         recover(final, foreign, keep=lambda entry: entry in candidates or (keep is not None and keep(entry)),
                 log=log)
         for entry in candidates:
