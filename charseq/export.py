@@ -19,7 +19,6 @@ character vocabularies export: SentencePiece's tokenizer is not an op of plain T
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from charseq.errors import CharseqError
 from charseq.files import write_json_atomic
 from charseq.heads import head
 from charseq.runs import RunDir
-from charseq.transaction import Replacement
+from charseq.transaction import Replacement, destination
 
 METADATA = "assets.extra/charseq.json"  # TF Serving's place for files that are not part of the graph
 
@@ -72,12 +71,7 @@ def _check_out(out: Path, force: bool) -> Path:
     """Where the export goes (a link to a directory is followed), or a one-line error."""
     if not out.name:
         raise CharseqError("--out must name a directory for the SavedModel, not the current directory")
-    if out.is_symlink():
-        if not out.exists():
-            raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
-        out = Path(os.path.realpath(out))
-    if out.exists() and not out.is_dir():
-        raise CharseqError(f"--out {out} is a file, not a directory")
+    out = destination(out)
     if out.is_dir() and any(out.iterdir()):
         if not force:
             raise CharseqError(f"{out} already exists; use --force to replace it")

@@ -25,7 +25,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,7 @@ from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
 from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run
-from charseq.transaction import Replacement, recover
+from charseq.transaction import Replacement, destination, recover
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "grid_result.json"
@@ -135,15 +134,6 @@ _GRID_OWN = re.compile("|".join(re.escape(name) for name in GRID_FILES))
 _BUILDING = re.compile(r"\..+\.(new|old)-[A-Za-z0-9_]+")
 
 
-def _resolve(out: Path) -> Path:
-    """Where the grid goes: a link to a directory is followed; a dangling one is refused."""
-    if out.is_symlink():
-        if not out.exists():
-            raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
-        out = Path(os.path.realpath(out))
-    return out
-
-
 def _same_grid(old: dict, spec: dict) -> bool:
     """Whether a grid's grid.json has `spec`'s command and fixed options (its axes may differ:
     a rerun with more values reuses the runs done)."""
@@ -160,8 +150,6 @@ def _read_spec(path: Path) -> dict:
 def _check_out(out: Path, spec: dict, force: bool) -> bool:
     """Whether `out` holds a grid to replace (True, with `force`) or is free or the same grid to
     continue (False); else a one-line error, with nothing touched."""
-    if out.exists() and not out.is_dir():
-        raise CharseqError(f"--out {out} is a file, not a directory")
     if not out.is_dir() or not any(out.iterdir()):
         return False
     if not (out / GRID_FILE).exists():
@@ -195,9 +183,7 @@ def open_grid(out: Path, spec: dict, force: bool,
     """Where the grid's runs go: `out` itself (a new grid, or the same grid continued), or, to
     replace an old grid (`force`), a new grid built beside it (the Replacement), which takes its
     place only once every run is done. Never touches anything that is not the grid's own."""
-    out = _resolve(out)
-    if out.exists() and not out.is_dir():
-        raise CharseqError(f"--out {out} is a file, not a directory")
+    out = destination(out)
     recover(out, _not_the_grids, sweep=False, log=log)  # a swap a killed grid --force left half done
     if not _check_out(out, spec, force):
         where, build = out, None
@@ -325,7 +311,7 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
     spec = _normal(spec)
-    out = _resolve(out)
+    out = destination(out)
     where, build = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)
     combos = combinations(axes)
 

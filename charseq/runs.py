@@ -50,7 +50,7 @@ from charseq.files import (append_text, directory_locked, lock_directory, unlock
                            write_json_atomic)
 from charseq.heads import HEADS, head
 from charseq.settings import TEXT
-from charseq.transaction import Replacement, recover
+from charseq.transaction import Replacement, destination, recover
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -355,12 +355,7 @@ class RunDir:
         path = Path(path)
         if str(path) in ("", "."):
             raise CharseqError("--out must name a run directory, not the current directory")
-        if path.is_symlink():
-            if not path.exists():
-                raise CharseqError(f"--out {path} is a symbolic link to {os.readlink(path)}, which does not exist")
-            path = Path(os.path.realpath(path))
-        if path.exists() and not path.is_dir():
-            raise CharseqError(f"--out {path} is a file, not a directory")
+        path = destination(path)
         if path.is_dir() and any(path.iterdir()):
             if not force:
                 raise CharseqError(f"run directory {path} already exists; use --resume to continue it "

@@ -46,6 +46,18 @@ Foreign = Callable[[Path], "str | None"]
 UNLOCKED_GRACE_S = 60
 
 
+def destination(out: Path) -> Path:
+    """The directory `--out` names, to be replaced or filled: a symbolic link to a directory is
+    followed; a dangling link or a file is a one-line error."""
+    if out.is_symlink():
+        if not out.exists():
+            raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
+        out = Path(os.path.realpath(out))
+    if out.exists() and not out.is_dir():
+        raise CharseqError(f"--out {out} is a file, not a directory")
+    return out
+
+
 def exchange(a: Path, b: Path) -> bool:
     """Swap the directories `a` and `b` in one atomic step (Linux renameat2 RENAME_EXCHANGE).
     False where the system or filesystem cannot, so the caller falls back to two renames."""
