@@ -330,7 +330,6 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.final: Path | None = None  # where a new run goes when published; None: it is there
-        self.replace = False
         self._build: Replacement | None = None  # a new run's, until it is published
         self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds) or trained
         self.training = False  # between hold() and let_go(): publish keeps the lock
