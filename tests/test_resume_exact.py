@@ -118,14 +118,23 @@ def test_real_signals_at_random_moments_through_the_cli(files, tmp_path, how):
         out = tmp_path / f"run{attempt}"
         p = subprocess.Popen([*CHARSEQ, "train-classifier", files / "reviews.tsv", "--out", out, *flags],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True)
-        wanted = rng.randint(3, 25)
+        wanted, sent = rng.randint(3, 25), False
         for line in p.stdout:
             if line.startswith("step ") and int(line.split()[1].rstrip(":")) >= wanted * 10:
                 time.sleep(rng.random() * 0.2)
                 p.send_signal(getattr(signal, how))
+                sent = True
                 break
         p.communicate(timeout=600)
+        assert sent, f"the run ended before step {wanted * 10}"  # else the resume below would test nothing
+        stopped = recorded(out)[-1]["step"]
+        if p.returncode == 0:  # the signal came after the last step: nothing was left to resume
+            assert stopped == 300
+            continue
+        assert p.returncode == (-signal.SIGKILL if how == "SIGKILL" else Interrupted.exit_code), (how, p.returncode)
+        assert stopped < 300
         r = subprocess.run([*CHARSEQ, "train-classifier", "--out", out, "--resume"], capture_output=True, text=True,
                            cwd=REPO, timeout=600)
         assert r.returncode == 0, r.stderr
+        assert "resuming from step" in r.stdout + r.stderr, r.stdout + r.stderr
         assert recorded(out) == recorded(whole), (how, wanted)
