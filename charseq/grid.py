@@ -105,6 +105,11 @@ def _normal(obj):
     return json.loads(json.dumps(obj, default=str))
 
 
+GRID_FILES = (GRID_FILE, "results.json", "results.tsv")
+_GRID_OWN = re.compile("|".join(re.escape(name) for name in GRID_FILES))
+_RUN_BEING_REPLACED = re.compile(r"\..+\.(new|old)-[A-Za-z0-9_]+")  # a run's hidden siblings (charseq.transaction)
+
+
 def _not_the_grids(out: Path) -> str | None:
     """The first path in the grid directory `out`, at any depth, that the grid did not write
     (None: all are its own): its files, its runs, and what a run being written holds."""
@@ -116,7 +121,7 @@ def _not_the_grids(out: Path) -> str | None:
             continue
         if entry.is_dir() and not any(entry.iterdir()):
             continue
-        if entry.is_dir() and _BUILDING.fullmatch(name):  # a run being built or swapped in
+        if entry.is_dir() and _RUN_BEING_REPLACED.fullmatch(name):  # a run being built or swapped in
             inside = foreign_entry(entry, building=True)
         elif entry.is_dir():
             inside = not_a_run(entry) and (foreign_entry(entry) or "")
@@ -127,11 +132,6 @@ def _not_the_grids(out: Path) -> str | None:
         if inside is not None:
             return f"{name}/{inside}" if inside else name
     return None
-
-
-GRID_FILES = (GRID_FILE, "results.json", "results.tsv")
-_GRID_OWN = re.compile("|".join(re.escape(name) for name in GRID_FILES))
-_BUILDING = re.compile(r"\..+\.(new|old)-[A-Za-z0-9_]+")
 
 
 def _same_grid(old: dict, spec: dict) -> bool:
