@@ -24,9 +24,7 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
 import socket
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,7 +35,7 @@ from typing import Callable
 
 from charseq.cache import cache_root
 from charseq.errors import CharseqError
-from charseq.files import current_umask
+from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
 CHUNK = 1 << 20
@@ -208,45 +206,31 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         return found
     root = datasets_dir()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))
+        build = Replacement.begin(root / name)  # a folder of its own beside the cached one, until verified
     except OSError as e:
         raise CharseqError(f"cannot write to charseq's cache {root}: {e.strerror or e} "
                            "(set CHARSEQ_CACHE to a folder you can write)") from None
     try:
-        fetched = _Fetcher(spec, source, staging, log)
+        fetched = _Fetcher(spec, source, build.path, log)
         for member in spec.members:
             data, digest = spec.prepare(member, fetched.raw(member))
             if digest != member.sha256:
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
                                    f"expected {member.sha256}; nothing was cached")
-            with open(staging / member.name, "wb") as f:
+            with open(build.path / member.name, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
         fetched.clean()
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's folder is private; a cache folder is not
-        _publish(staging, root / name, lambda: cached_path(name) is not None)
+        if cached_path(name) is None:  # an incomplete folder (a file deleted by hand) is replaced
+            build.commit()
+        else:  # another process got there first: its copy stays
+            build.rollback()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        build.rollback()
         raise
     log(f"{name}: verified and cached in {root / name}")
     return dataset_path(name)
-
-
-def _publish(staging: Path, folder: Path, complete: Callable[[], bool]) -> None:
-    """Rename the verified folder into place. If another process got there first, keep its copy; an
-    incomplete folder (a file deleted by hand) is replaced."""
-    if folder.is_dir() and not complete():
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-        os.replace(folder, old / folder.name)
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        os.rename(staging, folder)
-    except OSError:
-        if not folder.is_dir():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 class _Fetcher:
