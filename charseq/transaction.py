@@ -1,6 +1,6 @@
 """Replacing a directory in one step: build the new one beside it, swap it in, roll back on
-failure, recover after a crash. Runs (`--force`), grids (`grid --force`) and exports all go
-through here.
+failure, recover after a crash. Runs (`--force`), grids (`grid --force`), exports and the data
+set cache all go through here.
 
     build = Replacement.begin(Path("runs/poems"), check=..., foreign=...)
     try:
