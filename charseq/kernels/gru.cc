@@ -50,7 +50,7 @@ template <int MR>
 void forward_block(const Forward& a, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
   vf acc[MR][3] = {};
-  recurrent_forward<MR, 3>(*a.panels, u, a.mat, r0, block, acc);
+  a.panels->product<MR, 3>(a.mat, r0, block * 3, acc);
   const vf bz = load_n(a.bias + j0, n), br = load_n(a.bias + u + j0, n), bh = load_n(a.bias + 2 * u + j0, n);
   const vf one = splat(1.0f);
   for (int r = 0; r < MR; ++r) {
@@ -113,7 +113,7 @@ class GruForwardOp : public OpKernel {
     if (B == 0 || u == 0) return;
 
     const int blocks = (u + VL - 1) / VL;
-    const Panels panels = pack_forward(kernel.flat<float>().data(), u, 3, mode_);
+    const Panels panels(kernel.flat<float>().data(), u, 3, mode_, Pass::kForward);
 
     const size_t seq = static_cast<size_t>(T) * u, seq3 = seq * 3, seq4 = seq * 4;
     float* out_p = out->flat<float>().data();
@@ -232,7 +232,7 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
 template <int MR, int NB>
 void backward_block(const Backward& a, int r0, int block) {
   vf acc[MR][NB] = {};
-  if (a.dm_next) recurrent_backward<MR, NB>(*a.panels, 3 * a.u, a.dm_next, r0, block, acc);
+  if (a.dm_next) a.panels->product<MR, NB>(a.dm_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int j0 = (block + q) * VL;
@@ -272,7 +272,7 @@ class GruBackwardOp : public OpKernel {
 
     const int blocks = (u + VL - 1) / VL;
     const int n3 = 3 * u;
-    const Panels panels = pack_backward(kernel.flat<float>().data(), u, 3, mode_);
+    const Panels panels(kernel.flat<float>().data(), u, 3, mode_, Pass::kBackward);
     std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
     const OperandBuffers dm_buf(mode_, B, n3);  // alternate steps, as h_buf in the forward op
 

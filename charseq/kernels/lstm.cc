@@ -53,7 +53,7 @@ template <int MR>
 void forward_block(const Forward& a, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
   vf acc[MR][4] = {};
-  recurrent_forward<MR, 4>(*a.panels, u, a.mat, r0, block, acc);
+  a.panels->product<MR, 4>(a.mat, r0, block * 4, acc);
   for (int r = 0; r < MR; ++r) {
     const int b = r0 + r;
     const float* xp = a.xproj.row(b) + j0;
@@ -119,7 +119,7 @@ class LstmForwardOp : public OpKernel {
     if (B == 0 || u == 0) return;
 
     const int blocks = (u + VL - 1) / VL;
-    const Panels panels = pack_forward(kernel.flat<float>().data(), u, 4, mode_);
+    const Panels panels(kernel.flat<float>().data(), u, 4, mode_, Pass::kForward);
 
     const size_t seq = static_cast<size_t>(T) * u, seq4 = seq * 4;
     float* out_p = out->flat<float>().data();
@@ -226,7 +226,7 @@ inline void backward_epilogue(const Backward& a, int b, int j0, int n, const vf*
 template <int MR, int NB>
 void backward_block(const Backward& a, int r0, int block) {
   vf acc[MR][NB] = {};
-  if (a.dz_next) recurrent_backward<MR, NB>(*a.panels, 4 * a.u, a.dz_next, r0, block, acc);
+  if (a.dz_next) a.panels->product<MR, NB>(a.dz_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int j0 = (block + q) * VL;
@@ -271,7 +271,7 @@ class LstmBackwardOp : public OpKernel {
 
     const int blocks = (u + VL - 1) / VL;
     const int n4 = 4 * u;
-    const Panels panels = pack_backward(kernel.flat<float>().data(), u, 4, mode_);
+    const Panels panels(kernel.flat<float>().data(), u, 4, mode_, Pass::kBackward);
     std::vector<float> carry(masked ? static_cast<size_t>(B) * u : 0, 0.0f);
     const OperandBuffers dz_buf(mode_, B, n4);  // alternate steps, as h_buf in the forward op
 
