@@ -1,6 +1,7 @@
-// What the compiled recurrences (lstm.cc, gru.cc) share: GCC vector types sized for the CPU
-// they are built for, exp/sigmoid/tanh on vectors, the split of unit blocks over threads, row
-// addressing of batch-major tensors, and the recurrent product in float32 or in bfloat16.
+// What the compiled recurrences (lstm.cc, gru.cc, through sequence.h) share: GCC vector types sized
+// for the CPU they are built for, exp/sigmoid/tanh on vectors, row addressing of batch-major
+// tensors, the recurrent weights packed and multiplied in float32 or in bfloat16, and the split of
+// unit blocks and batch rows over threads and registers.
 
 #pragma once
 
@@ -82,35 +83,6 @@ inline vf vexp(vf x) {
 
 inline vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
 inline vf vtanh(vf x) { return splat(2.0f) / (splat(1.0f) + vexp(splat(-2.0f) * x)) - splat(1.0f); }
-
-// Runs f(0) .. f(n-1), f(0) on the calling thread, and returns when all are done.
-template <class F>
-void run_shards(tensorflow::thread::ThreadPool* pool, int n, const F& f) {
-  if (n <= 1) {
-    f(0);
-    return;
-  }
-  tensorflow::BlockingCounter done(n - 1);
-  for (int s = 1; s < n; ++s) {
-    pool->Schedule([&f, &done, s] {
-      f(s);
-      done.DecrementCount();
-    });
-  }
-  f(0);
-  done.Wait();
-}
-
-// Unit blocks [begin, end) of shard s of n: contiguous, as even as possible.
-inline void shard_range(int blocks, int n, int s, int* begin, int* end) {
-  *begin = static_cast<int>(static_cast<long long>(blocks) * s / n);
-  *end = static_cast<int>(static_cast<long long>(blocks) * (s + 1) / n);
-}
-
-inline int num_shards(OpKernelContext* ctx, int blocks) {
-  int threads = ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
-  return std::max(1, std::min(threads, blocks));
-}
 
 // Rows of a step: row b of an array starts at ptr + b * stride (stride T * width for a
 // [B, T, width] sequence at step t, width for a [B, width] state).
@@ -385,5 +357,47 @@ void for_row_groups(int B, const F& block) {
   for (; r0 + MR <= B; r0 += MR) block(std::integral_constant<int, MR>{}, r0);
   if (r0 < B) row_remainder<MR - 1>(B - r0, r0, block);
 }
+
+
+// ------------------------------------------------------------------------------ threads
+// The unit blocks of an op split over its threads: contiguous ranges, as even as possible, the
+// same for every step of the call.
+class Shards {
+ public:
+  Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
+    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    pool_ = workers->workers;
+    n_ = std::max(1, std::min(workers->num_threads, blocks));
+  }
+
+  // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
+  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant), a thread's blocks left
+  // over one at a time; shard 0 on the calling thread; returns when every shard is done.
+  template <int MR, int NB, class F>
+  void run(int B, const F& block) const {
+    auto shard = [&](int s) {
+      int jb = static_cast<int>(static_cast<long long>(blocks_) * s / n_);
+      const int end = static_cast<int>(static_cast<long long>(blocks_) * (s + 1) / n_);
+      for (; jb + NB <= end; jb += NB)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, NB>{}, r0, jb); });
+      for (; jb < end; ++jb)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, 1>{}, r0, jb); });
+    };
+    if (n_ == 1) return shard(0);
+    tensorflow::BlockingCounter done(n_ - 1);
+    for (int s = 1; s < n_; ++s) {
+      pool_->Schedule([&shard, &done, s] {
+        shard(s);
+        done.DecrementCount();
+      });
+    }
+    shard(0);
+    done.Wait();
+  }
+
+ private:
+  int blocks_, n_;
+  tensorflow::thread::ThreadPool* pool_;
+};
 
 }  // namespace charseq
