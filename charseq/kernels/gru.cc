@@ -13,19 +13,10 @@
 namespace charseq {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int FMR = 8;  // batch rows per forward block (8 rows x 3 gates = 24 accumulators)
-constexpr int BMR = 6;  // batch rows per backward block (x 2 unit blocks = 12 accumulators)
-#else
-constexpr int FMR = 4;
-constexpr int BMR = 4;
-#endif
-
 // ------------------------------------------------------------------------------------ forward
 
 struct Forward {
   static constexpr int G = 3, kStored = 4;  // gates stored: z, r, hh and m_h
-  static constexpr int kRows = FMR;
 
   // The GRU's part of step t: the epilogue on m = h_{t-1} U for one row.
   struct Step {
@@ -53,25 +44,16 @@ struct Forward {
 
 void forward(OpKernelContext* ctx, Recurrence mode) {
   const auto [xproj, kernel, bias, h0, mask] = inputs<5>(ctx);
-  OP_REQUIRES(ctx, xproj.dims() == 3 && kernel.dims() == 2,
-              tensorflow::errors::InvalidArgument("xproj must be [B, T, 3u], recurrent_kernel [u, 3u]"));
   ForwardSequence s;
-  s.B = xproj.dim_size(0), s.T = xproj.dim_size(1), s.u = kernel.dim_size(0);
-  const TensorShape seq({s.B, s.T, s.u}), state({s.B, s.u});
-  OP_REQUIRES(ctx, kernel.dim_size(1) == 3 * s.u && xproj.dim_size(2) == 3 * s.u,
-              tensorflow::errors::InvalidArgument("recurrent_kernel must be [u, 3u] and xproj [B, T, 3u]"));
-  OP_REQUIRES(ctx, bias.shape() == TensorShape({3 * s.u}),
-              tensorflow::errors::InvalidArgument("recurrent_bias must be [3u]"));
-  OP_REQUIRES(ctx, h0.shape() == state, tensorflow::errors::InvalidArgument("h0 must be [B, u]"));
-  OP_REQUIRES(ctx, s.T > 0, tensorflow::errors::InvalidArgument("the sequence must have at least one step"));
-  if (!read_mask(ctx, mask, s.B, s.T, &s.mask)) return;
+  if (!s.read(ctx, Forward::G, xproj, kernel, h0, mask)) return;
+  const TensorShape seq({s.B, s.T, s.u});
   Tensor *out, *h_prev, *gates, *h_last;
-  if (!allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
-                              {state, &h_last}}))
+  if (!check(ctx, bias.shape() == TensorShape({3 * s.u}), "recurrent_bias must be [3u]") ||
+      !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
+                              {h0.shape(), &h_last}}))
     return;
-  s.xproj = data(xproj), s.U = data(kernel), s.h0 = data(h0);
   s.out = data(*out), s.h_prev = data(*h_prev), s.gates = data(*gates), s.h_last = data(*h_last);
-  run_forward(ctx, mode, s, Forward{bias.flat<float>().data()});
+  run_forward(ctx, mode, s, Forward{data(bias)});
 }
 
 // ----------------------------------------------------------------------------------- backward
@@ -84,7 +66,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
 // The op returns both per-step gradients; the caller turns them into the weight gradients.
 
 struct Backward {
-  static constexpr int G = 3, kStored = 4, kRows = BMR;
+  static constexpr int G = 3, kStored = 4;
 
   // The GRU's part of step t: the epilogue for one row.
   struct Step {
@@ -112,72 +94,27 @@ struct Backward {
 
 void backward(OpKernelContext* ctx, Recurrence mode) {
   const auto [kernel, mask, h_prev, gates, d_out, d_h_last] = inputs<6>(ctx);
-  OP_REQUIRES(ctx, gates.dims() == 3 && kernel.dims() == 2,
-              tensorflow::errors::InvalidArgument("gates must be [B, T, 4u], recurrent_kernel [u, 3u]"));
   BackwardSequence s;
-  s.B = gates.dim_size(0), s.T = gates.dim_size(1), s.u = kernel.dim_size(0);
-  const TensorShape seq({s.B, s.T, s.u}), state({s.B, s.u});
-  OP_REQUIRES(ctx, kernel.dim_size(1) == 3 * s.u && gates.dim_size(2) == 4 * s.u && h_prev.shape() == seq &&
-                   d_out.shape() == seq && d_h_last.shape() == state,
-              tensorflow::errors::InvalidArgument("inconsistent shapes"));
-  if (!read_mask(ctx, mask, s.B, s.T, &s.mask)) return;
-  Tensor *dx, *dm, *d_h0;
+  if (!s.read(ctx, Backward::G, Backward::kStored, kernel, gates, d_out, d_h_last, mask)) return;
   const TensorShape seq3({s.B, s.T, 3 * s.u});
-  if (!allocate_outputs(ctx, {{seq3, &dx}, {seq3, &dm}, {state, &d_h0}})) return;
+  Tensor *dx, *dm, *d_h0;
+  if (!check(ctx, h_prev.shape() == d_out.shape(), "h_prev must be [B, T, u]") ||
+      !allocate_outputs(ctx, {{seq3, &dx}, {seq3, &dm}, {d_h_last.shape(), &d_h0}}))
+    return;
   s.dh = data(*d_h0), s.dm = data(*dm), s.dx = data(*dx);
-  std::copy_n(d_h_last.flat<float>().data(), s.B * s.u, s.dh);
-  s.U = data(kernel), s.gates = data(gates), s.d_out = data(d_out);
   run_backward(ctx, mode, s, Backward{data(h_prev), s.T, s.u});
 }
 
+// Registered when the library loads.
+[[maybe_unused]] const auto forward_op =
+    register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "recurrent_bias", "h0", "mask"},
+                {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"gates", Shape::kSeq4}, {"h_last", Shape::kState}},
+                0, 1);
+[[maybe_unused]] const auto backward_op =
+    register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
+                {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState}}, 2, 0);
+
 }  // namespace
-
-REGISTER_OP("CharseqGruForward")
-    .Input("xproj: float")
-    .Input("recurrent_kernel: float")
-    .Input("recurrent_bias: float")
-    .Input("h0: float")
-    .Input("mask: float")
-    .Output("outputs: float")
-    .Output("h_prev: float")
-    .Output("gates: float")
-    .Output("h_last: float")
-    .Attr(CHARSEQ_RECURRENCE_ATTR)
-    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
-      auto x = c->input(0), k = c->input(1);
-      TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
-      TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
-      auto seq = c->MakeShape({c->Dim(x, 0), c->Dim(x, 1), c->Dim(k, 0)});
-      tensorflow::shape_inference::DimensionHandle four_u;
-      TF_RETURN_IF_ERROR(c->Multiply(c->Dim(k, 0), 4, &four_u));
-      c->set_output(0, seq);
-      c->set_output(1, seq);
-      c->set_output(2, c->MakeShape({c->Dim(x, 0), c->Dim(x, 1), four_u}));
-      c->set_output(3, c->input(3));
-      return tensorflow::OkStatus();
-    });
-
-REGISTER_OP("CharseqGruBackward")
-    .Input("recurrent_kernel: float")
-    .Input("mask: float")
-    .Input("h_prev: float")
-    .Input("gates: float")
-    .Input("d_outputs: float")
-    .Input("d_h_last: float")
-    .Output("d_xproj: float")
-    .Output("d_m: float")
-    .Output("d_h0: float")
-    .Attr(CHARSEQ_RECURRENCE_ATTR)
-    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
-      auto h = c->input(2), k = c->input(0);
-      TF_RETURN_IF_ERROR(c->WithRank(h, 3, &h));
-      TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
-      auto seq3 = c->MakeShape({c->Dim(h, 0), c->Dim(h, 1), c->Dim(k, 1)});
-      c->set_output(0, seq3);
-      c->set_output(1, seq3);
-      c->set_output(2, c->input(5));
-      return tensorflow::OkStatus();
-    });
 
 REGISTER_KERNEL_BUILDER(Name("CharseqGruForward").Device(tensorflow::DEVICE_CPU), RecurrenceOp<forward>);
 REGISTER_KERNEL_BUILDER(Name("CharseqGruBackward").Device(tensorflow::DEVICE_CPU), RecurrenceOp<backward>);

@@ -12,7 +12,6 @@
 // A cell is two types, one per pass, each with
 //   G             gate columns of U ([u, G u], Keras' layout),
 //   kStored       values per unit the forward pass stores in `gates` for the backward pass,
-//   kRows         batch rows per register block (kRows x G, or x 2 unit blocks backward, accumulators),
 //   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
 //                 is the epilogue of one row and one block of units (see forward_block, backward_block).
 
@@ -53,15 +52,18 @@ inline bool allocate_outputs(OpKernelContext* ctx, std::initializer_list<std::pa
 // A tensor's floats; the ops only read their inputs.
 inline float* data(const Tensor& t) { return const_cast<float*>(t.flat<float>().data()); }
 
+// Sets the op's InvalidArgument error from the message's parts where `ok` is false; returns ok.
+template <class... Parts>
+bool check(OpKernelContext* ctx, bool ok, const Parts&... message) {
+  if (!ok) ctx->SetStatus(tensorflow::errors::InvalidArgument(message...));
+  return ok;
+}
+
 // The mask's floats, or null where it is empty (every step is real); false (the op's error set)
 // if it is neither [B, T] nor empty.
 inline bool read_mask(OpKernelContext* ctx, const Tensor& mask, int B, int T, const float** out) {
   *out = mask.NumElements() > 0 ? mask.flat<float>().data() : nullptr;
-  if (*out && mask.shape() != TensorShape({B, T})) {
-    ctx->SetStatus(tensorflow::errors::InvalidArgument("mask must be [B, T] or empty"));
-    return false;
-  }
-  return true;
+  return check(ctx, !*out || mask.shape() == TensorShape({B, T}), "mask must be [B, T] or empty");
 }
 
 // An op of one pass of one cell: `compute` with the op's `recurrence` attribute.
@@ -74,6 +76,46 @@ class RecurrenceOp : public OpKernel {
  private:
   Recurrence mode_ = Recurrence::kFloat32;
 };
+
+// The shape of an op's output, from its input `seq` [B, T, .] and its recurrent_kernel [u, G u]:
+// [B, T, u], [B, T, G u], [B, T, 4u] or [B, u].
+enum class Shape { kSeq, kSeqG, kSeq4, kState };
+
+// Registers op `name` when the library loads: float inputs and outputs named in order, the
+// `recurrence` attribute, and the outputs' shapes from inputs `seq` and `kernel`.
+inline auto register_op(const char* name, std::initializer_list<const char*> inputs,
+                        std::initializer_list<std::pair<const char*, Shape>> outputs, int seq, int kernel) {
+  tensorflow::register_op::OpDefBuilderWrapper op(name);
+  for (const char* input : inputs) op.Input(std::string(input) + ": float");
+  std::vector<Shape> shapes;
+  for (const auto& [output, shape] : outputs) {
+    op.Output(std::string(output) + ": float");
+    shapes.push_back(shape);
+  }
+  op.Attr(CHARSEQ_RECURRENCE_ATTR).SetShapeFn([=](tensorflow::shape_inference::InferenceContext* c) {
+    auto x = c->input(seq), k = c->input(kernel);
+    TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
+    TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
+    tensorflow::shape_inference::DimensionHandle four_u;
+    TF_RETURN_IF_ERROR(c->Multiply(c->Dim(k, 0), 4, &four_u));
+    const auto B = c->Dim(x, 0), T = c->Dim(x, 1), u = c->Dim(k, 0);
+    const tensorflow::shape_inference::DimensionHandle width[] = {u, c->Dim(k, 1), four_u};
+    for (size_t i = 0; i < shapes.size(); ++i)
+      c->set_output(i, shapes[i] == Shape::kState ? c->MakeShape({B, u})
+                                                  : c->MakeShape({B, T, width[static_cast<int>(shapes[i])]}));
+    return absl::OkStatus();
+  });
+  return op();
+}
+
+// Batch rows per register block: forward kForwardAccumulators / G rows x G gates, backward
+// kBackwardRows rows x 2 unit blocks, leaving vector registers (32 with AVX-512, 16 below it) for
+// U's values and the broadcast row value.
+#if defined(__AVX512F__)
+constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
+#else
+constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
+#endif
 
 // ------------------------------------------------------------------------------------ forward
 
@@ -88,6 +130,19 @@ struct ForwardSequence {
   float* h_prev = nullptr;  // [B, T, u]: h_{t-1} of each step, for the backward pass
   float* gates = nullptr;   // [B, T, kStored u]: what the cell's backward pass reads
   float* h_last = nullptr;  // [B, u]
+
+  // The sizes and inputs, checked; false (the op's error set) if one does not fit.
+  bool read(OpKernelContext* ctx, int G, const Tensor& xproj_in, const Tensor& kernel, const Tensor& h0_in,
+            const Tensor& mask_in) {
+    if (!check(ctx, xproj_in.dims() == 3 && kernel.dims() == 2 && kernel.dim_size(1) == G * kernel.dim_size(0) &&
+                        xproj_in.dim_size(2) == kernel.dim_size(1),
+               "xproj must be [B, T, ", G, "u], recurrent_kernel [u, ", G, "u]"))
+      return false;
+    B = xproj_in.dim_size(0), T = xproj_in.dim_size(1), u = kernel.dim_size(0);
+    xproj = data(xproj_in), U = data(kernel), h0 = data(h0_in);
+    return check(ctx, h0_in.shape() == TensorShape({B, u}), "h0 must be [B, u]") &&
+           check(ctx, T > 0, "the sequence must have at least one step") && read_mask(ctx, mask_in, B, T, &mask);
+  }
 };
 
 // One forward step as the epilogues see it; rows are [u] wide unless said.
@@ -167,7 +222,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
-    shards.run<Cell::kRows, 1>(B, [&](auto rows, auto, int r0, int jb) {
+    shards.run<kForwardAccumulators / G, 1>(B, [&](auto rows, auto, int r0, int jb) {
       forward_block<decltype(rows)::value, G>(a, step, r0, jb);
     });
   }
@@ -187,9 +242,24 @@ struct BackwardSequence {
   const float* mask = nullptr;  // [B, T], or null
   float* gates = nullptr;       // [B, T, kStored u], as the forward pass stored them
   float* d_out = nullptr;       // [B, T, u]: the gradient of the outputs
-  float* dh = nullptr;          // [B, u]: d_h_last, in place; d_h0 at the end
+  float* d_h_last = nullptr;    // [B, u]
+  float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
   float* dm = nullptr;          // [B, T, G u]: the gradient of m = h_{t-1} U at each step
   float* dx = nullptr;          // [B, T, G u]: that of x W + b, or null where it equals dm (LSTM)
+
+  // The sizes and inputs, checked; false (the op's error set) if one does not fit.
+  bool read(OpKernelContext* ctx, int G, int stored, const Tensor& kernel, const Tensor& gates_in,
+            const Tensor& d_out_in, const Tensor& d_h_last_in, const Tensor& mask_in) {
+    if (!check(ctx, gates_in.dims() == 3 && kernel.dims() == 2 && kernel.dim_size(1) == G * kernel.dim_size(0) &&
+                        gates_in.dim_size(2) == stored * kernel.dim_size(0),
+               "gates must be [B, T, ", stored, "u], recurrent_kernel [u, ", G, "u]"))
+      return false;
+    B = gates_in.dim_size(0), T = gates_in.dim_size(1), u = kernel.dim_size(0);
+    U = data(kernel), gates = data(gates_in), d_out = data(d_out_in), d_h_last = data(d_h_last_in);
+    return check(ctx, d_out_in.shape() == TensorShape({B, T, u}) && d_h_last_in.shape() == TensorShape({B, u}),
+                 "d_outputs must be [B, T, u] and d_h_last [B, u]") &&
+           read_mask(ctx, mask_in, B, T, &mask);
+  }
 };
 
 // One backward phase as the epilogues see it.
@@ -247,6 +317,7 @@ template <class Cell>
 void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence& s, const Cell& cell) {
   constexpr int G = Cell::G, S = Cell::kStored;
   const int B = s.B, T = s.T, u = s.u;
+  std::copy_n(s.d_h_last, static_cast<size_t>(B) * u, s.dh);
   if (B == 0 || u == 0 || T == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kBackward);
   std::vector<float> carry(s.mask ? static_cast<size_t>(B) * u : 0, 0.0f);
@@ -264,7 +335,7 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          {here && s.dx ? s.dx + t * G * u : nullptr, seq * G},
                          here ? dm_buf.at(t) : Operand{}};
     const auto step = cell.step(t);
-    shards.run<Cell::kRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
+    shards.run<kBackwardRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
       backward_block<decltype(rows)::value, decltype(blocks)::value, G>(a, step, r0, jb);
     });
   }
