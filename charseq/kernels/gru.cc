@@ -22,7 +22,7 @@ struct Forward {
   struct Step {
     const float* bias;  // b_recurrent [3u]
 
-    vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool) const {
+    CHARSEQ_EPILOGUE vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool) const {
       const int u = a.u;
       const float* xp = a.xproj.row(b) + j0;
       const vf z = vsigmoid(m[0] + load_n(bias + j0, n) + load_n(xp, n));
@@ -72,16 +72,21 @@ struct Backward {
   struct Step {
     Rows h_prev;  // state before step t
 
-    vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh, vf* dm, vf* dx) const {
+    CHARSEQ_EPILOGUE vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh) const {
       const int u = a.u;
       const float* gp = a.gates.row(b) + j0;
       const vf z = load_n(gp, n), r = load_n(gp + u, n), hh = load_n(gp + 2 * u, n), mh = load_n(gp + 3 * u, n);
       const vf one = splat(1.0f);
       const vf da_h = dh * (one - z) * (one - hh * hh);
-      dx[0] = dm[0] = dh * (load_n(h_prev.row(b) + j0, n) - hh) * z * (one - z);
-      dx[1] = dm[1] = da_h * mh * r * (one - r);
-      dx[2] = da_h;
-      dm[2] = da_h * r;
+      const vf da_z = dh * (load_n(h_prev.row(b) + j0, n) - hh) * z * (one - z);
+      const vf da_r = da_h * mh * r * (one - r);
+      float* dx = a.dx.row(b) + j0;
+      store_n(dx, da_z, n);
+      store_n(dx + u, da_r, n);
+      store_n(dx + 2 * u, da_h, n);
+      a.put_dm(b, j0, 0, da_z, n);
+      a.put_dm(b, j0, 1, da_r, n);
+      a.put_dm(b, j0, 2, da_h * r, n);
       return dh * z;
     }
   };

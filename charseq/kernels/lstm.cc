@@ -35,7 +35,7 @@ struct Forward {
   struct Step {
     Rows c_prev, c, c_last;  // c_{t-1} (c0 at the first step), c_t, and the final c
 
-    vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool masked) const {
+    CHARSEQ_EPILOGUE vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool masked) const {
       const int u = a.u;
       const float* xp = a.xproj.row(b) + j0;
       const vf i = vsigmoid(m[0] + load_n(xp, n));
@@ -91,7 +91,7 @@ struct Backward {
     Rows c, c_prev;  // cell state after and before step t
     float* dc;       // [B][u]: the gradient reaching c_t; c_{t-1}'s afterwards
 
-    vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh, vf* dm, vf*) const {
+    CHARSEQ_EPILOGUE vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh) const {
       const int u = a.u;
       const size_t s = static_cast<size_t>(b) * u + j0;
       const float* gp = a.gates.row(b) + j0;
@@ -99,10 +99,10 @@ struct Backward {
       const vf tc = vtanh(load_n(c.row(b) + j0, n));
       const vf one = splat(1.0f);
       const vf d_c = load_n(dc + s, n) + dh * o * (one - tc * tc);
-      dm[0] = d_c * g * i * (one - i);
-      dm[1] = d_c * load_n(c_prev.row(b) + j0, n) * f * (one - f);
-      dm[2] = d_c * i * (one - g * g);
-      dm[3] = dh * tc * o * (one - o);
+      a.put_dm(b, j0, 0, d_c * g * i * (one - i), n);
+      a.put_dm(b, j0, 1, d_c * load_n(c_prev.row(b) + j0, n) * f * (one - f), n);
+      a.put_dm(b, j0, 2, d_c * i * (one - g * g), n);
+      a.put_dm(b, j0, 3, dh * tc * o * (one - o), n);
       store_n(dc + s, d_c * f, n);
       return vf{};
     }

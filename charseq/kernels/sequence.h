@@ -13,7 +13,8 @@
 //   G             gate columns of U ([u, G u], Keras' layout),
 //   kStored       values per unit the forward pass stores in `gates` for the backward pass,
 //   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
-//                 is the epilogue of one row and one block of units (see forward_block, backward_block).
+//                 (CHARSEQ_EPILOGUE) is the epilogue of one row and one block of units (see
+//                 forward_block, backward_block).
 
 #pragma once
 
@@ -78,7 +79,7 @@ class RecurrenceOp : public OpKernel {
 };
 
 // The shape of an op's output, from its input `seq` [B, T, .] and its recurrent_kernel [u, G u]:
-// [B, T, u], [B, T, G u], [B, T, 4u] or [B, u].
+// [B, T, u], [B, T, G u], [B, T, 4u] or [B, u] (the first three index `width` in register_op).
 enum class Shape { kSeq, kSeqG, kSeq4, kState };
 
 // Registers op `name` when the library loads: float inputs and outputs named in order, the
@@ -117,19 +118,23 @@ constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
 constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 #endif
 
+// The cells' epilogues are inlined into the blocks, so that the accumulators stay in registers
+// (GCC otherwise calls the LSTM's, whose exp polynomials make it large, and spills them).
+#define CHARSEQ_EPILOGUE __attribute__((always_inline)) inline
+
 // ------------------------------------------------------------------------------------ forward
 
 // What the forward loop reads and writes, batch-major ([B, T, ...]) as Keras' tensors.
 struct ForwardSequence {
   int B = 0, T = 0, u = 0;
-  float* xproj = nullptr;   // [B, T, G u]: x W + b, computed by the caller
-  float* U = nullptr;       // [u, G u]
-  float* h0 = nullptr;      // [B, u]
+  float* xproj = nullptr;       // [B, T, G u]: x W + b, computed by the caller
+  float* U = nullptr;           // [u, G u]
+  float* h0 = nullptr;          // [B, u]
   const float* mask = nullptr;  // [B, T], or null
-  float* out = nullptr;     // [B, T, u]
-  float* h_prev = nullptr;  // [B, T, u]: h_{t-1} of each step, for the backward pass
-  float* gates = nullptr;   // [B, T, kStored u]: what the cell's backward pass reads
-  float* h_last = nullptr;  // [B, u]
+  float* out = nullptr;         // [B, T, u]
+  float* h_prev = nullptr;      // [B, T, u]: h_{t-1} of each step, for the backward pass
+  float* gates = nullptr;       // [B, T, kStored u]: what the cell's backward pass reads
+  float* h_last = nullptr;      // [B, u]
 
   // The sizes and inputs, checked; false (the op's error set) if one does not fit.
   bool read(OpKernelContext* ctx, int G, const Tensor& xproj_in, const Tensor& kernel, const Tensor& h0_in,
@@ -166,7 +171,8 @@ struct ForwardStep {
 };
 
 // Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
-// the cell's epilogue, which stores the gates and its own state and returns h_t (before the mask).
+// the cell's epilogue (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t
+// (before the mask).
 template <int MR, int G, class Step>
 void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
@@ -277,12 +283,17 @@ struct BackwardStep {
   Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it
 
   bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
+  // Gate g of d(m) for row b, units from j0: into dm and into the next phase's operand.
+  void put_dm(int b, int j0, int g, vf v, int n) const {
+    store_n(dm.row(b) + j0 + g * u, v, n);
+    dm_copy.store(b, j0 + g * u, v, n);
+  }
 };
 
 // Rows [r0, r0 + MR) of NB consecutive unit blocks from `block`: d(m)_{t+1} U^T in registers, added
 // to dh; then per row and block the cell's epilogue, which takes h_t's whole gradient, writes d(m)
-// and d(x) of step t into its arguments (and its own state's gradient) and returns the part of the
-// gradient that reaches h_{t-1} directly.
+// (put_dm) and d(x) of step t (and its own state's gradient) and returns the part of the gradient
+// that reaches h_{t-1} directly. A masked step writes zeros.
 template <int MR, int NB, int G, class Step>
 void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u;
@@ -296,17 +307,15 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
       if (a.t >= 0) {
         vf d_out = load_n(a.d_out.row(b) + j0, n);
         if (a.mask) d_out += load_n(a.carry + s, n);
-        vf dm[G] = {}, dx[G] = {};
         if (!a.masked(b)) {
-          dh = cell(a, b, j0, n, dh + d_out, dm, dx);
+          dh = cell(a, b, j0, n, dh + d_out);
           if (a.mask) store_n(a.carry + s, vf{}, n);
         } else {
           store_n(a.carry + s, d_out, n);  // h_t passed h_{t-1} through: dh goes on as it is
-        }
-        for (int g = 0; g < G; ++g) {
-          store_n(a.dm.row(b) + j0 + g * u, dm[g], n);
-          if (a.dx.ptr) store_n(a.dx.row(b) + j0 + g * u, dx[g], n);
-          a.dm_copy.store(b, j0 + g * u, dm[g], n);
+          for (int g = 0; g < G; ++g) {
+            a.put_dm(b, j0, g, vf{}, n);
+            if (a.dx.ptr) store_n(a.dx.row(b) + j0 + g * u, vf{}, n);
+          }
         }
       }
       store_n(a.dh + s, dh, n);
