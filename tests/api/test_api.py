@@ -6,7 +6,7 @@ import re
 import shutil
 
 import charseq
-from conftest import REPO, TINY_SETTINGS
+from helpers import REPO, TINY_SETTINGS
 
 # The library function behind each CLI command (a new command needs its entry here, and in _API).
 COMMAND_API = {"train-lm": ["train_lm"], "generate": ["load_lm", "generate", "Generator"],
@@ -60,7 +60,7 @@ def test_python_and_the_cli_make_the_same_run(tmp_path, corpus_file):
 
     import numpy as np
 
-    from conftest import run_cli_in_process
+    from helpers import run_cli_in_process
 
     rng = np.random.default_rng(0)
     reviews = tmp_path / "reviews.tsv"

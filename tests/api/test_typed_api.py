@@ -12,7 +12,6 @@ import pytest
 import charseq
 from charseq.errors import ArgumentTypeError, CharseqError
 from charseq.settings import OPTIONS_OF, UNANNOTATED, _accepts_argument as _accepts, resolve as _resolve, type_hints as _hints
-from test_force_resume import files, finished  # noqa: F401 (fixtures)
 
 
 def test_the_reported_cases(finished, files, tmp_path):

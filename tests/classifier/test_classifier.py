@@ -12,7 +12,7 @@ from charseq.heads.classifier.run import _copy_backbone, build_classifier
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, read_metrics, run_cli, run_cli_in_process, striped_images
+from helpers import assert_clean_error, read_metrics, run_cli, run_cli_in_process, striped_images
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
 

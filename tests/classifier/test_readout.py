@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from charseq.heads.classifier.model import READOUTS
 from charseq.heads.classifier.run import build_classifier
-from conftest import run_cli_in_process
+from helpers import run_cli_in_process
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from conftest import TINY_FLAGS, assert_clean_error, run_cli, run_cli_in_process
+from helpers import TINY_FLAGS, assert_clean_error, run_cli, run_cli_in_process
 
 
 def train(corpus, out, *extra):

@@ -10,7 +10,7 @@ import click
 import pytest
 
 from charseq.cli import main
-from conftest import assert_clean_error, run_cli_in_process
+from helpers import assert_clean_error, run_cli_in_process
 
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 

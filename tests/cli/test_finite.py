@@ -12,8 +12,8 @@ import pytest
 from charseq.cli import main
 from charseq.errors import ArgumentValueError, CharseqError
 from charseq.limits import OPTION_BOUNDS
-from conftest import assert_clean_error, run_cli_in_process
-from test_force_resume import LM_FLAGS, SMALL, files, finished  # noqa: F401 (fixtures)
+from helpers import assert_clean_error, run_cli_in_process
+from helpers import LM_FLAGS, SMALL
 
 BAD = ["nan", "inf", "-inf", "NaN", "-Infinity"]
 

@@ -9,7 +9,7 @@ import pytest
 
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, run_cli, run_cli_in_process
+from helpers import assert_clean_error, run_cli, run_cli_in_process
 
 LM_FLAGS = ["--units", "16", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",
             "--eval-every", "5", "--sample-length", "0", "--precision", "float32", "--max-steps", "4"]

@@ -3,8 +3,7 @@ port, a CSV header is read without guessing, and --debug works wherever it is wr
 
 import pytest
 
-from conftest import assert_clean_error, run_cli, run_cli_in_process
-from test_force_resume import files, finished  # noqa: F401 (fixtures)
+from helpers import assert_clean_error, run_cli, run_cli_in_process
 
 
 @pytest.mark.parametrize("texts", [[""], ["   "], ["good film", ""]])

@@ -23,7 +23,7 @@ from charseq.cache import cache_root
 from charseq.data import datasets
 from charseq.data.datasets import DATASETS, Member, get_dataset
 from charseq.errors import CharseqError
-from conftest import run_cli
+from helpers import run_cli
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charseq.data.batching import split_rows
-from conftest import assert_clean_error, read_metrics, run_cli_in_process, striped_images
+from helpers import assert_clean_error, read_metrics, run_cli_in_process, striped_images
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
 TIMING = ("elapsed_s", "chars_per_sec", "time")  # when a record was written, not what it says

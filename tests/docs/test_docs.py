@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 
-from conftest import REPO
+from helpers import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 TESTED = "<!-- tested -->"
@@ -136,7 +136,7 @@ def test_the_tested_blocks_run_as_written(tmp_path):
 
 
 def test_the_readme_shows_the_tested_blocks():
-    """The README's tour and Python example are the ones the docs test (and tests/test_api.py runs)."""
+    """The README's tour and Python example are the ones the docs test (and tests/api/test_api.py runs)."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     tested = [code for page in PAGES[1:] for _, code, t in code_blocks(page) if t]
     for code in tested:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "charseq"
+PACKAGE = Path(__file__).resolve().parents[2] / "charseq"
 WITH_EXAMPLES = sorted(".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
                        for p in PACKAGE.rglob("*.py") if ">>> " in p.read_text(encoding="utf-8"))
 

@@ -18,7 +18,7 @@ from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.sampling import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
-from conftest import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -98,7 +98,7 @@ def test_exports_work_in_plain_tensorflow_and_match_charseq(runs, exports, tmp_p
     pixels = np.random.default_rng(1).integers(0, 256, size=(5, 28, 28)).astype(np.uint8)
     requests = {**{k: str(v) for k, v in exports.items()}, "prompts": PROMPTS, "texts": TEXTS,
                 "pixels": pixels.tolist(), "sources": SOURCES}
-    repo = os.path.realpath(__import__("conftest").REPO)
+    repo = os.path.realpath(__import__("helpers").REPO)
     r = subprocess.run([sys.executable, "-I", "-c", LOADER, repo, json.dumps(requests)], capture_output=True,
                        text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

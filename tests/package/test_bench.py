@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 @pytest.fixture(scope="module")

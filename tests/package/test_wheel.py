@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from charseq import __version__ as version
 from charseq.cli import main
-from conftest import REPO
+from helpers import REPO
 
 
 def run(*args, **kwargs) -> subprocess.CompletedProcess:

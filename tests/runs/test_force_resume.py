@@ -19,71 +19,22 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from charseq.heads.classifier.run import train_classifier, train_mnist
 from charseq.heads.classifier.task import ClassifierTask
-from charseq.data.pairs import make_pairs
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
 from charseq.runs import RUN_FORMAT, not_a_run
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.heads.seq2seq.task import Seq2SeqTask
-from conftest import CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, run_cli, run_cli_in_process, snapshot
-
-LM_FLAGS = ["--units", "16", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",
-            "--eval-every", "5", "--sample-length", "0", "--precision", "float32"]
-SMALL = ["--units", "16", "--embedding-dim", "8", "--batch-size", "16", "--eval-every", "5", "--precision", "float32"]
-QUIET = dict(log=lambda s: None, progress_bar=False)
+from helpers import (CHARSEQ, KINDS, LM_FLAGS, QUIET, REPO, TINY_SETTINGS, assert_clean_error, command, run_cli,
+                     run_cli_in_process, snapshot)
 
 
 def leftovers(parent: Path) -> list[str]:
     """Hidden build or swap directories charseq left beside a run."""
     return [p.name for p in parent.iterdir() if ".new-" in p.name or ".old-" in p.name]
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("files")
-    lines = ["春风吹绿江南岸，明月照我还。", "The river runs to the sea, and the sea runs to the sky."]
-    (d / "corpus.txt").write_text("\n".join(lines * 60) + "\n", encoding="utf-8")
-    (d / "other.txt").write_text("\n".join(reversed(lines * 60)) + "\n", encoding="utf-8")
-    rng = random.Random(0)
-    rows = ["text\tlabel"] + [f"{w} {w} film\t{'pos' if w in ('good', 'great') else 'neg'}"
-                              for w in rng.choices(["good", "great", "bad", "awful"], k=200)]
-    (d / "reviews.tsv").write_text("\n".join(rows) + "\n")
-    pairs = make_pairs("reverse", 300, seed=0, length=(2, 5))
-    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
-    x = np.random.default_rng(0).integers(0, 255, size=(64, 28, 28), dtype=np.uint8)
-    y = np.arange(64, dtype=np.uint8) % 2
-    np.savez(d / "mnist.npz", x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
-    return d
-
-
-def command(kind: str, files: Path, out: Path, *extra) -> list:
-    if kind == "train-lm":
-        return ["train-lm", files / "corpus.txt", "--out", out, "--max-steps", "6", *LM_FLAGS, *extra]
-    if kind == "train-classifier":
-        return ["train-classifier", files / "reviews.tsv", "--out", out, "--max-steps", "6", *SMALL, *extra]
-    if kind == "classify-mnist":
-        return ["classify-mnist", "--data", files / "mnist.npz", "--out", out, "--max-steps", "6", *SMALL, *extra]
-    return ["train-seq2seq", files / "pairs.tsv", "--out", out, "--max-steps", "6", *SMALL, *extra]
-
-
-KINDS = ["train-lm", "train-classifier", "classify-mnist", "train-seq2seq"]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, files) -> dict:
-    """One finished tiny run of each train command (copied before a test changes it)."""
-    d = tmp_path_factory.mktemp("finished")
-    runs = {}
-    for kind in KINDS:
-        r = run_cli_in_process(*command(kind, files, d / kind))
-        assert r.returncode == 0, r.stderr + r.stdout
-        runs[kind] = d / kind
-    return runs
 
 
 def copy_run(finished: dict, kind: str, tmp_path: Path) -> Path:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli_in_process
+from helpers import run_cli_in_process
 
-FIXTURE = Path(__file__).parent / "fixtures" / "runs-2026-12-01"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runs-2026-12-01"
 RECORDED_DATA = "/tmp/fx/"
 
 

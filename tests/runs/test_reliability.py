@@ -20,7 +20,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
-from conftest import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
+from helpers import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
                       run_cli_in_process, sigint_once_logged, tiny_flags)
 
 TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every

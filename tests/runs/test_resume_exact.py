@@ -17,8 +17,7 @@ from charseq.heads.lm.run import train_lm
 from charseq.heads.lm.task import LMTask
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.heads.seq2seq.task import Seq2SeqTask
-from conftest import CHARSEQ, REPO, read_metrics
-from test_force_resume import files  # noqa: F401 (fixture)
+from helpers import CHARSEQ, REPO, read_metrics
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=8, embedding_dim=8, batch_size=8, eval_every=10, max_steps=30, precision="float32", **QUIET)

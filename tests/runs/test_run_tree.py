@@ -16,8 +16,8 @@ import pytest
 from charseq.errors import CharseqError
 from charseq.grid import GRID_FILE, _open_grid, _settle
 from charseq.runs import RunDir, foreign_entry, not_a_run, sweep_abandoned_builds
-from conftest import assert_clean_error, run_cli_in_process, snapshot
-from test_force_resume import KINDS, command, files, finished  # noqa: F401 (fixtures)
+from helpers import assert_clean_error, run_cli_in_process, snapshot
+from helpers import KINDS, command
 
 # The places a user puts files in a run: each of charseq's folders, and folders of their own.
 USER_FILES = {"data/my_dataset.txt": "secret", "logs/mine/thesis.tex": "keep", "checkpoints/notes.txt": "notes"}

@@ -18,8 +18,7 @@ from charseq.heads.classifier.run import train_classifier
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.runs import not_a_run
-from conftest import CHARSEQ, REPO, TINY_SETTINGS, read_metrics
-from test_force_resume import files  # noqa: F401 (fixture)
+from helpers import CHARSEQ, REPO, TINY_SETTINGS, read_metrics
 
 LM = dict(TINY_SETTINGS, units=8, seq_len=8, eval_every=3, max_steps=6)
 QUIET = dict(log=lambda s: None, progress_bar=False)

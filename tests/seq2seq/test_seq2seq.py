@@ -12,7 +12,7 @@ from charseq.errors import CharseqError
 from charseq.vocab import BOS
 from charseq.heads.seq2seq.decoding import edit_distance, score_outputs
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
-from conftest import assert_clean_error, read_metrics, run_cli, run_cli_in_process
+from helpers import assert_clean_error, read_metrics, run_cli, run_cli_in_process
 
 FAST = dict(units=64, embedding_dim=16, batch_size=32, precision="float32", lr=1e-2)
 

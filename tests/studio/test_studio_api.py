@@ -15,7 +15,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx; bot
 
 from charseq.studio import limits  # noqa: E402
 from charseq.studio.app import create_app  # noqa: E402
-from conftest import read_metrics  # noqa: E402
+from helpers import read_metrics  # noqa: E402
 
 RUNS = {"poems": "lm", "grid/lr=0.003": "lm", "grid/lr=0.01": "lm", "sentiment": "classifier",
         "digits": "classifier", "reverse": "seq2seq"}
@@ -100,7 +100,7 @@ def test_analyze(client):
 
 
 def test_classify_text_and_image(client):
-    from studio_runs import striped_images
+    from helpers import striped_images
 
     report = client.post("/api/classify", json={"run": "sentiment", "text": "truly boring, so"}).json()
     assert report["label"] in ("pos", "neg") and report["method"] == "occlusion"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charseq.errors import CharseqError
-from conftest import assert_clean_error, run_cli_in_process
+from helpers import assert_clean_error, run_cli_in_process
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_classifier_occlusion_saliency_and_rows(studio_dir):
     from charseq.heads.classifier.predict import predict_probabilities
     from charseq.heads.classifier.run import load_classifier
     from charseq.heads.classifier.inspect import explain_image, explain_text
-    from studio_runs import striped_images
+    from helpers import striped_images
 
     model, vocab, config = load_classifier(studio_dir / "sentiment")
     text = "a good film, really"

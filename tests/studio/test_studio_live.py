@@ -2,57 +2,21 @@
 disconnects, and Debian's Chromium (headless, driven by Playwright) using the page as a person would.
 
 Screenshots go to a temporary directory, or to CHARSEQ_STUDIO_SCREENSHOTS (the docs' come from
-`CHARSEQ_STUDIO_SCREENSHOTS=docs scripts/test.sh tests/test_studio_live.py`)."""
+`CHARSEQ_STUDIO_SCREENSHOTS=docs scripts/test.sh tests/studio/test_studio_live.py`)."""
 
 import json
 import os
-import re
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CHARSEQ, REPO, assert_clean_error, run_cli_in_process
+from helpers import CHROMIUM, CHROMIUM_FLAGS, assert_clean_error, run_cli_in_process, start_server, stop_server
 
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def start_server(*args):
-    """`charseq serve ARGS --port 0` in a subprocess; returns (process, base URL) once it listens."""
-    proc = subprocess.Popen([*CHARSEQ, "serve", *map(str, args), "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
-    line = proc.stdout.readline()  # the first line names the URL (the port the OS picked)
-    found = re.search(r"http://[\d.]+:\d+/", line)
-    if not found:
-        proc.kill()
-        raise AssertionError(f"no URL from charseq serve: {line!r} {proc.stderr.read()}")
-    return proc, found.group(0)
-
-
-def stop_server(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture(scope="module")
-def server(studio_dir):
-    proc, url = start_server(studio_dir)
-    yield url
-    stop_server(proc)
-    assert "Traceback" not in proc.stderr.read()
-
 
 def stream_generation(url, body, on_chunk=None, timeout=120.0) -> list[tuple[str, dict]]:
     events = []
@@ -77,13 +41,13 @@ def test_serve_bad_input_and_loopback_addresses(tmp_path, studio_dir):
         taken.listen()
         port = taken.getsockname()[1]
         assert_clean_error(run_cli_in_process("serve", studio_dir, "--port", port), "cannot listen", str(port))
-    proc, url = start_server(studio_dir / "poems", "--host", "127.0.0.2")  # still loopback, but not the default
+    proc, url, _ = start_server(studio_dir / "poems", "--host", "127.0.0.2")  # still loopback, but not the default
     try:
         assert url.startswith("http://127.0.0.2:")
         assert httpx.get(url + "api/runs").json()["runs"][0]["name"] == "poems"  # a run directory served alone
     finally:
-        stop_server(proc)
-    assert "Warning" not in proc.stderr.read()  # loopback: no token, no warning
+        err = stop_server(proc)
+    assert "Warning" not in err  # loopback: no token, no warning
 
 
 def test_sixteen_concurrent_generations_then_the_server_still_answers(server):

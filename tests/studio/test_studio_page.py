@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from test_studio_live import CHROMIUM, CHROMIUM_FLAGS, server, start_server, stop_server  # noqa: F401 (server: a fixture)
+from helpers import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 
@@ -300,7 +300,7 @@ def test_look_inside_draws_the_unit_it_says_and_forgets_another_runs_view(server
 
 
 def test_a_page_with_no_run_of_its_kind_says_what_to_train(studio_dir, open_page):
-    proc, url = start_server(studio_dir / "sentiment")  # a classifier only
+    proc, url, _ = start_server(studio_dir / "sentiment")  # a classifier only
     try:
         page = open_page(url)
         for tab, prefix, command in [("generate", "lm", "train-lm"), ("inside", "in", "train-lm"),

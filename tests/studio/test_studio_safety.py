@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHARSEQ, REPO, tiny_flags
-from test_studio_live import stop_server
+from helpers import (CHARSEQ, CHROMIUM, CHROMIUM_FLAGS, REPO, assert_clean_error, run_cli_in_process, start_server,
+                     stop_server, tiny_flags)
 
 pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
@@ -295,29 +295,10 @@ def test_the_status_of_a_run_from_before_status_files(studio_dir, tmp_path):
 
 
 # ------------------------------------------------------------------------------ `charseq serve` for real
-def start(*args) -> tuple[subprocess.Popen, str, list[str]]:
-    """`charseq serve ARGS --port 0`: (process, the URL printed, the lines printed before it served)."""
-    proc = subprocess.Popen([*CHARSEQ, "serve", *map(str, args), "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
-    lines = [proc.stdout.readline()]
-    found = re.search(r"http://\S+", lines[0])
-    if not found:
-        proc.kill()
-        raise AssertionError(f"no URL from charseq serve: {lines[0]!r} {proc.stderr.read()}")
-    return proc, found.group(0), lines
-
-
-def stop(proc) -> str:
-    stop_server(proc)
-    err = proc.stderr.read()
-    assert "Traceback" not in err, err
-    return err
-
-
 def test_serve_starts_on_an_empty_and_a_missing_folder_and_waits(tmp_path, studio_dir):
     empty, missing = tmp_path / "empty", tmp_path / "missing"
     empty.mkdir()
-    proc, url, lines = start(empty, missing)
+    proc, url, lines = start_server(empty, missing)
     try:
         lines.append(proc.stdout.readline())
         assert "0 runs" in lines[0] and "waiting" in lines[1] and "missing does not exist yet" in lines[1]
@@ -328,13 +309,13 @@ def test_serve_starts_on_an_empty_and_a_missing_folder_and_waits(tmp_path, studi
         report = httpx.post(url + "api/translate", json={"run": "reverse", "source": "abc"}).json()
         assert report["hypotheses"][0]["text"]
     finally:
-        stop(proc)
+        stop_server(proc)
 
 
 def test_serve_off_loopback_needs_the_token_it_prints(studio_dir):
     """--host 0.0.0.0 (every interface): a token is made and printed in the URL; without it every
     request gets 401; the URL's token becomes a cookie, and a header carries it too."""
-    proc, url, lines = start(studio_dir / "poems", "--host", "0.0.0.0")
+    proc, url, lines = start_server(studio_dir / "poems", "--host", "0.0.0.0")
     try:
         token = re.search(r"\?token=([\w-]+)", url).group(1)
         assert len(token) >= 24
@@ -353,21 +334,19 @@ def test_serve_off_loopback_needs_the_token_it_prints(studio_dir):
         assert httpx.get(base + "api/runs", headers=foreign).status_code == 403
         assert httpx.post(base + "api/generate", json=GENERATE, headers={"X-Charseq-Token": token}).status_code == 200
     finally:
-        err = stop(proc)
+        err = stop_server(proc)
     assert "Warning: --host 0.0.0.0" in err
 
 
 def test_serve_with_a_token_on_loopback_and_bad_options(studio_dir):
-    from conftest import assert_clean_error, run_cli_in_process
-
-    proc, url, _ = start(studio_dir / "poems", "--token", TOKEN)
+    proc, url, _ = start_server(studio_dir / "poems", "--token", TOKEN)
     try:
         assert url.endswith(f"/?token={TOKEN}")
         base = url.split("?")[0]
         assert httpx.get(base + "api/runs").status_code == 401
         assert httpx.get(base + "api/runs", headers={"X-Charseq-Token": TOKEN}).status_code == 200
     finally:
-        stop(proc)
+        stop_server(proc)
     assert_clean_error(run_cli_in_process("serve", studio_dir, "--token", "short"), "--token")
     assert_clean_error(run_cli_in_process("serve", studio_dir, "--allow-host", "a*b"), "--allow-host", "wildcard")
 
@@ -408,22 +387,19 @@ ATTACK = """async (studio) => {
 
 @pytest.fixture(scope="module")
 def browser_context():
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip(f"Debian's chromium is not installed at {chromium}")
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
     playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
-    from test_studio_live import CHROMIUM_FLAGS
-
     # evil.example resolves to this machine, as a DNS-rebinding attacker's name would.
     flags = [*CHROMIUM_FLAGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"]
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), headless=True, args=flags)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
         yield browser.new_context(viewport={"width": 1280, "height": 860})
         browser.close()
 
 
 def test_browser_the_page_works_while_other_origins_are_refused(browser_context, studio_dir):
-    proc, url, _ = start(studio_dir)
+    proc, url, _ = start_server(studio_dir)
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     problems = []
@@ -460,4 +436,4 @@ def test_browser_the_page_works_while_other_origins_are_refused(browser_context,
         assert not problems, problems
     finally:
         other.shutdown()
-        stop(proc)
+        stop_server(proc)

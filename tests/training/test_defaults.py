@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charseq.sizing import size_image_classifier, size_lm, size_seq2seq, size_text_classifier
-from conftest import read_metrics, run_cli
+from helpers import read_metrics, run_cli
 
 
 def noise_corpus(path, chars=2700, seed=0):

@@ -19,7 +19,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.heads.lm.run import train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
-from conftest import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli
+from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
 FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charseq.errors import CharseqError, Interrupted
-from conftest import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
+from helpers import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
                       snapshot, tiny_flags)
 
 TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
@@ -213,7 +213,7 @@ def test_a_killed_grid_force_is_finished_by_the_next_grid(tmp_path, grid, corpus
     import subprocess
 
     from charseq.grid import _MovedAside, _recover_moved_aside
-    from conftest import REPO
+    from helpers import REPO
 
     def runs_of(root):
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))

@@ -5,7 +5,7 @@ import pytest
 
 from charseq.heads.lm.run import train_lm
 from charseq.heads.seq2seq.run import train_seq2seq, translate
-from conftest import REPO, read_metrics, run_cli
+from helpers import REPO, read_metrics, run_cli
 
 pytestmark = pytest.mark.slow
 
