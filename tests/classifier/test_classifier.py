@@ -68,11 +68,11 @@ def test_npz_loader(tmp_path):
 
 def test_classify_mnist_learns_and_evaluates(tmp_path, idx_dir):
     out = tmp_path / "mnist"
-    r = run_cli("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
+    r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
                 "--lr", "1e-2", *FAST)
     assert r.returncode == 0, r.stderr
     assert str(idx_dir) in r.stdout and "val_accuracy" in r.stdout and "train_accuracy" in r.stdout
-    r = run_cli("evaluate", "--model", out, "--json")
+    r = run_cli_in_process("evaluate", "--model", out, "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["accuracy"] > 0.9 and report["examples"] == 128
@@ -123,15 +123,15 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
                 "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", *FAST)
     assert r.returncode == 0, r.stderr
     # Phrases the training set has (in other combinations), and one in characters it never saw.
-    r = run_cli("classify", "--model", out, "truly wonderful, so", "an awful mess, really", "日本語 ✨")
+    r = run_cli_in_process("classify", "--model", out, "truly wonderful, so", "an awful mess, really", "日本語 ✨")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("1\t") and lines[1].startswith("0\t") and len(lines) == 3
     (tmp_path / "texts.txt").write_text("good and great, quite\nbad and awful, so\n")
-    r = run_cli("classify", "--model", out, "--input", tmp_path / "texts.txt", "--json")
+    r = run_cli_in_process("classify", "--model", out, "--input", tmp_path / "texts.txt", "--json")
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["label"] for x in results] == ["1", "0"] and 0.5 < results[0]["probability"] <= 1
-    r = run_cli("evaluate", "--model", out, reviews / "dev.tsv", "--json")
+    r = run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json")
     report = json.loads(r.stdout)
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
 
@@ -141,7 +141,7 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     from charseq.heads.classifier.run import load_classifier
 
     out = tmp_path / "pieces"
-    r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
                 "--tokenizer", "sentencepiece", "--vocab-size", "40", "--epochs", "6", "--batch-size", "16",
                 "--lr", "1e-2", *FAST)
     assert r.returncode == 0, r.stderr
@@ -191,7 +191,7 @@ def test_init_from_a_language_model(tmp_path, reviews):
     for a, b in zip(lm.backbone.weights, clf.backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     out = tmp_path / "clf"
-    r = run_cli("train-classifier", reviews / "train.tsv", "--out", out, "--init-from", lm_dir, "--max-steps", "3",
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--init-from", lm_dir, "--max-steps", "3",
                 "--batch-size", "16")
     assert r.returncode == 0, r.stderr
     assert "starting from the language model" in r.stdout

@@ -3,7 +3,7 @@ port, a CSV header is read without guessing, and --debug works wherever it is wr
 
 import pytest
 
-from helpers import assert_clean_error, run_cli, run_cli_in_process
+from helpers import assert_clean_error, run_cli_in_process
 
 
 @pytest.mark.parametrize("texts", [[""], ["   "], ["good film", ""]])
@@ -35,7 +35,7 @@ def test_the_exported_generate_refuses_two_prompts(finished, tmp_path):
 
 @pytest.mark.parametrize("port", ["99999", "-1", "65536"])
 def test_port_out_of_range_is_a_usage_error_naming_it(tmp_path, port):
-    r = run_cli("serve", tmp_path, "--port", port)
+    r = run_cli_in_process("serve", tmp_path, "--port", port)
     assert_clean_error(r, "--port", port, "0 to 65535")
     assert r.returncode == 2 and "internal error" not in r.stderr
 
@@ -59,9 +59,9 @@ def test_a_header_naming_the_column_read_twice_is_refused(tmp_path, header, colu
 
 def test_debug_is_accepted_after_the_command(tmp_path):
     for args in (["--debug", "generate", "--model", tmp_path / "none"], ["generate", "--model", tmp_path / "none", "--debug"]):
-        r = run_cli(*args)
+        r = run_cli_in_process(*args)
         assert r.returncode == 1 and "Traceback" in r.stderr and "does not exist" in r.stderr.splitlines()[-1], r.stderr
-    r = run_cli("generate", "--model", tmp_path / "none")
+    r = run_cli_in_process("generate", "--model", tmp_path / "none")
     assert_clean_error(r, "does not exist")
-    r = run_cli("generate", "--model", tmp_path / "none", "--prompt", "--", "--debug")  # after --: not an option
+    r = run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "--", "--debug")  # after --: not an option
     assert "Traceback" not in r.stderr

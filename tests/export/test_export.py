@@ -18,7 +18,7 @@ from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.sampling import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
-from helpers import assert_clean_error, run_cli
+from helpers import assert_clean_error, run_cli_in_process
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -137,9 +137,9 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
 
     old = tmp_path / "old"
     shutil.copytree(exports["seq2seq"], old)
-    r = run_cli("export", "--model", runs["text"], "--out", old)
+    r = run_cli_in_process("export", "--model", runs["text"], "--out", old)
     assert_clean_error(r, "already exists", "--force")
-    r = run_cli("export", "--model", runs["text"], "--out", old, "--force")  # an old export is replaced
+    r = run_cli_in_process("export", "--model", runs["text"], "--out", old, "--force")  # an old export is replaced
     assert r.returncode == 0 and "signatures classify, labels" in r.stdout, r.stderr
     assert json.loads((old / "assets.extra" / "charseq.json").read_text())["task"] == "classifier"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind

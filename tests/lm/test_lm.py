@@ -32,14 +32,14 @@ def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
     assert [r["step"] for r in records] == [10, 20]
     assert {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_sec"} <= set(records[0])
 
-    r = run_cli("generate", "--model", out, "--prompt", "春风", "--length", "50", "--seed", "1")
+    r = run_cli_in_process("generate", "--model", out, "--prompt", "春风", "--length", "50", "--seed", "1")
     assert r.returncode == 0, r.stderr
     text = r.stdout.rstrip("\n")
     assert text.startswith("春风") and len(text) == 52
 
     held_out = tmp_path / "held.txt"
     held_out.write_text("春风吹绿江南岸，明月照我还。\n", encoding="utf-8")
-    r = run_cli("evaluate", "--model", out, held_out, "--json")
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert set(report) >= {"loss_nats", "bits_per_char", "perplexity", "chars"}
@@ -72,15 +72,15 @@ def test_generation_is_reproducible_and_options_behave(trained_run):
 
 
 def test_unknown_prompt_characters(trained_run):
-    r = run_cli("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5")
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5")
     assert r.returncode == 1 and "'Ω'" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5", "--unknown", "skip")
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5", "--unknown", "skip")
     assert r.returncode == 0 and r.stdout.startswith("春Ω")
 
 
 def test_train_from_a_sample_string(tmp_path):
     out = tmp_path / "text"
-    r = run_cli("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
+    r = run_cli_in_process("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
                 "--max-steps", "5", "--val-fraction", "0.2", *tiny_flags(seq_len=16, precision=None))
     assert r.returncode == 0, r.stderr
     vocab = json.loads((out / "vocab.json").read_text())
@@ -138,7 +138,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, corpus_file):
     assert "Traceback" not in stderr and "checkpoint saved" in stderr and "--resume" in stderr
     with np.load(out / "checkpoint.npz", allow_pickle=False) as f:  # an end before the progress is refused
         step = json.loads(f["__meta__"].tobytes())["progress"]["step"]
-    r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", step + 5)
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", step + 5)
     assert r.returncode == 0, r.stderr
     assert "resuming from step" in r.stdout
 
@@ -147,8 +147,8 @@ def test_an_existing_run_is_never_overwritten_without_force(tmp_path, corpus_fil
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "2", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", *TINY_FLAGS)
     assert r.returncode == 1 and "already exists" in r.stderr
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "2", "--force", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", "--force", *TINY_FLAGS)
     assert r.returncode == 1 and "not a charseq run" in r.stderr
     assert (out / "notes.txt").read_text() == "mine"

@@ -133,7 +133,7 @@ def test_killed_and_resumed_lm_matches_an_uninterrupted_run(tmp_path, task_files
     out = tmp_path / "killed"
     kill_and_resume("train-lm", task_files, out, kills=2, max_steps=200, every=20, seed=7)
     straight = tmp_path / "straight"
-    r = run_cli(*train_command("train-lm", task_files, straight, 200, 20))
+    r = run_cli_in_process(*train_command("train-lm", task_files, straight, 200, 20))
     assert r.returncode == 0, r.stderr
 
     assert [a[0] for a in losses(out)] == [a[0] for a in losses(straight)]
@@ -213,7 +213,7 @@ def test_ema_evaluates_and_keeps_the_average_and_resumes_it(tmp_path, corpus_fil
     train_lm(out=tmp_path / "part", resume=True, **quiet)
     assert [r["val_loss"] for r in read_metrics(tmp_path / "part")] == pytest.approx(
         [r["val_loss"] for r in ema], rel=1e-4)
-    r = run_cli("train-lm", corpus_file, "--out", tmp_path / "bad", "--ema", "1", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "bad", "--ema", "1", *TINY_FLAGS)
     assert_clean_error(r, "--ema must be in [0, 1)")
     assert not (tmp_path / "bad").exists()
 
@@ -252,7 +252,7 @@ def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypa
 # ----------------------------------------------------------------------------- numerical faults
 def test_diverging_loss_stops_with_a_clear_message(tmp_path, corpus_file):
     out = tmp_path / "nan"
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "60", "--eval-every", "10", *TINY_FLAGS,
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "60", "--eval-every", "10", *TINY_FLAGS,
                 "--optimizer", "sgd", "--lr", "1e38", "--clip-norm", "0")  # weights past float32's range at once
     assert_clean_error(r, "the loss became", "--lr")
     assert (out / "config.json").exists()
@@ -312,7 +312,7 @@ def test_gradient_clipping_is_on_by_default():
 
 # ----------------------------------------------------------------------------- disk and files
 def _train_then_resume_under(tmp_path, corpus_file, out, preexec=None, before_resume=None):
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "20", "--eval-every", "10", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "20", "--eval-every", "10", *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
     if before_resume:
         before_resume()
@@ -327,7 +327,7 @@ def test_file_size_limit_during_training_keeps_the_checkpoint(tmp_path, corpus_f
     r = _train_then_resume_under(tmp_path, corpus_file, out, preexec=small_files)
     assert_clean_error(r, "cannot write a checkpoint", "last good checkpoint (step 20) is intact", "--resume")
     assert checkpoint_step(out) == 20 and no_temporary_files(out) == []
-    r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", "40")
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", "40")
     assert r.returncode == 0, r.stderr
     assert checkpoint_step(out) == 40 and steps_logged(out) == [10, 20, 30, 40]
 
@@ -336,15 +336,15 @@ def test_resume_removes_what_a_killed_writer_left_and_readers_do_not(tmp_path, c
     """A SIGKILL mid-write leaves `.NAME.XXXX.tmp`; the next --resume removes it. A reader
     (generate, evaluate) leaves it alone: it may be the file of a writer still running."""
     out = tmp_path / "run"
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "10", "--eval-every", "10", "--keep", "2",
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "10", "--eval-every", "10", "--keep", "2",
                 *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
     left = [out / ".best.npz.k1ll3d.tmp", out / ".checkpoint.npz.x9y8z7.tmp", out / "checkpoints" / ".step-00000010.npz.tmp"]
     for path in left:
         path.write_bytes(b"half a file")
-    assert run_cli("generate", "--model", out, "--length", "5").returncode == 0
+    assert run_cli_in_process("generate", "--model", out, "--length", "5").returncode == 0
     assert all(path.exists() for path in left)
-    r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", "20")
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", "20")
     assert r.returncode == 0, r.stderr
     assert no_temporary_files(out) == [] and checkpoint_step(out) == 20 and steps_logged(out) == [10, 20]
     assert "removed 3 half-written file(s)" in r.stdout and "checkpoints/.step-00000010.npz.tmp" in r.stdout
@@ -375,7 +375,7 @@ def test_full_disk_during_training_keeps_the_checkpoint(small_tmpfs, corpus_file
     assert "No space left on device" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert checkpoint_step(out) == 20 and no_temporary_files(out) == []
     filler.unlink()
-    r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", "40")
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", "40")
     assert r.returncode == 0, r.stderr
     assert checkpoint_step(out) == 40
 
@@ -390,14 +390,14 @@ def test_read_only_run_directory(small_tmpfs, corpus_file):
     assert_clean_error(r, "read-only file system")
     subprocess.run(["mount", "-o", "remount,rw", str(small_tmpfs)], check=True)
     assert checkpoint_step(out) == 20 and no_temporary_files(out) == []
-    r = run_cli("train-lm", corpus_file, "--out", small_tmpfs / "new", "--max-steps", "2", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", small_tmpfs / "new", "--max-steps", "2", *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
 
 
 def test_unwritable_out_is_a_clear_error(tmp_path, corpus_file):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    r = run_cli("train-lm", corpus_file, "--out", blocker / "run", "--max-steps", "2", *TINY_FLAGS)
+    r = run_cli_in_process("train-lm", corpus_file, "--out", blocker / "run", "--max-steps", "2", *TINY_FLAGS)
     assert_clean_error(r)
     assert blocker.read_text() == "not a directory"
 
@@ -405,7 +405,7 @@ def test_unwritable_out_is_a_clear_error(tmp_path, corpus_file):
 # ----------------------------------------------------------------------------- checkpoints
 def test_keep_bounds_the_checkpoints_and_a_damaged_latest_falls_back(tmp_path, corpus_file):
     out = tmp_path / "run"
-    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "40", "--eval-every", "10", "--keep", "2",
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "40", "--eval-every", "10", "--keep", "2",
                 *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000030.npz", "step-00000040.npz"]
@@ -414,7 +414,7 @@ def test_keep_bounds_the_checkpoints_and_a_damaged_latest_falls_back(tmp_path, c
     (out / "checkpoint.npz").unlink()
     (out / "checkpoints" / "step-00000040.npz").unlink()
     (out / "checkpoint.npz").write_bytes(data[: len(data) // 2])
-    r = run_cli("train-lm", "--out", out, "--resume", "--max-steps", "50")
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", "50")
     assert r.returncode == 0, r.stderr
     assert "checkpoint.npz is corrupt" in r.stdout and "resuming from step 30" in r.stdout
     assert steps_logged(out) == [10, 20, 30, 40, 50]
@@ -428,7 +428,7 @@ def test_damaged_checkpoint_without_history_names_the_file(tmp_path, trained_run
     data = bytearray((run / "checkpoint.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (run / "checkpoint.npz").write_bytes(bytes(data))
-    r = run_cli("train-lm", "--out", run, "--resume", "--max-steps", "40")
+    r = run_cli_in_process("train-lm", "--out", run, "--resume", "--max-steps", "40")
     assert_clean_error(r, "checkpoint.npz is corrupt")
 
 
@@ -447,7 +447,7 @@ def test_checkpoint_of_another_format_is_refused(tmp_path, trained_run):
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         (run / name).write_bytes(buffer.getvalue())
-    r = run_cli("generate", "--model", run, "--length", "5")
+    r = run_cli_in_process("generate", "--model", run, "--length", "5")
     assert_clean_error(r, "written by charseq 9.0.0")
 
 
@@ -497,7 +497,7 @@ def test_loading_never_unpickles(tmp_path, trained_run):
         (run / name).write_bytes(data.getvalue())
     with pytest.raises(ValueError, match="allow_pickle"):  # the payload is a real pickled object array
         np.load(io.BytesIO(data.getvalue()), allow_pickle=False)["w0000"]
-    assert_clean_error(run_cli("generate", "--model", run, "--length", "5"), "corrupt")
+    assert_clean_error(run_cli_in_process("generate", "--model", run, "--length", "5"), "corrupt")
     assert not marker.exists()
 
 

@@ -18,7 +18,7 @@ from charseq.heads.classifier.run import train_classifier
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.runs import not_a_run
-from helpers import CHARSEQ, REPO, TINY_SETTINGS, read_metrics
+from helpers import TINY_SETTINGS, read_metrics, run_cli_in_process
 
 LM = dict(TINY_SETTINGS, units=8, seq_len=8, eval_every=3, max_steps=6)
 QUIET = dict(log=lambda s: None, progress_bar=False)
@@ -140,8 +140,7 @@ def test_best_weights_never_written_are_not_used_silently(files, tmp_path, capsy
     load_lm(out)
     err = capsys.readouterr().err
     assert "has no best.npz" in err and "latest checkpoint (step 1)" in err
-    r = subprocess.run([*CHARSEQ, "generate", "--model", out, "--length", "5", "--seed", "1"], capture_output=True,
-                       text=True, cwd=REPO, timeout=300)
+    r = run_cli_in_process("generate", "--model", out, "--length", "5", "--seed", "1")
     assert r.returncode == 0 and "warning:" in r.stderr and "has no best.npz" in r.stderr, r.stderr
 
 
@@ -157,20 +156,17 @@ def test_a_real_full_disk_on_a_small_tmpfs(files, tmp_path):
         # 1x40 units: the first checkpoint fits, the best weights of the first evaluation do not.
         flags = ["--units", "40", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",
                  "--eval-every", "3", "--max-steps", "6", "--sample-length", "0", "--precision", "float32"]
-        r = subprocess.run([*CHARSEQ, "train-lm", files / "corpus.txt", "--out", mount / "run", *flags],
-                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        r = run_cli_in_process("train-lm", files / "corpus.txt", "--out", mount / "run", *flags)
         err = r.stderr.strip()
         assert r.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert re.match("Error: " + PROMISE, err), err
         if "best.npz" in err:  # as on the machine this was written on
             assert "the last good checkpoint (step 1) is intact; free space and continue with --resume" in err
-            r = subprocess.run([*CHARSEQ, "generate", "--model", mount / "run", "--length", "5"], capture_output=True,
-                               text=True, cwd=REPO, timeout=300)
+            r = run_cli_in_process("generate", "--model", mount / "run", "--length", "5")
             assert r.returncode == 0 and "has no best.npz" in r.stderr and "latest checkpoint (step 1)" in r.stderr
         subprocess.run(["mount", "-o", "remount,size=20m", mount], check=True)
         if "--resume" in err:
-            r = subprocess.run([*CHARSEQ, "train-lm", "--out", mount / "run", "--resume"], capture_output=True,
-                               text=True, cwd=REPO, timeout=300)
+            r = run_cli_in_process("train-lm", "--out", mount / "run", "--resume")
             assert r.returncode == 0, r.stderr
             assert [x["step"] for x in read_metrics(mount / "run")] == [3, 6]
         else:

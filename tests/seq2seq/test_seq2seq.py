@@ -54,7 +54,7 @@ def reverse_run(tmp_path_factory):
 
 
 def test_training_learns_and_evaluate_reports(reverse_run):
-    r = run_cli("evaluate", "--model", reverse_run / "run", reverse_run / "test.tsv", "--json")
+    r = run_cli_in_process("evaluate", "--model", reverse_run / "run", reverse_run / "test.tsv", "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["examples"] == 200 and report["exact_match"] > 0.9 and report["char_error_rate"] < 0.05
@@ -68,7 +68,7 @@ def test_translate_through_the_cli(reverse_run, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["dcba", "zyx"]
     (tmp_path / "in.txt").write_text("hello\nab\n")
-    r = run_cli("translate", "--model", run, "--input", tmp_path / "in.txt", "--beam", "4", "--n-best", "3", "--json")
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "in.txt", "--beam", "4", "--n-best", "3", "--json")
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["source"] for x in results] == ["hello", "ab"]
     assert results[1]["hypotheses"][0]["text"] == "ba" and len(results[1]["hypotheses"]) == 3
@@ -146,7 +146,7 @@ def test_pairs_file_problems(tmp_path):
 
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
-    assert_clean_error(run_cli("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
+    assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
     r = run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
                 "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
     assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr

@@ -19,7 +19,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.heads.lm.run import train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
-from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli
+from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli_in_process
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
 FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
@@ -114,15 +114,16 @@ def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file, 
                  progress_bar=False, **SETTINGS)
     _same_curve(_metrics(runs["default"]), _metrics(runs["mirrored"]), rel=1e-6)
     # The strategy is a setting of the run, and a resumed run may change it.
-    r = run_cli("train-lm", "--out", runs["mirrored"], "--resume", "--max-steps", "12", "--strategy", "default",
-                timeout=TIMEOUT)
+    r = run_cli_in_process("train-lm", "--out", runs["mirrored"], "--resume", "--max-steps", "12", "--strategy",
+                           "default")
     assert r.returncode == 0 and "step 12:" in r.stdout, r.stderr
     assert json.loads((runs["mirrored"] / "config.json").read_text())["train"]["strategy"] == "default"
 
 
 def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, monkeypatch):
-    r = run_cli("train-lm", corpus_file, "--out", tmp_path / "a", "--max-steps", "2", "--strategy", "multiworker",
-                *FLAGS, env={**os.environ, "TF_CONFIG": "{not json"})
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "a", "--max-steps", "2", "--strategy",
+                           "multiworker", *FLAGS)
     assert_clean_error(r, "TF_CONFIG is not valid JSON")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(CharseqError, match="needs TF_CONFIG"):

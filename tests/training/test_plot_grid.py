@@ -20,7 +20,7 @@ QUIET = dict(log=lambda s: None, progress_bar=False)
 def grid(tmp_path_factory, corpus_file):
     """A 2x1 grid of tiny language models, through the CLI."""
     out = tmp_path_factory.mktemp("grid") / "g"
-    r = run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS, "--out", out)
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS, "--out", out)
     assert r.returncode == 0, r.stderr
     return out, r
 
@@ -85,7 +85,7 @@ def test_plot_draws_a_real_png(tmp_path, grid):
     import matplotlib.image
 
     out = tmp_path / "figs" / "curves.png"
-    r = run_cli("plot", grid[0] / "lr=0.001", grid[0] / "lr=0.02", "--out", out)
+    r = run_cli_in_process("plot", grid[0] / "lr=0.001", grid[0] / "lr=0.02", "--out", out)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = matplotlib.image.imread(out)
@@ -97,7 +97,7 @@ def test_plot_draws_a_real_png(tmp_path, grid):
         assert (np.abs(rgb * 255 - color).max(axis=1) < 8).sum() > 50, color
 
     # A grid directory stands for its runs; --metric picks panels; --force replaces.
-    r = run_cli("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
+    r = run_cli_in_process("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
     assert r.returncode == 0, r.stderr
     assert matplotlib.image.imread(out).shape[1] > 2 * image.shape[1] * 0.9  # two panels side by side
 
@@ -105,14 +105,14 @@ def test_plot_draws_a_real_png(tmp_path, grid):
 def test_plot_bad_input(tmp_path, grid):
     existing = tmp_path / "curves.png"
     existing.write_bytes(b"mine")
-    assert_clean_error(run_cli("plot", grid[0] / "lr=0.001", "--out", existing), "already exists", "--force")
+    assert_clean_error(run_cli_in_process("plot", grid[0] / "lr=0.001", "--out", existing), "already exists", "--force")
     assert existing.read_bytes() == b"mine"
-    assert_clean_error(run_cli("plot", tmp_path, "--out", tmp_path / "x.png"), "not a charseq run")
+    assert_clean_error(run_cli_in_process("plot", tmp_path, "--out", tmp_path / "x.png"), "not a charseq run")
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "config.json").write_text('{"task": "lm"}')
-    assert_clean_error(run_cli("plot", fresh, "--out", tmp_path / "x.png"), "no metrics yet")
-    assert_clean_error(run_cli("plot", grid[0] / "lr=0.001", "--out", tmp_path / "x.png", "--metric", "nope"),
+    assert_clean_error(run_cli_in_process("plot", fresh, "--out", tmp_path / "x.png"), "no metrics yet")
+    assert_clean_error(run_cli_in_process("plot", grid[0] / "lr=0.001", "--out", tmp_path / "x.png", "--metric", "nope"),
                        "no run has the metric 'nope'")
     assert not (tmp_path / "x.png").exists()
 
@@ -156,7 +156,7 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
     shutil.copytree(grid[0], out)
     before = (out / "lr=0.001" / "best.npz").read_bytes()
     (out / "lr=0.02" / "grid_result.json").unlink()  # as if it was stopped at its end
-    r = run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2,5e-3", "--batch-size", "8", *TINY_FLAGS,
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2,5e-3", "--batch-size", "8", *TINY_FLAGS,
                 "--out", out)
     assert r.returncode == 0, r.stderr
     assert "[1/3] lr=0.001: done, skipped" in r.stdout
@@ -168,7 +168,7 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
     assert len(results["runs"]) == 3 and all(row["status"] == "finished" for row in results["runs"])
 
     # Other fixed options would make the finished runs incomparable: refused, nothing touched.
-    assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
+    assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
                                *TINY_FLAGS, "--out", out), "other fixed options", "--force")
 
 
