@@ -69,7 +69,7 @@ def test_npz_loader(tmp_path):
 def test_classify_mnist_learns_and_evaluates(tmp_path, idx_dir):
     out = tmp_path / "mnist"
     r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
-                "--lr", "1e-2", *FAST)
+                           "--lr", "1e-2", *FAST)
     assert r.returncode == 0, r.stderr
     assert str(idx_dir) in r.stdout and "val_accuracy" in r.stdout and "train_accuracy" in r.stdout
     r = run_cli_in_process("evaluate", "--model", out, "--json")
@@ -142,8 +142,8 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
 
     out = tmp_path / "pieces"
     r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
-                "--tokenizer", "sentencepiece", "--vocab-size", "40", "--epochs", "6", "--batch-size", "16",
-                "--lr", "1e-2", *FAST)
+                           "--tokenizer", "sentencepiece", "--vocab-size", "40", "--epochs", "6", "--batch-size", "16",
+                           "--lr", "1e-2", *FAST)
     assert r.returncode == 0, r.stderr
     assert "over pieces" in r.stdout and "vocabulary 40" in r.stdout
     data = json.loads((out / "config.json").read_text())["data"]
@@ -192,7 +192,7 @@ def test_init_from_a_language_model(tmp_path, reviews):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     out = tmp_path / "clf"
     r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--init-from", lm_dir, "--max-steps", "3",
-                "--batch-size", "16")
+                           "--batch-size", "16")
     assert r.returncode == 0, r.stderr
     assert "starting from the language model" in r.stdout
     assert json.loads((out / "config.json").read_text())["model"]["units"] == 24
@@ -211,7 +211,7 @@ def test_row_with_wrong_field_count(tmp_path, reviews):
     (tmp_path / "x.tsv").write_text("\n".join(content) + "\n")
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r"), "line 6")
     r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r", "--skip-bad-rows",
-                "--max-steps", "1", *FAST)
+                           "--max-steps", "1", *FAST)
     assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout
 
 
@@ -332,8 +332,8 @@ def test_distortions_move_turn_and_keep_the_border_empty():
 def test_classify_mnist_with_distortions_is_recorded_and_checked(tmp_path, idx_dir):
     out = tmp_path / "distorted"
     r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
-                "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05",
-                "--augment-elastic", "0.5", *FAST)
+                           "--lr", "1e-2", "--augment-shift", "1", "--augment-rotate", "8", "--augment-scale", "0.05",
+                           "--augment-elastic", "0.5", *FAST)
     assert r.returncode == 0, r.stderr
     model = json.loads((out / "config.json").read_text())["model"]
     assert (model["augment_rotate"], model["augment_scale"], model["augment_elastic"]) == (8.0, 0.05, 0.5)
@@ -376,7 +376,7 @@ def test_label_smoothing_trains_towards_the_smoothed_target(tmp_path, idx_dir, r
 def test_classify_mnist_pools_over_the_rows(tmp_path, idx_dir):
     out = tmp_path / "pooled"
     r = run_cli_in_process("classify-mnist", "--data", idx_dir, "--out", out, "--epochs", "4", "--batch-size", "32",
-                "--lr", "1e-2", "--readout", "max", *FAST)
+                           "--lr", "1e-2", "--readout", "max", *FAST)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["model"]["readout"] == "max"
     report = json.loads(run_cli_in_process("evaluate", "--model", out, "--json").stdout)

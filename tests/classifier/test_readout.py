@@ -52,7 +52,7 @@ def test_a_pooled_readout_trains_saves_and_classifies(tmp_path):
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "run"
     r = run_cli_in_process("train-classifier", tmp_path / "train.tsv", "--out", out, "--readout", "mean", "--epochs", "6",
-                "--batch-size", "16", "--lr", "1e-2", "--units", "32", "--embedding-dim", "16", "--precision", "float32")
+                           "--batch-size", "16", "--lr", "1e-2", "--units", "32", "--embedding-dim", "16", "--precision", "float32")
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["model"]["readout"] == "mean"
     r = run_cli_in_process("classify", "--model", out, "truly wonderful, so", "awful mess, really")

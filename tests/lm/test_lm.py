@@ -81,7 +81,7 @@ def test_unknown_prompt_characters(trained_run):
 def test_train_from_a_sample_string(tmp_path):
     out = tmp_path / "text"
     r = run_cli_in_process("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
-                "--max-steps", "5", "--val-fraction", "0.2", *tiny_flags(seq_len=16, precision=None))
+                           "--max-steps", "5", "--val-fraction", "0.2", *tiny_flags(seq_len=16, precision=None))
     assert r.returncode == 0, r.stderr
     vocab = json.loads((out / "vocab.json").read_text())
     assert "练" in vocab["chars"] and len(vocab["chars"]) == len(set("这是一个基于tensorflow的RNN短句子练习"))

@@ -253,7 +253,7 @@ def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypa
 def test_diverging_loss_stops_with_a_clear_message(tmp_path, corpus_file):
     out = tmp_path / "nan"
     r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "60", "--eval-every", "10", *TINY_FLAGS,
-                "--optimizer", "sgd", "--lr", "1e38", "--clip-norm", "0")  # weights past float32's range at once
+                           "--optimizer", "sgd", "--lr", "1e38", "--clip-norm", "0")  # weights past float32's range at once
     assert_clean_error(r, "the loss became", "--lr")
     assert (out / "config.json").exists()
 
@@ -337,7 +337,7 @@ def test_resume_removes_what_a_killed_writer_left_and_readers_do_not(tmp_path, c
     (generate, evaluate) leaves it alone: it may be the file of a writer still running."""
     out = tmp_path / "run"
     r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "10", "--eval-every", "10", "--keep", "2",
-                *TINY_FLAGS)
+                           *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
     left = [out / ".best.npz.k1ll3d.tmp", out / ".checkpoint.npz.x9y8z7.tmp", out / "checkpoints" / ".step-00000010.npz.tmp"]
     for path in left:
@@ -406,7 +406,7 @@ def test_unwritable_out_is_a_clear_error(tmp_path, corpus_file):
 def test_keep_bounds_the_checkpoints_and_a_damaged_latest_falls_back(tmp_path, corpus_file):
     out = tmp_path / "run"
     r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "40", "--eval-every", "10", "--keep", "2",
-                *TINY_FLAGS)
+                           *TINY_FLAGS)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000030.npz", "step-00000040.npz"]
     # The latest is damaged (and so is its hard-linked copy): resuming says so and takes step 30.

@@ -148,7 +148,7 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
     assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
     r = run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
-                "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
+                           "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
     assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr
     run = reverse_run / "run"
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")

@@ -53,7 +53,7 @@ def test_an_explicit_flag_is_never_overridden(tmp_path, corpus_file):
     flags = {"--layers": "1", "--units": "24", "--embedding-dim": "8", "--dropout": "0.1", "--batch-size": "8",
              "--seq-len": "16", "--lr": "0.01", "--eval-every": "3", "--max-steps": "3"}
     r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "run", "--sample-length", "0", "--precision", "float32",
-                *[x for kv in flags.items() for x in kv])
+                           *[x for kv in flags.items() for x in kv])
     assert r.returncode == 0, r.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     m, d, t = config["model"], config["data"], config["train"]

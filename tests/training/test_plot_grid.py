@@ -157,7 +157,7 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
     before = (out / "lr=0.001" / "best.npz").read_bytes()
     (out / "lr=0.02" / "grid_result.json").unlink()  # as if it was stopped at its end
     r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2,5e-3", "--batch-size", "8", *TINY_FLAGS,
-                "--out", out)
+                           "--out", out)
     assert r.returncode == 0, r.stderr
     assert "[1/3] lr=0.001: done, skipped" in r.stdout
     assert "[2/3] lr=0.02: resuming" in r.stdout and "resuming from step 10" in r.stdout
@@ -169,7 +169,7 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
 
     # Other fixed options would make the finished runs incomparable: refused, nothing touched.
     assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
-                               *TINY_FLAGS, "--out", out), "other fixed options", "--force")
+                                          *TINY_FLAGS, "--out", out), "other fixed options", "--force")
 
 
 def test_grid_force_keeps_the_old_grid_until_the_new_one_has_a_checkpoint(tmp_path, grid, corpus_file):
