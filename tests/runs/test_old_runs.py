@@ -85,8 +85,9 @@ def test_an_old_classifier_and_encoder_decoder_answer_the_same(old):
 
 @pytest.mark.parametrize("run, command", [("lm", "train-lm"), ("classifier", "train-classifier"),
                                           ("mnist", "classify-mnist"), ("seq2seq", "train-seq2seq")])
-def test_old_runs_resume(old, run, command):
-    path = old / run
+def test_old_runs_resume(old, run, command, tmp_path):
+    path = tmp_path / run  # a copy: the other tests read the old runs as they were made
+    shutil.copytree(old / run, path)
     out = cli(command, "--out", path, "--resume", "--max-steps", "9")
     assert "resuming from step 6" in out, out
     steps = [json.loads(line)["step"] for line in (path / "metrics.jsonl").read_text().splitlines()]
