@@ -1,52 +1,15 @@
-"""Shared fixtures: small corpora the tests write themselves and one tiny trained run."""
+"""Fixtures shared across the suite: small data sets the tests write themselves and tiny trained runs,
+made once per session. A test that changes a run copies it first (helpers live in helpers.py)."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
+import random
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-REPO = Path(__file__).resolve().parents[1]
-CHARSEQ = [sys.executable, "-m", "charseq.cli"]
-
-# A small corpus with learnable structure: short lines in Chinese and English.
-LINES = ["春风吹绿江南岸，明月照我还。", "The river runs to the sea, and the sea runs to the sky.",
-         "白日依山尽，黄河入海流。", "One two three four, five six seven eight."]
-TINY_SETTINGS = dict(units=32, layers=1, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10,
-                     sample_length=0, precision="float32")
-
-
-def tiny_flags(**changes) -> list[str]:
-    """TINY_SETTINGS as train-lm options, with `changes` (a change to None leaves that option out)."""
-    settings = {k: v for k, v in {**TINY_SETTINGS, **changes}.items() if v is not None}
-    return [x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-
-
-TINY_FLAGS = tiny_flags()
-
-
-def sigint_once_logged(step: int):
-    """A log callback that sends this process SIGINT once `step` has been logged (the loop then
-    checkpoints and stops after that step, as on Ctrl-C)."""
-    def log(line):
-        if line.startswith(f"step {step}:"):
-            os.kill(os.getpid(), signal.SIGINT)
-    return log
-
-
-def read_metrics(run) -> list[dict]:
-    """The records of a run's metrics.jsonl, one per evaluation."""
-    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
-
-
-def curve(run) -> list[tuple]:
-    """(step, train loss, validation loss) at each evaluation of a run."""
-    return [(r["step"], r["train_loss"], r["val_loss"]) for r in read_metrics(run)]
+from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, striped_images  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -60,66 +23,88 @@ def corpus_file(tmp_path_factory) -> Path:
 def trained_run(tmp_path_factory, corpus_file) -> Path:
     """A language model trained for a few steps, shared by the read-only tests."""
     from charseq.heads.lm.run import train_lm
+    from helpers import TINY_SETTINGS
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    train_lm(corpus_file, out, max_steps=30, log=lambda s: None, progress_bar=False, **TINY_SETTINGS)
+    train_lm(corpus_file, out, max_steps=30, **QUIET, **TINY_SETTINGS)
     return out
 
 
 @pytest.fixture(scope="session")
-def studio_dir(tmp_path_factory, corpus_file) -> Path:
-    """Tiny runs of all three heads (and a grid) in one directory, for `charseq serve` (tests/studio_runs.py)."""
-    from studio_runs import train_studio_runs
-
-    return train_studio_runs(tmp_path_factory.mktemp("studio"), corpus_file)
-
-
-def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
-    """Run the real command line in a subprocess (exit status, stdout and stderr as a user sees them)."""
-    return subprocess.run([*CHARSEQ, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          cwd=kwargs.pop("cwd", REPO), **kwargs)
-
-
-def run_cli_in_process(*args) -> subprocess.CompletedProcess:
-    """The same command line run in this process: no TensorFlow start-up per call, for the many
-    bad-input checks (a few tests per command still go through a real subprocess)."""
-    from click.testing import CliRunner
-
-    from charseq.cli import main
-
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
-def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    """A user error: non-zero exit, one line on stderr naming the problem, no traceback."""
-    assert result.returncode != 0, result.stdout + result.stderr
-    err = result.stderr.strip()
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
-    assert len(err.splitlines()) == 1, f"expected one line, got:\n{err}"
-    assert err.startswith("Error:"), err
-    for fragment in fragments:
-        assert fragment.lower() in err.lower(), f"{fragment!r} not in {err!r}"
-
-
-def snapshot(root: Path) -> dict:
-    """Every file under `root` (and the directory itself) with its bytes: to prove nothing changed."""
-    if not root.exists() and not root.is_symlink():
-        return {}
-    files = {".": "dir" if root.is_dir() else root.read_bytes()}
-    if root.is_dir():
-        for p in sorted(root.rglob("*")):
-            files[str(p.relative_to(root))] = p.read_bytes() if p.is_file() else ("dir" if p.is_dir() else "other")
-    return files
-
-
-def striped_images(n: int, seed: int):
-    """A learnable image set: class k has a bright horizontal band starting at row 6k, plus noise."""
+def files(tmp_path_factory) -> Path:
+    """Data for every train command: corpus.txt (and other.txt), reviews.tsv, pairs.tsv, mnist.npz."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 4, size=n)
-    x = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
-    for i, k in enumerate(y):
-        x[i, 6 * k + 2: 6 * k + 6, 4:24] = 250
-    return x, y.astype(np.uint8)
+    from charseq.data.pairs import make_pairs
+
+    d = tmp_path_factory.mktemp("files")
+    lines = ["春风吹绿江南岸，明月照我还。", "The river runs to the sea, and the sea runs to the sky."]
+    (d / "corpus.txt").write_text("\n".join(lines * 60) + "\n", encoding="utf-8")
+    (d / "other.txt").write_text("\n".join(reversed(lines * 60)) + "\n", encoding="utf-8")
+    rng = random.Random(0)
+    rows = ["text\tlabel"] + [f"{w} {w} film\t{'pos' if w in ('good', 'great') else 'neg'}"
+                              for w in rng.choices(["good", "great", "bad", "awful"], k=200)]
+    (d / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    pairs = make_pairs("reverse", 300, seed=0, length=(2, 5))
+    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    x = np.random.default_rng(0).integers(0, 255, size=(64, 28, 28), dtype=np.uint8)
+    y = np.arange(64, dtype=np.uint8) % 2
+    np.savez(d / "mnist.npz", x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
+    return d
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory, files) -> dict:
+    """One finished tiny run of each train command, read-only (copied before a test changes it)."""
+    d = tmp_path_factory.mktemp("finished")
+    runs = {}
+    for kind in KINDS:
+        r = run_cli_in_process(*command(kind, files, d / kind))
+        assert r.returncode == 0, r.stderr + r.stdout
+        runs[kind] = d / kind
+    return runs
+
+
+@pytest.fixture(scope="session")
+def studio_dir(tmp_path_factory, corpus_file) -> Path:
+    """Tiny real runs of all three heads in one served directory, read-only:
+
+        poems                   language model (40 steps on the test corpus)
+        grid/lr=0.003, lr=0.01  a grid of two language models
+        sentiment               text classifier
+        digits                  row-by-row image classifier (striped images, learnable)
+        reverse                 encoder-decoder that reverses short strings
+    """
+    import numpy as np
+
+    from charseq.data.pairs import make_pairs
+    from charseq.grid import run_grid
+    from charseq.heads.classifier.run import train_classifier, train_mnist
+    from charseq.heads.lm.run import train_lm
+    from charseq.heads.seq2seq.run import train_seq2seq
+
+    root = tmp_path_factory.mktemp("studio")
+    lm = dict(units=32, layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
+              precision="float32", **QUIET)
+    small = dict(units=32, embedding_dim=16, precision="float32", **QUIET)
+    served, data = root / "served", root / "data"
+    data.mkdir(parents=True)
+    train_lm(corpus_file, served / "poems", max_steps=40, **lm)
+    grid = {k: v for k, v in lm.items() if k != "progress_bar"}  # the grid sets it itself
+    run_grid("train-lm", served / "grid", {"lr": [3e-3, 1e-2]}, corpus_file, max_steps=20, **grid)
+
+    rng = np.random.default_rng(0)
+    good, bad = ["a good film", "great fun", "truly wonderful"], ["a bad film", "awful mess", "truly boring"]
+    rows = ["sentence\tlabel"] + [f"{rng.choice(good if p else bad)}, {rng.choice(['really', 'so'])}\t{'pos' if p else 'neg'}"
+                                  for p in rng.random(240) < 0.5]
+    (data / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    train_classifier(data / "reviews.tsv", served / "sentiment", epochs=4, eval_every=20, batch_size=16, **small)
+
+    (xt, yt), (xv, yv) = striped_images(384, 0), striped_images(64, 1)
+    np.savez(data / "stripes.npz", x_train=xt, y_train=yt, x_test=xv, y_test=yv)
+    train_mnist(served / "digits", data / "stripes.npz", epochs=6, eval_every=20, batch_size=32, **small)
+
+    pairs = make_pairs("reverse", 2000, seed=0, length=(2, 6))
+    (data / "reverse.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    train_seq2seq(data / "reverse.tsv", served / "reverse", epochs=6, eval_every=100, batch_size=64, **small)
+    return served

@@ -1,0 +1,112 @@
+"""Every bad input ends in one line on stderr and a non-zero exit, never a traceback, and loses nothing."""
+
+import shutil
+
+import pytest
+
+from helpers import TINY_FLAGS, assert_clean_error, run_cli, run_cli_in_process
+
+
+def train(corpus, out, *extra):
+    return run_cli_in_process("train-lm", corpus, "--out", out, "--max-steps", "2", *TINY_FLAGS, *extra)
+
+
+def test_missing_corpus(tmp_path):
+    assert_clean_error(train(tmp_path / "nope.txt", tmp_path / "r"), "does not exist")
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_corpus(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    assert_clean_error(train(tmp_path / "empty.txt", tmp_path / "r"), "empty")
+    assert not (tmp_path / "r").exists()
+
+
+def test_corpus_shorter_than_one_window(tmp_path):
+    (tmp_path / "short.txt").write_text("just a few characters")
+    assert_clean_error(train(tmp_path / "short.txt", tmp_path / "r"), "--seq-len")
+    assert not (tmp_path / "r").exists() and not list(tmp_path.glob(".r.*"))
+
+
+def test_binary_file(tmp_path):
+    (tmp_path / "model.bin").write_bytes(bytes(range(256)) * 50)
+    assert_clean_error(train(tmp_path / "model.bin", tmp_path / "r"), "model.bin")
+
+
+def test_non_utf8_file_and_the_encoding_option(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes(("café crème brûlée, " * 40).encode("latin-1"))
+    assert_clean_error(train(tmp_path / "latin1.txt", tmp_path / "r"), "not valid utf-8", "--encoding")
+    ok = train(tmp_path / "latin1.txt", tmp_path / "r", "--encoding", "latin-1")
+    assert ok.returncode == 0, ok.stderr
+    ok = train(tmp_path / "latin1.txt", tmp_path / "r2", "--errors", "replace")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_corpus_that_is_a_directory(tmp_path):
+    assert_clean_error(train(tmp_path, tmp_path / "r"), "is a directory")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--dropout", "1.5"], "--dropout"),
+    (["--dropout", "-0.1"], "--dropout"),
+    (["--input-dropout", "1"], "--input-dropout"),
+    (["--seq-len", "-5"], "--seq-len"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--val-fraction", "1"], "--val-fraction"),
+    (["--units", "0"], "--units"),
+    (["--max-vocab", "2"], "--max-vocab"),
+    (["--encoding", "klingon"], "encoding"),
+])
+def test_nonsensical_training_options(tmp_path, corpus_file, flags, fragment):
+    assert_clean_error(train(corpus_file, tmp_path / "r", *flags), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_model_directory(tmp_path):
+    assert_clean_error(run_cli("generate", "--model", tmp_path / "none", "--prompt", "a"), "does not exist")
+
+
+def test_incomplete_model_directory(tmp_path, trained_run):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(trained_run / "config.json", partial)
+    assert_clean_error(run_cli_in_process("generate", "--model", partial), "vocab.json")
+    shutil.copy(trained_run / "vocab.json", partial)
+    assert_clean_error(run_cli_in_process("generate", "--model", partial), "no trained weights")
+    assert_clean_error(run_cli_in_process("generate", "--model", tmp_path), "not a charseq run")
+
+
+def test_corrupted_weights(tmp_path, trained_run):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    data = (broken / "best.npz").read_bytes()
+    (broken / "best.npz").write_bytes(data[: len(data) // 2])
+    assert_clean_error(run_cli_in_process("generate", "--model", broken), "best.npz", "corrupt")
+    flipped = bytearray((broken / "checkpoint.npz").read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF
+    (broken / "best.npz").unlink()
+    (broken / "checkpoint.npz").write_bytes(bytes(flipped))
+    assert_clean_error(run_cli_in_process("generate", "--model", broken), "checkpoint.npz", "corrupt")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--length", "-1"], "--length"),
+    (["--temperature", "0"], "--greedy"),
+    (["--temperature", "-1"], "--temperature"),
+    (["--top-p", "0"], "--top-p"),
+    (["--top-k", "-3"], "--top-k"),
+    (["--num-samples", "0"], "--num-samples"),
+])
+def test_nonsensical_generation_options(trained_run, flags, fragment):
+    assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", *flags), fragment)
+
+
+def test_evaluate_bad_files(tmp_path, trained_run):
+    assert_clean_error(run_cli_in_process("evaluate", "--model", trained_run, tmp_path / "none.txt"), "does not exist")
+    (tmp_path / "empty.txt").write_text("")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", trained_run, tmp_path / "empty.txt"), "empty")
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    assert_clean_error(run_cli_in_process("train-lm", "--out", tmp_path / "none", "--resume"), "does not exist")

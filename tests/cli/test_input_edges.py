@@ -1,0 +1,272 @@
+"""Inputs at the edges: sizes beyond the machine, generation bounds, the exported SavedModel's
+inputs, damaged MNIST data, CSV quirks, line-oriented input, links and empty paths, impossible
+pair counts, translate's limits. Each ends in one clear line (or the right output), nothing half-made."""
+
+import json
+
+import numpy as np
+import pytest
+
+from charseq.data.pairs import make_pairs
+from charseq.errors import CharseqError
+from helpers import assert_clean_error, run_cli, run_cli_in_process
+
+LM_FLAGS = ["--units", "16", "--layers", "1", "--embedding-dim", "8", "--batch-size", "8", "--seq-len", "16",
+            "--eval-every", "5", "--sample-length", "0", "--precision", "float32", "--max-steps", "4"]
+SMALL = ["--units", "16", "--embedding-dim", "8", "--batch-size", "16", "--precision", "float32", "--max-steps", "4"]
+
+
+def nothing_made(parent, name="r") -> bool:
+    return not (parent / name).exists() and not [p for p in parent.iterdir() if p.name.startswith(f".{name}.")]
+
+
+# ----------------------------------------------------------------------------- resource bounds
+def test_a_model_too_big_for_memory_is_refused_up_front_through_the_real_cli(tmp_path, corpus_file):
+    r = run_cli("train-lm", corpus_file, "--out", tmp_path / "r", *LM_FLAGS, "--units", "100000000")
+    assert_clean_error(r, "--units 100000000", "GB", "smaller --units")
+    assert nothing_made(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["train-classifier", "train-seq2seq", "classify-mnist"])
+def test_every_head_refuses_a_model_too_big(tmp_path, command):
+    (tmp_path / "pairs.tsv").write_text("abc\tcba\nde\ted\n" * 20)
+    args = {"train-classifier": [tmp_path / "pairs.tsv"], "train-seq2seq": [tmp_path / "pairs.tsv"],
+            "classify-mnist": ["--data", tmp_path / "none.npz"]}[command]
+    r = run_cli_in_process(command, *args, "--out", tmp_path / "r", "--units", "50000000", "--layers", "3")
+    assert_clean_error(r, "--units 50000000")
+    assert nothing_made(tmp_path)
+
+
+def test_huge_seq2seq_sides_name_max_input_len(tmp_path):
+    pairs = [("abc", "cba")] * 30 + [("x" * 100_000, "y" * 100_000)]
+    (tmp_path / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    r = run_cli_in_process("train-seq2seq", tmp_path / "pairs.tsv", "--out", tmp_path / "r", *SMALL)
+    assert_clean_error(r, "100,000 source", "--max-input-len")
+    assert nothing_made(tmp_path)
+    ok = run_cli_in_process("train-seq2seq", tmp_path / "pairs.tsv", "--out", tmp_path / "r", *SMALL,
+                            "--max-input-len", "10", "--skip-long")
+    assert ok.returncode == 0, ok.stderr
+
+
+# ----------------------------------------------------------------------------- generation
+@pytest.mark.parametrize("flags, fragment", [
+    (["--length", "4294967301", "--num-samples", "2"], "--length"),
+    (["--length", "3000000000"], "--length"),
+    (["--temperature", "1e-45"], "--temperature"),
+    (["--temperature", "inf"], "--temperature"),
+    (["--temperature", "nan"], "--temperature"),
+    (["--temperature", "0"], "--greedy"),
+    (["--num-samples", "100000", "--length", "5000"], "--num-samples"),
+    (["--seed", "99999999999"], "--seed"),
+    (["--length", "3000000000", "--beam", "2"], "--length"),
+])
+def test_generation_options_out_of_range_print_nothing(trained_run, flags, fragment):
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风", *flags)
+    assert_clean_error(r, fragment)
+    assert r.stdout == ""  # not even the prompt
+
+
+def test_generation_at_the_bounds_works(trained_run):
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "5",
+                           "--temperature", "0.01", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("春") and len(r.stdout) == 1 + 5 + 1, r.stdout  # the prompt, 5 characters, a newline
+
+
+# ----------------------------------------------------------------------------- the exported SavedModel
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, trained_run):
+    from charseq.heads.classifier.run import train_classifier
+    from charseq.export import export_saved_model
+    from charseq.heads.seq2seq.run import train_seq2seq
+
+    d = tmp_path_factory.mktemp("exported")
+    (d / "reviews.tsv").write_text("text\tlabel\n" + "good film\tpos\nbad film\tneg\n" * 30)
+    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in make_pairs("reverse", 60, length=(2, 4))))
+    quiet = dict(log=lambda s: None, progress_bar=False, units=8, embedding_dim=8, max_steps=2, batch_size=8,
+                 precision="float32")
+    train_classifier(d / "reviews.tsv", d / "text", **quiet)
+    train_seq2seq(d / "pairs.tsv", d / "seq2seq", **quiet)
+    for kind, run in (("lm", trained_run), ("text", d / "text"), ("seq2seq", d / "seq2seq")):
+        export_saved_model(run, d / f"{kind}-export")
+    return d
+
+
+def test_the_exported_signatures_validate_their_inputs(exported):
+    import tensorflow as tf
+
+    generate = tf.saved_model.load(str(exported / "lm-export")).signatures["generate"]
+
+    def gen(length=5, temperature=1.0):
+        return generate(prompt=tf.constant("春"), length=tf.constant(length, tf.int32),
+                        temperature=tf.constant(temperature, tf.float32), seed=tf.constant(1))["text"]
+
+    assert len(gen().numpy().decode()) == 5 and gen(temperature=0.0).numpy()  # greedy stays
+    for length, temperature, fragment in ((10**7, 1.0, "length must be at most"), (-1, 1.0, "length must be 0"),
+                                          (5, -1.0, "temperature"), (5, float("nan"), "temperature"),
+                                          (5, float("inf"), "temperature"), (5, 1e-30, "temperature")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=fragment):
+            gen(length, temperature)
+    classify = tf.saved_model.load(str(exported / "text-export")).signatures["classify"]
+    assert classify(text=tf.constant(["good film"]))["label"].numpy()[0] in (b"pos", b"neg")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="classify: a text is empty"):
+        classify(text=tf.constant(["good", "  "]))
+    translate = tf.saved_model.load(str(exported / "seq2seq-export")).signatures["translate"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="translate: a source is empty"):
+        translate(source=tf.constant(["ab", ""]))
+
+
+def test_export_out_links_and_empty(exported, tmp_path):
+    run = exported / "text"
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    assert_clean_error(run_cli_in_process("export", "--model", run, "--out", dangling), str(dangling),
+                       "symbolic link", "does not exist")
+    assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["dangling"]  # no hidden staging named in a message
+    assert_clean_error(run_cli_in_process("export", "--model", run, "--out", ""), "--out")
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    r = run_cli_in_process("export", "--model", run, "--out", link)
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and (target / "saved_model.pb").exists()
+
+
+# ----------------------------------------------------------------------------- MNIST data
+def _npz(path, **change):
+    x = np.random.default_rng(0).integers(0, 255, size=(16, 28, 28), dtype=np.uint8)
+    y = np.arange(16, dtype=np.uint8) % 2
+    arrays = dict(x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    arrays.update(change)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (dict(x_train=np.zeros((16, 28, 32), np.uint8)), "28x32"),
+    (dict(x_train=np.zeros((16, 28, 0), np.uint8)), "28x0"),
+    (dict(x_train=np.full((16, 28, 28), "7")), "type <U1"),
+    (dict(y_train=np.eye(2, dtype=np.uint8)[np.arange(16) % 2]), "one-hot"),
+    (dict(x_train=np.zeros((16, 28, 28), np.complex64)), "complex64"),
+    (dict(x_train=np.full((16, 28, 28), np.nan, np.float32)), "NaN"),
+    (dict(x_train=np.full((16, 28, 28), 300.0, np.float32)), "0-255"),
+])
+def test_damaged_mnist_npz_is_one_line_naming_the_file(tmp_path, change, fragment):
+    path = _npz(tmp_path / "bad.npz", **change)
+    r = run_cli_in_process("classify-mnist", "--data", path, "--out", tmp_path / "r", *SMALL)
+    assert_clean_error(r, "bad.npz", fragment)
+    assert nothing_made(tmp_path)
+
+
+def test_garbage_npz_and_overflowing_idx_header(tmp_path):
+    (tmp_path / "garbage.npz").write_bytes(b"not a zip at all " * 40)
+    r = run_cli_in_process("classify-mnist", "--data", tmp_path / "garbage.npz", "--out", tmp_path / "r")
+    assert_clean_error(r, "garbage.npz", "not an .npz file")
+    assert "allow_pickle" not in r.stderr
+    from charseq.data.mnist import IDX_IMAGES, read_idx
+
+    header = IDX_IMAGES.to_bytes(4, "big") + b"".join((2**32 - 1).to_bytes(4, "big") for _ in range(3))
+    (tmp_path / "images-idx3-ubyte").write_bytes(header + bytes(100))
+    with pytest.raises(CharseqError, match="header"):
+        read_idx(tmp_path / "images-idx3-ubyte", IDX_IMAGES)
+
+
+def test_pixels_in_unit_range_are_read_as_such(tmp_path):
+    from charseq.data.mnist import load_mnist
+
+    x = np.random.default_rng(0).random((16, 28, 28)).astype(np.float32)
+    images = load_mnist(_npz(tmp_path / "unit.npz", x_train=x, x_test=x[:4]))
+    assert images.x_train.dtype == np.uint8 and images.x_train.max() > 200
+    assert any("[0, 1]" in note for note in images.notes)
+
+
+# ----------------------------------------------------------------------------- text files
+def test_csv_with_a_byte_order_mark(tmp_path):
+    from charseq.data.labeled import read_labeled
+
+    (tmp_path / "export.csv").write_bytes(b"\xef\xbb\xbftext,label\r\ngood film,pos\r\nbad film,neg\r\n")
+    rows = read_labeled(tmp_path / "export.csv")
+    assert rows.texts == ["good film", "bad film"] and rows.labels == ["pos", "neg"]
+
+
+def test_an_unclosed_quote_names_its_own_line(tmp_path):
+    lines = ["text,label"] + [f"row {i},1" for i in range(5)] + ['"never closed,0'] + [f"row {i},0" for i in range(55)]
+    (tmp_path / "q.csv").write_text("\n".join(lines) + "\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "q.csv", "--out", tmp_path / "r", *SMALL)
+    assert_clean_error(r, "q.csv line 7", "closing quote")
+
+
+def test_a_decoding_error_names_its_byte_in_the_file(tmp_path):
+    (tmp_path / "latin.txt").write_bytes(b"x" * 5000 + b"\n" + b"y" * 100 + "café".encode("latin-1") + b"\n")
+    r = run_cli_in_process("train-lm", tmp_path / "latin.txt", "--out", tmp_path / "r", *LM_FLAGS)
+    assert_clean_error(r, "at byte 5,104 (line 2)")
+    assert "of a block" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- line-oriented input
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    from charseq.heads.classifier.run import train_classifier
+
+    d = tmp_path_factory.mktemp("cls")
+    (d / "reviews.tsv").write_text("text\tlabel\n" + "good film\tpos\nbad film\tneg\n" * 30)
+    train_classifier(d / "reviews.tsv", d / "run", units=8, embedding_dim=8, max_steps=2, batch_size=8,
+                     precision="float32", log=lambda s: None, progress_bar=False)
+    return d / "run"
+
+
+def test_classify_gives_one_output_per_input_line(tmp_path, classifier_run):
+    (tmp_path / "in.txt").write_text("good film\n\nbad\u2028film\n  \nfilm\n", encoding="utf-8")
+    r = run_cli_in_process("classify", "--model", classifier_run, "--input", tmp_path / "in.txt")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split("\n")[:-1]
+    assert len(out) == 5 and out[1] == "" and out[3] == "" and out[2].endswith("bad\\u2028film")
+    r = run_cli_in_process("classify", "--model", classifier_run, "--input", tmp_path / "in.txt", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 3, 4, 5] and rows[1]["label"] is None
+    assert rows[2]["text"] == "bad\u2028film"
+    r = run_cli_in_process("classify", "--model", classifier_run, "two\nlines")  # one text, one output line
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "two\\nlines" in r.stdout
+
+
+def test_translate_gives_one_output_per_input_line_and_echoes_its_source(tmp_path, exported):
+    (tmp_path / "in.txt").write_text("ab\n\nbca\n")
+    r = run_cli_in_process("translate", "--model", exported / "seq2seq", "--input", tmp_path / "in.txt")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split("\n")[:-1]
+    assert len(out) == 3 and out[0].endswith("\tab") and out[1] == "" and out[2].endswith("\tbca")
+    r = run_cli_in_process("translate", "--model", exported / "seq2seq", "--input", tmp_path / "in.txt", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["line"], row["source"]) for row in rows] == [(1, "ab"), (2, ""), (3, "bca")]
+
+
+def test_translate_max_output_len_0_is_refused(exported):
+    assert_clean_error(run_cli_in_process("translate", "--model", exported / "seq2seq", "--max-output-len", "0",
+                                          "ab"), "--max-output-len")
+
+
+# ----------------------------------------------------------------------------- paths and make-pairs
+def test_make_pairs_writes_through_links_and_never_replaces_them(tmp_path):
+    dangling = tmp_path / "dangling.tsv"
+    dangling.symlink_to(tmp_path / "target.tsv")
+    r = run_cli_in_process("make-pairs", "reverse", "--n", "5", "--out", dangling)
+    assert r.returncode == 0, r.stderr
+    assert dangling.is_symlink() and len((tmp_path / "target.tsv").read_text().splitlines()) == 5
+    r = run_cli_in_process("make-pairs", "sort", "--n", "7", "--out", dangling, "--force")
+    assert r.returncode == 0 and dangling.is_symlink() and len((tmp_path / "target.tsv").read_text().splitlines()) == 7
+    r = run_cli_in_process("make-pairs", "sort", "--n", "7", "--out", tmp_path / "missing" / "x.tsv")
+    assert_clean_error(r, str(tmp_path / "missing" / "x.tsv"))
+    assert ".x.tsv." not in r.stderr  # the user's path, never a hidden temporary file
+    assert_clean_error(run_cli_in_process("make-pairs", "sort", "--n", "7", "--out", ""))
+
+
+def test_make_pairs_refuses_impossible_counts_at_once(tmp_path):
+    r = run_cli("make-pairs", "addition", "--digits", "1", "--n", "100000000", "--out", tmp_path / "a.tsv", timeout=60)
+    assert_clean_error(r, "--n", "100")
+    r = run_cli_in_process("make-pairs", "addition", "--digits", "1", "--n", "101", "--out", tmp_path / "a.tsv")
+    assert_clean_error(r, "only 100 distinct")
+    r = run_cli_in_process("make-pairs", "addition", "--digits", "1", "--n", "100", "--out", tmp_path / "a.tsv")
+    assert r.returncode == 0 and len((tmp_path / "a.tsv").read_text().splitlines()) == 100
+    assert not (tmp_path / "b.tsv").exists()

@@ -1,0 +1,67 @@
+"""Smaller promises: an empty TEXT is refused, the exported generate takes one prompt, --port is a
+port, a CSV header is read without guessing, and --debug works wherever it is written."""
+
+import pytest
+
+from helpers import assert_clean_error, run_cli_in_process
+
+
+@pytest.mark.parametrize("texts", [[""], ["   "], ["good film", ""]])
+def test_classify_refuses_an_empty_text_argument(finished, texts):
+    r = run_cli_in_process("classify", "--model", finished["train-classifier"], *texts)
+    assert_clean_error(r, "empty text", f"argument {texts.index(next(t for t in texts if not t.strip())) + 1}")
+    assert r.stdout == ""
+
+
+def test_classify_keeps_a_blank_output_line_for_a_blank_input_line(finished, tmp_path):
+    (tmp_path / "in.txt").write_text("good film\n\nbad film\n")
+    r = run_cli_in_process("classify", "--model", finished["train-classifier"], "--input", tmp_path / "in.txt")
+    assert r.returncode == 0 and r.stdout.split("\n")[1] == "", r.stdout
+
+
+def test_the_exported_generate_refuses_two_prompts(finished, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from charseq.export import export_saved_model
+
+    export_saved_model(finished["train-lm"], tmp_path / "export")
+    generate = tf.saved_model.load(str(tmp_path / "export")).signatures["generate"]
+    args = dict(prompt=tf.constant("a"), length=tf.constant(3), temperature=tf.constant(1.0), seed=tf.constant(1))
+    assert generate(**args)["text"].shape == ()
+    for name, many in [("prompt", tf.constant(["a", "b"])), ("length", tf.constant([3, 4])),
+                       ("temperature", tf.constant([1.0, 0.5])), ("seed", tf.constant([[1]]))]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"generate: {name} must be one"):
+            generate(**{**args, name: many})
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "65536"])
+def test_port_out_of_range_is_a_usage_error_naming_it(tmp_path, port):
+    r = run_cli_in_process("serve", tmp_path, "--port", port)
+    assert_clean_error(r, "--port", port, "0 to 65535")
+    assert r.returncode == 2 and "internal error" not in r.stderr
+
+
+def test_a_missing_label_column_is_said_in_english(tmp_path, files):
+    (tmp_path / "x.csv").write_text("text,category\nsome text,a\nother text,b\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "run", "--max-steps", "1")
+    assert_clean_error(r, "has no label column (label)", "--label-column")
+    assert "has no a " not in r.stderr
+
+
+@pytest.mark.parametrize("header,column", [("text,text,label", "text"), ("text,label,Label", "label"),
+                                           ("Sentence,sentence,label", "sentence")])
+def test_a_header_naming_the_column_read_twice_is_refused(tmp_path, header, column):
+    (tmp_path / "x.csv").write_text(header + "\n" + "\n".join(f"a{i},b{i},c{i % 2}" for i in range(20)) + "\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "run", "--max-steps", "1")
+    assert_clean_error(r, f"2 columns named '{header.split(',')[[h.lower() for h in header.split(',')].index(column)]}'",
+                       "rename")
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_is_accepted_after_the_command(tmp_path):
+    for args in (["--debug", "generate", "--model", tmp_path / "none"], ["generate", "--model", tmp_path / "none", "--debug"]):
+        r = run_cli_in_process(*args)
+        assert r.returncode == 1 and "Traceback" in r.stderr and "does not exist" in r.stderr.splitlines()[-1], r.stderr
+    r = run_cli_in_process("generate", "--model", tmp_path / "none")
+    assert_clean_error(r, "does not exist")
+    r = run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "--", "--debug")  # after --: not an option
+    assert_clean_error(r)  # an error without a traceback: --debug was not taken

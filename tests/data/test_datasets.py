@@ -1,0 +1,405 @@
+"""Data sets fetched into the cache (charseq.data.datasets, `charseq data`): served by a local HTTP
+server on 127.0.0.1 and from file:// and local copies the tests make; the registry's URLs and
+checksums are pointed at those fixtures."""
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from charseq import cli
+from charseq.cache import cache_root
+from charseq.data import datasets
+from charseq.data.datasets import DATASETS, Member, get_dataset
+from charseq.errors import CharseqError
+from helpers import run_cli
+
+TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Files(dict):
+    """What the server serves: path -> bytes, or (bytes, True) to send half of it and hang up."""
+
+    def __init__(self):
+        super().__init__()
+        self.requests = []
+
+
+@pytest.fixture
+def server():
+    files = Files()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            files.requests.append(self.path)
+            entry = files.get(self.path)
+            if entry is None:
+                self.send_error(404)
+                return
+            body, cut = entry if isinstance(entry, tuple) else (entry, False)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if cut:  # the connection drops halfway through the body
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+            else:
+                self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    files.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield files
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("CHARSEQ_CACHE", str(root))
+    return root
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def point(monkeypatch, name: str, *members: Member) -> None:
+    """Data set `name` with these files (URLs, checksums) instead of the public ones."""
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name], members=members))
+
+
+def shakespeare(monkeypatch, url: str, data: bytes = TEXT) -> None:
+    point(monkeypatch, "tinyshakespeare", dataclasses.replace(DATASETS["tinyshakespeare"].members[0], url=url,
+                                                              sha256=sha256(data)))
+
+
+def charseq(*args):
+    """The CLI in this process (so the registry can be pointed at fixtures): (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(cli.main, list(map(str, args)))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def leftovers(root) -> list[str]:
+    """Everything under the cache's datasets folder (temporary files included)."""
+    folder = root / "datasets"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+# ----------------------------------------------------------------------------- cache root
+def test_one_cache_root_for_data_and_kernels(tmp_path, monkeypatch):
+    from charseq import kernels
+
+    monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_root() == tmp_path / "home" / ".cache" / "charseq"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "charseq"
+    monkeypatch.setenv("CHARSEQ_CACHE", str(tmp_path / "mine"))
+    assert cache_root("datasets") == tmp_path / "mine" / "datasets"
+    assert kernels.cache_root() == tmp_path / "mine" / "kernels"
+    assert datasets.datasets_dir() == tmp_path / "mine" / "datasets"
+
+
+def test_the_cli_names_every_data_set():
+    assert set(cli.DATASET_NAMES) == set(DATASETS)
+    for spec in DATASETS.values():
+        assert all(len(m.sha256) == 64 and m.url.startswith("https://") for m in spec.members)
+
+
+# ----------------------------------------------------------------------------- download
+def test_download_verifies_caches_and_never_downloads_twice(server, cache, monkeypatch):
+    server["/input.txt"] = TEXT
+    shakespeare(monkeypatch, server.url + "/input.txt")
+    code, out, err = charseq("data", "path", "tinyshakespeare")
+    assert code == 1 and "not in the cache" in err and "charseq data get tinyshakespeare" in err
+
+    code, out, err = charseq("data", "get", "tinyshakespeare")
+    assert code == 0, err
+    path = cache / "datasets" / "tinyshakespeare" / "input.txt"
+    assert out.strip() == str(path) and path.read_bytes() == TEXT
+    assert server.requests == ["/input.txt"] and server.url in err
+
+    # Cached: neither the CLI nor the Python API downloads again.
+    assert charseq("data", "get", "tinyshakespeare")[:2] == (0, f"{path}\n")
+    assert get_dataset("tinyshakespeare") == path
+    assert server.requests == ["/input.txt"]
+    assert charseq("data", "path", "tinyshakespeare")[:2] == (0, f"{path}\n")
+    assert datasets.dataset_path("tinyshakespeare") == path
+
+    rows = {r["name"]: r for r in map(json.loads, charseq("data", "list", "--json")[1].splitlines())}
+    assert rows["tinyshakespeare"]["cached"] and rows["tinyshakespeare"]["size"] == len(TEXT)
+    assert not rows["mnist"]["cached"] and rows["mnist"]["size"] == 0
+    table = charseq("data", "list")[1]
+    assert "tinyshakespeare" in table and "not cached" in table and str(cache / "datasets") in table
+    assert leftovers(cache) == ["tinyshakespeare", "tinyshakespeare/input.txt"]
+
+
+def test_a_checksum_mismatch_is_one_line_and_caches_nothing(server, cache, monkeypatch):
+    server["/input.txt"] = TEXT.replace(b"speak", b"spake")
+    shakespeare(monkeypatch, server.url + "/input.txt")
+    code, out, err = charseq("data", "get", "tinyshakespeare")
+    lines = err.strip().splitlines()
+    assert code == 1 and out == "" and len(lines) == 2, err  # "downloading URL", then the error
+    assert lines[1].startswith("Error: tinyshakespeare: input.txt from " + server.url)
+    assert sha256(TEXT) in lines[1] and "nothing was cached" in lines[1]
+    assert leftovers(cache) == []
+    with pytest.raises(CharseqError, match="expected"):
+        get_dataset("tinyshakespeare", log=lambda line: None)
+    assert leftovers(cache) == []
+
+
+def test_an_interrupted_download_leaves_no_partial_file(server, cache, monkeypatch):
+    server["/input.txt"] = (TEXT, True)
+    shakespeare(monkeypatch, server.url + "/input.txt")
+    code, out, err = charseq("data", "get", "tinyshakespeare")
+    assert code == 1 and err.count("\n") == 2, err
+    assert f"the download of {server.url}/input.txt was cut off after {len(TEXT) // 2:,} of {len(TEXT):,} bytes" in err
+    assert server.url + "/input.txt" in err and "nothing was cached" in err
+    assert leftovers(cache) == []
+    # The server recovers: the next try downloads it whole.
+    server["/input.txt"] = TEXT
+    assert get_dataset("tinyshakespeare", log=lambda line: None).read_bytes() == TEXT
+
+
+def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
+    url = f"http://127.0.0.1:{closed_port()}/char-rnn/input.txt"
+    shakespeare(monkeypatch, url)
+    code, out, err = charseq("data", "get", "tinyshakespeare")
+    error = err.strip().splitlines()[-1]
+    assert code == 1 and error.startswith(f"Error: could not download {url} (")
+    assert "--from" in error and "charseq data get tinyshakespeare" in error
+    assert leftovers(cache) == []
+
+
+def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tmp_path, cache):
+    env = {**os.environ, "CHARSEQ_CACHE": str(cache)}
+    wrong = tmp_path / "input.txt"
+    wrong.write_bytes(TEXT)
+    r = run_cli("data", "get", "tinyshakespeare", "--from", wrong, env=env)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"from {wrong} has SHA-256 {sha256(TEXT)}" in r.stderr and "nothing was cached" in r.stderr
+    url = f"http://127.0.0.1:{closed_port()}/input.txt"
+    r = run_cli("data", "get", "tinyshakespeare", "--from", url, env=env)
+    assert r.returncode == 1 and f"could not download {url}" in r.stderr and "--from" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("data", "path", "tinyshakespeare", env=env)
+    assert r.returncode == 1 and "charseq data get tinyshakespeare" in r.stderr
+    assert leftovers(cache) == []
+    r = run_cli("data", "get", "imagenet", env=env)
+    assert r.returncode == 2 and "tinyshakespeare" in r.stderr
+
+
+# ----------------------------------------------------------------------------- --from
+@pytest.mark.parametrize("kind", ["file", "folder", "file-url", "mirror-url"])
+def test_from_a_local_copy_or_a_mirror(server, cache, monkeypatch, tmp_path, kind):
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")  # the canonical URL is down
+    copy = tmp_path / "copies" / "tinyshakespeare.txt"
+    copy.parent.mkdir()
+    copy.write_bytes(TEXT)
+    server["/mirror/input.txt"] = TEXT
+    source = {"file": copy, "folder": copy.parent, "file-url": copy.as_uri(),
+              "mirror-url": server.url + "/mirror/"}[kind]
+    code, out, err = charseq("data", "get", "tinyshakespeare", "--from", source)
+    assert code == 0, err
+    assert (cache / "datasets" / "tinyshakespeare" / "input.txt").read_bytes() == TEXT
+    assert server.requests == (["/mirror/input.txt"] if kind == "mirror-url" else [])
+
+
+def test_from_what_does_not_exist_or_holds_nothing(cache, tmp_path):
+    with pytest.raises(CharseqError, match="does not exist"):
+        get_dataset("tinyshakespeare", tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CharseqError, match="has no input.txt"):
+        get_dataset("tinyshakespeare", tmp_path / "empty")
+    with pytest.raises(CharseqError, match="only http://, https:// and file://"):
+        get_dataset("tinyshakespeare", "ftp://example.org/input.txt")
+    with pytest.raises(CharseqError, match="no data set named 'cifar'"):
+        get_dataset("cifar")
+    assert leftovers(cache) == []
+
+
+# ----------------------------------------------------------------------------- SST-2 (a zip)
+GLUE_TRAIN = "sentence\tlabel\nhide new secretions \t0\nthat loves its characters \t1\na dull film \t0\n"
+GLUE_DEV = "sentence\tlabel\nit 's a charming journey . \t1\n"
+
+
+def canonical(rows) -> str:
+    """SST-2's checksum, written out: SHA-256 of the sorted `label<TAB>sentence` lines."""
+    return sha256("".join(sorted(f"{label}\t{sentence}\n" for label, sentence in rows)).encode())
+
+
+@pytest.fixture
+def sst2(monkeypatch, server, tmp_path):
+    archive = tmp_path / "SST-2.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("SST-2/train.tsv", GLUE_TRAIN)
+        z.writestr("SST-2/dev.tsv", GLUE_DEV)
+        z.writestr("SST-2/test.tsv", "index\tsentence\n0\tunlabelled\n")
+    server["/glue/SST-2.zip"] = archive.read_bytes()
+    train = [("0", "hide new secretions"), ("1", "that loves its characters"), ("0", "a dull film")]
+    dev = [("1", "it 's a charming journey .")]
+    url = server.url + "/glue/SST-2.zip"
+    point(monkeypatch, "sst2", Member("train.tsv", url, canonical(train)), Member("dev.tsv", url, canonical(dev)))
+    return archive
+
+
+def test_sst2_is_extracted_from_the_zip_once_and_normalised(server, cache, sst2):
+    folder = get_dataset("sst2", log=lambda line: None)
+    assert folder == cache / "datasets" / "sst2" and sorted(p.name for p in folder.iterdir()) == ["dev.tsv", "train.tsv"]
+    assert server.requests == ["/glue/SST-2.zip"]  # one download for both files
+    assert (folder / "train.tsv").read_text() == (
+        "label\tsentence\n0\thide new secretions\n1\tthat loves its characters\n0\ta dull film\n")
+    assert (folder / "dev.tsv").read_text() == "label\tsentence\n1\tit 's a charming journey .\n"
+
+
+@pytest.mark.parametrize("kind", ["zip", "folder", "reordered-folder"])
+def test_sst2_from_a_zip_or_a_folder(monkeypatch, cache, sst2, tmp_path, kind):
+    monkeypatch.setitem(DATASETS, "sst2", dataclasses.replace(DATASETS["sst2"], members=tuple(
+        dataclasses.replace(m, url=f"http://127.0.0.1:{closed_port()}/SST-2.zip") for m in DATASETS["sst2"].members)))
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    if kind == "folder":
+        (folder / "train.tsv").write_text(GLUE_TRAIN)
+        (folder / "dev.tsv").write_text(GLUE_DEV)
+    elif kind == "reordered-folder":  # label first, CRLF, other row order: the same examples
+        (folder / "train.tsv").write_bytes(
+            b"label\tsentence\r\n0\ta dull film\r\n0\thide new secretions\r\n1\tthat loves its characters\r\n")
+        (folder / "dev.tsv").write_bytes(b"label\tcontent\n1\tit 's a charming journey .\n")
+    code, out, err = charseq("data", "get", "sst2", "--from", sst2 if kind == "zip" else folder)
+    assert code == 0, err
+    rows = (cache / "datasets" / "sst2" / "train.tsv").read_text().splitlines()
+    assert rows[0] == "label\tsentence" and sorted(rows[1:]) == ["0\ta dull film", "0\thide new secretions",
+                                                                 "1\tthat loves its characters"]
+
+
+def test_sst2_with_a_changed_example_is_refused(monkeypatch, cache, sst2, tmp_path):
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "train.tsv").write_text(GLUE_TRAIN.replace("\t0\n", "\t1\n", 1))  # one label flipped
+    (tmp_path / "copy" / "dev.tsv").write_text(GLUE_DEV)
+    with pytest.raises(CharseqError, match=r"sst2: train.tsv from .*copy/train.tsv has SHA-256 .*nothing was cached"):
+        get_dataset("sst2", tmp_path / "copy", log=lambda line: None)
+    (tmp_path / "copy" / "train.tsv").write_text("just some text\n")
+    with pytest.raises(CharseqError, match="not an SST-2 TSV file"):
+        get_dataset("sst2", tmp_path / "copy", log=lambda line: None)
+    assert leftovers(cache) == []
+
+
+# ----------------------------------------------------------------------------- MNIST (IDX files)
+def idx(array: np.ndarray, magic: int) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+
+
+@pytest.fixture
+def mnist(monkeypatch, server):
+    """Four small gzipped IDX files on a mirror; the registry expects the SHA-256 of the IDX bytes."""
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": (rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), 2051),
+              "train-labels-idx1-ubyte": (np.arange(12, dtype=np.uint8) % 10, 2049),
+              "t10k-images-idx3-ubyte": (rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), 2051),
+              "t10k-labels-idx1-ubyte": (np.arange(5, dtype=np.uint8), 2049)}
+    members = []
+    for name, (array, magic) in arrays.items():
+        raw = idx(array, magic)
+        server[f"/mnist/{name}.gz"] = gzip.compress(raw)
+        public = next(m for m in DATASETS["mnist"].members if m.name == name)
+        members.append(dataclasses.replace(public, sha256=sha256(raw), url=f"{server.url}/mnist/{name}.gz"))
+    point(monkeypatch, "mnist", *members)
+    return {name: array for name, (array, _) in arrays.items()}
+
+
+def test_mnist_is_fetched_decompressed_and_read_from_the_cache(server, cache, mnist):
+    from charseq.data.mnist import load_mnist
+
+    images = load_mnist(log=lambda line: None)  # no --data: the cache, fetched first
+    assert len(server.requests) == 4
+    np.testing.assert_array_equal(images.x_train, mnist["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(images.y_test, mnist["t10k-labels-idx1-ubyte"])
+    assert str(cache / "datasets" / "mnist") in images.source
+    cached = cache / "datasets" / "mnist" / "t10k-images-idx3-ubyte"
+    assert cached.read_bytes()[:4] == (2051).to_bytes(4, "big")  # stored decompressed
+    load_mnist(log=lambda line: None)
+    assert len(server.requests) == 4
+
+
+def test_mnist_from_a_folder_of_raw_or_gzipped_files(server, cache, mnist, tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for path, body in server.items():
+        name = path.rsplit("/", 1)[1]
+        if "train" in name:  # train gzipped, test raw and spelt with a dot, as some copies have them
+            (folder / name).write_bytes(body)
+        else:
+            (folder / name[:-3].replace("-idx", ".idx")).write_bytes(gzip.decompress(body))
+    code, out, err = charseq("data", "get", "mnist", "--from", folder)
+    assert code == 0, err
+    assert server.requests == [] and out.strip() == str(cache / "datasets" / "mnist")
+
+
+def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
+    from charseq.data.mnist import load_mnist
+
+    point(monkeypatch, "mnist", *(dataclasses.replace(m, url=f"http://127.0.0.1:{closed_port()}/{m.name}.gz")
+                                  for m in DATASETS["mnist"].members))
+    with pytest.raises(CharseqError) as e:
+        load_mnist(log=lambda line: None)
+    assert "could not download http://127.0.0.1" in str(e.value) and "charseq data get mnist --from" in str(e.value)
+    assert "--data" in str(e.value)
+    (tmp_path / "one.idx").write_bytes(b"\0" * 16)
+    with pytest.raises(CharseqError, match="give the folder"):
+        get_dataset("mnist", tmp_path / "one.idx")
+    assert leftovers(cache) == []
+
+
+def test_a_damaged_idx_file_is_refused(server, cache, mnist):
+    server["/mnist/t10k-labels-idx1-ubyte.gz"] = server["/mnist/t10k-labels-idx1-ubyte.gz"][:-9]
+    with pytest.raises(CharseqError, match="t10k-labels-idx1-ubyte"):
+        get_dataset("mnist", log=lambda line: None)
+    assert leftovers(cache) == []
+
+
+def test_the_data_commands_load_neither_tensorflow_nor_numpy(cache):
+    code = ("import sys\nfrom charseq.cli import main\n"
+            "for args in (['data', 'list'], ['data', 'get', '--help'], ['data', 'path', 'sst2']):\n"
+            "    try:\n        main(args, prog_name='charseq')\n"
+            "    except SystemExit:\n        pass\n"
+            "loaded = [m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "CHARSEQ_CACHE": str(cache)})
+    assert r.returncode == 0, r.stderr
+    assert "sst2 is not in the cache" in r.stderr
+
+
+def test_sst2_and_mnist_from_folder_urls(server, cache, sst2, mnist):
+    server["/copy/train.tsv"] = GLUE_TRAIN.encode()
+    server["/copy/dev.tsv"] = GLUE_DEV.encode()
+    assert get_dataset("sst2", server.url + "/copy/", log=lambda line: None) == cache / "datasets" / "sst2"
+    assert get_dataset("mnist", server.url + "/mnist", log=lambda line: None) == cache / "datasets" / "mnist"
+    assert sorted(server.requests) == sorted(["/copy/train.tsv", "/copy/dev.tsv",
+                                              *(p for p in server if p.startswith("/mnist/"))])

@@ -1,0 +1,170 @@
+"""The documentation: the MkDocs site builds with --strict (offline), every `charseq` command shown in
+README.md and docs/ names a real command and real options, and the blocks marked `<!-- tested -->`
+run as written (with a few training steps instead of minutes)."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+from helpers import REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+TESTED = "<!-- tested -->"
+FENCE = re.compile(r"^(<!-- tested -->\n)?```(\w*)\n(.*?)^```", re.M | re.S)
+SHELL_BREAKS = ("|", "||", "&&", ";", ">", ">>", "<", "2>")
+
+
+def code_blocks(page):
+    """(language, code, tested) of each fenced block of a Markdown page."""
+    return [(m.group(2), m.group(3), bool(m.group(1))) for m in FENCE.finditer(page.read_text(encoding="utf-8"))]
+
+
+def command_lines(code: str) -> list[list[str]]:
+    """Each `charseq ...` command of a shell block, as argv (comments, prompts, environment
+    assignments and whatever follows a pipe or redirection left out)."""
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        line = line.strip().removeprefix("$ ")
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            continue
+        while words and re.match(r"^[A-Z_]+=", words[0]):
+            words.pop(0)
+        if not words or words[0] not in ("charseq", ".venv/bin/charseq"):
+            continue
+        for i, word in enumerate(words):
+            if word in SHELL_BREAKS:
+                words = words[:i]
+                break
+        commands.append(words)
+    return commands
+
+
+def options_of(command) -> set[str]:
+    names = {"--help", "-h"}
+    for param in command.params:
+        names.update(param.opts)
+        names.update(param.secondary_opts)
+    return names
+
+
+def test_every_documented_command_and_option_exists():
+    import click
+
+    from charseq.cli import main
+
+    seen, wrong = 0, []
+    for page in PAGES:
+        for language, code, _ in code_blocks(page):
+            if language not in ("bash", "console", "sh", ""):
+                continue
+            for argv in command_lines(code):
+                seen += 1
+                where = f"{page.relative_to(REPO)}: {shlex.join(argv)}"
+                if len(argv) < 2 or argv[1] in ("--help", "-h", "--version"):
+                    continue
+                command = main.commands.get(argv[1])
+                if command is None:
+                    wrong.append(f"{where}: no command {argv[1]!r}")
+                    continue
+                rest = argv[2:]
+                while isinstance(command, click.Group) and rest and rest[0] in command.commands:
+                    command, rest = command.commands[rest[0]], rest[1:]
+                allowed = options_of(command)
+                if argv[1] == "grid" and rest and rest[0] in main.commands:
+                    allowed |= options_of(main.commands[rest[0]])
+                for word in rest:
+                    if re.match(r"^--?[a-zA-Z]", word) and word.split("=")[0] not in allowed:
+                        wrong.append(f"{where}: {argv[1]} has no option {word.split('=')[0]}")
+    assert seen > 50, f"only {seen} charseq commands found in the docs"
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_site_builds_strictly_and_offline(tmp_path):
+    site = tmp_path / "site"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_MKDOCS_2_WARNING": "1"}
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(REPO / "mkdocs.yml"),
+                        "--site-dir", str(site)], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The command-line reference is generated from the click commands: every command, with its options.
+    from charseq.cli import main
+
+    cli = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    for name, command in main.commands.items():
+        assert f"charseq {name} [OPTIONS]" in cli, name
+        assert all(opt in cli for p in command.params for opt in p.opts if opt.startswith("--")), name
+    # The Python reference is generated from the docstrings.
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    for name in ("train_lm", "generate", "train_classifier", "classify", "train_seq2seq", "translate", "RecurrentBackbone"):
+        assert f'id="charseq.' in api and name in api, name
+    # Offline: the pages load no web fonts or scripts from elsewhere.
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, page
+        assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', text), page
+
+
+def run_block_line(line: str, cwd, env) -> tuple[int, str, str]:
+    """One line of a shell block: a plain `charseq ...` command runs in this process (TensorFlow is
+    imported once, not per line), anything with shell syntax in bash."""
+    from helpers import run_cli_in_process
+
+    words = shlex.split(line, comments=True)
+    plain = words[:1] == ["charseq"] and not any(w.startswith(("|", "&", ";", "<", ">", "2>")) or "$(" in w or "`" in w
+                                                 for w in words)
+    if plain:
+        here = os.getcwd()
+        os.chdir(cwd)
+        try:
+            r = run_cli_in_process(*words[1:])
+        finally:
+            os.chdir(here)
+    else:
+        r = subprocess.run(["bash", "-euo", "pipefail", "-c", line], cwd=cwd, env=env, capture_output=True,
+                           text=True, timeout=600)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_the_tested_blocks_run_as_written(tmp_path):
+    """Each block marked `<!-- tested -->` runs line by line, from a directory holding the project's
+    corpora, with `--time-budget N` replaced by a few steps of a tiny model and data set sizes cut by 50."""
+    blocks = [(page, code) for page in PAGES for _, code, tested in code_blocks(page) if tested]
+    assert len(blocks) >= 2, "no tested blocks found"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "charseq"
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m charseq.cli "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for i, (page, code) in enumerate(blocks):
+        assert "--time-budget" in code, f"{page.name}: a tested block trains with --time-budget"
+        work = tmp_path / f"block{i}"
+        (work / "corpora").mkdir(parents=True)
+        for corpus in (REPO / "corpora").iterdir():
+            (work / "corpora" / corpus.name).write_bytes(corpus.read_bytes())
+        short = re.sub(r"--time-budget \S+", "--max-steps 5 --eval-every 5 --units 16 --layers 1 --embedding-dim 8 "
+                                            "--batch-size 8 --precision float32", code)
+        short = re.sub(r"\b(\d{4,})\b", lambda m: str(int(m.group(1)) // 50), short)
+        printed = []
+        for line in short.replace("\\\n", " ").splitlines():
+            if not shlex.split(line, comments=True):
+                continue
+            status, stdout, stderr = run_block_line(line, work, env)
+            assert status == 0, f"{page.relative_to(REPO)}:\n{line}\n{stdout}\n{stderr}"
+            assert "Traceback" not in stderr, stderr
+            printed += [out for out in stdout.splitlines() if out.strip()]
+        assert printed, f"{page.name}: the block printed nothing"
+
+
+def test_the_readme_shows_the_tested_blocks():
+    """The README's tour and Python example are the ones the docs test (and tests/api/test_api.py runs)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tested = [code for page in PAGES[1:] for _, code, t in code_blocks(page) if t]
+    for code in tested:
+        assert code in readme, f"the README's tour differs from the tested block:\n{code}"
+    python = [code for language, code, _ in code_blocks(REPO / "README.md") if language == "python"]
+    guide = [code for language, code, _ in code_blocks(REPO / "docs" / "getting-started.md") if language == "python"]
+    assert python and python[0] == guide[0]

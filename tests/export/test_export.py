@@ -1,0 +1,151 @@
+"""SavedModel export: every kind of run exports, and plain TensorFlow (no charseq) gives charseq's answers."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.run import classify, load_classifier, train_classifier, train_mnist
+from charseq.data.pairs import make_pairs
+from charseq.errors import CharseqError
+from charseq.export import export_saved_model
+from charseq.heads.lm.run import load_lm
+from charseq.heads.lm.sampling import Generator
+from charseq.heads.seq2seq.run import Translator, train_seq2seq
+from charseq.vocab import SentencePieceVocab
+from helpers import assert_clean_error, run_cli_in_process
+
+QUIET = dict(log=lambda s: None, progress_bar=False)
+SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
+
+# Runs in a fresh interpreter that cannot import charseq: `-I` ignores PYTHONPATH and the user's
+# site, the repository is not on sys.path (cwd is elsewhere) and a meta-path hook refuses charseq
+# even through the editable install's path hook.
+LOADER = r"""
+import json, os, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "charseq" or name.startswith("charseq."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Refuse())
+sys.path = [p for p in sys.path if os.path.realpath(p or ".") != sys.argv[1]]
+try:
+    import charseq
+    print("charseq is importable"); sys.exit(3)
+except ImportError:
+    pass
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+
+requests = json.loads(sys.argv[2])
+out = {}
+generate = tf.saved_model.load(requests["lm"]).signatures["generate"]
+out["generate"] = [generate(prompt=tf.constant(p), length=tf.constant(n), temperature=tf.constant(t),
+                            seed=tf.constant(s))["text"].numpy().decode() for p, n, t, s in requests["prompts"]]
+text = tf.saved_model.load(requests["text"])
+r = text.signatures["classify"](text=tf.constant(requests["texts"]))
+out["classify"] = {"label": [x.decode() for x in r["label"].numpy()], "probabilities": r["probabilities"].numpy().tolist(),
+                   "labels": [x.decode() for x in text.signatures["labels"]()["labels"].numpy()]}
+images = tf.saved_model.load(requests["images"]).signatures["classify"]
+r = images(images=tf.constant(np.array(requests["pixels"], np.float32)))
+out["images"] = {"label": [x.decode() for x in r["label"].numpy()], "probabilities": r["probabilities"].numpy().tolist()}
+translate = tf.saved_model.load(requests["seq2seq"]).signatures["translate"]
+out["translate"] = [x.decode() for x in translate(source=tf.constant(requests["sources"]))["text"].numpy()]
+print(json.dumps(out))
+"""
+
+PROMPTS = [("春", 40, 1.0, 7), ("The river", 30, 0.7, 3), ("", 25, 1.3, 1), ("春Ω", 20, 1.0, 5), ("白日", 15, 0.0, 0),
+           ("春", 0, 1.0, 2)]
+TEXTS = ["a good film, so", "bad and awful", "日本語 ✨", "truly wonderful, really"]
+SOURCES = ["abc", "hello", "xy", "ab?c"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, trained_run):
+    d = tmp_path_factory.mktemp("export")
+    rng = np.random.default_rng(0)
+    good, bad = ["a good film", "great fun", "truly wonderful"], ["a bad film", "awful mess", "truly boring"]
+    rows = ["sentence\tlabel"] + [f"{rng.choice(good)}, so\tpos" if i % 2 else f"{rng.choice(bad)}, so\tneg"
+                                  for i in range(120)]
+    (d / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    train_classifier(d / "reviews.tsv", d / "text", **SMALL, **QUIET)
+    x = rng.integers(0, 256, size=(80, 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 3, size=80).astype(np.uint8)
+    np.savez(d / "images.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    train_mnist(d / "images", d / "images.npz", **SMALL, **QUIET)
+    pairs = make_pairs("reverse", 200, seed=0, length=(2, 5))
+    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    train_seq2seq(d / "pairs.tsv", d / "seq2seq", reverse_source=True, **SMALL, **QUIET)
+    return {"lm": trained_run, "text": d / "text", "images": d / "images", "seq2seq": d / "seq2seq", "dir": d}
+
+
+@pytest.fixture(scope="module")
+def exports(runs, tmp_path_factory):
+    d = tmp_path_factory.mktemp("saved")
+    for kind in ("lm", "text", "images", "seq2seq"):
+        info = export_saved_model(runs[kind], d / kind)
+        assert json.loads((d / kind / "assets.extra" / "charseq.json").read_text())["task"] == info["task"]
+    return {kind: d / kind for kind in ("lm", "text", "images", "seq2seq")}
+
+
+def test_exports_work_in_plain_tensorflow_and_match_charseq(runs, exports, tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, size=(5, 28, 28)).astype(np.uint8)
+    requests = {**{k: str(v) for k, v in exports.items()}, "prompts": PROMPTS, "texts": TEXTS,
+                "pixels": pixels.tolist(), "sources": SOURCES}
+    repo = os.path.realpath(__import__("helpers").REPO)
+    r = subprocess.run([sys.executable, "-I", "-c", LOADER, repo, json.dumps(requests)], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout.splitlines()[-1])
+
+    model, vocab, _ = load_lm(runs["lm"])
+    generator = Generator(model, vocab)
+    expected = [generator(p, length=n, seed=s, unknown="unk", **({"temperature": t} if t > 0 else {"greedy": True}))[0]
+                for p, n, t, s in PROMPTS]
+    assert got["generate"] == expected
+    assert len(set(expected[:4])) == 4 and expected[-1] == ""
+
+    ours = classify(runs["text"], TEXTS)
+    assert got["classify"]["labels"] == ["neg", "pos"]
+    assert got["classify"]["label"] == [o["label"] for o in ours]
+    np.testing.assert_allclose(got["classify"]["probabilities"],
+                               [[o["probabilities"][n] for n in ("neg", "pos")] for o in ours], atol=1e-6)
+
+    model, _, config = load_classifier(runs["images"])
+    probs = predict_probabilities(model, pixels)
+    np.testing.assert_allclose(got["images"]["probabilities"], probs, atol=1e-6)
+    assert got["images"]["label"] == [config["labels"][i] for i in probs.argmax(-1)]
+
+    assert got["translate"] == [h[0][0] for h in Translator(runs["seq2seq"])(SOURCES, unknown="unk")]
+
+
+def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
+    with pytest.raises(CharseqError, match="not a charseq run directory"):
+        export_saved_model(runs["dir"], tmp_path / "x")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(CharseqError, match="not a SavedModel; refusing"):
+        export_saved_model(runs["text"], taken, force=True)
+    assert (taken / "notes.txt").read_text() == "mine" and not (tmp_path / "x").exists()
+
+    old = tmp_path / "old"
+    shutil.copytree(exports["seq2seq"], old)
+    r = run_cli_in_process("export", "--model", runs["text"], "--out", old)
+    assert_clean_error(r, "already exists", "--force")
+    r = run_cli_in_process("export", "--model", runs["text"], "--out", old, "--force")  # an old export is replaced
+    assert r.returncode == 0 and "signatures classify, labels" in r.stdout, r.stderr
+    assert json.loads((old / "assets.extra" / "charseq.json").read_text())["task"] == "classifier"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+    spm = tmp_path / "spm"
+    shutil.copytree(runs["lm"], spm)  # the run, with a SentencePiece vocabulary instead of characters
+    SentencePieceVocab.train(corpus_file, spm, 60).save(spm)
+    with pytest.raises(CharseqError, match="only character vocabularies export"):
+        export_saved_model(spm, tmp_path / "spm-export")

@@ -1,0 +1,154 @@
+"""The language model end to end: train-lm → generate → evaluate, through the CLI and the Python API."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from charseq.errors import Interrupted
+from charseq.heads.lm.run import load_lm, train_lm
+from charseq.heads.lm.sampling import generate
+from helpers import (TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process,
+                      sigint_once_logged, tiny_flags)
+
+
+def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    r = run_cli("train-lm", corpus_file, "--out", out, "--max-steps", "20", *TINY_FLAGS)
+    assert r.returncode == 0, r.stderr
+    assert "step 20:" in r.stdout and r.stderr == ""
+    for name in ("config.json", "vocab.json", "checkpoint.npz", "best.npz", "metrics.jsonl", "data/ids.bin"):
+        assert (out / name).exists(), name
+    # Atomic writes go through a private temporary file; the result has the user's usual permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "config.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert list((out / "logs").iterdir()), "TensorBoard logs missing"
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "lm" and config["model"]["units"] == 32 and config["train"]["max_steps"] == 20
+    records = read_metrics(out)
+    assert [r["step"] for r in records] == [10, 20]
+    assert {"step", "elapsed_s", "train_loss", "val_loss", "chars_per_sec"} <= set(records[0])
+
+    r = run_cli_in_process("generate", "--model", out, "--prompt", "春风", "--length", "50", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.rstrip("\n")
+    assert text.startswith("春风") and len(text) == 52
+
+    held_out = tmp_path / "held.txt"
+    held_out.write_text("春风吹绿江南岸，明月照我还。\n", encoding="utf-8")
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert set(report) >= {"loss_nats", "bits_per_char", "perplexity", "chars"}
+    assert report["bits_per_char"] == pytest.approx(report["loss_nats"] / np.log(2))
+    assert report["perplexity"] == pytest.approx(np.exp(report["loss_nats"]))
+
+
+def test_a_model_learns_the_corpus(tmp_path, corpus_file):
+    """Loss falls far below the uniform guess, and greedy text continues a line it has seen."""
+    out = tmp_path / "learn"
+    settings = {**TINY_SETTINGS, "units": 96, "batch_size": 16, "lr": 1e-2}
+    train_lm(corpus_file, out, max_steps=150, log=lambda s: None, progress_bar=False, **settings)
+    records = read_metrics(out)
+    model, vocab, _ = load_lm(out)
+    assert records[-1]["val_loss"] < 0.5 * np.log(vocab.size)
+    assert generate(model, vocab, "白日依山", length=3, greedy=True) == "尽，黄"
+
+
+def test_generation_is_reproducible_and_options_behave(trained_run):
+    model, vocab, _ = load_lm(trained_run)
+    a = generate(model, vocab, "春", length=40, seed=7)
+    assert a == generate(model, vocab, "春", length=40, seed=7)
+    assert a != generate(model, vocab, "春", length=40, seed=8)
+    greedy = generate(model, vocab, "春", length=20, greedy=True)
+    assert generate(model, vocab, "春", length=20, top_k=1, seed=3) == greedy
+    assert generate(model, vocab, "春", length=20, top_p=1e-6, seed=3) == greedy
+    samples = generate(model, vocab, "", length=10, num_samples=3, seed=1)
+    assert len(samples) == 3 and all(len(s) == 10 for s in samples)
+    assert "\ufffd" not in "".join(samples)  # never emits unknown/padding
+
+
+def test_unknown_prompt_characters(trained_run):
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5")
+    assert r.returncode == 1 and "'Ω'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5", "--unknown", "skip")
+    assert r.returncode == 0 and r.stdout.startswith("春Ω")
+
+
+def test_train_from_a_sample_string(tmp_path):
+    out = tmp_path / "text"
+    r = run_cli_in_process("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
+                           "--max-steps", "5", "--val-fraction", "0.2", *tiny_flags(seq_len=16, precision=None))
+    assert r.returncode == 0, r.stderr
+    vocab = json.loads((out / "vocab.json").read_text())
+    assert "练" in vocab["chars"] and len(vocab["chars"]) == len(set("这是一个基于tensorflow的RNN短句子练习"))
+
+
+def test_sentencepiece_language_model(tmp_path, corpus_file):
+    out = tmp_path / "spm"
+    train_lm(corpus_file, out, tokenizer="sentencepiece", vocab_size=60, max_steps=5, log=lambda s: None,
+             progress_bar=False, **TINY_SETTINGS)
+    assert (out / "spm.model").exists()
+    model, vocab, _ = load_lm(out)
+    text = generate(model, vocab, "The river", length=5, seed=0)
+    pieces = vocab.encode(text)  # five new subword pieces, each one the model's vocabulary holds
+    assert text and len(pieces) >= 1 and all(0 <= i < vocab.size for i in pieces), text
+    # Too few pieces for a vocabulary: refused before the corpus is read, as train-classifier does.
+    r = run_cli_in_process("train-lm", corpus_file, "--tokenizer", "sentencepiece", "--vocab-size", "3",
+                           "--out", tmp_path / "few")
+    assert_clean_error(r, "--vocab-size must be at least 8, not 3")
+    assert not (tmp_path / "few").exists()
+
+
+@pytest.mark.parametrize("windows", ["contiguous", "random"])
+def test_interrupt_then_resume_matches_an_uninterrupted_run(tmp_path, corpus_file, windows):
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "windows": windows}
+    full = tmp_path / "full"
+    train_lm(corpus_file, full, max_steps=40, log=lambda s: None, progress_bar=False, **settings)
+
+    part = tmp_path / "part"
+    with pytest.raises(Interrupted, match="stopped by SIGINT at step 20"):
+        train_lm(corpus_file, part, max_steps=40, log=sigint_once_logged(20), progress_bar=False, **settings)
+    train_lm(out=part, resume=True, log=lambda s: None, progress_bar=False)
+    a, b = read_metrics(full), read_metrics(part)
+    assert [r["step"] for r in b] == [r["step"] for r in a] == [10, 20, 30, 40]
+    for ra, rb in zip(a, b):
+        assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-4)
+        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-4)
+
+
+def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, corpus_file):
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sigint"
+    proc = subprocess.Popen([sys.executable, "-m", "charseq.cli", "train-lm", str(corpus_file), "--out", str(out),
+                             "--max-steps", "100000", *TINY_FLAGS], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "checkpoint saved" in stderr and "--resume" in stderr
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as f:  # an end before the progress is refused
+        step = json.loads(f["__meta__"].tobytes())["progress"]["step"]
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", step + 5)
+    assert r.returncode == 0, r.stderr
+    assert "resuming from step" in r.stdout
+
+
+def test_an_existing_run_is_never_overwritten_without_force(tmp_path, corpus_file):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", *TINY_FLAGS)
+    assert r.returncode == 1 and "already exists" in r.stderr
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", "--force", *TINY_FLAGS)
+    assert r.returncode == 1 and "not a charseq run" in r.stderr
+    assert (out / "notes.txt").read_text() == "mine"

@@ -1,0 +1,161 @@
+"""The encoder-decoder: synthetic pairs, training, greedy and beam decoding, evaluation, bad input."""
+
+import datetime
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from charseq.data.pairs import make_pairs, read_pairs
+from charseq.errors import CharseqError
+from charseq.vocab import BOS
+from charseq.heads.seq2seq.decoding import edit_distance, score_outputs
+from charseq.heads.seq2seq.run import Translator, train_seq2seq
+from helpers import assert_clean_error, read_metrics, run_cli, run_cli_in_process
+
+FAST = dict(units=64, embedding_dim=16, batch_size=32, precision="float32", lr=1e-2)
+
+
+def test_synthetic_tasks_are_correct_and_seeded():
+    for source, target in make_pairs("addition", 300, seed=1, digits=3):
+        a, b = source.split("+")
+        assert int(a) + int(b) == int(target) and max(len(a), len(b)) <= 3
+    for source, target in make_pairs("reverse", 50, seed=1):
+        assert target == source[::-1]
+    for source, target in make_pairs("sort", 50, seed=1):
+        assert target == "".join(sorted(source))
+    for _, target in make_pairs("dates", 200, seed=1):
+        assert datetime.date.fromisoformat(target).isoformat() == target
+    formats = {s.split()[0].isupper() or s.count("/") or s.count(".") for s, _ in make_pairs("dates", 200, seed=2)}
+    assert len(formats) > 1  # several human formats, not one
+    assert make_pairs("dates", 30, seed=4) == make_pairs("dates", 30, seed=4) != make_pairs("dates", 30, seed=5)
+    sources = [s for s, _ in make_pairs("addition", 2000, seed=0, digits=2)]
+    assert len(set(sources)) == len(sources)
+
+
+def test_edit_distance_and_scores():
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3 and edit_distance("ab", "ab") == 0
+    scores = score_outputs(["357", "12", "abc"], ["357", "13", "abcd"])
+    assert scores["exact_match"] == pytest.approx(1 / 3)
+    assert scores["char_error_rate"] == pytest.approx(2 / 9)
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    """A small model that has learnt to reverse short strings (attention makes this quick)."""
+    d = tmp_path_factory.mktemp("s2s")
+    pairs = make_pairs("reverse", 3000, seed=0, length=(2, 5))
+    (d / "train.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs[:2800]))
+    (d / "test.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs[2800:]))
+    train_seq2seq(d / "train.tsv", d / "run", epochs=8, eval_every=200, log=lambda s: None,
+                  progress_bar=False, **FAST)
+    return d
+
+
+def test_training_learns_and_evaluate_reports(reverse_run):
+    r = run_cli_in_process("evaluate", "--model", reverse_run / "run", reverse_run / "test.tsv", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["examples"] == 200 and report["exact_match"] > 0.9 and report["char_error_rate"] < 0.05
+    records = read_metrics(reverse_run / "run")
+    assert {"val_loss", "val_exact_match", "val_char_error_rate"} <= set(records[-1])
+
+
+def test_translate_through_the_cli(reverse_run, tmp_path):
+    run = reverse_run / "run"
+    r = run_cli("translate", "--model", run, "abcd", "xyz")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["dcba", "zyx"]
+    (tmp_path / "in.txt").write_text("hello\nab\n")
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "in.txt", "--beam", "4", "--n-best", "3", "--json")
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["source"] for x in results] == ["hello", "ab"]
+    assert results[1]["hypotheses"][0]["text"] == "ba" and len(results[1]["hypotheses"]) == 3
+    log_probs = [h["score"] for h in results[0]["hypotheses"]]
+    assert log_probs == sorted(log_probs, reverse=True)
+
+
+def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
+    """Argmax decoding written out step by step with the model's own encode/decode_step: the
+    reference the beam decoder's beam=1 must reproduce."""
+    from charseq.vocab import EOS, SPECIALS
+
+    model, vocab = translator.model, translator.target_vocab
+    memory, mask, states = model.encode(translator.encode([source])[0][None, :])
+    token, ids, log_prob = np.array([BOS]), [], 0.0
+    for _ in range(max_len):
+        logits, states = model.decode_step(token, states, memory, mask)
+        log_probs = np.asarray(tf.nn.log_softmax(logits[0])).astype(np.float64)
+        log_probs[[i for i in range(len(SPECIALS)) if i != EOS]] = -np.inf  # as the decoder: never pad/unk/start
+        best = int(np.argmax(log_probs))
+        log_prob += log_probs[best]
+        if best == EOS:
+            break
+        ids.append(best)
+        token = np.array([best])
+    return vocab.decode(ids), log_prob
+
+
+def test_beam_one_is_greedy_and_beam_never_scores_below_greedy(reverse_run):
+    translator = Translator(reverse_run / "run")
+    sources = [s for s, _ in make_pairs("reverse", 40, seed=9, length=(2, 7))]  # longer than trained: mistakes
+    beam1 = translator(sources, beam=1, length_penalty=0, max_len=20)
+    beam5 = translator(sources, beam=5, length_penalty=0, max_len=20)
+    for source, b1, b5 in zip(sources, beam1, beam5):
+        text, log_prob = _greedy_by_hand(translator, source)
+        assert b1[0][0] == text and b1[0][1] == pytest.approx(log_prob, abs=1e-4)
+        assert b5[0][1] >= log_prob - 1e-4  # the best of the beam is at least as likely as the greedy output
+
+
+def test_a_source_decodes_the_same_alone_and_in_a_padded_batch(reverse_run):
+    translator = Translator(reverse_run / "run")
+    alone = translator(["ab"], beam=3, n_best=3)[0]
+    batched = translator(["ab", "abcde", "zyxwv"], beam=3, n_best=3)[0]
+    assert [h[0] for h in alone] == [h[0] for h in batched]
+    np.testing.assert_allclose([h[1] for h in alone], [h[1] for h in batched], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_attention_variants_and_reverse_source_build_and_train(tmp_path):
+    pairs = make_pairs("sort", 200, seed=0, length=(2, 4))
+    (tmp_path / "p.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    for flags in (["--attention", "bahdanau", "--reverse-source", "--shared-vocab"], ["--attention", "none", "--cell", "gru"]):
+        out = tmp_path / flags[1]
+        r = run_cli("train-seq2seq", tmp_path / "p.tsv", "--out", out, "--max-steps", "3", "--units", "16",
+                    "--embedding-dim", "8", "--batch-size", "32", *flags)
+        assert r.returncode == 0, r.stderr
+        r = run_cli("translate", "--model", out, "--beam", "2", "abc")
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_pairs_file_problems(tmp_path):
+    (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\ncd\tdc\n")
+    with pytest.raises(CharseqError, match="line 2 has no tab"):
+        read_pairs(tmp_path / "p.tsv")
+    assert read_pairs(tmp_path / "p.tsv", skip_bad_rows=True).skipped == 1
+    (tmp_path / "e.tsv").write_text("ab\tba\n\tdc\n")
+    with pytest.raises(CharseqError, match="line 2 has an empty source"):
+        read_pairs(tmp_path / "e.tsv")
+    (tmp_path / "long.tsv").write_text("ab\tba\nabcdefgh\thgfedcba\n")
+    with pytest.raises(CharseqError, match="line 2.*--max-input-len 5"):
+        read_pairs(tmp_path / "long.tsv", max_input_len=5)
+    assert read_pairs(tmp_path / "long.tsv", max_input_len=5, skip_long=True).too_long == 1
+
+
+def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
+    (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
+    assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
+    r = run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
+                           "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
+    assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr
+    run = reverse_run / "run"
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "ab1"), "'1'", "--unknown unk")
+    assert run_cli_in_process("translate", "--model", run, "--unknown", "unk", "ab1").returncode == 0
+    assert_clean_error(run_cli_in_process("translate", "--model", trained_run, "abc"), "lm model", "not a seq2seq")
+    assert_clean_error(run_cli_in_process("make-pairs", "addition", "--n", "0", "--out", tmp_path / "x.tsv"), "--n")
+    (tmp_path / "exists.tsv").write_text("keep me\n")
+    assert_clean_error(run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
+    assert (tmp_path / "exists.tsv").read_text() == "keep me\n"

@@ -1,0 +1,222 @@
+"""The studio's JSON API, in-process (Starlette's test client) on real tiny runs of all three heads:
+every endpoint, and every kind of bad request answered with a 4xx JSON error, never a traceback."""
+
+import json
+import warnings
+
+import pytest
+
+pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
+pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
+
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx; both work
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient  # noqa: E402
+
+from charseq.studio import limits  # noqa: E402
+from charseq.studio.app import create_app  # noqa: E402
+from helpers import read_metrics  # noqa: E402
+
+RUNS = {"poems": "lm", "grid/lr=0.003": "lm", "grid/lr=0.01": "lm", "sentiment": "classifier",
+        "digits": "classifier", "reverse": "seq2seq"}
+
+
+@pytest.fixture(scope="module")
+def client(studio_dir):
+    # The studio answers only requests addressed to this machine (the test client's default is "testserver").
+    with TestClient(create_app([studio_dir]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        yield c
+
+
+def events(response) -> list[tuple[str, dict]]:
+    """A text/event-stream body as (event, data) pairs."""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    out = []
+    for block in response.text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def assert_error(response, status, *fragments):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and "Traceback" not in body["error"]
+    for f in fragments:
+        assert f.lower() in body["error"].lower(), body["error"]
+
+
+def test_runs_and_metrics(client, studio_dir):
+    runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert {n: r["task"] for n, r in runs.items()} == RUNS
+    assert runs["poems"]["best"]["metric"] == "val_loss" and runs["poems"]["layers"] == 2
+    assert runs["digits"]["kind"] == "image classifier" and runs["sentiment"]["kind"] == "text classifier"
+    assert runs["reverse"]["best"]["metric"] == "val_exact_match"
+    for name in ["poems", "grid/lr=0.01"]:
+        metrics = client.get(f"/api/runs/{name}/metrics").json()["metrics"]
+        on_disk = read_metrics(studio_dir / name)
+        assert metrics == on_disk and metrics[-1]["step"] == runs[name]["steps"]
+    assert client.get("/api/runs/grid%2Flr=0.003/metrics").status_code == 200  # an encoded slash works too
+
+
+def test_page_and_static_files(client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'src="/static/app.js"' in page.text
+    for name in ["app.js", "api.js", "runs.js", "generate.js", "inside.js", "classify.js", "translate.js", "style.css"]:
+        assert client.get(f"/static/{name}").status_code == 200, name
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_generate_streams_chunks_then_done(client, studio_dir):
+    from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.sampling import Generator
+
+    response = client.post("/api/generate", json={"run": "poems", "prompt": "The ", "length": 60,
+                                                  "temperature": 0.8, "top_k": 10, "seed": 5})
+    assert response.status_code == 200
+    got = events(response)
+    kinds = [k for k, _ in got]
+    assert kinds[-1] == "done" and set(kinds[:-1]) == {"chunk"} and len(kinds) > 3
+    tokens = [t for k, d in got if k == "chunk" for t in d["tokens"]]
+    done = got[-1][1]
+    assert len(tokens) == done["tokens"] == 60 and done["seed"] == 5
+    expected = Generator(*load_lm(studio_dir / "poems")[:2])("The ", length=60, temperature=0.8, top_k=10, seed=5)[0]
+    assert done["text"] == "".join(t["text"] for t in tokens) == expected  # same text as `charseq generate`
+    assert all(0 < t["p"] <= 1 and len(t["top"]) == 5 for t in tokens)
+
+    beam = events(client.post("/api/generate", json={"run": "poems", "prompt": "The ", "length": 20,
+                                                     "beam": 4, "n_best": 3}))
+    hyps = beam[-1][1]["hypotheses"]
+    assert len(hyps) == 3 and [h["log_prob"] for h in hyps] == sorted((h["log_prob"] for h in hyps), reverse=True)
+    assert beam[-1][1]["text"] == hyps[0]["text"] and len(beam[0][1]["tokens"]) == 20
+
+
+def test_analyze(client):
+    text = 'One "two" (three).\nfour'
+    report = client.post("/api/analyze", json={"run": "poems", "text": text, "layer": 1}).json()
+    assert "".join(t["text"] for t in report["tokens"]) == text
+    assert report["layer"] == 1 and len(report["activations"]) == report["units"] == 32
+    assert {u["property"] for u in report["found_units"]} >= {"inside_quotes", "inside_brackets", "after_newline"}
+
+
+def test_classify_text_and_image(client):
+    from helpers import striped_images
+
+    report = client.post("/api/classify", json={"run": "sentiment", "text": "truly boring, so"}).json()
+    assert report["label"] in ("pos", "neg") and report["method"] == "occlusion"
+    assert len(report["saliency"]) == len(report["tokens"]) == len("truly boring, so")
+    images, labels = striped_images(4, 11)
+    right = 0
+    for image, label in zip(images, labels):
+        report = client.post("/api/classify", json={"run": "digits", "image": image.tolist()}).json()
+        assert len(report["rows"]) == 28 and report["labels"] == ["0", "1", "2", "3"]
+        right += report["label"] == str(label)
+    assert right >= 3  # the stripes are learnt
+
+
+def test_translate(client):
+    report = client.post("/api/translate", json={"run": "reverse", "source": "abcd", "beam": 3, "n_best": 3}).json()
+    assert len(report["hypotheses"]) == 3 and report["source_tokens"] == list("abcd")
+    assert len(report["attention"]) == len(report["output_tokens"]) == len(report["hypotheses"][0]["text"]) + 1
+    second = client.post("/api/translate", json={"run": "reverse", "source": "abcd", "beam": 3, "n_best": 3,
+                                                 "choose": 1}).json()
+    assert second["chosen"] == 1 and len(second["attention"]) == len(second["hypotheses"][1]["text"]) + 1
+
+
+def test_models_load_once_per_run(client):
+    studio = client.app.state.studio
+    requests = [("/api/analyze", {"run": "poems", "text": "abc"}), ("/api/translate", {"run": "reverse", "source": "ab"})]
+    for path, body in requests:  # loaded now, or already by an earlier request
+        assert client.post(path, json=body).status_code == 200
+    before = studio.cache.loads
+    for _ in range(3):
+        for path, body in requests:
+            assert client.post(path, json=body).status_code == 200
+    assert studio.cache.loads == before and {"poems", "reverse"} <= set(studio.cache.names())  # stayed cached
+
+
+@pytest.mark.parametrize("method, path, body, status, fragments", [
+    ("get", "/%2e%2e/%2e%2e/etc/passwd", None, 404, ["not found"]),
+    ("get", "/static/../../../etc/passwd", None, 404, ["not found"]),
+    ("get", "/api/runs/%2e%2e%2f%2e%2e%2fetc%2fpasswd/metrics", None, 404, ["no run named"]),
+    ("get", "/api/runs/nope/metrics", None, 404, ["no run named 'nope'"]),
+    ("get", "/api/generate", None, 405, ["POST"]),
+    ("post", "/api/generate", {"run": "../../x"}, 404, ["no run named '../../x'"]),
+    ("post", "/api/analyze", {"run": "/etc/passwd", "text": "a"}, 404, ["no run named"]),
+    ("post", "/api/generate", b"{not json", 400, ["not valid json"]),
+    ("post", "/api/generate", b"\xff\xfe", 400, ["not valid json"]),
+    ("post", "/api/generate", [1, 2], 400, ["json object"]),
+    ("post", "/api/generate", {"run": "poems", "prompt": "a" * 10_001}, 413, ["prompt", "10000"]),
+    ("post", "/api/generate", {"run": "poems", "length": 10_001}, 400, ["length", "10000"]),
+    ("post", "/api/generate", {"run": "poems", "length": 0}, 400, ["length", "at least 1"]),
+    ("post", "/api/generate", {"run": "poems", "length": "ten"}, 400, ["length", "integer"]),
+    ("post", "/api/generate", {"run": "poems", "greedy": 1}, 400, ["greedy", "true or false"]),
+    ("post", "/api/generate", {"run": "poems", "temperature": 0}, 400, ["temperature must be", '"greedy": true']),
+    ("post", "/api/generate", {"run": "poems", "top_p": 1.5}, 400, ["top_p must be"]),
+    ("post", "/api/generate", {"run": "poems", "unknown": "drop"}, 400, ["unknown must be one of"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 17}, 400, ["beam", "16"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "n_best": 3}, 400, ["n_best"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "length": 5000}, 400, ["1000", "beam"]),
+    ("post", "/api/generate", {"run": "poems", "prompt": "☃"}, 400, ["vocabulary", '"unknown": "skip"']),
+    ("post", "/api/generate", {"run": "poems", "lenght": 5}, 400, ["unknown field", "lenght"]),
+    ("post", "/api/generate", {"prompt": "a"}, 400, ["missing field: run"]),
+    ("post", "/api/generate", {"run": "reverse"}, 400, ["encoder-decoder, not a language model"]),
+    ("post", "/api/analyze", {"run": "poems", "text": "a" * 2001}, 413, ["text", "2000"]),
+    ("post", "/api/analyze", {"run": "poems", "text": ""}, 400, ["text"]),
+    ("post", "/api/analyze", {"run": "poems", "text": "ab", "layer": 2}, 400, ["layer"]),
+    ("post", "/api/analyze", {"run": "sentiment", "text": "ab"}, 400, ["classifier, not a language model"]),
+    ("post", "/api/classify", {"run": "sentiment"}, 400, ["either text or image"]),
+    ("post", "/api/classify", {"run": "sentiment", "text": "a", "image": [[0] * 28]}, 400, ["either"]),
+    ("post", "/api/classify", {"run": "sentiment", "image": [[0] * 28] * 28}, 400, ["send text"]),
+    ("post", "/api/classify", {"run": "digits", "text": "abc"}, 400, ["send image"]),
+    ("post", "/api/classify", {"run": "digits", "image": [[0] * 27] * 28}, 400, ["28 numbers"]),
+    ("post", "/api/classify", {"run": "digits", "image": [[0] * 28] * 29}, 400, ["image", "28"]),
+    ("post", "/api/classify", {"run": "digits", "image": [["x"] * 28] * 28}, 400, ["numbers"]),
+    ("post", "/api/classify", {"run": "digits", "image": [[999] * 28] * 28}, 400, ["255"]),
+    ("post", "/api/classify", {"run": "sentiment", "text": "a" * 2001}, 413, ["2000"]),
+    ("post", "/api/classify", {"run": "sentiment", "text": "   "}, 400, ["empty"]),
+    ("post", "/api/translate", {"run": "reverse", "source": "a" * 1001}, 413, ["source", "1000"]),
+    ("post", "/api/translate", {"run": "reverse", "source": "ab", "beam": 2, "n_best": 3}, 400, ["n_best"]),
+    ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary"]),
+    ("post", "/api/translate", {"run": "poems", "source": "ab"}, 400, ["language model, not an encoder-decoder"]),
+])
+def test_bad_requests_get_json_errors(client, method, path, body, status, fragments):
+    """Each bad request gets a 4xx JSON error that says what is wrong in the request's own terms:
+    its fields, not the command line's options."""
+    if body is None:
+        response = getattr(client, method)(path)
+    elif isinstance(body, bytes):
+        response = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    else:
+        response = client.post(path, json=body)
+    assert_error(response, status, *fragments)
+    assert "--" not in response.json()["error"], "the API has no command-line options to advise"
+
+
+def test_oversized_body_is_refused_before_parsing(client):
+    body = b'{"run": "poems", "prompt": "' + b"a" * (limits.MAX_BODY_BYTES + 10) + b'"}'
+    assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
+                 str(limits.MAX_BODY_BYTES))
+
+
+def test_internal_error_shows_no_traceback(client, monkeypatch):
+    import charseq.heads.classifier.inspect
+
+    def broken(*args):
+        raise RuntimeError("secret detail /home/user/runs")
+    monkeypatch.setattr(charseq.heads.classifier.inspect, "explain_text", broken)
+    response = client.post("/api/classify", json={"run": "sentiment", "text": "good"})
+    assert_error(response, 500, "internal error")
+    assert "secret" not in response.text
+
+
+def test_generations_are_bounded(client):
+    studio = client.app.state.studio
+    for _ in range(studio.max_generations):  # every slot taken, as by 16 running generations
+        assert studio.slots.acquire(blocking=False)
+    try:
+        assert_error(client.post("/api/generate", json={"run": "poems", "length": 5}), 503, "busy", "16")
+    finally:
+        for _ in range(studio.max_generations):
+            studio.slots.release()
+    assert client.post("/api/generate", json={"run": "poems", "length": 5}).status_code == 200

@@ -1,0 +1,386 @@
+"""The studio's page in Debian's Chromium (headless, through Playwright), one test per behaviour a
+person relies on: readable charts, stable colours, focus that survives the poll, the n-best list,
+tooltips on focus and tap, unknown characters, empty states, no overflow on a phone, dark mode.
+Every page asserts at its end that the browser logged no error."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from helpers import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server
+
+pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(chromium):
+    """open_page(url, width=1280, dark=False): a fresh page that must log no error (checked at the end)."""
+    contexts, pages = [], []
+
+    def opener(url, width=1280, dark=False, touch=False):
+        context = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme="dark" if dark else "light",
+                                       has_touch=touch, accept_downloads=True)
+        page = context.new_page()
+        page.problems = []
+        page.on("pageerror", lambda e: page.problems.append(str(e)))
+        page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+        page.goto(url)
+        page.wait_for_selector("body[data-ready]")
+        contexts.append(context)
+        pages.append(page)
+        return page
+    yield opener
+    for page in pages:
+        assert not page.problems, page.problems
+    for context in contexts:
+        context.close()
+
+
+def traces(page, metric):
+    """The visible (legend) traces of a metric's chart: {run: {"color", "x", "y"}}."""
+    return page.evaluate("""metric => {
+        const plot = document.querySelector(`figure.chart[data-metric="${metric}"] .plot`);
+        return Object.fromEntries(plot.data.filter(t => t.showlegend !== false)
+            .map(t => [t.name, {color: t.line.color, x: t.x, y: t.y, raw: t.customdata}]));
+    }""", metric)
+
+
+def tick(page, *runs, on=True):
+    for run in runs:
+        box = page.locator(f'#runs-table input[data-run="{run}"]')
+        if box.is_checked() != on:
+            box.click()
+
+
+def test_charts_one_per_metric_with_hover_zoom_log_smoothing_and_a_picker(server, open_page, tmp_path):
+    page = open_page(server)
+    tick(page, "reverse", "sentiment")
+    page.wait_for_selector('figure.chart[data-metric="val_exact_match"] .plot .main-svg')
+    page.wait_for_selector('figure.chart[data-metric="val_accuracy"] .plot .main-svg')
+    # One chart per metric, titled with the metric's full name (never two metrics under one caption).
+    titles = page.eval_on_selector_all("figure.chart", "figs => figs.map(f => [f.dataset.metric, f.querySelector('.gtitle').textContent])")
+    assert all(metric == title for metric, title in titles) and len(titles) >= 5, titles
+    assert set(traces(page, "val_exact_match")) == {"reverse"} and set(traces(page, "val_accuracy")) == {"sentiment"}
+    assert "val_loss (nats)" in page.text_content('figure.chart[data-metric="val_loss"] .g-ytitle')
+
+    # Hover: the exact value of the point under the pointer.
+    metrics = json.loads(page.evaluate("fetch('/api/runs/poems/metrics').then(r => r.text())"))["metrics"]
+    tick(page, "poems")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot').data.some(t => t.name === 'poems')")
+    plot = page.locator('figure.chart[data-metric="val_loss"] .plot')
+    plot.scroll_into_view_if_needed()
+    point = page.locator('figure.chart[data-metric="val_loss"] .scatterlayer .trace:last-child .point').last
+    point.hover(force=True)
+    page.wait_for_selector('figure.chart[data-metric="val_loss"] .hovertext')
+    hover = page.text_content('figure.chart[data-metric="val_loss"] .hoverlayer')
+    last = [r for r in metrics if "val_loss" in r][-1]
+    assert "poems" in hover and f"{last['val_loss']:.6g}".rstrip("0").rstrip(".") in hover, (hover, last)
+
+    # Zoom: a drag across the plot narrows the x range; a double-click restores it.
+    box = page.locator('figure.chart[data-metric="val_loss"] .nsewdrag').bounding_box()
+    full = page.evaluate("() => document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range.slice()")
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=8)
+    page.mouse.up()
+    zoomed = page.evaluate("() => document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range.slice()")
+    assert zoomed[1] - zoomed[0] < 0.6 * (full[1] - full[0]), (full, zoomed)
+
+    # Log y, smoothing, x as training time.
+    page.check("#chart-log")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.yaxis.type === 'log'")
+    page.locator("#chart-smooth").fill("0.6")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot').data.length > 3")
+    smoothed = traces(page, "val_loss")["poems"]
+    assert smoothed["raw"] == [r["val_loss"] for r in metrics if "val_loss" in r]
+    assert smoothed["y"] != smoothed["raw"] and smoothed["y"][0] == pytest.approx(smoothed["raw"][0])
+    page.select_option("#chart-x", "relative")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .g-xtitle').textContent.startsWith('training time')")
+    assert traces(page, "val_loss")["poems"]["x"] == [r["elapsed_s"] for r in metrics if "val_loss" in r]
+    page.select_option("#chart-x", "wall")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.type === 'date'")
+
+    # The metric picker hides and shows a chart; the settings live in the URL, so a reload keeps them.
+    page.click("#chart-picker summary")
+    page.uncheck('#chart-metrics input[value="lr"]')
+    page.wait_for_selector('figure.chart[data-metric="lr"]', state="detached")
+    assert "hide=lr" in page.evaluate("location.hash") and "log=1" in page.evaluate("location.hash")
+    page.reload()
+    page.wait_for_selector('figure.chart[data-metric="val_loss"] .plot .main-svg')
+    assert page.is_checked("#chart-log") and page.input_value("#chart-x") == "wall"
+    assert page.locator('figure.chart[data-metric="lr"]').count() == 0
+    assert page.is_checked('#runs-table input[data-run="poems"]') and page.is_checked('#runs-table input[data-run="reverse"]')
+
+    # Export: the data as CSV and the chart as PNG, from the chart's toolbar.
+    chart = page.locator('figure.chart[data-metric="val_loss"]')
+    chart.hover()
+    with page.expect_download() as download:
+        chart.locator('.modebar-btn[data-title="Download data as CSV"]').click()
+    rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    assert rows[0][0] == "series" and rows[0][2].startswith("val_loss")
+    assert [float(r[2]) for r in rows[1:] if r[0] == "poems"] == [r["val_loss"] for r in metrics if "val_loss" in r]
+    with page.expect_download(timeout=30_000) as download:
+        chart.locator('.modebar-btn[data-title="Download plot as a PNG"], .modebar-btn[data-title="Download plot as a png"]').first.click()
+    assert open(download.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unticking_a_run_keeps_the_others_colours_and_swatches(server, open_page):
+    page = open_page(server)
+    tick(page, "poems", "grid/lr=0.003", "grid/lr=0.01")
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')?.data?.length === 3")
+    before = {name: t["color"] for name, t in traces(page, "val_loss").items()}
+    # Comparing them: the settings that differ as columns (the grid's learning rate among them), and the
+    # best score over those settings as parallel coordinates.
+    columns = page.eval_on_selector_all("#runs-diff table.compare tr:first-child th", "ths => ths.map(t => t.textContent)")
+    assert any(c.split(".")[-1] == "lr" for c in columns), columns
+    page.wait_for_selector("#runs-diff figure.axes .parcoords")
+    swatches = page.eval_on_selector_all("#runs-table tbody tr", "rows => Object.fromEntries(rows.map(r => [r.querySelector('input').dataset.run, getComputedStyle(r.querySelector('.swatch')).backgroundColor]))")
+    assert len(set(before.values())) == 3 and len(set(swatches.values())) == len(swatches)  # one colour per run
+    tick(page, "grid/lr=0.003", on=False)
+    page.wait_for_function("document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot').data.length === 2")
+    after = {name: t["color"] for name, t in traces(page, "val_loss").items()}
+    assert after == {k: v for k, v in before.items() if k != "grid/lr=0.003"}
+    # The swatch in the table is the curve's colour.
+    color = page.evaluate("c => { const d = document.createElement('div'); d.style.color = c; document.body.append(d); const x = getComputedStyle(d).color; d.remove(); return x; }", after["poems"])
+    assert swatches["poems"] == color
+
+
+def test_keyboard_focus_survives_the_poll(server, open_page):
+    page = open_page(server)
+    box = page.locator('#runs-table input[data-run="reverse"]')
+    box.focus()
+    page.keyboard.press("Space")  # ticked from the keyboard
+    for _ in range(2):  # two polls of the run list
+        with page.expect_response("**/api/runs"):
+            pass
+    assert page.evaluate("document.activeElement.dataset.run") == "reverse" and box.is_checked()
+    page.keyboard.press("Shift+Tab")  # the focus is still in the table: keyboard navigation goes on
+    assert page.evaluate("document.activeElement.closest('#runs-table') !== null")
+    # Sorting from the keyboard moves rows without losing the focused checkbox.
+    page.locator('#runs-table th[data-sort="steps"]').focus()
+    page.keyboard.press("Enter")
+    order = page.eval_on_selector_all("#runs-table tbody input", "xs => xs.map(x => x.dataset.run)")
+    steps = {r["name"]: r["steps"] for r in json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]}
+    assert [steps[n] for n in order] == sorted(steps[n] for n in order)
+
+
+def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_page):
+    page = open_page(server + "#generate")
+    page.select_option("#lm-run", "poems")
+    page.fill("#lm-prompt", "The ")
+    page.fill("#lm-length", "12")
+    page.fill("#lm-beam", "8")
+    page.fill("#lm-nbest", "3")
+    page.focus("#lm-prompt")
+    page.keyboard.press("Control+Enter")  # Ctrl+Enter generates
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    items = page.locator("#lm-hyps li")
+    assert items.count() == 3 and items.nth(0).is_visible()
+    assert all(items.nth(i).inner_text().split(None, 1)[1].startswith("The ") for i in range(3))
+    assert page.locator("#lm-nbest").input_value() == "3"  # the number field keeps its value
+    items.nth(0).focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement === document.querySelectorAll('#lm-hyps li')[1]")
+    # The prompt and the settings are in the URL: a reload (or the link, shared) opens the same playground.
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+    assert page.input_value("#lm-prompt") == "The " and page.input_value("#lm-beam") == "8"
+    assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
+
+
+def test_tooltips_on_keyboard_focus_and_on_tap(server, open_page):
+    page = open_page(server + "#generate", touch=True)
+    page.select_option("#lm-run", "poems")
+    page.fill("#lm-prompt", "The ")
+    page.fill("#lm-length", "20")
+    page.fill("#lm-seed", "3")
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    first = page.locator("#lm-output > .tok").first
+    first.focus()
+    tip = page.text_content("#tooltip")
+    assert page.is_visible("#tooltip") and tip == first.get_attribute("data-tip")
+    assert "surprise" in tip.splitlines()[0] and "top 5" in tip  # the chosen character first, then the top 5
+    page.keyboard.press("ArrowRight")  # arrow keys walk the characters; the tooltip follows
+    assert page.text_content("#tooltip") == page.locator("#lm-output > .tok").nth(1).get_attribute("data-tip")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#tooltip")
+    # Shading by surprise has a colour scale; a likely character is paler than an unlikely one.
+    assert "surprise" in page.inner_text("#lm-scale")
+    page.locator("#lm-output > .tok").nth(5).tap()
+    assert page.is_visible("#tooltip") and "top 5" in page.inner_text("#tooltip")
+
+    page.click("#nav-translate")
+    page.select_option("#tr-run", "reverse")
+    page.fill("#tr-source", "abcd")
+    page.press("#tr-source", "Enter")
+    page.wait_for_selector("table.heatmap td")
+    headers = page.eval_on_selector_all("table.heatmap tr:first-child th", "ths => ths.map(t => t.textContent)")
+    assert headers[1:] == ["a", "b", "c", "d"]
+    # A space (this model has none in its vocabulary) would show in the heat-map's headers as ␣.
+    assert page.evaluate("import('/static/shade.js').then(m => m.visibleLabel(' a\\n'))") == "␣a↵\n"
+    page.locator("table.heatmap td").first.tap()
+    assert page.is_visible("#tooltip") and "←" in page.inner_text("#tooltip")
+    page.locator("#tr-hyps tr:nth-child(3)").focus()  # hypotheses are chosen from the keyboard too
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#tr-hyps tr:nth-child(3).chosen")
+
+
+def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page):
+    page = open_page(server + "#classify")
+    page.select_option("#cl-run", "sentiment")
+    page.fill("#cl-text", "a good ☃ film")
+    page.click("#cl-go")
+    page.wait_for_selector("#cl-status:has-text('vocabulary')")
+    assert '"☃"' in page.inner_text("#cl-status")
+    assert page.inner_text("#cl-saliency .tok.unknown") == "☃" and "�" not in page.inner_text("#cl-saliency")
+    # The saliency tip says what occlusion did in plain words; the colours have a scale.
+    page.locator("#cl-saliency .tok").nth(2).focus()
+    tip = page.inner_text("#tooltip")
+    assert ("supports" in tip or "speaks against" in tip or "no effect" in tip) and "-" not in tip.split("(")[-1]
+    assert "supports" in page.inner_text("#cl-scale") and "against" in page.inner_text("#cl-scale")
+
+    page.click("#nav-inside")
+    page.select_option("#in-run", "poems")
+    page.fill("#in-text", "The ☃ river")
+    page.click("#in-go")
+    page.wait_for_selector("#in-status:has-text('vocabulary')")
+    assert page.inner_text("#in-output .tok.unknown") == "☃"
+
+    page.click("#nav-generate")
+    page.select_option("#lm-run", "poems")
+    page.fill("#lm-prompt", "The ☃")
+    page.fill("#lm-length", "5")
+    page.select_option("#lm-unknown", "skip")  # left out: struck through in the prompt, and said
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert page.inner_text("#lm-output .prompt .tok.unknown.skipped") == "☃" and "left out" in page.inner_text("#lm-status")
+    page.select_option("#lm-unknown", "error")  # refused, naming the character and the remedy
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status.error")
+    assert "☃" in page.inner_text("#lm-status") and "unknown" in page.inner_text("#lm-status")
+
+    page.click("#nav-translate")
+    page.select_option("#tr-run", "reverse")
+    page.fill("#tr-source", "ab☃")
+    page.click("#tr-go")
+    page.wait_for_selector("#tr-status.error")
+    assert "☃" in page.inner_text("#tr-status")
+    page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
+
+
+def test_look_inside_draws_the_unit_it_says_and_forgets_another_runs_view(server, open_page):
+    page = open_page(server + "#inside")
+    page.select_option("#in-run", "poems")
+    page.fill("#in-text", "The river runs to the sea.")
+    page.click("#in-go")
+    page.wait_for_selector("#in-units li button")
+    assert "only" in page.inner_text("#in-warning")  # few characters: the correlations come with a warning
+    units = page.eval_on_selector_all("#in-units li button", "bs => bs.map(b => b.textContent)")
+    assert len(units) == len(set(units))  # each unit listed once
+    page.fill("#in-unit", "999")
+    page.press("#in-unit", "Tab")
+    assert page.input_value("#in-unit") == "31"  # 32 units: the field says the unit drawn
+    assert "unit 31" in page.inner_text("#in-scale")
+    page.select_option("#in-run", "grid/lr=0.01")
+    assert page.inner_text("#in-output") == "" and page.locator("#in-units li").count() == 0
+
+
+def test_a_page_with_no_run_of_its_kind_says_what_to_train(studio_dir, open_page):
+    proc, url, _ = start_server(studio_dir / "sentiment")  # a classifier only
+    try:
+        page = open_page(url)
+        for tab, prefix, command in [("generate", "lm", "train-lm"), ("inside", "in", "train-lm"),
+                                     ("translate", "tr", "train-seq2seq")]:
+            page.click(f"#nav-{tab}")
+            page.wait_for_selector(f"#{prefix}-empty")  # visible
+            assert command in page.inner_text(f"#{prefix}-empty")
+            assert page.is_disabled(f"#{prefix}-go") and page.is_disabled(f"#{prefix}-run")
+        page.click("#nav-classify")
+        page.wait_for_selector("#cl-go")
+        assert not page.is_visible("#cl-empty") and page.is_enabled("#cl-go")
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_no_horizontal_overflow_on_a_phone(server, open_page, dark, shots_dir):
+    page = open_page(server, width=420, dark=dark)
+    page.wait_for_selector("figure.chart .main-svg")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (background == "rgb(20, 23, 29)") == dark  # dark mode follows the browser
+    width = lambda: page.evaluate("document.documentElement.scrollWidth")  # noqa: E731
+    assert width() <= 420, "runs"
+    page.click("#nav-generate")
+    page.select_option("#lm-run", "poems")
+    page.fill("#lm-length", "80")
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert width() <= 420, "generate"
+    page.click("#nav-inside")
+    page.click("#in-go")
+    page.wait_for_selector("#in-units li")
+    assert width() <= 420, "inside"
+    page.click("#nav-classify")
+    page.select_option("#cl-run", "sentiment")
+    page.click("#cl-go")
+    page.wait_for_selector("#cl-probs .bar")
+    assert width() <= 420, "classify (text)"
+    page.select_option("#cl-run", "digits")
+    assert width() <= 420, "classify (image)"
+    # A blank drawing canvas says what to do with it.
+    assert page.evaluate("""() => { const d = document.getElementById('cl-canvas').getContext('2d').getImageData(0, 0, 280, 280).data;
+                                    let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200) dark++; return dark; }""") > 50
+    page.click("#nav-translate")
+    page.fill("#tr-source", "abcdefghijkl")
+    page.click("#tr-go")
+    page.wait_for_selector("table.heatmap td")
+    assert width() <= 420, "translate"
+    page.screenshot(path=shots_dir / f"translate-420-{'dark' if dark else 'light'}.png", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def shots_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("page-shots")
+
+
+def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_page):
+    """The run list's status fields (status, progress, eta_seconds) as the page shows them. The
+    served runs have all finished, so the server's answer is taken as it is and one run is
+    reported as still running, at a progress that grows with each poll."""
+    polls = []
+
+    def running(route):
+        response = route.fetch()
+        body = response.json()
+        polls.append(len(polls))
+        for run in body["runs"]:
+            if run["name"] == "poems":
+                run.update(status="running", progress=min(1.0, 0.25 + 0.25 * len(polls)), eta_seconds=90)
+        route.fulfill(response=response, json=body)
+
+    page = open_page(server)
+    page.route("**/api/runs", running)
+    row = page.locator('#runs-table tbody tr:has(input[data-run="poems"])')
+    row.locator("input").focus()
+    page.wait_for_selector('#runs-table tr:has(input[data-run="poems"]) td.status progress')
+    first = row.locator("progress").evaluate("p => p.value")
+    assert "running" in row.locator("td.status").inner_text() and "2 min left" in row.locator("td.status").inner_text()
+    with page.expect_response("**/api/runs"):
+        pass
+    page.wait_for_function(f"document.querySelector('#runs-table tr:has(input[data-run=\"poems\"]) progress').value > {first}")
+    assert page.evaluate("document.activeElement.dataset.run") == "poems"  # the row was updated, not rebuilt
+    page.unroute("**/api/runs")

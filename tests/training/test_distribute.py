@@ -1,0 +1,222 @@
+"""--strategy: two MultiWorkerMirroredStrategy workers on 127.0.0.1 train together, to the same
+weights and the same loss curve as one process with the same global batch; mirrored on one
+CPU replica matches the default path. For every train command: the classifier's and seq2seq's
+batches (odd sizes, a last batch of one row, padded texts) are split with zero-weight padding."""
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from charseq.heads.classifier.run import train_classifier, train_mnist
+from charseq.data.pairs import make_pairs
+from charseq.errors import CharseqError
+from charseq.heads.lm.run import train_lm
+from charseq.heads.seq2seq.run import train_seq2seq
+from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli_in_process
+
+# Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
+FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
+         "--eval-every", "5", "--sample-length", "0", "--precision", "float32", "--dropout", "0"]
+SETTINGS = {**TINY_SETTINGS, "eval_every": 5, "dropout": 0.0}
+TIMEOUT = 150  # a hung collective must fail the test, not block CI
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _run_workers(args, worker_dir, n=2):
+    """Run `charseq ARGS` as `n` workers of one cluster; returns their CompletedProcess-like results."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(n)]}
+    procs = []
+    for i in range(n):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+               "CHARSEQ_WORKER_DIR": str(worker_dir / f"w{i}")}
+        procs.append(subprocess.Popen([sys.executable, "-m", "charseq.cli", *map(str, args)], cwd=REPO, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline, results = time.time() + TIMEOUT, []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=max(1, deadline - time.time()))
+            results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return results
+
+
+_metrics = read_metrics
+
+
+def _weights(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k != "__meta__"}
+
+
+def _same_curve(a, b, rel=1e-3):
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b):
+        assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=rel), (ra, rb)
+        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=rel), (ra, rb)
+
+
+def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
+    single = tmp_path / "single"
+    train_lm(corpus_file, single, max_steps=10, log=lambda s: None, progress_bar=False, **SETTINGS)
+
+    out = tmp_path / "multi"
+    results = _run_workers(["train-lm", corpus_file, "--out", out, "--max-steps", "10", "--strategy", "multiworker",
+                            *FLAGS], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"worker {i}: {r.stderr}"
+        assert "step 10:" in r.stdout and "Traceback" not in r.stderr
+    # The chief wrote the run; worker 1 wrote only its private copy.
+    assert json.loads((out / "config.json").read_text())["train"]["strategy"] == "multiworker"
+    assert not (tmp_path / "w0").exists() and (tmp_path / "w1" / "multi" / "checkpoint.npz").exists()
+    chief, worker = _weights(out / "checkpoint.npz"), _weights(tmp_path / "w1" / "multi" / "checkpoint.npz")
+    assert chief.keys() == worker.keys()
+    for key in chief:  # the weights, the optimizer state and the carried RNN state of the whole global batch
+        np.testing.assert_allclose(worker[key], chief[key], rtol=0, atol=1e-6, err_msg=key)
+    # Each worker read its half of each global batch of 8: together, the single process's curve.
+    _same_curve(_metrics(single), _metrics(out))
+    lone = _weights(single / "checkpoint.npz")
+    assert max(float(np.abs(lone[k] - chief[k]).max()) for k in lone if k.startswith("w")) < 1e-4
+
+    # Both resume from the chief's checkpoint; so does one process from its own.
+    train_lm(out=single, resume=True, max_steps=15, log=lambda s: None, progress_bar=False)
+    results = _run_workers(["train-lm", "--out", out, "--resume", "--max-steps", "15"], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0 and "resuming from step 10" in r.stdout, f"worker {i}: {r.stderr}"
+    _same_curve(_metrics(single), _metrics(out))
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])  # the moving average of the weights is a mirrored variable too
+def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file, ema):
+    runs = {}
+    for strategy in ("default", "mirrored"):
+        runs[strategy] = tmp_path / strategy
+        train_lm(corpus_file, runs[strategy], max_steps=10, strategy=strategy, ema=ema, log=lambda s: None,
+                 progress_bar=False, **SETTINGS)
+    _same_curve(_metrics(runs["default"]), _metrics(runs["mirrored"]), rel=1e-6)
+    # The strategy is a setting of the run, and a resumed run may change it.
+    r = run_cli_in_process("train-lm", "--out", runs["mirrored"], "--resume", "--max-steps", "12", "--strategy",
+                           "default")
+    assert r.returncode == 0 and "step 12:" in r.stdout, r.stderr
+    assert json.loads((runs["mirrored"] / "config.json").read_text())["train"]["strategy"] == "default"
+
+
+def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "a", "--max-steps", "2", "--strategy",
+                           "multiworker", *FLAGS)
+    assert_clean_error(r, "TF_CONFIG is not valid JSON")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(CharseqError, match="needs TF_CONFIG"):
+        train_lm(corpus_file, tmp_path / "b", max_steps=2, strategy="multiworker", log=lambda s: None, **SETTINGS)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(CharseqError, match="--time-budget cannot"):  # workers' clocks would disagree
+        train_lm(corpus_file, tmp_path / "c", time_budget=1, strategy="multiworker", log=lambda s: None, **SETTINGS)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+# ----------------------------------------------------------------------------- classifier and seq2seq
+# 94 rows: 9 held out, 85 to train on in batches of 7, so the 13 batches of an epoch are odd-sized
+# (each padded with a zero-weight row for 2 replicas) and the last holds one row (one worker's
+# share is padding only).
+HEAD_SETTINGS = dict(units=16, embedding_dim=8, batch_size=7, max_steps=13, eval_every=5, precision="float32",
+                     dropout=0.0, lr=3e-3)  # the CLI's default --lr differs by command; the API's does not
+HEAD_FLAGS = [f"--{k.replace('_', '-')}" if i == 0 else str(v) for k, v in HEAD_SETTINGS.items() for i in range(2)]
+HEADS = {"classifier": ("train-classifier", "reviews.tsv", train_classifier),
+         "seq2seq": ("train-seq2seq", "pairs.tsv", train_seq2seq),
+         "mnist": ("classify-mnist", "images.npz", lambda data, out, **kw: train_mnist(out, data, **kw))}
+
+
+@pytest.fixture(scope="module")
+def head_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("heads")
+    rng = random.Random(0)
+    good, bad = ["good", "great", "fine", "lovely"], ["bad", "awful", "poor", "dull"]
+    rows = ["text\tlabel"]
+    for _ in range(94):
+        positive = rng.random() < 0.5
+        words = rng.choices(good if positive else bad, k=rng.randint(1, 4)) + rng.choices(["film", "plot"], k=2)
+        rows.append(" ".join(words) + f"\t{'pos' if positive else 'neg'}")  # 2 to 6 words: uneven padding
+    (d / "reviews.tsv").write_text("\n".join(rows) + "\n")
+    (d / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in make_pairs("reverse", 94, seed=0, length=(2, 6))))
+    images = np.random.default_rng(0)
+    np.savez(d / "images.npz", x_train=images.integers(0, 256, (85, 28, 28), dtype=np.uint8),
+             y_train=images.integers(0, 3, 85), x_test=images.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+             y_test=images.integers(0, 3, 20))
+    return d
+
+
+def _train_head(kind, files, out, **settings):
+    _, data, train_fn = HEADS[kind]
+    train_fn(files / data, out, log=lambda s: None, progress_bar=False, **{**HEAD_SETTINGS, **settings})
+
+
+def _two_workers(kind, files, out, tmp_path, *extra):
+    command, data, _ = HEADS[kind]
+    data = ["--data", files / data] if kind == "mnist" else [files / data]
+    results = _run_workers([command, *data, "--out", out, *HEAD_FLAGS, "--strategy", "multiworker", *extra], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"worker {i}: {r.stderr}"
+        assert "13 steps per epoch" in r.stdout and "Traceback" not in r.stderr
+    return results
+
+
+def _same_weights(chief, worker, single):
+    chief, worker, lone = _weights(chief), _weights(worker), _weights(single)
+    assert chief.keys() == worker.keys() == lone.keys()
+    for key in chief:  # the weights and the optimizer state
+        np.testing.assert_allclose(worker[key], chief[key], rtol=0, atol=1e-6, err_msg=key)
+    assert max(float(np.abs(lone[k] - chief[k]).max()) for k in lone if k.startswith("w")) < 1e-4
+
+
+# Slow (the default suite's time): the language model's two-worker test below covers the multiworker path in it.
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
+def test_every_head_trains_on_two_workers_and_mirrored_like_one_process(tmp_path, head_files, kind):
+    single, mirrored, out = tmp_path / "single", tmp_path / "mirrored", tmp_path / "multi"
+    _train_head(kind, head_files, single)
+    _train_head(kind, head_files, mirrored, strategy="mirrored")  # one CPU replica: the default's very numbers
+    _same_curve(_metrics(single), _metrics(mirrored), rel=1e-5)
+
+    _two_workers(kind, head_files, out, tmp_path)
+    assert json.loads((out / "config.json").read_text())["train"]["strategy"] == "multiworker"
+    assert not (tmp_path / "w0").exists()  # the chief wrote --out, worker 1 its private copy
+    _same_weights(out / "checkpoint.npz", tmp_path / "w1" / "multi" / "checkpoint.npz", single / "checkpoint.npz")
+    _same_curve(_metrics(single), _metrics(out))
+    assert [r["step"] for r in _metrics(out)] == [5, 10, 13]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mnist", "classifier", "seq2seq"])
+def test_two_workers_resume_every_head_like_one_process(tmp_path, head_files, kind):
+    """Longer: two epochs, stopped at step 13 and resumed by both workers from the chief's checkpoint."""
+    single, out = tmp_path / "single", tmp_path / "multi"
+    _train_head(kind, head_files, single)
+    HEADS[kind][2](None, single, resume=True, max_steps=26, log=lambda s: None, progress_bar=False)
+    _two_workers(kind, head_files, out, tmp_path)
+    command = HEADS[kind][0]
+    results = _run_workers([command, "--out", out, "--resume", "--max-steps", "26"], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0 and "resuming from step 13" in r.stdout, f"worker {i}: {r.stderr}"
+    _same_weights(out / "checkpoint.npz", tmp_path / "w1" / "multi" / "checkpoint.npz", single / "checkpoint.npz")
+    _same_curve(_metrics(single), _metrics(out))

@@ -1,0 +1,343 @@
+"""TensorBoard scalars of every head, `charseq plot`, and `charseq grid` (search, table, resume)."""
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+
+from charseq.errors import CharseqError, Interrupted
+from helpers import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
+                      snapshot, tiny_flags)
+
+TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
+QUIET = dict(log=lambda s: None, progress_bar=False)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, corpus_file):
+    """A 2x1 grid of tiny language models, through the CLI."""
+    out = tmp_path_factory.mktemp("grid") / "g"
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out, r
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+def scalars(run) -> dict:
+    """{tag: [(step, value)]} from the run's TensorBoard event files."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "logs"), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+            for tag in acc.Tags()["tensors"]}
+
+
+def assert_tensorboard_matches_metrics(run, expected_tags):
+    logged = scalars(run)
+    assert expected_tags <= set(logged), sorted(logged)
+    records = metrics(run)
+    for tag in expected_tags:
+        want = [(r["step"], r[tag]) for r in records if r.get(tag) is not None]
+        assert [s for s, _ in logged[tag]] == [s for s, _ in want], tag
+        assert [v for _, v in logged[tag]] == pytest.approx([v for _, v in want], rel=1e-5), tag
+
+
+SMALL = dict(units=16, embedding_dim=8, batch_size=16, precision="float32", max_steps=2, eval_every=2, **QUIET)
+COMMON_TAGS = {"train_loss", "val_loss", "lr", "chars_per_sec"}  # losses, learning rate, throughput
+
+
+def test_language_models_and_image_classifiers_write_tensorboard_scalars(tmp_path, grid):
+    from charseq.heads.classifier.run import train_mnist
+
+    assert_tensorboard_matches_metrics(grid[0] / "lr=0.001", COMMON_TAGS | {"val_bits_per_char"})
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 96).astype(np.uint8)
+    x = rng.integers(0, 50, (96, 28, 28)).astype(np.uint8)
+    x[y == 1, 4:10] = 250
+    np.savez(tmp_path / "mnist.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    train_mnist(tmp_path / "mnist", tmp_path / "mnist.npz", **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "mnist", COMMON_TAGS | {"val_accuracy", "train_accuracy"})
+
+
+@pytest.mark.slow  # ~25 s, mostly tracing the encoder-decoder's training step
+def test_text_classifiers_and_encoder_decoders_write_tensorboard_scalars(tmp_path):
+    from charseq.heads.classifier.run import train_classifier
+    from charseq.data.pairs import make_pairs
+    from charseq.heads.seq2seq.run import train_seq2seq
+
+    (tmp_path / "texts.tsv").write_text("text\tlabel\n" + "".join(
+        f"{'good fun' if i % 2 else 'bad mess'} {i}\t{i % 2}\n" for i in range(60)))
+    train_classifier(tmp_path / "texts.tsv", tmp_path / "texts", **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "texts", COMMON_TAGS | {"val_accuracy", "train_accuracy"})
+    pairs = make_pairs("reverse", 80, seed=0, length=(3, 3))
+    (tmp_path / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
+    train_seq2seq(tmp_path / "pairs.tsv", tmp_path / "s2s", max_output_len=6, **SMALL)
+    assert_tensorboard_matches_metrics(tmp_path / "s2s", COMMON_TAGS | {"val_exact_match", "val_char_error_rate"})
+
+
+# ----------------------------------------------------------------------------- plot
+def test_plot_draws_a_real_png(tmp_path, grid):
+    import matplotlib.image
+
+    out = tmp_path / "figs" / "curves.png"
+    r = run_cli_in_process("plot", grid[0] / "lr=0.001", grid[0] / "lr=0.02", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] >= 300 and image.shape[1] >= 500  # one panel of 640x440 at 100 dpi
+    rgb = image[..., :3].reshape(-1, 3)
+    assert len(np.unique(rgb, axis=0)) > 20  # curves, text and anti-aliasing, not a blank canvas
+    # Two runs' curves in two colours (matplotlib's C0 blue and C1 orange) are both drawn.
+    for color in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):
+        assert (np.abs(rgb * 255 - color).max(axis=1) < 8).sum() > 50, color
+
+    # A grid directory stands for its runs; --metric picks panels; --force replaces.
+    r = run_cli_in_process("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
+    assert r.returncode == 0, r.stderr
+    assert matplotlib.image.imread(out).shape[1] > 2 * image.shape[1] * 0.9  # two panels side by side
+
+
+def test_plot_bad_input(tmp_path, grid):
+    existing = tmp_path / "curves.png"
+    existing.write_bytes(b"mine")
+    assert_clean_error(run_cli_in_process("plot", grid[0] / "lr=0.001", "--out", existing), "already exists", "--force")
+    assert existing.read_bytes() == b"mine"
+    assert_clean_error(run_cli_in_process("plot", tmp_path, "--out", tmp_path / "x.png"), "not a charseq run")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "config.json").write_text('{"task": "lm"}')
+    assert_clean_error(run_cli_in_process("plot", fresh, "--out", tmp_path / "x.png"), "no metrics yet")
+    assert_clean_error(run_cli_in_process("plot", grid[0] / "lr=0.001", "--out", tmp_path / "x.png", "--metric", "nope"),
+                       "no run has the metric 'nope'")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):
+    from charseq.plot import plot_runs
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what a missing package looks like to import
+    with pytest.raises(CharseqError, match=r"pip install 'charseq\[plot\]'"):
+        plot_runs([grid[0] / "lr=0.001"], tmp_path / "x.png")
+
+
+# ----------------------------------------------------------------------------- grid
+def test_grid_trains_every_combination_and_ranks_them(grid):
+    out, r = grid
+    assert r.stderr == ""
+    names = ["lr=0.001", "lr=0.02"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
+    best = {name: min(rec["val_loss"] for rec in metrics(out / name)) for name in names}
+    for name in names:
+        config = json.loads((out / name / "config.json").read_text())
+        assert config["train"]["lr"] == float(name[3:]) and config["train"]["batch_size"] == 8
+        assert config["model"]["units"] == 32 and metrics(out / name)[-1]["step"] == 10
+    results = json.loads((out / "results.json").read_text())
+    ranked = sorted(names, key=best.get)
+    assert [row["run"] for row in results["runs"]] == ranked and results["best"] == ranked[0]
+    assert results["metric"] == "val_loss"
+    assert [row["best"] for row in results["runs"]] == pytest.approx([best[n] for n in ranked])
+    assert all(row["status"] == "finished" and row["steps"] == 10 for row in results["runs"])
+    tsv = (out / "results.tsv").read_text().splitlines()
+    assert tsv[0].split("\t")[:3] == ["run", "lr", "val_loss"]  # a single value is fixed, not an axis
+    assert tsv[1].split("\t")[0] == ranked[0] and tsv[1].endswith("\t*") and not tsv[2].endswith("*")
+    table = r.stdout[r.stdout.index("   lr"):].splitlines()  # the printed table, best first, marked
+    assert table[1].startswith("*") and ranked[0][3:] in table[1]
+
+
+def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = (out / "lr=0.001" / "best.npz").read_bytes()
+    (out / "lr=0.02" / "grid_result.json").unlink()  # as if it was stopped at its end
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2,5e-3", "--batch-size", "8", *TINY_FLAGS,
+                           "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "[1/3] lr=0.001: done, skipped" in r.stdout
+    assert "[2/3] lr=0.02: resuming" in r.stdout and "resuming from step 10" in r.stdout
+    assert "[3/3] lr=0.005: training" in r.stdout
+    assert (out / "lr=0.001" / "best.npz").read_bytes() == before
+    assert [rec["step"] for rec in metrics(out / "lr=0.02")] == [5, 10]
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 3 and all(row["status"] == "finished" for row in results["runs"])
+
+    # Other fixed options would make the finished runs incomparable: refused, nothing touched.
+    assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16",
+                                          *TINY_FLAGS, "--out", out), "other fixed options", "--force")
+
+
+def beside(tmp_path, name="g") -> list[str]:
+    """The hidden builds and swaps charseq keeps beside the grid `name`."""
+    return sorted(n for n in os.listdir(tmp_path) if n.startswith(f".{name}."))
+
+
+def test_grid_force_builds_the_new_grid_beside_and_swaps_it_in_when_every_run_is_done(tmp_path, grid, corpus_file):
+    """The old grid stays whole at --out until every run of the new one is done: a new grid that
+    stops before any run trained (a missing corpus, a value the run rejects, Ctrl-C while it
+    prepares) is deleted; one stopped by Ctrl-C in its second run waits beside the old grid, and
+    the same command run again continues it and swaps it in, leaving nothing beside."""
+    import shutil
+
+    from charseq import run_grid
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = snapshot(out)
+    axes = ["--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS, "--out", out, "--force"]
+    for args, fragment in ([tmp_path / "missing.txt"], "missing.txt"), ([corpus_file, "--dropout", "1.5"], "--dropout"):
+        assert_clean_error(run_cli_in_process("grid", "train-lm", *args, *axes), fragment)
+        assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
+
+    def ctrl_c_while_preparing(line):
+        if not line.startswith(("[", "building")):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=ctrl_c_while_preparing,
+                 **{**TINY_SETTINGS, "max_steps": 10})
+    assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
+
+    lines = []
+
+    def ctrl_c_in_the_second_run(line):
+        lines.append(line)
+        if line.startswith("step 5:") and any(s.startswith("[2/2]") for s in lines):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    settings = {**TINY_SETTINGS, "batch_size": 16, "max_steps": 10, "eval_every": 5}
+    with pytest.raises(Interrupted, match="is untouched and the new one is kept beside it"):
+        run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=ctrl_c_in_the_second_run,
+                 **settings)
+    assert snapshot(out) == before  # the old grid, whole and usable
+    [build] = beside(tmp_path)
+    assert (tmp_path / build / "lr=0.001" / "grid_result.json").exists()
+    assert metrics(tmp_path / build / "lr=0.02")[-1]["step"] == 5
+
+    lines.clear()
+    rows = run_grid("train-lm", out, {"lr": [1e-3, 2e-2]}, corpus_file, force=True, log=lines.append, **settings)
+    assert f"continuing the new grid beside {out} (in {build}); the old grid stays until every run of the new " \
+           "one is done" in lines
+    assert "[1/2] lr=0.001: done, skipped" in lines and "[2/2] lr=0.02: resuming" in lines
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert json.loads((out / "grid.json").read_text())["fixed"]["settings"]["batch_size"] == 16  # the new grid's
+    assert [r["step"] for r in metrics(out / "lr=0.02")] == [5, 10]
+    assert os.listdir(tmp_path) == ["g"]
+
+
+@pytest.mark.parametrize("user_file", ["lr=0.001/logs/mine/notes.txt", "lr=0.02/data/my_dataset.txt", "notes.txt",
+                                       ".lr=0.02.new-abcd1234/notes.txt", "mine/thesis.tex"])
+def test_grid_force_refuses_a_grid_holding_a_user_file_at_any_depth(tmp_path, grid, corpus_file, user_file):
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    (out / user_file).parent.mkdir(parents=True, exist_ok=True)
+    (out / user_file).write_text("mine")
+    before = snapshot(out)
+    shown = user_file.rsplit("/", 1)[0] + "/" if user_file.count("/") > 1 else user_file
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS,
+                           "--out", out, "--force")
+    assert_clean_error(r, shown, "not part of a charseq grid", "refusing")
+    assert snapshot(out) == before and os.listdir(tmp_path) == ["g"]
+
+
+def test_a_grid_force_killed_mid_grid_leaves_the_old_grid_whole(tmp_path, grid, corpus_file):
+    """A real `grid --force` killed by SIGKILL in its second run: the old grid is whole at --out and
+    the same grid without --force still skips its finished runs; the new grid waits beside, and
+    the same `grid --force` continues it (its finished run is not trained again) and swaps it in."""
+    import shutil
+    import subprocess
+
+    from charseq.transaction import Replacement, recover
+    from charseq.grid import _not_the_grids
+    from helpers import CHARSEQ, REPO
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    before = snapshot(out)
+    new = ["grid", "train-lm", str(corpus_file), "--lr", "1e-3,2e-2", "--batch-size", "16", *TINY_FLAGS,
+           "--out", str(out), "--force"]
+    p = subprocess.Popen([*CHARSEQ, *new], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO, text=True)
+    second = False
+    for line in p.stdout:
+        second = second or line.startswith("[2/2]")
+        if second and line.startswith("step 5:"):
+            p.kill()
+            break
+    p.communicate(timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    assert snapshot(out) == before
+    [build] = beside(tmp_path)
+
+    old = run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-2", "--batch-size", "8", *TINY_FLAGS,
+                             "--out", out)
+    assert old.returncode == 0, old.stderr
+    assert "[1/2] lr=0.001: done, skipped" in old.stdout and "[2/2] lr=0.02: done, skipped" in old.stdout
+    assert beside(tmp_path) == [build]  # the stopped new grid is not the old grid's to delete
+
+    # A build a live process holds is never touched by another's recovery.
+    live = Replacement.begin(tmp_path / "other", foreign=_not_the_grids)
+    recover(tmp_path / "other", _not_the_grids)
+    assert live.path.is_dir()
+    live.rollback()
+
+    r = run_cli_in_process(*new)
+    assert r.returncode == 0, r.stderr
+    assert f"continuing the new grid beside {out} (in {build})" in r.stdout
+    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: resuming" in r.stdout
+    assert json.loads((out / "grid.json").read_text())["fixed"][json.loads((out / "grid.json").read_text())[
+        "fixed"].index("--batch-size") + 1] == "16"
+    assert os.listdir(tmp_path) == ["g"]
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
+    """Python API: Ctrl-C in the first run checkpoints it; the rerun resumes it, then trains the next."""
+    from charseq import run_grid
+
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "max_steps": 10, "eval_every": 5}
+    axes = {"lr": [1e-2, 3e-3]}
+    lines = []
+
+    def stop_at_step_5(line):
+        lines.append(line)
+        if line.startswith("step 5:"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=stop_at_step_5, **settings)
+    first, second = tmp_path / "g" / "lr=0.01", tmp_path / "g" / "lr=0.003"
+    assert not (first / "grid_result.json").exists() and not second.exists()
+    rows = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
+    assert {row["run"]: row["status"] for row in rows} == {"lr=0.01": "unfinished", "lr=0.003": "not started"}
+
+    lines.clear()
+    rows = run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=lines.append, **settings)
+    assert "[1/2] lr=0.01: resuming" in lines and "resuming from step 5 (" in "\n".join(lines)
+    assert [r["step"] for r in metrics(first)] == [5, 10] and [r["step"] for r in metrics(second)] == [5, 10]
+    assert [r["status"] for r in rows] == ["finished", "finished"]
+    assert rows[0]["best"] <= rows[1]["best"] and rows[0]["is_best"] and not rows[1]["is_best"]
+
+
+def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
+    out = tmp_path / "g"
+    cases = [(["--lr", "1e-3,abc"], ["--lr", "abc", "not a valid float"]),
+             (["--lr", "1e-3,2e-3", "--bogus", "3"], ["no such option", "--bogus"]),
+             (["--cell", "lstm,lsmt"], ["--cell", "lsmt"]),
+             (["--lr", "1e-3,1e-3"], ["distinct"]),
+             (["--lr", "1e-3,2e-3", "--resume"], ["--resume", "resumes unfinished runs itself"]),
+             (["--max-steps", "10"], ["at least one option with values"])]
+    for args, fragments in cases:
+        assert_clean_error(run_cli("grid", "train-lm", corpus_file, *args, "--out", out), *fragments)
+        assert not out.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
+                       "not a charseq grid")
+    assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
