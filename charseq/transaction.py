@@ -174,10 +174,10 @@ class Replacement:
               keep: Callable[[Path], bool] | None = None, adopt: Callable[[Path], bool] | None = None,
               log: Callable[[str], None] | None = None) -> "Replacement":
         """Start replacing `final`: first :func:`recover` what killed replacements left, then
-        continue an abandoned build `adopt` accepts, or make a new one. `check(final)` raises
-        if what is at `final` may not be replaced; it runs again at :meth:`commit`, since that may
-        be much later. `foreign` and `keep` as for :func:`recover`; `foreign` also guards
-        :meth:`rollback`."""
+        continue an abandoned build `adopt` accepts, or make a new one. `check(final)`, which
+        raises if what is at `final` may not be replaced, runs at :meth:`commit` (the caller checks
+        before it begins too: the commit may come hours later). `foreign` and `keep` as for
+        :func:`recover`; `foreign` also guards :meth:`rollback`."""
         final.parent.mkdir(parents=True, exist_ok=True)
         candidates = [entry for entry in unheld_siblings(final, "new") if adopt(entry)] if adopt else []
         recover(final, foreign, keep=lambda entry: entry in candidates or (keep is not None and keep(entry)),
