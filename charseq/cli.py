@@ -373,21 +373,17 @@ def _given_settings(settings: dict, resume: bool, out) -> dict:
     return given
 
 
-def _train_on_file(train_fn, train_file, out, force, resume, settings: dict, data_keys: tuple[str, ...]) -> None:
-    """The body of a train command that reads one training file: the data options go to the
-    library function only for a new run (a resumed run reads them from its config.json)."""
-    data = _given(**{k: settings.pop(k) for k in data_keys})
+def _train_on_file(train_fn, train_file, out, force, resume, settings: dict) -> None:
+    """The body of a train command that reads one training file (its run named after it by default)."""
     settings = _given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
-    if resume:  # only what the command line gives, to be checked against the run's own
-        data = {k: v for k, v in data.items() if k in _on_command_line(data)}
-    train_fn(train_file, out, force=force, resume=resume, log=click.echo, **data, **settings)
+    train_fn(train_file, out, force=force, resume=resume, log=click.echo, **settings)
     click.echo(f"done: run directory {out}")
 
 
 # ----------------------------------------------------------------------------- train-lm
-LM_MODEL, LM_DATA = "charseq.heads.lm.run:ModelConfig", "charseq.heads.lm.run:DataConfig"  # owners of train-lm's defaults
+LM_MODEL, LM_DATA = "charseq.heads.lm.config:ModelConfig", "charseq.heads.lm.config:DataConfig"  # owners of train-lm's defaults
 
 
 @main.command("train-lm")
@@ -432,8 +428,8 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
 
 
 # ----------------------------------------------------------------------------- classifiers
-CLASSIFIER_MODEL = "charseq.heads.classifier.run:ClassifierConfig"
-TRAIN_CLASSIFIER = "charseq.heads.classifier.run:train_classifier"  # owns train-classifier's data defaults
+CLASSIFIER_MODEL = "charseq.heads.classifier.config:ClassifierConfig"
+TRAIN_CLASSIFIER = "charseq.heads.classifier.config:TextData"  # owns train-classifier's data defaults
 label_smoothing_option = library_option(  # both classifiers'
     "--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",
     help="Train towards 1 - this on the true class and this spread over all classes (0: off).")
@@ -462,7 +458,7 @@ label_smoothing_option = library_option(  # both classifiers'
                 "an attention-weighted mean, or final+mean+max.")
 @label_smoothing_option
 @training_options(CLASSIFIER_MODEL)
-def classify_mnist_command(data, val_fraction, out, force, resume, **settings):
+def classify_mnist_command(data, out, force, resume, **settings):
     """Classify MNIST digits read row by row: 28 steps of 28 pixels.
 
     Holds a validation split out of the training images and prints train and validation accuracy
@@ -475,8 +471,6 @@ def classify_mnist_command(data, val_fraction, out, force, resume, **settings):
     from charseq.heads.classifier.run import train_mnist
 
     settings = _given_settings(settings, resume, out)
-    if val_fraction is not None and (not resume or _on_command_line({"val_fraction": val_fraction})):
-        settings["val_fraction"] = val_fraction
     out = out or os.path.join("runs", "mnist")
     train_mnist(out, data, force=force, resume=resume, log=click.echo, **settings)
     click.echo(f"done: run directory {out}")
@@ -520,9 +514,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
     _configure_output()
     from charseq.heads.classifier.run import train_classifier
 
-    _train_on_file(train_classifier, train_file, out, force, resume, settings,
-                   ("val", "val_fraction", "text_column", "label_column", "skip_bad_rows", "max_vocab",
-                    "min_count", "init_from", "encoding", "tokenizer", "vocab_size"))
+    _train_on_file(train_classifier, train_file, out, force, resume, settings)
 
 
 @main.command("classify")
@@ -579,8 +571,8 @@ def _inputs(args, input_file) -> tuple[list[str], list[int | None]]:
 
 # ----------------------------------------------------------------------------- encoder-decoder
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
-SEQ2SEQ_MODEL = "charseq.heads.seq2seq.run:Seq2SeqConfig"
-TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.run:train_seq2seq"  # owns train-seq2seq's data defaults
+SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:Seq2SeqConfig"
+TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:Seq2SeqData"  # owns train-seq2seq's data defaults
 
 
 @main.command("make-pairs")
@@ -637,8 +629,7 @@ def train_seq2seq_command(train_file, out, force, resume, **settings):
     _configure_output()
     from charseq.heads.seq2seq.run import train_seq2seq
 
-    _train_on_file(train_seq2seq, train_file, out, force, resume, settings,
-                   ("val", "val_fraction", "shared_vocab", "skip_bad_rows", "max_input_len", "skip_long", "encoding"))
+    _train_on_file(train_seq2seq, train_file, out, force, resume, settings)
 
 
 TRANSLATOR = "charseq.heads.seq2seq.run:Translator.__call__"

@@ -139,8 +139,9 @@ def _random_states(model) -> list:
 
 
 # What every config.json holds at the top level: {key: (accepted JSON types, required)}. Each head
-# adds its own keys, and those of its "data" section where that is not a dataclass of its own
-# (charseq.heads.Head.config_keys, data_keys); anything else is refused by name.
+# adds its own keys, and those of its "data" section where that holds more than a dataclass of its
+# own (charseq.heads.Head.config_keys, data_keys, the latter from the head's config.py); anything else
+# is refused by name.
 COMMON_KEYS = {"task": (TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
                "charseq_version": (TEXT, False), "run_format": ((int,), False), "sizing": (TEXT, False)}
 

@@ -102,6 +102,25 @@ def _accepts(kind, value) -> bool:
     return True  # a field of a richer type checks itself in validate()
 
 
+# A config field that older runs' config.json lacks: field(..., metadata=ADDED_LATER). Loading such a run
+# takes the field's default; a field without it is required (its absence means a damaged config.json).
+ADDED_LATER = {"added_later": True}
+# A config field that names a file: config.json records it absolute, and --resume compares it so.
+PATH = {"path": True}
+
+
+def json_fields(cls) -> dict:
+    """The config dataclass `cls` as config.json holds it: {key: (accepted JSON types, required)}, the
+    schema charseq.runs.check_config applies to a section that also records keys of its own."""
+    hints, schema = setting_types(cls), {}
+    required = {f.name: not f.metadata.get("added_later") for f in fields(cls)}
+    for name, kind in hints.items():
+        kinds = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+        json_types = tuple(t for k in kinds for t in ({float: NUMBER}.get(k) or (k,)))
+        schema[name] = (json_types, required.get(name, True))
+    return schema
+
+
 def config_from_dict(cls, data, where: str):
     """A `cls` dataclass from a section of a saved config.json, refusing what charseq never writes.
 

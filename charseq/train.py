@@ -19,6 +19,7 @@ every few seconds, then how it ended: finished, stopped or failed), which the st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -164,18 +165,33 @@ def resolved(path) -> str | None:
     return None if path is None else str(Path(path).resolve())
 
 
-def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None
+def given_settings(recorded, settings: dict, data_config) -> dict:
+    """The settings of the data dataclass `data_config` in `settings`, as `given_data` compares them:
+    named by their option, a file by its absolute path, one left at its default not compared."""
+    recorded = recorded if isinstance(recorded, dict) else {}
+    own = {f.name: f for f in dataclasses.fields(data_config)}
+    return given_data(recorded, **{
+        name: (_option(name), resolved(value) if own[name].metadata.get("path") else value, own[name].default)
+        for name, value in settings.items() if name in own})
+
+
+def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None, data_config=None
                ) -> tuple[RunDir, dict, TrainConfig]:
     """An existing run of `task` to resume: (run, its config.json, its training settings).
 
     A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
-    data options (`data(config)` gives them as {label: (given, recorded)}, see `given_data`),
-    but a value that differs from the recorded one is refused, naming each such option and its
-    recorded value. Only where to stop (STOP_SETTINGS) and the strategy may change; `train`
-    checks a new end against the run's progress and writes it to config.json.
+    data options (those of its `data_config` dataclass, and those `data(config)` gives as
+    {label: (given, recorded)}, see `given_data`), but a value that differs from the recorded one is
+    refused, naming each such option and its recorded value. Only where to stop (STOP_SETTINGS) and
+    the strategy may change; `train` checks a new end against the run's progress and writes it to
+    config.json.
     """
     run = RunDir.open(out)
     config = run.require_task(task)
+    given = {}
+    if data_config is not None:
+        given = given_settings(config.get("data"), settings, data_config)
+        settings = {k: v for k, v in settings.items() if k not in {f.name for f in dataclasses.fields(data_config)}}
     where = run.path / "config.json"
     train_section = config.get("train")
     if not isinstance(train_section, dict):
@@ -193,7 +209,7 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
             unknown.append(_option(name))
         elif not _same(value, recorded[name]):
             changed.append(f"{_option(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
-    for label, (value, was) in (data(config) if data else {}).items():
+    for label, (value, was) in {**given, **(data(config) if data else {})}.items():
         if not _same(value, was):
             changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
                            f"given {json.dumps(value, ensure_ascii=False)})")

@@ -40,11 +40,14 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     how cli.py names its owners."""
     from charseq import sizing
     from charseq.data.pairs import make_pairs
-    from charseq.heads.classifier.run import ClassifierConfig, evaluate_classifier, train_classifier
+    from charseq.heads.classifier.config import ClassifierConfig, ImageData, TextData
+    from charseq.heads.classifier.run import evaluate_classifier
     from charseq.heads.lm.beam import BeamSearch
-    from charseq.heads.lm.run import DataConfig, ModelConfig, evaluate_lm, train_lm
+    from charseq.heads.lm.config import DataConfig, ModelConfig
+    from charseq.heads.lm.run import evaluate_lm, train_lm
     from charseq.heads.lm.sampling import Generator
-    from charseq.heads.seq2seq.run import Seq2SeqConfig, Translator, evaluate_seq2seq, train_seq2seq
+    from charseq.heads.seq2seq.config import Seq2SeqConfig, Seq2SeqData
+    from charseq.heads.seq2seq.run import Translator, evaluate_seq2seq
     from charseq.studio.app import serve
     from charseq.train import TrainConfig
 
@@ -53,10 +56,11 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     return {
         "train-lm": ({**train, **_fields(ModelConfig), **_fields(DataConfig), **_parameters(train_lm)},
                      set(sizing.size_lm(10_000, 50, {}).settings)),
-        "classify-mnist": ({**train, **_fields(ClassifierConfig)}, set(sizing.size_image_classifier(1000, {}).settings)),
-        "train-classifier": ({**train, **_fields(ClassifierConfig), **_parameters(train_classifier)},
+        "classify-mnist": ({**train, **_fields(ClassifierConfig), **_fields(ImageData)},
+                           set(sizing.size_image_classifier(1000, {}).settings)),
+        "train-classifier": ({**train, **_fields(ClassifierConfig), **_fields(TextData)},
                              set(sizing.size_text_classifier(1000, 50, {}).settings)),
-        "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_parameters(train_seq2seq)},
+        "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_fields(Seq2SeqData)},
                           set(sizing.size_seq2seq(1000, {}).settings)),
         "generate": ({**_parameters(BeamSearch.__call__), **_parameters(Generator.__call__)}, set()),
         "translate": ({**_parameters(Translator.__call__), "max_output_len": None}, set()),

@@ -9,7 +9,8 @@
 """
 
 from charseq.heads import Head, lazy
-from charseq.settings import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
+from charseq.heads.seq2seq.config import RECORDED, Seq2SeqData
+from charseq.settings import json_fields
 
 MONITOR = ("val_exact_match", "max")
 
@@ -34,8 +35,5 @@ HEAD = Head(
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
-    data_keys={None: {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
-                      "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
-                      "max_input_len": (MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (TEXT, True),
-                      "split": (TEXT, False)}},
+    data_keys={None: {**json_fields(Seq2SeqData), **RECORDED}},
 )
