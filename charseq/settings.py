@@ -31,11 +31,12 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import numbers
 import os
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 from charseq.errors import ArgumentTypeError, CharseqError
 
@@ -231,6 +232,72 @@ class BackboneConfig:
             raise CharseqError(f"impl must be one of {', '.join(IMPLS)}, not {self.impl!r}")
 
         check_model_memory(self)  # the backbone alone (heads add their vocabulary when they know it)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: the optimisation settings shared by every head (model settings live with the head)."""
+
+    batch_size: int = 128
+    max_steps: int | None = None
+    epochs: float | None = None
+    time_budget: float | None = None  # minutes of training (evaluation included)
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    lr_decay: str = "cosine"  # cosine anneals to lr * min_lr_ratio at the end of the run
+    decay_steps: int = 1000
+    decay_rate: float = 0.96
+    staircase: bool = False
+    min_lr_ratio: float = 0.02
+    clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
+    # An exponential moving average of the weights (Polyak averaging; Keras' optimizer keeps it) with
+    # this momentum, 0 for none. Evaluations, the best weights and so every prediction use the average;
+    # training goes on from the raw weights, which the checkpoints keep with the average beside them.
+    ema: float = 0.0
+    eval_every: int | None = 200  # None: once per epoch
+    patience: int | None = None  # early stopping: stop after this many evaluations without improvement
+    seed: int = 0
+    keep: int = 1  # checkpoints kept: the latest, plus keep - 1 older ones in checkpoints/
+    on_nan: str = "stop"  # a non-finite loss: stop, or go back to the last checkpoint and skip the batch
+    strategy: str = "default"  # tf.distribute: default (none), mirrored or multiworker; see charseq.distribute
+
+    def validate(self) -> None:
+        from charseq.limits import check_number
+
+        def positive(name, value, allow_none=False):
+            if value is None and allow_none:
+                return
+            if value is None or not (value > 0 and math.isfinite(value)):
+                raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+        positive("batch_size", self.batch_size)
+        positive("max_steps", self.max_steps, True)
+        positive("decay_steps", self.decay_steps)
+        for name in ("epochs", "time_budget", "lr", "decay_rate", "clip_norm", "ema", "min_lr_ratio"):
+            if getattr(self, name) is not None or name not in ("epochs", "time_budget"):
+                check_number(name, getattr(self, name))
+        positive("eval_every", self.eval_every, True)
+        positive("patience", self.patience, True)
+        if self.optimizer not in OPTIMIZERS:
+            raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr_decay not in LR_DECAYS:
+            raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
+        positive("keep", self.keep)
+        check_seed(self.seed)
+        if self.on_nan not in ON_NAN:
+            raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
+        if self.strategy not in STRATEGIES:
+            raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.strategy == "multiworker" and self.time_budget:
+            # Workers' clocks disagree: each would stop (and anneal the learning rate) at its own step.
+            raise CharseqError("--time-budget cannot be used with --strategy multiworker; give --max-steps or --epochs")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config.json train") -> "TrainConfig":
+        return config_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 
 # ----------------------------------------------------------------------------- the Python API's boundary

@@ -128,8 +128,8 @@ def test_the_command_line_starts_without_tensorflow():
 
 
 def test_every_help_shows_without_tensorflow():
-    """`charseq COMMAND --help` reads the library's defaults from its source (test above: the same
-    values as the imported library), so no command's help waits 3-4 s for TensorFlow to load."""
+    """`charseq COMMAND --help` reads the library's defaults from the TensorFlow-free config modules (test
+    above: the same values as the imported library), so no command's help waits 3-4 s for TensorFlow."""
     code = ("import sys\nfrom charseq.cli import main\n"
             f"for name in {COMMANDS!r}:\n"
             "    try:\n        main([name, '--help'], prog_name='charseq')\n"

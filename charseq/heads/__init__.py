@@ -61,6 +61,9 @@ class Head:
     load_for_studio: Callable  # (run) -> {"config": ..., and the objects the studio's views use}
     plot_panels: tuple = ()  # (title, metrics) drawn by `charseq plot` for its runs
     kind: Callable[[dict], str] = field(default=None)  # a run's kind as the studio lists it (default: task)
+    # The module of the head's commands (TensorFlow-free): COMMANDS (click commands `charseq` lists),
+    # EVALUATE_OPTIONS (the click options `charseq evaluate` takes for it) and EVALUATE_HELP (what it reports).
+    cli: str | None = None
     # config.json: the head's top-level keys besides charseq.runs.COMMON_KEYS, and its "data" section's
     # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
     config_keys: dict = field(default_factory=dict)

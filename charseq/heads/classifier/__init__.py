@@ -33,7 +33,7 @@ def kind(config: dict) -> str:
 
 
 HEAD = Head(
-    task="classifier", title="a classifier", monitor=MONITOR,
+    task="classifier", cli="charseq.heads.classifier.cli", title="a classifier", monitor=MONITOR,
     train_commands={"classify-mnist": lazy("charseq.heads.classifier.run", "train_mnist"),
                     "train-classifier": lazy("charseq.heads.classifier.run", "train_classifier")},
     evaluate=evaluate, summary=summary,

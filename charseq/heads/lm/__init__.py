@@ -31,7 +31,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 
 
 HEAD = Head(
-    task="lm", title="a language model", monitor=MONITOR,
+    task="lm", cli="charseq.heads.lm.cli", title="a language model", monitor=MONITOR,
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),

@@ -53,3 +53,21 @@ class DataConfig:
         if self.errors not in DECODE_ERRORS:
             raise CharseqError("--errors must be strict, replace or ignore")
         check_encoding(self.encoding)
+
+
+SAMPLE_LENGTH = 200  # characters of sample text train_lm shows at each evaluation (0: none)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What generation does unless told otherwise: the defaults of charseq.heads.lm.sampling.Generator
+    and beam.BeamSearch, which `charseq generate --help` shows (tests/test_cli_help.py checks they agree)."""
+
+    prompt: str = ""
+    length: int = 200
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_samples: int = 1
+    unknown: str = "error"  # a prompt character the model does not know: refused
+    n_best: int = 1  # beam search: continuations printed

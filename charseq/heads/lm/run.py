@@ -22,7 +22,7 @@ from charseq.data.corpus import Corpus, prepare_corpus
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
-from charseq.heads.lm.config import DataConfig, ModelConfig
+from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
@@ -54,7 +54,7 @@ def _check_windows(info, data: DataConfig) -> None:
 
 def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
              force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
-             progress_bar: bool | None = None, sample_length: int = 200, **settings) -> RunDir:
+             progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH, **settings) -> RunDir:
     """Train a language model on a text file (or a sample string given as `text`).
 
     `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and

@@ -28,7 +28,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 
 
 HEAD = Head(
-    task="seq2seq", title="an encoder-decoder", monitor=MONITOR,
+    task="seq2seq", cli="charseq.heads.seq2seq.cli", title="an encoder-decoder", monitor=MONITOR,
     train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam"), summary=summary,
     export=lazy("charseq.heads.seq2seq.export", "build_export"),

@@ -48,5 +48,17 @@ class Seq2SeqData:
             raise CharseqError("--max-input-len must be at least 1")
 
 
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How a trained encoder-decoder decodes unless told otherwise (translate, evaluate)."""
+
+    beam: int = 1  # 1: greedy
+    n_best: int = 1  # hypotheses returned per source
+    length_penalty: float = 1.0  # rank by log-probability / length**this
+    unknown: str = "error"  # a source character the model does not know: refused (or "unk")
+
+
+DECODE = DecodeConfig()
+
 # config.json's "data" besides Seq2SeqData's settings: the training file and how validation was held out.
 RECORDED = {"train": (TEXT, True), "split": (TEXT, False)}

@@ -28,7 +28,7 @@ from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_settings
-from charseq.heads.seq2seq.config import RECORDED, Seq2SeqConfig, Seq2SeqData
+from charseq.heads.seq2seq.config import DECODE, RECORDED, Seq2SeqConfig, Seq2SeqData
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
@@ -212,8 +212,9 @@ class Translator:
                                "--unknown unk")
         return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
 
-    def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
-                 length_penalty: float = 1.0, unknown: str = "error") -> list[list[tuple[str, float, float]]]:
+    def __call__(self, sources: list[str], beam: int = DECODE.beam, n_best: int = DECODE.n_best,
+                 max_len: int | None = None, length_penalty: float = DECODE.length_penalty,
+                 unknown: str = DECODE.unknown) -> list[list[tuple[str, float, float]]]:
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
@@ -226,7 +227,7 @@ def translate(path: str | Path, sources: list[str], **options) -> list[list[tupl
     return Translator(path)(sources, **options)
 
 
-def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = 1, skip_bad_rows: bool = False,
+def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
                      encoding: str = "utf-8", errors: str = "strict") -> dict:
     """Exact match and character error rate of the best hypothesis on a file of pairs."""
     import time
