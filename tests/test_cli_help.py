@@ -38,16 +38,18 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     """For each command: the defaults of the library code it calls (named by setting), and the
     settings the library sizes to the data. Looked up here from the library itself, independently of
     how cli.py names its owners."""
-    from charseq import sizing
     from charseq.data.pairs import make_pairs
     from charseq.heads.classifier.config import ClassifierConfig, ImageData, TextData
     from charseq.heads.classifier.run import evaluate_classifier
+    from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
     from charseq.heads.lm.beam import BeamSearch
     from charseq.heads.lm.config import DataConfig, ModelConfig
     from charseq.heads.lm.run import evaluate_lm, train_lm
+    from charseq.heads.lm.sizing import size_lm
     from charseq.heads.lm.sampling import Generator
     from charseq.heads.seq2seq.config import Seq2SeqConfig, Seq2SeqData
     from charseq.heads.seq2seq.run import Translator, evaluate_seq2seq
+    from charseq.heads.seq2seq.sizing import size_seq2seq
     from charseq.studio.app import serve
     from charseq.train import TrainConfig
 
@@ -55,13 +57,13 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     low, high = inspect.signature(make_pairs).parameters["length"].default
     return {
         "train-lm": ({**train, **_fields(ModelConfig), **_fields(DataConfig), **_parameters(train_lm)},
-                     set(sizing.size_lm(10_000, 50, {}).settings)),
+                     set(size_lm(10_000, 50, {}).settings)),
         "classify-mnist": ({**train, **_fields(ClassifierConfig), **_fields(ImageData)},
-                           set(sizing.size_image_classifier(1000, {}).settings)),
+                           set(size_image_classifier(1000, {}).settings)),
         "train-classifier": ({**train, **_fields(ClassifierConfig), **_fields(TextData)},
-                             set(sizing.size_text_classifier(1000, 50, {}).settings)),
+                             set(size_text_classifier(1000, 50, {}).settings)),
         "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_fields(Seq2SeqData)},
-                          set(sizing.size_seq2seq(1000, {}).settings)),
+                          set(size_seq2seq(1000, {}).settings)),
         "generate": ({**_parameters(BeamSearch.__call__), **_parameters(Generator.__call__)}, set()),
         "translate": ({**_parameters(Translator.__call__), "max_output_len": None}, set()),
         "evaluate": ({**_parameters(evaluate_classifier), **_parameters(evaluate_seq2seq), **_parameters(evaluate_lm)},

@@ -64,6 +64,9 @@ class Head:
     # The module of the head's commands (TensorFlow-free): COMMANDS (click commands `charseq` lists),
     # EVALUATE_OPTIONS (the click options `charseq evaluate` takes for it) and EVALUATE_HELP (what it reports).
     cli: str | None = None
+    # Train command -> its rule for the settings not given (its folder's sizing.py, plain Python):
+    # (statistics of the training data..., the settings given) -> charseq.sizing.Sizing.
+    sizing: dict = field(default_factory=dict)
     # config.json: the head's top-level keys besides charseq.runs.COMMON_KEYS, and its "data" section's
     # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
     config_keys: dict = field(default_factory=dict)

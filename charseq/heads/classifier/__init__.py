@@ -8,6 +8,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, TextData
 from charseq.settings import MAYBE_TEXT, TEXT, json_fields
 
@@ -46,4 +47,5 @@ HEAD = Head(
                  "init_from": (MAYBE_TEXT, False), "image_shape": ((list,), False)},
     data_keys={"images": {**IMAGES_RECORDED, **json_fields(ImageData)},
                "text": {**TEXT_RECORDED, **json_fields(TextData)}},
+    sizing={"classify-mnist": size_image_classifier, "train-classifier": size_text_classifier},
 )

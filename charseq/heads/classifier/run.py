@@ -33,7 +33,7 @@ from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
-from charseq.sizing import size_image_classifier, size_text_classifier
+from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab

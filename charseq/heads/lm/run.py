@@ -29,7 +29,7 @@ from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
-from charseq.sizing import size_lm
+from charseq.heads.lm.sizing import size_lm
 from charseq.train import TrainConfig, reopen_run, resolved, train, without_validation
 from charseq.vocab import load_vocab
 
@@ -59,7 +59,7 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
 
     `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
     :class:`~charseq.train.TrainConfig`; those not given are sized to the corpus by
-    :func:`charseq.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
+    :func:`charseq.heads.lm.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
     last checkpoint with its saved settings (only the stopping settings and the strategy may
     be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """

@@ -9,6 +9,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.heads.seq2seq.sizing import size_seq2seq
 from charseq.heads.seq2seq.config import RECORDED, Seq2SeqData
 from charseq.settings import json_fields
 
@@ -36,4 +37,5 @@ HEAD = Head(
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
     data_keys={None: {**json_fields(Seq2SeqData), **RECORDED}},
+    sizing={"train-seq2seq": size_seq2seq},
 )

@@ -30,7 +30,7 @@ from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_settings
 from charseq.heads.seq2seq.config import DECODE, RECORDED, Seq2SeqConfig, Seq2SeqData
 from charseq.heads.seq2seq.model import Seq2Seq
-from charseq.sizing import size_seq2seq
+from charseq.heads.seq2seq.sizing import size_seq2seq
 from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
 from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
