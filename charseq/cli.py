@@ -94,7 +94,7 @@ def evaluate_command() -> click.Command:
 def evaluate(model_dir, file, as_json, **options):
     configure_output()
     from charseq.errors import CharseqError
-    from charseq.heads import head_of
+    from charseq.runs import head_of
 
     head = head_of(model_dir)
     chosen = {name: value for name, value in options.items() if value is not None and value is not False}

@@ -51,7 +51,7 @@ from charseq import __version__
 from charseq.errors import CharseqError, WriteError
 from charseq.files import (append_text, current_umask, directory_locked, lock_directory, unheld_siblings,
                            unlock_directory, write_bytes_atomic, write_json_atomic)
-from charseq.heads import HEADS, head
+from charseq.heads import HEADS, Head, head
 from charseq.settings import TEXT
 
 CONFIG_FILE = "config.json"
@@ -699,3 +699,8 @@ class RunDir:
                      f"weights of its latest checkpoint (step {step}) instead")
             return meta
         raise CharseqError(f"{self.path} has no trained weights yet ({BEST_FILE} or {CHECKPOINT_FILE})")
+
+
+def head_of(run) -> Head:
+    """The head of the run directory `run` (its config.json says which)."""
+    return head(RunDir.open(run).read_config()["task"])

@@ -72,7 +72,7 @@ def split_settings(settings: dict, *groups) -> tuple:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
     kinds = {k: v for g in groups for k, v in setting_types(g).items()}
     for name, value in settings.items():
-        if not _accepts(kinds[name], value):  # units="16": named here, not as a TypeError deep inside
+        if not accepts(kinds[name], value, from_json=True):  # units="16": named here, not as a TypeError deep inside
             raise ArgumentTypeError(f"{name} must be {getattr(kinds[name], '__name__', str(kinds[name]))}, "
                                     f"not the {type(value).__name__} {value!r}")
     configs = tuple(from_flat(g, {k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
@@ -84,23 +84,6 @@ def split_settings(settings: dict, *groups) -> tuple:
 # The JSON types of config.json's keys that are not dataclass fields (charseq.runs.COMMON_KEYS and each
 # head's config_keys / data_keys).
 NUMBER, TEXT, MAYBE_TEXT, MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
-
-
-def _accepts(kind, value) -> bool:
-    """Whether `value`, read from JSON, fits the annotation `kind` (int, float, str, bool, X | None)."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return any(_accepts(k, value) for k in typing.get_args(kind))
-    if kind is type(None):
-        return value is None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is str:
-        return isinstance(value, str)
-    return True  # a field of a richer type checks itself in validate()
 
 
 # A config field that older runs' config.json lacks: field(..., metadata=ADDED_LATER). Loading such a run
@@ -136,7 +119,7 @@ def config_from_dict(cls, data, where: str):
     if unknown:
         raise CharseqError(f"{where} has unexpected settings: {', '.join(map(str, unknown))}")
     for name, value in data.items():
-        if not _accepts(hints[name], value):
+        if not accepts(hints[name], value, from_json=True):
             kind = getattr(hints[name], "__name__", str(hints[name]))
             raise CharseqError(f"{where}: {name} = {json.dumps(value)} is not of type {kind}")
     config = from_flat(cls, data)
@@ -347,32 +330,37 @@ def _type_name(kind) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
-def _accepts_argument(kind, value) -> bool:
-    """Whether `value` is of the annotated type `kind` (the subset of typing charseq's API uses)."""
+def accepts(kind, value, from_json: bool = False) -> bool:
+    """Whether `value` is of the annotated type `kind` (the subset of typing charseq's API uses).
+
+    `from_json`: a setting of a config dataclass, read from config.json or bound for it, where numbers
+    are plain int and float (not numpy's) and a field of a richer type checks itself in validate()."""
     if kind is typing.Any or kind is inspect.Parameter.empty:
         return True
     if isinstance(kind, list):  # from UNANNOTATED
         return isinstance(value, tuple(kind))
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return any(_accepts_argument(k, value) for k in typing.get_args(kind))
+        return any(accepts(k, value, from_json) for k in typing.get_args(kind))
     if kind is type(None):
         return value is None
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return isinstance(value, int if from_json else numbers.Integral) and not isinstance(value, bool)
     if kind is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return isinstance(value, (int, float) if from_json else numbers.Real) and not isinstance(value, bool)
     if kind is str:
         return isinstance(value, str)
+    if from_json:
+        return True
     if kind is os.PathLike or getattr(kind, "__name__", "") == "Path":
         return isinstance(value, _PATH_TYPES)
     if origin in (list, collections.abc.Sequence):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             return False
         args = typing.get_args(kind)
-        return not args or all(_accepts_argument(args[0], v) for v in value)
+        return not args or all(accepts(args[0], v) for v in value)
     if origin is tuple:
         return isinstance(value, (tuple, list))
     if origin is dict:
@@ -390,7 +378,7 @@ def _shown(value) -> str:
 
 
 def check_argument(name: str, kind, value) -> None:
-    if _accepts_argument(kind, value):
+    if accepts(kind, value):
         return
     hint = ""
     if isinstance(value, str) and typing.get_origin(kind) in (list, collections.abc.Sequence) or (

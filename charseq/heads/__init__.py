@@ -87,13 +87,6 @@ def all_heads() -> list[Head]:
     return [head(task) for task in HEADS]
 
 
-def head_of(run) -> Head:
-    """The head of the run directory `run` (its config.json says which)."""
-    from charseq.runs import RunDir
-
-    return head(RunDir.open(run).read_config()["task"])
-
-
 def train_commands() -> dict[str, Callable]:
     """Every train command of every head: CLI name -> library function (what `charseq grid` runs)."""
     return {name: fn for h in all_heads() for name, fn in h.train_commands.items()}

@@ -35,7 +35,8 @@ from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
+from charseq.start import given_data, reopen_run, resolved, sized
+from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "classifier"
@@ -165,11 +166,9 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         f"the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
     if not resume:
         sizing = size_image_classifier(len(y_train), settings)
-        model_cfg, data_cfg, train_cfg = _split_settings(sizing.settings, ImageData)
-        log(sizing.summary)
-        if not len(y_val):
-            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not val_fraction else
-                                           f"--val-fraction {val_fraction:g} holds out no image")
+        model_cfg, data_cfg, train_cfg = sized(sizing, settings, (ClassifierConfig, ImageData, TrainConfig), log, (
+            None if len(y_val) else "--val-fraction 0" if not val_fraction else
+            f"--val-fraction {val_fraction:g} holds out no image"))
         run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
@@ -310,10 +309,8 @@ def _train_classifier(train_file, out, *, init_from, force, resume, log, progres
 
     if not resume:
         sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
-        model_cfg, _, train_cfg = _split_settings(sizing.settings)
-        log(sizing.summary)
-        if not val_texts:
-            train_cfg = without_validation(train_cfg, settings, log, no_split)
+        model_cfg, _, train_cfg = sized(sizing, settings, (ClassifierConfig, TextData, TrainConfig), log,
+                                        None if val_texts else no_split)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
         check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "

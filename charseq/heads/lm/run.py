@@ -30,7 +30,8 @@ from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.heads.lm.sizing import size_lm
-from charseq.train import TrainConfig, reopen_run, resolved, train, without_validation
+from charseq.start import reopen_run, resolved, without_validation
+from charseq.train import TrainConfig, train
 from charseq.vocab import load_vocab
 
 TASK = "lm"

@@ -31,7 +31,8 @@ from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_setti
 from charseq.heads.seq2seq.config import DECODE, RECORDED, Seq2SeqConfig, Seq2SeqData
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
+from charseq.start import given_data, reopen_run, resolved, sized
+from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
 TASK = "seq2seq"
@@ -139,10 +140,8 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
         source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
     if not resume:
         sizing = size_seq2seq(len(sources), settings)
-        model_cfg, _, train_cfg = _split_settings(sizing.settings)
-        log(sizing.summary)
-        if not val_sources:
-            train_cfg = without_validation(train_cfg, settings, log, no_split)
+        model_cfg, _, train_cfg = sized(sizing, settings, (Seq2SeqConfig, Seq2SeqData, TrainConfig), log,
+                                        None if val_sources else no_split)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
