@@ -39,15 +39,15 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     settings the library sizes to the data. Looked up here from the library itself, independently of
     how cli.py names its owners."""
     from charseq.data.pairs import make_pairs
-    from charseq.heads.classifier.config import ClassifierConfig, ImageData, TextData
+    from charseq.heads.classifier.config import ImageData, ModelConfig as ClassifierModel, TextData
     from charseq.heads.classifier.run import evaluate_classifier
     from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
     from charseq.heads.lm.beam import BeamSearch
-    from charseq.heads.lm.config import DataConfig, ModelConfig
+    from charseq.heads.lm.config import DataConfig as LMData, ModelConfig as LMModel
     from charseq.heads.lm.run import evaluate_lm, train_lm
     from charseq.heads.lm.sizing import size_lm
     from charseq.heads.lm.sampling import Generator
-    from charseq.heads.seq2seq.config import Seq2SeqConfig, Seq2SeqData
+    from charseq.heads.seq2seq.config import DataConfig as Seq2SeqData, ModelConfig as Seq2SeqModel
     from charseq.heads.seq2seq.run import Translator, evaluate_seq2seq
     from charseq.heads.seq2seq.sizing import size_seq2seq
     from charseq.studio.app import serve
@@ -56,13 +56,13 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     train = _fields(TrainConfig)
     low, high = inspect.signature(make_pairs).parameters["length"].default
     return {
-        "train-lm": ({**train, **_fields(ModelConfig), **_fields(DataConfig), **_parameters(train_lm)},
+        "train-lm": ({**train, **_fields(LMModel), **_fields(LMData), **_parameters(train_lm)},
                      set(size_lm(10_000, 50, {}).settings)),
-        "classify-mnist": ({**train, **_fields(ClassifierConfig), **_fields(ImageData)},
+        "classify-mnist": ({**train, **_fields(ClassifierModel), **_fields(ImageData)},
                            set(size_image_classifier(1000, {}).settings)),
-        "train-classifier": ({**train, **_fields(ClassifierConfig), **_fields(TextData)},
+        "train-classifier": ({**train, **_fields(ClassifierModel), **_fields(TextData)},
                              set(size_text_classifier(1000, 50, {}).settings)),
-        "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_fields(Seq2SeqData)},
+        "train-seq2seq": ({**train, **_fields(Seq2SeqModel), **_fields(Seq2SeqData)},
                           set(size_seq2seq(1000, {}).settings)),
         "generate": ({**_parameters(BeamSearch.__call__), **_parameters(Generator.__call__)}, set()),
         "translate": ({**_parameters(Translator.__call__), "max_output_len": None}, set()),

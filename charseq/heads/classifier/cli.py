@@ -12,7 +12,7 @@ from charseq.options import (SIZED, configure_output, given_settings, inputs, js
                              model_options, train_on_file, training_options)
 from charseq.settings import READOUTS, TOKENIZERS
 
-CLASSIFIER_MODEL = "charseq.heads.classifier.config:ClassifierConfig"
+CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
 TRAIN_CLASSIFIER = "charseq.heads.classifier.config:TextData"  # owns train-classifier's data defaults
 label_smoothing_option = library_option(  # both classifiers'
     "--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",

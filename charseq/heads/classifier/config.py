@@ -13,7 +13,7 @@ from charseq.vocab import check_piece_vocab_size
 
 
 @dataclass
-class ClassifierConfig:
+class ModelConfig:
     """The classifier's shape and what it reads."""
 
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(units=128))
@@ -36,6 +36,9 @@ class ClassifierConfig:
             raise CharseqError("--augment-shift must be 0 or more")
         for name in ("augment_rotate", "augment_scale", "augment_elastic", "char_noise", "label_smoothing"):
             check_number(name, getattr(self, name))
+
+
+ClassifierConfig = ModelConfig  # its name before every head's config.py named its classes by role
 
 
 @dataclass

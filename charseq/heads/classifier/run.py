@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ClassifierConfig, ImageData, TextData
+from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ModelConfig, ImageData, TextData
 from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
@@ -42,21 +42,24 @@ from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_
 TASK = "classifier"
 
 
-def _split_settings(settings: dict, data=TextData) -> tuple[ClassifierConfig, TextData | ImageData, TrainConfig]:
-    return split_settings(settings, ClassifierConfig, data, TrainConfig)
+def _split_settings(settings: dict, data=TextData) -> tuple[ModelConfig, TextData | ImageData, TrainConfig]:
+    return split_settings(settings, ModelConfig, data, TrainConfig)
 
 
-def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
+def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
                      image_shape: tuple[int, int] = (28, 28)):
     """A classifier of texts (ids below `vocab_size`) or, with `vocab_size` None, of images of
     `image_shape` (rows, columns) read row by row, with its weights created."""
-    c = config_from_dict(ClassifierConfig, cfg, "config.json model")
+    c = config_from_dict(ModelConfig, cfg, "config.json model")
     if not precision and vocab_size is not None:  # texts: float32 where the compiled kernels are faster
         precision = resolve_precision(c.backbone.precision, c.backbone.units, c.backbone.cell)
     model = SequenceClassifier(num_classes, replace(c.backbone, precision=precision or c.backbone.precision),
                                vocab_size=vocab_size, masking=vocab_size is not None, readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))
     return model
+
+
+build_classifier = build_model  # its name before every head named its builder by role
 
 
 def _labels_index(labels: list[str]) -> list[str]:
@@ -121,7 +124,7 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
                 **settings) -> RunDir:
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels).
 
-    `settings` are the fields of :class:`~charseq.heads.classifier.config.ClassifierConfig`,
+    `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
     :class:`~charseq.heads.classifier.config.ImageData` and :class:`~charseq.train.TrainConfig`.
     Validation (every evaluation, early stopping, the best weights) uses images held out of the
     training images, stratified by class and seeded by `seed`: `val_fraction` of them, by default
@@ -138,7 +141,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
             config.get("data"), path=("--data", resolved(data), None)), data_config=ImageData)
-        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
         val_fraction = config["data"].get("val_fraction")
     else:
@@ -166,7 +169,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         f"the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
     if not resume:
         sizing = size_image_classifier(len(y_train), settings)
-        model_cfg, data_cfg, train_cfg = sized(sizing, settings, (ClassifierConfig, ImageData, TrainConfig), log, (
+        model_cfg, data_cfg, train_cfg = sized(sizing, settings, (ModelConfig, ImageData, TrainConfig), log, (
             None if len(y_val) else "--val-fraction 0" if not val_fraction else
             f"--val-fraction {val_fraction:g} holds out no image"))
         run = RunDir.create(out, force=force)
@@ -178,7 +181,7 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
         (run.path / TEST_FILE).unlink(missing_ok=True)  # it scored weights that training now goes past
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
+        model = build_model(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
     task = ImageTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift,
                      augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
@@ -206,7 +209,7 @@ def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
     return record
 
 
-def _log_model(log, model, cfg: ClassifierConfig, task) -> None:
+def _log_model(log, model, cfg: ModelConfig, task) -> None:
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     log(f"model: {cfg.backbone.shape()}, "
         f"{params:,} parameters, {model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
@@ -217,7 +220,7 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
                      log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a text classifier on a TSV/CSV file with a header (text and label columns).
 
-    `settings` are the fields of :class:`~charseq.heads.classifier.config.ClassifierConfig`,
+    `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
     :class:`~charseq.heads.classifier.config.TextData` and :class:`~charseq.train.TrainConfig`.
     The texts are read as characters, or with `tokenizer="sentencepiece"` as `vocab_size`
     SentencePiece pieces learned from the training texts (each text begins a word).
@@ -235,7 +238,7 @@ def _train_classifier(train_file, out, *, init_from, force, resume, log, progres
             config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), **given_data(
             {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))},
             data_config=TextData)
-        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
         data_cfg = config_from_dict(TextData, {k: v for k, v in config["data"].items() if k not in TEXT_RECORDED},
                                     f"{run.path}/config.json data")
         train_file = config["data"]["train"]
@@ -309,7 +312,7 @@ def _train_classifier(train_file, out, *, init_from, force, resume, log, progres
 
     if not resume:
         sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
-        model_cfg, _, train_cfg = sized(sizing, settings, (ClassifierConfig, TextData, TrainConfig), log,
+        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, TextData, TrainConfig), log,
                                         None if val_texts else no_split)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
         check_model_memory(model_cfg.backbone, vocab.size)
@@ -329,7 +332,7 @@ def _train_classifier(train_file, out, *, init_from, force, resume, log, progres
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(flat(model_cfg), len(names), vocab.size)
+        model = build_model(flat(model_cfg), len(names), vocab.size)
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
     task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
@@ -360,7 +363,7 @@ def load_classifier(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
     try:
-        model = build_classifier(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
+        model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
                                  image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None

@@ -10,7 +10,7 @@
 
 from charseq.heads import Head, lazy
 from charseq.heads.seq2seq.sizing import size_seq2seq
-from charseq.heads.seq2seq.config import RECORDED, Seq2SeqData
+from charseq.heads.seq2seq.config import RECORDED, DataConfig
 from charseq.settings import json_fields
 
 MONITOR = ("val_exact_match", "max")
@@ -36,6 +36,6 @@ HEAD = Head(
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
-    data_keys={None: {**json_fields(Seq2SeqData), **RECORDED}},
+    data_keys={None: {**json_fields(DataConfig), **RECORDED}},
     sizing={"train-seq2seq": size_seq2seq},
 )

@@ -13,8 +13,8 @@ from charseq.options import (LibraryOption, configure_output, given, inputs, jso
 from charseq.settings import ATTENTIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
-SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:Seq2SeqConfig"
-TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:Seq2SeqData"  # owns train-seq2seq's data defaults
+SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:ModelConfig"
+TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq's data defaults
 
 
 @click.command("make-pairs")

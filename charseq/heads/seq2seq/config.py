@@ -11,7 +11,7 @@ from charseq.settings import ATTENTIONS, PATH, TEXT, BackboneConfig
 
 
 @dataclass
-class Seq2SeqConfig:
+class ModelConfig:
     """The encoder-decoder's shape and how it reads its pairs."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)  # the encoder's and the decoder's
@@ -30,8 +30,11 @@ class Seq2SeqConfig:
             raise CharseqError("--max-output-len must be at least 1")
 
 
+Seq2SeqConfig = ModelConfig  # its name before every head's config.py named its classes by role
+
+
 @dataclass
-class Seq2SeqData:
+class DataConfig:
     """How an encoder-decoder reads its source<TAB>target files (config.json's "data", beside the training file)."""
 
     val: str | None = field(default=None, metadata=PATH)  # a validation file; None: hold out val_fraction
@@ -60,5 +63,5 @@ class DecodeConfig:
 
 DECODE = DecodeConfig()
 
-# config.json's "data" besides Seq2SeqData's settings: the training file and how validation was held out.
+# config.json's "data" besides DataConfig's settings: the training file and how validation was held out.
 RECORDED = {"train": (TEXT, True), "split": (TEXT, False)}

@@ -28,7 +28,7 @@ from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_settings
-from charseq.heads.seq2seq.config import DECODE, RECORDED, Seq2SeqConfig, Seq2SeqData
+from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
 from charseq.start import given_data, reopen_run, resolved, sized
@@ -40,16 +40,19 @@ TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with t
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (the pairs of one source together)
 
 
-def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, Seq2SeqData, TrainConfig]:
-    return split_settings(settings, Seq2SeqConfig, Seq2SeqData, TrainConfig)
+def _split_settings(settings: dict) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    return split_settings(settings, ModelConfig, DataConfig, TrainConfig)
 
 
-def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
-    c = config_from_dict(Seq2SeqConfig, cfg, "config.json model")
+def build_model(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
+    c = config_from_dict(ModelConfig, cfg, "config.json model")
     model = Seq2Seq(source_size, target_size, replace(c.backbone, precision=precision or c.backbone.precision),
                     attention=c.attention)
     model((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
     return model
+
+
+build_seq2seq = build_model  # its name before every head named its builder by role
 
 
 def encode_sources(vocab, sources: list[str], reverse: bool) -> list[np.ndarray]:
@@ -71,8 +74,8 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
                   **settings) -> RunDir:
     """Train an encoder-decoder on `source<TAB>target` lines of `train_file`.
 
-    `settings` are the fields of :class:`~charseq.heads.seq2seq.config.Seq2SeqConfig`,
-    :class:`~charseq.heads.seq2seq.config.Seq2SeqData` and :class:`~charseq.train.TrainConfig`.
+    `settings` are the fields of :class:`~charseq.heads.seq2seq.config.ModelConfig`,
+    :class:`~charseq.heads.seq2seq.config.DataConfig` and :class:`~charseq.train.TrainConfig`.
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
@@ -84,9 +87,9 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
 def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), data_config=Seq2SeqData)
-        model_cfg = config_from_dict(Seq2SeqConfig, config.get("model"), f"{run.path}/config.json model")
-        data_cfg = config_from_dict(Seq2SeqData, {k: v for k, v in config["data"].items() if k not in RECORDED},
+            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), data_config=DataConfig)
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
+        data_cfg = config_from_dict(DataConfig, {k: v for k, v in config["data"].items() if k not in RECORDED},
                                     f"{run.path}/config.json data")
         train_file = config["data"]["train"]
     else:
@@ -140,7 +143,7 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
         source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
     if not resume:
         sizing = size_seq2seq(len(sources), settings)
-        model_cfg, _, train_cfg = sized(sizing, settings, (Seq2SeqConfig, Seq2SeqData, TrainConfig), log,
+        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, DataConfig, TrainConfig), log,
                                         None if val_sources else no_split)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
@@ -165,7 +168,7 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
 
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_seq2seq(flat(model_cfg), source_vocab.size, target_vocab.size)
+        model = build_model(flat(model_cfg), source_vocab.size, target_vocab.size)
     rev = model_cfg.reverse_source
     task = Seq2SeqTask(model, target_vocab,
                        (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
@@ -186,7 +189,7 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     try:
         source_vocab, target_vocab = _load_vocabs(run, config["data"]["shared_vocab"])
-        model = build_seq2seq(config["model"], source_vocab.size, target_vocab.size, precision)
+        model = build_model(config["model"], source_vocab.size, target_vocab.size, precision)
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe an encoder-decoder ({e})") from None
     run.load_weights(model)
