@@ -18,7 +18,7 @@ _API = {
     "CharVocab": "charseq.vocab", "SentencePieceVocab": "charseq.vocab", "load_vocab": "charseq.vocab",
     "RecurrentBackbone": "charseq.backbone", "BackboneConfig": "charseq.settings",
     "LanguageModel": "charseq.heads.lm.model",
-    "TrainConfig": "charseq.train", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
+    "TrainConfig": "charseq.settings", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
     "train_lm": "charseq.heads.lm.run", "load_lm": "charseq.heads.lm.run", "evaluate_lm": "charseq.heads.lm.run",
     "generate": "charseq.heads.lm.sampling",
     "SequenceClassifier": "charseq.heads.classifier.model", "train_mnist": "charseq.heads.classifier.run",

@@ -48,7 +48,7 @@ from charseq import __version__
 from charseq.errors import CharseqError, WriteError
 from charseq.files import (append_text, directory_locked, lock_directory, unlock_directory, write_bytes_atomic,
                            write_json_atomic)
-from charseq.heads import HEADS, head
+from charseq.heads import HEADS, Head, head
 from charseq.settings import TEXT
 from charseq.transaction import Replacement, destination, recover
 
@@ -137,8 +137,9 @@ def _random_states(model) -> list:
 
 
 # What every config.json holds at the top level: {key: (accepted JSON types, required)}. Each head
-# adds its own keys, and those of its "data" section where that is not a dataclass of its own
-# (charseq.heads.Head.config_keys, data_keys); anything else is refused by name.
+# adds its own keys, and those of its "data" section where that holds more than a dataclass of its
+# own (charseq.heads.Head.config_keys, data_keys, the latter from the head's config.py); anything else
+# is refused by name.
 COMMON_KEYS = {"task": (TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
                "charseq_version": (TEXT, False), "run_format": ((int,), False), "sizing": (TEXT, False)}
 
@@ -639,3 +640,8 @@ class RunDir:
                      f"weights of its latest checkpoint (step {step}) instead")
             return meta
         raise CharseqError(f"{self.path} has no trained weights yet ({BEST_FILE} or {CHECKPOINT_FILE})")
+
+
+def head_of(run) -> Head:
+    """The head of the run directory `run` (its config.json says which)."""
+    return head(RunDir.open(run).read_config()["task"])

@@ -31,11 +31,12 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import numbers
 import os
 import types
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 from charseq.errors import ArgumentTypeError, CharseqError
 
@@ -71,7 +72,7 @@ def split_settings(settings: dict, *groups) -> tuple:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
     kinds = {k: v for g in groups for k, v in setting_types(g).items()}
     for name, value in settings.items():
-        if not _accepts(kinds[name], value):  # units="16": named here, not as a TypeError deep inside
+        if not accepts(kinds[name], value, from_json=True):  # units="16": named here, not as a TypeError deep inside
             raise ArgumentTypeError(f"{name} must be {getattr(kinds[name], '__name__', str(kinds[name]))}, "
                                     f"not the {type(value).__name__} {value!r}")
     configs = tuple(from_flat(g, {k: v for k, v in settings.items() if k in n}) for g, n in zip(groups, names))
@@ -85,21 +86,23 @@ def split_settings(settings: dict, *groups) -> tuple:
 NUMBER, TEXT, MAYBE_TEXT, MAYBE_INT = (int, float), (str,), (str, type(None)), (int, type(None))
 
 
-def _accepts(kind, value) -> bool:
-    """Whether `value`, read from JSON, fits the annotation `kind` (int, float, str, bool, X | None)."""
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return any(_accepts(k, value) for k in typing.get_args(kind))
-    if kind is type(None):
-        return value is None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is str:
-        return isinstance(value, str)
-    return True  # a field of a richer type checks itself in validate()
+# A config field that older runs' config.json lacks: field(..., metadata=ADDED_LATER). Loading such a run
+# takes the field's default; a field without it is required (its absence means a damaged config.json).
+ADDED_LATER = {"added_later": True}
+# A config field that names a file: config.json records it absolute, and --resume compares it so.
+PATH = {"path": True}
+
+
+def json_fields(cls) -> dict:
+    """The config dataclass `cls` as config.json holds it: {key: (accepted JSON types, required)}, the
+    schema charseq.runs.check_config applies to a section that also records keys of its own."""
+    hints, schema = setting_types(cls), {}
+    required = {f.name: not f.metadata.get("added_later") for f in fields(cls)}
+    for name, kind in hints.items():
+        kinds = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+        json_types = tuple(t for k in kinds for t in ({float: NUMBER}.get(k) or (k,)))
+        schema[name] = (json_types, required.get(name, True))
+    return schema
 
 
 def config_from_dict(cls, data, where: str):
@@ -116,7 +119,7 @@ def config_from_dict(cls, data, where: str):
     if unknown:
         raise CharseqError(f"{where} has unexpected settings: {', '.join(map(str, unknown))}")
     for name, value in data.items():
-        if not _accepts(hints[name], value):
+        if not accepts(hints[name], value, from_json=True):
             kind = getattr(hints[name], "__name__", str(hints[name]))
             raise CharseqError(f"{where}: {name} = {json.dumps(value)} is not of type {kind}")
     config = from_flat(cls, data)
@@ -214,6 +217,72 @@ class BackboneConfig:
         check_model_memory(self)  # the backbone alone (heads add their vocabulary when they know it)
 
 
+@dataclass
+class TrainConfig:
+    """How to train: the optimisation settings shared by every head (model settings live with the head)."""
+
+    batch_size: int = 128
+    max_steps: int | None = None
+    epochs: float | None = None
+    time_budget: float | None = None  # minutes of training (evaluation included)
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    lr_decay: str = "cosine"  # cosine anneals to lr * min_lr_ratio at the end of the run
+    decay_steps: int = 1000
+    decay_rate: float = 0.96
+    staircase: bool = False
+    min_lr_ratio: float = 0.02
+    clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
+    # An exponential moving average of the weights (Polyak averaging; Keras' optimizer keeps it) with
+    # this momentum, 0 for none. Evaluations, the best weights and so every prediction use the average;
+    # training goes on from the raw weights, which the checkpoints keep with the average beside them.
+    ema: float = 0.0
+    eval_every: int | None = 200  # None: once per epoch
+    patience: int | None = None  # early stopping: stop after this many evaluations without improvement
+    seed: int = 0
+    keep: int = 1  # checkpoints kept: the latest, plus keep - 1 older ones in checkpoints/
+    on_nan: str = "stop"  # a non-finite loss: stop, or go back to the last checkpoint and skip the batch
+    strategy: str = "default"  # tf.distribute: default (none), mirrored or multiworker; see charseq.distribute
+
+    def validate(self) -> None:
+        from charseq.limits import check_number
+
+        def positive(name, value, allow_none=False):
+            if value is None and allow_none:
+                return
+            if value is None or not (value > 0 and math.isfinite(value)):
+                raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+        positive("batch_size", self.batch_size)
+        positive("max_steps", self.max_steps, True)
+        positive("decay_steps", self.decay_steps)
+        for name in ("epochs", "time_budget", "lr", "decay_rate", "clip_norm", "ema", "min_lr_ratio"):
+            if getattr(self, name) is not None or name not in ("epochs", "time_budget"):
+                check_number(name, getattr(self, name))
+        positive("eval_every", self.eval_every, True)
+        positive("patience", self.patience, True)
+        if self.optimizer not in OPTIMIZERS:
+            raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.lr_decay not in LR_DECAYS:
+            raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
+        positive("keep", self.keep)
+        check_seed(self.seed)
+        if self.on_nan not in ON_NAN:
+            raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
+        if self.strategy not in STRATEGIES:
+            raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.strategy == "multiworker" and self.time_budget:
+            # Workers' clocks disagree: each would stop (and anneal the learning rate) at its own step.
+            raise CharseqError("--time-budget cannot be used with --strategy multiworker; give --max-steps or --epochs")
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config.json train") -> "TrainConfig":
+        return config_from_dict(cls, data, where)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+
 # ----------------------------------------------------------------------------- the Python API's boundary
 # The Python API's boundary: every public function (charseq.X) checks its arguments' types before it
 # does anything. A wrong type is an ArgumentTypeError (a TypeError and a CharseqError) naming the
@@ -261,32 +330,37 @@ def _type_name(kind) -> str:
     return getattr(kind, "__name__", str(kind))
 
 
-def _accepts_argument(kind, value) -> bool:
-    """Whether `value` is of the annotated type `kind` (the subset of typing charseq's API uses)."""
+def accepts(kind, value, from_json: bool = False) -> bool:
+    """Whether `value` is of the annotated type `kind` (the subset of typing charseq's API uses).
+
+    `from_json`: a setting of a config dataclass, read from config.json or bound for it, where numbers
+    are plain int and float (not numpy's) and a field of a richer type checks itself in validate()."""
     if kind is typing.Any or kind is inspect.Parameter.empty:
         return True
     if isinstance(kind, list):  # from UNANNOTATED
         return isinstance(value, tuple(kind))
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
-        return any(_accepts_argument(k, value) for k in typing.get_args(kind))
+        return any(accepts(k, value, from_json) for k in typing.get_args(kind))
     if kind is type(None):
         return value is None
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return isinstance(value, int if from_json else numbers.Integral) and not isinstance(value, bool)
     if kind is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+        return isinstance(value, (int, float) if from_json else numbers.Real) and not isinstance(value, bool)
     if kind is str:
         return isinstance(value, str)
+    if from_json:
+        return True
     if kind is os.PathLike or getattr(kind, "__name__", "") == "Path":
         return isinstance(value, _PATH_TYPES)
     if origin in (list, collections.abc.Sequence):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             return False
         args = typing.get_args(kind)
-        return not args or all(_accepts_argument(args[0], v) for v in value)
+        return not args or all(accepts(args[0], v) for v in value)
     if origin is tuple:
         return isinstance(value, (tuple, list))
     if origin is dict:
@@ -304,7 +378,7 @@ def _shown(value) -> str:
 
 
 def check_argument(name: str, kind, value) -> None:
-    if _accepts_argument(kind, value):
+    if accepts(kind, value):
         return
     hint = ""
     if isinstance(value, str) and typing.get_origin(kind) in (list, collections.abc.Sequence) or (

@@ -25,20 +25,17 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Protocol
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from charseq.distribute import STRATEGIES, any_worker, prepare_optimizer, scope
+from charseq.distribute import any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
-from charseq.limits import check_number
 from charseq.runs import RunDir
-from charseq.settings import LR_DECAYS, ON_NAN, OPTIMIZERS as OPTIMIZER_NAMES, check_seed, config_from_dict
-from charseq.sizing import STOP_SETTINGS  # the settings that say where to stop (one list, the sizing rule's)
+from charseq.settings import OPTIMIZERS as OPTIMIZER_NAMES, TrainConfig  # noqa: F401 (charseq.train.TrainConfig)
+from charseq.start import move_the_end
 
 OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.RMSprop, keras.optimizers.SGD,
                                          keras.optimizers.Adagrad)))
@@ -48,69 +45,6 @@ LOSS_MIN_DELTA = 1e-3
 SAMPLE_EVERY_S = 30  # seconds between the sample texts shown at evaluations
 MAX_NAN_SKIPS = 5  # --on-nan skip gives up after this many rollbacks: the run is diverging, not unlucky
 STATUS_EVERY_S = 3  # seconds between progress records in status.json (a live studio's progress bar)
-
-
-@dataclass
-class TrainConfig:
-    """How to train: the optimisation settings shared by every head (model settings live with the head)."""
-
-    batch_size: int = 128
-    max_steps: int | None = None
-    epochs: float | None = None
-    time_budget: float | None = None  # minutes of training (evaluation included)
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    lr_decay: str = "cosine"  # cosine anneals to lr * min_lr_ratio at the end of the run
-    decay_steps: int = 1000
-    decay_rate: float = 0.96
-    staircase: bool = False
-    min_lr_ratio: float = 0.02
-    clip_norm: float = 1.0  # global gradient-norm clipping; 0 turns it off
-    # An exponential moving average of the weights (Polyak averaging; Keras' optimizer keeps it) with
-    # this momentum, 0 for none. Evaluations, the best weights and so every prediction use the average;
-    # training goes on from the raw weights, which the checkpoints keep with the average beside them.
-    ema: float = 0.0
-    eval_every: int | None = 200  # None: once per epoch
-    patience: int | None = None  # early stopping: stop after this many evaluations without improvement
-    seed: int = 0
-    keep: int = 1  # checkpoints kept: the latest, plus keep - 1 older ones in checkpoints/
-    on_nan: str = "stop"  # a non-finite loss: stop, or go back to the last checkpoint and skip the batch
-    strategy: str = "default"  # tf.distribute: default (none), mirrored or multiworker; see charseq.distribute
-
-    def validate(self) -> None:
-        def positive(name, value, allow_none=False):
-            if value is None and allow_none:
-                return
-            if value is None or not (value > 0 and math.isfinite(value)):
-                raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
-        positive("batch_size", self.batch_size)
-        positive("max_steps", self.max_steps, True)
-        positive("decay_steps", self.decay_steps)
-        for name in ("epochs", "time_budget", "lr", "decay_rate", "clip_norm", "ema", "min_lr_ratio"):
-            if getattr(self, name) is not None or name not in ("epochs", "time_budget"):
-                check_number(name, getattr(self, name))
-        positive("eval_every", self.eval_every, True)
-        positive("patience", self.patience, True)
-        if self.optimizer not in OPTIMIZERS:
-            raise CharseqError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if self.lr_decay not in LR_DECAYS:
-            raise CharseqError(f"--lr-decay must be one of {', '.join(LR_DECAYS)}")
-        positive("keep", self.keep)
-        check_seed(self.seed)
-        if self.on_nan not in ON_NAN:
-            raise CharseqError(f"--on-nan must be one of {', '.join(ON_NAN)}")
-        if self.strategy not in STRATEGIES:
-            raise CharseqError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-        if self.strategy == "multiworker" and self.time_budget:
-            # Workers' clocks disagree: each would stop (and anneal the learning rate) at its own step.
-            raise CharseqError("--time-budget cannot be used with --strategy multiworker; give --max-steps or --epochs")
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "config.json train") -> "TrainConfig":
-        return config_from_dict(cls, data, where)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Task(Protocol):
@@ -127,105 +61,6 @@ class Task(Protocol):
     def evaluate(self) -> dict: ...  # must contain the monitored metric
     def state(self) -> dict: ...  # arrays to keep in checkpoints (e.g. carried RNN state)
     def restore(self, arrays: dict) -> None: ...
-
-
-# What a resumed run may change: where to stop, how to spread.
-RESUME_SETTINGS = (*STOP_SETTINGS, "patience", "strategy")
-
-
-def says_when_to_stop(settings: dict) -> bool:
-    """Whether the user set a stopping rule (then no default one is added: `--max-steps` alone
-    means what it says, not "whichever comes first with early stopping")."""
-    return any(settings.get(k) is not None for k in STOP_SETTINGS)
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _same(given, recorded) -> bool:
-    if isinstance(given, (int, float)) and isinstance(recorded, (int, float)) and \
-            not isinstance(given, bool) and not isinstance(recorded, bool):
-        return float(given) == float(recorded)
-    return given == recorded
-
-
-def given_data(recorded, **options) -> dict:
-    """A head's data options as given on --resume, for `reopen_run`: each option is
-    key=(label, value, default) and is compared with `recorded[key]`; one left at its default
-    (not given) or that this run did not record is not compared."""
-    recorded = recorded if isinstance(recorded, dict) else {}
-    return {label: (value, recorded[key]) for key, (label, value, default) in options.items()
-            if value != default and key in recorded}
-
-
-def resolved(path) -> str | None:
-    """A path as config.json records it (absolute), so that a resume from elsewhere compares right."""
-    return None if path is None else str(Path(path).resolve())
-
-
-def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None
-               ) -> tuple[RunDir, dict, TrainConfig]:
-    """An existing run of `task` to resume: (run, its config.json, its training settings).
-
-    A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
-    data options (`data(config)` gives them as {label: (given, recorded)}, see `given_data`),
-    but a value that differs from the recorded one is refused, naming each such option and its
-    recorded value. Only where to stop (STOP_SETTINGS) and the strategy may change; `train`
-    checks a new end against the run's progress and writes it to config.json.
-    """
-    run = RunDir.open(out)
-    config = run.require_task(task)
-    where = run.path / "config.json"
-    train_section = config.get("train")
-    if not isinstance(train_section, dict):
-        raise CharseqError(f"{where} has no training settings")
-    recorded = {}
-    for section in ("model", "data"):
-        if isinstance(config.get(section), dict):
-            recorded.update(config[section])
-    recorded.update(train_section)
-    changed, unknown = [], []
-    for name, value in settings.items():
-        if name in RESUME_SETTINGS or value is None:
-            continue
-        if name not in recorded:
-            unknown.append(_option(name))
-        elif not _same(value, recorded[name]):
-            changed.append(f"{_option(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
-    for label, (value, was) in (data(config) if data else {}).items():
-        if not _same(value, was):
-            changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
-                           f"given {json.dumps(value, ensure_ascii=False)})")
-    if changed or unknown:
-        what = "; ".join(filter(None, [
-            f"these settings cannot change: {', '.join(changed)}" if changed else "",
-            f"this run did not record {', '.join(unknown)}" if unknown else ""]))
-        raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. "
-                           f"Only {', '.join(map(_option, RESUME_SETTINGS))} may be given on --resume; "
-                           "for other settings train a new run (another --out, or --force to replace this one)")
-    stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
-    if says_when_to_stop(stop) and "patience" not in stop:
-        stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it
-    training = TrainConfig.from_dict({**train_section, **stop}, f"{where} train")
-    return run, config, training
-
-
-def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], None],
-                       why: str = "--val-fraction 0") -> TrainConfig:
-    """The training settings of a run with no validation split (--val-fraction 0): nothing is
-    validated, so nothing stops early and the weights kept are the last ones. --patience is refused;
-    the cap of passes the sizing rule set with it (or the user's end) is where training stops."""
-    if settings.get("patience") is not None:
-        raise CharseqError(f"--patience stops when the validation metric stops improving, and there is no "
-                           f"validation split ({why}); give --max-steps, --epochs or --time-budget, "
-                           "or hold out a validation split")
-    cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
-    ends = [f"{cfg.max_steps} steps" if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
-            f"{cfg.time_budget:g} min" if cfg.time_budget else None]
-    log(f"no validation split ({why}): no validation figures, no early stopping; the last weights are kept; "
-        "training stops at " + " or ".join(e for e in ends if e))
-    return cfg
 
 
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
@@ -362,7 +197,7 @@ class TrainingLoop:
         self.saved, extra = self.run_dir.load_checkpoint(self.model, self.optimizer, log=self.log)
         self.task.restore(extra)
         with self.writing("config.json"):
-            _move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
+            move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
         with self.writing("metrics.jsonl"):
             self.run_dir.truncate_metrics(self.saved["step"])
         self.last = self.run_dir.metrics()[-1] if self.run_dir.metrics() else {}
@@ -574,26 +409,3 @@ class TrainingLoop:
                 self.log(f"early stop at step {self.step}: no improvement in the last {cfg.patience} evaluations; "
                          f"the best weights ({self.monitor} {self.saved['best']:.4f}) are kept")
         return True
-
-
-def _move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | None, budget_s: float | None,
-                  log) -> None:
-    """On --resume: a new end (--max-steps, --epochs, --time-budget) must not be before the
-    run's progress; if it is not, it is written to config.json and said."""
-    config = run.read_config()
-    recorded = config["train"]
-    moved = {k: (recorded.get(k), getattr(cfg, k)) for k in RESUME_SETTINGS if not _same(recorded.get(k), getattr(cfg, k))}
-    if not moved:
-        return
-    step, elapsed = int(progress["step"]), float(progress["elapsed_s"])
-    stops = [k for k in moved if k in STOP_SETTINGS and getattr(cfg, k) is not None]
-    if "time_budget" in stops and budget_s is not None and budget_s < elapsed:
-        raise CharseqError(f"--time-budget {cfg.time_budget:g} is before this run's progress ({elapsed / 60:.1f} "
-                           f"minutes trained); give a later end, or omit it to keep {recorded.get('time_budget')}")
-    if end_step is not None and end_step < step and any(k in stops for k in ("max_steps", "epochs")):
-        given = " and ".join(f"{_option(k)} {getattr(cfg, k):g}" for k in stops if k != "time_budget")
-        raise CharseqError(f"{given} ends at step {end_step}, before this run's progress (step {step}); "
-                           "give a later end, or omit it to continue to the recorded one")
-    run.write_config({**config, "train": cfg.to_dict()})
-    log("resume: " + ", ".join(f"{_option(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
-        + "; the stopping rules and --strategy may change on --resume, the other settings are the run's own")

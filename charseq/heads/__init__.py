@@ -61,6 +61,12 @@ class Head:
     load_for_studio: Callable  # (run) -> {"config": ..., and the objects the studio's views use}
     plot_panels: tuple = ()  # (title, metrics) drawn by `charseq plot` for its runs
     kind: Callable[[dict], str] = field(default=None)  # a run's kind as the studio lists it (default: task)
+    # The module of the head's commands (TensorFlow-free): COMMANDS (click commands `charseq` lists),
+    # EVALUATE_OPTIONS (the click options `charseq evaluate` takes for it) and EVALUATE_HELP (what it reports).
+    cli: str | None = None
+    # Train command -> its rule for the settings not given (its folder's sizing.py, plain Python):
+    # (statistics of the training data..., the settings given) -> charseq.sizing.Sizing.
+    sizing: dict = field(default_factory=dict)
     # config.json: the head's top-level keys besides charseq.runs.COMMON_KEYS, and its "data" section's
     # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
     config_keys: dict = field(default_factory=dict)
@@ -79,13 +85,6 @@ def head(task: str) -> Head:
 
 def all_heads() -> list[Head]:
     return [head(task) for task in HEADS]
-
-
-def head_of(run) -> Head:
-    """The head of the run directory `run` (its config.json says which)."""
-    from charseq.runs import RunDir
-
-    return head(RunDir.open(run).read_config()["task"])
 
 
 def train_commands() -> dict[str, Callable]:

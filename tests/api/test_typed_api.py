@@ -11,7 +11,7 @@ import pytest
 
 import charseq
 from charseq.errors import ArgumentTypeError, CharseqError
-from charseq.settings import OPTIONS_OF, UNANNOTATED, _accepts_argument as _accepts, resolve as _resolve, type_hints as _hints
+from charseq.settings import OPTIONS_OF, UNANNOTATED, accepts as _accepts, resolve as _resolve, type_hints as _hints
 
 
 def test_the_reported_cases(finished, files, tmp_path):

@@ -38,26 +38,32 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     """For each command: the defaults of the library code it calls (named by setting), and the
     settings the library sizes to the data. Looked up here from the library itself, independently of
     how cli.py names its owners."""
-    from charseq import sizing
     from charseq.data.pairs import make_pairs
-    from charseq.heads.classifier.run import ClassifierConfig, evaluate_classifier, train_classifier
+    from charseq.heads.classifier.config import ImageData, ModelConfig as ClassifierModel, TextData
+    from charseq.heads.classifier.run import evaluate_classifier
+    from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
     from charseq.heads.lm.beam import BeamSearch
-    from charseq.heads.lm.run import DataConfig, ModelConfig, evaluate_lm, train_lm
+    from charseq.heads.lm.config import DataConfig as LMData, ModelConfig as LMModel
+    from charseq.heads.lm.run import evaluate_lm, train_lm
+    from charseq.heads.lm.sizing import size_lm
     from charseq.heads.lm.sampling import Generator
-    from charseq.heads.seq2seq.run import Seq2SeqConfig, Translator, evaluate_seq2seq, train_seq2seq
+    from charseq.heads.seq2seq.config import DataConfig as Seq2SeqData, ModelConfig as Seq2SeqModel
+    from charseq.heads.seq2seq.run import Translator, evaluate_seq2seq
+    from charseq.heads.seq2seq.sizing import size_seq2seq
     from charseq.studio.app import serve
     from charseq.train import TrainConfig
 
     train = _fields(TrainConfig)
     low, high = inspect.signature(make_pairs).parameters["length"].default
     return {
-        "train-lm": ({**train, **_fields(ModelConfig), **_fields(DataConfig), **_parameters(train_lm)},
-                     set(sizing.size_lm(10_000, 50, {}).settings)),
-        "classify-mnist": ({**train, **_fields(ClassifierConfig)}, set(sizing.size_image_classifier(1000, {}).settings)),
-        "train-classifier": ({**train, **_fields(ClassifierConfig), **_parameters(train_classifier)},
-                             set(sizing.size_text_classifier(1000, 50, {}).settings)),
-        "train-seq2seq": ({**train, **_fields(Seq2SeqConfig), **_parameters(train_seq2seq)},
-                          set(sizing.size_seq2seq(1000, {}).settings)),
+        "train-lm": ({**train, **_fields(LMModel), **_fields(LMData), **_parameters(train_lm)},
+                     set(size_lm(10_000, 50, {}).settings)),
+        "classify-mnist": ({**train, **_fields(ClassifierModel), **_fields(ImageData)},
+                           set(size_image_classifier(1000, {}).settings)),
+        "train-classifier": ({**train, **_fields(ClassifierModel), **_fields(TextData)},
+                             set(size_text_classifier(1000, 50, {}).settings)),
+        "train-seq2seq": ({**train, **_fields(Seq2SeqModel), **_fields(Seq2SeqData)},
+                          set(size_seq2seq(1000, {}).settings)),
         "generate": ({**_parameters(BeamSearch.__call__), **_parameters(Generator.__call__)}, set()),
         "translate": ({**_parameters(Translator.__call__), "max_output_len": None}, set()),
         "evaluate": ({**_parameters(evaluate_classifier), **_parameters(evaluate_seq2seq), **_parameters(evaluate_lm)},
@@ -124,8 +130,8 @@ def test_the_command_line_starts_without_tensorflow():
 
 
 def test_every_help_shows_without_tensorflow():
-    """`charseq COMMAND --help` reads the library's defaults from its source (test above: the same
-    values as the imported library), so no command's help waits 3-4 s for TensorFlow to load."""
+    """`charseq COMMAND --help` reads the library's defaults from the TensorFlow-free config modules (test
+    above: the same values as the imported library), so no command's help waits 3-4 s for TensorFlow."""
     code = ("import sys\nfrom charseq.cli import main\n"
             f"for name in {COMMANDS!r}:\n"
             "    try:\n        main([name, '--help'], prog_name='charseq')\n"

@@ -1,4 +1,4 @@
-"""Defaults sized to the data (charseq.sizing) and early stopping when no stopping rule is given."""
+"""Defaults sized to the data (each head's sizing.py) and early stopping when no stopping rule is given."""
 
 import json
 import random
@@ -6,7 +6,9 @@ import random
 import numpy as np
 import pytest
 
-from charseq.sizing import size_image_classifier, size_lm, size_seq2seq, size_text_classifier
+from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
+from charseq.heads.lm.sizing import size_lm
+from charseq.heads.seq2seq.sizing import size_seq2seq
 from helpers import read_metrics, run_cli_in_process
 
 

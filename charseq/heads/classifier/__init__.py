@@ -8,9 +8,9 @@
 """
 
 from charseq.heads import Head, lazy
-from charseq.settings import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
-
-MAYBE_NUMBER = (*NUMBER, type(None))
+from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
+from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, TextData
+from charseq.settings import MAYBE_TEXT, TEXT, json_fields
 
 MONITOR = ("val_accuracy", "max")
 
@@ -34,7 +34,7 @@ def kind(config: dict) -> str:
 
 
 HEAD = Head(
-    task="classifier", title="a classifier", monitor=MONITOR,
+    task="classifier", cli="charseq.heads.classifier.cli", title="a classifier", monitor=MONITOR,
     train_commands={"classify-mnist": lazy("charseq.heads.classifier.run", "train_mnist"),
                     "train-classifier": lazy("charseq.heads.classifier.run", "train_classifier")},
     evaluate=evaluate, summary=summary,
@@ -45,11 +45,7 @@ HEAD = Head(
     kind=kind,
     config_keys={"input": (TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
                  "init_from": (MAYBE_TEXT, False), "image_shape": ((list,), False)},
-    data_keys={"images": {"path": (MAYBE_TEXT, True), "source": (TEXT, False), "val_fraction": (MAYBE_NUMBER, False),
-                          "val_images": ((int,), False)},
-               "text": {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
-                        "text_column": (MAYBE_TEXT, True), "label_column": (MAYBE_TEXT, True),
-                        "skip_bad_rows": ((bool,), True), "encoding": (TEXT, True),
-                        "max_vocab": (MAYBE_INT, False), "min_count": ((int,), False),
-                        "tokenizer": (TEXT, False), "vocab_size": (MAYBE_INT, False), "split": (TEXT, False)}},
+    data_keys={"images": {**IMAGES_RECORDED, **json_fields(ImageData)},
+               "text": {**TEXT_RECORDED, **json_fields(TextData)}},
+    sizing={"classify-mnist": size_image_classifier, "train-classifier": size_text_classifier},
 )

@@ -13,74 +13,53 @@ of similar length) with the padding masked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.classifier.model import READOUTS, SequenceClassifier
+from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ModelConfig, ImageData, TextData
+from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
-from charseq.data.batching import check_split, check_val_fraction, hold_out, pick, shared_texts, split_rows
+from charseq.data.batching import check_split, hold_out, pick, shared_texts, split_rows
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.limits import check_model_memory, check_number, check_sequence_memory
+from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
-from charseq.settings import TOKENIZERS, BackboneConfig, config_from_dict, flat, split_settings
-from charseq.sizing import size_image_classifier, size_text_classifier
+from charseq.settings import config_from_dict, flat, split_settings
+from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
-from charseq.vocab import CharVocab, SentencePieceVocab, check_piece_vocab_size, count_characters, load_vocab
+from charseq.start import given_data, reopen_run, resolved, sized
+from charseq.train import TrainConfig, train
+from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "classifier"
 
 
-@dataclass
-class ClassifierConfig:
-    """The classifier's shape and what it reads."""
-
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(units=128))
-    readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see classifier.py)
-    max_len: int | None = None  # texts: cut longer texts to this many characters
-    augment_shift: int = 0  # images: shift each training image by up to this many pixels
-    augment_rotate: float = 0.0  # images: and turn it by up to this many degrees (see task.distort_images)
-    augment_scale: float = 0.0  # images: and scale it by a factor within 1 ± this
-    augment_elastic: float = 0.0  # images: and bend it by a smooth random field of this many pixels
-    char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters
-    label_smoothing: float = 0.0  # train towards 1 - this on the true class, the rest spread evenly
-
-    def validate(self) -> None:
-        self.backbone.validate()
-        if self.readout not in READOUTS:
-            raise CharseqError(f"--readout must be one of {', '.join(READOUTS)}, not {self.readout!r}")
-        if self.max_len is not None and self.max_len < 1:
-            raise CharseqError("--max-len must be at least 1")
-        if self.augment_shift < 0:
-            raise CharseqError("--augment-shift must be 0 or more")
-        for name in ("augment_rotate", "augment_scale", "augment_elastic", "char_noise", "label_smoothing"):
-            check_number(name, getattr(self, name))
+def _split_settings(settings: dict, data=TextData) -> tuple[ModelConfig, TextData | ImageData, TrainConfig]:
+    return split_settings(settings, ModelConfig, data, TrainConfig)
 
 
-def _split_settings(settings: dict) -> tuple[ClassifierConfig, TrainConfig]:
-    return split_settings(settings, ClassifierConfig, TrainConfig)
-
-
-def build_classifier(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
+def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
                      image_shape: tuple[int, int] = (28, 28)):
     """A classifier of texts (ids below `vocab_size`) or, with `vocab_size` None, of images of
     `image_shape` (rows, columns) read row by row, with its weights created."""
-    c = config_from_dict(ClassifierConfig, cfg, "config.json model")
+    c = config_from_dict(ModelConfig, cfg, "config.json model")
     if not precision and vocab_size is not None:  # texts: float32 where the compiled kernels are faster
         precision = resolve_precision(c.backbone.precision, c.backbone.units, c.backbone.cell)
     model = SequenceClassifier(num_classes, replace(c.backbone, precision=precision or c.backbone.precision),
                                vocab_size=vocab_size, masking=vocab_size is not None, readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))
     return model
+
+
+build_classifier = build_model  # its name before every head named its builder by role
 
 
 def _labels_index(labels: list[str]) -> list[str]:
@@ -140,11 +119,13 @@ def mnist_val_images(n: int, val_fraction: float | None = None) -> int:
     return min(max(int(round(n * MNIST_VAL_SHARE)), MNIST_VAL_FLOOR), n // 5)
 
 
-def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, val_fraction: float | None = None,
-                force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
-                progress_bar: bool | None = None, **settings) -> RunDir:
+def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
+                resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
+                **settings) -> RunDir:
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels).
 
+    `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
+    :class:`~charseq.heads.classifier.config.ImageData` and :class:`~charseq.train.TrainConfig`.
     Validation (every evaluation, early stopping, the best weights) uses images held out of the
     training images, stratified by class and seeded by `seed`: `val_fraction` of them, by default
     5,000 of 60,000 (see mnist_val_images); 0 holds none out, and the last weights are kept. The
@@ -152,22 +133,20 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
 
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
     return train_on_worker(out, resume, settings, lambda mine: _train_mnist(
-        mine, data, val_fraction=val_fraction, force=force, resume=resume, log=log, progress_bar=progress_bar,
-        **settings))
+        mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
 @discard_unpublished
-def _train_mnist(out, data, *, val_fraction, force, resume, log, progress_bar, **settings) -> RunDir:
+def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), path=("--data", resolved(data), None),
-            val_fraction=("--val-fraction", val_fraction, None)))
-        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
+            config.get("data"), path=("--data", resolved(data), None)), data_config=ImageData)
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
         data = config["data"]["path"]
         val_fraction = config["data"].get("val_fraction")
     else:
-        check_val_fraction(val_fraction)
-        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        model_cfg, data_cfg, train_cfg = _split_settings(settings, ImageData)  # checked before the data loads
+        val_fraction = data_cfg.val_fraction
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
     images = load_mnist(data, log=log)
@@ -190,21 +169,19 @@ def _train_mnist(out, data, *, val_fraction, force, resume, log, progress_bar, *
         f"the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
     if not resume:
         sizing = size_image_classifier(len(y_train), settings)
-        model_cfg, train_cfg = _split_settings(sizing.settings)
-        log(sizing.summary)
-        if not len(y_val):
-            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not val_fraction else
-                                           f"--val-fraction {val_fraction:g} holds out no image")
+        model_cfg, data_cfg, train_cfg = sized(sizing, settings, (ModelConfig, ImageData, TrainConfig), log, (
+            None if len(y_val) else "--val-fraction 0" if not val_fraction else
+            f"--val-fraction {val_fraction:g} holds out no image"))
         run = RunDir.create(out, force=force)
         run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
                           "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
-                          "data": {"path": str(Path(data).resolve()) if data else None, "source": images.source,
-                                   "val_fraction": val_fraction, "val_images": int(len(y_val))}})
+                          "data": {"path": resolved(data), "source": images.source, **asdict(data_cfg),
+                                   "val_images": int(len(y_val))}})
     else:
         (run.path / TEST_FILE).unlink(missing_ok=True)  # it scored weights that training now goes past
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
+        model = build_model(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
     task = ImageTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size,
                      train_cfg.seed, augment_shift=model_cfg.augment_shift,
                      augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
@@ -232,56 +209,50 @@ def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
     return record
 
 
-def _log_model(log, model, cfg: ClassifierConfig, task) -> None:
+def _log_model(log, model, cfg: ModelConfig, task) -> None:
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     log(f"model: {cfg.backbone.shape()}, "
         f"{params:,} parameters, {model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
 
 
 def train_classifier(train_file: str | Path | None = None, out: str | Path = "runs/classifier", *,
-                     val: str | Path | None = None, val_fraction: float = 0.1, text_column: str | None = None,
-                     label_column: str | None = None, skip_bad_rows: bool = False, max_vocab: int | None = None,
-                     min_count: int = 1, init_from: str | Path | None = None, encoding: str = "utf-8",
-                     tokenizer: str = "char", vocab_size: int = 4000,
-                     force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
-                     progress_bar: bool | None = None, **settings) -> RunDir:
+                     init_from: str | Path | None = None, force: bool = False, resume: bool = False,
+                     log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
     """Train a text classifier on a TSV/CSV file with a header (text and label columns).
 
+    `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
+    :class:`~charseq.heads.classifier.config.TextData` and :class:`~charseq.train.TrainConfig`.
     The texts are read as characters, or with `tokenizer="sentencepiece"` as `vocab_size`
     SentencePiece pieces learned from the training texts (each text begins a word).
 
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
     return train_on_worker(out, resume, settings, lambda mine: _train_classifier(
-        train_file, mine, val=val, val_fraction=val_fraction, text_column=text_column, label_column=label_column,
-        skip_bad_rows=skip_bad_rows, max_vocab=max_vocab, min_count=min_count, init_from=init_from,
-        encoding=encoding, tokenizer=tokenizer, vocab_size=vocab_size, force=force, resume=resume, log=log,
-        progress_bar=progress_bar, **settings))
+        train_file, mine, init_from=init_from, force=force, resume=resume, log=log, progress_bar=progress_bar,
+        **settings))
 
 
 @discard_unpublished
-def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_column, skip_bad_rows, max_vocab,
-                      min_count, init_from, encoding, tokenizer, vocab_size, force, resume, log, progress_bar,
-                      **settings) -> RunDir:
+def _train_classifier(train_file, out, *, init_from, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: {**given_data(
-            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None), val=("--val", resolved(val), None),
-            val_fraction=("--val-fraction", val_fraction, 0.1), text_column=("--text-column", text_column, None),
-            label_column=("--label-column", label_column, None), skip_bad_rows=("--skip-bad-rows", skip_bad_rows, False),
-            encoding=("--encoding", encoding, "utf-8"), max_vocab=("--max-vocab", max_vocab, None),
-            min_count=("--min-count", min_count, 1), tokenizer=("--tokenizer", tokenizer, "char"),
-            vocab_size=("--vocab-size", vocab_size, 4000)), **given_data(
-            {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))})
-        model_cfg = config_from_dict(ClassifierConfig, config.get("model"), f"{run.path}/config.json model")
-        d = config["data"]
-        train_file, val, text_column, label_column = d["train"], d["val"], d["text_column"], d["label_column"]
-        skip_bad_rows, encoding, val_fraction = d["skip_bad_rows"], d["encoding"], d["val_fraction"]
+            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), **given_data(
+            {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))},
+            data_config=TextData)
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
+        data_cfg = config_from_dict(TextData, {k: v for k, v in config["data"].items() if k not in TEXT_RECORDED},
+                                    f"{run.path}/config.json data")
+        train_file = config["data"]["train"]
     else:
-        check_split(train_file, val, val_fraction, "(TSV or CSV with a header)")
-        _check_tokenizer(tokenizer, vocab_size, init_from)
-        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        model_cfg, data_cfg, train_cfg = _split_settings(settings)  # checked before the data loads
+        check_split(train_file, data_cfg.val, data_cfg.val_fraction, "(TSV or CSV with a header)")
+        if data_cfg.tokenizer != "char" and init_from is not None:
+            raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
+                               "the language model's vocabulary")
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
+    d = data_cfg
+    val, val_fraction, text_column, label_column = d.val, d.val_fraction, d.text_column, d.label_column
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
-    rows = read_labeled(train_file, text_column, label_column, skip_bad_rows, encoding)
+    rows = read_labeled(train_file, text_column, label_column, d.skip_bad_rows, d.encoding)
     if rows.skipped:
         log(f"skipped {rows.skipped} bad rows of {train_file}")
     texts, labels = rows.texts, rows.labels
@@ -293,7 +264,7 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     split_kind = config["data"].get("split") if resume else SPLIT
     no_split = "--val-fraction 0"  # why there is no validation split, if there is none
     if val is not None:
-        val_rows = read_labeled(val, text_column, label_column, skip_bad_rows, encoding)
+        val_rows = read_labeled(val, text_column, label_column, d.skip_bad_rows, d.encoding)
         val_texts, val_labels = val_rows.texts, val_rows.labels
         log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
         shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
@@ -326,13 +297,13 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         lm, vocab, lm_config = load_lm(init_from)
         for key in ("cell", "layers", "units", "embedding_dim"):
             settings[key] = lm_config["model"][key]
-        model_cfg, train_cfg = _split_settings(settings)
+        model_cfg, _, train_cfg = _split_settings(settings)
         log(f"starting from the language model in {init_from}: {model_cfg.backbone.shape()}, "
             f"its vocabulary of {vocab.size}")
-    elif tokenizer == "sentencepiece":
-        vocab = SentencePieceVocab.from_texts(texts, vocab_size)
+    elif d.tokenizer == "sentencepiece":
+        vocab = SentencePieceVocab.from_texts(texts, d.vocab_size)
     else:
-        vocab = CharVocab.build(count_characters(texts), max_vocab=max_vocab, min_count=min_count)
+        vocab = CharVocab.build(count_characters(texts), max_vocab=d.max_vocab, min_count=d.min_count)
     y_train = _encode_labels(labels, names, train_file)
     y_val = _encode_labels(val_labels, names, val or train_file, training=str(train_file),
                            split=None if val is not None else val_fraction)
@@ -341,10 +312,8 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
 
     if not resume:
         sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
-        model_cfg, train_cfg = _split_settings(sizing.settings)
-        log(sizing.summary)
-        if not val_texts:
-            train_cfg = without_validation(train_cfg, settings, log, no_split)
+        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, TextData, TrainConfig), log,
+                                        None if val_texts else no_split)
         longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
         check_model_memory(model_cfg.backbone, vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "
@@ -356,18 +325,14 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
         run.write_config({"task": TASK, "input": "text", "model": flat(model_cfg), "train": train_cfg.to_dict(),
                           "sizing": sizing.summary,
                           "labels": names, "init_from": str(init_from) if init_from else None,
-                          "data": {"train": str(Path(train_file).resolve()),
-                                   "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
-                                   "text_column": text_column, "label_column": label_column,
-                                   "skip_bad_rows": skip_bad_rows, "encoding": encoding,
-                                   "max_vocab": max_vocab, "min_count": min_count, "tokenizer": vocab.kind,
-                                   "split": SPLIT,
-                                   "vocab_size": vocab_size if vocab.kind == "sentencepiece" else None}})
+                          "data": {"train": resolved(train_file), **asdict(replace(
+                              d, val=resolved(d.val), tokenizer=vocab.kind,
+                              vocab_size=d.vocab_size if vocab.kind == "sentencepiece" else None)), "split": SPLIT}})
     log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
         f"({', '.join(names[:10])}), vocabulary {vocab.size}")
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_classifier(flat(model_cfg), len(names), vocab.size)
+        model = build_model(flat(model_cfg), len(names), vocab.size)
     if init_from is not None and not resume:
         _copy_backbone(lm, model)
     task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
@@ -376,16 +341,6 @@ def _train_classifier(train_file, out, *, val, val_fraction, text_column, label_
     _log_model(log, model, model_cfg, task)
     train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
     return run
-
-
-def _check_tokenizer(tokenizer: str, vocab_size: int, init_from) -> None:
-    if tokenizer not in TOKENIZERS:
-        raise CharseqError(f"--tokenizer must be char or sentencepiece, not {tokenizer!r}")
-    if tokenizer == "sentencepiece":
-        check_piece_vocab_size(vocab_size)
-    if tokenizer != "char" and init_from is not None:
-        raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
-                           "the language model's vocabulary")
 
 
 def _copy_backbone(lm, classifier) -> None:
@@ -408,7 +363,7 @@ def load_classifier(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
     try:
-        model = build_classifier(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
+        model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
                                  image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None

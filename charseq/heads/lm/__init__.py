@@ -10,6 +10,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.heads.lm.sizing import size_lm
 from charseq.settings import MAYBE_TEXT
 
 MONITOR = ("val_loss", "min")
@@ -31,7 +32,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 
 
 HEAD = Head(
-    task="lm", title="a language model", monitor=MONITOR,
+    task="lm", cli="charseq.heads.lm.cli", title="a language model", monitor=MONITOR,
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),
@@ -39,4 +40,5 @@ HEAD = Head(
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
     config_keys={"data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
                  "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False)},
+    sizing={"train-lm": size_lm},
 )

@@ -11,7 +11,7 @@ directly::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,62 +21,20 @@ import tensorflow as tf
 from charseq.data.corpus import Corpus, prepare_corpus
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
-from charseq.files import check_encoding, check_readable_file
+from charseq.files import check_readable_file
+from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
-from charseq.limits import check_model_memory, check_number, check_sequence_memory
+from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import (DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig, config_from_dict, flat,
-                              split_settings)
-from charseq.sizing import size_lm
-from charseq.train import TrainConfig, reopen_run, resolved, train, without_validation
-from charseq.vocab import check_piece_vocab_size, load_vocab
+from charseq.settings import config_from_dict, flat, split_settings
+from charseq.heads.lm.sizing import size_lm
+from charseq.start import reopen_run, resolved, without_validation
+from charseq.train import TrainConfig, train
+from charseq.vocab import load_vocab
 
 TASK = "lm"
-
-
-@dataclass
-class ModelConfig:
-    """The language model's shape: the backbone alone (the output layer follows from the vocabulary).
-    Settings not given are sized to the corpus (charseq.sizing)."""
-
-    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(layers=2, units=256, dropout=0.2))
-
-    def validate(self) -> None:
-        self.backbone.validate()
-        if self.backbone.bidirectional:
-            raise CharseqError("a language model reads one way (it predicts the next character); "
-                               "bidirectional is for classifiers")
-
-
-@dataclass
-class DataConfig:
-    """How the corpus becomes training windows."""
-
-    seq_len: int = 100
-    windows: str = "contiguous"  # contiguous: carry the RNN state across windows; random: char-rnn style
-    val_fraction: float = 0.1
-    tokenizer: str = "char"
-    vocab_size: int = 4000  # SentencePiece only
-    max_vocab: int | None = None
-    min_count: int = 1
-    encoding: str = "utf-8"
-    errors: str = "strict"
-
-    def validate(self) -> None:
-        if self.seq_len < 1:
-            raise CharseqError(f"--seq-len must be at least 1, not {self.seq_len}")
-        if self.windows not in WINDOWS:
-            raise CharseqError("--windows must be contiguous or random")
-        check_number("val_fraction", self.val_fraction)
-        if self.tokenizer not in TOKENIZERS:
-            raise CharseqError("--tokenizer must be char or sentencepiece")
-        if self.tokenizer == "sentencepiece":
-            check_piece_vocab_size(self.vocab_size)
-        if self.errors not in DECODE_ERRORS:
-            raise CharseqError("--errors must be strict, replace or ignore")
-        check_encoding(self.encoding)
 
 
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
@@ -97,12 +55,12 @@ def _check_windows(info, data: DataConfig) -> None:
 
 def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
              force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
-             progress_bar: bool | None = None, sample_length: int = 200, **settings) -> RunDir:
+             progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH, **settings) -> RunDir:
     """Train a language model on a text file (or a sample string given as `text`).
 
     `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
     :class:`~charseq.train.TrainConfig`; those not given are sized to the corpus by
-    :func:`charseq.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
+    :func:`charseq.heads.lm.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
     last checkpoint with its saved settings (only the stopping settings and the strategy may
     be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """

@@ -3,8 +3,6 @@ from one window to the next; and the evaluation of a token array with the state 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import tensorflow as tf
 
@@ -12,11 +10,9 @@ from charseq.data.corpus import Corpus, WindowSampler, stream_batches
 from charseq.distribute import check_batch, compile_train_step, feed, gather, num_replicas, per_replica, regularized
 from charseq.errors import CharseqError
 from charseq.heads.lm import MONITOR
+from charseq.heads.lm.config import DataConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.losses import loss_report, sequence_loss
-
-if TYPE_CHECKING:
-    from charseq.heads.lm.run import DataConfig
 
 
 class LMTask:

@@ -9,7 +9,9 @@
 """
 
 from charseq.heads import Head, lazy
-from charseq.settings import MAYBE_INT, MAYBE_TEXT, NUMBER, TEXT
+from charseq.heads.seq2seq.sizing import size_seq2seq
+from charseq.heads.seq2seq.config import RECORDED, DataConfig
+from charseq.settings import json_fields
 
 MONITOR = ("val_exact_match", "max")
 
@@ -27,15 +29,13 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 
 
 HEAD = Head(
-    task="seq2seq", title="an encoder-decoder", monitor=MONITOR,
+    task="seq2seq", cli="charseq.heads.seq2seq.cli", title="an encoder-decoder", monitor=MONITOR,
     train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam"), summary=summary,
     export=lazy("charseq.heads.seq2seq.export", "build_export"),
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
-    data_keys={None: {"train": (TEXT, True), "val": (MAYBE_TEXT, True), "val_fraction": (NUMBER, True),
-                      "shared_vocab": ((bool,), True), "skip_bad_rows": ((bool,), True),
-                      "max_input_len": (MAYBE_INT, True), "skip_long": ((bool,), True), "encoding": (TEXT, True),
-                      "split": (TEXT, False)}},
+    data_keys={None: {**json_fields(DataConfig), **RECORDED}},
+    sizing={"train-seq2seq": size_seq2seq},
 )

@@ -12,7 +12,7 @@ padding masked; the decoder reads `<s> target` and learns to predict `target </s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +27,12 @@ from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import SOURCE_UNKNOWN, BackboneConfig, config_from_dict, flat, split_settings
-from charseq.heads.seq2seq.model import ATTENTIONS, Seq2Seq
-from charseq.sizing import size_seq2seq
-from charseq.train import TrainConfig, given_data, reopen_run, resolved, train, without_validation
+from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_settings
+from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
+from charseq.heads.seq2seq.model import Seq2Seq
+from charseq.heads.seq2seq.sizing import size_seq2seq
+from charseq.start import given_data, reopen_run, resolved, sized
+from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
 TASK = "seq2seq"
@@ -38,36 +40,19 @@ TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with t
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (the pairs of one source together)
 
 
-@dataclass
-class Seq2SeqConfig:
-    """The encoder-decoder's shape and how it reads its pairs."""
-
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # the encoder's and the decoder's
-    attention: str = "luong"
-    reverse_source: bool = False  # read the source backwards (Sutskever et al.'s trick for LSTMs)
-    max_output_len: int | None = None  # decoding limit; default: 2x the longest training target + 10
-
-    def validate(self) -> None:
-        self.backbone.validate()
-        if self.backbone.bidirectional:
-            raise CharseqError("an encoder-decoder's backbones read one way (the decoder starts from the encoder's "
-                               "final state); bidirectional is for classifiers")
-        if self.attention not in ATTENTIONS:
-            raise CharseqError(f"--attention must be one of {', '.join(ATTENTIONS)}")
-        if self.max_output_len is not None and self.max_output_len < 1:
-            raise CharseqError("--max-output-len must be at least 1")
+def _split_settings(settings: dict) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    return split_settings(settings, ModelConfig, DataConfig, TrainConfig)
 
 
-def _split_settings(settings: dict) -> tuple[Seq2SeqConfig, TrainConfig]:
-    return split_settings(settings, Seq2SeqConfig, TrainConfig)
-
-
-def build_seq2seq(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
-    c = config_from_dict(Seq2SeqConfig, cfg, "config.json model")
+def build_model(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
+    c = config_from_dict(ModelConfig, cfg, "config.json model")
     model = Seq2Seq(source_size, target_size, replace(c.backbone, precision=precision or c.backbone.precision),
                     attention=c.attention)
     model((tf.ones((1, 2), tf.int32), tf.ones((1, 2), tf.int32)))
     return model
+
+
+build_seq2seq = build_model  # its name before every head named its builder by role
 
 
 def encode_sources(vocab, sources: list[str], reverse: bool) -> list[np.ndarray]:
@@ -84,94 +69,82 @@ def _load_vocabs(run: RunDir, shared: bool):
     return source, source if shared else load_vocab(run.path / TARGET_VOCAB_DIR)
 
 
-def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/seq2seq", *,
-                  val: str | Path | None = None, val_fraction: float = 0.1, shared_vocab: bool = False,
-                  skip_bad_rows: bool = False, max_input_len: int | None = None, skip_long: bool = False,
-                  encoding: str = "utf-8", force: bool = False, resume: bool = False,
-                  log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
+def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/seq2seq", *, force: bool = False,
+                  resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
+                  **settings) -> RunDir:
     """Train an encoder-decoder on `source<TAB>target` lines of `train_file`.
 
-    `settings` are the fields of :class:`Seq2SeqConfig` and :class:`~charseq.train.TrainConfig`.
+    `settings` are the fields of :class:`~charseq.heads.seq2seq.config.ModelConfig`,
+    :class:`~charseq.heads.seq2seq.config.DataConfig` and :class:`~charseq.train.TrainConfig`.
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
     """
     return train_on_worker(out, resume, settings, lambda mine: _train_seq2seq(
-        train_file, mine, val=val, val_fraction=val_fraction, shared_vocab=shared_vocab, skip_bad_rows=skip_bad_rows,
-        max_input_len=max_input_len, skip_long=skip_long, encoding=encoding, force=force, resume=resume, log=log,
-        progress_bar=progress_bar, **settings))
+        train_file, mine, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
 @discard_unpublished
-def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad_rows, max_input_len, skip_long,
-                   encoding, force, resume, log, progress_bar, **settings) -> RunDir:
+def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **settings) -> RunDir:
     if resume:
         run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None), val=("--val", resolved(val), None),
-            val_fraction=("--val-fraction", val_fraction, 0.1), shared_vocab=("--shared-vocab", shared_vocab, False),
-            skip_bad_rows=("--skip-bad-rows", skip_bad_rows, False),
-            max_input_len=("--max-input-len", max_input_len, None), skip_long=("--skip-long", skip_long, False),
-            encoding=("--encoding", encoding, "utf-8")))
-        model_cfg = config_from_dict(Seq2SeqConfig, config.get("model"), f"{run.path}/config.json model")
-        d = config["data"]
-        train_file, val, val_fraction, shared_vocab = d["train"], d["val"], d["val_fraction"], d["shared_vocab"]
-        skip_bad_rows, max_input_len, skip_long, encoding = (d["skip_bad_rows"], d["max_input_len"],
-                                                             d["skip_long"], d["encoding"])
+            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), data_config=DataConfig)
+        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
+        data_cfg = config_from_dict(DataConfig, {k: v for k, v in config["data"].items() if k not in RECORDED},
+                                    f"{run.path}/config.json data")
+        train_file = config["data"]["train"]
     else:
-        check_split(train_file, val, val_fraction, "of source<TAB>target lines")
-        if max_input_len is not None and max_input_len < 1:
-            raise CharseqError("--max-input-len must be at least 1")
-        model_cfg, train_cfg = _split_settings(settings)  # the user's settings checked before the data loads
+        model_cfg, data_cfg, train_cfg = _split_settings(settings)  # checked before the data loads
+        check_split(train_file, data_cfg.val, data_cfg.val_fraction, "of source<TAB>target lines")
         RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
+    d = data_cfg
     strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
 
     def read(path):
-        pairs = read_pairs(path, skip_bad_rows, max_input_len, skip_long, encoding)
+        pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
         if pairs.skipped:
             log(f"skipped {pairs.skipped} bad lines of {path}")
         if pairs.too_long:
-            log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {max_input_len}")
+            log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {d.max_input_len}")
         return pairs
 
     pairs = read(train_file)
     sources, targets = pairs.sources, pairs.targets
     copies = len(sources) - len(set(sources))
     no_split = "--val-fraction 0"  # why there is no validation split, if there is none
-    if val is not None:
-        v = read(val)
+    if d.val is not None:
+        v = read(d.val)
         val_sources, val_targets = v.sources, v.targets
         if copies:
             log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
         shared = shared_texts(sources, val_sources)
         if shared:
-            log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {val} ({shared / len(val_sources):.1%}) have "
+            log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) have "
                 f"a source that also occurs in {train_file}; the validation figures are flattered by them")
     elif not resume or config["data"].get("split") == SPLIT:
-        if val_fraction and len(set(sources)) < 2:
+        if d.val_fraction and len(set(sources)) < 2:
             no_split = "every pair has the same source, so none can be held out without its copy in training"
-        split = split_rows(sources, None, max(1, int(round(len(sources) * val_fraction))) if val_fraction else 0,
+        split = split_rows(sources, None, max(1, int(round(len(sources) * d.val_fraction))) if d.val_fraction else 0,
                            train_cfg.seed)
         if copies:
             log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source"
-                + ("; the pairs of one source are kept on one side of the validation split" if val_fraction else ""))
+                + ("; the pairs of one source are kept on one side of the validation split" if d.val_fraction else ""))
         val_sources, val_targets = pick(sources, split.val), pick(targets, split.val)
         sources, targets = pick(sources, split.train), pick(targets, split.train)
     else:  # a run made before the split kept copies together: resumed on the pairs it was trained on
-        train_idx, val_idx = hold_out(len(sources), val_fraction, train_cfg.seed)
+        train_idx, val_idx = hold_out(len(sources), d.val_fraction, train_cfg.seed)
         val_sources, val_targets = pick(sources, val_idx), pick(targets, val_idx)
         sources, targets = pick(sources, train_idx), pick(targets, train_idx)
 
     if resume:
-        source_vocab, target_vocab = _load_vocabs(run, shared_vocab)
-    elif shared_vocab:
+        source_vocab, target_vocab = _load_vocabs(run, d.shared_vocab)
+    elif d.shared_vocab:
         source_vocab = target_vocab = CharVocab.build(count_characters(sources + targets))
     else:
         source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
     if not resume:
         sizing = size_seq2seq(len(sources), settings)
-        model_cfg, train_cfg = _split_settings(sizing.settings)
-        log(sizing.summary)
-        if not val_sources:
-            train_cfg = without_validation(train_cfg, settings, log, no_split)
+        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, DataConfig, TrainConfig), log,
+                                        None if val_sources else no_split)
     if model_cfg.max_output_len is None:
         model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
     if not resume:
@@ -184,21 +157,18 @@ def _train_seq2seq(train_file, out, *, val, val_fraction, shared_vocab, skip_bad
             model_cfg.backbone.layers, model_cfg.backbone.cell, attention_length=longest_source if model_cfg.attention != "none" else 0)
         run = RunDir.create(out, force=force)
         source_vocab.save(run.path)
-        if not shared_vocab:
+        if not d.shared_vocab:
             (run.path / TARGET_VOCAB_DIR).mkdir()
             target_vocab.save(run.path / TARGET_VOCAB_DIR)
         run.write_config({"task": TASK, "model": flat(model_cfg), "train": train_cfg.to_dict(), "sizing": sizing.summary,
-                          "data": {"train": str(Path(train_file).resolve()),
-                                   "val": str(Path(val).resolve()) if val else None, "val_fraction": val_fraction,
-                                   "shared_vocab": shared_vocab, "skip_bad_rows": skip_bad_rows,
-                                   "max_input_len": max_input_len, "skip_long": skip_long, "encoding": encoding,
+                          "data": {"train": resolved(train_file), **asdict(replace(d, val=resolved(d.val))),
                                    "split": SPLIT}})
     log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
-        f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if shared_vocab else ''}")
+        f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if d.shared_vocab else ''}")
 
     tf.keras.utils.set_random_seed(train_cfg.seed)
     with scope(strategy):
-        model = build_seq2seq(flat(model_cfg), source_vocab.size, target_vocab.size)
+        model = build_model(flat(model_cfg), source_vocab.size, target_vocab.size)
     rev = model_cfg.reverse_source
     task = Seq2SeqTask(model, target_vocab,
                        (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
@@ -219,7 +189,7 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     try:
         source_vocab, target_vocab = _load_vocabs(run, config["data"]["shared_vocab"])
-        model = build_seq2seq(config["model"], source_vocab.size, target_vocab.size, precision)
+        model = build_model(config["model"], source_vocab.size, target_vocab.size, precision)
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe an encoder-decoder ({e})") from None
     run.load_weights(model)
@@ -244,8 +214,9 @@ class Translator:
                                "--unknown unk")
         return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
 
-    def __call__(self, sources: list[str], beam: int = 1, n_best: int = 1, max_len: int | None = None,
-                 length_penalty: float = 1.0, unknown: str = "error") -> list[list[tuple[str, float, float]]]:
+    def __call__(self, sources: list[str], beam: int = DECODE.beam, n_best: int = DECODE.n_best,
+                 max_len: int | None = None, length_penalty: float = DECODE.length_penalty,
+                 unknown: str = DECODE.unknown) -> list[list[tuple[str, float, float]]]:
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
@@ -258,7 +229,7 @@ def translate(path: str | Path, sources: list[str], **options) -> list[list[tupl
     return Translator(path)(sources, **options)
 
 
-def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = 1, skip_bad_rows: bool = False,
+def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
                      encoding: str = "utf-8", errors: str = "strict") -> dict:
     """Exact match and character error rate of the best hypothesis on a file of pairs."""
     import time

@@ -1,0 +1,141 @@
+"""The classifier's commands: classify-mnist, train-classifier and classify, thin over
+charseq.heads.classifier.run; and what `charseq evaluate` takes for a classifier."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from charseq.cli_errors import one_line
+from charseq.options import (SIZED, configure_output, given_settings, inputs, json_line, library_option,
+                             model_options, train_on_file, training_options)
+from charseq.settings import READOUTS, TOKENIZERS
+
+CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
+TRAIN_CLASSIFIER = "charseq.heads.classifier.config:TextData"  # owns train-classifier's data defaults
+label_smoothing_option = library_option(  # both classifiers'
+    "--label-smoothing", type=float, owner=f"{CLASSIFIER_MODEL}.label_smoothing",
+    help="Train towards 1 - this on the true class and this spread over all classes (0: off).")
+
+
+@click.command("classify-mnist")
+@click.option("--data", type=click.Path(), help="An MNIST-format set: Keras-style .npz, or a directory of the four "
+              "IDX files (.gz or raw). Default: MNIST from charseq's cache, fetched once (charseq data get mnist).")
+@click.option("--val-fraction", type=float, help="The fraction of the training images (stratified by class, "
+              "shuffled by --seed) held out for validation; 0: none, the last weights are kept. [default: 5,000 of "
+              "60,000; of a smaller set the same share but at least 1,000 images, at most a fifth]")
+@model_options(CLASSIFIER_MODEL)
+@click.option("--bidirectional/--no-bidirectional", default=None,
+              help=f"Also read the rows bottom to top, or not. {SIZED}")
+@click.option("--augment-shift", type=int, help=f"Shift training images by up to this many pixels (augmentation; "
+              f"0: off). {SIZED}")
+@click.option("--augment-rotate", type=float, help="Also turn training images by up to this many degrees (bilinear; "
+              f"augmentation; 0: off). {SIZED}")
+@click.option("--augment-scale", type=float, help="Also scale training images by a factor within 1 ± this "
+              f"(bilinear; augmentation; 0: off). {SIZED}")
+@library_option("--augment-elastic", type=float, owner=f"{CLASSIFIER_MODEL}.augment_elastic",
+                help="Also bend training images by a smooth random field of this many pixels (standard deviation; "
+                "Simard's elastic distortion; augmentation).")
+@library_option("--readout", type=click.Choice(READOUTS), owner=f"{CLASSIFIER_MODEL}.readout",
+                help="What the classifier reads: the final state, the mean or max of the outputs over the rows, "
+                "an attention-weighted mean, or final+mean+max.")
+@label_smoothing_option
+@training_options(CLASSIFIER_MODEL)
+def classify_mnist_command(data, out, force, resume, **settings):
+    """Classify MNIST digits read row by row: 28 steps of 28 pixels.
+
+    Holds a validation split out of the training images and prints train and validation accuracy
+    after every epoch (default: until validation stops improving, at most 20 epochs, reading the
+    rows both ways from training images shifted, turned and scaled a little). At the end the test
+    images are scored once, with the weights validation chose: one "test:" line, recorded in
+    RUN/test.json. The run directory defaults to runs/mnist.
+    """
+    configure_output()
+    from charseq.heads.classifier.run import train_mnist
+
+    settings = given_settings(settings, resume, out)
+    out = out or os.path.join("runs", "mnist")
+    train_mnist(out, data, force=force, resume=resume, log=click.echo, **settings)
+    click.echo(f"done: run directory {out}")
+
+
+@click.command("train-classifier")
+@click.argument("train_file", required=False, type=click.Path())
+@click.option("--val", type=click.Path(), help="Validation file (same format) [default: hold out --val-fraction].")
+@library_option("--val-fraction", type=float, owner=f"{TRAIN_CLASSIFIER}.val_fraction",
+                help="Without --val: the fraction of the rows held out for validation, stratified by label and "
+                "shuffled by --seed, copies of a text kept on one side; 0: no validation, the last weights are kept.")
+@click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
+@click.option("--label-column", help="Column with the labels [default: label].")
+@click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")
+@library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{TRAIN_CLASSIFIER}.tokenizer",
+                help="Read the texts as characters, or as SentencePiece pieces learned from the training texts.")
+@library_option("--vocab-size", type=int, owner=f"{TRAIN_CLASSIFIER}.vocab_size",
+                help="SentencePiece vocabulary size.")
+@click.option("--max-len", type=int, help="Cut texts to this many characters (or pieces) [default: no limit].")
+@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
+@library_option("--min-count", type=int, owner=f"{TRAIN_CLASSIFIER}.min_count",
+                help="Characters seen fewer times map to unknown.")
+@click.option("--init-from", type=click.Path(), help="Start from the backbone and vocabulary of a train-lm run.")
+@library_option("--encoding", owner=f"{TRAIN_CLASSIFIER}.encoding", help="Text encoding of the files.")
+@model_options(CLASSIFIER_MODEL)
+@click.option("--bidirectional", is_flag=True, help="Also read each text backwards.")
+@click.option("--readout", type=click.Choice(READOUTS),
+              help="What the classifier reads: the final state, the mean or max of the outputs over the text, "
+              f"an attention-weighted mean, or final+mean+max. {SIZED}")
+@click.option("--char-noise", type=float,
+              help="Augmentation: delete or replace this fraction of each training text's characters (or pieces) "
+              f"at random. {SIZED}")
+@label_smoothing_option
+@training_options(CLASSIFIER_MODEL)
+def train_classifier_command(train_file, out, force, resume, **settings):
+    """Train a text classifier on TRAIN_FILE: a TSV or CSV with a header, one text and label per row.
+
+    Any number of classes; label names are kept. Default: sized to the data, trained until validation
+    stops improving; run directory runs/<file name>.
+    """
+    configure_output()
+    from charseq.heads.classifier.run import train_classifier
+
+    train_on_file(train_classifier, train_file, out, force, resume, settings)
+
+
+@click.command("classify")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a text classifier.")
+@click.argument("texts", nargs=-1, metavar="[TEXT]...")
+@click.option("--input", "input_file", type=click.Path(), help="A file with one text per line.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
+def classify_command(model_dir, texts, input_file, as_json):
+    """Print the label and its probability for each TEXT (or each line of --input)."""
+    configure_output()
+    from charseq.heads.classifier.run import classify
+    from charseq.errors import CharseqError
+
+    texts, lines = inputs(texts, input_file)
+    if not texts:
+        raise CharseqError("nothing to classify: give texts or --input FILE")
+    blank = [i for i, (t, line) in enumerate(zip(texts, lines)) if line is None and not t.strip()]
+    if blank:  # an empty TEXT argument (a blank line of --input gets a blank output line instead)
+        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank[0] + 1})")
+    given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
+    results = dict(zip(given, classify(model_dir, [texts[i] for i in given]) if given else []))
+    for i, (text, line) in enumerate(zip(texts, lines)):
+        result = results.get(i, {"text": text, "label": None})
+        if as_json:
+            click.echo(json_line({**({"line": line} if line else {}), **result}))
+        elif i in results:
+            click.echo(f"{result['label']}\t{result['probability']:.3f}\t{one_line(result['text'])}")
+        else:
+            click.echo("")
+
+
+COMMANDS = (classify_mnist_command, train_classifier_command, classify_command)
+EVALUATE_OPTIONS = (
+    click.Option(["--text-column"], help="Text classifiers: the column with the texts [default: the training file's]."),
+    click.Option(["--label-column"], help="Text classifiers: the column with the labels [default: the training "
+                 "file's]."),
+)
+EVALUATE_HELP = ("Text classifiers: accuracy and per-class recall on a TSV/CSV file. Image classifiers: accuracy "
+                 "and confusion matrix on the test split of FILE (.npz or IDX directory), or of the data the "
+                 "model was trained on.")

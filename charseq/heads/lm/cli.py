@@ -1,0 +1,120 @@
+"""The language model's commands: train-lm and generate, thin over charseq.heads.lm.run and sampling;
+and what `charseq evaluate` takes for a language model."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from charseq.options import (SIZED, configure_output, given, given_settings, library_default, library_option,
+                             model_options, training_options)
+from charseq.settings import DECODE_ERRORS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
+
+CONFIG = "charseq.heads.lm.config"  # owns every default of the language model's commands
+LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
+
+
+@click.command("train-lm")
+@click.argument("corpus", required=False, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--text", help="Train on this sample string instead of a corpus file.")
+@library_option("--encoding", owner=f"{LM_DATA}.encoding", help="Text encoding of the corpus.")
+@library_option("--errors", type=click.Choice(DECODE_ERRORS), owner=f"{LM_DATA}.errors",
+                help="What to do with bytes that do not decode: refuse the corpus, replace them with U+FFFD, "
+                "or drop them.")
+@library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{LM_DATA}.tokenizer",
+                help="Characters, or SentencePiece subwords.")
+@library_option("--vocab-size", type=int, owner=f"{LM_DATA}.vocab_size", help="SentencePiece vocabulary size.")
+@click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
+@library_option("--min-count", type=int, owner=f"{LM_DATA}.min_count",
+                help="Characters seen fewer times map to unknown.")
+@model_options(LM_MODEL)
+@click.option("--seq-len", type=int, help=f"Characters per training window. {SIZED}")
+@library_option("--windows", type=click.Choice(WINDOWS), owner=f"{LM_DATA}.windows",
+                help="contiguous: carry the state across windows; random: independent random windows.")
+@library_option("--val-fraction", type=float, owner=f"{LM_DATA}.val_fraction",
+                help="Fraction of the corpus, taken from its end, held out for validation; 0: no validation, "
+                "the last weights are kept.")
+@training_options(LM_MODEL)
+@library_option("--sample-length", type=int, owner=f"{CONFIG}:SAMPLE_LENGTH",
+                help="Characters of sample text shown at each evaluation (0: none).")
+def train_lm_command(corpus, text, out, force, resume, **settings):
+    """Train a next-character language model on CORPUS (a text file).
+
+    Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
+    when the validation loss has not improved for --patience evaluations. Settings not given are
+    sized to the corpus (printed in one line at start, recorded in config.json). The best weights
+    (by validation loss) are kept. The run directory defaults to runs/<corpus name>.
+    """
+    configure_output()
+    from charseq.heads.lm.run import train_lm
+
+    settings = given_settings(settings, resume, out)
+    if out is None:
+        out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
+    train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo, **settings)
+    click.echo(f"done: run directory {out}")
+
+
+GENERATOR = f"{CONFIG}:GenerateConfig"  # the defaults Generator and BeamSearch apply
+
+
+@click.command("generate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a trained model.")
+@library_option("--prompt", "-p", owner=f"{GENERATOR}.prompt", help="Text to continue (empty: start of a line).")
+@library_option("--length", "-n", type=int, owner=f"{GENERATOR}.length", help="Characters (tokens) to generate.")
+@library_option("--temperature", "-t", type=float, owner=f"{GENERATOR}.temperature",
+                help="Sharpen (<1) or flatten (>1) the distribution; must be > 0.")
+@library_option("--top-k", type=int, owner=f"{GENERATOR}.top_k", help="Sample only from the k most likely (0: off).")
+@library_option("--top-p", type=float, owner=f"{GENERATOR}.top_p", help="Nucleus sampling threshold in (0, 1].")
+@click.option("--greedy", is_flag=True, help="Always take the most likely character.")
+@click.option("--seed", type=int, help="Random seed (same seed, same text) [default: a fresh one each time].")
+@library_option("--num-samples", type=int, owner=f"{GENERATOR}.num_samples",
+                help="Independent continuations of the prompt, printed one after another.")
+@library_option("--unknown", type=click.Choice(PROMPT_UNKNOWN), owner=f"{GENERATOR}.unknown",
+                help="What to do with prompt characters the model does not know: refuse the prompt, leave "
+                "them out, or read them as the unknown symbol.")
+@click.option("--beam", type=int, default=1, show_default=True,
+              help="Beam search with this many hypotheses: the most likely continuations (1: sample).")
+@library_option("--n-best", type=int, owner=f"{GENERATOR}.n_best",
+                help="With --beam: print this many continuations, best first, with their log-probabilities.")
+def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
+    """Generate text from a trained language model, printing it as it is produced."""
+    configure_output()
+    from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.sampling import Generator
+
+    options = given(**options)
+    prompt = prompt if prompt is not None else library_default(f"{GENERATOR}.prompt")
+    num_samples = num_samples if num_samples is not None else library_default(f"{GENERATOR}.num_samples")
+    n_best = n_best if n_best is not None else library_default(f"{GENERATOR}.n_best")
+    model, vocab, _ = load_lm(model_dir)
+    generator = Generator(model, vocab)
+    generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
+    if beam != 1 or n_best != 1:
+        from charseq.heads.lm.beam import BeamSearch
+
+        hyps = BeamSearch(model, vocab)(prompt, beam=beam, n_best=n_best,
+                                        **{k: v for k, v in options.items() if k in ("length", "unknown")})
+        for text, log_prob in hyps:
+            click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
+        return
+    if num_samples == 1:
+        click.echo(prompt, nl=False)
+        generator(prompt, on_text=lambda piece: click.echo(piece, nl=False), **options)
+        click.echo()
+        return
+    for i, text in enumerate(generator(prompt, num_samples=num_samples, **options)):
+        click.echo(f"--- sample {i + 1} ---")
+        click.echo(prompt + text)
+
+
+COMMANDS = (train_lm_command, generate_command)
+EVALUATE_OPTIONS = (
+    click.Option(["--full-context"], is_flag=True,
+                 help="Language models: score FILE as one stream carrying the state through the whole file "
+                 "(slower) instead of up to 32 parallel streams."),
+)
+EVALUATE_HELP = ("Language models: loss (nats/char), bits/char and perplexity on a text file, read as up to 32 "
+                 "parallel streams that each start from a zero state with their first character unscored "
+                 "(on a short file a little worse than one stream; --full-context scores it as one).")

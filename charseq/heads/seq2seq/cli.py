@@ -1,0 +1,126 @@
+"""The encoder-decoder's commands: make-pairs, train-seq2seq and translate, thin over charseq.data.pairs
+and charseq.heads.seq2seq.run; and what `charseq evaluate` takes for an encoder-decoder."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from charseq.cli_errors import one_line
+from charseq.options import (LibraryOption, configure_output, given, inputs, json_line, library_default,
+                             library_option, model_options, train_on_file, training_options)
+from charseq.settings import ATTENTIONS, PAIR_TASKS, SOURCE_UNKNOWN
+
+MAKE_PAIRS = "charseq.data.pairs:make_pairs"
+SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:ModelConfig"
+TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq's data defaults
+
+
+@click.command("make-pairs")
+@click.argument("task", type=click.Choice(PAIR_TASKS))
+@click.option("--n", "n", type=int, default=20000, show_default=True, help="How many distinct pairs.")
+@library_option("--digits", type=int, owner=f"{MAKE_PAIRS}.digits", help="addition: numbers of up to this many digits.")
+@library_option("--min-length", type=int, owner=f"{MAKE_PAIRS}.length[0]", help="reverse/sort: shortest string.")
+@library_option("--max-length", type=int, owner=f"{MAKE_PAIRS}.length[1]", help="reverse/sort: longest string.")
+@library_option("--seed", type=int, owner=f"{MAKE_PAIRS}.seed", help="Random seed (same seed, same pairs).")
+@click.option("--out", "-o", type=click.Path(), required=True, help="TSV file to write (source<TAB>target).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
+    """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
+    sort (the characters of a string) or dates (human formats -> ISO 8601)."""
+    from charseq.data.pairs import make_pairs
+    from charseq.errors import CharseqError
+    from charseq.files import write_bytes_atomic
+
+    if os.path.exists(out) and not force:
+        raise CharseqError(f"{out} already exists; use --force to replace it")
+    length = None if min_length is None and max_length is None else (
+        min_length if min_length is not None else library_default(f"{MAKE_PAIRS}.length[0]"),
+        max_length if max_length is not None else library_default(f"{MAKE_PAIRS}.length[1]"))
+    pairs = make_pairs(task, n, **given(seed=seed, digits=digits, length=length))
+    write_bytes_atomic(out, "".join(f"{s}\t{t}\n" for s, t in pairs).encode("utf-8"))
+    click.echo(f"wrote {len(pairs):,} {task} pairs to {out}" + (f" (only {len(pairs):,} distinct exist)"
+                                                                 if len(pairs) < n else ""))
+
+
+@click.command("train-seq2seq")
+@click.argument("train_file", required=False, type=click.Path())
+@click.option("--val", type=click.Path(), help="Validation pairs [default: hold out --val-fraction].")
+@library_option("--val-fraction", type=float, owner=f"{TRAIN_SEQ2SEQ}.val_fraction",
+                help="Without --val: the fraction of the pairs held out for validation, shuffled by --seed, pairs "
+                "with the same source kept on one side; 0: no validation, the last weights are kept.")
+@click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
+@click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
+@click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
+@click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
+@library_option("--encoding", owner=f"{TRAIN_SEQ2SEQ}.encoding", help="Text encoding of the files.")
+@model_options(SEQ2SEQ_MODEL)
+@library_option("--attention", type=click.Choice(ATTENTIONS), owner=f"{SEQ2SEQ_MODEL}.attention",
+                help="How each decoder step looks at the encoder outputs.")
+@click.option("--reverse-source", is_flag=True, help="Read the source backwards (the classic LSTM seq2seq trick).")
+@click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
+@training_options(SEQ2SEQ_MODEL)
+def train_seq2seq_command(train_file, out, force, resume, **settings):
+    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
+
+    Default: sized to the data, trained until validation stops improving; run directory
+    runs/<file name>. Prints validation loss, exact match
+    and character error rate (greedy decoding of up to 1,000 validation pairs) as it trains.
+    """
+    configure_output()
+    from charseq.heads.seq2seq.run import train_seq2seq
+
+    train_on_file(train_seq2seq, train_file, out, force, resume, settings)
+
+
+TRANSLATOR = "charseq.heads.seq2seq.config:DecodeConfig"  # the defaults Translator applies
+
+
+@click.command("translate")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of an encoder-decoder.")
+@click.argument("sources", nargs=-1, metavar="[SOURCE]...")
+@click.option("--input", "input_file", type=click.Path(), help="A file with one source per line.")
+@library_option("--beam", type=int, owner=f"{TRANSLATOR}.beam", help="Beam width (1: greedy).")
+@library_option("--n-best", type=int, owner=f"{TRANSLATOR}.n_best", help="Print this many hypotheses per source.")
+@library_option("--length-penalty", type=float, owner=f"{TRANSLATOR}.length_penalty",
+                help="Rank by log-probability / length**this (0: raw log-probability).")
+@click.option("--max-output-len", type=int, help="Stop a hypothesis after this many characters [default: the "
+              "model's, from train-seq2seq --max-output-len or 2x its longest training target + 10].")
+@library_option("--unknown", type=click.Choice(SOURCE_UNKNOWN), owner=f"{TRANSLATOR}.unknown",
+                help="What to do with source characters the model does not know: refuse the source, or read "
+                "them as the unknown symbol.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, as_json):
+    """Map each SOURCE (or each line of --input) to its output sequence."""
+    configure_output()
+    from charseq.errors import CharseqError
+    from charseq.heads.seq2seq.run import Translator
+
+    sources, lines = inputs(sources, input_file)
+    if not sources:
+        raise CharseqError("nothing to translate: give sources or --input FILE")
+    nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
+    results = dict(zip(nonblank, Translator(model_dir)(
+        [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
+                                                 length_penalty=length_penalty, unknown=unknown)) if nonblank else []))
+    n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")
+    for i, (source, line) in enumerate(zip(sources, lines)):
+        hyps = results.get(i, [])
+        if as_json:
+            click.echo(json_line({**({"line": line} if line else {}), "source": source, "hypotheses": [
+                {"text": t, "log_prob": lp, "score": sc} for t, lp, sc in hyps]}))
+        elif n_best == 1:  # from --input: the output, a tab and the source it came from
+            best = one_line(hyps[0][0]) if hyps else ""
+            click.echo(f"{best}\t{one_line(source)}" if line and source else best)
+        else:
+            click.echo(source)  # then its hypotheses, best first: ranking score, log-probability, text
+            for text, log_prob, score in hyps:
+                click.echo(f"  {score:8.4f} {log_prob:9.4f}  {text}")
+
+
+COMMANDS = (make_pairs_command, train_seq2seq_command, translate_command)
+EVALUATE_OPTIONS = (
+    LibraryOption(["--beam"], type=int, owner=f"{TRANSLATOR}.beam", help="Encoder-decoders: beam width (1: greedy)."),
+)
+EVALUATE_HELP = "Encoder-decoders: exact match and character error rate on a file of source<TAB>target pairs."
