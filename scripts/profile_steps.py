@@ -1,0 +1,120 @@
+"""Where the time of two small steps goes: one generation step and one MNIST-row training step.
+
+    .venv/bin/python scripts/profile_steps.py
+
+1. One LSTM layer's recurrent step (2x256 generation's shape, batch 1 and 32), 500 steps in one
+   compiled `tf.while_loop`: the compiled kernel's forward op called on a sequence of length 1
+   against the same step written as TensorFlow ops (h U + x W b, split, sigmoid/tanh), as Keras'
+   LSTMCell computes it. The op packs U into its panels on every call, which a length-1 call pays
+   at every step.
+2. The MNIST-row classifier (28 steps of 128 units, batch 128): the parts of one training step,
+   each a compiled call of its own (median of 40), against the whole step.
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from charseq import kernels  # noqa: E402
+
+
+def median_ms(run, reps: int = 40) -> float:
+    for _ in range(3):
+        run()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def generation_step(ops, units: int = 256, steps: int = 500) -> None:
+    for batch in (1, 32):
+        xproj = tf.random.normal([batch, 1, 4 * units])
+        recurrent = tf.random.normal([units, 4 * units]) * 0.05
+        h0, c0, no_mask = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0])
+
+        def kernel_op(h, c):
+            return ops.charseq_lstm_forward(xproj, recurrent, h, c, no_mask)[4:]
+
+        def tf_ops(h, c):
+            i, f, g, o = tf.split(tf.matmul(h, recurrent) + xproj[:, 0], 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            return tf.sigmoid(o) * tf.tanh(c), c
+
+        for name, step in (("kernel op, length 1", kernel_op), ("TensorFlow ops", tf_ops)):
+            loop = tf.function(lambda h, c, step=step: tf.while_loop(
+                lambda i, *_: i < steps, lambda i, h, c: (i + 1, *step(h, c)), (0, h0, c0))[1])
+            ms = median_ms(lambda: loop(h0, c0).numpy(), reps=5)
+            print(f"generation step, LSTM {units} units, batch {batch}, {name}: {1e3 * ms / steps:.1f} us")
+
+
+def mnist_step(ops) -> None:
+    from charseq.heads.classifier.run import build_classifier
+    from charseq.heads.classifier.task import ImageTask
+    from charseq.train import TrainConfig, make_optimizer
+
+    batch, rows, units, features = 128, 28, 128, 64
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (8 * batch, rows, 28), dtype=np.uint8), rng.integers(0, 10, 8 * batch)
+    model = build_classifier(dict(units=units), 10, None, "float32")
+    task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
+    optimizer = make_optimizer(TrainConfig(lr=1e-3))
+    optimizer.build(model.trainable_variables)
+    x, y = tf.constant(images[:batch].astype(np.float32) / 255), tf.constant(labels[:batch])
+    step = iter(range(10**9))
+    print(f"MNIST-row step (impl {'compiled' if model.backbone.use_compiled else 'keras'}), ms:")
+    print(f"  whole training step: {median_ms(lambda: float(task.train_step(next(step), optimizer))):.2f}")
+
+    @tf.function
+    def gradients(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return tape.gradient(loss, model.trainable_variables)
+
+    forward = tf.function(lambda x: model(x, training=True))
+    print(f"  forward: {median_ms(lambda: forward(x).numpy()):.2f}")
+    print(f"  forward + backward: {median_ms(lambda: [g.numpy() for g in gradients(x, y)]):.2f}")
+    grads = gradients(x, y)
+    apply = tf.function(lambda g: optimizer.apply(g, model.trainable_variables))
+    print(f"  Adam with clipping: {median_ms(lambda: (apply(grads), model.trainable_variables[0].numpy())):.2f}")
+    # The recurrence's own ops and products at this shape (random weights).
+    xs = tf.random.normal([batch, rows, features])
+    kernel, recurrent = tf.random.normal([features, 4 * units]) * 0.1, tf.random.normal([units, 4 * units]) * 0.1
+    h0, c0, no_mask = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0])
+    project = tf.function(lambda x: tf.reshape(tf.matmul(tf.reshape(x, [-1, features]), kernel), [batch, rows, -1]))
+    xproj = project(xs)
+    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, h0, c0, no_mask))
+    out = run(xproj)
+    back = tf.function(lambda o: ops.charseq_lstm_backward(recurrent, c0, no_mask, o[2], o[3], tf.ones_like(o[0]),
+                                                           tf.ones_like(h0), tf.zeros_like(c0)))
+    dz = tf.random.normal([batch * rows, 4 * units])
+    products = tf.function(lambda dz: (tf.matmul(tf.reshape(out[1], [-1, units]), dz, transpose_a=True),
+                                       tf.matmul(tf.reshape(xs, [-1, features]), dz, transpose_a=True),
+                                       tf.matmul(dz, kernel, transpose_b=True)))
+    print(f"  input projection x W (one product): {median_ms(lambda: project(xs).numpy()):.2f}")
+    print(f"  forward op (28 steps): {median_ms(lambda: run(xproj)[4].numpy()):.2f}")
+    print(f"  backward op (28 steps): {median_ms(lambda: back(out)[1].numpy()):.2f}")
+    print(f"  weight and input gradient products: {median_ms(lambda: [t.numpy() for t in products(dz)]):.2f}")
+
+
+def main():
+    ops = kernels.load()
+    if ops is None:
+        sys.exit("the compiled kernels are not available here")
+    generation_step(ops)
+    mnist_step(ops)
+
+
+if __name__ == "__main__":
+    main()
