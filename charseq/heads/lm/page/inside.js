@@ -1,12 +1,13 @@
 // Look inside a language model: surprise per character, a unit's activation, units found automatically.
-import {postJSON} from "./api.js";
-import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "./shade.js";
-import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+import {postJSON} from "/static/api.js";
+import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
+import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "/static/ui.js";
 
 const FEW_CHARACTERS = 400;  // correlations over fewer characters than this are mostly chance
 
-export class InsideView {
-  constructor(state) {
+export default class InsideView {
+  constructor(state, task) {
+    this.task = task;
     this.runs = []; this.report = null;
     $("in-go").addEventListener("click", () => this.analyze());
     ctrlEnter("in-text", "in-go");
@@ -21,7 +22,7 @@ export class InsideView {
   }
 
   setRuns(runs) {
-    this.runs = runs.filter(r => r.task === "lm");
+    this.runs = runs.filter(r => r.task === this.task);
     if (fillRunSelect($("in-run"), this.runs)) this.fillLayers();
     setEmpty("in", !this.runs.length);
   }

@@ -1,8 +1,8 @@
 // Classifier: a text with its occlusion saliency, or a 28x28 drawing read row by row.
-import {postJSON} from "./api.js";
-import {available, classColor, lineChart} from "./chart.js";
-import {colorScale, saliencyColor, tipGroup, tokenSpan} from "./shade.js";
-import {$, bindControls, ctrlEnter, fillRunSelect, setEmpty, setStatus} from "./ui.js";
+import {postJSON} from "/static/api.js";
+import {available, classColor, lineChart} from "/static/chart.js";
+import {colorScale, saliencyColor, tipGroup, tokenSpan} from "/static/shade.js";
+import {$, bindControls, ctrlEnter, fillRunSelect, setEmpty, setStatus} from "/static/ui.js";
 
 const UNKNOWN_PIECES = new Set(["\ufffd", "<unk>"]);
 const pct = p => `${(100 * p).toFixed(1)}%`;
@@ -15,8 +15,9 @@ export function saliencyTip(token, label, p, drop) {
     : `${JSON.stringify(token)} speaks against ${label}: without it ${label} would be ${without} instead of ${pct(p)} (${points} points more)`;
 }
 
-export class ClassifyView {
-  constructor(state) {
+export default class ClassifyView {
+  constructor(state, task) {
+    this.task = task;
     this.runs = [];
     $("cl-go").addEventListener("click", () => this.classifyText());
     ctrlEnter("cl-text", "cl-go");
@@ -29,7 +30,7 @@ export class ClassifyView {
   }
 
   setRuns(runs) {
-    this.runs = runs.filter(r => r.task === "classifier");
+    this.runs = runs.filter(r => r.task === this.task);
     if (fillRunSelect($("cl-run"), this.runs)) this.switchKind();
     setEmpty("cl", !this.runs.length);
   }

@@ -1,10 +1,11 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
-import {postJSON} from "./api.js";
-import {tipGroup, visibleLabel} from "./shade.js";
-import {$, bindControls, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+import {postJSON} from "/static/api.js";
+import {tipGroup, visibleLabel} from "/static/shade.js";
+import {$, bindControls, fillRunSelect, num, setEmpty, setStatus} from "/static/ui.js";
 
-export class TranslateView {
-  constructor(state) {
+export default class TranslateView {
+  constructor(state, task) {
+    this.task = task;
     this.choose = 0;
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
     $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
@@ -15,7 +16,7 @@ export class TranslateView {
   }
 
   setRuns(runs) {
-    const runsHere = runs.filter(r => r.task === "seq2seq");
+    const runsHere = runs.filter(r => r.task === this.task);
     fillRunSelect($("tr-run"), runsHere);
     setEmpty("tr", !runsHere.length);
   }

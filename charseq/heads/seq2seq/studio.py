@@ -1,0 +1,43 @@
+"""The encoder-decoder in the studio: the Translate tab and its route.
+
+    POST /api/translate   n-best hypotheses and the attention matrix of the chosen one
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from charseq.studio import limits
+from charseq.studio.limits import RUN, BadRequest, Field
+from charseq.studio.views import Page, read_json
+
+TASK = "seq2seq"
+
+PAGES = (Page("translate", "Translate", "translate.html", "translate.js"),)
+TRANSLATE = {
+    "run": RUN,
+    "source": Field(str, required=True, low=1, high=limits.MAX_SOURCE_CHARS),
+    "beam": Field(int, 1, low=1, high=limits.MAX_BEAM),
+    "n_best": Field(int, 1, low=1, high=limits.MAX_BEAM),
+    "length_penalty": Field(float, 1.0, bound="length_penalty"),
+    "choose": Field(int, 0, low=0, high=limits.MAX_BEAM - 1),
+}
+FIELDS = {"/api/translate": TRANSLATE}
+
+
+def routes(studio) -> list[Route]:
+    async def translate(request: Request):
+        from charseq.heads.seq2seq.inspect import explain_translation
+
+        p = limits.fields(await read_json(request), TRANSLATE)
+        if p["n_best"] > p["beam"]:
+            raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
+        loaded = await studio.loaded(p["run"], TASK)
+        return JSONResponse(await run_in_threadpool(
+            explain_translation, loaded.parts["translator"], p["source"], p["beam"], p["n_best"],
+            p["length_penalty"], "error", p["choose"]))
+
+    return [Route("/api/translate", translate, methods=["POST"])]
