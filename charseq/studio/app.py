@@ -7,6 +7,8 @@ Routes (all JSON; errors are ``{"error": "..."}`` with a 4xx status, never a tra
     GET  /api/runs                   every served run: name, task, shape, data, best score, status, progress;
                                      and "heads", the tasks of the runs served
     GET  /api/runs/{name}/metrics    that run's evaluations (metrics.jsonl)
+    GET  /api/runs/{name}/examples   ?n=8: one-click examples from the run's validation data (its head says
+                                     what an example is: a prompt, a text or image with its label, a source)
     GET  /api/status                 generations running and the limit, models loaded
 
 and each head's own routes (its studio view, charseq.studio.views: /api/generate and /api/analyze
@@ -56,7 +58,7 @@ from charseq.heads import head
 from charseq.studio import limits
 from charseq.studio.limits import BadRequest
 from charseq.studio.runs import ModelCache, RunTable, describe, message_without_paths, read_metrics
-from charseq.studio.views import assemble_index, error, head_views, page_files, request_fields
+from charseq.studio.views import assemble_index, error, head_views, page_files, request_fields, view_of
 
 log = logging.getLogger("charseq.studio")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -64,6 +66,7 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host header names of this machine, any port
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]{8,200}")  # safe in a URL, a header and a cookie as they are
 TOKEN_HEADER = "x-charseq-token"
+EXAMPLES, MAX_EXAMPLES = 8, 50  # one-click examples a run's page asks for, and the most it may
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -313,6 +316,16 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse({"run": run.name, "metrics": await run_in_threadpool(read_metrics, run)})
 
+    async def run_examples(request: Request):
+        run = await run_in_threadpool(studio.run, request.path_params["name"])
+        n = request.query_params.get("n", str(EXAMPLES))
+        if not n.isdigit() or not 1 <= int(n) <= MAX_EXAMPLES:
+            raise BadRequest(f"n must be a whole number from 1 to {MAX_EXAMPLES}, not {n[:20]!r}")
+        view = view_of(await run_in_threadpool(describe_task, run))
+        found = [] if view is None or not hasattr(view.module, "examples") else \
+            await run_in_threadpool(view.module.examples, run, int(n))
+        return JSONResponse({"run": run.name, "examples": found})
+
     async def status(request: Request):
         return JSONResponse({**studio.counts, "limit": studio.max_generations, "models_loaded": studio.cache.loads})
 
@@ -332,6 +345,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
     routes = [
         Route("/api/runs", list_runs),
         Route("/api/runs/{name:path}/metrics", run_metrics),
+        Route("/api/runs/{name:path}/examples", run_examples),
         Route("/api/status", status),
         *(route for view in head_views() for route in view.module.routes(studio)),
         Route("/lib/plotly.min.js", plotly_js),

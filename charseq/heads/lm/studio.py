@@ -51,7 +51,7 @@ PROMPT_CHARS = 40  # an example prompt: the start of a line of the validation te
 PASSAGE_CHARS = 600  # an example to look inside: long enough for the found units to mean something
 
 
-def examples(run, loaded, n: int) -> list[dict]:
+def examples(run, n: int) -> list[dict]:
     """Up to `n` passages of the run's validation text, evenly spaced, each starting at a line:
     {"prompt": its first characters, "text": the passage}."""
     from charseq.data.corpus import Corpus

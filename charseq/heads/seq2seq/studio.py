@@ -1,6 +1,8 @@
 """The encoder-decoder in the studio: the Translate tab and its route.
 
     POST /api/translate   n-best hypotheses and the attention matrix of the chosen one
+
+Examples are pairs of the run's validation data, split again from its config.json as training split them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,33 @@ TRANSLATE = {
     "choose": Field(int, 0, low=0, high=limits.MAX_BEAM - 1),
 }
 FIELDS = {"/api/translate": TRANSLATE}
+
+
+def examples(run, n: int) -> list[dict]:
+    """Up to `n` validation pairs, evenly spaced: {"source": ..., "target": ...}."""
+    from charseq.data.batching import hold_out, pick, split_rows
+    from charseq.data.pairs import read_pairs
+    from charseq.heads.seq2seq.run import SPLIT
+    from charseq.runs import RunDir
+
+    config = RunDir(run.path).read_config()
+    data, seed = config["data"], config["train"]["seed"]
+    read = lambda path: read_pairs(path, data["skip_bad_rows"], data["max_input_len"],  # noqa: E731
+                                   data["skip_long"], data["encoding"])
+    if data.get("val"):
+        pairs = read(data["val"])
+        sources, targets = pairs.sources, pairs.targets
+    else:
+        pairs = read(data["train"])
+        sources, targets, fraction = pairs.sources, pairs.targets, data["val_fraction"]
+        if data.get("split") == SPLIT:
+            chosen = split_rows(sources, None, max(1, int(round(len(sources) * fraction))) if fraction else 0,
+                                seed).val
+        else:
+            chosen = hold_out(len(sources), fraction, seed)[1] if fraction else []
+        sources, targets = pick(sources, chosen), pick(targets, chosen)
+    step = max(1, len(sources) // max(1, n))
+    return [{"source": sources[i], "target": targets[i]} for i in range(0, len(sources), step)][:n]
 
 
 def routes(studio) -> list[Route]:
