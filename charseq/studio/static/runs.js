@@ -236,14 +236,18 @@ export class RunsView {
     this.drawAxes(box, runs, flat, keys);
   }
 
-  // Three or more ticked runs scored by one metric (a grid, say): over two settings that differ, a heat-map
-  // of the best score; over more (or one), parallel coordinates, one axis per setting and one for the score.
+  // Three or more ticked runs scored by one metric (a grid, say): a grid over two settings is a heat-map of
+  // the best score; otherwise parallel coordinates, one axis per setting that differs and one for the score.
   drawAxes(box, runs, flat, keys) {
     const metric = runs[0].best?.metric;
     if (!available() || runs.length < 3 || !runs.every(r => r.best && r.best.metric === metric)) return;
     const shown = keys.filter(k => !/sizing|path|train$|val$|source$/.test(k)).slice(0, 8);
     if (!shown.length) return;
-    if (shown.length === 2) { this.drawHeatmap(box, runs, flat, shown, metric); return; }
+    if (shown.length === 2) {  // a full grid over two settings (each pair of values one run): a heat-map
+      const cells = new Set(flat.map(f => `${f[shown[0]]}\u0000${f[shown[1]]}`));
+      const sizes = shown.map(k => new Set(flat.map(f => String(f[k]))).size);
+      if (cells.size === runs.length && sizes[0] * sizes[1] === runs.length) { this.drawHeatmap(box, runs, flat, shown, metric); return; }
+    }
     const dimensions = shown.map(k => {
       const values = flat.map(f => f[k] ?? null);
       if (values.every(v => typeof v === "number")) return {label: k, values};
