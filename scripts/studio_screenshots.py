@@ -94,7 +94,7 @@ def main():
                 page.select_option("#cl-run", args.text)
                 page.fill("#cl-text", args.sentence)
                 page.click("#cl-go")
-                page.wait_for_selector("#cl-status:has-text('occlusion')")
+                page.wait_for_selector("#cl-status:has-text('occlusion')", timeout=300_000)  # beside the validation report
                 page.locator("#cl-saliency .tok").nth(2).focus()  # its tooltip: what occluding it did
                 page.screenshot(path=out / "studio-classify-text.png")
             if args.image:
