@@ -72,7 +72,7 @@ export default class ClassifyView {
     setStatus("cl-val-status", "classifying the validation data…");
     try {
       const report = await getJSON(`/api/confusion?run=${encodeURIComponent(run)}`);
-      if ($("cl-run").value !== run) return;
+      if ($("cl-run").value !== run || this.validated !== run) return;  // another run was chosen meanwhile
       if (!report.examples) { setStatus("cl-val-status", "this run has no validation data (trained with --val-fraction 0)"); return; }
       setStatus("cl-val-status", `accuracy ${pct(report.accuracy)} on ${report.examples.toLocaleString("en")} validation examples; ` +
         `${report.misclassified_count.toLocaleString("en")} misclassified`);
@@ -88,7 +88,7 @@ export default class ClassifyView {
     const style = getComputedStyle(document.body), fg = style.getPropertyValue("--fg").trim() || "#222";
     const side = Math.min(520, 140 + 34 * labels.length);
     window.Plotly.react($("cl-confusion"), [{
-      type: "heatmap", z: share, x: labels, y: labels, customdata: m, colorscale: "Blues", zmin: 0, zmax: 1,
+      type: "heatmap", z: share, x: labels, y: labels, customdata: m, colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1,
       text: m.map(row => row.map(String)), texttemplate: labels.length <= 12 ? "%{text}" : "",
       hovertemplate: "true %{y}, predicted %{x}: %{customdata} (%{z:.1%} of %{y})<extra></extra>",
       colorbar: {title: {text: "share of the true class", side: "right"}, tickformat: ".0%", thickness: 12},
@@ -102,6 +102,7 @@ export default class ClassifyView {
 
   showMisclassified(report) {
     const box = $("cl-wrong");
+    box.replaceChildren();
     $("cl-wrong-title").hidden = !report.misclassified.length;
     for (const e of report.misclassified) {
       const button = Object.assign(document.createElement("button"), {type: "button"});
