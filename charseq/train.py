@@ -260,7 +260,8 @@ class TrainingLoop:
         with self._averaged_weights():
             metrics = self.task.evaluate()
             record = {"step": self.step, "elapsed_s": round(self.elapsed(), 2), "time": round(time.time(), 1),
-                      "train_loss": train_loss,
+                      # tokens trained on so far: steps x the task's tokens per step (batch x window or mean length)
+                      "tokens_seen": self.step * self.task.tokens_per_step, "train_loss": train_loss,
                       **metrics, "lr": float(self.optimizer.learning_rate.numpy()),
                       "chars_per_sec": round(self.window_tokens / train_seconds, 1) if train_seconds > 0 else None}
             best, value = self.saved["best"], metrics.get(self.monitor)
@@ -321,7 +322,7 @@ class TrainingLoop:
             self.writer = tf.summary.create_file_writer(str(self.run_dir.path / "logs"))
         with self.writer.as_default(step=self.step):
             for key, value in record.items():
-                if key not in ("step", "elapsed_s", "time") and isinstance(value, (int, float)):
+                if key not in ("step", "elapsed_s", "time", "tokens_seen") and isinstance(value, (int, float)):
                     tf.summary.scalar(key, value)
         self.writer.flush()  # a live TensorBoard (or `charseq plot`) sees each evaluation as it happens
 

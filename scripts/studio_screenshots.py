@@ -3,7 +3,9 @@
     python scripts/studio_screenshots.py RUNS_DIR --out docs/ \
         --lm shakespeare --seq2seq dates --text sst2 --image mnist
 
---width 420 (and --dark) show the page as a phone (and a browser in dark mode) would.
+--width 420 (and --dark) show the page as a phone (and a browser in dark mode) would. The image
+classifier's page is taken whole: the digit drawn, then the run's confusion matrix and misclassified
+images on its validation data (MNIST itself must be where the run finds it: charseq data get mnist).
 
 Starts a real server on 127.0.0.1 (any free port), opens each page in Debian's /usr/bin/chromium
 (Playwright, no browser download), uses it as a person would and saves studio-*.png.
@@ -92,7 +94,7 @@ def main():
                 page.select_option("#cl-run", args.text)
                 page.fill("#cl-text", args.sentence)
                 page.click("#cl-go")
-                page.wait_for_selector("#cl-status:has-text('occlusion')")
+                page.wait_for_selector("#cl-status:has-text('occlusion')", timeout=300_000)  # beside the validation report
                 page.locator("#cl-saliency .tok").nth(2).focus()  # its tooltip: what occluding it did
                 page.screenshot(path=out / "studio-classify-text.png")
             if args.image:
@@ -106,7 +108,11 @@ def main():
                     page.mouse.move(*at(*point), steps=12)
                 page.mouse.up()
                 page.wait_for_selector("#cl-img-status:has-text('%')")
-                page.screenshot(path=out / "studio-classify-image.png")
+                # and below it the run's confusion matrix and mistakes on its validation images
+                page.wait_for_selector("#cl-val-status:has-text('accuracy')", timeout=600_000)
+                page.wait_for_selector("#cl-confusion .main-svg")
+                page.wait_for_timeout(500)
+                page.screenshot(path=out / "studio-classify-image.png", full_page=True)
             browser.close()
     finally:
         server.terminate()

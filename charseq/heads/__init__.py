@@ -71,6 +71,7 @@ class Head:
     # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
     config_keys: dict = field(default_factory=dict)
     data_keys: dict = field(default_factory=dict)
+    studio: str | None = None  # the module of its studio view: tabs, routes, examples (see charseq.studio.views)
 
     def kind_of(self, config: dict) -> str:
         return self.kind(config) if self.kind else self.task

@@ -7,11 +7,12 @@ Routes (all JSON; errors are ``{"error": "..."}`` with a 4xx status, never a tra
     GET  /api/runs                   every served run: name, task, shape, data, best score, status, progress;
                                      and "heads", the tasks of the runs served
     GET  /api/runs/{name}/metrics    that run's evaluations (metrics.jsonl)
+    GET  /api/runs/{name}/examples   ?n=8: one-click examples from the run's validation data (its head says
+                                     what an example is: a prompt, a text or image with its label, a source)
     GET  /api/status                 generations running and the limit, models loaded
-    POST /api/generate               text/event-stream: "chunk" events, then "done" (or "error")
-    POST /api/analyze                per-character surprise and top 5, a layer's activations, found units
-    POST /api/classify               label, probabilities, occlusion saliency (text) or per-row probabilities (image)
-    POST /api/translate              n-best hypotheses and the attention matrix of the chosen one
+
+and each head's own routes (its studio view, charseq.studio.views: /api/generate and /api/analyze
+for a language model, /api/classify, /api/translate).
 
 Model work runs in worker threads, never on the event loop. Generations are bounded: past
 `max_generations` running at once, /api/generate answers 503. A client that disconnects stops
@@ -29,17 +30,14 @@ token comes in the URL once (`/?token=...`, then an HttpOnly SameSite=Strict coo
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
-import json
 import logging
 import re
 import secrets
 import socket
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -52,7 +50,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from charseq.errors import CharseqError
@@ -60,29 +58,30 @@ from charseq.heads import head
 from charseq.studio import limits
 from charseq.studio.limits import BadRequest
 from charseq.studio.runs import ModelCache, RunTable, describe, message_without_paths, read_metrics
+from charseq.studio.views import assemble_index, error, head_views, page_files, request_fields, view_of
 
 log = logging.getLogger("charseq.studio")
-# Each POST route and the fields its JSON body may have.
-REQUEST_FIELDS = {"/api/generate": limits.GENERATE, "/api/analyze": limits.ANALYZE,
-                  "/api/classify": limits.CLASSIFY, "/api/translate": limits.TRANSLATE}
-POST_ROUTES = set(REQUEST_FIELDS)
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host header names of this machine, any port
 TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~-]{8,200}")  # safe in a URL, a header and a cookie as they are
 TOKEN_HEADER = "x-charseq-token"
+EXAMPLES, MAX_EXAMPLES = 8, 50  # one-click examples a run's page asks for, and the most it may
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
-    """The page's files, read into memory once: URL path -> (content, type). Requests are
-    answered from this table, so no request path ever reaches the file system."""
+    """The page's files and each head's (charseq.studio.views), read into memory once: URL path ->
+    (content, type). Requests are answered from this table, so no request path ever reaches the
+    file system."""
     table = {}
     folder = resources.files("charseq.studio") / "static"
     for item in folder.iterdir():
         suffix = "." + item.name.rsplit(".", 1)[-1]
         if item.is_file() and suffix in CONTENT_TYPES:
             table[f"/static/{item.name}"] = (item.read_bytes(), CONTENT_TYPES[suffix])
-    table["/"] = table["/static/index.html"]
+    table.update(page_files(CONTENT_TYPES))
+    index, kind = table["/static/index.html"]
+    table["/"] = table["/static/index.html"] = (assemble_index(index.decode("utf-8")).encode("utf-8"), kind)
     return table
 
 
@@ -151,27 +150,6 @@ def describe_task(run) -> str | None:
         return RunDir(run.path).read_config()["task"]
     except CharseqError:
         return None
-
-
-def error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def read_json(request: Request) -> dict:
-    """The request body as a JSON object, read no further than the size limit."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.MAX_BODY_BYTES:
-        raise BadRequest(f"the request body is larger than the limit of {limits.MAX_BODY_BYTES} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limits.MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is larger than the limit of {limits.MAX_BODY_BYTES} bytes", 413)
-    return limits.parse_json(bytes(body))
-
-
-def event(kind: str, data: dict) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 # ---------------------------------------------------------------------------- safe by default
@@ -313,9 +291,10 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
     if token is not None:
         check_token(token)
     files = static_files()
+    fields = request_fields()  # each POST route and the fields its JSON body may have
 
     async def page(request: Request):
-        if request.url.path in POST_ROUTES:
+        if request.url.path in fields:
             return error(f"{request.url.path} takes POST with a JSON body", 405)
         found = files.get(request.url.path)
         if found is None:
@@ -337,117 +316,24 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse({"run": run.name, "metrics": await run_in_threadpool(read_metrics, run)})
 
+    async def run_examples(request: Request):
+        run = await run_in_threadpool(studio.run, request.path_params["name"])
+        n = request.query_params.get("n", str(EXAMPLES))
+        if not n.isdigit() or not 1 <= int(n) <= MAX_EXAMPLES:
+            raise BadRequest(f"n must be a whole number from 1 to {MAX_EXAMPLES}, not {n[:20]!r}")
+        view = view_of(await run_in_threadpool(describe_task, run))
+        found = [] if view is None or not hasattr(view.module, "examples") else \
+            await run_in_threadpool(view.module.examples, run, int(n))
+        return JSONResponse({"run": run.name, "examples": found})
+
     async def status(request: Request):
         return JSONResponse({**studio.counts, "limit": studio.max_generations, "models_loaded": studio.cache.loads})
-
-    async def generate(request: Request):
-        p = limits.fields(await read_json(request), limits.GENERATE)
-        if p["n_best"] > p["beam"]:
-            raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
-        if p["beam"] > 1 and p["length"] > limits.MAX_BEAM_LENGTH:
-            raise BadRequest(f"length is more than the limit of {limits.MAX_BEAM_LENGTH} for beam search")
-        if not studio.slots.acquire(blocking=False):
-            return error(f"the studio is busy: {studio.max_generations} generations are running (its limit, "
-                         "--max-generations); try again shortly", 503)
-        try:
-            loaded = await studio.loaded(p["run"], "lm")
-            if p["seed"] is None:
-                p["seed"] = int(time.time() * 1000) % 2**31
-            await run_in_threadpool(loaded.probe.check, p["prompt"], p["temperature"], p["top_k"], p["top_p"],
-                                    p["seed"], p["greedy"], p["unknown"])
-        except BaseException:
-            studio.slots.release()
-            raise
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-        stop = threading.Event()
-        put = lambda kind, data: loop.call_soon_threadsafe(queue.put_nowait, (kind, data))  # noqa: E731
-
-        def work():  # in a worker thread; the slot is released however it ends
-            start, tokens = time.perf_counter(), []
-            try:
-                if p["beam"] > 1:
-                    hyps = loaded.beam(p["prompt"], length=p["length"], beam=p["beam"], n_best=p["n_best"],
-                                       unknown=p["unknown"], should_stop=stop.is_set)
-                    tokens = loaded.probe.report(p["prompt"], hyps[0][0], p["unknown"]) if hyps else []
-                    put("chunk", {"tokens": tokens})
-                    extra = {"hypotheses": [{"text": t, "log_prob": round(lp, 5)} for t, lp in hyps]}
-                else:
-                    for chunk in loaded.probe.stream(p["prompt"], p["length"], p["temperature"], p["top_k"],
-                                                     p["top_p"], p["seed"], p["greedy"], p["unknown"],
-                                                     should_stop=stop.is_set):
-                        tokens += chunk
-                        put("chunk", {"tokens": chunk})
-                    extra = {"seed": p["seed"]}
-                studio.count(stopped=int(stop.is_set()), finished=int(not stop.is_set()))
-                put("done", {"text": "".join(t["text"] for t in tokens), "tokens": len(tokens),
-                             "seconds": round(time.perf_counter() - start, 3), **extra})
-            except CharseqError as e:
-                put("error", {"error": studio.hide_paths(limits.in_request_terms(e, limits.GENERATE))})
-            except Exception:
-                log.exception("generation failed")
-                put("error", {"error": "internal error while generating (see the server's log)"})
-            finally:
-                studio.count(running=-1)
-                studio.slots.release()
-
-        studio.count(started=1, running=1)
-        studio.executor.submit(work)
-
-        async def events():
-            try:
-                while True:
-                    kind, data = await queue.get()
-                    yield event(kind, data)
-                    if kind != "chunk":
-                        return
-            finally:
-                stop.set()  # the client went away (or the stream ended): stop generating
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-    async def analyze(request: Request):
-        p = limits.fields(await read_json(request), limits.ANALYZE)
-        loaded = await studio.loaded(p["run"], "lm")
-        return JSONResponse(await run_in_threadpool(loaded.probe.analyze, p["text"], p["layer"]))
-
-    async def classify(request: Request):
-        from charseq.heads.classifier.inspect import explain_image, explain_text
-
-        p = limits.fields(await read_json(request), limits.CLASSIFY)
-        if (p["text"] is None) == (p["image"] is None):
-            raise BadRequest("give either text or image")
-        loaded = await studio.loaded(p["run"], "classifier")
-        model, vocab, config = loaded.classifier
-        if p["text"] is not None:
-            if vocab is None:
-                raise BadRequest(f"run {p['run']!r} classifies images: send image, not text")
-            return JSONResponse(await run_in_threadpool(explain_text, model, vocab, config, p["text"]))
-        if vocab is not None:
-            raise BadRequest(f"run {p['run']!r} classifies texts: send text, not image")
-        image = p["image"]
-        if not all(isinstance(row, list) and len(row) == 28 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in image):
-            raise BadRequest("image must be a list of up to 28 rows, each of 28 numbers (pixel values 0-255)")
-        return JSONResponse(await run_in_threadpool(explain_image, model, config, image))
-
-    async def translate(request: Request):
-        from charseq.heads.seq2seq.inspect import explain_translation
-
-        p = limits.fields(await read_json(request), limits.TRANSLATE)
-        if p["n_best"] > p["beam"]:
-            raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
-        loaded = await studio.loaded(p["run"], "seq2seq")
-        return JSONResponse(await run_in_threadpool(
-            explain_translation, loaded.translator, p["source"], p["beam"], p["n_best"], p["length_penalty"],
-            "error", p["choose"]))
 
     async def bad_request(request: Request, exc: BadRequest):
         return error(studio.hide_paths(str(exc)), exc.status)
 
     async def library_error(request: Request, exc: CharseqError):
-        return error(studio.hide_paths(limits.in_request_terms(exc, REQUEST_FIELDS.get(request.url.path, {}))), 400)
+        return error(studio.hide_paths(limits.in_request_terms(exc, fields.get(request.url.path, {}))), 400)
 
     async def http_error(request: Request, exc: HTTPException):
         return error(exc.detail if exc.status_code != 404 else "not found", exc.status_code)
@@ -459,11 +345,9 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
     routes = [
         Route("/api/runs", list_runs),
         Route("/api/runs/{name:path}/metrics", run_metrics),
+        Route("/api/runs/{name:path}/examples", run_examples),
         Route("/api/status", status),
-        Route("/api/generate", generate, methods=["POST"]),
-        Route("/api/analyze", analyze, methods=["POST"]),
-        Route("/api/classify", classify, methods=["POST"]),
-        Route("/api/translate", translate, methods=["POST"]),
+        *(route for view in head_views() for route in view.module.routes(studio)),
         Route("/lib/plotly.min.js", plotly_js),
         Route("/{path:path}", page),
     ]

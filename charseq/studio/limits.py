@@ -132,35 +132,3 @@ def _kind_name(kinds) -> str:
 
 
 RUN = Field(str, required=True, high=1000)
-
-GENERATE = {
-    "run": RUN,
-    "prompt": Field(str, "", high=MAX_PROMPT_CHARS),
-    "length": Field(int, 200, low=1, high=MAX_LENGTH),
-    "temperature": Field(float, 1.0),  # its range is checked by the library, which names the greedy remedy
-    "top_k": Field(int, 0, low=0, high=100_000),
-    "top_p": Field(float, 1.0, bound="top_p"),
-    "seed": Field(int, None, low=-2**31, high=2**31 - 1),
-    "greedy": Field(bool, False),
-    "beam": Field(int, 1, low=1, high=MAX_BEAM),
-    "n_best": Field(int, 1, low=1, high=MAX_BEAM),
-    "unknown": Field(str, "error", high=10),
-}
-ANALYZE = {
-    "run": RUN,
-    "text": Field(str, required=True, low=1, high=MAX_ANALYZE_CHARS),
-    "layer": Field(int, 0, low=0, high=1000),
-}
-CLASSIFY = {
-    "run": RUN,
-    "text": Field(str, None, low=1, high=MAX_CLASSIFY_CHARS),
-    "image": Field(list, None, low=1, high=28),
-}
-TRANSLATE = {
-    "run": RUN,
-    "source": Field(str, required=True, low=1, high=MAX_SOURCE_CHARS),
-    "beam": Field(int, 1, low=1, high=MAX_BEAM),
-    "n_best": Field(int, 1, low=1, high=MAX_BEAM),
-    "length_penalty": Field(float, 1.0, bound="length_penalty"),
-    "choose": Field(int, 0, low=0, high=MAX_BEAM - 1),
-}

@@ -275,17 +275,15 @@ def weights_version(run: ServedRun) -> tuple:
 
 @dataclass
 class Loaded:
-    """A run ready to answer: its task, config and the library objects that serve it."""
+    """A run ready to answer: its task, config and the library objects its head's studio view
+    uses (what the head's `load_for_studio` returns besides the config)."""
 
     task: str
     config: dict
-    probe: object = None  # language model: charseq.heads.lm.inspect.LMProbe
-    beam: object = None  # language model: charseq.heads.lm.beam.BeamSearch
-    classifier: tuple = None  # (model, vocab or None, config)
-    translator: object = None  # charseq.heads.seq2seq.run.Translator
-    # (each head's inspect.load_for_studio says which of these its run has)
+    parts: dict
 
 
 def load(run: ServedRun) -> Loaded:
     task = RunDir(run.path).read_config()["task"]
-    return Loaded(task, **head(task).load_for_studio(run.path))
+    parts = dict(head(task).load_for_studio(run.path))
+    return Loaded(task, parts.pop("config"), parts)

@@ -115,7 +115,9 @@ def test_the_studio_refuses_non_finite_numbers_with_a_4xx(client, path, body, fi
 
 def test_every_float_field_of_the_studio_refuses_nan(client):
     from charseq.studio import limits
-    from charseq.studio.app import REQUEST_FIELDS
+    from charseq.studio.views import request_fields
+
+    REQUEST_FIELDS = request_fields()  # every head's POST routes and their fields
 
     runs = {"/api/generate": "train-lm", "/api/analyze": "train-lm", "/api/classify": "train-classifier",
             "/api/translate": "train-seq2seq"}

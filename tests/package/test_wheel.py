@@ -53,7 +53,8 @@ def test_build_gives_an_sdist_and_a_wheel_that_twine_accepts(dist):
     assert wheel.name == f"charseq-{version}-py3-none-any.whl"
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("charseq/kernels/lstm.cc", "charseq/kernels/gru.cc", "charseq/kernels/common.h",
-                    "charseq/studio/static/index.html", f"charseq-{version}.dist-info/licenses/LICENSE"):
+                    "charseq/studio/static/index.html", "charseq/heads/lm/page/generate.js",
+                    f"charseq-{version}.dist-info/licenses/LICENSE"):
         assert shipped in names, shipped
     with tarfile.open(sdist) as tar:
         members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}

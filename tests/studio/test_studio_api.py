@@ -62,7 +62,8 @@ def test_runs_and_metrics(client, studio_dir):
 def test_page_and_static_files(client):
     page = client.get("/")
     assert page.status_code == 200 and 'src="/static/app.js"' in page.text
-    for name in ["app.js", "api.js", "runs.js", "generate.js", "inside.js", "classify.js", "translate.js", "style.css"]:
+    for name in ["app.js", "api.js", "runs.js", "style.css", "heads/lm/generate.js", "heads/lm/inside.js",
+                 "heads/classifier/classify.js", "heads/seq2seq/translate.js"]:
         assert client.get(f"/static/{name}").status_code == 200, name
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
 

@@ -384,3 +384,90 @@ def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_pag
     page.wait_for_function(f"document.querySelector('#runs-table tr:has(input[data-run=\"poems\"]) progress').value > {first}")
     assert page.evaluate("document.activeElement.dataset.run") == "poems"  # the row was updated, not rebuilt
     page.unroute("**/api/runs")
+
+
+def test_examples_from_the_validation_data_are_one_click(server, open_page):
+    page = open_page(server + "#generate?run=poems")
+    first = page.locator("#lm-examples button.example").first
+    first.click()
+    assert page.input_value("#lm-prompt") == first.get_attribute("title") != ""
+
+    page = open_page(server + "#translate?run=reverse")
+    first = page.locator("#tr-examples button.example").first
+    first.click()
+    page.wait_for_selector("#tr-hyps tr.chosen")
+    source, target = first.get_attribute("title").split(" → ")
+    assert page.input_value("#tr-source") == source and target == source[::-1]  # the task reverses strings
+
+    page = open_page(server + "#classify?run=sentiment")
+    first = page.locator("#cl-examples button.example").first
+    first.click()
+    page.wait_for_selector("#cl-status:has-text('%')")
+    assert page.input_value("#cl-text") == first.get_attribute("title")
+
+    page = open_page(server + "#classify?run=digits")
+    page.locator("#cl-examples button.example canvas").first.click()  # an image, drawn onto the canvas
+    page.wait_for_selector("#cl-img-status:has-text('%')")
+    ink = page.evaluate("""() => { const d = document.getElementById('cl-canvas').getContext('2d').getImageData(0, 0, 280, 280).data;
+        let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) dark++; return dark; }""")
+    assert ink > 280 * 280 // 20
+
+
+def test_classifier_shows_its_confusion_matrix_and_mistakes(server, open_page):
+    report = json.loads(open_page(server).evaluate("fetch('/api/confusion?run=sentiment').then(r => r.text())"))
+    page = open_page(server + "#classify?run=sentiment")
+    page.wait_for_selector("#cl-val-status:has-text('accuracy')")
+    page.wait_for_selector("#cl-confusion .main-svg")
+    shown = page.evaluate("document.querySelector('#cl-confusion').data[0].customdata")
+    assert shown == report["confusion_matrix"]
+    assert page.locator("#cl-wrong button").count() == len(report["misclassified"])
+    assert f"{report['misclassified_count']} misclassified" in page.inner_text("#cl-val-status")
+
+
+def test_tokens_seen_as_the_x_axis(server, open_page, tmp_path):
+    page = open_page(server + "#runs?runs=poems")
+    page.wait_for_selector("figure.chart[data-metric='val_loss'] .main-svg")
+    page.select_option("#chart-x", "tokens")
+    page.wait_for_function("document.querySelector(\"figure.chart[data-metric='val_loss'] .plot\").layout.xaxis.title.text"
+                           " === 'tokens seen'")
+    metrics = json.loads(page.evaluate("fetch('/api/runs/poems/metrics').then(r => r.text())"))["metrics"]
+    shown = traces(page, "val_loss")["poems"]
+    assert shown["x"] == [r["tokens_seen"] for r in metrics if "val_loss" in r]
+
+    import shutil
+
+    from helpers import REPO
+    old = shutil.copytree(REPO / "tests" / "fixtures" / "runs-2026-12-01" / "lm", tmp_path / "old")  # no tokens_seen
+    proc, url = start_server(old)
+    try:
+        page = open_page(url + "#runs?x=tokens")
+        page.wait_for_selector("figure.chart .main-svg")
+        assert page.evaluate("document.querySelector('#chart-x option[value=tokens]').disabled")
+        assert "drawn against step instead" in page.inner_text("#charts-note")
+        assert traces(page, "val_loss")["old"]["x"] == [r["step"] for r in read_metrics_of(old) if "val_loss" in r]
+    finally:
+        stop_server(proc)
+
+
+def read_metrics_of(run):
+    with open(run / "metrics.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file):
+    from charseq.grid import run_grid
+
+    settings = dict(layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
+                    precision="float32", log=lambda s: None)
+    run_grid("train-lm", tmp_path / "grid", {"lr": [3e-3, 1e-2], "units": [8, 16]}, corpus_file, max_steps=2, **settings)
+    proc, url = start_server(tmp_path)
+    try:
+        page = open_page(url + "#runs")
+        page.check("#runs-all")
+        page.wait_for_selector("#runs-diff .grid-heatmap .main-svg")
+        trace = page.evaluate("(() => { const t = document.querySelector('#runs-diff .grid-heatmap').data[0]; return {x: t.x, y: t.y, z: t.z, type: t.type}; })()")
+        runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
+        assert trace["type"] == "heatmap" and sorted(trace["x"] + trace["y"]) == sorted(["0.003", "0.01", "8", "16"])
+        assert sorted(v for row in trace["z"] for v in row) == sorted(r["best"]["value"] for r in runs)
+    finally:
+        stop_server(proc)

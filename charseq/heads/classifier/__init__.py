@@ -5,6 +5,7 @@
     run.py       train_classifier, train_mnist, load_classifier, classify, evaluate_classifier
     inspect.py   explain_text, explain_image: what each character or row contributes (the studio)
     export.py    the `classify` and `labels` signatures of a SavedModel
+    studio.py    the Classify tab and its routes (page/: its HTML and JS)
 """
 
 from charseq.heads import Head, lazy
@@ -40,7 +41,7 @@ HEAD = Head(
     evaluate=evaluate, summary=summary,
     evaluate_options=("encoding", "errors", "text_column", "label_column", "skip_bad_rows"),
     export=lazy("charseq.heads.classifier.export", "build_export"),
-    load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"),
+    load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"), studio="charseq.heads.classifier.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),
     kind=kind,
     config_keys={"input": (TEXT, True), "labels": ((list,), True), "data": ((dict,), True),

@@ -7,6 +7,7 @@
     beam.py      BeamSearch: the most likely continuations (generate --beam)
     inspect.py   LMProbe: probabilities, units, what the model expects next (the studio)
     export.py    the `generate` signature of a SavedModel
+    studio.py    the Generate and Look inside tabs and their routes (page/: their HTML and JS)
 """
 
 from charseq.heads import Head, lazy
@@ -36,7 +37,7 @@ HEAD = Head(
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),
-    load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"),
+    load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"), studio="charseq.heads.lm.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
     config_keys={"data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
                  "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False)},

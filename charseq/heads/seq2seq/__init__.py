@@ -6,6 +6,7 @@
     run.py       train_seq2seq, load_seq2seq, Translator, translate, evaluate_seq2seq
     inspect.py   explain_translation: the attention of each output character (the studio)
     export.py    the `translate` signature of a SavedModel (greedy)
+    studio.py    the Translate tab and its route (page/: its HTML and JS)
 """
 
 from charseq.heads import Head, lazy
@@ -33,7 +34,7 @@ HEAD = Head(
     train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
     evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam"), summary=summary,
     export=lazy("charseq.heads.seq2seq.export", "build_export"),
-    load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"),
+    load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"), studio="charseq.heads.seq2seq.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
     data_keys={None: {**json_fields(DataConfig), **RECORDED}},

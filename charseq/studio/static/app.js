@@ -1,19 +1,19 @@
 // The studio page: a tab per view, switched by the URL's #hash (which also keeps each view's state).
-// The run list is polled every few seconds; each view updates in place from it.
+// Runs is the studio's own view; each head's tabs come from its folder (the server lists them in
+// #head-pages). The run list is polled every few seconds; each view updates in place from it.
 import {getJSON} from "./api.js";
 import {RunsView} from "./runs.js";
-import {GenerateView} from "./generate.js";
-import {InsideView} from "./inside.js";
-import {ClassifyView} from "./classify.js";
-import {TranslateView} from "./translate.js";
 import {currentPage} from "./ui.js";
 
 const POLL_MS = 3000;
 const state = {runs: []};
-const views = {
-  runs: new RunsView(state), generate: new GenerateView(state), inside: new InsideView(state),
-  classify: new ClassifyView(state), translate: new TranslateView(state),
-};
+const views = {runs: new RunsView(state)};
+
+async function loadHeadViews() {
+  const pages = JSON.parse(document.getElementById("head-pages").textContent);
+  const modules = await Promise.all(pages.map(p => import(p.script)));
+  pages.forEach((p, i) => { views[p.page] = new modules[i].default(state, p.task); });
+}
 
 function show() {
   const name = currentPage();
@@ -47,6 +47,7 @@ async function poll() {
 }
 
 async function start() {
+  await loadHeadViews();
   setRuns((await getJSON("/api/runs")).runs);
   window.addEventListener("hashchange", show);
   show();

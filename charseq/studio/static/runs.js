@@ -4,8 +4,9 @@ import {getJSON} from "./api.js";
 import {available, lineChart, runColor} from "./chart.js";
 import {$, bindControls, currentPage} from "./ui.js";
 
-const NOT_METRICS = new Set(["step", "elapsed_s", "time"]);
-const X_AXES = {step: "step", relative: "training time", wall: "wall time", chars: "characters seen"};
+const NOT_METRICS = new Set(["step", "elapsed_s", "time", "tokens_seen"]);
+// tokens seen: steps x batch x length (characters for a character vocabulary, pieces, or image rows)
+const X_AXES = {step: "step", relative: "training time", wall: "wall time", tokens: "tokens seen"};
 
 // What a metric is measured in, for the y-axis title.
 function unitOf(metric) {
@@ -235,13 +236,18 @@ export class RunsView {
     this.drawAxes(box, runs, flat, keys);
   }
 
-  // Three or more ticked runs scored by one metric (a grid, say): parallel coordinates, one axis per
-  // setting that differs and one for the best score, so the settings that matter stand out.
+  // Three or more ticked runs scored by one metric (a grid, say): a grid over two settings is a heat-map of
+  // the best score; otherwise parallel coordinates, one axis per setting that differs and one for the score.
   drawAxes(box, runs, flat, keys) {
     const metric = runs[0].best?.metric;
     if (!available() || runs.length < 3 || !runs.every(r => r.best && r.best.metric === metric)) return;
     const shown = keys.filter(k => !/sizing|path|train$|val$|source$/.test(k)).slice(0, 8);
     if (!shown.length) return;
+    if (shown.length === 2) {  // a full grid over two settings (each pair of values one run): a heat-map
+      const cells = new Set(flat.map(f => `${f[shown[0]]}\u0000${f[shown[1]]}`));
+      const sizes = shown.map(k => new Set(flat.map(f => String(f[k]))).size);
+      if (cells.size === runs.length && sizes[0] * sizes[1] === runs.length) { this.drawHeatmap(box, runs, flat, shown, metric); return; }
+    }
     const dimensions = shown.map(k => {
       const values = flat.map(f => f[k] ?? null);
       if (values.every(v => typeof v === "number")) return {label: k, values};
@@ -261,6 +267,31 @@ export class RunsView {
       {height: 260, margin: {l: 60, r: 60, t: 40, b: 20}, paper_bgcolor: "rgba(0,0,0,0)",
        font: {color: t.getPropertyValue("--fg").trim(), size: 11}},
       {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", filename: "settings", scale: 2}});
+  }
+
+  // The best score over a grid's two axes: one cell per pair of values (the better run where two share one).
+  drawHeatmap(box, runs, flat, [xKey, yKey], metric) {
+    const order = values => [...new Set(values.map(String))].sort((a, b) => (isNaN(a) || isNaN(b) ? a.localeCompare(b) : a - b));
+    const xs = order(flat.map(f => f[xKey] ?? "—")), ys = order(flat.map(f => f[yKey] ?? "—"));
+    const lower = /loss|error/.test(metric), z = ys.map(() => xs.map(() => null)), who = ys.map(() => xs.map(() => ""));
+    runs.forEach((r, i) => {
+      const x = xs.indexOf(String(flat[i][xKey] ?? "—")), y = ys.indexOf(String(flat[i][yKey] ?? "—")), v = +r.best.value;
+      if (z[y][x] === null || (lower ? v < z[y][x] : v > z[y][x])) { z[y][x] = v; who[y][x] = r.name; }
+    });
+    const figure = Object.assign(document.createElement("figure"), {className: "axes"});
+    const plot = Object.assign(document.createElement("div"), {className: "plot grid-heatmap"});
+    figure.append(Object.assign(document.createElement("figcaption"),
+      {textContent: `best ${metric} over ${xKey} and ${yKey}` + (lower ? " (lower is better)" : " (higher is better)")}), plot);
+    box.append(figure);
+    const fg = getComputedStyle(document.body).getPropertyValue("--fg").trim();
+    window.Plotly.react(plot, [{type: "heatmap", x: xs, y: ys, z, customdata: who, colorscale: "Viridis", reversescale: lower,
+      text: z.map(row => row.map(v => (v === null ? "" : v.toPrecision(4)))), texttemplate: "%{text}",
+      hovertemplate: `%{customdata}<br>${xKey} %{x}, ${yKey} %{y}<br>best ${metric} %{z:.5~g}<extra></extra>`,
+      colorbar: {title: {text: metric, side: "right"}, thickness: 12}}],
+      {height: Math.min(420, 140 + 40 * ys.length), margin: {l: 70, r: 10, t: 20, b: 50}, paper_bgcolor: "rgba(0,0,0,0)",
+       plot_bgcolor: "rgba(0,0,0,0)", font: {color: fg, size: 11},
+       xaxis: {title: {text: xKey}, type: "category", automargin: true}, yaxis: {title: {text: yKey}, type: "category", automargin: true}},
+      {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", filename: "grid", scale: 2}});
   }
 
   selectionChanged() {
@@ -322,7 +353,7 @@ export class RunsView {
   // x values of a run's records for the chosen axis.
   xValues(run, records, axis) {
     if (axis === "step") return records.map(r => r.step);
-    if (axis === "chars") return records.map(r => r.chars_seen);
+    if (axis === "tokens") return records.map(r => r.tokens_seen);
     if (axis === "relative") return records.map(r => r.elapsed_s);
     // Wall time: recorded with each evaluation; older runs' times are reckoned back from the file's age.
     const last = records[records.length - 1], end = Date.now() - 1000 * (run?.updated_s_ago ?? 0);
@@ -341,11 +372,19 @@ export class RunsView {
       return;
     }
     let axis = $("chart-x").value;
-    const hasChars = names.some(n => (this.metrics[n] || []).some(r => typeof r.chars_seen === "number"));
-    if (axis === "chars" && !hasChars) axis = "step";
-    if (hasChars && !$("chart-x").querySelector("option[value=chars]")) $("chart-x").append(new Option(X_AXES.chars, "chars"));
+    // Runs made before records counted the tokens seen cannot be drawn against them: step instead, and a note.
+    const counted = names.filter(n => (this.metrics[n] || []).some(r => typeof r.tokens_seen === "number"));
+    const tokensOption = $("chart-x").querySelector("option[value=tokens]");
+    tokensOption.disabled = names.length > 0 && !counted.length;
+    tokensOption.title = tokensOption.disabled ? "the ticked runs do not record the tokens they have seen (made by an older charseq)" : "";
     note.hidden = names.length > 0 || !this.runs.length;
     note.textContent = "Tick a run in the table to see its curves.";
+    if (axis === "tokens" && counted.length < names.length) {
+      note.hidden = false;
+      note.textContent = counted.length ? `Not drawn against tokens seen (they do not record them): ${names.filter(n => !counted.includes(n)).join(", ")}.`
+        : "None of the ticked runs records the tokens it has seen (made by an older charseq): drawn against step instead.";
+      if (!counted.length) axis = "step";
+    }
     const logY = $("chart-log").checked, smoothing = Number($("chart-smooth").value);
     let scale = 1, xTitle = X_AXES[axis];
     if (axis === "relative") {
@@ -368,7 +407,8 @@ export class RunsView {
       if (container.children[i] !== figure) container.insertBefore(figure, container.children[i] || null);
       const series = names.map(name => {
         const run = this.runs.find(r => r.name === name);
-        const records = (this.metrics[name] || []).filter(r => typeof r[metric] === "number" && typeof r.step === "number");
+        const records = (this.metrics[name] || []).filter(r => typeof r[metric] === "number" && typeof r.step === "number" &&
+                                                           (axis !== "tokens" || typeof r.tokens_seen === "number"));
         const xs = this.xValues(run, records, axis).map(x => (typeof x === "number" && scale !== 1 ? x / scale : x));
         return {name, color: runColor(name), x: xs, y: records.map(r => r[metric])};
       }).filter(s => s.y.length);

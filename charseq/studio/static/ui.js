@@ -1,4 +1,5 @@
 // Small helpers shared by the views: run menus, empty states, status lines, state kept in the URL.
+import {getJSON} from "./api.js";
 
 export const $ = id => document.getElementById(id);
 export const num = id => Number(document.getElementById(id).value);
@@ -78,4 +79,30 @@ export function ctrlEnter(area, button) {
   $(area).addEventListener("keydown", e => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); if (!$(button).disabled) $(button).click(); }
   });
+}
+
+// One-click examples from the run's validation data (GET /api/runs/NAME/examples): a row of buttons
+// in `box`, each drawn by render(example, button) and calling pick(example) when pressed.
+export async function showExamples(box, run, render, pick) {
+  box.replaceChildren();
+  box.dataset.run = run || "";
+  if (!run) return;
+  let examples = [];
+  try { ({examples} = await getJSON(`/api/runs/${encodeURIComponent(run)}/examples`)); } catch { return; }
+  if (box.dataset.run !== run) return;  // another run was chosen meanwhile
+  if (!examples.length) return;
+  box.append(Object.assign(document.createElement("span"), {className: "hint", textContent: "validation examples:"}));
+  for (const example of examples) {
+    const button = Object.assign(document.createElement("button"), {type: "button", className: "example"});
+    render(example, button);
+    button.addEventListener("click", () => pick(example));
+    box.append(button);
+  }
+}
+
+// A short label for an example's text: its first characters, spaces shown, the whole in the tooltip.
+export function exampleLabel(button, text, chars = 32) {
+  const flat = text.replace(/\s+/g, " ").trim();
+  button.textContent = flat.length > chars ? flat.slice(0, chars - 1) + "…" : flat;
+  button.title = text;
 }

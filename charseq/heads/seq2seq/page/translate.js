@@ -1,26 +1,35 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
-import {postJSON} from "./api.js";
-import {tipGroup, visibleLabel} from "./shade.js";
-import {$, bindControls, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+import {postJSON} from "/static/api.js";
+import {tipGroup, visibleLabel} from "/static/shade.js";
+import {$, bindControls, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
-export class TranslateView {
-  constructor(state) {
+export default class TranslateView {
+  constructor(state, task) {
+    this.task = task;
     this.choose = 0;
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
     $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
-    $("tr-run").addEventListener("change", () => this.reset());
+    $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
     this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", source: "tr-source"});
     if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
   }
 
   setRuns(runs) {
-    const runsHere = runs.filter(r => r.task === "seq2seq");
+    const runsHere = runs.filter(r => r.task === this.task);
     fillRunSelect($("tr-run"), runsHere);
     setEmpty("tr", !runsHere.length);
+    this.examples();
   }
 
   shown() { this.url.save(); }
+
+  // Sources from the run's validation pairs, one click each (then translated).
+  examples() {
+    if ($("tr-examples").dataset.run === $("tr-run").value) return;
+    showExamples($("tr-examples"), $("tr-run").value, (e, button) => { exampleLabel(button, e.source); button.title = `${e.source} → ${e.target}`; },
+                 e => { $("tr-source").value = e.source; this.url.save(); this.choose = 0; this.translate(); });
+  }
 
   reset() { $("tr-hyps").innerHTML = ""; $("tr-heatmap").innerHTML = ""; setStatus("tr-status", ""); }
 

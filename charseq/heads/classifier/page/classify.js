@@ -1,11 +1,24 @@
-// Classifier: a text with its occlusion saliency, or a 28x28 drawing read row by row.
-import {postJSON} from "./api.js";
-import {available, classColor, lineChart} from "./chart.js";
-import {colorScale, saliencyColor, tipGroup, tokenSpan} from "./shade.js";
-import {$, bindControls, ctrlEnter, fillRunSelect, setEmpty, setStatus} from "./ui.js";
+// Classifier: a text with its occlusion saliency, or a 28x28 drawing read row by row; examples, the confusion
+// matrix and the misclassified examples of the run's validation data.
+import {getJSON, postJSON} from "/static/api.js";
+import {available, classColor, lineChart} from "/static/chart.js";
+import {colorScale, saliencyColor, tipGroup, tokenSpan} from "/static/shade.js";
+import {$, bindControls, ctrlEnter, currentPage, exampleLabel, fillRunSelect, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
 const UNKNOWN_PIECES = new Set(["\ufffd", "<unk>"]);
 const pct = p => `${(100 * p).toFixed(1)}%`;
+
+// A 28x28 image (rows of 0-255) on a small canvas, ink dark on light as on the drawing area.
+function imageCanvas(rows) {
+  const canvas = Object.assign(document.createElement("canvas"), {width: 28, height: 28});
+  const ctx = canvas.getContext("2d"), data = ctx.createImageData(28, 28);
+  rows.forEach((row, j) => row.forEach((v, i) => {
+    const k = 4 * (j * 28 + i);
+    data.data[k] = data.data[k + 1] = data.data[k + 2] = 255 - v; data.data[k + 3] = 255;
+  }));
+  ctx.putImageData(data, 0, 0);
+  return canvas;
+}
 
 // What occluding one character did to the predicted label's probability, in words.
 export function saliencyTip(token, label, p, drop) {
@@ -15,12 +28,13 @@ export function saliencyTip(token, label, p, drop) {
     : `${JSON.stringify(token)} speaks against ${label}: without it ${label} would be ${without} instead of ${pct(p)} (${points} points more)`;
 }
 
-export class ClassifyView {
-  constructor(state) {
+export default class ClassifyView {
+  constructor(state, task) {
+    this.task = task;
     this.runs = [];
     $("cl-go").addEventListener("click", () => this.classifyText());
     ctrlEnter("cl-text", "cl-go");
-    $("cl-run").addEventListener("change", () => this.switchKind());
+    $("cl-run").addEventListener("change", () => { this.switchKind(); this.validation(); });
     $("cl-clear").addEventListener("click", () => { this.clear(); $("cl-probs").innerHTML = ""; setStatus("cl-img-status", ""); });
     this.url = bindControls("classify", {run: "cl-run", text: "cl-text"});
     if (location.hash.startsWith("#classify?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
@@ -29,12 +43,77 @@ export class ClassifyView {
   }
 
   setRuns(runs) {
-    this.runs = runs.filter(r => r.task === "classifier");
+    this.runs = runs.filter(r => r.task === this.task);
     if (fillRunSelect($("cl-run"), this.runs)) this.switchKind();
     setEmpty("cl", !this.runs.length);
+    if (currentPage() === "classify") this.validation();
   }
 
-  shown() { this.url.save(); }
+  shown() { this.url.save(); this.validation(); }
+
+  // Put an example (text or image) in and classify it.
+  pick(example) {
+    if (example.image) { this.setImage(example.image); this.classifyImage(); }
+    else { $("cl-text").value = example.text; this.url.save(); this.classifyText(); }
+  }
+
+  // The run's validation examples, its confusion matrix and what it gets wrong (loaded once per run).
+  async validation() {
+    const run = $("cl-run").value;
+    if (this.validated === run) return;
+    this.validated = run;
+    const render = (e, button) => {
+      if (e.image) { button.replaceChildren(imageCanvas(e.image)); button.title = `a ${e.label} from the validation images`; button.setAttribute("aria-label", button.title); }
+      else exampleLabel(button, e.text);
+    };
+    showExamples($("cl-examples"), run, render, e => this.pick(e));
+    $("cl-confusion").replaceChildren(); $("cl-wrong").replaceChildren(); $("cl-wrong-title").hidden = true;
+    if (!run) { setStatus("cl-val-status", ""); return; }
+    setStatus("cl-val-status", "classifying the validation data…");
+    try {
+      const report = await getJSON(`/api/confusion?run=${encodeURIComponent(run)}`);
+      if ($("cl-run").value !== run || this.validated !== run) return;  // another run was chosen meanwhile
+      if (!report.examples) { setStatus("cl-val-status", "this run has no validation data (trained with --val-fraction 0)"); return; }
+      setStatus("cl-val-status", `accuracy ${pct(report.accuracy)} on ${report.examples.toLocaleString("en")} validation examples; ` +
+        `${report.misclassified_count.toLocaleString("en")} misclassified`);
+      this.showConfusion(report);
+      this.showMisclassified(report);
+    } catch (e) { if ($("cl-run").value === run) setStatus("cl-val-status", e.message, true); }
+  }
+
+  showConfusion(report) {
+    if (!available()) return;
+    const labels = report.labels, m = report.confusion_matrix;
+    const share = m.map(row => { const n = row.reduce((a, b) => a + b, 0) || 1; return row.map(v => v / n); });
+    const style = getComputedStyle(document.body), fg = style.getPropertyValue("--fg").trim() || "#222";
+    const side = Math.min(520, 140 + 34 * labels.length);
+    window.Plotly.react($("cl-confusion"), [{
+      type: "heatmap", z: share, x: labels, y: labels, customdata: m, colorscale: "Blues", reversescale: true, zmin: 0, zmax: 1,
+      text: m.map(row => row.map(String)), texttemplate: labels.length <= 12 ? "%{text}" : "",
+      hovertemplate: "true %{y}, predicted %{x}: %{customdata} (%{z:.1%} of %{y})<extra></extra>",
+      colorbar: {title: {text: "share of the true class", side: "right"}, tickformat: ".0%", thickness: 12},
+    }], {
+      height: side, margin: {l: 60, r: 10, t: 30, b: 60}, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: {color: fg, size: 12}, title: {text: "confusion matrix", font: {size: 14}, x: 0, xanchor: "left"},
+      xaxis: {title: {text: "predicted"}, type: "category", automargin: true},
+      yaxis: {title: {text: "true"}, type: "category", autorange: "reversed", automargin: true},
+    }, {responsive: true, displaylogo: false, toImageButtonOptions: {format: "png", filename: "confusion", scale: 2}});
+  }
+
+  showMisclassified(report) {
+    const box = $("cl-wrong");
+    box.replaceChildren();
+    $("cl-wrong-title").hidden = !report.misclassified.length;
+    for (const e of report.misclassified) {
+      const button = Object.assign(document.createElement("button"), {type: "button"});
+      const caption = `${e.label} → ${e.predicted} (${pct(e.probability)})`;
+      if (e.image) button.append(imageCanvas(e.image), caption);
+      else button.append(Object.assign(document.createElement("b"), {textContent: caption}), document.createElement("br"), e.text);
+      button.title = `true ${e.label}, predicted ${e.predicted} with ${pct(e.probability)}; click to classify it`;
+      button.addEventListener("click", () => this.pick(e));
+      box.append(button);
+    }
+  }
 
   switchKind() {
     const run = this.runs.find(r => r.name === $("cl-run").value);

@@ -1,16 +1,17 @@
 // Look inside a language model: surprise per character, a unit's activation, units found automatically.
-import {postJSON} from "./api.js";
-import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "./shade.js";
-import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+import {postJSON} from "/static/api.js";
+import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
+import {$, bindControls, ctrlEnter, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
 const FEW_CHARACTERS = 400;  // correlations over fewer characters than this are mostly chance
 
-export class InsideView {
-  constructor(state) {
+export default class InsideView {
+  constructor(state, task) {
+    this.task = task;
     this.runs = []; this.report = null;
     $("in-go").addEventListener("click", () => this.analyze());
     ctrlEnter("in-text", "in-go");
-    $("in-run").addEventListener("change", () => { this.fillLayers(); this.reset(); });
+    $("in-run").addEventListener("change", () => { this.fillLayers(); this.reset(); this.examples(); });
     $("in-layer").addEventListener("change", () => this.report && this.analyze());
     $("in-mode").addEventListener("change", () => this.draw());
     $("in-unit").addEventListener("input", () => { $("in-mode").value = "unit"; this.draw(); });
@@ -21,12 +22,20 @@ export class InsideView {
   }
 
   setRuns(runs) {
-    this.runs = runs.filter(r => r.task === "lm");
+    this.runs = runs.filter(r => r.task === this.task);
     if (fillRunSelect($("in-run"), this.runs)) this.fillLayers();
     setEmpty("in", !this.runs.length);
+    this.examples();
   }
 
   shown() { this.url.save(); }
+
+  // Passages of the run's validation text, one click each (then analyzed).
+  examples() {
+    if ($("in-examples").dataset.run === $("in-run").value) return;
+    showExamples($("in-examples"), $("in-run").value, (e, button) => exampleLabel(button, e.text, 24),
+                 e => { $("in-text").value = e.text; this.url.save(); this.analyze(); });
+  }
 
   fillLayers() {
     const run = this.runs.find(r => r.name === $("in-run").value);

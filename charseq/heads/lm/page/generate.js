@@ -1,14 +1,15 @@
 // Language model playground: the text streams in, each character shaded by the model's surprise.
-import {postJSON, postStream} from "./api.js";
-import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} from "./shade.js";
-import {$, bindControls, ctrlEnter, fillRunSelect, num, setEmpty, setStatus} from "./ui.js";
+import {postJSON, postStream} from "/static/api.js";
+import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
+import {$, bindControls, ctrlEnter, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
 export function tokenTip(t) {
   return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
 }
 
-export class GenerateView {
-  constructor(state) {
+export default class GenerateView {
+  constructor(state, task) {
+    this.task = task;
     this.controller = null;
     $("lm-go").addEventListener("click", () => this.generate());
     $("lm-stop").addEventListener("click", () => this.controller?.abort());
@@ -19,12 +20,21 @@ export class GenerateView {
     if (location.hash.startsWith("#generate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("lm-prompt").addEventListener("input", () => this.url.save());
     surpriseScale($("lm-scale"));
+    $("lm-run").addEventListener("change", () => this.examples());
+  }
+
+  // Prompts from the run's validation text, one click each.
+  examples() {
+    if ($("lm-examples").dataset.run === $("lm-run").value) return;
+    showExamples($("lm-examples"), $("lm-run").value, (e, button) => exampleLabel(button, e.prompt),
+                 e => { $("lm-prompt").value = e.prompt; this.url.save(); $("lm-prompt").focus(); });
   }
 
   setRuns(runs) {
-    const lms = runs.filter(r => r.task === "lm");
+    const lms = runs.filter(r => r.task === this.task);
     fillRunSelect($("lm-run"), lms);
     setEmpty("lm", !lms.length);
+    this.examples();
   }
 
   shown() { this.url.save(); }

@@ -1,0 +1,151 @@
+"""The classifier in the studio: the Classify tab and its routes.
+
+    POST /api/classify    label, probabilities, occlusion saliency (text) or per-row probabilities (image)
+    GET  /api/confusion   ?run=NAME: the confusion matrix, per-class recall and precision, and the
+                          misclassified examples of the run's validation data (as `charseq evaluate` reports)
+
+Examples and the confusion matrix come from the run's own validation data: the rows (or images)
+its training held out, found again from its config.json as training split them.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from charseq.studio import limits
+from charseq.studio.limits import RUN, BadRequest, Field
+from charseq.studio.views import Page, read_json
+
+MAX_MISCLASSIFIED = 48  # the misclassified validation examples shown, most confident first
+
+TASK = "classifier"
+
+PAGES = (Page("classify", "Classify", "classify.html", "classify.js"),)
+CLASSIFY = {
+    "run": RUN,
+    "text": Field(str, None, low=1, high=limits.MAX_CLASSIFY_CHARS),
+    "image": Field(list, None, low=1, high=28),
+}
+FIELDS = {"/api/classify": CLASSIFY}
+
+
+def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
+    """The run's validation inputs (texts, or images [n, 28, 28]) and their label ids, split again
+    as its training split them (the same files, settings and seed)."""
+    from charseq.data.batching import hold_out, pick, split_rows
+    from charseq.heads.classifier.run import SPLIT, _encode_labels, _labels_index, mnist_val_images
+
+    data, names, seed = config["data"], config["labels"], config["train"]["seed"]
+    if config.get("input") != "text":
+        from charseq.data.mnist import load_mnist
+
+        images = load_mnist(data.get("path"), log=lambda s: None)
+        y_all = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
+        n_val = data.get("val_images", mnist_val_images(len(y_all), data.get("val_fraction")))
+        split = split_rows(None, y_all, n_val, seed)
+        return images.x_train[split.val], y_all[split.val].tolist()
+    from charseq.data.labeled import read_labeled
+
+    read = lambda path: read_labeled(path, data["text_column"], data["label_column"],  # noqa: E731
+                                     data["skip_bad_rows"], data["encoding"])
+    if data.get("val"):
+        rows = read(data["val"])
+        texts, labels = rows.texts, rows.labels
+    else:
+        rows = read(data["train"])
+        texts, labels, fraction = rows.texts, rows.labels, data["val_fraction"]
+        if data.get("split") == SPLIT:
+            cut = config["model"].get("max_len")
+            index = {n: i for i, n in enumerate(_labels_index(labels))}
+            chosen = split_rows([t[:cut] if cut else t for t in texts], [index[label] for label in labels],
+                                max(1, int(round(len(texts) * fraction))) if fraction else 0, seed).val
+        else:
+            chosen = hold_out(len(texts), fraction, seed)[1] if fraction else []
+        texts, labels = pick(texts, chosen), pick(labels, chosen)
+    return texts, _encode_labels(labels, names, data.get("val") or data["train"]).tolist()
+
+
+def shown(x, config: dict) -> dict:
+    """One input as the page takes it: {"text": ...} or {"image": 28 rows of 0-255}."""
+    return {"text": x} if config.get("input") == "text" else {"image": [list(map(int, row)) for row in x]}
+
+
+def examples(run, n: int) -> list[dict]:
+    """Up to `n` validation examples, one label after another (every class before any repeats)."""
+    from charseq.runs import RunDir
+
+    config = RunDir(run.path).read_config()
+    x, y = validation_data(run, config)
+    by_label: dict[int, list[int]] = {}
+    for i, label in enumerate(y):
+        by_label.setdefault(label, []).append(i)
+    order = [group[k] for k in range(max(map(len, by_label.values()), default=0))
+             for _, group in sorted(by_label.items()) if k < len(group)]
+    found, seen = [], set()
+    for i in order:
+        key = x[i] if isinstance(x[i], str) else None  # a text repeated in the data is offered once
+        if key not in seen or key is None:
+            seen.add(key)
+            found.append({**shown(x[i], config), "label": config["labels"][y[i]]})
+        if len(found) == n:
+            break
+    return found
+
+
+def validation_report(run, loaded) -> dict:
+    """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data,
+    with the misclassified examples, the most confidently wrong first."""
+    import numpy as np
+
+    from charseq.heads.classifier.predict import predict_probabilities
+    from charseq.heads.classifier.run import _report
+
+    model, vocab, config = loaded.parts["classifier"]
+    x, y = validation_data(run, config)
+    if not len(y):
+        return {"examples": 0, "labels": config["labels"], "misclassified": []}
+    inputs = x if vocab is None else [vocab.encode(t) for t in x]
+    probs = predict_probabilities(model, inputs, config["model"].get("max_len"))
+    report = _report(np.asarray(y), probs, config["labels"])
+    wrong = [i for i in np.argsort(-probs.max(-1), kind="stable") if probs[i].argmax() != y[i]]
+    report["misclassified"] = [{**shown(x[i], config), "label": config["labels"][y[i]],
+                                "predicted": config["labels"][int(probs[i].argmax())],
+                                "probability": round(float(probs[i].max()), 4)} for i in wrong[:MAX_MISCLASSIFIED]]
+    report["misclassified_count"] = len(wrong)
+    return report
+
+
+def routes(studio) -> list[Route]:
+    async def classify(request: Request):
+        from charseq.heads.classifier import inspect
+
+        p = limits.fields(await read_json(request), CLASSIFY)
+        if (p["text"] is None) == (p["image"] is None):
+            raise BadRequest("give either text or image")
+        loaded = await studio.loaded(p["run"], TASK)
+        model, vocab, config = loaded.parts["classifier"]
+        if p["text"] is not None:
+            if vocab is None:
+                raise BadRequest(f"run {p['run']!r} classifies images: send image, not text")
+            return JSONResponse(await run_in_threadpool(inspect.explain_text, model, vocab, config, p["text"]))
+        if vocab is not None:
+            raise BadRequest(f"run {p['run']!r} classifies texts: send text, not image")
+        image = p["image"]
+        if not all(isinstance(row, list) and len(row) == 28 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in image):
+            raise BadRequest("image must be a list of up to 28 rows, each of 28 numbers (pixel values 0-255)")
+        return JSONResponse(await run_in_threadpool(inspect.explain_image, model, config, image))
+
+    async def confusion(request: Request):
+        name = request.query_params.get("run", "")
+        loaded = await studio.loaded(name, TASK)
+        run = await run_in_threadpool(studio.run, name)
+        cached = loaded.parts.setdefault("validation_report", {})  # once per loaded weights
+        if "report" not in cached:
+            cached["report"] = await run_in_threadpool(validation_report, run, loaded)
+        return JSONResponse(cached["report"])
+
+    return [Route("/api/classify", classify, methods=["POST"]), Route("/api/confusion", confusion)]

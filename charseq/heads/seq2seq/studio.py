@@ -1,0 +1,72 @@
+"""The encoder-decoder in the studio: the Translate tab and its route.
+
+    POST /api/translate   n-best hypotheses and the attention matrix of the chosen one
+
+Examples are pairs of the run's validation data, split again from its config.json as training split them.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from charseq.studio import limits
+from charseq.studio.limits import RUN, BadRequest, Field
+from charseq.studio.views import Page, read_json
+
+TASK = "seq2seq"
+
+PAGES = (Page("translate", "Translate", "translate.html", "translate.js"),)
+TRANSLATE = {
+    "run": RUN,
+    "source": Field(str, required=True, low=1, high=limits.MAX_SOURCE_CHARS),
+    "beam": Field(int, 1, low=1, high=limits.MAX_BEAM),
+    "n_best": Field(int, 1, low=1, high=limits.MAX_BEAM),
+    "length_penalty": Field(float, 1.0, bound="length_penalty"),
+    "choose": Field(int, 0, low=0, high=limits.MAX_BEAM - 1),
+}
+FIELDS = {"/api/translate": TRANSLATE}
+
+
+def examples(run, n: int) -> list[dict]:
+    """Up to `n` validation pairs, evenly spaced: {"source": ..., "target": ...}."""
+    from charseq.data.batching import hold_out, pick, split_rows
+    from charseq.data.pairs import read_pairs
+    from charseq.heads.seq2seq.run import SPLIT
+    from charseq.runs import RunDir
+
+    config = RunDir(run.path).read_config()
+    data, seed = config["data"], config["train"]["seed"]
+    read = lambda path: read_pairs(path, data["skip_bad_rows"], data["max_input_len"],  # noqa: E731
+                                   data["skip_long"], data["encoding"])
+    if data.get("val"):
+        pairs = read(data["val"])
+        sources, targets = pairs.sources, pairs.targets
+    else:
+        pairs = read(data["train"])
+        sources, targets, fraction = pairs.sources, pairs.targets, data["val_fraction"]
+        if data.get("split") == SPLIT:
+            chosen = split_rows(sources, None, max(1, int(round(len(sources) * fraction))) if fraction else 0,
+                                seed).val
+        else:
+            chosen = hold_out(len(sources), fraction, seed)[1] if fraction else []
+        sources, targets = pick(sources, chosen), pick(targets, chosen)
+    step = max(1, len(sources) // max(1, n))
+    return [{"source": sources[i], "target": targets[i]} for i in range(0, len(sources), step)][:n]
+
+
+def routes(studio) -> list[Route]:
+    async def translate(request: Request):
+        from charseq.heads.seq2seq.inspect import explain_translation
+
+        p = limits.fields(await read_json(request), TRANSLATE)
+        if p["n_best"] > p["beam"]:
+            raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
+        loaded = await studio.loaded(p["run"], TASK)
+        return JSONResponse(await run_in_threadpool(
+            explain_translation, loaded.parts["translator"], p["source"], p["beam"], p["n_best"],
+            p["length_penalty"], "error", p["choose"]))
+
+    return [Route("/api/translate", translate, methods=["POST"])]

@@ -1,0 +1,106 @@
+"""Each head's view in the studio: its routes come from its folder, its examples from the run's own
+validation data, and a classifier's confusion matrix is `charseq evaluate`'s on that data."""
+
+import json
+import re
+import warnings
+
+import pytest
+
+pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
+pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient  # noqa: E402
+
+from helpers import REPO, read_metrics  # noqa: E402
+
+from charseq.studio.app import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client(studio_dir):
+    with TestClient(create_app([studio_dir]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        yield c
+
+
+def examples(client, run, **params):
+    response = client.get(f"/api/runs/{run}/examples", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["examples"]
+
+
+def test_the_studio_names_no_head():
+    named = [f"{p.relative_to(REPO)}:{i}" for p in (REPO / "charseq" / "studio").rglob("*")
+             if p.suffix in (".py", ".js", ".html") for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if re.search(r'"(lm|classifier|seq2seq)"', line)]
+    assert not named, named
+
+
+def test_the_page_has_each_heads_tabs(client):
+    page = client.get("/").text
+    listing = json.loads(re.search(r'<script type="application/json" id="head-pages">(.*?)</script>', page).group(1))
+    assert [(p["page"], p["task"]) for p in listing] == [
+        ("generate", "lm"), ("inside", "lm"), ("classify", "classifier"), ("translate", "seq2seq")]
+    for p in listing:
+        assert f'id="page-{p["page"]}"' in page and f'id="nav-{p["page"]}"' in page
+        assert client.get(p["script"]).status_code == 200
+
+
+def test_lm_examples_are_passages_of_the_held_out_text(client, studio_dir):
+    from charseq.data.corpus import Corpus
+    from charseq.vocab import load_vocab
+
+    run = studio_dir / "poems"
+    held_out = load_vocab(run).decode(Corpus(run / "data").val.tolist())
+    found = examples(client, "poems", n=4)
+    assert 1 <= len(found) <= 4
+    for e in found:
+        assert e["text"] in held_out and e["text"].startswith(e["prompt"]) and e["prompt"].strip()
+
+
+def test_translate_examples_are_validation_pairs(client, studio_dir):
+    pairs = {tuple(line.split("\t")) for line in (studio_dir.parent / "data" / "reverse.tsv").read_text().splitlines()}
+    found = examples(client, "reverse")
+    assert len(found) == 8 and all((e["source"], e["target"]) in pairs for e in found)
+
+
+def test_classifier_examples_are_labelled_validation_rows(client, studio_dir):
+    texts = examples(client, "sentiment", n=4)
+    assert {e["label"] for e in texts[:2]} == {"neg", "pos"}  # every class before any repeats
+    rows = (studio_dir.parent / "data" / "reviews.tsv").read_text().splitlines()
+    assert all(f"{e['text']}\t{e['label']}" in rows for e in texts), texts
+    images = examples(client, "digits", n=4)
+    assert sorted(e["label"] for e in images) == ["0", "1", "2", "3"]
+    assert all(len(e["image"]) == 28 and all(len(r) == 28 and 0 <= min(r) and max(r) <= 255 for r in e["image"])
+               for e in images)
+
+
+@pytest.mark.parametrize("run", ["sentiment", "digits"])
+def test_confusion_matrix_is_the_runs_validation_score(client, studio_dir, run):
+    report = client.get("/api/confusion", params={"run": run}).json()
+    matrix = report["confusion_matrix"]
+    total, right = sum(map(sum, matrix)), sum(matrix[i][i] for i in range(len(matrix)))
+    assert total == report["examples"] and report["misclassified_count"] == total - right
+    assert report["accuracy"] == pytest.approx(right / total)
+    # The same rows training validated on: the accuracy of the weights kept is the best one it recorded.
+    best = max(r["val_accuracy"] for r in read_metrics(studio_dir / run) if "val_accuracy" in r)
+    assert report["accuracy"] == pytest.approx(best, abs=1e-6)
+    for e in report["misclassified"]:
+        assert e["label"] != e["predicted"] and 0 < e["probability"] <= 1
+    probabilities = [e["probability"] for e in report["misclassified"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+@pytest.mark.parametrize("url, status, fragment", [
+    ("/api/confusion?run=poems", 400, "not a classifier"),
+    ("/api/confusion?run=nope", 404, "no run named"),
+    ("/api/confusion", 400, "no run is chosen"),
+    ("/api/runs/poems/examples?n=0", 400, "n must be"),
+    ("/api/runs/poems/examples?n=x", 400, "n must be"),
+    ("/api/runs/nope/examples", 404, "no run named"),
+])
+def test_bad_requests_get_a_json_error(client, url, status, fragment):
+    response = client.get(url)
+    assert response.status_code == status and fragment in response.json()["error"], response.text
