@@ -438,7 +438,7 @@ def test_tokens_seen_as_the_x_axis(server, open_page, tmp_path):
 
     from helpers import REPO
     old = shutil.copytree(REPO / "tests" / "fixtures" / "runs-2026-12-01" / "lm", tmp_path / "old")  # no tokens_seen
-    proc, url = start_server(old)
+    proc, url, _ = start_server(old)
     try:
         page = open_page(url + "#runs?x=tokens")
         page.wait_for_selector("figure.chart .main-svg")
@@ -460,7 +460,7 @@ def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file
     settings = dict(layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
                     precision="float32", log=lambda s: None)
     run_grid("train-lm", tmp_path / "grid", {"lr": [3e-3, 1e-2], "units": [8, 16]}, corpus_file, max_steps=2, **settings)
-    proc, url = start_server(tmp_path)
+    proc, url, _ = start_server(tmp_path)
     try:
         page = open_page(url + "#runs")
         page.check("#runs-all")
