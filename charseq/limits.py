@@ -143,3 +143,9 @@ def check_sequence_memory(what: str, option: str, batch: int, length: int, units
     if need > USABLE * have:
         raise CharseqError(f"{what} needs about {_gb(need)} of activations to train at --batch-size {batch}, more "
                            f"than this machine's {_gb(have)}; {option}")
+
+
+def check_val_fraction(val_fraction: float | None) -> None:
+    """In [0, 1): 0 holds nothing out (no validation split)."""
+    if val_fraction is not None:
+        check_number("val_fraction", val_fraction)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from charseq.errors import CharseqError
-from charseq.limits import check_number
+from charseq.limits import check_val_fraction
 from charseq.files import check_readable_file
 
 
@@ -63,12 +63,6 @@ def check_split(train_file, val, val_fraction: float, what: str) -> None:
     if val is not None:
         check_readable_file(val, "validation file")
     check_val_fraction(val_fraction)
-
-
-def check_val_fraction(val_fraction: float | None) -> None:
-    """In [0, 1): 0 holds nothing out (no validation split)."""
-    if val_fraction is not None:
-        check_number("val_fraction", val_fraction)
 
 
 def hold_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from charseq.data.batching import check_val_fraction
+from charseq.limits import check_val_fraction
 from charseq.errors import CharseqError
 from charseq.limits import check_number
 from charseq.settings import ADDED_LATER, MAYBE_TEXT, PATH, READOUTS, TEXT, TOKENIZERS, BackboneConfig
-from charseq.vocab import check_piece_vocab_size
 
 
 @dataclass
@@ -61,6 +60,8 @@ class TextData:
         if self.tokenizer not in TOKENIZERS:
             raise CharseqError(f"--tokenizer must be char or sentencepiece, not {self.tokenizer!r}")
         if self.tokenizer == "sentencepiece":
+            from charseq.vocab import check_piece_vocab_size  # here: charseq.vocab loads numpy, this module stays light
+
             check_piece_vocab_size(self.vocab_size)
 
 

@@ -9,7 +9,6 @@ from charseq.errors import CharseqError
 from charseq.files import check_encoding
 from charseq.limits import check_number
 from charseq.settings import DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig
-from charseq.vocab import check_piece_vocab_size
 
 
 @dataclass
@@ -49,6 +48,8 @@ class DataConfig:
         if self.tokenizer not in TOKENIZERS:
             raise CharseqError("--tokenizer must be char or sentencepiece")
         if self.tokenizer == "sentencepiece":
+            from charseq.vocab import check_piece_vocab_size  # here: charseq.vocab loads numpy, this module stays light
+
             check_piece_vocab_size(self.vocab_size)
         if self.errors not in DECODE_ERRORS:
             raise CharseqError("--errors must be strict, replace or ignore")

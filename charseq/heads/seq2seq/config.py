@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from charseq.data.batching import check_val_fraction
+from charseq.limits import check_val_fraction
 from charseq.errors import CharseqError
 from charseq.settings import ATTENTIONS, PATH, TEXT, BackboneConfig
 
