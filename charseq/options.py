@@ -109,6 +109,17 @@ def library_option(*names, owner: str, **kwargs):
     return click.option(*names, cls=LibraryOption, owner=owner, **kwargs)
 
 
+def validation_options(config: str, what: str, held_out: str):
+    """--val and --val-fraction of a train command: a validation file of `what`, else a fraction of the
+    training rows held out as `held_out` says; `config` owns the fraction's default."""
+    return _options(
+        click.option("--val", type=click.Path(), help=f"Validation {what} [default: hold out --val-fraction]."),
+        library_option("--val-fraction", type=float, owner=f"{config}.val_fraction",
+                       help=f"Without --val: the fraction of the {held_out}; 0: no validation, the last weights "
+                       "are kept."),
+    )
+
+
 def model_options(config: str):
     """The backbone's options; `config` is the head's model config ("module:Class"), which owns the
     defaults that are not sized to the data (see charseq.sizing)."""

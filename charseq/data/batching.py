@@ -140,6 +140,27 @@ def split_rows(keys: list | None, labels, n_val: int, seed: int) -> Split:
     return Split(np.flatnonzero(~in_val), np.flatnonzero(in_val), duplicates)
 
 
+def validation_split(keys: list, labels, fraction: float, seed: int, grouped: bool = True) -> Split:
+    """A run's validation split of its training rows, as training makes it and the studio remakes it:
+    `split_rows` holding out `fraction` of the rows (at least one; none for 0), or for a run made
+    before that split (`grouped` False) the plain seeded `hold_out` it was trained on."""
+    if grouped:
+        return split_rows(keys, labels, max(1, int(round(len(keys) * fraction))) if fraction else 0, seed)
+    train, val = hold_out(len(keys), fraction, seed)
+    return Split(train, val, 0)
+
+
+def validation_rows(data: dict, seed: int, read, split_by, grouped: bool) -> tuple[list, list]:
+    """A trained run's validation rows, from its config's data settings: its --val file, else the rows
+    of its training file that `validation_split` holds out. `read(path)` gives the (inputs, outputs)
+    columns of a file, `split_by(inputs, outputs)` the (keys, labels) the split goes by."""
+    if data.get("val"):
+        return read(data["val"])
+    inputs, outputs = read(data["train"])
+    chosen = validation_split(*split_by(inputs, outputs), data["val_fraction"], seed, grouped=grouped).val
+    return pick(inputs, chosen), pick(outputs, chosen)
+
+
 def shared_texts(train_keys, val_keys) -> int:
     """How many of the validation rows have a key that also occurs in training."""
     seen = set(train_keys)

@@ -9,7 +9,7 @@ import click
 
 from charseq.cli_errors import one_line
 from charseq.options import (SIZED, configure_output, given_settings, inputs, json_line, library_option,
-                             model_options, train_on_file, training_options)
+                             model_options, train_on_file, training_options, validation_options)
 from charseq.settings import READOUTS, TOKENIZERS
 
 CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
@@ -62,10 +62,8 @@ def classify_mnist_command(data, out, force, resume, **settings):
 
 @click.command("train-classifier")
 @click.argument("train_file", required=False, type=click.Path())
-@click.option("--val", type=click.Path(), help="Validation file (same format) [default: hold out --val-fraction].")
-@library_option("--val-fraction", type=float, owner=f"{TRAIN_CLASSIFIER}.val_fraction",
-                help="Without --val: the fraction of the rows held out for validation, stratified by label and "
-                "shuffled by --seed, copies of a text kept on one side; 0: no validation, the last weights are kept.")
+@validation_options(TRAIN_CLASSIFIER, "file (same format)", "rows held out for validation, stratified by label and "
+                    "shuffled by --seed, copies of a text kept on one side")
 @click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
 @click.option("--label-column", help="Column with the labels [default: label].")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")

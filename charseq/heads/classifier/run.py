@@ -24,7 +24,7 @@ from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, Mode
 from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.predict import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
-from charseq.data.batching import check_split, hold_out, pick, shared_texts, split_rows
+from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import make_strategy, scope, train_on_worker
@@ -68,6 +68,12 @@ def _labels_index(labels: list[str]) -> list[str]:
     if all(l.lstrip("-").isdigit() for l in distinct):
         return sorted(distinct, key=int)
     return sorted(distinct)
+
+
+def label_ids(labels: list[str]) -> list[int]:
+    """Each label's place in `_labels_index` (the class ids the validation split stratifies by)."""
+    index = {n: i for i, n in enumerate(_labels_index(labels))}
+    return [index[label] for label in labels]
 
 
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (stratified, copies of a text together)
@@ -271,20 +277,14 @@ def _train_classifier(train_file, out, *, init_from, force, resume, log, progres
         if shared:
             log(f"warning: {shared:,} of the {len(val_texts):,} rows of {val} ({shared / len(val_texts):.1%}) have a "
                 f"text that also occurs in {train_file}; the validation figures are flattered by them")
-    elif split_kind == SPLIT:
-        order = _labels_index(labels)
-        index = {n: i for i, n in enumerate(order)}
-        split = split_rows(keys, [index[l] for l in labels],
-                           max(1, int(round(len(texts) * val_fraction))) if val_fraction else 0, train_cfg.seed)
-        log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(val_fraction))
-        if val_fraction and not len(split.val):
-            no_split = "no label has two distinct texts, so none can be held out without its copy in training"
+    else:  # a run made before the grouped split is resumed on the rows it was trained on
+        split = validation_split(keys, label_ids(labels), val_fraction, train_cfg.seed, grouped=split_kind == SPLIT)
+        if split_kind == SPLIT:
+            log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(val_fraction))
+            if val_fraction and not len(split.val):
+                no_split = "no label has two distinct texts, so none can be held out without its copy in training"
         val_texts, val_labels = pick(texts, split.val), pick(labels, split.val)
         texts, labels = pick(texts, split.train), pick(labels, split.train)
-    else:  # a run made before the split kept copies together: resumed on the rows it was trained on
-        train_idx, val_idx = hold_out(len(texts), val_fraction, train_cfg.seed)
-        val_texts, val_labels = pick(texts, val_idx), pick(labels, val_idx)
-        texts, labels = pick(texts, train_idx), pick(labels, train_idx)
     names = _labels_index(labels)
     if len(names) < 2:
         raise CharseqError(f"{train_file} has a single class ({names[0]}); a classifier needs at least two")

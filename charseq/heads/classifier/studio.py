@@ -35,8 +35,8 @@ FIELDS = {"/api/classify": CLASSIFY}
 def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
     """The run's validation inputs (texts, or images [n, 28, 28]) and their label ids, split again
     as its training split them (the same files, settings and seed)."""
-    from charseq.data.batching import hold_out, pick, split_rows
-    from charseq.heads.classifier.run import SPLIT, _encode_labels, _labels_index, mnist_val_images
+    from charseq.data.batching import split_rows, validation_rows
+    from charseq.heads.classifier.run import SPLIT, _encode_labels, label_ids, mnist_val_images
 
     data, names, seed = config["data"], config["labels"], config["train"]["seed"]
     if config.get("input") != "text":
@@ -49,22 +49,13 @@ def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
         return images.x_train[split.val], y_all[split.val].tolist()
     from charseq.data.labeled import read_labeled
 
-    read = lambda path: read_labeled(path, data["text_column"], data["label_column"],  # noqa: E731
-                                     data["skip_bad_rows"], data["encoding"])
-    if data.get("val"):
-        rows = read(data["val"])
-        texts, labels = rows.texts, rows.labels
-    else:
-        rows = read(data["train"])
-        texts, labels, fraction = rows.texts, rows.labels, data["val_fraction"]
-        if data.get("split") == SPLIT:
-            cut = config["model"].get("max_len")
-            index = {n: i for i, n in enumerate(_labels_index(labels))}
-            chosen = split_rows([t[:cut] if cut else t for t in texts], [index[label] for label in labels],
-                                max(1, int(round(len(texts) * fraction))) if fraction else 0, seed).val
-        else:
-            chosen = hold_out(len(texts), fraction, seed)[1] if fraction else []
-        texts, labels = pick(texts, chosen), pick(labels, chosen)
+    def read(path):
+        rows = read_labeled(path, data["text_column"], data["label_column"], data["skip_bad_rows"], data["encoding"])
+        return rows.texts, rows.labels
+
+    cut = config["model"].get("max_len")  # the split goes by the text as the model reads it, as in training
+    texts, labels = validation_rows(data, seed, read, lambda texts, labels: (
+        [t[:cut] if cut else t for t in texts], label_ids(labels)), grouped=data.get("split") == SPLIT)
     return texts, _encode_labels(labels, names, data.get("val") or data["train"]).tolist()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.heads.seq2seq.decoding import check_options
-from charseq.heads.lm.sampling import Generator
+from charseq.heads.lm.sampling import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
 
@@ -39,8 +39,9 @@ class BeamSearch:
         logits, states = self.model.step(token, states)
         return tf.nn.log_softmax(logits + self._banned, axis=-1), states
 
-    def __call__(self, prompt: str = "", length: int = 200, beam: int = 5, n_best: int = 1,
-                 unknown: str = "error", should_stop=lambda: False) -> list[tuple[str, float]]:
+    def __call__(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length, beam: int = 5,
+                 n_best: int = DEFAULTS.n_best, unknown: str = DEFAULTS.unknown,
+                 should_stop=lambda: False) -> list[tuple[str, float]]:
         """The `n_best` most likely continuations found, as (text, total log-probability), best first.
 
         `should_stop` is checked between steps (a studio client that went away); the search then
@@ -71,6 +72,6 @@ class BeamSearch:
         return [(self.vocab.decode(history[k]), float(scores[k])) for k in live[:n_best]]
 
 
-def beam_search(model, vocab, prompt: str = "", **options) -> list[tuple[str, float]]:
+def beam_search(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> list[tuple[str, float]]:
     """See :meth:`BeamSearch.__call__`."""
     return BeamSearch(model, vocab)(prompt, **options)

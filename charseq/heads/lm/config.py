@@ -61,8 +61,8 @@ SAMPLE_LENGTH = 200  # characters of sample text train_lm shows at each evaluati
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """What generation does unless told otherwise: the defaults of charseq.heads.lm.sampling.Generator
-    and beam.BeamSearch, which `charseq generate --help` shows (tests/test_cli_help.py checks they agree)."""
+    """What generation does unless told otherwise: the defaults of charseq.heads.lm.sampling.Generator,
+    beam.BeamSearch and inspect.LMProbe.stream (all read them from here), which `charseq generate --help` shows."""
 
     prompt: str = ""
     length: int = 200

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
-from charseq.heads.lm.sampling import Generator, filter_logits
+from charseq.heads.lm.sampling import DEFAULTS, Generator, filter_logits
 from charseq.vocab import SPECIALS, banned_ids
 
 TOP = 5
@@ -139,8 +139,9 @@ class LMProbe:
         _, logits, states, *arrays = tf.while_loop(lambda i, *_: i < stop, body, (start, logits, states, *arrays))
         return logits, states, *(a.stack() for a in arrays)
 
-    def stream(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-               top_p: float = 1.0, seed: int | None = None, greedy: bool = False, unknown: str = "error",
+    def stream(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
+               temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
+               seed: int | None = None, greedy: bool = False, unknown: str = DEFAULTS.unknown,
                should_stop: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
         """Generate like `charseq generate`, yielding the new tokens chunk by chunk, each as
         {"text", "p", "top": [[text, p] x 5]}. Stops early when `should_stop()` says so."""

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
+from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
 from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
@@ -23,6 +24,7 @@ from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
 MAX_SAMPLES = 10_000
 MAX_TOKENS = 100_000_000  # num_samples x length, held in memory at the end
+DEFAULTS = GenerateConfig()  # one source for the defaults below and `charseq generate`'s
 MIN_TEMPERATURE, MAX_TEMPERATURE = OPTION_BOUNDS["temperature"].low, OPTION_BOUNDS["temperature"].high
 
 
@@ -111,9 +113,10 @@ class Generator:
             ids = start if start.size and start[0] != UNK else np.array([len(SPECIALS)], np.int32)
         return ids.astype(np.int32)
 
-    def check_options(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-                      top_p: float = 1.0, seed: int | None = None, num_samples: int = 1, greedy: bool = False,
-                      unknown: str = "error") -> np.ndarray:
+    def check_options(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
+                      temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k,
+                      top_p: float = DEFAULTS.top_p, seed: int | None = None, num_samples: int = DEFAULTS.num_samples,
+                      greedy: bool = False, unknown: str = DEFAULTS.unknown) -> np.ndarray:
         """Refuse any option out of its range, before anything is printed or computed; returns the
         prompt's ids (a prompt with unknown characters is refused here too)."""
         if not 0 <= length <= MAX_LENGTH:
@@ -135,9 +138,10 @@ class Generator:
             raise CharseqError(f"--seed must fit in 32 bits (-2147483648 to 2147483647), not {seed}")
         return self.prompt_ids(prompt, unknown)
 
-    def __call__(self, prompt: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, seed: int | None = None, num_samples: int = 1, greedy: bool = False,
-                 unknown: str = "error", on_text: Callable[[str], None] | None = None) -> list[str]:
+    def __call__(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
+                 temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
+                 seed: int | None = None, num_samples: int = DEFAULTS.num_samples, greedy: bool = False,
+                 unknown: str = DEFAULTS.unknown, on_text: Callable[[str], None] | None = None) -> list[str]:
         """`num_samples` continuations of `prompt`, each `length` tokens long (prompt not included).
 
         `on_text` receives the text of the first sample piece by piece as it is produced.
@@ -174,7 +178,7 @@ class Generator:
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
 
 
-def generate(model, vocab, prompt: str = "", **options) -> str | list[str]:
+def generate(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> str | list[str]:
     """Generate from `model`; see :meth:`Generator.__call__` for the options.
 
     Returns one string, or a list when `num_samples` > 1.

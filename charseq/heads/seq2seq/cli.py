@@ -9,7 +9,7 @@ import click
 
 from charseq.cli_errors import one_line
 from charseq.options import (LibraryOption, configure_output, given, inputs, json_line, library_default,
-                             library_option, model_options, train_on_file, training_options)
+                             library_option, model_options, train_on_file, training_options, validation_options)
 from charseq.settings import ATTENTIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
@@ -46,10 +46,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 
 @click.command("train-seq2seq")
 @click.argument("train_file", required=False, type=click.Path())
-@click.option("--val", type=click.Path(), help="Validation pairs [default: hold out --val-fraction].")
-@library_option("--val-fraction", type=float, owner=f"{TRAIN_SEQ2SEQ}.val_fraction",
-                help="Without --val: the fraction of the pairs held out for validation, shuffled by --seed, pairs "
-                "with the same source kept on one side; 0: no validation, the last weights are kept.")
+@validation_options(TRAIN_SEQ2SEQ, "pairs", "pairs held out for validation, shuffled by --seed, pairs with the same "
+                    "source kept on one side")
 @click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")

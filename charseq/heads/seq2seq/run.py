@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.batching import check_split, hold_out, pick, shared_texts, split_rows
+from charseq.data.batching import check_split, pick, shared_texts, validation_split
 from charseq.data.pairs import read_pairs
 from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
@@ -120,20 +120,16 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
         if shared:
             log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) have "
                 f"a source that also occurs in {train_file}; the validation figures are flattered by them")
-    elif not resume or config["data"].get("split") == SPLIT:
-        if d.val_fraction and len(set(sources)) < 2:
+    else:  # a run made before the grouped split is resumed on the pairs it was trained on
+        grouped = not resume or config["data"].get("split") == SPLIT
+        if grouped and d.val_fraction and len(set(sources)) < 2:
             no_split = "every pair has the same source, so none can be held out without its copy in training"
-        split = split_rows(sources, None, max(1, int(round(len(sources) * d.val_fraction))) if d.val_fraction else 0,
-                           train_cfg.seed)
-        if copies:
+        split = validation_split(sources, None, d.val_fraction, train_cfg.seed, grouped=grouped)
+        if grouped and copies:
             log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source"
                 + ("; the pairs of one source are kept on one side of the validation split" if d.val_fraction else ""))
         val_sources, val_targets = pick(sources, split.val), pick(targets, split.val)
         sources, targets = pick(sources, split.train), pick(targets, split.train)
-    else:  # a run made before the split kept copies together: resumed on the pairs it was trained on
-        train_idx, val_idx = hold_out(len(sources), d.val_fraction, train_cfg.seed)
-        val_sources, val_targets = pick(sources, val_idx), pick(targets, val_idx)
-        sources, targets = pick(sources, train_idx), pick(targets, train_idx)
 
     if resume:
         source_vocab, target_vocab = _load_vocabs(run, d.shared_vocab)

@@ -32,27 +32,19 @@ FIELDS = {"/api/translate": TRANSLATE}
 
 def examples(run, n: int) -> list[dict]:
     """Up to `n` validation pairs, evenly spaced: {"source": ..., "target": ...}."""
-    from charseq.data.batching import hold_out, pick, split_rows
+    from charseq.data.batching import validation_rows
     from charseq.data.pairs import read_pairs
     from charseq.heads.seq2seq.run import SPLIT
     from charseq.runs import RunDir
 
     config = RunDir(run.path).read_config()
     data, seed = config["data"], config["train"]["seed"]
-    read = lambda path: read_pairs(path, data["skip_bad_rows"], data["max_input_len"],  # noqa: E731
-                                   data["skip_long"], data["encoding"])
-    if data.get("val"):
-        pairs = read(data["val"])
-        sources, targets = pairs.sources, pairs.targets
-    else:
-        pairs = read(data["train"])
-        sources, targets, fraction = pairs.sources, pairs.targets, data["val_fraction"]
-        if data.get("split") == SPLIT:
-            chosen = split_rows(sources, None, max(1, int(round(len(sources) * fraction))) if fraction else 0,
-                                seed).val
-        else:
-            chosen = hold_out(len(sources), fraction, seed)[1] if fraction else []
-        sources, targets = pick(sources, chosen), pick(targets, chosen)
+    def read(path):
+        pairs = read_pairs(path, data["skip_bad_rows"], data["max_input_len"], data["skip_long"], data["encoding"])
+        return pairs.sources, pairs.targets
+
+    sources, targets = validation_rows(data, seed, read, lambda sources, targets: (sources, None),
+                                       grouped=data.get("split") == SPLIT)
     step = max(1, len(sources) // max(1, n))
     return [{"source": sources[i], "target": targets[i]} for i in range(0, len(sources), step)][:n]
 
