@@ -1,5 +1,5 @@
 """Fixtures shared across the suite: small data sets the tests write themselves and tiny trained runs,
-made once per session. A test that changes a run copies it first (helpers live in helpers.py)."""
+made once per test run (per worker). A test that changes a run copies it first (helpers live in helpers.py)."""
 
 import os
 import random

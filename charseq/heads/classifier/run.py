@@ -125,6 +125,13 @@ def mnist_val_images(n: int, val_fraction: float | None = None) -> int:
     return min(max(int(round(n * MNIST_VAL_SHARE)), MNIST_VAL_FLOOR), n // 5)
 
 
+def image_split(images, names: list[str], val_fraction: float | None, seed: int):
+    """(label ids of the training images, their split): the images held out for validation,
+    stratified by class and seeded, as training and the studio both take them."""
+    y_all = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
+    return y_all, split_rows(None, y_all, mnist_val_images(len(y_all), val_fraction), seed)
+
+
 def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, *, force: bool = False,
                 resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                 **settings) -> RunDir:
@@ -159,15 +166,13 @@ def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> 
     for note in images.notes:
         log(f"data: {images.source}: {note}")
     names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
-    y_all = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
     y_test = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
     if len(names) < 2:
         raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
-    n_val = mnist_val_images(len(y_all), val_fraction)
+    y_all, split = image_split(images, names, val_fraction, train_cfg.seed)
     if resume and "val_images" not in config["data"]:
         log(f"note: {run.path} was made by a charseq that validated on the test images; from here on it "
-            f"validates on {n_val:,} images held out of the training images")
-    split = split_rows(None, y_all, n_val, train_cfg.seed)
+            f"validates on {mnist_val_images(len(y_all), val_fraction):,} images held out of the training images")
     x_train, y_train = images.x_train[split.train], y_all[split.train]
     x_val, y_val = images.x_train[split.val], y_all[split.val]
     log(f"data: {images.source}: {len(y_train):,} training and {len(y_val):,} validation images (held out of "

@@ -35,17 +35,15 @@ FIELDS = {"/api/classify": CLASSIFY}
 def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
     """The run's validation inputs (texts, or images [n, 28, 28]) and their label ids, split again
     as its training split them (the same files, settings and seed)."""
-    from charseq.data.batching import split_rows, validation_rows
-    from charseq.heads.classifier.run import SPLIT, _encode_labels, label_ids, mnist_val_images
+    from charseq.data.batching import validation_rows
+    from charseq.heads.classifier.run import SPLIT, _encode_labels, image_split, label_ids
 
     data, names, seed = config["data"], config["labels"], config["train"]["seed"]
     if config.get("input") != "text":
         from charseq.data.mnist import load_mnist
 
         images = load_mnist(data.get("path"), log=lambda s: None)
-        y_all = _encode_labels([str(v) for v in images.y_train.tolist()], names, images.source)
-        n_val = data.get("val_images", mnist_val_images(len(y_all), data.get("val_fraction")))
-        split = split_rows(None, y_all, n_val, seed)
+        y_all, split = image_split(images, names, data.get("val_fraction"), seed)
         return images.x_train[split.val], y_all[split.val].tolist()
     from charseq.data.labeled import read_labeled
 
