@@ -9,7 +9,7 @@
 
 Everything a request needs is inside the graph: the character vocabulary as lookup tables, the
 weights, and the decoding loop. Language models export `generate`, which runs the very
-function `charseq generate` compiles (:meth:`charseq.heads.lm.sampling.Generator.sample_fn`), so the same
+function `charseq generate` compiles (:meth:`charseq.heads.lm.inference.Generator.sample_fn`), so the same
 prompt, temperature and seed give the same text. Text classifiers export `classify` and
 `labels`, image classifiers `classify` over images, encoder-decoders `translate` (greedy).
 

@@ -297,7 +297,7 @@ UNANNOTATED = {
     ("generate", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
 }
 # A function's **options: the function whose parameters they are.
-OPTIONS_OF = {"generate": "charseq.heads.lm.sampling:Generator.__call__",
+OPTIONS_OF = {"generate": "charseq.heads.lm.inference:Generator.__call__",
               "translate": "charseq.heads.seq2seq.run:Translator.__call__"}
 # What the user passes as "any path": a string or an os.PathLike.
 _PATH_TYPES = (str, os.PathLike)

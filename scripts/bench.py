@@ -266,7 +266,7 @@ def worker_generate(spec) -> dict:
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
         from charseq.heads.lm.run import build_model
-        from charseq.heads.lm.sampling import Generator
+        from charseq.heads.lm.inference import Generator
 
         tf.keras.utils.set_random_seed(0)
         model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size, "float32")

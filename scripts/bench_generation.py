@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
-from charseq.heads.lm.sampling import Generator  # noqa: E402
+from charseq.heads.lm.inference import Generator  # noqa: E402
 from charseq.settings import defaults  # noqa: E402
 from charseq.vocab import CharVocab  # noqa: E402
 

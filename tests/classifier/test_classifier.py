@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.run import _copy_backbone, build_classifier
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist

@@ -46,7 +46,7 @@ def library_defaults() -> dict[str, tuple[dict, set]]:
     from charseq.heads.lm.config import DataConfig as LMData, ModelConfig as LMModel
     from charseq.heads.lm.run import evaluate_lm, train_lm
     from charseq.heads.lm.sizing import size_lm
-    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.lm.inference import Generator
     from charseq.heads.seq2seq.config import DataConfig as Seq2SeqData, ModelConfig as Seq2SeqModel
     from charseq.heads.seq2seq.run import Translator, evaluate_seq2seq
     from charseq.heads.seq2seq.sizing import size_seq2seq

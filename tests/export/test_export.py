@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.run import classify, load_classifier, train_classifier, train_mnist
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.export import export_saved_model
 from charseq.heads.lm.run import load_lm
-from charseq.heads.lm.sampling import Generator
+from charseq.heads.lm.inference import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
 from helpers import assert_clean_error, run_cli_in_process

@@ -9,7 +9,7 @@ import pytest
 
 from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
-from charseq.heads.lm.sampling import generate
+from charseq.heads.lm.inference import generate
 from helpers import (TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process,
                       sigint_once_logged, tiny_flags)
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from charseq.data.pairs import make_pairs, read_pairs
 from charseq.errors import CharseqError
 from charseq.vocab import BOS
-from charseq.heads.seq2seq.decoding import edit_distance, score_outputs
+from charseq.heads.seq2seq.inference import edit_distance, score_outputs
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from helpers import assert_clean_error, read_metrics, run_cli, run_cli_in_process
 

@@ -70,7 +70,7 @@ def test_page_and_static_files(client):
 
 def test_generate_streams_chunks_then_done(client, studio_dir):
     from charseq.heads.lm.run import load_lm
-    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.lm.inference import Generator
 
     response = client.post("/api/generate", json={"run": "poems", "prompt": "The ", "length": 60,
                                                   "temperature": 0.8, "top_k": 10, "seed": 5})

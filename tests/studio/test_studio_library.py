@@ -20,7 +20,7 @@ def lm(trained_run):
 
 def test_beam_search_beats_greedy_and_gives_distinct_sorted_hypotheses(lm):
     from charseq.heads.lm.beam import BeamSearch
-    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.lm.inference import Generator
 
     search = BeamSearch(*lm)
     for prompt in ["The ", "白日", ""]:
@@ -52,7 +52,7 @@ def test_generate_beam_on_the_command_line(trained_run):
 
 def test_streamed_generation_matches_generate_and_reports_probabilities(lm):
     from charseq.heads.lm.inspect import LMProbe
-    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.lm.inference import Generator
 
     probe = LMProbe(*lm)
     for options in [dict(temperature=0.8, seed=3), dict(temperature=1.2, top_k=5, top_p=0.9, seed=7),
@@ -112,7 +112,7 @@ def test_analyze_reports_surprise_activations_and_units(studio_dir):
 
 
 def test_classifier_occlusion_saliency_and_rows(studio_dir):
-    from charseq.heads.classifier.predict import predict_probabilities
+    from charseq.heads.classifier.inference import predict_probabilities
     from charseq.heads.classifier.run import load_classifier
     from charseq.heads.classifier.inspect import explain_image, explain_text
     from helpers import striped_images

@@ -2,6 +2,7 @@
 
     model.py     SequenceClassifier: backbone, readout, softmax over the classes
     task.py      TextTask, ImageTask: batches (bucketed texts / images row by row), loss, accuracy
+    inference.py predict_probabilities: class probabilities of texts or images, in batches
     run.py       train_classifier, train_mnist, load_classifier, classify, evaluate_classifier
     inspect.py   explain_text, explain_image: what each character or row contributes (the studio)
     export.py    the `classify` and `labels` signatures of a SavedModel

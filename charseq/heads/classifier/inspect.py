@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from charseq.errors import CharseqError
-from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.lm.inspect import piece
 
 SALIENCY_METHOD = "occlusion"

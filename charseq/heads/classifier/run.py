@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ModelConfig, ImageData, TextData
 from charseq.heads.classifier.model import SequenceClassifier
-from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
 from charseq.data.labeled import read_labeled

@@ -89,7 +89,7 @@ def validation_report(run, loaded) -> dict:
     with the misclassified examples, the most confidently wrong first."""
     import numpy as np
 
-    from charseq.heads.classifier.predict import predict_probabilities
+    from charseq.heads.classifier.inference import predict_probabilities
     from charseq.heads.classifier.run import _report
 
     model, vocab, config = loaded.parts["classifier"]

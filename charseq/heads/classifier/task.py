@@ -12,7 +12,7 @@ import tensorflow as tf
 from charseq.data.batching import bucketed_batches, pad_batch
 from charseq.distribute import compile_train_step, feed, pad_rows, regularized
 from charseq.heads.classifier import MONITOR
-from charseq.heads.classifier.predict import predict_probabilities
+from charseq.heads.classifier.inference import predict_probabilities
 from charseq.vocab import SPECIALS
 
 

@@ -3,7 +3,7 @@
     model.py     LanguageModel: backbone, then logits over the vocabulary at every step
     task.py      LMTask: training windows of the corpus, the sequence loss, the state carried
     run.py       train_lm, load_lm, evaluate_lm: corpus -> run directory -> model
-    sampling.py  Generator: temperature / top-k / top-p / greedy generation, one compiled loop
+    inference.py Generator: temperature / top-k / top-p / greedy generation, one compiled loop
     beam.py      BeamSearch: the most likely continuations (generate --beam)
     inspect.py   LMProbe: probabilities, units, what the model expects next (the studio)
     export.py    the `generate` signature of a SavedModel

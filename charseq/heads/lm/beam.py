@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.seq2seq.decoding import check_options
-from charseq.heads.lm.sampling import DEFAULTS, Generator
+from charseq.heads.seq2seq.inference import check_options
+from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
 

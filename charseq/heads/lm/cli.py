@@ -82,7 +82,7 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()
     from charseq.heads.lm.run import load_lm
-    from charseq.heads.lm.sampling import Generator
+    from charseq.heads.lm.inference import Generator
 
     options = given(**options)
     prompt = prompt if prompt is not None else library_default(f"{GENERATOR}.prompt")

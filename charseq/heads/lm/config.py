@@ -61,7 +61,7 @@ SAMPLE_LENGTH = 200  # characters of sample text train_lm shows at each evaluati
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    """What generation does unless told otherwise: the defaults of charseq.heads.lm.sampling.Generator,
+    """What generation does unless told otherwise: the defaults of charseq.heads.lm.inference.Generator,
     beam.BeamSearch and inspect.LMProbe.stream (all read them from here), which `charseq generate --help` shows."""
 
     prompt: str = ""

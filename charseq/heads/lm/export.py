@@ -1,12 +1,12 @@
 """A language model's SavedModel signature: `generate` (prompt, length, temperature, seed -> text),
-the very compiled loop `charseq generate` runs (:meth:`charseq.heads.lm.sampling.Generator.sample_fn`)."""
+the very compiled loop `charseq generate` runs (:meth:`charseq.heads.lm.inference.Generator.sample_fn`)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
 from charseq.export_ops import Chars
-from charseq.heads.lm.sampling import MAX_LENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE, Generator
+from charseq.heads.lm.inference import MAX_LENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE, Generator
 from charseq.vocab import load_vocab
 
 

@@ -5,7 +5,7 @@
         ...   # [{"text": "M", "p": 0.41, "top": [["M", 0.41], ["T", 0.12], ...]}, ...]
     report = probe.analyze("He said \"hi\" (twice).\n", layer=0)
 
-`stream` samples exactly as :class:`charseq.heads.lm.sampling.Generator` does (same seed, same text: the
+`stream` samples exactly as :class:`charseq.heads.lm.inference.Generator` does (same seed, same text: the
 draw at position i is keyed by (seed, i)), and reports for every token the probability the
 model gave it (at temperature 1, before top-k/top-p) and the five most likely tokens there.
 
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
-from charseq.heads.lm.sampling import DEFAULTS, Generator, filter_logits
+from charseq.heads.lm.inference import DEFAULTS, Generator, filter_logits
 from charseq.vocab import SPECIALS, banned_ids
 
 TOP = 5

@@ -141,7 +141,7 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
         f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
     sample_fn = None
     if sample_length:
-        from charseq.heads.lm.sampling import Generator
+        from charseq.heads.lm.inference import Generator
 
         generator = Generator(model, vocab)
         sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(

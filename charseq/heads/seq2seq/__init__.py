@@ -2,7 +2,7 @@
 
     model.py     Seq2Seq: encoder, decoder, Luong or Bahdanau attention, logits over the target
     task.py      Seq2SeqTask: teacher-forced batches, the masked loss, exact match while training
-    decoding.py  Decoder: greedy and beam-search decoding, batched, state carried
+    inference.py Decoder: greedy and beam-search decoding, batched, state carried
     run.py       train_seq2seq, load_seq2seq, Translator, translate, evaluate_seq2seq
     inspect.py   explain_translation: the attention of each output character (the studio)
     export.py    the `translate` signature of a SavedModel (greedy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq.export_ops import Chars, assert_not_empty, padded
-from charseq.heads.seq2seq.decoding import greedy_decode
+from charseq.heads.seq2seq.inference import greedy_decode
 
 
 class Seq2SeqExport(tf.Module):

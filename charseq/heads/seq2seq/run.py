@@ -6,7 +6,7 @@
 
 The pieces are the foundation's: vocabularies (with start and end symbols), two shared
 backbones (charseq.heads.seq2seq.model), the shared training loop and run directory; decoding is
-charseq.heads.seq2seq.decoding. Batches hold pairs of similar source length, right-padded with the
+charseq.heads.seq2seq.inference. Batches hold pairs of similar source length, right-padded with the
 padding masked; the decoder reads `<s> target` and learns to predict `target </s>`.
 """
 
@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from charseq.data.batching import check_split, pick, shared_texts, validation_split
 from charseq.data.pairs import read_pairs
-from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
+from charseq.heads.seq2seq.inference import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
 from charseq.distribute import make_strategy, scope, train_on_worker
 from charseq.errors import CharseqError

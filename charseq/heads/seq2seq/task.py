@@ -12,7 +12,7 @@ import tensorflow as tf
 from charseq.data.batching import bucketed_batches, pad_batch
 from charseq.distribute import compile_train_step, feed, pad_rows, regularized
 from charseq.heads.seq2seq import MONITOR
-from charseq.heads.seq2seq.decoding import Decoder, decode_all, score_outputs
+from charseq.heads.seq2seq.inference import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.losses import sequence_loss
 from charseq.vocab import BOS, EOS
