@@ -9,7 +9,7 @@
 Every measurement runs in its own subprocess (this script with `--worker`), so its peak
 RSS is its own and neither framework's thread pools or caches disturb the other's. The
 charseq side goes through the code `charseq train-lm` / `generate` / `classify-mnist` run
-(build_model + LMTask's compiled step, Generator, build_classifier + ImageTask / TextTask); the
+(build_model + LMTask's compiled step, Generator, the classifier's build_model + ImageTask / TextTask); the
 PyTorch side is the textbook model (nn.Embedding -> nn.LSTM -> nn.Linear) fed the very same
 batches. A busy machine is noisy, so what counts are the ratios of runs taken minutes
 apart: each figure is the median over its steps, which shrugs off a burst of someone else's work.
@@ -313,11 +313,11 @@ def worker_classifier(spec) -> dict:
     images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
     if spec["framework"] == "charseq":
         _quiet_tf()
-        from charseq.heads.classifier.run import build_classifier
+        from charseq.heads.classifier.run import build_model
         from charseq.heads.classifier.task import ImageTask
         from charseq.train import TrainConfig, make_optimizer
 
-        model = build_classifier(dict(units=units), 10, None, "float32")
+        model = build_model(dict(units=units), 10, None, "float32")
         task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
         optimizer = make_optimizer(TrainConfig(lr=1e-3))
         optimizer.build(model.trainable_variables)
@@ -365,11 +365,11 @@ def worker_text_classifier(spec) -> dict:
     lengths = np.array([len(t) for t in texts])
     if spec["framework"] == "charseq":
         _quiet_tf()
-        from charseq.heads.classifier.run import build_classifier
+        from charseq.heads.classifier.run import build_model
         from charseq.heads.classifier.task import TextTask
         from charseq.train import TrainConfig, make_optimizer
 
-        model = build_classifier(dict(units=units, layers=layers, dropout=dropout), len(classes), vocab.size,
+        model = build_model(dict(units=units, layers=layers, dropout=dropout), len(classes), vocab.size,
                                  "float32")
         task = TextTask(model, texts, labels, texts[:batch], labels[:batch], batch, seed=0)
         optimizer = make_optimizer(TrainConfig(lr=1e-3))

@@ -59,14 +59,14 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
 
 
 def mnist_step(ops) -> None:
-    from charseq.heads.classifier.run import build_classifier
+    from charseq.heads.classifier.run import build_model
     from charseq.heads.classifier.task import ImageTask
     from charseq.train import TrainConfig, make_optimizer
 
     batch, rows, units, features = 128, 28, 128, 64
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (8 * batch, rows, 28), dtype=np.uint8), rng.integers(0, 10, 8 * batch)
-    model = build_classifier(dict(units=units), 10, None, "float32")
+    model = build_model(dict(units=units), 10, None, "float32")
     task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
     optimizer = make_optimizer(TrainConfig(lr=1e-3))
     optimizer.build(model.trainable_variables)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from charseq.heads.classifier.inference import predict_probabilities
-from charseq.heads.classifier.run import _copy_backbone, build_classifier
+from charseq.heads.classifier.run import _copy_backbone, build_model
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import IDX_IMAGES, IDX_LABELS, load_mnist
 from charseq.errors import CharseqError
@@ -103,14 +103,14 @@ def test_classify_mnist_defaults_to_the_benchmark_recipe_and_yields_to_flags(tmp
 
 
 def test_bidirectional_reading(idx_dir):
-    model = build_classifier({"units": 8, "bidirectional": True, "precision": "float32"}, 4, None)
+    model = build_model({"units": 8, "bidirectional": True, "precision": "float32"}, 4, None)
     assert model.head.kernel.shape[0] == 16  # both directions' final states
     probs = predict_probabilities(model, load_mnist(idx_dir).x_test[:5])
     np.testing.assert_allclose(probs.sum(-1), 1, rtol=1e-5)
 
 
 def test_padding_does_not_change_a_prediction():
-    model = build_classifier({"units": 16, "precision": "float32", "bidirectional": True}, 3, 30)
+    model = build_model({"units": 16, "precision": "float32", "bidirectional": True}, 3, 30)
     short = [np.array([5, 6, 7])]
     alone = predict_probabilities(model, short)
     padded = model(tf.constant([[5, 6, 7, 0, 0, 0, 0]]), training=False)
@@ -186,7 +186,7 @@ def test_init_from_a_language_model(tmp_path, reviews):
     train_lm(texts, lm_dir, max_steps=3, units=24, layers=1, embedding_dim=8, batch_size=8, seq_len=20,
              sample_length=0, precision="float32", log=lambda s: None, progress_bar=False)
     lm, vocab, _ = load_lm(lm_dir)
-    clf = build_classifier({"units": 24, "embedding_dim": 8, "precision": "float32"}, 2, vocab.size)
+    clf = build_model({"units": 24, "embedding_dim": 8, "precision": "float32"}, 2, vocab.size)
     _copy_backbone(lm, clf)
     for a, b in zip(lm.backbone.weights, clf.backbone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())

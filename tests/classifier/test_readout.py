@@ -7,14 +7,14 @@ import pytest
 import tensorflow as tf
 
 from charseq.heads.classifier.model import READOUTS
-from charseq.heads.classifier.run import build_classifier
+from charseq.heads.classifier.run import build_model
 from helpers import run_cli_in_process
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("readout", READOUTS)
 def test_padding_never_changes_a_readout(readout, bidirectional):
-    model = build_classifier({"units": 16, "precision": "float32", "bidirectional": bidirectional,
+    model = build_model({"units": 16, "precision": "float32", "bidirectional": bidirectional,
                               "readout": readout}, 3, 30)
     alone = model.features(tf.constant([[5, 6, 7]])).numpy()
     # In a batch with a longer text, the short one is right-padded: its readout must not move.
@@ -24,7 +24,7 @@ def test_padding_never_changes_a_readout(readout, bidirectional):
 
 def test_each_readout_is_what_it_says():
     ids = tf.constant([[5, 6, 7, 8, 0, 0]])
-    concat = build_classifier({"units": 16, "precision": "float32", "readout": "concat"}, 3, 30)
+    concat = build_model({"units": 16, "precision": "float32", "readout": "concat"}, 3, 30)
     assert concat.head.kernel.shape[0] == 3 * 16
     outputs, states = concat.backbone(ids)
     real = outputs.numpy()[0, :4]  # the four real steps; the two padded ones must not count
@@ -34,7 +34,7 @@ def test_each_readout_is_what_it_says():
     np.testing.assert_allclose(top, real.max(0), atol=1e-5)
     assert not np.allclose(mean, final, atol=1e-3)
 
-    attention = build_classifier({"units": 16, "precision": "float32", "readout": "attention"}, 3, 30)
+    attention = build_model({"units": 16, "precision": "float32", "readout": "attention"}, 3, 30)
     outputs, _ = attention.backbone(ids)
     real = outputs.numpy()[0, :4]
     scores = real @ attention.attention_score.kernel.numpy()[:, 0]

@@ -54,12 +54,12 @@ def test_the_language_model_passes_its_width(bf16_cpu):
 
 
 def test_the_text_classifier_passes_its_width_and_mnist_does_not(bf16_cpu):
-    """build_classifier resolves `auto` with the width and cell of a text classifier (masked texts run
+    """build_model resolves `auto` with the width and cell of a text classifier (masked texts run
     Keras' layers in bfloat16, slower than the compiled kernels); MNIST's unmasked reader keeps bfloat16."""
-    from charseq.heads.classifier.run import build_classifier
+    from charseq.heads.classifier.run import build_model
 
     def policy(cfg, vocab_size):
-        return build_classifier({"units": 8, "layers": 1, "embedding_dim": 4, **cfg}, 2, vocab_size).backbone.dtype_policy.name
+        return build_model({"units": 8, "layers": 1, "embedding_dim": 4, **cfg}, 2, vocab_size).backbone.dtype_policy.name
     assert policy({"cell": "gru"}, 10) == policy({"cell": "lstm"}, 10) == "float32"
     assert policy({"cell": "gru", "units": 320}, 10) == "mixed_bfloat16"
     assert policy({"cell": "lstm"}, None) == "mixed_bfloat16"  # MNIST rows

@@ -37,9 +37,6 @@ class ModelConfig:
             check_number(name, getattr(self, name))
 
 
-ClassifierConfig = ModelConfig  # its name before every head's config.py named its classes by role
-
-
 @dataclass
 class TextData:
     """How a text classifier reads its TSV/CSV files (config.json's "data", beside the training file)."""

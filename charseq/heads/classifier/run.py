@@ -59,9 +59,6 @@ def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: 
     return model
 
 
-build_classifier = build_model  # its name before every head named its builder by role
-
-
 def _labels_index(labels: list[str]) -> list[str]:
     """Label names in a stable order: numerically if they are all integers, else alphabetically."""
     distinct = set(labels)

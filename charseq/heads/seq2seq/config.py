@@ -30,9 +30,6 @@ class ModelConfig:
             raise CharseqError("--max-output-len must be at least 1")
 
 
-Seq2SeqConfig = ModelConfig  # its name before every head's config.py named its classes by role
-
-
 @dataclass
 class DataConfig:
     """How an encoder-decoder reads its source<TAB>target files (config.json's "data", beside the training file)."""

@@ -52,9 +52,6 @@ def build_model(cfg: dict, source_size: int, target_size: int, precision: str | 
     return model
 
 
-build_seq2seq = build_model  # its name before every head named its builder by role
-
-
 def encode_sources(vocab, sources: list[str], reverse: bool) -> list[np.ndarray]:
     ids = [vocab.encode(s) for s in sources]
     return [x[::-1].copy() for x in ids] if reverse else ids
