@@ -1,22 +1,27 @@
-"""Starting a run: a new one's settings sized and checked, or an existing one reopened for --resume.
+"""Starting a run: a new one created, sized and recorded, or an existing one reopened for --resume.
 
-Every head's train function goes through here: `reopen_run` gives back a run to resume with its
-recorded settings (refusing any given setting that would change them), `sized` turns a sizing rule's
-result into a new run's configs, `without_validation` handles a run with no validation split, and
-`move_the_end` writes a new end given on --resume once the loop knows the run's progress. Plain Python,
-no TensorFlow.
+Every head's train function goes through `start_run`, giving it a :class:`Recipe`: the head's settings
+classes, how it reads its data, its sizing rule, its model builder and its task. `start_run` does the
+rest, the same for every head: `reopen_run` gives back a run to resume with its recorded settings
+(refusing any given setting that would change them), or a new run is created beside --out (never
+over a run without --force) and its settings sized to the data (`sized`, `without_validation` for a
+run with no validation split), said in its start lines and written to config.json; then the model
+and the task are built. `move_the_end` writes a new end given on --resume once the training loop
+knows the run's progress. TensorFlow loads only when a run starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from charseq.errors import CharseqError
 from charseq.runs import RunDir
-from charseq.settings import TrainConfig, split_settings
+from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
 from charseq.sizing import STOP_SETTINGS, Sizing  # the settings that say where to stop (one list, the sizing rule's)
 
 # What a resumed run may change: where to stop, how to spread.
@@ -166,3 +171,146 @@ def move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | 
     run.write_config({**config, "train": cfg.to_dict()})
     log("resume: " + ", ".join(f"{_option(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
         + "; the stopping rules and --strategy may change on --resume, the other settings are the run's own")
+
+
+# ----------------------------------------------------------------------------- the one run-start path
+@dataclass
+class Start:
+    """A run being started, as a head's :class:`Recipe` sees it. Its settings are the run's own on
+    --resume; on a new run the user's until the data is read, then the sizing rule's (`sizing`)."""
+
+    run: RunDir
+    model_cfg: Any  # the head's ModelConfig
+    data_cfg: Any  # its data settings (None for a head without a data dataclass)
+    train_cfg: TrainConfig
+    settings: dict  # the settings given
+    log: Callable[[str], None]
+    config: dict | None = None  # the run's config.json on --resume; None: a new run
+    sizing: Sizing | None = None  # a new run's, once the data is read
+    model: Any = None  # built by start_run, with the task the training loop runs
+    task: Any = None
+
+    @property
+    def resume(self) -> bool:
+        return self.config is not None
+
+
+class Recipe:
+    """What a head gives `start_run`: its settings classes, its data, its sizing rule, its model
+    builder and its task. A head subclasses it (one instance per run started, keeping the data it
+    reads) and overrides `read`, `sizing`, `build` and `make_task`; the other steps do nothing unless
+    the head needs them."""
+
+    task: str  # config.json's "task"
+    model_config: type  # the head's ModelConfig
+    data_config: type | None = None  # its data settings' dataclass
+    recorded: tuple = ()  # keys of config.json's "data" that are not data_config's (the files read, the split)
+    # On --resume, data settings are compared as `given_settings` does (a file by its absolute path, one
+    # left at its default not compared); False: as the model's are (data settings that name no file).
+    files_in_data: bool = True
+    # The data file the head reads (the train function's argument): config.json's "data" records it
+    # under `file_key`, and the command line names it `file_label`.
+    file_key: str | None = None
+    file_label: str = "TRAIN_FILE"
+    no_validation: str | None = None  # set by `read` on a new run: why it has no validation split
+
+    def __init__(self, file=None):
+        self.file = file
+
+    def data_file(self, start: Start):
+        """The data file to read: the one the run recorded on --resume, else the one given."""
+        return start.config["data"][self.file_key] if start.resume else self.file
+
+    def given(self, config: dict) -> dict:
+        """On --resume: the head's data arguments, as given and as `config` recorded them
+        ({label: (given, recorded)}, see `given_data`); a difference is refused."""
+        if self.file_key is None:
+            return {}
+        return given_data(config.get("data"), **{self.file_key: (self.file_label, resolved(self.file), None)})
+
+    def check(self, start: Start) -> None:
+        """A new run: what can be checked before anything is read or created (a missing file)."""
+
+    def read(self, start: Start) -> None:
+        """Read the data (a new run's may be written into `start.run.path`), keep it and say it.
+        On --resume, from the files the run recorded."""
+        raise NotImplementedError
+
+    def sizing(self, start: Start) -> Sizing:
+        """A new run's settings sized to the data read (the user's, `start.settings`, win)."""
+        raise NotImplementedError
+
+    def fit(self, start: Start) -> None:
+        """A new run's sized settings against its data: what the data decides, what memory allows."""
+
+    def save(self, path: Path) -> None:
+        """A new run's files beside config.json (its vocabularies)."""
+
+    def record(self, start: Start) -> dict:
+        """The head's entries of a new run's config.json, besides task, model, train and sizing."""
+        return {}
+
+    def build(self, start: Start):
+        """The model, with its weights created (under the distribution strategy's scope)."""
+        raise NotImplementedError
+
+    def make_task(self, start: Start, model, strategy):
+        """The task the training loop runs: batches, loss, validation."""
+        raise NotImplementedError
+
+    def describe(self, start: Start, model) -> str:
+        """The model's shape, as its start line says it."""
+        return start.model_cfg.backbone.shape()
+
+    def precision(self, model) -> str:
+        return model.backbone.dtype_policy.name
+
+
+def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
+              log: Callable[[str], None]) -> Start:
+    """Start a run of the head `recipe` is for, at `out`: with `resume`, reopen the run there
+    (see `reopen_run`); else check the settings, create the run beside `out` (it replaces `out`
+    only with `force`, at its first checkpoint: see RunDir.create), read the data, size the settings
+    the user did not give and write config.json. Then the model and the task are built, and said.
+
+    The caller trains `start.task` and wraps the whole in `discard_unpublished`, so that a new run
+    stopped before its first checkpoint leaves nothing behind."""
+    import tensorflow as tf
+
+    from charseq.distribute import make_strategy, scope
+
+    groups = tuple(g for g in (recipe.model_config, recipe.data_config) if g is not None)
+    if resume:
+        run, config, train_cfg = reopen_run(out, recipe.task, settings, recipe.given,
+                                            recipe.data_config if recipe.files_in_data else None)
+        where = f"{run.path}/config.json"
+        data = config.get("data")
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in recipe.recorded}
+        start = Start(run, config_from_dict(recipe.model_config, config.get("model"), f"{where} model"),
+                      recipe.data_config and config_from_dict(recipe.data_config, data, f"{where} data"),
+                      train_cfg, settings, log, config)
+    else:
+        model_cfg, *data_cfg, train_cfg = split_settings(settings, *groups, TrainConfig)  # before the data loads
+        start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
+        recipe.check(start)
+        start.run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
+    strategy = make_strategy(start.train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
+    recipe.read(start)
+    if not resume:
+        start.sizing = recipe.sizing(start)
+        start.model_cfg, *data_cfg, start.train_cfg = sized(start.sizing, settings, (*groups, TrainConfig), log,
+                                                           recipe.no_validation)
+        start.data_cfg = data_cfg[0] if data_cfg else None
+        recipe.fit(start)
+        recipe.save(start.run.path)
+        start.run.write_config({"task": recipe.task, "model": flat(start.model_cfg), "train": start.train_cfg.to_dict(),
+                                "sizing": start.sizing.summary, **recipe.record(start)})
+    tf.keras.utils.set_random_seed(start.train_cfg.seed)
+    with scope(strategy):
+        start.model = recipe.build(start)
+    start.task = recipe.make_task(start, start.model, strategy)
+    params = sum(math.prod(v.shape) for v in start.model.trainable_variables)
+    log(f"model: {recipe.describe(start, start.model)}, {params:,} parameters, {recipe.precision(start.model)}; "
+        f"{start.task.steps_per_epoch} steps per epoch")
+    return start

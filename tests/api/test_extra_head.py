@@ -71,3 +71,4 @@ def test_the_studio_lists_a_run_of_the_new_head(registered, tmp_path):
         response = client.get("/api/runs")
         assert response.status_code == 200
         assert "count" in {r["name"] for r in response.json()["runs"]}
+

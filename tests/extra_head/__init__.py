@@ -1,5 +1,5 @@
 """A head that lives outside charseq: it counts the letter "a" in a line of text (a regressor on the
-shared backbone). tests/test_extra_head.py registers it with one entry in charseq.heads.HEADS and
+shared backbone). tests/api/test_extra_head.py registers it with one entry in charseq.heads.HEADS and
 sees it trained, evaluated and documented through charseq's own command line."""
 
 from charseq.heads import Head, lazy

@@ -6,7 +6,7 @@ import click
 
 from charseq.options import configure_output, given_settings, model_options, training_options
 
-CONFIG = "extra_head.config:CountConfig"
+CONFIG = "extra_head.config:ModelConfig"
 
 
 @click.command("train-count")

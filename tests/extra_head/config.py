@@ -6,7 +6,7 @@ from charseq.settings import BackboneConfig
 
 
 @dataclass
-class CountConfig:
+class ModelConfig:
     """The counter's shape: the backbone, then one number from its final state."""
 
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(units=16, embedding_dim=8))

@@ -10,13 +10,13 @@ from charseq.backbone import RecurrentBackbone
 from charseq.data.batching import pad_batch
 from charseq.files import read_text
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import config_from_dict, flat, split_settings
-from charseq.start import reopen_run, resolved, sized
-from charseq.train import TrainConfig, train
+from charseq.settings import config_from_dict, flat
+from charseq.start import Recipe, Start, resolved, start_run
+from charseq.train import train
 from charseq.vocab import CharVocab, count_characters, load_vocab
 
 from extra_head import TASK
-from extra_head.config import CountConfig
+from extra_head.config import ModelConfig
 from extra_head.sizing import size_count
 
 
@@ -32,7 +32,7 @@ class Counter(keras.Model):
 
 
 def build_model(cfg: dict, vocab_size: int):
-    c = config_from_dict(CountConfig, cfg, "config.json model")
+    c = config_from_dict(ModelConfig, cfg, "config.json model")
     model = Counter(vocab_size, c.backbone)
     model(tf.ones((1, 2), tf.int32))
     return model
@@ -80,29 +80,38 @@ def _lines(path) -> list[str]:
     return [line for line in read_text(path).split("\n") if line]
 
 
+class _Lines(Recipe):
+    """The counter's run: lines of text, the first fifth held out for validation."""
+
+    task, model_config, file_key = TASK, ModelConfig, "train"
+
+    def read(self, start: Start) -> None:
+        lines = _lines(self.data_file(start))
+        self.vocab = load_vocab(start.run.path) if start.resume else CharVocab.build(count_characters(lines))
+        split = max(1, len(lines) // 5)
+        self.train, self.val = _examples(lines[split:], self.vocab), _examples(lines[:split], self.vocab)
+
+    def sizing(self, start: Start):
+        return size_count(len(self.train[1]), start.settings)
+
+    def save(self, path: Path) -> None:
+        self.vocab.save(path)
+
+    def record(self, start: Start) -> dict:
+        return {"data": {"train": resolved(self.file)}}
+
+    def build(self, start: Start):
+        return build_model(flat(start.model_cfg), self.vocab.size)
+
+    def make_task(self, start: Start, model, strategy):
+        return CountTask(model, self.train, self.val, start.train_cfg.batch_size, start.train_cfg.seed)
+
+
 @discard_unpublished
 def train_count(train_file, out, *, force=False, resume=False, log=print, progress_bar=None, **settings) -> RunDir:
-    lines = _lines(train_file)
-    split = max(1, len(lines) // 5)
-    if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings)
-        model_cfg = config_from_dict(CountConfig, config["model"], "config.json model")
-        vocab = load_vocab(run.path)
-    else:
-        split_settings(settings, CountConfig, TrainConfig)  # the user's settings checked first
-        vocab = CharVocab.build(count_characters(lines))
-        sizing = size_count(len(lines) - split, settings)
-        model_cfg, train_cfg = sized(sizing, settings, (CountConfig, TrainConfig), log)
-        run = RunDir.create(out, force=force)
-        vocab.save(run.path)
-        run.write_config({"task": TASK, "model": flat(model_cfg), "train": train_cfg.to_dict(),
-                          "sizing": sizing.summary, "data": {"train": resolved(train_file)}})
-    tf.keras.utils.set_random_seed(train_cfg.seed)
-    model = build_model(flat(model_cfg), vocab.size)
-    task = CountTask(model, _examples(lines[split:], vocab), _examples(lines[:split], vocab),
-                     train_cfg.batch_size, train_cfg.seed)
-    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
-    return run
+    start = start_run(_Lines(train_file), out, settings, resume=resume, force=force, log=log)
+    train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return start.run
 
 
 def load_count(path):

@@ -27,7 +27,7 @@ from charseq.heads.classifier.task import ImageTask, TextTask
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
-from charseq.distribute import make_strategy, scope, train_on_worker
+from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
@@ -35,15 +35,11 @@ from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
-from charseq.start import given_data, reopen_run, resolved, sized
+from charseq.start import Recipe, Start, given_data, resolved, start_run
 from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "classifier"
-
-
-def _split_settings(settings: dict, data=TextData) -> tuple[ModelConfig, TextData | ImageData, TrainConfig]:
-    return split_settings(settings, ModelConfig, data, TrainConfig)
 
 
 def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
@@ -146,59 +142,62 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
         mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
+class _Images(Recipe):
+    """An image classifier's run: MNIST-format images, a stratified split of the training images."""
+
+    task, model_config, data_config, recorded = TASK, ModelConfig, ImageData, tuple(IMAGES_RECORDED)
+    file_key, file_label = "path", "--data"
+
+    def read(self, start: Start) -> None:
+        log, val_fraction = start.log, start.data_cfg.val_fraction
+        self.file = self.data_file(start)
+        self.images = images = load_mnist(self.file, log=log)
+        for note in images.notes:
+            log(f"data: {images.source}: {note}")
+        self.names = names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
+        self.y_test = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
+        if len(names) < 2:
+            raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
+        y_all, split = image_split(images, names, val_fraction, start.train_cfg.seed)
+        if start.resume and "val_images" not in start.config["data"]:
+            log(f"note: {start.run.path} was made by a charseq that validated on the test images; from here on it "
+                f"validates on {mnist_val_images(len(y_all), val_fraction):,} images held out of the training images")
+        self.train = images.x_train[split.train], y_all[split.train]
+        self.val = images.x_train[split.val], y_all[split.val]
+        train, val = len(split.train), len(split.val)
+        log(f"data: {images.source}: {train:,} training and {val:,} validation images (held out of "
+            f"the {len(y_all):,} training images, stratified by class), {len(self.y_test):,} test images scored once "
+            f"at the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
+        self.no_validation = None if val else "--val-fraction 0" if not val_fraction else \
+            f"--val-fraction {val_fraction:g} holds out no image"
+        if start.resume:
+            (start.run.path / TEST_FILE).unlink(missing_ok=True)  # it scored weights that training now goes past
+
+    def sizing(self, start: Start):
+        return size_image_classifier(len(self.train[1]), start.settings)
+
+    def record(self, start: Start) -> dict:
+        return {"input": "images", "labels": self.names, "image_shape": list(self.images.x_train.shape[1:]),
+                "data": {"path": resolved(self.file), "source": self.images.source, **asdict(start.data_cfg),
+                         "val_images": int(len(self.val[1]))}}
+
+    def build(self, start: Start):
+        return build_model(flat(start.model_cfg), len(self.names), None, image_shape=self.images.x_train.shape[1:])
+
+    def make_task(self, start: Start, model, strategy):
+        m, t = start.model_cfg, start.train_cfg
+        return ImageTask(model, *self.train, *self.val, t.batch_size, t.seed, augment_shift=m.augment_shift,
+                         augment_rotate=m.augment_rotate, augment_scale=m.augment_scale,
+                         augment_elastic=m.augment_elastic, label_smoothing=m.label_smoothing, strategy=strategy)
+
+
 @discard_unpublished
 def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
-    if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), path=("--data", resolved(data), None)), data_config=ImageData)
-        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
-        data = config["data"]["path"]
-        val_fraction = config["data"].get("val_fraction")
-    else:
-        model_cfg, data_cfg, train_cfg = _split_settings(settings, ImageData)  # checked before the data loads
-        val_fraction = data_cfg.val_fraction
-        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
-    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
-    images = load_mnist(data, log=log)
-    for note in images.notes:
-        log(f"data: {images.source}: {note}")
-    names = [str(i) for i in sorted(set(images.y_train.tolist()) | set(images.y_test.tolist()))]
-    y_test = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
-    if len(names) < 2:
-        raise CharseqError(f"{images.source} has a single class; a classifier needs at least two")
-    y_all, split = image_split(images, names, val_fraction, train_cfg.seed)
-    if resume and "val_images" not in config["data"]:
-        log(f"note: {run.path} was made by a charseq that validated on the test images; from here on it "
-            f"validates on {mnist_val_images(len(y_all), val_fraction):,} images held out of the training images")
-    x_train, y_train = images.x_train[split.train], y_all[split.train]
-    x_val, y_val = images.x_train[split.val], y_all[split.val]
-    log(f"data: {images.source}: {len(y_train):,} training and {len(y_val):,} validation images (held out of "
-        f"the {len(y_all):,} training images, stratified by class), {len(y_test):,} test images scored once at "
-        f"the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
-    if not resume:
-        sizing = size_image_classifier(len(y_train), settings)
-        model_cfg, data_cfg, train_cfg = sized(sizing, settings, (ModelConfig, ImageData, TrainConfig), log, (
-            None if len(y_val) else "--val-fraction 0" if not val_fraction else
-            f"--val-fraction {val_fraction:g} holds out no image"))
-        run = RunDir.create(out, force=force)
-        run.write_config({"task": TASK, "input": "images", "model": flat(model_cfg), "sizing": sizing.summary,
-                          "train": train_cfg.to_dict(), "labels": names, "image_shape": list(images.x_train.shape[1:]),
-                          "data": {"path": resolved(data), "source": images.source, **asdict(data_cfg),
-                                   "val_images": int(len(y_val))}})
-    else:
-        (run.path / TEST_FILE).unlink(missing_ok=True)  # it scored weights that training now goes past
-    tf.keras.utils.set_random_seed(train_cfg.seed)
-    with scope(strategy):
-        model = build_model(flat(model_cfg), len(names), None, image_shape=images.x_train.shape[1:])
-    task = ImageTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size,
-                     train_cfg.seed, augment_shift=model_cfg.augment_shift,
-                     augment_rotate=model_cfg.augment_rotate, augment_scale=model_cfg.augment_scale,
-                     augment_elastic=model_cfg.augment_elastic, label_smoothing=model_cfg.label_smoothing,
-                     strategy=strategy)
-    _log_model(log, model, model_cfg, task)
-    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
-    score_test(run, model, images.x_test, y_test, images.source, log)
-    return run
+    recipe = _Images(data)
+    start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
+    train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    score_test(start.run, start.model, recipe.images.x_test, recipe.y_test, recipe.images.source, log)
+    return start.run
 
 
 def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
@@ -217,12 +216,6 @@ def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
     return record
 
 
-def _log_model(log, model, cfg: ModelConfig, task) -> None:
-    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {cfg.backbone.shape()}, "
-        f"{params:,} parameters, {model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
-
-
 def train_classifier(train_file: str | Path | None = None, out: str | Path = "runs/classifier", *,
                      init_from: str | Path | None = None, force: bool = False, resume: bool = False,
                      log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
@@ -239,110 +232,127 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
         **settings))
 
 
-@discard_unpublished
-def _train_classifier(train_file, out, *, init_from, force, resume, log, progress_bar, **settings) -> RunDir:
-    if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: {**given_data(
-            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), **given_data(
-            {"init_from": resolved(config.get("init_from"))}, init_from=("--init-from", resolved(init_from), None))},
-            data_config=TextData)
-        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
-        data_cfg = config_from_dict(TextData, {k: v for k, v in config["data"].items() if k not in TEXT_RECORDED},
-                                    f"{run.path}/config.json data")
-        train_file = config["data"]["train"]
-    else:
-        model_cfg, data_cfg, train_cfg = _split_settings(settings)  # checked before the data loads
-        check_split(train_file, data_cfg.val, data_cfg.val_fraction, "(TSV or CSV with a header)")
-        if data_cfg.tokenizer != "char" and init_from is not None:
+class _Texts(Recipe):
+    """A text classifier's run: labeled texts, a validation file or a stratified split of them; its
+    backbone perhaps started from a language model's (--init-from)."""
+
+    task, model_config, data_config, recorded, file_key = TASK, ModelConfig, TextData, tuple(TEXT_RECORDED), "train"
+
+    def __init__(self, train_file, init_from):
+        super().__init__(train_file)
+        self.init_from = init_from
+
+    def given(self, config: dict) -> dict:
+        return {**super().given(config), **given_data({"init_from": resolved(config.get("init_from"))},
+                                                      init_from=("--init-from", resolved(self.init_from), None))}
+
+    def check(self, start: Start) -> None:
+        d = start.data_cfg
+        check_split(self.file, d.val, d.val_fraction, "(TSV or CSV with a header)")
+        if d.tokenizer != "char" and self.init_from is not None:
             raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                                "the language model's vocabulary")
-        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
-    d = data_cfg
-    val, val_fraction, text_column, label_column = d.val, d.val_fraction, d.text_column, d.label_column
-    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (load_lm below does)
-    rows = read_labeled(train_file, text_column, label_column, d.skip_bad_rows, d.encoding)
-    if rows.skipped:
-        log(f"skipped {rows.skipped} bad rows of {train_file}")
-    texts, labels = rows.texts, rows.labels
-    if len(set(labels)) < 2:
-        raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
-    # What the model reads of a text (cut to --max-len characters): copies by this key stay on one side.
-    cut = model_cfg.max_len  # (of pieces a cut at as many characters is shorter: it groups more, never fewer)
-    keys = [t[:cut] if cut else t for t in texts]
-    split_kind = config["data"].get("split") if resume else SPLIT
-    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
-    if val is not None:
-        val_rows = read_labeled(val, text_column, label_column, d.skip_bad_rows, d.encoding)
-        val_texts, val_labels = val_rows.texts, val_rows.labels
-        log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
-        shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
-        if shared:
-            log(f"warning: {shared:,} of the {len(val_texts):,} rows of {val} ({shared / len(val_texts):.1%}) have a "
-                f"text that also occurs in {train_file}; the validation figures are flattered by them")
-    else:  # a run made before the grouped split is resumed on the rows it was trained on
-        split = validation_split(keys, label_ids(labels), val_fraction, train_cfg.seed, grouped=split_kind == SPLIT)
-        if split_kind == SPLIT:
-            log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(val_fraction))
-            if val_fraction and not len(split.val):
-                no_split = "no label has two distinct texts, so none can be held out without its copy in training"
-        val_texts, val_labels = pick(texts, split.val), pick(labels, split.val)
-        texts, labels = pick(texts, split.train), pick(labels, split.train)
-    names = _labels_index(labels)
-    if len(names) < 2:
-        raise CharseqError(f"{train_file} has a single class ({names[0]}); a classifier needs at least two")
 
-    if resume:
-        vocab = load_vocab(run.path)
-    elif init_from is not None:
-        from charseq.heads.lm.run import load_lm
+    def read(self, start: Start) -> None:
+        d, log = start.data_cfg, start.log
+        train_file = self.data_file(start)
+        rows = read_labeled(train_file, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
+        if rows.skipped:
+            log(f"skipped {rows.skipped} bad rows of {train_file}")
+        texts, labels = rows.texts, rows.labels
+        if len(set(labels)) < 2:
+            raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
+        # What the model reads of a text (cut to --max-len characters): copies by this key stay on one side.
+        cut = start.model_cfg.max_len  # (of pieces a cut at as many characters is shorter: it groups more, never fewer)
+        keys = [t[:cut] if cut else t for t in texts]
+        split_kind = start.config["data"].get("split") if start.resume else SPLIT
+        self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
+        if d.val is not None:
+            val_rows = read_labeled(d.val, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
+            val_texts, val_labels = val_rows.texts, val_rows.labels
+            log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
+            shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
+            if shared:
+                log(f"warning: {shared:,} of the {len(val_texts):,} rows of {d.val} ({shared / len(val_texts):.1%}) "
+                    f"have a text that also occurs in {train_file}; the validation figures are flattered by them")
+        else:  # a run made before the grouped split is resumed on the rows it was trained on
+            split = validation_split(keys, label_ids(labels), d.val_fraction, start.train_cfg.seed,
+                                     grouped=split_kind == SPLIT)
+            if split_kind == SPLIT:
+                log_duplicates(log, split.duplicates, len(texts), str(train_file), kept_together=bool(d.val_fraction))
+                if d.val_fraction and not len(split.val):
+                    self.no_validation = "no label has two distinct texts, so none can be held out without its copy in training"
+            val_texts, val_labels = pick(texts, split.val), pick(labels, split.val)
+            texts, labels = pick(texts, split.train), pick(labels, split.train)
+        if val_texts:
+            self.no_validation = None
+        self.names = names = _labels_index(labels)
+        if len(names) < 2:
+            raise CharseqError(f"{train_file} has a single class ({names[0]}); a classifier needs at least two")
+        self.lm = None
+        if start.resume:
+            vocab = load_vocab(start.run.path)
+        elif self.init_from is not None:
+            from charseq.heads.lm.run import load_lm
 
-        lm, vocab, lm_config = load_lm(init_from)
-        for key in ("cell", "layers", "units", "embedding_dim"):
-            settings[key] = lm_config["model"][key]
-        model_cfg, _, train_cfg = _split_settings(settings)
-        log(f"starting from the language model in {init_from}: {model_cfg.backbone.shape()}, "
-            f"its vocabulary of {vocab.size}")
-    elif d.tokenizer == "sentencepiece":
-        vocab = SentencePieceVocab.from_texts(texts, d.vocab_size)
-    else:
-        vocab = CharVocab.build(count_characters(texts), max_vocab=d.max_vocab, min_count=d.min_count)
-    y_train = _encode_labels(labels, names, train_file)
-    y_val = _encode_labels(val_labels, names, val or train_file, training=str(train_file),
-                           split=None if val is not None else val_fraction)
-    x_train = [vocab.encode(t) for t in texts]
-    x_val = [vocab.encode(t) for t in val_texts]
+            self.lm, vocab, lm_config = load_lm(self.init_from)
+            for key in ("cell", "layers", "units", "embedding_dim"):
+                start.settings[key] = lm_config["model"][key]
+            start.model_cfg, _, start.train_cfg = split_settings(start.settings, ModelConfig, TextData, TrainConfig)
+            log(f"starting from the language model in {self.init_from}: {start.model_cfg.backbone.shape()}, "
+                f"its vocabulary of {vocab.size}")
+        elif d.tokenizer == "sentencepiece":
+            vocab = SentencePieceVocab.from_texts(texts, d.vocab_size)
+        else:
+            vocab = CharVocab.build(count_characters(texts), max_vocab=d.max_vocab, min_count=d.min_count)
+        self.vocab, self.texts = vocab, texts
+        self.train = [vocab.encode(t) for t in texts], _encode_labels(labels, names, train_file)
+        self.val = [vocab.encode(t) for t in val_texts], _encode_labels(
+            val_labels, names, d.val or train_file, training=str(train_file),
+            split=None if d.val is not None else d.val_fraction)
+        log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
+            f"({', '.join(names[:10])}), vocabulary {vocab.size}")
 
-    if not resume:
-        sizing = size_text_classifier(len(texts), vocab.size, settings, pieces=vocab.kind == "sentencepiece")
-        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, TextData, TrainConfig), log,
-                                        None if val_texts else no_split)
-        longest = min(max(map(len, texts)), model_cfg.max_len or 1 << 62)
-        check_model_memory(model_cfg.backbone, vocab.size)
+    def sizing(self, start: Start):
+        return size_text_classifier(len(self.texts), self.vocab.size, start.settings,
+                                    pieces=self.vocab.kind == "sentencepiece")
+
+    def fit(self, start: Start) -> None:
+        m, b = start.model_cfg, start.model_cfg.backbone
+        longest = min(max(map(len, self.texts)), m.max_len or 1 << 62)
+        check_model_memory(b, self.vocab.size)
         check_sequence_memory(f"the longest text ({longest:,} characters)", "give --max-len to cut texts "
-                              "or a smaller --batch-size", train_cfg.batch_size, longest, model_cfg.backbone.units,
-                              model_cfg.backbone.layers * (2 if model_cfg.backbone.bidirectional else 1),
-                              model_cfg.backbone.cell)
-        run = RunDir.create(out, force=force)
-        vocab.save(run.path)
-        run.write_config({"task": TASK, "input": "text", "model": flat(model_cfg), "train": train_cfg.to_dict(),
-                          "sizing": sizing.summary,
-                          "labels": names, "init_from": str(init_from) if init_from else None,
-                          "data": {"train": resolved(train_file), **asdict(replace(
-                              d, val=resolved(d.val), tokenizer=vocab.kind,
-                              vocab_size=d.vocab_size if vocab.kind == "sentencepiece" else None)), "split": SPLIT}})
-    log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
-        f"({', '.join(names[:10])}), vocabulary {vocab.size}")
-    tf.keras.utils.set_random_seed(train_cfg.seed)
-    with scope(strategy):
-        model = build_model(flat(model_cfg), len(names), vocab.size)
-    if init_from is not None and not resume:
-        _copy_backbone(lm, model)
-    task = TextTask(model, x_train, y_train, x_val, y_val, train_cfg.batch_size, train_cfg.seed,
-                    max_len=model_cfg.max_len, char_noise=model_cfg.char_noise, vocab_size=vocab.size,
-                    label_smoothing=model_cfg.label_smoothing, strategy=strategy)
-    _log_model(log, model, model_cfg, task)
-    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
-    return run
+                              "or a smaller --batch-size", start.train_cfg.batch_size, longest, b.units,
+                              b.layers * (2 if b.bidirectional else 1), b.cell)
+
+    def save(self, path: Path) -> None:
+        self.vocab.save(path)
+
+    def record(self, start: Start) -> dict:
+        d, kind = start.data_cfg, self.vocab.kind
+        return {"input": "text", "labels": self.names, "init_from": str(self.init_from) if self.init_from else None,
+                "data": {"train": resolved(self.file), **asdict(replace(
+                    d, val=resolved(d.val), tokenizer=kind, vocab_size=d.vocab_size if kind == "sentencepiece" else None)),
+                    "split": SPLIT}}
+
+    def build(self, start: Start):
+        model = build_model(flat(start.model_cfg), len(self.names), self.vocab.size)
+        if self.lm is not None:
+            _copy_backbone(self.lm, model)
+        return model
+
+    def make_task(self, start: Start, model, strategy):
+        m, t = start.model_cfg, start.train_cfg
+        return TextTask(model, *self.train, *self.val, t.batch_size, t.seed, max_len=m.max_len,
+                        char_noise=m.char_noise, vocab_size=self.vocab.size, label_smoothing=m.label_smoothing,
+                        strategy=strategy)
+
+
+@discard_unpublished
+def _train_classifier(train_file, out, *, init_from, force, resume, log, progress_bar, **settings) -> RunDir:
+    start = start_run(_Texts(train_file, init_from), out, settings, resume=resume, force=force, log=log)
+    train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return start.run
 
 
 def _copy_backbone(lm, classifier) -> None:

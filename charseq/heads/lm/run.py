@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.data.corpus import Corpus, prepare_corpus
-from charseq.distribute import make_strategy, scope, train_on_worker
+from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.files import check_readable_file
 from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
@@ -28,10 +28,10 @@ from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import config_from_dict, flat, split_settings
+from charseq.settings import config_from_dict, flat
 from charseq.heads.lm.sizing import size_lm
-from charseq.start import reopen_run, resolved, without_validation
-from charseq.train import TrainConfig, train
+from charseq.start import Recipe, Start, resolved, start_run, without_validation
+from charseq.train import train
 from charseq.vocab import load_vocab
 
 TASK = "lm"
@@ -90,64 +90,80 @@ def _given_corpus(config: dict, corpus, text) -> dict:
     return {}
 
 
+class _Corpus(Recipe):
+    """A language model's run: a corpus file (or --text) encoded into the run directory."""
+
+    task, model_config, data_config, files_in_data = TASK, ModelConfig, DataConfig, False
+
+    def __init__(self, corpus, text):
+        self.corpus, self.text = corpus, text
+
+    def given(self, config: dict) -> dict:
+        return _given_corpus(config, self.corpus, self.text)
+
+    def check(self, start: Start) -> None:
+        if self.text is None:
+            if self.corpus is None:
+                raise CharseqError("give a corpus file or --text")
+            check_readable_file(self.corpus, "corpus")
+        elif not self.text:
+            raise CharseqError("--text is empty")
+
+    def read(self, start: Start) -> None:
+        run, d = start.run, start.data_cfg
+        if start.resume:
+            self.vocab = load_vocab(run.path)
+            if start.train_cfg.patience is not None and Corpus(run.path / "data").info.val_tokens <= 1:
+                # a run of an older charseq validated on its training text
+                start.train_cfg = without_validation(start.train_cfg, {}, start.log, "none held out")
+            return
+        self.vocab, self.info = prepare_corpus(
+            self.corpus, self.text, run.path, d.val_fraction, tokenizer=d.tokenizer, vocab_size=d.vocab_size,
+            max_vocab=d.max_vocab, min_count=d.min_count, encoding=d.encoding, errors=d.errors)
+        info = self.info
+        if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
+            self.no_validation = ("--val-fraction 0" if not d.val_fraction
+                                  else f"{info.val_tokens} token held out of {info.tokens}")
+        start.log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
+                  f"vocabulary {self.vocab.size} ({d.tokenizer}); run directory {run.shown}")
+
+    def sizing(self, start: Start):
+        return size_lm(self.info.train_tokens, self.vocab.size, start.settings)
+
+    def fit(self, start: Start) -> None:
+        m, d, t = start.model_cfg, start.data_cfg, start.train_cfg
+        _check_windows(self.info, d)
+        check_model_memory(m.backbone, self.vocab.size)
+        check_sequence_memory(f"--seq-len {d.seq_len:,}", "use a smaller --seq-len or --batch-size",
+                              t.batch_size, d.seq_len, m.backbone.units, m.backbone.layers, m.backbone.cell)
+
+    def record(self, start: Start) -> dict:
+        text = self.text
+        return {"data": asdict(start.data_cfg), "corpus": asdict(self.info), "vocab_size": self.vocab.size,
+                "corpus_file": resolved(self.corpus) if text is None else None,
+                "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
+
+    def build(self, start: Start):
+        return build_model(flat(start.model_cfg), self.vocab.size)
+
+    def make_task(self, start: Start, model, strategy):
+        return LMTask(model, Corpus(start.run.path / "data"), start.data_cfg, start.train_cfg.batch_size,
+                      start.train_cfg.seed, strategy)
+
+
 @discard_unpublished
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
-    if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: _given_corpus(config, corpus, text))
-        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
-        data_cfg = config_from_dict(DataConfig, config.get("data"), f"{run.path}/config.json data")
-        vocab = load_vocab(run.path)
-    else:
-        model_cfg, data_cfg, train_cfg = split_settings(settings, ModelConfig, DataConfig, TrainConfig)
-        if text is None:
-            if corpus is None:
-                raise CharseqError("give a corpus file or --text")
-            check_readable_file(corpus, "corpus")
-        elif not text:
-            raise CharseqError("--text is empty")
-        run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
-        vocab, info = prepare_corpus(corpus, text, run.path, data_cfg.val_fraction, tokenizer=data_cfg.tokenizer,
-                                     vocab_size=data_cfg.vocab_size, max_vocab=data_cfg.max_vocab,
-                                     min_count=data_cfg.min_count, encoding=data_cfg.encoding, errors=data_cfg.errors)
-        # The settings the user did not give, sized to the corpus (charseq.sizing); recorded below.
-        sizing = size_lm(info.train_tokens, vocab.size, settings)
-        model_cfg, data_cfg, train_cfg = split_settings(sizing.settings, ModelConfig, DataConfig, TrainConfig)
-        if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
-            train_cfg = without_validation(train_cfg, settings, log, "--val-fraction 0" if not data_cfg.val_fraction
-                                           else f"{info.val_tokens} token held out of {info.tokens}")
-        _check_windows(info, data_cfg)
-        check_model_memory(model_cfg.backbone, vocab.size)
-        check_sequence_memory(f"--seq-len {data_cfg.seq_len:,}", "use a smaller --seq-len or --batch-size",
-                              train_cfg.batch_size, data_cfg.seq_len, model_cfg.backbone.units,
-                              model_cfg.backbone.layers, model_cfg.backbone.cell)
-        config = {"task": TASK, "model": flat(model_cfg), "data": asdict(data_cfg),
-                  "train": train_cfg.to_dict(), "corpus": asdict(info), "vocab_size": vocab.size,
-                  "sizing": sizing.summary, "corpus_file": resolved(corpus) if text is None else None,
-                  "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
-        run.write_config(config)
-        log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
-            f"vocabulary {vocab.size} ({data_cfg.tokenizer}); run directory {run.shown}")
-        log(sizing.summary)
-
-    if resume and train_cfg.patience is not None and Corpus(run.path / "data").info.val_tokens <= 1:
-        train_cfg = without_validation(train_cfg, {}, log, "none held out")  # a run of an older charseq validated on its training text
-    strategy = make_strategy(train_cfg.strategy)
-    tf.keras.utils.set_random_seed(train_cfg.seed)
-    with scope(strategy):
-        model = build_model(flat(model_cfg), vocab.size)
-    task = LMTask(model, Corpus(run.path / "data"), data_cfg, train_cfg.batch_size, train_cfg.seed, strategy)
-    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {model_cfg.backbone.shape()}, {params:,} parameters, "
-        f"{model.backbone.dtype_policy.name}; {task.steps_per_epoch} steps per epoch")
+    recipe = _Corpus(corpus, text)
+    start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
     sample_fn = None
     if sample_length:
         from charseq.heads.lm.inference import Generator
 
-        generator = Generator(model, vocab)
+        generator = Generator(start.model, recipe.vocab)
         sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(
             "\n", "\n          ")  # noqa: E731
-    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar, sample_fn=sample_fn)
-    return run
+    train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar, sample_fn=sample_fn)
+    return start.run
 
 
 def load_lm(path: str | Path, precision: str | None = None):

@@ -23,25 +23,21 @@ from charseq.data.batching import check_split, pick, shared_texts, validation_sp
 from charseq.data.pairs import read_pairs
 from charseq.heads.seq2seq.inference import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.task import Seq2SeqTask
-from charseq.distribute import make_strategy, scope, train_on_worker
+from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat, split_settings
+from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat
 from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
-from charseq.start import given_data, reopen_run, resolved, sized
-from charseq.train import TrainConfig, train
+from charseq.start import Recipe, Start, resolved, start_run
+from charseq.train import train
 from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
 
 TASK = "seq2seq"
 TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (the pairs of one source together)
-
-
-def _split_settings(settings: dict) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    return split_settings(settings, ModelConfig, DataConfig, TrainConfig)
 
 
 def build_model(cfg: dict, source_size: int, target_size: int, precision: str | None = None) -> Seq2Seq:
@@ -80,100 +76,117 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
         train_file, mine, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
 
-@discard_unpublished
-def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **settings) -> RunDir:
-    if resume:
-        run, config, train_cfg = reopen_run(out, TASK, settings, lambda config: given_data(
-            config.get("data"), train=("TRAIN_FILE", resolved(train_file), None)), data_config=DataConfig)
-        model_cfg = config_from_dict(ModelConfig, config.get("model"), f"{run.path}/config.json model")
-        data_cfg = config_from_dict(DataConfig, {k: v for k, v in config["data"].items() if k not in RECORDED},
-                                    f"{run.path}/config.json data")
-        train_file = config["data"]["train"]
-    else:
-        model_cfg, data_cfg, train_cfg = _split_settings(settings)  # checked before the data loads
-        check_split(train_file, data_cfg.val, data_cfg.val_fraction, "of source<TAB>target lines")
-        RunDir.check_out(out, force)  # before reading the data: a wrong --out is said at once
-    d = data_cfg
-    strategy = make_strategy(train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
+class _Pairs(Recipe):
+    """An encoder-decoder's run: source<TAB>target pairs, a validation file or a grouped split of them."""
 
-    def read(path):
-        pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
-        if pairs.skipped:
-            log(f"skipped {pairs.skipped} bad lines of {path}")
-        if pairs.too_long:
-            log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {d.max_input_len}")
-        return pairs
+    task, model_config, data_config, recorded, file_key = TASK, ModelConfig, DataConfig, tuple(RECORDED), "train"
 
-    pairs = read(train_file)
-    sources, targets = pairs.sources, pairs.targets
-    copies = len(sources) - len(set(sources))
-    no_split = "--val-fraction 0"  # why there is no validation split, if there is none
-    if d.val is not None:
-        v = read(d.val)
-        val_sources, val_targets = v.sources, v.targets
-        if copies:
-            log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
-        shared = shared_texts(sources, val_sources)
-        if shared:
-            log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) have "
-                f"a source that also occurs in {train_file}; the validation figures are flattered by them")
-    else:  # a run made before the grouped split is resumed on the pairs it was trained on
-        grouped = not resume or config["data"].get("split") == SPLIT
-        if grouped and d.val_fraction and len(set(sources)) < 2:
-            no_split = "every pair has the same source, so none can be held out without its copy in training"
-        split = validation_split(sources, None, d.val_fraction, train_cfg.seed, grouped=grouped)
-        if grouped and copies:
-            log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source"
-                + ("; the pairs of one source are kept on one side of the validation split" if d.val_fraction else ""))
-        val_sources, val_targets = pick(sources, split.val), pick(targets, split.val)
-        sources, targets = pick(sources, split.train), pick(targets, split.train)
+    def check(self, start: Start) -> None:
+        check_split(self.file, start.data_cfg.val, start.data_cfg.val_fraction, "of source<TAB>target lines")
 
-    if resume:
-        source_vocab, target_vocab = _load_vocabs(run, d.shared_vocab)
-    elif d.shared_vocab:
-        source_vocab = target_vocab = CharVocab.build(count_characters(sources + targets))
-    else:
-        source_vocab, target_vocab = CharVocab.build(count_characters(sources)), CharVocab.build(count_characters(targets))
-    if not resume:
-        sizing = size_seq2seq(len(sources), settings)
-        model_cfg, _, train_cfg = sized(sizing, settings, (ModelConfig, DataConfig, TrainConfig), log,
-                                        None if val_sources else no_split)
-    if model_cfg.max_output_len is None:
-        model_cfg.max_output_len = 2 * max(len(t) for t in targets) + 10
-    if not resume:
+    def read(self, start: Start) -> None:
+        d, log = start.data_cfg, start.log
+        train_file = self.data_file(start)
+
+        def read(path):
+            pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
+            if pairs.skipped:
+                log(f"skipped {pairs.skipped} bad lines of {path}")
+            if pairs.too_long:
+                log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {d.max_input_len}")
+            return pairs
+
+        pairs = read(train_file)
+        sources, targets = pairs.sources, pairs.targets
+        copies = len(sources) - len(set(sources))
+        self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
+        if d.val is not None:
+            v = read(d.val)
+            val_sources, val_targets = v.sources, v.targets
+            if copies:
+                log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
+            shared = shared_texts(sources, val_sources)
+            if shared:
+                log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) "
+                    f"have a source that also occurs in {train_file}; the validation figures are flattered by them")
+        else:  # a run made before the grouped split is resumed on the pairs it was trained on
+            grouped = not start.resume or start.config["data"].get("split") == SPLIT
+            if grouped and d.val_fraction and len(set(sources)) < 2:
+                self.no_validation = "every pair has the same source, so none can be held out without its copy in training"
+            split = validation_split(sources, None, d.val_fraction, start.train_cfg.seed, grouped=grouped)
+            if grouped and copies:
+                log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source"
+                    + ("; the pairs of one source are kept on one side of the validation split" if d.val_fraction else ""))
+            val_sources, val_targets = pick(sources, split.val), pick(targets, split.val)
+            sources, targets = pick(sources, split.train), pick(targets, split.train)
+        if val_sources:
+            self.no_validation = None
+        if start.resume:
+            self.source_vocab, self.target_vocab = _load_vocabs(start.run, d.shared_vocab)
+        elif d.shared_vocab:
+            self.source_vocab = self.target_vocab = CharVocab.build(count_characters(sources + targets))
+        else:
+            self.source_vocab = CharVocab.build(count_characters(sources))
+            self.target_vocab = CharVocab.build(count_characters(targets))
+        self.train, self.val, self.val_targets = (sources, targets), (val_sources, val_targets), val_targets
+        log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
+            f"{self.source_vocab.size}, target {self.target_vocab.size}{' (shared)' if d.shared_vocab else ''}")
+
+    def sizing(self, start: Start):
+        return size_seq2seq(len(self.train[0]), start.settings)
+
+    def fit(self, start: Start) -> None:
+        m, (sources, targets) = start.model_cfg, self.train
+        if m.max_output_len is None:
+            m.max_output_len = _max_output_len(targets)
         longest_source, longest_target = max(map(len, sources)), max(map(len, targets))
-        check_model_memory(model_cfg.backbone, max(source_vocab.size, target_vocab.size), copies=2)
+        check_model_memory(m.backbone, max(self.source_vocab.size, self.target_vocab.size), copies=2)
         check_sequence_memory(
             f"the longest pair ({longest_source:,} source and {longest_target:,} target characters)",
             "give --max-input-len (with --skip-long to leave out longer pairs) or a smaller --batch-size",
-            train_cfg.batch_size, longest_source + longest_target + 2, model_cfg.backbone.units,
-            model_cfg.backbone.layers, model_cfg.backbone.cell, attention_length=longest_source if model_cfg.attention != "none" else 0)
-        run = RunDir.create(out, force=force)
-        source_vocab.save(run.path)
-        if not d.shared_vocab:
-            (run.path / TARGET_VOCAB_DIR).mkdir()
-            target_vocab.save(run.path / TARGET_VOCAB_DIR)
-        run.write_config({"task": TASK, "model": flat(model_cfg), "train": train_cfg.to_dict(), "sizing": sizing.summary,
-                          "data": {"train": resolved(train_file), **asdict(replace(d, val=resolved(d.val))),
-                                   "split": SPLIT}})
-    log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
-        f"{source_vocab.size}, target {target_vocab.size}{' (shared)' if d.shared_vocab else ''}")
+            start.train_cfg.batch_size, longest_source + longest_target + 2, m.backbone.units, m.backbone.layers,
+            m.backbone.cell, attention_length=longest_source if m.attention != "none" else 0)
 
-    tf.keras.utils.set_random_seed(train_cfg.seed)
-    with scope(strategy):
-        model = build_model(flat(model_cfg), source_vocab.size, target_vocab.size)
-    rev = model_cfg.reverse_source
-    task = Seq2SeqTask(model, target_vocab,
-                       (encode_sources(source_vocab, sources, rev), encode_targets(target_vocab, targets)),
-                       (encode_sources(source_vocab, val_sources, rev), encode_targets(target_vocab, val_targets)),
-                       val_targets, train_cfg.batch_size, train_cfg.seed, model_cfg.max_output_len,
-                       strategy=strategy)
-    params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-    log(f"model: {model_cfg.backbone.shape()} encoder and decoder, attention "
-        f"{model_cfg.attention}, {params:,} parameters, {model.decoder.dtype_policy.name}; "
-        f"{task.steps_per_epoch} steps per epoch")
-    train(task, run, train_cfg, resume=resume, log=log, progress_bar=progress_bar)
-    return run
+    def save(self, path: Path) -> None:
+        self.source_vocab.save(path)
+        if self.target_vocab is not self.source_vocab:
+            (path / TARGET_VOCAB_DIR).mkdir()
+            self.target_vocab.save(path / TARGET_VOCAB_DIR)
+
+    def record(self, start: Start) -> dict:
+        d = start.data_cfg
+        return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT}}
+
+    def build(self, start: Start):
+        return build_model(flat(start.model_cfg), self.source_vocab.size, self.target_vocab.size)
+
+    def make_task(self, start: Start, model, strategy):
+        m, t, rev = start.model_cfg, start.train_cfg, start.model_cfg.reverse_source
+        (sources, targets), (val_sources, val_targets) = self.train, self.val
+        return Seq2SeqTask(model, self.target_vocab,
+                           (encode_sources(self.source_vocab, sources, rev), encode_targets(self.target_vocab, targets)),
+                           (encode_sources(self.source_vocab, val_sources, rev),
+                            encode_targets(self.target_vocab, val_targets)),
+                           val_targets, t.batch_size, t.seed, m.max_output_len or _max_output_len(targets),
+                           strategy=strategy)
+
+    def describe(self, start: Start, model) -> str:
+        return f"{start.model_cfg.backbone.shape()} encoder and decoder, attention {start.model_cfg.attention}"
+
+    def precision(self, model) -> str:
+        return model.decoder.dtype_policy.name
+
+
+def _max_output_len(targets: list[str]) -> int:
+    """The longest output decoding goes to unless --max-output-len says: twice the longest target, and some."""
+    return 2 * max(len(t) for t in targets) + 10
+
+
+@discard_unpublished
+def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **settings) -> RunDir:
+    start = start_run(_Pairs(train_file), out, settings, resume=resume, force=force, log=log)
+    train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
+    return start.run
 
 
 def load_seq2seq(path: str | Path, precision: str | None = None):
