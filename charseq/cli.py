@@ -123,11 +123,24 @@ def plot_command(runs, out, metrics, force):
     click.echo(f"wrote {plot_runs(runs, out, metrics, force=force)}")
 
 
-GRID_COMMANDS = tuple(train_commands())  # every head's train commands (charseq.heads)
+class TrainCommands(click.Choice):
+    """Every registered head's train commands (charseq.heads), looked up when the grid is used, so that a
+    head registered after this module was imported is one too."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(train_commands())
+
+    @choices.setter
+    def choices(self, value) -> None:
+        pass
 
 
 @main.command("grid", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("command", type=click.Choice(GRID_COMMANDS))
+@click.argument("command", type=TrainCommands())
 @click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
               "combination, and results.json / results.tsv.")
 @click.option("--force", is_flag=True, help="Replace an existing grid directory instead of resuming it (the new "

@@ -72,3 +72,19 @@ def test_the_studio_lists_a_run_of_the_new_head(registered, tmp_path):
         assert response.status_code == 200
         assert "count" in {r["name"] for r in response.json()["runs"]}
 
+
+def test_grid_runs_the_new_head_s_train_command(registered, tmp_path):
+    """`charseq grid` lists the train commands of a head registered after charseq.cli was imported,
+    and runs them."""
+    result = CliRunner().invoke(main, ["grid", "--help"])
+    assert result.exit_code == 0 and "train-count" in result.output
+    (tmp_path / "train.txt").write_text(_lines(100, 3))
+    out = tmp_path / "grid"
+    result = CliRunner().invoke(main, ["grid", "train-count", str(tmp_path / "train.txt"), "--lr", "0.01,0.02",
+                                       "--max-steps", "4", "--eval-every", "2", "--precision", "float32",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output + result.stderr
+    ranked = json.loads((out / "results.json").read_text())
+    assert ranked["metric"] == "val_loss" and [r["status"] for r in ranked["runs"]] == ["finished", "finished"]
+    assert {r["run"] for r in ranked["runs"]} == {"lr=0.01", "lr=0.02"}
+
