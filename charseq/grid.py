@@ -9,7 +9,9 @@
 
 Runs go one after another in this process. A rerun with the same GRID (after Ctrl-C, a crash,
 or with more values on an axis) skips the runs that are done, resumes those that have a
-checkpoint and starts the rest, so no finished training is ever repeated.
+checkpoint and starts the rest, so no finished training is ever repeated. A new grid that stops
+before any of its runs trained (its data file missing or refused, a setting its first run rejects)
+leaves nothing at GRID.
 
 `--force` replaces a grid as a run's --force replaces a run (`charseq.transaction`): the new grid
 is built beside the old one, in a hidden sibling (`.GRID.new-XXXX`), and swapped in only once
@@ -178,15 +180,38 @@ def _adoptable(spec: dict) -> Callable[[Path], bool]:
     return same
 
 
+def _undo_new(out: Path) -> Callable[[], None] | None:
+    """For an `out` free for a new grid (absent, or an empty folder), what removes the new grid again:
+    its own files, the empty folders in it, then the folders made for it. None: `out` holds something."""
+    if out.is_dir() and any(out.iterdir()):
+        return None
+    made, path = None, out
+    while not path.exists() and not path.is_symlink():  # the folders mkdir(parents=True) makes
+        made, path = path, path.parent
+
+    def undo() -> None:
+        with contextlib.suppress(OSError):  # anything not the grid's own stays, and the folders holding it
+            for entry in out.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    entry.rmdir()
+                elif entry.is_file() and entry.name in GRID_FILES:
+                    entry.unlink()
+            for folder in [out, *out.parents][:len(out.parts) - len(made.parent.parts)] if made else []:
+                folder.rmdir()
+    return undo
+
+
 def open_grid(out: Path, spec: dict, force: bool,
-              log: Callable[[str], None] = print) -> tuple[Path, Replacement | None]:
+              log: Callable[[str], None] = print) -> tuple[Path, Replacement | None, Callable[[], None] | None]:
     """Where the grid's runs go: `out` itself (a new grid, or the same grid continued), or, to
     replace an old grid (`force`), a new grid built beside it (the Replacement), which takes its
-    place only once every run is done. Never touches anything that is not the grid's own."""
+    place only once every run is done; and, for a new grid at `out`, what removes it again (see
+    search). Never touches anything that is not the grid's own."""
     out = destination(out)
     recover(out, _not_the_grids, sweep=False, log=log)  # a swap a killed grid --force left half done
+    undo = None
     if not _check_out(out, spec, force):
-        where, build = out, None
+        where, build, undo = out, None, _undo_new(out)
     else:
         build = Replacement.begin(out, check=lambda out: _check_out(out, spec, True), foreign=_not_the_grids,
                                   adopt=_adoptable(spec), log=log)
@@ -200,8 +225,10 @@ def open_grid(out: Path, spec: dict, force: bool,
     except BaseException:
         if build is not None:
             build.rollback()
+        if undo is not None:
+            undo()
         raise
-    return where, build
+    return where, build, undo
 
 
 @contextlib.contextmanager
@@ -306,13 +333,14 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     the grid goes on. Ctrl-C checkpoints the current run and stops; a rerun resumes it.
 
     With `force`, an old grid at `out` is replaced only once every run of the new one is done (see
-    open_grid); until then it is untouched."""
+    open_grid); until then it is untouched. A new grid that stops before any of its runs trained (its
+    data refused, a setting its first run rejects) is removed: nothing of it is left at `out`."""
     out = Path(out)
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
     spec = _normal(spec)
     out = destination(out)
-    where, build = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)
+    where, build, undo = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)
     combos = combinations(axes)
 
     def report() -> list[dict]:
@@ -327,6 +355,9 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
             report()
         rows = report()
     except BaseException as e:  # the grid stops here (a rejected setting, Ctrl-C, an out-of-memory error)
+        if undo is not None and not _has_trained_run(where):  # a new grid stopped before any run trained
+            undo()  # (bad data, a setting its first run refuses): nothing of it is left
+            raise
         if isinstance(e, Interrupted) and (build is None or _has_trained_run(where)):
             with contextlib.suppress(CharseqError):
                 report()

@@ -75,7 +75,7 @@ def test_the_studio_lists_a_run_of_the_new_head(registered, tmp_path):
 
 def test_grid_runs_the_new_head_s_train_command(registered, tmp_path):
     """`charseq grid` lists the train commands of a head registered after charseq.cli was imported,
-    and runs them."""
+    runs them, and refuses their bad data leaving nothing behind."""
     result = CliRunner().invoke(main, ["grid", "--help"])
     assert result.exit_code == 0 and "train-count" in result.output
     (tmp_path / "train.txt").write_text(_lines(100, 3))
@@ -88,3 +88,7 @@ def test_grid_runs_the_new_head_s_train_command(registered, tmp_path):
     assert ranked["metric"] == "val_loss" and [r["status"] for r in ranked["runs"]] == ["finished", "finished"]
     assert {r["run"] for r in ranked["runs"]} == {"lr=0.01", "lr=0.02"}
 
+    result = CliRunner().invoke(main, ["grid", "train-count", str(tmp_path / "nosuch.txt"), "--lr", "0.01,0.02",
+                                       "--out", str(tmp_path / "bad")])
+    assert result.exit_code != 0 and "nosuch.txt" in result.stderr
+    assert not (tmp_path / "bad").exists()

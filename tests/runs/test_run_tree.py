@@ -130,7 +130,7 @@ def test_no_user_file_anywhere_in_a_run_tree_is_ever_lost(finished):
                 elif operation == "sweep_builds":
                     sweep_abandoned_builds(root / "run")
                 else:
-                    _, build = open_grid(out.parent, {"command": "train-lm", "fixed": {}}, True, log=lambda s: None)
+                    _, build, _ = open_grid(out.parent, {"command": "train-lm", "fixed": {}}, True, log=lambda s: None)
                     build.commit()
             except CharseqError as e:
                 refused = str(e)

@@ -48,6 +48,7 @@ def assert_tensorboard_matches_metrics(run, expected_tags):
 
 
 SMALL = dict(units=16, embedding_dim=8, batch_size=16, precision="float32", max_steps=2, eval_every=2, **QUIET)
+SMALL_FLAGS = ["--units", "16", "--embedding-dim", "8", "--batch-size", "8", "--max-steps", "2", "--precision", "float32"]
 COMMON_TAGS = {"train_loss", "val_loss", "lr", "chars_per_sec"}  # losses, learning rate, throughput
 
 
@@ -341,3 +342,21 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
     assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
                        "not a charseq grid")
     assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
+
+
+def test_a_grid_whose_data_is_refused_leaves_nothing(tmp_path, files):
+    """Bad data stops a new grid in its first run, before any run trained: one error line, and no grid
+    directory (nor the folders made for it); an empty folder given as --out stays empty."""
+    (tmp_path / "one-class.tsv").write_text("text\tlabel\n" + "good film\tpos\n" * 20)
+    (tmp_path / "bad.tsv").write_text("no tab on this line\n" * 20)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [("train-lm", tmp_path / "nosuch.txt", tmp_path / "g", [], ["nosuch.txt"]),
+             ("train-lm", files / "corpus.txt", tmp_path / "a" / "b" / "g", ["--seq-len", "100000"], ["--seq-len"]),
+             ("train-classifier", tmp_path / "one-class.tsv", tmp_path / "g", [], ["single class"]),
+             ("train-seq2seq", tmp_path / "bad.tsv", empty, [], ["bad.tsv"])]
+    for command, data, out, extra, fragments in cases:
+        r = run_cli_in_process("grid", command, data, "--lr", "0.1,0.2", *SMALL_FLAGS, *extra, "--out", out)
+        assert_clean_error(r, *fragments)
+        assert not (tmp_path / "g").exists() and not (tmp_path / "a").exists(), r.stderr
+        assert empty.is_dir() and not any(empty.iterdir())
