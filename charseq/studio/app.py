@@ -55,10 +55,9 @@ from starlette.routing import Route
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-from charseq.studio import limits
-from charseq.studio.limits import BadRequest
 from charseq.studio.runs import ModelCache, RunTable, describe, message_without_paths, read_metrics
-from charseq.studio.views import assemble_index, error, head_views, page_files, request_fields, view_of
+from charseq.studio.views import assemble_index, head_views, page_files, request_fields, view_of
+from charseq.web import BadRequest, error, in_request_terms
 
 log = logging.getLogger("charseq.studio")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -333,7 +332,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         return error(studio.hide_paths(str(exc)), exc.status)
 
     async def library_error(request: Request, exc: CharseqError):
-        return error(studio.hide_paths(limits.in_request_terms(exc, fields.get(request.url.path, {}))), 400)
+        return error(studio.hide_paths(in_request_terms(exc, fields.get(request.url.path, {}))), 400)
 
     async def http_error(request: Request, exc: HTTPException):
         return error(exc.detail if exc.status_code != 404 else "not found", exc.status_code)

@@ -1,8 +1,11 @@
 """Each head's view in the studio: its routes come from its folder, its examples from the run's own
 validation data, and a classifier's confusion matrix is `charseq evaluate`'s on that data."""
 
+import ast
 import json
 import re
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -36,6 +39,26 @@ def test_the_studio_names_no_head():
              if p.suffix in (".py", ".js", ".html") for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if re.search(r'"(lm|classifier|seq2seq)"', line)]
     assert not named, named
+
+
+def test_the_heads_views_never_import_the_studio():
+    """The studio imports the heads; a head's view builds on charseq.web, never on charseq.studio."""
+    reaching = []
+    for path in [*(REPO / "charseq" / "heads").rglob("*.py"), REPO / "charseq" / "web.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module, *(f"{node.module}.{a.name}" for a in node.names)] if isinstance(node, ast.ImportFrom) else []
+            if any(n and (n == "charseq.studio" or n.startswith("charseq.studio.")) for n in names):
+                reaching.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not reaching, reaching
+    # Importing every head's view (as the studio does, through the registry) loads no part of the studio.
+    code = ("import sys, importlib\nfrom charseq.heads import all_heads\n"
+            "views = [importlib.import_module(h.studio) for h in all_heads() if h.studio]\n"
+            "print(len(views), sorted(m for m in sys.modules if m.split('.')[:2] == ['charseq', 'studio']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    from charseq.heads import all_heads
+
+    assert out.split(" ", 1) == [str(sum(1 for h in all_heads() if h.studio)), "[]\n"], out
 
 
 def test_the_page_has_each_heads_tabs(client):

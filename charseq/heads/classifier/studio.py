@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from charseq.studio import limits
-from charseq.studio.limits import RUN, BadRequest, Field
-from charseq.studio.views import Page, read_json
+from charseq import web
+from charseq.web import RUN, BadRequest, Field, Page, read_json
 
+MAX_CLASSIFY_CHARS = 2_000  # occlusion saliency classifies the text once per character
 MAX_MISCLASSIFIED = 48  # the misclassified validation examples shown, most confident first
 
 TASK = "classifier"
@@ -26,7 +26,7 @@ TASK = "classifier"
 PAGES = (Page("classify", "Classify", "classify.html", "classify.js"),)
 CLASSIFY = {
     "run": RUN,
-    "text": Field(str, None, low=1, high=limits.MAX_CLASSIFY_CHARS),
+    "text": Field(str, None, low=1, high=MAX_CLASSIFY_CHARS),
     "image": Field(list, None, low=1, high=28),
 }
 FIELDS = {"/api/classify": CLASSIFY}
@@ -111,7 +111,7 @@ def routes(studio) -> list[Route]:
     async def classify(request: Request):
         from charseq.heads.classifier import inspect
 
-        p = limits.fields(await read_json(request), CLASSIFY)
+        p = web.fields(await read_json(request), CLASSIFY)
         if (p["text"] is None) == (p["image"] is None):
             raise BadRequest("give either text or image")
         loaded = await studio.loaded(p["run"], TASK)

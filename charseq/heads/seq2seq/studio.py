@@ -12,20 +12,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from charseq.studio import limits
-from charseq.studio.limits import RUN, BadRequest, Field
-from charseq.studio.views import Page, read_json
+from charseq import web
+from charseq.web import MAX_BEAM, RUN, BadRequest, Field, Page, read_json
 
 TASK = "seq2seq"
+MAX_SOURCE_CHARS = 1_000
 
 PAGES = (Page("translate", "Translate", "translate.html", "translate.js"),)
 TRANSLATE = {
     "run": RUN,
-    "source": Field(str, required=True, low=1, high=limits.MAX_SOURCE_CHARS),
-    "beam": Field(int, 1, low=1, high=limits.MAX_BEAM),
-    "n_best": Field(int, 1, low=1, high=limits.MAX_BEAM),
+    "source": Field(str, required=True, low=1, high=MAX_SOURCE_CHARS),
+    "beam": Field(int, 1, low=1, high=MAX_BEAM),
+    "n_best": Field(int, 1, low=1, high=MAX_BEAM),
     "length_penalty": Field(float, 1.0, bound="length_penalty"),
-    "choose": Field(int, 0, low=0, high=limits.MAX_BEAM - 1),
+    "choose": Field(int, 0, low=0, high=MAX_BEAM - 1),
 }
 FIELDS = {"/api/translate": TRANSLATE}
 
@@ -53,7 +53,7 @@ def routes(studio) -> list[Route]:
     async def translate(request: Request):
         from charseq.heads.seq2seq.inspect import explain_translation
 
-        p = limits.fields(await read_json(request), TRANSLATE)
+        p = web.fields(await read_json(request), TRANSLATE)
         if p["n_best"] > p["beam"]:
             raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
         loaded = await studio.loaded(p["run"], TASK)
