@@ -7,7 +7,12 @@ A head with a studio view names its module in its registry entry (``Head.studio`
               in the head's ``page/`` folder (served as /static/heads/<task>/<file>)
     FIELDS    {POST route: {field: charseq.web.Field}}, the bodies its routes take
     routes(studio) -> [starlette Route]   its API routes, each calling one library function
-    examples(run, n) -> [dict]            up to n one-click examples from the run's validation data
+    validation(run, config) -> data       the run's validation data, split again as training split it
+    data_files(run, config) -> [path]     the files `validation` reads
+    examples(data, config, n) -> [dict]   up to n one-click examples from that data
+
+The studio reads a run's validation data once (``await studio.validation(run)``, which a route
+may use too) and again only when the run's directory, its config.json or those files change.
 
 A view builds on :mod:`charseq.web` (request fields, JSON errors, events) and never imports the
 studio: the studio imports the heads. The studio itself names no head: it builds the page, the

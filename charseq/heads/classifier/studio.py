@@ -32,7 +32,18 @@ CLASSIFY = {
 FIELDS = {"/api/classify": CLASSIFY}
 
 
-def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
+def data_files(run, config: dict) -> list:
+    """What its validation data is read from: the images' .npz or IDX folder (charseq's cached
+    MNIST when none was given), or the training file and the --val file if any."""
+    data = config["data"]
+    if config.get("input") != "text":
+        from charseq.data.datasets import cached_path
+
+        return [data.get("path") or cached_path("mnist")]
+    return [f for f in (data["train"], data.get("val")) if f]
+
+
+def validation(run, config: dict) -> tuple[list | object, list[int]]:
     """The run's validation inputs (texts, or images [n, 28, 28]) and their label ids, split again
     as its training split them (the same files, settings and seed)."""
     from charseq.data.batching import validation_rows
@@ -62,12 +73,9 @@ def shown(x, config: dict) -> dict:
     return {"text": x} if config.get("input") == "text" else {"image": [list(map(int, row)) for row in x]}
 
 
-def examples(run, n: int) -> list[dict]:
+def examples(data, config: dict, n: int) -> list[dict]:
     """Up to `n` validation examples, one label after another (every class before any repeats)."""
-    from charseq.runs import RunDir
-
-    config = RunDir(run.path).read_config()
-    x, y = validation_data(run, config)
+    x, y = data
     by_label: dict[int, list[int]] = {}
     for i, label in enumerate(y):
         by_label.setdefault(label, []).append(i)
@@ -84,16 +92,16 @@ def examples(run, n: int) -> list[dict]:
     return found
 
 
-def validation_report(run, loaded) -> dict:
-    """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data,
-    with the misclassified examples, the most confidently wrong first."""
+def validation_report(loaded, data) -> dict:
+    """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data
+    (`validation`'s), with the misclassified examples, the most confidently wrong first."""
     import numpy as np
 
     from charseq.heads.classifier.predict import predict_probabilities
     from charseq.heads.classifier.run import _report
 
     model, vocab, config = loaded.parts["classifier"]
-    x, y = validation_data(run, config)
+    x, y = data
     if not len(y):
         return {"examples": 0, "labels": config["labels"], "misclassified": []}
     inputs = x if vocab is None else [vocab.encode(t) for t in x]
@@ -131,10 +139,11 @@ def routes(studio) -> list[Route]:
     async def confusion(request: Request):
         name = request.query_params.get("run", "")
         loaded = await studio.loaded(name, TASK)
-        run = await run_in_threadpool(studio.run, name)
-        cached = loaded.parts.setdefault("validation_report", {})  # once per loaded weights
-        if "report" not in cached:
-            cached["report"] = await run_in_threadpool(validation_report, run, loaded)
-        return JSONResponse(cached["report"])
+        validation = await studio.validation(await run_in_threadpool(studio.run, name))
+        version, report = loaded.parts.get("validation_report", (None, None))  # once per weights and data
+        if version != validation.version:
+            report = await run_in_threadpool(validation_report, loaded, validation.data)
+            loaded.parts["validation_report"] = (validation.version, report)
+        return JSONResponse(report)
 
     return [Route("/api/classify", classify, methods=["POST"]), Route("/api/confusion", confusion)]

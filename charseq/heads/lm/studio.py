@@ -54,16 +54,25 @@ PROMPT_CHARS = 40  # an example prompt: the start of a line of the validation te
 PASSAGE_CHARS = 600  # an example to look inside: long enough for the found units to mean something
 
 
-def examples(run, n: int) -> list[dict]:
-    """Up to `n` passages of the run's validation text, evenly spaced, each starting at a line:
-    {"prompt": its first characters, "text": the passage}."""
+def data_files(run, config: dict) -> list:
+    """What its validation text is read from: the run's encoded corpus."""
+    return [run.path / "data"]
+
+
+def validation(run, config: dict):
+    """The run's validation text (the end of its encoded corpus, memory-mapped) and its vocabulary."""
     from charseq.data.corpus import Corpus
     from charseq.vocab import load_vocab
 
-    ids = Corpus(run.path / "data").val
+    return Corpus(run.path / "data").val, load_vocab(run.path)
+
+
+def examples(data, config: dict, n: int) -> list[dict]:
+    """Up to `n` passages of the validation text, evenly spaced, each starting at a line:
+    {"prompt": its first characters, "text": the passage}."""
+    ids, vocab = data
     if not len(ids):
         return []
-    vocab = load_vocab(run.path)
     found = []
     for k in range(n):
         start = len(ids) * k // n

@@ -30,21 +30,30 @@ TRANSLATE = {
 FIELDS = {"/api/translate": TRANSLATE}
 
 
-def examples(run, n: int) -> list[dict]:
-    """Up to `n` validation pairs, evenly spaced: {"source": ..., "target": ...}."""
+def data_files(run, config: dict) -> list:
+    """What its validation pairs are read from: the training file, and the --val file if any."""
+    return [f for f in (config["data"]["train"], config["data"].get("val")) if f]
+
+
+def validation(run, config: dict) -> tuple[list, list]:
+    """The run's validation pairs (sources, targets), split again as its training split them."""
     from charseq.data.batching import validation_rows
     from charseq.data.pairs import read_pairs
     from charseq.heads.seq2seq.run import SPLIT
-    from charseq.runs import RunDir
 
-    config = RunDir(run.path).read_config()
     data, seed = config["data"], config["train"]["seed"]
+
     def read(path):
         pairs = read_pairs(path, data["skip_bad_rows"], data["max_input_len"], data["skip_long"], data["encoding"])
         return pairs.sources, pairs.targets
 
-    sources, targets = validation_rows(data, seed, read, lambda sources, targets: (sources, None),
-                                       grouped=data.get("split") == SPLIT)
+    return validation_rows(data, seed, read, lambda sources, targets: (sources, None),
+                           grouped=data.get("split") == SPLIT)
+
+
+def examples(data, config: dict, n: int) -> list[dict]:
+    """Up to `n` validation pairs, evenly spaced: {"source": ..., "target": ...}."""
+    sources, targets = data
     step = max(1, len(sources) // max(1, n))
     return [{"source": sources[i], "target": targets[i]} for i in range(0, len(sources), step)][:n]
 
