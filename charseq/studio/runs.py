@@ -1,6 +1,6 @@
 """The runs a studio serves: a table of the runs under the served folders, rescanned every few
-seconds (a run trained after start-up appears, a deleted one goes), and a bounded cache of
-loaded models.
+seconds (a run trained after start-up appears, a deleted one goes), and bounded caches of
+loaded models and of each run's validation data.
 
 A request names a run by its table key (its path relative to the served directory it was
 found under); nothing in a request is ever joined onto a file path, so "../../x" is simply

@@ -34,13 +34,15 @@ FIELDS = {"/api/classify": CLASSIFY}
 
 def data_files(run, config: dict) -> list:
     """What its validation data is read from: the images' .npz or IDX folder (charseq's cached
-    MNIST when none was given), or the training file and the --val file if any."""
+    MNIST when none was given, if it is there), or the training file and the --val file if any."""
     data = config["data"]
     if config.get("input") != "text":
         from charseq.data.datasets import cached_path
 
-        return [data.get("path") or cached_path("mnist")]
-    return [f for f in (data["train"], data.get("val")) if f]
+        files = [data.get("path") or cached_path("mnist")]
+    else:
+        files = [data["train"], data.get("val")]
+    return [f for f in files if f]
 
 
 def validation(run, config: dict) -> tuple[list | object, list[int]]:
