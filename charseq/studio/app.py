@@ -8,7 +8,8 @@ Routes (all JSON; errors are ``{"error": "..."}`` with a 4xx status, never a tra
                                      and "heads", the tasks of the runs served
     GET  /api/runs/{name}/metrics    that run's evaluations (metrics.jsonl)
     GET  /api/runs/{name}/examples   ?n=8: one-click examples from the run's validation data (its head says
-                                     what an example is: a prompt, a text or image with its label, a source)
+                                     what an example is: a prompt, a text or image with its label, a source;
+                                     the data is read once per run and again only when the run changes)
     GET  /api/status                 generations running and the limit, models loaded
 
 and each head's own routes (its studio view, charseq.studio.views: /api/generate and /api/analyze
@@ -55,10 +56,10 @@ from starlette.routing import Route
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-from charseq.studio import limits
-from charseq.studio.limits import BadRequest
-from charseq.studio.runs import ModelCache, RunTable, describe, message_without_paths, read_metrics
-from charseq.studio.views import assemble_index, error, head_views, page_files, request_fields, view_of
+from charseq.studio.runs import (ModelCache, RunTable, Validation, ValidationCache, describe, message_without_paths,
+                                 read_metrics)
+from charseq.studio.views import assemble_index, head_views, page_files, request_fields, view_of
+from charseq.web import BadRequest, error, in_request_terms
 
 log = logging.getLogger("charseq.studio")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -102,7 +103,8 @@ class Studio:
         if max_generations < 1:
             raise CharseqError(f"--max-generations must be at least 1, not {max_generations}")
         self.cache = ModelCache(max_models)
-        self.table = RunTable(directories, gone=self.cache.drop)
+        self.validation_sets = ValidationCache()
+        self.table = RunTable(directories, gone=self.forget)
         self.show_paths = show_paths
         self.max_generations = max_generations
         self.slots = threading.BoundedSemaphore(max_generations)
@@ -137,6 +139,16 @@ class Studio:
         if loaded.task != task:
             raise BadRequest(f"run {name!r} is {head(loaded.task).title}, not {head(task).title}")
         return loaded
+
+    async def validation(self, run) -> Validation:
+        """The run's validation data as its head's view reads it: read once, and again only when the
+        run or its data changes (charseq.studio.runs.ValidationCache)."""
+        return await run_in_threadpool(self.validation_sets.get, run)
+
+    def forget(self, name: str) -> None:
+        """A run went: drop its model and its validation data (a request still using them keeps them)."""
+        self.cache.drop(name)
+        self.validation_sets.drop(name)
 
     def hide_paths(self, message: str) -> str:
         return message_without_paths(message, [r.base for r in self.runs.values()], self.show_paths)
@@ -321,9 +333,12 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         n = request.query_params.get("n", str(EXAMPLES))
         if not n.isdigit() or not 1 <= int(n) <= MAX_EXAMPLES:
             raise BadRequest(f"n must be a whole number from 1 to {MAX_EXAMPLES}, not {n[:20]!r}")
-        view = view_of(await run_in_threadpool(describe_task, run))
-        found = [] if view is None or not hasattr(view.module, "examples") else \
-            await run_in_threadpool(view.module.examples, run, int(n))
+        found = []
+        if await run_in_threadpool(describe_task, run) is not None:  # a run that cannot be read has none
+            validation = await studio.validation(run)
+            view = view_of(validation.config["task"])
+            if validation.data is not None and hasattr(view.module, "examples"):
+                found = await run_in_threadpool(view.module.examples, validation.data, validation.config, int(n))
         return JSONResponse({"run": run.name, "examples": found})
 
     async def status(request: Request):
@@ -333,7 +348,7 @@ def create_app(directories, max_generations: int = 16, max_models: int = 4, toke
         return error(studio.hide_paths(str(exc)), exc.status)
 
     async def library_error(request: Request, exc: CharseqError):
-        return error(studio.hide_paths(limits.in_request_terms(exc, fields.get(request.url.path, {}))), 400)
+        return error(studio.hide_paths(in_request_terms(exc, fields.get(request.url.path, {}))), 400)
 
     async def http_error(request: Request, exc: HTTPException):
         return error(exc.detail if exc.status_code != 404 else "not found", exc.status_code)

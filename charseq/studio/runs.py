@@ -1,6 +1,6 @@
 """The runs a studio serves: a table of the runs under the served folders, rescanned every few
-seconds (a run trained after start-up appears, a deleted one goes), and a bounded cache of
-loaded models.
+seconds (a run trained after start-up appears, a deleted one goes), and bounded caches of
+loaded models and of each run's validation data.
 
 A request names a run by its table key (its path relative to the served directory it was
 found under); nothing in a request is ever joined onto a file path, so "../../x" is simply
@@ -213,64 +213,95 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     }
 
 
-class ModelCache:
-    """Loaded models by run name, at most `capacity` of them (least recently used goes first).
+class RunCache:
+    """Something read from each run (its model, its validation data) by run name, at most
+    `capacity` runs' worth (least recently used goes first).
 
-    Each run loads once even when several requests ask for it at the same moment; a model that
-    is evicted while a request still uses it stays alive until that request ends."""
+    `version(run)` says what the value was read from; the value is read again (`read(run, version)`)
+    when that changes, as when a run is replaced with --force or resumed. Each run is read once
+    even when several requests ask for it at the same moment; a value evicted while a request
+    still uses it stays alive until that request ends."""
+
+    def __init__(self, capacity: int, read, version):
+        self.capacity, self.read, self.version = capacity, read, version
+        self._values: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        self._reading: dict[str, threading.Lock] = {}
+        self.loads = 0  # how many times a value was read from disk (the tests check it is once per run)
+
+    def get(self, run: ServedRun):
+        version = self.version(run)
+        with self._lock:
+            if run.name in self._values and self._values[run.name][0] == version:
+                self._values.move_to_end(run.name)
+                return self._values[run.name][1]
+            lock = self._reading.setdefault(run.name, threading.Lock())
+        with lock:
+            with self._lock:
+                if run.name in self._values and self._values[run.name][0] == version:
+                    return self._values[run.name][1]
+            value = self.read(run, version)
+            with self._lock:
+                self.loads += 1
+                self._values[run.name] = (version, value)
+                self._values.move_to_end(run.name)
+                while len(self._values) > self.capacity:
+                    self._values.popitem(last=False)
+                self._reading.pop(run.name, None)
+            return value
+
+    def drop(self, name: str) -> None:
+        """Forget the run `name` (it was deleted): a request still using its value keeps it."""
+        with self._lock:
+            self._values.pop(name, None)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._values)
+
+
+class ModelCache(RunCache):
+    """Loaded models by run name, at most `capacity` of them, each loaded again if its weights
+    changed on disk since (a run still training, or one replaced with --force)."""
 
     def __init__(self, capacity: int = 4):
         if capacity < 1:
             raise CharseqError(f"--max-models must be at least 1, not {capacity}")
-        self.capacity = capacity
-        self._models: OrderedDict[str, object] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-        self.loads = 0  # how many times a model was read from disk (the tests check it is once per run)
+        super().__init__(capacity, lambda run, version: load(run), weights_version)
 
-    def get(self, run: ServedRun):
-        """The run's model, loaded again if its weights changed on disk since (a run still
-        training, or one replaced with --force)."""
-        version = weights_version(run)
-        with self._lock:
-            if run.name in self._models and self._models[run.name][0] == version:
-                self._models.move_to_end(run.name)
-                return self._models[run.name][1]
-            lock = self._loading.setdefault(run.name, threading.Lock())
-        with lock:
-            with self._lock:
-                if run.name in self._models and self._models[run.name][0] == version:
-                    return self._models[run.name][1]
-            loaded = load(run)
-            with self._lock:
-                self.loads += 1
-                self._models[run.name] = (version, loaded)
-                self._models.move_to_end(run.name)
-                while len(self._models) > self.capacity:
-                    self._models.popitem(last=False)
-                self._loading.pop(run.name, None)
-            return loaded
 
-    def drop(self, name: str) -> None:
-        """Forget the run `name` (it was deleted): a request still using its model keeps it."""
-        with self._lock:
-            self._models.pop(name, None)
+class ValidationCache(RunCache):
+    """Each run's validation data as its head's view reads it (``validation``), for its examples
+    and a classifier's confusion matrix: read once, not per request (an MNIST run's is 55 MB of
+    images to split again), and again when the run or the files it came from change."""
 
-    def names(self) -> list[str]:
-        with self._lock:
-            return list(self._models)
+    def __init__(self, capacity: int = 4):
+        super().__init__(capacity, read_validation, validation_version)
+
+
+def stamp(path: Path):
+    """What changes when a file is written or replaced: its inode, time and size (a folder's: those
+    of the files in it), or None if it is missing."""
+    try:
+        if path.is_dir():
+            return tuple((p.name, stamp(p)) for p in sorted(path.iterdir()) if p.is_file())
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def inode(path: Path) -> int | None:
+    """A directory's identity: a run replaced with --force is a new directory under the same name."""
+    try:
+        return path.stat().st_ino
+    except OSError:
+        return None
 
 
 def weights_version(run: ServedRun) -> tuple:
-    """What changes when a run's weights do: the directory (replaced by --force) and the times
-    its weight files were written."""
-    def stamp(path: Path):
-        try:
-            info = path.stat()
-        except OSError:
-            return None
-        return info.st_ino, info.st_mtime_ns
-    return stamp(run.path), stamp(run.path / BEST_FILE), stamp(run.path / CHECKPOINT_FILE)
+    """What changes when a run's weights do: the directory (replaced by --force) and its weight files."""
+    return inode(run.path), stamp(run.path / BEST_FILE), stamp(run.path / CHECKPOINT_FILE)
 
 
 @dataclass
@@ -287,3 +318,33 @@ def load(run: ServedRun) -> Loaded:
     task = RunDir(run.path).read_config()["task"]
     parts = dict(head(task).load_for_studio(run.path))
     return Loaded(task, parts.pop("config"), parts)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A run's validation data (None if its head's view reads none), its config, and the version
+    it was read at (what a result computed from it can be cached by)."""
+
+    version: tuple
+    config: dict
+    data: object
+
+
+def validation_version(run: ServedRun) -> tuple:
+    """What a run's validation data is read from: the run's directory (replaced by --force), its
+    config.json (written again on --resume) and the data files its head's view names."""
+    from charseq.studio.views import view_of
+
+    config = RunDir(run.path).read_config()
+    view = view_of(config["task"])
+    files = view.module.data_files(run, config) if view and hasattr(view.module, "data_files") else ()
+    return str(run.path), inode(run.path), stamp(run.path / CONFIG_FILE), tuple(stamp(Path(f)) for f in files)
+
+
+def read_validation(run: ServedRun, version: tuple) -> Validation:
+    from charseq.studio.views import view_of
+
+    config = RunDir(run.path).read_config()
+    view = view_of(config["task"])
+    reads = view is not None and hasattr(view.module, "validation")
+    return Validation(version, config, view.module.validation(run, config) if reads else None)

@@ -1,16 +1,22 @@
-"""What a head shows in the studio, and the helpers its routes share.
+"""How a head's view plugs into the studio: its tabs, request fields, routes and examples.
 
 A head with a studio view names its module in its registry entry (``Head.studio``). That module
 (``charseq/heads/<head>/studio.py``) holds:
 
-    PAGES     the tabs it adds, each a :class:`Page`: an HTML fragment and a JS module in the
-              head's ``page/`` folder (served as /static/heads/<task>/<file>)
-    FIELDS    {POST route: {field: limits.Field}}, the bodies its routes take
+    PAGES     the tabs it adds, each a :class:`charseq.web.Page`: an HTML fragment and a JS module
+              in the head's ``page/`` folder (served as /static/heads/<task>/<file>)
+    FIELDS    {POST route: {field: charseq.web.Field}}, the bodies its routes take
     routes(studio) -> [starlette Route]   its API routes, each calling one library function
-    examples(run, loaded, n) -> [dict]    up to n one-click examples from the run's validation data
+    validation(run, config) -> data       the run's validation data, split again as training split it
+    data_files(run, config) -> [path]     the files `validation` reads
+    examples(data, config, n) -> [dict]   up to n one-click examples from that data
 
-The studio itself names no head: it builds the page, the routes and the examples endpoint from
-these tables.
+The studio reads a run's validation data once (``await studio.validation(run)``, which a route
+may use too) and again only when the run's directory, its config.json or those files change.
+
+A view builds on :mod:`charseq.web` (request fields, JSON errors, events) and never imports the
+studio: the studio imports the heads. The studio itself names no head: it builds the page, the
+routes and the examples endpoint from these tables.
 """
 
 from __future__ import annotations
@@ -23,22 +29,8 @@ from dataclasses import dataclass
 from importlib import resources
 from types import ModuleType
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
 from charseq.heads import all_heads
-from charseq.studio import limits
-from charseq.studio.limits import BadRequest
-
-
-@dataclass(frozen=True)
-class Page:
-    """One tab of the studio: #`id` in the URL, `title` in the navigation, its fragment and script."""
-
-    id: str
-    title: str
-    html: str  # a file in the head's page/ folder: the tab's content (inside <section id="page-ID">)
-    script: str  # a JS module in the same folder; its default export is the view class: new View(state, task)
+from charseq.web import Page
 
 
 @dataclass(frozen=True)
@@ -94,25 +86,3 @@ def assemble_index(index: str) -> str:
 def request_fields() -> dict[str, dict]:
     """Every head's POST routes and the fields their bodies may have."""
     return {route: spec for view in head_views() for route, spec in getattr(view.module, "FIELDS", {}).items()}
-
-
-def error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def read_json(request: Request) -> dict:
-    """The request body as a JSON object, read no further than the size limit."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.MAX_BODY_BYTES:
-        raise BadRequest(f"the request body is larger than the limit of {limits.MAX_BODY_BYTES} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limits.MAX_BODY_BYTES:
-            raise BadRequest(f"the request body is larger than the limit of {limits.MAX_BODY_BYTES} bytes", 413)
-    return limits.parse_json(bytes(body))
-
-
-def event(kind: str, data: dict) -> str:
-    """One server-sent event."""
-    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

@@ -114,7 +114,7 @@ def test_the_studio_refuses_non_finite_numbers_with_a_4xx(client, path, body, fi
 
 
 def test_every_float_field_of_the_studio_refuses_nan(client):
-    from charseq.studio import limits
+    from charseq import web
     from charseq.studio.views import request_fields
 
     REQUEST_FIELDS = request_fields()  # every head's POST routes and their fields
@@ -128,7 +128,7 @@ def test_every_float_field_of_the_studio_refuses_nan(client):
             f'{{"run": "{runs[path]}", "{name}": NaN}}'
         response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
         assert response.status_code == 400 and name in response.json()["error"], (path, name, response.text)
-        assert limits.fields({"run": "x", **({"source": "a"} if path == "/api/translate" else {}), name: 0.5},
+        assert web.fields({"run": "x", **({"source": "a"} if path == "/api/translate" else {}), name: 0.5},
                              REQUEST_FIELDS[path])  # a finite value in range passes the field check
 
 

@@ -13,7 +13,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx; bot
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-from charseq.studio import limits  # noqa: E402
+from charseq import web  # noqa: E402
 from charseq.studio.app import create_app  # noqa: E402
 from helpers import read_metrics  # noqa: E402
 
@@ -195,9 +195,9 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
 
 
 def test_oversized_body_is_refused_before_parsing(client):
-    body = b'{"run": "poems", "prompt": "' + b"a" * (limits.MAX_BODY_BYTES + 10) + b'"}'
+    body = b'{"run": "poems", "prompt": "' + b"a" * (web.MAX_BODY_BYTES + 10) + b'"}'
     assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
-                 str(limits.MAX_BODY_BYTES))
+                 str(web.MAX_BODY_BYTES))
 
 
 def test_internal_error_shows_no_traceback(client, monkeypatch):

@@ -1,8 +1,11 @@
 """Each head's view in the studio: its routes come from its folder, its examples from the run's own
 validation data, and a classifier's confusion matrix is `charseq evaluate`'s on that data."""
 
+import ast
 import json
 import re
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -36,6 +39,26 @@ def test_the_studio_names_no_head():
              if p.suffix in (".py", ".js", ".html") for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if re.search(r'"(lm|classifier|seq2seq)"', line)]
     assert not named, named
+
+
+def test_the_heads_views_never_import_the_studio():
+    """The studio imports the heads; a head's view builds on charseq.web, never on charseq.studio."""
+    reaching = []
+    for path in [*(REPO / "charseq" / "heads").rglob("*.py"), REPO / "charseq" / "web.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module, *(f"{node.module}.{a.name}" for a in node.names)] if isinstance(node, ast.ImportFrom) else []
+            if any(n and (n == "charseq.studio" or n.startswith("charseq.studio.")) for n in names):
+                reaching.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not reaching, reaching
+    # Importing every head's view (as the studio does, through the registry) loads no part of the studio.
+    code = ("import sys, importlib\nfrom charseq.heads import all_heads\n"
+            "views = [importlib.import_module(h.studio) for h in all_heads() if h.studio]\n"
+            "print(len(views), sorted(m for m in sys.modules if m.split('.')[:2] == ['charseq', 'studio']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    from charseq.heads import all_heads
+
+    assert out.split(" ", 1) == [str(sum(1 for h in all_heads() if h.studio)), "[]\n"], out
 
 
 def test_the_page_has_each_heads_tabs(client):
@@ -104,3 +127,56 @@ def test_confusion_matrix_is_the_runs_validation_score(client, studio_dir, run):
 def test_bad_requests_get_a_json_error(client, url, status, fragment):
     response = client.get(url)
     assert response.status_code == status and fragment in response.json()["error"], response.text
+
+
+def test_a_runs_validation_data_is_read_once_and_again_when_the_run_changes(studio_dir, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import charseq.data.labeled
+    import charseq.data.mnist
+
+    reads = []  # every read of a run's data file, by the reader that did it
+    for module, name in [(charseq.data.labeled, "read_labeled"), (charseq.data.mnist, "load_mnist")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: reads.append(_name) or _real(*a, **k))
+    served, data = tmp_path / "served", tmp_path / "reviews.tsv"
+    shutil.copytree(studio_dir / "sentiment", served / "run")
+    shutil.copy(studio_dir.parent / "data" / "reviews.tsv", data)
+    config_file = served / "run" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "data": {**config["data"], "train": str(data)}}))
+
+    with TestClient(create_app([served]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        first = examples(c, "run", n=4)
+        assert examples(c, "run", n=4) == first and examples(c, "run", n=2) == first[:2]
+        assert c.get("/api/confusion", params={"run": "run"}).status_code == 200  # the same data, not read again
+        assert reads == ["read_labeled"]
+
+        stat = data.stat()  # the data file written again
+        os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert examples(c, "run", n=4) == first and reads == ["read_labeled"] * 2
+        config_file.write_text(config_file.read_text() + "\n")  # config.json written again, as --resume does
+        assert examples(c, "run", n=4) == first and reads == ["read_labeled"] * 3
+
+        # The run replaced by another (as --force does: a new directory swapped in under its name).
+        shutil.copytree(studio_dir / "digits", served / "new")
+        (served / "run").rename(served / "old")
+        (served / "new").rename(served / "run")
+        shutil.rmtree(served / "old")
+        images = examples(c, "run", n=4)
+        assert sorted(e["label"] for e in images) == ["0", "1", "2", "3"] and all("image" in e for e in images)
+        report = c.get("/api/confusion", params={"run": "run"}).json()
+        assert report["labels"] == json.loads((served / "run" / "config.json").read_text())["labels"], report
+        assert reads == ["read_labeled"] * 3 + ["load_mnist"]
+
+
+def test_the_validation_cache_keeps_the_most_recently_used_runs(studio_dir):
+    from charseq.studio.runs import ServedRun, ValidationCache
+
+    cache = ValidationCache(capacity=1)
+    sentiment, reverse = (ServedRun(name, studio_dir / name) for name in ("sentiment", "reverse"))
+    first = cache.get(sentiment)
+    assert cache.get(sentiment) is first and cache.loads == 1
+    cache.get(reverse)
+    assert cache.names() == ["reverse"] and cache.get(sentiment) is not first and cache.loads == 3

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from charseq.studio import limits
-from charseq.studio.limits import RUN, BadRequest, Field
-from charseq.studio.views import Page, read_json
+from charseq import web
+from charseq.web import RUN, BadRequest, Field, Page, read_json
 
+MAX_CLASSIFY_CHARS = 2_000  # occlusion saliency classifies the text once per character
 MAX_MISCLASSIFIED = 48  # the misclassified validation examples shown, most confident first
 
 TASK = "classifier"
@@ -26,13 +26,26 @@ TASK = "classifier"
 PAGES = (Page("classify", "Classify", "classify.html", "classify.js"),)
 CLASSIFY = {
     "run": RUN,
-    "text": Field(str, None, low=1, high=limits.MAX_CLASSIFY_CHARS),
+    "text": Field(str, None, low=1, high=MAX_CLASSIFY_CHARS),
     "image": Field(list, None, low=1, high=28),
 }
 FIELDS = {"/api/classify": CLASSIFY}
 
 
-def validation_data(run, config: dict) -> tuple[list | object, list[int]]:
+def data_files(run, config: dict) -> list:
+    """What its validation data is read from: the images' .npz or IDX folder (charseq's cached
+    MNIST when none was given, if it is there), or the training file and the --val file if any."""
+    data = config["data"]
+    if config.get("input") != "text":
+        from charseq.data.datasets import cached_path
+
+        files = [data.get("path") or cached_path("mnist")]
+    else:
+        files = [data["train"], data.get("val")]
+    return [f for f in files if f]
+
+
+def validation(run, config: dict) -> tuple[list | object, list[int]]:
     """The run's validation inputs (texts, or images [n, 28, 28]) and their label ids, split again
     as its training split them (the same files, settings and seed)."""
     from charseq.data.batching import validation_rows
@@ -62,12 +75,9 @@ def shown(x, config: dict) -> dict:
     return {"text": x} if config.get("input") == "text" else {"image": [list(map(int, row)) for row in x]}
 
 
-def examples(run, n: int) -> list[dict]:
+def examples(data, config: dict, n: int) -> list[dict]:
     """Up to `n` validation examples, one label after another (every class before any repeats)."""
-    from charseq.runs import RunDir
-
-    config = RunDir(run.path).read_config()
-    x, y = validation_data(run, config)
+    x, y = data
     by_label: dict[int, list[int]] = {}
     for i, label in enumerate(y):
         by_label.setdefault(label, []).append(i)
@@ -84,16 +94,16 @@ def examples(run, n: int) -> list[dict]:
     return found
 
 
-def validation_report(run, loaded) -> dict:
-    """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data,
-    with the misclassified examples, the most confidently wrong first."""
+def validation_report(loaded, data) -> dict:
+    """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data
+    (`validation`'s), with the misclassified examples, the most confidently wrong first."""
     import numpy as np
 
     from charseq.heads.classifier.inference import predict_probabilities
     from charseq.heads.classifier.run import _report
 
     model, vocab, config = loaded.parts["classifier"]
-    x, y = validation_data(run, config)
+    x, y = data
     if not len(y):
         return {"examples": 0, "labels": config["labels"], "misclassified": []}
     inputs = x if vocab is None else [vocab.encode(t) for t in x]
@@ -111,7 +121,7 @@ def routes(studio) -> list[Route]:
     async def classify(request: Request):
         from charseq.heads.classifier import inspect
 
-        p = limits.fields(await read_json(request), CLASSIFY)
+        p = web.fields(await read_json(request), CLASSIFY)
         if (p["text"] is None) == (p["image"] is None):
             raise BadRequest("give either text or image")
         loaded = await studio.loaded(p["run"], TASK)
@@ -131,10 +141,11 @@ def routes(studio) -> list[Route]:
     async def confusion(request: Request):
         name = request.query_params.get("run", "")
         loaded = await studio.loaded(name, TASK)
-        run = await run_in_threadpool(studio.run, name)
-        cached = loaded.parts.setdefault("validation_report", {})  # once per loaded weights
-        if "report" not in cached:
-            cached["report"] = await run_in_threadpool(validation_report, run, loaded)
-        return JSONResponse(cached["report"])
+        validation = await studio.validation(await run_in_threadpool(studio.run, name))
+        version, report = loaded.parts.get("validation_report", (None, None))  # once per weights and data
+        if version != validation.version:
+            report = await run_in_threadpool(validation_report, loaded, validation.data)
+            loaded.parts["validation_report"] = (validation.version, report)
+        return JSONResponse(report)
 
     return [Route("/api/classify", classify, methods=["POST"]), Route("/api/confusion", confusion)]
