@@ -3,7 +3,7 @@
 # the standard validation split (the last 10% of the characters, nats/char), which chose nothing:
 # train-lm reads only the first 90%, trains on its first 95% and keeps the weights (best.npz) by the
 # loss on its last 5% (--val-fraction 0.05, the selection split).
-#   scripts/bench_tinyshakespeare.sh [MINUTES] [extra train-lm options]
+#   scripts/bench_tinyshakespeare.sh [MINUTES] [extra train-lm options]    RUN=runs/NAME keeps runs apart
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
@@ -13,7 +13,7 @@ DATA="${TINYSHAKESPEARE:-}"
 [ -n "$DATA" ] || DATA="$(.venv/bin/charseq data path tinyshakespeare)"
 MINUTES="${1:-15}"; shift || true
 RUN="${RUN:-runs/bench-tinyshakespeare}"
-SPLIT="${SPLIT:-runs/tinyshakespeare-split}"
+SPLIT="${SPLIT:-$RUN-split}"  # where the two parts of the corpus are written
 # The budget covers training and its evaluations; start-up and the final scoring come on top,
 # so 14.5 minutes of training keeps the whole command inside 15 minutes of wall clock.
 BUDGET=$(python3 -c "print(float('$MINUTES') - 0.5)")
