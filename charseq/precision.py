@@ -44,8 +44,9 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
 
 
-# A language model's or text classifier's LSTM or GRU up to this width trains faster in float32, on the
-# compiled kernels, than in bfloat16, even on CPUs with native bf16 (docs/benchmarks.md, "Precision").
+# Up to this width a language model's or text classifier's LSTM or GRU stays float32 on the compiled
+# kernels, even on CPUs with native bf16: bfloat16 steps faster there, but float32 reaches the lower loss
+# in the same minutes (docs/benchmarks.md, "Precision").
 FLOAT32_MAX_UNITS = 256
 
 
