@@ -793,7 +793,7 @@ def main(argv=None) -> int:
         print(f"Error: --out {out} already exists; use --force to overwrite it or give another path",
               file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), commit()  # the code as it was when the measurements began
     with tempfile.TemporaryDirectory(prefix="charseq-bench-") as tmp:
         work = Path(tmp)
         jobs = [(n, s) for n, s in plan(args.quick, frameworks, work) if not args.only or any(o in n for o in args.only.split(","))]
@@ -801,7 +801,7 @@ def main(argv=None) -> int:
         print(f"{len(jobs)} measurements, each in its own process:")
         results = {name: run_job(name, spec, print) for name, spec in jobs}
     summary = summarize(results)
-    report = {"date": date.today().isoformat(), "commit": commit(), "machine": machine(), "quick": args.quick,
+    report = {"date": date.today().isoformat(), "commit": measured, "machine": machine(), "quick": args.quick,
               "command": " ".join([Path(sys.executable).name, "scripts/bench.py", *(argv or sys.argv[1:])]),
               "wall_s": round(time.perf_counter() - started, 1), "summary": summary, "results": results}
     from charseq.files import write_json_atomic
