@@ -16,23 +16,27 @@ from charseq.settings import PRECISIONS
 
 @functools.cache
 def cpu_info() -> tuple[str, frozenset[str]]:
-    """This CPU's model name and instruction-set flags, as Linux reports them (/proc/cpuinfo; the
-    flags are "Features" on ARM); elsewhere platform.processor() and no flags. The one reader of
-    them: the kernels' build key, the choice of precision and the benchmark's report use it."""
+    """This CPU's model, as Linux reports it (/proc/cpuinfo: its name, with its x86 family, model and
+    stepping, since a name such as "AMD EPYC" covers several generations), and its instruction-set
+    flags ("Features" on ARM); elsewhere platform.processor() and no flags. The one reader of them:
+    the kernels' build key, the choice of precision and the benchmark's report use it."""
     import platform
 
-    model, flags = None, frozenset()
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and model is None:
-                    model = value.strip()
-                elif key.strip() in ("flags", "Features") and not flags:
-                    flags = frozenset(value.split())
+                key = key.strip()
+                if not key and fields:  # the first processor's block is enough
+                    break
+                fields.setdefault(key, value.strip())
     except OSError:
         pass
-    return model or platform.processor() or "unknown", flags
+    model = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields:
+        model += f" (family {fields['cpu family']}, model {fields.get('model', '?')}, stepping {fields.get('stepping', '?')})"
+    return model, frozenset((fields.get("flags") or fields.get("Features") or "").split())
 
 
 def cpu_has_bf16() -> bool:
@@ -40,8 +44,9 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
 
 
-# A language model's or text classifier's LSTM or GRU up to this width trains faster in float32, on the
-# compiled kernels, than in bfloat16, even on CPUs with native bf16 (docs/benchmarks.md, "Precision").
+# Up to this width a language model's or text classifier's LSTM or GRU stays float32 on the compiled
+# kernels, even on CPUs with native bf16: bfloat16 steps faster there, but float32 reaches the lower loss
+# in the same minutes (docs/benchmarks.md, "Precision").
 FLOAT32_MAX_UNITS = 256
 
 

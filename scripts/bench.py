@@ -262,15 +262,19 @@ def worker_generate(spec) -> dict:
     the trained model's shape (speed does not depend on what the weights say)."""
     _, vocab, _ = _corpus({**spec, "seq_len": 100})
     prompt, length, batch = spec["prompt"], spec["length"], spec["batch"]
-    units, layers = spec["units"], spec["layers"]
+    units, layers, bf16 = spec["units"], spec["layers"], spec.get("precision") == "bf16"
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
         from charseq.heads.lm.run import build_model
         from charseq.heads.lm.inference import Generator
 
         tf.keras.utils.set_random_seed(0)
-        model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size, "float32")
+        model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size,
+                            "mixed_bfloat16" if bf16 else "float32")
         generator = Generator(model, vocab)
+        from charseq.precision import resolve_precision
+
+        extra = {"auto_precision": resolve_precision("auto", units, "lstm")}  # a language model's, trained here
         run = lambda: generator(prompt, length=length, temperature=1.0, seed=0, num_samples=batch)  # noqa: E731
     else:
         torch = _torch()
@@ -279,14 +283,16 @@ def worker_generate(spec) -> dict:
         embedding, lstm = nn.Embedding(vocab.size, 64), nn.LSTM(64, units, num_layers=layers, batch_first=True)
         head = nn.Linear(units, vocab.size)
         prompt_ids = torch.from_numpy(vocab.encode(prompt)).long()[None].repeat(batch, 1)
+        extra = {}
 
         @torch.inference_mode()
+        @torch.autocast("cpu", torch.bfloat16, enabled=bf16)
         def run():
             y, state = lstm(embedding(prompt_ids))
             logits = head(y[:, -1])
             out = torch.empty(batch, length, dtype=torch.long)
             for i in range(length):
-                token = torch.multinomial(torch.softmax(logits, -1), 1)
+                token = torch.multinomial(torch.softmax(logits.float(), -1), 1)
                 out[:, i] = token[:, 0]
                 y, state = lstm(embedding(token), state)  # carries (h, c) one step at a time
                 logits = head(y[:, 0])
@@ -299,7 +305,14 @@ def worker_generate(spec) -> dict:
         times.append(time.perf_counter() - t)
     assert len(texts) == batch and all(len(s) > 0 for s in texts)
     median = statistics.median(times[1:])
-    return {"seconds": median, "first_s": times[0], "chars_per_s": batch * length / median}
+    return {"seconds": median, "first_s": times[0], "chars_per_s": batch * length / median, **extra}
+
+
+def mnist_flops_per_step(units: int, batch: int, embedding_dim: int = 64) -> float:
+    """Matrix-product FLOPs of one MNIST-row training step (28 rows of 28 pixels projected to
+    `embedding_dim`, one LSTM layer, the last state into 10 classes), forward + backward as above."""
+    per_row = 2 * 28 * embedding_dim + 2 * GATES["lstm"] * units * (embedding_dim + units)
+    return 3.0 * (per_row * 28 + 2 * units * 10) * batch
 
 
 def worker_classifier(spec) -> dict:
@@ -307,21 +320,24 @@ def worker_classifier(spec) -> dict:
     does not depend on the pixels)."""
     import numpy as np
 
-    batch, units = spec["batch"], spec["units"]
+    batch, units, bf16 = spec["batch"], spec["units"], spec["precision"] == "bf16"
     rng = np.random.default_rng(0)
     n = batch * 8
     images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
+    extra = {}
     if spec["framework"] == "charseq":
         _quiet_tf()
         from charseq.heads.classifier.run import build_model
         from charseq.heads.classifier.task import ImageTask
+        from charseq.precision import resolve_precision
         from charseq.train import TrainConfig, make_optimizer
 
-        model = build_model(dict(units=units), 10, None, "float32")
+        model = build_model(dict(units=units), 10, None, "mixed_bfloat16" if bf16 else "float32")
         task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
         optimizer = make_optimizer(TrainConfig(lr=1e-3))
         optimizer.build(model.trainable_variables)
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
+        extra["auto_precision"] = resolve_precision("auto")  # what classify-mnist computes in here
     else:
         torch = _torch()
         nn = torch.nn
@@ -334,8 +350,10 @@ def worker_classifier(spec) -> dict:
             idx = rng.permutation(n)[:batch]
             x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
             y = torch.from_numpy(labels[idx]).long()
-            _, (h, _) = lstm(projection(x))
-            loss = nn.functional.cross_entropy(head(h[-1]), y)
+            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                _, (h, _) = lstm(projection(x))
+                logits = head(h[-1])
+            loss = nn.functional.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, 1.0)
@@ -343,7 +361,7 @@ def worker_classifier(spec) -> dict:
             return loss.item()
 
     times, losses, first = timed_steps(step, spec["warmup"], spec["steps"])
-    return speed_report(times, losses, first, batch * 28)
+    return {**speed_report(times, losses, first, batch * 28, mnist_flops_per_step(units, batch)), **extra}
 
 
 def worker_text_classifier(spec) -> dict:
@@ -480,16 +498,20 @@ def plan(quick: bool, frameworks: list[str], work: Path) -> list[tuple[str, dict
             name = f"train {cell} 2x{units} {precision}" + (f" batch {batch}" if batch != 64 else "")
             jobs.append((f"{name}/{fw}", dict(lm, cell=cell, units=units, precision=precision, batch=batch,
                                               warmup=warmup, steps=steps, framework=fw)))
+    # Generation and the MNIST-row step too run in both precisions on both sides.
+    precisions = ("fp32",) if quick else ("fp32", "bf16")
     for batch in (1, 32):
+        for precision in precisions:
+            for fw in frameworks:
+                jobs.append((f"generate batch {batch} {precision}/{fw}",
+                             dict(kind="generate", framework=fw, corpus_dir=corpus_dir, batch=batch, units=256,
+                                  layers=2, length=100 if quick else 500, reps=1 if quick else 2, precision=precision,
+                                  prompt="ROMEO:\nWhat say you, ", seq_len=100)))
+    for precision in precisions:
         for fw in frameworks:
-            jobs.append((f"generate batch {batch}/{fw}",
-                         dict(kind="generate", framework=fw, corpus_dir=corpus_dir, batch=batch, units=256,
-                              layers=2, length=100 if quick else 500, reps=1 if quick else 2,
-                              prompt="ROMEO:\nWhat say you, ", seq_len=100)))
-    for fw in frameworks:
-        jobs.append((f"classifier mnist rows/{fw}",
-                     dict(kind="classifier", framework=fw, batch=128, units=128, warmup=3,
-                          steps=10 if quick else 30)))
+            jobs.append((f"classifier mnist rows {precision}/{fw}",
+                         dict(kind="classifier", framework=fw, batch=128, units=128, warmup=3, precision=precision,
+                              steps=10 if quick else 30)))
     if SST2 is not None and SST2.is_file():
         for fw in frameworks:
             jobs.append((f"classifier sst2 text masked/{fw}",
@@ -609,22 +631,31 @@ def summarize(results: dict) -> dict:
 PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
+def _speed(name: str, r: dict) -> float | None:
+    """A measurement's speed in its row's unit: steps/s for the classifiers, chars/s for the rest."""
+    if name.startswith("classifier"):
+        return 1 / r["step_s"] if "step_s" in r else None
+    return r.get("chars_per_s")
+
+
 def fastest_precision(results: dict, peak: dict) -> list[dict]:
-    """Each training configuration (cell, width, batch) with both frameworks in both precisions:
-    charseq's fastest and its default (what `--precision auto` picks here) against PyTorch's fastest,
-    each with its share of the matrix-product peak in the precision it ran."""
+    """Each configuration measured in both precisions (its name less the precision word): charseq's
+    fastest and its default (what `--precision auto` picks here) against PyTorch's fastest, each
+    with its share of the matrix-product peak in the precision it ran."""
     groups: dict = {}
     for name, r in results.items():
-        words = name.rsplit("/", 1)[0].split()
-        if words[0] != "train" or "chars_per_s" not in r or len(words) < 4 or words[3] not in PRECISION_NAMES:
+        measurement, fw = name.rsplit("/", 1)
+        words = measurement.split()
+        precision = next((w for w in words if w in PRECISION_NAMES), None)
+        if precision is None or _speed(measurement, r) is None:
             continue
-        key = " ".join(words[:3] + words[4:])
-        groups.setdefault(key, {})[(name.rsplit("/", 1)[1], words[3])] = r
+        key = " ".join(w for w in words if w != precision)
+        groups.setdefault(key, {})[(fw, precision)] = r
     out = []
     for key, runs in groups.items():
-        row: dict = {"name": key}
+        row: dict = {"name": key, "unit": "steps/s" if key.startswith("classifier") else "chars/s"}
         for fw in ("charseq", "torch"):
-            speeds = {p: r["chars_per_s"] for (f, p), r in runs.items() if f == fw}
+            speeds = {p: _speed(key, r) for (f, p), r in runs.items() if f == fw}
             for p, v in speeds.items():
                 row[f"{fw}_{p}"] = v
                 g = runs[(fw, p)].get("gflops")
@@ -641,11 +672,11 @@ def fastest_precision(results: dict, peak: dict) -> list[dict]:
         row["ratio_best"] = _ratio(row.get("charseq_best"), row.get("torch_best"))
         row["ratio_default"] = _ratio(row.get("charseq_default"), row.get("torch_best"))
         out.append(row)
-    return out
+    return sorted(out, key=lambda r: r["name"])
 
 
 def fastest_table(rows: list[dict]) -> str:
-    lines = ["| training, chars/s | charseq fp32 | charseq bf16 | PyTorch fp32 | PyTorch bf16 | charseq default "
+    lines = ["| measurement | charseq fp32 | charseq bf16 | PyTorch fp32 | PyTorch bf16 | charseq default "
              "/ PyTorch's fastest | charseq's fastest / PyTorch's fastest | matmul peak % (each in its precision) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in rows:
@@ -655,8 +686,9 @@ def fastest_table(rows: list[dict]) -> str:
                    f"{r.get('torch_best_precision', '-')})") if r.get("charseq_default_precision") else "-"
         best = (f"{_fmt(r['ratio_best'], '.2f')} ({r.get('charseq_best_precision', '-')} vs "
                 f"{r.get('torch_best_precision', '-')})")
-        lines.append(f"| {r['name']} | {_fmt(r.get('charseq_fp32'))} | {_fmt(r.get('charseq_bf16'))} | "
-                     f"{_fmt(r.get('torch_fp32'))} | {_fmt(r.get('torch_bf16'))} | {default} | {best} | {peaks or '-'} |")
+        spec = ",.2f" if r["unit"] == "steps/s" else ",.0f"
+        speeds = " | ".join(_fmt(r.get(f"{fw}_{p}"), spec) for fw in ("charseq", "torch") for p in PRECISION_NAMES)
+        lines.append(f"| {r['name']} ({r['unit']}) | {speeds} | {default} | {best} | {peaks or '-'} |")
     return "\n".join(lines)
 
 
@@ -711,7 +743,27 @@ def machine() -> dict:
     model, flags = cpu_info()
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
            if f in flags]
-    return {"cpu": model, "cores": cores(), "isa": isa, "flags": sorted(flags), "python": platform.python_version()}
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+    return {"cpu": model, "cores": cores(), "isa": isa, "flags": sorted(flags), "python": platform.python_version(),
+            **{package: installed(package) for package in ("tensorflow", "keras", "torch")}}
+
+
+def commit() -> str | None:
+    """The commit of the code measured, with "+changes" when the work tree differs from it (None outside git)."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 def main(argv=None) -> int:
@@ -741,7 +793,7 @@ def main(argv=None) -> int:
         print(f"Error: --out {out} already exists; use --force to overwrite it or give another path",
               file=sys.stderr)
         return 2
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), commit()  # the code as it was when the measurements began
     with tempfile.TemporaryDirectory(prefix="charseq-bench-") as tmp:
         work = Path(tmp)
         jobs = [(n, s) for n, s in plan(args.quick, frameworks, work) if not args.only or any(o in n for o in args.only.split(","))]
@@ -749,14 +801,15 @@ def main(argv=None) -> int:
         print(f"{len(jobs)} measurements, each in its own process:")
         results = {name: run_job(name, spec, print) for name, spec in jobs}
     summary = summarize(results)
-    report = {"date": date.today().isoformat(), "machine": machine(), "quick": args.quick,
+    report = {"date": date.today().isoformat(), "commit": measured, "machine": machine(), "quick": args.quick,
               "command": " ".join([Path(sys.executable).name, "scripts/bench.py", *(argv or sys.argv[1:])]),
               "wall_s": round(time.perf_counter() - started, 1), "summary": summary, "results": results}
     from charseq.files import write_json_atomic
 
     write_json_atomic(out, report)
     m = report["machine"]
-    print(f"\n{report['date']}, {m['cpu']}, {m['cores']} cores ({', '.join(m['isa']) or 'no AVX2'}); "
+    print(f"\n{report['date']}, commit {report['commit'] or '-'}, {m['cpu']}, {m['cores']} cores ({', '.join(m['isa']) or 'no AVX2'}); "
+          f"TensorFlow {m['tensorflow']}, PyTorch {m['torch'] or '-'}; "
           f"{report['wall_s']:.0f}s; ratio above 1: charseq faster")
     print(table(summary))
     print(f"results: {out}")

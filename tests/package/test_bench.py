@@ -69,6 +69,8 @@ def test_command_writes_json_without_torch(bench, corpus_file, tmp_path, monkeyp
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"matmul/charseq"}
     assert report["summary"]["matmul_peak_gflops"]["float32"] > 1
+    machine = report["machine"]  # what the figures need beside them: the CPU, its flags, the versions
+    assert machine["cpu"] and machine["flags"] and machine["tensorflow"] and "commit" in report
     assert "matmul peak" in capsys.readouterr().out
     assert bench.main(["--quick", "--no-torch", "--out", str(out)]) == 2  # never overwrites without --force
     assert "already exists" in capsys.readouterr().err
@@ -86,3 +88,32 @@ def test_masked_text_classifier_measurement_reads_the_same_batches(bench, tmp_pa
     result = bench.run_worker(spec)
     assert result["steps"] == 2 and len(result["losses"]) == 3
     assert all(0 < x < 5 for x in result["losses"])  # cross-entropy of 2 classes starts near log 2
+
+
+def test_each_row_meets_pytorch_at_its_fastest_precision(bench):
+    """Rows measured in both precisions are grouped by what they measure: charseq at its default (what
+    auto picks) and at its fastest against PyTorch's faster precision, each share of the matmul peak
+    taken in the precision it ran; the MNIST-row step in steps/s."""
+    mnist_flops = bench.mnist_flops_per_step(128, 128)
+    assert 2.0e9 < mnist_flops < 2.3e9  # the profile's 2.1 GFLOP per step
+    results = {
+        "matmul/charseq": {"gflops": {"float32": 100.0, "bfloat16": 400.0}},
+        "classifier mnist rows fp32/charseq": {"step_s": 0.02, "gflops": 50.0, "auto_precision": "mixed_bfloat16"},
+        "classifier mnist rows bf16/charseq": {"step_s": 0.01, "gflops": 100.0, "auto_precision": "mixed_bfloat16"},
+        "classifier mnist rows fp32/torch": {"step_s": 0.0125, "gflops": 80.0},
+        "classifier mnist rows bf16/torch": {"step_s": 0.025, "gflops": 40.0},
+        "train gru 2x8 fp32/charseq": {"chars_per_s": 900.0, "auto_precision": "float32"},
+        "train gru 2x8 bf16/charseq": {"chars_per_s": 1200.0, "auto_precision": "float32"},
+        "train gru 2x8 fp32/torch": {"chars_per_s": 600.0},
+        "train gru 2x8 bf16/torch": {"chars_per_s": 1000.0},
+    }
+    rows = {r["name"]: r for r in bench.summarize(results)["vs_fastest"]}
+    mnist, gru = rows["classifier mnist rows"], rows["train gru 2x8"]
+    assert mnist["unit"] == "steps/s" and mnist["torch_best_precision"] == "fp32"
+    assert mnist["charseq_default_precision"] == "bf16" and mnist["ratio_default"] == pytest.approx(100 / 80)
+    assert mnist["charseq_bf16_peak_fraction"] == pytest.approx(0.25)  # of the bfloat16 peak
+    assert mnist["torch_fp32_peak_fraction"] == pytest.approx(0.8)  # of the float32 peak
+    assert gru["torch_best_precision"] == "bf16" and gru["charseq_default_precision"] == "fp32"
+    assert gru["ratio_default"] == pytest.approx(0.9) and gru["ratio_best"] == pytest.approx(1.2)
+    text = bench.table(bench.summarize(results))
+    assert "| classifier mnist rows (steps/s) | 50.00 | 100.00 | 80.00 | 40.00 | 1.25 (bf16 vs fp32) |" in text
