@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from charseq.errors import CharseqError
 from charseq import web
+from charseq.errors import CharseqError
 from charseq.web import MAX_BEAM, RUN, BadRequest, Field, Page, error, event, read_json
 
 TASK = "lm"
