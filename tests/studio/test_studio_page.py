@@ -101,7 +101,11 @@ def test_charts_one_per_metric_with_hover_zoom_log_smoothing_and_a_picker(server
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=8)
     page.mouse.up()
-    zoomed = page.evaluate("() => document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range.slice()")
+    x_range = "document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range"
+    # The chart redraws when the browser gets to it (a busy machine takes a moment).
+    page.wait_for_function(f"full => {{ const r = {x_range}; return r[1] - r[0] < 0.6 * (full[1] - full[0]); }}", arg=full,
+                           timeout=10_000)
+    zoomed = page.evaluate(f"() => {x_range}.slice()")
     assert zoomed[1] - zoomed[0] < 0.6 * (full[1] - full[0]), (full, zoomed)
 
     # Log y, smoothing, x as training time.
