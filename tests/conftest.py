@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Two workers share the cores: each (and each process it starts) computes on one TensorFlow thread
+# instead of one per core, which would oversubscribe the cores for the tiny models tested here. The
+# kernels' split over several threads is checked on its own (tests/kernels/test_compiled_rnn.py).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, snapshot, striped_images  # noqa: E402
 

@@ -173,6 +173,21 @@ def test_bf16_recurrence_rounds_and_native_matches_emulated(cell):
     assert any(not np.array_equal(a, b) for a, b in zip(native, emulated))  # a different code path ran
 
 
+def test_kernels_split_over_threads_equal_keras(tmp_path):
+    """The widest comparisons with Keras again, in a process whose kernels split each step over four
+    threads (the suite's workers compute on one thread each)."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "4"}
+    r = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-n", "0", "-p", "no:cacheprovider",
+                        "--basetemp", str(tmp_path), "-k", "keras_layer and (33 or 40)"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
 def test_unknown_recurrence_is_refused():
     x = tf.zeros((1, 2, 3))
     with pytest.raises(ValueError, match="recurrence must be one of"):
