@@ -1,22 +1,69 @@
 """Fixtures shared across the suite: small data sets the tests write themselves and tiny trained runs,
-made once per test run (per worker). A test that changes a run copies it first (helpers live in helpers.py)."""
+made once per test run and shared by its workers, read-only: a test that changes a run copies it first
+(helpers live in helpers.py)."""
 
+import contextlib
+import fcntl
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Two workers share the cores: each (and each process it starts) computes on one TensorFlow thread
+# instead of one per core, which would oversubscribe the cores for the tiny models tested here. The
+# kernels' split over several threads is checked on its own (tests/kernels/test_compiled_rnn.py).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
-from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, striped_images  # noqa: E402
+from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, snapshot, striped_images  # noqa: E402
+
+# The files that take longest, longest first. Each worker takes whole files, the next one when it is
+# nearly done (pytest's -n 2 --dist loadfile, in this order with --no-loadscope-reorder): started last,
+# a long file would leave the other worker idle at the end. The rest follow in their usual order.
+LONGEST_FIRST = ["studio/test_studio_page.py", "runs/test_reliability.py", "studio/test_studio_safety.py",
+                 "runs/test_force_resume.py", "runs/test_resume_exact.py", "training/test_distribute.py",
+                 "classifier/test_classifier.py", "training/test_plot_grid.py", "lm/test_lm.py",
+                 "kernels/test_compiled_rnn.py", "runs/test_write_failures.py", "studio/test_studio_live.py",
+                 "seq2seq/test_seq2seq.py", "cli/test_input_edges.py", "data/test_splits.py",
+                 "studio/test_studio_api.py", "api/test_api.py", "cli/test_finite.py", "export/test_export.py",
+                 "package/test_bench.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f"tests/{name}": i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a file's order stays
+
+
+@contextlib.contextmanager
+def made_once(tmp_path_factory, name: str, make):
+    """The folder `name` that `make(folder)` fills, once per test run: the workers of `-n 2` share it
+    (the first to ask makes it, the other waits for it). Leaving the block (at the end of the test
+    run) checks that no test changed it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder all the workers' temporary folders are in
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    before = snapshot(folder)
+    yield folder
+    assert snapshot(folder) == before, f"a test changed the shared {name}; copy it before changing it"
 
 
 @pytest.fixture(scope="session")
 def corpus_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "poems.txt"
-    path.write_text("\n".join(LINES * 60) + "\n", encoding="utf-8")
-    return path
+    def make(d):
+        (d / "poems.txt").write_text("\n".join(LINES * 60) + "\n", encoding="utf-8")
+    with made_once(tmp_path_factory, "corpus", make) as d:
+        yield d / "poems.txt"
 
 
 @pytest.fixture(scope="session")
@@ -25,19 +72,24 @@ def trained_run(tmp_path_factory, corpus_file) -> Path:
     from charseq.heads.lm.run import train_lm
     from helpers import TINY_SETTINGS
 
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    train_lm(corpus_file, out, max_steps=30, **QUIET, **TINY_SETTINGS)
-    return out
+    def make(d):
+        train_lm(corpus_file, d / "tiny", max_steps=30, **QUIET, **TINY_SETTINGS)
+    with made_once(tmp_path_factory, "runs", make) as d:
+        yield d / "tiny"
 
 
 @pytest.fixture(scope="session")
 def files(tmp_path_factory) -> Path:
     """Data for every train command: corpus.txt (and other.txt), reviews.tsv, pairs.tsv, mnist.npz."""
+    with made_once(tmp_path_factory, "files", make_files) as d:
+        yield d
+
+
+def make_files(d):
     import numpy as np
 
     from charseq.data.pairs import make_pairs
 
-    d = tmp_path_factory.mktemp("files")
     lines = ["春风吹绿江南岸，明月照我还。", "The river runs to the sea, and the sea runs to the sky."]
     (d / "corpus.txt").write_text("\n".join(lines * 60) + "\n", encoding="utf-8")
     (d / "other.txt").write_text("\n".join(reversed(lines * 60)) + "\n", encoding="utf-8")
@@ -50,19 +102,17 @@ def files(tmp_path_factory) -> Path:
     x = np.random.default_rng(0).integers(0, 255, size=(64, 28, 28), dtype=np.uint8)
     y = np.arange(64, dtype=np.uint8) % 2
     np.savez(d / "mnist.npz", x_train=x, y_train=y, x_test=x[:16], y_test=y[:16])
-    return d
 
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory, files) -> dict:
     """One finished tiny run of each train command, read-only (copied before a test changes it)."""
-    d = tmp_path_factory.mktemp("finished")
-    runs = {}
-    for kind in KINDS:
-        r = run_cli_in_process(*command(kind, files, d / kind))
-        assert r.returncode == 0, r.stderr + r.stdout
-        runs[kind] = d / kind
-    return runs
+    def make(d):
+        for kind in KINDS:
+            r = run_cli_in_process(*command(kind, files, d / kind))
+            assert r.returncode == 0, r.stderr + r.stdout
+    with made_once(tmp_path_factory, "finished", make) as d:
+        yield {kind: d / kind for kind in KINDS}
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +125,11 @@ def studio_dir(tmp_path_factory, corpus_file) -> Path:
         digits                  row-by-row image classifier (striped images, learnable)
         reverse                 encoder-decoder that reverses short strings
     """
+    with made_once(tmp_path_factory, "studio", lambda root: make_studio(root, corpus_file)) as root:
+        yield root / "served"
+
+
+def make_studio(root, corpus_file):
     import numpy as np
 
     from charseq.data.pairs import make_pairs
@@ -83,7 +138,6 @@ def studio_dir(tmp_path_factory, corpus_file) -> Path:
     from charseq.heads.lm.run import train_lm
     from charseq.heads.seq2seq.run import train_seq2seq
 
-    root = tmp_path_factory.mktemp("studio")
     lm = dict(units=32, layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
               precision="float32", **QUIET)
     small = dict(units=32, embedding_dim=16, precision="float32", **QUIET)
@@ -107,4 +161,3 @@ def studio_dir(tmp_path_factory, corpus_file) -> Path:
     pairs = make_pairs("reverse", 2000, seed=0, length=(2, 6))
     (data / "reverse.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
     train_seq2seq(data / "reverse.tsv", served / "reverse", epochs=6, eval_every=100, batch_size=64, **small)
-    return served

@@ -1,12 +1,16 @@
 """What the tests share besides fixtures: tiny settings, the command line (in this process or a real
 one), checks of a clean error, and the small data sets the tests make themselves."""
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -152,3 +156,31 @@ def stop_server(proc) -> str:
     err = proc.stderr.read()
     assert "Traceback" not in err, err
     return err
+
+
+@contextlib.contextmanager
+def studio_in_this_process(*directories):
+    """The studio on `directories`, served over HTTP by uvicorn from a thread of this process, whose
+    TensorFlow is loaded already (a `charseq serve` subprocess loads its own): for a page that needs
+    a folder of its own beside the served runs. `charseq serve` itself is tested through
+    start_server. Yields the URL."""
+    import uvicorn
+
+    from charseq.studio.app import create_app
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(create_app(list(directories)), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the studio did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from helpers import TINY_FLAGS, assert_clean_error, run_cli, run_cli_in_process
+from helpers import TINY_FLAGS, assert_clean_error, run_cli_in_process
 
 
 def train(corpus, out, *extra):
@@ -46,25 +46,32 @@ def test_corpus_that_is_a_directory(tmp_path):
     assert_clean_error(train(tmp_path, tmp_path / "r"), "is a directory")
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (["--dropout", "1.5"], "--dropout"),
-    (["--dropout", "-0.1"], "--dropout"),
-    (["--input-dropout", "1"], "--input-dropout"),
-    (["--seq-len", "-5"], "--seq-len"),
-    (["--batch-size", "0"], "--batch-size"),
-    (["--lr", "0"], "--lr"),
-    (["--val-fraction", "1"], "--val-fraction"),
-    (["--units", "0"], "--units"),
-    (["--max-vocab", "2"], "--max-vocab"),
-    (["--encoding", "klingon"], "encoding"),
-])
-def test_nonsensical_training_options(tmp_path, corpus_file, flags, fragment):
-    assert_clean_error(train(corpus_file, tmp_path / "r", *flags), fragment)
-    assert not (tmp_path / "r").exists()
+# Options out of their range, each with what the one-line error must name: for training and generation.
+NONSENSE = {
+    "train-lm": [("--dropout", "1.5", "--dropout"), ("--dropout", "-0.1", "--dropout"),
+                 ("--input-dropout", "1", "--input-dropout"), ("--seq-len", "-5", "--seq-len"),
+                 ("--batch-size", "0", "--batch-size"), ("--lr", "0", "--lr"),
+                 ("--val-fraction", "1", "--val-fraction"), ("--units", "0", "--units"),
+                 ("--max-vocab", "2", "--max-vocab"), ("--encoding", "klingon", "encoding")],
+    "generate": [("--length", "-1", "--length"), ("--temperature", "0", "--greedy"),
+                 ("--temperature", "-1", "--temperature"), ("--top-p", "0", "--top-p"),
+                 ("--top-k", "-3", "--top-k"), ("--num-samples", "0", "--num-samples")],
+}
+
+
+@pytest.mark.parametrize("command, option, value, fragment",
+                         [(command, *case) for command, cases in NONSENSE.items() for case in cases])
+def test_nonsensical_options(request, tmp_path, command, option, value, fragment):
+    if command == "train-lm":
+        assert_clean_error(train(request.getfixturevalue("corpus_file"), tmp_path / "r", option, value), fragment)
+        assert not (tmp_path / "r").exists()
+    else:
+        run = request.getfixturevalue("trained_run")
+        assert_clean_error(run_cli_in_process("generate", "--model", run, "--prompt", "春", option, value), fragment)
 
 
 def test_missing_model_directory(tmp_path):
-    assert_clean_error(run_cli("generate", "--model", tmp_path / "none", "--prompt", "a"), "does not exist")
+    assert_clean_error(run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "a"), "does not exist")
 
 
 def test_incomplete_model_directory(tmp_path, trained_run):
@@ -88,18 +95,6 @@ def test_corrupted_weights(tmp_path, trained_run):
     (broken / "best.npz").unlink()
     (broken / "checkpoint.npz").write_bytes(bytes(flipped))
     assert_clean_error(run_cli_in_process("generate", "--model", broken), "checkpoint.npz", "corrupt")
-
-
-@pytest.mark.parametrize("flags, fragment", [
-    (["--length", "-1"], "--length"),
-    (["--temperature", "0"], "--greedy"),
-    (["--temperature", "-1"], "--temperature"),
-    (["--top-p", "0"], "--top-p"),
-    (["--top-k", "-3"], "--top-k"),
-    (["--num-samples", "0"], "--num-samples"),
-])
-def test_nonsensical_generation_options(trained_run, flags, fragment):
-    assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", *flags), fragment)
 
 
 def test_evaluate_bad_files(tmp_path, trained_run):

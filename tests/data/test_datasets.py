@@ -67,7 +67,8 @@ def server():
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # A short poll, so that shutdown() at the end of each test returns at once (the default waits 0.5 s).
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     files.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield files

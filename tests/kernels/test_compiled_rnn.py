@@ -46,20 +46,34 @@ BF16_RECURRENCES = ["bfloat16_emulated",
                     pytest.param("bfloat16", marks=pytest.mark.skipif(not kernels.native_bf16(), reason=NO_NATIVE_BF16))]
 
 
-@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8),
-                                                        (7, 9, 5, 17), (13, 6, 4, 33)])
+# (batch, steps, features, units) of each cell's comparisons with Keras: float32 takes them all, the
+# bfloat16 recurrence the first, the middle and the last.
+SHAPES = {"lstm": [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8), (7, 9, 5, 17), (13, 6, 4, 33)],
+          "gru": [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8), (7, 9, 5, 17), (13, 6, 4, 33), (9, 5, 3, 40)]}
+BF16_SHAPES = {"lstm": [(1, 1, 3, 5), (7, 9, 5, 17), (13, 6, 4, 33)], "gru": [(1, 1, 3, 5), (7, 9, 5, 17), (9, 5, 3, 40)]}
+
+
+def _cases(shapes):
+    return [pytest.param(cell, *shape, id=f"{cell}-{'-'.join(map(str, shape))}") for cell in shapes for shape in shapes[cell]]
+
+
+def _check(cell, *args):
+    (_check_lstm if cell == "lstm" else _check_gru)(*args)
+
+
+@pytest.mark.parametrize("cell,batch,steps,features,units", _cases(SHAPES))
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
-def test_kernel_equals_keras_lstm_layer(batch, steps, features, units, masked, backwards):
-    _check_lstm(batch, steps, features, units, masked, backwards, "float32", 1e-5)
+def test_kernel_equals_keras_layer(cell, batch, steps, features, units, masked, backwards):
+    _check(cell, batch, steps, features, units, masked, backwards, "float32", 1e-5)
 
 
-@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (7, 9, 5, 17), (13, 6, 4, 33)])
+@pytest.mark.parametrize("cell,batch,steps,features,units", _cases(BF16_SHAPES))
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
 @pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
-def test_bf16_kernel_is_close_to_keras_float32_lstm_layer(batch, steps, features, units, masked, backwards, recurrence):
-    _check_lstm(batch, steps, features, units, masked, backwards, recurrence, BF16_TOLERANCE)
+def test_bf16_kernel_is_close_to_keras_float32_layer(cell, batch, steps, features, units, masked, backwards, recurrence):
+    _check(cell, batch, steps, features, units, masked, backwards, recurrence, BF16_TOLERANCE)
 
 
 def _check_lstm(batch, steps, features, units, masked, backwards, recurrence, tolerance):
@@ -91,22 +105,6 @@ def _check_lstm(batch, steps, features, units, masked, backwards, recurrence, to
         _assert_close(g, w, name, tolerance)
     for name, g, w in zip(["d_x", "d_h0", "d_c0", "d_kernel", "d_recurrent_kernel", "d_bias"], got_grads, want_grads):
         _assert_close(g, w, name, tolerance)
-
-
-@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8),
-                                                        (7, 9, 5, 17), (13, 6, 4, 33), (9, 5, 3, 40)])
-@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
-def test_kernel_equals_keras_gru_layer(batch, steps, features, units, masked, backwards):
-    _check_gru(batch, steps, features, units, masked, backwards, "float32", 1e-5)
-
-
-@pytest.mark.parametrize("batch,steps,features,units", [(1, 1, 3, 5), (7, 9, 5, 17), (9, 5, 3, 40)])
-@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
-@pytest.mark.parametrize("backwards", [False, True], ids=["forwards", "backwards"])
-@pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
-def test_bf16_kernel_is_close_to_keras_float32_gru_layer(batch, steps, features, units, masked, backwards, recurrence):
-    _check_gru(batch, steps, features, units, masked, backwards, recurrence, BF16_TOLERANCE)
 
 
 def _check_gru(batch, steps, features, units, masked, backwards, recurrence, tolerance):
@@ -173,6 +171,21 @@ def test_bf16_recurrence_rounds_and_native_matches_emulated(cell):
     for a, b in zip(native, emulated):
         _assert_close(a, b, "native vs emulated", 2e-3)
     assert any(not np.array_equal(a, b) for a, b in zip(native, emulated))  # a different code path ran
+
+
+def test_kernels_split_over_threads_equal_keras(tmp_path):
+    """The widest comparisons with Keras again, in a process whose kernels split each step over four
+    threads (the suite's workers compute on one thread each)."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "4"}
+    r = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-n", "0", "-p", "no:cacheprovider",
+                        "--basetemp", str(tmp_path), "-k", "keras_layer and (33 or 40)"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert r.returncode == 0 and " passed" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
 
 
 def test_unknown_recurrence_is_refused():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CHROMIUM, CHROMIUM_FLAGS, assert_clean_error, run_cli_in_process, start_server, stop_server
+from helpers import assert_clean_error, run_cli_in_process, start_server, stop_server
 
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
@@ -90,29 +90,15 @@ def test_a_client_that_disconnects_stops_its_generation(server):
     assert status["stopped"] == before["stopped"] + 1 and status["finished"] == before["finished"]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run installs it)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as profile, playwright.sync_playwright() as p:
-        # A fresh profile (--user-data-dir) is Playwright's persistent context.
-        context = p.chromium.launch_persistent_context(profile, executable_path=str(CHROMIUM), headless=True,
-                                                       args=CHROMIUM_FLAGS, viewport={"width": 1280, "height": 860})
-        yield context
-        context.close()
-
-
 @pytest.fixture
-def page(browser):
-    page = browser.new_page()
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
     page.problems = problems = []  # a test that provokes an error takes its own out of this list
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("console", lambda m: m.type == "error" and problems.append(m.text))
     yield page
-    page.close()
+    context.close()
     assert not problems, problems
 
 

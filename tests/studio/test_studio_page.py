@@ -9,20 +9,9 @@ import json
 
 import pytest
 
-from helpers import CHROMIUM, CHROMIUM_FLAGS, start_server, stop_server
+from helpers import studio_in_this_process
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -56,6 +45,22 @@ def traces(page, metric):
         return Object.fromEntries(plot.data.filter(t => t.showlegend !== false)
             .map(t => [t.name, {color: t.line.color, x: t.x, y: t.y, raw: t.customdata}]));
     }""", metric)
+
+
+def ask(page, tab, prefix, until, run=None, **fields):
+    """On the `tab` page, choose `run`, set the fields #PREFIX-NAME in order (a list is chosen from, a
+    box filled), press its go button and wait until the selector `until` shows."""
+    page.click(f"#nav-{tab}")
+    if run is not None:
+        page.select_option(f"#{prefix}-run", run)
+    for name, value in fields.items():
+        field = page.locator(f"#{prefix}-{name}")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    page.click(f"#{prefix}-go")
+    page.wait_for_selector(until, timeout=60_000)
 
 
 def tick(page, *runs, on=True):
@@ -96,7 +101,11 @@ def test_charts_one_per_metric_with_hover_zoom_log_smoothing_and_a_picker(server
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5, steps=8)
     page.mouse.up()
-    zoomed = page.evaluate("() => document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range.slice()")
+    x_range = "document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range"
+    # The chart redraws when the browser gets to it (a busy machine takes a moment).
+    page.wait_for_function(f"full => {{ const r = {x_range}; return r[1] - r[0] < 0.6 * (full[1] - full[0]); }}", arg=full,
+                           timeout=10_000)
+    zoomed = page.evaluate(f"() => {x_range}.slice()")
     assert zoomed[1] - zoomed[0] < 0.6 * (full[1] - full[0]), (full, zoomed)
 
     # Log y, smoothing, x as training time.
@@ -203,12 +212,7 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
 
 def test_tooltips_on_keyboard_focus_and_on_tap(server, open_page):
     page = open_page(server + "#generate", touch=True)
-    page.select_option("#lm-run", "poems")
-    page.fill("#lm-prompt", "The ")
-    page.fill("#lm-length", "20")
-    page.fill("#lm-seed", "3")
-    page.click("#lm-go")
-    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ", length="20", seed="3")
     first = page.locator("#lm-output > .tok").first
     first.focus()
     tip = page.text_content("#tooltip")
@@ -241,10 +245,7 @@ def test_tooltips_on_keyboard_focus_and_on_tap(server, open_page):
 
 def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page):
     page = open_page(server + "#classify")
-    page.select_option("#cl-run", "sentiment")
-    page.fill("#cl-text", "a good ☃ film")
-    page.click("#cl-go")
-    page.wait_for_selector("#cl-status:has-text('vocabulary')")
+    ask(page, "classify", "cl", "#cl-status:has-text('vocabulary')", run="sentiment", text="a good ☃ film")
     assert '"☃"' in page.inner_text("#cl-status")
     assert page.inner_text("#cl-saliency .tok.unknown") == "☃" and "�" not in page.inner_text("#cl-saliency")
     # The saliency tip says what occlusion did in plain words; the colours have a scale.
@@ -253,41 +254,25 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     assert ("supports" in tip or "speaks against" in tip or "no effect" in tip) and "-" not in tip.split("(")[-1]
     assert "supports" in page.inner_text("#cl-scale") and "against" in page.inner_text("#cl-scale")
 
-    page.click("#nav-inside")
-    page.select_option("#in-run", "poems")
-    page.fill("#in-text", "The ☃ river")
-    page.click("#in-go")
-    page.wait_for_selector("#in-status:has-text('vocabulary')")
+    ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The ☃ river")
     assert page.inner_text("#in-output .tok.unknown") == "☃"
 
-    page.click("#nav-generate")
-    page.select_option("#lm-run", "poems")
-    page.fill("#lm-prompt", "The ☃")
-    page.fill("#lm-length", "5")
-    page.select_option("#lm-unknown", "skip")  # left out: struck through in the prompt, and said
-    page.click("#lm-go")
-    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    # left out: struck through in the prompt, and said
+    ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ☃", length="5", unknown="skip")
     assert page.inner_text("#lm-output .prompt .tok.unknown.skipped") == "☃" and "left out" in page.inner_text("#lm-status")
     page.select_option("#lm-unknown", "error")  # refused, naming the character and the remedy
     page.click("#lm-go")
     page.wait_for_selector("#lm-status.error")
     assert "☃" in page.inner_text("#lm-status") and "unknown" in page.inner_text("#lm-status")
 
-    page.click("#nav-translate")
-    page.select_option("#tr-run", "reverse")
-    page.fill("#tr-source", "ab☃")
-    page.click("#tr-go")
-    page.wait_for_selector("#tr-status.error")
+    ask(page, "translate", "tr", "#tr-status.error", run="reverse", source="ab☃")
     assert "☃" in page.inner_text("#tr-status")
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
 
 
 def test_look_inside_draws_the_unit_it_says_and_forgets_another_runs_view(server, open_page):
     page = open_page(server + "#inside")
-    page.select_option("#in-run", "poems")
-    page.fill("#in-text", "The river runs to the sea.")
-    page.click("#in-go")
-    page.wait_for_selector("#in-units li button")
+    ask(page, "inside", "in", "#in-units li button", run="poems", text="The river runs to the sea.")
     assert "only" in page.inner_text("#in-warning")  # few characters: the correlations come with a warning
     units = page.eval_on_selector_all("#in-units li button", "bs => bs.map(b => b.textContent)")
     assert len(units) == len(set(units))  # each unit listed once
@@ -300,8 +285,7 @@ def test_look_inside_draws_the_unit_it_says_and_forgets_another_runs_view(server
 
 
 def test_a_page_with_no_run_of_its_kind_says_what_to_train(studio_dir, open_page):
-    proc, url, _ = start_server(studio_dir / "sentiment")  # a classifier only
-    try:
+    with studio_in_this_process(studio_dir / "sentiment") as url:  # a classifier only
         page = open_page(url)
         for tab, prefix, command in [("generate", "lm", "train-lm"), ("inside", "in", "train-lm"),
                                      ("translate", "tr", "train-seq2seq")]:
@@ -312,8 +296,6 @@ def test_a_page_with_no_run_of_its_kind_says_what_to_train(studio_dir, open_page
         page.click("#nav-classify")
         page.wait_for_selector("#cl-go")
         assert not page.is_visible("#cl-empty") and page.is_enabled("#cl-go")
-    finally:
-        stop_server(proc)
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
@@ -324,30 +306,18 @@ def test_no_horizontal_overflow_on_a_phone(server, open_page, dark, shots_dir):
     assert (background == "rgb(20, 23, 29)") == dark  # dark mode follows the browser
     width = lambda: page.evaluate("document.documentElement.scrollWidth")  # noqa: E731
     assert width() <= 420, "runs"
-    page.click("#nav-generate")
-    page.select_option("#lm-run", "poems")
-    page.fill("#lm-length", "80")
-    page.click("#lm-go")
-    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", length="80")
     assert width() <= 420, "generate"
-    page.click("#nav-inside")
-    page.click("#in-go")
-    page.wait_for_selector("#in-units li")
+    ask(page, "inside", "in", "#in-units li")
     assert width() <= 420, "inside"
-    page.click("#nav-classify")
-    page.select_option("#cl-run", "sentiment")
-    page.click("#cl-go")
-    page.wait_for_selector("#cl-probs .bar")
+    ask(page, "classify", "cl", "#cl-probs .bar", run="sentiment")
     assert width() <= 420, "classify (text)"
     page.select_option("#cl-run", "digits")
     assert width() <= 420, "classify (image)"
     # A blank drawing canvas says what to do with it.
     assert page.evaluate("""() => { const d = document.getElementById('cl-canvas').getContext('2d').getImageData(0, 0, 280, 280).data;
                                     let dark = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 200) dark++; return dark; }""") > 50
-    page.click("#nav-translate")
-    page.fill("#tr-source", "abcdefghijkl")
-    page.click("#tr-go")
-    page.wait_for_selector("table.heatmap td")
+    ask(page, "translate", "tr", "table.heatmap td", source="abcdefghijkl")
     assert width() <= 420, "translate"
     page.screenshot(path=shots_dir / f"translate-420-{'dark' if dark else 'light'}.png", full_page=True)
 
@@ -438,15 +408,12 @@ def test_tokens_seen_as_the_x_axis(server, open_page, tmp_path):
 
     from helpers import REPO
     old = shutil.copytree(REPO / "tests" / "fixtures" / "runs-2026-12-01" / "lm", tmp_path / "old")  # no tokens_seen
-    proc, url, _ = start_server(old)
-    try:
+    with studio_in_this_process(old) as url:
         page = open_page(url + "#runs?x=tokens")
         page.wait_for_selector("figure.chart .main-svg")
         assert page.evaluate("document.querySelector('#chart-x option[value=tokens]').disabled")
         assert "drawn against step instead" in page.inner_text("#charts-note")
         assert traces(page, "val_loss")["old"]["x"] == [r["step"] for r in read_metrics_of(old) if "val_loss" in r]
-    finally:
-        stop_server(proc)
 
 
 def read_metrics_of(run):
@@ -460,8 +427,7 @@ def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file
     settings = dict(layers=2, embedding_dim=16, batch_size=8, seq_len=32, eval_every=10, sample_length=0,
                     precision="float32", log=lambda s: None)
     run_grid("train-lm", tmp_path / "grid", {"lr": [3e-3, 1e-2], "units": [8, 16]}, corpus_file, max_steps=2, **settings)
-    proc, url, _ = start_server(tmp_path)
-    try:
+    with studio_in_this_process(tmp_path) as url:
         page = open_page(url + "#runs")
         page.check("#runs-all")
         page.wait_for_selector("#runs-diff .grid-heatmap .main-svg")
@@ -469,5 +435,3 @@ def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file
         runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
         assert trace["type"] == "heatmap" and sorted(trace["x"] + trace["y"]) == sorted(["0.003", "0.01", "8", "16"])
         assert sorted(v for row in trace["z"] for v in row) == sorted(r["best"]["value"] for r in runs)
-    finally:
-        stop_server(proc)

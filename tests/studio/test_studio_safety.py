@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (CHARSEQ, CHROMIUM, CHROMIUM_FLAGS, REPO, assert_clean_error, run_cli_in_process, start_server,
-                     stop_server, tiny_flags)
+from helpers import CHARSEQ, REPO, assert_clean_error, run_cli_in_process, start_server, stop_server, tiny_flags
 
 pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
@@ -385,17 +384,12 @@ ATTACK = """async (studio) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser_context():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM}")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
-    # evil.example resolves to this machine, as a DNS-rebinding attacker's name would.
-    flags = [*CHROMIUM_FLAGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"]
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
-        yield browser.new_context(viewport={"width": 1280, "height": 860})
-        browser.close()
+@pytest.fixture
+def browser_context(chromium):
+    """A context of the shared browser, in which evil.example resolves to this machine (see chromium)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    yield context
+    context.close()
 
 
 def test_browser_the_page_works_while_other_origins_are_refused(browser_context, studio_dir):

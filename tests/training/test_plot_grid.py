@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from charseq.errors import CharseqError, Interrupted
-from helpers import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli, run_cli_in_process,
+from helpers import (TINY_SETTINGS, assert_clean_error, read_metrics as metrics, run_cli_in_process,
                       snapshot, tiny_flags)
 
 TINY_FLAGS = tiny_flags(batch_size=None, eval_every=5, max_steps=10)  # the grids here vary --batch-size
@@ -334,12 +334,12 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
              (["--lr", "1e-3,2e-3", "--resume"], ["--resume", "resumes unfinished runs itself"]),
              (["--max-steps", "10"], ["at least one option with values"])]
     for args, fragments in cases:
-        assert_clean_error(run_cli("grid", "train-lm", corpus_file, *args, "--out", out), *fragments)
+        assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, *args, "--out", out), *fragments)
         assert not out.exists()
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
-    assert_clean_error(run_cli("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
+    assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
                        "not a charseq grid")
     assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
 
