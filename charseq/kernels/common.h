@@ -238,12 +238,20 @@ std::vector<T> pack_panels(int u, int depth, int S, const V& value) {
   return panels;
 }
 
+// The two recurrent products: h U forward, dz U^T backward.
+enum class Pass { kForward, kBackward };
+
 // acc[r][s] += sum over k < depth of row r0 + r of x at k * stream s at k, for MR batch rows and
-// NS streams (`sstride` floats apart, each value `kstride` after the one before): the register
-// blocked float32 product, its accumulators kept in registers for the caller's epilogue.
-template <int MR, int NS>
-inline void float_product(const float* panel, size_t sstride, size_t kstride, int depth, const Operand& x, int r0,
+// NS streams: the register-blocked float32 product, its accumulators kept in registers for the
+// caller's epilogue. The strides are compile-time where the layout fixes them: forward, the NS
+// streams (the G gates of a block) interleave, VL floats apart at each k; backward, each stream is
+// a whole block's panel (`panel_size` floats) with its values VL floats apart.
+template <Pass P, int MR, int NS>
+inline void float_product(const float* panel, size_t panel_size, int depth, const Operand& x, int r0,
                           vf (&acc)[MR][NS]) {
+  constexpr bool forward = P == Pass::kForward;
+  constexpr size_t kstride = forward ? NS * VL : VL;
+  const size_t sstride = forward ? VL : panel_size;
   const float* row[MR];
   for (int r = 0; r < MR; ++r) row[r] = x.f + (r0 + r) * x.stride;
   for (int k = 0; k < depth; ++k) {
@@ -258,11 +266,15 @@ inline void float_product(const float* panel, size_t sstride, size_t kstride, in
 }
 
 #if defined(__AVX512F__)
-// The same product with x in bfloat16 (pairs of depth from `panel`, streams `sstride` and pairs
-// `pstride` elements apart): vdpbf16ps adds two products per float32 lane and instruction.
-template <int MR, int NS>
-CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t sstride, size_t pstride, int depth,
-                                      const Operand& x, int r0, vf (&acc)[MR][NS]) {
+// The same product with x in bfloat16, the panels holding pairs of depth per unit (2 BF elements
+// per stream and pair; backward, a block's panel is `panel_size` elements): vdpbf16ps adds two
+// products per float32 lane and instruction.
+template <Pass P, int MR, int NS>
+CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0,
+                                      vf (&acc)[MR][NS]) {
+  constexpr bool forward = P == Pass::kForward;
+  constexpr size_t lanes = 2 * BF, pstride = forward ? NS * lanes : lanes;
+  const size_t sstride = forward ? lanes : panel_size;
   __m512 c[MR][NS];
   for (int r = 0; r < MR; ++r)
     for (int s = 0; s < NS; ++s) c[r][s] = _mm512_setzero_ps();
@@ -288,51 +300,47 @@ CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t sstride, siz
 }
 #endif
 
-// The two recurrent products: h U forward, dz U^T backward.
-enum class Pass { kForward, kBackward };
-
 // The recurrent weights of one call packed for one pass's product in the call's mode.
 class Panels {
  public:
   Panels(const float* U, int u, int G, Recurrence mode, Pass pass)
-      : depth_(pass == Pass::kBackward ? G * u : u), streams_(pass == Pass::kBackward ? 1 : G) {
+      : depth_(pass == Pass::kBackward ? G * u : u) {
     const bool backward = pass == Pass::kBackward;
+    const int streams = backward ? 1 : G;
     const size_t width = static_cast<size_t>(G) * u;
     auto at = [=](int k, int s, int j) { return backward ? U[j * width + k] : U[k * width + s * u + j]; };
 #if defined(__AVX512F__)
     if (mode == Recurrence::kBfloat16) {
-      h_ = pack_panels<BF, 2, uint16_t>(u, depth_, streams_, [&](int k, int s, int j) { return to_bf16(at(k, s, j)); });
+      h_ = pack_panels<BF, 2, uint16_t>(u, depth_, streams, [&](int k, int s, int j) { return to_bf16(at(k, s, j)); });
       return;
     }
 #endif
     const bool round = mode == Recurrence::kEmulated;
-    f_ = pack_panels<VL, 1, float>(u, depth_, streams_, [&](int k, int s, int j) {
+    f_ = pack_panels<VL, 1, float>(u, depth_, streams, [&](int k, int s, int j) {
       const float v = at(k, s, j);
       return round ? round_bf16(splat(v))[0] : v;
     });
   }
 
   // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across
-  // blocks (stream i is stream i % S of block i / S): forward, the G gates of one block (first a
-  // multiple of G, NS = G); backward, NS consecutive blocks (S = 1).
-  template <int MR, int NS>
+  // blocks (stream i is stream i % S of block i / S), panels packed for pass P: forward, the G gates
+  // of one block (first a multiple of G, NS = G = S); backward, NS consecutive blocks (S = 1).
+  template <Pass P, int MR, int NS>
   void product(const Operand& x, int r0, int first, vf (&acc)[MR][NS]) const {
-    const size_t S = streams_;
+    constexpr size_t S = P == Pass::kForward ? NS : 1;
 #if defined(__AVX512F__)
     if (x.h) {
-      const size_t lanes = 2 * BF, block = (depth_ + 1) / 2 * S * lanes;
-      bf16_product<MR, NS>(h_.data() + first / S * block + first % S * lanes, S == 1 ? block : lanes, S * lanes,
-                           depth_, x, r0, acc);
+      const size_t block = (depth_ + 1) / 2 * S * 2 * BF;
+      bf16_product<P, MR, NS>(h_.data() + first / S * block + first % S * 2 * BF, block, depth_, x, r0, acc);
       return;
     }
 #endif
     const size_t block = depth_ * S * VL;
-    float_product<MR, NS>(f_.data() + first / S * block + first % S * VL, S == 1 ? block : VL, S * VL, depth_, x, r0,
-                          acc);
+    float_product<P, MR, NS>(f_.data() + first / S * block + first % S * VL, block, depth_, x, r0, acc);
   }
 
  private:
-  int depth_, streams_;
+  int depth_;
   std::vector<float> f_;     // float32 and emulated
   std::vector<uint16_t> h_;  // native bfloat16
 };

@@ -177,7 +177,7 @@ template <int MR, int G, class Step>
 void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
   vf m[MR][G] = {};
-  a.panels->product<MR, G>(a.mat, r0, block * G, m);
+  a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
   for (int r = 0; r < MR; ++r) {
     const int b = r0 + r;
     const bool masked = a.masked(b);
@@ -298,7 +298,7 @@ template <int MR, int NB, int G, class Step>
 void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u;
   vf acc[MR][NB] = {};
-  if (a.dm_next) a.panels->product<MR, NB>(a.dm_next, r0, block, acc);
+  if (a.dm_next) a.panels->product<Pass::kBackward, MR, NB>(a.dm_next, r0, block, acc);
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int b = r0 + r, j0 = (block + q) * VL, n = std::min(VL, u - j0);
