@@ -31,7 +31,7 @@ from pathlib import Path
 from charseq.cache import cache_root as charseq_cache_root
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include the headers beside them
+SOURCES = [HERE / "lstm.cc", HERE / "gru.cc", HERE / "step.cc"]  # one library; each includes the headers beside it
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
 # How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
@@ -159,7 +159,8 @@ def sequence_inputs(x, mask, go_backwards: bool):
 @functools.cache
 def load():
     """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`,
-    `charseq_gru_forward`, `charseq_gru_backward`), or None."""
+    `charseq_gru_forward`, `charseq_gru_backward`, and for generation `charseq_pack_weights`,
+    `charseq_lstm_step`, `charseq_gru_step`), or None."""
     if os.environ.get("CHARSEQ_KERNEL", "").strip().lower() in OFF_VALUES:
         return None
     fallback = "LSTM and GRU layers run on Keras' layer instead"
