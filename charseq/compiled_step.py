@@ -43,8 +43,8 @@ def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | Non
     """Per layer [kernel, xproj, recurrent_kernel] (+ [recurrent_bias] for a GRU), packed for the step
     ops: `kernel` W packed (empty for the first layer of an id-reading backbone, whose x W + b is
     `xproj`, a [vocab, G u] table), `xproj` the input bias otherwise. None where the step ops do not run
-    here. `recurrence`: see :data:`charseq.kernels.RECURRENCES`; default the backbone's."""
-    if not runs_here(backbone):
+    here (or not built yet). `recurrence`: see :data:`charseq.kernels.RECURRENCES`; default the backbone's."""
+    if not runs_here(backbone) or not all(rnn.built for rnn in backbone.rnns):
         return None
     recurrence = recurrence_for(backbone, recurrence)
     ops = kernels.load()
@@ -56,8 +56,6 @@ def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | Non
 
     layers = []
     for i, rnn in enumerate(backbone.rnns):
-        if not rnn.built:
-            raise ValueError("the backbone is not built yet: call it on a batch first")
         cell = rnn.cell
         kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(cell.recurrent_kernel)
         bias = tf.cast(tf.convert_to_tensor(cell.bias), tf.float32)
