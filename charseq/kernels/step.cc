@@ -213,22 +213,26 @@ struct GruCell {
   }
 };
 
-// One step of `cell` over the batch: unit blocks split over the threads, rows in register groups.
+// One step of `cell` over the batch, unit block by unit block, rows in register groups, on the
+// calling thread: handing a step's blocks to the thread pool and waiting for them costs more than
+// the products themselves up to batch 32 of 256 units (scripts/profile_steps.py times both).
 template <class Cell>
-void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel,
-              const Tensor& recurrent, const Cell& cell) {
+void run_step(Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel, const Tensor& recurrent,
+              const Cell& cell) {
   constexpr int G = Cell::G;
   if (s.B == 0 || s.u == 0) return;
   const Factor W(mode, kernel, data(x), s.B, s.n, G), U(mode, recurrent, s.h, s.B, s.u, G);
-  const Shards shards(ctx, unit_blocks(s.u));
-  shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(s.B, [&](auto rows, auto, int r0, int jb) {
-    cell.template block<decltype(rows)::value>(s, W, U, r0, jb);
-  });
+  for (int jb = 0; jb < unit_blocks(s.u); ++jb)
+    for_row_groups<kForwardAccumulators / (G * Cell::kSums)>(s.B, [&](auto rows, int r0) {
+      cell.template block<decltype(rows)::value>(s, W, U, r0, jb);
+    });
 }
 
 class StepOp : public OpKernel {
  public:
   explicit StepOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_mode(ctx, &mode_); }
+  // Run where the executor reaches it, as a cheap op, rather than through another thread's queue.
+  bool IsExpensive() override { return false; }
 
  protected:
   Recurrence mode_ = Recurrence::kFloat32;
@@ -245,7 +249,7 @@ class LstmStepOp : public StepOp {
         !check(ctx, c.shape() == h.shape(), "c must be [B, u], as h") ||
         !allocate_outputs(ctx, {{h.shape(), &h_out}, {c.shape(), &c_out}}))
       return;
-    run_step(ctx, mode_, s, x, kernel, recurrent, LstmCell{data(*h_out), data(*c_out), data(c)});
+    run_step(mode_, s, x, kernel, recurrent, LstmCell{data(*h_out), data(*c_out), data(c)});
   }
 };
 
@@ -260,7 +264,7 @@ class GruStepOp : public StepOp {
         !check(ctx, bias.shape() == TensorShape({3 * s.u}), "recurrent_bias must be [3u]") ||
         !allocate_outputs(ctx, {{h.shape(), &h_out}}))
       return;
-    run_step(ctx, mode_, s, x, kernel, recurrent, GruCell{data(*h_out), data(bias)});
+    run_step(mode_, s, x, kernel, recurrent, GruCell{data(*h_out), data(bias)});
   }
 };
 
