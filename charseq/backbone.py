@@ -42,6 +42,11 @@ def portable_graph():
     finally:
         _portable.on = before
 
+
+def in_portable_graph() -> bool:
+    """Whether a graph traced now must run on TensorFlow's own ops (inside :func:`portable_graph`)."""
+    return getattr(_portable, "on", False)
+
 # The Keras layer of each cell name (the names are charseq.settings.CELLS, which the CLI offers).
 CELL_LAYERS = dict(zip(CELLS, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
 

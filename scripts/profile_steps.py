@@ -3,10 +3,10 @@
     .venv/bin/python scripts/profile_steps.py
 
 1. One LSTM layer's recurrent step (2x256 generation's shape, batch 1 and 32), 500 steps in one
-   compiled `tf.while_loop`: the compiled kernel's forward op called on a sequence of length 1
-   against the same step written as TensorFlow ops (h U + x W b, split, sigmoid/tanh), as Keras'
-   LSTMCell computes it. The op packs U into its panels on every call, which a length-1 call pays
-   at every step.
+   compiled `tf.while_loop`: the step op generation runs (`charseq_lstm_step`, U packed once, in
+   float32 and bfloat16), the kernel's sequence forward op called on a sequence of length 1 (which
+   packs U at every call), and the same step written as TensorFlow ops (h U + x W b, split,
+   sigmoid/tanh), as Keras' LSTMCell computes it; each with its share of the matmul peak.
 2. The MNIST-row classifier (28 steps of 128 units, batch 128): the parts of one training step,
    each a compiled call of its own (median of 40), against the whole step.
 """
@@ -39,23 +39,35 @@ def median_ms(run, reps: int = 40) -> float:
 
 def generation_step(ops, units: int = 256, steps: int = 500) -> None:
     for batch in (1, 32):
-        xproj = tf.random.normal([batch, 1, 4 * units])
+        xproj = tf.random.normal([batch, 4 * units])
         recurrent = tf.random.normal([units, 4 * units]) * 0.05
-        h0, c0, no_mask = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0])
+        h0, c0, no_mask, no_input = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0]), tf.zeros([0, 0])
+        flops = 2 * batch * units * 4 * units
 
-        def kernel_op(h, c):
-            return ops.charseq_lstm_forward(xproj, recurrent, h, c, no_mask)[4:]
+        def step_op(recurrence, dtype):
+            packed = ops.charseq_pack_weights(recurrent, gates=4, T=dtype, recurrence=recurrence)
+            return lambda h, c: ops.charseq_lstm_step(no_input, tf.zeros([0], dtype), xproj, packed, h, c,
+                                                      recurrence=recurrence)
+
+        def sequence_op(h, c):
+            return ops.charseq_lstm_forward(xproj[:, None], recurrent, h, c, no_mask)[4:]
 
         def tf_ops(h, c):
-            i, f, g, o = tf.split(tf.matmul(h, recurrent) + xproj[:, 0], 4, axis=1)
+            i, f, g, o = tf.split(tf.matmul(h, recurrent) + xproj, 4, axis=1)
             c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
             return tf.sigmoid(o) * tf.tanh(c), c
 
-        for name, step in (("kernel op, length 1", kernel_op), ("TensorFlow ops", tf_ops)):
+        variants = [("step op, U packed once, float32", step_op("float32", tf.float32)),
+                    ("kernel sequence op, length 1", sequence_op), ("TensorFlow ops", tf_ops)]
+        if kernels.native_bf16():
+            variants.insert(1, ("step op, U packed once, bfloat16", step_op("bfloat16", tf.bfloat16)))
+        for name, step in variants:
             loop = tf.function(lambda h, c, step=step: tf.while_loop(
                 lambda i, *_: i < steps, lambda i, h, c: (i + 1, *step(h, c)), (0, h0, c0))[1])
             ms = median_ms(lambda: loop(h0, c0).numpy(), reps=5)
-            print(f"generation step, LSTM {units} units, batch {batch}, {name}: {1e3 * ms / steps:.1f} us")
+            us = 1e3 * ms / steps
+            print(f"generation step, LSTM {units} units, batch {batch}, {name}: {us:.1f} us "
+                  f"({flops / us / 1e3:.0f} GFLOP/s in h U)")
 
 
 def mnist_step(ops) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from charseq.cache import cache_root as charseq_cache_root
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "lstm.cc", HERE / "gru.cc"]  # one library; both include common.h
+SOURCES = [HERE / "lstm.cc", HERE / "gru.cc", HERE / "step.cc"]  # one library; each includes the headers beside it
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
 # How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
@@ -74,7 +74,7 @@ def _build_command(tf, compiler: str, sources: list[Path], target: Path) -> list
 def build_dir(tf, compiler: str) -> Path:
     """Where these sources, built by this compiler for this TensorFlow and this CPU, are cached."""
     key = hashlib.sha256()
-    for part in (*(p.read_bytes() for p in [*SOURCES, HERE / "common.h"]), compiler.encode(),
+    for part in (*(p.read_bytes() for p in [*SOURCES, *sorted(HERE.glob("*.h"))]), compiler.encode(),
                  _compiler_version(compiler).encode(),
                  " ".join(_build_command(tf, compiler, [Path("s")], Path("t"))).encode(), _cpu_flags().encode(),
                  platform.machine().encode()):
@@ -159,7 +159,8 @@ def sequence_inputs(x, mask, go_backwards: bool):
 @functools.cache
 def load():
     """The compiled op library (ops `charseq_lstm_forward`, `charseq_lstm_backward`,
-    `charseq_gru_forward`, `charseq_gru_backward`), or None."""
+    `charseq_gru_forward`, `charseq_gru_backward`, and for generation `charseq_pack_weights`,
+    `charseq_lstm_step`, `charseq_gru_step`), or None."""
     if os.environ.get("CHARSEQ_KERNEL", "").strip().lower() in OFF_VALUES:
         return None
     fallback = "LSTM and GRU layers run on Keras' layer instead"

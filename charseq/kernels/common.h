@@ -1,6 +1,7 @@
-// What the compiled recurrences (lstm.cc, gru.cc) share: GCC vector types sized for the CPU
-// they are built for, exp/sigmoid/tanh on vectors, the split of unit blocks over threads, row
-// addressing of batch-major tensors, and the recurrent product in float32 or in bfloat16.
+// What the compiled recurrences (lstm.cc, gru.cc, through sequence.h) share: GCC vector types sized
+// for the CPU they are built for, exp/sigmoid/tanh on vectors, row addressing of batch-major
+// tensors, the recurrent weights packed and multiplied in float32 or in bfloat16, and the split of
+// unit blocks and batch rows over threads and registers.
 
 #pragma once
 
@@ -82,35 +83,6 @@ inline vf vexp(vf x) {
 
 inline vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
 inline vf vtanh(vf x) { return splat(2.0f) / (splat(1.0f) + vexp(splat(-2.0f) * x)) - splat(1.0f); }
-
-// Runs f(0) .. f(n-1), f(0) on the calling thread, and returns when all are done.
-template <class F>
-void run_shards(tensorflow::thread::ThreadPool* pool, int n, const F& f) {
-  if (n <= 1) {
-    f(0);
-    return;
-  }
-  tensorflow::BlockingCounter done(n - 1);
-  for (int s = 1; s < n; ++s) {
-    pool->Schedule([&f, &done, s] {
-      f(s);
-      done.DecrementCount();
-    });
-  }
-  f(0);
-  done.Wait();
-}
-
-// Unit blocks [begin, end) of shard s of n: contiguous, as even as possible.
-inline void shard_range(int blocks, int n, int s, int* begin, int* end) {
-  *begin = static_cast<int>(static_cast<long long>(blocks) * s / n);
-  *end = static_cast<int>(static_cast<long long>(blocks) * (s + 1) / n);
-}
-
-inline int num_shards(OpKernelContext* ctx, int blocks) {
-  int threads = ctx->device()->tensorflow_cpu_worker_threads()->num_threads;
-  return std::max(1, std::min(threads, blocks));
-}
 
 // Rows of a step: row b of an array starts at ptr + b * stride (stride T * width for a
 // [B, T, width] sequence at step t, width for a [B, width] state).
@@ -246,121 +218,81 @@ class OperandBuffers {
 
 // ------------------------------------------------------------------ the recurrent weights, packed
 // U is [u, G u] (G gates side by side, Keras' layout), packed once per call so that the per-step
-// products read it contiguously, zero-padded past u in the last block of VL units. Emulated
-// bfloat16 rounds the packed values; native bfloat16 packs pairs of rows (below).
+// products read it contiguously. The packed panels are [blocks][depth / P][S][W][P]: for each block
+// of W units, S streams of `depth` values each, zero-padded past u. The forward product h U reads the
+// G gate columns of a block (depth u, S = G); the backward product dz U^T reads U^T's columns
+// (depth G u, S = 1). Float32 packs one value per unit (P = 1, W = VL), rounded to bfloat16 values
+// when emulated; native bfloat16 interleaves pairs of depth per unit (P = 2, W = BF), as
+// vdpbf16ps reads them.
 
-// For h U (forward): [blocks][u][G][VL], the G gate columns of each block of VL units.
-inline std::vector<float> forward_panels(const float* U, int u, int G, bool round = false) {
-  const int blocks = (u + VL - 1) / VL;
-  std::vector<float> panels(static_cast<size_t>(blocks) * u * G * VL, 0.0f);
+// value(k, s, j) of type T at depth k of stream s for unit j of [0, u), in the layout above.
+template <int W, int P, class T, class V>
+std::vector<T> pack_panels(int u, int depth, int S, const V& value) {
+  const int blocks = (u + W - 1) / W, steps = (depth + P - 1) / P;
+  std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
   for (int jb = 0; jb < blocks; ++jb)
-    for (int k = 0; k < u; ++k)
-      for (int g = 0; g < G; ++g)
-        for (int l = 0; l < VL && jb * VL + l < u; ++l)
-          panels[((static_cast<size_t>(jb) * u + k) * G + g) * VL + l] = U[static_cast<size_t>(k) * G * u + g * u + jb * VL + l];
-  if (round)
-    for (size_t i = 0; i < panels.size(); i += VL) store_n(&panels[i], round_bf16(load(&panels[i])), VL);
+    for (int k = 0; k < depth; ++k)
+      for (int s = 0; s < S; ++s)
+        for (int l = 0; l < W && jb * W + l < u; ++l)
+          panels[(((static_cast<size_t>(jb) * steps + k / P) * S + s) * W + l) * P + k % P] = value(k, s, jb * W + l);
   return panels;
 }
 
-// For dz U^T (backward): [blocks][G u][VL], U^T's columns of each block of VL units.
-inline std::vector<float> backward_panels(const float* U, int u, int G, bool round = false) {
-  const int blocks = (u + VL - 1) / VL, width = G * u;
-  std::vector<float> panels(static_cast<size_t>(blocks) * width * VL, 0.0f);
-  for (int jb = 0; jb < blocks; ++jb)
-    for (int k = 0; k < width; ++k)
-      for (int l = 0; l < VL && jb * VL + l < u; ++l)
-        panels[(static_cast<size_t>(jb) * width + k) * VL + l] = U[static_cast<size_t>(jb * VL + l) * width + k];
-  if (round)
-    for (size_t i = 0; i < panels.size(); i += VL) store_n(&panels[i], round_bf16(load(&panels[i])), VL);
-  return panels;
-}
+// The two recurrent products: h U forward, dz U^T backward.
+enum class Pass { kForward, kBackward };
 
-// acc[r][g] += sum over k < u of row r0 + r of x at k * (block's gate g panel at k): the forward
-// product h U for MR batch rows and the G gates of one unit block, kept in registers.
-template <int MR, int G>
-inline void forward_product(const float* panels, int u, const Operand& x, int r0, int block, vf (&acc)[MR][G]) {
-  const float* panel = panels + static_cast<size_t>(block) * u * G * VL;
+// acc[r][s] += sum over k < depth of row r0 + r of x at k * stream s at k, for MR batch rows and
+// NS streams: the register-blocked float32 product, its accumulators kept in registers for the
+// caller's epilogue. The strides are compile-time where the layout fixes them: forward, the NS
+// streams (the G gates of a block) interleave, VL floats apart at each k; backward, each stream is
+// a whole block's panel (`panel_size` floats) with its values VL floats apart.
+template <Pass P, int MR, int NS>
+inline void float_product(const float* panel, size_t panel_size, int depth, const Operand& x, int r0,
+                          vf (&acc)[MR][NS]) {
+  constexpr bool forward = P == Pass::kForward;
+  constexpr size_t kstride = forward ? NS * VL : VL;
+  const size_t sstride = forward ? VL : panel_size;
   const float* row[MR];
   for (int r = 0; r < MR; ++r) row[r] = x.f + (r0 + r) * x.stride;
-  for (int k = 0; k < u; ++k) {
-    const float* p = panel + k * G * VL;
-    vf bg[G];
-    for (int g = 0; g < G; ++g) bg[g] = load(p + g * VL);
+  for (int k = 0; k < depth; ++k) {
+    const float* p = panel + k * kstride;
+    vf w[NS];
+    for (int s = 0; s < NS; ++s) w[s] = load(p + s * sstride);
     for (int r = 0; r < MR; ++r) {
       const vf xs = splat(row[r][k]);
-      for (int g = 0; g < G; ++g) acc[r][g] += xs * bg[g];
-    }
-  }
-}
-
-// acc[r][q] += sum over k < width of rows.row(r0 + r)[k] * (block + q)'s panel at k: the backward
-// product dz U^T for MR batch rows and NB unit blocks, kept in registers for the caller's epilogue.
-template <int MR, int NB>
-inline void backward_product(const float* panels, int width, Rows rows, int r0, int block, vf (&acc)[MR][NB]) {
-  const float* panel[NB];
-  const float* row[MR];
-  for (int q = 0; q < NB; ++q) panel[q] = panels + static_cast<size_t>(block + q) * width * VL;
-  for (int r = 0; r < MR; ++r) row[r] = rows.row(r0 + r);
-  for (int k = 0; k < width; ++k) {
-    vf bq[NB];
-    for (int q = 0; q < NB; ++q) bq[q] = load(panel[q] + k * VL);
-    for (int r = 0; r < MR; ++r) {
-      const vf x = splat(row[r][k]);
-      for (int q = 0; q < NB; ++q) acc[r][q] += x * bq[q];
+      for (int s = 0; s < NS; ++s) acc[r][s] += xs * w[s];
     }
   }
 }
 
 #if defined(__AVX512F__)
-// Native bfloat16 panels: pairs of rows k, k+1 of the operand's depth interleaved per unit, as
-// _mm512_dpbf16_ps reads them: [blocks][depth / 2][S][BF][2], S streams per block (forward: the G
-// gate columns of a block of units; backward: S = 1, U^T's columns), zero-padded. value(k, s, j)
-// gives the element at depth k of stream s for unit j of [0, u).
-template <class V>
-std::vector<uint16_t> pair_panels(int u, int depth, int S, const V& value) {
-  const int blocks = (u + BF - 1) / BF, pairs = (depth + 1) / 2;
-  std::vector<uint16_t> panels(static_cast<size_t>(blocks) * pairs * S * BF * 2, 0);
-  for (int jb = 0; jb < blocks; ++jb)
-    for (int k = 0; k < depth; ++k)
-      for (int s = 0; s < S; ++s)
-        for (int l = 0; l < BF && jb * BF + l < u; ++l)
-          panels[(((static_cast<size_t>(jb) * pairs + k / 2) * S + s) * BF + l) * 2 + k % 2] = to_bf16(value(k, s, jb * BF + l));
-  return panels;
-}
-
-inline std::vector<uint16_t> forward_pairs(const float* U, int u, int G) {
-  return pair_panels(u, u, G, [&](int k, int g, int j) { return U[static_cast<size_t>(k) * G * u + g * u + j]; });
-}
-
-inline std::vector<uint16_t> backward_pairs(const float* U, int u, int G) {
-  return pair_panels(u, G * u, 1, [&](int k, int, int j) { return U[static_cast<size_t>(j) * G * u + k]; });
-}
-
-// acc[r][s] += the product of row r0 + r of x (bfloat16, `depth` wide) with stream s of the
-// panels from `panel`, streams `sstride` and pairs `pstride` elements apart: vdpbf16ps adds two
+// The same product with x in bfloat16, the panels holding pairs of depth per unit (2 BF elements
+// per stream and pair; backward, a block's panel is `panel_size` elements): vdpbf16ps adds two
 // products per float32 lane and instruction.
-template <int MR, int S>
-CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t sstride, size_t pstride, int depth,
-                                      const Operand& x, int r0, vf (&acc)[MR][S]) {
-  __m512 c[MR][S];
+template <Pass P, int MR, int NS>
+CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0,
+                                      vf (&acc)[MR][NS]) {
+  constexpr bool forward = P == Pass::kForward;
+  constexpr size_t lanes = 2 * BF, pstride = forward ? NS * lanes : lanes;
+  const size_t sstride = forward ? lanes : panel_size;
+  __m512 c[MR][NS];
   for (int r = 0; r < MR; ++r)
-    for (int s = 0; s < S; ++s) c[r][s] = _mm512_setzero_ps();
+    for (int s = 0; s < NS; ++s) c[r][s] = _mm512_setzero_ps();
   const uint16_t* row[MR];
   for (int r = 0; r < MR; ++r) row[r] = x.h + (r0 + r) * x.stride;
   const int pairs = (depth + 1) / 2;
   for (int kp = 0; kp < pairs; ++kp) {
-    __m512bh w[S];
-    for (int s = 0; s < S; ++s) w[s] = (__m512bh)_mm512_loadu_si512(panel + s * sstride + kp * pstride);
+    __m512bh w[NS];
+    for (int s = 0; s < NS; ++s) w[s] = (__m512bh)_mm512_loadu_si512(panel + s * sstride + kp * pstride);
     for (int r = 0; r < MR; ++r) {
       int32_t pair;
       std::memcpy(&pair, row[r] + 2 * kp, sizeof pair);
       const __m512bh xs = (__m512bh)_mm512_set1_epi32(pair);
-      for (int s = 0; s < S; ++s) c[r][s] = _mm512_dpbf16_ps(c[r][s], xs, w[s]);
+      for (int s = 0; s < NS; ++s) c[r][s] = _mm512_dpbf16_ps(c[r][s], xs, w[s]);
     }
   }
   for (int r = 0; r < MR; ++r)
-    for (int s = 0; s < S; ++s) {
+    for (int s = 0; s < NS; ++s) {
       vf v;
       std::memcpy(&v, &c[r][s], sizeof v);
       acc[r][s] += v;
@@ -368,62 +300,50 @@ CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t sstride, siz
 }
 #endif
 
-// The recurrent weights of one call packed for the products of its mode.
-struct Panels {
-  Recurrence mode;
-  std::vector<float> f;      // float32 and emulated
-  std::vector<uint16_t> h;   // native bfloat16
+// The recurrent weights of one call packed for one pass's product in the call's mode.
+class Panels {
+ public:
+  Panels(const float* U, int u, int G, Recurrence mode, Pass pass)
+      : depth_(pass == Pass::kBackward ? G * u : u) {
+    const bool backward = pass == Pass::kBackward;
+    const int streams = backward ? 1 : G;
+    const size_t width = static_cast<size_t>(G) * u;
+    auto at = [=](int k, int s, int j) { return backward ? U[j * width + k] : U[k * width + s * u + j]; };
+#if defined(__AVX512F__)
+    if (mode == Recurrence::kBfloat16) {
+      h_ = pack_panels<BF, 2, uint16_t>(u, depth_, streams, [&](int k, int s, int j) { return to_bf16(at(k, s, j)); });
+      return;
+    }
+#endif
+    const bool round = mode == Recurrence::kEmulated;
+    f_ = pack_panels<VL, 1, float>(u, depth_, streams, [&](int k, int s, int j) {
+      const float v = at(k, s, j);
+      return round ? round_bf16(splat(v))[0] : v;
+    });
+  }
+
+  // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across
+  // blocks (stream i is stream i % S of block i / S), panels packed for pass P: forward, the G gates
+  // of one block (first a multiple of G, NS = G = S); backward, NS consecutive blocks (S = 1).
+  template <Pass P, int MR, int NS>
+  void product(const Operand& x, int r0, int first, vf (&acc)[MR][NS]) const {
+    constexpr size_t S = P == Pass::kForward ? NS : 1;
+#if defined(__AVX512F__)
+    if (x.h) {
+      const size_t block = (depth_ + 1) / 2 * S * 2 * BF;
+      bf16_product<P, MR, NS>(h_.data() + first / S * block + first % S * 2 * BF, block, depth_, x, r0, acc);
+      return;
+    }
+#endif
+    const size_t block = depth_ * S * VL;
+    float_product<P, MR, NS>(f_.data() + first / S * block + first % S * VL, block, depth_, x, r0, acc);
+  }
+
+ private:
+  int depth_;
+  std::vector<float> f_;     // float32 and emulated
+  std::vector<uint16_t> h_;  // native bfloat16
 };
-
-inline Panels pack_forward(const float* U, int u, int G, Recurrence mode) {
-  Panels p{mode};
-#if defined(__AVX512F__)
-  if (mode == Recurrence::kBfloat16) {
-    p.h = forward_pairs(U, u, G);
-    return p;
-  }
-#endif
-  p.f = forward_panels(U, u, G, mode == Recurrence::kEmulated);
-  return p;
-}
-
-inline Panels pack_backward(const float* U, int u, int G, Recurrence mode) {
-  Panels p{mode};
-#if defined(__AVX512F__)
-  if (mode == Recurrence::kBfloat16) {
-    p.h = backward_pairs(U, u, G);
-    return p;
-  }
-#endif
-  p.f = backward_panels(U, u, G, mode == Recurrence::kEmulated);
-  return p;
-}
-
-// h U for MR rows and the G gates of unit block `block`, in the panels' mode.
-template <int MR, int G>
-inline void recurrent_forward(const Panels& p, int u, const Operand& x, int r0, int block, vf (&acc)[MR][G]) {
-#if defined(__AVX512F__)
-  if (x.h) {
-    const size_t pairs = (u + 1) / 2;
-    bf16_product<MR, G>(p.h.data() + block * pairs * G * BF * 2, BF * 2, G * BF * 2, u, x, r0, acc);
-    return;
-  }
-#endif
-  forward_product<MR, G>(p.f.data(), u, x, r0, block, acc);
-}
-
-// dz U^T (dz `width` = G u wide) for MR rows and NB unit blocks from `block`, in the panels' mode.
-template <int MR, int NB>
-inline void recurrent_backward(const Panels& p, int width, const Operand& x, int r0, int block, vf (&acc)[MR][NB]) {
-#if defined(__AVX512F__)
-  if (x.h) {
-    const size_t pairs = (width + 1) / 2;
-    bf16_product<MR, NB>(p.h.data() + block * pairs * BF * 2, pairs * BF * 2, BF * 2, width, x, r0, acc);
-    return;
-  }
-#endif
-  backward_product<MR, NB>(p.f.data(), width, Rows{x.f, x.stride}, r0, block, acc);
-}
 
 // ------------------------------------------------------------------------------ batch rows in groups
 // The register-blocked products handle MR batch rows at a time, MR a compile-time constant so that
@@ -445,5 +365,47 @@ void for_row_groups(int B, const F& block) {
   for (; r0 + MR <= B; r0 += MR) block(std::integral_constant<int, MR>{}, r0);
   if (r0 < B) row_remainder<MR - 1>(B - r0, r0, block);
 }
+
+
+// ------------------------------------------------------------------------------ threads
+// The unit blocks of an op split over its threads: contiguous ranges, as even as possible, the
+// same for every step of the call.
+class Shards {
+ public:
+  Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
+    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    pool_ = workers->workers;
+    n_ = std::max(1, std::min(workers->num_threads, blocks));
+  }
+
+  // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
+  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant), a thread's blocks left
+  // over one at a time; shard 0 on the calling thread; returns when every shard is done.
+  template <int MR, int NB, class F>
+  void run(int B, const F& block) const {
+    auto shard = [&](int s) {
+      int jb = static_cast<int>(static_cast<long long>(blocks_) * s / n_);
+      const int end = static_cast<int>(static_cast<long long>(blocks_) * (s + 1) / n_);
+      for (; jb + NB <= end; jb += NB)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, NB>{}, r0, jb); });
+      for (; jb < end; ++jb)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, 1>{}, r0, jb); });
+    };
+    if (n_ == 1) return shard(0);
+    tensorflow::BlockingCounter done(n_ - 1);
+    for (int s = 1; s < n_; ++s) {
+      pool_->Schedule([&shard, &done, s] {
+        shard(s);
+        done.DecrementCount();
+      });
+    }
+    shard(0);
+    done.Wait();
+  }
+
+ private:
+  int blocks_, n_;
+  tensorflow::thread::ThreadPool* pool_;
+};
 
 }  // namespace charseq

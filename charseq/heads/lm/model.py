@@ -35,8 +35,10 @@ class LanguageModel(keras.Model):
         x, states = self.backbone(ids, initial_state=initial_state, training=training)
         return self.head(x), states
 
-    def step(self, ids_t, states):
-        x, states = self.backbone.step(ids_t, states)
+    def step(self, ids_t, states, stepper=None):
+        """(logits, states) one token on; `stepper` runs the backbone's step (default `backbone.step`;
+        :func:`charseq.compiled_step.stepper` for the compiled step ops)."""
+        x, states = (stepper or self.backbone.step)(ids_t, states)
         return self.head(x), states
 
     @tf.function(reduce_retracing=True)

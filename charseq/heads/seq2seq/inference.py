@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from charseq.compiled_step import pack, stepper
 from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
 from charseq.vocab import BOS, EOS, PAD, banned_ids
@@ -42,9 +43,10 @@ def greedy_decode(model, source_ids, max_len):
     memory, mask, states = model.encode(source_ids, training=False)
     batch = tf.shape(memory)[0]
     banned = tf.constant(banned_ids(model.target_vocab_size, allow=(EOS,)))  # it may end, nothing else special
+    decoder_step = stepper(model.decoder, pack(model.decoder))  # the compiled step's weights, packed once per call
 
     def step(t, token, states, finished, out, score, length):
-        logits, states = model.decode_step(token, states, memory, mask)
+        logits, states = model.decode_step(token, states, memory, mask, decoder_step)
         log_probs = tf.nn.log_softmax(logits, axis=-1) + banned
         token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         score += tf.where(finished, 0.0, tf.gather(log_probs, token, batch_dims=1))
@@ -68,8 +70,8 @@ class Decoder:
         self._step = tf.function(self._step_fn, reduce_retracing=True)
         self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len), reduce_retracing=True)
 
-    def _step_fn(self, token, states, memory, mask):
-        logits, states = self.model.decode_step(token, states, memory, mask)
+    def _step_fn(self, token, states, memory, mask, packed):
+        logits, states = self.model.decode_step(token, states, memory, mask, stepper(self.model.decoder, packed))
         return tf.nn.log_softmax(logits, axis=-1), states
 
     def decode(self, source_ids: np.ndarray, beam: int = 1, n_best: int = 1, max_len: int = 100,
@@ -85,6 +87,7 @@ class Decoder:
                     for row, s, n in zip(tokens, scores, normalised)]
         batch = source_ids.shape[0]
         memory, mask, states = self._encode(tf.constant(source_ids, tf.int32))
+        packed = pack(self.model.decoder)  # the compiled step's weights, once per batch
 
         def tile(t):  # every source's tensors repeated for its `beam` hypotheses
             return tf.repeat(t, beam, axis=0)
@@ -101,7 +104,7 @@ class Decoder:
         lengths = np.zeros((batch, beam), np.int32)
         finished = np.zeros((batch, beam), bool)
         for _ in range(max_len):
-            log_probs, states = self._step(tf.constant(tokens), states, memory, mask)
+            log_probs, states = self._step(tf.constant(tokens), states, memory, mask, packed)
             log_probs = log_probs.numpy().astype(np.float64).reshape(batch, beam, vocab) + banned
             # A finished hypothesis continues only with padding, at no cost, so it keeps its score.
             done = finished[:, :, None]

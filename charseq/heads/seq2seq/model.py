@@ -65,8 +65,9 @@ class Seq2Seq(keras.Model):
         outputs, _ = self.decoder(decoder_input_ids, initial_state=states, training=training)
         return self._predict(outputs, memory_outputs, memory_mask, ops.not_equal(decoder_input_ids, 0))
 
-    def decode_step(self, token, states, memory_outputs, memory_mask):
-        """Advance the decoder by one target token ([batch] ids): (logits [batch, vocab], new states)."""
-        output, states = self.decoder.step(token, states)
+    def decode_step(self, token, states, memory_outputs, memory_mask, stepper=None):
+        """Advance the decoder by one target token ([batch] ids): (logits [batch, vocab], new states).
+        `stepper` runs the decoder's step (default `decoder.step`), as in LanguageModel.step."""
+        output, states = (stepper or self.decoder.step)(token, states)
         logits = self._predict(output[:, None, :], memory_outputs, memory_mask)
         return logits[:, 0], states

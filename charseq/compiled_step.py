@@ -1,0 +1,104 @@
+"""One step of a backbone on the compiled step ops, for generation: the weights packed once.
+
+    packed = pack(backbone)                # once per generation; None where the kernel does not run
+    step = stepper(backbone, packed)       # (ids_t, states) -> (outputs, states), like backbone.step
+    out_t, states = step(ids_t, states)    # one op per layer and step
+
+Generation advances the recurrence one token at a time. Keras' cell computes a step as a dozen
+small TensorFlow ops per layer, and the kernel's forward op on a length-1 sequence would pack the
+recurrent weights into its panels at every step; here they are packed once
+(`charseq/kernels/step.cc`), and each layer's step is one op: x W + h U in registers and the gate
+arithmetic. The first layer's x W + b is a row of a table (embeddings times W, plus b) computed
+once too.
+
+It computes what Keras' LSTMCell and GRUCell compute (default activations, the GRU with
+`reset_after`), in float32; with `recurrence="bfloat16"` the products take bfloat16 operands and
+sum in float32 (AVX512-BF16 where the CPU has it, else the portable emulation). Where the kernels
+are not available, the backbone is not compiled (`impl="keras"`, a GPU, a SimpleRNN) or while an
+exported graph is traced, `pack` returns None and `stepper` gives `backbone.step`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from charseq import kernels
+from charseq.backbone import in_portable_graph
+
+def recurrence_for(backbone, recurrence: str | None = None) -> str:
+    """The recurrence a step runs in: `recurrence`, or the backbone's own (bfloat16 under a
+    bfloat16 policy, else float32)."""
+    recurrence = recurrence or backbone.recurrence
+    kernels.check_recurrence(recurrence)
+    return recurrence
+
+
+def runs_here(backbone) -> bool:
+    """Whether this backbone's steps can run on the compiled step ops here."""
+    return (backbone.use_compiled and not backbone.bidirectional and not in_portable_graph()
+            and kernels.available())
+
+
+def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | None:
+    """Per layer [kernel, xproj, recurrent_kernel] (+ [recurrent_bias] for a GRU), packed for the step
+    ops: `kernel` W packed (empty for the first layer of an id-reading backbone, whose x W + b is
+    `xproj`, a [vocab, G u] table), `xproj` the input bias otherwise. None where the step ops do not run
+    here (or not built yet). `recurrence`: see :data:`charseq.kernels.RECURRENCES`; default the backbone's."""
+    if not runs_here(backbone) or not all(rnn.built for rnn in backbone.rnns):
+        return None
+    recurrence = recurrence_for(backbone, recurrence)
+    ops = kernels.load()
+    dtype = tf.bfloat16 if recurrence == "bfloat16" and kernels.native_bf16() else tf.float32
+    gates = 4 if backbone.cell == "lstm" else 3
+
+    def packed(matrix):
+        return ops.charseq_pack_weights(tf.cast(matrix, tf.float32), gates=gates, T=dtype, recurrence=recurrence)
+
+    layers = []
+    for i, rnn in enumerate(backbone.rnns):
+        cell = rnn.cell
+        kernel, recurrent = tf.convert_to_tensor(cell.kernel), tf.convert_to_tensor(cell.recurrent_kernel)
+        bias = tf.cast(tf.convert_to_tensor(cell.bias), tf.float32)
+        input_bias = bias if backbone.cell == "lstm" else bias[0]
+        if i == 0 and backbone.vocab_size is not None:
+            embeddings = tf.cast(tf.convert_to_tensor(backbone.input_layer.embeddings), tf.float32)
+            table = tf.matmul(embeddings, tf.cast(kernel, tf.float32)) + input_bias
+            layer = [tf.zeros([0], dtype), table, packed(recurrent)]
+        else:
+            layer = [packed(kernel), input_bias, packed(recurrent)]
+        layers.append(layer + ([bias[1]] if backbone.cell == "gru" else []))
+    return layers
+
+
+def step(backbone, packed: list, recurrence: str | None, inputs, states):
+    """`backbone.step(inputs, states)` on the step ops, with `packed` from :func:`pack`; the outputs
+    and states come in the states' dtype (as the cells', which compute in the policy's dtype)."""
+    ops = kernels.load()
+    recurrence = recurrence_for(backbone, recurrence)
+    dtype = states[0][0].dtype
+    if backbone.vocab_size is None:
+        x = tf.cast(backbone.input_layer(inputs), tf.float32)
+    else:
+        x = tf.zeros([0, 0], tf.float32)  # the first layer's x W + b is a row of its table
+    new_states = []
+    for i, (layer, state) in enumerate(zip(packed, states)):
+        kernel, xproj, recurrent, *recurrent_bias = layer
+        if i == 0 and backbone.vocab_size is not None:
+            xproj = tf.gather(xproj, inputs)
+        state = [tf.cast(s, tf.float32) for s in state]
+        if backbone.cell == "lstm":
+            state = list(ops.charseq_lstm_step(x, kernel, xproj, recurrent, *state, recurrence=recurrence))
+        else:
+            state = [ops.charseq_gru_step(x, kernel, xproj, recurrent, *recurrent_bias, *state,
+                                          recurrence=recurrence)]
+        x = state[0]
+        new_states.append([tf.cast(s, dtype) for s in state])
+    return tf.cast(x, dtype), new_states
+
+
+def stepper(backbone, packed: list | None, recurrence: str | None = None):
+    """(inputs, states) -> (outputs, states): :func:`step` with `packed`, or `backbone.step` where
+    `packed` is None."""
+    if packed is None:
+        return backbone.step
+    return lambda inputs, states: step(backbone, packed, recurrence, inputs, states)

@@ -1,0 +1,353 @@
+// The loops over a sequence that both compiled cells (lstm.cc, gru.cc) run: the skeleton of their
+// forward and backward ops, with the cell's gate arithmetic plugged in as epilogues.
+//
+// Per step, each thread owns a contiguous range of unit blocks (VL units each): for each group of
+// batch rows it computes the recurrent product of its blocks in registers (h_{t-1} U forward,
+// d(m)_{t+1} U^T backward, m = h_{t-1} U), hands the accumulators to the cell's epilogue while they
+// are still in registers, and writes that step's results for its units. One barrier per step.
+// Each output element is computed by one thread in a fixed order, so results do not depend on the
+// thread count or scheduling. With a mask, a masked step keeps the state and repeats the previous
+// output (zeros before the first real step), as Keras' CPU loop does.
+//
+// A cell is two types, one per pass, each with
+//   G             gate columns of U ([u, G u], Keras' layout),
+//   kStored       values per unit the forward pass stores in `gates` for the backward pass,
+//   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
+//                 (CHARSEQ_EPILOGUE) is the epilogue of one row and one block of units (see
+//                 forward_block, backward_block).
+
+#pragma once
+
+#include <tuple>
+#include <utility>
+
+#include "common.h"
+
+namespace charseq {
+
+// ------------------------------------------------------------------------------ op plumbing
+
+// The op's first N inputs, to bind by name: `const auto [x, kernel, h0] = inputs<3>(ctx);`.
+template <size_t... I>
+auto inputs(OpKernelContext* ctx, std::index_sequence<I...>) {
+  return std::tie(ctx->input(I)...);
+}
+template <size_t N>
+auto inputs(OpKernelContext* ctx) {
+  return inputs(ctx, std::make_index_sequence<N>{});
+}
+
+// Allocates the op's outputs 0, 1, ... with these shapes; false (the op's error set) if one fails.
+inline bool allocate_outputs(OpKernelContext* ctx, std::initializer_list<std::pair<TensorShape, Tensor**>> outputs) {
+  int i = 0;
+  for (const auto& [shape, tensor] : outputs) {
+    const auto status = ctx->allocate_output(i++, shape, tensor);
+    if (!status.ok()) {
+      ctx->SetStatus(status);
+      return false;
+    }
+  }
+  return true;
+}
+
+// A tensor's floats; the ops only read their inputs.
+inline float* data(const Tensor& t) { return const_cast<float*>(t.flat<float>().data()); }
+
+// Sets the op's InvalidArgument error from the message's parts where `ok` is false; returns ok.
+template <class... Parts>
+bool check(OpKernelContext* ctx, bool ok, const Parts&... message) {
+  if (!ok) ctx->SetStatus(tensorflow::errors::InvalidArgument(message...));
+  return ok;
+}
+
+// The mask's floats, or null where it is empty (every step is real); false (the op's error set)
+// if it is neither [B, T] nor empty.
+inline bool read_mask(OpKernelContext* ctx, const Tensor& mask, int B, int T, const float** out) {
+  *out = mask.NumElements() > 0 ? mask.flat<float>().data() : nullptr;
+  return check(ctx, !*out || mask.shape() == TensorShape({B, T}), "mask must be [B, T] or empty");
+}
+
+// An op of one pass of one cell: `compute` with the op's `recurrence` attribute.
+template <void (*compute)(OpKernelContext*, Recurrence)>
+class RecurrenceOp : public OpKernel {
+ public:
+  explicit RecurrenceOp(OpKernelConstruction* ctx) : OpKernel(ctx) { read_recurrence(ctx, &mode_); }
+  void Compute(OpKernelContext* ctx) override { compute(ctx, mode_); }
+
+ private:
+  Recurrence mode_ = Recurrence::kFloat32;
+};
+
+// The shape of an op's output, from its input `seq` [B, T, .] and its recurrent_kernel [u, G u]:
+// [B, T, u], [B, T, G u], [B, T, 4u] or [B, u] (the first three index `width` in register_op).
+enum class Shape { kSeq, kSeqG, kSeq4, kState };
+
+// Registers op `name` when the library loads: float inputs and outputs named in order, the
+// `recurrence` attribute, and the outputs' shapes from inputs `seq` and `kernel`.
+inline auto register_op(const char* name, std::initializer_list<const char*> inputs,
+                        std::initializer_list<std::pair<const char*, Shape>> outputs, int seq, int kernel) {
+  tensorflow::register_op::OpDefBuilderWrapper op(name);
+  for (const char* input : inputs) op.Input(std::string(input) + ": float");
+  std::vector<Shape> shapes;
+  for (const auto& [output, shape] : outputs) {
+    op.Output(std::string(output) + ": float");
+    shapes.push_back(shape);
+  }
+  op.Attr(CHARSEQ_RECURRENCE_ATTR).SetShapeFn([=](tensorflow::shape_inference::InferenceContext* c) {
+    auto x = c->input(seq), k = c->input(kernel);
+    TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
+    TF_RETURN_IF_ERROR(c->WithRank(k, 2, &k));
+    tensorflow::shape_inference::DimensionHandle four_u;
+    TF_RETURN_IF_ERROR(c->Multiply(c->Dim(k, 0), 4, &four_u));
+    const auto B = c->Dim(x, 0), T = c->Dim(x, 1), u = c->Dim(k, 0);
+    const tensorflow::shape_inference::DimensionHandle width[] = {u, c->Dim(k, 1), four_u};
+    for (size_t i = 0; i < shapes.size(); ++i)
+      c->set_output(i, shapes[i] == Shape::kState ? c->MakeShape({B, u})
+                                                  : c->MakeShape({B, T, width[static_cast<int>(shapes[i])]}));
+    return absl::OkStatus();
+  });
+  return op();
+}
+
+// Batch rows per register block: forward kForwardAccumulators / G rows x G gates, backward
+// kBackwardRows rows x 2 unit blocks, leaving vector registers (32 with AVX-512, 16 below it) for
+// U's values and the broadcast row value.
+#if defined(__AVX512F__)
+constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
+#else
+constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
+#endif
+
+// The cells' epilogues are inlined into the blocks, so that the accumulators stay in registers
+// (GCC otherwise calls the LSTM's, whose exp polynomials make it large, and spills them).
+#define CHARSEQ_EPILOGUE __attribute__((always_inline)) inline
+
+// ------------------------------------------------------------------------------------ forward
+
+// What the forward loop reads and writes, batch-major ([B, T, ...]) as Keras' tensors.
+struct ForwardSequence {
+  int B = 0, T = 0, u = 0;
+  float* xproj = nullptr;       // [B, T, G u]: x W + b, computed by the caller
+  float* U = nullptr;           // [u, G u]
+  float* h0 = nullptr;          // [B, u]
+  const float* mask = nullptr;  // [B, T], or null
+  float* out = nullptr;         // [B, T, u]
+  float* h_prev = nullptr;      // [B, T, u]: h_{t-1} of each step, for the backward pass
+  float* gates = nullptr;       // [B, T, kStored u]: what the cell's backward pass reads
+  float* h_last = nullptr;      // [B, u]
+
+  // The sizes and inputs, checked; false (the op's error set) if one does not fit.
+  bool read(OpKernelContext* ctx, int G, const Tensor& xproj_in, const Tensor& kernel, const Tensor& h0_in,
+            const Tensor& mask_in) {
+    if (!check(ctx, xproj_in.dims() == 3 && kernel.dims() == 2 && kernel.dim_size(1) == G * kernel.dim_size(0) &&
+                        xproj_in.dim_size(2) == kernel.dim_size(1),
+               "xproj must be [B, T, ", G, "u], recurrent_kernel [u, ", G, "u]"))
+      return false;
+    B = xproj_in.dim_size(0), T = xproj_in.dim_size(1), u = kernel.dim_size(0);
+    xproj = data(xproj_in), U = data(kernel), h0 = data(h0_in);
+    return check(ctx, h0_in.shape() == TensorShape({B, u}), "h0 must be [B, u]") &&
+           check(ctx, T > 0, "the sequence must have at least one step") && read_mask(ctx, mask_in, B, T, &mask);
+  }
+};
+
+// One forward step as the epilogues see it; rows are [u] wide unless said.
+struct ForwardStep {
+  int u;
+  bool last;              // the last step: h_t goes to h_last
+  const Panels* panels;   // U packed for the product
+  Operand mat, mat_next;  // h_{t-1} as the product reads it, and where h_t goes for the next step's
+                          // (in float32 mat is h_prev's buffer and mat_next is unused)
+  Rows xproj;             // [G u]
+  Rows h_prev;            // h_{t-1}, in a contiguous [B][u] buffer
+  Rows out_prev;          // previous output, or ptr null (zeros) at the first step
+  const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
+  size_t mask_stride;
+  Rows gates;             // [kStored u]
+  Rows h, out;            // h_t (the sequence's h_prev at t + 1; ptr null at the last step), output
+  Rows h_last;
+  Rows h_next;            // h_t again, in the contiguous buffer the next step reads
+
+  bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
+};
+
+// Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
+// the cell's epilogue (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t
+// (before the mask).
+template <int MR, int G, class Step>
+void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
+  const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
+  vf m[MR][G] = {};
+  a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
+  for (int r = 0; r < MR; ++r) {
+    const int b = r0 + r;
+    const bool masked = a.masked(b);
+    vf h = cell(a, b, j0, n, m[r], masked);
+    vf out = h;
+    if (masked) {
+      h = load_n(a.h_prev.row(b) + j0, n);
+      out = a.out_prev.ptr ? load_n(a.out_prev.row(b) + j0, n) : vf{};
+    }
+    store_n(a.out.row(b) + j0, out, n);
+    if (a.last) {
+      store_n(a.h_last.row(b) + j0, h, n);
+    } else {
+      store_n(a.h.row(b) + j0, h, n);
+      store_n(a.h_next.row(b) + j0, h, n);
+      if (a.mat_next) a.mat_next.store(b, j0, h, n);
+    }
+  }
+}
+
+template <class Cell>
+void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s, const Cell& cell) {
+  constexpr int G = Cell::G, S = Cell::kStored;
+  const int B = s.B, T = s.T, u = s.u;
+  if (B == 0 || u == 0) return;
+  const Panels panels(s.U, u, G, mode, Pass::kForward);
+  const size_t su = u, seq = static_cast<size_t>(T) * u;
+  for (int b = 0; b < B; ++b) std::memcpy(s.h_prev + b * seq, s.h0 + b * su, sizeof(float) * u);
+  // The product reads h_{t-1} from a contiguous buffer: rows T * u apart in h_prev would make its
+  // loads hop across pages. Two buffers, written and read on alternate steps.
+  std::vector<float> h_buf(2 * B * su);
+  std::memcpy(h_buf.data(), s.h0, sizeof(float) * B * su);
+  // In bfloat16 the product reads its own copy of h_{t-1}, rounded; the gate arithmetic reads h_buf.
+  const bool rounded = mode != Recurrence::kFloat32;
+  const OperandBuffers mats(mode, rounded ? B : 0, u);
+  if (rounded) mats.fill(0, s.h0, su, u);
+  const Shards shards(ctx, (u + VL - 1) / VL);
+  for (int t = 0; t < T; ++t) {
+    const bool last = t == T - 1;
+    float* h_now = h_buf.data() + (t & 1) * B * su;
+    const ForwardStep a{u, last, &panels,
+                        rounded ? mats.at(t) : Operand{h_now, nullptr, su},
+                        rounded && !last ? mats.at(t + 1) : Operand{},
+                        {s.xproj + t * G * u, seq * G}, {h_now, su},
+                        {t ? s.out + (t - 1) * u : nullptr, seq},
+                        s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
+                        {s.gates + t * S * u, seq * S}, {last ? nullptr : s.h_prev + (t + 1) * u, seq},
+                        {s.out + t * u, seq}, {s.h_last, su},
+                        {h_buf.data() + ((t + 1) & 1) * B * su, su}};
+    const auto step = cell.step(t);
+    shards.run<kForwardAccumulators / G, 1>(B, [&](auto rows, auto, int r0, int jb) {
+      forward_block<decltype(rows)::value, G>(a, step, r0, jb);
+    });
+  }
+}
+
+// ----------------------------------------------------------------------------------- backward
+//
+// Walking back from the last step. The one convention for dh: it holds the part of h_t's gradient
+// that does not come through m_{t+1} (d_h_last at the start, what passed through masked steps, and
+// what the cell's epilogue says reaches h_{t-1} directly: the GRU's dh z, nothing for the LSTM);
+// each phase adds d(m)_{t+1} U^T to it.
+
+// What the backward loop reads and writes.
+struct BackwardSequence {
+  int B = 0, T = 0, u = 0;
+  float* U = nullptr;           // [u, G u]
+  const float* mask = nullptr;  // [B, T], or null
+  float* gates = nullptr;       // [B, T, kStored u], as the forward pass stored them
+  float* d_out = nullptr;       // [B, T, u]: the gradient of the outputs
+  float* d_h_last = nullptr;    // [B, u]
+  float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
+  float* dm = nullptr;          // [B, T, G u]: the gradient of m = h_{t-1} U at each step
+  float* dx = nullptr;          // [B, T, G u]: that of x W + b, or null where it equals dm (LSTM)
+
+  // The sizes and inputs, checked; false (the op's error set) if one does not fit.
+  bool read(OpKernelContext* ctx, int G, int stored, const Tensor& kernel, const Tensor& gates_in,
+            const Tensor& d_out_in, const Tensor& d_h_last_in, const Tensor& mask_in) {
+    if (!check(ctx, gates_in.dims() == 3 && kernel.dims() == 2 && kernel.dim_size(1) == G * kernel.dim_size(0) &&
+                        gates_in.dim_size(2) == stored * kernel.dim_size(0),
+               "gates must be [B, T, ", stored, "u], recurrent_kernel [u, ", G, "u]"))
+      return false;
+    B = gates_in.dim_size(0), T = gates_in.dim_size(1), u = kernel.dim_size(0);
+    U = data(kernel), gates = data(gates_in), d_out = data(d_out_in), d_h_last = data(d_h_last_in);
+    return check(ctx, d_out_in.shape() == TensorShape({B, T, u}) && d_h_last_in.shape() == TensorShape({B, u}),
+                 "d_outputs must be [B, T, u] and d_h_last [B, u]") &&
+           read_mask(ctx, mask_in, B, T, &mask);
+  }
+};
+
+// One backward phase as the epilogues see it.
+struct BackwardStep {
+  int u, t;               // the step whose gradients this phase computes (-1: only d_h0)
+  const Panels* panels;   // U^T packed for the product
+  Operand dm_next;        // d(m) of step t+1 ([G u] per row, zeros where masked) as the product reads
+                          // it; none at the last step
+  const float* mask;      // mask of step t, or null
+  size_t mask_stride;
+  Rows gates;             // [kStored u] of step t
+  Rows d_out;             // gradient of step t's output
+  float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
+  Rows dm, dx;            // [G u] of step t (outputs; dx ptr null where it equals dm)
+  Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it
+
+  bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
+  // Gate g of d(m) for row b, units from j0: into dm and into the next phase's operand.
+  void put_dm(int b, int j0, int g, vf v, int n) const {
+    store_n(dm.row(b) + j0 + g * u, v, n);
+    dm_copy.store(b, j0 + g * u, v, n);
+  }
+};
+
+// Rows [r0, r0 + MR) of NB consecutive unit blocks from `block`: d(m)_{t+1} U^T in registers, added
+// to dh; then per row and block the cell's epilogue, which takes h_t's whole gradient, writes d(m)
+// (put_dm) and d(x) of step t (and its own state's gradient) and returns the part of the gradient
+// that reaches h_{t-1} directly. A masked step writes zeros.
+template <int MR, int NB, int G, class Step>
+void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) {
+  const int u = a.u;
+  vf acc[MR][NB] = {};
+  if (a.dm_next) a.panels->product<Pass::kBackward, MR, NB>(a.dm_next, r0, block, acc);
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NB; ++q) {
+      const int b = r0 + r, j0 = (block + q) * VL, n = std::min(VL, u - j0);
+      const size_t s = static_cast<size_t>(b) * u + j0;
+      vf dh = load_n(a.dh + s, n) + acc[r][q];
+      if (a.t >= 0) {
+        vf d_out = load_n(a.d_out.row(b) + j0, n);
+        if (a.mask) d_out += load_n(a.carry + s, n);
+        if (!a.masked(b)) {
+          dh = cell(a, b, j0, n, dh + d_out);
+          if (a.mask) store_n(a.carry + s, vf{}, n);
+        } else {
+          store_n(a.carry + s, d_out, n);  // h_t passed h_{t-1} through: dh goes on as it is
+          for (int g = 0; g < G; ++g) {
+            a.put_dm(b, j0, g, vf{}, n);
+            if (a.dx.ptr) store_n(a.dx.row(b) + j0 + g * u, vf{}, n);
+          }
+        }
+      }
+      store_n(a.dh + s, dh, n);
+    }
+}
+
+template <class Cell>
+void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence& s, const Cell& cell) {
+  constexpr int G = Cell::G, S = Cell::kStored;
+  const int B = s.B, T = s.T, u = s.u;
+  std::copy_n(s.d_h_last, static_cast<size_t>(B) * u, s.dh);
+  if (B == 0 || u == 0 || T == 0) return;
+  const Panels panels(s.U, u, G, mode, Pass::kBackward);
+  std::vector<float> carry(s.mask ? static_cast<size_t>(B) * u : 0, 0.0f);
+  const OperandBuffers dm_buf(mode, B, G * u);  // alternate steps, as h_buf forward
+  const size_t seq = static_cast<size_t>(T) * u;
+  const Shards shards(ctx, (u + VL - 1) / VL);
+  for (int t = T - 1; t >= -1; --t) {
+    const bool here = t >= 0, has_next = t + 1 < T;
+    const BackwardStep a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
+                         here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
+                         {here ? s.gates + t * S * u : nullptr, seq * S},
+                         {here ? s.d_out + t * u : nullptr, seq},
+                         s.dh, carry.data(),
+                         {here ? s.dm + t * G * u : nullptr, seq * G},
+                         {here && s.dx ? s.dx + t * G * u : nullptr, seq * G},
+                         here ? dm_buf.at(t) : Operand{}};
+    const auto step = cell.step(t);
+    shards.run<kBackwardRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
+      backward_block<decltype(rows)::value, decltype(blocks)::value, G>(a, step, r0, jb);
+    });
+  }
+}
+
+}  // namespace charseq
