@@ -119,9 +119,9 @@ constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
 constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 #endif
 
-// A thread handles the same rows and units at every step, and their rows of a [B, T, width] sequence
-// are T * width apart, a stride the hardware prefetchers do not follow: so each block asks for the
-// lines its next step reads (and writes), one step ahead.
+// A block's rows of a [B, T, width] sequence are T * width apart, a stride the hardware prefetchers
+// do not follow: so each block asks for the lines its epilogue reads (and writes) before its
+// product, which hides their latency.
 inline void prefetch(const float* p) { __builtin_prefetch(p, 0, 3); }
 inline void prefetch_write(const float* p) { __builtin_prefetch(p, 1, 3); }
 
@@ -183,16 +183,15 @@ struct ForwardStep {
 template <int MR, int G, int S, class Step>
 void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
+  for (int r = 0; r < MR; ++r) {
+    for (int g = 0; g < G; ++g) prefetch(a.xproj.row(r0 + r) + g * u + j0);
+    for (int g = 0; g < S; ++g) prefetch_write(a.gates.row(r0 + r) + g * u + j0);
+    prefetch_write(a.out.row(r0 + r) + j0);
+  }
   vf m[MR][G] = {};
   a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
   for (int r = 0; r < MR; ++r) {
     const int b = r0 + r;
-    // The next step's x W + b for these units, which this thread reads then.
-    if (!a.last) {
-      for (int g = 0; g < G; ++g) prefetch(a.xproj.row(b) + G * u + g * u + j0);
-      for (int g = 0; g < S; ++g) prefetch_write(a.gates.row(b) + S * u + g * u + j0);
-      prefetch_write(a.out.row(b) + u + j0);
-    }
     const bool masked = a.masked(b);
     vf h = cell(a, b, j0, n, m[r], masked);
     vf out = h;
@@ -310,6 +309,17 @@ struct BackwardStep {
 template <int MR, int NB, int G, int S, bool kDirect, class Step>
 void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u;
+  if (a.t >= 0)
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < NB; ++q) {
+        const int b = r0 + r, j0 = (block + q) * VL;
+        for (int g = 0; g < S; ++g) prefetch(a.gates.row(b) + g * u + j0);
+        prefetch(a.d_out.row(b) + j0);
+        for (int g = 0; g < G; ++g) {
+          prefetch_write(a.dm.row(b) + g * u + j0);
+          if (a.dx.ptr) prefetch_write(a.dx.row(b) + g * u + j0);
+        }
+      }
   vf acc[MR][NB] = {};
   if (a.dm_next) a.panels->product<Pass::kBackward, MR, NB>(a.dm_next, r0, block, acc);
   // Where nothing reaches h_{t-1} directly (kDirect false) and no step is masked, dh holds zeros
@@ -319,14 +329,6 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
     for (int q = 0; q < NB; ++q) {
       const int b = r0 + r, j0 = (block + q) * VL, n = std::min(VL, u - j0);
       const size_t s = static_cast<size_t>(b) * u + j0;
-      if (a.t > 0) {
-        for (int g = 0; g < S; ++g) prefetch(a.gates.row(b) - S * u + g * u + j0);
-        prefetch(a.d_out.row(b) - u + j0);
-        for (int g = 0; g < G; ++g) {
-          prefetch_write(a.dm.row(b) - G * u + g * u + j0);
-          if (a.dx.ptr) prefetch_write(a.dx.row(b) - G * u + g * u + j0);
-        }
-      }
       vf dh = keep ? load_n(a.dh + s, n) + acc[r][q] : acc[r][q];
       if (a.t >= 0) {
         vf d_out = load_n(a.d_out.row(b) + j0, n);
