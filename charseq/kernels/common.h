@@ -148,9 +148,18 @@ inline vf round_bf16(vf x) {
   return out;
 }
 
+// The same for one value: its bfloat16 bits, and the float32 it stands for.
 inline uint16_t to_bf16(float x) {
-  vf v = splat(x);
-  return static_cast<uint16_t>(bf16_bits(v)[0] >> 16);
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
+inline float round_bf16(float x) {
+  const uint32_t bits = static_cast<uint32_t>(to_bf16(x)) << 16;
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
 }
 
 inline void store_bf16(uint16_t* p, vf x, int n) {
@@ -225,21 +234,34 @@ class OperandBuffers {
 // when emulated; native bfloat16 interleaves pairs of depth per unit (P = 2, W = BF), as
 // vdpbf16ps reads them.
 
-// value(k, s, j) of type T at depth k of stream s for unit j of [0, u), in the layout above.
-template <int W, int P, class T, class V>
-std::vector<T> pack_panels(int u, int depth, int S, const V& value) {
-  const int blocks = (u + W - 1) / W, steps = (depth + P - 1) / P;
-  std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
-  for (int jb = 0; jb < blocks; ++jb)
-    for (int k = 0; k < depth; ++k)
-      for (int s = 0; s < S; ++s)
-        for (int l = 0; l < W && jb * W + l < u; ++l)
-          panels[(((static_cast<size_t>(jb) * steps + k / P) * S + s) * W + l) * P + k % P] = value(k, s, jb * W + l);
-  return panels;
-}
-
 // The two recurrent products: h U forward, dz U^T backward.
 enum class Pass { kForward, kBackward };
+
+// U packed for `pass` in the layout above, each value through `convert` (to T).
+template <int W, int P, class T, class C>
+std::vector<T> pack_panels(const float* U, int u, int G, Pass pass, const C& convert) {
+  const bool backward = pass == Pass::kBackward;
+  const int S = backward ? 1 : G, depth = backward ? G * u : u;
+  const int blocks = (u + W - 1) / W, steps = (depth + P - 1) / P;
+  const size_t width = static_cast<size_t>(G) * u;
+  std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
+  for (int jb = 0; jb < blocks; ++jb) {
+    const int n = std::min(W, u - jb * W);
+    T* block = panels.data() + static_cast<size_t>(jb) * steps * S * W * P;
+    for (int k = 0; k < depth; ++k)
+      for (int s = 0; s < S; ++s) {
+        T* out = block + (static_cast<size_t>(k / P) * S + s) * W * P + k % P;
+        if (backward) {  // U^T's column k: U's row k, across the block's units
+          const float* in = U + static_cast<size_t>(jb) * W * width + k;
+          for (int l = 0; l < n; ++l) out[l * P] = convert(in[l * width]);
+        } else {  // U's row k, gate s, the block's units
+          const float* in = U + k * width + s * u + jb * W;
+          for (int l = 0; l < n; ++l) out[l * P] = convert(in[l]);
+        }
+      }
+  }
+  return panels;
+}
 
 // acc[r][s] += sum over k < depth of row r0 + r of x at k * stream s at k, for MR batch rows and
 // NS streams: the register-blocked float32 product, its accumulators kept in registers for the
@@ -305,21 +327,17 @@ class Panels {
  public:
   Panels(const float* U, int u, int G, Recurrence mode, Pass pass)
       : depth_(pass == Pass::kBackward ? G * u : u) {
-    const bool backward = pass == Pass::kBackward;
-    const int streams = backward ? 1 : G;
-    const size_t width = static_cast<size_t>(G) * u;
-    auto at = [=](int k, int s, int j) { return backward ? U[j * width + k] : U[k * width + s * u + j]; };
 #if defined(__AVX512F__)
     if (mode == Recurrence::kBfloat16) {
-      h_ = pack_panels<BF, 2, uint16_t>(u, depth_, streams, [&](int k, int s, int j) { return to_bf16(at(k, s, j)); });
+      h_ = pack_panels<BF, 2, uint16_t>(U, u, G, pass, [](float v) { return to_bf16(v); });
       return;
     }
 #endif
-    const bool round = mode == Recurrence::kEmulated;
-    f_ = pack_panels<VL, 1, float>(u, depth_, streams, [&](int k, int s, int j) {
-      const float v = at(k, s, j);
-      return round ? round_bf16(splat(v))[0] : v;
-    });
+    if (mode == Recurrence::kEmulated) {
+      f_ = pack_panels<VL, 1, float>(U, u, G, pass, [](float v) { return round_bf16(v); });
+    } else {
+      f_ = pack_panels<VL, 1, float>(U, u, G, pass, [](float v) { return v; });
+    }
   }
 
   // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across

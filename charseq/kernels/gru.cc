@@ -67,6 +67,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
 
 struct Backward {
   static constexpr int G = 3, kStored = 4;
+  static constexpr bool kDirect = true;  // h_{t-1} also gets dh z
 
   // The GRU's part of step t: the epilogue for one row.
   struct Step {

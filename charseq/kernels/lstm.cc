@@ -85,6 +85,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
 
 struct Backward {
   static constexpr int G = 4, kStored = 4;
+  static constexpr bool kDirect = false;  // h_{t-1} gets only d(m) U^T
 
   // The LSTM's part of step t: the cell state's gradient, and the epilogue for one row.
   struct Step {

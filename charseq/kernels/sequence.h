@@ -12,6 +12,7 @@
 // A cell is two types, one per pass, each with
 //   G             gate columns of U ([u, G u], Keras' layout),
 //   kStored       values per unit the forward pass stores in `gates` for the backward pass,
+//   kDirect       (backward) whether part of h_t's gradient reaches h_{t-1} other than through m,
 //   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
 //                 (CHARSEQ_EPILOGUE) is the epilogue of one row and one block of units (see
 //                 forward_block, backward_block).
@@ -118,6 +119,12 @@ constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
 constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 #endif
 
+// A block's rows of a [B, T, width] sequence are T * width apart, a stride the hardware prefetchers
+// do not follow: so each block asks for the lines its epilogue reads (and writes) before its
+// product, which hides their latency.
+inline void prefetch(const float* p) { __builtin_prefetch(p, 0, 3); }
+inline void prefetch_write(const float* p) { __builtin_prefetch(p, 1, 3); }
+
 // The cells' epilogues are inlined into the blocks, so that the accumulators stay in registers
 // (GCC otherwise calls the LSTM's, whose exp polynomials make it large, and spills them).
 #define CHARSEQ_EPILOGUE __attribute__((always_inline)) inline
@@ -173,9 +180,14 @@ struct ForwardStep {
 // Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
 // the cell's epilogue (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t
 // (before the mask).
-template <int MR, int G, class Step>
+template <int MR, int G, int S, class Step>
 void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
+  for (int r = 0; r < MR; ++r) {
+    for (int g = 0; g < G; ++g) prefetch(a.xproj.row(r0 + r) + g * u + j0);
+    for (int g = 0; g < S; ++g) prefetch_write(a.gates.row(r0 + r) + g * u + j0);
+    prefetch_write(a.out.row(r0 + r) + j0);
+  }
   vf m[MR][G] = {};
   a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
   for (int r = 0; r < MR; ++r) {
@@ -229,7 +241,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
     shards.run<kForwardAccumulators / G, 1>(B, [&](auto rows, auto, int r0, int jb) {
-      forward_block<decltype(rows)::value, G>(a, step, r0, jb);
+      forward_block<decltype(rows)::value, G, S>(a, step, r0, jb);
     });
   }
 }
@@ -294,16 +306,30 @@ struct BackwardStep {
 // to dh; then per row and block the cell's epilogue, which takes h_t's whole gradient, writes d(m)
 // (put_dm) and d(x) of step t (and its own state's gradient) and returns the part of the gradient
 // that reaches h_{t-1} directly. A masked step writes zeros.
-template <int MR, int NB, int G, class Step>
+template <int MR, int NB, int G, int S, bool kDirect, class Step>
 void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u;
+  if (a.t >= 0)
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < NB; ++q) {
+        const int b = r0 + r, j0 = (block + q) * VL;
+        for (int g = 0; g < S; ++g) prefetch(a.gates.row(b) + g * u + j0);
+        prefetch(a.d_out.row(b) + j0);
+        for (int g = 0; g < G; ++g) {
+          prefetch_write(a.dm.row(b) + g * u + j0);
+          if (a.dx.ptr) prefetch_write(a.dx.row(b) + g * u + j0);
+        }
+      }
   vf acc[MR][NB] = {};
   if (a.dm_next) a.panels->product<Pass::kBackward, MR, NB>(a.dm_next, r0, block, acc);
+  // Where nothing reaches h_{t-1} directly (kDirect false) and no step is masked, dh holds zeros
+  // between phases: it is read at the last step (d_h_last) and written at the end (d_h0) only.
+  const bool keep = kDirect || a.mask || !a.dm_next || a.t < 0;
   for (int r = 0; r < MR; ++r)
     for (int q = 0; q < NB; ++q) {
       const int b = r0 + r, j0 = (block + q) * VL, n = std::min(VL, u - j0);
       const size_t s = static_cast<size_t>(b) * u + j0;
-      vf dh = load_n(a.dh + s, n) + acc[r][q];
+      vf dh = keep ? load_n(a.dh + s, n) + acc[r][q] : acc[r][q];
       if (a.t >= 0) {
         vf d_out = load_n(a.d_out.row(b) + j0, n);
         if (a.mask) d_out += load_n(a.carry + s, n);
@@ -318,7 +344,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
           }
         }
       }
-      store_n(a.dh + s, dh, n);
+      if (keep) store_n(a.dh + s, dh, n);
     }
 }
 
@@ -345,7 +371,7 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          here ? dm_buf.at(t) : Operand{}};
     const auto step = cell.step(t);
     shards.run<kBackwardRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
-      backward_block<decltype(rows)::value, decltype(blocks)::value, G>(a, step, r0, jb);
+      backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(a, step, r0, jb);
     });
   }
 }
