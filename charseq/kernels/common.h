@@ -237,11 +237,13 @@ class OperandBuffers {
 // The two recurrent products: h U forward, dz U^T backward.
 enum class Pass { kForward, kBackward };
 
-// U packed for `pass` in the layout above, each value through `convert` (to T).
+// U packed for `pass` in the layout above, each value through `convert` (to T). `rows` is U's
+// number of rows: u for the recurrent matrix; forward only, an input matrix W ([rows, G u]) packs
+// the same way with depth `rows`.
 template <int W, int P, class T, class C>
-std::vector<T> pack_panels(const float* U, int u, int G, Pass pass, const C& convert) {
+std::vector<T> pack_panels(const float* U, int rows, int u, int G, Pass pass, const C& convert) {
   const bool backward = pass == Pass::kBackward;
-  const int S = backward ? 1 : G, depth = backward ? G * u : u;
+  const int S = backward ? 1 : G, depth = backward ? G * u : rows;
   const int blocks = (u + W - 1) / W, steps = (depth + P - 1) / P;
   const size_t width = static_cast<size_t>(G) * u;
   std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
@@ -329,14 +331,14 @@ class Panels {
       : depth_(pass == Pass::kBackward ? G * u : u) {
 #if defined(__AVX512F__)
     if (mode == Recurrence::kBfloat16) {
-      h_ = pack_panels<BF, 2, uint16_t>(U, u, G, pass, [](float v) { return to_bf16(v); });
+      h_ = pack_panels<BF, 2, uint16_t>(U, u, u, G, pass, [](float v) { return to_bf16(v); });
       return;
     }
 #endif
     if (mode == Recurrence::kEmulated) {
-      f_ = pack_panels<VL, 1, float>(U, u, G, pass, [](float v) { return round_bf16(v); });
+      f_ = pack_panels<VL, 1, float>(U, u, u, G, pass, [](float v) { return round_bf16(v); });
     } else {
-      f_ = pack_panels<VL, 1, float>(U, u, G, pass, [](float v) { return v; });
+      f_ = pack_panels<VL, 1, float>(U, u, u, G, pass, [](float v) { return v; });
     }
   }
 

@@ -67,9 +67,7 @@ class PackOp : public OpKernel {
                "weights must be [depth, ", G_, "u]"))
       return;
     const int depth = weights.dim_size(0), u = weights.dim_size(1) / G_, G = G_;
-    const size_t width = static_cast<size_t>(G) * u;
     const float* M = data(weights);
-    auto at = [=](int k, int s, int j) { return M[k * width + s * u + j]; };
     Tensor* out;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({static_cast<int64_t>(
                                                     unit_blocks(u) * block_size(mode_, depth, G))}),
@@ -77,15 +75,14 @@ class PackOp : public OpKernel {
 #if defined(__AVX512F__)
     if (mode_ == Recurrence::kBfloat16) {
       const auto panels =
-          pack_panels<BF, 2, uint16_t>(u, depth, G, [&](int k, int s, int j) { return to_bf16(at(k, s, j)); });
+          pack_panels<BF, 2, uint16_t>(M, depth, u, G, Pass::kForward, [](float v) { return to_bf16(v); });
       std::memcpy(out->flat<tensorflow::bfloat16>().data(), panels.data(), panels.size() * sizeof(uint16_t));
       return;
     }
 #endif
     const bool round = mode_ == Recurrence::kEmulated;
-    const auto panels = pack_panels<VL, 1, float>(u, depth, G, [&](int k, int s, int j) {
-      return round ? round_bf16(splat(at(k, s, j)))[0] : at(k, s, j);
-    });
+    const auto panels = pack_panels<VL, 1, float>(M, depth, u, G, Pass::kForward,
+                                                  [=](float v) { return round ? round_bf16(v) : v; });
     std::memcpy(out->flat<float>().data(), panels.data(), panels.size() * sizeof(float));
   }
 

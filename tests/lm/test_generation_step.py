@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from charseq import compiled_step, kernels
-from charseq.heads.lm import beam, sampling
+from charseq.heads.lm import beam, inference
 from charseq.heads.lm.model import LanguageModel
-from charseq.heads.seq2seq import decoding
+from charseq.heads.seq2seq import inference as seq2seq_inference
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.settings import BackboneConfig
 from charseq.vocab import CharVocab
@@ -46,14 +46,14 @@ def test_same_seed_same_text_with_and_without_the_step_ops(cell, monkeypatch):
     model, vocab = _lm(cell)
     assert compiled_step.pack(model.backbone) is not None
     options = dict(length=120, seed=5, num_samples=3, temperature=1.2)
-    on_kernel = sampling.Generator(model, vocab)("the ", **options)
+    on_kernel = inference.Generator(model, vocab)("the ", **options)
     streamed = []
-    assert sampling.Generator(model, vocab)("the ", **options, on_text=streamed.append) == on_kernel
-    greedy = sampling.Generator(model, vocab)("the ", length=60, greedy=True)
-    monkeypatch.setattr(sampling, "pack", lambda *args, **kwargs: None)
+    assert inference.Generator(model, vocab)("the ", **options, on_text=streamed.append) == on_kernel
+    greedy = inference.Generator(model, vocab)("the ", length=60, greedy=True)
+    monkeypatch.setattr(inference, "pack", lambda *args, **kwargs: None)
     # float32 products in another order: the probabilities agree to ~1e-7, far from moving a draw.
-    assert sampling.Generator(model, vocab)("the ", **options) == on_kernel
-    assert sampling.Generator(model, vocab)("the ", length=60, greedy=True) == greedy
+    assert inference.Generator(model, vocab)("the ", **options) == on_kernel
+    assert inference.Generator(model, vocab)("the ", length=60, greedy=True) == greedy
     assert len(set(on_kernel)) == 3 and all(len(t) == 120 for t in on_kernel)
 
 
@@ -91,10 +91,10 @@ def test_encoder_decoder_decodes_the_same(request):
     for w in model.decoder.weights:
         w.assign(w * 3.0)
     assert compiled_step.pack(model.decoder) is not None
-    decoder = decoding.Decoder(model, target)
+    decoder = seq2seq_inference.Decoder(model, target)
     results = [decoder.decode(ids, beam=1, max_len=12), decoder.decode(ids, beam=3, n_best=2, max_len=12)]
     request.getfixturevalue("keras_step")
-    decoder = decoding.Decoder(model, target)
+    decoder = seq2seq_inference.Decoder(model, target)
     for got, want in zip(results, [decoder.decode(ids, beam=1, max_len=12),
                                    decoder.decode(ids, beam=3, n_best=2, max_len=12)]):
         assert [[h[0] for h in row] for row in got] == [[h[0] for h in row] for row in want]
