@@ -37,7 +37,7 @@ def _lm(cell):
 @pytest.fixture
 def keras_step(monkeypatch):
     """Generation as it runs without the kernel: every step on Keras' cell."""
-    for module in (sampling, beam, decoding):
+    for module in (inference, beam, seq2seq_inference):
         monkeypatch.setattr(module, "pack", lambda *args, **kwargs: None)
 
 
