@@ -23,6 +23,13 @@ export function setEmpty(prefix, empty) {
   $(`${prefix}-work`).disabled = empty;
 }
 
+// The runs of one head in a view's menu (`prefix`-run), or the view's empty state when it has none.
+export function showRunsOf(task, runs, prefix) {
+  const here = runs.filter(r => r.task === task);
+  fillRunSelect($(`${prefix}-run`), here);
+  setEmpty(prefix, !here.length);
+}
+
 export function setStatus(id, text, isError = false) {
   const el = document.getElementById(id);
   el.textContent = text;

@@ -1,7 +1,7 @@
 // Language model playground: the text streams in, each character shaded by the model's surprise.
 import {postJSON, postStream} from "/static/api.js";
 import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
-import {$, bindControls, ctrlEnter, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
+import {$, bindControls, ctrlEnter, exampleLabel, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
 
 export function tokenTip(t) {
   return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
@@ -31,9 +31,7 @@ export default class GenerateView {
   }
 
   setRuns(runs) {
-    const lms = runs.filter(r => r.task === this.task);
-    fillRunSelect($("lm-run"), lms);
-    setEmpty("lm", !lms.length);
+    showRunsOf(this.task, runs, "lm");
     this.examples();
   }
 

@@ -1,7 +1,7 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "/static/api.js";
 import {tipGroup, visibleLabel} from "/static/shade.js";
-import {$, bindControls, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
+import {$, bindControls, exampleLabel, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
 
 export default class TranslateView {
   constructor(state, task) {
@@ -16,9 +16,7 @@ export default class TranslateView {
   }
 
   setRuns(runs) {
-    const runsHere = runs.filter(r => r.task === this.task);
-    fillRunSelect($("tr-run"), runsHere);
-    setEmpty("tr", !runsHere.length);
+    showRunsOf(this.task, runs, "tr");
     this.examples();
   }
 
