@@ -163,9 +163,19 @@ struct StepInputs {
 
 // Keras' LSTM: gates i, f, g, o; c_t = f c + i g, h_t = o tanh(c_t). One accumulator per gate.
 struct LstmCell {
-  static constexpr int G = 4, kSums = 1;
+  static constexpr int G = 4, kSums = 1, kState = 4;  // inputs ..., h (4), c (5); outputs h, c
   float *h_out, *c_out;
   const float* c;
+
+  static bool open(OpKernelContext* ctx, const StepInputs&, LstmCell* cell) {
+    const Tensor &h = ctx->input(4), &c = ctx->input(5);
+    Tensor *h_out, *c_out;
+    if (!check(ctx, c.shape() == h.shape(), "c must be [B, u], as h") ||
+        !allocate_outputs(ctx, {{h.shape(), &h_out}, {c.shape(), &c_out}}))
+      return false;
+    *cell = {data(*h_out), data(*c_out), data(c)};
+    return true;
+  }
 
   template <int MR>
   void block(const StepInputs& s, const Factor& W, const Factor& U, int r0, int jb) const {
@@ -187,9 +197,19 @@ struct LstmCell {
 // Keras' GRU (reset_after): gates z, r, h; the input's and the state's products stay apart, since
 // r scales only the state's part of the candidate: hh = tanh(x_h + r (h U_h + b_h)).
 struct GruCell {
-  static constexpr int G = 3, kSums = 2;
+  static constexpr int G = 3, kSums = 2, kState = 5;  // inputs ..., recurrent_bias (4), h (5); output h
   float* h_out;
   const float* bias;  // recurrent bias [3u]
+
+  static bool open(OpKernelContext* ctx, const StepInputs& s, GruCell* cell) {
+    const Tensor &bias = ctx->input(4), &h = ctx->input(5);
+    Tensor* h_out;
+    if (!check(ctx, bias.shape() == TensorShape({3 * s.u}), "recurrent_bias must be [3u]") ||
+        !allocate_outputs(ctx, {{h.shape(), &h_out}}))
+      return false;
+    *cell = {data(*h_out), data(bias)};
+    return true;
+  }
 
   template <int MR>
   void block(const StepInputs& s, const Factor& W, const Factor& U, int r0, int jb) const {
@@ -235,33 +255,20 @@ class StepOp : public OpKernel {
   Recurrence mode_ = Recurrence::kFloat32;
 };
 
-class LstmStepOp : public StepOp {
+// One step of `Cell`: the inputs every cell shares (x, kernel, xproj, recurrent_kernel), its state
+// h at input Cell::kState, and what the cell reads and writes itself (Cell::open).
+template <class Cell>
+class CellStepOp : public StepOp {
  public:
   using StepOp::StepOp;
   void Compute(OpKernelContext* ctx) override {
-    const auto [x, kernel, xproj, recurrent, h, c] = inputs<6>(ctx);
+    const auto [x, kernel, xproj, recurrent] = inputs<4>(ctx);
     StepInputs s;
-    Tensor *h_out, *c_out;
-    if (!s.read(ctx, mode_, LstmCell::G, x, kernel, xproj, recurrent, h) ||
-        !check(ctx, c.shape() == h.shape(), "c must be [B, u], as h") ||
-        !allocate_outputs(ctx, {{h.shape(), &h_out}, {c.shape(), &c_out}}))
+    Cell cell;
+    if (!s.read(ctx, mode_, Cell::G, x, kernel, xproj, recurrent, ctx->input(Cell::kState)) ||
+        !Cell::open(ctx, s, &cell))
       return;
-    run_step(mode_, s, x, kernel, recurrent, LstmCell{data(*h_out), data(*c_out), data(c)});
-  }
-};
-
-class GruStepOp : public StepOp {
- public:
-  using StepOp::StepOp;
-  void Compute(OpKernelContext* ctx) override {
-    const auto [x, kernel, xproj, recurrent, bias, h] = inputs<6>(ctx);
-    StepInputs s;
-    Tensor* h_out;
-    if (!s.read(ctx, mode_, GruCell::G, x, kernel, xproj, recurrent, h) ||
-        !check(ctx, bias.shape() == TensorShape({3 * s.u}), "recurrent_bias must be [3u]") ||
-        !allocate_outputs(ctx, {{h.shape(), &h_out}}))
-      return;
-    run_step(mode_, s, x, kernel, recurrent, GruCell{data(*h_out), data(bias)});
+    run_step(mode_, s, x, kernel, recurrent, cell);
   }
 };
 
@@ -316,9 +323,9 @@ REGISTER_OP("CharseqGruStep")
   REGISTER_KERNEL_BUILDER(Name("CharseqPackWeights").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \
                           PackOp);                                                                          \
   REGISTER_KERNEL_BUILDER(Name("CharseqLstmStep").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"),    \
-                          LstmStepOp);                                                                      \
+                          CellStepOp<LstmCell>);                                                                      \
   REGISTER_KERNEL_BUILDER(Name("CharseqGruStep").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"),     \
-                          GruStepOp);
+                          CellStepOp<GruCell>);
 CHARSEQ_STEP_KERNELS(float)
 CHARSEQ_STEP_KERNELS(tensorflow::bfloat16)
 
