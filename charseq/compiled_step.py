@@ -25,6 +25,7 @@ import tensorflow as tf
 from charseq import kernels
 from charseq.backbone import in_portable_graph
 
+
 def recurrence_for(backbone, recurrence: str | None = None) -> str:
     """The recurrence a step runs in: `recurrence`, or the backbone's own (bfloat16 under a
     bfloat16 policy, else float32)."""
