@@ -190,12 +190,18 @@ def _undo_new(out: Path) -> Callable[[], None] | None:
         made, path = path, path.parent
 
     def undo() -> None:
-        with contextlib.suppress(OSError):  # anything not the grid's own stays, and the folders holding it
-            for entry in out.iterdir():
+        # Anything not the grid's own stays, and so do the folders holding it; each entry is tried
+        # on its own, so one that stays does not keep the others.
+        entries = []
+        with contextlib.suppress(OSError):
+            entries = list(out.iterdir())
+        for entry in entries:
+            with contextlib.suppress(OSError):
                 if entry.is_dir() and not entry.is_symlink():
                     entry.rmdir()
                 elif entry.is_file() and entry.name in GRID_FILES:
                     entry.unlink()
+        with contextlib.suppress(OSError):  # a folder that stays keeps its parents
             for folder in [out, *out.parents][:len(out.parts) - len(made.parent.parts)] if made else []:
                 folder.rmdir()
     return undo

@@ -360,3 +360,25 @@ def test_a_grid_whose_data_is_refused_leaves_nothing(tmp_path, files):
         assert_clean_error(r, *fragments)
         assert not (tmp_path / "g").exists() and not (tmp_path / "a").exists(), r.stderr
         assert empty.is_dir() and not any(empty.iterdir())
+
+
+def test_undoing_a_new_grid_keeps_only_what_is_not_its_own(tmp_path):
+    """Removing a stopped new grid goes through every entry, in whatever order the folder lists them:
+    folders holding something of the user's stay (and so does the grid folder around them), while
+    the grid's own files and empty folders go."""
+    from charseq.grid import GRID_FILES, _undo_new
+
+    out = tmp_path / "made" / "g"
+    undo = _undo_new(out)
+    out.mkdir(parents=True)
+    kept = [f"kept-{i}" for i in range(8)]
+    for name in kept:
+        (out / name).mkdir()
+        (out / name / "notes.txt").write_text("keep")
+    for i in range(5):
+        (out / f"empty-{i}").mkdir()
+    for name in GRID_FILES:
+        (out / name).write_text("{}")
+    undo()
+    assert sorted(p.name for p in out.iterdir()) == kept
+    assert all((out / name / "notes.txt").read_text() == "keep" for name in kept)
