@@ -180,3 +180,28 @@ def test_the_validation_cache_keeps_the_most_recently_used_runs(studio_dir):
     assert cache.get(sentiment) is first and cache.loads == 1
     cache.get(reverse)
     assert cache.names() == ["reverse"] and cache.get(sentiment) is not first and cache.loads == 3
+
+
+def test_a_page_never_downloads_the_data_a_run_trained_on(studio_dir, tmp_path, monkeypatch):
+    """An MNIST run trained on charseq's cached MNIST, served after the cache was cleared: its examples
+    and confusion matrix answer with one error saying how to get MNIST again, and nothing is fetched."""
+    import shutil
+
+    import charseq.data.datasets
+    from charseq.cache import ENV
+
+    fetched = []
+    monkeypatch.setattr(charseq.data.datasets, "get_dataset", lambda *a, **k: fetched.append(a) or 1 / 0)
+    monkeypatch.setenv(ENV, str(tmp_path / "empty-cache"))
+    served = tmp_path / "served"
+    shutil.copytree(studio_dir / "digits", served / "run")
+    config_file = served / "run" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "data": {**config["data"], "path": None}}))
+
+    with TestClient(create_app([served]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        for response in (c.get("/api/runs/run/examples"), c.get("/api/confusion", params={"run": "run"})):
+            assert response.status_code == 400, response.text
+            assert "mnist is not in the cache" in response.json()["error"]
+            assert "charseq data get mnist" in response.json()["error"]
+    assert fetched == []

@@ -53,9 +53,12 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
 
     data, names, seed = config["data"], config["labels"], config["train"]["seed"]
     if config.get("input") != "text":
+        from charseq.data.datasets import dataset_path
         from charseq.data.mnist import load_mnist
 
-        images = load_mnist(data.get("path"), log=lambda s: None)
+        # A page request reads charseq's cached MNIST, and never downloads it: if the cache was
+        # cleared since the run trained, the error says how to get it again.
+        images = load_mnist(data.get("path") or dataset_path("mnist"), log=lambda s: None)
         y_all, split = image_split(images, names, data.get("val_fraction"), seed)
         return images.x_train[split.val], y_all[split.val].tolist()
     from charseq.data.labeled import read_labeled
