@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -407,31 +409,34 @@ class Barrier {
     const unsigned phase = phase_.load(std::memory_order_relaxed);  // cannot end without this arrival
     if (arrived_.fetch_add(count, std::memory_order_acq_rel) + count == total_) {
       arrived_.store(0, std::memory_order_relaxed);
-      phase_.store(phase + 1, std::memory_order_release);
+      phase_.store(phase + 1, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) {  // seq_cst: see a sleeper that missed the phase
+        std::lock_guard<std::mutex> lock(mutex_);
+        wake_.notify_all();
+      }
     }
     return phase;
   }
   bool passed(unsigned phase) const { return phase_.load(std::memory_order_acquire) != phase; }
 
-  // Until `phase` has passed: spinning a while (a step takes tens of microseconds), then yielding the
-  // core, so that a descheduled team mate gets it; `idle()` is called while waiting.
+  // Until `phase` has passed: spinning while a step's imbalance lasts, then asleep, so that a team
+  // mate the OS has descheduled (more runnable threads than cores) gets the core back. While
+  // spinning it calls idle(), which says whether the waiter may sleep yet.
   template <class Idle>
-  void wait(unsigned phase, const Idle& idle) const {
-    for (int spins = 0; !passed(phase); ++spins) {
-      idle();
-      if (spins < kSpins) {
-        pause();
-      } else {
-        std::this_thread::yield();
-      }
+  void wait(unsigned phase, const Idle& idle) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int spins = 1; !passed(phase); ++spins) {
+      const bool may_sleep = idle();
+      pause();
+      if (may_sleep && spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) return sleep(phase);
     }
   }
-  void wait(unsigned phase) const {
-    wait(phase, [] {});
+  void wait(unsigned phase) {
+    wait(phase, [] { return true; });
   }
 
  private:
-  static constexpr int kSpins = 1 << 14;
+  static constexpr std::chrono::microseconds kSpin{50};
   static void pause() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -439,8 +444,20 @@ class Barrier {
     asm volatile("yield");
 #endif
   }
+  void sleep(unsigned phase) {
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return passed(phase); });
+    }
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
   alignas(64) std::atomic<int> arrived_{0};
   alignas(64) std::atomic<unsigned> phase_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
   const int total_;
 };
 
@@ -468,7 +485,7 @@ class Team {
     // Shared with the scheduled closures, which may start after this call has returned (they then
     // find their slot claimed and touch nothing else).
     struct State {
-      explicit State(int n) : barrier(n), claimed(n) {}
+      explicit State(int n) : barrier(n), claimed(n) { claimed[0] = true; }
       Barrier barrier;
       std::vector<std::atomic<bool>> claimed;
       bool claim(int member) { return !claimed[member].exchange(true, std::memory_order_acq_rel); }
@@ -486,20 +503,25 @@ class Team {
       });
     }
     std::vector<int> mine{0};
+    bool all_claimed = false;  // some perhaps by member 0
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < steps; ++i) {
       for (int m : mine) work(m, i);
       const unsigned phase = state->barrier.arrive(static_cast<int>(mine.size()));
       int polls = 0;
       state->barrier.wait(phase, [&] {
-        // Only the first step can wait on a member no thread has started.
-        if (i > 0 || ++polls % 64 || std::chrono::steady_clock::now() - start < kStartWait) return;
+        // Only the first step can wait on a member no thread has started; member 0 does not sleep
+        // while one may be left for it to take.
+        if (i > 0 || all_claimed || ++polls % 64) return i > 0 || all_claimed;
+        all_claimed = std::all_of(state->claimed.begin(), state->claimed.end(), [](const auto& c) { return c.load(); });
+        if (all_claimed || std::chrono::steady_clock::now() - start < kStartWait) return all_claimed;
         for (int m = 1; m < n_; ++m)
           if (state->claim(m)) {
             work(m, 0);
             mine.push_back(m);
             state->barrier.arrive(1);
           }
+        return all_claimed = true;
       });
     }
   }
