@@ -16,6 +16,9 @@ It computes what Keras' LSTMCell and GRUCell compute (default activations, the G
 sum in float32 (AVX512-BF16 where the CPU has it, else the portable emulation). Where the kernels
 are not available, the backbone is not compiled (`impl="keras"`, a GPU, a SimpleRNN) or while an
 exported graph is traced, `pack` returns None and `stepper` gives `backbone.step`.
+
+A user asks for a precision in the command line's words (`charseq generate --precision`);
+:func:`recurrence_of` turns it into the step ops' recurrence, or refuses it where it cannot apply.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import tensorflow as tf
 
 from charseq import kernels
 from charseq.backbone import in_portable_graph
+from charseq.errors import CharseqError
+from charseq.settings import GENERATION_PRECISIONS
 
 
 def recurrence_for(backbone, recurrence: str | None = None) -> str:
@@ -38,6 +43,30 @@ def runs_here(backbone) -> bool:
     """Whether this backbone's steps can run on the compiled step ops here."""
     return (backbone.use_compiled and not backbone.bidirectional and not in_portable_graph()
             and kernels.available())
+
+
+def recurrence_of(backbone, precision: str | None) -> str | None:
+    """The recurrence the steps of `backbone` run in for `precision`: "float32", or "mixed_bfloat16"
+    (bfloat16 products with float32 sums; states, output layer and softmax stay float32); None: the
+    backbone's own. A CharseqError where it cannot apply: mixed_bfloat16 needs the compiled step ops
+    and a CPU with AVX512-BF16 (elsewhere it would be emulated, slower than float32), and float32 on
+    a bfloat16 model needs the step ops too (else load the model in float32)."""
+    if precision is None:
+        return None
+    if precision not in GENERATION_PRECISIONS:
+        raise CharseqError(f"--precision must be one of {', '.join(GENERATION_PRECISIONS)}, not {precision!r}")
+    own = "mixed_bfloat16" if backbone.recurrence == "bfloat16" else "float32"
+    if precision == "float32" and own == "float32":
+        return "float32"
+    if not runs_here(backbone):
+        why = ("the compiled kernels are not available here" if not kernels.available()
+               else f"this {backbone.cell.upper()} model does not run on the compiled step ops")
+        raise CharseqError(f"--precision {precision} needs the compiled step ops ({why}); "
+                           f"leave --precision out to generate in the model's {own}")
+    if precision == "mixed_bfloat16" and not kernels.native_bf16():
+        raise CharseqError("--precision mixed_bfloat16 needs a CPU with AVX512-BF16 (this one would emulate it, "
+                           "slower than float32); leave --precision out")
+    return "bfloat16" if precision == "mixed_bfloat16" else "float32"
 
 
 def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | None:

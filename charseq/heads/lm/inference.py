@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, stepper
+from charseq.compiled_step import pack, recurrence_of, stepper
 from charseq.errors import CharseqError
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
@@ -60,17 +60,18 @@ class Generator:
     SavedModel, so exported and in-process generation give the same text for the same seed.
     Each step runs on the compiled step ops where the kernel runs (:mod:`charseq.compiled_step`, the
     weights packed once per call; float32 for a float32 model, as Keras' cell computes it), else on
-    Keras' cells. `recurrence="bfloat16"` asks for bfloat16 products on a float32 model: faster at
-    large batches, the same distributions to within ~0.3% of probability, but not the same text for
-    a seed.
+    Keras' cells. `precision="mixed_bfloat16"` asks for bfloat16 products (float32 sums, states and
+    softmax) on a CPU with AVX512-BF16: faster at large batches, the same distributions to within
+    ~0.3% of probability, but not the same text for a seed; `"float32"` for float32 products (None:
+    the model's own precision). See :func:`charseq.compiled_step.recurrence_of` for where it applies.
     """
 
     FIRST_CHUNK, MAX_CHUNK = 8, 128  # streaming: steps per compiled call, doubling up to the maximum
 
-    def __init__(self, model, vocab, recurrence: str | None = None):
+    def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
         # How the compiled step multiplies (charseq.kernels.RECURRENCES); None: the model's precision.
-        self.recurrence = recurrence
+        self.recurrence = recurrence_of(model.backbone, precision)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._sample = tf.function(self.sample_fn, reduce_retracing=True)
         self._continue = tf.function(self.continue_fn, reduce_retracing=True)
@@ -189,10 +190,11 @@ class Generator:
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
 
 
-def generate(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> str | list[str]:
-    """Generate from `model`; see :meth:`Generator.__call__` for the options.
+def generate(model, vocab, prompt: str = DEFAULTS.prompt, precision: str | None = None, **options) -> str | list[str]:
+    """Generate from `model`; see :meth:`Generator.__call__` for the options, :class:`Generator` for
+    `precision`.
 
     Returns one string, or a list when `num_samples` > 1.
     """
-    texts = Generator(model, vocab)(prompt, **options)
+    texts = Generator(model, vocab, precision)(prompt, **options)
     return texts[0] if options.get("num_samples", 1) == 1 else texts
