@@ -230,15 +230,26 @@ struct GruCell {
   }
 };
 
-// One step of `cell` over the batch, unit block by unit block, rows in register groups, on the
-// calling thread: handing a step's blocks to the thread pool and waiting for them costs more than
-// the products themselves up to batch 32 of 256 units (scripts/profile_steps.py times both).
+// A step of at least this many FLOPs in its products is split over the op's threads by unit
+// blocks (the same sums in the same order, so the same result); below it, the hand-off to the
+// thread pool costs more than it saves (scripts/profile_steps.py times both).
+constexpr double kShardFlops = 4e6;
+
+// One step of `cell` over the batch, unit block by unit block, rows in register groups: on the
+// calling thread for a small step (batch 1 to 3 of 256 units), else on the op's threads.
 template <class Cell>
-void run_step(Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel, const Tensor& recurrent,
-              const Cell& cell) {
+void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel,
+              const Tensor& recurrent, const Cell& cell) {
   constexpr int G = Cell::G;
   if (s.B == 0 || s.u == 0) return;
   const Factor W(mode, kernel, data(x), s.B, s.n, G), U(mode, recurrent, s.h, s.B, s.u, G);
+  if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops) {
+    const Shards shards(ctx, unit_blocks(s.u));
+    shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(s.B, [&](auto rows, auto, int r0, int jb) {
+      cell.template block<decltype(rows)::value>(s, W, U, r0, jb);
+    });
+    return;
+  }
   for (int jb = 0; jb < unit_blocks(s.u); ++jb)
     for_row_groups<kForwardAccumulators / (G * Cell::kSums)>(s.B, [&](auto rows, int r0) {
       cell.template block<decltype(rows)::value>(s, W, U, r0, jb);
@@ -268,7 +279,7 @@ class CellStepOp : public StepOp {
     if (!s.read(ctx, mode_, Cell::G, x, kernel, xproj, recurrent, ctx->input(Cell::kState)) ||
         !Cell::open(ctx, s, &cell))
       return;
-    run_step(mode_, s, x, kernel, recurrent, cell);
+    run_step(ctx, mode_, s, x, kernel, recurrent, cell);
   }
 };
 

@@ -46,7 +46,8 @@ def _compare(backbone, inputs, states, recurrence, tolerance):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2)])
+# (24, 130, 2): the second layer's step is large enough to be split over the op's threads.
+@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2), (24, 130, 2)])
 def test_step_equals_keras_cell_float32(cell, batch, units, layers):
     backbone = _backbone(cell, units, layers)
     ids = tf.constant(np.random.default_rng(0).integers(0, 11, batch), tf.int32)
