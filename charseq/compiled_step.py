@@ -9,7 +9,7 @@ small TensorFlow ops per layer, and the kernel's forward op on a length-1 sequen
 recurrent weights into its panels at every step; here they are packed once
 (`charseq/kernels/step.cc`), and each layer's step is one op: x W + h U in registers and the gate
 arithmetic. The first layer's x W + b is a row of a table (embeddings times W, plus b) computed
-once too.
+once too. The sampler's output layer is one op as well (:func:`pack_dense`, :func:`dense`).
 
 It computes what Keras' LSTMCell and GRUCell compute (default activations, the GRU with
 `reset_after`), in float32; with `recurrence="bfloat16"` the products take bfloat16 operands and
@@ -124,6 +124,23 @@ def step(backbone, packed: list, recurrence: str | None, inputs, states):
         x = state[0]
         new_states.append([tf.cast(s, dtype) for s in state])
     return tf.cast(x, dtype), new_states
+
+
+def pack_dense(layer, extra_bias=None) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """A model's output layer (a Dense of no activation) packed for :func:`dense`, with `extra_bias`
+    added to its bias (the sampler's -inf for the symbols it never emits); None where the step ops do
+    not run here."""
+    if not kernels.available() or in_portable_graph() or not layer.built:
+        return None
+    kernel = tf.cast(tf.convert_to_tensor(layer.kernel), tf.float32)
+    bias = tf.zeros([kernel.shape[1]]) if layer.bias is None else tf.cast(tf.convert_to_tensor(layer.bias), tf.float32)
+    packed = kernels.load().charseq_pack_weights(kernel, gates=1, T=tf.float32, recurrence="float32")
+    return packed, bias if extra_bias is None else bias + extra_bias
+
+
+def dense(packed: tuple, x) -> tf.Tensor:
+    """x K + b (float32) with (K, b) from :func:`pack_dense`: one op."""
+    return kernels.load().charseq_dense(tf.cast(x, tf.float32), *packed)
 
 
 def stepper(backbone, packed: list | None, recurrence: str | None = None):

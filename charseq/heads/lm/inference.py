@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, recurrence_of, stepper
+from charseq.compiled_step import dense, pack, pack_dense, recurrence_of, stepper
 from charseq.errors import CharseqError
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
@@ -77,7 +77,7 @@ class Generator:
         self._continue = tf.function(self.continue_fn, reduce_retracing=True)
 
     def _pick(self, logits, temperature, top_k, top_p, seed, greedy):
-        logits = logits + self._banned
+        """The next token from `logits` that already carry `_banned`."""
         if greedy:
             return tf.argmax(logits, axis=-1, output_type=tf.int32)
         logits = filter_logits(logits, temperature, top_k, top_p)
@@ -90,18 +90,22 @@ class Generator:
         and `states` have not yet read it, which is where :meth:`continue_fn` carries on.
         """
         logits, states = self.model(prompt_ids, training=False)
-        token = self._pick(logits[:, -1], temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
+        token = self._pick(logits[:, -1] + self._banned, temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
         return self.continue_fn(token, states, 0, steps, temperature, top_k, top_p, seed, greedy)
 
     def continue_fn(self, token, states, start, stop, temperature, top_k, top_p, seed, greedy: bool):
         """Emit `token` as position `start`, then positions up to `stop` - 1, one step each;
         position i is drawn with the stateless seed (seed, i), so chunking never changes the text."""
-        backbone = self.model.backbone
-        step = stepper(backbone, pack(backbone, self.recurrence), self.recurrence)  # packed once per call
+        backbone, model = self.model.backbone, self.model
+        packed = pack(backbone, self.recurrence)  # once per call
+        step = stepper(backbone, packed, self.recurrence)
+        # The output layer with the banned symbols' -inf in its bias: one op where the step ops run.
+        head = pack_dense(model.head, self._banned) if packed is not None else None
 
         def body(i, token, states, out):
             out = out.write(i - start, token)
-            logits, states = self.model.step(token, states, step)
+            x, states = step(token, states)
+            logits = dense(head, x) if head is not None else model.head(x) + self._banned
             token = self._pick(logits, temperature, top_k, top_p, tf.stack([seed, i + 1]), greedy)
             return i + 1, token, states, out
 
