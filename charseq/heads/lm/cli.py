@@ -59,7 +59,7 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
 GENERATOR = f"{CONFIG}:GenerateConfig"  # the defaults Generator and BeamSearch apply
 PRECISION_HELP = ("How the recurrent products multiply. mixed_bfloat16: bfloat16 products with float32 sums "
                   "(states and softmax float32), faster on a CPU with AVX512-BF16 (refused on others), "
-                  "the same distributions to within ~0.3%, but a seed's text differs from float32's. "
+                  "next-character probabilities within ~0.003 of float32's, but a seed's text differs. "
                   "[default: the precision the model was trained in]")
 
 

@@ -61,8 +61,8 @@ class Generator:
     Each step runs on the compiled step ops where the kernel runs (:mod:`charseq.compiled_step`, the
     weights packed once per call; float32 for a float32 model, as Keras' cell computes it), else on
     Keras' cells. `precision="mixed_bfloat16"` asks for bfloat16 products (float32 sums, states and
-    softmax) on a CPU with AVX512-BF16: faster at large batches, the same distributions to within
-    ~0.3% of probability, but not the same text for a seed; `"float32"` for float32 products (None:
+    softmax) on a CPU with AVX512-BF16: faster at large batches, next-character probabilities within
+    ~0.003 of float32's, but not the same text for a seed; `"float32"` for float32 products (None:
     the model's own precision). See :func:`charseq.compiled_step.recurrence_of` for where it applies.
     """
 
