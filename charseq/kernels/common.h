@@ -6,16 +6,21 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/blocking_counter.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace charseq {
@@ -388,44 +393,173 @@ void for_row_groups(int B, const F& block) {
 
 
 // ------------------------------------------------------------------------------ threads
-// The unit blocks of an op split over its threads: contiguous ranges, as even as possible, the
-// same for every step of the call.
-class Shards {
- public:
-  Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
-    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    pool_ = workers->workers;
-    n_ = std::max(1, std::min(workers->num_threads, blocks));
-  }
+// A call's threads work as one team for all its steps: the calling thread and n - 1 of the op's
+// intra-op threads, each scheduled once per call (a hand-off costs about as much as a small step's
+// product), meeting at a spin barrier between steps.
 
-  // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
-  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant), a thread's blocks left
-  // over one at a time; shard 0 on the calling thread; returns when every shard is done.
-  template <int MR, int NB, class F>
-  void run(int B, const F& block) const {
-    auto shard = [&](int s) {
-      int jb = static_cast<int>(static_cast<long long>(blocks_) * s / n_);
-      const int end = static_cast<int>(static_cast<long long>(blocks_) * (s + 1) / n_);
-      for (; jb + NB <= end; jb += NB)
-        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, NB>{}, r0, jb); });
-      for (; jb < end; ++jb)
-        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, 1>{}, r0, jb); });
-    };
-    if (n_ == 1) return shard(0);
-    tensorflow::BlockingCounter done(n_ - 1);
-    for (int s = 1; s < n_; ++s) {
-      pool_->Schedule([&shard, &done, s] {
-        shard(s);
-        done.DecrementCount();
-      });
+// Where `total` arrivals meet, phase after phase. Each arrival's writes before arrive() are seen by
+// every thread after its wait() for that phase returns (the acq_rel chain on the count, then the
+// phase's release and acquire).
+class Barrier {
+ public:
+  explicit Barrier(int total) : total_(total) {}
+
+  // Adds `count` arrivals to the current phase; returns the phase, for passed() and wait().
+  unsigned arrive(int count) {
+    const unsigned phase = phase_.load(std::memory_order_relaxed);  // cannot end without this arrival
+    if (arrived_.fetch_add(count, std::memory_order_acq_rel) + count == total_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      phase_.store(phase + 1, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) {  // seq_cst: see a sleeper that missed the phase
+        std::lock_guard<std::mutex> lock(mutex_);
+        wake_.notify_all();
+      }
     }
-    shard(0);
-    done.Wait();
+    return phase;
+  }
+  bool passed(unsigned phase) const { return phase_.load(std::memory_order_acquire) != phase; }
+
+  // Until `phase` has passed: spinning while a step's imbalance lasts, then asleep, so that a team
+  // mate the OS has descheduled (more runnable threads than cores) gets the core back. While
+  // spinning it calls idle(), which says whether the waiter may sleep yet.
+  template <class Idle>
+  void wait(unsigned phase, const Idle& idle) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int spins = 1; !passed(phase); ++spins) {
+      const bool may_sleep = idle();
+      pause();
+      if (may_sleep && spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) return sleep(phase);
+    }
+  }
+  void wait(unsigned phase) {
+    wait(phase, [] { return true; });
   }
 
  private:
-  int blocks_, n_;
+  static constexpr std::chrono::microseconds kSpin{50};
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+  void sleep(unsigned phase) {
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return passed(phase); });
+    }
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  alignas(64) std::atomic<int> arrived_{0};
+  alignas(64) std::atomic<unsigned> phase_{0};
+  std::atomic<int> sleepers_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  const int total_;
+};
+
+// The calling thread (member 0) and up to max_members - 1 of the op's intra-op threads.
+class Team {
+ public:
+  Team(OpKernelContext* ctx, int max_members) {
+    const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    pool_ = workers->workers;
+    n_ = std::max(1, std::min(workers->num_threads, max_members));
+  }
+  int size() const { return n_; }
+
+  // work(member, i) for every member of [0, size()) and step i of [0, steps), each step of every
+  // member done before any member starts the next (one barrier per step); returns when all are done.
+  // A member's slot is claimed by the pool thread that runs it or, if none has started it while
+  // member 0 waits at the first step's barrier, by member 0, which then does that member's work too:
+  // a busy pool (or this op running on the pool's only free thread) delays a call, never hangs it.
+  template <class F>
+  void run(int steps, const F& work) const {
+    if (n_ == 1) {
+      for (int i = 0; i < steps; ++i) work(0, i);
+      return;
+    }
+    // Shared with the scheduled closures, which may start after this call has returned (they then
+    // find their slot claimed and touch nothing else).
+    struct State {
+      explicit State(int n) : barrier(n), claimed(n) { claimed[0] = true; }
+      Barrier barrier;
+      std::vector<std::atomic<bool>> claimed;
+      bool claim(int member) { return !claimed[member].exchange(true, std::memory_order_acq_rel); }
+    };
+    const auto state = std::make_shared<State>(n_);
+    const F* shared_work = &work;
+    for (int m = 1; m < n_; ++m) {
+      pool_->Schedule([state, shared_work, m, steps] {
+        if (!state->claim(m)) return;
+        for (int i = 0; i < steps; ++i) {
+          (*shared_work)(m, i);
+          const unsigned phase = state->barrier.arrive(1);
+          if (i + 1 < steps) state->barrier.wait(phase);  // after its last arrival it touches nothing
+        }
+      });
+    }
+    std::vector<int> mine{0};
+    bool all_claimed = false;  // some perhaps by member 0
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i) {
+      for (int m : mine) work(m, i);
+      const unsigned phase = state->barrier.arrive(static_cast<int>(mine.size()));
+      int polls = 0;
+      state->barrier.wait(phase, [&] {
+        // Only the first step can wait on a member no thread has started; member 0 does not sleep
+        // while one may be left for it to take.
+        if (i > 0 || all_claimed || ++polls % 64) return i > 0 || all_claimed;
+        all_claimed = std::all_of(state->claimed.begin(), state->claimed.end(), [](const auto& c) { return c.load(); });
+        if (all_claimed || std::chrono::steady_clock::now() - start < kStartWait) return all_claimed;
+        for (int m = 1; m < n_; ++m)
+          if (state->claim(m)) {
+            work(m, 0);
+            mine.push_back(m);
+            state->barrier.arrive(1);
+          }
+        return all_claimed = true;
+      });
+    }
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kStartWait{1000};
+  int n_;
   tensorflow::thread::ThreadPool* pool_;
+};
+
+// The unit blocks of an op split over its team: contiguous ranges, as even as possible, the same
+// for every step of the call.
+class Shards {
+ public:
+  Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks), team_(ctx, blocks) {}
+
+  // For each of `steps` steps i, with the step's arguments args = step_at(i) (built by each member
+  // for itself): block(args, rows, nb, r0, jb) for each group of rows of [0, B) (rows:
+  // std::integral_constant, as in for_row_groups) and NB unit blocks from jb (nb:
+  // std::integral_constant), a member's blocks left over one at a time. Step i + 1 starts when
+  // every block of step i is done.
+  template <int MR, int NB, class StepAt, class F>
+  void run(int B, int steps, const StepAt& step_at, const F& block) const {
+    const int n = team_.size();
+    team_.run(steps, [&](int member, int i) {
+      const auto args = step_at(i);
+      int jb = static_cast<int>(static_cast<long long>(blocks_) * member / n);
+      const int end = static_cast<int>(static_cast<long long>(blocks_) * (member + 1) / n);
+      for (; jb + NB <= end; jb += NB)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(args, rows, std::integral_constant<int, NB>{}, r0, jb); });
+      for (; jb < end; ++jb)
+        for_row_groups<MR>(B, [&](auto rows, int r0) { block(args, rows, std::integral_constant<int, 1>{}, r0, jb); });
+    });
+  }
+
+ private:
+  int blocks_;
+  Team team_;
 };
 
 }  // namespace charseq

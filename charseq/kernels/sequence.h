@@ -4,7 +4,8 @@
 // Per step, each thread owns a contiguous range of unit blocks (VL units each): for each group of
 // batch rows it computes the recurrent product of its blocks in registers (h_{t-1} U forward,
 // d(m)_{t+1} U^T backward, m = h_{t-1} U), hands the accumulators to the cell's epilogue while they
-// are still in registers, and writes that step's results for its units. One barrier per step.
+// are still in registers, and writes that step's results for its units. The threads are scheduled
+// once per call and meet at a spin barrier between steps (common.h's Team).
 // Each output element is computed by one thread in a fixed order, so results do not depend on the
 // thread count or scheduling. With a mask, a masked step keeps the state and repeats the previous
 // output (zeros before the first real step), as Keras' CPU loop does.
@@ -227,7 +228,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
   const OperandBuffers mats(mode, rounded ? B : 0, u);
   if (rounded) mats.fill(0, s.h0, su, u);
   const Shards shards(ctx, (u + VL - 1) / VL);
-  for (int t = 0; t < T; ++t) {
+  const auto step_at = [&](int t) {
     const bool last = t == T - 1;
     float* h_now = h_buf.data() + (t & 1) * B * su;
     const ForwardStep a{u, last, &panels,
@@ -239,11 +240,11 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         {s.gates + t * S * u, seq * S}, {last ? nullptr : s.h_prev + (t + 1) * u, seq},
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
-    const auto step = cell.step(t);
-    shards.run<kForwardAccumulators / G, 1>(B, [&](auto rows, auto, int r0, int jb) {
-      forward_block<decltype(rows)::value, G, S>(a, step, r0, jb);
-    });
-  }
+    return std::make_pair(a, cell.step(t));
+  };
+  shards.run<kForwardAccumulators / G, 1>(B, T, step_at, [&](const auto& args, auto rows, auto, int r0, int jb) {
+    forward_block<decltype(rows)::value, G, S>(args.first, args.second, r0, jb);
+  });
 }
 
 // ----------------------------------------------------------------------------------- backward
@@ -359,7 +360,8 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
   const OperandBuffers dm_buf(mode, B, G * u);  // alternate steps, as h_buf forward
   const size_t seq = static_cast<size_t>(T) * u;
   const Shards shards(ctx, (u + VL - 1) / VL);
-  for (int t = T - 1; t >= -1; --t) {
+  const auto step_at = [&](int i) {  // phase i computes step t = T - 1 - i
+    const int t = T - 1 - i;
     const bool here = t >= 0, has_next = t + 1 < T;
     const BackwardStep a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
                          here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
@@ -369,11 +371,12 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          {here ? s.dm + t * G * u : nullptr, seq * G},
                          {here && s.dx ? s.dx + t * G * u : nullptr, seq * G},
                          here ? dm_buf.at(t) : Operand{}};
-    const auto step = cell.step(t);
-    shards.run<kBackwardRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
-      backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(a, step, r0, jb);
-    });
-  }
+    return std::make_pair(a, cell.step(t));
+  };
+  shards.run<kBackwardRows, 2>(B, T + 1, step_at, [&](const auto& args, auto rows, auto blocks, int r0, int jb) {
+    backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(args.first, args.second, r0,
+                                                                                          jb);
+  });
 }
 
 }  // namespace charseq

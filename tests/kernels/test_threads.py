@@ -1,0 +1,92 @@
+"""The compiled recurrence ops give the same bits on one thread as on several: each output element is
+computed by one thread in a fixed order, and the threads of a call meet at a barrier between steps
+(forward: h_t of every unit before step t + 1's product reads it; backward: d(m) of every unit).
+Many short steps on an uneven split of the units, so that a thread running ahead of the barrier
+would read rows the other has not written yet. Forward and backward ops, both cells, masked and
+not, float32 and the bfloat16 recurrences.
+
+Run as a script (`python test_threads.py THREADS OUT.npz`) it writes the ops' results, computed
+with THREADS intra-op threads, to OUT.npz; the test compares processes with 2 and 3 threads
+against one with 1."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+BATCH, STEPS, UNITS = 5, 300, 72  # 72 units: 4.5 blocks of 16 (or 9 of 8), split unevenly
+
+
+def _recurrences(kernels):
+    return ["float32", "bfloat16_emulated"] + (["bfloat16"] if kernels.native_bf16() else [])
+
+
+def results() -> dict[str, np.ndarray]:
+    """Every output of the LSTM's and the GRU's forward and backward ops on fixed random inputs, per
+    recurrence, with and without a mask."""
+    import tensorflow as tf
+
+    from charseq import kernels
+
+    ops = kernels.load()
+    rng = np.random.default_rng(3)
+
+    def f(*shape, scale=0.5):
+        return tf.constant(rng.normal(scale=scale, size=shape).astype(np.float32))
+
+    lengths = rng.integers(0, STEPS + 1, BATCH)
+    mask_on = tf.constant((np.arange(STEPS)[None] < lengths[:, None]).astype(np.float32))
+    out = {}
+    for cell, G in (("lstm", 4), ("gru", 3)):
+        xproj, U, h0, c0, bias = f(BATCH, STEPS, G * UNITS), f(UNITS, G * UNITS, scale=0.2), f(BATCH, UNITS), \
+            f(BATCH, UNITS), f(G * UNITS)
+        d_out, d_h, d_c = f(BATCH, STEPS, UNITS), f(BATCH, UNITS), f(BATCH, UNITS)
+        for recurrence in _recurrences(kernels):
+            for masked, mask in (("unmasked", tf.zeros([0])), ("masked", mask_on)):
+                if cell == "lstm":
+                    fwd = ops.charseq_lstm_forward(xproj, U, h0, c0, mask, recurrence=recurrence)
+                    bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c,
+                                                    recurrence=recurrence)
+                else:
+                    fwd = ops.charseq_gru_forward(xproj, U, bias, h0, mask, recurrence=recurrence)
+                    bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, recurrence=recurrence)
+                for i, t in enumerate([*fwd, *bwd]):
+                    out[f"{cell}-{recurrence}-{masked}-{i}"] = t.numpy()
+    out["threads"] = np.array(tf.config.threading.get_intra_op_parallelism_threads())
+    return out
+
+
+def test_ops_give_the_same_bits_on_one_and_on_several_threads(tmp_path):
+    import pytest
+
+    from charseq import kernels
+    from helpers import REPO
+
+    if not kernels.available():
+        pytest.skip("the kernel could not be built here")
+    runs = {}
+    for threads in (1, 2, 3):  # 3: more threads than this machine may have cores
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+        path = tmp_path / f"{threads}.npz"
+        runs[threads] = (path, subprocess.Popen([sys.executable, __file__, str(threads), str(path)], env=env, cwd=REPO,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    got = {}
+    for threads, (path, proc) in runs.items():
+        stderr = proc.communicate(timeout=300)[1]
+        assert proc.returncode == 0, stderr[-3000:]
+        got[threads] = dict(np.load(path))
+        assert int(got[threads].pop("threads")) == threads
+    one = got.pop(1)
+    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 3 + 4 + 3)  # every output of the four ops
+    for threads, there in got.items():
+        assert there.keys() == one.keys()
+        for name, value in there.items():
+            assert np.array_equal(value, one[name]), f"{name} differs between 1 and {threads} threads"
+
+
+if __name__ == "__main__":
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(int(sys.argv[1]))
+    np.savez(sys.argv[2], **results())
