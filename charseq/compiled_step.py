@@ -9,13 +9,16 @@ small TensorFlow ops per layer, and the kernel's forward op on a length-1 sequen
 recurrent weights into its panels at every step; here they are packed once
 (`charseq/kernels/step.cc`), and each layer's step is one op: x W + h U in registers and the gate
 arithmetic. The first layer's x W + b is a row of a table (embeddings times W, plus b) computed
-once too.
+once too. The sampler's output layer is one op as well (:func:`pack_dense`, :func:`dense`).
 
 It computes what Keras' LSTMCell and GRUCell compute (default activations, the GRU with
 `reset_after`), in float32; with `recurrence="bfloat16"` the products take bfloat16 operands and
 sum in float32 (AVX512-BF16 where the CPU has it, else the portable emulation). Where the kernels
 are not available, the backbone is not compiled (`impl="keras"`, a GPU, a SimpleRNN) or while an
 exported graph is traced, `pack` returns None and `stepper` gives `backbone.step`.
+
+A user asks for a precision in the command line's words (`charseq generate --precision`);
+:func:`recurrence_of` turns it into the step ops' recurrence, or refuses it where it cannot apply.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import tensorflow as tf
 
 from charseq import kernels
 from charseq.backbone import in_portable_graph
+from charseq.errors import CharseqError
+from charseq.settings import GENERATION_PRECISIONS
 
 
 def recurrence_for(backbone, recurrence: str | None = None) -> str:
@@ -38,6 +43,30 @@ def runs_here(backbone) -> bool:
     """Whether this backbone's steps can run on the compiled step ops here."""
     return (backbone.use_compiled and not backbone.bidirectional and not in_portable_graph()
             and kernels.available())
+
+
+def recurrence_of(backbone, precision: str | None) -> str | None:
+    """The recurrence the steps of `backbone` run in for `precision`: "float32", or "mixed_bfloat16"
+    (bfloat16 products with float32 sums; states, output layer and softmax stay float32); None: the
+    backbone's own. A CharseqError where it cannot apply: mixed_bfloat16 needs the compiled step ops
+    and a CPU with AVX512-BF16 (elsewhere it would be emulated, slower than float32), and float32 on
+    a bfloat16 model needs the step ops too (else load the model in float32)."""
+    if precision is None:
+        return None
+    if precision not in GENERATION_PRECISIONS:
+        raise CharseqError(f"--precision must be one of {', '.join(GENERATION_PRECISIONS)}, not {precision!r}")
+    own = "mixed_bfloat16" if backbone.recurrence == "bfloat16" else "float32"
+    if precision == "float32" and own == "float32":
+        return "float32"
+    if not runs_here(backbone):
+        why = ("the compiled kernels are not available here" if not kernels.available()
+               else f"this {backbone.cell.upper()} model does not run on the compiled step ops")
+        raise CharseqError(f"--precision {precision} needs the compiled step ops ({why}); "
+                           f"leave --precision out to generate in the model's {own}")
+    if precision == "mixed_bfloat16" and not kernels.native_bf16():
+        raise CharseqError("--precision mixed_bfloat16 needs a CPU with AVX512-BF16 (this one would emulate it, "
+                           "slower than float32); leave --precision out")
+    return "bfloat16" if precision == "mixed_bfloat16" else "float32"
 
 
 def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | None:
@@ -95,6 +124,23 @@ def step(backbone, packed: list, recurrence: str | None, inputs, states):
         x = state[0]
         new_states.append([tf.cast(s, dtype) for s in state])
     return tf.cast(x, dtype), new_states
+
+
+def pack_dense(layer, extra_bias=None) -> tuple[tf.Tensor, tf.Tensor] | None:
+    """A model's output layer (a Dense of no activation) packed for :func:`dense`, with `extra_bias`
+    added to its bias (the sampler's -inf for the symbols it never emits); None where the step ops do
+    not run here."""
+    if not kernels.available() or in_portable_graph() or not layer.built:
+        return None
+    kernel = tf.cast(tf.convert_to_tensor(layer.kernel), tf.float32)
+    bias = tf.zeros([kernel.shape[1]]) if layer.bias is None else tf.cast(tf.convert_to_tensor(layer.bias), tf.float32)
+    packed = kernels.load().charseq_pack_weights(kernel, gates=1, T=tf.float32, recurrence="float32")
+    return packed, bias if extra_bias is None else bias + extra_bias
+
+
+def dense(packed: tuple, x) -> tf.Tensor:
+    """x K + b (float32) with (K, b) from :func:`pack_dense`: one op."""
+    return kernels.load().charseq_dense(tf.cast(x, tf.float32), *packed)
 
 
 def stepper(backbone, packed: list | None, recurrence: str | None = None):

@@ -268,10 +268,15 @@ def worker_generate(spec) -> dict:
         from charseq.heads.lm.run import build_model
         from charseq.heads.lm.inference import Generator
 
+        from charseq import kernels
+
         tf.keras.utils.set_random_seed(0)
+        # bf16: what `generate --precision mixed_bfloat16` runs (bfloat16 products on a float32 model)
+        # where the CPU has AVX512-BF16; elsewhere a model built in mixed_bfloat16.
+        flag = bf16 and kernels.available() and kernels.native_bf16()
         model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size,
-                            "mixed_bfloat16" if bf16 else "float32")
-        generator = Generator(model, vocab)
+                            "mixed_bfloat16" if bf16 and not flag else "float32")
+        generator = Generator(model, vocab, "mixed_bfloat16" if flag else None)
         from charseq.precision import resolve_precision
 
         extra = {"auto_precision": resolve_precision("auto", units, "lstm")}  # a language model's, trained here

@@ -1,7 +1,12 @@
 """Where the time of two small steps goes: one generation step and one MNIST-row training step.
 
-    .venv/bin/python scripts/profile_steps.py
+    .venv/bin/python scripts/profile_steps.py [--only generation]
 
+0. One generated character of the default 2x256 LSTM language model (65 characters, untrained),
+   batch 1 and 32, built up piece by piece inside one compiled `tf.while_loop` of 500 steps: the
+   two layers' step ops alone, then with the output layer, then with the draw (the sampler's own
+   `_pick`), against the whole `Generator` loop; with the FLOPs of one character and the share of
+   the float32 matmul peak (--peak, GFLOP/s on all cores) the whole loop reaches.
 1. One LSTM layer's recurrent step (2x256 generation's shape, batch 1 and 32), 500 steps in one
    compiled `tf.while_loop`: the step op generation runs (`charseq_lstm_step`, U packed once, in
    float32 and bfloat16), the kernel's sequence forward op called on a sequence of length 1 (which
@@ -11,6 +16,7 @@
    each a compiled call of its own (median of 40), against the whole step.
 """
 
+import argparse
 import os
 import statistics
 import sys
@@ -35,6 +41,63 @@ def median_ms(run, reps: int = 40) -> float:
         run()
         times.append(time.perf_counter() - t)
     return 1e3 * statistics.median(times)
+
+
+def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int = 500) -> None:
+    from charseq.compiled_step import dense, pack, pack_dense, stepper
+    from charseq.heads.lm.inference import Generator
+    from charseq.heads.lm.run import build_model
+    from charseq.vocab import CharVocab
+
+    vocab = CharVocab.build("".join(chr(c) for c in range(32, 97)))  # 65 characters + the specials
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size, "float32")
+    # Products per character: the first layer's h U (its x W is a row of a table), the others' x W
+    # and h U, the output layer.
+    flops = 2 * 4 * units * units + (layers - 1) * 2 * 4 * units * 2 * units + 2 * units * vocab.size
+    precisions = ["float32"] + (["mixed_bfloat16"] if kernels.native_bf16() else [])
+    print(f"one generated character, LSTM {layers}x{units}, vocabulary {vocab.size}: {flops / 1e6:.2f} MFLOP "
+          f"per sample; us per step of the whole batch (best of 9 runs of {steps} steps):")
+    for batch in (1, 32):
+        for precision in precisions:
+            generator = Generator(model, vocab, None if precision == "float32" else precision)
+            step = stepper(model.backbone, pack(model.backbone, generator.recurrence), generator.recurrence)
+            head = pack_dense(model.head, generator._banned)  # as the sampler computes its logits
+            token, states = tf.zeros([batch], tf.int32), model.zero_state(batch)
+            one = tf.constant(1.0)
+
+            def logits_of(token, states):
+                x, states = step(token, states)
+                return dense(head, x), states
+
+            def parts(i, token, states):
+                return {"step ops of the layers": lambda: (token, step(token, states)[1]),
+                        "+ output layer": lambda: (lambda logits, s: (
+                            token + tf.cast(logits[:, 0] > 1e30, tf.int32), s))(*logits_of(token, states)),
+                        "+ draw": lambda: (lambda logits, s: (
+                            generator._pick(logits, one, None, None, tf.stack([0, i + 1]), False), s))(
+                                *logits_of(token, states))}
+
+            for name in parts(0, token, states):
+                loop = tf.function(lambda token, states, name=name: tf.while_loop(
+                    lambda i, *_: i < steps, lambda i, t, s: (i + 1, *parts(i, t, s)[name]()),
+                    (0, token, states))[1:])  # every output used: nothing is pruned from the loop
+                us = 1e3 * best_ms(lambda: tf.nest.map_structure(lambda t: t.numpy(), loop(token, states))) / steps
+                print(f"  batch {batch:2d} {precision}, {name}: {us:.1f}")
+            us = 1e3 * best_ms(lambda: generator("ROMEO:", length=steps, seed=0, num_samples=batch)) / steps
+            share = f", {100 * batch * flops / us / 1e3 / peak:.0f}% of {peak:.0f}" if precision == "float32" else ""
+            print(f"  batch {batch:2d} {precision}, the whole Generator loop: {us:.1f} ({batch / us * 1e6:,.0f} chars/s, "
+                  f"{batch * flops / us / 1e3:.0f} GFLOP/s{share})")
+
+
+def best_ms(run, reps: int = 9) -> float:
+    run()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return 1e3 * min(times)
 
 
 def generation_step(ops, units: int = 256, steps: int = 500) -> None:
@@ -121,11 +184,19 @@ def mnist_step(ops) -> None:
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("generation", "mnist"), help="Only the generation parts (0, 1) or MNIST (2).")
+    parser.add_argument("--peak", type=float, default=419.0,
+                        help="The float32 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
+    args = parser.parse_args()
     ops = kernels.load()
     if ops is None:
         sys.exit("the compiled kernels are not available here")
-    generation_step(ops)
-    mnist_step(ops)
+    if args.only != "mnist":
+        generation_loop(args.peak)
+        generation_step(ops)
+    if args.only != "generation":
+        mnist_step(ops)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 // CharseqPackWeights packs a weight matrix ([depth, G u]: U, or W for a layer that reads the layer
 // below) once per generation into a tensor in the forward panels' layout (common.h), and
 // CharseqLstmStep / CharseqGruStep compute one step from them with the same register-blocked
-// products: x W + h U in registers, then the cell's gate arithmetic on them.
+// products: x W + h U in registers, then the cell's gate arithmetic on them. CharseqDense is the
+// sampler's output layer on the same products (its kernel packed once too).
 //
 // Precision: float32 panels (T = float) multiply in float32; with `recurrence` bfloat16 they hold
 // values rounded to bfloat16 and the operands are rounded too (the portable emulation, any CPU);
@@ -230,15 +231,26 @@ struct GruCell {
   }
 };
 
-// One step of `cell` over the batch, unit block by unit block, rows in register groups, on the
-// calling thread: handing a step's blocks to the thread pool and waiting for them costs more than
-// the products themselves up to batch 32 of 256 units (scripts/profile_steps.py times both).
+// A step of at least this many FLOPs in its products is split over the op's thread team by unit
+// blocks (common.h's Shards: the same sums in the same order, so the same result); below it, the
+// hand-off to the team costs more than it saves.
+constexpr double kShardFlops = 4e6;
+
+// One step of `cell` over the batch, unit block by unit block, rows in register groups: on the
+// calling thread for a small step (batch 1 to 3 of 256 units), else on the op's threads.
 template <class Cell>
-void run_step(Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel, const Tensor& recurrent,
-              const Cell& cell) {
+void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const Tensor& x, const Tensor& kernel,
+              const Tensor& recurrent, const Cell& cell) {
   constexpr int G = Cell::G;
   if (s.B == 0 || s.u == 0) return;
   const Factor W(mode, kernel, data(x), s.B, s.n, G), U(mode, recurrent, s.h, s.B, s.u, G);
+  if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops) {
+    const Shards shards(ctx, unit_blocks(s.u));
+    shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(
+        s.B, 1, [](int) { return 0; },
+        [&](int, auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); });
+    return;
+  }
   for (int jb = 0; jb < unit_blocks(s.u); ++jb)
     for_row_groups<kForwardAccumulators / (G * Cell::kSums)>(s.B, [&](auto rows, int r0) {
       cell.template block<decltype(rows)::value>(s, W, U, r0, jb);
@@ -268,7 +280,39 @@ class CellStepOp : public StepOp {
     if (!s.read(ctx, mode_, Cell::G, x, kernel, xproj, recurrent, ctx->input(Cell::kState)) ||
         !Cell::open(ctx, s, &cell))
       return;
-    run_step(mode_, s, x, kernel, recurrent, cell);
+    run_step(ctx, mode_, s, x, kernel, recurrent, cell);
+  }
+};
+
+// The output layer of a step, x K + b over the vocabulary: K packed once (one gate, float32), in
+// place of a MatMul, a BiasAdd and the sampler's Add of the banned symbols' -inf (folded into b).
+class DenseOp : public OpKernel {
+ public:
+  explicit DenseOp(OpKernelConstruction* ctx) : OpKernel(ctx) {}
+  bool IsExpensive() override { return false; }
+
+  void Compute(OpKernelContext* ctx) override {
+    const auto [x, kernel, bias] = inputs<3>(ctx);
+    if (!check(ctx, x.dims() == 2 && bias.dims() == 1, "x must be [B, n] and bias [V]")) return;
+    const int B = x.dim_size(0), n = x.dim_size(1), V = bias.dim_size(0);
+    if (!check(ctx, kernel.NumElements() == static_cast<int64_t>(unit_blocks(V) * block_size(Recurrence::kFloat32, n, 1)),
+               "the packed kernel does not fit x [B, ", n, "] and ", V, " outputs: pack it with gates=1 in float32"))
+      return;
+    Tensor* out;
+    if (!allocate_outputs(ctx, {{TensorShape({B, V}), &out}}) || B == 0 || V == 0) return;
+    const Factor K(Recurrence::kFloat32, kernel, data(x), B, n, 1);
+    float* y = data(*out);
+    const float* b = data(bias);
+    for (int jb = 0; jb < unit_blocks(V); ++jb) {
+      const int j0 = jb * VL, m = std::min(VL, V - j0);
+      const vf bj = load_n(b + j0, m);
+      for_row_groups<kForwardAccumulators>(B, [&](auto rows, int r0) {
+        constexpr int MR = decltype(rows)::value;
+        vf acc[MR][1] = {};
+        K.product<MR, 1>(r0, jb, acc);
+        for (int r = 0; r < MR; ++r) store_n(y + static_cast<size_t>(r0 + r) * V + j0, acc[r][0] + bj, m);
+      });
+    }
   }
 };
 
@@ -318,6 +362,17 @@ REGISTER_OP("CharseqGruStep")
     .Attr(CHARSEQ_PACKED_ATTRS)
     .Attr(CHARSEQ_RECURRENCE_ATTR)
     .SetShapeFn(same_as_inputs<5, 1>);
+
+REGISTER_OP("CharseqDense")
+    .Input("x: float")
+    .Input("kernel: float")
+    .Input("bias: float")
+    .Output("y: float")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Matrix(c->Dim(c->input(0), 0), c->Dim(c->input(2), 0)));
+      return absl::OkStatus();
+    });
+REGISTER_KERNEL_BUILDER(Name("CharseqDense").Device(tensorflow::DEVICE_CPU), DenseOp);
 
 #define CHARSEQ_STEP_KERNELS(type)                                                                          \
   REGISTER_KERNEL_BUILDER(Name("CharseqPackWeights").Device(tensorflow::DEVICE_CPU).TypeConstraint<type>("T"), \

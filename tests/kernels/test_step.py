@@ -46,7 +46,8 @@ def _compare(backbone, inputs, states, recurrence, tolerance):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2)])
+# (24, 130, 2): the second layer's step is large enough to be split over the op's threads.
+@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2), (24, 130, 2)])
 def test_step_equals_keras_cell_float32(cell, batch, units, layers):
     backbone = _backbone(cell, units, layers)
     ids = tf.constant(np.random.default_rng(0).integers(0, 11, batch), tf.int32)
@@ -141,3 +142,21 @@ def test_refuses_panels_that_do_not_fit():
         ops.charseq_lstm_step(tf.zeros([0, 0]), tf.zeros([0]), tf.zeros([2, 3 * u]), recurrent, h, h)
     with pytest.raises(tf.errors.InvalidArgumentError, match="weights must be"):
         ops.charseq_pack_weights(tf.ones([u, 4 * u + 1]), gates=4)
+
+
+@pytest.mark.parametrize("batch,depth,outputs", [(1, 256, 69), (32, 48, 17), (5, 3, 40)])
+def test_output_layer_op_equals_a_dense_layer(batch, depth, outputs):
+    """The sampler's output layer as one op: x K + b, the extra bias (the banned symbols' -inf) folded in."""
+    import keras
+
+    layer = keras.layers.Dense(outputs)
+    x = tf.constant(np.random.default_rng(3).normal(size=(batch, depth)).astype(np.float32))
+    want = layer(x).numpy()
+    banned = np.zeros(outputs, np.float32)
+    banned[:2] = -np.inf
+    got = compiled_step.dense(compiled_step.pack_dense(layer, tf.constant(banned)), x).numpy()
+    np.testing.assert_allclose(got[:, 2:], want[:, 2:], rtol=0, atol=1e-5)
+    assert np.all(got[:, :2] == -np.inf)
+    ops = kernels.load()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="packed kernel does not fit"):
+        ops.charseq_dense(x, ops.charseq_pack_weights(tf.ones([depth + 1, outputs]), gates=1), tf.zeros([outputs]))

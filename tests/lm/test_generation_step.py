@@ -1,6 +1,7 @@
 """Generation on the compiled step ops against generation on Keras' cell (the path where the kernel
 is not available): the same seed gives the same text, beam search the same hypotheses, the
-encoder-decoder the same outputs; in bfloat16 the next-character distributions stay close."""
+encoder-decoder the same outputs; in bfloat16 the next-character distributions stay close. The
+precision a user asks for (`precision=`, `--precision`) reaches the step ops, or is refused in one line."""
 
 import os
 
@@ -10,12 +11,14 @@ import pytest
 import tensorflow as tf
 
 from charseq import compiled_step, kernels
+from charseq.errors import CharseqError
 from charseq.heads.lm import beam, inference
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.seq2seq import inference as seq2seq_inference
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.settings import BackboneConfig
 from charseq.vocab import CharVocab
+from helpers import assert_clean_error, run_cli_in_process
 
 pytestmark = pytest.mark.skipif(not kernels.available() and os.environ.get("CHARSEQ_TEST_FRESH_BUILD") != "1",
                                 reason="the kernel could not be built here")
@@ -100,3 +103,67 @@ def test_encoder_decoder_decodes_the_same(request):
         assert [[h[0] for h in row] for row in got] == [[h[0] for h in row] for row in want]
         np.testing.assert_allclose([h[1] for row in got for h in row], [h[1] for row in want for h in row],
                                    rtol=1e-4)
+
+
+def _packed_recurrences(monkeypatch):
+    """The recurrence each `pack` call of the sampler and the beam search asks for, recorded as they run."""
+    asked = []
+
+    def pack(backbone, recurrence=None):
+        asked.append(compiled_step.recurrence_for(backbone, recurrence))
+        return compiled_step.pack(backbone, recurrence)
+    for module in (inference, beam):
+        monkeypatch.setattr(module, "pack", pack)
+    return asked
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_precision_through_the_python_api(cell, monkeypatch):
+    """float32 is the float32 model's own text; mixed_bfloat16 runs the bfloat16 products where the CPU
+    has AVX512-BF16 (near-identical distributions, so mostly the same greedy text) and is refused elsewhere."""
+    model, vocab = _lm(cell)
+    options = dict(length=80, seed=5, num_samples=3)
+    assert inference.generate(model, vocab, "the ", precision="float32", **options) == \
+        inference.generate(model, vocab, "the ", **options)
+    if not kernels.native_bf16():
+        with pytest.raises(CharseqError, match="AVX512-BF16"):
+            inference.Generator(model, vocab, "mixed_bfloat16")
+        return
+    asked = _packed_recurrences(monkeypatch)
+    texts = inference.generate(model, vocab, "the ", precision="mixed_bfloat16", **options)
+    assert asked == ["bfloat16"] and len(texts) == 3 and all(len(t) == 80 for t in texts)
+    greedy = [inference.generate(model, vocab, "the ", length=40, greedy=True, precision=p)
+              for p in ("float32", "mixed_bfloat16")]
+    assert sum(a == b for a, b in zip(*greedy)) >= 30, greedy
+
+
+def test_precision_is_refused_where_it_cannot_apply():
+    keras.utils.set_random_seed(3)
+    vocab = CharVocab.build(TEXT)
+    on_keras = LanguageModel(vocab.size, BackboneConfig(cell="lstm", units=16, layers=1, embedding_dim=4,
+                                                        precision="float32", impl="keras"))
+    on_keras(tf.zeros([1, 2], tf.int32))
+    with pytest.raises(CharseqError, match="needs the compiled step ops"):
+        inference.Generator(on_keras, vocab, "mixed_bfloat16")
+    assert inference.Generator(on_keras, vocab, "float32").recurrence == "float32"  # its own precision: fine
+    with pytest.raises(CharseqError, match="--precision must be one of float32, mixed_bfloat16"):
+        inference.Generator(on_keras, vocab, "bfloat16")
+
+
+def test_generate_precision_through_the_cli(trained_run, monkeypatch):
+    args = ["generate", "--model", trained_run, "--prompt", "春", "--length", "60", "--seed", "2", "--num-samples", "3"]
+    default = run_cli_in_process(*args)
+    assert default.returncode == 0, default.stderr
+    assert run_cli_in_process(*args, "--precision", "float32").stdout == default.stdout
+    asked = _packed_recurrences(monkeypatch)
+    r = run_cli_in_process(*args, "--precision", "mixed_bfloat16")
+    if not kernels.native_bf16():
+        assert_clean_error(r, "--precision mixed_bfloat16", "AVX512-BF16")
+        return
+    assert r.returncode == 0, r.stderr
+    assert asked == ["bfloat16"] and r.stdout.count("--- sample") == 3
+    beam_args = ["generate", "--model", trained_run, "--prompt", "春", "--length", "12", "--beam", "3"]
+    asked.clear()
+    r = run_cli_in_process(*beam_args, "--precision", "mixed_bfloat16")
+    assert r.returncode == 0 and asked == ["bfloat16"], r.stderr
+    assert r.stdout.startswith("春") and "--precision" in run_cli_in_process("generate", "--help").stdout

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from charseq import kernels
 from charseq.data.pairs import make_pairs, read_pairs
 from charseq.errors import CharseqError
 from charseq.vocab import BOS
@@ -95,6 +96,23 @@ def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, fl
         ids.append(best)
         token = np.array([best])
     return vocab.decode(ids), log_prob
+
+
+def test_translate_precision(reverse_run):
+    """--precision float32 decodes as the float32 model does; mixed_bfloat16 (bfloat16 products) keeps a
+    trained model's outputs where the CPU has AVX512-BF16 and is refused in one line elsewhere."""
+    run = reverse_run / "run"
+    args = ("translate", "--model", run, "--beam", "3", "--n-best", "2", "abcd", "xyz")
+    default = run_cli_in_process(*args)
+    assert default.returncode == 0, default.stderr
+    assert run_cli_in_process(*args, "--precision", "float32").stdout == default.stdout
+    for beam in ("1", "3"):
+        r = run_cli_in_process("translate", "--model", run, "--beam", beam, "--precision", "mixed_bfloat16", "abcd", "xyz")
+        if not kernels.native_bf16():
+            assert_clean_error(r, "--precision mixed_bfloat16", "AVX512-BF16")
+            continue
+        assert r.returncode == 0 and r.stdout.splitlines() == ["dcba", "zyx"], r.stderr
+        assert Translator(run, "mixed_bfloat16").decoder.recurrence == "bfloat16"
 
 
 def test_beam_one_is_greedy_and_beam_never_scores_below_greedy(reverse_run):

@@ -25,10 +25,10 @@ from charseq.vocab import banned_ids
 class BeamSearch:
     """Beam search for one loaded language model (compile once, search often)."""
 
-    def __init__(self, model, vocab, recurrence: str | None = None):
+    def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
-        self.recurrence = recurrence  # how the compiled step multiplies (see Generator)
-        self.generator = Generator(model, vocab)  # the prompt rules (unknown characters, empty prompt)
+        self.generator = Generator(model, vocab, precision)  # the prompt rules (unknown characters, empty prompt)
+        self.recurrence = self.generator.recurrence  # how the compiled step multiplies (see Generator)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._read = tf.function(self._read_fn, reduce_retracing=True)
         self._step = tf.function(self._step_fn, reduce_retracing=True)

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, stepper
+from charseq.compiled_step import dense, pack, pack_dense, recurrence_of, stepper
 from charseq.errors import CharseqError
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
@@ -60,23 +60,24 @@ class Generator:
     SavedModel, so exported and in-process generation give the same text for the same seed.
     Each step runs on the compiled step ops where the kernel runs (:mod:`charseq.compiled_step`, the
     weights packed once per call; float32 for a float32 model, as Keras' cell computes it), else on
-    Keras' cells. `recurrence="bfloat16"` asks for bfloat16 products on a float32 model: faster at
-    large batches, the same distributions to within ~0.3% of probability, but not the same text for
-    a seed.
+    Keras' cells. `precision="mixed_bfloat16"` asks for bfloat16 products (float32 sums, states and
+    softmax) on a CPU with AVX512-BF16: faster at large batches, next-character probabilities within
+    ~0.003 of float32's, but not the same text for a seed; `"float32"` for float32 products (None:
+    the model's own precision). See :func:`charseq.compiled_step.recurrence_of` for where it applies.
     """
 
     FIRST_CHUNK, MAX_CHUNK = 8, 128  # streaming: steps per compiled call, doubling up to the maximum
 
-    def __init__(self, model, vocab, recurrence: str | None = None):
+    def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
         # How the compiled step multiplies (charseq.kernels.RECURRENCES); None: the model's precision.
-        self.recurrence = recurrence
+        self.recurrence = recurrence_of(model.backbone, precision)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._sample = tf.function(self.sample_fn, reduce_retracing=True)
         self._continue = tf.function(self.continue_fn, reduce_retracing=True)
 
     def _pick(self, logits, temperature, top_k, top_p, seed, greedy):
-        logits = logits + self._banned
+        """The next token from `logits` that already carry `_banned`."""
         if greedy:
             return tf.argmax(logits, axis=-1, output_type=tf.int32)
         logits = filter_logits(logits, temperature, top_k, top_p)
@@ -89,18 +90,22 @@ class Generator:
         and `states` have not yet read it, which is where :meth:`continue_fn` carries on.
         """
         logits, states = self.model(prompt_ids, training=False)
-        token = self._pick(logits[:, -1], temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
+        token = self._pick(logits[:, -1] + self._banned, temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
         return self.continue_fn(token, states, 0, steps, temperature, top_k, top_p, seed, greedy)
 
     def continue_fn(self, token, states, start, stop, temperature, top_k, top_p, seed, greedy: bool):
         """Emit `token` as position `start`, then positions up to `stop` - 1, one step each;
         position i is drawn with the stateless seed (seed, i), so chunking never changes the text."""
-        backbone = self.model.backbone
-        step = stepper(backbone, pack(backbone, self.recurrence), self.recurrence)  # packed once per call
+        backbone, model = self.model.backbone, self.model
+        packed = pack(backbone, self.recurrence)  # once per call
+        step = stepper(backbone, packed, self.recurrence)
+        # The output layer with the banned symbols' -inf in its bias: one op where the step ops run.
+        head = pack_dense(model.head, self._banned) if packed is not None else None
 
         def body(i, token, states, out):
             out = out.write(i - start, token)
-            logits, states = self.model.step(token, states, step)
+            x, states = step(token, states)
+            logits = dense(head, x) if head is not None else model.head(x) + self._banned
             token = self._pick(logits, temperature, top_k, top_p, tf.stack([seed, i + 1]), greedy)
             return i + 1, token, states, out
 
@@ -189,10 +194,11 @@ class Generator:
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
 
 
-def generate(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> str | list[str]:
-    """Generate from `model`; see :meth:`Generator.__call__` for the options.
+def generate(model, vocab, prompt: str = DEFAULTS.prompt, precision: str | None = None, **options) -> str | list[str]:
+    """Generate from `model`; see :meth:`Generator.__call__` for the options, :class:`Generator` for
+    `precision`.
 
     Returns one string, or a list when `num_samples` > 1.
     """
-    texts = Generator(model, vocab)(prompt, **options)
+    texts = Generator(model, vocab, precision)(prompt, **options)
     return texts[0] if options.get("num_samples", 1) == 1 else texts

@@ -10,7 +10,7 @@ import click
 from charseq.cli_errors import one_line
 from charseq.options import (LibraryOption, configure_output, given, inputs, json_line, library_default,
                              library_option, model_options, train_on_file, training_options, validation_options)
-from charseq.settings import ATTENTIONS, PAIR_TASKS, SOURCE_UNKNOWN
+from charseq.settings import ATTENTIONS, GENERATION_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
 SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:ModelConfig"
@@ -88,8 +88,13 @@ TRANSLATOR = "charseq.heads.seq2seq.config:DecodeConfig"  # the defaults Transla
 @library_option("--unknown", type=click.Choice(SOURCE_UNKNOWN), owner=f"{TRANSLATOR}.unknown",
                 help="What to do with source characters the model does not know: refuse the source, or read "
                 "them as the unknown symbol.")
+@click.option("--precision", type=click.Choice(GENERATION_PRECISIONS),
+              help="How the decoder's recurrent products multiply. mixed_bfloat16: bfloat16 products with float32 "
+              "sums (states and softmax float32), faster on a CPU with AVX512-BF16 (refused on others), but "
+              "outputs may differ from float32's. [default: the precision the model was trained in]")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
-def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, as_json):
+def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, precision,
+                      as_json):
     """Map each SOURCE (or each line of --input) to its output sequence."""
     configure_output()
     from charseq.errors import CharseqError
@@ -99,7 +104,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     if not sources:
         raise CharseqError("nothing to translate: give sources or --input FILE")
     nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
-    results = dict(zip(nonblank, Translator(model_dir)(
+    results = dict(zip(nonblank, Translator(model_dir, precision)(
         [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
                                                  length_penalty=length_penalty, unknown=unknown)) if nonblank else []))
     n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")

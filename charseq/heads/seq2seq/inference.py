@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, stepper
+from charseq.compiled_step import pack, recurrence_of, stepper
 from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
 from charseq.vocab import BOS, EOS, PAD, banned_ids
@@ -33,9 +33,10 @@ def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--
         raise CharseqError(f"{length_option} must be at least 1, not {max_len}")
 
 
-def greedy_decode(model, source_ids, max_len):
+def greedy_decode(model, source_ids, max_len, recurrence: str | None = None):
     """Greedy decoding of a right-padded batch of sources [batch, time], as one `tf.while_loop` of
-    plain TensorFlow ops (`charseq translate --beam 1`, and the exported `translate` signature).
+    plain TensorFlow ops (`charseq translate --beam 1`, and the exported `translate` signature);
+    the decoder's steps in `recurrence` (see :mod:`charseq.compiled_step`; None: the model's own).
 
     Returns (tokens [batch, steps] ending with the end symbol, then padding; the summed
     log-probability of each output [batch]; its length in tokens, end symbol included [batch]).
@@ -43,7 +44,8 @@ def greedy_decode(model, source_ids, max_len):
     memory, mask, states = model.encode(source_ids, training=False)
     batch = tf.shape(memory)[0]
     banned = tf.constant(banned_ids(model.target_vocab_size, allow=(EOS,)))  # it may end, nothing else special
-    decoder_step = stepper(model.decoder, pack(model.decoder))  # the compiled step's weights, packed once per call
+    # The compiled step's weights, packed once per call.
+    decoder_step = stepper(model.decoder, pack(model.decoder, recurrence), recurrence)
 
     def step(t, token, states, finished, out, score, length):
         logits, states = model.decode_step(token, states, memory, mask, decoder_step)
@@ -64,14 +66,20 @@ def greedy_decode(model, source_ids, max_len):
 
 
 class Decoder:
-    def __init__(self, model, target_vocab):
+    """Decodes with one loaded encoder-decoder. `precision`: how the decoder's recurrent products
+    multiply, as for :class:`charseq.heads.lm.inference.Generator` (None: the model's own)."""
+
+    def __init__(self, model, target_vocab, precision: str | None = None):
         self.model, self.vocab = model, target_vocab
+        self.recurrence = recurrence_of(model.decoder, precision)
         self._encode = tf.function(lambda ids: model.encode(ids, training=False), reduce_retracing=True)
         self._step = tf.function(self._step_fn, reduce_retracing=True)
-        self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len), reduce_retracing=True)
+        self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len, self.recurrence),
+                                   reduce_retracing=True)
 
     def _step_fn(self, token, states, memory, mask, packed):
-        logits, states = self.model.decode_step(token, states, memory, mask, stepper(self.model.decoder, packed))
+        logits, states = self.model.decode_step(token, states, memory, mask,
+                                                stepper(self.model.decoder, packed, self.recurrence))
         return tf.nn.log_softmax(logits, axis=-1), states
 
     def decode(self, source_ids: np.ndarray, beam: int = 1, n_best: int = 1, max_len: int = 100,
@@ -87,7 +95,7 @@ class Decoder:
                     for row, s, n in zip(tokens, scores, normalised)]
         batch = source_ids.shape[0]
         memory, mask, states = self._encode(tf.constant(source_ids, tf.int32))
-        packed = pack(self.model.decoder)  # the compiled step's weights, once per batch
+        packed = pack(self.model.decoder, self.recurrence)  # the compiled step's weights, once per batch
 
         def tile(t):  # every source's tensors repeated for its `beam` hypotheses
             return tf.repeat(t, beam, axis=0)

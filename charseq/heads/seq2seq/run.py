@@ -205,9 +205,11 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
 class Translator:
     """A loaded encoder-decoder, ready to decode many sources (load once, translate often)."""
 
-    def __init__(self, path: str | Path):
-        self.model, self.source_vocab, self.target_vocab, self.config = load_seq2seq(path)
-        self.decoder = Decoder(self.model, self.target_vocab)
+    def __init__(self, path: str | Path, precision: str | None = None):
+        # `precision` (float32, mixed_bfloat16): how the decoder's recurrent products multiply, the rest
+        # in float32; None: the model as trained (see charseq.compiled_step.recurrence_of).
+        self.model, self.source_vocab, self.target_vocab, self.config = load_seq2seq(path, precision and "float32")
+        self.decoder = Decoder(self.model, self.target_vocab, precision)
 
     def encode(self, sources: list[str], unknown: str = "error") -> list[np.ndarray]:
         if unknown not in SOURCE_UNKNOWN:
