@@ -231,9 +231,9 @@ struct GruCell {
   }
 };
 
-// A step of at least this many FLOPs in its products is split over the op's thread team by unit
+// A step of at least this many FLOPs in its products is split over the op's threads by unit
 // blocks (common.h's Shards: the same sums in the same order, so the same result); below it, the
-// hand-off to the team costs more than it saves.
+// hand-off to the second thread costs more than it saves.
 constexpr double kShardFlops = 4e6;
 
 // One step of `cell` over the batch, unit block by unit block, rows in register groups: on the
@@ -247,8 +247,7 @@ void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const 
   if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops) {
     const Shards shards(ctx, unit_blocks(s.u));
     shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(
-        s.B, 1, [](int) { return 0; },
-        [&](int, auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); });
+        s.B, [&](auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); });
     return;
   }
   for (int jb = 0; jb < unit_blocks(s.u); ++jb)
