@@ -392,8 +392,8 @@ def browser_context(chromium):
     context.close()
 
 
-def test_browser_the_page_works_while_other_origins_are_refused(browser_context, studio_dir):
-    proc, url, _ = start_server(studio_dir)
+def test_browser_the_page_works_while_other_origins_are_refused(browser_context, server):
+    url = server
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     problems = []
@@ -430,4 +430,3 @@ def test_browser_the_page_works_while_other_origins_are_refused(browser_context,
         assert not problems, problems
     finally:
         other.shutdown()
-        stop_server(proc)
