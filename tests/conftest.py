@@ -2,11 +2,13 @@
 made once per test run and shared by its workers, read-only: a test that changes a run copies it first
 (helpers live in helpers.py)."""
 
+import atexit
 import contextlib
 import fcntl
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,19 @@ LONGEST_FIRST = ["studio/test_studio_page.py", "runs/test_reliability.py", "stud
 def pytest_collection_modifyitems(config, items):
     rank = {f"tests/{name}": i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a file's order stays
+
+
+def pytest_unconfigure(config):
+    """A worker of -n 2 has sent its results by now: it leaves without tearing TensorFlow down
+    (seconds of freeing memory at the end of every test run, while the run waits for it)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        atexit.register(leave_now)
+
+
+def leave_now():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @contextlib.contextmanager
