@@ -80,7 +80,7 @@ def test_charts_one_per_metric_with_hover_zoom_log_smoothing_and_a_picker(server
     x_range = "document.querySelector('figure.chart[data-metric=\"val_loss\"] .plot')._fullLayout.xaxis.range"
     # The chart redraws when the browser gets to it (a busy machine takes a moment).
     page.wait_for_function(f"full => {{ const r = {x_range}; return r[1] - r[0] < 0.6 * (full[1] - full[0]); }}", arg=full,
-                           timeout=10_000)
+                           timeout=30_000)
     zoomed = page.evaluate(f"() => {x_range}.slice()")
     assert zoomed[1] - zoomed[0] < 0.6 * (full[1] - full[0]), (full, zoomed)
 
