@@ -2,17 +2,19 @@
 made once per test run and shared by its workers, read-only: a test that changes a run copies it first
 (helpers live in helpers.py)."""
 
+import atexit
 import contextlib
 import fcntl
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# Two workers share the cores: each (and each process it starts) computes on one TensorFlow thread
+# The workers share the cores: each (and each process it starts) computes on one TensorFlow thread
 # instead of one per core, which would oversubscribe the cores for the tiny models tested here. The
 # kernels' split over several threads is checked on its own (tests/kernels/test_compiled_rnn.py).
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
@@ -21,8 +23,8 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, snapshot, striped_images  # noqa: E402
 
 # The files that take longest, longest first. Each worker takes whole files, the next one when it is
-# nearly done (pytest's -n 2 --dist loadfile, in this order with --no-loadscope-reorder): started last,
-# a long file would leave the other worker idle at the end. The rest follow in their usual order.
+# nearly done (pytest's -n 3 --dist loadfile, in this order with --no-loadscope-reorder): started last,
+# a long file would leave the other workers idle at the end. The rest follow in their usual order.
 LONGEST_FIRST = ["studio/test_studio_page.py", "runs/test_reliability.py", "studio/test_studio_safety.py",
                  "runs/test_force_resume.py", "runs/test_resume_exact.py", "training/test_distribute.py",
                  "classifier/test_classifier.py", "training/test_plot_grid.py", "lm/test_lm.py",
@@ -37,9 +39,22 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a file's order stays
 
 
+def pytest_unconfigure(config):
+    """A worker of -n 3 has sent its results by now: it leaves without tearing TensorFlow down
+    (seconds of freeing memory at the end of every test run, while the run waits for it)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        atexit.register(leave_now)
+
+
+def leave_now():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 @contextlib.contextmanager
 def made_once(tmp_path_factory, name: str, make):
-    """The folder `name` that `make(folder)` fills, once per test run: the workers of `-n 2` share it
+    """The folder `name` that `make(folder)` fills, once per test run: the workers of `-n 3` share it
     (the first to ask makes it, the other waits for it). Leaving the block (at the end of the test
     run) checks that no test changed it."""
     root = tmp_path_factory.getbasetemp()

@@ -28,7 +28,7 @@ from charseq.heads.lm.task import LMTask
 from charseq.runs import RUN_FORMAT, not_a_run
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.heads.seq2seq.task import Seq2SeqTask
-from helpers import (CHARSEQ, KINDS, LM_FLAGS, QUIET, REPO, TINY_SETTINGS, assert_clean_error, command, run_cli,
+from helpers import (CHARSEQ, KINDS, LM_FLAGS, QUIET, REPO, TINY_SETTINGS, assert_clean_error, command,
                      run_cli_in_process, snapshot)
 
 
@@ -53,10 +53,10 @@ def project_directory(root: Path) -> Path:
     return proj
 
 
-def test_force_refuses_a_project_directory_through_the_real_cli(tmp_path, files):
+def test_force_refuses_a_project_directory(tmp_path, files):
     proj = project_directory(tmp_path)
     before = snapshot(proj)
-    r = run_cli(*command("train-lm", files, proj, "--force"))
+    r = run_cli_in_process(*command("train-lm", files, proj, "--force"))
     assert_clean_error(r, str(proj), "not a charseq run", "NOTES.md", "refusing")
     assert snapshot(proj) == before and leftovers(tmp_path) == []
 
@@ -229,10 +229,10 @@ def test_a_new_run_sweeps_only_the_hidden_builds_no_process_holds(tmp_path):
 
 
 # ----------------------------------------------------------------------------- --resume
-def test_resume_refuses_changed_settings_through_the_real_cli(tmp_path, files, finished):
+def test_resume_refuses_changed_settings(tmp_path, files, finished):
     out = copy_run(finished, "train-lm", tmp_path)
     before = snapshot(out)
-    r = run_cli("train-lm", "--out", out, "--resume", "--units", "64", "--layers", "3", "--cell", "gru",
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--units", "64", "--layers", "3", "--cell", "gru",
                 "--lr", "0.5", "--seq-len", "7")
     assert_clean_error(r, "--units (recorded 16, given 64)", "--layers (recorded 1, given 3)",
                        '--cell (recorded "lstm", given "gru")', "--lr (recorded ", "given 0.5)",

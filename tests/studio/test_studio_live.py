@@ -90,18 +90,6 @@ def test_a_client_that_disconnects_stops_its_generation(server):
     assert status["stopped"] == before["stopped"] + 1 and status["finished"] == before["finished"]
 
 
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.problems = problems = []  # a test that provokes an error takes its own out of this list
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-    yield page
-    context.close()
-    assert not problems, problems
-
-
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory):
     folder = os.environ.get("CHARSEQ_STUDIO_SCREENSHOTS")
@@ -110,9 +98,8 @@ def shots(tmp_path_factory):
     return path
 
 
-def test_browser_runs_generate_and_attention(server, page, shots):
-    page.goto(server)
-    page.wait_for_selector("body[data-ready]")
+def test_browser_runs_generate_and_attention(server, open_page, shots):
+    page = open_page(server, height=860)  # a test that provokes an error takes its own out of page.problems
     assert page.locator("#runs-table tbody tr").count() == 6
     page.wait_for_function("document.querySelectorAll('#runs-table input:checked').length === 2")  # the grid
     page.wait_for_timeout(300)
@@ -153,9 +140,8 @@ def test_browser_runs_generate_and_attention(server, page, shots):
     page.screenshot(path=shots / "studio-attention.png")
 
 
-def test_browser_look_inside_and_draw_a_digit(server, page, shots):
-    page.goto(server + "#inside")
-    page.wait_for_selector("body[data-ready]")
+def test_browser_look_inside_and_draw_a_digit(server, open_page, shots):
+    page = open_page(server + "#inside", height=860)
     page.select_option("#in-run", "poems")
     page.click("#in-go")
     page.wait_for_selector("#in-units li button")
