@@ -32,15 +32,20 @@ import tensorflow as tf  # noqa: E402
 from charseq import kernels  # noqa: E402
 
 
-def median_ms(run, reps: int = 40) -> float:
-    for _ in range(3):
+def timed_ms(run, reps: int, warmup: int = 1) -> list[float]:
+    """Milliseconds of `reps` calls of `run`, after `warmup` untimed ones."""
+    for _ in range(warmup):
         run()
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         run()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - t))
+    return times
+
+
+def median_ms(run, reps: int = 40) -> float:
+    return statistics.median(timed_ms(run, reps, warmup=3))
 
 
 def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int = 500) -> None:
@@ -91,13 +96,7 @@ def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int =
 
 
 def best_ms(run, reps: int = 9) -> float:
-    run()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
+    return min(timed_ms(run, reps))
 
 
 def generation_step(ops, units: int = 256, steps: int = 500) -> None:
