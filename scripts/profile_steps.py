@@ -17,6 +17,7 @@
 """
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -67,13 +68,12 @@ def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int =
         for precision in precisions:
             generator = Generator(model, vocab, None if precision == "float32" else precision)
             step = stepper(model.backbone, pack(model.backbone, generator.recurrence), generator.recurrence)
-            head = pack_dense(model.head, generator._banned)  # as the sampler computes its logits
+            head = functools.partial(dense, pack_dense(model.head, generator._banned))  # as the sampler's
             token, states = tf.zeros([batch], tf.int32), model.zero_state(batch)
             one = tf.constant(1.0)
 
             def logits_of(token, states):
-                x, states = step(token, states)
-                return dense(head, x), states
+                return model.step(token, states, step, head)
 
             def parts(i, token, states):
                 return {"step ops of the layers": lambda: (token, step(token, states)[1]),

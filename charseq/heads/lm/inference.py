@@ -8,6 +8,7 @@ Sampling is stateless and keyed by (seed, position), so a seed always gives the 
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable
 
@@ -100,12 +101,12 @@ class Generator:
         packed = pack(backbone, self.recurrence)  # once per call
         step = stepper(backbone, packed, self.recurrence)
         # The output layer with the banned symbols' -inf in its bias: one op where the step ops run.
-        head = pack_dense(model.head, self._banned) if packed is not None else None
+        head = (functools.partial(dense, pack_dense(model.head, self._banned)) if packed is not None
+                else lambda x: model.head(x) + self._banned)
 
         def body(i, token, states, out):
             out = out.write(i - start, token)
-            x, states = step(token, states)
-            logits = dense(head, x) if head is not None else model.head(x) + self._banned
+            logits, states = model.step(token, states, step, head)
             token = self._pick(logits, temperature, top_k, top_p, tf.stack([seed, i + 1]), greedy)
             return i + 1, token, states, out
 

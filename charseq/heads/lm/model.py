@@ -35,11 +35,12 @@ class LanguageModel(keras.Model):
         x, states = self.backbone(ids, initial_state=initial_state, training=training)
         return self.head(x), states
 
-    def step(self, ids_t, states, stepper=None):
+    def step(self, ids_t, states, stepper=None, head=None):
         """(logits, states) one token on; `stepper` runs the backbone's step (default `backbone.step`;
-        :func:`charseq.compiled_step.stepper` for the compiled step ops)."""
+        :func:`charseq.compiled_step.stepper` for the compiled step ops), `head` the output layer
+        (default `self.head`; a sampler passes it packed, :func:`charseq.compiled_step.pack_dense`)."""
         x, states = (stepper or self.backbone.step)(ids_t, states)
-        return self.head(x), states
+        return (head or self.head)(x), states
 
     @tf.function(reduce_retracing=True)
     def scored(self, ids, targets, weights, initial_state):
