@@ -39,7 +39,9 @@ typedef int vi __attribute__((vector_size(VL * sizeof(int))));
 typedef unsigned vu __attribute__((vector_size(VL * sizeof(unsigned))));
 typedef uint16_t vh __attribute__((vector_size(VL * sizeof(uint16_t))));
 
-inline vf splat(float s) { return vf{} + s; }
+// s in every lane. (s - 0 is s for every float, so this is a plain broadcast; vf{} + s is not, as
+// -0 + 0 is +0, and GCC would add a zero vector in the products' inner loops.)
+inline vf splat(float s) { return s - vf{}; }
 
 inline vf load(const float* p) {
   vf v;
