@@ -33,6 +33,12 @@ def matmul_for(recurrence: str):
     return matmul
 
 
+def column_sums(m):
+    """The sums over the rows of `m` [n, k], as a product with a vector of ones: on a CPU several
+    times faster than `tf.reduce_sum(m, 0)` (the bias gradients over every batch row and step)."""
+    return tf.linalg.matvec(m, tf.ones(tf.shape(m)[:1], m.dtype), transpose_a=True)
+
+
 def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
                   recurrence="float32"):
     """Run an LSTM over `x` [batch, time, features]; returns (outputs [batch, time, units], h, c).
@@ -65,7 +71,7 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
             dz = tf.reshape(d_gates, [-1, 4 * units])
             d_x = tf.reshape(matmul(dz, kernel, transpose_b=True), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
-            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, tf.reduce_sum(dz, 0), d_h0, d_c0)
+            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, column_sums(dz), d_h0, d_c0)
 
         return (outputs, h_last, c_last), backward
 

@@ -6,16 +6,19 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/blocking_counter.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace charseq {
@@ -39,7 +42,9 @@ typedef int vi __attribute__((vector_size(VL * sizeof(int))));
 typedef unsigned vu __attribute__((vector_size(VL * sizeof(unsigned))));
 typedef uint16_t vh __attribute__((vector_size(VL * sizeof(uint16_t))));
 
-inline vf splat(float s) { return vf{} + s; }
+// s in every lane. (s - 0 is s for every float, so this is a plain broadcast; vf{} + s is not, as
+// -0 + 0 is +0, and GCC would add a zero vector in the products' inner loops.)
+inline vf splat(float s) { return s - vf{}; }
 
 inline vf load(const float* p) {
   vf v;
@@ -388,43 +393,87 @@ void for_row_groups(int B, const F& block) {
 
 
 // ------------------------------------------------------------------------------ threads
-// The unit blocks of an op split over its threads: contiguous ranges, as even as possible, the
-// same for every step of the call.
+// The work of one step split over the op's threads: items of NB unit blocks by a chunk of batch
+// rows, handed out in order from a shared counter. The calling thread starts on them at once and
+// the others join as they wake, so a thread that wakes late does less instead of holding up the
+// step. Each item computes its outputs in a fixed order whichever thread takes it, so the results
+// do not depend on the thread count or on scheduling.
 class Shards {
  public:
   Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
     const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     pool_ = workers->workers;
-    n_ = std::max(1, std::min(workers->num_threads, blocks));
+    threads_ = std::max(1, workers->num_threads);
   }
 
   // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
-  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant), a thread's blocks left
-  // over one at a time; shard 0 on the calling thread; returns when every shard is done.
+  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant; the blocks past the
+  // last whole NB one at a time); returns when every item is done.
   template <int MR, int NB, class F>
   void run(int B, const F& block) const {
-    auto shard = [&](int s) {
-      int jb = static_cast<int>(static_cast<long long>(blocks_) * s / n_);
-      const int end = static_cast<int>(static_cast<long long>(blocks_) * (s + 1) / n_);
-      for (; jb + NB <= end; jb += NB)
-        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, NB>{}, r0, jb); });
-      for (; jb < end; ++jb)
-        for_row_groups<MR>(B, [&](auto rows, int r0) { block(rows, std::integral_constant<int, 1>{}, r0, jb); });
+    const int whole = blocks_ / NB, groups = whole + blocks_ % NB;  // NB blocks each, then single ones
+    const int chunk = kChunkGroups * MR, chunks = std::max(1, (B + chunk - 1) / chunk);
+    const int items = groups * chunks;
+    auto item = [&](int i) {
+      const int g = i / chunks, r0 = i % chunks * chunk, rows = std::min(chunk, B - r0);
+      const auto sub = [&](auto nb, int jb) {
+        for_row_groups<MR>(rows, [&](auto mr, int r) { block(mr, nb, r0 + r, jb); });
+      };
+      if (g < whole) {
+        sub(std::integral_constant<int, NB>{}, g * NB);
+      } else {
+        sub(std::integral_constant<int, 1>{}, whole * NB + (g - whole));
+      }
     };
-    if (n_ == 1) return shard(0);
-    tensorflow::BlockingCounter done(n_ - 1);
-    for (int s = 1; s < n_; ++s) {
-      pool_->Schedule([&shard, &done, s] {
-        shard(s);
-        done.DecrementCount();
-      });
+    const int helpers = std::min(threads_, items) - 1;
+    if (helpers <= 0) {
+      for (int i = 0; i < items; ++i) item(i);
+      return;
     }
-    shard(0);
-    done.Wait();
+    // A helper that wakes after the items are all taken returns without touching the caller's
+    // frame, which may be gone by then: it holds the counters through its own reference.
+    const auto team = std::make_shared<Team>();
+    const std::function<void(int)> work = item;
+    for (int h = 0; h < helpers; ++h)
+      pool_->Schedule([team, run_item = &work, items] { team->work(run_item, items); });
+    team->work(&work, items);
+    team->wait(items);
   }
 
  private:
-  int blocks_, n_;
+  static constexpr int kChunkGroups = 4;  // register row groups per item
+
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  struct Team {
+    std::atomic<int> next{0}, done{0};
+    // Items in order until none is left; `run_item` is only called on an item taken here, which
+    // the caller is still waiting for.
+    void work(const std::function<void(int)>* run_item, int items) {
+      for (int i; (i = next.fetch_add(1, std::memory_order_relaxed)) < items;) {
+        (*run_item)(i);
+        done.fetch_add(1, std::memory_order_release);
+      }
+    }
+    // Until the last item taken elsewhere is done: at most one item's time, so spin, then yield.
+    void wait(int items) const {
+      for (int spins = 0; done.load(std::memory_order_acquire) < items; ++spins) {
+        if (spins < 4096) {
+          pause();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  };
+
+  int blocks_, threads_;
   tensorflow::thread::ThreadPool* pool_;
 };
 

@@ -231,8 +231,8 @@ struct GruCell {
   }
 };
 
-// A step of at least this many FLOPs in its products is split over the op's threads by unit
-// blocks (common.h's Shards: the same sums in the same order, so the same result); below it, the
+// A step of at least this many FLOPs in its products is split over the op's threads (common.h's
+// Shards: the same sums in the same order, so the same result); below it, the
 // hand-off to the second thread costs more than it saves.
 constexpr double kShardFlops = 4e6;
 
