@@ -1,8 +1,8 @@
 """The compiled recurrence ops give the same bits on one thread as on several: each output element is
 computed by one thread in a fixed order, and the threads of a call meet at a barrier between steps
 (forward: h_t of every unit before step t + 1's product reads it; backward: d(m) of every unit).
-Many short steps on an uneven split of the units, so that a thread running ahead of the barrier
-would read rows the other has not written yet. Forward and backward ops, both cells, masked and
+Many short steps whose work items (blocks of units) do not divide evenly between the threads, so
+that a thread running ahead of the barrier would read rows another has not written yet. Forward and backward ops, both cells, masked and
 not, float32 and the bfloat16 recurrences.
 
 Run as a script (`python test_threads.py THREADS OUT.npz`) it writes the ops' results, computed
