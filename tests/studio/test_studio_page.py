@@ -83,6 +83,11 @@ def test_charts_one_per_metric_with_hover_zoom_log_smoothing_and_a_picker(server
                            timeout=30_000)
     zoomed = page.evaluate(f"() => {x_range}.slice()")
     assert zoomed[1] - zoomed[0] < 0.6 * (full[1] - full[0]), (full, zoomed)
+    # The zoom survives the page's polls (every 3 s), which draw the charts again.
+    for _ in range(2):
+        with page.expect_response(lambda response: response.url.endswith("/api/runs")):
+            pass
+    assert page.evaluate(f"() => {x_range}.slice()") == zoomed
 
     # Log y, smoothing, x as training time.
     page.check("#chart-log")

@@ -76,12 +76,17 @@ export function lineChart(div, series, options) {
     annotations: empty ? [{text: "no data yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
                            font: {color: t.muted}}] : [],
   };
-  const config = {
-    responsive: true, displaylogo: false, scrollZoom: false,
-    toImageButtonOptions: {format: "png", filename: file, scale: 2},
-    modeBarButtonsToRemove: ["lasso2d", "select2d"],
-    modeBarButtonsToAdd: [{name: "csv", title: "Download data as CSV", icon: window.Plotly.Icons.disk,
-                           click: () => download(`${file}.csv`, chartCSV(series, xTitle, yTitle), "text/csv")}],
-  };
-  return window.Plotly.react(div, traces, layout, config);
+  // The CSV button downloads what the chart shows now. The config object stays the same from one
+  // redraw to the next: Plotly.react draws a chart afresh, losing the user's zoom, when its config changes.
+  div.chartCSV = () => chartCSV(series, xTitle, yTitle);
+  if (div.chartConfig?.toImageButtonOptions.filename !== file) {
+    div.chartConfig = {
+      responsive: true, displaylogo: false, scrollZoom: false,
+      toImageButtonOptions: {format: "png", filename: file, scale: 2},
+      modeBarButtonsToRemove: ["lasso2d", "select2d"],
+      modeBarButtonsToAdd: [{name: "csv", title: "Download data as CSV", icon: window.Plotly.Icons.disk,
+                             click: () => download(`${file}.csv`, div.chartCSV(), "text/csv")}],
+    };
+  }
+  return window.Plotly.react(div, traces, layout, div.chartConfig);
 }
