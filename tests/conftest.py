@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # kernels' split over several threads is checked on its own (tests/kernels/test_compiled_rnn.py).
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")  # idle pool threads would spin on the shared cores
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")  # and one inter-op thread, not one per core
 
 from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, snapshot, striped_images  # noqa: E402
 

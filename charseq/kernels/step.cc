@@ -232,8 +232,8 @@ struct GruCell {
 };
 
 // A step of at least this many FLOPs in its products is split over the op's threads (common.h's
-// Shards: the same sums in the same order, so the same result); below it, the
-// hand-off to the second thread costs more than it saves.
+// Shards: the same sums in the same order, so the same result); below it, the hand-off to the
+// second thread costs more than it saves.
 constexpr double kShardFlops = 4e6;
 
 // One step of `cell` over the batch, unit block by unit block, rows in register groups: on the

@@ -2,8 +2,8 @@
 computed by one thread in a fixed order, and the threads of a call meet at a barrier between steps
 (forward: h_t of every unit before step t + 1's product reads it; backward: d(m) of every unit).
 Many short steps whose work items (blocks of units) do not divide evenly between the threads, so
-that a thread running ahead of the barrier would read rows another has not written yet. Forward and backward ops, both cells, masked and
-not, float32 and the bfloat16 recurrences.
+that a thread running ahead of the barrier would read rows another has not written yet. Forward and
+backward ops, both cells, masked and not, float32 and the bfloat16 recurrences.
 
 Run as a script (`python test_threads.py THREADS OUT.npz`) it writes the ops' results, computed
 with THREADS intra-op threads, to OUT.npz; the test compares processes with 2 and 3 threads
