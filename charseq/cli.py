@@ -229,7 +229,7 @@ def serve_command(runs, host, port, max_generations, max_models, token, allow_ho
     except ImportError as e:
         from charseq.errors import CharseqError
         raise CharseqError(f"the studio needs its extra: pip install 'charseq[studio]' ({e.name} is missing)") from None
-    configure_output()
+    configure_output(tensorflow=False)  # the URL shows at once; the first model or data read imports it
     if host is not None and not is_loopback(host):
         click.echo(f"Warning: --host {host} makes the studio reachable from other machines; anyone with the "
                    "token in the URL below can use the served models", err=True)

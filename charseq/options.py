@@ -11,18 +11,24 @@ import inspect
 import json
 import os
 import sys
+import threading
 
 import click
 
 from charseq.settings import CELLS, LR_DECAYS, ON_NAN, OPTIMIZERS, PRECISIONS, STRATEGIES, defaults
 
 
+_importing = threading.Lock()
+
+
 def import_tensorflow():
     """Import TensorFlow with its native start-up log lines (CUDA probing, oneDNN notices)
     kept off the user's terminal; they bypass TF_CPP_MIN_LOG_LEVEL, so stderr is closed at
-    the file-descriptor level for the import only. Python errors are raised after it is restored."""
-    if "tensorflow" not in sys.modules:
-        quietly(importlib.import_module, "tensorflow")
+    the file-descriptor level for the import only. Python errors are raised after it is restored.
+    Safe from several threads (the studio's requests): one imports, the others wait for it."""
+    with _importing:
+        if "tensorflow" not in sys.modules:
+            quietly(importlib.import_module, "tensorflow")
 
 
 def quietly(function, *args):
@@ -41,8 +47,11 @@ def quietly(function, *args):
         os.close(saved)
 
 
-def configure_output():
-    import_tensorflow()
+def configure_output(tensorflow: bool = True):
+    """Set up the terminal for a command; with `tensorflow`, import it now, quietly (a command that
+    may never need it, like `serve`, passes False and imports it when it first does)."""
+    if tensorflow:
+        import_tensorflow()
     # Generated text (Chinese, emoji) must print even where the locale is not UTF-8.
     # Line buffering, so progress shows up in a piped log (`| tee train.log`) as it happens.
     for stream in (sys.stdout, sys.stderr):

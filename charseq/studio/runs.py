@@ -23,6 +23,11 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.heads import head
+# The studio starts without TensorFlow (its URL shows at once, and a page that only lists runs never
+# needs it); the first model or data read imports it, quietly. Its native start-up lines would
+# otherwise reach the terminal; while it imports (a few seconds, once), the server's own stderr is
+# silenced too.
+from charseq.options import import_tensorflow
 from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
@@ -315,6 +320,7 @@ class Loaded:
 
 
 def load(run: ServedRun) -> Loaded:
+    import_tensorflow()
     task = RunDir(run.path).read_config()["task"]
     parts = dict(head(task).load_for_studio(run.path))
     return Loaded(task, parts.pop("config"), parts)
@@ -344,6 +350,7 @@ def validation_version(run: ServedRun) -> tuple:
 def read_validation(run: ServedRun, version: tuple) -> Validation:
     from charseq.studio.views import view_of
 
+    import_tensorflow()
     config = RunDir(run.path).read_config()
     view = view_of(config["task"])
     reads = view is not None and hasattr(view.module, "validation")

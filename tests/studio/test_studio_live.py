@@ -33,6 +33,11 @@ def stream_generation(url, body, on_chunk=None, timeout=120.0) -> list[tuple[str
     return events
 
 
+def tensorflow_loaded(proc) -> bool:
+    """Whether process `proc` has TensorFlow's native library mapped (Linux's /proc/PID/maps)."""
+    return "libtensorflow_framework" in Path(f"/proc/{proc.pid}/maps").read_text()
+
+
 def test_serve_bad_input_and_loopback_addresses(tmp_path, studio_dir):
     (tmp_path / "file.txt").write_text("not runs")
     assert_clean_error(run_cli_in_process("serve", tmp_path / "file.txt"), "not a directory")
@@ -45,9 +50,15 @@ def test_serve_bad_input_and_loopback_addresses(tmp_path, studio_dir):
     try:
         assert url.startswith("http://127.0.0.2:")
         assert httpx.get(url + "api/runs").json()["runs"][0]["name"] == "poems"  # a run directory served alone
+        # Listing runs needs no TensorFlow, so the server starts without it; the first generation imports it.
+        assert not tensorflow_loaded(proc)
+        events = stream_generation(url, {"run": "poems", "prompt": "The ", "length": 20, "seed": 1})
+        assert events[-1][0] == "done" and events[-1][1]["tokens"] == 20
+        assert tensorflow_loaded(proc)
     finally:
         err = stop_server(proc)
     assert "Warning" not in err  # loopback: no token, no warning
+    assert "oneDNN" not in err and "cuda" not in err.lower(), err  # TensorFlow's start-up lines stay off the terminal
 
 
 def test_sixteen_concurrent_generations_then_the_server_still_answers(server):

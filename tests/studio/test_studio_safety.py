@@ -310,7 +310,8 @@ def test_serve_starts_on_an_empty_and_a_missing_folder_and_waits(tmp_path, studi
         shutil.copytree(studio_dir / "reverse", missing / "reverse")  # a run arrives
         wait_for(lambda: [r["name"] for r in httpx.get(url + "api/runs").json()["runs"]] == ["reverse"], 10,
                  "the new run listed")
-        report = httpx.post(url + "api/translate", json={"run": "reverse", "source": "abc"}).json()
+        # The server's first model imports TensorFlow too, which can take longer than httpx's default 5 s.
+        report = httpx.post(url + "api/translate", json={"run": "reverse", "source": "abc"}, timeout=60).json()
         assert report["hypotheses"][0]["text"]
     finally:
         stop_server(proc)
@@ -336,7 +337,8 @@ def test_serve_off_loopback_needs_the_token_it_prints(studio_dir):
         assert httpx.get(base + "api/runs", headers=by_name).status_code == 200
         foreign = {"Host": f"evil.example:{port}", "X-Charseq-Token": token}
         assert httpx.get(base + "api/runs", headers=foreign).status_code == 403
-        assert httpx.post(base + "api/generate", json=GENERATE, headers={"X-Charseq-Token": token}).status_code == 200
+        assert httpx.post(base + "api/generate", json=GENERATE, headers={"X-Charseq-Token": token},
+                          timeout=60).status_code == 200  # the first model: TensorFlow is imported now
     finally:
         err = stop_server(proc)
     assert "Warning: --host 0.0.0.0" in err
