@@ -350,7 +350,7 @@ def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     directory = kernels.build_dir(tf, "g++")
     assert directory.parent == tmp_path / "charseq" / "kernels" and directory.name.startswith(tf.__version__)
     if os.environ.get("CHARSEQ_TEST_FRESH_BUILD") != "1":
-        pytest.skip("set CHARSEQ_TEST_FRESH_BUILD=1 to compile from scratch (about 20 s)")
+        pytest.skip("set CHARSEQ_TEST_FRESH_BUILD=1 to compile from scratch (about 15 s)")
     library = kernels._build(tf, "g++", directory)
     assert library.exists() and [p.name for p in directory.iterdir() if p.suffix == ".so"] == ["recurrent.so"]
     mtime = library.stat().st_mtime_ns
