@@ -23,10 +23,6 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.heads import head
-# The studio starts without TensorFlow (its URL shows at once, and a page that only lists runs never
-# needs it); the first model or data read imports it, quietly. Its native start-up lines would
-# otherwise reach the terminal; while it imports (a few seconds, once), the server's own stderr is
-# silenced too.
 from charseq.options import import_tensorflow
 from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
 
@@ -319,6 +315,10 @@ class Loaded:
     parts: dict
 
 
+# The studio starts without TensorFlow (its URL shows at once, and a page that only compares runs never
+# needs it): the first model or validation data read imports it, quietly, since its native start-up
+# lines would reach the terminal. While it imports (a few seconds, once), the server's stderr is
+# silenced too.
 def load(run: ServedRun) -> Loaded:
     import_tensorflow()
     task = RunDir(run.path).read_config()["task"]
