@@ -17,7 +17,6 @@
 """
 
 import argparse
-import functools
 import os
 import statistics
 import sys
@@ -50,7 +49,6 @@ def median_ms(run, reps: int = 40) -> float:
 
 
 def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int = 500) -> None:
-    from charseq.compiled_step import dense, pack, pack_dense, stepper
     from charseq.heads.lm.inference import Generator
     from charseq.heads.lm.run import build_model
     from charseq.vocab import CharVocab
@@ -67,8 +65,7 @@ def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int =
     for batch in (1, 32):
         for precision in precisions:
             generator = Generator(model, vocab, None if precision == "float32" else precision)
-            step = stepper(model.backbone, pack(model.backbone, generator.recurrence), generator.recurrence)
-            head = functools.partial(dense, pack_dense(model.head, generator._banned))  # as the sampler's
+            step, head = generator.step_and_head()  # as the sampler runs them
             token, states = tf.zeros([batch], tf.int32), model.zero_state(batch)
             one = tf.constant(1.0)
 

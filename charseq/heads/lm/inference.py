@@ -94,15 +94,22 @@ class Generator:
         token = self._pick(logits[:, -1] + self._banned, temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
         return self.continue_fn(token, states, 0, steps, temperature, top_k, top_p, seed, greedy)
 
+    def step_and_head(self):
+        """The backbone's step and the output layer as the sampler runs them: the compiled step ops on
+        weights packed now, and the output layer with the banned symbols' -inf in its bias, one op,
+        where the step ops run; Keras' cell step and output layer elsewhere."""
+        backbone, model = self.model.backbone, self.model
+        packed = pack(backbone, self.recurrence)
+        step = stepper(backbone, packed, self.recurrence)
+        if packed is None:
+            return step, lambda x: model.head(x) + self._banned
+        return step, functools.partial(dense, pack_dense(model.head, self._banned))
+
     def continue_fn(self, token, states, start, stop, temperature, top_k, top_p, seed, greedy: bool):
         """Emit `token` as position `start`, then positions up to `stop` - 1, one step each;
         position i is drawn with the stateless seed (seed, i), so chunking never changes the text."""
-        backbone, model = self.model.backbone, self.model
-        packed = pack(backbone, self.recurrence)  # once per call
-        step = stepper(backbone, packed, self.recurrence)
-        # The output layer with the banned symbols' -inf in its bias: one op where the step ops run.
-        head = (functools.partial(dense, pack_dense(model.head, self._banned)) if packed is not None
-                else lambda x: model.head(x) + self._banned)
+        model = self.model
+        step, head = self.step_and_head()  # packed once per call
 
         def body(i, token, states, out):
             out = out.write(i - start, token)
