@@ -36,10 +36,11 @@ SOURCES = [HERE / "lstm.cc", HERE / "gru.cc", HERE / "step.cc"]  # one library; 
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
 # How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
-# float32; bfloat16 operands summed in float32, with AVX512-BF16 where the CPU has it and rounding in
-# portable code elsewhere; or always that portable code ("bfloat16_emulated", which tests use to
-# check the native path and to run on any CPU).
-RECURRENCES = ("float32", "bfloat16", "bfloat16_emulated")
+# float32; bfloat16 operands summed in float32, on AMX tiles where the CPU has them (Xeons since
+# Sapphire Rapids), else with AVX512-BF16 dot products, else rounding in portable code; the dot
+# products even where AMX exists ("bfloat16_avx512"); or always the portable code
+# ("bfloat16_emulated"). Tests check each native path against the portable one, which runs on any CPU.
+RECURRENCES = ("float32", "bfloat16", "bfloat16_avx512", "bfloat16_emulated")
 
 
 def cache_root() -> Path:
@@ -150,6 +151,21 @@ def native_bf16() -> bool:
     from charseq.precision import cpu_info
 
     return "avx512_bf16" in cpu_info()[1]
+
+
+@functools.cache
+def native_tiles() -> bool:
+    """Whether the kernels' bfloat16 recurrence runs on AMX tiles here: the CPU has them (Xeons since
+    Sapphire Rapids) and Linux lets this process use them (the request the kernels make, Linux 5.16
+    and later); else it runs on AVX512-BF16 (or emulated)."""
+    from charseq.precision import cpu_info
+
+    if not {"amx_tile", "amx_bf16"} <= cpu_info()[1] or (platform.system(), platform.machine()) != ("Linux", "x86_64"):
+        return False
+    import ctypes
+
+    arch_prctl, request_permission, tile_data = 158, 0x1023, 18  # x86-64 syscall, ARCH_REQ_XCOMP_PERM, XTILEDATA
+    return ctypes.CDLL(None, use_errno=True).syscall(arch_prctl, request_permission, tile_data) == 0
 
 
 def check_recurrence(recurrence: str) -> None:

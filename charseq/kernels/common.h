@@ -16,6 +16,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -101,18 +105,25 @@ struct Rows {
 // The recurrent product h_{t-1} U (and d(gates) U^T backward) can take its two operands rounded
 // to bfloat16 and accumulate in float32, as PyTorch's oneDNN LSTM does in bfloat16: the op's
 // `recurrence` attribute. Everything else (gate arithmetic, states, outputs, gradients) stays
-// float32. "bfloat16" runs AVX512-BF16 dot products where the CPU has them (checked at run time,
-// so the library built on any CPU loads everywhere it was built) and otherwise rounds the
-// operands and multiplies them in float32, which gives the same products up to the order of the
-// float32 sums; "bfloat16_emulated" always takes that portable path (tests check one against the
-// other, and the portable one on CPUs without bf16).
+// float32. "bfloat16" runs on AMX tiles where the CPU has them (kTiles), else AVX512-BF16 dot
+// products (kBfloat16; "bfloat16_avx512" takes that path even where AMX exists), both checked at
+// run time, and otherwise rounds the operands and multiplies them in float32, which gives the same
+// products up to the order of the float32 sums; "bfloat16_emulated" always takes that portable
+// path (tests check each native path against it, and run it on CPUs without bf16).
 
-enum class Recurrence { kFloat32, kBfloat16, kEmulated };
+enum class Recurrence { kFloat32, kBfloat16, kEmulated, kTiles };
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
 #define CHARSEQ_BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
 constexpr int BF = 16;  // units per block of the bfloat16 panels: one AVX-512 vector, = VL here
+#endif
+
+#if defined(__AVX512F__) && defined(__x86_64__) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define CHARSEQ_AMX 1
+#define CHARSEQ_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
 #endif
 
 // Whether this CPU (and this build: its blocks of VL units must be 16 floats) has AVX512-BF16.
@@ -125,18 +136,47 @@ inline bool native_bf16() {
 #endif
 }
 
-// The op's `recurrence` attribute: "bfloat16" becomes kEmulated where the CPU has no AVX512-BF16.
+// Whether this CPU has AMX tiles that multiply bfloat16 (Xeons since Sapphire Rapids) and Linux
+// lets this process use them: the tile registers hold 8 KB of state, which Linux saves only for a
+// process that asked for it (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, Linux 5.16 and later).
+inline bool native_tiles() {
+#if defined(CHARSEQ_AMX)
+  static const bool usable = [] {
+    unsigned a, b, c, d;
+    constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24;  // CPUID leaf 7, EDX
+    if (!native_bf16() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || (d & (kAmxBf16 | kAmxTile)) != (kAmxBf16 | kAmxTile))
+      return false;
+    constexpr long kRequestPermission = 0x1023, kTileData = 18;
+    return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+  }();
+  return usable;
+#else
+  return false;
+#endif
+}
+
+// The op's `recurrence` attribute: "bfloat16" runs on AMX tiles where the CPU has them, else on
+// AVX512-BF16 ("bfloat16_avx512" always takes that path), else emulated.
 inline void read_recurrence(OpKernelConstruction* ctx, Recurrence* mode) {
   std::string name;
   OP_REQUIRES_OK(ctx, ctx->GetAttr("recurrence", &name));
-  if (name == "bfloat16") {
+  if (name == "bfloat16" && native_tiles()) {
+    *mode = Recurrence::kTiles;
+  } else if (name == "bfloat16" || name == "bfloat16_avx512") {
     *mode = native_bf16() ? Recurrence::kBfloat16 : Recurrence::kEmulated;
   } else {
     *mode = name == "bfloat16_emulated" ? Recurrence::kEmulated : Recurrence::kFloat32;
   }
 }
 
-#define CHARSEQ_RECURRENCE_ATTR "recurrence: {'float32', 'bfloat16', 'bfloat16_emulated'} = 'float32'"
+// Whether the product reads its left operand in bfloat16 (else in float32).
+inline bool bf16_operand(Recurrence mode) { return mode == Recurrence::kBfloat16 || mode == Recurrence::kTiles; }
+
+// AMX reads 32 values of depth at a time: the operand rows and the panels are zero-padded to that.
+constexpr int kTileDepth = 32;
+
+#define CHARSEQ_RECURRENCE_ATTR \
+  "recurrence: {'float32', 'bfloat16', 'bfloat16_avx512', 'bfloat16_emulated'} = 'float32'"
 
 // Round to the nearest bfloat16, ties to even (NaN and infinity stay what they are): the high 16
 // bits of the result.
@@ -174,7 +214,8 @@ inline void store_bf16(uint16_t* p, vf x, int n) {
 
 // The left operand of one step's recurrent product (h_{t-1} forward, d(gates)_{t+1} backward) in
 // the form the product reads: float32 rows (rounded to bfloat16 values when emulated), or rows of
-// bfloat16 (native), `stride` elements apart; row widths are padded to even with zeros there.
+// bfloat16 (native), `stride` elements apart; row widths are padded with zeros there to even (to
+// kTileDepth on AMX tiles).
 struct Operand {
   float* f = nullptr;
   uint16_t* h = nullptr;
@@ -194,8 +235,9 @@ struct Operand {
 class OperandBuffers {
  public:
   OperandBuffers(Recurrence mode, int rows, int width) : mode_(mode) {
-    stride_ = mode == Recurrence::kBfloat16 ? static_cast<size_t>(width + 1) / 2 * 2 : width;
-    if (mode == Recurrence::kBfloat16) {
+    const int multiple = mode == Recurrence::kTiles ? kTileDepth : mode == Recurrence::kBfloat16 ? 2 : 1;
+    stride_ = static_cast<size_t>(width + multiple - 1) / multiple * multiple;
+    if (bf16_operand(mode)) {
       h_.assign(2 * rows * stride_, 0);
     } else {
       f_.assign(2 * rows * stride_, 0.0f);
@@ -205,7 +247,7 @@ class OperandBuffers {
   Operand at(int parity) const {
     Operand o;
     const size_t offset = static_cast<size_t>(parity & 1) * rows_ * stride_;
-    if (mode_ == Recurrence::kBfloat16) {
+    if (bf16_operand(mode_)) {
       o.h = const_cast<uint16_t*>(h_.data()) + offset;
     } else {
       o.f = const_cast<float*>(f_.data()) + offset;
@@ -244,12 +286,12 @@ enum class Pass { kForward, kBackward };
 
 // U packed for `pass` in the layout above, each value through `convert` (to T). `rows` is U's
 // number of rows: u for the recurrent matrix; forward only, an input matrix W ([rows, G u]) packs
-// the same way with depth `rows`.
+// the same way with depth `rows`. The depth is padded with zeros to a multiple of `multiple`.
 template <int W, int P, class T, class C>
-std::vector<T> pack_panels(const float* U, int rows, int u, int G, Pass pass, const C& convert) {
+std::vector<T> pack_panels(const float* U, int rows, int u, int G, Pass pass, const C& convert, int multiple = P) {
   const bool backward = pass == Pass::kBackward;
   const int S = backward ? 1 : G, depth = backward ? G * u : rows;
-  const int blocks = (u + W - 1) / W, steps = (depth + P - 1) / P;
+  const int blocks = (u + W - 1) / W, steps = (depth + multiple - 1) / multiple * multiple / P;
   const size_t width = static_cast<size_t>(G) * u;
   std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
   for (int jb = 0; jb < blocks; ++jb) {
@@ -283,15 +325,21 @@ inline void float_product(const float* panel, size_t panel_size, int depth, cons
   const size_t sstride = forward ? VL : panel_size;
   const float* row[MR];
   for (int r = 0; r < MR; ++r) row[r] = x.f + (r0 + r) * x.stride;
+  // Summed in a local array, added to acc at the end: acc's address also goes to the bfloat16
+  // products (calls, not inlined), and a float load in the loop could then alias it for all GCC
+  // knows, which would keep acc in memory instead of registers (a third slower).
+  vf sums[MR][NS] = {};
   for (int k = 0; k < depth; ++k) {
     const float* p = panel + k * kstride;
     vf w[NS];
     for (int s = 0; s < NS; ++s) w[s] = load(p + s * sstride);
     for (int r = 0; r < MR; ++r) {
       const vf xs = splat(row[r][k]);
-      for (int s = 0; s < NS; ++s) acc[r][s] += xs * w[s];
+      for (int s = 0; s < NS; ++s) sums[r][s] += xs * w[s];
     }
   }
+  for (int r = 0; r < MR; ++r)
+    for (int s = 0; s < NS; ++s) acc[r][s] += sums[r][s];
 }
 
 #if defined(__AVX512F__)
@@ -329,14 +377,84 @@ CHARSEQ_BF16_TARGET void bf16_product(const uint16_t* panel, size_t panel_size, 
 }
 #endif
 
+#if defined(CHARSEQ_AMX)
+// The same product on AMX tiles, for up to 16 rows (MR) and 4 streams: one tile instruction
+// multiplies 16 rows of 32 bfloat16 values of depth (tile 4) by a stream's 32 x 16 block of the
+// panels (tiles 5-7, which already hold depth in pairs per unit as the tiles read them) and adds
+// to the stream's 16 rows x 16 units of float32 sums (tiles 0-3). The operand rows and the panels
+// are zero-padded to a multiple of 32 of depth (kTileDepth).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+template <int MR>
+CHARSEQ_AMX_TARGET inline void configure_tiles() {
+  static const TileConfig config = [] {
+    TileConfig c;
+    for (int t = 0; t < 8; ++t) {
+      c.rows[t] = t < 5 ? MR : 16;
+      c.bytes_per_row[t] = 64;
+    }
+    return c;
+  }();
+  // Every call: the tiles are the thread's, and TensorFlow's own products (oneDNN) configure them
+  // differently on the same threads between two steps.
+  _tile_loadconfig(&config);
+}
+
+template <Pass P, int MR, int NS>
+CHARSEQ_AMX_TARGET void tile_product(const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0,
+                                     vf (&acc)[MR][NS]) {
+  static_assert(MR >= 1 && MR <= 16 && NS >= 1 && NS <= 4, "AMX: up to 16 rows and 4 streams");
+  constexpr bool forward = P == Pass::kForward;
+  constexpr size_t lanes = 2 * BF, pstride = forward ? NS * lanes : lanes;
+  const size_t sstride = forward ? lanes : panel_size, xstride = x.stride * sizeof(uint16_t);
+  constexpr size_t pbytes = pstride * sizeof(uint16_t);
+  configure_tiles<MR>();
+  _tile_zero(0);
+  if constexpr (NS > 1) _tile_zero(1);
+  if constexpr (NS > 2) _tile_zero(2);
+  if constexpr (NS > 3) _tile_zero(3);
+  const uint16_t* rows = x.h + r0 * x.stride;
+  for (int k = 0; k < depth; k += kTileDepth) {
+    const uint16_t* p = panel + k / 2 * pstride;
+    _tile_loadd(4, rows + k, xstride);
+    _tile_loadd(5, p, pbytes);
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (NS > 1) {
+      _tile_loadd(6, p + sstride, pbytes);
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (NS > 2) {
+      _tile_loadd(7, p + 2 * sstride, pbytes);
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (NS > 3) {
+      _tile_loadd(5, p + 3 * sstride, pbytes);
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  }
+  alignas(64) float sums[NS][MR][16];
+  _tile_stored(0, sums[0], 64);
+  if constexpr (NS > 1) _tile_stored(1, sums[1], 64);
+  if constexpr (NS > 2) _tile_stored(2, sums[2], 64);
+  if constexpr (NS > 3) _tile_stored(3, sums[3], 64);
+  for (int r = 0; r < MR; ++r)
+    for (int s = 0; s < NS; ++s) acc[r][s] += load(sums[s][r]);
+}
+#endif
+
 // The recurrent weights of one call packed for one pass's product in the call's mode.
 class Panels {
  public:
   Panels(const float* U, int u, int G, Recurrence mode, Pass pass)
-      : depth_(pass == Pass::kBackward ? G * u : u) {
+      : depth_(pass == Pass::kBackward ? G * u : u), tiles_(mode == Recurrence::kTiles) {
 #if defined(__AVX512F__)
-    if (mode == Recurrence::kBfloat16) {
-      h_ = pack_panels<BF, 2, uint16_t>(U, u, u, G, pass, [](float v) { return to_bf16(v); });
+    if (bf16_operand(mode)) {
+      h_ = pack_panels<BF, 2, uint16_t>(U, u, u, G, pass, [](float v) { return to_bf16(v); },
+                                        tiles_ ? kTileDepth : 2);
       return;
     }
 #endif
@@ -355,8 +473,15 @@ class Panels {
     constexpr size_t S = P == Pass::kForward ? NS : 1;
 #if defined(__AVX512F__)
     if (x.h) {
-      const size_t block = (depth_ + 1) / 2 * S * 2 * BF;
-      bf16_product<P, MR, NS>(h_.data() + first / S * block + first % S * 2 * BF, block, depth_, x, r0, acc);
+      const int multiple = tiles_ ? kTileDepth : 2;
+      const size_t block = static_cast<size_t>(depth_ + multiple - 1) / multiple * multiple * S * BF;
+      const uint16_t* panel = h_.data() + first / S * block + first % S * 2 * BF;
+#if defined(CHARSEQ_AMX)
+      if (tiles_) {
+        if constexpr (MR <= 16 && NS <= 4) return tile_product<P, MR, NS>(panel, block, depth_, x, r0, acc);
+      }
+#endif
+      bf16_product<P, MR, NS>(panel, block, depth_, x, r0, acc);
       return;
     }
 #endif
@@ -366,6 +491,7 @@ class Panels {
 
  private:
   int depth_;
+  bool tiles_;
   std::vector<float> f_;     // float32 and emulated
   std::vector<uint16_t> h_;  // native bfloat16
 };
@@ -373,7 +499,8 @@ class Panels {
 // ------------------------------------------------------------------------------ batch rows in groups
 // The register-blocked products handle MR batch rows at a time, MR a compile-time constant so that
 // the accumulators stay in registers: block(std::integral_constant<int, MR>{}, r0) for each group
-// of MR rows of [0, B), and the rows left over as one smaller group of its own size.
+// of MR rows of [0, B), and the rows left over as one smaller group of its own size. The 16 rows of
+// the AMX tiles leave theirs in groups of 8, 4, 2 and 1 instead: 5 sizes to compile, not 16.
 
 template <int MR, class F>
 void row_remainder(int rows, int r0, const F& block) {
@@ -385,10 +512,22 @@ void row_remainder(int rows, int r0, const F& block) {
 }
 
 template <int MR, class F>
-void for_row_groups(int B, const F& block) {
-  int r0 = 0;
+void row_halves(int B, int r0, const F& block) {
   for (; r0 + MR <= B; r0 += MR) block(std::integral_constant<int, MR>{}, r0);
-  if (r0 < B) row_remainder<MR - 1>(B - r0, r0, block);
+  if constexpr (MR > 1) {
+    if (r0 < B) row_halves<MR / 2>(B, r0, block);
+  }
+}
+
+template <int MR, class F>
+void for_row_groups(int B, const F& block) {
+  if constexpr (MR >= 16) {
+    row_halves<MR>(B, 0, block);
+  } else {
+    int r0 = 0;
+    for (; r0 + MR <= B; r0 += MR) block(std::integral_constant<int, MR>{}, r0);
+    if (r0 < B) row_remainder<MR - 1>(B - r0, r0, block);
+  }
 }
 
 

@@ -116,6 +116,9 @@ inline auto register_op(const char* name, std::initializer_list<const char*> inp
 // U's values and the broadcast row value.
 #if defined(__AVX512F__)
 constexpr int kForwardAccumulators = 24, kBackwardRows = 6;
+// On AMX tiles the sums are in tiles, not vector registers: 16 rows (a tile's), and backward 4 unit
+// blocks (4 tiles of sums).
+constexpr int kTileRows = 16, kTileBlocks = 4;
 #else
 constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 #endif
@@ -241,9 +244,16 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
-    shards.run<kForwardAccumulators / G, 1>(B, [&](auto rows, auto, int r0, int jb) {
+    const auto block = [&](auto rows, auto, int r0, int jb) {
       forward_block<decltype(rows)::value, G, S>(a, step, r0, jb);
-    });
+    };
+#if defined(CHARSEQ_AMX)
+    if (mode == Recurrence::kTiles) {
+      shards.run<kTileRows, 1>(B, block);
+      continue;
+    }
+#endif
+    shards.run<kForwardAccumulators / G, 1>(B, block);
   }
 }
 
@@ -371,9 +381,16 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          {here && s.dx ? s.dx + t * G * u : nullptr, seq * G},
                          here ? dm_buf.at(t) : Operand{}};
     const auto step = cell.step(t);
-    shards.run<kBackwardRows, 2>(B, [&](auto rows, auto blocks, int r0, int jb) {
+    const auto block = [&](auto rows, auto blocks, int r0, int jb) {
       backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(a, step, r0, jb);
-    });
+    };
+#if defined(CHARSEQ_AMX)
+    if (mode == Recurrence::kTiles) {
+      shards.run<kTileRows, kTileBlocks>(B, block);
+      continue;
+    }
+#endif
+    shards.run<kBackwardRows, 2>(B, block);
   }
 }
 

@@ -42,15 +42,21 @@ def _assert_close(got, want, what, tolerance=1e-5):
 # cancellation, the results stay within 2% of the values' scale of float32's (measured: up to 1.4%).
 BF16_TOLERANCE = 2e-2
 NO_NATIVE_BF16 = "this CPU has no AVX512-BF16: 'bfloat16' runs the emulated path, which the bfloat16_emulated cases test"
-BF16_RECURRENCES = ["bfloat16_emulated",
-                    pytest.param("bfloat16", marks=pytest.mark.skipif(not kernels.native_bf16(), reason=NO_NATIVE_BF16))]
+NO_TILES = ("this CPU has no AMX tiles (or Linux does not let this process use them): 'bfloat16' runs the "
+            "AVX512-BF16 path, which the bfloat16_avx512 cases test")
+_needs_bf16 = pytest.mark.skipif(not kernels.native_bf16(), reason=NO_NATIVE_BF16)
+# "bfloat16" is AMX where the CPU has it, else the same AVX512-BF16 path as "bfloat16_avx512".
+BF16_RECURRENCES = ["bfloat16_emulated", pytest.param("bfloat16_avx512", marks=_needs_bf16),
+                    pytest.param("bfloat16", marks=_needs_bf16)]
 
 
 # (batch, steps, features, units) of each cell's comparisons with Keras: float32 takes them all, the
 # bfloat16 recurrence the first, the middle and the last.
 SHAPES = {"lstm": [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8), (7, 9, 5, 17), (13, 6, 4, 33)],
           "gru": [(1, 1, 3, 5), (1, 7, 4, 16), (5, 1, 6, 8), (7, 9, 5, 17), (13, 6, 4, 33), (9, 5, 3, 40)]}
-BF16_SHAPES = {"lstm": [(1, 1, 3, 5), (7, 9, 5, 17), (13, 6, 4, 33)], "gru": [(1, 1, 3, 5), (7, 9, 5, 17), (9, 5, 3, 40)]}
+# (21 rows: a whole AMX tile of 16 and the rest in groups of 4 and 1.)
+BF16_SHAPES = {"lstm": [(1, 1, 3, 5), (7, 9, 5, 17), (13, 6, 4, 33), (21, 3, 4, 34)],
+               "gru": [(1, 1, 3, 5), (7, 9, 5, 17), (9, 5, 3, 40), (21, 3, 4, 34)]}
 
 
 def _cases(shapes):
@@ -167,10 +173,23 @@ def test_bf16_recurrence_rounds_and_native_matches_emulated(cell):
     assert np.max(np.abs(emulated[0] - f32[0])) > 1e-4 * scale  # rounded, not float32 under another name
     if not kernels.native_bf16():
         pytest.skip(NO_NATIVE_BF16)
-    native = _run_with_gradients(cell, "bfloat16")
+    native = _run_with_gradients(cell, "bfloat16_avx512")
     for a, b in zip(native, emulated):
         _assert_close(a, b, "native vs emulated", 2e-3)
     assert any(not np.array_equal(a, b) for a, b in zip(native, emulated))  # a different code path ran
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_amx_tiles_give_what_the_emulation_gives(cell):
+    """On AMX tiles (16 rows of 32 bfloat16 values of depth at a time, the operands padded with zeros
+    to that: 24 rows and 70 units here) the recurrence gives what the portable emulation gives, up to
+    the order of the float32 sums, by another path than AVX512-BF16's dot products."""
+    if not kernels.native_tiles():
+        pytest.skip(NO_TILES)
+    tiles, dots, emulated = (_run_with_gradients(cell, r) for r in ("bfloat16", "bfloat16_avx512", "bfloat16_emulated"))
+    for a, b in zip(tiles, emulated):
+        _assert_close(a, b, "tiles vs emulated", 2e-3)
+    assert any(not np.array_equal(a, b) for a, b in zip(tiles, dots))
 
 
 def test_kernels_split_over_threads_equal_keras(tmp_path):
