@@ -1,6 +1,6 @@
-"""Where the time of two small steps goes: one generation step and one MNIST-row training step.
+"""Where the time of the compiled steps goes: generation, the MNIST-row step, the recurrence's paths.
 
-    .venv/bin/python scripts/profile_steps.py [--only generation]
+    .venv/bin/python scripts/profile_steps.py [--only generation|mnist|recurrence]
 
 0. One generated character of the default 2x256 LSTM language model (65 characters, untrained),
    batch 1 and 32, built up piece by piece inside one compiled `tf.while_loop` of 500 steps: the
@@ -14,6 +14,12 @@
    sigmoid/tanh), as Keras' LSTMCell computes it; each with its share of the matmul peak.
 2. The MNIST-row classifier (28 steps of 128 units, batch 128): the parts of one training step,
    each a compiled call of its own (median of 40), against the whole step.
+3. The recurrence of a language model's training step (batch 64 x 100 steps, LSTM and GRU of 256
+   and 512 units): the kernel's forward and backward sequence ops alone, on each path of its
+   product this CPU has (float32; bfloat16 on AVX512-BF16 dot products; bfloat16 on AMX tiles),
+   best of 15 calls, with the products' GFLOP/s (h U forward, dz U^T backward; the gate arithmetic
+   and the sequences' memory traffic run in the same time) and their share of the matmul peak in
+   the path's precision (--peak, --peak-bf16).
 """
 
 import argparse
@@ -179,20 +185,62 @@ def mnist_step(ops) -> None:
     print(f"  weight and input gradient products: {median_ms(lambda: [t.numpy() for t in products(dz)]):.2f}")
 
 
+def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps: int = 100) -> None:
+    paths = [("float32", "float32", peak)]
+    if kernels.native_bf16():
+        paths.append(("bfloat16_avx512", "bfloat16, AVX512-BF16 dot products", peak_bf16))
+    if kernels.native_tiles():
+        paths.append(("bfloat16", "bfloat16, AMX tiles", peak_bf16))
+    rng = np.random.default_rng(0)
+
+    def constant(*shape, scale=1.0):
+        return tf.constant(rng.normal(scale=scale, size=shape).astype(np.float32))
+
+    print(f"the recurrence of one layer, batch {batch} x {steps} steps, ms per op call (best of 15):")
+    for cell, gates in (("lstm", 4), ("gru", 3)):
+        for units in (256, 512):
+            xproj, recurrent = constant(batch, steps, gates * units), constant(units, gates * units, scale=units ** -0.5)
+            h0, d_out, no_mask = tf.zeros([batch, units]), constant(batch, steps, units), tf.zeros([0])
+            bias = tf.zeros([gates * units])
+            gflop = 2 * batch * steps * units * gates * units / 1e9  # of one pass's product
+            base = None
+            for recurrence, name, path_peak in paths:
+                if cell == "lstm":
+                    forward = lambda r=recurrence: ops.charseq_lstm_forward(xproj, recurrent, h0, h0, no_mask, recurrence=r)  # noqa: E731
+                    out = forward()
+                    backward = lambda r=recurrence: ops.charseq_lstm_backward(  # noqa: E731
+                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, recurrence=r)
+                else:
+                    forward = lambda r=recurrence: ops.charseq_gru_forward(xproj, recurrent, bias, h0, no_mask, recurrence=r)  # noqa: E731
+                    out = forward()
+                    backward = lambda r=recurrence: ops.charseq_gru_backward(  # noqa: E731
+                        recurrent, no_mask, out[1], out[2], d_out, h0, recurrence=r)
+                ms = [min(timed_ms(lambda f=f: f()[0].numpy(), 15, warmup=2)) for f in (forward, backward)]
+                base = base or sum(ms)
+                print(f"  {cell} {units}, {name}: forward {ms[0]:.1f} ({gflop / ms[0] * 1e3:.0f} GFLOP/s, "
+                      f"{100 * gflop / ms[0] * 1e3 / path_peak:.0f}% of {path_peak:.0f}), backward {ms[1]:.1f} "
+                      f"({gflop / ms[1] * 1e3:.0f} GFLOP/s); both {base / sum(ms):.2f}x float32's speed")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("generation", "mnist"), help="Only the generation parts (0, 1) or MNIST (2).")
+    parser.add_argument("--only", choices=("generation", "mnist", "recurrence"),
+                        help="Only the generation parts (0, 1), MNIST (2) or the recurrence's paths (3).")
     parser.add_argument("--peak", type=float, default=419.0,
                         help="The float32 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
+    parser.add_argument("--peak-bf16", type=float, default=953.0,
+                        help="The bfloat16 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
     args = parser.parse_args()
     ops = kernels.load()
     if ops is None:
         sys.exit("the compiled kernels are not available here")
-    if args.only != "mnist":
+    if args.only in (None, "generation"):
         generation_loop(args.peak)
         generation_step(ops)
-    if args.only != "generation":
+    if args.only in (None, "mnist"):
         mnist_step(ops)
+    if args.only in (None, "recurrence"):
+        recurrence_paths(ops, args.peak, args.peak_bf16)
 
 
 if __name__ == "__main__":
