@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
-from charseq.compiled_lstm import column_sums, matmul_for
+from charseq.compiled_lstm import column_sums, input_dtype, matmul_for
 
 
 def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
@@ -47,12 +47,12 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
                                                           recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
-            d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True), [batch, steps, features])
+            d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
             d_bias = tf.stack([column_sums(d_xproj), column_sums(d_m)])
             return d_x, matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
 
         return (outputs, h_last), backward
 
-    f32 = [tf.cast(t, tf.float32) for t in (x, kernel, recurrent_kernel, bias, h0)]
-    return run(*f32)
+    f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0)]
+    return run(tf.cast(x, input_dtype(recurrence)), *f32)

@@ -24,13 +24,20 @@ from charseq import kernels
 
 def matmul_for(recurrence: str):
     """tf.matmul for the large products around the loop: float32, or with a bfloat16 recurrence
-    bfloat16 operands (twice as fast where the CPU has native bf16) and a float32 result."""
+    bfloat16 operands (twice as fast where the CPU has native bf16) and a result in `dtype`."""
     if recurrence == "float32":
-        return tf.matmul
+        return lambda a, b, dtype=tf.float32, **kwargs: tf.matmul(a, b, **kwargs)
 
-    def matmul(a, b, **kwargs):
-        return tf.cast(tf.matmul(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16), **kwargs), tf.float32)
+    def matmul(a, b, dtype=tf.float32, **kwargs):
+        return tf.cast(tf.matmul(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16), **kwargs), dtype)
     return matmul
+
+
+def input_dtype(recurrence: str):
+    """The dtype the layer's input is read in: the products around the loop read it in bfloat16
+    with a bfloat16 recurrence, so a bfloat16 input (Keras' mixed_bfloat16) stays as it is and its
+    gradient comes back in bfloat16, without a round trip through float32 each way."""
+    return tf.float32 if recurrence == "float32" else tf.bfloat16
 
 
 def column_sums(m):
@@ -69,11 +76,11 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
             d_gates, d_h0, d_c0 = ops.charseq_lstm_backward(recurrent_kernel, c0, mask, c_states, gates,
                                                             d_outputs, d_h_last, d_c_last, recurrence=recurrence)
             dz = tf.reshape(d_gates, [-1, 4 * units])
-            d_x = tf.reshape(matmul(dz, kernel, transpose_b=True), [batch, steps, features])
+            d_x = tf.reshape(matmul(dz, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
             return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, column_sums(dz), d_h0, d_c0)
 
         return (outputs, h_last, c_last), backward
 
-    f32 = [tf.cast(t, tf.float32) for t in (x, kernel, recurrent_kernel, bias, h0, c0)]
-    return run(*f32)
+    f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0, c0)]
+    return run(tf.cast(x, input_dtype(recurrence)), *f32)
