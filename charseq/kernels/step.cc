@@ -10,8 +10,10 @@
 //
 // Precision: float32 panels (T = float) multiply in float32; with `recurrence` bfloat16 they hold
 // values rounded to bfloat16 and the operands are rounded too (the portable emulation, any CPU);
-// bfloat16 panels (T = bfloat16) run AVX512-BF16 dot products with float32 sums, and the ops
-// refuse them where the CPU has no AVX512-BF16 (the caller packs float32 there).
+// bfloat16 panels (T = bfloat16) run on AMX tiles where the CPU has them (packed for them: depth
+// padded to 32; "bfloat16_avx512" keeps the dot products) and AVX512-BF16 dot products elsewhere,
+// with float32 sums, and the ops refuse them where the CPU has no AVX512-BF16 (the caller packs
+// float32 there).
 
 #include <memory>
 
@@ -33,7 +35,7 @@ bool read_mode(OpKernelConstruction* ctx, Recurrence* mode) {
     return false;
   }
   if (type == tensorflow::DT_BFLOAT16) {
-    *mode = Recurrence::kBfloat16;
+    *mode = recurrence == "bfloat16" && native_tiles() ? Recurrence::kTiles : Recurrence::kBfloat16;
     if (!native_bf16()) {
       ctx->CtxFailure(tensorflow::errors::InvalidArgument("bfloat16 panels need a CPU with AVX512-BF16"));
       return false;
@@ -47,12 +49,19 @@ bool read_mode(OpKernelConstruction* ctx, Recurrence* mode) {
 // Elements of one block of VL (BF) units in the panels of a [depth, G u] matrix.
 size_t block_size(Recurrence mode, int depth, int G) {
 #if defined(__AVX512F__)
-  if (mode == Recurrence::kBfloat16) return static_cast<size_t>(depth + 1) / 2 * G * 2 * BF;
+  if (bf16_operand(mode)) {
+    const int multiple = mode == Recurrence::kTiles ? kTileDepth : 2;
+    return static_cast<size_t>(depth + multiple - 1) / multiple * multiple * G * BF;
+  }
 #endif
   return static_cast<size_t>(depth) * G * VL;
 }
 
 int unit_blocks(int u) { return (u + VL - 1) / VL; }
+
+#if defined(CHARSEQ_AMX)
+constexpr int kMinTileRows = 4;  // fewer rows of a step multiply on the dot products (Factor::product)
+#endif
 
 // ---------------------------------------------------------------------------------- packing
 
@@ -74,9 +83,9 @@ class PackOp : public OpKernel {
                                                     unit_blocks(u) * block_size(mode_, depth, G))}),
                                              &out));
 #if defined(__AVX512F__)
-    if (mode_ == Recurrence::kBfloat16) {
-      const auto panels =
-          pack_panels<BF, 2, uint16_t>(M, depth, u, G, Pass::kForward, [](float v) { return to_bf16(v); });
+    if (bf16_operand(mode_)) {
+      const auto panels = pack_panels<BF, 2, uint16_t>(M, depth, u, G, Pass::kForward, [](float v) { return to_bf16(v); },
+                                                       mode_ == Recurrence::kTiles ? kTileDepth : 2);
       std::memcpy(out->flat<tensorflow::bfloat16>().data(), panels.data(), panels.size() * sizeof(uint16_t));
       return;
     }
@@ -99,8 +108,8 @@ class PackOp : public OpKernel {
 class Factor {
  public:
   Factor(Recurrence mode, const Tensor& packed, const float* rows, int B, int depth, int G)
-      : depth_(depth), block_(block_size(mode, depth, G)) {
-    if (mode == Recurrence::kBfloat16) {
+      : depth_(depth), block_(block_size(mode, depth, G)), tiles_(mode == Recurrence::kTiles) {
+    if (bf16_operand(mode)) {
       h_ = reinterpret_cast<const uint16_t*>(packed.flat<tensorflow::bfloat16>().data());
     } else {
       f_ = packed.flat<float>().data();
@@ -118,6 +127,13 @@ class Factor {
   template <int MR, int G>
   void product(int r0, int jb, vf (&acc)[MR][G]) const {
     if (depth_ == 0) return;
+#if defined(CHARSEQ_AMX)
+    // A tile takes 16 rows in one instruction; for a row or two the dot products are faster, and
+    // they read the same panels (the tiles' padding is zeros past the depth they stop at).
+    if constexpr (MR >= kMinTileRows && MR <= kTileRows) {
+      if (tiles_) return tile_product<Pass::kForward, MR, G>(h_ + jb * block_, block_, depth_, x_, r0, acc);
+    }
+#endif
 #if defined(__AVX512F__)
     if (h_) return bf16_product<Pass::kForward, MR, G>(h_ + jb * block_, block_, depth_, x_, r0, acc);
 #endif
@@ -127,6 +143,7 @@ class Factor {
  private:
   int depth_;
   size_t block_;
+  bool tiles_;
   const float* f_ = nullptr;
   const uint16_t* h_ = nullptr;
   Operand x_;
@@ -246,8 +263,11 @@ void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const 
   const Factor W(mode, kernel, data(x), s.B, s.n, G), U(mode, recurrent, s.h, s.B, s.u, G);
   if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops) {
     const Shards shards(ctx, unit_blocks(s.u));
-    shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(
-        s.B, [&](auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); });
+    const auto block = [&](auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); };
+#if defined(CHARSEQ_AMX)
+    if (mode == Recurrence::kTiles) return shards.run<kTileRows, 1>(s.B, block);
+#endif
+    shards.run<kForwardAccumulators / (G * Cell::kSums), 1>(s.B, block);
     return;
   }
   for (int jb = 0; jb < unit_blocks(s.u); ++jb)
