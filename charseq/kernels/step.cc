@@ -129,7 +129,7 @@ class Factor {
     if (depth_ == 0) return;
 #if defined(CHARSEQ_AMX)
     // A tile takes 16 rows in one instruction; for a row or two the dot products are faster, and
-    // they read the same panels (the tiles' padding is zeros past the depth they stop at).
+    // they read the same panels (they stop at the depth, before the tiles' zero padding).
     if constexpr (MR >= kMinTileRows && MR <= kTileRows) {
       if (tiles_) return tile_product<Pass::kForward, MR, G>(h_ + jb * block_, block_, depth_, x_, r0, acc);
     }
