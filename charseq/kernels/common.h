@@ -175,6 +175,15 @@ inline bool bf16_operand(Recurrence mode) { return mode == Recurrence::kBfloat16
 // AMX reads 32 values of depth at a time: the operand rows and the panels are zero-padded to that.
 constexpr int kTileDepth = 32;
 
+// The multiple of depth a mode's operand rows and panels are zero-padded to: the tiles' 32, the
+// pairs of AVX512-BF16's dot products, none in float32 (and emulated).
+inline int depth_multiple(Recurrence mode) {
+  return mode == Recurrence::kTiles ? kTileDepth : mode == Recurrence::kBfloat16 ? 2 : 1;
+}
+
+// n rounded up to a multiple of `multiple`.
+inline size_t padded(int n, int multiple) { return static_cast<size_t>(n + multiple - 1) / multiple * multiple; }
+
 #define CHARSEQ_RECURRENCE_ATTR \
   "recurrence: {'float32', 'bfloat16', 'bfloat16_avx512', 'bfloat16_emulated'} = 'float32'"
 
@@ -235,8 +244,7 @@ struct Operand {
 class OperandBuffers {
  public:
   OperandBuffers(Recurrence mode, int rows, int width) : mode_(mode) {
-    const int multiple = mode == Recurrence::kTiles ? kTileDepth : mode == Recurrence::kBfloat16 ? 2 : 1;
-    stride_ = static_cast<size_t>(width + multiple - 1) / multiple * multiple;
+    stride_ = padded(width, depth_multiple(mode));
     if (bf16_operand(mode)) {
       h_.assign(2 * rows * stride_, 0);
     } else {
@@ -291,7 +299,7 @@ template <int W, int P, class T, class C>
 std::vector<T> pack_panels(const float* U, int rows, int u, int G, Pass pass, const C& convert, int multiple = P) {
   const bool backward = pass == Pass::kBackward;
   const int S = backward ? 1 : G, depth = backward ? G * u : rows;
-  const int blocks = (u + W - 1) / W, steps = (depth + multiple - 1) / multiple * multiple / P;
+  const int blocks = (u + W - 1) / W, steps = padded(depth, multiple) / P;
   const size_t width = static_cast<size_t>(G) * u;
   std::vector<T> panels(static_cast<size_t>(blocks) * steps * S * W * P, T{});
   for (int jb = 0; jb < blocks; ++jb) {
@@ -450,11 +458,11 @@ CHARSEQ_AMX_TARGET void tile_product(const uint16_t* panel, size_t panel_size, i
 class Panels {
  public:
   Panels(const float* U, int u, int G, Recurrence mode, Pass pass)
-      : depth_(pass == Pass::kBackward ? G * u : u), tiles_(mode == Recurrence::kTiles) {
+      : depth_(pass == Pass::kBackward ? G * u : u), mode_(mode) {
 #if defined(__AVX512F__)
     if (bf16_operand(mode)) {
       h_ = pack_panels<BF, 2, uint16_t>(U, u, u, G, pass, [](float v) { return to_bf16(v); },
-                                        tiles_ ? kTileDepth : 2);
+                                        depth_multiple(mode));
       return;
     }
 #endif
@@ -473,11 +481,10 @@ class Panels {
     constexpr size_t S = P == Pass::kForward ? NS : 1;
 #if defined(__AVX512F__)
     if (x.h) {
-      const int multiple = tiles_ ? kTileDepth : 2;
-      const size_t block = static_cast<size_t>(depth_ + multiple - 1) / multiple * multiple * S * BF;
+      const size_t block = padded(depth_, depth_multiple(mode_)) * S * BF;
       const uint16_t* panel = h_.data() + first / S * block + first % S * 2 * BF;
 #if defined(CHARSEQ_AMX)
-      if (tiles_) {
+      if (mode_ == Recurrence::kTiles) {
         if constexpr (MR <= 16 && NS <= 4) return tile_product<P, MR, NS>(panel, block, depth_, x, r0, acc);
       }
 #endif
@@ -491,7 +498,7 @@ class Panels {
 
  private:
   int depth_;
-  bool tiles_;
+  Recurrence mode_;
   std::vector<float> f_;     // float32 and emulated
   std::vector<uint16_t> h_;  // native bfloat16
 };

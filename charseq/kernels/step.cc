@@ -49,10 +49,7 @@ bool read_mode(OpKernelConstruction* ctx, Recurrence* mode) {
 // Elements of one block of VL (BF) units in the panels of a [depth, G u] matrix.
 size_t block_size(Recurrence mode, int depth, int G) {
 #if defined(__AVX512F__)
-  if (bf16_operand(mode)) {
-    const int multiple = mode == Recurrence::kTiles ? kTileDepth : 2;
-    return static_cast<size_t>(depth + multiple - 1) / multiple * multiple * G * BF;
-  }
+  if (bf16_operand(mode)) return padded(depth, depth_multiple(mode)) * G * BF;
 #endif
   return static_cast<size_t>(depth) * G * VL;
 }
@@ -85,7 +82,7 @@ class PackOp : public OpKernel {
 #if defined(__AVX512F__)
     if (bf16_operand(mode_)) {
       const auto panels = pack_panels<BF, 2, uint16_t>(M, depth, u, G, Pass::kForward, [](float v) { return to_bf16(v); },
-                                                       mode_ == Recurrence::kTiles ? kTileDepth : 2);
+                                                       depth_multiple(mode_));
       std::memcpy(out->flat<tensorflow::bfloat16>().data(), panels.data(), panels.size() * sizeof(uint16_t));
       return;
     }
