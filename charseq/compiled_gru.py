@@ -2,8 +2,8 @@
 
 The twin of :mod:`charseq.compiled_lstm`: the recurrence of the whole sequence runs inside one op
 forward and one op backward (`charseq/kernels/gru.cc`); before the loop the input projection
-x W + b_input is one large matrix product over all time steps, and after the backward loop so are
-the gradients of the kernel, the recurrent kernel, both biases and the inputs.
+x W is one large matrix product over all time steps (the op adds b_input), and after the backward
+loop so are the gradients of the kernel, the recurrent kernel and the inputs.
 
 It computes what `keras.layers.GRU` computes on a CPU with its defaults (`reset_after=True`, gate
 order z, r, h, `sigmoid` and `tanh`), and with a mask a masked step keeps the state and repeats
@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
-from charseq.compiled_lstm import column_sums, input_dtype, matmul_for
+from charseq.compiled_lstm import bias_gradient, input_dtype, matmul_for
 
 
 def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
@@ -29,27 +29,27 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
     """
     ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
     kernels.check_recurrence(recurrence)
-    matmul = matmul_for(recurrence)
+    matmul, io = matmul_for(recurrence), input_dtype(recurrence)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0):
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(matmul(x_flat, kernel) + bias[0], [batch, steps, 3 * units])
-        outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[1], h0, mask,
-                                                                 recurrence=recurrence)
+        xproj = tf.reshape(matmul(x_flat, kernel, dtype=io), [batch, steps, 3 * units])
+        outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[0], bias[1], h0,
+                                                                 mask, recurrence=recurrence)
 
         def backward(d_outputs, d_h_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_xproj, d_m, d_h0 = ops.charseq_gru_backward(recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last,
-                                                          recurrence=recurrence)
+                                                          io=io, recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
             d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
-            d_bias = tf.stack([column_sums(d_xproj), column_sums(d_m)])
+            d_bias = tf.stack([bias_gradient(d_xproj), bias_gradient(d_m)])
             return d_x, matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
 
         return (outputs, h_last), backward

@@ -9,10 +9,12 @@ kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias and of the 
 It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
 `tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros
 before the first real step). Float32 in and out; with `recurrence="bfloat16"` the recurrent
-product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on
-AVX512-BF16 where the CPU has it, and the large products around the loop take bfloat16 operands
-too, as under Keras' `mixed_bfloat16` policy; the gate arithmetic, the states and the weights stay
-float32. `charseq.kernels.available()` says whether the kernel could be built.
+product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on AMX tiles
+or AVX512-BF16 where the CPU has them, and the large products around the loop take bfloat16
+operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W and write the gates'
+gradient in bfloat16, as those products give and take them. The bias is added to x W inside the
+op, in float32; the gate arithmetic, the states and the weights stay float32.
+`charseq.kernels.available()` says whether the kernel could be built.
 """
 
 from __future__ import annotations
@@ -34,16 +36,24 @@ def matmul_for(recurrence: str):
 
 
 def input_dtype(recurrence: str):
-    """The dtype the layer's input is read in: the products around the loop read it in bfloat16
-    with a bfloat16 recurrence, so a bfloat16 input (Keras' mixed_bfloat16) stays as it is and its
-    gradient comes back in bfloat16, without a round trip through float32 each way."""
+    """The dtype the products around the loop read and give: the layer's input, x W and the gates'
+    gradient. bfloat16 with a bfloat16 recurrence, so a bfloat16 input (Keras' mixed_bfloat16)
+    stays as it is, its gradient comes back in bfloat16, and the ops read x W and write the gates'
+    gradient as the products give and take them, without a conversion each way."""
     return tf.float32 if recurrence == "float32" else tf.bfloat16
 
 
 def column_sums(m):
     """The sums over the rows of `m` [n, k], as a product with a vector of ones: on a CPU several
-    times faster than `tf.reduce_sum(m, 0)` (the bias gradients over every batch row and step)."""
+    times faster than `tf.reduce_sum(m, 0)`."""
     return tf.linalg.matvec(m, tf.ones(tf.shape(m)[:1], m.dtype), transpose_a=True)
+
+
+def bias_gradient(dz):
+    """A bias's gradient in float32: the column sums of the gates' gradient `dz` [rows, G u] over
+    every batch row and step (summed in float32 by the product, then rounded once if dz is bfloat16,
+    as Keras' mixed_bfloat16 layers give it)."""
+    return tf.cast(column_sums(dz), tf.float32)
 
 
 def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
@@ -57,7 +67,7 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
     """
     ops, x, mask = kernels.sequence_inputs(x, mask, go_backwards)
     kernels.check_recurrence(recurrence)
-    matmul = matmul_for(recurrence)
+    matmul, io = matmul_for(recurrence), input_dtype(recurrence)
 
     @tf.custom_gradient
     def run(x, kernel, recurrent_kernel, bias, h0, c0):
@@ -65,20 +75,21 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(matmul(x_flat, kernel) + bias, [batch, steps, 4 * units])
+        xproj = tf.reshape(matmul(x_flat, kernel, dtype=io), [batch, steps, 4 * units])
         outputs, h_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
-            xproj, recurrent_kernel, h0, c0, mask, recurrence=recurrence)
+            xproj, recurrent_kernel, bias, h0, c0, mask, recurrence=recurrence)
 
         def backward(d_outputs, d_h_last, d_c_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
             d_gates, d_h0, d_c0 = ops.charseq_lstm_backward(recurrent_kernel, c0, mask, c_states, gates,
-                                                            d_outputs, d_h_last, d_c_last, recurrence=recurrence)
+                                                            d_outputs, d_h_last, d_c_last, io=io,
+                                                            recurrence=recurrence)
             dz = tf.reshape(d_gates, [-1, 4 * units])
             d_x = tf.reshape(matmul(dz, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
-            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, column_sums(dz), d_h0, d_c0)
+            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, bias_gradient(dz), d_h0, d_c0)
 
         return (outputs, h_last, c_last), backward
 

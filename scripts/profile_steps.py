@@ -108,6 +108,7 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
         recurrent = tf.random.normal([units, 4 * units]) * 0.05
         h0, c0, no_mask, no_input = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0]), tf.zeros([0, 0])
         flops = 2 * batch * units * 4 * units
+        no_bias = tf.zeros([4 * units])
 
         def step_op(recurrence, dtype):
             packed = ops.charseq_pack_weights(recurrent, gates=4, T=dtype, recurrence=recurrence)
@@ -115,7 +116,7 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
                                                       recurrence=recurrence)
 
         def sequence_op(h, c):
-            return ops.charseq_lstm_forward(xproj[:, None], recurrent, h, c, no_mask)[4:]
+            return ops.charseq_lstm_forward(xproj[:, None], recurrent, no_bias, h, c, no_mask)[4:]
 
         def tf_ops(h, c):
             i, f, g, o = tf.split(tf.matmul(h, recurrent) + xproj, 4, axis=1)
@@ -135,7 +136,8 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
                   f"({flops / us / 1e3:.0f} GFLOP/s in h U)")
 
 
-def mnist_step(ops) -> None:
+def mnist_step(ops, precision: str = "float32") -> None:
+    from charseq.compiled_lstm import matmul_for
     from charseq.heads.classifier.run import build_model
     from charseq.heads.classifier.task import ImageTask
     from charseq.train import TrainConfig, make_optimizer
@@ -143,13 +145,15 @@ def mnist_step(ops) -> None:
     batch, rows, units, features = 128, 28, 128, 64
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (8 * batch, rows, 28), dtype=np.uint8), rng.integers(0, 10, 8 * batch)
-    model = build_model(dict(units=units), 10, None, "float32")
+    model = build_model(dict(units=units), 10, None, precision)
     task = ImageTask(model, images, labels, images[:batch], labels[:batch], batch, seed=0)
     optimizer = make_optimizer(TrainConfig(lr=1e-3))
     optimizer.build(model.trainable_variables)
     x, y = tf.constant(images[:batch].astype(np.float32) / 255), tf.constant(labels[:batch])
     step = iter(range(10**9))
-    print(f"MNIST-row step (impl {'compiled' if model.backbone.use_compiled else 'keras'}), ms:")
+    recurrence = model.backbone.recurrence
+    print(f"MNIST-row step in {precision} (impl {'compiled' if model.backbone.use_compiled else 'keras'}, "
+          f"recurrence {recurrence}), ms:")
     print(f"  whole training step: {median_ms(lambda: float(task.train_step(next(step), optimizer))):.2f}")
 
     @tf.function
@@ -169,16 +173,21 @@ def mnist_step(ops) -> None:
     xs = tf.random.normal([batch, rows, features])
     kernel, recurrent = tf.random.normal([features, 4 * units]) * 0.1, tf.random.normal([units, 4 * units]) * 0.1
     h0, c0, no_mask = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0])
-    project = tf.function(lambda x: tf.reshape(tf.matmul(tf.reshape(x, [-1, features]), kernel), [batch, rows, -1]))
+    matmul = matmul_for(recurrence)
+    project = tf.function(lambda x: tf.reshape(matmul(tf.reshape(x, [-1, features]), kernel), [batch, rows, -1]))
     xproj = project(xs)
-    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, h0, c0, no_mask))
+    io = model.backbone.compute_dtype if recurrence != "float32" else "float32"
+    bias = tf.zeros([4 * units])
+    xproj = tf.cast(xproj, io)
+    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence))
     out = run(xproj)
     back = tf.function(lambda o: ops.charseq_lstm_backward(recurrent, c0, no_mask, o[2], o[3], tf.ones_like(o[0]),
-                                                           tf.ones_like(h0), tf.zeros_like(c0)))
+                                                           tf.ones_like(h0), tf.zeros_like(c0), io=io,
+                                                           recurrence=recurrence))
     dz = tf.random.normal([batch * rows, 4 * units])
-    products = tf.function(lambda dz: (tf.matmul(tf.reshape(out[1], [-1, units]), dz, transpose_a=True),
-                                       tf.matmul(tf.reshape(xs, [-1, features]), dz, transpose_a=True),
-                                       tf.matmul(dz, kernel, transpose_b=True)))
+    products = tf.function(lambda dz: (matmul(tf.reshape(out[1], [-1, units]), dz, transpose_a=True),
+                                       matmul(tf.reshape(xs, [-1, features]), dz, transpose_a=True),
+                                       matmul(dz, kernel, transpose_b=True)))
     print(f"  input projection x W (one product): {median_ms(lambda: project(xs).numpy()):.2f}")
     print(f"  forward op (28 steps): {median_ms(lambda: run(xproj)[4].numpy()):.2f}")
     print(f"  backward op (28 steps): {median_ms(lambda: back(out)[1].numpy()):.2f}")
@@ -205,16 +214,21 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
             gflop = 2 * batch * steps * units * gates * units / 1e9  # of one pass's product
             base = None
             for recurrence, name, path_peak in paths:
+                # x W in and the gates' gradients out in bfloat16 on the bfloat16 paths, as the layers run
+                io = tf.float32 if recurrence == "float32" else tf.bfloat16
+                xp = tf.cast(xproj, io)
                 if cell == "lstm":
-                    forward = lambda r=recurrence: ops.charseq_lstm_forward(xproj, recurrent, h0, h0, no_mask, recurrence=r)  # noqa: E731
+                    forward = lambda r=recurrence, xp=xp: ops.charseq_lstm_forward(  # noqa: E731
+                        xp, recurrent, bias, h0, h0, no_mask, recurrence=r)
                     out = forward()
-                    backward = lambda r=recurrence: ops.charseq_lstm_backward(  # noqa: E731
-                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, recurrence=r)
+                    backward = lambda r=recurrence, io=io, out=out: ops.charseq_lstm_backward(  # noqa: E731
+                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, io=io, recurrence=r)
                 else:
-                    forward = lambda r=recurrence: ops.charseq_gru_forward(xproj, recurrent, bias, h0, no_mask, recurrence=r)  # noqa: E731
+                    forward = lambda r=recurrence, xp=xp: ops.charseq_gru_forward(  # noqa: E731
+                        xp, recurrent, bias, bias, h0, no_mask, recurrence=r)
                     out = forward()
-                    backward = lambda r=recurrence: ops.charseq_gru_backward(  # noqa: E731
-                        recurrent, no_mask, out[1], out[2], d_out, h0, recurrence=r)
+                    backward = lambda r=recurrence, io=io, out=out: ops.charseq_gru_backward(  # noqa: E731
+                        recurrent, no_mask, out[1], out[2], d_out, h0, io=io, recurrence=r)
                 ms = [min(timed_ms(lambda f=f: f()[0].numpy(), 15, warmup=2)) for f in (forward, backward)]
                 base = base or sum(ms)
                 print(f"  {cell} {units}, {name}: forward {ms[0]:.1f} ({gflop / ms[0] * 1e3:.0f} GFLOP/s, "
@@ -226,6 +240,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("generation", "mnist", "recurrence"),
                         help="Only the generation parts (0, 1), MNIST (2) or the recurrence's paths (3).")
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
+                        help="The MNIST-row model's precision (2).")
     parser.add_argument("--peak", type=float, default=419.0,
                         help="The float32 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
     parser.add_argument("--peak-bf16", type=float, default=953.0,
@@ -238,7 +254,7 @@ def main():
         generation_loop(args.peak)
         generation_step(ops)
     if args.only in (None, "mnist"):
-        mnist_step(ops)
+        mnist_step(ops, args.precision)
     if args.only in (None, "recurrence"):
         recurrence_paths(ops, args.peak, args.peak_bf16)
 

@@ -221,6 +221,52 @@ inline void store_bf16(uint16_t* p, vf x, int n) {
   std::memcpy(p, &h, n * sizeof(uint16_t));
 }
 
+// The first n lanes of n bfloat16 values at p, as floats (exact: a bfloat16 is a float's high half).
+inline vf load_bf16_n(const uint16_t* p, int n) {
+  vh h = {};
+  std::memcpy(&h, p, n * sizeof(uint16_t));
+  const vu bits = __builtin_convertvector(h, vu) << 16;
+  vf out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// Rows of a batch-major sequence that the large products around the loop read or write (x W
+// forward, the gates' gradients backward), in float32 or, where the op's `io` attribute is
+// bfloat16, in bfloat16: with a bfloat16 recurrence those products take and give bfloat16, and the
+// ops read and write it as it is, without a conversion op over the whole sequence each way.
+struct IoRows {
+  void* ptr = nullptr;  // float or uint16_t (bfloat16), as `bf16` says
+  size_t stride = 0;    // elements between rows
+  bool bf16 = false;
+
+  explicit operator bool() const { return ptr != nullptr; }
+  // The same rows from element `offset` on (null stays null).
+  IoRows from(size_t offset) const {
+    if (!ptr) return *this;
+    return {bf16 ? static_cast<void*>(static_cast<uint16_t*>(ptr) + offset)
+                 : static_cast<void*>(static_cast<float*>(ptr) + offset),
+            stride, bf16};
+  }
+  const void* at(int b, int j) const {
+    const size_t i = static_cast<size_t>(b) * stride + j;
+    return bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(ptr) + i)
+                : static_cast<const void*>(static_cast<const float*>(ptr) + i);
+  }
+  vf load(int b, int j, int n) const {
+    const size_t i = static_cast<size_t>(b) * stride + j;
+    return bf16 ? load_bf16_n(static_cast<const uint16_t*>(ptr) + i, n) : load_n(static_cast<const float*>(ptr) + i, n);
+  }
+  void store(int b, int j, vf v, int n) const {
+    const size_t i = static_cast<size_t>(b) * stride + j;
+    if (bf16) {
+      store_bf16(static_cast<uint16_t*>(ptr) + i, v, n);
+    } else {
+      store_n(static_cast<float*>(ptr) + i, v, n);
+    }
+  }
+};
+
 // The left operand of one step's recurrent product (h_{t-1} forward, d(gates)_{t+1} backward) in
 // the form the product reads: float32 rows (rounded to bfloat16 values when emulated), or rows of
 // bfloat16 (native), `stride` elements apart; row widths are padded with zeros there to even (to

@@ -5,8 +5,8 @@
 // and cuDNN-compatible variant): gate order z, r, h; with m = h_{t-1} U + b_recurrent,
 //   z = sigmoid(x_z + m_z),  r = sigmoid(x_r + m_r),  hh = tanh(x_h + r * m_h),
 //   h_t = z * h_{t-1} + (1 - z) * hh.
-// The input projection (x W + b_input) and the weight gradients are done by the caller
-// (charseq/compiled_gru.py).
+// The input projection x W and the weight gradients are done by the caller
+// (charseq/compiled_gru.py); b_input is added to x W here, as the gates read it.
 
 #include "sequence.h"
 
@@ -24,11 +24,10 @@ struct Forward {
 
     CHARSEQ_EPILOGUE vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool) const {
       const int u = a.u;
-      const float* xp = a.xproj.row(b) + j0;
-      const vf z = vsigmoid(m[0] + load_n(bias + j0, n) + load_n(xp, n));
-      const vf r = vsigmoid(m[1] + load_n(bias + u + j0, n) + load_n(xp + u, n));
+      const vf z = vsigmoid(m[0] + load_n(bias + j0, n) + a.x(b, j0, n));
+      const vf r = vsigmoid(m[1] + load_n(bias + u + j0, n) + a.x(b, u + j0, n));
       const vf mh = m[2] + load_n(bias + 2 * u + j0, n);
-      const vf hh = vtanh(load_n(xp + 2 * u, n) + r * mh);
+      const vf hh = vtanh(a.x(b, 2 * u + j0, n) + r * mh);
       float* gp = a.gates.row(b) + j0;
       store_n(gp, z, n);
       store_n(gp + u, r, n);
@@ -43,9 +42,9 @@ struct Forward {
 };
 
 void forward(OpKernelContext* ctx, Recurrence mode) {
-  const auto [xproj, kernel, bias, h0, mask] = inputs<5>(ctx);
+  const auto [xproj, kernel, input_bias, bias, h0, mask] = inputs<6>(ctx);
   ForwardSequence s;
-  if (!s.read(ctx, Forward::G, xproj, kernel, h0, mask)) return;
+  if (!s.read(ctx, Forward::G, xproj, kernel, input_bias, h0, mask)) return;
   const TensorShape seq({s.B, s.T, s.u});
   Tensor *out, *h_prev, *gates, *h_last;
   if (!check(ctx, bias.shape() == TensorShape({3 * s.u}), "recurrent_bias must be [3u]") ||
@@ -81,10 +80,9 @@ struct Backward {
       const vf da_h = dh * (one - z) * (one - hh * hh);
       const vf da_z = dh * (load_n(h_prev.row(b) + j0, n) - hh) * z * (one - z);
       const vf da_r = da_h * mh * r * (one - r);
-      float* dx = a.dx.row(b) + j0;
-      store_n(dx, da_z, n);
-      store_n(dx + u, da_r, n);
-      store_n(dx + 2 * u, da_h, n);
+      a.dx.store(b, j0, da_z, n);
+      a.dx.store(b, u + j0, da_r, n);
+      a.dx.store(b, 2 * u + j0, da_h, n);
       a.put_dm(b, j0, 0, da_z, n);
       a.put_dm(b, j0, 1, da_r, n);
       a.put_dm(b, j0, 2, da_h * r, n);
@@ -107,18 +105,20 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
   if (!check(ctx, h_prev.shape() == d_out.shape(), "h_prev must be [B, T, u]") ||
       !allocate_outputs(ctx, {{seq3, &dx}, {seq3, &dm}, {d_h_last.shape(), &d_h0}}))
     return;
-  s.dh = data(*d_h0), s.dm = data(*dm), s.dx = data(*dx);
+  const size_t stride = static_cast<size_t>(s.T) * 3 * s.u;
+  s.dh = data(*d_h0), s.dm = io_rows(*dm, stride), s.dx = io_rows(*dx, stride);
   run_backward(ctx, mode, s, Backward{data(h_prev), s.T, s.u});
 }
 
 // Registered when the library loads.
 [[maybe_unused]] const auto forward_op =
-    register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "recurrent_bias", "h0", "mask"},
+    register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "input_bias", "recurrent_bias", "h0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"gates", Shape::kSeq4}, {"h_last", Shape::kState}},
-                0, 1);
+                0, 1, {"xproj"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
-                {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState}}, 2, 0);
+                {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState}}, 2, 0,
+                {"d_xproj", "d_m"});
 
 }  // namespace
 

@@ -2,9 +2,10 @@
 //
 // Keras runs an LSTM on a CPU as a while_loop of a dozen small ops per step, and each op's
 // dispatch costs about as much as its arithmetic. Here the whole forward loop is one op and the
-// whole backward loop another; the input projection (x W + b) and the weight gradients are large
-// matrix products done outside, by the caller (charseq/compiled_lstm.py). The loops are
-// sequence.h's, shared with the GRU; this file holds the LSTM's gate arithmetic and its ops.
+// whole backward loop another; the input projection x W and the weight gradients are large
+// matrix products done outside, by the caller (charseq/compiled_lstm.py), and the bias is added to
+// x W here, as the gates read it. The loops are sequence.h's, shared with the GRU; this file holds
+// the LSTM's gate arithmetic and its ops.
 //
 // Layout and semantics are Keras' (keras.layers.LSTM, default activations): gate order i, f, c, o;
 // batch-major tensors [B, T, ...] as Keras' (no transposes around the op); masking as in sequence.h.
@@ -37,11 +38,10 @@ struct Forward {
 
     CHARSEQ_EPILOGUE vf operator()(const ForwardStep& a, int b, int j0, int n, const vf* m, bool masked) const {
       const int u = a.u;
-      const float* xp = a.xproj.row(b) + j0;
-      const vf i = vsigmoid(m[0] + load_n(xp, n));
-      const vf f = vsigmoid(m[1] + load_n(xp + u, n));
-      const vf g = vtanh(m[2] + load_n(xp + 2 * u, n));
-      const vf o = vsigmoid(m[3] + load_n(xp + 3 * u, n));
+      const vf i = vsigmoid(m[0] + a.x(b, j0, n));
+      const vf f = vsigmoid(m[1] + a.x(b, u + j0, n));
+      const vf g = vtanh(m[2] + a.x(b, 2 * u + j0, n));
+      const vf o = vsigmoid(m[3] + a.x(b, 3 * u + j0, n));
       const vf c_before = load_n(c_prev.row(b) + j0, n);
       const vf c_now = f * c_before + i * g;
       float* gp = a.gates.row(b) + j0;
@@ -62,9 +62,9 @@ struct Forward {
 };
 
 void forward(OpKernelContext* ctx, Recurrence mode) {
-  const auto [xproj, kernel, h0, c0, mask] = inputs<5>(ctx);
+  const auto [xproj, kernel, bias, h0, c0, mask] = inputs<6>(ctx);
   ForwardSequence s;
-  if (!s.read(ctx, Forward::G, xproj, kernel, h0, mask)) return;
+  if (!s.read(ctx, Forward::G, xproj, kernel, bias, h0, mask)) return;
   const TensorShape seq({s.B, s.T, s.u}), state({s.B, s.u});
   Tensor *out, *h_prev, *cs, *gates, *h_last, *c_last;
   if (!check(ctx, c0.shape() == state, "c0 must be [B, u]") ||
@@ -125,21 +125,21 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
              "c_states must be [B, T, u], c0 and d_c_last [B, u]") ||
       !allocate_outputs(ctx, {{gates.shape(), &dz}, {state, &d_h0}, {state, &d_c0}}))
     return;
-  s.dh = data(*d_h0), s.dm = data(*dz);
+  s.dh = data(*d_h0), s.dm = io_rows(*dz, static_cast<size_t>(s.T) * 4 * s.u);
   std::copy_n(data(d_c_last), s.B * s.u, data(*d_c0));
   run_backward(ctx, mode, s, Backward{{data(c0), data(cs), s.T, s.u}, data(*d_c0)});
 }
 
 // Registered when the library loads.
 [[maybe_unused]] const auto forward_op =
-    register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "h0", "c0", "mask"},
+    register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1);
+                0, 1, {"xproj"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},
-                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}}, 4, 0);
+                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}}, 4, 0, {"d_gates"});
 
 }  // namespace
 

@@ -55,6 +55,11 @@ inline bool allocate_outputs(OpKernelContext* ctx, std::initializer_list<std::pa
 // A tensor's floats; the ops only read their inputs.
 inline float* data(const Tensor& t) { return const_cast<float*>(t.flat<float>().data()); }
 
+// A sequence typed by the op's `io` attribute, as rows `stride` elements apart.
+inline IoRows io_rows(const Tensor& t, size_t stride) {
+  return {const_cast<char*>(t.tensor_data().data()), stride, t.dtype() == tensorflow::DT_BFLOAT16};
+}
+
 // Sets the op's InvalidArgument error from the message's parts where `ok` is false; returns ok.
 template <class... Parts>
 bool check(OpKernelContext* ctx, bool ok, const Parts&... message) {
@@ -84,17 +89,23 @@ class RecurrenceOp : public OpKernel {
 // [B, T, u], [B, T, G u], [B, T, 4u] or [B, u] (the first three index `width` in register_op).
 enum class Shape { kSeq, kSeqG, kSeq4, kState };
 
-// Registers op `name` when the library loads: float inputs and outputs named in order, the
-// `recurrence` attribute, and the outputs' shapes from inputs `seq` and `kernel`.
+// Registers op `name` when the library loads: inputs and outputs named in order, float but for
+// those named in `io`, which take the type of the `io` attribute (float or bfloat16: IoRows); the
+// `recurrence` attribute; and the outputs' shapes from inputs `seq` and `kernel`.
 inline auto register_op(const char* name, std::initializer_list<const char*> inputs,
-                        std::initializer_list<std::pair<const char*, Shape>> outputs, int seq, int kernel) {
+                        std::initializer_list<std::pair<const char*, Shape>> outputs, int seq, int kernel,
+                        std::initializer_list<std::string> io) {
   tensorflow::register_op::OpDefBuilderWrapper op(name);
-  for (const char* input : inputs) op.Input(std::string(input) + ": float");
+  const auto type = [&](const char* tensor) {
+    return std::find(io.begin(), io.end(), tensor) != io.end() ? ": io" : ": float";
+  };
+  for (const char* input : inputs) op.Input(input + std::string(type(input)));
   std::vector<Shape> shapes;
   for (const auto& [output, shape] : outputs) {
-    op.Output(std::string(output) + ": float");
+    op.Output(output + std::string(type(output)));
     shapes.push_back(shape);
   }
+  op.Attr("io: {float, bfloat16} = DT_FLOAT");
   op.Attr(CHARSEQ_RECURRENCE_ATTR).SetShapeFn([=](tensorflow::shape_inference::InferenceContext* c) {
     auto x = c->input(seq), k = c->input(kernel);
     TF_RETURN_IF_ERROR(c->WithRank(x, 3, &x));
@@ -126,8 +137,8 @@ constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 // A block's rows of a [B, T, width] sequence are T * width apart, a stride the hardware prefetchers
 // do not follow: so each block asks for the lines its epilogue reads (and writes) before its
 // product, which hides their latency.
-inline void prefetch(const float* p) { __builtin_prefetch(p, 0, 3); }
-inline void prefetch_write(const float* p) { __builtin_prefetch(p, 1, 3); }
+inline void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+inline void prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
 
 // The cells' epilogues are inlined into the blocks, so that the accumulators stay in registers
 // (GCC otherwise calls the LSTM's, whose exp polynomials make it large, and spills them).
@@ -138,7 +149,8 @@ inline void prefetch_write(const float* p) { __builtin_prefetch(p, 1, 3); }
 // What the forward loop reads and writes, batch-major ([B, T, ...]) as Keras' tensors.
 struct ForwardSequence {
   int B = 0, T = 0, u = 0;
-  float* xproj = nullptr;       // [B, T, G u]: x W + b, computed by the caller
+  IoRows xproj;                 // [B, T, G u]: x W, computed by the caller
+  const float* bias = nullptr;  // [G u]: b, added to x W here
   float* U = nullptr;           // [u, G u]
   float* h0 = nullptr;          // [B, u]
   const float* mask = nullptr;  // [B, T], or null
@@ -148,15 +160,16 @@ struct ForwardSequence {
   float* h_last = nullptr;      // [B, u]
 
   // The sizes and inputs, checked; false (the op's error set) if one does not fit.
-  bool read(OpKernelContext* ctx, int G, const Tensor& xproj_in, const Tensor& kernel, const Tensor& h0_in,
-            const Tensor& mask_in) {
+  bool read(OpKernelContext* ctx, int G, const Tensor& xproj_in, const Tensor& kernel, const Tensor& bias_in,
+            const Tensor& h0_in, const Tensor& mask_in) {
     if (!check(ctx, xproj_in.dims() == 3 && kernel.dims() == 2 && kernel.dim_size(1) == G * kernel.dim_size(0) &&
                         xproj_in.dim_size(2) == kernel.dim_size(1),
                "xproj must be [B, T, ", G, "u], recurrent_kernel [u, ", G, "u]"))
       return false;
     B = xproj_in.dim_size(0), T = xproj_in.dim_size(1), u = kernel.dim_size(0);
-    xproj = data(xproj_in), U = data(kernel), h0 = data(h0_in);
-    return check(ctx, h0_in.shape() == TensorShape({B, u}), "h0 must be [B, u]") &&
+    xproj = io_rows(xproj_in, static_cast<size_t>(T) * G * u), bias = data(bias_in), U = data(kernel), h0 = data(h0_in);
+    return check(ctx, bias_in.shape() == TensorShape({G * u}), "bias must be [", G, "u]") &&
+           check(ctx, h0_in.shape() == TensorShape({B, u}), "h0 must be [B, u]") &&
            check(ctx, T > 0, "the sequence must have at least one step") && read_mask(ctx, mask_in, B, T, &mask);
   }
 };
@@ -168,7 +181,8 @@ struct ForwardStep {
   const Panels* panels;   // U packed for the product
   Operand mat, mat_next;  // h_{t-1} as the product reads it, and where h_t goes for the next step's
                           // (in float32 mat is h_prev's buffer and mat_next is unused)
-  Rows xproj;             // [G u]
+  IoRows xproj;           // [G u]: x W
+  const float* bias;      // [G u]: b
   Rows h_prev;            // h_{t-1}, in a contiguous [B][u] buffer
   Rows out_prev;          // previous output, or ptr null (zeros) at the first step
   const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
@@ -179,6 +193,8 @@ struct ForwardStep {
   Rows h_next;            // h_t again, in the contiguous buffer the next step reads
 
   bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
+  // x W + b of row b, units [j, j + n) of the G u.
+  vf x(int b, int j, int n) const { return xproj.load(b, j, n) + load_n(bias + j, n); }
 };
 
 // Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
@@ -188,7 +204,7 @@ template <int MR, int G, int S, class Step>
 void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
   for (int r = 0; r < MR; ++r) {
-    for (int g = 0; g < G; ++g) prefetch(a.xproj.row(r0 + r) + g * u + j0);
+    for (int g = 0; g < G; ++g) prefetch(a.xproj.at(r0 + r, g * u + j0));
     for (int g = 0; g < S; ++g) prefetch_write(a.gates.row(r0 + r) + g * u + j0);
     prefetch_write(a.out.row(r0 + r) + j0);
   }
@@ -237,7 +253,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
     const ForwardStep a{u, last, &panels,
                         rounded ? mats.at(t) : Operand{h_now, nullptr, su},
                         rounded && !last ? mats.at(t + 1) : Operand{},
-                        {s.xproj + t * G * u, seq * G}, {h_now, su},
+                        s.xproj.from(t * G * u), s.bias, {h_now, su},
                         {t ? s.out + (t - 1) * u : nullptr, seq},
                         s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
                         {s.gates + t * S * u, seq * S}, {last ? nullptr : s.h_prev + (t + 1) * u, seq},
@@ -273,8 +289,8 @@ struct BackwardSequence {
   float* d_out = nullptr;       // [B, T, u]: the gradient of the outputs
   float* d_h_last = nullptr;    // [B, u]
   float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
-  float* dm = nullptr;          // [B, T, G u]: the gradient of m = h_{t-1} U at each step
-  float* dx = nullptr;          // [B, T, G u]: that of x W + b, or null where it equals dm (LSTM)
+  IoRows dm;                    // [B, T, G u]: the gradient of m = h_{t-1} U at each step
+  IoRows dx;                    // [B, T, G u]: that of x W + b, or null where it equals dm (LSTM)
 
   // The sizes and inputs, checked; false (the op's error set) if one does not fit.
   bool read(OpKernelContext* ctx, int G, int stored, const Tensor& kernel, const Tensor& gates_in,
@@ -302,13 +318,13 @@ struct BackwardStep {
   Rows gates;             // [kStored u] of step t
   Rows d_out;             // gradient of step t's output
   float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
-  Rows dm, dx;            // [G u] of step t (outputs; dx ptr null where it equals dm)
+  IoRows dm, dx;          // [G u] of step t (outputs; dx null where it equals dm)
   Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it
 
   bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
   // Gate g of d(m) for row b, units from j0: into dm and into the next phase's operand.
   void put_dm(int b, int j0, int g, vf v, int n) const {
-    store_n(dm.row(b) + j0 + g * u, v, n);
+    dm.store(b, j0 + g * u, v, n);
     dm_copy.store(b, j0 + g * u, v, n);
   }
 };
@@ -327,8 +343,8 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
         for (int g = 0; g < S; ++g) prefetch(a.gates.row(b) + g * u + j0);
         prefetch(a.d_out.row(b) + j0);
         for (int g = 0; g < G; ++g) {
-          prefetch_write(a.dm.row(b) + g * u + j0);
-          if (a.dx.ptr) prefetch_write(a.dx.row(b) + g * u + j0);
+          prefetch_write(a.dm.at(b, g * u + j0));
+          if (a.dx) prefetch_write(a.dx.at(b, g * u + j0));
         }
       }
   vf acc[MR][NB] = {};
@@ -351,7 +367,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
           store_n(a.carry + s, d_out, n);  // h_t passed h_{t-1} through: dh goes on as it is
           for (int g = 0; g < G; ++g) {
             a.put_dm(b, j0, g, vf{}, n);
-            if (a.dx.ptr) store_n(a.dx.row(b) + j0 + g * u, vf{}, n);
+            if (a.dx) a.dx.store(b, j0 + g * u, vf{}, n);
           }
         }
       }
@@ -377,8 +393,8 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          {here ? s.gates + t * S * u : nullptr, seq * S},
                          {here ? s.d_out + t * u : nullptr, seq},
                          s.dh, carry.data(),
-                         {here ? s.dm + t * G * u : nullptr, seq * G},
-                         {here && s.dx ? s.dx + t * G * u : nullptr, seq * G},
+                         here ? s.dm.from(t * G * u) : IoRows{},
+                         here ? s.dx.from(t * G * u) : IoRows{},
                          here ? dm_buf.at(t) : Operand{}};
     const auto step = cell.step(t);
     const auto block = [&](auto rows, auto blocks, int r0, int jb) {

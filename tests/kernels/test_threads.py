@@ -40,20 +40,23 @@ def results() -> dict[str, np.ndarray]:
     mask_on = tf.constant((np.arange(STEPS)[None] < lengths[:, None]).astype(np.float32))
     out = {}
     for cell, G in (("lstm", 4), ("gru", 3)):
-        xproj, U, h0, c0, bias = f(BATCH, STEPS, G * UNITS), f(UNITS, G * UNITS, scale=0.2), f(BATCH, UNITS), \
-            f(BATCH, UNITS), f(G * UNITS)
+        xproj, U, h0, c0, bias, input_bias = f(BATCH, STEPS, G * UNITS), f(UNITS, G * UNITS, scale=0.2), \
+            f(BATCH, UNITS), f(BATCH, UNITS), f(G * UNITS), f(G * UNITS)
         d_out, d_h, d_c = f(BATCH, STEPS, UNITS), f(BATCH, UNITS), f(BATCH, UNITS)
         for recurrence in _recurrences(kernels):
+            # x W in and the gates' gradients out in bfloat16 with a bfloat16 recurrence, as the layers run
+            io = tf.float32 if recurrence == "float32" else tf.bfloat16
+            xp = tf.cast(xproj, io)
             for masked, mask in (("unmasked", tf.zeros([0])), ("masked", mask_on)):
                 if cell == "lstm":
-                    fwd = ops.charseq_lstm_forward(xproj, U, h0, c0, mask, recurrence=recurrence)
-                    bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c,
+                    fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, recurrence=recurrence)
+                    bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c, io=io,
                                                     recurrence=recurrence)
                 else:
-                    fwd = ops.charseq_gru_forward(xproj, U, bias, h0, mask, recurrence=recurrence)
-                    bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, recurrence=recurrence)
+                    fwd = ops.charseq_gru_forward(xp, U, input_bias, bias, h0, mask, recurrence=recurrence)
+                    bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, io=io, recurrence=recurrence)
                 for i, t in enumerate([*fwd, *bwd]):
-                    out[f"{cell}-{recurrence}-{masked}-{i}"] = t.numpy()
+                    out[f"{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
     out["threads"] = np.array(tf.config.threading.get_intra_op_parallelism_threads())
     return out
 
