@@ -12,8 +12,10 @@
    float32 and bfloat16), the kernel's sequence forward op called on a sequence of length 1 (which
    packs U at every call), and the same step written as TensorFlow ops (h U + x W b, split,
    sigmoid/tanh), as Keras' LSTMCell computes it; each with its share of the matmul peak.
-2. The MNIST-row classifier (28 steps of 128 units, batch 128): the parts of one training step,
-   each a compiled call of its own (median of 40), against the whole step.
+2. The MNIST-row classifier (28 steps of 128 units, batch 128, in --precision): the parts of one
+   training step, each a compiled call of its own (median of 40), against the whole step; then the
+   step's own TensorFlow ops as TensorFlow's profiler timed them over 50 whole steps (ms per step,
+   the 15 largest).
 3. The recurrence of a language model's training step (batch 64 x 100 steps, LSTM and GRU of 256
    and 512 units): the kernel's forward and backward sequence ops alone, on each path of its
    product this CPU has (float32; bfloat16 on AVX512-BF16 dot products; bfloat16 on AMX tiles),
@@ -155,6 +157,7 @@ def mnist_step(ops, precision: str = "float32") -> None:
     print(f"MNIST-row step in {precision} (impl {'compiled' if model.backbone.use_compiled else 'keras'}, "
           f"recurrence {recurrence}), ms:")
     print(f"  whole training step: {median_ms(lambda: float(task.train_step(next(step), optimizer))):.2f}")
+    op_times = profiled_op_ms(lambda: float(task.train_step(next(step), optimizer)), 50)
 
     @tf.function
     def gradients(x, y):
@@ -192,6 +195,34 @@ def mnist_step(ops, precision: str = "float32") -> None:
     print(f"  forward op (28 steps): {median_ms(lambda: run(xproj)[4].numpy()):.2f}")
     print(f"  backward op (28 steps): {median_ms(lambda: back(out)[1].numpy()):.2f}")
     print(f"  weight and input gradient products: {median_ms(lambda: [t.numpy() for t in products(dz)]):.2f}")
+    print(f"the training step's ops, profiled (ms per step; {sum(op_times.values()):.2f} in all ops):")
+    for name, ms in sorted(op_times.items(), key=lambda item: -item[1])[:15]:
+        print(f"  {ms:6.3f}  {name}")
+
+
+def profiled_op_ms(run, steps: int) -> dict[str, float]:
+    """Milliseconds per call of `run` in each TensorFlow op it runs ("name:type"), from TensorFlow's
+    profiler (its XPlane trace, read with the protobuf module TensorFlow ships)."""
+    import tempfile
+
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(steps):
+            run()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    times: dict[str, float] = {}
+    for plane in space.planes:
+        names = {key: meta.name for key, meta in plane.event_metadata.items()}
+        for line in plane.lines:
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" in name and "::" not in name and not name.startswith("Eager"):  # an op, not a framework span
+                    times[name] = times.get(name, 0.0) + event.duration_ps / 1e9 / steps
+    return times
 
 
 def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps: int = 100) -> None:
