@@ -3,8 +3,9 @@
 The recurrence of the whole sequence runs inside one op forward and one op backward
 (`charseq/kernels/lstm.cc`), instead of a `while_loop` of a dozen small TensorFlow ops per step.
 Around it, everything that is not sequential is one large matrix product over all time steps:
-the input projection x W + b before the loop, and after the backward loop the gradients of the
-kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias and of the inputs (dz W^T).
+the input projection x W before the loop (the forward op adds the bias), and after the backward
+loop the gradients of the kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz), of the bias
+and of the inputs (dz W^T).
 
 It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
 `tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros

@@ -139,7 +139,7 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
 
 
 def mnist_step(ops, precision: str = "float32") -> None:
-    from charseq.compiled_lstm import matmul_for
+    from charseq.compiled_lstm import input_dtype, matmul_for
     from charseq.heads.classifier.run import build_model
     from charseq.heads.classifier.task import ImageTask
     from charseq.train import TrainConfig, make_optimizer
@@ -179,7 +179,7 @@ def mnist_step(ops, precision: str = "float32") -> None:
     matmul = matmul_for(recurrence)
     project = tf.function(lambda x: tf.reshape(matmul(tf.reshape(x, [-1, features]), kernel), [batch, rows, -1]))
     xproj = project(xs)
-    io = model.backbone.compute_dtype if recurrence != "float32" else "float32"
+    io = input_dtype(recurrence)
     bias = tf.zeros([4 * units])
     xproj = tf.cast(xproj, io)
     run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence))

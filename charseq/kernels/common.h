@@ -588,8 +588,9 @@ void for_row_groups(int B, const F& block) {
 // The work of one step split over the op's threads: items of NB unit blocks by a chunk of batch
 // rows, handed out from a shared count, the calling thread's from the first item on and the
 // helpers' from the last back (see Team). The calling thread starts on them at once and the others
-// join as they wake, so a thread that wakes late does less instead of holding up the step. Each item computes its outputs in a fixed order whichever thread takes it, so the results
-// do not depend on the thread count or on scheduling.
+// join as they wake, so a thread that wakes late does less instead of holding up the step. Each
+// item computes its outputs in a fixed order whichever thread takes it, so the results do not
+// depend on the thread count or on scheduling.
 class Shards {
  public:
   Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
