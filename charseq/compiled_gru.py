@@ -44,7 +44,7 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_xproj, d_m, d_h0 = ops.charseq_gru_backward(recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last,
-                                                          io=io, recurrence=recurrence)
+                                                          recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
             d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])

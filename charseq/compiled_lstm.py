@@ -13,8 +13,9 @@ before the first real step). Float32 in and out; with `recurrence="bfloat16"` th
 product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on AMX tiles
 or AVX512-BF16 where the CPU has them, and the large products around the loop take bfloat16
 operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W and write the gates'
-gradient in bfloat16, as those products give and take them. The bias is added to x W inside the
-op, in float32; the gate arithmetic, the states and the weights stay float32.
+gradient in bfloat16, as those products give and take them, and keep the activated gates for the
+backward pass in bfloat16. The bias is added to x W inside the op, in float32; the gate
+arithmetic, the states and the weights stay float32.
 `charseq.kernels.available()` says whether the kernel could be built.
 """
 
@@ -85,7 +86,7 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
             d_gates, d_h0, d_c0 = ops.charseq_lstm_backward(recurrent_kernel, c0, mask, c_states, gates,
-                                                            d_outputs, d_h_last, d_c_last, io=io,
+                                                            d_outputs, d_h_last, d_c_last,
                                                             recurrence=recurrence)
             dz = tf.reshape(d_gates, [-1, 4 * units])
             d_x = tf.reshape(matmul(dz, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])

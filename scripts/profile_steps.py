@@ -185,7 +185,7 @@ def mnist_step(ops, precision: str = "float32") -> None:
     run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence))
     out = run(xproj)
     back = tf.function(lambda o: ops.charseq_lstm_backward(recurrent, c0, no_mask, o[2], o[3], tf.ones_like(o[0]),
-                                                           tf.ones_like(h0), tf.zeros_like(c0), io=io,
+                                                           tf.ones_like(h0), tf.zeros_like(c0),
                                                            recurrence=recurrence))
     dz = tf.random.normal([batch * rows, 4 * units])
     products = tf.function(lambda dz: (matmul(tf.reshape(out[1], [-1, units]), dz, transpose_a=True),
@@ -252,14 +252,14 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
                     forward = lambda r=recurrence, xp=xp: ops.charseq_lstm_forward(  # noqa: E731
                         xp, recurrent, bias, h0, h0, no_mask, recurrence=r)
                     out = forward()
-                    backward = lambda r=recurrence, io=io, out=out: ops.charseq_lstm_backward(  # noqa: E731
-                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, io=io, recurrence=r)
+                    backward = lambda r=recurrence, out=out: ops.charseq_lstm_backward(  # noqa: E731
+                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, recurrence=r)
                 else:
                     forward = lambda r=recurrence, xp=xp: ops.charseq_gru_forward(  # noqa: E731
                         xp, recurrent, bias, bias, h0, no_mask, recurrence=r)
                     out = forward()
-                    backward = lambda r=recurrence, io=io, out=out: ops.charseq_gru_backward(  # noqa: E731
-                        recurrent, no_mask, out[1], out[2], d_out, h0, io=io, recurrence=r)
+                    backward = lambda r=recurrence, out=out: ops.charseq_gru_backward(  # noqa: E731
+                        recurrent, no_mask, out[1], out[2], d_out, h0, recurrence=r)
                 ms = [min(timed_ms(lambda f=f: f()[0].numpy(), 15, warmup=2)) for f in (forward, backward)]
                 base = base or sum(ms)
                 print(f"  {cell} {units}, {name}: forward {ms[0]:.1f} ({gflop / ms[0] * 1e3:.0f} GFLOP/s, "

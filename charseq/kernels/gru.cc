@@ -28,11 +28,10 @@ struct Forward {
       const vf r = vsigmoid(m[1] + load_n(bias + u + j0, n) + a.x(b, u + j0, n));
       const vf mh = m[2] + load_n(bias + 2 * u + j0, n);
       const vf hh = vtanh(a.x(b, 2 * u + j0, n) + r * mh);
-      float* gp = a.gates.row(b) + j0;
-      store_n(gp, z, n);
-      store_n(gp + u, r, n);
-      store_n(gp + 2 * u, hh, n);
-      store_n(gp + 3 * u, mh, n);
+      a.gates.store(b, gate_at(kStored, j0, 0, n), z, n);
+      a.gates.store(b, gate_at(kStored, j0, 1, n), r, n);
+      a.gates.store(b, gate_at(kStored, j0, 2, n), hh, n);
+      a.gates.store(b, gate_at(kStored, j0, 3, n), mh, n);
       return z * load_n(a.h_prev.row(b) + j0, n) + (splat(1.0f) - z) * hh;
     }
   };
@@ -51,7 +50,8 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {h0.shape(), &h_last}}))
     return;
-  s.out = data(*out), s.h_prev = data(*h_prev), s.gates = data(*gates), s.h_last = data(*h_last);
+  s.out = data(*out), s.h_prev = data(*h_prev), s.h_last = data(*h_last);
+  s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{data(bias)});
 }
 
@@ -74,8 +74,8 @@ struct Backward {
 
     CHARSEQ_EPILOGUE vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh) const {
       const int u = a.u;
-      const float* gp = a.gates.row(b) + j0;
-      const vf z = load_n(gp, n), r = load_n(gp + u, n), hh = load_n(gp + 2 * u, n), mh = load_n(gp + 3 * u, n);
+      const vf z = a.gates.load(b, gate_at(kStored, j0, 0, n), n), r = a.gates.load(b, gate_at(kStored, j0, 1, n), n),
+               hh = a.gates.load(b, gate_at(kStored, j0, 2, n), n), mh = a.gates.load(b, gate_at(kStored, j0, 3, n), n);
       const vf one = splat(1.0f);
       const vf da_h = dh * (one - z) * (one - hh * hh);
       const vf da_z = dh * (load_n(h_prev.row(b) + j0, n) - hh) * z * (one - z);
@@ -114,11 +114,11 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
 [[maybe_unused]] const auto forward_op =
     register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "input_bias", "recurrent_bias", "h0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"gates", Shape::kSeq4}, {"h_last", Shape::kState}},
-                0, 1, {"xproj"});
+                0, 1, {"xproj", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
                 {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState}}, 2, 0,
-                {"d_xproj", "d_m"});
+                {"gates", "d_xproj", "d_m"});
 
 }  // namespace
 

@@ -44,11 +44,10 @@ struct Forward {
       const vf o = vsigmoid(m[3] + a.x(b, 3 * u + j0, n));
       const vf c_before = load_n(c_prev.row(b) + j0, n);
       const vf c_now = f * c_before + i * g;
-      float* gp = a.gates.row(b) + j0;
-      store_n(gp, i, n);
-      store_n(gp + u, f, n);
-      store_n(gp + 2 * u, g, n);
-      store_n(gp + 3 * u, o, n);
+      a.gates.store(b, gate_at(kStored, j0, 0, n), i, n);
+      a.gates.store(b, gate_at(kStored, j0, 1, n), f, n);
+      a.gates.store(b, gate_at(kStored, j0, 2, n), g, n);
+      a.gates.store(b, gate_at(kStored, j0, 3, n), o, n);
       store_n(c.row(b) + j0, masked ? c_before : c_now, n);
       if (a.last) store_n(c_last.row(b) + j0, masked ? c_before : c_now, n);
       return o * vtanh(c_now);
@@ -71,7 +70,8 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {seq, &cs}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {state, &h_last}, {state, &c_last}}))
     return;
-  s.out = data(*out), s.h_prev = data(*h_prev), s.gates = data(*gates), s.h_last = data(*h_last);
+  s.out = data(*out), s.h_prev = data(*h_prev), s.h_last = data(*h_last);
+  s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{{data(c0), data(*cs), s.T, s.u}, data(*c_last)});
 }
 
@@ -95,8 +95,8 @@ struct Backward {
     CHARSEQ_EPILOGUE vf operator()(const BackwardStep& a, int b, int j0, int n, vf dh) const {
       const int u = a.u;
       const size_t s = static_cast<size_t>(b) * u + j0;
-      const float* gp = a.gates.row(b) + j0;
-      const vf i = load_n(gp, n), f = load_n(gp + u, n), g = load_n(gp + 2 * u, n), o = load_n(gp + 3 * u, n);
+      const vf i = a.gates.load(b, gate_at(kStored, j0, 0, n), n), f = a.gates.load(b, gate_at(kStored, j0, 1, n), n),
+               g = a.gates.load(b, gate_at(kStored, j0, 2, n), n), o = a.gates.load(b, gate_at(kStored, j0, 3, n), n);
       const vf tc = vtanh(load_n(c.row(b) + j0, n));
       const vf one = splat(1.0f);
       const vf d_c = load_n(dc + s, n) + dh * o * (one - tc * tc);
@@ -135,11 +135,11 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
     register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1, {"xproj"});
+                0, 1, {"xproj", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},
-                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}}, 4, 0, {"d_gates"});
+                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}}, 4, 0, {"gates", "d_gates"});
 
 }  // namespace
 

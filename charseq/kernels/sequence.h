@@ -12,7 +12,8 @@
 //
 // A cell is two types, one per pass, each with
 //   G             gate columns of U ([u, G u], Keras' layout),
-//   kStored       values per unit the forward pass stores in `gates` for the backward pass,
+//   kStored       values per unit the forward pass stores in `gates` for the backward pass (in the
+//                 ops' `io` type, laid out by gate_at),
 //   kDirect       (backward) whether part of h_t's gradient reaches h_{t-1} other than through m,
 //   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
 //                 (CHARSEQ_EPILOGUE) is the epilogue of one row and one block of units (see
@@ -122,6 +123,12 @@ inline auto register_op(const char* name, std::initializer_list<const char*> inp
   return op();
 }
 
+// Where stored gate g of the unit block [j0, j0 + n) sits in a row of the S u stored gates: each
+// block's S gates side by side (S n values), so that a block's part of a row is its own cache lines
+// (in bfloat16 one gate's 16 values are half a line, which the neighbouring block, computed on
+// another thread, would otherwise share).
+inline int gate_at(int S, int j0, int g, int n) { return j0 * S + g * n; }
+
 // Batch rows per register block: forward kForwardAccumulators / G rows x G gates, backward
 // kBackwardRows rows x 2 unit blocks, leaving vector registers (32 with AVX-512, 16 below it) for
 // U's values and the broadcast row value.
@@ -156,7 +163,7 @@ struct ForwardSequence {
   const float* mask = nullptr;  // [B, T], or null
   float* out = nullptr;         // [B, T, u]
   float* h_prev = nullptr;      // [B, T, u]: h_{t-1} of each step, for the backward pass
-  float* gates = nullptr;       // [B, T, kStored u]: what the cell's backward pass reads
+  IoRows gates;                 // [B, T, kStored u]: what the cell's backward pass reads (gate_at)
   float* h_last = nullptr;      // [B, u]
 
   // The sizes and inputs, checked; false (the op's error set) if one does not fit.
@@ -187,7 +194,7 @@ struct ForwardStep {
   Rows out_prev;          // previous output, or ptr null (zeros) at the first step
   const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
   size_t mask_stride;
-  Rows gates;             // [kStored u]
+  IoRows gates;           // [kStored u], unit block by unit block (gate_at)
   Rows h, out;            // h_t (the sequence's h_prev at t + 1; ptr null at the last step), output
   Rows h_last;
   Rows h_next;            // h_t again, in the contiguous buffer the next step reads
@@ -205,7 +212,7 @@ void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
   const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
   for (int r = 0; r < MR; ++r) {
     for (int g = 0; g < G; ++g) prefetch(a.xproj.at(r0 + r, g * u + j0));
-    for (int g = 0; g < S; ++g) prefetch_write(a.gates.row(r0 + r) + g * u + j0);
+    for (int g = 0; g < S; ++g) prefetch_write(a.gates.at(r0 + r, gate_at(S, j0, g, n)));
     prefetch_write(a.out.row(r0 + r) + j0);
   }
   vf m[MR][G] = {};
@@ -256,7 +263,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         s.xproj.from(t * G * u), s.bias, {h_now, su},
                         {t ? s.out + (t - 1) * u : nullptr, seq},
                         s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                        {s.gates + t * S * u, seq * S}, {last ? nullptr : s.h_prev + (t + 1) * u, seq},
+                        s.gates.from(t * S * u), {last ? nullptr : s.h_prev + (t + 1) * u, seq},
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
@@ -285,7 +292,7 @@ struct BackwardSequence {
   int B = 0, T = 0, u = 0;
   float* U = nullptr;           // [u, G u]
   const float* mask = nullptr;  // [B, T], or null
-  float* gates = nullptr;       // [B, T, kStored u], as the forward pass stored them
+  IoRows gates;                 // [B, T, kStored u], as the forward pass stored them
   float* d_out = nullptr;       // [B, T, u]: the gradient of the outputs
   float* d_h_last = nullptr;    // [B, u]
   float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
@@ -300,7 +307,8 @@ struct BackwardSequence {
                "gates must be [B, T, ", stored, "u], recurrent_kernel [u, ", G, "u]"))
       return false;
     B = gates_in.dim_size(0), T = gates_in.dim_size(1), u = kernel.dim_size(0);
-    U = data(kernel), gates = data(gates_in), d_out = data(d_out_in), d_h_last = data(d_h_last_in);
+    U = data(kernel), gates = io_rows(gates_in, static_cast<size_t>(T) * stored * u), d_out = data(d_out_in),
+    d_h_last = data(d_h_last_in);
     return check(ctx, d_out_in.shape() == TensorShape({B, T, u}) && d_h_last_in.shape() == TensorShape({B, u}),
                  "d_outputs must be [B, T, u] and d_h_last [B, u]") &&
            read_mask(ctx, mask_in, B, T, &mask);
@@ -315,7 +323,7 @@ struct BackwardStep {
                           // it; none at the last step
   const float* mask;      // mask of step t, or null
   size_t mask_stride;
-  Rows gates;             // [kStored u] of step t
+  IoRows gates;           // [kStored u] of step t, unit block by unit block (gate_at)
   Rows d_out;             // gradient of step t's output
   float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
   IoRows dm, dx;          // [G u] of step t (outputs; dx null where it equals dm)
@@ -340,7 +348,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
     for (int r = 0; r < MR; ++r)
       for (int q = 0; q < NB; ++q) {
         const int b = r0 + r, j0 = (block + q) * VL;
-        for (int g = 0; g < S; ++g) prefetch(a.gates.row(b) + g * u + j0);
+        for (int g = 0; g < S; ++g) prefetch(a.gates.at(b, gate_at(S, j0, g, std::min(VL, u - j0))));
         prefetch(a.d_out.row(b) + j0);
         for (int g = 0; g < G; ++g) {
           prefetch_write(a.dm.at(b, g * u + j0));
@@ -390,7 +398,7 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
     const bool here = t >= 0, has_next = t + 1 < T;
     const BackwardStep a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
                          here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                         {here ? s.gates + t * S * u : nullptr, seq * S},
+                         here ? s.gates.from(t * S * u) : IoRows{},
                          {here ? s.d_out + t * u : nullptr, seq},
                          s.dh, carry.data(),
                          here ? s.dm.from(t * G * u) : IoRows{},

@@ -50,11 +50,11 @@ def results() -> dict[str, np.ndarray]:
             for masked, mask in (("unmasked", tf.zeros([0])), ("masked", mask_on)):
                 if cell == "lstm":
                     fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, recurrence=recurrence)
-                    bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c, io=io,
+                    bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c,
                                                     recurrence=recurrence)
                 else:
                     fwd = ops.charseq_gru_forward(xp, U, input_bias, bias, h0, mask, recurrence=recurrence)
-                    bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, io=io, recurrence=recurrence)
+                    bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, recurrence=recurrence)
                 for i, t in enumerate([*fwd, *bwd]):
                     out[f"{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
     out["threads"] = np.array(tf.config.threading.get_intra_op_parallelism_threads())
