@@ -687,8 +687,13 @@ def fastest_table(rows: list[dict]) -> str:
     for r in rows:
         peaks = ", ".join(f"{fw} {p} {100 * r[f'{fw}_{p}_peak_fraction']:.0f}" for fw in ("charseq", "torch")
                           for p in PRECISION_NAMES if f"{fw}_{p}_peak_fraction" in r)
-        default = (f"{_fmt(r['ratio_default'], '.2f')} ({r['charseq_default_precision']} vs "
-                   f"{r.get('torch_best_precision', '-')})") if r.get("charseq_default_precision") else "-"
+        if not r.get("charseq_default_precision"):
+            default = "-"
+        elif r.get("charseq_default") is None:  # auto picks a precision this row was not measured in
+            default = f"- ({r['charseq_default_precision']} not measured)"
+        else:
+            default = (f"{_fmt(r['ratio_default'], '.2f')} ({r['charseq_default_precision']} vs "
+                       f"{r.get('torch_best_precision', '-')})")
         best = (f"{_fmt(r['ratio_best'], '.2f')} ({r.get('charseq_best_precision', '-')} vs "
                 f"{r.get('torch_best_precision', '-')})")
         spec = ",.2f" if r["unit"] == "steps/s" else ",.0f"

@@ -106,6 +106,9 @@ def test_each_row_meets_pytorch_at_its_fastest_precision(bench):
         "train gru 2x8 bf16/charseq": {"chars_per_s": 1200.0, "auto_precision": "float32"},
         "train gru 2x8 fp32/torch": {"chars_per_s": 600.0},
         "train gru 2x8 bf16/torch": {"chars_per_s": 1000.0},
+        # measured in float32 only, where auto would pick bfloat16
+        "train lstm 2x8 batch 128 fp32/charseq": {"chars_per_s": 500.0, "auto_precision": "mixed_bfloat16"},
+        "train lstm 2x8 batch 128 fp32/torch": {"chars_per_s": 400.0},
     }
     rows = {r["name"]: r for r in bench.summarize(results)["vs_fastest"]}
     mnist, gru = rows["classifier mnist rows"], rows["train gru 2x8"]
@@ -117,3 +120,5 @@ def test_each_row_meets_pytorch_at_its_fastest_precision(bench):
     assert gru["ratio_default"] == pytest.approx(0.9) and gru["ratio_best"] == pytest.approx(1.2)
     text = bench.table(bench.summarize(results))
     assert "| classifier mnist rows (steps/s) | 50.00 | 100.00 | 80.00 | 40.00 | 1.25 (bf16 vs fp32) |" in text
+    assert "| train lstm 2x8 batch 128 (chars/s) | 500 | - | 400 | - | - (bf16 not measured) | 1.25 (fp32 vs fp32) |" \
+        in text
