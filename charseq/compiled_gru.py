@@ -55,4 +55,4 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
         return (outputs, h_last), backward
 
     f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0)]
-    return run(tf.cast(x, input_dtype(recurrence)), *f32)
+    return run(tf.cast(x, io), *f32)

@@ -45,17 +45,12 @@ def input_dtype(recurrence: str):
     return tf.float32 if recurrence == "float32" else tf.bfloat16
 
 
-def column_sums(m):
-    """The sums over the rows of `m` [n, k], as a product with a vector of ones: on a CPU several
-    times faster than `tf.reduce_sum(m, 0)`."""
-    return tf.linalg.matvec(m, tf.ones(tf.shape(m)[:1], m.dtype), transpose_a=True)
-
-
 def bias_gradient(dz):
     """A bias's gradient in float32: the column sums of the gates' gradient `dz` [rows, G u] over
-    every batch row and step (summed in float32 by the product, then rounded once if dz is bfloat16,
-    as Keras' mixed_bfloat16 layers give it)."""
-    return tf.cast(column_sums(dz), tf.float32)
+    every batch row and step, as a product with a vector of ones (on a CPU several times faster than
+    `tf.reduce_sum(dz, 0)`; summed in float32 by the product, then rounded once if dz is bfloat16, as
+    Keras' mixed_bfloat16 layers give it)."""
+    return tf.cast(tf.linalg.matvec(dz, tf.ones(tf.shape(dz)[:1], dz.dtype), transpose_a=True), tf.float32)
 
 
 def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backwards=False,
@@ -96,4 +91,4 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         return (outputs, h_last, c_last), backward
 
     f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0, c0)]
-    return run(tf.cast(x, input_dtype(recurrence)), *f32)
+    return run(tf.cast(x, io), *f32)
