@@ -216,15 +216,25 @@ inline float round_bf16(float x) {
   return out;
 }
 
+// A whole vector's copy has a constant size, which GCC turns into one move; the n-lane copies of the
+// last, partial unit block are calls to memcpy.
 inline void store_bf16(uint16_t* p, vf x, int n) {
   const vh h = __builtin_convertvector(bf16_bits(x) >> 16, vh);
-  std::memcpy(p, &h, n * sizeof(uint16_t));
+  if (n == VL) {
+    std::memcpy(p, &h, sizeof h);
+  } else {
+    std::memcpy(p, &h, n * sizeof(uint16_t));
+  }
 }
 
 // The first n lanes of n bfloat16 values at p, as floats (exact: a bfloat16 is a float's high half).
 inline vf load_bf16_n(const uint16_t* p, int n) {
   vh h = {};
-  std::memcpy(&h, p, n * sizeof(uint16_t));
+  if (n == VL) {
+    std::memcpy(&h, p, sizeof h);
+  } else {
+    std::memcpy(&h, p, n * sizeof(uint16_t));
+  }
   const vu bits = __builtin_convertvector(h, vu) << 16;
   vf out;
   std::memcpy(&out, &bits, sizeof out);
