@@ -259,10 +259,11 @@ def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_training_is_deterministic_and_matches_keras_loss(cell):
-    """Same seed, same losses bit for bit on the compiled path; and close to Keras' layer's."""
-    def losses(impl):
+    """Same seed, same losses bit for bit on the compiled path, with dropout; and without dropout
+    (whose masks the compiled op draws its own way) close to Keras' layer's."""
+    def losses(impl, dropout=0.2):
         keras.utils.set_random_seed(0)
-        bb = RecurrentBackbone(cell, 32, 2, 0.2, vocab_size=30, embedding_dim=8, impl=impl)
+        bb = RecurrentBackbone(cell, 32, 2, dropout, vocab_size=30, embedding_dim=8, impl=impl)
         head = keras.layers.Dense(30)
         opt = keras.optimizers.Adam(3e-3)
         data = [np.random.default_rng(0).integers(1, 30, size=(4, 17))] * 8  # one batch, learnt by heart
@@ -278,10 +279,10 @@ def test_training_is_deterministic_and_matches_keras_loss(cell):
 
         return [float(step(tf.constant(d[:, :-1]), tf.constant(d[:, 1:]))) for d in data]
 
-    first, second, reference = losses("compiled"), losses("compiled"), losses("keras")
+    first, second = losses("compiled"), losses("compiled")
     assert first == second
-    np.testing.assert_allclose(first, reference, rtol=1e-4)
     assert first[-1] < first[0]
+    np.testing.assert_allclose(losses("compiled", 0.0), losses("keras", 0.0), rtol=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

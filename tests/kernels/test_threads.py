@@ -7,7 +7,8 @@ backward ops, both cells, masked and not, float32 and the bfloat16 recurrences.
 
 Run as a script (`python test_threads.py THREADS OUT.npz`) it writes the ops' results, computed
 with THREADS intra-op threads, to OUT.npz; the test compares processes with 2 and 3 threads
-against one with 1 (the test's own process, where it computes on one thread)."""
+against one with 1 (the test's own process, where it computes on one thread). The dropout op's masks
+too."""
 
 import os
 import subprocess
@@ -57,6 +58,12 @@ def results() -> dict[str, np.ndarray]:
                     bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, recurrence=recurrence)
                 for i, t in enumerate([*fwd, *bwd]):
                     out[f"{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
+    # The dropout op: its mask from the seed and each element's index, whichever thread draws it (an
+    # odd size, so that the last group is partial).
+    x = f(64, 99, 257, scale=1.0)
+    for dtype in (tf.float32, tf.bfloat16):
+        out[f"dropout-{dtype.name}"] = tf.cast(
+            ops.charseq_dropout(tf.cast(x, dtype), tf.constant([5, 2], tf.int64), rate=0.3), tf.float32).numpy()
     out["threads"] = np.array(tf.config.threading.get_intra_op_parallelism_threads())
     return out
 
@@ -84,7 +91,7 @@ def test_ops_give_the_same_bits_on_one_and_on_several_threads(tmp_path):
         got[threads] = dict(np.load(path))
         assert int(got[threads].pop("threads")) == threads
     one = got.pop(1)
-    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 3 + 4 + 3)  # every output of the four ops
+    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 3 + 4 + 3) + 2  # every output of the four ops, dropout
     for threads, there in got.items():
         assert there.keys() == one.keys()
         for name, value in there.items():
