@@ -107,6 +107,11 @@ struct Backward {
       store_n(dc + s, d_c * f, n);
       return vf{};
     }
+    // c_t was c_{t-1} of the phase before, but for the first.
+    void prefetch(int b, int j0) const {
+      charseq::prefetch(c.row(b) + j0);
+      charseq::prefetch(c_prev.row(b) + j0);
+    }
   };
 
   CellStates c;

@@ -17,7 +17,8 @@
 //   kDirect       (backward) whether part of h_t's gradient reaches h_{t-1} other than through m,
 //   step(t)       its own rows of step t (the LSTM's cell state, the GRU's bias), whose call operator
 //                 (CHARSEQ_EPILOGUE) is the epilogue of one row and one block of units (see
-//                 forward_block, backward_block).
+//                 forward_block, backward_block); backward, also its prefetch(b, j0), which asks for
+//                 the lines of its own [B, T, u] rows that the epilogue of row b, units from j0, reads.
 
 #pragma once
 
@@ -350,6 +351,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
         const int b = r0 + r, j0 = (block + q) * VL;
         for (int g = 0; g < S; ++g) prefetch(a.gates.at(b, gate_at(S, j0, g, std::min(VL, u - j0))));
         prefetch(a.d_out.row(b) + j0);
+        cell.prefetch(b, j0);
         for (int g = 0; g < G; ++g) {
           prefetch_write(a.dm.at(b, g * u + j0));
           if (a.dx) prefetch_write(a.dx.at(b, g * u + j0));
