@@ -10,6 +10,7 @@
 // An element is kept when its 16 bits are at least round(rate * 65536): a keep probability within
 // 2^-17 of 1 - rate. The mask depends only on the seed and the element's index, not on the threads.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -94,7 +95,7 @@ class DropoutOp : public OpKernel {
     float rate;
     OP_REQUIRES_OK(ctx, ctx->GetAttr("rate", &rate));
     OP_REQUIRES(ctx, rate >= 0.0f && rate < 1.0f, tensorflow::errors::InvalidArgument("rate must be in [0, 1)"));
-    threshold_ = static_cast<uint16_t>(std::lround(rate * 65536.0f) > 65535 ? 65535 : std::lround(rate * 65536.0f));
+    threshold_ = static_cast<uint16_t>(std::min(65535L, std::lround(rate * 65536.0f)));
     scale_ = 1.0f / (1.0f - rate);
   }
 
@@ -111,7 +112,8 @@ class DropoutOp : public OpKernel {
     auto* out = reinterpret_cast<B*>(y->flat<T>().data());
     const int64_t n = x.NumElements(), groups = (n + kGroup - 1) / kGroup;
     const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    // About 2 ns an element: Shard splits the groups over the threads where that pays.
+    // A group's cost in Shard's units (about a cycle), by which it splits the groups over the
+    // threads only where the work pays for the hand-off.
     tensorflow::Shard(workers->num_threads, workers->workers, groups, 2 * kGroup, [&](int64_t first, int64_t last) {
       drop(stream, threshold_, scale_, in, out, first * kGroup, std::min(n, last * kGroup));
     });
