@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
-from charseq.compiled_lstm import bias_gradient, input_dtype, matmul_for
+from charseq.compiled_lstm import input_dtype, matmul_for
 
 
 def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
@@ -43,13 +43,13 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
         def backward(d_outputs, d_h_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
-            d_xproj, d_m, d_h0 = ops.charseq_gru_backward(recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last,
-                                                          recurrence=recurrence)
+            d_xproj, d_m, d_h0, d_input_bias, d_recurrent_bias = ops.charseq_gru_backward(
+                recurrent_kernel, mask, h_prev, gates, d_outputs, d_h_last, recurrence=recurrence)
             d_xproj = tf.reshape(d_xproj, [-1, 3 * units])
             d_m = tf.reshape(d_m, [-1, 3 * units])
             d_x = tf.reshape(matmul(d_xproj, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
             d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), d_m, transpose_a=True)
-            d_bias = tf.stack([bias_gradient(d_xproj), bias_gradient(d_m)])
+            d_bias = tf.stack([d_input_bias, d_recurrent_bias])
             return d_x, matmul(x_flat, d_xproj, transpose_a=True), d_recurrent, d_bias, d_h0
 
         return (outputs, h_last), backward

@@ -610,13 +610,20 @@ class Shards {
     threads_ = std::max(1, workers->num_threads);
   }
 
+  // The batch rows of one item, for run<MR, ...>: whatever thread takes an item, it computes all of
+  // them, one row after the other.
+  template <int MR>
+  static constexpr int chunk_rows() {
+    return kChunkGroups * MR;
+  }
+
   // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
   // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant; the blocks past the
   // last whole NB one at a time); returns when every item is done.
   template <int MR, int NB, class F>
   void run(int B, const F& block) const {
     const int whole = blocks_ / NB, groups = whole + blocks_ % NB;  // NB blocks each, then single ones
-    const int chunk = kChunkGroups * MR, chunks = std::max(1, (B + chunk - 1) / chunk);
+    const int chunk = chunk_rows<MR>(), chunks = std::max(1, (B + chunk - 1) / chunk);
     const int items = groups * chunks;
     auto item = [&](int i) {
       const int g = i / chunks, r0 = i % chunks * chunk, rows = std::min(chunk, B - r0);

@@ -80,9 +80,9 @@ struct Backward {
       const vf da_h = dh * (one - z) * (one - hh * hh);
       const vf da_z = dh * (load_n(h_prev.row(b) + j0, n) - hh) * z * (one - z);
       const vf da_r = da_h * mh * r * (one - r);
-      a.dx.store(b, j0, da_z, n);
-      a.dx.store(b, u + j0, da_r, n);
-      a.dx.store(b, 2 * u + j0, da_h, n);
+      a.put_dx(b, j0, 0, da_z, n);
+      a.put_dx(b, j0, 1, da_r, n);
+      a.put_dx(b, j0, 2, da_h, n);
       a.put_dm(b, j0, 0, da_z, n);
       a.put_dm(b, j0, 1, da_r, n);
       a.put_dm(b, j0, 2, da_h * r, n);
@@ -102,12 +102,15 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
   BackwardSequence s;
   if (!s.read(ctx, Backward::G, Backward::kStored, kernel, gates, d_out, d_h_last, mask)) return;
   const TensorShape seq3({s.B, s.T, 3 * s.u});
-  Tensor *dx, *dm, *d_h0;
+  const TensorShape width({3 * s.u});
+  Tensor *dx, *dm, *d_h0, *d_input_bias, *d_recurrent_bias;
   if (!check(ctx, h_prev.shape() == d_out.shape(), "h_prev must be [B, T, u]") ||
-      !allocate_outputs(ctx, {{seq3, &dx}, {seq3, &dm}, {d_h_last.shape(), &d_h0}}))
+      !allocate_outputs(ctx, {{seq3, &dx}, {seq3, &dm}, {d_h_last.shape(), &d_h0}, {width, &d_input_bias},
+                              {width, &d_recurrent_bias}}))
     return;
   const size_t stride = static_cast<size_t>(s.T) * 3 * s.u;
   s.dh = data(*d_h0), s.dm = io_rows(*dm, stride), s.dx = io_rows(*dx, stride);
+  s.dx_sum = data(*d_input_bias), s.dm_sum = data(*d_recurrent_bias);
   run_backward(ctx, mode, s, Backward{data(h_prev), s.T, s.u});
 }
 
@@ -118,8 +121,9 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
                 0, 1, {"xproj", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
-                {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState}}, 2, 0,
-                {"gates", "d_xproj", "d_m"});
+                {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState},
+                 {"d_input_bias", Shape::kGates}, {"d_recurrent_bias", Shape::kGates}},
+                2, 0, {"gates", "d_xproj", "d_m"});
 
 }  // namespace
 

@@ -4,7 +4,7 @@
 // dispatch costs about as much as its arithmetic. Here the whole forward loop is one op and the
 // whole backward loop another; the input projection x W and the weight gradients are large
 // matrix products done outside, by the caller (charseq/compiled_lstm.py), and the bias is added to
-// x W here, as the gates read it. The loops are sequence.h's, shared with the GRU; this file holds
+// x W here, as the gates read it, and its gradient summed here as the gates' gradients are written. The loops are sequence.h's, shared with the GRU; this file holds
 // the LSTM's gate arithmetic and its ops.
 //
 // Layout and semantics are Keras' (keras.layers.LSTM, default activations): gate order i, f, c, o;
@@ -125,12 +125,12 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
   BackwardSequence s;
   if (!s.read(ctx, Backward::G, Backward::kStored, kernel, gates, d_out, d_h_last, mask)) return;
   const TensorShape state({s.B, s.u});
-  Tensor *dz, *d_h0, *d_c0;
+  Tensor *dz, *d_h0, *d_c0, *d_bias;
   if (!check(ctx, cs.shape() == d_out.shape() && c0.shape() == state && d_c_last.shape() == state,
              "c_states must be [B, T, u], c0 and d_c_last [B, u]") ||
-      !allocate_outputs(ctx, {{gates.shape(), &dz}, {state, &d_h0}, {state, &d_c0}}))
+      !allocate_outputs(ctx, {{gates.shape(), &dz}, {state, &d_h0}, {state, &d_c0}, {TensorShape({4 * s.u}), &d_bias}}))
     return;
-  s.dh = data(*d_h0), s.dm = io_rows(*dz, static_cast<size_t>(s.T) * 4 * s.u);
+  s.dh = data(*d_h0), s.dm = io_rows(*dz, static_cast<size_t>(s.T) * 4 * s.u), s.dm_sum = data(*d_bias);
   std::copy_n(data(d_c_last), s.B * s.u, data(*d_c0));
   run_backward(ctx, mode, s, Backward{{data(c0), data(cs), s.T, s.u}, data(*d_c0)});
 }
@@ -144,7 +144,8 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},
-                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}}, 4, 0, {"gates", "d_gates"});
+                {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}, {"d_bias", Shape::kGates}},
+                4, 0, {"gates", "d_gates"});
 
 }  // namespace
 

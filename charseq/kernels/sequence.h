@@ -88,8 +88,8 @@ class RecurrenceOp : public OpKernel {
 };
 
 // The shape of an op's output, from its input `seq` [B, T, .] and its recurrent_kernel [u, G u]:
-// [B, T, u], [B, T, G u], [B, T, 4u] or [B, u] (the first three index `width` in register_op).
-enum class Shape { kSeq, kSeqG, kSeq4, kState };
+// [B, T, u], [B, T, G u], [B, T, 4u] (these three index `width` in register_op), [B, u] or [G u].
+enum class Shape { kSeq, kSeqG, kSeq4, kState, kGates };
 
 // Registers op `name` when the library loads: inputs and outputs named in order, float but for
 // those named in `io`, which take the type of the `io` attribute (float or bfloat16: IoRows); the
@@ -117,8 +117,9 @@ inline auto register_op(const char* name, std::initializer_list<const char*> inp
     const auto B = c->Dim(x, 0), T = c->Dim(x, 1), u = c->Dim(k, 0);
     const tensorflow::shape_inference::DimensionHandle width[] = {u, c->Dim(k, 1), four_u};
     for (size_t i = 0; i < shapes.size(); ++i)
-      c->set_output(i, shapes[i] == Shape::kState ? c->MakeShape({B, u})
-                                                  : c->MakeShape({B, T, width[static_cast<int>(shapes[i])]}));
+      c->set_output(i, shapes[i] == Shape::kState   ? c->MakeShape({B, u})
+                       : shapes[i] == Shape::kGates ? c->MakeShape({c->Dim(k, 1)})
+                                                    : c->MakeShape({B, T, width[static_cast<int>(shapes[i])]}));
     return absl::OkStatus();
   });
   return op();
@@ -299,6 +300,8 @@ struct BackwardSequence {
   float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
   IoRows dm;                    // [B, T, G u]: the gradient of m = h_{t-1} U at each step
   IoRows dx;                    // [B, T, G u]: that of x W + b, or null where it equals dm (LSTM)
+  float* dm_sum = nullptr;      // [G u]: dm summed over the rows and steps (a bias's gradient)
+  float* dx_sum = nullptr;      // [G u]: the same of dx, or null (LSTM)
 
   // The sizes and inputs, checked; false (the op's error set) if one does not fit.
   bool read(OpKernelContext* ctx, int G, int stored, const Tensor& kernel, const Tensor& gates_in,
@@ -329,13 +332,28 @@ struct BackwardStep {
   float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
   IoRows dm, dx;          // [G u] of step t (outputs; dx null where it equals dm)
   Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it
+  // The sums of dm and dx so far, [B / sum_rows][G u]: one row per sum_rows batch rows, the rows of
+  // one of the threads' items, so that each sum is added to by one thread in a fixed order.
+  float *dm_sums, *dx_sums;
+  int sum_rows;
 
   bool masked(int b) const { return mask && mask[b * mask_stride] == 0.0f; }
-  // Gate g of d(m) for row b, units from j0: into dm and into the next phase's operand.
+  // Gate g of d(m) for row b, units from j0: into dm, into the next phase's operand, and its sum.
   void put_dm(int b, int j0, int g, vf v, int n) const {
     dm.store(b, j0 + g * u, v, n);
     dm_copy.store(b, j0 + g * u, v, n);
+    add(dm_sums, b, j0 + g * u, v, n);
   }
+  // The same of d(x W + b), where it differs from d(m) (dx not null).
+  void put_dx(int b, int j0, int g, vf v, int n) const {
+    dx.store(b, j0 + g * u, v, n);
+    add(dx_sums, b, j0 + g * u, v, n);
+  }
+  void add(float* sums, int b, int j, vf v, int n) const {
+    float* s = sums + static_cast<size_t>(b / sum_rows) * width + j;
+    store_n(s, load_n(s, n) + v, n);
+  }
+  size_t width;  // G u
 };
 
 // Rows [r0, r0 + MR) of NB consecutive unit blocks from `block`: d(m)_{t+1} U^T in registers, added
@@ -390,12 +408,21 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
   constexpr int G = Cell::G, S = Cell::kStored;
   const int B = s.B, T = s.T, u = s.u;
   std::copy_n(s.d_h_last, static_cast<size_t>(B) * u, s.dh);
+  std::fill_n(s.dm_sum, G * u, 0.0f);
+  if (s.dx) std::fill_n(s.dx_sum, G * u, 0.0f);
   if (B == 0 || u == 0 || T == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kBackward);
   std::vector<float> carry(s.mask ? static_cast<size_t>(B) * u : 0, 0.0f);
   const OperandBuffers dm_buf(mode, B, G * u);  // alternate steps, as h_buf forward
-  const size_t seq = static_cast<size_t>(T) * u;
+  const size_t seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(G) * u;
   const Shards shards(ctx, (u + VL - 1) / VL);
+  // The biases' gradients: per item's rows, as Shards::run splits them on this path, then summed.
+  int sum_rows = Shards::chunk_rows<kBackwardRows>();
+#if defined(CHARSEQ_AMX)
+  if (mode == Recurrence::kTiles) sum_rows = Shards::chunk_rows<kTileRows>();
+#endif
+  const size_t sum_groups = (B + sum_rows - 1) / sum_rows;
+  std::vector<float> dm_sums(sum_groups * width, 0.0f), dx_sums(s.dx ? sum_groups * width : 0, 0.0f);
   for (int t = T - 1; t >= -1; --t) {
     const bool here = t >= 0, has_next = t + 1 < T;
     const BackwardStep a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
@@ -405,7 +432,8 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
                          s.dh, carry.data(),
                          here ? s.dm.from(t * G * u) : IoRows{},
                          here ? s.dx.from(t * G * u) : IoRows{},
-                         here ? dm_buf.at(t) : Operand{}};
+                         here ? dm_buf.at(t) : Operand{},
+                         dm_sums.data(), dx_sums.data(), sum_rows, width};
     const auto step = cell.step(t);
     const auto block = [&](auto rows, auto blocks, int r0, int jb) {
       backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(a, step, r0, jb);
@@ -418,6 +446,12 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
 #endif
     shards.run<kBackwardRows, 2>(B, block);
   }
+  const auto total = [&](const std::vector<float>& sums, float* out) {
+    for (size_t r = 0; r < sum_groups; ++r)
+      for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
+  };
+  total(dm_sums, s.dm_sum);
+  if (s.dx) total(dx_sums, s.dx_sum);
 }
 
 }  // namespace charseq

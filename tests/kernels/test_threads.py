@@ -91,7 +91,7 @@ def test_ops_give_the_same_bits_on_one_and_on_several_threads(tmp_path):
         got[threads] = dict(np.load(path))
         assert int(got[threads].pop("threads")) == threads
     one = got.pop(1)
-    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 3 + 4 + 3) + 2  # every output of the four ops, dropout
+    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 4 + 4 + 5) + 2  # every output of the four ops, dropout
     for threads, there in got.items():
         assert there.keys() == one.keys()
         for name, value in there.items():
