@@ -10,23 +10,13 @@
 // An element is kept when its 16 bits are at least round(rate * 65536): a keep probability within
 // 2^-17 of 1 - rate. The mask depends only on the seed and the element's index, not on the threads.
 
-#include <algorithm>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 
-#include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/op_kernel.h"
-#include "tensorflow/core/framework/shape_inference.h"
+#include "common.h"
 #include "tensorflow/core/util/work_sharder.h"
 
 namespace charseq {
 namespace {
-
-using tensorflow::OpKernel;
-using tensorflow::OpKernelConstruction;
-using tensorflow::OpKernelContext;
-using tensorflow::Tensor;
 
 constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;  // SplitMix64's increment
 
@@ -62,11 +52,7 @@ inline float to_float(uint16_t x) {
   return out;
 }
 inline void from_float(float x, float* out) { *out = x; }
-inline void from_float(float x, uint16_t* out) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  *out = static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-}
+inline void from_float(float x, uint16_t* out) { *out = to_bf16(x); }
 
 // Elements [begin, end) of y = x * keep * scale; begin is a multiple of kGroup but for the last call.
 constexpr int64_t kGroup = 32;  // elements per 8 counters: one vector of random bits on AVX-512

@@ -3,9 +3,10 @@
 // Keras runs an LSTM on a CPU as a while_loop of a dozen small ops per step, and each op's
 // dispatch costs about as much as its arithmetic. Here the whole forward loop is one op and the
 // whole backward loop another; the input projection x W and the weight gradients are large
-// matrix products done outside, by the caller (charseq/compiled_lstm.py), and the bias is added to
-// x W here, as the gates read it, and its gradient summed here as the gates' gradients are written. The loops are sequence.h's, shared with the GRU; this file holds
-// the LSTM's gate arithmetic and its ops.
+// matrix products done outside, by the caller (charseq/compiled_lstm.py); the bias is added to
+// x W here, as the gates read it, and its gradient summed here, as the gates' gradients are
+// written. The loops are sequence.h's, shared with the GRU; this file holds the LSTM's gate
+// arithmetic and its ops.
 //
 // Layout and semantics are Keras' (keras.layers.LSTM, default activations): gate order i, f, c, o;
 // batch-major tensors [B, T, ...] as Keras' (no transposes around the op); masking as in sequence.h.
