@@ -469,21 +469,26 @@ CHARSEQ_AMX_TARGET inline void configure_tiles() {
   _tile_loadconfig(&config);
 }
 
-template <Pass P, int MR, int NS>
-CHARSEQ_AMX_TARGET void tile_product(const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0,
-                                     vf (&acc)[MR][NS]) {
-  static_assert(MR >= 1 && MR <= 16 && NS >= 1 && NS <= 4, "AMX: up to 16 rows and 4 streams");
+// Tiles 0 to NS - 1 = the rows of x from r0 (as many as the tiles are configured for) times NS
+// streams of the panels, left in the tiles (tile_store takes them out); between(i, steps) after
+// each of the `steps` steps of depth, so that a caller can give the vector units work of its own
+// while the tile instructions of the next step wait for the ones before.
+template <Pass P, int NS, class Between>
+CHARSEQ_AMX_TARGET __attribute__((always_inline)) inline void tile_multiply(
+    const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0, const Between& between) {
+  static_assert(NS >= 1 && NS <= 4, "AMX: up to 4 streams");
   constexpr bool forward = P == Pass::kForward;
   constexpr size_t lanes = 2 * BF, pstride = forward ? NS * lanes : lanes;
   const size_t sstride = forward ? lanes : panel_size, xstride = x.stride * sizeof(uint16_t);
   constexpr size_t pbytes = pstride * sizeof(uint16_t);
-  configure_tiles<MR>();
   _tile_zero(0);
   if constexpr (NS > 1) _tile_zero(1);
   if constexpr (NS > 2) _tile_zero(2);
   if constexpr (NS > 3) _tile_zero(3);
   const uint16_t* rows = x.h + r0 * x.stride;
-  for (int k = 0; k < depth; k += kTileDepth) {
+  const int steps = (depth + kTileDepth - 1) / kTileDepth;  // the rows and panels are zero-padded
+  for (int i = 0; i < steps; ++i) {
+    const int k = i * kTileDepth;
     const uint16_t* p = panel + k / 2 * pstride;
     _tile_loadd(4, rows + k, xstride);
     _tile_loadd(5, p, pbytes);
@@ -500,12 +505,27 @@ CHARSEQ_AMX_TARGET void tile_product(const uint16_t* panel, size_t panel_size, i
       _tile_loadd(5, p + 3 * sstride, pbytes);
       _tile_dpbf16ps(3, 4, 5);
     }
+    between(i, steps);
   }
-  alignas(64) float sums[NS][MR][16];
+}
+
+// The sums of tiles 0 to NS - 1, MR rows of 16 each.
+template <int NS, int MR>
+CHARSEQ_AMX_TARGET __attribute__((always_inline)) inline void tile_store(float (&sums)[NS][MR][16]) {
   _tile_stored(0, sums[0], 64);
   if constexpr (NS > 1) _tile_stored(1, sums[1], 64);
   if constexpr (NS > 2) _tile_stored(2, sums[2], 64);
   if constexpr (NS > 3) _tile_stored(3, sums[3], 64);
+}
+
+template <Pass P, int MR, int NS>
+CHARSEQ_AMX_TARGET void tile_product(const uint16_t* panel, size_t panel_size, int depth, const Operand& x, int r0,
+                                     vf (&acc)[MR][NS]) {
+  static_assert(MR >= 1 && MR <= 16, "AMX: up to 16 rows");
+  configure_tiles<MR>();
+  tile_multiply<P, NS>(panel, panel_size, depth, x, r0, [](int, int) {});
+  alignas(64) float sums[NS][MR][16];
+  tile_store(sums);
   for (int r = 0; r < MR; ++r)
     for (int s = 0; s < NS; ++s) acc[r][s] += load(sums[s][r]);
 }
@@ -533,6 +553,20 @@ class Panels {
   // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across
   // blocks (stream i is stream i % S of block i / S), panels packed for pass P: forward, the G gates
   // of one block (first a multiple of G, NS = G = S); backward, NS consecutive blocks (S = 1).
+#if defined(CHARSEQ_AMX)
+  bool tiles() const { return mode_ == Recurrence::kTiles; }
+
+  // On AMX tiles (tiles() true, configured for 16 rows): charseq::tile_multiply of the streams of
+  // product(), left in the tiles.
+  template <Pass P, int NS, class Between>
+  CHARSEQ_AMX_TARGET __attribute__((always_inline)) void tile_multiply(const Operand& x, int r0, int first,
+                                                                       const Between& between) const {
+    constexpr size_t S = P == Pass::kForward ? NS : 1;
+    const size_t block = padded(depth_, kTileDepth) * S * BF;
+    charseq::tile_multiply<P, NS>(h_.data() + first / S * block + first % S * 2 * BF, block, depth_, x, r0, between);
+  }
+#endif
+
   template <Pass P, int MR, int NS>
   void product(const Operand& x, int r0, int first, vf (&acc)[MR][NS]) const {
     constexpr size_t S = P == Pass::kForward ? NS : 1;
@@ -622,18 +656,24 @@ class Shards {
   // last whole NB one at a time); returns when every item is done.
   template <int MR, int NB, class F>
   void run(int B, const F& block) const {
+    run_chunks<MR, NB>(B, [&](auto nb, int r0, int rows, int jb) {
+      for_row_groups<MR>(rows, [&](auto mr, int r) { block(mr, nb, r0 + r, jb); });
+    });
+  }
+
+  // The same items, whole: chunk(nb, r0, rows, jb) for the item of rows [r0, r0 + rows) and nb
+  // unit blocks from jb, for a caller that orders the work of its row groups itself.
+  template <int MR, int NB, class F>
+  void run_chunks(int B, const F& chunk_of) const {
     const int whole = blocks_ / NB, groups = whole + blocks_ % NB;  // NB blocks each, then single ones
     const int chunk = chunk_rows<MR>(), chunks = std::max(1, (B + chunk - 1) / chunk);
     const int items = groups * chunks;
     auto item = [&](int i) {
       const int g = i / chunks, r0 = i % chunks * chunk, rows = std::min(chunk, B - r0);
-      const auto sub = [&](auto nb, int jb) {
-        for_row_groups<MR>(rows, [&](auto mr, int r) { block(mr, nb, r0 + r, jb); });
-      };
       if (g < whole) {
-        sub(std::integral_constant<int, NB>{}, g * NB);
+        chunk_of(std::integral_constant<int, NB>{}, r0, rows, g * NB);
       } else {
-        sub(std::integral_constant<int, 1>{}, whole * NB + (g - whole));
+        chunk_of(std::integral_constant<int, 1>{}, r0, rows, whole * NB + (g - whole));
       }
     };
     const int helpers = std::min(threads_, items) - 1;

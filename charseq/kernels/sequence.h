@@ -209,35 +209,84 @@ struct ForwardStep {
 // Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
 // the cell's epilogue (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t
 // (before the mask).
-template <int MR, int G, int S, class Step>
-void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
-  const int u = a.u, j0 = block * VL, n = std::min(VL, u - j0);
-  for (int r = 0; r < MR; ++r) {
-    for (int g = 0; g < G; ++g) prefetch(a.xproj.at(r0 + r, g * u + j0));
-    for (int g = 0; g < S; ++g) prefetch_write(a.gates.at(r0 + r, gate_at(S, j0, g, n)));
-    prefetch_write(a.out.row(r0 + r) + j0);
+// Asks for the lines of row b, units from j0, that the forward epilogue reads and writes.
+template <int G, int S>
+void forward_prefetch(const ForwardStep& a, int b, int j0, int n) {
+  for (int g = 0; g < G; ++g) prefetch(a.xproj.at(b, g * a.u + j0));
+  for (int g = 0; g < S; ++g) prefetch_write(a.gates.at(b, gate_at(S, j0, g, n)));
+  prefetch_write(a.out.row(b) + j0);
+}
+
+// Row b, units [j0, j0 + n), given its G gates' sums m = h_{t-1} U: the cell's epilogue
+// (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t (before the mask),
+// then the row's outputs.
+template <class Step>
+CHARSEQ_EPILOGUE void forward_row(const ForwardStep& a, const Step& cell, int b, int j0, int n, const vf* m) {
+  const bool masked = a.masked(b);
+  vf h = cell(a, b, j0, n, m, masked);
+  vf out = h;
+  if (masked) {
+    h = load_n(a.h_prev.row(b) + j0, n);
+    out = a.out_prev.ptr ? load_n(a.out_prev.row(b) + j0, n) : vf{};
   }
-  vf m[MR][G] = {};
-  a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
-  for (int r = 0; r < MR; ++r) {
-    const int b = r0 + r;
-    const bool masked = a.masked(b);
-    vf h = cell(a, b, j0, n, m[r], masked);
-    vf out = h;
-    if (masked) {
-      h = load_n(a.h_prev.row(b) + j0, n);
-      out = a.out_prev.ptr ? load_n(a.out_prev.row(b) + j0, n) : vf{};
-    }
-    store_n(a.out.row(b) + j0, out, n);
-    if (a.last) {
-      store_n(a.h_last.row(b) + j0, h, n);
-    } else {
-      store_n(a.h.row(b) + j0, h, n);
-      store_n(a.h_next.row(b) + j0, h, n);
-      if (a.mat_next) a.mat_next.store(b, j0, h, n);
-    }
+  store_n(a.out.row(b) + j0, out, n);
+  if (a.last) {
+    store_n(a.h_last.row(b) + j0, h, n);
+  } else {
+    store_n(a.h.row(b) + j0, h, n);
+    store_n(a.h_next.row(b) + j0, h, n);
+    if (a.mat_next) a.mat_next.store(b, j0, h, n);
   }
 }
+
+// Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then each
+// row's forward_row.
+template <int MR, int G, int S, class Step>
+void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
+  const int j0 = block * VL, n = std::min(VL, a.u - j0);
+  for (int r = 0; r < MR; ++r) forward_prefetch<G, S>(a, r0 + r, j0, n);
+  vf m[MR][G] = {};
+  a.panels->product<Pass::kForward, MR, G>(a.mat, r0, block * G, m);
+  for (int r = 0; r < MR; ++r) forward_row(a, cell, r0 + r, j0, n, m[r]);
+}
+
+#if defined(CHARSEQ_AMX)
+// An item's rows [r0, r0 + rows) of unit block `block` on AMX tiles, software-pipelined: while the
+// tiles multiply one group of 16 rows, the vector units run the epilogues of the group before, a
+// few rows after each step of the product's depth. Done one after the other (forward_block), the
+// tiles wait for the epilogues and the epilogues for the tiles' last sums: on a short product (up
+// to kPipelinedDepth) that wait is a large part of a group's time. On longer ones the pipeline
+// loses (measured: 128 units 15-20% faster, 256 the same, 512 15-25% slower), the epilogues' loads
+// competing with U's panels streaming into the tiles.
+constexpr int kPipelinedDepth = 4 * kTileDepth;
+
+template <int G, int S, class Step>
+void forward_tiles(const ForwardStep& a, const Step& cell, int r0, int rows, int block) {
+  const int j0 = block * VL, n = std::min(VL, a.u - j0), groups = rows / kTileRows;
+  alignas(64) float sums[2][G][kTileRows][16];
+  const auto epilogues = [&](int group, int from, int to) {
+    for (int r = from; r < to; ++r) {
+      vf m[G];
+      for (int g = 0; g < G; ++g) m[g] = load(sums[group & 1][g][r]);
+      forward_row(a, cell, r0 + group * kTileRows + r, j0, n, m);
+    }
+  };
+  if (groups) configure_tiles<kTileRows>();
+  for (int group = 0; group < groups; ++group) {
+    for (int r = 0; r < kTileRows; ++r) forward_prefetch<G, S>(a, r0 + group * kTileRows + r, j0, n);
+    a.panels->tile_multiply<Pass::kForward, G>(a.mat, r0 + group * kTileRows, block * G, [&](int i, int steps) {
+      if (group) epilogues(group - 1, i * kTileRows / steps, (i + 1) * kTileRows / steps);
+    });
+    tile_store(sums[group & 1]);
+  }
+  if (groups) epilogues(groups - 1, 0, kTileRows);
+  // The rows past the last whole group, as forward_block does them.
+  const int done = groups * kTileRows;
+  for_row_groups<kTileRows>(rows - done, [&](auto mr, int r) {
+    forward_block<decltype(mr)::value, G, S>(a, cell, r0 + done + r, block);
+  });
+}
+#endif
 
 template <class Cell>
 void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s, const Cell& cell) {
@@ -273,6 +322,12 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
       forward_block<decltype(rows)::value, G, S>(a, step, r0, jb);
     };
 #if defined(CHARSEQ_AMX)
+    if (mode == Recurrence::kTiles && u <= kPipelinedDepth) {
+      shards.run_chunks<kTileRows, 1>(B, [&](auto, int r0, int rows, int jb) {
+        forward_tiles<G, S>(a, step, r0, rows, jb);
+      });
+      continue;
+    }
     if (mode == Recurrence::kTiles) {
       shards.run<kTileRows, 1>(B, block);
       continue;
