@@ -33,12 +33,11 @@ import tensorflow as tf
 
 from charseq.distribute import any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
+from charseq.optimizers import OPTIMIZERS
 from charseq.runs import RunDir
-from charseq.settings import OPTIMIZERS as OPTIMIZER_NAMES, TrainConfig  # noqa: F401 (charseq.train.TrainConfig)
+from charseq.settings import TrainConfig  # noqa: F401 (charseq.train.TrainConfig)
 from charseq.start import move_the_end
 
-OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (keras.optimizers.Adam, keras.optimizers.RMSprop, keras.optimizers.SGD,
-                                         keras.optimizers.Adagrad)))
 # Early stopping: a validation loss that falls by less than this (nats) does not reset the patience of a
 # head that monitors another metric (an encoder-decoder at 100% exact match creeping from 1e-4 to 1e-5).
 LOSS_MIN_DELTA = 1e-3
