@@ -550,14 +550,9 @@ class Panels {
     }
   }
 
-  // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across
-  // blocks (stream i is stream i % S of block i / S), panels packed for pass P: forward, the G gates
-  // of one block (first a multiple of G, NS = G = S); backward, NS consecutive blocks (S = 1).
 #if defined(CHARSEQ_AMX)
-  bool tiles() const { return mode_ == Recurrence::kTiles; }
-
-  // On AMX tiles (tiles() true, configured for 16 rows): charseq::tile_multiply of the streams of
-  // product(), left in the tiles.
+  // In the AMX tiles' mode, with the tiles configured for 16 rows: charseq::tile_multiply of the
+  // streams of product() below, the sums left in the tiles.
   template <Pass P, int NS, class Between>
   CHARSEQ_AMX_TARGET __attribute__((always_inline)) void tile_multiply(const Operand& x, int r0, int first,
                                                                        const Between& between) const {
@@ -567,6 +562,9 @@ class Panels {
   }
 #endif
 
+  // acc[r][s] += row r0 + r of x times stream first + s, for MR rows and NS streams numbered across
+  // blocks (stream i is stream i % S of block i / S), panels packed for pass P: forward, the G gates
+  // of one block (first a multiple of G, NS = G = S); backward, NS consecutive blocks (S = 1).
   template <Pass P, int MR, int NS>
   void product(const Operand& x, int r0, int first, vf (&acc)[MR][NS]) const {
     constexpr size_t S = P == Pass::kForward ? NS : 1;

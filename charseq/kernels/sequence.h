@@ -206,9 +206,6 @@ struct ForwardStep {
   vf x(int b, int j, int n) const { return xproj.load(b, j, n) + load_n(bias + j, n); }
 };
 
-// Rows [r0, r0 + MR) of unit block `block`: m = h_{t-1} U for the G gates in registers, then per row
-// the cell's epilogue (CHARSEQ_EPILOGUE), which stores the gates and its own state and returns h_t
-// (before the mask).
 // Asks for the lines of row b, units from j0, that the forward epilogue reads and writes.
 template <int G, int S>
 void forward_prefetch(const ForwardStep& a, int b, int j0, int n) {
