@@ -383,7 +383,8 @@ struct BackwardStep {
   Rows d_out;             // gradient of step t's output
   float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
   IoRows dm, dx;          // [G u] of step t (outputs; dx null where it equals dm)
-  Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it
+  Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it; none where
+                          // that product reads dm itself
   // The sums of dm and dx so far, [B / sum_rows][G u]: one row per sum_rows batch rows, the rows of
   // one of the threads' items, so that each sum is added to by one thread in a fixed order.
   float *dm_sums, *dx_sums;
@@ -393,7 +394,7 @@ struct BackwardStep {
   // Gate g of d(m) for row b, units from j0: into dm, into the next phase's operand, and its sum.
   void put_dm(int b, int j0, int g, vf v, int n) const {
     dm.store(b, j0 + g * u, v, n);
-    dm_copy.store(b, j0 + g * u, v, n);
+    if (dm_copy) dm_copy.store(b, j0 + g * u, v, n);
     add(dm_sums, b, j0 + g * u, v, n);
   }
   // The same of d(x W + b), where it differs from d(m) (dx not null).
@@ -465,7 +466,25 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
   if (B == 0 || u == 0 || T == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kBackward);
   std::vector<float> carry(s.mask ? static_cast<size_t>(B) * u : 0, 0.0f);
-  const OperandBuffers dm_buf(mode, B, G * u);  // alternate steps, as h_buf forward
+  // The next phase's product reads d(m) of step t where this op writes it, in the gates' gradient:
+  // storing a copy of its own, in a buffer that both threads had read the step before, took 10-20%
+  // of the op's time (AMX tiles, 128 and 512 units). The copy stays where the product needs
+  // something else: rows padded to its depth multiple, or the emulation's rounded values.
+  const bool direct = mode != Recurrence::kEmulated && (G * u) % depth_multiple(mode) == 0 &&
+                      s.dm.bf16 == bf16_operand(mode);
+  const OperandBuffers dm_buf(mode, direct ? 0 : B, G * u);  // alternate steps, as h_buf forward
+  const auto dm_operand = [&](int t) {
+    if (!direct) return dm_buf.at(t);
+    const IoRows rows = s.dm.from(static_cast<size_t>(t) * G * u);
+    Operand o;
+    if (rows.bf16) {
+      o.h = static_cast<uint16_t*>(rows.ptr);
+    } else {
+      o.f = static_cast<float*>(rows.ptr);
+    }
+    o.stride = rows.stride;
+    return o;
+  };
   const size_t seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(G) * u;
   const Shards shards(ctx, (u + VL - 1) / VL);
   // The biases' gradients: per item's rows, as Shards::run splits them on this path, then summed.
@@ -477,14 +496,14 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
   std::vector<float> dm_sums(sum_groups * width, 0.0f), dx_sums(s.dx ? sum_groups * width : 0, 0.0f);
   for (int t = T - 1; t >= -1; --t) {
     const bool here = t >= 0, has_next = t + 1 < T;
-    const BackwardStep a{u, t, &panels, has_next ? dm_buf.at(t + 1) : Operand{},
+    const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
                          here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
                          here ? s.gates.from(t * S * u) : IoRows{},
                          {here ? s.d_out + t * u : nullptr, seq},
                          s.dh, carry.data(),
                          here ? s.dm.from(t * G * u) : IoRows{},
                          here ? s.dx.from(t * G * u) : IoRows{},
-                         here ? dm_buf.at(t) : Operand{},
+                         here && !direct ? dm_buf.at(t) : Operand{},
                          dm_sums.data(), dx_sums.data(), sum_rows, width};
     const auto step = cell.step(t);
     const auto block = [&](auto rows, auto blocks, int r0, int jb) {
