@@ -125,11 +125,11 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
   const auto [kernel, c0, mask, cs, gates, d_out, d_h_last, d_c_last] = inputs<8>(ctx);
   BackwardSequence s;
   if (!s.read(ctx, Backward::G, Backward::kStored, kernel, gates, d_out, d_h_last, mask)) return;
-  const TensorShape state({s.B, s.u});
+  const TensorShape state({s.B, s.u}), width({4 * s.u});
   Tensor *dz, *d_h0, *d_c0, *d_bias;
   if (!check(ctx, cs.shape() == d_out.shape() && c0.shape() == state && d_c_last.shape() == state,
              "c_states must be [B, T, u], c0 and d_c_last [B, u]") ||
-      !allocate_outputs(ctx, {{gates.shape(), &dz}, {state, &d_h0}, {state, &d_c0}, {TensorShape({4 * s.u}), &d_bias}}))
+      !allocate_outputs(ctx, {{gates.shape(), &dz}, {state, &d_h0}, {state, &d_c0}, {width, &d_bias}}))
     return;
   s.dh = data(*d_h0), s.dm = io_rows(*dz, static_cast<size_t>(s.T) * 4 * s.u), s.dm_sum = data(*d_bias);
   std::copy_n(data(d_c_last), s.B * s.u, data(*d_c0));

@@ -487,42 +487,45 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
   };
   const size_t seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(G) * u;
   const Shards shards(ctx, (u + VL - 1) / VL);
-  // The biases' gradients: per item's rows, as Shards::run splits them on this path, then summed.
-  int sum_rows = Shards::chunk_rows<kBackwardRows>();
-#if defined(CHARSEQ_AMX)
-  if (mode == Recurrence::kTiles) sum_rows = Shards::chunk_rows<kTileRows>();
-#endif
-  const size_t sum_groups = (B + sum_rows - 1) / sum_rows;
-  std::vector<float> dm_sums(sum_groups * width, 0.0f), dx_sums(s.dx ? sum_groups * width : 0, 0.0f);
-  for (int t = T - 1; t >= -1; --t) {
-    const bool here = t >= 0, has_next = t + 1 < T;
-    const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
-                         here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                         here ? s.gates.from(t * S * u) : IoRows{},
-                         {here ? s.d_out + t * u : nullptr, seq},
-                         s.dh, carry.data(),
-                         here ? s.dm.from(t * G * u) : IoRows{},
-                         here ? s.dx.from(t * G * u) : IoRows{},
-                         here && !direct ? dm_buf.at(t) : Operand{},
-                         dm_sums.data(), dx_sums.data(), sum_rows, width};
-    const auto step = cell.step(t);
-    const auto block = [&](auto rows, auto blocks, int r0, int jb) {
-      backward_block<decltype(rows)::value, decltype(blocks)::value, G, S, Cell::kDirect>(a, step, r0, jb);
-    };
-#if defined(CHARSEQ_AMX)
-    if (mode == Recurrence::kTiles) {
-      shards.run<kTileRows, kTileBlocks>(B, block);
-      continue;
+  // The path's one choice of batch rows (MR) and unit blocks (NB) per register block splits each
+  // step's work over the threads (Shards::run) and the biases' gradients: summed per item's rows,
+  // so that each sum is added to by one thread in a fixed order, then totalled.
+  const auto run_path = [&](auto rows, auto blocks) {
+    constexpr int MR = decltype(rows)::value, NB = decltype(blocks)::value;
+    const int sum_rows = Shards::chunk_rows<MR>();
+    const size_t sum_groups = (B + sum_rows - 1) / sum_rows;
+    std::vector<float> dm_sums(sum_groups * width, 0.0f), dx_sums(s.dx ? sum_groups * width : 0, 0.0f);
+    for (int t = T - 1; t >= -1; --t) {
+      const bool here = t >= 0, has_next = t + 1 < T;
+      const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
+                           here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
+                           here ? s.gates.from(t * S * u) : IoRows{},
+                           {here ? s.d_out + t * u : nullptr, seq},
+                           s.dh, carry.data(),
+                           here ? s.dm.from(t * G * u) : IoRows{},
+                           here ? s.dx.from(t * G * u) : IoRows{},
+                           here && !direct ? dm_buf.at(t) : Operand{},
+                           dm_sums.data(), dx_sums.data(), sum_rows, width};
+      const auto step = cell.step(t);
+      shards.run<MR, NB>(B, [&](auto group_rows, auto group_blocks, int r0, int jb) {
+        backward_block<decltype(group_rows)::value, decltype(group_blocks)::value, G, S, Cell::kDirect>(
+            a, step, r0, jb);
+      });
     }
-#endif
-    shards.run<kBackwardRows, 2>(B, block);
-  }
-  const auto total = [&](const std::vector<float>& sums, float* out) {
-    for (size_t r = 0; r < sum_groups; ++r)
-      for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
+    const auto total = [&](const std::vector<float>& sums, float* out) {
+      for (size_t r = 0; r < sum_groups; ++r)
+        for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
+    };
+    total(dm_sums, s.dm_sum);
+    if (s.dx) total(dx_sums, s.dx_sum);
   };
-  total(dm_sums, s.dm_sum);
-  if (s.dx) total(dx_sums, s.dx_sum);
+#if defined(CHARSEQ_AMX)
+  if (mode == Recurrence::kTiles) {
+    run_path(std::integral_constant<int, kTileRows>{}, std::integral_constant<int, kTileBlocks>{});
+    return;
+  }
+#endif
+  run_path(std::integral_constant<int, kBackwardRows>{}, std::integral_constant<int, 2>{});
 }
 
 }  // namespace charseq
