@@ -144,7 +144,7 @@ def test_refuses_panels_that_do_not_fit():
         ops.charseq_pack_weights(tf.ones([u, 4 * u + 1]), gates=4)
 
 
-@pytest.mark.parametrize("batch,depth,outputs", [(1, 256, 69), (32, 48, 17), (5, 3, 40)])
+@pytest.mark.parametrize("batch,depth,outputs", [(1, 256, 69), (32, 48, 17), (5, 3, 40), (37, 64, 70)])
 def test_output_layer_op_equals_a_dense_layer(batch, depth, outputs):
     """The sampler's output layer as one op: x K + b, the extra bias (the banned symbols' -inf) folded in."""
     import keras
