@@ -225,31 +225,38 @@ def _twin_backbones(**kwargs):
 
 @pytest.mark.parametrize("masking,bidirectional", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking, bidirectional, cell):
-    keras_bb, compiled_bb = _twin_backbones(cell=cell, units=12, layers=2, vocab_size=20, embedding_dim=6,
-                                            masking=masking, bidirectional=bidirectional)
+@pytest.mark.parametrize("inputs", ["ids", "vectors"])
+def test_backbone_compiled_equals_keras_and_shares_checkpoints(tmp_path, masking, bidirectional, cell, inputs):
+    """Ids through an embedding, or vectors through an input projection, which the compiled backbone
+    folds into its first layer's kernel: the same outputs, states and gradients as Keras' layers."""
+    vectors = inputs == "vectors"
+    keras_bb, compiled_bb = _twin_backbones(cell=cell, units=12, layers=2, vocab_size=None if vectors else 20,
+                                            embedding_dim=6, masking=masking, bidirectional=bidirectional)
     assert compiled_bb.use_compiled and not keras_bb.use_compiled
+    assert compiled_bb._folds_projection() == vectors and not keras_bb._folds_projection()
     rng = np.random.default_rng(3)
-    ids = rng.integers(1, 20, size=(4, 9))
+    x = rng.normal(size=(4, 9, 5)).astype(np.float32) if vectors else rng.integers(1, 20, size=(4, 9))
     if masking:
-        ids[1, 5:], ids[2, 1:] = 0, 0  # right-padded rows
-    ids = tf.constant(ids, tf.int32)
-    keras_bb(ids)
-    compiled_bb(ids)
+        x[1, 5:], x[2, 1:] = 0, 0  # right-padded rows
+    x = tf.constant(x, tf.float32 if vectors else tf.int32)
+    keras_bb(x)
+    compiled_bb(x)
     for w in keras_bb.weights:
         w.assign(rng.normal(scale=0.5, size=w.shape).astype(np.float32))
     # A checkpoint written by one implementation loads into the other (same variables).
     path = str(tmp_path / "backbone.weights.h5")
-    model = keras.Sequential([keras.Input((9,), dtype="int32"), keras_bb])
+    shape = (9, 5) if vectors else (9,)
+    model = keras.Sequential([keras.Input(shape, dtype=x.dtype.name), keras_bb])
     model.save_weights(path)
-    keras.Sequential([keras.Input((9,), dtype="int32"), compiled_bb]).load_weights(path)
+    keras.Sequential([keras.Input(shape, dtype=x.dtype.name), compiled_bb]).load_weights(path)
     for a, b in zip(keras_bb.weights, compiled_bb.weights):
+        assert a.path.split("/", 1)[1] == b.path.split("/", 1)[1]
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
     results = []
     for bb in (keras_bb, compiled_bb):
         with tf.GradientTape() as tape:
-            out, states = bb(ids, training=True)
+            out, states = bb(x, training=True)
             loss = tf.reduce_sum(out * np.linspace(-1, 1, out.shape[-1])) + sum(tf.reduce_sum(s) for l in states for s in l)
         results.append((out, tf.nest.flatten(states), tape.gradient(loss, bb.trainable_weights)))
     (out_k, states_k, grads_k), (out_c, states_c, grads_c) = results
