@@ -266,10 +266,11 @@ def worker_generate(spec) -> dict:
     if spec["framework"] == "charseq":
         tf = _quiet_tf()
         from charseq.heads.lm.run import build_model
-        from charseq.heads.lm.inference import Generator
+        from charseq.heads.lm.inference import Generator, sample_on_one_op_thread
 
         from charseq import kernels
 
+        one_op_thread = batch > 1 and sample_on_one_op_thread()  # as `charseq generate --num-samples N`
         tf.keras.utils.set_random_seed(0)
         # bf16: what `generate --precision mixed_bfloat16` runs (bfloat16 products on a float32 model)
         # where the CPU has AVX512-BF16; elsewhere a model built in mixed_bfloat16.
@@ -279,7 +280,8 @@ def worker_generate(spec) -> dict:
         generator = Generator(model, vocab, "mixed_bfloat16" if flag else None)
         from charseq.precision import resolve_precision
 
-        extra = {"auto_precision": resolve_precision("auto", units, "lstm")}  # a language model's, trained here
+        extra = {"auto_precision": resolve_precision("auto", units, "lstm"),  # a language model's, trained here
+                 "one_op_thread": one_op_thread}
         run = lambda: generator(prompt, length=length, temperature=1.0, seed=0, num_samples=batch)  # noqa: E731
     else:
         torch = _torch()

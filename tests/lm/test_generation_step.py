@@ -167,3 +167,26 @@ def test_generate_precision_through_the_cli(trained_run, monkeypatch):
     r = run_cli_in_process(*beam_args, "--precision", "mixed_bfloat16")
     assert r.returncode == 0 and asked == ["bfloat16"], r.stderr
     assert r.stdout.startswith("春") and "--precision" in run_cli_in_process("generate", "--help").stdout
+
+
+@pytest.mark.parametrize("num_samples,threads", [(2, 1), (1, 0)])
+def test_generate_samples_several_on_one_op_thread(trained_run, num_samples, threads):
+    """`charseq generate --num-samples N` (N > 1) has TensorFlow run its ops from one inter-op thread,
+    set before the model loads (afterwards the pools are fixed); one sample keeps TensorFlow's default (0)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, tensorflow as tf\n"
+              "from charseq.cli import main\n"
+              "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+              "print('inter-op threads', tf.config.threading.get_inter_op_parallelism_threads())\n")
+    done = subprocess.run([sys.executable, "-c", script, "generate", "-m", str(trained_run), "-n", "5", "--seed", "1",
+                           "--num-samples", str(num_samples)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"inter-op threads {threads}"
+    assert done.stdout.count("--- sample") == (num_samples if num_samples > 1 else 0)
+    # Too late once an op has run: the call says so instead of failing.
+    late = subprocess.run([sys.executable, "-c", "import tensorflow as tf\nfrom charseq.heads.lm.inference import "
+                           "sample_on_one_op_thread\ntf.constant(1.0) + 1\nprint(sample_on_one_op_thread())"],
+                          capture_output=True, text=True, timeout=300)
+    assert late.stdout.split() == ["False"], late.stderr

@@ -87,11 +87,13 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()
     from charseq.heads.lm.run import load_lm
-    from charseq.heads.lm.inference import Generator
+    from charseq.heads.lm.inference import Generator, sample_on_one_op_thread
 
     options = given(**options)
     prompt = prompt if prompt is not None else library_default(f"{GENERATOR}.prompt")
     num_samples = num_samples if num_samples is not None else library_default(f"{GENERATOR}.num_samples")
+    if num_samples > 1:
+        sample_on_one_op_thread()  # before the model loads: TensorFlow's thread pools start with it
     n_best = n_best if n_best is not None else library_default(f"{GENERATOR}.n_best")
     model, vocab, _ = load_lm(model_dir, "float32" if precision else None)  # products as asked, the rest float32
     generator = Generator(model, vocab, precision)
