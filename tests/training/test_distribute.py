@@ -72,7 +72,9 @@ def _same_curve(a, b, rel=1e-3):
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
         assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=rel), (ra, rb)
-        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=rel), (ra, rb)
+        assert ra.keys() == rb.keys()
+        if "val_loss" in ra:  # not where MNIST trains without a validation split
+            assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=rel), (ra, rb)
 
 
 def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
@@ -145,6 +147,8 @@ HEAD_FLAGS = [f"--{k.replace('_', '-')}" if i == 0 else str(v) for k, v in HEAD_
 HEADS = {"classifier": ("train-classifier", "reviews.tsv", train_classifier),
          "seq2seq": ("train-seq2seq", "pairs.tsv", train_seq2seq),
          "mnist": ("classify-mnist", "images.npz", lambda data, out, **kw: train_mnist(out, data, **kw))}
+# MNIST trains on all 85 images, as the other heads on all their rows: 13 steps of 7 per epoch.
+NO_VALIDATION = {"mnist": {"val_fraction": 0.0}}
 
 
 @pytest.fixture(scope="module")
@@ -168,12 +172,13 @@ def head_files(tmp_path_factory):
 
 def _train_head(kind, files, out, **settings):
     _, data, train_fn = HEADS[kind]
-    train_fn(files / data, out, log=lambda s: None, progress_bar=False, **{**HEAD_SETTINGS, **settings})
+    train_fn(files / data, out, log=lambda s: None, progress_bar=False,
+             **{**HEAD_SETTINGS, **NO_VALIDATION.get(kind, {}), **settings})
 
 
 def _two_workers(kind, files, out, tmp_path, *extra):
     command, data, _ = HEADS[kind]
-    data = ["--data", files / data] if kind == "mnist" else [files / data]
+    data = ["--data", files / data, "--val-fraction", "0"] if kind == "mnist" else [files / data]
     results = _run_workers([command, *data, "--out", out, *HEAD_FLAGS, "--strategy", "multiworker", *extra], tmp_path)
     for i, r in enumerate(results):
         assert r.returncode == 0, f"worker {i}: {r.stderr}"
