@@ -46,8 +46,10 @@ def _compare(backbone, inputs, states, recurrence, tolerance):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-# (24, 130, 2): the second layer's step is large enough to be split over the op's threads.
-@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2), (24, 130, 2)])
+# (24, 130, 2): the second layer's step is large enough to be split over the op's threads; (1, 260, 2):
+# one row, split for the size of its weights (over 512 KB a layer).
+@pytest.mark.parametrize("batch,units,layers", [(1, 5, 1), (7, 17, 2), (13, 33, 3), (32, 64, 2), (24, 130, 2),
+                                                (1, 260, 2)])
 def test_step_equals_keras_cell_float32(cell, batch, units, layers):
     backbone = _backbone(cell, units, layers)
     ids = tf.constant(np.random.default_rng(0).integers(0, 11, batch), tf.int32)
