@@ -191,8 +191,8 @@ class RecurrentBackbone(keras.layers.Layer):
         in place of (x P + p) W + b. Both are linear in x, so the function and every weight's gradient
         are the same up to rounding; the folded form has no projected sequence to compute, add the bias
         to, cast, and take the gradient of (dz W^T, then its own x^T product and bias sum): the
-        MNIST-row step is 8% faster in bfloat16, 18% in float32. Only on the compiled kernels (Keras' layers read the projected sequence) and
-        with nothing between the two (input dropout)."""
+        MNIST-row step is 8% faster in bfloat16, 18% in float32. Only on the compiled kernels
+        (Keras' layers read the projected sequence) and with nothing between the two (input dropout)."""
         return (self.vocab_size is None and self.input_dropout is None and self.use_compiled
                 and not getattr(_portable, "on", False))
 

@@ -250,7 +250,7 @@ struct GruCell {
 // kShardBytes. A step of a row or a few is bound by reading the weights, not by multiplying them,
 // and a model of layers that size holds more than one core's L2 cache: split, each core reads its
 // own share, which its cache keeps from step to step (the default 3x256 GRU at batch 1 in float32:
-// 181 against 94 us a character). Below both, the hand-off to the second thread costs more than it
+// 181 against 97 us a character). Below both, the hand-off to the second thread costs more than it
 // saves (64 units at batch 1: 24 against 27 us).
 constexpr double kShardFlops = 4e6;
 constexpr int64_t kShardBytes = 512 << 10;
@@ -263,7 +263,8 @@ void run_step(OpKernelContext* ctx, Recurrence mode, const StepInputs& s, const 
   constexpr int G = Cell::G;
   if (s.B == 0 || s.u == 0) return;
   const Factor W(mode, kernel, data(x), s.B, s.n, G), U(mode, recurrent, s.h, s.B, s.u, G);
-  if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops || kernel.TotalBytes() + recurrent.TotalBytes() >= kShardBytes) {
+  const int64_t weight_bytes = kernel.TotalBytes() + recurrent.TotalBytes();
+  if (2.0 * s.B * (s.n + s.u) * G * s.u >= kShardFlops || weight_bytes >= kShardBytes) {
     const Shards shards(ctx, unit_blocks(s.u));
     const auto block = [&](auto rows, auto, int r0, int jb) { cell.template block<decltype(rows)::value>(s, W, U, r0, jb); };
 #if defined(CHARSEQ_AMX)
