@@ -222,7 +222,7 @@ class RecurrentBackbone(keras.layers.Layer):
             rnn.build((*x.shape[:-1], self.embedding_dim) if fold else x.shape)
         cell = rnn.cell
         if initial_state is None:
-            zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=self.compute_dtype if fold else x.dtype)
+            zeros = ops.zeros((ops.shape(x)[0], self.units), dtype=self.compute_dtype)
             initial_state = [zeros] * self.states_per_direction
         weights = [tf.identity(ops.convert_to_tensor(w)) for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
         return self._folded(*weights) if fold else weights, initial_state
