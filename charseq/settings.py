@@ -72,6 +72,9 @@ def split_settings(settings: dict, *groups) -> tuple:
     if unknown:
         raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
     kinds = {k: v for g in groups for k, v in setting_types(g).items()}
+    # A setting that names a file takes a pathlib.Path as well as a str, as the train file does.
+    paths = {f.name for g in groups for f in fields(g) if f.metadata.get("path")}
+    settings = {k: os.fspath(v) if k in paths and isinstance(v, os.PathLike) else v for k, v in settings.items()}
     for name, value in settings.items():
         if not accepts(kinds[name], value, from_json=True):  # units="16": named here, not as a TypeError deep inside
             raise ArgumentTypeError(f"{name} must be {getattr(kinds[name], '__name__', str(kinds[name]))}, "

@@ -38,6 +38,15 @@ def test_the_reported_cases(finished, files, tmp_path):
         charseq.serve([tmp_path], port=99999)
 
 
+def test_a_file_setting_takes_a_path_as_the_training_file_does(files, tmp_path):
+    """val= names a file, as train_file does: a pathlib.Path works for both, recorded absolute."""
+    pairs, reviews = files / "pairs.tsv", files / "reviews.tsv"
+    tiny = dict(units=8, embedding_dim=4, max_steps=1, log=lambda line: None, progress_bar=False)
+    for train, data, out in ((charseq.train_seq2seq, pairs, "s2s"), (charseq.train_classifier, reviews, "texts")):
+        run = train(data, tmp_path / out, val=data, **tiny)
+        assert run.read_config()["data"]["val"] == str(data.resolve()), train.__name__
+
+
 def public_functions() -> list[str]:
     return [n for n in charseq.__all__ if inspect.isfunction(getattr(charseq, n))]
 

@@ -29,7 +29,7 @@ def test_phrasebook_translates_its_first_pair(tmp_path):
     """README's N→M example: corpora/zh-en.tsv learnt, 我英语不好 → my English is poor."""
     pairs = REPO / "corpora" / "zh-en.tsv"
     out = tmp_path / "zh-en"
-    train_seq2seq(pairs, out, val=str(pairs), epochs=60, log=lambda s: None, progress_bar=False)  # settings: str
+    train_seq2seq(pairs, out, val=pairs, epochs=60, log=lambda s: None, progress_bar=False)
     assert translate(out, ["我英语不好"], beam=5)[0][0][0] == "my English is poor"
     records = read_metrics(out)
     assert np.max([r["val_exact_match"] for r in records]) > 0.9
