@@ -17,7 +17,7 @@ from charseq.heads.lm.model import LanguageModel
 from charseq.heads.seq2seq import inference as seq2seq_inference
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.settings import BackboneConfig
-from charseq.vocab import CharVocab
+from charseq.vocab import CharVocab, banned_ids
 from helpers import assert_clean_error, run_cli_in_process
 
 pytestmark = pytest.mark.skipif(not kernels.available() and os.environ.get("CHARSEQ_TEST_FRESH_BUILD") != "1",
@@ -40,7 +40,7 @@ def _lm(cell):
 @pytest.fixture
 def keras_step(monkeypatch):
     """Generation as it runs without the kernel: every step on Keras' cell."""
-    for module in (inference, beam, seq2seq_inference):
+    for module in (inference, seq2seq_inference):
         monkeypatch.setattr(module, "pack", lambda *args, **kwargs: None)
 
 
@@ -75,13 +75,41 @@ def test_next_character_distributions(recurrence, tolerance):
         assert diff < tolerance, (t, diff)
 
 
-def test_beam_search_finds_the_same_hypotheses(request):
+def _plain_beam_search(model, vocab, prompt, length, beam):
+    """Beam search as a plain loop, as a reader would write it: every step on Keras' cell, the best
+    candidates by numpy's stable sort, each hypothesis' tokens carried along as a list."""
+    banned = banned_ids(vocab.size)
+    logits, states = model(tf.constant(vocab.encode(prompt)[None]))
+    log_probs = np.repeat(tf.nn.log_softmax(logits[:, -1] + banned).numpy().astype(np.float64), beam, axis=0)
+    states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0), states)
+    scores, texts = np.array([0.0] + [-np.inf] * (beam - 1)), [[] for _ in range(beam)]
+    for _ in range(length):
+        candidates = (scores[:, None] + log_probs).reshape(-1)
+        best = np.argsort(-candidates, kind="stable")[:beam]
+        origin, token = best // vocab.size, (best % vocab.size).astype(np.int32)
+        scores, texts = candidates[best], [texts[o] + [t] for o, t in zip(origin, token)]
+        states = tf.nest.map_structure(lambda s: tf.gather(s, origin), states)
+        logits, states = model.step(tf.constant(token), states)
+        log_probs = tf.nn.log_softmax(logits + banned).numpy().astype(np.float64)
+    return [(vocab.decode(t), s) for t, s in zip(texts, scores) if np.isfinite(s)]
+
+
+def test_beam_search_finds_the_same_hypotheses(request, monkeypatch):
+    """The compiled search, in chunks of 7 steps (the last one partial), finds what the plain loop
+    finds, on the step ops and on Keras' cell; a search told to stop ends after the chunk it is in."""
     model, vocab = _lm("gru")
-    on_kernel = beam.BeamSearch(model, vocab)("the ", length=25, beam=4, n_best=3)
+    monkeypatch.setattr(beam.BeamSearch, "CHUNK", 7)
+    want = _plain_beam_search(model, vocab, "the ", length=25, beam=4)
+    on_kernel = beam.BeamSearch(model, vocab)("the ", length=25, beam=4, n_best=4)
+    asked = iter([False, False, True])
+    stopped = beam.BeamSearch(model, vocab)("the ", length=25, beam=4, n_best=4, should_stop=lambda: next(asked))
     request.getfixturevalue("keras_step")
-    on_cell = beam.BeamSearch(model, vocab)("the ", length=25, beam=4, n_best=3)
-    assert [t for t, _ in on_kernel] == [t for t, _ in on_cell]
-    np.testing.assert_allclose([s for _, s in on_kernel], [s for _, s in on_cell], rtol=1e-5)
+    on_cell = beam.BeamSearch(model, vocab)("the ", length=25, beam=4, n_best=4)
+    for got in on_kernel, on_cell:
+        assert [t for t, _ in got] == [t for t, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
+    assert len(want) == 4 and len({t for t, _ in want}) == 4
+    assert [len(t) for t, _ in stopped] == [1 + 2 * 7] * 4  # the first choice, then two chunks
 
 
 def test_encoder_decoder_decodes_the_same(request):
@@ -112,8 +140,7 @@ def _packed_recurrences(monkeypatch):
     def pack(backbone, recurrence=None):
         asked.append(compiled_step.recurrence_for(backbone, recurrence))
         return compiled_step.pack(backbone, recurrence)
-    for module in (inference, beam):
-        monkeypatch.setattr(module, "pack", pack)
+    monkeypatch.setattr(inference, "pack", pack)
     return asked
 
 

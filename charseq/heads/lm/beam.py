@@ -16,63 +16,102 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, stepper
 from charseq.heads.seq2seq.inference import check_options
 from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
 
 class BeamSearch:
-    """Beam search for one loaded language model (compile once, search often)."""
+    """Beam search for one loaded language model (compile once, search often).
+
+    The search runs in compiled chunks of up to :attr:`CHUNK` steps, each a `tf.while_loop` that
+    chooses the best candidates, reorders the hypotheses' states and steps them on the compiled step
+    ops, with no Python between characters; each step records which hypothesis every new one came
+    from, and the texts are read back from those records at the end."""
+
+    CHUNK = 64  # steps per compiled call; `should_stop` is checked between calls
 
     def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
-        self.generator = Generator(model, vocab, precision)  # the prompt rules (unknown characters, empty prompt)
+        # The prompt rules (unknown characters, empty prompt), and the step and output layer as the
+        # sampler runs them (packed once per compiled call).
+        self.generator = Generator(model, vocab, precision)
         self.recurrence = self.generator.recurrence  # how the compiled step multiplies (see Generator)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
         self._read = tf.function(self._read_fn, reduce_retracing=True)
-        self._step = tf.function(self._step_fn, reduce_retracing=True)
+        self._search = tf.function(self._search_fn, reduce_retracing=True)
 
-    def _read_fn(self, prompt_ids):
+    def _read_fn(self, prompt_ids, beam):
+        """The prompt read once, then the first choice: (origin, token, scores, states) of `beam`
+        hypotheses, whose states have not yet read their tokens."""
         logits, states = self.model(prompt_ids, training=False)
-        return tf.nn.log_softmax(logits[:, -1] + self._banned, axis=-1), states
+        log_probs = tf.nn.log_softmax(logits[:, -1] + self._banned, axis=-1)
+        # Only the first hypothesis is live at the start: the others would duplicate it.
+        scores = tf.concat([tf.zeros([1], tf.float64), tf.fill([beam - 1], tf.constant(-np.inf, tf.float64))], 0)
+        states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0), states)
+        return (*_choose(scores, tf.repeat(log_probs, beam, axis=0)), states)
 
-    def _step_fn(self, token, states, packed):
-        logits, states = self.model.step(token, states, stepper(self.model.backbone, packed, self.recurrence))
-        return tf.nn.log_softmax(logits + self._banned, axis=-1), states
+    def _search_fn(self, origin, token, scores, states, steps):
+        """`steps` more steps from hypotheses chosen but not yet read: (origins, tokens) [steps, beam]
+        of each step's choice, and the last (origin, token, scores, states) to carry on from."""
+        step, head = self.generator.step_and_head()
+
+        def body(i, origin, token, scores, states, origins, tokens):
+            states = tf.nest.map_structure(lambda s: tf.gather(s, origin), states)
+            logits, states = self.model.step(token, states, step, head)  # the head adds the banned ids' -inf
+            origin, token, scores = _choose(scores, tf.nn.log_softmax(logits, axis=-1))
+            return i + 1, origin, token, scores, states, origins.write(i, origin), tokens.write(i, token)
+
+        records = [tf.TensorArray(tf.int32, size=steps) for _ in range(2)]
+        _, origin, token, scores, states, origins, tokens = tf.while_loop(
+            lambda i, *_: i < steps, body, (tf.constant(0), origin, token, scores, states, *records))
+        return origins.stack(), tokens.stack(), origin, token, scores, states
 
     def __call__(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length, beam: int = 5,
                  n_best: int = DEFAULTS.n_best, unknown: str = DEFAULTS.unknown,
                  should_stop=lambda: False) -> list[tuple[str, float]]:
         """The `n_best` most likely continuations found, as (text, total log-probability), best first.
 
-        `should_stop` is checked between steps (a studio client that went away); the search then
-        ends early with what it has."""
+        `should_stop` is checked between compiled chunks of steps (a studio client that went away);
+        the search then ends early with what it has."""
         check_options(beam, n_best, length, "--length")
         ids = self.generator.prompt_ids(prompt, unknown)
-        log_probs, states = self._read(tf.constant(ids[None, :]))
-        packed = pack(self.model.backbone, self.recurrence)  # the step ops' weights, once per search
-        vocab = self.vocab.size
-        log_probs = np.repeat(log_probs.numpy().astype(np.float64), beam, axis=0)
-        states = [[tf.repeat(s, beam, axis=0) for s in layer] for layer in states]
-        # Only the first hypothesis is live at the start: the others would duplicate it.
-        scores = np.full(beam, -np.inf)
-        scores[0] = 0.0
-        history = np.zeros((beam, 0), np.int32)
-        for t in range(length):
-            candidates = (scores[:, None] + log_probs).reshape(-1)
-            best = np.argsort(-candidates, kind="stable")[:beam]
-            origin, token = best // vocab, (best % vocab).astype(np.int32)
-            scores = candidates[best]
-            history = np.concatenate([history[origin], token[:, None]], axis=1)
-            if t == length - 1 or should_stop():
-                break
-            gather = tf.constant(origin, tf.int32)
-            states = [[tf.gather(s, gather) for s in layer] for layer in states]
-            log_probs, states = self._step(tf.constant(token), states, packed)
-            log_probs = log_probs.numpy().astype(np.float64)
+        origin, token, scores, states = self._read(tf.constant(ids[None, :]), tf.constant(beam))
+        origins, tokens = [origin.numpy()[None]], [token.numpy()[None]]
+        done = 1
+        while done < length and not should_stop():
+            steps = min(self.CHUNK, length - done)
+            chosen_from, chosen, origin, token, scores, states = self._search(origin, token, scores, states,
+                                                                             tf.constant(steps))
+            origins.append(chosen_from.numpy())
+            tokens.append(chosen.numpy())
+            done += steps
+        history = _backtrack(np.concatenate(origins), np.concatenate(tokens))
+        scores = scores.numpy()
         live = [k for k in range(beam) if np.isfinite(scores[k])]  # scores are already sorted, best first
         return [(self.vocab.decode(history[k]), float(scores[k])) for k in live[:n_best]]
+
+
+def _choose(scores, log_probs):
+    """The best continuations of hypotheses with total `scores` [beam] (float64) and next-token
+    `log_probs` [beam, vocab]: (origin, token, scores) [beam] each, best first; of equal scores, the
+    earlier hypothesis and token first (top_k's order for ties)."""
+    beam, vocab = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
+    candidates = tf.reshape(scores[:, None] + tf.cast(log_probs, tf.float64), [-1])
+    scores, best = tf.math.top_k(candidates, k=beam)
+    return best // vocab, best % vocab, scores
+
+
+def _backtrack(origins: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Each final hypothesis' tokens [beam, steps], followed back from the last step's choice
+    through the hypothesis each step's came from (`origins`, `tokens`: [steps, beam])."""
+    steps, beam = tokens.shape
+    history = np.empty((beam, steps), np.int32)
+    k = np.arange(beam)
+    for t in range(steps - 1, -1, -1):
+        history[:, t] = tokens[t, k]
+        k = origins[t, k]
+    return history
 
 
 def beam_search(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> list[tuple[str, float]]:
