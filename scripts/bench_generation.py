@@ -2,7 +2,9 @@
 
 The "before" sampler is charseq/sampling.py as it was before commit 825b386 (one compiled call
 per character), read from git; "after" is the current one. Same model (the default 2x256 LSTM,
-untrained), 500 characters after a 20-character prompt, best of 3:
+untrained), 500 characters after a 20-character prompt, best of 3. Then beam search, likewise: the
+one of commit 8d6e62a^ (a compiled call per step, the choice in numpy) against the current one
+(compiled chunks of steps), 200 characters at beam 5 and 16, best of 3:
 
     .venv/bin/python scripts/bench_generation.py
 """
@@ -20,20 +22,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
+from charseq.heads.lm.beam import BeamSearch  # noqa: E402
 from charseq.heads.lm.inference import Generator  # noqa: E402
 from charseq.settings import defaults  # noqa: E402
 from charseq.vocab import CharVocab  # noqa: E402
 
 
-def old_generator_class():
-    source = subprocess.run(["git", "-C", str(ROOT), "show", "825b386^:charseq/sampling.py"],
+def module_at(revision: str, path: str):
+    """The module at `path` in the repository as it was at `revision`."""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:{path}"],
                             capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "sampling_before.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("sampling_before", path)
+    name = Path(path).stem + "_before"
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.Generator
+    return module
 
 
 def best_of_3(run) -> float:
@@ -50,7 +55,8 @@ def main():
     vocab = CharVocab.build("".join(chr(c) for c in range(32, 127)) + "\n")
     model = build_model(defaults(ModelConfig), vocab.size, "float32")
     prompt, length = "The river runs to th", 500
-    generators = {"before": old_generator_class()(model, vocab), "after": Generator(model, vocab)}
+    generators = {"before": module_at("825b386^", "charseq/sampling.py").Generator(model, vocab),
+                  "after": Generator(model, vocab)}
     for batch in (1, 32):
         speed = {name: length * batch / best_of_3(lambda seed: g(prompt, length=length, seed=seed, num_samples=batch))
                  for name, g in generators.items()}
@@ -60,6 +66,16 @@ def main():
              for name, g in generators.items()}
     print("streaming, batch 1: " + ", ".join(f"{k} {v:,.0f} chars/s" for k, v in speed.items())
           + f" ({speed['after'] / speed['before']:.1f}x)")
+    searches = {"before": module_at("8d6e62a^", "charseq/heads/lm/beam.py").BeamSearch(model, vocab),
+                "after": BeamSearch(model, vocab)}
+    length = 200
+    for beam in (5, 16):
+        found = {name: search(prompt, length=length, beam=beam, n_best=beam) for name, search in searches.items()}
+        assert found["before"] == found["after"], "the two searches found different hypotheses"
+        ms = {name: best_of_3(lambda _: search(prompt, length=length, beam=beam)) / length * 1e3
+              for name, search in searches.items()}
+        print(f"beam {beam}: " + ", ".join(f"{k} {v:.3f} ms/step" for k, v in ms.items())
+              + f" ({ms['before'] / ms['after']:.1f}x), same hypotheses")
 
 
 if __name__ == "__main__":
