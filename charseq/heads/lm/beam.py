@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.seq2seq.inference import check_options
+from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options
 from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
@@ -86,32 +86,16 @@ class BeamSearch:
             origins.append(chosen_from.numpy())
             tokens.append(chosen.numpy())
             done += steps
-        history = _backtrack(np.concatenate(origins), np.concatenate(tokens))
+        history = backtrack(np.concatenate(origins)[:, None], np.concatenate(tokens)[:, None])[0]
         scores = scores.numpy()
         live = [k for k in range(beam) if np.isfinite(scores[k])]  # scores are already sorted, best first
         return [(self.vocab.decode(history[k]), float(scores[k])) for k in live[:n_best]]
 
 
 def _choose(scores, log_probs):
-    """The best continuations of hypotheses with total `scores` [beam] (float64) and next-token
-    `log_probs` [beam, vocab]: (origin, token, scores) [beam] each, best first; of equal scores, the
-    earlier hypothesis and token first (top_k's order for ties)."""
-    beam, vocab = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
-    candidates = tf.reshape(scores[:, None] + tf.cast(log_probs, tf.float64), [-1])
-    scores, best = tf.math.top_k(candidates, k=beam)
-    return best // vocab, best % vocab, scores
-
-
-def _backtrack(origins: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """Each final hypothesis' tokens [beam, steps], followed back from the last step's choice
-    through the hypothesis each step's came from (`origins`, `tokens`: [steps, beam])."""
-    steps, beam = tokens.shape
-    history = np.empty((beam, steps), np.int32)
-    k = np.arange(beam)
-    for t in range(steps - 1, -1, -1):
-        history[:, t] = tokens[t, k]
-        k = origins[t, k]
-    return history
+    """best_continuations for one prompt: scores [beam], log_probs [beam, vocab] (float32)."""
+    origin, token, scores = best_continuations(scores[None], tf.cast(log_probs, tf.float64)[None])
+    return origin[0], token[0], scores[0]
 
 
 def beam_search(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> list[tuple[str, float]]:

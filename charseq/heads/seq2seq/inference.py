@@ -4,9 +4,10 @@
     hyps = decoder.decode(source_batch, beam=5, n_best=3)   # per source: [(text, log_prob, norm_score), ...]
 
 The source is encoded once; then every step feeds one token per hypothesis through the
-compiled `decode_step` and keeps the `beam` best continuations of each source. Beam 1 is
-:func:`greedy_decode`, one compiled `tf.while_loop` (the exported `translate` signature runs the
-same function). A hypothesis ends at the end symbol; decoding stops when all have ended or
+compiled `decode_step` and keeps the `beam` best continuations of each source. Each is one compiled
+`tf.while_loop`: beam 1 is :func:`greedy_decode` (the exported `translate` signature runs the same
+function), beam search :meth:`Decoder.beam_fn`, whose texts are read back at the end from the
+hypothesis each step's came from (:func:`backtrack`). A hypothesis ends at the end symbol; decoding stops when all have ended or
 at `max_len` tokens. Finished hypotheses are ranked by log-probability divided by
 length ** `length_penalty` (0: raw log-probability; 1: per-token average), so that beam search
 does not simply prefer short outputs.
@@ -72,15 +73,54 @@ class Decoder:
     def __init__(self, model, target_vocab, precision: str | None = None):
         self.model, self.vocab = model, target_vocab
         self.recurrence = recurrence_of(model.decoder, precision)
-        self._encode = tf.function(lambda ids: model.encode(ids, training=False), reduce_retracing=True)
-        self._step = tf.function(self._step_fn, reduce_retracing=True)
+        # Any batch from the first call on: a batch of known size would give the loop's first values
+        # a shape its later ones do not have.
+        self._beam = tf.function(self.beam_fn, input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                                                tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
         self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len, self.recurrence),
                                    reduce_retracing=True)
 
-    def _step_fn(self, token, states, memory, mask, packed):
-        logits, states = self.model.decode_step(token, states, memory, mask,
-                                                stepper(self.model.decoder, packed, self.recurrence))
-        return tf.nn.log_softmax(logits, axis=-1), states
+    def beam_fn(self, source_ids, beam, max_len):
+        """Beam search over a right-padded batch of sources [batch, time]: until every live
+        hypothesis has ended or `max_len` steps, the `beam` best continuations of each source.
+
+        Returns (origins, tokens) [steps, batch, beam], each step's choice (see :func:`backtrack`),
+        and the last step's scores (total log-probabilities, float64) and lengths [batch, beam]."""
+        model, vocab = self.model, self.model.target_vocab_size
+        memory, mask, states = model.encode(source_ids, training=False)
+        batch = tf.shape(memory)[0]
+
+        def tile(t):  # every source's tensors repeated for its `beam` hypotheses
+            return tf.repeat(t, beam, axis=0)
+        memory, mask, states = tile(memory), tile(mask), tf.nest.map_structure(tile, states)
+        decoder_step = stepper(model.decoder, pack(model.decoder, self.recurrence), self.recurrence)  # packed once
+        banned = tf.constant(banned_ids(vocab, allow=(EOS,)), tf.float64)  # never emit pad/unk/start
+        # A finished hypothesis continues only with padding, at no cost, so it keeps its score.
+        padding_only = tf.one_hot(PAD, vocab, on_value=0.0, off_value=-np.inf, dtype=tf.float64)
+        first_of_source = tf.range(batch)[:, None] * beam  # each source's first hypothesis in the flat rows
+
+        def step(t, token, states, scores, lengths, finished, origins, tokens):
+            logits, states = model.decode_step(token, states, memory, mask, decoder_step)
+            log_probs = tf.reshape(tf.cast(tf.nn.log_softmax(logits, axis=-1), tf.float64), [batch, beam, vocab])
+            log_probs = tf.where(finished[:, :, None], padding_only, log_probs + banned)
+            origin, token, scores = best_continuations(scores, log_probs)
+            was_finished = tf.gather(finished, origin, batch_dims=1)
+            lengths = tf.gather(lengths, origin, batch_dims=1) + tf.cast(~was_finished, tf.int32)
+            rows = tf.reshape(origin + first_of_source, [-1])
+            states = tf.nest.map_structure(lambda s: tf.gather(s, rows), states)
+            return (t + 1, tf.reshape(token, [-1]), states, scores, lengths, was_finished | (token == EOS),
+                    origins.write(t, origin), tokens.write(t, token))
+
+        def going(t, token, states, scores, lengths, finished, *_):  # some live hypothesis has not ended
+            return (t < max_len) & ~tf.reduce_all(finished | tf.math.is_inf(scores))
+
+        # Only the first hypothesis of each source is live at the start (the rest would duplicate it).
+        scores = tf.tile(tf.concat([[0.0], tf.fill([beam - 1], -np.inf)], 0)[None], [batch, 1])
+        records = [tf.TensorArray(tf.int32, size=0, dynamic_size=True) for _ in range(2)]
+        _, _, _, scores, lengths, _, origins, tokens = tf.while_loop(going, step, (
+            tf.constant(0), tf.fill([batch * beam], BOS), states, tf.cast(scores, tf.float64),
+            tf.zeros([batch, beam], tf.int32), tf.zeros([batch, beam], tf.bool), *records))
+        return origins.stack(), tokens.stack(), scores, lengths
 
     def decode(self, source_ids: np.ndarray, beam: int = 1, n_best: int = 1, max_len: int = 100,
                length_penalty: float = 1.0) -> list[list[tuple[str, float, float]]]:
@@ -93,48 +133,12 @@ class Decoder:
             normalised = scores.astype(np.float64) / np.maximum(lengths, 1) ** length_penalty
             return [[(self.vocab.decode([t for t in row if t not in (PAD, EOS)]), float(s), float(n))]
                     for row, s, n in zip(tokens, scores, normalised)]
-        batch = source_ids.shape[0]
-        memory, mask, states = self._encode(tf.constant(source_ids, tf.int32))
-        packed = pack(self.model.decoder, self.recurrence)  # the compiled step's weights, once per batch
-
-        def tile(t):  # every source's tensors repeated for its `beam` hypotheses
-            return tf.repeat(t, beam, axis=0)
-        memory, mask = tile(memory), tile(mask)
-        states = [[tile(s) for s in layer] for layer in states]
-
-        vocab = self.model.target_vocab_size
-        banned = banned_ids(vocab, allow=(EOS,))  # never emit pad/unk/start
-        # Only the first hypothesis of each source is live at the start (the rest would duplicate it).
-        scores = np.full((batch, beam), -np.inf, np.float64)
-        scores[:, 0] = 0.0
-        tokens = np.full((batch * beam,), BOS, np.int32)
-        history = np.zeros((batch, beam, 0), np.int32)
-        lengths = np.zeros((batch, beam), np.int32)
-        finished = np.zeros((batch, beam), bool)
-        for _ in range(max_len):
-            log_probs, states = self._step(tf.constant(tokens), states, memory, mask, packed)
-            log_probs = log_probs.numpy().astype(np.float64).reshape(batch, beam, vocab) + banned
-            # A finished hypothesis continues only with padding, at no cost, so it keeps its score.
-            done = finished[:, :, None]
-            log_probs = np.where(done, -np.inf, log_probs)
-            log_probs[:, :, PAD] = np.where(finished, 0.0, -np.inf)
-            candidates = (scores[:, :, None] + log_probs).reshape(batch, beam * vocab)
-            best = np.argsort(-candidates, axis=1, kind="stable")[:, :beam]
-            origin, token = best // vocab, (best % vocab).astype(np.int32)
-            rows = np.arange(batch)[:, None]
-            scores = candidates[rows, best]
-            history = np.concatenate([history[rows, origin], token[:, :, None]], axis=2)
-            was_finished = finished[rows, origin]
-            lengths = lengths[rows, origin] + (~was_finished)
-            finished = was_finished | (token == EOS)
-            gather = tf.constant((origin + rows * beam).reshape(-1), tf.int32)
-            states = [[tf.gather(s, gather) for s in layer] for layer in states]
-            tokens = token.reshape(-1)
-            if finished[np.isfinite(scores)].all():
-                break
+        origins, tokens, scores, lengths = (t.numpy() for t in self._beam(
+            tf.constant(source_ids, tf.int32), tf.constant(beam, tf.int32), tf.constant(max_len, tf.int32)))
+        history = backtrack(origins, tokens)
         normalised = scores / np.maximum(lengths, 1) ** length_penalty
         results = []
-        for b in range(batch):
+        for b in range(len(source_ids)):
             order = np.argsort(-normalised[b], kind="stable")
             hyps = []
             for k in order:
@@ -146,6 +150,30 @@ class Decoder:
                     break
             results.append(hyps)
         return results
+
+
+def best_continuations(scores, log_probs):
+    """The step of a beam search: the best continuations of hypotheses with total `scores`
+    [batch, beam] and next-token `log_probs` [batch, beam, vocab] (float64 both), per batch row.
+    Returns (origin, token, scores) [batch, beam], best first: the hypothesis each continues, its
+    token and its new total. Of equal totals, the earlier hypothesis and token come first."""
+    beam, vocab = tf.shape(log_probs)[1], tf.shape(log_probs)[2]
+    candidates = tf.reshape(scores[:, :, None] + log_probs, [tf.shape(log_probs)[0], beam * vocab])
+    scores, best = tf.math.top_k(candidates, k=beam)  # top_k puts the lower index first among equals
+    return best // vocab, best % vocab, scores
+
+
+def backtrack(origins: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """The tokens of each final hypothesis [batch, beam, steps], from the records of a beam search
+    ([steps, batch, beam]: at each step, the hypothesis each new one continues and its token),
+    followed back from the last step."""
+    steps, batch, beam = tokens.shape
+    history = np.empty((batch, beam, steps), np.int32)
+    k = np.tile(np.arange(beam), (batch, 1))
+    for t in range(steps - 1, -1, -1):
+        history[:, :, t] = np.take_along_axis(tokens[t], k, axis=1)
+        k = np.take_along_axis(origins[t], k, axis=1)
+    return history
 
 
 def edit_distance(a, b) -> int:
