@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options
+from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options, first_live
 from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
@@ -46,10 +46,8 @@ class BeamSearch:
         hypotheses, whose states have not yet read their tokens."""
         logits, states = self.model(prompt_ids, training=False)
         log_probs = tf.nn.log_softmax(logits[:, -1] + self._banned, axis=-1)
-        # Only the first hypothesis is live at the start: the others would duplicate it.
-        scores = tf.concat([tf.zeros([1], tf.float64), tf.fill([beam - 1], tf.constant(-np.inf, tf.float64))], 0)
         states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0), states)
-        return (*_choose(scores, tf.repeat(log_probs, beam, axis=0)), states)
+        return (*_choose(first_live(1, beam)[0], tf.repeat(log_probs, beam, axis=0)), states)
 
     def _search_fn(self, origin, token, scores, states, steps):
         """`steps` more steps from hypotheses chosen but not yet read: (origins, tokens) [steps, beam]

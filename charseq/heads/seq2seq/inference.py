@@ -4,11 +4,11 @@
     hyps = decoder.decode(source_batch, beam=5, n_best=3)   # per source: [(text, log_prob, norm_score), ...]
 
 The source is encoded once; then every step feeds one token per hypothesis through the
-compiled `decode_step` and keeps the `beam` best continuations of each source. Each is one compiled
+compiled `decode_step` and keeps the `beam` best continuations of each source, in one compiled
 `tf.while_loop`: beam 1 is :func:`greedy_decode` (the exported `translate` signature runs the same
 function), beam search :meth:`Decoder.beam_fn`, whose texts are read back at the end from the
-hypothesis each step's came from (:func:`backtrack`). A hypothesis ends at the end symbol; decoding stops when all have ended or
-at `max_len` tokens. Finished hypotheses are ranked by log-probability divided by
+hypothesis each step's came from (:func:`backtrack`). A hypothesis ends at the end symbol; decoding
+stops when all have ended or at `max_len` tokens. Finished hypotheses are ranked by log-probability divided by
 length ** `length_penalty` (0: raw log-probability; 1: per-token average), so that beam search
 does not simply prefer short outputs.
 """
@@ -114,11 +114,9 @@ class Decoder:
         def going(t, token, states, scores, lengths, finished, *_):  # some live hypothesis has not ended
             return (t < max_len) & ~tf.reduce_all(finished | tf.math.is_inf(scores))
 
-        # Only the first hypothesis of each source is live at the start (the rest would duplicate it).
-        scores = tf.tile(tf.concat([[0.0], tf.fill([beam - 1], -np.inf)], 0)[None], [batch, 1])
         records = [tf.TensorArray(tf.int32, size=0, dynamic_size=True) for _ in range(2)]
         _, _, _, scores, lengths, _, origins, tokens = tf.while_loop(going, step, (
-            tf.constant(0), tf.fill([batch * beam], BOS), states, tf.cast(scores, tf.float64),
+            tf.constant(0), tf.fill([batch * beam], BOS), states, first_live(batch, beam),
             tf.zeros([batch, beam], tf.int32), tf.zeros([batch, beam], tf.bool), *records))
         return origins.stack(), tokens.stack(), scores, lengths
 
@@ -150,6 +148,13 @@ class Decoder:
                     break
             results.append(hyps)
         return results
+
+
+def first_live(batch, beam):
+    """The scores [batch, beam] (float64) a beam search starts from: only each row's first hypothesis
+    is live (0), the others (-inf) would duplicate it."""
+    first = tf.concat([tf.zeros([1], tf.float64), tf.fill([beam - 1], tf.constant(-np.inf, tf.float64))], 0)
+    return tf.tile(first[None], [batch, 1])
 
 
 def best_continuations(scores, log_probs):
