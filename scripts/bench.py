@@ -322,6 +322,34 @@ def mnist_flops_per_step(units: int, batch: int, embedding_dim: int = 64) -> flo
     return 3.0 * (per_row * 28 + 2 * units * 10) * batch
 
 
+def torch_mnist_step(torch, images, labels, batch: int, units: int, bf16: bool, rng):
+    """PyTorch's MNIST-row training step, as the plain peer writes it: the rows projected to 64, an
+    LSTM, the last state into 10 classes; Adam, norm clipping; bf16 autocast with `bf16`.
+    Returns step(i) -> loss, on a batch drawn from `images` [n, 28, 28] uint8 by `rng`."""
+    import numpy as np
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    projection, lstm, head = nn.Linear(28, 64), nn.LSTM(64, units, batch_first=True), nn.Linear(units, 10)
+    params = [*projection.parameters(), *lstm.parameters(), *head.parameters()]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+
+    def step(i):
+        idx = rng.permutation(len(images))[:batch]
+        x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
+        y = torch.from_numpy(labels[idx]).long()
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            _, (h, _) = lstm(projection(x))
+            logits = head(h[-1])
+        loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        return loss.item()
+    return step
+
+
 def worker_classifier(spec) -> dict:
     """MNIST rows: 28 steps of 28 pixels, LSTM 128, batch 128, on random images (step time
     does not depend on the pixels)."""
@@ -346,26 +374,7 @@ def worker_classifier(spec) -> dict:
         step = lambda i: task.train_step(i, optimizer)  # noqa: E731
         extra["auto_precision"] = resolve_precision("auto")  # what classify-mnist computes in here
     else:
-        torch = _torch()
-        nn = torch.nn
-        torch.manual_seed(0)
-        projection, lstm, head = nn.Linear(28, 64), nn.LSTM(64, units, batch_first=True), nn.Linear(units, 10)
-        params = [*projection.parameters(), *lstm.parameters(), *head.parameters()]
-        optimizer = torch.optim.Adam(params, lr=1e-3)
-
-        def step(i):
-            idx = rng.permutation(n)[:batch]
-            x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)
-            y = torch.from_numpy(labels[idx]).long()
-            with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-                _, (h, _) = lstm(projection(x))
-                logits = head(h[-1])
-            loss = nn.functional.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            return loss.item()
+        step = torch_mnist_step(_torch(), images, labels, batch, units, bf16, rng)
 
     times, losses, first = timed_steps(step, spec["warmup"], spec["steps"])
     return {**speed_report(times, losses, first, batch * 28, mnist_flops_per_step(units, batch)), **extra}

@@ -15,7 +15,9 @@
 2. The MNIST-row classifier (28 steps of 128 units, batch 128, in --precision): the parts of one
    training step, each a compiled call of its own (median of 40), against the whole step; then the
    step's own TensorFlow ops as TensorFlow's profiler timed them over 50 whole steps (ms per step,
-   the 15 largest).
+   the 15 largest). Then, where PyTorch is installed (the bench extra), PyTorch's step of
+   scripts/bench.py (bf16 autocast with --precision mixed_bfloat16) likewise: the whole step, and its
+   ops' own time (self CPU time) as torch.profiler timed them over 50 steps.
 3. The recurrence of a language model's training step (batch 64 x 100 steps, LSTM and GRU of 256
    and 512 units): the kernel's forward and backward sequence ops alone, on each path of its
    product this CPU has (float32; bfloat16 on AVX512-BF16 dot products; bfloat16 on AMX tiles),
@@ -200,6 +202,35 @@ def mnist_step(ops, precision: str = "float32") -> None:
         print(f"  {ms:6.3f}  {name}")
 
 
+def torch_mnist_step(precision: str) -> None:
+    """PyTorch's MNIST-row step, as scripts/bench.py runs it, where PyTorch is installed."""
+    try:
+        import torch
+    except ImportError:
+        print("PyTorch's MNIST-row step: PyTorch is not installed (pip install -e '.[bench]')")
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import cores, torch_mnist_step as make_step
+
+    torch.set_num_threads(cores())
+    batch, units, bf16 = 128, 128, precision == "mixed_bfloat16"
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (8 * batch, 28, 28), dtype=np.uint8), rng.integers(0, 10, 8 * batch)
+    step, steps = make_step(torch, images, labels, batch, units, bf16, rng), 50
+    print(f"PyTorch's MNIST-row step ({'bf16 autocast' if bf16 else 'float32'}), ms:")
+    print(f"  whole training step: {median_ms(lambda: step(0)):.2f}")
+    with profile(activities=[ProfilerActivity.CPU]) as trace:
+        for i in range(steps):
+            step(i)
+    events = sorted(trace.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events) / 1e3 / steps
+    print(f"its ops, profiled (self CPU ms per step; {total:.2f} in all ops):")
+    for event in events[:10]:
+        print(f"  {event.self_cpu_time_total / 1e3 / steps:6.3f}  {event.key} ({event.count // steps} a step)")
+
+
 def profiled_op_ms(run, steps: int) -> dict[str, float]:
     """Milliseconds per call of `run` in each TensorFlow op it runs ("name:type"), from TensorFlow's
     profiler (its XPlane trace, read with the protobuf module TensorFlow ships)."""
@@ -286,6 +317,7 @@ def main():
         generation_step(ops)
     if args.only in (None, "mnist"):
         mnist_step(ops, args.precision)
+        torch_mnist_step(args.precision)
     if args.only in (None, "recurrence"):
         recurrence_paths(ops, args.peak, args.peak_bf16)
 

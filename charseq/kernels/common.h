@@ -636,11 +636,14 @@ void for_row_groups(int B, const F& block) {
 // depend on the thread count or on scheduling.
 class Shards {
  public:
-  Shards(OpKernelContext* ctx, int blocks) : blocks_(blocks) {
+  // `serial`: everything on the calling thread.
+  Shards(OpKernelContext* ctx, int blocks, bool serial = false) : blocks_(blocks) {
     const auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     pool_ = workers->workers;
-    threads_ = std::max(1, workers->num_threads);
+    threads_ = serial ? 1 : std::max(1, workers->num_threads);
   }
+
+  int threads() const { return threads_; }
 
   // The batch rows of one item, for run<MR, ...>: whatever thread takes an item, it computes all of
   // them, one row after the other.
@@ -649,31 +652,36 @@ class Shards {
     return kChunkGroups * MR;
   }
 
-  // block(rows, nb, r0, jb) for each group of rows of [0, B) (rows: std::integral_constant, as in
-  // for_row_groups) and NB unit blocks from jb (nb: std::integral_constant; the blocks past the
-  // last whole NB one at a time); returns when every item is done.
+  // block(rows, nb, r0, jb) for each group of rows of [first, first + B) (rows:
+  // std::integral_constant, as in for_row_groups) and NB unit blocks from jb (nb:
+  // std::integral_constant; the blocks past the last whole NB one at a time); returns when every
+  // item is done.
   template <int MR, int NB, class F>
-  void run(int B, const F& block) const {
+  void run(int B, const F& block, int first = 0) const {
     run_chunks<MR, NB>(B, [&](auto nb, int r0, int rows, int jb) {
       for_row_groups<MR>(rows, [&](auto mr, int r) { block(mr, nb, r0 + r, jb); });
-    });
+    }, first);
   }
 
   // The same items, whole: chunk(nb, r0, rows, jb) for the item of rows [r0, r0 + rows) and nb
   // unit blocks from jb, for a caller that orders the work of its row groups itself.
   template <int MR, int NB, class F>
-  void run_chunks(int B, const F& chunk_of) const {
+  void run_chunks(int B, const F& chunk_of, int first = 0) const {
     const int whole = blocks_ / NB, groups = whole + blocks_ % NB;  // NB blocks each, then single ones
     const int chunk = chunk_rows<MR>(), chunks = std::max(1, (B + chunk - 1) / chunk);
-    const int items = groups * chunks;
-    auto item = [&](int i) {
+    each(groups * chunks, [&](int i) {
       const int g = i / chunks, r0 = i % chunks * chunk, rows = std::min(chunk, B - r0);
       if (g < whole) {
-        chunk_of(std::integral_constant<int, NB>{}, r0, rows, g * NB);
+        chunk_of(std::integral_constant<int, NB>{}, first + r0, rows, g * NB);
       } else {
-        chunk_of(std::integral_constant<int, 1>{}, r0, rows, whole * NB + (g - whole));
+        chunk_of(std::integral_constant<int, 1>{}, first + r0, rows, whole * NB + (g - whole));
       }
-    };
+    });
+  }
+
+  // item(i) for each i in [0, items), handed out to the threads as above; returns when all are done.
+  template <class F>
+  void each(int items, const F& item) const {
     const int helpers = std::min(threads_, items) - 1;
     if (helpers <= 0) {
       for (int i = 0; i < items; ++i) item(i);

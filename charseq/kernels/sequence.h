@@ -301,8 +301,10 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
   const bool rounded = mode != Recurrence::kFloat32;
   const OperandBuffers mats(mode, rounded ? B : 0, u);
   if (rounded) mats.fill(0, s.h0, su, u);
-  const Shards shards(ctx, (u + VL - 1) / VL);
-  for (int t = 0; t < T; ++t) {
+  const int blocks = (u + VL - 1) / VL;
+  const Shards shards(ctx, blocks), serial(ctx, blocks, true);
+  // Step t for rows [first, first + rows), its items on the threads of `on`.
+  const auto run_step = [&](int t, const Shards& on, int first, int rows) {
     const bool last = t == T - 1;
     float* h_now = h_buf.data() + (t & 1) * B * su;
     const ForwardStep a{u, last, &panels,
@@ -320,18 +322,33 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
     };
 #if defined(CHARSEQ_AMX)
     if (mode == Recurrence::kTiles && u <= kPipelinedDepth) {
-      shards.run_chunks<kTileRows, 1>(B, [&](auto, int r0, int rows, int jb) {
-        forward_tiles<G, S>(a, step, r0, rows, jb);
-      });
-      continue;
+      on.run_chunks<kTileRows, 1>(rows, [&](auto, int r0, int n, int jb) {
+        forward_tiles<G, S>(a, step, r0, n, jb);
+      }, first);
+      return;
     }
     if (mode == Recurrence::kTiles) {
-      shards.run<kTileRows, 1>(B, block);
-      continue;
+      on.run<kTileRows, 1>(rows, block, first);
+      return;
     }
 #endif
-    shards.run<kForwardAccumulators / G, 1>(B, block);
+    on.run<kForwardAccumulators / G, 1>(rows, block, first);
+  };
+  // A row's steps read only that row's h_{t-1}. Where each thread's rows fill the tiles and their
+  // weights are small, each thread runs the whole sequence of its own rows, with no hand-off
+  // between steps; otherwise every step's items are shared out (each thread then reads its own
+  // units' weights, which matters where they do not fit its cache).
+#if defined(CHARSEQ_AMX)
+  if (mode == Recurrence::kTiles && u <= kPipelinedDepth && shards.threads() > 1 && B >= 2 * kTileRows) {
+    const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), kTileRows));
+    shards.each((B + per_thread - 1) / per_thread, [&](int part) {
+      const int first = part * per_thread, rows = std::min(per_thread, B - first);
+      for (int t = 0; t < T; ++t) run_step(t, serial, first, rows);
+    });
+    return;
   }
+#endif
+  for (int t = 0; t < T; ++t) run_step(t, shards, 0, B);
 }
 
 // ----------------------------------------------------------------------------------- backward
@@ -486,32 +503,50 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
     return o;
   };
   const size_t seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(G) * u;
-  const Shards shards(ctx, (u + VL - 1) / VL);
-  // The path's one choice of batch rows (MR) and unit blocks (NB) per register block splits each
-  // step's work over the threads (Shards::run) and the biases' gradients: summed per item's rows,
-  // so that each sum is added to by one thread in a fixed order, then totalled.
+  const int blocks = (u + VL - 1) / VL;
+  const Shards shards(ctx, blocks), serial(ctx, blocks, true);
+  // The path's one choice of batch rows (MR) and unit blocks (NB) per register block splits the
+  // work over the threads (Shards::run) and the biases' gradients: summed per item's rows, so that
+  // each sum is added to by one thread in a fixed order, then totalled.
   const auto run_path = [&](auto rows, auto blocks) {
     constexpr int MR = decltype(rows)::value, NB = decltype(blocks)::value;
     const int sum_rows = Shards::chunk_rows<MR>();
     const size_t sum_groups = (B + sum_rows - 1) / sum_rows;
     std::vector<float> dm_sums(sum_groups * width, 0.0f), dx_sums(s.dx ? sum_groups * width : 0, 0.0f);
-    for (int t = T - 1; t >= -1; --t) {
-      const bool here = t >= 0, has_next = t + 1 < T;
-      const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
-                           here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                           here ? s.gates.from(t * S * u) : IoRows{},
-                           {here ? s.d_out + t * u : nullptr, seq},
-                           s.dh, carry.data(),
-                           here ? s.dm.from(t * G * u) : IoRows{},
-                           here ? s.dx.from(t * G * u) : IoRows{},
-                           here && !direct ? dm_buf.at(t) : Operand{},
-                           dm_sums.data(), dx_sums.data(), sum_rows, width};
-      const auto step = cell.step(t);
-      shards.run<MR, NB>(B, [&](auto group_rows, auto group_blocks, int r0, int jb) {
-        backward_block<decltype(group_rows)::value, decltype(group_blocks)::value, G, S, Cell::kDirect>(
-            a, step, r0, jb);
+    // Every step for rows [first, first + count), each step's items on the threads of `on`.
+    const auto run_steps = [&](const Shards& on, int first, int count) {
+      for (int t = T - 1; t >= -1; --t) {
+        const bool here = t >= 0, has_next = t + 1 < T;
+        const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
+                             here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
+                             here ? s.gates.from(t * S * u) : IoRows{},
+                             {here ? s.d_out + t * u : nullptr, seq},
+                             s.dh, carry.data(),
+                             here ? s.dm.from(t * G * u) : IoRows{},
+                             here ? s.dx.from(t * G * u) : IoRows{},
+                             here && !direct ? dm_buf.at(t) : Operand{},
+                             dm_sums.data(), dx_sums.data(), sum_rows, width};
+        const auto step = cell.step(t);
+        on.run<MR, NB>(count, [&](auto group_rows, auto group_blocks, int r0, int jb) {
+          backward_block<decltype(group_rows)::value, decltype(group_blocks)::value, G, S, Cell::kDirect>(
+              a, step, r0, jb);
+        }, first);
+      }
+    };
+#if defined(CHARSEQ_AMX)
+    // As forward, each thread may run every step of its own rows: whole items' rows, so that each
+    // of the biases' sums is still added to by one thread.
+    const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), sum_rows));
+    if (mode == Recurrence::kTiles && u <= kPipelinedDepth && per_thread < B) {
+      shards.each((B + per_thread - 1) / per_thread, [&](int part) {
+        run_steps(serial, part * per_thread, std::min(per_thread, B - part * per_thread));
       });
+    } else {
+      run_steps(shards, 0, B);
     }
+#else
+    run_steps(shards, 0, B);
+#endif
     const auto total = [&](const std::vector<float>& sums, float* out) {
       for (size_t r = 0; r < sum_groups; ++r)
         for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
