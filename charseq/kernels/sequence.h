@@ -143,6 +143,14 @@ constexpr int kTileRows = 16, kTileBlocks = 4;
 constexpr int kForwardAccumulators = 12, kBackwardRows = 4;
 #endif
 
+// Up to this many units, where the batch has rows for more than one thread, each thread runs every
+// step of its own rows (at least kOwnRowsMultiple of them) instead of sharing each step's items
+// out: a row's steps read only that row's state, and the weights fit each core's cache, so no
+// thread waits for another between steps. The hand-off took 20-30% of the time of a step of 128
+// rows of 128 units on AMX tiles. Larger layers share each step (each thread then reads only its
+// units' weights): the same split at 256 and 512 units, 64 rows, made no difference.
+constexpr int kOwnRowsUnits = 128, kOwnRowsMultiple = 16;
+
 // A block's rows of a [B, T, width] sequence are T * width apart, a stride the hardware prefetchers
 // do not follow: so each block asks for the lines its epilogue reads (and writes) before its
 // product, which hides their latency.
@@ -334,20 +342,15 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
 #endif
     on.run<kForwardAccumulators / G, 1>(rows, block, first);
   };
-  // A row's steps read only that row's h_{t-1}. Where each thread's rows fill the tiles and their
-  // weights are small, each thread runs the whole sequence of its own rows, with no hand-off
-  // between steps; otherwise every step's items are shared out (each thread then reads its own
-  // units' weights, which matters where they do not fit its cache).
-#if defined(CHARSEQ_AMX)
-  if (mode == Recurrence::kTiles && u <= kPipelinedDepth && shards.threads() > 1 && B >= 2 * kTileRows) {
-    const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), kTileRows));
+  // A row's steps read only that row's h_{t-1}: see kOwnRowsUnits.
+  const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), kOwnRowsMultiple));
+  if (u <= kOwnRowsUnits && per_thread < B) {
     shards.each((B + per_thread - 1) / per_thread, [&](int part) {
       const int first = part * per_thread, rows = std::min(per_thread, B - first);
       for (int t = 0; t < T; ++t) run_step(t, serial, first, rows);
     });
     return;
   }
-#endif
   for (int t = 0; t < T; ++t) run_step(t, shards, 0, B);
 }
 
@@ -533,20 +536,16 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
         }, first);
       }
     };
-#if defined(CHARSEQ_AMX)
-    // As forward, each thread may run every step of its own rows: whole items' rows, so that each
-    // of the biases' sums is still added to by one thread.
+    // As forward (kOwnRowsUnits), but in whole items' rows, so that each of the biases' sums is
+    // still added to by one thread.
     const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), sum_rows));
-    if (mode == Recurrence::kTiles && u <= kPipelinedDepth && per_thread < B) {
+    if (u <= kOwnRowsUnits && per_thread < B) {
       shards.each((B + per_thread - 1) / per_thread, [&](int part) {
         run_steps(serial, part * per_thread, std::min(per_thread, B - part * per_thread));
       });
     } else {
       run_steps(shards, 0, B);
     }
-#else
-    run_steps(shards, 0, B);
-#endif
     const auto total = [&](const std::vector<float>& sums, float* out) {
       for (size_t r = 0; r < sum_groups; ++r)
         for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
