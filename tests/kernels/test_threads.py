@@ -2,8 +2,10 @@
 computed by one thread in a fixed order, and the threads of a call meet at a barrier between steps
 (forward: h_t of every unit before step t + 1's product reads it; backward: d(m) of every unit).
 Many short steps whose work items (blocks of units) do not divide evenly between the threads, so
-that a thread running ahead of the barrier would read rows another has not written yet. Forward and
-backward ops, both cells, masked and not, float32 and the bfloat16 recurrences.
+that a thread running ahead of the barrier would read rows another has not written yet; and a batch
+wide enough that each thread runs every step of its own rows (sequence.h's kOwnRowsUnits), forward
+and backward on every path, in parts of unequal size. Forward and backward ops, both cells, masked
+and not, float32 and the bfloat16 recurrences.
 
 Run as a script (`python test_threads.py THREADS OUT.npz`) it writes the ops' results, computed
 with THREADS intra-op threads, to OUT.npz; the test compares processes with 2 and 3 threads
@@ -16,8 +18,9 @@ import sys
 
 import numpy as np
 
-BATCH, STEPS, UNITS = 21, 300, 72  # 72 units: 4.5 blocks of 16 (or 9 of 8), split unevenly; 21 rows: more
-# than an AMX tile's 16
+# (batch, steps, units). 72 units: 4.5 blocks of 16 (or 9 of 8), split unevenly; 21 rows: more than an
+# AMX tile's 16. 130 rows: more than two of the backward's items of rows (64 on the tiles).
+SHAPES = [(21, 300, 72), (130, 30, 72)]
 
 
 def _recurrences(kernels):
@@ -37,13 +40,13 @@ def results() -> dict[str, np.ndarray]:
     def f(*shape, scale=0.5):
         return tf.constant(rng.normal(scale=scale, size=shape).astype(np.float32))
 
-    lengths = rng.integers(0, STEPS + 1, BATCH)
-    mask_on = tf.constant((np.arange(STEPS)[None] < lengths[:, None]).astype(np.float32))
     out = {}
-    for cell, G in (("lstm", 4), ("gru", 3)):
-        xproj, U, h0, c0, bias, input_bias = f(BATCH, STEPS, G * UNITS), f(UNITS, G * UNITS, scale=0.2), \
-            f(BATCH, UNITS), f(BATCH, UNITS), f(G * UNITS), f(G * UNITS)
-        d_out, d_h, d_c = f(BATCH, STEPS, UNITS), f(BATCH, UNITS), f(BATCH, UNITS)
+    for (batch, steps, units), cell, G in [(shape, *c) for shape in SHAPES for c in (("lstm", 4), ("gru", 3))]:
+        lengths = rng.integers(0, steps + 1, batch)
+        mask_on = tf.constant((np.arange(steps)[None] < lengths[:, None]).astype(np.float32))
+        xproj, U, h0, c0, bias, input_bias = f(batch, steps, G * units), f(units, G * units, scale=0.2), \
+            f(batch, units), f(batch, units), f(G * units), f(G * units)
+        d_out, d_h, d_c = f(batch, steps, units), f(batch, units), f(batch, units)
         for recurrence in _recurrences(kernels):
             # x W in and the gates' gradients out in bfloat16 with a bfloat16 recurrence, as the layers run
             io = tf.float32 if recurrence == "float32" else tf.bfloat16
@@ -57,7 +60,7 @@ def results() -> dict[str, np.ndarray]:
                     fwd = ops.charseq_gru_forward(xp, U, input_bias, bias, h0, mask, recurrence=recurrence)
                     bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_out, d_h, recurrence=recurrence)
                 for i, t in enumerate([*fwd, *bwd]):
-                    out[f"{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
+                    out[f"{batch}-{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
     # The dropout op: its mask from the seed and each element's index, whichever thread draws it (an
     # odd size, so that the last group is partial).
     x = f(64, 99, 257, scale=1.0)
@@ -91,7 +94,8 @@ def test_ops_give_the_same_bits_on_one_and_on_several_threads(tmp_path):
         got[threads] = dict(np.load(path))
         assert int(got[threads].pop("threads")) == threads
     one = got.pop(1)
-    assert len(one) == len(_recurrences(kernels)) * 2 * (6 + 4 + 4 + 5) + 2  # every output of the four ops, dropout
+    # Every output of the four ops, for each shape, and the dropout op's
+    assert len(one) == len(SHAPES) * len(_recurrences(kernels)) * 2 * (6 + 4 + 4 + 5) + 2
     for threads, there in got.items():
         assert there.keys() == one.keys()
         for name, value in there.items():
