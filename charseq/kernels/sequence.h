@@ -5,9 +5,10 @@
 // (common.h's Shards): for each group of batch rows of an item a thread computes the recurrent
 // product of the item's blocks in registers (h_{t-1} U forward, d(m)_{t+1} U^T backward,
 // m = h_{t-1} U), hands the accumulators to the cell's epilogue while they are still in registers,
-// and writes that step's results for those rows and units. One barrier per step. Each output
-// element is computed by one thread in a fixed order, so results do not depend on the thread count
-// or scheduling. With a mask, a masked step keeps the state and repeats the previous output (zeros
+// and writes that step's results for those rows and units. One barrier per step; or, for small
+// layers (kOwnRowsUnits), none: each thread runs every step of its own rows. Each output element is
+// computed by one thread in a fixed order, so results do not depend on the thread count or
+// scheduling. With a mask, a masked step keeps the state and repeats the previous output (zeros
 // before the first real step), as Keras' CPU loop does.
 //
 // A cell is two types, one per pass, each with
