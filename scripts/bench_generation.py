@@ -24,10 +24,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
 from charseq.data.batching import pad_batch  # noqa: E402
 from charseq.heads.lm.beam import BeamSearch  # noqa: E402
 from charseq.heads.lm.inference import Generator  # noqa: E402
+from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
 from charseq.heads.seq2seq.config import ModelConfig as Seq2SeqConfig  # noqa: E402
 from charseq.heads.seq2seq.inference import Decoder  # noqa: E402
 from charseq.heads.seq2seq.run import build_model as build_seq2seq  # noqa: E402
