@@ -34,7 +34,7 @@ class BeamSearch:
     def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
         # The prompt rules (unknown characters, empty prompt), and the step and output layer as the
-        # sampler runs them (packed once per compiled call).
+        # sampler runs them.
         self.generator = Generator(model, vocab, precision)
         self.recurrence = self.generator.recurrence  # how the compiled step multiplies (see Generator)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
@@ -49,10 +49,11 @@ class BeamSearch:
         states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0), states)
         return (*_choose(first_live(1, beam)[0], tf.repeat(log_probs, beam, axis=0)), states)
 
-    def _search_fn(self, origin, token, scores, states, steps):
+    def _search_fn(self, origin, token, scores, states, steps, packed):
         """`steps` more steps from hypotheses chosen but not yet read: (origins, tokens) [steps, beam]
-        of each step's choice, and the last (origin, token, scores, states) to carry on from."""
-        step, head = self.generator.step_and_head()
+        of each step's choice, and the last (origin, token, scores, states) to carry on from.
+        `packed`: the step ops' and the output layer's weights (Generator.packed)."""
+        step, head = self.generator.step_and_head(packed)
 
         def body(i, origin, token, scores, states, origins, tokens):
             states = tf.nest.map_structure(lambda s: tf.gather(s, origin), states)
@@ -76,11 +77,12 @@ class BeamSearch:
         ids = self.generator.prompt_ids(prompt, unknown)
         origin, token, scores, states = self._read(tf.constant(ids[None, :]), tf.constant(beam))
         origins, tokens = [origin.numpy()[None]], [token.numpy()[None]]
+        packed = self.generator.packed()  # once per search, not per chunk
         done = 1
         while done < length and not should_stop():
             steps = min(self.CHUNK, length - done)
             chosen_from, chosen, origin, token, scores, states = self._search(origin, token, scores, states,
-                                                                             tf.constant(steps))
+                                                                             tf.constant(steps), packed)
             origins.append(chosen_from.numpy())
             tokens.append(chosen.numpy())
             done += steps

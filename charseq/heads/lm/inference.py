@@ -94,16 +94,22 @@ class Generator:
         token = self._pick(logits[:, -1] + self._banned, temperature, top_k, top_p, tf.stack([seed, 0]), greedy)
         return self.continue_fn(token, states, 0, steps, temperature, top_k, top_p, seed, greedy)
 
-    def step_and_head(self):
-        """The backbone's step and the output layer as the sampler runs them: the compiled step ops on
-        weights packed now, and the output layer with the banned symbols' -inf in its bias, one op,
-        where the step ops run; Keras' cell step and output layer elsewhere."""
+    def packed(self):
+        """The weights of the step ops and of the output layer (its bias with the banned symbols'
+        -inf) packed for them, or None where the step ops do not run."""
+        layers = pack(self.model.backbone, self.recurrence)
+        return None if layers is None else (layers, pack_dense(self.model.head, self._banned))
+
+    def step_and_head(self, packed=None):
+        """The backbone's step and the output layer as the sampler runs them: the compiled step ops
+        and the output layer as one op on `packed` (:meth:`packed`; by default packed now), where the
+        step ops run; Keras' cell step and output layer elsewhere."""
         backbone, model = self.model.backbone, self.model
-        packed = pack(backbone, self.recurrence)
-        step = stepper(backbone, packed, self.recurrence)
+        packed = self.packed() if packed is None else packed
         if packed is None:
-            return step, lambda x: model.head(x) + self._banned
-        return step, functools.partial(dense, pack_dense(model.head, self._banned))
+            return backbone.step, lambda x: model.head(x) + self._banned
+        layers, head = packed
+        return stepper(backbone, layers, self.recurrence), functools.partial(dense, head)
 
     def continue_fn(self, token, states, start, stop, temperature, top_k, top_p, seed, greedy: bool):
         """Emit `token` as position `start`, then positions up to `stop` - 1, one step each;
