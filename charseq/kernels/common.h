@@ -643,8 +643,6 @@ class Shards {
     threads_ = serial ? 1 : std::max(1, workers->num_threads);
   }
 
-  int threads() const { return threads_; }
-
   // The batch rows of one item, for run<MR, ...>: whatever thread takes an item, it computes all of
   // them, one row after the other.
   template <int MR>
@@ -677,6 +675,17 @@ class Shards {
         chunk_of(std::integral_constant<int, 1>{}, first + r0, rows, whole * NB + (g - whole));
       }
     });
+  }
+
+  // The rows [0, B) in one part per thread, each a multiple of `multiple` rows (the last the rest):
+  // part(first, count) for each, handed out as the items above; false, with nothing run, where that
+  // leaves a single part.
+  template <class F>
+  bool each_part(int B, int multiple, const F& part) const {
+    const int per = static_cast<int>(padded((B + threads_ - 1) / threads_, multiple));
+    if (per >= B) return false;
+    each((B + per - 1) / per, [&](int i) { part(i * per, std::min(per, B - i * per)); });
+    return true;
   }
 
   // item(i) for each i in [0, items), handed out to the threads as above; returns when all are done.

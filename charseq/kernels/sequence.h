@@ -344,14 +344,10 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
     on.run<kForwardAccumulators / G, 1>(rows, block, first);
   };
   // A row's steps read only that row's h_{t-1}: see kOwnRowsUnits.
-  const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), kOwnRowsMultiple));
-  if (u <= kOwnRowsUnits && per_thread < B) {
-    shards.each((B + per_thread - 1) / per_thread, [&](int part) {
-      const int first = part * per_thread, rows = std::min(per_thread, B - first);
-      for (int t = 0; t < T; ++t) run_step(t, serial, first, rows);
-    });
-    return;
-  }
+  const auto own_rows = [&](int first, int rows) {
+    for (int t = 0; t < T; ++t) run_step(t, serial, first, rows);
+  };
+  if (u <= kOwnRowsUnits && shards.each_part(B, kOwnRowsMultiple, own_rows)) return;
   for (int t = 0; t < T; ++t) run_step(t, shards, 0, B);
 }
 
@@ -539,14 +535,8 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
     };
     // As forward (kOwnRowsUnits), but in whole items' rows, so that each of the biases' sums is
     // still added to by one thread.
-    const int per_thread = static_cast<int>(padded((B + shards.threads() - 1) / shards.threads(), sum_rows));
-    if (u <= kOwnRowsUnits && per_thread < B) {
-      shards.each((B + per_thread - 1) / per_thread, [&](int part) {
-        run_steps(serial, part * per_thread, std::min(per_thread, B - part * per_thread));
-      });
-    } else {
-      run_steps(shards, 0, B);
-    }
+    const auto own_rows = [&](int first, int count) { run_steps(serial, first, count); };
+    if (!(u <= kOwnRowsUnits && shards.each_part(B, sum_rows, own_rows))) run_steps(shards, 0, B);
     const auto total = [&](const std::vector<float>& sums, float* out) {
       for (size_t r = 0; r < sum_groups; ++r)
         for (size_t j = 0; j < width; ++j) out[j] += sums[r * width + j];
