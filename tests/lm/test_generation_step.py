@@ -53,6 +53,8 @@ def test_same_seed_same_text_with_and_without_the_step_ops(cell, monkeypatch):
     streamed = []
     assert inference.Generator(model, vocab)("the ", **options, on_text=streamed.append) == on_kernel
     greedy = inference.Generator(model, vocab)("the ", length=60, greedy=True)
+    # The prompt is read once for all the samples: each carries on from the same state.
+    assert inference.Generator(model, vocab)("the ", length=60, greedy=True, num_samples=3) == greedy * 3
     monkeypatch.setattr(inference, "pack", lambda *args, **kwargs: None)
     # float32 products in another order: the probabilities agree to ~1e-7, far from moving a draw.
     assert inference.Generator(model, vocab)("the ", **options) == on_kernel

@@ -53,7 +53,7 @@ class LanguageModelExport(tf.Module):
 
         def sample(greedy):
             t = tf.constant(1.0) if greedy else temperature
-            return lambda: self._generator.sample_fn(ids, steps, t, None, None, seed, greedy)[0]
+            return lambda: self._generator.sample_fn(ids, 1, steps, t, None, None, seed, greedy)[0]
         tokens = tf.cond(temperature > 0, sample(False), sample(True))
         return {"text": self.chars.decode(tokens[0, :length])}
 
