@@ -2,12 +2,15 @@
 
 The "before" sampler is charseq/sampling.py as it was before commit 825b386 (one compiled call
 per character), read from git; "after" is the current one. Same model (the default 2x256 LSTM,
-untrained), 500 characters after a 20-character prompt, best of 3. Then beam search, likewise: the
-searches of commit ea2089d (a compiled call per step, the choice in numpy) against the current ones
-(the language model's in compiled chunks of steps, the encoder-decoder's in one compiled loop), with
-the same hypotheses checked, best of 3. The language model's: 200 characters at beam 5 and 16. The
-encoder-decoder's: the default model (1x256 LSTM encoder and decoder, Luong attention, untrained, so
-every output runs to the limit), 100 sources of 12 characters, 30 output tokens, beam 5:
+untrained), 500 characters after a 20-character prompt, best of 3. Then 32 samples of 200 characters
+after a 1,000-character prompt: the sampler of commit 37a6672, which read the prompt once for each
+sample, against the current one, which reads it once and copies the state, with the same texts
+checked. Then beam search, likewise: the searches of commit ea2089d (a compiled call per step, the
+choice in numpy) against the current ones (the language model's in compiled chunks of steps, the
+encoder-decoder's in one compiled loop), with the same hypotheses checked, best of 3. The language
+model's: 200 characters at beam 5 and 16. The encoder-decoder's: the default model (1x256 LSTM
+encoder and decoder, Luong attention, untrained, so every output runs to the limit), 100 sources of
+12 characters, 30 output tokens, beam 5:
 
     .venv/bin/python scripts/bench_generation.py
 """
@@ -74,6 +77,15 @@ def main():
              for name, g in generators.items()}
     print("streaming, batch 1: " + ", ".join(f"{k} {v:,.0f} chars/s" for k, v in speed.items())
           + f" ({speed['after'] / speed['before']:.1f}x)")
+    samplers = {"before": module_at("37a6672", "charseq/heads/lm/inference.py").Generator(model, vocab),
+                "after": generators["after"]}
+    long_prompt = (prompt + " and the sea does not fill. ") * 21
+    options = dict(length=200, num_samples=32)
+    texts = {name: g(long_prompt[:1000], seed=1, **options) for name, g in samplers.items()}
+    assert texts["before"] == texts["after"], "the two samplers drew different texts"
+    seconds = {name: best_of_3(lambda seed: g(long_prompt[:1000], seed=seed, **options)) for name, g in samplers.items()}
+    print("32 samples of 200 after a 1,000-character prompt: " + ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())
+          + f" ({seconds['before'] / seconds['after']:.1f}x), same texts")
     searches = {"before": module_at("ea2089d", "charseq/heads/lm/beam.py").BeamSearch(model, vocab),
                 "after": BeamSearch(model, vocab)}
     length = 200
