@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from charseq import kernels
 from charseq.errors import CharseqError
 from helpers import assert_clean_error, run_cli_in_process
 
@@ -70,6 +71,17 @@ def test_streamed_generation_matches_generate_and_reports_probabilities(lm):
     assert len(list(probe.stream("The ", length=500, seed=1, should_stop=lambda: next(stop_after, 9) > 1))) == 2
     with pytest.raises(CharseqError, match="temperature"):
         list(probe.stream("The ", length=5, temperature=0))
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the kernel could not be built here")
+def test_streamed_generation_runs_on_the_step_ops_packed_once_per_text(lm, monkeypatch):
+    from charseq.heads.lm.inspect import LMProbe
+
+    probe = LMProbe(*lm)
+    packed, pack = [], probe.generator.packed
+    monkeypatch.setattr(probe.generator, "packed", lambda: packed.append(pack()) or packed[-1])
+    chunks = list(probe.stream("The ", length=300, seed=1))
+    assert len(chunks) > 3 and len(packed) == 1 and packed[0] is not None  # not once per chunk, nor Keras' cell
 
 
 def test_text_properties_and_unit_search():
