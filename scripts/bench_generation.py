@@ -1,16 +1,17 @@
 """Generation before and after the compiled sampling loop, side by side in one process.
 
-The "before" sampler is charseq/sampling.py as it was before commit 825b386 (one compiled call
-per character), read from git; "after" is the current one. Same model (the default 2x256 LSTM,
-untrained), 500 characters after a 20-character prompt, best of 3. Then 32 samples of 200 characters
-after a 1,000-character prompt: the sampler of commit 37a6672, which read the prompt once for each
-sample, against the current one, which reads it once and copies the state, with the same texts
-checked. Then beam search, likewise: the searches of commit ea2089d (a compiled call per step, the
-choice in numpy) against the current ones (the language model's in compiled chunks of steps, the
-encoder-decoder's in one compiled loop), with the same hypotheses checked, best of 3. The language
-model's: 200 characters at beam 5 and 16. The encoder-decoder's: the default model (1x256 LSTM
-encoder and decoder, Luong attention, untrained, so every output runs to the limit), 100 sources of
-12 characters, 30 output tokens, beam 5:
+The "before" sampler is charseq/sampling.py as it was before commit 825b386 (one compiled call per
+character), read from git; "after" is the current one. Same model (the default 2x256 LSTM,
+untrained), 500 characters after a 20-character prompt, best of 3. Then the studio's streaming
+(2,000 characters, each with its probability and top 5) and 32 samples of 200 characters after a
+1,000-character prompt: the code of commit 37a6672 (the studio's sampler on Keras' cell with each
+token's probabilities computed inside the loop; the prompt read once for each sample) against the
+current one, with the same texts checked. Then beam search, likewise: the searches of commit ea2089d
+(a compiled call per step, the choice in numpy) against the current ones (the language model's in
+compiled chunks of steps, the encoder-decoder's in one compiled loop), with the same hypotheses
+checked, best of 3. The language model's: 200 characters at beam 5 and 16. The encoder-decoder's:
+the default model (1x256 LSTM encoder and decoder, Luong attention, untrained, so every output runs
+to the limit), 100 sources of 12 characters, 30 output tokens, beam 5:
 
     .venv/bin/python scripts/bench_generation.py
 """
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from charseq.data.batching import pad_batch  # noqa: E402
 from charseq.heads.lm.beam import BeamSearch  # noqa: E402
 from charseq.heads.lm.inference import Generator  # noqa: E402
+from charseq.heads.lm.inspect import LMProbe  # noqa: E402
 from charseq.heads.lm.run import ModelConfig, build_model  # noqa: E402
 from charseq.heads.seq2seq.config import ModelConfig as Seq2SeqConfig  # noqa: E402
 from charseq.heads.seq2seq.inference import Decoder  # noqa: E402
@@ -77,6 +79,14 @@ def main():
              for name, g in generators.items()}
     print("streaming, batch 1: " + ", ".join(f"{k} {v:,.0f} chars/s" for k, v in speed.items())
           + f" ({speed['after'] / speed['before']:.1f}x)")
+    probes = {"before": module_at("37a6672", "charseq/heads/lm/inspect.py").LMProbe(model, vocab),
+              "after": LMProbe(model, vocab)}
+    streamed = {name: [t["text"] for c in p.stream(prompt, length=2000, seed=1) for t in c] for name, p in probes.items()}
+    assert streamed["before"] == streamed["after"], "the two studio samplers drew different texts"
+    speed = {name: 2000 / best_of_3(lambda seed: sum(map(len, p.stream(prompt, length=2000, seed=seed))))
+             for name, p in probes.items()}
+    print("the studio's streaming with probabilities, batch 1: " + ", ".join(f"{k} {v:,.0f} chars/s" for k, v in speed.items())
+          + f" ({speed['after'] / speed['before']:.1f}x), same texts")
     samplers = {"before": module_at("37a6672", "charseq/heads/lm/inference.py").Generator(model, vocab),
                 "after": generators["after"]}
     long_prompt = (prompt + " and the sea does not fill. ") * 21
