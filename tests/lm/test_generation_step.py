@@ -50,8 +50,11 @@ def test_same_seed_same_text_with_and_without_the_step_ops(cell, monkeypatch):
     assert compiled_step.pack(model.backbone) is not None
     options = dict(length=120, seed=5, num_samples=3, temperature=1.2)
     on_kernel = inference.Generator(model, vocab)("the ", **options)
-    streamed = []
-    assert inference.Generator(model, vocab)("the ", **options, on_text=streamed.append) == on_kernel
+    streamed, generator = [], inference.Generator(model, vocab)
+    packed, pack = [], generator.packed
+    monkeypatch.setattr(generator, "packed", lambda: packed.append(pack()) or packed[-1])
+    assert generator("the ", **options, on_text=streamed.append) == on_kernel
+    assert len(streamed) > 3 and len(packed) == 1  # in chunks, on weights packed once for them all
     greedy = inference.Generator(model, vocab)("the ", length=60, greedy=True)
     # The prompt is read once for all the samples: each carries on from the same state.
     assert inference.Generator(model, vocab)("the ", length=60, greedy=True, num_samples=3) == greedy * 3
