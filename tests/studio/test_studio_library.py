@@ -49,6 +49,11 @@ def test_generate_beam_on_the_command_line(trained_run):
     assert one.returncode == 0 and one.stdout.startswith("The ") and len(one.stdout.rstrip("\n")) == 24
     assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--beam", "2", "--n-best", "3"), "n-best")
     assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--beam", "0"), "beam")
+    # Sampling options with beam search, which does not sample: refused, not silently ignored.
+    for sampling, named in ((["--temperature", "0.5"], "--temperature does not"), (["--num-samples", "2"], "--num-samples"),
+                            (["--seed", "1", "--greedy", "--top-p", "0.9"], "--greedy, --seed and --top-p do not")):
+        assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--beam", "2", *sampling), named,
+                           "beam search")
 
 
 def test_streamed_generation_matches_generate_and_reports_probabilities(lm):

@@ -7,8 +7,9 @@ import os
 
 import click
 
+from charseq.errors import CharseqError
 from charseq.options import (SIZED, configure_output, given, given_settings, library_default, library_option,
-                             model_options, training_options)
+                             model_options, on_command_line, training_options)
 from charseq.settings import DECODE_ERRORS, GENERATION_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
 
 CONFIG = "charseq.heads.lm.config"  # owns every default of the language model's commands
@@ -95,6 +96,12 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     if num_samples > 1:
         sample_on_one_op_thread()  # before the model loads: TensorFlow's thread pools start with it
     n_best = n_best if n_best is not None else library_default(f"{GENERATOR}.n_best")
+    sampling = sorted(on_command_line(["temperature", "top_k", "top_p", "greedy", "seed", "num_samples"]))
+    if (beam != 1 or n_best != 1) and sampling:
+        names = [f"--{name.replace('_', '-')}" for name in sampling]
+        names = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+        raise CharseqError(f"{names} {'does' if len(sampling) == 1 else 'do'} not apply to beam search, which finds "
+                           "the most likely continuations instead of sampling; use --n-best N for several of them")
     model, vocab, _ = load_lm(model_dir, "float32" if precision else None)  # products as asked, the rest float32
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
