@@ -170,6 +170,10 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr
     run = reverse_run / "run"
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
+    # A length penalty ranks beam search's hypotheses: greedy decoding would silently ignore it.
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "abc"),
+                       "--length-penalty", "--beam N")
+    assert run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "--beam", "2", "abc").returncode == 0
     assert_clean_error(run_cli_in_process("translate", "--model", run, "ab1"), "'1'", "--unknown unk")
     assert run_cli_in_process("translate", "--model", run, "--unknown", "unk", "ab1").returncode == 0
     assert_clean_error(run_cli_in_process("translate", "--model", trained_run, "abc"), "lm model", "not a seq2seq")

@@ -100,6 +100,9 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     from charseq.errors import CharseqError
     from charseq.heads.seq2seq.run import Translator
 
+    if (beam if beam is not None else library_default(f"{TRANSLATOR}.beam")) == 1 and length_penalty is not None:
+        raise CharseqError("--length-penalty ranks beam search's hypotheses, and greedy decoding (--beam 1) has "
+                           "one; give --beam N to use it")
     sources, lines = inputs(sources, input_file)
     if not sources:
         raise CharseqError("nothing to translate: give sources or --input FILE")
