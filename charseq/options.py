@@ -25,10 +25,22 @@ def import_tensorflow():
     """Import TensorFlow with its native start-up log lines (CUDA probing, oneDNN notices)
     kept off the user's terminal; they bypass TF_CPP_MIN_LOG_LEVEL, so stderr is closed at
     the file-descriptor level for the import only. Python errors are raised after it is restored.
-    Safe from several threads (the studio's requests): one imports, the others wait for it."""
+    Safe from several threads (the studio's requests): one imports, the others wait for it.
+
+    Where matplotlib is installed, Keras imports matplotlib.pyplot as it loads, for image-gallery
+    helpers no command calls: 0.45 s of TensorFlow's 3 s. The commands hold that import off while
+    TensorFlow loads (Keras, finding no matplotlib, leaves those helpers out), so matplotlib loads
+    only where a command plots (`charseq plot`)."""
     with _importing:
         if "tensorflow" not in sys.modules:
-            quietly(importlib.import_module, "tensorflow")
+            hold_off = "matplotlib" not in sys.modules
+            if hold_off:
+                sys.modules["matplotlib"] = None  # an import of it raises ImportError, as if not installed
+            try:
+                quietly(importlib.import_module, "tensorflow")
+            finally:
+                if hold_off and sys.modules.get("matplotlib", False) is None:
+                    del sys.modules["matplotlib"]
 
 
 def quietly(function, *args):

@@ -1,5 +1,6 @@
 """Smaller promises: an empty TEXT is refused, the exported generate takes one prompt, --port is a
-port, a CSV header is read without guessing, and --debug works wherever it is written."""
+port, a CSV header is read without guessing, --debug works wherever it is written, and a command's
+start does not load matplotlib."""
 
 import pytest
 
@@ -65,3 +66,17 @@ def test_debug_is_accepted_after_the_command(tmp_path):
     assert_clean_error(r, "does not exist")
     r = run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "--", "--debug")  # after --: not an option
     assert_clean_error(r)  # an error without a traceback: --debug was not taken
+
+
+def test_a_command_loads_tensorflow_without_matplotlib_and_can_still_plot():
+    """Keras imports matplotlib.pyplot as it loads (0.45 s of every command's start); the commands'
+    TensorFlow import holds that off, and matplotlib imports normally afterwards."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("matplotlib")
+    script = ("import sys\nfrom charseq.options import import_tensorflow\nimport_tensorflow()\n"
+              "print('matplotlib' in sys.modules, 'tensorflow' in sys.modules)\n"
+              "from matplotlib.figure import Figure\nprint(Figure().__class__.__name__)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["False True", "Figure"], done.stderr[-2000:]
