@@ -54,6 +54,11 @@ def test_generate_beam_on_the_command_line(trained_run):
                             (["--seed", "1", "--greedy", "--top-p", "0.9"], "--greedy, --seed and --top-p do not")):
         assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--beam", "2", *sampling), named,
                            "beam search")
+    # Nor with --greedy, which draws nothing (several samples would all be the same text).
+    for drawing, named in ((["--seed", "2"], "--seed does not"), (["--num-samples", "3", "--top-k", "4"],
+                                                                   "--num-samples and --top-k do not")):
+        assert_clean_error(run_cli_in_process("generate", "--model", trained_run, "--greedy", *drawing), named, "--greedy")
+    assert run_cli_in_process("generate", "--model", trained_run, "--greedy", "--length", "5").returncode == 0
 
 
 def test_streamed_generation_matches_generate_and_reports_probabilities(lm):

@@ -96,12 +96,16 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     if num_samples > 1:
         sample_on_one_op_thread()  # before the model loads: TensorFlow's thread pools start with it
     n_best = n_best if n_best is not None else library_default(f"{GENERATOR}.n_best")
-    sampling = sorted(on_command_line(["temperature", "top_k", "top_p", "greedy", "seed", "num_samples"]))
+    # Options that only sampling uses, as typed (--num-samples 1 asks for nothing more).
+    sampling = sorted(on_command_line(["temperature", "top_k", "top_p", "greedy", "seed", "num_samples"])
+                      - ({"num_samples"} if num_samples == 1 else set()))
     if (beam != 1 or n_best != 1) and sampling:
-        names = [f"--{name.replace('_', '-')}" for name in sampling]
-        names = " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
-        raise CharseqError(f"{names} {'does' if len(sampling) == 1 else 'do'} not apply to beam search, which finds "
-                           "the most likely continuations instead of sampling; use --n-best N for several of them")
+        raise CharseqError(f"{_listed(sampling)} not apply to beam search, which finds the most likely "
+                           "continuations instead of sampling; use --n-best N for several of them")
+    drawing = [name for name in sampling if name != "greedy"]
+    if options.get("greedy") and drawing:
+        raise CharseqError(f"{_listed(drawing)} not apply with --greedy, which always takes the most likely "
+                           "character instead of drawing one")
     model, vocab, _ = load_lm(model_dir, "float32" if precision else None)  # products as asked, the rest float32
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
@@ -121,6 +125,12 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     for i, text in enumerate(generator(prompt, num_samples=num_samples, **options)):
         click.echo(f"--- sample {i + 1} ---")
         click.echo(prompt + text)
+
+
+def _listed(names: list[str]) -> str:
+    """Options by their parameter names, as a sentence's subject: "--seed and --top-k do"."""
+    flags = [f"--{name.replace('_', '-')}" for name in names]
+    return " and ".join(filter(None, [", ".join(flags[:-1]), flags[-1]])) + (" does" if len(flags) == 1 else " do")
 
 
 COMMANDS = (train_lm_command, generate_command)
