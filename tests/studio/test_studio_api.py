@@ -92,6 +92,26 @@ def test_generate_streams_chunks_then_done(client, studio_dir):
     assert beam[-1][1]["text"] == hyps[0]["text"] and len(beam[0][1]["tokens"]) == 20
 
 
+def test_generate_several_samples_at_once(client, studio_dir):
+    """samples: one prompt's continuations drawn in one batch, each chunk one list of tokens per
+    sample, the texts those of `charseq generate --num-samples`."""
+    from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.inference import Generator
+
+    options = {"prompt": "The ", "length": 40, "temperature": 0.9, "seed": 2}
+    got = events(client.post("/api/generate", json={"run": "poems", "samples": 3, **options}))
+    chunks = [d["samples"] for k, d in got if k == "chunk"]
+    assert len(chunks) > 2 and all(len(c) == 3 for c in chunks)
+    texts = ["".join(t["text"] for c in chunks for t in c[i]) for i in range(3)]
+    expected = Generator(*load_lm(studio_dir / "poems")[:2])(num_samples=3, **options)
+    done = got[-1][1]
+    assert done["texts"] == texts == expected and done["text"] == texts[0] and done["tokens"] == 40
+    assert len(set(texts)) > 1
+    refused = client.post("/api/generate", json={"run": "poems", "samples": 2, "beam": 3})
+    assert refused.status_code == 400 and "beam search" in refused.json()["error"]
+    assert client.post("/api/generate", json={"run": "poems", "samples": 9}).status_code == 400
+
+
 def test_analyze(client):
     text = 'One "two" (three).\nfour'
     report = client.post("/api/analyze", json={"run": "poems", "text": text, "layer": 1}).json()

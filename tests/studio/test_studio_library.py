@@ -77,6 +77,11 @@ def test_streamed_generation_matches_generate_and_reports_probabilities(lm):
             assert len(top) == 5 and top == sorted(top, reverse=True) and 0 < t["p"] <= top[0] + 1e-6
             if options.get("greedy"):
                 assert t["text"] == t["top"][0][0]
+    # Several samples at once, drawn as `generate --num-samples` draws them, probabilities for each.
+    chunks = list(probe.stream_samples("The ", length=30, seed=9, num_samples=3))
+    texts = ["".join(t["text"] for c in chunks for t in c[i]) for i in range(3)]
+    assert texts == Generator(*lm)("The ", length=30, seed=9, num_samples=3) and len(set(texts)) > 1
+    assert all(len(t["top"]) == 5 and 0 < t["p"] <= 1 for c in chunks for sample in c for t in sample)
     stop_after = iter(range(2))
     assert len(list(probe.stream("The ", length=500, seed=1, should_stop=lambda: next(stop_after, 9) > 1))) == 2
     with pytest.raises(CharseqError, match="temperature"):

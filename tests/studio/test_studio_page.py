@@ -200,6 +200,17 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
     assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
 
 
+def test_several_samples_show_one_under_another_each_shaded(server, open_page):
+    page = open_page(server + "#generate")
+    ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ", length="15", seed="4",
+        samples="3")
+    samples = page.locator("#lm-output > .sample")
+    assert samples.count() == 3 and "3 samples of 15 characters" in page.inner_text("#lm-status")
+    texts = [samples.nth(i).inner_text() for i in range(3)]
+    assert all(t.startswith("The ") for t in texts) and len(set(texts)) > 1, texts
+    assert all(samples.nth(i).locator(".tok[data-tip]").count() == 15 for i in range(3))  # 15 characters each
+
+
 def test_tooltips_on_keyboard_focus_and_on_tap(server, open_page):
     page = open_page(server + "#generate", touch=True)
     ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ", length="20", seed="3")

@@ -121,11 +121,11 @@ class LMProbe:
 
     # -- generation ---------------------------------------------------------------------------
     def _chunk_fn(self, logits, states, start, stop, packed, temperature, top_k, top_p, seed, greedy: bool):
-        """Tokens for positions start..stop-1, each drawn from `logits` (which carry the banned ids'
-        -inf) with the stateless seed (seed, position), as Generator draws them, and on its step:
-        the compiled step ops on `packed` (Generator.packed), where they run. With each token its
-        probability and the top 5, computed for the whole chunk after the loop (inside it, each of
-        their ops took about as long as the step itself)."""
+        """Tokens for positions start..stop-1 of each sample (a row of `logits`, which carry the
+        banned ids' -inf), drawn with the stateless seed (seed, position) as Generator draws them, and
+        on its step: the compiled step ops on `packed` (Generator.packed), where they run. With each
+        token its probability and the top 5, computed for the whole chunk after the loop (inside it,
+        each of their ops took about as long as the step itself). All [samples, steps, ...]."""
         step, head = self.generator.step_and_head(packed)
 
         def body(i, allowed, states, tokens, seen):
@@ -134,15 +134,15 @@ class LMProbe:
             else:
                 filtered = filter_logits(allowed, temperature, top_k, top_p)
                 token = tf.random.stateless_categorical(filtered, 1, tf.stack([seed, i]), dtype=tf.int32)[:, 0]
-            tokens, seen = tokens.write(i - start, token[0]), seen.write(i - start, allowed[0])
+            tokens, seen = tokens.write(i - start, token), seen.write(i - start, allowed)
             allowed, states = self.model.step(token, states, step, head)  # the head adds the banned ids' -inf
             return i + 1, allowed, states, tokens, seen
 
         arrays = (tf.TensorArray(tf.int32, size=stop - start), tf.TensorArray(tf.float32, size=stop - start))
         _, logits, states, tokens, seen = tf.while_loop(lambda i, *_: i < stop, body, (start, logits, states, *arrays))
-        tokens, p = tokens.stack(), tf.nn.softmax(seen.stack())
+        tokens, p = tf.transpose(tokens.stack()), tf.nn.softmax(tf.transpose(seen.stack(), [1, 0, 2]))
         top = tf.math.top_k(p, k=TOP)
-        return logits, states, tokens, tf.gather(p, tokens, batch_dims=1), top.indices, top.values
+        return logits, states, tokens, tf.gather(p, tokens, batch_dims=2), top.indices, top.values
 
     def stream(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
                temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
@@ -150,15 +150,27 @@ class LMProbe:
                should_stop: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
         """Generate like `charseq generate`, yielding the new tokens chunk by chunk, each as
         {"text", "p", "top": [[text, p] x 5]}. Stops early when `should_stop()` says so."""
+        for chunk in self.stream_samples(prompt, length, temperature, top_k, top_p, seed, greedy, unknown,
+                                         num_samples=1, should_stop=should_stop):
+            yield chunk[0]
+
+    def stream_samples(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
+                       temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k,
+                       top_p: float = DEFAULTS.top_p, seed: int | None = None, greedy: bool = False,
+                       unknown: str = DEFAULTS.unknown, num_samples: int = DEFAULTS.num_samples,
+                       should_stop: Callable[[], bool] = lambda: False) -> Iterator[list[list[dict]]]:
+        """:meth:`stream` for `num_samples` continuations at once, drawn in one batch as
+        `charseq generate --num-samples` draws them: each chunk is one list of tokens per sample."""
         if seed is None:
             seed = int.from_bytes(os.urandom(4), "little") >> 1
-        self.check(prompt, temperature, top_k, top_p, seed, greedy, unknown)
+        self.check(prompt, temperature, top_k, top_p, seed, greedy, unknown, num_samples)
         ids = self.generator.prompt_ids(prompt, unknown)
         args = (tf.constant(temperature if not greedy else 1.0, tf.float32),
                 tf.constant(top_k, tf.int32) if top_k and not greedy else None,
                 tf.constant(top_p, tf.float32) if top_p < 1 and not greedy else None, tf.constant(seed, tf.int32))
-        logits, states = self._read(tf.constant(ids[None, :]))
-        logits = logits[:, -1] + self._banned
+        logits, states = self._read(tf.constant(ids[None, :]))  # read once for all the samples, as Generator
+        logits, states = tf.nest.map_structure(lambda t: tf.repeat(t, num_samples, axis=0),
+                                               (logits[:, -1] + self._banned, states))
         packed = self.generator.packed()  # once per text, not per chunk
         done, steps = 0, self.FIRST_CHUNK
         while done < length and not should_stop():
@@ -166,17 +178,17 @@ class LMProbe:
             logits, states, tokens, probs, top_ids, top_probs = self._chunk(
                 logits, states, tf.constant(done, tf.int32), tf.constant(done + steps, tf.int32), packed, *args,
                 greedy)
-            yield [self._token_report(t, p, ids_, ps) for t, p, ids_, ps in
-                   zip(tokens.numpy(), probs.numpy(), top_ids.numpy(), top_probs.numpy())]
+            yield [[self._token_report(t, p, ids_, ps) for t, p, ids_, ps in zip(*sample)]
+                   for sample in zip(tokens.numpy(), probs.numpy(), top_ids.numpy(), top_probs.numpy())]
             done += steps
             steps = min(2 * steps, self.MAX_CHUNK)
 
     def check(self, prompt: str = "", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-              seed: int | None = 0, greedy: bool = False, unknown: str = "error") -> None:
+              seed: int | None = 0, greedy: bool = False, unknown: str = "error", num_samples: int = 1) -> None:
         """Raise CharseqError for options or a prompt that `stream` would refuse."""
         # Length 0 runs the generator's own checks of every option and of the prompt, and nothing else.
         self.generator(prompt, length=0, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                       greedy=greedy, unknown=unknown)
+                       greedy=greedy, unknown=unknown, num_samples=num_samples)
 
     def report(self, prompt: str, continuation: str, unknown: str = "error") -> list[dict]:
         """The per-token report (probability, top 5) of `continuation` read after `prompt`

@@ -16,7 +16,7 @@ export default class GenerateView {
     ctrlEnter("lm-prompt", "lm-go");
     this.url = bindControls("generate", {run: "lm-run", prompt: "lm-prompt", length: "lm-length", temperature: "lm-temperature",
       top_k: "lm-topk", top_p: "lm-topp", seed: "lm-seed", greedy: "lm-greedy", beam: "lm-beam", n_best: "lm-nbest",
-      unknown: "lm-unknown"});
+      samples: "lm-samples", unknown: "lm-unknown"});
     if (location.hash.startsWith("#generate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("lm-prompt").addEventListener("input", () => this.url.save());
     surpriseScale($("lm-scale"));
@@ -67,22 +67,31 @@ export default class GenerateView {
     const body = {run, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
                   top_k: num("lm-topk"), top_p: num("lm-topp"), greedy: $("lm-greedy").checked,
                   beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")), unknown};
+    if (body.beam === 1) body.samples = num("lm-samples");  // beam search draws nothing: its n-best are its several
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
     this.controller = new AbortController();
     $("lm-go").disabled = true; $("lm-stop").disabled = false;
     setStatus("lm-status", body.beam > 1 ? `beam search (${body.beam})…` : "generating…");
     let count = 0, unknowns = 0;
+    // One view per sample, each the prompt and its continuation; a single sample is the output itself.
+    const views = (body.samples || 1) > 1
+      ? Array.from({length: body.samples}, (_, i) => out.appendChild(Object.assign(document.createElement("div"),
+          {className: "sample", ariaLabel: `sample ${i + 1}`})))
+      : [out];
     try {
-      unknowns = await this.showPrompt(out, prompt, unknown, run);
+      for (const view of views) unknowns = await this.showPrompt(view, prompt, unknown, run);
       await postStream("/api/generate", body, (kind, data) => {
         if (kind === "chunk") {
-          for (const t of data.tokens) out.append(tokenSpan(t.text, surpriseColor(surpriseOf(t.p)), tokenTip(t)));
-          count += data.tokens.length;
+          const samples = data.samples || [data.tokens];
+          samples.forEach((tokens, i) => {
+            for (const t of tokens) views[i].append(tokenSpan(t.text, surpriseColor(surpriseOf(t.p)), tokenTip(t)));
+          });
+          count += samples[0].length;
           setStatus("lm-status", `${count} characters…`);
         } else if (kind === "done") {
           const left = unknowns ? `; ${unknowns} prompt character${unknowns > 1 ? "s" : ""} not in the vocabulary ` +
             (unknown === "skip" ? "left out" : "read as unknown") + " (marked)" : "";
-          setStatus("lm-status", `done: ${data.tokens} characters in ${data.seconds} s` +
+          setStatus("lm-status", `done: ${views.length > 1 ? `${views.length} samples of ` : ""}${data.tokens} characters in ${data.seconds} s` +
                     (data.seed !== undefined ? ` (seed ${data.seed})` : "") + left);
           this.showHypotheses(list, prompt, data.hypotheses || []);
         } else if (kind === "error") {
@@ -92,7 +101,7 @@ export default class GenerateView {
     } catch (e) {
       setStatus("lm-status", e.name === "AbortError" ? `stopped after ${count} characters` : e.message, e.name !== "AbortError");
     } finally {
-      tipGroup(out);
+      views.forEach(tipGroup);
       $("lm-go").disabled = false; $("lm-stop").disabled = true;
     }
   }
