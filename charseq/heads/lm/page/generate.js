@@ -67,7 +67,7 @@ export default class GenerateView {
     const body = {run, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
                   top_k: num("lm-topk"), top_p: num("lm-topp"), greedy: $("lm-greedy").checked,
                   beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")), unknown};
-    if (body.beam === 1) body.samples = num("lm-samples");  // beam search draws nothing: its n-best are its several
+    if (body.beam === 1) body.samples = num("lm-samples");  // beam search does not sample: n-best gives several
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
     this.controller = new AbortController();
     $("lm-go").disabled = true; $("lm-stop").disabled = false;
