@@ -1,6 +1,7 @@
 """Classifier readouts (--readout): final state, masked mean and max, attention pooling, all three."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -40,6 +41,16 @@ def test_each_readout_is_what_it_says():
     scores = real @ attention.attention_score.kernel.numpy()[:, 0]
     weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
     np.testing.assert_allclose(attention.features(ids).numpy()[0], weights @ real, atol=1e-5)
+
+
+def test_attention_over_one_character_is_quiet():
+    """Building the model and reading a one-character text: attention over one step weighs it 1,
+    with no warning on the user's terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        attention = build_model({"units": 16, "precision": "float32", "readout": "attention"}, 3, 30)
+        outputs, _ = attention.backbone(tf.constant([[5]]))
+        np.testing.assert_allclose(attention.features(tf.constant([[5]])).numpy()[0], outputs.numpy()[0, 0], atol=1e-6)
 
 
 def test_a_pooled_readout_trains_saves_and_classifies(tmp_path):

@@ -58,7 +58,9 @@ class SequenceClassifier(keras.Model):
             return top
         if self.readout == "attention":
             scores = ops.squeeze(self.attention_score(outputs), -1) + (1.0 - steps) * -1e9
-            attention = ops.softmax(scores, axis=-1)[..., None]
+            # tf.nn.softmax, not keras.ops.softmax, which warns about a text of one character (its
+            # softmax over one step is 1, as it should be).
+            attention = tf.nn.softmax(scores, axis=-1)[..., None]
             return ops.sum(outputs * attention, axis=1)
         return ops.concatenate([ops.cast(final, "float32"), mean, top], axis=-1)
 
