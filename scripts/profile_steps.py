@@ -5,7 +5,7 @@
 0. One generated character of the default 2x256 LSTM language model (65 characters, untrained),
    batch 1 and 32, built up piece by piece inside one compiled `tf.while_loop` of 500 steps: the
    two layers' step ops alone, then with the output layer, then with the draw (the sampler's own
-   `_pick`), against the whole `Generator` loop; with the FLOPs of one character and the share of
+   `pick`), against the whole `Generator` loop; with the FLOPs of one character and the share of
    the float32 matmul peak (--peak, GFLOP/s on all cores) the whole loop reaches.
 1. One LSTM layer's recurrent step (2x256 generation's shape, batch 1 and 32), 500 steps in one
    compiled `tf.while_loop`: the step op generation runs (`charseq_lstm_step`, U packed once, in
@@ -87,7 +87,7 @@ def generation_loop(peak: float, units: int = 256, layers: int = 2, steps: int =
                         "+ output layer": lambda: (lambda logits, s: (
                             token + tf.cast(logits[:, 0] > 1e30, tf.int32), s))(*logits_of(token, states)),
                         "+ draw": lambda: (lambda logits, s: (
-                            generator._pick(logits, one, None, None, tf.stack([0, i + 1]), False), s))(
+                            generator.pick(logits, one, None, None, tf.stack([0, i + 1]), False), s))(
                                 *logits_of(token, states))}
 
             for name in parts(0, token, states):

@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.errors import CharseqError
-from charseq.heads.lm.inference import DEFAULTS, Generator, filter_logits
-from charseq.vocab import SPECIALS, banned_ids
+from charseq.heads.lm.inference import DEFAULTS, Generator
+from charseq.vocab import SPECIALS
 
 TOP = 5
 QUOTES = {'"': '"', "“": "”", "「": "」", "『": "』", "«": "»"}
@@ -106,8 +106,7 @@ class LMProbe:
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
         self.generator = Generator(model, vocab)
-        self._banned = tf.constant(banned_ids(vocab.size))
-        self._read = tf.function(lambda ids: self.model(ids, training=False), reduce_retracing=True)
+        self._read = tf.function(self.generator.read_fn, reduce_retracing=True)
         self._chunk = tf.function(self._chunk_fn, reduce_retracing=True)
         self._layers = tf.function(self._layers_fn, reduce_retracing=True)
 
@@ -129,11 +128,7 @@ class LMProbe:
         step, head = self.generator.step_and_head(packed)
 
         def body(i, allowed, states, tokens, seen):
-            if greedy:
-                token = tf.argmax(allowed, axis=-1, output_type=tf.int32)
-            else:
-                filtered = filter_logits(allowed, temperature, top_k, top_p)
-                token = tf.random.stateless_categorical(filtered, 1, tf.stack([seed, i]), dtype=tf.int32)[:, 0]
+            token = self.generator.pick(allowed, temperature, top_k, top_p, tf.stack([seed, i]), greedy)
             tokens, seen = tokens.write(i - start, token), seen.write(i - start, allowed)
             allowed, states = self.model.step(token, states, step, head)  # the head adds the banned ids' -inf
             return i + 1, allowed, states, tokens, seen
@@ -168,9 +163,7 @@ class LMProbe:
         args = (tf.constant(temperature if not greedy else 1.0, tf.float32),
                 tf.constant(top_k, tf.int32) if top_k and not greedy else None,
                 tf.constant(top_p, tf.float32) if top_p < 1 and not greedy else None, tf.constant(seed, tf.int32))
-        logits, states = self._read(tf.constant(ids[None, :]))  # read once for all the samples, as Generator
-        logits, states = tf.nest.map_structure(lambda t: tf.repeat(t, num_samples, axis=0),
-                                               (logits[:, -1] + self._banned, states))
+        logits, states = self._read(tf.constant(ids[None, :]), tf.constant(num_samples, tf.int32))
         packed = self.generator.packed()  # once per text, not per chunk
         done, steps = 0, self.FIRST_CHUNK
         while done < length and not should_stop():
