@@ -93,14 +93,14 @@ def evaluate_command() -> click.Command:
 
 def evaluate(model_dir, file, as_json, **options):
     configure_output()
-    from charseq.errors import CharseqError
+    from charseq.errors import CharseqError, flag
     from charseq.runs import head_of
 
     head = head_of(model_dir)
     chosen = {name: value for name, value in options.items() if value is not None and value is not False}
     unused = [name for name in chosen if name not in head.evaluate_options]
     if unused:  # an option that would do nothing for this head is refused, not silently ignored
-        raise CharseqError(f"--{unused[0].replace('_', '-')} does not apply to {model_dir}: it holds {head.title}")
+        raise CharseqError(f"{flag(unused[0])} does not apply to {model_dir}: it holds {head.title}")
     report = head.evaluate(model_dir, file, log=click.echo, **chosen)
     click.echo(json.dumps(report) if as_json else head.summary(report))
 

@@ -10,6 +10,12 @@ import re
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")
 
 
+def flag(name: str) -> str:
+    """A setting's parameter name as the command line spells it (time_budget: --time-budget), the
+    way every message names it."""
+    return "--" + name.replace("_", "-")
+
+
 class CharseqError(Exception):
     """A problem with the user's input, files or options, explained in one line.
 

@@ -38,7 +38,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, fields
 
-from charseq.errors import ArgumentTypeError, CharseqError
+from charseq.errors import ArgumentTypeError, CharseqError, flag
 
 # The choice lists, one owner each (the library checks against them, the CLI offers them).
 CELLS = ("rnn", "lstm", "gru")
@@ -210,7 +210,7 @@ class BackboneConfig:
             raise CharseqError(f"--cell must be rnn, lstm or gru, not {self.cell!r}")
         for name in ("layers", "units", "embedding_dim"):
             if getattr(self, name) < 1:
-                raise CharseqError(f"--{name.replace('_', '-')} must be at least 1")
+                raise CharseqError(f"{flag(name)} must be at least 1")
         from charseq.limits import check_model_memory, check_number
 
         for name in ("dropout", "input_dropout", "l2"):
@@ -255,7 +255,7 @@ class TrainConfig:
             if value is None and allow_none:
                 return
             if value is None or not (value > 0 and math.isfinite(value)):
-                raise CharseqError(f"--{name.replace('_', '-')} must be a positive number, not {value}")
+                raise CharseqError(f"{flag(name)} must be a positive number, not {value}")
         positive("batch_size", self.batch_size)
         positive("max_steps", self.max_steps, True)
         positive("decay_steps", self.decay_steps)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, flag
 from charseq.runs import RunDir
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
 from charseq.sizing import STOP_SETTINGS, Sizing  # the settings that say where to stop (one list, the sizing rule's)
@@ -32,10 +32,6 @@ def says_when_to_stop(settings: dict) -> bool:
     """Whether the user set a stopping rule (then no default one is added: `--max-steps` alone
     means what it says, not "whichever comes first with early stopping")."""
     return any(settings.get(k) is not None for k in STOP_SETTINGS)
-
-
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def _same(given, recorded) -> bool:
@@ -65,7 +61,7 @@ def given_settings(recorded, settings: dict, data_config) -> dict:
     recorded = recorded if isinstance(recorded, dict) else {}
     own = {f.name: f for f in dataclasses.fields(data_config)}
     return given_data(recorded, **{
-        name: (_option(name), resolved(value) if own[name].metadata.get("path") else value, own[name].default)
+        name: (flag(name), resolved(value) if own[name].metadata.get("path") else value, own[name].default)
         for name, value in settings.items() if name in own})
 
 
@@ -100,9 +96,9 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
         if name in RESUME_SETTINGS or value is None:
             continue
         if name not in recorded:
-            unknown.append(_option(name))
+            unknown.append(flag(name))
         elif not _same(value, recorded[name]):
-            changed.append(f"{_option(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
+            changed.append(f"{flag(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
     for label, (value, was) in {**given, **(data(config) if data else {})}.items():
         if not _same(value, was):
             changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
@@ -112,7 +108,7 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
             f"these settings cannot change: {', '.join(changed)}" if changed else "",
             f"this run did not record {', '.join(unknown)}" if unknown else ""]))
         raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. "
-                           f"Only {', '.join(map(_option, RESUME_SETTINGS))} may be given on --resume; "
+                           f"Only {', '.join(map(flag, RESUME_SETTINGS))} may be given on --resume; "
                            "for other settings train a new run (another --out, or --force to replace this one)")
     stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
     if says_when_to_stop(stop) and "patience" not in stop:
@@ -165,11 +161,11 @@ def move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | 
         raise CharseqError(f"--time-budget {cfg.time_budget:g} is before this run's progress ({elapsed / 60:.1f} "
                            f"minutes trained); give a later end, or omit it to keep {recorded.get('time_budget')}")
     if end_step is not None and end_step < step and any(k in stops for k in ("max_steps", "epochs")):
-        given = " and ".join(f"{_option(k)} {getattr(cfg, k):g}" for k in stops if k != "time_budget")
+        given = " and ".join(f"{flag(k)} {getattr(cfg, k):g}" for k in stops if k != "time_budget")
         raise CharseqError(f"{given} ends at step {end_step}, before this run's progress (step {step}); "
                            "give a later end, or omit it to continue to the recorded one")
     run.write_config({**config, "train": cfg.to_dict()})
-    log("resume: " + ", ".join(f"{_option(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
+    log("resume: " + ", ".join(f"{flag(k)} {json.dumps(v)} (was {json.dumps(w)})" for k, (w, v) in moved.items())
         + "; the stopping rules and --strategy may change on --resume, the other settings are the run's own")
 
 

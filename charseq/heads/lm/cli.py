@@ -7,7 +7,7 @@ import os
 
 import click
 
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, flag
 from charseq.options import (SIZED, configure_output, given, given_settings, library_default, library_option,
                              model_options, on_command_line, training_options)
 from charseq.settings import DECODE_ERRORS, GENERATION_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
@@ -129,7 +129,7 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
 
 def _listed(names: list[str]) -> str:
     """Options by their parameter names, as a sentence's subject: "--seed and --top-k do"."""
-    flags = [f"--{name.replace('_', '-')}" for name in names]
+    flags = [flag(name) for name in names]
     return " and ".join(filter(None, [", ".join(flags[:-1]), flags[-1]])) + (" does" if len(flags) == 1 else " do")
 
 
