@@ -19,7 +19,6 @@ every few seconds, then how it ended: finished, stopped or failed), which the st
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import signal
 import sys
