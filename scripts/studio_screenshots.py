@@ -66,11 +66,12 @@ def main():
             page.click("#nav-generate")
             page.select_option("#lm-run", args.lm)
             page.fill("#lm-prompt", args.prompt)
-            page.fill("#lm-length", "400")
-            page.fill("#lm-seed", "1")
+            page.fill("#lm-length", "110")
+            page.fill("#lm-seed", "3")
+            page.fill("#lm-samples", "2")  # two continuations of the prompt, one under another
             page.click("#lm-go")
             page.wait_for_selector("#lm-status:has-text('done')", timeout=120_000)
-            page.locator("#lm-output > .tok").nth(40).focus()  # its tooltip: probability, surprise, top 5
+            page.locator("#lm-output .tok").nth(57).focus()  # a surprising one; its tooltip: probability, surprise, top 5
             page.screenshot(path=out / "studio-generate.png")
 
             page.click("#nav-inside")
