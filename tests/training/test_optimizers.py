@@ -1,27 +1,31 @@
-"""--optimizer adam: charseq's Adam (one ResourceApplyAdam per variable) trains as Keras' Adam
-does, with global-norm clipping and an embedding's row gradients (repeated tokens: Keras' own
-update), keeps Keras' variables and their names (checkpoints), and is Keras' own update under a
-tf.distribute strategy."""
+"""--optimizer adam: charseq's Adam (one ResourceApplyAdam per variable; where every gradient is
+dense, one CharseqAdam op for all of them, clipping included) trains as Keras' Adam does, with
+global-norm clipping and an embedding's row gradients (repeated tokens: Keras' own update), keeps
+Keras' variables and their names (checkpoints), and is Keras' own update under a tf.distribute
+strategy."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from charseq import kernels
 from charseq.optimizers import Adam
 from charseq.train import TrainConfig, make_optimizer
 
 
-def _model():
+def _model(dense=False):
+    """A token model (an embedding: row gradients), or with `dense` one that reads real-valued
+    steps (every gradient dense, as the MNIST-row classifier's)."""
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(11, 4),
-                              keras.layers.LSTM(6), keras.layers.Dense(3)])
-    return model
+    first = [keras.Input((5, 2)), keras.layers.Dense(4)] if dense else [keras.Input((5,), dtype="int32"),
+                                                                        keras.layers.Embedding(11, 4)]
+    return keras.Sequential([*first, keras.layers.LSTM(6), keras.layers.Dense(3)])
 
 
-def _train(optimizer, steps=6):
+def _train(optimizer, steps=6, dense=False):
     """Weights and optimizer variables after `steps` steps on fixed batches."""
-    model = _model()
+    model = _model(dense)
     optimizer.build(model.trainable_variables)
     rng = np.random.default_rng(0)
 
@@ -34,7 +38,8 @@ def _train(optimizer, steps=6):
         return grads, loss
 
     for _ in range(steps):
-        batch = tf.constant(rng.integers(0, 11, (8, 5))), tf.constant(rng.integers(0, 3, 8))
+        x = rng.normal(size=(8, 5, 2)).astype(np.float32) if dense else rng.integers(0, 11, (8, 5))
+        batch = tf.constant(x), tf.constant(rng.integers(0, 3, 8))
         grads, _ = step(*batch)
     graph = step.get_concrete_function(*batch).graph
     ops = {op.type for op in graph.get_operations()}
@@ -51,6 +56,47 @@ def test_adam_trains_as_keras_adam(clip):
         # Up to float32 rounding in another order (an update moves a weight by about the rate, 0.05)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert not np.allclose(weights[0], _model().weights[0].numpy())  # it did train
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the compiled kernels do not build here")
+@pytest.mark.parametrize("clip", [None, 0.05, 1e6], ids=["unclipped", "clipped", "under the norm"])
+def test_adam_on_dense_gradients_is_one_op_and_trains_as_keras_adam(clip):
+    weights, state, grads, ops = _train(Adam(learning_rate=0.05, global_clipnorm=clip), dense=True)
+    keras_weights, keras_state, _, _ = _train(keras.optimizers.Adam(learning_rate=0.05, global_clipnorm=clip),
+                                              dense=True)
+    assert "CharseqAdam" in ops and "ResourceApplyAdam" not in ops
+    for got, want in zip(weights + state, keras_weights + keras_state):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(weights[0], _model(dense=True).weights[0].numpy())
+
+
+@pytest.mark.skipif(not kernels.available(), reason="the compiled kernels do not build here")
+def test_a_read_before_the_one_op_update_keeps_the_value_it_read():
+    variable = keras.Variable(np.ones((4, 3), np.float32))
+    optimizer = Adam(learning_rate=0.5, global_clipnorm=1.0)
+    optimizer.build([variable])
+
+    @tf.function
+    def step():
+        before = variable.value.read_value()  # a tensor on the variable's buffer, alive past the update
+        optimizer.apply([tf.fill((4, 3), 2.0)], [variable])
+        return before, variable.value.read_value()
+
+    before, after = step()
+    np.testing.assert_array_equal(before.numpy(), np.ones((4, 3)))
+    np.testing.assert_allclose(after.numpy(), np.full((4, 3), 0.5), rtol=1e-4)  # a first step moves by about lr
+
+
+def test_a_nan_gradient_makes_the_clipped_update_nan_as_keras_does():
+    result = {}
+    for name, optimizer in (("charseq", Adam(learning_rate=0.1, global_clipnorm=1.0)),
+                            ("keras", keras.optimizers.Adam(learning_rate=0.1, global_clipnorm=1.0))):
+        variables = [keras.Variable(np.ones(3, np.float32)), keras.Variable(np.ones(2, np.float32))]
+        optimizer.apply([tf.constant([1.0, np.nan, 0.0]), tf.constant([1.0, 1.0])], variables)
+        result[name] = [v.numpy() for v in variables]
+    for got, want in zip(result["charseq"], result["keras"]):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(result["charseq"][1]).all()  # the norm is NaN, so every gradient is
 
 
 def test_make_optimizer_gives_charseq_adam_with_keras_variable_names():
