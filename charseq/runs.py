@@ -434,7 +434,9 @@ class RunDir:
     def require_task(self, task: str) -> dict:
         config = self.read_config()
         if config["task"] != task:
-            raise CharseqError(f"{self.path} holds a {config['task']} model, not a {task} model")
+            def named(t):  # as the heads name themselves ("a language model"); a head unknown here by its task
+                return head(t).title if t in HEADS else f"a {t} model"
+            raise CharseqError(f"{self.path} holds {named(config['task'])}, not {named(task)}")
         return config
 
     # -- metrics ----------------------------------------------------------------------------

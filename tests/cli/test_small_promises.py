@@ -1,6 +1,7 @@
 """Smaller promises: an empty TEXT is refused, the exported generate takes one prompt, --port is a
-port, a CSV header is read without guessing, --debug works wherever it is written, and a command's
-start does not load matplotlib."""
+port, a CSV header is read without guessing, --debug works wherever it is written, a command
+given another head's run names both heads as people do, and a command's start does not load
+matplotlib."""
 
 import pytest
 
@@ -18,6 +19,16 @@ def test_classify_keeps_a_blank_output_line_for_a_blank_input_line(finished, tmp
     (tmp_path / "in.txt").write_text("good film\n\nbad film\n")
     r = run_cli_in_process("classify", "--model", finished["train-classifier"], "--input", tmp_path / "in.txt")
     assert r.returncode == 0 and r.stdout.split("\n")[1] == "", r.stdout
+
+
+@pytest.mark.parametrize("command, kind, said", [
+    (["translate", "hello"], "train-lm", "holds a language model, not an encoder-decoder"),
+    (["generate"], "train-seq2seq", "holds an encoder-decoder, not a language model"),
+    (["classify", "hello"], "train-lm", "holds a language model, not a classifier"),
+])
+def test_another_heads_run_is_named_as_people_name_it(finished, command, kind, said):
+    r = run_cli_in_process(command[0], "--model", finished[kind], *command[1:])
+    assert_clean_error(r, said)
 
 
 def test_the_exported_generate_refuses_two_prompts(finished, tmp_path):
