@@ -32,7 +32,8 @@ from pathlib import Path
 from charseq.cache import cache_root as charseq_cache_root
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "lstm.cc", HERE / "gru.cc", HERE / "step.cc", HERE / "dropout.cc", HERE / "adam.cc"]  # one library; each includes the headers beside it
+# One library; each source includes the headers beside it.
+SOURCES = [HERE / "lstm.cc", HERE / "gru.cc", HERE / "step.cc", HERE / "dropout.cc", HERE / "adam.cc"]
 LIBRARY = "recurrent.so"
 OFF_VALUES = ("0", "off", "false", "no")
 # How the ops compute the recurrent product (the `recurrence` of compiled_lstm / compiled_gru):
