@@ -250,7 +250,7 @@ def test_damaged_idx_files(tmp_path, idx_dir, damage, fragment):
 def test_missing_data_path_and_wrong_task(tmp_path, trained_run):
     assert_clean_error(run_cli_in_process("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
                        "does not exist")
-    assert_clean_error(run_cli_in_process("classify", "--model", trained_run, "hello"), "lm model", "not a classifier")
+    assert_clean_error(run_cli_in_process("classify", "--model", trained_run, "hello"), "holds a language model, not a classifier")
 
 
 def test_char_noise_deletes_and_replaces_at_its_rate():

@@ -176,7 +176,7 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     assert run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "--beam", "2", "abc").returncode == 0
     assert_clean_error(run_cli_in_process("translate", "--model", run, "ab1"), "'1'", "--unknown unk")
     assert run_cli_in_process("translate", "--model", run, "--unknown", "unk", "ab1").returncode == 0
-    assert_clean_error(run_cli_in_process("translate", "--model", trained_run, "abc"), "lm model", "not a seq2seq")
+    assert_clean_error(run_cli_in_process("translate", "--model", trained_run, "abc"), "holds a language model, not an encoder-decoder")
     assert_clean_error(run_cli_in_process("make-pairs", "addition", "--n", "0", "--out", tmp_path / "x.tsv"), "--n")
     (tmp_path / "exists.tsv").write_text("keep me\n")
     assert_clean_error(run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
