@@ -38,8 +38,8 @@ class BeamSearch:
         self.generator = Generator(model, vocab, precision)
         self.recurrence = self.generator.recurrence  # how the compiled step multiplies (see Generator)
         self._banned = tf.constant(banned_ids(vocab.size))  # never emit padding, unknown or start/end symbols
-        self._read = tf.function(self._read_fn, reduce_retracing=True)
-        self._search = tf.function(self._search_fn, reduce_retracing=True)
+        self._read = tf.function(self._read_fn, reduce_retracing=True, autograph=False)
+        self._search = tf.function(self._search_fn, reduce_retracing=True, autograph=False)
 
     def _read_fn(self, prompt_ids, beam):
         """The prompt read once, then the first choice: (origin, token, scores, states) of `beam`

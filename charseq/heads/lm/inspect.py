@@ -106,9 +106,9 @@ class LMProbe:
     def __init__(self, model, vocab):
         self.model, self.vocab = model, vocab
         self.generator = Generator(model, vocab)
-        self._read = tf.function(self.generator.read_fn, reduce_retracing=True)
-        self._chunk = tf.function(self._chunk_fn, reduce_retracing=True)
-        self._layers = tf.function(self._layers_fn, reduce_retracing=True)
+        self._read = tf.function(self.generator.read_fn, reduce_retracing=True, autograph=False)
+        self._chunk = tf.function(self._chunk_fn, reduce_retracing=True, autograph=False)
+        self._layers = tf.function(self._layers_fn, reduce_retracing=True, autograph=False)
 
     @property
     def num_layers(self) -> int:

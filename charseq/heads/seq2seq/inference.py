@@ -76,9 +76,10 @@ class Decoder:
         # Any batch from the first call on: a batch of known size would give the loop's first values
         # a shape its later ones do not have.
         self._beam = tf.function(self.beam_fn, input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                                                tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+                                                                tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)],
+                                 autograph=False)
         self._greedy = tf.function(lambda ids, max_len: greedy_decode(model, ids, max_len, self.recurrence),
-                                   reduce_retracing=True)
+                                   reduce_retracing=True, autograph=False)
 
     def beam_fn(self, source_ids, beam, max_len):
         """Beam search over a right-padded batch of sources [batch, time]: until every live
