@@ -42,14 +42,17 @@ class Adam(keras.optimizers.Adam):
             return super()._backend_apply_gradients(grads, trainable_variables)
         variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         slots = [self._get_variable_index(v) for v in trainable_variables]
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta_1, beta_2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
         ops.charseq_adam(vars=[v.handle for v in variables], ms=[self._momentums[i].value.handle for i in slots],
                          vs=[self._velocities[i].value.handle for i in slots], grads=list(grads),
-                         lr=tf.cast(self.learning_rate, tf.float32), beta1_power=tf.pow(beta_1, step),
-                         beta2_power=tf.pow(beta_2, step), beta1=beta_1, beta2=beta_2,
-                         epsilon=tf.constant(self.epsilon, tf.float32),
-                         clip_norm=tf.constant(self.global_clipnorm or 0.0, tf.float32))
+                         clip_norm=tf.constant(self.global_clipnorm or 0.0, tf.float32),
+                         **self._scalars(self.learning_rate, tf.float32))
+
+    def _scalars(self, learning_rate, dtype):
+        """This step's scalars of Adam's update, named as ResourceApplyAdam and CharseqAdam take them."""
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        return dict(lr=tf.cast(learning_rate, dtype), beta1_power=tf.pow(beta_1, step),
+                    beta2_power=tf.pow(beta_2, step), beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype))
 
     def _one_op_for(self, grads, variables):
         """The kernels' op library where one `CharseqAdam` can clip and update all of `variables`:
@@ -68,16 +71,11 @@ class Adam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         if not self._fused or isinstance(gradient, tf.IndexedSlices) or not isinstance(variable, tf.Variable):
             return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         index = self._get_variable_index(variable)
         m, v = self._momentums[index].value, self._velocities[index].value
-        gradient = tf.cast(gradient, dtype)
-        tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, step),
-                                     beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
-                                     beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
-                                     grad=gradient)
+        tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle,
+                                     grad=tf.cast(gradient, variable.dtype),
+                                     **self._scalars(learning_rate, variable.dtype))
 
 
 OPTIMIZERS = dict(zip(NAMES, (Adam, keras.optimizers.RMSprop, keras.optimizers.SGD, keras.optimizers.Adagrad)))
