@@ -5,6 +5,7 @@
     .venv/bin/charseq data get tinyshakespeare  # its data (and `data get sst2` for the SST-2 row)
     .venv/bin/python scripts/bench.py           # the full benchmark (~10 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick   # a smaller one (~2-3 minutes) while developing
+    .venv/bin/python scripts/bench.py --only "classifier mnist" --rounds 4   # one row, 4 rounds: median ratio
 
 Every measurement runs in its own subprocess (this script with `--worker`), so its peak
 RSS is its own and neither framework's thread pools or caches disturb the other's. The
@@ -691,6 +692,48 @@ def fastest_precision(results: dict, peak: dict) -> list[dict]:
     return sorted(out, key=lambda r: r["name"])
 
 
+def _median_results(rounds: list[dict]) -> dict:
+    """One result per measurement from several rounds: the round whose speed (GFLOP/s for the
+    matmul peak) is the median, the lower of the two middle ones for an even count; a measurement
+    with no speed (or failed in every round), its last round's."""
+    merged = {}
+    for name in rounds[0]:
+        runs = [r[name] for r in rounds if name in r]
+        measurement = name.rsplit("/", 1)[0]
+        speed = ((lambda r: max(r.get("gflops", {}).values(), default=None)) if measurement == "matmul"
+                 else (lambda r: _speed(measurement, r)))
+        ranked = sorted((speed(r), i) for i, r in enumerate(runs) if speed(r))
+        merged[name] = runs[ranked[(len(ranked) - 1) // 2][1]] if ranked else runs[-1]
+    return merged
+
+
+def summarize_rounds(rounds: list[dict]) -> dict:
+    """summarize() of one round; of several, the speeds of each measurement's median round, and each
+    ratio the median of the rounds' own ratios with their range (min, max): the two frameworks of a
+    round ran minutes apart, so a round's ratio sees the same machine on both sides."""
+    if len(rounds) == 1:
+        return summarize(rounds[0])
+    each = [summarize(r) for r in rounds]
+    summary = summarize(_median_results(rounds))
+    summary["rounds"] = len(rounds)
+    for table_key, ratio_keys in (("rows", ("ratio",)), ("vs_fastest", ("ratio_best", "ratio_default"))):
+        for row in summary[table_key]:
+            for key in ratio_keys:
+                values = [r[key] for s in each for r in s[table_key] if r["name"] == row["name"] and r.get(key)]
+                if values:
+                    row[key], row[f"{key}_range"] = statistics.median(values), [min(values), max(values)]
+    return summary
+
+
+def _ratio_text(row: dict, key: str) -> str:
+    """A ratio, with its range over the rounds where there were several."""
+    text = _fmt(row.get(key), ".2f")
+    if row.get(f"{key}_range"):
+        low, high = row[f"{key}_range"]
+        text += f" [{low:.2f}-{high:.2f}]"
+    return text
+
+
 def fastest_table(rows: list[dict]) -> str:
     lines = ["| measurement | charseq fp32 | charseq bf16 | PyTorch fp32 | PyTorch bf16 | charseq default "
              "/ PyTorch's fastest | charseq's fastest / PyTorch's fastest | matmul peak % (each in its precision) |",
@@ -703,9 +746,9 @@ def fastest_table(rows: list[dict]) -> str:
         elif r.get("charseq_default") is None:  # auto picks a precision this row was not measured in
             default = f"- ({r['charseq_default_precision']} not measured)"
         else:
-            default = (f"{_fmt(r['ratio_default'], '.2f')} ({r['charseq_default_precision']} vs "
+            default = (f"{_ratio_text(r, 'ratio_default')} ({r['charseq_default_precision']} vs "
                        f"{r.get('torch_best_precision', '-')})")
-        best = (f"{_fmt(r['ratio_best'], '.2f')} ({r.get('charseq_best_precision', '-')} vs "
+        best = (f"{_ratio_text(r, 'ratio_best')} ({r.get('charseq_best_precision', '-')} vs "
                 f"{r.get('torch_best_precision', '-')})")
         spec = ",.2f" if r["unit"] == "steps/s" else ",.0f"
         speeds = " | ".join(_fmt(r.get(f"{fw}_{p}"), spec) for fw in ("charseq", "torch") for p in PRECISION_NAMES)
@@ -731,8 +774,11 @@ def table(summary: dict) -> str:
                     f"{_fmt(100 * r['torch_peak_fraction'] if 'torch_peak_fraction' in r else None, '.0f')}")
         value_spec = ",.2f" if r["unit"] == "steps/s" else ",.0f"
         lines.append(f"| {r['name']} ({r['unit']}) | {_fmt(r['charseq'], value_spec)} | {_fmt(r['torch'], value_spec)} | "
-                     f"{_fmt(r['ratio'], '.2f')} | {_fmt(r['charseq_rss_mb'])} / {_fmt(r['torch_rss_mb'])} | {frac} | {loss} |")
+                     f"{_ratio_text(r, 'ratio')} | {_fmt(r['charseq_rss_mb'])} / {_fmt(r['torch_rss_mb'])} | {frac} | {loss} |")
     out = ["\n".join(lines)]
+    if summary.get("rounds"):
+        out.insert(0, f"Over {summary['rounds']} rounds: each speed is its measurement's median round; each ratio "
+                   "the median of the rounds' ratios [lowest-highest].")
     if summary.get("vs_fastest"):
         out.append("Against PyTorch at its fastest precision on this CPU (above 1: charseq is faster):\n"
                    + fastest_table(summary["vs_fastest"]))
@@ -794,9 +840,15 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=None,
                         help="run only measurements whose name contains this text (or one of these, comma-separated)")
     parser.add_argument("--no-torch", action="store_true", help="measure the charseq side only")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every measurement this many times, one round after the other, and report each "
+                        "ratio as the median of the rounds' (default 1)")
     parser.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        print(f"Error: --rounds must be at least 1, not {args.rounds}", file=sys.stderr)
+        return 2
     if args.worker:
         result = run_worker(json.loads(args.worker))
         print(RESULT_TAG + json.dumps(result), flush=True)
@@ -819,12 +871,20 @@ def main(argv=None) -> int:
         work = Path(tmp)
         jobs = [(n, s) for n, s in plan(args.quick, frameworks, work) if not args.only or any(o in n for o in args.only.split(","))]
         prepare_inputs(work, jobs)
-        print(f"{len(jobs)} measurements, each in its own process:")
-        results = {name: run_job(name, spec, print) for name, spec in jobs}
-    summary = summarize(results)
+        print(f"{len(jobs)} measurements, each in its own process"
+              + (f", in {args.rounds} rounds:" if args.rounds > 1 else ":"))
+        rounds = []
+        for r in range(args.rounds):
+            if args.rounds > 1:
+                print(f" round {r + 1} of {args.rounds}")
+            rounds.append({name: run_job(name, spec, print) for name, spec in jobs})
+    summary = summarize_rounds(rounds)
     report = {"date": date.today().isoformat(), "commit": measured, "machine": machine(), "quick": args.quick,
               "command": " ".join([Path(sys.executable).name, "scripts/bench.py", *(argv or sys.argv[1:])]),
-              "wall_s": round(time.perf_counter() - started, 1), "summary": summary, "results": results}
+              "wall_s": round(time.perf_counter() - started, 1), "summary": summary,
+              "results": rounds[0] if len(rounds) == 1 else _median_results(rounds)}
+    if len(rounds) > 1:
+        report["rounds"] = rounds
     from charseq.files import write_json_atomic
 
     write_json_atomic(out, report)

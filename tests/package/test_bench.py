@@ -122,3 +122,36 @@ def test_each_row_meets_pytorch_at_its_fastest_precision(bench):
     assert "| classifier mnist rows (steps/s) | 50.00 | 100.00 | 80.00 | 40.00 | 1.25 (bf16 vs fp32) |" in text
     assert "| train lstm 2x8 batch 128 (chars/s) | 500 | - | 400 | - | - (bf16 not measured) | 1.25 (fp32 vs fp32) |" \
         in text
+
+
+def test_rounds_report_the_median_ratio_and_its_range(bench):
+    """Over several rounds each ratio is the median of the rounds' own ratios (the two frameworks of a
+    round ran minutes apart), shown with its range; the speeds are each measurement's median round."""
+    def round_of(charseq_steps_per_s, torch_steps_per_s):
+        return {"matmul/charseq": {"gflops": {"float32": 100.0, "bfloat16": 400.0}},
+                "classifier mnist rows bf16/charseq": {"step_s": 1 / charseq_steps_per_s, "gflops": 100.0,
+                                                       "auto_precision": "mixed_bfloat16"},
+                "classifier mnist rows bf16/torch": {"step_s": 1 / torch_steps_per_s, "gflops": 100.0}}
+
+    # Per round 1.10, 0.80 and 1.05: the median ratio is 1.05, not the ratio of the median speeds (120 / 125).
+    summary = bench.summarize_rounds([round_of(110, 100), round_of(120, 150), round_of(126, 120)])
+    row = summary["rows"][0]
+    assert summary["rounds"] == 3 and row["charseq"] == pytest.approx(120) and row["torch"] == pytest.approx(120)
+    assert row["ratio"] == pytest.approx(1.05) and row["ratio_range"] == pytest.approx([0.8, 1.1])
+    mnist = summary["vs_fastest"][0]
+    assert mnist["ratio_default"] == pytest.approx(1.05) and mnist["ratio_best_range"] == pytest.approx([0.8, 1.1])
+    text = bench.table(summary)
+    assert "Over 3 rounds" in text and "| 1.05 [0.80-1.10] (bf16 vs bf16) |" in text
+    # One round is summarize() itself: no ranges.
+    assert "ratio_range" not in bench.summarize_rounds([round_of(110, 100)])["rows"][0]
+
+
+def test_rounds_run_every_measurement_again(bench, corpus_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(bench, "SHAKESPEARE", corpus_file)
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--no-torch", "--only", "matmul", "--rounds", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["rounds"]) == 2 and all(set(r) == {"matmul/charseq"} for r in report["rounds"])
+    assert report["summary"]["rounds"] == 2 and "round 2 of 2" in capsys.readouterr().out
+    assert bench.main(["--no-torch", "--rounds", "0", "--out", str(tmp_path / "x.json")]) == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err
