@@ -13,9 +13,9 @@ It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `
 before the first real step). Float32 in and out; with `recurrence="bfloat16"` the recurrent
 product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on AMX tiles
 or AVX512-BF16 where the CPU has them, and the large products around the loop take bfloat16
-operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W and write the gates'
-gradient in bfloat16, as those products give and take them, and keep the activated gates for the
-backward pass in bfloat16. The bias is added to x W inside the op, in float32; the gate
+operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W, and write h_{t-1} of
+each step and the gates' gradient, in bfloat16, as those products take and give them, and keep
+the activated gates for the backward pass in bfloat16. The bias is added to x W inside the op, in float32; the gate
 arithmetic, the states and the weights stay float32.
 `charseq.kernels.available()` says whether the kernel could be built.
 """

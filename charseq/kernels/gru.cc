@@ -50,7 +50,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {h0.shape(), &h_last}}))
     return;
-  s.out = data(*out), s.h_prev = data(*h_prev), s.h_last = data(*h_last);
+  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * s.u), s.h_last = data(*h_last);
   s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{data(bias)});
 }

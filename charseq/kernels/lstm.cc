@@ -71,7 +71,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {seq, &cs}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {state, &h_last}, {state, &c_last}}))
     return;
-  s.out = data(*out), s.h_prev = data(*h_prev), s.h_last = data(*h_last);
+  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * s.u), s.h_last = data(*h_last);
   s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{{data(c0), data(*cs), s.T, s.u}, data(*c_last)});
 }
@@ -141,7 +141,7 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
     register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1, {"xproj", "gates"});
+                0, 1, {"xproj", "h_prev", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},

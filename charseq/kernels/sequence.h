@@ -173,7 +173,9 @@ struct ForwardSequence {
   float* h0 = nullptr;          // [B, u]
   const float* mask = nullptr;  // [B, T], or null
   float* out = nullptr;         // [B, T, u]
-  float* h_prev = nullptr;      // [B, T, u]: h_{t-1} of each step, for the backward pass
+  IoRows h_prev;                // [B, T, u]: h_{t-1} of each step, for the backward pass and the
+                                // recurrent kernel's gradient (in bfloat16 where the cell's op
+                                // types it by `io`, as that gradient's product reads it)
   IoRows gates;                 // [B, T, kStored u]: what the cell's backward pass reads (gate_at)
   float* h_last = nullptr;      // [B, u]
 
@@ -206,7 +208,8 @@ struct ForwardStep {
   const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
   size_t mask_stride;
   IoRows gates;           // [kStored u], unit block by unit block (gate_at)
-  Rows h, out;            // h_t (the sequence's h_prev at t + 1; ptr null at the last step), output
+  IoRows h;               // h_t: the sequence's h_prev at t + 1 (null at the last step)
+  Rows out;               // output
   Rows h_last;
   Rows h_next;            // h_t again, in the contiguous buffer the next step reads
 
@@ -239,7 +242,7 @@ CHARSEQ_EPILOGUE void forward_row(const ForwardStep& a, const Step& cell, int b,
   if (a.last) {
     store_n(a.h_last.row(b) + j0, h, n);
   } else {
-    store_n(a.h.row(b) + j0, h, n);
+    a.h.store(b, j0, h, n);
     store_n(a.h_next.row(b) + j0, h, n);
     if (a.mat_next) a.mat_next.store(b, j0, h, n);
   }
@@ -301,7 +304,11 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
   if (B == 0 || u == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kForward);
   const size_t su = u, seq = static_cast<size_t>(T) * u;
-  for (int b = 0; b < B; ++b) std::memcpy(s.h_prev + b * seq, s.h0 + b * su, sizeof(float) * u);
+  for (int b = 0; b < B; ++b)
+    for (int j = 0; j < u; j += VL) {
+      const int n = std::min(VL, u - j);
+      s.h_prev.store(b, j, load_n(s.h0 + b * su + j, n), n);
+    }
   // The product reads h_{t-1} from a contiguous buffer: rows T * u apart in h_prev would make its
   // loads hop across pages. Two buffers, written and read on alternate steps.
   std::vector<float> h_buf(2 * B * su);
@@ -322,7 +329,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         s.xproj.from(t * G * u), s.bias, {h_now, su},
                         {t ? s.out + (t - 1) * u : nullptr, seq},
                         s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                        s.gates.from(t * S * u), {last ? nullptr : s.h_prev + (t + 1) * u, seq},
+                        s.gates.from(t * S * u), last ? IoRows{} : s.h_prev.from((t + 1) * u),
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
