@@ -4,10 +4,9 @@ The recurrence of the whole sequence runs inside one op forward and one op backw
 (`charseq/kernels/lstm.cc`), instead of a `while_loop` of a dozen small TensorFlow ops per step.
 Around it, everything that is not sequential is one large matrix product over all time steps:
 the input projection x W before the loop (the forward op adds the bias), and after the backward
-loop the gradients of the inputs (dz W^T) and of the two weights, the kernel and the recurrent
-kernel, as one product [x_t | h_{t-1}]^T dz over rows the forward op writes side by side (dz, the
-largest operand, is read once). The backward op sums the bias's gradient (dz over every row and
-step) as it writes dz, in float32.
+loop the gradients of the kernel (x^T dz), of the recurrent kernel (h_{t-1}^T dz) and of the
+inputs (dz W^T). The backward op sums the bias's gradient (dz over every row and step) as it
+writes dz, in float32.
 
 It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `sigmoid` and
 `tanh`, and with a mask a masked step keeps the state and repeats the previous output (zeros
@@ -67,9 +66,8 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
         xproj = tf.reshape(matmul(x_flat, kernel, dtype=io), [batch, steps, 4 * units])
-        # xh_prev: each step's [x_t | h_{t-1}], the rows of both weights' gradients' one product.
-        outputs, xh_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
-            xproj, recurrent_kernel, bias, h0, c0, mask, x, recurrence=recurrence)
+        outputs, h_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
+            xproj, recurrent_kernel, bias, h0, c0, mask, recurrence=recurrence)
 
         def backward(d_outputs, d_h_last, d_c_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
@@ -80,10 +78,8 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
                                                                     recurrence=recurrence)
             dz = tf.reshape(d_gates, [-1, 4 * units])
             d_x = tf.reshape(matmul(dz, kernel, transpose_b=True, dtype=x.dtype), [batch, steps, features])
-            # One product for the kernel's and the recurrent kernel's gradients: dz, its largest operand, is
-            # read once.
-            d_weights = matmul(tf.reshape(xh_prev, [-1, features + units]), dz, transpose_a=True)
-            return (d_x, d_weights[:features], d_weights[features:], d_bias, d_h0, d_c0)
+            d_recurrent = matmul(tf.reshape(h_prev, [-1, units]), dz, transpose_a=True)
+            return (d_x, matmul(x_flat, dz, transpose_a=True), d_recurrent, d_bias, d_h0, d_c0)
 
         return (outputs, h_last, c_last), backward
 

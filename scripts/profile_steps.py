@@ -120,8 +120,7 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
                                                       recurrence=recurrence)
 
         def sequence_op(h, c):
-            return ops.charseq_lstm_forward(xproj[:, None], recurrent, no_bias, h, c, no_mask,
-                                            tf.zeros([batch, 1, 0]))[4:]
+            return ops.charseq_lstm_forward(xproj[:, None], recurrent, no_bias, h, c, no_mask)[4:]
 
         def tf_ops(h, c):
             i, f, g, o = tf.split(tf.matmul(h, recurrent) + xproj, 4, axis=1)
@@ -185,15 +184,14 @@ def mnist_step(ops, precision: str = "float32") -> None:
     io = input_dtype(recurrence)
     bias = tf.zeros([4 * units])
     xproj = tf.cast(xproj, io)
-    x = tf.cast(xs, io)
-    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, x,
-                                                          recurrence=recurrence))
+    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence))
     out = run(xproj)
     back = tf.function(lambda o: ops.charseq_lstm_backward(recurrent, c0, no_mask, o[2], o[3], tf.ones_like(o[0]),
                                                            tf.ones_like(h0), tf.zeros_like(c0),
                                                            recurrence=recurrence))
     dz = tf.random.normal([batch * rows, 4 * units])
-    products = tf.function(lambda dz: (matmul(tf.reshape(out[1], [-1, features + units]), dz, transpose_a=True),
+    products = tf.function(lambda dz: (matmul(tf.reshape(out[1], [-1, units]), dz, transpose_a=True),
+                                       matmul(tf.reshape(xs, [-1, features]), dz, transpose_a=True),
                                        matmul(dz, kernel, transpose_b=True)))
     print(f"  input projection x W (one product): {median_ms(lambda: project(xs).numpy()):.2f}")
     print(f"  forward op (28 steps): {median_ms(lambda: run(xproj)[4].numpy()):.2f}")
@@ -283,7 +281,7 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
                 xp = tf.cast(xproj, io)
                 if cell == "lstm":
                     forward = lambda r=recurrence, xp=xp: ops.charseq_lstm_forward(  # noqa: E731
-                        xp, recurrent, bias, h0, h0, no_mask, tf.zeros([batch, steps, 0], xp.dtype), recurrence=r)
+                        xp, recurrent, bias, h0, h0, no_mask, recurrence=r)
                     out = forward()
                     backward = lambda r=recurrence, out=out: ops.charseq_lstm_backward(  # noqa: E731
                         recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, recurrence=r)

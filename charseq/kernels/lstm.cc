@@ -3,10 +3,9 @@
 // Keras runs an LSTM on a CPU as a while_loop of a dozen small ops per step, and each op's
 // dispatch costs about as much as its arithmetic. Here the whole forward loop is one op and the
 // whole backward loop another; the input projection x W and the weight gradients are large
-// matrix products done outside, by the caller (charseq/compiled_lstm.py): the forward op writes
-// each step's x_t beside h_{t-1}, the rows of the weights' gradients' one product. The bias is
-// added to x W here, as the gates read it, and its gradient summed here, as the gates' gradients
-// are written. The loops are sequence.h's, shared with the GRU; this file holds the LSTM's gate
+// matrix products done outside, by the caller (charseq/compiled_lstm.py); the bias is added to
+// x W here, as the gates read it, and its gradient summed here, as the gates' gradients are
+// written. The loops are sequence.h's, shared with the GRU; this file holds the LSTM's gate
 // arithmetic and its ops.
 //
 // Layout and semantics are Keras' (keras.layers.LSTM, default activations): gate order i, f, c, o;
@@ -63,19 +62,16 @@ struct Forward {
 };
 
 void forward(OpKernelContext* ctx, Recurrence mode) {
-  const auto [xproj, kernel, bias, h0, c0, mask, x] = inputs<7>(ctx);
+  const auto [xproj, kernel, bias, h0, c0, mask] = inputs<6>(ctx);
   ForwardSequence s;
   if (!s.read(ctx, Forward::G, xproj, kernel, bias, h0, mask)) return;
   const TensorShape seq({s.B, s.T, s.u}), state({s.B, s.u});
-  if (!check(ctx, c0.shape() == state, "c0 must be [B, u]") ||
-      !check(ctx, x.dims() == 3 && x.dim_size(0) == s.B && x.dim_size(1) == s.T, "x must be [B, T, F]"))
-    return;
-  s.F = x.dim_size(2), s.x = io_rows(x, static_cast<size_t>(s.T) * s.F);
   Tensor *out, *h_prev, *cs, *gates, *h_last, *c_last;
-  if (!allocate_outputs(ctx, {{seq, &out}, {TensorShape({s.B, s.T, s.F + s.u}), &h_prev}, {seq, &cs},
-                              {TensorShape({s.B, s.T, 4 * s.u}), &gates}, {state, &h_last}, {state, &c_last}}))
+  if (!check(ctx, c0.shape() == state, "c0 must be [B, u]") ||
+      !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {seq, &cs}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
+                              {state, &h_last}, {state, &c_last}}))
     return;
-  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * (s.F + s.u)), s.h_last = data(*h_last);
+  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * s.u), s.h_last = data(*h_last);
   s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{{data(c0), data(*cs), s.T, s.u}, data(*c_last)});
 }
@@ -142,10 +138,10 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
 
 // Registered when the library loads.
 [[maybe_unused]] const auto forward_op =
-    register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask", "x"},
-                {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeqX}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
+    register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
+                {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1, {"xproj", "x", "h_prev", "gates"}, 6);
+                0, 1, {"xproj", "h_prev", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},

@@ -89,16 +89,15 @@ class RecurrenceOp : public OpKernel {
 };
 
 // The shape of an op's output, from its input `seq` [B, T, .] and its recurrent_kernel [u, G u]:
-// [B, T, u], [B, T, G u], [B, T, 4u] (these three index `width` in register_op), [B, u], [G u], or
-// [B, T, F + u] with F the last dimension of input `x` (register_op's x_input).
-enum class Shape { kSeq, kSeqG, kSeq4, kState, kGates, kSeqX };
+// [B, T, u], [B, T, G u], [B, T, 4u] (these three index `width` in register_op), [B, u] or [G u].
+enum class Shape { kSeq, kSeqG, kSeq4, kState, kGates };
 
 // Registers op `name` when the library loads: inputs and outputs named in order, float but for
 // those named in `io`, which take the type of the `io` attribute (float or bfloat16: IoRows); the
-// `recurrence` attribute; and the outputs' shapes from inputs `seq`, `kernel` and `x_input`.
+// `recurrence` attribute; and the outputs' shapes from inputs `seq` and `kernel`.
 inline auto register_op(const char* name, std::initializer_list<const char*> inputs,
                         std::initializer_list<std::pair<const char*, Shape>> outputs, int seq, int kernel,
-                        std::initializer_list<std::string> io, int x_input = -1) {
+                        std::initializer_list<std::string> io) {
   tensorflow::register_op::OpDefBuilderWrapper op(name);
   const auto type = [&](const char* tensor) {
     return std::find(io.begin(), io.end(), tensor) != io.end() ? ": io" : ": float";
@@ -118,19 +117,10 @@ inline auto register_op(const char* name, std::initializer_list<const char*> inp
     TF_RETURN_IF_ERROR(c->Multiply(c->Dim(k, 0), 4, &four_u));
     const auto B = c->Dim(x, 0), T = c->Dim(x, 1), u = c->Dim(k, 0);
     const tensorflow::shape_inference::DimensionHandle width[] = {u, c->Dim(k, 1), four_u};
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      if (shapes[i] == Shape::kSeqX) {
-        auto in = c->input(x_input);
-        TF_RETURN_IF_ERROR(c->WithRank(in, 3, &in));
-        tensorflow::shape_inference::DimensionHandle f_u;
-        TF_RETURN_IF_ERROR(c->Add(c->Dim(in, 2), u, &f_u));
-        c->set_output(i, c->MakeShape({B, T, f_u}));
-        continue;
-      }
+    for (size_t i = 0; i < shapes.size(); ++i)
       c->set_output(i, shapes[i] == Shape::kState   ? c->MakeShape({B, u})
                        : shapes[i] == Shape::kGates ? c->MakeShape({c->Dim(k, 1)})
                                                     : c->MakeShape({B, T, width[static_cast<int>(shapes[i])]}));
-    }
     return absl::OkStatus();
   });
   return op();
@@ -183,11 +173,9 @@ struct ForwardSequence {
   float* h0 = nullptr;          // [B, u]
   const float* mask = nullptr;  // [B, T], or null
   float* out = nullptr;         // [B, T, u]
-  IoRows x;                     // [B, T, F]: the layer's input, copied into h_prev; or null (F = 0)
-  int F = 0;
-  IoRows h_prev;                // [B, T, F + u]: x_t beside h_{t-1} of each step, for the backward
-                                // pass and the weights' gradients (in bfloat16 where the cell's op
-                                // types it by `io`, as those gradients' one product reads it)
+  IoRows h_prev;                // [B, T, u]: h_{t-1} of each step, for the backward pass and the
+                                // recurrent kernel's gradient (in bfloat16 where the cell's op
+                                // types it by `io`, as that gradient's product reads it)
   IoRows gates;                 // [B, T, kStored u]: what the cell's backward pass reads (gate_at)
   float* h_last = nullptr;      // [B, u]
 
@@ -315,16 +303,12 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
   const int B = s.B, T = s.T, u = s.u;
   if (B == 0 || u == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kForward);
-  const size_t su = u, seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(s.F) + u;
-  const size_t bytes = s.h_prev.bf16 ? sizeof(uint16_t) : sizeof(float);
-  for (int b = 0; b < B; ++b) {
-    for (int t = 0; t < T && s.F; ++t)
-      std::memcpy(const_cast<void*>(s.h_prev.at(b, t * width)), s.x.at(b, t * s.F), s.F * bytes);
+  const size_t su = u, seq = static_cast<size_t>(T) * u;
+  for (int b = 0; b < B; ++b)
     for (int j = 0; j < u; j += VL) {
       const int n = std::min(VL, u - j);
-      s.h_prev.store(b, s.F + j, load_n(s.h0 + b * su + j, n), n);
+      s.h_prev.store(b, j, load_n(s.h0 + b * su + j, n), n);
     }
-  }
   // The product reads h_{t-1} from a contiguous buffer: rows T * u apart in h_prev would make its
   // loads hop across pages. Two buffers, written and read on alternate steps.
   std::vector<float> h_buf(2 * B * su);
@@ -345,7 +329,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         s.xproj.from(t * G * u), s.bias, {h_now, su},
                         {t ? s.out + (t - 1) * u : nullptr, seq},
                         s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
-                        s.gates.from(t * S * u), last ? IoRows{} : s.h_prev.from((t + 1) * width + s.F),
+                        s.gates.from(t * S * u), last ? IoRows{} : s.h_prev.from((t + 1) * u),
                         {s.out + t * u, seq}, {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);

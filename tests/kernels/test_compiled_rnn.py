@@ -196,26 +196,23 @@ def test_amx_tiles_give_what_the_emulation_gives(cell):
 
 
 @pytest.mark.parametrize("io", [tf.float32, tf.bfloat16])
-def test_lstm_keeps_each_steps_input_and_state_as_its_weight_gradient_reads_them(io):
-    """The LSTM's forward op writes, for each step, the layer's input x_t beside h_{t-1}: the rows of
-    the one product that gives both weights' gradients, in the type of that product's operands
-    (bfloat16 with a bfloat16 recurrence: the values the product would otherwise round them to, with
-    no conversion or concatenation op over the sequence). The GRU's backward op reads h_{t-1} for
-    its gate arithmetic, so it stays float32 there."""
+def test_lstm_keeps_each_steps_state_as_its_weight_gradient_reads_it(io):
+    """The LSTM's forward op writes h_{t-1} of each step for the recurrent kernel's gradient in the
+    type of that product's operands: bfloat16 with a bfloat16 recurrence (the value the product
+    would otherwise round it to, with no conversion op over the sequence), else float32. The GRU's
+    backward op reads it for its gate arithmetic, so it stays float32 there."""
     ops, rng = kernels.load(), np.random.default_rng(3)
-    batch, steps, features, units = 5, 4, 3, 24
+    batch, steps, units = 5, 4, 24
     recurrence = "float32" if io == tf.float32 else "bfloat16_emulated"
-    x = tf.cast(rng.standard_normal((batch, steps, features)), io)
     xproj = tf.cast(rng.standard_normal((batch, steps, 4 * units)), io)
     kernel = tf.constant(rng.standard_normal((units, 4 * units)) * 0.2, tf.float32)
     h0 = tf.constant(rng.standard_normal((batch, units)), tf.float32)
     no_mask = tf.zeros([0])
-    outputs, xh_prev = ops.charseq_lstm_forward(xproj, kernel, tf.zeros([4 * units]), h0, tf.zeros_like(h0), no_mask,
-                                                x, recurrence=recurrence)[:2]
-    assert xh_prev.dtype == io and xh_prev.shape == (batch, steps, features + units)
-    h_prev = tf.cast(tf.concat([h0[:, None], outputs[:, :-1]], axis=1), io)  # h0, then each step's output
-    np.testing.assert_array_equal(np.asarray(xh_prev, np.float32),
-                                  np.asarray(tf.concat([x, h_prev], axis=2), np.float32))
+    outputs, h_prev = ops.charseq_lstm_forward(xproj, kernel, tf.zeros([4 * units]), h0, tf.zeros_like(h0), no_mask,
+                                               recurrence=recurrence)[:2]
+    assert h_prev.dtype == io
+    want = tf.cast(tf.concat([h0[:, None], outputs[:, :-1]], axis=1), io)  # h_{t-1}: h0, then each output
+    np.testing.assert_array_equal(np.asarray(h_prev, np.float32), np.asarray(want, np.float32))
     gru_h_prev = ops.charseq_gru_forward(tf.cast(rng.standard_normal((batch, steps, 3 * units)), io),
                                          kernel[:, :3 * units], tf.zeros([3 * units]), tf.zeros([3 * units]), h0,
                                          no_mask, recurrence=recurrence)[1]

@@ -47,15 +47,13 @@ def results() -> dict[str, np.ndarray]:
         xproj, U, h0, c0, bias, input_bias = f(batch, steps, G * units), f(units, G * units, scale=0.2), \
             f(batch, units), f(batch, units), f(G * units), f(G * units)
         d_out, d_h, d_c = f(batch, steps, units), f(batch, units), f(batch, units)
-        x_in = f(batch, steps, 3)  # the layer's input, which the LSTM's op writes beside h_{t-1}
         for recurrence in _recurrences(kernels):
             # x W in and the gates' gradients out in bfloat16 with a bfloat16 recurrence, as the layers run
             io = tf.float32 if recurrence == "float32" else tf.bfloat16
             xp = tf.cast(xproj, io)
             for masked, mask in (("unmasked", tf.zeros([0])), ("masked", mask_on)):
                 if cell == "lstm":
-                    fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, tf.cast(x_in, io),
-                                                   recurrence=recurrence)
+                    fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, recurrence=recurrence)
                     bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_out, d_h, d_c,
                                                     recurrence=recurrence)
                 else:
