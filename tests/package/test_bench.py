@@ -133,7 +133,7 @@ def test_rounds_report_the_median_ratio_and_its_range(bench):
                                                        "auto_precision": "mixed_bfloat16"},
                 "classifier mnist rows bf16/torch": {"step_s": 1 / torch_steps_per_s, "gflops": 100.0}}
 
-    # Per round 1.10, 0.80 and 1.05: the median ratio is 1.05, not the ratio of the median speeds (120 / 125).
+    # Per round 1.10, 0.80 and 1.05: the median ratio is 1.05, not the ratio of the median speeds (120 / 120).
     summary = bench.summarize_rounds([round_of(110, 100), round_of(120, 150), round_of(126, 120)])
     row = summary["rows"][0]
     assert summary["rounds"] == 3 and row["charseq"] == pytest.approx(120) and row["torch"] == pytest.approx(120)
