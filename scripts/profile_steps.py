@@ -298,20 +298,35 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
                       f"({gflop / ms[1] * 1e3:.0f} GFLOP/s); both {base / sum(ms):.2f}x float32's speed")
 
 
+def matmul_peaks() -> dict:
+    """This machine's float32 and bfloat16 matmul peaks in GFLOP/s, TensorFlow's square products on all
+    cores, as scripts/bench.py measures them (its 'matmul' row)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import worker_matmul
+
+    return worker_matmul(dict(framework="charseq", n=2048, reps=5))["gflops"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("generation", "mnist", "recurrence"),
                         help="Only the generation parts (0, 1), MNIST (2) or the recurrence's paths (3).")
     parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"),
                         help="The MNIST-row model's precision (2).")
-    parser.add_argument("--peak", type=float, default=419.0,
-                        help="The float32 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
-    parser.add_argument("--peak-bf16", type=float, default=953.0,
-                        help="The bfloat16 matmul peak in GFLOP/s on all cores (scripts/bench.py --only matmul).")
+    parser.add_argument("--peak", type=float,
+                        help="The float32 matmul peak in GFLOP/s on all cores [default: measured here, as "
+                        "scripts/bench.py --only matmul does].")
+    parser.add_argument("--peak-bf16", type=float,
+                        help="The bfloat16 matmul peak in GFLOP/s on all cores [default: measured here].")
     args = parser.parse_args()
     ops = kernels.load()
     if ops is None:
         sys.exit("the compiled kernels are not available here")
+    if args.only in (None, "generation", "recurrence") and (args.peak is None or args.peak_bf16 is None):
+        measured = matmul_peaks()
+        args.peak, args.peak_bf16 = args.peak or measured["float32"], args.peak_bf16 or measured["bfloat16"]
+        print(f"matmul peak measured here: float32 {measured['float32']:.0f} GFLOP/s, "
+              f"bfloat16 {measured['bfloat16']:.0f}")
     if args.only in (None, "generation"):
         generation_loop(args.peak)
         generation_step(ops)
