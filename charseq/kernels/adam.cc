@@ -3,7 +3,7 @@
 // TensorFlow's ResourceApplyAdam updates one variable per op, and Keras clips by the global norm
 // with a dozen more ops (each gradient's sum of squares, their sum, the scale, each gradient
 // scaled, each a pass over memory). Here one op reads every gradient twice (its norm, then the
-// update) and each variable, m and v once. On the MNIST-row classifier's 160k weights that makes
+// update) and each variable, m and v once. On the MNIST-row classifier's 100k weights that makes
 // the step's optimizer part 0.2-0.4 ms shorter; the update itself is bound by memory either way.
 //
 // The arithmetic is Keras' (keras.optimizers.Adam with global_clipnorm): the gradients scaled by
