@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]  # charseq; bench.py
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -211,7 +211,6 @@ def torch_mnist_step(precision: str) -> None:
         return
     from torch.profiler import ProfilerActivity, profile
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import cores, torch_mnist_step as make_step
 
     torch.set_num_threads(cores())
@@ -301,7 +300,6 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
 def matmul_peaks() -> dict:
     """This machine's float32 and bfloat16 matmul peaks in GFLOP/s, TensorFlow's square products on all
     cores, as scripts/bench.py measures them (its 'matmul' row)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import worker_matmul
 
     return worker_matmul(dict(framework="charseq", n=2048, reps=5))["gflops"]
