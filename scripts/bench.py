@@ -649,9 +649,12 @@ PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def _speed(name: str, r: dict) -> float | None:
-    """A measurement's speed in its row's unit: steps/s for the classifiers, chars/s for the rest."""
+    """A measurement's speed in its row's unit: steps/s for the classifiers, the best GFLOP/s for the
+    matmul peak, chars/s for the rest."""
     if name.startswith("classifier"):
         return 1 / r["step_s"] if "step_s" in r else None
+    if name == "matmul":
+        return max(r.get("gflops", {}).values(), default=None)
     return r.get("chars_per_s")
 
 
@@ -693,16 +696,14 @@ def fastest_precision(results: dict, peak: dict) -> list[dict]:
 
 
 def _median_results(rounds: list[dict]) -> dict:
-    """One result per measurement from several rounds: the round whose speed (GFLOP/s for the
-    matmul peak) is the median, the lower of the two middle ones for an even count; a measurement
-    with no speed (or failed in every round), its last round's."""
+    """One result per measurement from several rounds: the round whose speed (_speed) is the median,
+    the lower of the two middle ones for an even count; a measurement with no speed (or failed in
+    every round), its last round's."""
     merged = {}
     for name in rounds[0]:
         runs = [r[name] for r in rounds if name in r]
         measurement = name.rsplit("/", 1)[0]
-        speed = ((lambda r: max(r.get("gflops", {}).values(), default=None)) if measurement == "matmul"
-                 else (lambda r: _speed(measurement, r)))
-        ranked = sorted((speed(r), i) for i, r in enumerate(runs) if speed(r))
+        ranked = sorted((v, i) for i, v in enumerate(_speed(measurement, r) for r in runs) if v)
         merged[name] = runs[ranked[(len(ranked) - 1) // 2][1]] if ranked else runs[-1]
     return merged
 
