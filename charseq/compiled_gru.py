@@ -8,7 +8,7 @@ loop so are the gradients of the kernel, the recurrent kernel and the inputs.
 It computes what `keras.layers.GRU` computes on a CPU with its defaults (`reset_after=True`, gate
 order z, r, h, `sigmoid` and `tanh`), and with a mask a masked step keeps the state and repeats
 the previous output (zeros before the first real step). Float32 in and out; `recurrence="bfloat16"`
-as in :mod:`charseq.compiled_lstm`.
+as in :mod:`charseq.compiled_lstm` (the outputs written in bfloat16, returned in the dtype of `x`).
 """
 
 from __future__ import annotations
@@ -55,4 +55,5 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
         return (outputs, h_last), backward
 
     f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0)]
-    return run(tf.cast(x, io), *f32)
+    outputs, h = run(tf.cast(x, io), *f32)
+    return tf.cast(outputs, x.dtype), h

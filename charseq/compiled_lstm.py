@@ -15,8 +15,10 @@ product h U (and its transpose backward) takes bfloat16 operands and sums in flo
 or AVX512-BF16 where the CPU has them, and the large products around the loop take bfloat16
 operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W, and write h_{t-1} of
 each step and the gates' gradient, in bfloat16, as those products take and give them, and keep
-the activated gates for the backward pass in bfloat16. The bias is added to x W inside the op, in
-float32; the gate arithmetic, the states and the weights stay float32.
+the activated gates for the backward pass in bfloat16. The outputs too are written in bfloat16
+(and their gradient read so), the type the next layer computes in under that policy; they come
+back in the dtype of `x`. The bias is added to x W inside the op, in float32; the gate
+arithmetic, the states and the weights stay float32.
 `charseq.kernels.available()` says whether the kernel could be built.
 """
 
@@ -84,4 +86,5 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         return (outputs, h_last, c_last), backward
 
     f32 = [tf.cast(t, tf.float32) for t in (kernel, recurrent_kernel, bias, h0, c0)]
-    return run(tf.cast(x, io), *f32)
+    outputs, h, c = run(tf.cast(x, io), *f32)
+    return tf.cast(outputs, x.dtype), h, c

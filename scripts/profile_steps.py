@@ -275,21 +275,22 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
             gflop = 2 * batch * steps * units * gates * units / 1e9  # of one pass's product
             base = None
             for recurrence, name, path_peak in paths:
-                # x W in and the gates' gradients out in bfloat16 on the bfloat16 paths, as the layers run
+                # x W in, the outputs and their gradient, and the gates' gradients out in bfloat16 on the
+                # bfloat16 paths, as the layers run
                 io = tf.float32 if recurrence == "float32" else tf.bfloat16
-                xp = tf.cast(xproj, io)
+                xp, d_o = tf.cast(xproj, io), tf.cast(d_out, io)
                 if cell == "lstm":
                     forward = lambda r=recurrence, xp=xp: ops.charseq_lstm_forward(  # noqa: E731
                         xp, recurrent, bias, h0, h0, no_mask, recurrence=r)
                     out = forward()
                     backward = lambda r=recurrence, out=out: ops.charseq_lstm_backward(  # noqa: E731
-                        recurrent, h0, no_mask, out[2], out[3], d_out, h0, h0, recurrence=r)
+                        recurrent, h0, no_mask, out[2], out[3], d_o, h0, h0, recurrence=r)
                 else:
                     forward = lambda r=recurrence, xp=xp: ops.charseq_gru_forward(  # noqa: E731
                         xp, recurrent, bias, bias, h0, no_mask, recurrence=r)
                     out = forward()
                     backward = lambda r=recurrence, out=out: ops.charseq_gru_backward(  # noqa: E731
-                        recurrent, no_mask, out[1], out[2], d_out, h0, recurrence=r)
+                        recurrent, no_mask, out[1], out[2], d_o, h0, recurrence=r)
                 ms = [min(timed_ms(lambda f=f: f()[0].numpy(), 15, warmup=2)) for f in (forward, backward)]
                 base = base or sum(ms)
                 print(f"  {cell} {units}, {name}: forward {ms[0]:.1f} ({gflop / ms[0] * 1e3:.0f} GFLOP/s, "

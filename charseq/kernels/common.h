@@ -242,10 +242,11 @@ inline vf load_bf16_n(const uint16_t* p, int n) {
 }
 
 // Rows of a batch-major sequence that the large products around the loop read or write (x W
-// forward, the gates' gradients backward), and of the gates the forward pass stores for the
-// backward pass, in float32 or, where the op's `io` attribute is bfloat16, in bfloat16: with a
-// bfloat16 recurrence those products take and give bfloat16, and the ops read and write it as it
-// is, without a conversion op over the whole sequence each way (and half the bytes).
+// forward, the gates' gradients backward), of the gates the forward pass stores for the backward
+// pass, and of the layer's outputs and their gradient, in float32 or, where the op's `io`
+// attribute is bfloat16, in bfloat16: with a bfloat16 recurrence those products and the next
+// layer take and give bfloat16, and the ops read and write it as it is, without a conversion op
+// over the whole sequence each way (and half the bytes).
 struct IoRows {
   void* ptr = nullptr;  // float or uint16_t (bfloat16), as `bf16` says
   size_t stride = 0;    // elements between rows

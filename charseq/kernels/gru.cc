@@ -50,7 +50,8 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {h0.shape(), &h_last}}))
     return;
-  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * s.u), s.h_last = data(*h_last);
+  const size_t seq_stride = static_cast<size_t>(s.T) * s.u;
+  s.out = io_rows(*out, seq_stride), s.h_prev = io_rows(*h_prev, seq_stride), s.h_last = data(*h_last);
   s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{data(bias)});
 }
@@ -118,12 +119,12 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
 [[maybe_unused]] const auto forward_op =
     register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "input_bias", "recurrent_bias", "h0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"gates", Shape::kSeq4}, {"h_last", Shape::kState}},
-                0, 1, {"xproj", "gates"});
+                0, 1, {"xproj", "outputs", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
                 {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState},
                  {"d_input_bias", Shape::kGates}, {"d_recurrent_bias", Shape::kGates}},
-                2, 0, {"gates", "d_xproj", "d_m"});
+                2, 0, {"gates", "d_outputs", "d_xproj", "d_m"});
 
 }  // namespace
 

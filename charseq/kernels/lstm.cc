@@ -71,7 +71,8 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {seq, &cs}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {state, &h_last}, {state, &c_last}}))
     return;
-  s.out = data(*out), s.h_prev = io_rows(*h_prev, static_cast<size_t>(s.T) * s.u), s.h_last = data(*h_last);
+  const size_t seq_stride = static_cast<size_t>(s.T) * s.u;
+  s.out = io_rows(*out, seq_stride), s.h_prev = io_rows(*h_prev, seq_stride), s.h_last = data(*h_last);
   s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
   run_forward(ctx, mode, s, Forward{{data(c0), data(*cs), s.T, s.u}, data(*c_last)});
 }
@@ -141,12 +142,12 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
     register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1, {"xproj", "h_prev", "gates"});
+                0, 1, {"xproj", "outputs", "h_prev", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},
                 {{"d_gates", Shape::kSeq4}, {"d_h0", Shape::kState}, {"d_c0", Shape::kState}, {"d_bias", Shape::kGates}},
-                4, 0, {"gates", "d_gates"});
+                4, 0, {"gates", "d_outputs", "d_gates"});
 
 }  // namespace
 

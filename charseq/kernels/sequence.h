@@ -172,7 +172,8 @@ struct ForwardSequence {
   float* U = nullptr;           // [u, G u]
   float* h0 = nullptr;          // [B, u]
   const float* mask = nullptr;  // [B, T], or null
-  float* out = nullptr;         // [B, T, u]
+  IoRows out;                   // [B, T, u] (in bfloat16 where the cell's op types it by `io`: the
+                                // layer's output in a bfloat16 model, with no conversion op after)
   IoRows h_prev;                // [B, T, u]: h_{t-1} of each step, for the backward pass and the
                                 // recurrent kernel's gradient (in bfloat16 where the cell's op
                                 // types it by `io`, as that gradient's product reads it)
@@ -204,12 +205,12 @@ struct ForwardStep {
   IoRows xproj;           // [G u]: x W
   const float* bias;      // [G u]: b
   Rows h_prev;            // h_{t-1}, in a contiguous [B][u] buffer
-  Rows out_prev;          // previous output, or ptr null (zeros) at the first step
+  IoRows out_prev;        // previous output, or null (zeros) at the first step
   const float* mask;      // mask of this step (row b at mask[b * mask_stride]), or null
   size_t mask_stride;
   IoRows gates;           // [kStored u], unit block by unit block (gate_at)
   IoRows h;               // h_t: the sequence's h_prev at t + 1 (null at the last step)
-  Rows out;               // output
+  IoRows out;             // output
   Rows h_last;
   Rows h_next;            // h_t again, in the contiguous buffer the next step reads
 
@@ -223,7 +224,7 @@ template <int G, int S>
 void forward_prefetch(const ForwardStep& a, int b, int j0, int n) {
   for (int g = 0; g < G; ++g) prefetch(a.xproj.at(b, g * a.u + j0));
   for (int g = 0; g < S; ++g) prefetch_write(a.gates.at(b, gate_at(S, j0, g, n)));
-  prefetch_write(a.out.row(b) + j0);
+  prefetch_write(a.out.at(b, j0));
 }
 
 // Row b, units [j0, j0 + n), given its G gates' sums m = h_{t-1} U: the cell's epilogue
@@ -236,9 +237,9 @@ CHARSEQ_EPILOGUE void forward_row(const ForwardStep& a, const Step& cell, int b,
   vf out = h;
   if (masked) {
     h = load_n(a.h_prev.row(b) + j0, n);
-    out = a.out_prev.ptr ? load_n(a.out_prev.row(b) + j0, n) : vf{};
+    out = a.out_prev ? a.out_prev.load(b, j0, n) : vf{};
   }
-  store_n(a.out.row(b) + j0, out, n);
+  a.out.store(b, j0, out, n);
   if (a.last) {
     store_n(a.h_last.row(b) + j0, h, n);
   } else {
@@ -303,7 +304,7 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
   const int B = s.B, T = s.T, u = s.u;
   if (B == 0 || u == 0) return;
   const Panels panels(s.U, u, G, mode, Pass::kForward);
-  const size_t su = u, seq = static_cast<size_t>(T) * u;
+  const size_t su = u;
   for (int b = 0; b < B; ++b)
     for (int j = 0; j < u; j += VL) {
       const int n = std::min(VL, u - j);
@@ -327,10 +328,10 @@ void run_forward(OpKernelContext* ctx, Recurrence mode, const ForwardSequence& s
                         rounded ? mats.at(t) : Operand{h_now, nullptr, su},
                         rounded && !last ? mats.at(t + 1) : Operand{},
                         s.xproj.from(t * G * u), s.bias, {h_now, su},
-                        {t ? s.out + (t - 1) * u : nullptr, seq},
+                        t ? s.out.from((t - 1) * u) : IoRows{},
                         s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
                         s.gates.from(t * S * u), last ? IoRows{} : s.h_prev.from((t + 1) * u),
-                        {s.out + t * u, seq}, {s.h_last, su},
+                        s.out.from(t * u), {s.h_last, su},
                         {h_buf.data() + ((t + 1) & 1) * B * su, su}};
     const auto step = cell.step(t);
     const auto block = [&](auto rows, auto, int r0, int jb) {
@@ -371,7 +372,7 @@ struct BackwardSequence {
   float* U = nullptr;           // [u, G u]
   const float* mask = nullptr;  // [B, T], or null
   IoRows gates;                 // [B, T, kStored u], as the forward pass stored them
-  float* d_out = nullptr;       // [B, T, u]: the gradient of the outputs
+  IoRows d_out;                 // [B, T, u]: the gradient of the outputs (typed as they are)
   float* d_h_last = nullptr;    // [B, u]
   float* dh = nullptr;          // [B, u]: d_h_last at the start, d_h0 at the end
   IoRows dm;                    // [B, T, G u]: the gradient of m = h_{t-1} U at each step
@@ -387,8 +388,8 @@ struct BackwardSequence {
                "gates must be [B, T, ", stored, "u], recurrent_kernel [u, ", G, "u]"))
       return false;
     B = gates_in.dim_size(0), T = gates_in.dim_size(1), u = kernel.dim_size(0);
-    U = data(kernel), gates = io_rows(gates_in, static_cast<size_t>(T) * stored * u), d_out = data(d_out_in),
-    d_h_last = data(d_h_last_in);
+    U = data(kernel), gates = io_rows(gates_in, static_cast<size_t>(T) * stored * u),
+    d_out = io_rows(d_out_in, static_cast<size_t>(T) * u), d_h_last = data(d_h_last_in);
     return check(ctx, d_out_in.shape() == TensorShape({B, T, u}) && d_h_last_in.shape() == TensorShape({B, u}),
                  "d_outputs must be [B, T, u] and d_h_last [B, u]") &&
            read_mask(ctx, mask_in, B, T, &mask);
@@ -404,7 +405,7 @@ struct BackwardStep {
   const float* mask;      // mask of step t, or null
   size_t mask_stride;
   IoRows gates;           // [kStored u] of step t, unit block by unit block (gate_at)
-  Rows d_out;             // gradient of step t's output
+  IoRows d_out;           // gradient of step t's output
   float *dh, *carry;      // [B][u]: dh as above; carry, the gradient of the repeated output (masked only)
   IoRows dm, dx;          // [G u] of step t (outputs; dx null where it equals dm)
   Operand dm_copy;        // d(m) of step t again, as the next phase's product reads it; none where
@@ -445,7 +446,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
       for (int q = 0; q < NB; ++q) {
         const int b = r0 + r, j0 = (block + q) * VL;
         for (int g = 0; g < S; ++g) prefetch(a.gates.at(b, gate_at(S, j0, g, std::min(VL, u - j0))));
-        prefetch(a.d_out.row(b) + j0);
+        prefetch(a.d_out.at(b, j0));
         cell.prefetch(b, j0);
         for (int g = 0; g < G; ++g) {
           prefetch_write(a.dm.at(b, g * u + j0));
@@ -463,7 +464,7 @@ void backward_block(const BackwardStep& a, const Step& cell, int r0, int block) 
       const size_t s = static_cast<size_t>(b) * u + j0;
       vf dh = keep ? load_n(a.dh + s, n) + acc[r][q] : acc[r][q];
       if (a.t >= 0) {
-        vf d_out = load_n(a.d_out.row(b) + j0, n);
+        vf d_out = a.d_out.load(b, j0, n);
         if (a.mask) d_out += load_n(a.carry + s, n);
         if (!a.masked(b)) {
           dh = cell(a, b, j0, n, dh + d_out);
@@ -509,7 +510,7 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
     o.stride = rows.stride;
     return o;
   };
-  const size_t seq = static_cast<size_t>(T) * u, width = static_cast<size_t>(G) * u;
+  const size_t width = static_cast<size_t>(G) * u;
   const int blocks = (u + VL - 1) / VL;
   const Shards shards(ctx, blocks), serial(ctx, blocks, true);
   // The path's one choice of batch rows (MR) and unit blocks (NB) per register block splits the
@@ -527,7 +528,7 @@ void run_backward(OpKernelContext* ctx, Recurrence mode, const BackwardSequence&
         const BackwardStep a{u, t, &panels, has_next ? dm_operand(t + 1) : Operand{},
                              here && s.mask ? s.mask + t : nullptr, static_cast<size_t>(T),
                              here ? s.gates.from(t * S * u) : IoRows{},
-                             {here ? s.d_out + t * u : nullptr, seq},
+                             here ? s.d_out.from(t * u) : IoRows{},
                              s.dh, carry.data(),
                              here ? s.dm.from(t * G * u) : IoRows{},
                              here ? s.dx.from(t * G * u) : IoRows{},

@@ -196,11 +196,13 @@ def test_amx_tiles_give_what_the_emulation_gives(cell):
 
 
 @pytest.mark.parametrize("io", [tf.float32, tf.bfloat16])
-def test_lstm_keeps_each_steps_state_as_its_weight_gradient_reads_it(io):
-    """The LSTM's forward op writes h_{t-1} of each step for the recurrent kernel's gradient in the
-    type of that product's operands: bfloat16 with a bfloat16 recurrence (the value the product
-    would otherwise round it to, with no conversion op over the sequence), else float32. The GRU's
-    backward op reads it for its gate arithmetic, so it stays float32 there."""
+def test_ops_write_outputs_and_each_steps_state_as_the_products_after_read_them(io):
+    """With a bfloat16 recurrence the forward ops write the outputs in bfloat16, the type the next
+    layer computes in under `mixed_bfloat16` (no conversion op after the layer), and the LSTM's
+    h_{t-1} of each step in the type of the recurrent kernel's gradient product (the value that
+    product would round it to, with no conversion op over the sequence); with a float32 recurrence
+    both are float32. The GRU's backward op reads h_{t-1} for its gate arithmetic, so that stays
+    float32. The backward ops read the outputs' gradient in the outputs' type."""
     ops, rng = kernels.load(), np.random.default_rng(3)
     batch, steps, units = 5, 4, 24
     recurrence = "float32" if io == tf.float32 else "bfloat16_emulated"
@@ -208,15 +210,37 @@ def test_lstm_keeps_each_steps_state_as_its_weight_gradient_reads_it(io):
     kernel = tf.constant(rng.standard_normal((units, 4 * units)) * 0.2, tf.float32)
     h0 = tf.constant(rng.standard_normal((batch, units)), tf.float32)
     no_mask = tf.zeros([0])
-    outputs, h_prev = ops.charseq_lstm_forward(xproj, kernel, tf.zeros([4 * units]), h0, tf.zeros_like(h0), no_mask,
-                                               recurrence=recurrence)[:2]
-    assert h_prev.dtype == io
-    want = tf.cast(tf.concat([h0[:, None], outputs[:, :-1]], axis=1), io)  # h_{t-1}: h0, then each output
+    forward = ops.charseq_lstm_forward(xproj, kernel, tf.zeros([4 * units]), h0, tf.zeros_like(h0), no_mask,
+                                       recurrence=recurrence)
+    outputs, h_prev = forward[:2]
+    assert outputs.dtype == io and h_prev.dtype == io
+    want = tf.concat([tf.cast(h0, io)[:, None], outputs[:, :-1]], axis=1)  # h_{t-1}: h0, then each output
     np.testing.assert_array_equal(np.asarray(h_prev, np.float32), np.asarray(want, np.float32))
-    gru_h_prev = ops.charseq_gru_forward(tf.cast(rng.standard_normal((batch, steps, 3 * units)), io),
-                                         kernel[:, :3 * units], tf.zeros([3 * units]), tf.zeros([3 * units]), h0,
-                                         no_mask, recurrence=recurrence)[1]
-    assert gru_h_prev.dtype == tf.float32
+    d_gates = ops.charseq_lstm_backward(kernel, tf.zeros_like(h0), no_mask, forward[2], forward[3],
+                                        tf.ones_like(outputs), h0, h0, recurrence=recurrence)[0]
+    assert d_gates.dtype == io
+    gru_outputs, gru_h_prev = ops.charseq_gru_forward(tf.cast(rng.standard_normal((batch, steps, 3 * units)), io),
+                                                      kernel[:, :3 * units], tf.zeros([3 * units]),
+                                                      tf.zeros([3 * units]), h0, no_mask, recurrence=recurrence)[:2]
+    assert gru_outputs.dtype == io and gru_h_prev.dtype == tf.float32
+
+
+@pytest.mark.parametrize("run", [compiled_lstm, compiled_gru])
+def test_compiled_layers_give_their_outputs_in_the_inputs_dtype(run):
+    """The layers return outputs in the dtype of their input, whatever type the op writes them in:
+    float32 in, float32 out, on a bfloat16 recurrence too (rounded to bfloat16 values there)."""
+    rng = np.random.default_rng(4)
+    gates = 4 if run is compiled_lstm else 3
+    x = tf.constant(rng.standard_normal((3, 5, 7)), tf.float32)
+    kernel = tf.constant(rng.standard_normal((7, gates * 8)) * 0.3, tf.float32)
+    recurrent = tf.constant(rng.standard_normal((8, gates * 8)) * 0.3, tf.float32)
+    bias = tf.zeros([gates * 8]) if run is compiled_lstm else tf.zeros([2, gates * 8])
+    state = [tf.zeros([3, 8])] * (2 if run is compiled_lstm else 1)
+    for dtype in (tf.float32, tf.bfloat16):
+        outputs = run(tf.cast(x, dtype), kernel, recurrent, bias, *state, recurrence="bfloat16_emulated")[0]
+        assert outputs.dtype == dtype
+        rounded = tf.cast(tf.cast(outputs, tf.bfloat16), tf.float32)
+        np.testing.assert_array_equal(np.asarray(tf.cast(outputs, tf.float32)), np.asarray(rounded))
 
 
 def test_kernels_split_over_threads_equal_keras(tmp_path):
