@@ -265,9 +265,11 @@ void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
 // tiles multiply one group of 16 rows, the vector units run the epilogues of the group before, a
 // few rows after each step of the product's depth. Done one after the other (forward_block), the
 // tiles wait for the epilogues and the epilogues for the tiles' last sums: on a short product (up
-// to kPipelinedDepth) that wait is a large part of a group's time. On longer ones the pipeline
-// loses (measured: 128 units 15-20% faster, 256 the same, 512 15-25% slower), the epilogues' loads
-// competing with U's panels streaming into the tiles.
+// to kPipelinedDepth) that wait is a large part of a group's time. On longer ones the pipeline did
+// not pay (measured when written: 128 units 15-20% faster, 256 the same, 512 15-25% slower, the
+// epilogues' loads competing with U's panels streaming into the tiles; since the outputs are
+// written in bfloat16, 256 and 512 units make the op 3-10% faster pipelined but no training step
+// measurably faster: docs/benchmarks.md).
 constexpr int kPipelinedDepth = 4 * kTileDepth;
 
 template <int G, int S, class Step>
