@@ -196,7 +196,7 @@ def test_amx_tiles_give_what_the_emulation_gives(cell):
 
 
 @pytest.mark.parametrize("io", [tf.float32, tf.bfloat16])
-def test_ops_write_outputs_and_each_steps_state_as_the_products_after_read_them(io):
+def test_ops_write_outputs_and_states_in_the_type_their_readers_compute_in(io):
     """With a bfloat16 recurrence the forward ops write the outputs in bfloat16, the type the next
     layer computes in under `mixed_bfloat16` (no conversion op after the layer), and the LSTM's
     h_{t-1} of each step in the type of the recurrent kernel's gradient product (the value that
