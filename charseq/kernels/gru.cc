@@ -50,9 +50,7 @@ void forward(OpKernelContext* ctx, Recurrence mode) {
       !allocate_outputs(ctx, {{seq, &out}, {seq, &h_prev}, {TensorShape({s.B, s.T, 4 * s.u}), &gates},
                               {h0.shape(), &h_last}}))
     return;
-  const size_t seq_stride = static_cast<size_t>(s.T) * s.u;
-  s.out = io_rows(*out, seq_stride), s.h_prev = io_rows(*h_prev, seq_stride), s.h_last = data(*h_last);
-  s.gates = io_rows(*gates, static_cast<size_t>(s.T) * 4 * s.u);
+  s.write_to(*out, *h_prev, *gates, *h_last);
   run_forward(ctx, mode, s, Forward{data(bias)});
 }
 

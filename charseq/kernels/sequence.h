@@ -193,6 +193,13 @@ struct ForwardSequence {
            check(ctx, h0_in.shape() == TensorShape({B, u}), "h0 must be [B, u]") &&
            check(ctx, T > 0, "the sequence must have at least one step") && read_mask(ctx, mask_in, B, T, &mask);
   }
+
+  // The op's outputs the loop writes, allocated [B, T, u], [B, T, u], [B, T, 4u] and [B, u].
+  void write_to(const Tensor& out_t, const Tensor& h_prev_t, const Tensor& gates_t, const Tensor& h_last_t) {
+    const size_t seq = static_cast<size_t>(T) * u;
+    out = io_rows(out_t, seq), h_prev = io_rows(h_prev_t, seq), gates = io_rows(gates_t, 4 * seq);
+    h_last = data(h_last_t);
+  }
 };
 
 // One forward step as the epilogues see it; rows are [u] wide unless said.
