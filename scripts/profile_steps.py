@@ -6,7 +6,8 @@
    batch 1 and 32, built up piece by piece inside one compiled `tf.while_loop` of 500 steps: the
    two layers' step ops alone, then with the output layer, then with the draw (the sampler's own
    `pick`), against the whole `Generator` loop; with the FLOPs of one character and the share of
-   the float32 matmul peak (--peak, GFLOP/s on all cores) the whole loop reaches.
+   the float32 matmul peak (--peak, GFLOP/s on all cores) the whole loop reaches. With --only
+   generation TensorFlow runs its ops from one thread, as `charseq generate --num-samples N` does.
 1. One LSTM layer's recurrent step (2x256 generation's shape, batch 1 and 32), 500 steps in one
    compiled `tf.while_loop`: the step op generation runs (`charseq_lstm_step`, U packed once, in
    float32 and bfloat16), the kernel's sequence forward op called on a sequence of length 1 (which
@@ -318,6 +319,11 @@ def main():
     parser.add_argument("--peak-bf16", type=float,
                         help="The bfloat16 matmul peak in GFLOP/s on all cores [default: measured here].")
     args = parser.parse_args()
+    # Alone, the generation parts run TensorFlow's ops from one thread, as `charseq generate
+    # --num-samples N` does (before anything starts TensorFlow's thread pools).
+    from charseq.heads.lm.inference import sample_on_one_op_thread
+
+    one_op_thread = args.only == "generation" and sample_on_one_op_thread()
     ops = kernels.load()
     if ops is None:
         sys.exit("the compiled kernels are not available here")
@@ -327,6 +333,10 @@ def main():
         print(f"matmul peak measured here: float32 {measured['float32']:.0f} GFLOP/s, "
               f"bfloat16 {measured['bfloat16']:.0f}")
     if args.only in (None, "generation"):
+        print("TensorFlow's ops from " + ("one thread, as `charseq generate --num-samples N` runs them (with one"
+                                          " sample it uses one per core)" if one_op_thread
+                                          else "one thread per core, as `charseq generate` with one sample runs them"
+                                          " (--only generation: from one, as with several)"))
         generation_loop(args.peak)
         generation_step(ops)
     if args.only in (None, "mnist"):
