@@ -333,10 +333,10 @@ def main():
         print(f"matmul peak measured here: float32 {measured['float32']:.0f} GFLOP/s, "
               f"bfloat16 {measured['bfloat16']:.0f}")
     if args.only in (None, "generation"):
-        print("TensorFlow's ops from " + ("one thread, as `charseq generate --num-samples N` runs them (with one"
-                                          " sample it uses one per core)" if one_op_thread
-                                          else "one thread per core, as `charseq generate` with one sample runs them"
-                                          " (--only generation: from one, as with several)"))
+        if one_op_thread:
+            print("TensorFlow's ops from one thread, as `charseq generate --num-samples N` runs them")
+        else:
+            print("TensorFlow's ops from one thread per core, as `charseq generate` runs one sample's")
         generation_loop(args.peak)
         generation_step(ops)
     if args.only in (None, "mnist"):
