@@ -279,8 +279,10 @@ void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
 // measurably faster: docs/benchmarks.md).
 constexpr int kPipelinedDepth = 4 * kTileDepth;
 
+// The tiles' target, not only the build's: a build for a CPU without AMX (-march=native on an
+// AVX-512 EPYC) compiles this too, and the tile functions it inlines need their instruction sets.
 template <int G, int S, class Step>
-void forward_tiles(const ForwardStep& a, const Step& cell, int r0, int rows, int block) {
+CHARSEQ_AMX_TARGET void forward_tiles(const ForwardStep& a, const Step& cell, int r0, int rows, int block) {
   const int j0 = block * VL, n = std::min(VL, a.u - j0), groups = rows / kTileRows;
   alignas(64) float sums[2][G][kTileRows][16];
   const auto epilogues = [&](int group, int from, int to) {
