@@ -69,11 +69,15 @@ def _target_flags(compiler: str) -> tuple[str, ...]:
     return (*flags, "-mno-avx512fp16") if "__AVX512FP16__" in macros else flags
 
 
-def _compile_command(tf, compiler: str, source: Path, target: Path) -> list[str]:
+def _compile_command(tf, compiler: str, source: Path, target: Path, cpu_flags: tuple[str, ...] | None = None,
+                     optimize: str = "-O3") -> list[str]:
+    """The command that compiles `source` for this CPU, or for the instruction sets `cpu_flags` name
+    (-march=...: the tests compile for the CPUs the build is not running on)."""
     # -fno-math-errno: the kernels never read errno, and a square root that need not set it is one
     # vector instruction (Adam's update loop vectorizes; with errno it calls sqrtf per element).
-    return [compiler, "-c", "-fPIC", "-O3", "-fno-math-errno", *_target_flags(compiler), "-w", str(source), "-o",
-            str(target), *tf.sysconfig.get_compile_flags()]
+    cpu_flags = _target_flags(compiler) if cpu_flags is None else cpu_flags
+    return [compiler, "-c", "-fPIC", optimize, "-fno-math-errno", *cpu_flags, "-w", str(source), "-o", str(target),
+            *tf.sysconfig.get_compile_flags()]
 
 
 def _link_command(tf, compiler: str, objects: list[Path], target: Path) -> list[str]:
