@@ -1,9 +1,9 @@
 """The kernels compile for every x86 instruction set they choose between at run time. A build is
 for the CPU it runs on (-march=native), so a machine only ever compiles its own paths: an AVX-512
-EPYC without AMX once failed to build them (an AMX function inlined where the build had no AMX),
-and fell back to Keras' layers at half the speed, while every Xeon built them. These compile the
-sources for the other CPUs' instruction sets: at -O0, where such errors show as they do at -O3,
-in a third of the time."""
+EPYC without AMX once failed to build them (an AMX function inlined where the build had no AMX)
+and fell back to Keras' layers at half to two thirds of the speed, while every Xeon built them.
+These compile the sources for the other CPUs' instruction sets, at -O0: inlining and target errors
+show there as they do at -O3."""
 
 import platform
 import shutil
