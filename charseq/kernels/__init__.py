@@ -55,29 +55,31 @@ def _cpu_flags() -> str:
     return " ".join(sorted(flags)) if flags else platform.processor()
 
 
+NATIVE = ("-march=native",)
+
+
 @functools.cache
-def _target_flags(compiler: str) -> tuple[str, ...]:
-    """-march=native, less AVX512-FP16 where it would turn on: the Eigen that TensorFlow ships does
-    not compile with GCC 12 once __AVX512FP16__ is defined (PacketMathFP16.h, seen on Sapphire
-    Rapids), and the kernels compute in float32 and bfloat16, never float16."""
-    flags = ("-march=native",)
+def _target_flags(compiler: str, cpu: tuple[str, ...] = NATIVE) -> tuple[str, ...]:
+    """The flags for the instruction sets `cpu` names (this CPU's by default), less AVX512-FP16 where
+    they would turn it on: the Eigen that TensorFlow ships does not compile with GCC 12 once
+    __AVX512FP16__ is defined (PacketMathFP16.h, seen on Sapphire Rapids), and the kernels compute
+    in float32 and bfloat16, never float16."""
     try:
-        macros = subprocess.run([compiler, *flags, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
+        macros = subprocess.run([compiler, *cpu, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
                                 text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
-        return flags
-    return (*flags, "-mno-avx512fp16") if "__AVX512FP16__" in macros else flags
+        return cpu
+    return (*cpu, "-mno-avx512fp16") if "__AVX512FP16__" in macros else cpu
 
 
-def _compile_command(tf, compiler: str, source: Path, target: Path, cpu_flags: tuple[str, ...] | None = None,
+def _compile_command(tf, compiler: str, source: Path, target: Path, cpu: tuple[str, ...] = NATIVE,
                      optimize: str = "-O3") -> list[str]:
-    """The command that compiles `source` for this CPU, or for the instruction sets `cpu_flags` name
+    """The command that compiles `source` for this CPU, or for the instruction sets `cpu` names
     (-march=...: the tests compile for the CPUs the build is not running on)."""
     # -fno-math-errno: the kernels never read errno, and a square root that need not set it is one
     # vector instruction (Adam's update loop vectorizes; with errno it calls sqrtf per element).
-    cpu_flags = _target_flags(compiler) if cpu_flags is None else cpu_flags
-    return [compiler, "-c", "-fPIC", optimize, "-fno-math-errno", *cpu_flags, "-w", str(source), "-o", str(target),
-            *tf.sysconfig.get_compile_flags()]
+    return [compiler, "-c", "-fPIC", optimize, "-fno-math-errno", *_target_flags(compiler, cpu), "-w", str(source),
+            "-o", str(target), *tf.sysconfig.get_compile_flags()]
 
 
 def _link_command(tf, compiler: str, objects: list[Path], target: Path) -> list[str]:
