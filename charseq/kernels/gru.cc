@@ -87,7 +87,7 @@ struct Backward {
       a.put_dm(b, j0, 2, da_h * r, n);
       return dh * z;
     }
-    void prefetch(int b, int j0) const { charseq::prefetch(h_prev.row(b) + j0); }
+    CHARSEQ_PREFETCH void prefetch(int b, int j0) const { charseq::prefetch(h_prev.row(b) + j0); }
   };
 
   float* h_prev;  // [B, T, u]

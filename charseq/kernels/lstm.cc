@@ -108,7 +108,7 @@ struct Backward {
       return vf{};
     }
     // c_t was c_{t-1} of the phase before, but for the first.
-    void prefetch(int b, int j0) const {
+    CHARSEQ_PREFETCH void prefetch(int b, int j0) const {
       charseq::prefetch(c.row(b) + j0);
       charseq::prefetch(c_prev.row(b) + j0);
     }
