@@ -158,7 +158,7 @@ constexpr int kOwnRowsUnits = 128, kOwnRowsMultiple = 16;
 //
 // Whatever only prefetches is CHARSEQ_PREFETCH, inlined where it is called: GCC finds a function
 // whose body only prefetches free of effects ("const") and drops the calls to it, silently (GCC 12
-// did so with the forward pass's, which made the bfloat16 forward op 15-25% slower).
+// did so with the forward pass's, which made the bfloat16 forward op up to a quarter slower).
 #define CHARSEQ_PREFETCH __attribute__((always_inline)) inline
 CHARSEQ_PREFETCH void prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 CHARSEQ_PREFETCH void prefetch_write(const void* p) { __builtin_prefetch(p, 1, 3); }
