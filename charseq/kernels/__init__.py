@@ -86,6 +86,11 @@ def _link_command(tf, compiler: str, objects: list[Path], target: Path) -> list[
     return [compiler, "-shared", *map(str, objects), "-o", str(target), *tf.sysconfig.get_link_flags()]
 
 
+def compiler() -> str:
+    """The C++ compiler the kernels are built with: $CXX, else g++."""
+    return os.environ.get("CXX") or "g++"
+
+
 def build_dir(tf, compiler: str) -> Path:
     """Where these sources, built by this compiler for this TensorFlow and this CPU, are cached."""
     key = hashlib.sha256()
@@ -209,12 +214,12 @@ def load():
     fallback = "LSTM and GRU layers run on Keras' layer instead"
     import tensorflow as tf
 
-    compiler = os.environ.get("CXX") or "g++"
-    if shutil.which(compiler) is None:
-        _say(f"no C++ compiler ({compiler}) to build the compiled LSTM and GRU kernels: {fallback}")
+    cxx = compiler()
+    if shutil.which(cxx) is None:
+        _say(f"no C++ compiler ({cxx}) to build the compiled LSTM and GRU kernels: {fallback}")
         return None
     try:
-        library = _build(tf, compiler, build_dir(tf, compiler))
+        library = _build(tf, cxx, build_dir(tf, cxx))
         return tf.load_op_library(str(library))
     except (OSError, RuntimeError, tf.errors.NotFoundError) as e:
         _say(f"the compiled LSTM and GRU kernels are not available ({e}): {fallback}")

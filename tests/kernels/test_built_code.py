@@ -3,7 +3,6 @@ dropped every prefetch of the forward pass without a word (a function that only 
 free of effects to it), which left the bfloat16 forward op up to a quarter slower; nothing else
 showed it."""
 
-import os
 import platform
 import re
 import shutil
@@ -28,7 +27,7 @@ def functions(library) -> dict[str, str]:
 @pytest.mark.skipif(not kernels.available(), reason="the compiled kernels are not available here")
 def test_every_forward_and_backward_block_asks_for_its_lines_ahead():
     # forward_tiles: the forward pass on AMX tiles (built wherever the compiler has AVX-512)
-    library = kernels.build_dir(tf, os.environ.get("CXX") or "g++") / kernels.LIBRARY
+    library = kernels.build_dir(tf, kernels.compiler()) / kernels.LIBRARY
     blocks = {name: code for name, code in functions(library).items()
               if name.startswith(("_ZN7charseq13forward_block", "_ZN7charseq13forward_tiles",
                                      "_ZN7charseq14backward_block"))}

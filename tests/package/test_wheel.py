@@ -97,8 +97,8 @@ def test_the_wheel_works_in_a_fresh_environment_outside_the_repository(dist, tmp
     assert len(built) == 1, list(cache.rglob("*"))
     # The library train-lm built is the one for the installed sources (their bytes are in the key), and
     # the backbone runs on it.
-    probe = ("import os, tensorflow as tf; from charseq import backbone, kernels; "
-             "print(kernels.load() is not None, kernels.HERE, kernels.build_dir(tf, os.environ.get('CXX') or 'g++'), "
+    probe = ("import tensorflow as tf; from charseq import backbone, kernels; "
+             "print(kernels.load() is not None, kernels.HERE, kernels.build_dir(tf, kernels.compiler()), "
              "backbone.RecurrentBackbone('lstm', 8, 1, vocab_size=5, impl='auto').use_compiled)")
     loaded, here, directory, used = run(python, "-c", probe, cwd=work, env=env).stdout.split()
     assert loaded == "True" and used == "True"
