@@ -282,7 +282,8 @@ void forward_block(const ForwardStep& a, const Step& cell, int r0, int block) {
 // epilogues' loads competing with U's panels streaming into the tiles; since the outputs are
 // written in bfloat16, 256 and 512 units make the op 3-10% faster pipelined but no training step
 // measurably faster: docs/benchmarks.md). All of these were measured without the forward
-// prefetches, which GCC had dropped (see CHARSEQ_PREFETCH): worth measuring again on a Xeon.
+// prefetches, which GCC had dropped (see CHARSEQ_PREFETCH): worth measuring again on a Xeon, with
+// scripts/compare_kernels.py (a change against a revision, in one process).
 constexpr int kPipelinedDepth = 4 * kTileDepth;
 
 // The tiles' target, not only the build's: a build for a CPU without AMX (-march=native on an
