@@ -64,7 +64,10 @@ def build(tf, sources: Path, cell: str, tag: str):
     obj, library = sources / f"{cell}.o", sources / f"{cell}.so"
     for command in (_compile_command(tf, compiler(), source, obj) + [f"-Dcharseq=charseq_{tag.lower()}"],
                     _link_command(tf, compiler(), [obj], library)):
-        done = subprocess.run(command, capture_output=True, text=True)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except OSError as error:
+            sys.exit(f"compare_kernels: cannot run {command[0]}: {error.strerror}")
         if done.returncode != 0:
             sys.exit(f"compare_kernels: building {sources.name} failed:\n{done.stderr[-3000:]}")
     return tf.load_op_library(str(library))
@@ -115,6 +118,8 @@ def main() -> None:
     parser.add_argument("--recurrence", default="bfloat16", help="float32, bfloat16, ... (charseq.kernels.RECURRENCES)")
     parser.add_argument("--calls", type=int, default=300, help="Calls of each op per version.")
     args = parser.parse_args()
+    if min(args.units, args.batch, args.steps, args.calls) < 1:
+        sys.exit("compare_kernels: --units, --batch, --steps and --calls must be at least 1")
     for rev in filter(None, (args.rev, args.against)):
         if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                           capture_output=True).returncode != 0:
@@ -145,7 +150,7 @@ def main() -> None:
                                 text=True).stdout.strip()
         return f"{rev} ({commit})"
     print(f"{args.cell.upper()} {args.units} units, batch {args.batch}, {args.steps} steps, recurrence "
-          f"{args.recurrence}; {cpu_info()[0]}, {len(os.sched_getaffinity(0))} cores; "
+          f"{args.recurrence}; {cpu_info()[0]}, {os.cpu_count()} cores; "
           f"A = {named(args.rev)}, B = {named(args.against) if args.against else 'the working tree'}")
     for op in ("forward", "backward"):
         a, b = versions["A"][op][1](), versions["B"][op][1]()
