@@ -12,8 +12,9 @@ outputs; then calls the two versions in alternation on the same input tensors, s
 the machine does falls on both alike. It prints, for the forward and the backward op, each
 version's median and 10th percentile (ms per call) and the second version's time over the first's:
 the ratio of the medians and the median of the per-pair ratios. Two builds of the same sources
-come out within about 1.5% of each other. The default shape is the MNIST-row classifier's
-recurrence (128 units, batch 128, 28 steps).
+come out within about 3% of each other (`HEAD --against HEAD`): a difference needs to repeat
+beyond that to count. The default shape is the MNIST-row classifier's recurrence (128 units,
+batch 128, 28 steps).
 """
 
 import argparse
