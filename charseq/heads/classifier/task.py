@@ -42,8 +42,9 @@ class ClassifierTask:
         raise NotImplementedError
 
     def random_inputs(self) -> bool:
-        """Whether `inputs` draws at random (augmentation, noise)."""
-        raise NotImplementedError
+        """Whether `inputs` draws at random (augmentation, noise); a task that does not say gets
+        its generator at every step."""
+        return True
 
     def inputs(self, indices, rng: np.random.Generator | None) -> np.ndarray:
         """The model's input for the training examples at `indices`; `rng` (None where
