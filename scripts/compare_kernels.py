@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # charseq; bench.py
 
 import numpy as np  # noqa: E402
 
@@ -121,10 +121,13 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.units, args.batch, args.steps, args.calls) < 1:
         sys.exit("compare_kernels: --units, --batch, --steps and --calls must be at least 1")
+    commits = {}  # each revision given, as its short commit hash
     for rev in filter(None, (args.rev, args.against)):
-        if subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                          capture_output=True).returncode != 0:
+        found = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", "--short",
+                                f"{rev}^{{commit}}"], capture_output=True, text=True)
+        if found.returncode != 0:
             sys.exit(f"compare_kernels: {rev!r} is not a revision of this repository")
+        commits[rev] = found.stdout.strip()
 
     import tensorflow as tf
 
@@ -144,15 +147,12 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    from bench import cores
     from charseq.precision import cpu_info
 
-    def named(rev):
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True,
-                                text=True).stdout.strip()
-        return f"{rev} ({commit})"
+    second = f"{args.against} ({commits[args.against]})" if args.against else "the working tree"
     print(f"{args.cell.upper()} {args.units} units, batch {args.batch}, {args.steps} steps, recurrence "
-          f"{args.recurrence}; {cpu_info()[0]}, {os.cpu_count()} cores; "
-          f"A = {named(args.rev)}, B = {named(args.against) if args.against else 'the working tree'}")
+          f"{args.recurrence}; {cpu_info()[0]}, {cores()} cores; A = {args.rev} ({commits[args.rev]}), B = {second}")
     for op in ("forward", "backward"):
         a, b = versions["A"][op][1](), versions["B"][op][1]()
         difference = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
