@@ -19,6 +19,7 @@ every few seconds, then how it ended: finished, stopped or failed), which the st
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import signal
 import sys
@@ -56,6 +57,9 @@ class Task(Protocol):
     # best weights; without it, the lowest "val_loss" does.
 
     def train_step(self, step: int, optimizer) -> tf.Tensor: ...  # returns the batch loss
+    # A task whose train_step also takes `learning_rate` (the step's rate, a float) sets it on the
+    # optimizer inside its compiled step (charseq.distribute.compile_train_step does); for any other
+    # the loop assigns it to `optimizer.learning_rate` before the call.
     def evaluate(self) -> dict: ...  # must contain the monitored metric
     def state(self) -> dict: ...  # arrays to keep in checkpoints (e.g. carried RNN state)
     def restore(self, arrays: dict) -> None: ...
@@ -138,6 +142,7 @@ class TrainingLoop:
             self.optimizer = make_optimizer(cfg)
             self.optimizer.build(self.model.trainable_variables)
         prepare_optimizer(self.strategy, self.optimizer)
+        self.task_sets_rate = "learning_rate" in inspect.signature(task.train_step).parameters
         self.end_step = total_steps(cfg, task.steps_per_epoch)
         self.eval_every = cfg.eval_every or task.steps_per_epoch
         self.budget_s = cfg.time_budget * 60 if cfg.time_budget else None
@@ -381,8 +386,12 @@ class TrainingLoop:
         """One optimisation step, then whatever falls due: a first checkpoint, a check of the loss, an
         evaluation. False if the step's loss was not finite and the run went back (--on-nan skip)."""
         cfg, optimizer = self.cfg, self.optimizer
-        optimizer.learning_rate.assign(learning_rate(cfg, self.step, self.fraction_done()))
-        loss = self.task.train_step(self.step, optimizer)
+        rate = learning_rate(cfg, self.step, self.fraction_done())
+        if self.task_sets_rate:
+            loss = self.task.train_step(self.step, optimizer, learning_rate=rate)
+        else:
+            optimizer.learning_rate.assign(rate)
+            loss = self.task.train_step(self.step, optimizer)
         self.step += 1
         self.window_tokens += self.task.tokens_per_step
         if time.perf_counter() - self.status_written >= STATUS_EVERY_S:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import charseq.heads
 from charseq.cli import main
+from charseq.train import TrainConfig, learning_rate
 
 
 @pytest.fixture
@@ -42,7 +43,12 @@ def test_the_new_head_trains_and_evaluates_through_the_cli(registered, tmp_path)
     assert "240 lines: 1x16 lstm" in result.output  # the head's own sizing rule, said at start
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "count" and config["train"]["max_steps"] == 60
-    assert len([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]) >= 2
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) >= 2
+    # Its train_step does not take the learning rate: the loop assigns each step's rate of the schedule.
+    train = TrainConfig.from_dict(config["train"])
+    assert [r["lr"] for r in records] == pytest.approx(
+        [learning_rate(train, r["step"] - 1, (r["step"] - 1) / 60) for r in records], rel=1e-6)
 
     result = CliRunner().invoke(main, ["evaluate", "--model", str(out), str(tmp_path / "test.txt"), "--json"])
     assert result.exit_code == 0, result.output

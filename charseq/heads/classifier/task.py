@@ -84,15 +84,15 @@ class ClassifierTask:
 
         return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
 
-    def train_step(self, step: int, optimizer):
+    def train_step(self, step: int, optimizer, learning_rate: float | None = None):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
         x, y = self._batch(step)
         if self.strategy is None:
-            (loss, correct), _ = self._compiled(tf.constant(x), tf.constant(y))
+            (loss, correct), _ = self._compiled(learning_rate, tf.constant(x), tf.constant(y))
         else:
             batch = pad_rows(self.strategy, x, y)
-            (loss, correct), _ = self._compiled(*(feed(self.strategy, a) for a in batch),
+            (loss, correct), _ = self._compiled(learning_rate, *(feed(self.strategy, a) for a in batch),
                                                 tf.constant(len(y), tf.float32))
         # Counted in Python: `+=` on the tensor is an eager op of its own at every step, several percent
         # of a short step such as the MNIST-row classifier's.

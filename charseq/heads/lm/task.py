@@ -52,13 +52,13 @@ class LMTask:
         rows = self.batch_size // num_replicas(self.strategy)
         return per_replica(self.strategy, lambda i: self.model.zero_state(rows))
 
-    def train_step(self, step: int, optimizer):
+    def train_step(self, step: int, optimizer, learning_rate: float | None = None):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
         x, y = self.sampler.batch(step)
         if self.carried is None or self.sampler.starts_new_pass(step):
             self.carried = self._zero_state()
-        (loss,), self.carried = self._compiled(feed(self.strategy, x), feed(self.strategy, y), self.carried)
+        (loss,), self.carried = self._compiled(learning_rate, feed(self.strategy, x), feed(self.strategy, y), self.carried)
         return loss
 
     def evaluate(self) -> dict:

@@ -73,15 +73,15 @@ class Seq2SeqTask:
 
         return compile_train_step(self.strategy, model, optimizer, replica_loss, reduce_retracing=True)
 
-    def train_step(self, step: int, optimizer):
+    def train_step(self, step: int, optimizer, learning_rate: float | None = None):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
         batch = self._batch(step)
         if self.strategy is None:
-            (loss,), _ = self._compiled(*(tf.constant(a) for a in batch))
+            (loss,), _ = self._compiled(learning_rate, *(tf.constant(a) for a in batch))
             return loss
         tokens = np.count_nonzero(batch[2])  # the global batch's target tokens, </s> included
-        (loss,), _ = self._compiled(*(feed(self.strategy, a) for a in pad_rows(self.strategy, *batch)),
+        (loss,), _ = self._compiled(learning_rate, *(feed(self.strategy, a) for a in pad_rows(self.strategy, *batch)),
                                     tf.constant(tokens, tf.float32))
         return loss
 
