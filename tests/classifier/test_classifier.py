@@ -294,8 +294,27 @@ class _Fixed:
         return np.full(size, high, np.float64)
 
 
+def distort_images(images, max_shift, max_degrees, max_scale, rng, elastic=0.0) -> np.ndarray:
+    """Distortions drawn as a training batch draws them, applied as the training step applies them."""
+    from charseq.heads.classifier.augment import distort, draw_distortions
+    return distort(images, *draw_distortions(len(images), max_shift, max_degrees, max_scale, rng, elastic)).numpy()
+
+
+def test_whole_pixel_shifts_move_images_exactly():
+    from charseq.heads.classifier.augment import distort, draw_shifts
+    images = np.random.default_rng(0).integers(0, 256, (64, 28, 28)).astype(np.uint8)
+    distortions = draw_shifts(64, 2, np.random.default_rng(1))
+    moved = tf.function(distort)(images, distortions).numpy()  # as inside the compiled step
+    assert len({tuple(d) for d in distortions[:, 2:]}) > 10  # many of the 25 shifts
+    for image, out, (_, _, dy, dx) in zip(images, moved, distortions):
+        dy, dx = int(dy), int(dx)
+        expected = np.zeros((28, 28))
+        expected[max(dy, 0): 28 + min(dy, 0), max(dx, 0): 28 + min(dx, 0)] = \
+            image[max(-dy, 0): 28 - max(dy, 0), max(-dx, 0): 28 - max(dx, 0)]
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_distortions_move_turn_and_keep_the_border_empty():
-    from charseq.heads.classifier.task import distort_images
     images = np.zeros((2, 28, 28), np.uint8)
     images[:, 5:20, 12:15] = 200  # an upright bar, off the centre
     images[:, 27, 27] = images[:, 0, 3] = 90  # pixels on the border

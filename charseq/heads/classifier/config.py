@@ -19,7 +19,7 @@ class ModelConfig:
     readout: str = "final"  # final state, or mean/max/attention pooling over the outputs, or concat (see model.py)
     max_len: int | None = None  # texts: cut longer texts to this many characters
     augment_shift: int = 0  # images: shift each training image by up to this many pixels
-    augment_rotate: float = 0.0  # images: and turn it by up to this many degrees (see task.distort_images)
+    augment_rotate: float = 0.0  # images: and turn it by up to this many degrees (see augment.py)
     augment_scale: float = 0.0  # images: and scale it by a factor within 1 ± this
     augment_elastic: float = 0.0  # images: and bend it by a smooth random field of this many pixels
     char_noise: float = 0.0  # texts: delete or replace this fraction of each training text's characters

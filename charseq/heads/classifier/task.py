@@ -12,6 +12,7 @@ import tensorflow as tf
 from charseq.data.batching import bucketed_batches, pad_batch
 from charseq.distribute import compile_train_step, feed, pad_rows, regularized
 from charseq.heads.classifier import MONITOR
+from charseq.heads.classifier.augment import distort, draw_distortions, draw_shifts
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.vocab import SPECIALS
 
@@ -46,9 +47,13 @@ class ClassifierTask:
         its generator at every step."""
         return True
 
-    def inputs(self, indices, rng: np.random.Generator | None) -> np.ndarray:
-        """The model's input for the training examples at `indices`; `rng` (None where
-        random_inputs() is false) draws what is random in it."""
+    def fed(self, indices, rng: np.random.Generator | None) -> tuple[np.ndarray, ...]:
+        """What the compiled step is fed for the training examples at `indices` (arrays of one row
+        per example); `rng` (None where random_inputs() is false) draws what is random in it."""
+        raise NotImplementedError
+
+    def step_inputs(self, fed: tuple) -> tuple:
+        """Inside the compiled step: the model's input and the labels, from what `fed` gave."""
         raise NotImplementedError
 
     def _batch(self, step: int):
@@ -60,12 +65,13 @@ class ClassifierTask:
         # The step's own generator only where the inputs are drawn at random: making one costs more
         # than the rest of an MNIST-row batch.
         rng = np.random.default_rng([self.seed, step, 1]) if self.random_inputs() else None
-        return self.inputs(indices, rng), self.y_train[indices]
+        return self.fed(indices, rng)
 
     def _compile(self, optimizer):
         model, smoothing = self.model, self.label_smoothing
 
-        def replica_loss(x, y, *weighting):
+        def replica_loss(fed, *weighting):
+            x, y = self.step_inputs(fed)
             logits = model(x, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             # Label smoothing: the target is 1 - s on the true class and s spread over all classes,
@@ -87,17 +93,18 @@ class ClassifierTask:
     def train_step(self, step: int, optimizer, learning_rate: float | None = None):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
-        x, y = self._batch(step)
+        fed = self._batch(step)
+        rows = len(fed[0])
         if self.strategy is None:
-            (loss, correct), _ = self._compiled(learning_rate, tf.constant(x), tf.constant(y))
+            (loss, correct), _ = self._compiled(learning_rate, tuple(tf.constant(a) for a in fed))
         else:
-            batch = pad_rows(self.strategy, x, y)
-            (loss, correct), _ = self._compiled(learning_rate, *(feed(self.strategy, a) for a in batch),
-                                                tf.constant(len(y), tf.float32))
+            *fed, weights = pad_rows(self.strategy, *fed)
+            (loss, correct), _ = self._compiled(learning_rate, tuple(feed(self.strategy, a) for a in fed),
+                                                feed(self.strategy, weights), tf.constant(rows, tf.float32))
         # Counted in Python: `+=` on the tensor is an eager op of its own at every step, several percent
         # of a short step such as the MNIST-row classifier's.
         self._correct += float(correct)
-        self._seen += len(y)
+        self._seen += rows
         return loss
 
     def val_probabilities(self) -> np.ndarray:
@@ -148,11 +155,14 @@ class TextTask(ClassifierTask):
     def random_inputs(self) -> bool:
         return bool(self.char_noise)
 
-    def inputs(self, indices, rng):
+    def fed(self, indices, rng):
         texts = [self.x_train[i] for i in indices]
         if self.char_noise:
             texts = [add_char_noise(t, self.char_noise, self.vocab_size, rng) for t in texts]
-        return pad_batch(texts, self.max_len)
+        return pad_batch(texts, self.max_len), self.y_train[indices]
+
+    def step_inputs(self, fed):
+        return fed  # the padded texts and their labels
 
     def val_probabilities(self) -> np.ndarray:
         return predict_probabilities(self.model, self.x_val, self.max_len)
@@ -172,66 +182,10 @@ def add_char_noise(ids: np.ndarray, rate: float, vocab_size: int, rng: np.random
     return out[keep] if keep.any() else out[:1]
 
 
-def shift_images(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
-    """Each image moved by up to `max_shift` pixels in each direction (zeros fill the border)."""
-    n, rows, cols = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
-    return np.stack([padded[i, dy[i]: dy[i] + rows, dx[i]: dx[i] + cols] for i in range(n)])
-
-
-ELASTIC_GRID = 4  # control points per side of an elastic field: a wavelength of about 9 pixels on 28
-
-
-def _hat_weights(points: int, size: int) -> np.ndarray:
-    """[size, points]: linear interpolation from `points` evenly spaced over `size` pixels to each pixel."""
-    spacing = (size - 1) / (points - 1)
-    return np.maximum(0, 1 - np.abs(np.arange(size)[:, None] - np.arange(points)[None] * spacing) / spacing,
-                      dtype=np.float32)
-
-
-def distort_images(images: np.ndarray, max_shift: float, max_degrees: float, max_scale: float,
-                   rng: np.random.Generator, elastic: float = 0.0) -> np.ndarray:
-    """Each image turned by up to `max_degrees`, scaled by a factor within 1 ± `max_scale` and moved
-    by up to `max_shift` pixels, about its centre, with bilinear interpolation (zeros outside): the
-    small affine distortions that Simard et al. (2003) found to help on MNIST beyond shifts alone.
-    With `elastic`, each pixel also moves by a smooth random field (Simard's elastic distortion):
-    displacements of standard deviation `elastic` pixels at a 4x4 grid of control points,
-    interpolated linearly in between (a cheap stand-in for his Gaussian-smoothed noise)."""
-    n, rows, cols = images.shape
-    angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n)).astype(np.float32)
-    scale = rng.uniform(1 - max_scale, 1 + max_scale, n).astype(np.float32)
-    dy, dx = rng.uniform(-max_shift, max_shift, (2, n)).astype(np.float32)
-    # Where each output pixel comes from: the inverse map, output -> input, about the centre.
-    cy, cx = (rows - 1) / 2, (cols - 1) / 2
-    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    y, x = y[None] - np.float32(cy) - dy[:, None, None], x[None] - np.float32(cx) - dx[:, None, None]
-    cos, sin = (np.cos(angle) / scale)[:, None, None], (np.sin(angle) / scale)[:, None, None]
-    # Source coordinates in the image framed by zeros (one pixel before, two after, so that the four
-    # neighbours of a clipped coordinate exist): a source outside the image reads 0.
-    src_y, src_x = cos * y - sin * x + (cy + 1), sin * y + cos * x + (cx + 1)
-    if elastic:  # drawn last, so that the affine draws of runs without it stay as they were
-        field = rng.normal(0, elastic, (2, n, ELASTIC_GRID, ELASTIC_GRID)).astype(np.float32)
-        down, across = _hat_weights(ELASTIC_GRID, rows), _hat_weights(ELASTIC_GRID, cols)
-        src_y = src_y + down @ field[0] @ across.T
-        src_x = src_x + down @ field[1] @ across.T
-    src_y = np.clip(src_y, 0, rows + 1).astype(np.float32)
-    src_x = np.clip(src_x, 0, cols + 1).astype(np.float32)
-    y0, x0 = np.floor(src_y), np.floor(src_x)
-    fy, fx = src_y - y0, src_x - x0
-    width = cols + 3
-    padded = np.pad(images.astype(np.float32), ((0, 0), (1, 2), (1, 2))).ravel()
-    corner = (y0.astype(np.int64) * width + x0.astype(np.int64)
-              + (np.arange(n) * (rows + 3) * width)[:, None, None])  # the top-left of the four neighbours
-    top = (1 - fx) * padded[corner] + fx * padded[corner + 1]
-    bottom = (1 - fx) * padded[corner + width] + fx * padded[corner + width + 1]
-    return (1 - fy) * top + fy * bottom
-
-
 class ImageTask(ClassifierTask):
     """Images [n, rows, cols] of pixel values 0-255, read row by row; shuffled into equal batches,
     each training image shifted by up to `augment_shift` pixels, and with `augment_rotate`,
-    `augment_scale` or `augment_elastic` also turned, scaled or bent (see distort_images)."""
+    `augment_scale` or `augment_elastic` also turned, scaled or bent (see augment.py)."""
 
     def __init__(self, model, x_train, y_train, x_val, y_val, batch_size: int, seed: int,
                  augment_shift: int = 0, augment_rotate: float = 0.0, augment_scale: float = 0.0,
@@ -239,6 +193,7 @@ class ImageTask(ClassifierTask):
                  strategy: tf.distribute.Strategy | None = None):
         self.augment_shift, self.augment_rotate, self.augment_scale = augment_shift, augment_rotate, augment_scale
         self.augment_elastic = augment_elastic
+        self._resident = None  # the training images and labels as tensors, made with the compiled step
         super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, label_smoothing, strategy)
 
     def mean_length(self) -> float:
@@ -250,14 +205,28 @@ class ImageTask(ClassifierTask):
     def random_inputs(self) -> bool:
         return bool(self.augment_shift or self.augment_rotate or self.augment_scale or self.augment_elastic)
 
-    def inputs(self, indices, rng):
-        batch = self.x_train[indices]
+    def fed(self, indices, rng):
+        # The images' indices and their distortions: the images themselves are read inside the step,
+        # from the training set held as one tensor (a batch made in numpy and fed as a tensor of its
+        # own costs a few percent of the MNIST-row step).
         if self.augment_rotate or self.augment_scale or self.augment_elastic:
-            batch = distort_images(batch, self.augment_shift, self.augment_rotate, self.augment_scale, rng,
-                                   self.augment_elastic)
-        elif self.augment_shift:  # whole pixels only: the runs measured before distort_images existed
-            batch = shift_images(batch, self.augment_shift, rng)
-        return batch.astype(np.float32) / 255.0
+            distortions, field = draw_distortions(len(indices), self.augment_shift, self.augment_rotate,
+                                                  self.augment_scale, rng, self.augment_elastic)
+            return (indices, distortions) if field is None else (indices, distortions, field)
+        if self.augment_shift:  # whole pixels only: the runs measured before the other distortions existed
+            return indices, draw_shifts(len(indices), self.augment_shift, rng)
+        return (indices,)
+
+    def _compile(self, optimizer):
+        self._resident = tf.constant(self.x_train), tf.constant(self.y_train)  # eager: read, not copied, by the step
+        return super()._compile(optimizer)
+
+    def step_inputs(self, fed):
+        images, labels = self._resident
+        indices, *distortion = fed
+        batch = tf.gather(images, indices)
+        pixels = distort(batch, *distortion) if distortion else tf.cast(batch, tf.float32)
+        return pixels / 255.0, tf.gather(labels, indices)
 
     def val_probabilities(self) -> np.ndarray:
         return predict_probabilities(self.model, self.x_val)
