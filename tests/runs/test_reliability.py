@@ -160,10 +160,10 @@ def test_same_seed_same_losses_and_resume_is_seamless_with_dropout(tmp_path, cor
     stop_signal = {"armed": False}
     original = LMTask.train_step
 
-    def train_step(self, step, optimizer):
+    def train_step(self, step, optimizer, learning_rate=None):
         if stop_signal["armed"] and step == 12:
             os.kill(os.getpid(), signal.SIGINT)
-        return original(self, step, optimizer)
+        return original(self, step, optimizer, learning_rate)
     LMTask.train_step = train_step
     try:
         with pytest.raises(Interrupted, match="at step 13"):
@@ -263,8 +263,8 @@ def _poison_at(step_to_poison):
     """A train_step that, at one step, corrupts a weight (as an overflow would) and returns NaN."""
     original = LMTask.train_step
 
-    def train_step(self, step, optimizer):
-        loss = original(self, step, optimizer)
+    def train_step(self, step, optimizer, learning_rate=None):
+        loss = original(self, step, optimizer, learning_rate)
         if step + 1 == step_to_poison:
             weight = self.model.trainable_variables[0]
             weight.assign(weight * np.nan)

@@ -51,12 +51,12 @@ def stopped_and_resumed(head: str, files: Path, out: Path, at: int, how: str) ->
     task_cls, train, resume = HEADS[head]
     original = task_cls.train_step
 
-    def train_step(self, step, optimizer):
+    def train_step(self, step, optimizer, learning_rate=None):
         if step == at:
             if how == "SIGKILL":
                 raise Killed
             os.kill(os.getpid(), getattr(signal, how))
-        return original(self, step, optimizer)
+        return original(self, step, optimizer, learning_rate)
     task_cls.train_step = train_step
     try:
         with pytest.raises((Interrupted, Killed)):
