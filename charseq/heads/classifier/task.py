@@ -47,13 +47,13 @@ class ClassifierTask:
         its generator at every step."""
         return True
 
-    def fed(self, indices, rng: np.random.Generator | None) -> tuple[np.ndarray, ...]:
+    def batch_arrays(self, indices, rng: np.random.Generator | None) -> tuple[np.ndarray, ...]:
         """What the compiled step is fed for the training examples at `indices` (arrays of one row
         per example); `rng` (None where random_inputs() is false) draws what is random in it."""
         raise NotImplementedError
 
-    def step_inputs(self, fed: tuple) -> tuple:
-        """Inside the compiled step: the model's input and the labels, from what `fed` gave."""
+    def step_inputs(self, arrays: tuple) -> tuple:
+        """Inside the compiled step: the model's input and the labels, from what `batch_arrays` gave."""
         raise NotImplementedError
 
     def _batch(self, step: int):
@@ -65,13 +65,13 @@ class ClassifierTask:
         # The step's own generator only where the inputs are drawn at random: making one costs more
         # than the rest of an MNIST-row batch.
         rng = np.random.default_rng([self.seed, step, 1]) if self.random_inputs() else None
-        return self.fed(indices, rng)
+        return self.batch_arrays(indices, rng)
 
     def _compile(self, optimizer):
         model, smoothing = self.model, self.label_smoothing
 
-        def replica_loss(fed, *weighting):
-            x, y = self.step_inputs(fed)
+        def replica_loss(arrays, *weighting):
+            x, y = self.step_inputs(arrays)
             logits = model(x, training=True)
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             # Label smoothing: the target is 1 - s on the true class and s spread over all classes,
@@ -93,13 +93,13 @@ class ClassifierTask:
     def train_step(self, step: int, optimizer, learning_rate: float | None = None):
         if self._compiled is None:
             self._compiled = self._compile(optimizer)
-        fed = self._batch(step)
-        rows = len(fed[0])
+        arrays = self._batch(step)
+        rows = len(arrays[0])
         if self.strategy is None:
-            (loss, correct), _ = self._compiled(learning_rate, tuple(tf.constant(a) for a in fed))
+            (loss, correct), _ = self._compiled(learning_rate, tuple(tf.constant(a) for a in arrays))
         else:
-            *fed, weights = pad_rows(self.strategy, *fed)
-            (loss, correct), _ = self._compiled(learning_rate, tuple(feed(self.strategy, a) for a in fed),
+            *arrays, weights = pad_rows(self.strategy, *arrays)
+            (loss, correct), _ = self._compiled(learning_rate, tuple(feed(self.strategy, a) for a in arrays),
                                                 feed(self.strategy, weights), tf.constant(rows, tf.float32))
         # Counted in Python: `+=` on the tensor is an eager op of its own at every step, several percent
         # of a short step such as the MNIST-row classifier's.
@@ -155,14 +155,14 @@ class TextTask(ClassifierTask):
     def random_inputs(self) -> bool:
         return bool(self.char_noise)
 
-    def fed(self, indices, rng):
+    def batch_arrays(self, indices, rng):
         texts = [self.x_train[i] for i in indices]
         if self.char_noise:
             texts = [add_char_noise(t, self.char_noise, self.vocab_size, rng) for t in texts]
         return pad_batch(texts, self.max_len), self.y_train[indices]
 
-    def step_inputs(self, fed):
-        return fed  # the padded texts and their labels
+    def step_inputs(self, arrays):
+        return arrays  # the padded texts and their labels
 
     def val_probabilities(self) -> np.ndarray:
         return predict_probabilities(self.model, self.x_val, self.max_len)
@@ -205,7 +205,7 @@ class ImageTask(ClassifierTask):
     def random_inputs(self) -> bool:
         return bool(self.augment_shift or self.augment_rotate or self.augment_scale or self.augment_elastic)
 
-    def fed(self, indices, rng):
+    def batch_arrays(self, indices, rng):
         # The images' indices and their distortions: the images themselves are read inside the step,
         # from the training set held as one tensor (a batch made in numpy and fed as a tensor of its
         # own costs a few percent of the MNIST-row step).
@@ -221,9 +221,9 @@ class ImageTask(ClassifierTask):
         self._resident = tf.constant(self.x_train), tf.constant(self.y_train)  # eager: read, not copied, by the step
         return super()._compile(optimizer)
 
-    def step_inputs(self, fed):
+    def step_inputs(self, arrays):
         images, labels = self._resident
-        indices, *distortion = fed
+        indices, *distortion = arrays
         batch = tf.gather(images, indices)
         pixels = distort(batch, *distortion) if distortion else tf.cast(batch, tf.float32)
         return pixels / 255.0, tf.gather(labels, indices)
