@@ -43,7 +43,7 @@ class ClassifierTask:
         raise NotImplementedError
 
     def random_inputs(self) -> bool:
-        """Whether `inputs` draws at random (augmentation, noise); a task that does not say gets
+        """Whether `batch_arrays` draws at random (augmentation, noise); a task that does not say gets
         its generator at every step."""
         return True
 
