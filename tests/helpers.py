@@ -70,6 +70,23 @@ def curve(run) -> list[tuple]:
     return [(r["step"], r["train_loss"], r["val_loss"]) for r in read_metrics(run)]
 
 
+def saved_arrays(path, model_only: bool = False) -> dict:
+    """The arrays of a saved .npz (best.npz, checkpoint.npz) by name, without its `__meta__` record;
+    with `model_only`, the model's weights (w...) without the optimizer's state (o...)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k != "__meta__" and (not model_only or k.startswith("w"))}
+
+
+def saved_meta(path) -> dict:
+    """The `__meta__` record of a saved .npz: its progress (step, ...), config and format."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return json.loads(f["__meta__"].tobytes())
+
+
 def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess (exit status, stdout and stderr as a user sees them):
     for the end-to-end runs, signals, resource limits and what only a fresh process shows."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charseq.data.batching import split_rows
-from helpers import assert_clean_error, read_metrics, run_cli_in_process, striped_images
+from helpers import assert_clean_error, read_metrics, run_cli_in_process, saved_arrays, striped_images
 
 FAST = ["--units", "32", "--embedding-dim", "16", "--precision", "float32"]
 TIMING = ("elapsed_s", "chars_per_sec", "time")  # when a record was written, not what it says
@@ -27,11 +27,6 @@ def mnist_pair(tmp_path_factory):
     return d
 
 
-def _weights(run):
-    with np.load(run / "best.npz") as f:
-        return {k: f[k] for k in f.files if k != "__meta__"}
-
-
 def test_test_labels_choose_nothing(tmp_path, mnist_pair):
     """Shuffling only the test labels leaves every validation figure, the stopping step and the weights
     kept unchanged; only the final test line (and evaluate) see the difference."""
@@ -45,7 +40,7 @@ def test_test_labels_choose_nothing(tmp_path, mnist_pair):
     real, shuffled = ([{k: v for k, v in rec.items() if k not in TIMING} for rec in read_metrics(runs[n])]
                       for n in ("real", "shuffled"))
     assert real == shuffled and all("val_accuracy" in rec for rec in real)
-    a, b = _weights(runs["real"]), _weights(runs["shuffled"])
+    a, b = saved_arrays(runs["real"] / "best.npz"), saved_arrays(runs["shuffled"] / "best.npz")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     tests = {n: json.loads((runs[n] / "test.json").read_text()) for n in runs}
     assert tests["real"]["step"] == tests["shuffled"]["step"] and tests["real"]["test_examples"] == 128

@@ -11,7 +11,7 @@ from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.inference import generate
 from helpers import (TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process,
-                      sigint_once_logged, tiny_flags)
+                      saved_meta, sigint_once_logged, tiny_flags)
 
 
 def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
@@ -136,8 +136,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, corpus_file):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "checkpoint saved" in stderr and "--resume" in stderr
-    with np.load(out / "checkpoint.npz", allow_pickle=False) as f:  # an end before the progress is refused
-        step = json.loads(f["__meta__"].tobytes())["progress"]["step"]
+    step = saved_meta(out / "checkpoint.npz")["progress"]["step"]  # an end before the progress is refused
     r = run_cli_in_process("train-lm", "--out", out, "--resume", "--max-steps", step + 5)
     assert r.returncode == 0, r.stderr
     assert "resuming from step" in r.stdout

@@ -22,7 +22,7 @@ from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
 from helpers import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
-                      run_cli_in_process, sigint_once_logged, tiny_flags)
+                      run_cli_in_process, saved_meta, sigint_once_logged, tiny_flags)
 
 TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every
 
@@ -32,8 +32,7 @@ def steps_logged(run: Path) -> list[int]:
 
 
 def checkpoint_step(run: Path) -> int:
-    with np.load(run / "checkpoint.npz", allow_pickle=False) as f:
-        return json.loads(f["__meta__"].tobytes())["progress"]["step"]
+    return saved_meta(run / "checkpoint.npz")["progress"]["step"]
 
 
 def no_temporary_files(run: Path) -> list[Path]:

@@ -19,7 +19,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.heads.lm.run import train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
-from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli_in_process
+from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli_in_process, saved_arrays
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
 FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
@@ -63,11 +63,6 @@ def _run_workers(args, worker_dir, n=2):
 _metrics = read_metrics
 
 
-def _weights(path):
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files if k != "__meta__"}
-
-
 def _same_curve(a, b, rel=1e-3):
     assert [r["step"] for r in a] == [r["step"] for r in b]
     for ra, rb in zip(a, b):
@@ -90,13 +85,13 @@ def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
     # The chief wrote the run; worker 1 wrote only its private copy.
     assert json.loads((out / "config.json").read_text())["train"]["strategy"] == "multiworker"
     assert not (tmp_path / "w0").exists() and (tmp_path / "w1" / "multi" / "checkpoint.npz").exists()
-    chief, worker = _weights(out / "checkpoint.npz"), _weights(tmp_path / "w1" / "multi" / "checkpoint.npz")
+    chief, worker = saved_arrays(out / "checkpoint.npz"), saved_arrays(tmp_path / "w1" / "multi" / "checkpoint.npz")
     assert chief.keys() == worker.keys()
     for key in chief:  # the weights, the optimizer state and the carried RNN state of the whole global batch
         np.testing.assert_allclose(worker[key], chief[key], rtol=0, atol=1e-6, err_msg=key)
     # Each worker read its half of each global batch of 8: together, the single process's curve.
     _same_curve(_metrics(single), _metrics(out))
-    lone = _weights(single / "checkpoint.npz")
+    lone = saved_arrays(single / "checkpoint.npz")
     assert max(float(np.abs(lone[k] - chief[k]).max()) for k in lone if k.startswith("w")) < 1e-4
 
     # Both resume from the chief's checkpoint; so does one process from its own.
@@ -187,7 +182,7 @@ def _two_workers(kind, files, out, tmp_path, *extra):
 
 
 def _same_weights(chief, worker, single):
-    chief, worker, lone = _weights(chief), _weights(worker), _weights(single)
+    chief, worker, lone = saved_arrays(chief), saved_arrays(worker), saved_arrays(single)
     assert chief.keys() == worker.keys() == lone.keys()
     for key in chief:  # the weights and the optimizer state
         np.testing.assert_allclose(worker[key], chief[key], rtol=0, atol=1e-6, err_msg=key)

@@ -5,12 +5,7 @@ import numpy as np
 import pytest
 
 from charseq.heads.lm.run import train_lm
-from helpers import QUIET, TINY_SETTINGS, read_metrics
-
-
-def _model_weights(run) -> dict:
-    with np.load(run / "checkpoint.npz", allow_pickle=False) as f:
-        return {k: f[k] for k in f.files if k.startswith("w")}  # w: the model's, o: the optimizer's
+from helpers import QUIET, TINY_SETTINGS, read_metrics, saved_arrays
 
 
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
@@ -22,7 +17,8 @@ def test_each_step_trains_at_the_schedules_rate(tmp_path, corpus_file, strategy)
     one = train_lm(corpus_file, tmp_path / "one", max_steps=1, **QUIET, **settings).path
     three = train_lm(corpus_file, tmp_path / "three", max_steps=3, **QUIET, **settings).path
     assert [r["lr"] for r in read_metrics(three)] == pytest.approx([0.01, 1e-32, 0.0], rel=1e-6, abs=1e-45)
-    weights, after_one = _model_weights(three), _model_weights(one)
+    weights = saved_arrays(three / "checkpoint.npz", model_only=True)
+    after_one = saved_arrays(one / "checkpoint.npz", model_only=True)
     assert weights and weights.keys() == after_one.keys()
     for name, value in weights.items():
         np.testing.assert_array_equal(value, after_one[name], err_msg=name)
