@@ -80,7 +80,7 @@ def saved_arrays(path, model_only: bool = False) -> dict:
 
 
 def saved_meta(path) -> dict:
-    """The `__meta__` record of a saved .npz: its progress (step, ...), config and format."""
+    """The `__meta__` record of a saved .npz: its progress (step, ...), weight names and format."""
     import numpy as np
 
     with np.load(path, allow_pickle=False) as f:
