@@ -409,6 +409,8 @@ class RunDir:
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise CharseqError(f"{path} is a file, not a charseq run directory (the --out of a train command)")
         if not path.is_dir():
             raise CharseqError(f"model directory {path} does not exist")
         if not (path / CONFIG_FILE).exists():

@@ -74,6 +74,14 @@ def test_missing_model_directory(tmp_path):
     assert_clean_error(run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "a"), "does not exist")
 
 
+def test_a_file_given_as_the_model(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a text, not a run\n")
+    assert_clean_error(run_cli_in_process("generate", "--model", corpus, "--prompt", "a"), "is a file",
+                       "run directory")
+    assert corpus.read_text() == "a text, not a run\n"
+
+
 def test_incomplete_model_directory(tmp_path, trained_run):
     partial = tmp_path / "partial"
     partial.mkdir()
