@@ -22,7 +22,7 @@ from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
 from helpers import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
-                      run_cli_in_process, saved_meta, sigint_once_logged, tiny_flags)
+                      run_cli_in_process, saved_arrays, saved_meta, sigint_once_logged, tiny_flags)
 
 TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every
 
@@ -203,9 +203,9 @@ def test_ema_evaluates_and_keeps_the_average_and_resumes_it(tmp_path, corpus_fil
     assert [r["train_loss"] for r in ema] == pytest.approx([r["train_loss"] for r in raw], rel=1e-5)
     assert all(abs(a["val_loss"] - b["val_loss"]) > 1e-4 for a, b in zip(raw, ema))
     assert json.loads((tmp_path / "ema" / "config.json").read_text())["train"]["ema"] == 0.9
-    with np.load(tmp_path / "ema" / "best.npz") as best, np.load(tmp_path / "ema" / "checkpoint.npz") as last:
-        kept = [k for k in best.files if k.startswith("w")]
-        assert kept and any(not np.array_equal(best[k], last[k]) for k in kept)  # the average, not the raw weights
+    kept = saved_arrays(tmp_path / "ema" / "best.npz", model_only=True)
+    last = saved_arrays(tmp_path / "ema" / "checkpoint.npz", model_only=True)
+    assert kept and any(not np.array_equal(kept[k], last[k]) for k in kept)  # the average, not the raw weights
     # Stopped at step 20 and resumed: the average went into the checkpoint and goes on from there.
     with pytest.raises(Interrupted, match="stopped by SIGINT at step 20"):
         train_lm(corpus_file, tmp_path / "part", max_steps=40, ema=0.9, log=sigint_once_logged(20),
