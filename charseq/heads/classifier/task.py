@@ -202,14 +202,18 @@ class ImageTask(ClassifierTask):
     def epoch_batches(self, rng):
         return np.array_split(rng.permutation(len(self.y_train)), self.steps_per_epoch)
 
+    def warped(self) -> bool:
+        """Whether training images are turned, scaled or bent, not only shifted by whole pixels."""
+        return bool(self.augment_rotate or self.augment_scale or self.augment_elastic)
+
     def random_inputs(self) -> bool:
-        return bool(self.augment_shift or self.augment_rotate or self.augment_scale or self.augment_elastic)
+        return self.warped() or bool(self.augment_shift)
 
     def batch_arrays(self, indices, rng):
         # The images' indices and their distortions: the images themselves are read inside the step,
         # from the training set held as one tensor (a batch made in numpy and fed as a tensor of its
         # own costs a few percent of the MNIST-row step).
-        if self.augment_rotate or self.augment_scale or self.augment_elastic:
+        if self.warped():
             distortions, field = draw_distortions(len(indices), self.augment_shift, self.augment_rotate,
                                                   self.augment_scale, rng, self.augment_elastic)
             return (indices, distortions) if field is None else (indices, distortions, field)
