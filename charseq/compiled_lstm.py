@@ -40,6 +40,25 @@ def matmul_for(recurrence: str):
     return matmul
 
 
+_DOT = None
+
+
+def input_product(x, kernel, recurrence):
+    """x W in float32: with a bfloat16 recurrence, from bfloat16 operands summed into float32 (XLA)."""
+    global _DOT
+    if recurrence == "float32":
+        return tf.matmul(x, kernel)
+    if _DOT is None:
+        from tensorflow.compiler.tf2xla.python import xla
+        from tensorflow.compiler.xla import xla_data_pb2
+        d = xla_data_pb2.DotDimensionNumbers()
+        d.lhs_contracting_dimensions.append(1)
+        d.rhs_contracting_dimensions.append(0)
+        _DOT = tf.function(lambda a, b: xla.dot_general(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16), d,
+                                                        preferred_element_type=tf.float32), jit_compile=True)
+    return _DOT(x, kernel)
+
+
 def input_dtype(recurrence: str):
     """The dtype the products around the loop read and give: the layer's input, x W and the gates'
     gradient. bfloat16 with a bfloat16 recurrence, so a bfloat16 input (Keras' mixed_bfloat16)
@@ -67,9 +86,9 @@ def compiled_lstm(x, kernel, recurrent_kernel, bias, h0, c0, mask=None, go_backw
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(matmul(x_flat, kernel, dtype=io), [batch, steps, 4 * units])
+        xproj = tf.reshape(input_product(x_flat, kernel, recurrence), [batch, steps, 4 * units])
         outputs, h_prev, c_states, gates, h_last, c_last = ops.charseq_lstm_forward(
-            xproj, recurrent_kernel, bias, h0, c0, mask, recurrence=recurrence)
+            xproj, recurrent_kernel, bias, h0, c0, mask, recurrence=recurrence, io=io)
 
         def backward(d_outputs, d_h_last, d_c_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs

@@ -140,7 +140,7 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
     register_op("CharseqLstmForward", {"xproj", "recurrent_kernel", "bias", "h0", "c0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"c_states", Shape::kSeq}, {"gates", Shape::kSeq4},
                  {"h_last", Shape::kState}, {"c_last", Shape::kState}},
-                0, 1, {"xproj", "outputs", "h_prev", "gates"});
+                0, 1, {"outputs", "h_prev", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqLstmBackward",
                 {"recurrent_kernel", "c0", "mask", "c_states", "gates", "d_outputs", "d_h_last", "d_c_last"},
