@@ -16,7 +16,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from charseq import kernels
-from charseq.compiled_lstm import input_dtype, matmul_for
+from charseq.compiled_lstm import input_dtype, input_product, matmul_for
 
 
 def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=False, recurrence="float32"):
@@ -36,9 +36,9 @@ def compiled_gru(x, kernel, recurrent_kernel, bias, h0, mask=None, go_backwards=
         batch, steps, features = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         units = tf.shape(recurrent_kernel)[0]
         x_flat = tf.reshape(x, [-1, features])
-        xproj = tf.reshape(matmul(x_flat, kernel, dtype=io), [batch, steps, 3 * units])
+        xproj = tf.reshape(input_product(x_flat, kernel, recurrence), [batch, steps, 3 * units])
         outputs, h_prev, gates, h_last = ops.charseq_gru_forward(xproj, recurrent_kernel, bias[0], bias[1], h0,
-                                                                 mask, recurrence=recurrence)
+                                                                 mask, recurrence=recurrence, io=io)
 
         def backward(d_outputs, d_h_last):
             d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs

@@ -117,7 +117,7 @@ void backward(OpKernelContext* ctx, Recurrence mode) {
 [[maybe_unused]] const auto forward_op =
     register_op("CharseqGruForward", {"xproj", "recurrent_kernel", "input_bias", "recurrent_bias", "h0", "mask"},
                 {{"outputs", Shape::kSeq}, {"h_prev", Shape::kSeq}, {"gates", Shape::kSeq4}, {"h_last", Shape::kState}},
-                0, 1, {"xproj", "outputs", "gates"});
+                0, 1, {"outputs", "gates"});
 [[maybe_unused]] const auto backward_op =
     register_op("CharseqGruBackward", {"recurrent_kernel", "mask", "h_prev", "gates", "d_outputs", "d_h_last"},
                 {{"d_xproj", Shape::kSeqG}, {"d_m", Shape::kSeqG}, {"d_h0", Shape::kState},

@@ -206,12 +206,12 @@ def test_ops_write_outputs_and_states_in_the_type_their_readers_compute_in(io):
     ops, rng = kernels.load(), np.random.default_rng(3)
     batch, steps, units = 5, 4, 24
     recurrence = "float32" if io == tf.float32 else "bfloat16_emulated"
-    xproj = tf.cast(rng.standard_normal((batch, steps, 4 * units)), io)
+    xproj = tf.constant(rng.standard_normal((batch, steps, 4 * units)), tf.float32)  # x W: float32 always
     kernel = tf.constant(rng.standard_normal((units, 4 * units)) * 0.2, tf.float32)
     h0 = tf.constant(rng.standard_normal((batch, units)), tf.float32)
     no_mask = tf.zeros([0])
     forward = ops.charseq_lstm_forward(xproj, kernel, tf.zeros([4 * units]), h0, tf.zeros_like(h0), no_mask,
-                                       recurrence=recurrence)
+                                       recurrence=recurrence, io=io)
     outputs, h_prev = forward[:2]
     assert outputs.dtype == io and h_prev.dtype == io
     want = tf.concat([tf.cast(h0, io)[:, None], outputs[:, :-1]], axis=1)  # h_{t-1}: h0, then each output
@@ -219,9 +219,11 @@ def test_ops_write_outputs_and_states_in_the_type_their_readers_compute_in(io):
     d_gates = ops.charseq_lstm_backward(kernel, tf.zeros_like(h0), no_mask, forward[2], forward[3],
                                         tf.ones_like(outputs), h0, h0, recurrence=recurrence)[0]
     assert d_gates.dtype == io
-    gru_outputs, gru_h_prev = ops.charseq_gru_forward(tf.cast(rng.standard_normal((batch, steps, 3 * units)), io),
+    gru_outputs, gru_h_prev = ops.charseq_gru_forward(tf.constant(rng.standard_normal((batch, steps, 3 * units)),
+                                                                  tf.float32),
                                                       kernel[:, :3 * units], tf.zeros([3 * units]),
-                                                      tf.zeros([3 * units]), h0, no_mask, recurrence=recurrence)[:2]
+                                                      tf.zeros([3 * units]), h0, no_mask, recurrence=recurrence,
+                                                      io=io)[:2]
     assert gru_outputs.dtype == io and gru_h_prev.dtype == tf.float32
 
 

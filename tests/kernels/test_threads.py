@@ -48,17 +48,17 @@ def results() -> dict[str, np.ndarray]:
             f(batch, units), f(batch, units), f(G * units), f(G * units)
         d_out, d_h, d_c = f(batch, steps, units), f(batch, units), f(batch, units)
         for recurrence in _recurrences(kernels):
-            # x W in, the outputs and their gradient, and the gates' gradients out in bfloat16 with a
-            # bfloat16 recurrence, as the layers run
+            # x W in float32; the outputs and their gradient, and the gates' gradients out in bfloat16
+            # with a bfloat16 recurrence, as the layers run
             io = tf.float32 if recurrence == "float32" else tf.bfloat16
-            xp, d_o = tf.cast(xproj, io), tf.cast(d_out, io)
+            xp, d_o = xproj, tf.cast(d_out, io)
             for masked, mask in (("unmasked", tf.zeros([0])), ("masked", mask_on)):
                 if cell == "lstm":
-                    fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, recurrence=recurrence)
+                    fwd = ops.charseq_lstm_forward(xp, U, bias, h0, c0, mask, recurrence=recurrence, io=io)
                     bwd = ops.charseq_lstm_backward(U, c0, mask, fwd[2], fwd[3], d_o, d_h, d_c,
                                                     recurrence=recurrence)
                 else:
-                    fwd = ops.charseq_gru_forward(xp, U, input_bias, bias, h0, mask, recurrence=recurrence)
+                    fwd = ops.charseq_gru_forward(xp, U, input_bias, bias, h0, mask, recurrence=recurrence, io=io)
                     bwd = ops.charseq_gru_backward(U, mask, fwd[1], fwd[2], d_o, d_h, recurrence=recurrence)
                 for i, t in enumerate([*fwd, *bwd]):
                     out[f"{batch}-{cell}-{recurrence}-{masked}-{i}"] = tf.cast(t, tf.float32).numpy()
