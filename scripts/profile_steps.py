@@ -142,7 +142,7 @@ def generation_step(ops, units: int = 256, steps: int = 500) -> None:
 
 
 def mnist_step(ops, precision: str = "float32") -> None:
-    from charseq.compiled_lstm import input_dtype, matmul_for
+    from charseq.compiled_lstm import input_dtype, input_product, matmul_for
     from charseq.heads.classifier.run import build_model
     from charseq.heads.classifier.task import ImageTask
     from charseq.train import TrainConfig, make_optimizer
@@ -180,12 +180,13 @@ def mnist_step(ops, precision: str = "float32") -> None:
     kernel, recurrent = tf.random.normal([features, 4 * units]) * 0.1, tf.random.normal([units, 4 * units]) * 0.1
     h0, c0, no_mask = tf.zeros([batch, units]), tf.zeros([batch, units]), tf.zeros([0])
     matmul = matmul_for(recurrence)
-    project = tf.function(lambda x: tf.reshape(matmul(tf.reshape(x, [-1, features]), kernel), [batch, rows, -1]))
+    project = tf.function(lambda x: tf.reshape(input_product(tf.reshape(x, [-1, features]), kernel, recurrence),
+                                               [batch, rows, -1]))
     xproj = project(xs)
     io = input_dtype(recurrence)
     bias = tf.zeros([4 * units])
-    xproj = tf.cast(xproj, io)
-    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence))
+    run = tf.function(lambda xp: ops.charseq_lstm_forward(xp, recurrent, bias, h0, c0, no_mask, recurrence=recurrence,
+                                                          io=io))
     out = run(xproj)
     back = tf.function(lambda o: ops.charseq_lstm_backward(recurrent, c0, no_mask, o[2], o[3], tf.ones_like(o[0]),
                                                            tf.ones_like(h0), tf.zeros_like(c0),
@@ -276,19 +277,19 @@ def recurrence_paths(ops, peak: float, peak_bf16: float, batch: int = 64, steps:
             gflop = 2 * batch * steps * units * gates * units / 1e9  # of one pass's product
             base = None
             for recurrence, name, path_peak in paths:
-                # x W in, the outputs and their gradient, and the gates' gradients out in bfloat16 on the
-                # bfloat16 paths, as the layers run
+                # x W in float32; the outputs and their gradient, and the gates' gradients out in
+                # bfloat16 on the bfloat16 paths, as the layers run
                 io = tf.float32 if recurrence == "float32" else tf.bfloat16
-                xp, d_o = tf.cast(xproj, io), tf.cast(d_out, io)
+                xp, d_o = xproj, tf.cast(d_out, io)
                 if cell == "lstm":
-                    forward = lambda r=recurrence, xp=xp: ops.charseq_lstm_forward(  # noqa: E731
-                        xp, recurrent, bias, h0, h0, no_mask, recurrence=r)
+                    forward = lambda r=recurrence, xp=xp, io=io: ops.charseq_lstm_forward(  # noqa: E731
+                        xp, recurrent, bias, h0, h0, no_mask, recurrence=r, io=io)
                     out = forward()
                     backward = lambda r=recurrence, out=out: ops.charseq_lstm_backward(  # noqa: E731
                         recurrent, h0, no_mask, out[2], out[3], d_o, h0, h0, recurrence=r)
                 else:
-                    forward = lambda r=recurrence, xp=xp: ops.charseq_gru_forward(  # noqa: E731
-                        xp, recurrent, bias, bias, h0, no_mask, recurrence=r)
+                    forward = lambda r=recurrence, xp=xp, io=io: ops.charseq_gru_forward(  # noqa: E731
+                        xp, recurrent, bias, bias, h0, no_mask, recurrence=r, io=io)
                     out = forward()
                     backward = lambda r=recurrence, out=out: ops.charseq_gru_backward(  # noqa: E731
                         recurrent, no_mask, out[1], out[2], d_o, h0, recurrence=r)

@@ -195,6 +195,35 @@ def test_amx_tiles_give_what_the_emulation_gives(cell):
     assert any(not np.array_equal(a, b) for a, b in zip(tiles, dots))
 
 
+@pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_recurrence_adds_x_W_to_the_gates_unrounded(cell, recurrence):
+    """With a bfloat16 recurrence x W is summed from bfloat16 operands into float32 and the ops add
+    it to the gates as it is: rounding that sum to bfloat16 cost training 0.001-0.003 nats after the
+    same steps. One step from zero states (no recurrent product), whose cell state (LSTM) or state
+    (GRU), kept in float32, follows from x W alone, against both ways of reading x W."""
+    rng = np.random.default_rng(7)
+    batch, features, units, gates = 16, 96, 24, 4 if cell == "lstm" else 3
+    x = rng.normal(size=(batch, 1, features)).astype(np.float32)
+    kernel = (rng.normal(size=(features, gates * units)) * features ** -0.5).astype(np.float32)
+    recurrent = (rng.normal(size=(units, gates * units)) * 0.3).astype(np.float32)
+    rounded = lambda a: np.asarray(tf.cast(tf.cast(a, tf.bfloat16), tf.float32))  # noqa: E731
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    zeros = tf.zeros([batch, units])
+    if cell == "lstm":  # gates i, f, g, o: c = i g with c0 = 0
+        state = lambda z: sigmoid(z[:, :units]) * np.tanh(z[:, 2 * units:3 * units])  # noqa: E731
+        got = compiled_lstm(tf.constant(x), kernel, recurrent, tf.zeros([4 * units]), zeros, zeros,
+                            recurrence=recurrence)[2]
+    else:  # gates z, r, n: h = (1 - z) n with h0 = 0
+        state = lambda z: (1 - sigmoid(z[:, :units])) * np.tanh(z[:, 2 * units:])  # noqa: E731
+        got = compiled_gru(tf.constant(x), kernel, recurrent, tf.zeros([2, 3 * units]), zeros,
+                           recurrence=recurrence)[1]
+    x_w = rounded(x[:, 0]) @ rounded(kernel)
+    want, if_rounded = state(x_w), state(rounded(x_w))
+    assert np.max(np.abs(want - if_rounded)) > 5e-4  # the two readings are told apart
+    _assert_close(got, want, "x W in float32", 1e-5)
+
+
 @pytest.mark.parametrize("io", [tf.float32, tf.bfloat16])
 def test_ops_write_outputs_and_states_in_the_type_their_readers_compute_in(io):
     """With a bfloat16 recurrence the forward ops write the outputs in bfloat16, the type the next
