@@ -13,12 +13,12 @@ It computes what `keras.layers.LSTM` computes on a CPU: gate order i, f, c, o, `
 before the first real step). Float32 in and out; with `recurrence="bfloat16"` the recurrent
 product h U (and its transpose backward) takes bfloat16 operands and sums in float32, on AMX tiles
 or AVX512-BF16 where the CPU has them, and the large products around the loop take bfloat16
-operands too, as under Keras' `mixed_bfloat16` policy: the ops read x W, and write h_{t-1} of
-each step and the gates' gradient, in bfloat16, as those products take and give them, and keep
-the activated gates for the backward pass in bfloat16. The outputs too are written in bfloat16
-(and their gradient read so), the type the next layer computes in under that policy; they come
-back in the dtype of `x`. The bias is added to x W inside the op, in float32; the gate
-arithmetic, the states and the weights stay float32.
+operands too, as under Keras' `mixed_bfloat16` policy. x W keeps its float32 sum (see
+`input_product`); the ops write h_{t-1} of each step and the gates' gradient in bfloat16, as the
+weight gradients' products take and give them, and keep the activated gates for the backward pass
+in bfloat16. The outputs too are written in bfloat16 (and their gradient read so), the type the
+next layer computes in under that policy; they come back in the dtype of `x`. The bias is added
+to x W inside the op, in float32; the gate arithmetic, the states and the weights stay float32.
 `charseq.kernels.available()` says whether the kernel could be built.
 """
 
@@ -45,13 +45,14 @@ def matmul_for(recurrence: str):
 def input_product(x, kernel, recurrence):
     """x W as the forward ops read it: float32 whatever the recurrence. With a bfloat16 recurrence
     the operands are rounded to bfloat16 and summed into float32: rounding the sum itself to
-    bfloat16 (TensorFlow's bfloat16 product) cost training 0.001-0.003 nats after the same steps."""
-    x, kernel = tf.cast(x, tf.float32), tf.cast(kernel, tf.float32)
+    bfloat16, as TensorFlow's bfloat16 product does, cost training 0.001-0.003 nats after the same
+    steps (docs/benchmarks.md, Precision), while rounding the operands costs nothing measurable."""
     if recurrence == "float32":
-        return tf.matmul(x, kernel)
+        return tf.matmul(tf.cast(x, tf.float32), tf.cast(kernel, tf.float32))
+    x, kernel = tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)
     dot = _bfloat16_dot()
     if dot is None:  # the same sums, at float32's speed
-        return tf.matmul(tf.cast(tf.cast(x, tf.bfloat16), tf.float32), tf.cast(tf.cast(kernel, tf.bfloat16), tf.float32))
+        return tf.matmul(tf.cast(x, tf.float32), tf.cast(kernel, tf.float32))
     # Inside the ops' custom gradient; XLA's dot has no gradient of its own for a tape to prepare.
     return dot(tf.stop_gradient(x), tf.stop_gradient(kernel))
 
@@ -66,16 +67,15 @@ def _bfloat16_dot():
     except ImportError:
         return None
     dims = xla_data_pb2.DotDimensionNumbers(lhs_contracting_dimensions=[1], rhs_contracting_dimensions=[0])
-    return tf.function(lambda a, b: xla.dot_general(tf.cast(a, tf.bfloat16), tf.cast(b, tf.bfloat16), dims,
-                                                    preferred_element_type=tf.float32),
+    return tf.function(lambda a, b: xla.dot_general(a, b, dims, preferred_element_type=tf.float32),
                        jit_compile=True, reduce_retracing=True)
 
 
 def input_dtype(recurrence: str):
-    """The dtype the products around the loop read and give: the layer's input, x W and the gates'
-    gradient. bfloat16 with a bfloat16 recurrence, so a bfloat16 input (Keras' mixed_bfloat16)
-    stays as it is, its gradient comes back in bfloat16, and the ops read x W and write the gates'
-    gradient as the products give and take them, without a conversion each way."""
+    """The dtype the ops' sequences other than x W are read and written in: the outputs, h_{t-1},
+    the stored gates and the gates' gradient. bfloat16 with a bfloat16 recurrence, so a bfloat16
+    input (Keras' mixed_bfloat16) stays as it is, its gradient comes back in bfloat16, and the
+    weight gradients' products read the gates' gradient as the op writes it, without a conversion."""
     return tf.float32 if recurrence == "float32" else tf.bfloat16
 
 

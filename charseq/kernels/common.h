@@ -241,12 +241,12 @@ inline vf load_bf16_n(const uint16_t* p, int n) {
   return out;
 }
 
-// Rows of a batch-major sequence that the large products around the loop read or write (x W
-// forward, the gates' gradients backward), of the gates the forward pass stores for the backward
-// pass, and of the layer's outputs and their gradient, in float32 or, where the op's `io`
-// attribute is bfloat16, in bfloat16: with a bfloat16 recurrence those products and the next
-// layer take and give bfloat16, and the ops read and write it as it is, without a conversion op
-// over the whole sequence each way (and half the bytes).
+// Rows of a batch-major sequence: x W, which the forward ops read in float32 (its sum rounded to
+// bfloat16 cost training quality), and, in float32 or, where the op's `io` attribute is bfloat16,
+// in bfloat16, the gates' gradients the weight gradients' products read, the gates the forward
+// pass stores for the backward pass, and the layer's outputs and their gradient: with a bfloat16
+// recurrence those products and the next layer take and give bfloat16, and the ops read and write
+// it as it is, without a conversion op over the whole sequence each way (and half the bytes).
 struct IoRows {
   void* ptr = nullptr;  // float or uint16_t (bfloat16), as `bf16` says
   size_t stride = 0;    // elements between rows

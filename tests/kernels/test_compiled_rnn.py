@@ -195,13 +195,17 @@ def test_amx_tiles_give_what_the_emulation_gives(cell):
     assert any(not np.array_equal(a, b) for a, b in zip(tiles, dots))
 
 
+@pytest.mark.parametrize("xla", [True, False], ids=["xla-dot", "without-xla"])
 @pytest.mark.parametrize("recurrence", BF16_RECURRENCES)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_bf16_recurrence_adds_x_W_to_the_gates_unrounded(cell, recurrence):
+def test_bf16_recurrence_adds_x_W_to_the_gates_unrounded(cell, recurrence, xla, monkeypatch):
     """With a bfloat16 recurrence x W is summed from bfloat16 operands into float32 and the ops add
     it to the gates as it is: rounding that sum to bfloat16 cost training 0.001-0.003 nats after the
     same steps. One step from zero states (no recurrent product), whose cell state (LSTM) or state
-    (GRU), kept in float32, follows from x W alone, against both ways of reading x W."""
+    (GRU), kept in float32, follows from x W alone, against both ways of reading x W; by XLA's
+    bfloat16 dot, and by the float32 product that stands in where TensorFlow has no XLA."""
+    if not xla:
+        monkeypatch.setattr("charseq.compiled_lstm._bfloat16_dot", lambda: None)
     rng = np.random.default_rng(7)
     batch, features, units, gates = 16, 96, 24, 4 if cell == "lstm" else 3
     x = rng.normal(size=(batch, 1, features)).astype(np.float32)
