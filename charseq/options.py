@@ -10,6 +10,7 @@ import importlib
 import inspect
 import json
 import os
+import shlex
 import sys
 import threading
 
@@ -238,7 +239,13 @@ def train_on_file(train_fn, train_file, out, force, resume, settings: dict) -> N
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(train_file or "run"))[0])
     train_fn(train_file, out, force=force, resume=resume, log=click.echo, **settings)
-    click.echo(f"done: run directory {out}")
+    echo_done(out)
+
+
+def echo_done(out) -> None:
+    """The last line of a train command: its run directory, quoted as a shell needs it (a path with
+    a space or a quote in it pastes into the next command as it is)."""
+    click.echo(f"done: run directory {shlex.quote(str(out))}")
 
 
 def json_line(obj) -> str:

@@ -1,11 +1,13 @@
 """Smaller promises: an empty TEXT is refused, the exported generate takes one prompt, --port is a
 port, a CSV header is read without guessing, --debug works wherever it is written, a command
-given another head's run names both heads as people do, and a command's start does not load
-matplotlib."""
+given another head's run names both heads as people do, a command's start does not load
+matplotlib, and the run directory a train command ends with pastes into a shell as it is."""
+
+import shlex
 
 import pytest
 
-from helpers import assert_clean_error, run_cli_in_process
+from helpers import assert_clean_error, run_cli_in_process, tiny_flags
 
 
 @pytest.mark.parametrize("texts", [[""], ["   "], ["good film", ""]])
@@ -87,3 +89,11 @@ def test_a_command_loads_tensorflow_without_matplotlib_and_can_still_plot():
               "from matplotlib.figure import Figure\nprint(Figure().__class__.__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split("\n")[:2] == ["False True", "Figure"], done.stderr[-2000:]
+
+
+def test_the_last_line_of_training_quotes_its_run_directory_for_a_shell(tmp_path, corpus_file):
+    out = tmp_path / "poems, Anne's run"
+    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", *tiny_flags())
+    last = r.stdout.strip().splitlines()[-1]
+    assert r.returncode == 0 and last.startswith("done: run directory "), r.stdout + r.stderr
+    assert shlex.split(last.removeprefix("done: run directory ")) == [str(out)] and (out / "best.npz").exists()

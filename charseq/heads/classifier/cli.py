@@ -8,8 +8,8 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (SIZED, configure_output, given_settings, inputs, json_line, library_option,
-                             model_options, train_on_file, training_options, validation_options)
+from charseq.options import (SIZED, configure_output, echo_done, given_settings, inputs, json_line,
+                             library_option, model_options, train_on_file, training_options, validation_options)
 from charseq.settings import READOUTS, TOKENIZERS
 
 CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
@@ -57,7 +57,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
     settings = given_settings(settings, resume, out)
     out = out or os.path.join("runs", "mnist")
     train_mnist(out, data, force=force, resume=resume, log=click.echo, **settings)
-    click.echo(f"done: run directory {out}")
+    echo_done(out)
 
 
 @click.command("train-classifier")

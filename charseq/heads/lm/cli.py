@@ -8,8 +8,8 @@ import os
 import click
 
 from charseq.errors import CharseqError, flag
-from charseq.options import (SIZED, configure_output, given, given_settings, library_default, library_option,
-                             model_options, on_command_line, training_options)
+from charseq.options import (SIZED, configure_output, echo_done, given, given_settings, library_default,
+                             library_option, model_options, on_command_line, training_options)
 from charseq.settings import DECODE_ERRORS, GENERATION_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
 
 CONFIG = "charseq.heads.lm.config"  # owns every default of the language model's commands
@@ -54,7 +54,7 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
     train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo, **settings)
-    click.echo(f"done: run directory {out}")
+    echo_done(out)
 
 
 GENERATOR = f"{CONFIG}:GenerateConfig"  # the defaults Generator and BeamSearch apply
