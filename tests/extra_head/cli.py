@@ -4,7 +4,7 @@ import os
 
 import click
 
-from charseq.options import configure_output, given_settings, model_options, training_options
+from charseq.options import configure_output, echo_done, given_settings, model_options, training_options
 
 CONFIG = "extra_head.config:ModelConfig"
 
@@ -20,7 +20,7 @@ def train_count_command(train_file, out, force, resume, **settings):
 
     out = out or os.path.join("runs", "count")
     train_count(train_file, out, force=force, resume=resume, log=click.echo, **given_settings(settings, resume, out))
-    click.echo(f"done: run directory {out}")
+    echo_done(out)
 
 
 COMMANDS = (train_count_command,)
