@@ -47,14 +47,14 @@ def input_product(x, kernel, recurrence):
     the operands are rounded to bfloat16 and summed into float32: rounding the sum itself to
     bfloat16, as TensorFlow's bfloat16 product does, cost training 0.001-0.003 nats after the same
     steps (docs/benchmarks.md, Precision), while rounding the operands costs nothing measurable."""
-    if recurrence == "float32":
-        return tf.matmul(tf.cast(x, tf.float32), tf.cast(kernel, tf.float32))
-    x, kernel = tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)
-    dot = _bfloat16_dot()
-    if dot is None:  # the same sums, at float32's speed
-        return tf.matmul(tf.cast(x, tf.float32), tf.cast(kernel, tf.float32))
-    # Inside the ops' custom gradient; XLA's dot has no gradient of its own for a tape to prepare.
-    return dot(tf.stop_gradient(x), tf.stop_gradient(kernel))
+    if recurrence != "float32":
+        x, kernel = tf.cast(x, tf.bfloat16), tf.cast(kernel, tf.bfloat16)
+        dot = _bfloat16_dot()
+        if dot is not None:
+            # Inside the ops' custom gradient; XLA's dot has no gradient of its own for a tape to prepare.
+            return dot(tf.stop_gradient(x), tf.stop_gradient(kernel))
+    # float32; or, where TensorFlow has no XLA, the dot's sums of the rounded operands at float32's speed
+    return tf.matmul(tf.cast(x, tf.float32), tf.cast(kernel, tf.float32))
 
 
 @functools.cache
