@@ -45,12 +45,16 @@ def short(n: float) -> str:
     return str(int(n))
 
 
-def add_stopping(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float) -> None:
+def add_stopping(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float,
+                 cap_a_budget: bool = False) -> None:
     """Adds the default stopping rule (early stopping under a cap of `max_epochs`) unless the user gave one,
-    and an evaluation cadence of about once per pass over the data, at most every MAX_EVAL_EVERY steps."""
+    and an evaluation cadence of about once per pass over the data, at most every MAX_EVAL_EVERY steps.
+    `cap_a_budget`: a time budget alone (no --max-steps or --epochs) keeps the cap, without early stopping."""
     rule["eval_every"] = int(clamp(round(steps_per_epoch), 1, MAX_EVAL_EVERY))
     if not any(given.get(k) is not None for k in STOP_SETTINGS):
         rule["patience"] = patience
+        rule["epochs"] = float(max_epochs)
+    elif cap_a_budget and given.get("max_steps") is None and given.get("epochs") is None:
         rule["epochs"] = float(max_epochs)
 
 

@@ -51,6 +51,23 @@ def test_no_stopping_rule_stops_early_and_keeps_the_best_weights(tmp_path):
     assert kept == pytest.approx(losses[best], abs=1e-4) and abs(kept - losses[-1]) > 0.01
 
 
+def test_a_time_budget_still_stops_at_the_cap_on_passes(tmp_path):
+    """A language model's time budget is a maximum: the sized cap on passes over the corpus ends the run
+    first when the budget would read the corpus more often (the cosine schedule anneals to that end)."""
+    from charseq.heads.lm.run import train_lm
+
+    lines = []
+    run = train_lm(noise_corpus(tmp_path / "noise.txt"), tmp_path / "run", units=8, layers=1, embedding_dim=8,
+                   time_budget=10.0, eval_every=50, precision="float32", sample_length=0, log=lines.append,
+                   progress_bar=False)
+    train = json.loads((run.path / "config.json").read_text())["train"]
+    assert (train["time_budget"], train["epochs"], train["patience"]) == (10.0, 250.0, None)
+    assert any("stop at 250 epochs or 10 min" in line for line in lines)
+    metrics = read_metrics(run.path)
+    # 2,700 characters, batch 32 x 64: one step a pass, so the cap is step 250, reached in seconds.
+    assert metrics[-1]["step"] == 250 and metrics[-1]["elapsed_s"] < 120
+
+
 def test_an_explicit_flag_is_never_overridden(tmp_path, corpus_file):
     flags = {"--layers": "1", "--units": "24", "--embedding-dim": "8", "--dropout": "0.1", "--batch-size": "8",
              "--seq-len": "16", "--lr": "0.01", "--eval-every": "3", "--max-steps": "3"}
@@ -96,9 +113,12 @@ def test_the_rule_scales_with_the_data():
     assert medium["epochs"] >= 20  # tiny-shakespeare (1M) was still improving at a 10-pass cap
     assert all(s["patience"] for s in (small, medium, large))
     # A user's stopping rule replaces early stopping and its cap.
-    for stop in ({"max_steps": 10}, {"epochs": 2.0}, {"time_budget": 1.0}):
+    for stop in ({"max_steps": 10}, {"epochs": 2.0}, {"max_steps": 10, "time_budget": 1.0}):
         settings = size_lm(37_000, 100, stop).settings
         assert "patience" not in settings and {k: settings.get(k) for k in stop} == stop
+    # A time budget alone replaces early stopping but not the cap: the run ends at whichever comes first.
+    budget = size_lm(1_000_000, 100, {"time_budget": 15.0}).settings
+    assert "patience" not in budget and (budget["time_budget"], budget["epochs"]) == (15.0, medium["epochs"])
     # A corpus shorter than one window (a sample string) gets windows that fit it.
     tiny = size_lm(27, 30, {}).settings
     assert tiny["batch_size"] * tiny["seq_len"] <= 26
