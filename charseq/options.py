@@ -174,8 +174,8 @@ def training_options(config: str):
         click.option("--batch-size", type=int, help=f"Examples (or windows) per training step. {SIZED}"),
         click.option("--max-steps", type=int, help="Stop after this many steps."),
         click.option("--epochs", type=float, help="Stop after this many passes over the training data. "
-                     "[default: a cap sized to the data, unless --max-steps is given (or --time-budget, "
-                     "except in train-lm, where the cap holds under a budget); see --patience]"),
+                     "[default: a cap sized to the data, unless --max-steps or --time-budget is given (train-lm "
+                     "keeps it under a budget, on corpora below 3M tokens); see --patience]"),
         click.option("--time-budget", type=float, help="Stop after this many minutes."),
         click.option("--patience", type=int, help="Stop after this many evaluations without improvement. "
                      "[default: with no --max-steps, --epochs or --time-budget: sized to the data, "

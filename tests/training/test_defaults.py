@@ -116,9 +116,11 @@ def test_the_rule_scales_with_the_data():
     for stop in ({"max_steps": 10}, {"epochs": 2.0}, {"max_steps": 10, "time_budget": 1.0}):
         settings = size_lm(37_000, 100, stop).settings
         assert "patience" not in settings and {k: settings.get(k) for k in stop} == stop
-    # A time budget alone replaces early stopping but not the cap: the run ends at whichever comes first.
+    # A time budget alone replaces early stopping but not the cap (the run ends at whichever comes
+    # first), except on the large tier, where the minutes bound the loss.
     budget = size_lm(1_000_000, 100, {"time_budget": 15.0}).settings
     assert "patience" not in budget and (budget["time_budget"], budget["epochs"]) == (15.0, medium["epochs"])
+    assert "epochs" not in size_lm(10_000_000, 100, {"time_budget": 15.0}).settings
     # A corpus shorter than one window (a sample string) gets windows that fit it.
     tiny = size_lm(27, 30, {}).settings
     assert tiny["batch_size"] * tiny["seq_len"] <= 26
