@@ -43,10 +43,11 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
     """Train a next-character language model on CORPUS (a text file).
 
     Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
-    when the validation loss has not improved for --patience evaluations. A --time-budget alone keeps
-    the cap on passes over the corpus that early stopping runs under (below 3M training tokens). Settings not given are
-    sized to the corpus (printed in one line at start, recorded in config.json). The best weights
-    (by validation loss) are kept. The run directory defaults to runs/<corpus name>.
+    when the validation loss has not improved for --patience evaluations. Below 3M training tokens a
+    --time-budget alone keeps the cap on passes over the corpus that early stopping runs under.
+    Settings not given are sized to the corpus (printed in one line at start, recorded in
+    config.json). The best weights (by validation loss) are kept. The run directory defaults to
+    runs/<corpus name>.
     """
     configure_output()
     from charseq.heads.lm.run import train_lm
