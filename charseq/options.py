@@ -155,7 +155,7 @@ def model_options(config: str):
         library_option("--input-dropout", type=float, owner=f"{config}.input_dropout",
                        help="Dropout on the first layer's input (each step's embedding), in [0, 1)."),
         library_option("--precision", type=click.Choice(PRECISIONS), owner=f"{config}.precision",
-                       help="auto: bfloat16 compute on CPUs with native bf16 (for a language model's LSTM or GRU only "
+                       help="auto: bfloat16 compute on CPUs with native bf16 (for a text classifier's LSTM or GRU only "
                        "above 256 units), else float32."),
     )
 

@@ -44,17 +44,20 @@ def cpu_has_bf16() -> bool:
     return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
 
 
-# Up to this width a language model's or text classifier's LSTM or GRU stays float32 on the compiled
-# kernels, even on CPUs with native bf16: bfloat16 steps faster there, but float32 reaches the lower loss
-# in the same minutes (docs/benchmarks.md, "Precision").
+# Up to this width a text classifier's LSTM or GRU stays float32 on the compiled kernels, even on CPUs
+# with native bf16: bfloat16 steps faster there, but its quality per minute has not been measured
+# against float32's. A language model of any width computes in bfloat16 there: capped at the same
+# passes, it reached float32's loss in 60% of the minutes (docs/benchmarks.md, "Precision").
 FLOAT32_MAX_UNITS = 256
 
 
-def resolve_precision(precision: str, units: int | None = None, cell: str = "lstm") -> str:
+def resolve_precision(precision: str, units: int | None = None, cell: str = "lstm",
+                      text_classifier: bool = False) -> str:
     """The policy `precision` stands for. `units`, `cell`: the recurrent width and cell of a language
-    model or a text classifier, for which `auto` keeps float32 up to FLOAT32_MAX_UNITS (an LSTM where
-    the compiled kernel runs, a GRU always). MNIST's reader does not pass them: its 1x128 bidirectional
-    LSTM, unmasked, trains faster in bfloat16 on the fused path."""
+    model or (with `text_classifier`) a text classifier. A GRU of up to FLOAT32_MAX_UNITS stays float32
+    without the compiled kernels (Keras' layer steps slower in bfloat16), and a text classifier's LSTM
+    or GRU on the kernels stays float32 up to that width. MNIST's reader does not pass them: its 1x128
+    bidirectional LSTM, unmasked, trains faster in bfloat16 on the fused path."""
     if precision not in PRECISIONS:
         raise CharseqError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
@@ -63,12 +66,12 @@ def resolve_precision(precision: str, units: int | None = None, cell: str = "lst
 
     if tf.config.list_physical_devices("GPU") or not cpu_has_bf16():
         return "float32"
-    if units is not None and units <= FLOAT32_MAX_UNITS:
-        if cell == "gru":
-            return "float32"
-        if cell == "lstm":
-            from charseq import kernels
+    if units is not None and units <= FLOAT32_MAX_UNITS and cell in ("lstm", "gru"):
+        from charseq import kernels
 
-            if kernels.available():
+        if kernels.available():
+            if text_classifier:
                 return "float32"
+        elif cell == "gru":
+            return "float32"
     return "mixed_bfloat16"

@@ -198,7 +198,7 @@ class BackboneConfig:
     input_dropout: float = 0.0  # on the first layer's input: the embedding (or input projection) of each step
     bidirectional: bool = False  # classifiers only: a language model and a decoder read one way
     l2: float = 0.0
-    precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16, except a language model's small LSTM
+    precision: str = "auto"  # auto: bfloat16 where the CPU has native bf16 (charseq.precision.resolve_precision)
     impl: str = "auto"  # auto, keras, compiled or fused (charseq.backbone.RecurrentBackbone)
 
     def shape(self) -> str:

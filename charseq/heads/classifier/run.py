@@ -48,7 +48,8 @@ def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: 
     `image_shape` (rows, columns) read row by row, with its weights created."""
     c = config_from_dict(ModelConfig, cfg, "config.json model")
     if not precision and vocab_size is not None:  # texts: float32 where the compiled kernels are faster
-        precision = resolve_precision(c.backbone.precision, c.backbone.units, c.backbone.cell)
+        precision = resolve_precision(c.backbone.precision, c.backbone.units, c.backbone.cell,
+                                      text_classifier=True)
     model = SequenceClassifier(num_classes, replace(c.backbone, precision=precision or c.backbone.precision),
                                vocab_size=vocab_size, masking=vocab_size is not None, readout=c.readout)
     model(tf.zeros((1, 1), tf.int32) if vocab_size is not None else tf.zeros((1, *image_shape)))

@@ -40,7 +40,7 @@ TASK = "lm"
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
     """A language model from the `model` section of config.json, with its weights created."""
     cfg = config_from_dict(ModelConfig, model_cfg, "config.json model")
-    b = cfg.backbone  # precision auto: float32 for a small LSTM or GRU even on a bf16 CPU (charseq.precision)
+    b = cfg.backbone  # precision auto: bfloat16 on a CPU with native bf16 (charseq.precision)
     model = LanguageModel(vocab_size, replace(b, precision=precision or resolve_precision(b.precision, b.units, b.cell)))
     model(tf.zeros((1, 1), tf.int32))
     return model
