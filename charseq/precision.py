@@ -47,7 +47,7 @@ def cpu_has_bf16() -> bool:
 # Up to this width a text classifier's LSTM or GRU stays float32 on the compiled kernels, even on CPUs
 # with native bf16: bfloat16 steps faster there, but its quality per minute has not been measured
 # against float32's. A language model of any width computes in bfloat16 there: capped at the same
-# passes, it reached float32's loss in 60% of the minutes (docs/benchmarks.md, "Precision").
+# passes, it reached float32's loss in 60-70% of the minutes (docs/benchmarks.md, "Precision").
 FLOAT32_MAX_UNITS = 256
 
 
