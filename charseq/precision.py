@@ -75,3 +75,16 @@ def resolve_precision(precision: str, units: int | None = None, cell: str = "lst
         elif cell == "gru":
             return "float32"
     return "mixed_bfloat16"
+
+
+def precision_of_run(config: dict) -> str | None:
+    """The policy a trained run's model loads and resumes in, from its config.json: for a run whose
+    precision was `auto`, the one `auto` chose when it started ("trained_precision"), so that a model
+    trained in float32 stays float32 wherever and whenever it loads; bfloat16 stays bfloat16 where this
+    machine would pick it too, float32 elsewhere (a CPU without native bf16, a GPU). None for a run
+    that named its precision, or that a charseq before the record trained: its model's setting is
+    resolved where it loads."""
+    model, trained = config.get("model"), config.get("trained_precision")
+    if not isinstance(model, dict) or model.get("precision", "auto") != "auto" or trained is None:
+        return None
+    return "float32" if trained == "float32" else resolve_precision("auto")

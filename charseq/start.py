@@ -5,8 +5,9 @@ classes, how it reads its data, its sizing rule, its model builder and its task.
 rest, the same for every head: `reopen_run` gives back a run to resume with its recorded settings
 (refusing any given setting that would change them), or a new run is created beside --out (never
 over a run without --force) and its settings sized to the data (`sized`, `without_validation` for a
-run with no validation split), said in its start lines and written to config.json; then the model
-and the task are built. `move_the_end` writes a new end given on --resume once the training loop
+run with no validation split) and said in its start lines; then the model is built, config.json
+written with the precision the model computes in (`auto` resolved: a run loads and resumes in it),
+and the task built. `move_the_end` writes a new end given on --resume once the training loop
 knows the run's progress. TensorFlow loads only when a run starts.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from charseq.errors import CharseqError, flag
+from charseq.precision import precision_of_run
 from charseq.runs import RunDir
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
 from charseq.sizing import STOP_SETTINGS, Sizing  # the settings that say where to stop (one list, the sizing rule's)
@@ -185,6 +187,9 @@ class Start:
     sizing: Sizing | None = None  # a new run's, once the data is read
     model: Any = None  # built by start_run, with the task the training loop runs
     task: Any = None
+    # The precision the model is built in: on --resume, the one the run recorded (precision_of_run);
+    # None: its model's `precision` setting, resolved by the head's builder.
+    precision: str | None = None
 
     @property
     def resume(self) -> bool:
@@ -247,7 +252,8 @@ class Recipe:
         return {}
 
     def build(self, start: Start):
-        """The model, with its weights created (under the distribution strategy's scope)."""
+        """The model, with its weights created (under the distribution strategy's scope), in
+        `start.precision` if it is set."""
         raise NotImplementedError
 
     def make_task(self, start: Start, model, strategy):
@@ -267,7 +273,8 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
     """Start a run of the head `recipe` is for, at `out`: with `resume`, reopen the run there
     (see `reopen_run`); else check the settings, create the run beside `out` (it replaces `out`
     only with `force`, at its first checkpoint: see RunDir.create), read the data, size the settings
-    the user did not give and write config.json. Then the model and the task are built, and said.
+    the user did not give. Then the model is built (on --resume, in the precision the run recorded), a
+    new run's config.json written, and the task built, and said.
 
     The caller trains `start.task` and wraps the whole in `discard_unpublished`, so that a new run
     stopped before its first checkpoint leaves nothing behind."""
@@ -285,7 +292,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
             data = {k: v for k, v in data.items() if k not in recipe.recorded}
         start = Start(run, config_from_dict(recipe.model_config, config.get("model"), f"{where} model"),
                       recipe.data_config and config_from_dict(recipe.data_config, data, f"{where} data"),
-                      train_cfg, settings, log, config)
+                      train_cfg, settings, log, config, precision=precision_of_run(config))
     else:
         model_cfg, *data_cfg, train_cfg = split_settings(settings, *groups, TrainConfig)  # before the data loads
         start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
@@ -300,11 +307,13 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
         start.data_cfg = data_cfg[0] if data_cfg else None
         recipe.fit(start)
         recipe.save(start.run.path)
-        start.run.write_config({"task": recipe.task, "model": flat(start.model_cfg), "train": start.train_cfg.to_dict(),
-                                "sizing": start.sizing.summary, **recipe.record(start)})
     tf.keras.utils.set_random_seed(start.train_cfg.seed)
     with scope(strategy):
         start.model = recipe.build(start)
+    if not resume:  # with the precision `auto` chose here, which the run then loads and resumes in
+        start.run.write_config({"task": recipe.task, "model": flat(start.model_cfg), "train": start.train_cfg.to_dict(),
+                                "sizing": start.sizing.summary, **recipe.record(start),
+                                "trained_precision": recipe.precision(start.model)})
     start.task = recipe.make_task(start, start.model, strategy)
     params = sum(math.prod(v.shape) for v in start.model.trainable_variables)
     log(f"model: {recipe.describe(start, start.model)}, {params:,} parameters, {recipe.precision(start.model)}; "

@@ -1,12 +1,16 @@
 """`--precision auto` (charseq.precision): bfloat16 on a CPU with native bf16, except for a text
 classifier's LSTM or GRU of up to 256 units on the compiled kernels, and a GRU of that width on Keras'
-layer."""
+layer; resolved when a run starts, and recorded, so that the run loads and resumes in it."""
+
+import json
+import shutil
 
 import pytest
 
 from charseq import kernels, precision
 from charseq.errors import CharseqError
-from charseq.precision import resolve_precision
+from charseq.precision import precision_of_run, resolve_precision
+from helpers import assert_clean_error, command, run_cli_in_process
 
 
 @pytest.fixture
@@ -80,3 +84,52 @@ def test_the_measured_default_language_model_computes_in_bfloat16(bf16_cpu):
     rule = size_lm(953_662, 69, {}).settings
     assert (rule["cell"], rule["layers"], rule["units"]) == ("gru", 3, 256)
     assert resolve_precision("auto", rule["units"], rule["cell"]) == "mixed_bfloat16"
+
+
+# ----------------------------------------------------------------------------- what a run records
+def set_trained_precision(run, value) -> None:
+    """config.json as a run that `auto` started in `value` has it (float32: one trained on a CPU without
+    native bf16, or before `auto` chose bfloat16 there)."""
+    path = run / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "trained_precision": value}))
+
+
+def test_a_run_loads_and_resumes_in_the_precision_auto_chose(files, tmp_path, monkeypatch):
+    """`auto` is resolved once, when the run starts, and recorded: a model trained in float32 loads,
+    evaluates, generates and resumes in float32 on a CPU where `auto` now means bfloat16; one trained
+    in bfloat16 loads in float32 where this CPU would not pick bfloat16."""
+    from charseq.heads.lm.run import load_lm
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    run = tmp_path / "lm"
+    r = run_cli_in_process(*command("train-lm", files, run, "--precision", "auto"))
+    assert r.returncode == 0, r.stderr
+    assert "mixed_bfloat16;" in r.stdout  # the start line
+    config = json.loads((run / "config.json").read_text())
+    assert (config["model"]["precision"], config["trained_precision"]) == ("auto", "mixed_bfloat16")
+    assert load_lm(run)[0].precision == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert load_lm(run)[0].precision == "float32"  # as `auto` would pick on this CPU
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    set_trained_precision(run, "float32")
+    assert load_lm(run)[0].precision == "float32"
+    r = run_cli_in_process("train-lm", "--out", run, "--resume", "--max-steps", "9")
+    assert r.returncode == 0, r.stderr
+    assert "float32;" in r.stdout and "bfloat16" not in r.stdout
+    assert json.loads((run / "config.json").read_text())["trained_precision"] == "float32"
+    assert load_lm(run, "float32")[0].precision == "float32"  # generate --precision: products as asked
+
+
+def test_a_precision_named_or_not_recorded_is_resolved_where_it_loads():
+    model = {"cell": "lstm", "units": 8}
+    assert precision_of_run({"model": {**model, "precision": "float32"}, "trained_precision": "float32"}) is None
+    assert precision_of_run({"model": {**model, "precision": "auto"}}) is None  # a run of an older charseq
+    assert precision_of_run({"model": model, "trained_precision": "float32"}) == "float32"
+
+
+def test_a_damaged_record_is_one_line(finished, tmp_path):
+    run = tmp_path / "lm"
+    shutil.copytree(finished["train-lm"], run)
+    set_trained_precision(run, "float16")
+    assert_clean_error(run_cli_in_process("generate", "-m", run, "--length", "5"), "trained_precision", "float16")

@@ -30,7 +30,7 @@ from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import resolve_precision
+from charseq.precision import precision_of_run, resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
@@ -183,7 +183,8 @@ class _Images(Recipe):
                          "val_images": int(len(self.val[1]))}}
 
     def build(self, start: Start):
-        return build_model(flat(start.model_cfg), len(self.names), None, image_shape=self.images.x_train.shape[1:])
+        return build_model(flat(start.model_cfg), len(self.names), None, start.precision,
+                           image_shape=self.images.x_train.shape[1:])
 
     def make_task(self, start: Start, model, strategy):
         m, t = start.model_cfg, start.train_cfg
@@ -337,7 +338,7 @@ class _Texts(Recipe):
                     "split": SPLIT}}
 
     def build(self, start: Start):
-        model = build_model(flat(start.model_cfg), len(self.names), self.vocab.size)
+        model = build_model(flat(start.model_cfg), len(self.names), self.vocab.size, start.precision)
         if self.lm is not None:
             _copy_backbone(self.lm, model)
         return model
@@ -376,8 +377,9 @@ def load_classifier(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
     try:
-        model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None, precision,
-                                 image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
+        model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None,
+                            precision or precision_of_run(config),
+                            image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None
     run.load_weights(model)

@@ -26,7 +26,7 @@ from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import resolve_precision
+from charseq.precision import precision_of_run, resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat
 from charseq.heads.lm.sizing import size_lm
@@ -144,7 +144,7 @@ class _Corpus(Recipe):
                 "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
 
     def build(self, start: Start):
-        return build_model(flat(start.model_cfg), self.vocab.size)
+        return build_model(flat(start.model_cfg), self.vocab.size, start.precision)
 
     def make_task(self, start: Start, model, strategy):
         return LMTask(model, Corpus(start.run.path / "data"), start.data_cfg, start.train_cfg.batch_size,
@@ -171,7 +171,7 @@ def load_lm(path: str | Path, precision: str | None = None):
     run = RunDir.open(path)
     config = run.require_task(TASK)
     vocab = load_vocab(run.path)
-    model = build_model(config.get("model"), vocab.size, precision)
+    model = build_model(config.get("model"), vocab.size, precision or precision_of_run(config))
     run.load_weights(model)
     return model, vocab, config
 

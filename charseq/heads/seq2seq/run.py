@@ -26,6 +26,7 @@ from charseq.heads.seq2seq.task import Seq2SeqTask
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
+from charseq.precision import precision_of_run
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat
 from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
@@ -158,7 +159,7 @@ class _Pairs(Recipe):
         return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT}}
 
     def build(self, start: Start):
-        return build_model(flat(start.model_cfg), self.source_vocab.size, self.target_vocab.size)
+        return build_model(flat(start.model_cfg), self.source_vocab.size, self.target_vocab.size, start.precision)
 
     def make_task(self, start: Start, model, strategy):
         m, t, rev = start.model_cfg, start.train_cfg, start.model_cfg.reverse_source
@@ -195,7 +196,8 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
     config = run.require_task(TASK)
     try:
         source_vocab, target_vocab = _load_vocabs(run, config["data"]["shared_vocab"])
-        model = build_model(config["model"], source_vocab.size, target_vocab.size, precision)
+        model = build_model(config["model"], source_vocab.size, target_vocab.size,
+                            precision or precision_of_run(config))
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe an encoder-decoder ({e})") from None
     run.load_weights(model)
