@@ -45,6 +45,16 @@ def runs_here(backbone) -> bool:
             and kernels.available())
 
 
+def carried_states(backbone, states):
+    """`states` as a loop of steps should carry them: in float32 where the step ops run, since they
+    compute the states in float32 (carried in a bfloat16 model's dtype, the cell state would be
+    rounded to bfloat16 at every step, which the training's sequence ops never do, and each step
+    would cast four times per layer); as given where Keras' cells run, which keep their policy's."""
+    if not runs_here(backbone):
+        return states
+    return tf.nest.map_structure(lambda s: tf.cast(s, tf.float32), states)
+
+
 def recurrence_of(backbone, precision: str | None) -> str | None:
     """The recurrence the steps of `backbone` run in for `precision`: "float32", or "mixed_bfloat16"
     (bfloat16 products with float32 sums; states, output layer and softmax stay float32); None: the
@@ -102,7 +112,8 @@ def pack(backbone, recurrence: str | None = None) -> list[list[tf.Tensor]] | Non
 
 def step(backbone, packed: list, recurrence: str | None, inputs, states):
     """`backbone.step(inputs, states)` on the step ops, with `packed` from :func:`pack`; the outputs
-    and states come in the states' dtype (as the cells', which compute in the policy's dtype)."""
+    and states come in the states' dtype: float32 as :func:`carried_states` gives them (in a bfloat16
+    model's dtype, as its cells give them, they are cast at every step)."""
     ops = kernels.load()
     recurrence = recurrence_for(backbone, recurrence)
     dtype = states[0][0].dtype

@@ -269,16 +269,13 @@ def worker_generate(spec) -> dict:
         from charseq.heads.lm.run import build_model
         from charseq.heads.lm.inference import Generator, sample_on_one_op_thread
 
-        from charseq import kernels
-
         one_op_thread = batch > 1 and sample_on_one_op_thread()  # as `charseq generate --num-samples N`
         tf.keras.utils.set_random_seed(0)
-        # bf16: what `generate --precision mixed_bfloat16` runs (bfloat16 products on a float32 model)
-        # where the CPU has AVX512-BF16; elsewhere a model built in mixed_bfloat16.
-        flag = bf16 and kernels.available() and kernels.native_bf16()
+        # bf16: a model trained in mixed_bfloat16 (what `train-lm` makes where `auto` picks bfloat16),
+        # sampling in its own precision, as `generate` does by default.
         model = build_model(dict(cell="lstm", units=units, layers=layers), vocab.size,
-                            "mixed_bfloat16" if bf16 and not flag else "float32")
-        generator = Generator(model, vocab, "mixed_bfloat16" if flag else None)
+                            "mixed_bfloat16" if bf16 else "float32")
+        generator = Generator(model, vocab)
         from charseq.precision import resolve_precision
 
         extra = {"auto_precision": resolve_precision("auto", units, "lstm"),  # a language model's, trained here

@@ -80,6 +80,26 @@ def test_next_character_distributions(recurrence, tolerance):
         assert diff < tolerance, (t, diff)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_bfloat16_model_carries_its_states_in_float32(cell):
+    """The step ops compute the states in float32, and a bfloat16 model's sampler and beam search carry
+    them so, as training's sequence ops do: not rounded to bfloat16 between steps."""
+    keras.utils.set_random_seed(3)
+    vocab = CharVocab.build(TEXT)
+    model = LanguageModel(vocab.size, BackboneConfig(cell=cell, units=48, layers=2, embedding_dim=8,
+                                                     precision="mixed_bfloat16"))
+    model(tf.zeros([1, 2], tf.int32))
+    ids = tf.constant(vocab.encode("the ")[None])
+    generator = inference.Generator(model, vocab)
+    *_, sampled = generator.sample_fn(ids, tf.constant(2), tf.constant(30), tf.constant(1.0), None, None,
+                                      tf.constant(5), False)
+    search = beam.BeamSearch(model, vocab)
+    *_, searched = search._search_fn(*search._read_fn(ids, tf.constant(3)), tf.constant(30), generator.packed())
+    for state in tf.nest.flatten([sampled, searched]):
+        assert state.dtype == tf.float32
+        assert not np.array_equal(state.numpy(), tf.cast(tf.cast(state, tf.bfloat16), tf.float32).numpy())
+
+
 def _plain_beam_search(model, vocab, prompt, length, beam):
     """Beam search as a plain loop, as a reader would write it: every step on Keras' cell, the best
     candidates by numpy's stable sort, each hypothesis' tokens carried along as a list."""

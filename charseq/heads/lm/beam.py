@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from charseq.compiled_step import carried_states
 from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options, first_live
 from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
@@ -46,7 +47,8 @@ class BeamSearch:
         hypotheses, whose states have not yet read their tokens."""
         logits, states = self.model(prompt_ids, training=False)
         log_probs = tf.nn.log_softmax(logits[:, -1] + self._banned, axis=-1)
-        states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0), states)
+        states = tf.nest.map_structure(lambda s: tf.repeat(s, beam, axis=0),
+                                       carried_states(self.model.backbone, states))
         return (*_choose(first_live(1, beam)[0], tf.repeat(log_probs, beam, axis=0)), states)
 
     def _search_fn(self, origin, token, scores, states, steps, packed):

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import dense, pack, pack_dense, recurrence_of, stepper
+from charseq.compiled_step import carried_states, dense, pack, pack_dense, recurrence_of, stepper
 from charseq.errors import CharseqError
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
@@ -112,7 +112,7 @@ class Generator:
         # 4 ms read once).
         logits, states = self.model(prompt_ids, training=False)
         return tf.nest.map_structure(lambda t: tf.repeat(t, num_samples, axis=0),
-                                     (logits[:, -1] + self._banned, states))
+                                     (logits[:, -1] + self._banned, carried_states(self.model.backbone, states)))
 
     def packed(self):
         """The weights of the step ops and of the output layer (its bias with the banned symbols'

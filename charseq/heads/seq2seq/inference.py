@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from charseq.compiled_step import pack, recurrence_of, stepper
+from charseq.compiled_step import carried_states, pack, recurrence_of, stepper
 from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
 from charseq.vocab import BOS, EOS, PAD, banned_ids
@@ -43,6 +43,7 @@ def greedy_decode(model, source_ids, max_len, recurrence: str | None = None):
     log-probability of each output [batch]; its length in tokens, end symbol included [batch]).
     """
     memory, mask, states = model.encode(source_ids, training=False)
+    states = carried_states(model.decoder, states)
     batch = tf.shape(memory)[0]
     banned = tf.constant(banned_ids(model.target_vocab_size, allow=(EOS,)))  # it may end, nothing else special
     # The compiled step's weights, packed once per call.
@@ -93,6 +94,7 @@ class Decoder:
 
         def tile(t):  # every source's tensors repeated for its `beam` hypotheses
             return tf.repeat(t, beam, axis=0)
+        states = carried_states(model.decoder, states)
         memory, mask, states = tile(memory), tile(mask), tf.nest.map_structure(tile, states)
         decoder_step = stepper(model.decoder, pack(model.decoder, self.recurrence), self.recurrence)  # packed once
         banned = tf.constant(banned_ids(vocab, allow=(EOS,)), tf.float64)  # never emit pad/unk/start
