@@ -13,6 +13,12 @@ function `charseq generate` compiles (:meth:`charseq.heads.lm.inference.Generato
 prompt, temperature and seed give the same text. Text classifiers export `classify` and
 `labels`, image classifiers `classify` over images, encoder-decoders `translate` (greedy).
 
+An export computes in float32, whatever precision the run trained in: its weights are float32 (a
+bfloat16 run keeps float32 master weights), float32 is fast on any CPU or GPU that serves it, and
+Keras' layers in bfloat16 would not compute what charseq's bfloat16 step ops compute (float32 sums
+and gate arithmetic). So a run trained in bfloat16 exports what `generate --precision float32` and
+`translate --precision float32` give, and what its model loaded in float32 classifies.
+
 Characters outside the vocabulary read as the unknown id, as `--unknown unk` does. Only
 character vocabularies export: SentencePiece's tokenizer is not an op of plain TensorFlow.
 """

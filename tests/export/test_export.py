@@ -45,18 +45,24 @@ import tensorflow as tf
 
 requests = json.loads(sys.argv[2])
 out = {}
-generate = tf.saved_model.load(requests["lm"]).signatures["generate"]
-out["generate"] = [generate(prompt=tf.constant(p), length=tf.constant(n), temperature=tf.constant(t),
-                            seed=tf.constant(s))["text"].numpy().decode() for p, n, t, s in requests["prompts"]]
-text = tf.saved_model.load(requests["text"])
-r = text.signatures["classify"](text=tf.constant(requests["texts"]))
-out["classify"] = {"label": [x.decode() for x in r["label"].numpy()], "probabilities": r["probabilities"].numpy().tolist(),
-                   "labels": [x.decode() for x in text.signatures["labels"]()["labels"].numpy()]}
-images = tf.saved_model.load(requests["images"]).signatures["classify"]
-r = images(images=tf.constant(np.array(requests["pixels"], np.float32)))
-out["images"] = {"label": [x.decode() for x in r["label"].numpy()], "probabilities": r["probabilities"].numpy().tolist()}
-translate = tf.saved_model.load(requests["seq2seq"]).signatures["translate"]
-out["translate"] = [x.decode() for x in translate(source=tf.constant(requests["sources"]))["text"].numpy()]
+if "lm" in requests:
+    generate = tf.saved_model.load(requests["lm"]).signatures["generate"]
+    out["generate"] = [generate(prompt=tf.constant(p), length=tf.constant(n), temperature=tf.constant(t),
+                                seed=tf.constant(s))["text"].numpy().decode() for p, n, t, s in requests["prompts"]]
+if "text" in requests:
+    text = tf.saved_model.load(requests["text"])
+    r = text.signatures["classify"](text=tf.constant(requests["texts"]))
+    out["classify"] = {"label": [x.decode() for x in r["label"].numpy()],
+                       "probabilities": r["probabilities"].numpy().tolist(),
+                       "labels": [x.decode() for x in text.signatures["labels"]()["labels"].numpy()]}
+if "images" in requests:
+    images = tf.saved_model.load(requests["images"]).signatures["classify"]
+    r = images(images=tf.constant(np.array(requests["pixels"], np.float32)))
+    out["images"] = {"label": [x.decode() for x in r["label"].numpy()],
+                     "probabilities": r["probabilities"].numpy().tolist()}
+if "seq2seq" in requests:
+    translate = tf.saved_model.load(requests["seq2seq"]).signatures["translate"]
+    out["translate"] = [x.decode() for x in translate(source=tf.constant(requests["sources"]))["text"].numpy()]
 print(json.dumps(out))
 """
 
@@ -64,6 +70,7 @@ PROMPTS = [("春", 40, 1.0, 7), ("The river", 30, 0.7, 3), ("", 25, 1.3, 1), ("�
            ("春", 0, 1.0, 2)]
 TEXTS = ["a good film, so", "bad and awful", "日本語 ✨", "truly wonderful, really"]
 SOURCES = ["abc", "hello", "xy", "ab?c"]
+PIXELS = np.random.default_rng(1).integers(0, 256, size=(5, 28, 28)).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +101,29 @@ def exports(runs, tmp_path_factory):
     return {kind: d / kind for kind in ("lm", "text", "images", "seq2seq")}
 
 
-def test_exports_work_in_plain_tensorflow_and_match_charseq(runs, exports, tmp_path):
-    pixels = np.random.default_rng(1).integers(0, 256, size=(5, 28, 28)).astype(np.uint8)
+def in_plain_tensorflow(exports: dict, cwd) -> dict:
+    """What the `exports` ({kind: path}) answer to PROMPTS, TEXTS, PIXELS and SOURCES, in a process
+    that cannot import charseq."""
     requests = {**{k: str(v) for k, v in exports.items()}, "prompts": PROMPTS, "texts": TEXTS,
-                "pixels": pixels.tolist(), "sources": SOURCES}
+                "pixels": PIXELS.tolist(), "sources": SOURCES}
     repo = os.path.realpath(__import__("helpers").REPO)
     r = subprocess.run([sys.executable, "-I", "-c", LOADER, repo, json.dumps(requests)], capture_output=True,
-                       text=True, cwd=tmp_path, timeout=300)
+                       text=True, cwd=cwd, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    got = json.loads(r.stdout.splitlines()[-1])
+    return json.loads(r.stdout.splitlines()[-1])
 
-    model, vocab, _ = load_lm(runs["lm"])
+
+def texts_of(model, vocab) -> list[str]:
     generator = Generator(model, vocab)
-    expected = [generator(p, length=n, seed=s, unknown="unk", **({"temperature": t} if t > 0 else {"greedy": True}))[0]
-                for p, n, t, s in PROMPTS]
+    return [generator(p, length=n, seed=s, unknown="unk", **({"temperature": t} if t > 0 else {"greedy": True}))[0]
+            for p, n, t, s in PROMPTS]
+
+
+def test_exports_work_in_plain_tensorflow_and_match_charseq(runs, exports, tmp_path):
+    pixels = PIXELS
+    got = in_plain_tensorflow(exports, tmp_path)
+
+    expected = texts_of(*load_lm(runs["lm"])[:2])
     assert got["generate"] == expected
     assert len(set(expected[:4])) == 4 and expected[-1] == ""
 
@@ -123,6 +139,27 @@ def test_exports_work_in_plain_tensorflow_and_match_charseq(runs, exports, tmp_p
     assert got["images"]["label"] == [config["labels"][i] for i in probs.argmax(-1)]
 
     assert got["translate"] == [h[0][0] for h in Translator(runs["seq2seq"])(SOURCES, unknown="unk")]
+
+
+def test_a_run_trained_in_bfloat16_exports_in_float32(runs, corpus_file, tmp_path):
+    """A bfloat16 run (a language model's and MNIST's reader's default on a CPU with native bf16)
+    exports in float32: its text is `generate --precision float32`'s, its probabilities those of its
+    model loaded in float32."""
+    from charseq.heads.lm.run import train_lm
+
+    bf16 = {**SMALL, "precision": "mixed_bfloat16"}
+    # trained past uniform guesses, so that bfloat16's products would move some of the draws
+    lm = train_lm(corpus_file, tmp_path / "lm", layers=2, seq_len=32, sample_length=0,
+                  **{**bf16, "units": 64, "max_steps": 60}, **QUIET).path
+    images = train_mnist(tmp_path / "images", runs["dir"] / "images.npz", **bf16, **QUIET).path
+    assert load_lm(lm)[0].precision == "mixed_bfloat16"
+    exports = {"lm": tmp_path / "lm-export", "images": tmp_path / "images-export"}
+    for kind, run in (("lm", lm), ("images", images)):
+        export_saved_model(run, exports[kind])
+    got = in_plain_tensorflow(exports, tmp_path)
+    assert got["generate"] == texts_of(*load_lm(lm, "float32")[:2])
+    model, _, _ = load_classifier(images, "float32")
+    np.testing.assert_allclose(got["images"]["probabilities"], predict_probabilities(model, PIXELS), atol=1e-6)
 
 
 def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):

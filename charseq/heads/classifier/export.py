@@ -62,7 +62,7 @@ def build_export(model_dir) -> tuple[tf.Module, dict]:
     """The exportable module of a classifier run, and what to record about it."""
     from charseq.heads.classifier.run import load_classifier
 
-    model, vocab, config = load_classifier(model_dir)
+    model, vocab, config = load_classifier(model_dir, "float32")  # see charseq.export
     labels = [str(name) for name in config["labels"]]
     if vocab is None:
         cols = int(model.backbone.input_layer.kernel.shape[0])

@@ -74,5 +74,5 @@ def build_export(model_dir) -> tuple[tf.Module, dict]:
     from charseq.heads.lm.run import load_lm
 
     Chars.check(load_vocab(model_dir))  # before the model is built for a vocabulary it cannot export
-    model, vocab, _ = load_lm(model_dir)
+    model, vocab, _ = load_lm(model_dir, "float32")  # see charseq.export
     return LanguageModelExport(model, vocab), {}

@@ -36,7 +36,7 @@ def build_export(model_dir) -> tuple[tf.Module, dict]:
     """The exportable module of an encoder-decoder run, and what to record about it."""
     from charseq.heads.seq2seq.run import load_seq2seq
 
-    model, source_vocab, target_vocab, config = load_seq2seq(model_dir)
+    model, source_vocab, target_vocab, config = load_seq2seq(model_dir, "float32")  # see charseq.export
     max_len = int(config["model"]["max_output_len"])
     return (Seq2SeqExport(model, source_vocab, target_vocab, bool(config["model"]["reverse_source"]), max_len),
             {"max_output_len": max_len})
