@@ -171,6 +171,10 @@ class TrainingLoop:
         self.bar = keras.utils.Progbar(self.end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
         self.last_sample = None
         self.window_start = self.clock_start = time.perf_counter()
+        # Seconds trained when the run's first step was done (its compilation included): the learning
+        # rate's clock starts there, so that the compile's seconds, which vary from run to run, do not
+        # move the schedule of a run that its steps, not its budget, end (kept across --resume).
+        self.started_s: float | None = None
         self.window_tokens = 0
         self.status_written = None  # when status.json was last written (perf_counter)
 
@@ -180,8 +184,8 @@ class TrainingLoop:
 
     def fraction_done(self) -> float | None:
         parts = [self.step / self.end_step] if self.end_step else []
-        if self.budget_s:
-            parts.append(self.elapsed() / self.budget_s)
+        if self.budget_s and self.started_s is not None and self.budget_s > self.started_s:
+            parts.append((self.elapsed() - self.started_s) / (self.budget_s - self.started_s))
         return max(parts) if parts else None
 
     def stalled(self) -> bool:
@@ -205,13 +209,14 @@ class TrainingLoop:
             self.run_dir.truncate_metrics(self.saved["step"])
         self.last = self.run_dir.metrics()[-1] if self.run_dir.metrics() else {}
         self.step = self.saved["step"]
+        self.started_s = self.saved.get("started_s")  # None in a checkpoint of an earlier charseq: set at the next step
         self.losses = list(self.saved.get("window_losses", []))
         self.window_start = time.perf_counter()
         self.clock_start = self.window_start - self.saved["elapsed_s"]
         self.log(f"resuming from step {self.step} ({self.saved['elapsed_s']:.0f}s trained)")
 
     def checkpoint(self) -> None:
-        saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(),
+        saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(), "started_s": self.started_s,
                  "window_losses": [float(x) for x in self.losses]}
         with self.writing("a checkpoint"):
             self.run_dir.save_checkpoint(self.model, self.optimizer, saved, self.task.state(), keep=self.cfg.keep)
@@ -393,6 +398,8 @@ class TrainingLoop:
             optimizer.learning_rate.assign(rate)
             loss = self.task.train_step(self.step, optimizer)
         self.step += 1
+        if self.started_s is None:
+            self.started_s = self.elapsed()
         self.window_tokens += self.task.tokens_per_step
         if time.perf_counter() - self.status_written >= STATUS_EVERY_S:
             self.record_status("running")

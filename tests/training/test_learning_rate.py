@@ -1,10 +1,15 @@
 """Every step trains at the schedule's learning rate: charseq's heads set it inside their compiled
-step (an input of the step, not an eager assignment between steps), on one replica and mirrored."""
+step (an input of the step, not an eager assignment between steps), on one replica and mirrored; and
+under a time budget the schedule does not depend on how long the run took to compile."""
+
+import functools
+import time
 
 import numpy as np
 import pytest
 
 from charseq.heads.lm.run import train_lm
+from charseq.heads.lm.task import LMTask
 from helpers import QUIET, TINY_SETTINGS, read_metrics, saved_arrays
 
 
@@ -22,3 +27,26 @@ def test_each_step_trains_at_the_schedules_rate(tmp_path, corpus_file, strategy)
     assert weights and weights.keys() == after_one.keys()
     for name, value in weights.items():
         np.testing.assert_array_equal(value, after_one[name], err_msg=name)
+
+
+
+def test_a_budget_run_that_its_steps_end_repeats_itself(tmp_path, corpus_file, monkeypatch):
+    """Under --time-budget the learning rate follows the clock once it is further along than the steps,
+    and its clock starts after the first step: the seconds a run takes to compile, which vary, do not
+    move the rate of a run that its steps end, so the same seed gives the same rates and losses. The
+    second run here compiles 5 s slower (a twelfth of its budget, three of its 40 steps)."""
+    settings = {**TINY_SETTINGS, "eval_every": 5, "max_steps": 40, "time_budget": 1}
+    a = read_metrics(train_lm(corpus_file, tmp_path / "a", **QUIET, **settings).path)
+    first_step = LMTask.train_step
+
+    @functools.wraps(first_step)
+    def slow_first_step(self, *args, **kwargs):
+        if not getattr(self, "slowed", False):
+            self.slowed = True
+            time.sleep(5)
+        return first_step(self, *args, **kwargs)
+    monkeypatch.setattr(LMTask, "train_step", slow_first_step)
+    b = read_metrics(train_lm(corpus_file, tmp_path / "b", **QUIET, **settings).path)
+    assert len(a) == 8 and a[-1]["lr"] < a[0]["lr"]  # annealed to the end
+    assert [(r["step"], r["lr"], r["train_loss"], r["val_loss"]) for r in a] == \
+        [(r["step"], r["lr"], r["train_loss"], r["val_loss"]) for r in b]
