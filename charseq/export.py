@@ -103,7 +103,7 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     try:
         with portable_graph():
             tf.saved_model.save(module, str(build.path), signatures=module.signatures())
-        info = {"task": task, "signatures": sorted(module.signatures()), **info,
+        info = {"task": task, "signatures": sorted(module.signatures()), **info, "precision": "float32",
                 "run": str(Path(model_dir).resolve()), "charseq_version": __version__}
         (build.path / METADATA).parent.mkdir(exist_ok=True)
         write_json_atomic(build.path / METADATA, info)

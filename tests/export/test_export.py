@@ -155,7 +155,7 @@ def test_a_run_trained_in_bfloat16_exports_in_float32(runs, corpus_file, tmp_pat
     assert load_lm(lm)[0].precision == "mixed_bfloat16"
     exports = {"lm": tmp_path / "lm-export", "images": tmp_path / "images-export"}
     for kind, run in (("lm", lm), ("images", images)):
-        export_saved_model(run, exports[kind])
+        assert export_saved_model(run, exports[kind])["precision"] == "float32"
     got = in_plain_tensorflow(exports, tmp_path)
     assert got["generate"] == texts_of(*load_lm(lm, "float32")[:2])
     model, _, _ = load_classifier(images, "float32")

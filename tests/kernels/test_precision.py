@@ -121,6 +121,32 @@ def test_a_run_loads_and_resumes_in_the_precision_auto_chose(files, tmp_path, mo
     assert load_lm(run, "float32")[0].precision == "float32"  # generate --precision: products as asked
 
 
+def _policy(kind: str, run) -> str:
+    """The dtype policy of `run`'s model as its head's loader builds it."""
+    from charseq.heads.classifier.run import load_classifier
+    from charseq.heads.seq2seq.run import load_seq2seq
+
+    if kind == "train-seq2seq":
+        return load_seq2seq(run)[0].decoder.dtype_policy.name
+    return load_classifier(run)[0].backbone.dtype_policy.name
+
+
+@pytest.mark.parametrize("kind", ["train-classifier", "classify-mnist", "train-seq2seq"])
+def test_every_head_loads_and_resumes_in_its_recorded_precision(kind, files, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    run = tmp_path / kind
+    r = run_cli_in_process(*command(kind, files, run, "--precision", "auto"))
+    assert r.returncode == 0, r.stderr
+    chosen = json.loads((run / "config.json").read_text())["trained_precision"]
+    assert f"{chosen};" in r.stdout and _policy(kind, run) == chosen
+    other = "float32" if chosen == "mixed_bfloat16" else "mixed_bfloat16"
+    set_trained_precision(run, other)  # as if `auto` had chosen the other one when the run started
+    assert _policy(kind, run) == other
+    r = run_cli_in_process(kind, "--out", run, "--resume", "--max-steps", "8")
+    assert r.returncode == 0, r.stderr
+    assert f"{other};" in r.stdout
+
+
 def test_a_precision_named_or_not_recorded_is_resolved_where_it_loads():
     model = {"cell": "lstm", "units": 8}
     assert precision_of_run({"model": {**model, "precision": "float32"}, "trained_precision": "float32"}) is None
