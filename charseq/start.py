@@ -187,13 +187,16 @@ class Start:
     sizing: Sizing | None = None  # a new run's, once the data is read
     model: Any = None  # built by start_run, with the task the training loop runs
     task: Any = None
-    # The precision the model is built in: on --resume, the one the run recorded (precision_of_run);
-    # None: its model's `precision` setting, resolved by the head's builder.
-    precision: str | None = None
 
     @property
     def resume(self) -> bool:
         return self.config is not None
+
+    @property
+    def precision(self) -> str | None:
+        """The precision the model is built in: on --resume, the one the run recorded (precision_of_run);
+        None: its model's `precision` setting, resolved by the head's builder."""
+        return precision_of_run(self.config) if self.resume else None
 
 
 class Recipe:
@@ -292,7 +295,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
             data = {k: v for k, v in data.items() if k not in recipe.recorded}
         start = Start(run, config_from_dict(recipe.model_config, config.get("model"), f"{where} model"),
                       recipe.data_config and config_from_dict(recipe.data_config, data, f"{where} data"),
-                      train_cfg, settings, log, config, precision=precision_of_run(config))
+                      train_cfg, settings, log, config)
     else:
         model_cfg, *data_cfg, train_cfg = split_settings(settings, *groups, TrainConfig)  # before the data loads
         start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
