@@ -17,7 +17,7 @@ import click
 from charseq.cli_errors import COMMANDS_RUN, CharseqGroup
 from charseq.heads import all_heads, train_commands
 from charseq.options import LibraryOption, configure_output, given, json_line, library_option
-from charseq.settings import DECODE_ERRORS
+from charseq.settings import DECODE_ERRORS, INFERENCE_PRECISIONS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter is not for users
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
@@ -82,6 +82,10 @@ def evaluate_command() -> click.Command:
         click.Option(["--skip-bad-rows"], is_flag=True,
                      help="Files of rows (labeled texts, pairs): skip (and count) malformed rows instead of "
                      "refusing FILE."),
+        click.Option(["--precision"], type=click.Choice(INFERENCE_PRECISIONS),
+                     help="What the model computes in: float32, or mixed_bfloat16 (bfloat16 products with float32 "
+                     "sums; needs a CPU with AVX512-BF16). Encoder-decoders: its decoder's recurrent products. "
+                     "[default: the precision the model was trained in]"),
     ]
     names = {p.name for p in params}
     for cli in heads:

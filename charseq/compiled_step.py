@@ -28,7 +28,7 @@ import tensorflow as tf
 from charseq import kernels
 from charseq.backbone import in_portable_graph
 from charseq.errors import CharseqError
-from charseq.settings import GENERATION_PRECISIONS
+from charseq.settings import INFERENCE_PRECISIONS
 
 
 def recurrence_for(backbone, recurrence: str | None = None) -> str:
@@ -63,8 +63,8 @@ def recurrence_of(backbone, precision: str | None) -> str | None:
     a bfloat16 model needs the step ops too (else load the model in float32)."""
     if precision is None:
         return None
-    if precision not in GENERATION_PRECISIONS:
-        raise CharseqError(f"--precision must be one of {', '.join(GENERATION_PRECISIONS)}, not {precision!r}")
+    if precision not in INFERENCE_PRECISIONS:
+        raise CharseqError(f"--precision must be one of {', '.join(INFERENCE_PRECISIONS)}, not {precision!r}")
     own = "mixed_bfloat16" if backbone.recurrence == "bfloat16" else "float32"
     if precision == "float32" and own == "float32":
         return "float32"

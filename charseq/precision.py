@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 
 from charseq.errors import CharseqError
-from charseq.settings import PRECISIONS
+from charseq.settings import INFERENCE_PRECISIONS, PRECISIONS
 
 
 @functools.cache
@@ -88,3 +88,17 @@ def precision_of_run(config: dict) -> str | None:
     if not isinstance(model, dict) or model.get("precision", "auto") != "auto" or trained is None:
         return None
     return "float32" if trained == "float32" else resolve_precision("auto")
+
+
+def asked_precision(precision: str | None) -> str | None:
+    """A trained model's precision as a command asks for it (`evaluate` and `classify --precision`:
+    the whole model built in it; None: the precision it was trained in). bfloat16 is refused on a CPU
+    without native bf16, where it would be emulated, slower than float32 and no closer to it."""
+    if precision is None:
+        return None
+    if precision not in INFERENCE_PRECISIONS:
+        raise CharseqError(f"--precision must be one of {', '.join(INFERENCE_PRECISIONS)}, not {precision!r}")
+    if precision == "mixed_bfloat16" and not cpu_has_bf16():
+        raise CharseqError("--precision mixed_bfloat16 needs a CPU with AVX512-BF16 or AMX (this one would "
+                           "emulate it, slower than float32); leave --precision out")
+    return precision

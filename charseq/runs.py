@@ -49,7 +49,7 @@ from charseq.errors import CharseqError, WriteError
 from charseq.files import (append_text, directory_locked, lock_directory, unlock_directory, write_bytes_atomic,
                            write_json_atomic)
 from charseq.heads import HEADS, Head, head
-from charseq.settings import GENERATION_PRECISIONS, TEXT
+from charseq.settings import INFERENCE_PRECISIONS, TEXT
 from charseq.transaction import Replacement, destination, recover
 
 CONFIG_FILE = "config.json"
@@ -167,9 +167,9 @@ def check_config(config: dict, path: Path) -> None:
     or mistyped ones, a data section without what resuming and loading read."""
     run_head = head(config["task"])
     _check_fields(config, {**COMMON_KEYS, **run_head.config_keys}, str(path))
-    if config.get("trained_precision", "float32") not in GENERATION_PRECISIONS:
+    if config.get("trained_precision", "float32") not in INFERENCE_PRECISIONS:
         raise CharseqError(f"{path}: trained_precision = {json.dumps(config['trained_precision'])} is not one of "
-                           f"{', '.join(GENERATION_PRECISIONS)}")
+                           f"{', '.join(INFERENCE_PRECISIONS)}")
     if run_head.data_keys:  # by the kind of input (None: a head with one kind)
         kind = config.get("input")
         if kind not in run_head.data_keys:

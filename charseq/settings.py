@@ -43,7 +43,7 @@ from charseq.errors import ArgumentTypeError, CharseqError, flag
 # The choice lists, one owner each (the library checks against them, the CLI offers them).
 CELLS = ("rnn", "lstm", "gru")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-GENERATION_PRECISIONS = PRECISIONS[1:]  # generate/translate --precision: how the recurrent products multiply
+INFERENCE_PRECISIONS = PRECISIONS[1:]  # --precision of the commands that use a trained model (generate, evaluate, ...)
 OPTIMIZERS = ("adam", "rmsprop", "sgd", "adagrad")
 LR_DECAYS = ("none", "exponential", "cosine")
 ON_NAN = ("stop", "skip")

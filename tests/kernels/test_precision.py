@@ -159,3 +159,40 @@ def test_a_damaged_record_is_one_line(finished, tmp_path):
     shutil.copytree(finished["train-lm"], run)
     set_trained_precision(run, "float16")
     assert_clean_error(run_cli_in_process("generate", "-m", run, "--length", "5"), "trained_precision", "float16")
+
+
+def test_evaluate_and_classify_compute_in_the_precision_asked(finished, files, monkeypatch):
+    """`evaluate --precision` and `classify --precision`: a model trained in float32 computes in
+    bfloat16 when asked (its figures move a little, and only a little) and in float32 as before; on a
+    CPU without native bf16 bfloat16 is refused in one line."""
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+
+    def loss(*extra):
+        r = run_cli_in_process("evaluate", "-m", finished["train-lm"], files / "other.txt", "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["loss_nats"]
+
+    def probabilities(*extra):
+        r = run_cli_in_process("classify", "-m", finished["train-classifier"], "--json", "good film", "awful",
+                               *extra)
+        assert r.returncode == 0, r.stderr
+        return [p for line in r.stdout.splitlines() for p in json.loads(line)["probabilities"].values()]
+
+    as_trained, float32, bf16 = loss(), loss("--precision", "float32"), loss("--precision", "mixed_bfloat16")
+    assert as_trained == float32 and bf16 != float32 and abs(bf16 - float32) < 0.02
+    as_trained, float32, bf16 = (probabilities(), probabilities("--precision", "float32"),
+                                 probabilities("--precision", "mixed_bfloat16"))
+    assert as_trained == float32 and bf16 != float32 and max(abs(a - b) for a, b in zip(bf16, float32)) < 0.02
+    r = run_cli_in_process("evaluate", "-m", finished["classify-mnist"], "--json", "--precision", "mixed_bfloat16")
+    assert r.returncode == 0 and 0 <= json.loads(r.stdout)["accuracy"] <= 1, r.stderr
+    scores = [run_cli_in_process("evaluate", "-m", finished["train-seq2seq"], files / "pairs.tsv", "--json", *extra)
+              for extra in ([], ["--precision", "float32"])]
+    assert all(r.returncode == 0 for r in scores), scores[-1].stderr
+    assert [json.loads(r.stdout)["char_error_rate"] for r in scores] == [json.loads(scores[0].stdout)["char_error_rate"]] * 2
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    for args in (["evaluate", "-m", finished["train-lm"], files / "other.txt"],
+                 ["classify", "-m", finished["train-classifier"], "good film"]):
+        assert_clean_error(run_cli_in_process(*args, "--precision", "mixed_bfloat16"), "AVX512-BF16")
+    assert_clean_error(run_cli_in_process("evaluate", "-m", finished["train-lm"], files / "other.txt",
+                                          "--precision", "half"), "--precision")

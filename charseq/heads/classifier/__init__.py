@@ -40,7 +40,7 @@ HEAD = Head(
     train_commands={"classify-mnist": lazy("charseq.heads.classifier.run", "train_mnist"),
                     "train-classifier": lazy("charseq.heads.classifier.run", "train_classifier")},
     evaluate=evaluate, summary=summary,
-    evaluate_options=("encoding", "errors", "text_column", "label_column", "skip_bad_rows"),
+    evaluate_options=("encoding", "errors", "text_column", "label_column", "skip_bad_rows", "precision"),
     export=lazy("charseq.heads.classifier.export", "build_export"),
     load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"), studio="charseq.heads.classifier.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),

@@ -10,7 +10,7 @@ import click
 from charseq.cli_errors import one_line
 from charseq.options import (SIZED, configure_output, echo_done, given_settings, inputs, json_line,
                              library_option, model_options, train_on_file, training_options, validation_options)
-from charseq.settings import READOUTS, TOKENIZERS
+from charseq.settings import INFERENCE_PRECISIONS, READOUTS, TOKENIZERS
 
 CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
 TRAIN_CLASSIFIER = "charseq.heads.classifier.config:TextData"  # owns train-classifier's data defaults
@@ -104,7 +104,11 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 @click.argument("texts", nargs=-1, metavar="[TEXT]...")
 @click.option("--input", "input_file", type=click.Path(), help="A file with one text per line.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
-def classify_command(model_dir, texts, input_file, as_json):
+@click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS),
+              help="What the model computes in: float32, or mixed_bfloat16 (bfloat16 products with float32 sums; "
+              "needs a CPU with AVX512-BF16), whose probabilities may differ a little from float32's. "
+              "[default: the precision the model was trained in]")
+def classify_command(model_dir, texts, input_file, as_json, precision):
     """Print the label and its probability for each TEXT (or each line of --input)."""
     configure_output()
     from charseq.heads.classifier.run import classify
@@ -117,7 +121,7 @@ def classify_command(model_dir, texts, input_file, as_json):
     if blank:  # an empty TEXT argument (a blank line of --input gets a blank output line instead)
         raise CharseqError(f"cannot classify an empty text (TEXT argument {blank[0] + 1})")
     given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
-    results = dict(zip(given, classify(model_dir, [texts[i] for i in given]) if given else []))
+    results = dict(zip(given, classify(model_dir, [texts[i] for i in given], precision) if given else []))
     for i, (text, line) in enumerate(zip(texts, lines)):
         result = results.get(i, {"text": text, "label": None})
         if as_json:

@@ -30,7 +30,7 @@ from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import precision_of_run, resolve_precision
+from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
@@ -386,9 +386,10 @@ def load_classifier(path: str | Path, precision: str | None = None):
     return model, vocab, config
 
 
-def classify(path: str | Path, texts: list[str]) -> list[dict]:
-    """Label and class probabilities for each text; characters the model does not know become unknown."""
-    model, vocab, config = load_classifier(path)
+def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
+    """Label and class probabilities for each text; characters the model does not know become unknown.
+    `precision`: the one the model computes in (None: the one it was trained in)."""
+    model, vocab, config = load_classifier(path, asked_precision(precision))
     if vocab is None:
         raise CharseqError(f"{path} classifies images, not texts")
     if any(not t.strip() for t in texts):
@@ -416,13 +417,15 @@ def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
 
 def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_column: str | None = None,
                         label_column: str | None = None, skip_bad_rows: bool = False, encoding: str = "utf-8",
-                        errors: str = "strict", log: Callable[[str], None] = lambda s: None) -> dict:
+                        errors: str = "strict", precision: str | None = None,
+                        log: Callable[[str], None] = lambda s: None) -> dict:
     """Accuracy, per-class recall/precision and the confusion matrix on held-out data.
 
     Text models read `file` (TSV/CSV); image models read the test split of `file` (an .npz or
-    IDX directory) or, without it, of the data they were trained on.
+    IDX directory) or, without it, of the data they were trained on. `precision`: the one the model
+    computes in (None: the one it was trained in).
     """
-    model, vocab, config = load_classifier(path)
+    model, vocab, config = load_classifier(path, asked_precision(precision))
     names = config["labels"]
     if vocab is None:
         images: ImageSet = load_mnist(file if file is not None else config["data"]["path"], log=log)

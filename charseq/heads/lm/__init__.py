@@ -35,7 +35,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 HEAD = Head(
     task="lm", cli="charseq.heads.lm.cli", title="a language model", monitor=MONITOR,
     train_commands={"train-lm": lazy("charseq.heads.lm.run", "train_lm")},
-    evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context"), summary=summary,
+    evaluate=evaluate, evaluate_options=("encoding", "errors", "full_context", "precision"), summary=summary,
     export=lazy("charseq.heads.lm.export", "build_export"),
     load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"), studio="charseq.heads.lm.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),

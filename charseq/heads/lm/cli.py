@@ -10,7 +10,7 @@ import click
 from charseq.errors import CharseqError, flag
 from charseq.options import (SIZED, configure_output, echo_done, given, given_settings, library_default,
                              library_option, model_options, on_command_line, training_options)
-from charseq.settings import DECODE_ERRORS, GENERATION_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
+from charseq.settings import DECODE_ERRORS, INFERENCE_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
 
 CONFIG = "charseq.heads.lm.config"  # owns every default of the language model's commands
 LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
@@ -85,7 +85,7 @@ PRECISION_HELP = ("How the recurrent products multiply. mixed_bfloat16: bfloat16
               help="Beam search with this many hypotheses: the most likely continuations (1: sample).")
 @library_option("--n-best", type=int, owner=f"{GENERATOR}.n_best",
                 help="With --beam: print this many continuations, best first, with their log-probabilities.")
-@click.option("--precision", type=click.Choice(GENERATION_PRECISIONS), help=PRECISION_HELP)
+@click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), help=PRECISION_HELP)
 def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()

@@ -26,7 +26,7 @@ from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
-from charseq.precision import precision_of_run, resolve_precision
+from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat
 from charseq.heads.lm.sizing import size_lm
@@ -177,17 +177,18 @@ def load_lm(path: str | Path, precision: str | None = None):
 
 
 def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict",
-                full_context: bool = False) -> dict:
+                full_context: bool = False, precision: str | None = None) -> dict:
     """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file.
 
     The file is scored as up to 32 parallel streams (each starts from a zero state, its first
     character unscored), which is fast; `full_context` scores it as one stream carrying the state
-    through the whole file, every character but the first with all the text before it."""
+    through the whole file, every character but the first with all the text before it. `precision`:
+    the one the model computes in (None: the one it was trained in; charseq.precision.asked_precision)."""
     from charseq.files import read_text
 
     if file is None:
         raise CharseqError("evaluate needs a FILE of held-out text for a language model")
-    model, vocab, _ = load_lm(path)
+    model, vocab, _ = load_lm(path, asked_precision(precision))
     text = read_text(file, encoding, errors)
     if not text:
         raise CharseqError(f"{file} is empty")

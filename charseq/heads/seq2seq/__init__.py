@@ -32,7 +32,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 HEAD = Head(
     task="seq2seq", cli="charseq.heads.seq2seq.cli", title="an encoder-decoder", monitor=MONITOR,
     train_commands={"train-seq2seq": lazy("charseq.heads.seq2seq.run", "train_seq2seq")},
-    evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam"), summary=summary,
+    evaluate=evaluate, evaluate_options=("encoding", "errors", "skip_bad_rows", "beam", "precision"), summary=summary,
     export=lazy("charseq.heads.seq2seq.export", "build_export"),
     load_for_studio=lazy("charseq.heads.seq2seq.inspect", "load_for_studio"), studio="charseq.heads.seq2seq.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),

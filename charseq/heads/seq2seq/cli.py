@@ -10,7 +10,7 @@ import click
 from charseq.cli_errors import one_line
 from charseq.options import (LibraryOption, configure_output, given, inputs, json_line, library_default,
                              library_option, model_options, train_on_file, training_options, validation_options)
-from charseq.settings import ATTENTIONS, GENERATION_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
+from charseq.settings import ATTENTIONS, INFERENCE_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
 SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:ModelConfig"
@@ -88,7 +88,7 @@ TRANSLATOR = "charseq.heads.seq2seq.config:DecodeConfig"  # the defaults Transla
 @library_option("--unknown", type=click.Choice(SOURCE_UNKNOWN), owner=f"{TRANSLATOR}.unknown",
                 help="What to do with source characters the model does not know: refuse the source, or read "
                 "them as the unknown symbol.")
-@click.option("--precision", type=click.Choice(GENERATION_PRECISIONS),
+@click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS),
               help="How the decoder's recurrent products multiply. mixed_bfloat16: bfloat16 products with float32 "
               "sums (states and softmax float32), faster on a CPU with AVX512-BF16 (refused on others), but "
               "outputs may differ from float32's. [default: the precision the model was trained in]")

@@ -240,11 +240,12 @@ def translate(path: str | Path, sources: list[str], **options) -> list[list[tupl
 
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
-                     encoding: str = "utf-8", errors: str = "strict") -> dict:
-    """Exact match and character error rate of the best hypothesis on a file of pairs."""
+                     encoding: str = "utf-8", errors: str = "strict", precision: str | None = None) -> dict:
+    """Exact match and character error rate of the best hypothesis on a file of pairs. `precision`:
+    how the decoder's recurrent products multiply, as for Translator."""
     import time
 
-    translator = Translator(path)
+    translator = Translator(path, precision)
     if file is None:
         raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
     pairs = read_pairs(file, skip_bad_rows, encoding=encoding, errors=errors)
