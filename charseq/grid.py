@@ -36,7 +36,7 @@ import click
 from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
-from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run
+from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run, selection_key
 from charseq.transaction import Replacement, destination, recover
 
 GRID_FILE = "grid.json"
@@ -284,8 +284,8 @@ def result(path: Path, combination: dict) -> dict:
     if records:
         row.update(steps=records[-1].get("step", 0), elapsed_s=records[-1].get("elapsed_s", 0.0))
     if scored:
-        best = (min if mode == "min" else max)(scored, key=lambda r: r[metric])
-        row.update(best=best[metric], best_step=best["step"])
+        best = min(scored, key=lambda r: selection_key(r, metric, mode))  # the record of the weights kept
+        row.update(best=best[metric], best_step=best["step"], best_val_loss=best.get("val_loss"))
     return row
 
 
@@ -293,7 +293,7 @@ def rank(rows: list[dict]) -> list[dict]:
     """Rows sorted best first by their metric (rows without one last); the best is marked."""
     scored = [r for r in rows if r["best"] is not None]
     mode = scored[0]["mode"] if scored else "min"
-    scored.sort(key=lambda r: r["best"], reverse=mode == "max")
+    scored.sort(key=lambda r: selection_key({"best": r["best"], "val_loss": r.get("best_val_loss")}, "best", mode))
     ranked = scored + [r for r in rows if r["best"] is None]
     for i, r in enumerate(ranked):
         r["is_best"] = i == 0 and r["best"] is not None

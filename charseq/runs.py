@@ -33,6 +33,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -71,6 +72,17 @@ RUN_FORMAT = 1
 RUN_ENTRIES = frozenset({CONFIG_FILE, "vocab.json", "spm.model", "spm.vocab", "data", "target", CHECKPOINT_FILE,
                          HISTORY_DIR, BEST_FILE, METRICS_FILE, STATUS_FILE, "logs", "grid_result.json",
                          TEST_FILE})
+
+
+def selection_key(record: dict, metric: str, mode: str) -> tuple[float, float]:
+    """How two evaluations compare when the best weights are kept (best.npz) and a grid ranks its
+    runs: lower is better. By `metric` ("min" or "max" `mode`), a tie going to the lower val_loss: a
+    classifier's accuracy (an encoder-decoder's exact match) often stays the same over many
+    evaluations, at 1.0 on easy data, while its loss goes on falling, and those later weights are the
+    more confident ones. A record without a loss (or a NaN one) loses a tie; one of -inf wins it."""
+    loss = record.get("val_loss")
+    return (record[metric] if mode == "min" else -record[metric],
+            loss if isinstance(loss, (int, float)) and not math.isnan(loss) else math.inf)
 
 
 def _number(value) -> float | None:

@@ -34,7 +34,7 @@ import tensorflow as tf
 from charseq.distribute import any_worker, prepare_optimizer, scope
 from charseq.errors import CharseqError, Interrupted
 from charseq.optimizers import OPTIMIZERS
-from charseq.runs import RunDir
+from charseq.runs import RunDir, selection_key
 from charseq.settings import TrainConfig  # noqa: F401 (charseq.train.TrainConfig)
 from charseq.start import move_the_end
 
@@ -54,7 +54,8 @@ class Task(Protocol):
     steps_per_epoch: int
 
     # Optional: `monitor = ("val_accuracy", "max")` picks which evaluation metric decides the
-    # best weights; without it, the lowest "val_loss" does.
+    # best weights (charseq.runs.selection_key: a tie goes to the lower "val_loss"); without it, the
+    # lowest "val_loss" does.
 
     def train_step(self, step: int, optimizer) -> tf.Tensor: ...  # returns the batch loss
     # A task whose train_step also takes `learning_rate` (the step's rate, a float) sets it on the
@@ -277,7 +278,10 @@ class TrainingLoop:
                 value, improved = None, False
                 self.run_dir.save_best(self.model, record)  # no validation: the weights kept are the last ones
             else:
-                improved = best is None or (value < best if self.mode == "min" else value > best)
+                # The best's loss is unknown in a checkpoint of an earlier charseq: then a tie keeps it.
+                kept = {self.monitor: best, "val_loss": self.saved.get("val_loss_at_best", -math.inf)}
+                improved = best is None or (selection_key(metrics, self.monitor, self.mode)
+                                            < selection_key(kept, self.monitor, self.mode))
             if improved:
                 with self.writing("the best weights (best.npz)"):
                     self.run_dir.save_best(self.model, record)
@@ -291,6 +295,7 @@ class TrainingLoop:
             self._summarize(record)
         if improved:
             self.saved["best"] = value
+            self.saved["val_loss_at_best"] = metrics.get("val_loss")
         best_loss, loss = self.saved.get("best_loss"), metrics.get("val_loss")
         loss_improved = loss is not None and (best_loss is None or loss < best_loss - LOSS_MIN_DELTA)
         if loss_improved:

@@ -136,6 +136,22 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
 
 
+def test_a_tie_in_accuracy_keeps_the_weights_of_the_lower_validation_loss(tmp_path, reviews):
+    """Easy data reaches full validation accuracy early and its loss goes on falling: of the
+    evaluations at the best accuracy, the weights kept are those of the lowest validation loss."""
+    out = tmp_path / "sent"
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                           "--max-steps", "120", "--eval-every", "10", "--batch-size", "16", "--lr", "1e-2", *FAST)
+    assert r.returncode == 0, r.stderr
+    metrics = read_metrics(out)
+    top = max(m["val_accuracy"] for m in metrics)
+    at_top = [m for m in metrics if m["val_accuracy"] == top]
+    assert len(at_top) >= 3 and at_top[0]["val_loss"] > min(m["val_loss"] for m in at_top)  # a tie to break
+    expected = min(at_top, key=lambda m: m["val_loss"])["step"]
+    from charseq.heads.classifier.run import load_classifier
+    from charseq.runs import RunDir
+
+    assert RunDir.open(out).load_weights(load_classifier(out)[0])["metrics"]["step"] == expected
 def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     from charseq.heads.classifier.inspect import explain_text
     from charseq.heads.classifier.run import load_classifier

@@ -150,6 +150,14 @@ def test_grid_trains_every_combination_and_ranks_them(grid):
     assert table[1].startswith("*") and ranked[0][3:] in table[1]
 
 
+def test_runs_tied_on_their_accuracy_rank_by_their_validation_loss():
+    """As within a run (best.npz), so between runs: at the same best accuracy the lower loss ranks first."""
+    from charseq.grid import rank
+
+    def row(name, best, loss):
+        return {"run": name, "best": best, "best_val_loss": loss, "mode": "max"}
+    ranked = rank([row("a", 0.9, 0.1), row("b", 1.0, 0.3), row("c", 1.0, 0.2), row("d", None, None)])
+    assert [r["run"] for r in ranked] == ["c", "b", "a", "d"] and ranked[0]["is_best"]
 def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
     import shutil
 
