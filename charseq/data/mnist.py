@@ -170,5 +170,5 @@ def load_mnist(path: str | Path | None = None, log=print) -> ImageSet:
         return load_default_mnist(log)
     path = Path(path)
     if not path.exists():
-        raise CharseqError(f"--data {path} does not exist")
+        raise CharseqError(f"{path} does not exist")  # given as classify-mnist --data or evaluate's FILE
     return load_idx_directory(path) if path.is_dir() else load_npz(path)

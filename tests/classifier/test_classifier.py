@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -267,6 +268,20 @@ def test_missing_data_path_and_wrong_task(tmp_path, trained_run):
     assert_clean_error(run_cli_in_process("classify-mnist", "--data", tmp_path / "nope", "--out", tmp_path / "r"),
                        "does not exist")
     assert_clean_error(run_cli_in_process("classify", "--model", trained_run, "hello"), "holds a language model, not a classifier")
+
+
+def test_evaluate_names_the_missing_images_as_the_command_took_them(tmp_path, idx_dir):
+    """evaluate's images are its FILE, or the data the run was trained on: an error says which, and
+    names no option evaluate lacks."""
+    data, run = tmp_path / "idx", tmp_path / "run"
+    shutil.copytree(idx_dir, data)
+    r = run_cli_in_process("classify-mnist", "--data", data, "--out", run, "--max-steps", "2", *FAST)
+    assert r.returncode == 0, r.stderr
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "nosuch.npz")
+    assert_clean_error(r, "nosuch.npz does not exist")
+    assert "--data" not in r.stderr
+    shutil.rmtree(data)
+    assert_clean_error(run_cli_in_process("evaluate", "--model", run), "was trained on, no longer exists", "FILE")
 
 
 def test_char_noise_deletes_and_replaces_at_its_rate():

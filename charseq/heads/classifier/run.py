@@ -428,7 +428,11 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     model, vocab, config = load_classifier(path, asked_precision(precision))
     names = config["labels"]
     if vocab is None:
-        images: ImageSet = load_mnist(file if file is not None else config["data"]["path"], log=log)
+        trained_on = config["data"]["path"]
+        if file is None and trained_on is not None and not Path(trained_on).exists():
+            raise CharseqError(f"{trained_on}, the data {path} was trained on, no longer exists; give its test "
+                               "split as FILE (an .npz or IDX directory)")
+        images: ImageSet = load_mnist(file if file is not None else trained_on, log=log)
         y = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
         return {**_report(y, predict_probabilities(model, images.x_test), names), "source": images.source}
     if file is None:
