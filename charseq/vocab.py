@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -206,6 +207,12 @@ class SentencePieceVocab:
             )
         except RuntimeError as e:
             msg = str(e).splitlines()[-1] if str(e) else "training failed"
+            # Its own advice names its own flags (--character_coverage); say what charseq's user can do.
+            needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", msg)
+            if needed:
+                raise CharseqError(f"a vocabulary of {vocab_size} pieces is too small for this text: SentencePiece "
+                                   f"keeps each of its characters as a piece, which takes {int(needed[1]):,}",
+                                   f"--vocab-size {needed[1]} or more") from None
             raise CharseqError(f"SentencePiece could not build a vocabulary of {vocab_size}: {msg}") from None
         (directory / "spm.vocab").unlink(missing_ok=True)
         return cls(directory / SPM_FILE)

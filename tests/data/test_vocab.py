@@ -1,5 +1,7 @@
 """Vocabularies: characters (Chinese included), limits, SentencePiece, saving and loading."""
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -67,3 +69,13 @@ def test_sentencepiece_vocab_same_interface(tmp_path):
     assert vocab.decode(vocab.encode(text)) == text
     vocab.save(tmp_path / "run")
     assert load_vocab(tmp_path / "run").encode(text).tolist() == vocab.encode(text).tolist()
+
+
+def test_a_piece_vocabulary_smaller_than_the_text_s_characters_says_how_big_it_must_be(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(chr(0x4E00 + i) for i in range(200)) * 5 + "\n", encoding="utf-8")
+    with pytest.raises(CharseqError) as e:
+        SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=50)
+    needed = int(re.search(r"--vocab-size (\d+) or more", str(e.value))[1])
+    assert "character_coverage" not in str(e.value) and needed > 200
+    assert SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=needed).size >= needed
