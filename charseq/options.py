@@ -270,3 +270,9 @@ def inputs(args, input_file) -> tuple[list[str], list[int | None]]:
         texts += rows
         lines += range(1, len(rows) + 1)
     return texts, lines
+
+
+def blank_argument(texts: list[str], lines: list[int | None], blank=lambda text: not text) -> int | None:
+    """The position (from 1) of the first blank text given on the command line, to refuse: a blank
+    line of a file gets a blank output line instead, so that output line N answers input line N."""
+    return next((i + 1 for i, (text, line) in enumerate(zip(texts, lines)) if line is None and blank(text)), None)

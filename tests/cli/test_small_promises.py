@@ -1,4 +1,4 @@
-"""Smaller promises: an empty TEXT is refused, the exported generate takes one prompt, --port is a
+"""Smaller promises: an empty TEXT or SOURCE is refused, the exported generate takes one prompt, --port is a
 port, a CSV header is read without guessing, --debug works wherever it is written, a command
 given another head's run names both heads as people do, a command's start does not load
 matplotlib, and the run directory a train command ends with pastes into a shell as it is."""
@@ -14,6 +14,13 @@ from helpers import assert_clean_error, run_cli_in_process, tiny_flags
 def test_classify_refuses_an_empty_text_argument(finished, texts):
     r = run_cli_in_process("classify", "--model", finished["train-classifier"], *texts)
     assert_clean_error(r, "empty text", f"argument {texts.index(next(t for t in texts if not t.strip())) + 1}")
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("sources", [[""], ["ab", ""]])
+def test_translate_refuses_an_empty_source_argument(finished, sources):
+    r = run_cli_in_process("translate", "--model", finished["train-seq2seq"], *sources)
+    assert_clean_error(r, "empty source", f"argument {sources.index('') + 1}")
     assert r.stdout == ""
 
 

@@ -8,7 +8,7 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (SIZED, configure_output, echo_done, given_settings, inputs, json_line,
+from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, inputs, json_line,
                              library_option, model_options, train_on_file, training_options, validation_options)
 from charseq.settings import INFERENCE_PRECISIONS, READOUTS, TOKENIZERS
 
@@ -117,9 +117,9 @@ def classify_command(model_dir, texts, input_file, as_json, precision):
     texts, lines = inputs(texts, input_file)
     if not texts:
         raise CharseqError("nothing to classify: give texts or --input FILE")
-    blank = [i for i, (t, line) in enumerate(zip(texts, lines)) if line is None and not t.strip()]
-    if blank:  # an empty TEXT argument (a blank line of --input gets a blank output line instead)
-        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank[0] + 1})")
+    blank = blank_argument(texts, lines, lambda text: not text.strip())
+    if blank:
+        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank})")
     given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
     results = dict(zip(given, classify(model_dir, [texts[i] for i in given], precision) if given else []))
     for i, (text, line) in enumerate(zip(texts, lines)):

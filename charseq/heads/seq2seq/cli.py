@@ -8,7 +8,7 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (LibraryOption, configure_output, given, inputs, json_line, library_default,
+from charseq.options import (LibraryOption, blank_argument, configure_output, given, inputs, json_line, library_default,
                              library_option, model_options, train_on_file, training_options, validation_options)
 from charseq.settings import ATTENTIONS, INFERENCE_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
@@ -106,6 +106,9 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     sources, lines = inputs(sources, input_file)
     if not sources:
         raise CharseqError("nothing to translate: give sources or --input FILE")
+    blank = blank_argument(sources, lines)
+    if blank:
+        raise CharseqError(f"cannot translate an empty source (SOURCE argument {blank})")
     nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
     results = dict(zip(nonblank, Translator(model_dir, precision)(
         [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
