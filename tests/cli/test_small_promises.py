@@ -104,3 +104,14 @@ def test_the_last_line_of_training_quotes_its_run_directory_for_a_shell(tmp_path
     last = r.stdout.strip().splitlines()[-1]
     assert r.returncode == 0 and last.startswith("done: run directory "), r.stdout + r.stderr
     assert shlex.split(last.removeprefix("done: run directory ")) == [str(out)] and (out / "best.npz").exists()
+
+
+def test_evaluate_prints_a_classifier_s_confusion_matrix(finished, files):
+    r = run_cli_in_process("evaluate", "--model", finished["train-classifier"], files / "reviews.tsv")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    examples = int(lines[0].split(" on ")[1].split()[0].replace(",", ""))
+    table = lines[lines.index("confusion matrix:") + 1:]
+    assert table[0].split()[-2:] == ["neg", "pos"] and [row.split()[0] for row in table[1:]] == ["neg", "pos"]
+    assert sum(int(n) for row in table[1:] for n in row.split()[1:]) == examples
+    assert all("recall" in line and "precision" in line for line in lines[1:3])

@@ -17,12 +17,33 @@ from charseq.settings import MAYBE_TEXT, TEXT, json_fields
 MONITOR = ("val_accuracy", "max")
 
 
+MAX_CONFUSION_SHOWN = 20  # classes; beyond that the matrix is too wide for a terminal (--json has it)
+
+
 def summary(report: dict) -> str:
-    """`charseq evaluate`'s lines for a classifier's report."""
+    """`charseq evaluate`'s lines for a classifier's report: accuracy, per-class recall and precision,
+    and the confusion matrix."""
     split = "test " if "source" in report else ""  # images: the test split of the set (charseq.data.mnist)
-    return f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples\n" + "\n".join(
-        f"  {name}: recall {c['recall'] if c['recall'] is not None else float('nan'):.4f} "
-        f"({c['examples']} examples)" for name, c in report["per_class"].items())
+
+    def rate(value):
+        return f"{value:.4f}" if value is not None else "-"
+    lines = [f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples"]
+    lines += [f"  {name}: recall {rate(c['recall'])}, precision {rate(c.get('precision'))} ({c['examples']} examples)"
+              for name, c in report["per_class"].items()]
+    return "\n".join(lines + confusion_lines(report.get("labels", []), report.get("confusion_matrix", [])))
+
+
+def confusion_lines(names: list[str], matrix: list[list[int]]) -> list[str]:
+    """The confusion matrix as a table: a row per true label, a column per predicted one."""
+    if not names or len(names) > MAX_CONFUSION_SHOWN:
+        return [f"(--json has the {len(names)}x{len(names)} confusion matrix)"] if names else []
+    labels = [name if len(name) <= 12 else name[:11] + "…" for name in names]
+    corner = "true \\ predicted"
+    first = max(len(corner), *map(len, labels))
+    width = max(*map(len, labels), *(len(str(n)) for row in matrix for n in row))
+    rows = [f"  {corner:<{first}}  " + " ".join(f"{label:>{width}}" for label in labels)]
+    rows += [f"  {label:<{first}}  " + " ".join(f"{n:>{width}}" for n in row) for label, row in zip(labels, matrix)]
+    return ["confusion matrix:", *rows]
 
 
 def evaluate(path, file, *, log=None, **options) -> dict:

@@ -138,6 +138,6 @@ EVALUATE_OPTIONS = (
     click.Option(["--label-column"], help="Text classifiers: the column with the labels [default: the training "
                  "file's]."),
 )
-EVALUATE_HELP = ("Text classifiers: accuracy and per-class recall on a TSV/CSV file. Image classifiers: accuracy "
-                 "and confusion matrix on the test split of FILE (.npz or IDX directory), or of the data the "
-                 "model was trained on.")
+EVALUATE_HELP = ("Classifiers: accuracy, per-class recall and precision and the confusion matrix, of a text "
+                 "classifier on a TSV/CSV file, of an image classifier on the test split of FILE (.npz or IDX "
+                 "directory) or of the data the model was trained on.")
