@@ -112,7 +112,8 @@ def evaluate(model_dir, file, as_json, **options):
 # ----------------------------------------------------------------------------- plot and grid
 @main.command("plot")
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", required=True, type=click.Path(), help="Image to write (.png, .svg or .pdf).")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Image to write: .png, .svg or .pdf (or another format matplotlib writes, such as .jpg).")
 @click.option("--metric", "metrics", multiple=True,
               help="Draw this metric of metrics.jsonl (repeatable) [default: losses, then accuracy or exact match].")
 @click.option("--force", is_flag=True, help="Replace an existing image.")

@@ -56,8 +56,8 @@ def _labels(runs: list[Path]) -> list[str]:
 
 def plot_runs(runs, out, metrics=None, force: bool = False) -> Path:
     """Draw the training curves of `runs` (run or grid directories) into the image `out`
-    (.png, .svg or .pdf). `metrics` (metric names in metrics.jsonl, e.g. ["val_loss", "lr"])
-    draws one panel per metric instead of the default loss / accuracy / exact-match panels.
+    (.png, .svg, .pdf, or another format matplotlib writes). `metrics` (metric names in metrics.jsonl,
+    e.g. ["val_loss", "lr"]) draws one panel per metric instead of the default loss / accuracy / exact-match panels.
     An existing `out` is replaced only with `force`. Returns the path written."""
     out = Path(out)
     if not runs:

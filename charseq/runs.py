@@ -428,7 +428,7 @@ class RunDir:
         if path.exists() and not path.is_dir():
             raise CharseqError(f"{path} is a file, not a charseq run directory (the --out of a train command)")
         if not path.is_dir():
-            raise CharseqError(f"model directory {path} does not exist")
+            raise CharseqError(f"run directory {path} does not exist")
         if not (path / CONFIG_FILE).exists():
             raise CharseqError(f"{path} is not a charseq run directory (no {CONFIG_FILE})")
         return cls(path)

@@ -45,6 +45,11 @@ def short(n: float) -> str:
     return str(int(n))
 
 
+def steps(n: int) -> str:
+    """"1 step", "20 steps"."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def add_stopping(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float,
                  cap_a_budget: bool = False) -> None:
     """Adds the default stopping rule (early stopping under a cap of `max_epochs`) unless the user gave one,
@@ -70,7 +75,7 @@ def finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
             and s.get("epochs") is not None:
         stop = f"early stop (patience {s['patience']} evaluations, at most {s['epochs']:g} epochs)"
     else:
-        ends = [f"{s['max_steps']} steps" if s.get("max_steps") else None,
+        ends = [steps(s['max_steps']) if s.get("max_steps") else None,
                 f"{s['epochs']:g} epochs" if s.get("epochs") else None,
                 f"{s['time_budget']:g} min" if s.get("time_budget") else None]
         stop = "stop at " + " or ".join(e for e in ends if e)
@@ -79,5 +84,5 @@ def finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
     users = sorted(k for k, v in given.items() if v is not None and k in rule)
     mine = f" [yours: {', '.join(users)}]" if users else ""
     summary = (f"{reason}: {shape.format(**s)}, dropout {s['dropout']:g}, lr {s['lr']:g}, "
-               f"evaluate every {s['eval_every']} steps, {stop}{mine}")
+               f"evaluate every {steps(s['eval_every']).removeprefix('1 ')}, {stop}{mine}")
     return Sizing(s, summary)

@@ -23,6 +23,7 @@ from typing import Any, Callable
 from charseq.errors import CharseqError, flag
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir
+from charseq.sizing import steps
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
 from charseq.sizing import STOP_SETTINGS, Sizing  # the settings that say where to stop (one list, the sizing rule's)
 
@@ -320,5 +321,5 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
     start.task = recipe.make_task(start, start.model, strategy)
     params = sum(math.prod(v.shape) for v in start.model.trainable_variables)
     log(f"model: {recipe.describe(start, start.model)}, {params:,} parameters, {recipe.precision(start.model)}; "
-        f"{start.task.steps_per_epoch} steps per epoch")
+        f"{steps(start.task.steps_per_epoch)} per epoch")
     return start

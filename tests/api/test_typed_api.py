@@ -92,7 +92,7 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
         "create_app": dict(directories=[where], max_generations=2),
         "serve": dict(directories=[where], port=0),
         "get_dataset": dict(name="tinyshakespeare", source=str(where / "absent.txt")),
-        "dataset_path": dict(name="tinyshakespeare"), "list_datasets": dict(),
+        "dataset_path": dict(name="tinyshakespeare"), "list_datasets": dict(), "sample_on_one_op_thread": dict(),
     }
     assert set(public_functions()) - set(valid) <= {"plot_runs", "run_grid"}  # their arguments are untyped
     cases = [(f, p) for f in sorted(valid) for p in parameter_types(f)]

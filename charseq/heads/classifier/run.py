@@ -166,9 +166,10 @@ class _Images(Recipe):
         self.train = images.x_train[split.train], y_all[split.train]
         self.val = images.x_train[split.val], y_all[split.val]
         train, val = len(split.train), len(split.val)
-        log(f"data: {images.source}: {train:,} training and {val:,} validation images (held out of "
-            f"the {len(y_all):,} training images, stratified by class), {len(self.y_test):,} test images scored once "
-            f"at the end; {images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
+        held_out = (f"{train:,} training and {val:,} validation images (held out of the {len(y_all):,} training "
+                    "images, stratified by class)") if val else f"{train:,} training images, no validation"
+        log(f"data: {images.source}: {held_out}, {len(self.y_test):,} test images scored once at the end; "
+            f"{images.x_train.shape[1]}x{images.x_train.shape[2]} pixels")
         self.no_validation = None if val else "--val-fraction 0" if not val_fraction else \
             f"--val-fraction {val_fraction:g} holds out no image"
         if start.resume:

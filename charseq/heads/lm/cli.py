@@ -38,7 +38,7 @@ LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
                 "the last weights are kept.")
 @training_options(LM_MODEL)
 @library_option("--sample-length", type=int, owner=f"{CONFIG}:SAMPLE_LENGTH",
-                help="Characters of sample text shown at each evaluation (0: none).")
+                help="Characters of sample text shown with an evaluation, at most every 30 s (0: none).")
 def train_lm_command(corpus, text, out, force, resume, **settings):
     """Train a next-character language model on CORPUS (a text file).
 
@@ -71,7 +71,7 @@ PRECISION_HELP = ("How the recurrent products multiply. mixed_bfloat16: bfloat16
 @library_option("--prompt", "-p", owner=f"{GENERATOR}.prompt", help="Text to continue (empty: start of a line).")
 @library_option("--length", "-n", type=int, owner=f"{GENERATOR}.length", help="Characters (tokens) to generate.")
 @library_option("--temperature", "-t", type=float, owner=f"{GENERATOR}.temperature",
-                help="Sharpen (<1) or flatten (>1) the distribution; must be > 0.")
+                help="Sharpen (<1) or flatten (>1) the distribution, from 0.01 to 100.")
 @library_option("--top-k", type=int, owner=f"{GENERATOR}.top_k", help="Sample only from the k most likely (0: off).")
 @library_option("--top-p", type=float, owner=f"{GENERATOR}.top_p", help="Nucleus sampling threshold in (0, 1].")
 @click.option("--greedy", is_flag=True, help="Always take the most likely character.")
