@@ -68,8 +68,9 @@ def with_given(rule: dict, given: dict) -> dict:
     return {**rule, **{k: v for k, v in given.items() if v is not None}}
 
 
-def finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
-    """The rule overridden by what the user gave, and the one-line summary of the result."""
+def finish(reason: str, rule: dict, given: dict, shape: str, inherited: tuple[str, ...] = ()) -> Sizing:
+    """The rule overridden by what the user gave, and the one-line summary of the result. `inherited`:
+    settings in `given` that come from elsewhere (a language model's shape), not named as the user's."""
     s = with_given(rule, given)
     if s.get("patience") is not None and not any(s.get(k) is not None for k in ("max_steps", "time_budget")) \
             and s.get("epochs") is not None:
@@ -81,7 +82,7 @@ def finish(reason: str, rule: dict, given: dict, shape: str) -> Sizing:
         stop = "stop at " + " or ".join(e for e in ends if e)
         if s.get("patience") is not None:
             stop += f", early stop (patience {s['patience']} evaluations)"
-    users = sorted(k for k, v in given.items() if v is not None and k in rule)
+    users = sorted(k for k, v in given.items() if v is not None and k in rule and k not in inherited)
     mine = f" [yours: {', '.join(users)}]" if users else ""
     summary = (f"{reason}: {shape.format(**s)}, dropout {s['dropout']:g}, lr {s['lr']:g}, "
                f"evaluate every {steps(s['eval_every']).removeprefix('1 ')}, {stop}{mine}")

@@ -212,6 +212,7 @@ def test_init_from_a_language_model(tmp_path, reviews):
                            "--batch-size", "16")
     assert r.returncode == 0, r.stderr
     assert "starting from the language model" in r.stdout
+    assert "[yours: batch_size]" in r.stdout  # the shape is the language model's, not named as the user's
     assert json.loads((out / "config.json").read_text())["model"]["units"] == 24
 
 

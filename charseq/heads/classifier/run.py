@@ -40,6 +40,7 @@ from charseq.train import TrainConfig, train
 from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
 
 TASK = "classifier"
+LM_SHAPE = ("cell", "layers", "units", "embedding_dim")  # what a classifier takes of a language model (--init-from)
 
 
 def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
@@ -299,7 +300,7 @@ class _Texts(Recipe):
             from charseq.heads.lm.run import load_lm
 
             self.lm, vocab, lm_config = load_lm(self.init_from)
-            for key in ("cell", "layers", "units", "embedding_dim"):
+            for key in LM_SHAPE:
                 start.settings[key] = lm_config["model"][key]
             start.model_cfg, _, start.train_cfg = split_settings(start.settings, ModelConfig, TextData, TrainConfig)
             log(f"starting from the language model in {self.init_from}: {start.model_cfg.backbone.shape()}, "
@@ -318,7 +319,7 @@ class _Texts(Recipe):
 
     def sizing(self, start: Start):
         return size_text_classifier(len(self.texts), self.vocab.size, start.settings,
-                                    pieces=self.vocab.kind == "sentencepiece")
+                                    pieces=self.vocab.kind == "sentencepiece", inherited=LM_SHAPE if self.lm else ())
 
     def fit(self, start: Start) -> None:
         m, b = start.model_cfg, start.model_cfg.backbone

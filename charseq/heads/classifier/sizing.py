@@ -13,9 +13,10 @@ from charseq.sizing import Sizing, add_stopping, clamp, finish, with_given
 PIECES_EMBEDDING = 128
 
 
-def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bool = False) -> Sizing:
+def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bool = False,
+                         inherited: tuple[str, ...] = ()) -> Sizing:
     """A text classifier's defaults from its number of training texts (of characters, or with
-    `pieces` of SentencePiece pieces)."""
+    `pieces` of SentencePiece pieces). `inherited`: the settings of `given` a language model fixed."""
     # Character noise and, from 20k texts, a GRU gave the best SST-2 dev accuracy; the small tier keeps the
     # LSTM it was measured with (docs/defaults.md, docs/benchmarks.md).
     if examples < 20_000:
@@ -33,7 +34,7 @@ def size_text_classifier(examples: int, vocab_size: int, given: dict, pieces: bo
     batch = given.get("batch_size") or rule["batch_size"]
     steps_per_epoch = math.ceil(examples / batch)
     add_stopping(rule, given, steps_per_epoch, 5, round(clamp(1e6 / max(1, examples), 5, 50)))
-    return finish(f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given, shape)
+    return finish(f"{size} data set ({examples:,} texts, vocabulary {vocab_size:,})", rule, given, shape, inherited)
 
 
 def size_image_classifier(examples: int, given: dict) -> Sizing:
