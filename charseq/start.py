@@ -120,17 +120,21 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
     return run, config, training
 
 
+def refuse_patience_without_validation(settings: dict, why: str = "--val-fraction 0") -> None:
+    if settings.get("patience") is not None:
+        raise CharseqError(f"--patience stops when the validation metric stops improving, and there is no "
+                           f"validation split ({why}); give --max-steps, --epochs or --time-budget, "
+                           "or hold out a validation split")
+
+
 def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], None],
                        why: str = "--val-fraction 0") -> TrainConfig:
     """The training settings of a run with no validation split (--val-fraction 0): nothing is
     validated, so nothing stops early and the weights kept are the last ones. --patience is refused;
     the cap of passes the sizing rule set with it (or the user's end) is where training stops."""
-    if settings.get("patience") is not None:
-        raise CharseqError(f"--patience stops when the validation metric stops improving, and there is no "
-                           f"validation split ({why}); give --max-steps, --epochs or --time-budget, "
-                           "or hold out a validation split")
+    refuse_patience_without_validation(settings, why)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
-    ends = [f"{cfg.max_steps} steps" if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
+    ends = [steps(cfg.max_steps) if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
             f"{cfg.time_budget:g} min" if cfg.time_budget else None]
     log(f"no validation split ({why}): no validation figures, no early stopping; the last weights are kept; "
         "training stops at " + " or ".join(e for e in ends if e))
@@ -299,6 +303,8 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
                       train_cfg, settings, log, config)
     else:
         model_cfg, *data_cfg, train_cfg = split_settings(settings, *groups, TrainConfig)  # before the data loads
+        if settings.get("val_fraction") == 0 and settings.get("val") is None:  # said before the data is read
+            refuse_patience_without_validation(settings)
         start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
         recipe.check(start)
         start.run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint

@@ -135,9 +135,10 @@ def test_no_validation_split_means_no_validation_figures(tmp_path, mnist_pair, c
     assert not [k for rec in records for k in rec if k.startswith("val_")] and not re.search(r"\bval_", r.stdout)
     if command == "classify-mnist":
         test = json.loads((out / "test.json").read_text())
-        assert test["chosen_by"] == "last step" and test["step"] == 6 and "512 training and 0 validation" in r.stdout
-    assert_clean_error(run_cli_in_process(command, *data, "--out", tmp_path / "bad", "--val-fraction", "0",
-                                          "--patience", "2", *FAST), "--patience", "no validation split")
+        assert test["chosen_by"] == "last step" and test["step"] == 6 and "512 training images, no validation" in r.stdout
+    r = run_cli_in_process(command, *data, "--out", tmp_path / "bad", "--val-fraction", "0", "--patience", "2", *FAST)
+    assert_clean_error(r, "--patience", "no validation split")
+    assert r.stdout == "" and not (tmp_path / "bad").exists()  # refused before the data is read
 
 
 def test_language_model_evaluation_offers_full_context(tmp_path):
