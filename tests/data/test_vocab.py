@@ -67,3 +67,17 @@ def test_sentencepiece_vocab_same_interface(tmp_path):
     assert vocab.decode(vocab.encode(text)) == text
     vocab.save(tmp_path / "run")
     assert load_vocab(tmp_path / "run").encode(text).tolist() == vocab.encode(text).tolist()
+
+
+def test_how_many_characters_each_id_stands_for(tmp_path):
+    chars = CharVocab.build("abca").char_lengths()
+    assert chars.tolist() == [0, 1, 0, 0, 1, 1, 1]  # unknown is one character too
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the cat sat on the mat", "春风吹又生", "a cat and a dog"] * 50) + "\n",
+                      encoding="utf-8")
+    vocab = SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=40)
+    pieces = vocab.char_lengths()
+    assert pieces[[PAD, BOS, EOS]].tolist() == [0, 0, 0] and pieces[UNK] == 1
+    text = "the cat sat\non the mat\n"
+    ids = vocab.encode(text)
+    assert pieces[ids].sum() == len(text) and len(ids) < len(text)  # a space ("▁") and a newline are one each
