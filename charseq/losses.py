@@ -1,6 +1,6 @@
 """Losses shared by the heads: the masked sequence loss (language model, encoder-decoder) and its report.
 
->>> report = loss_report(math.log(2))  # one bit per token
+>>> report = loss_report(math.log(2))  # one bit per character
 >>> round(report["bits_per_char"], 6), round(report["perplexity"], 6)
 (1.0, 2.0)
 """
@@ -27,6 +27,6 @@ def sequence_loss(targets, logits, weights=None):
 
 
 def loss_report(loss_nats: float) -> dict:
-    """A loss in nats per token, also as bits per token and perplexity."""
+    """A loss in nats per character, also as bits per character and perplexity."""
     return {"loss_nats": loss_nats, "bits_per_char": loss_nats / math.log(2),
             "perplexity": math.exp(min(loss_nats, 700.0))}

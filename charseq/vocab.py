@@ -152,6 +152,12 @@ class CharVocab:
     def token(self, i: int) -> str:
         return self._tokens[int(i)]
 
+    def char_lengths(self) -> np.ndarray:
+        """How many characters of text each id stands for: 1, and 0 for padding, start and end."""
+        lengths = np.ones(self.size, np.int64)
+        lengths[[PAD, BOS, EOS]] = 0
+        return lengths
+
     def unknown(self, text: str) -> list[str]:
         """The distinct characters of `text` that the vocabulary does not have, in order of appearance."""
         return list(dict.fromkeys(c for c in text if c not in self._id_of))
@@ -246,6 +252,14 @@ class SentencePieceVocab:
 
     def token(self, i: int) -> str:
         return self._sp.id_to_piece(int(i))
+
+    def char_lengths(self) -> np.ndarray:
+        """How many characters of text each id stands for: its piece's length ("▁", a space, is one
+        character, and so is the newline piece), 0 for padding, start and end. Unknown counts as one,
+        though SentencePiece reads a run of unknown characters as one unknown piece."""
+        sp = self._sp
+        return np.array([0 if sp.is_control(i) else 1 if sp.is_unknown(i) else len(sp.id_to_piece(i))
+                         for i in range(self.size)], np.int64)
 
     def unknown(self, text: str) -> list[str]:
         return list(dict.fromkeys(c for c in text if c != "\n" and self._sp.encode(c) == [UNK]))

@@ -79,3 +79,17 @@ def test_a_piece_vocabulary_smaller_than_the_text_s_characters_says_how_big_it_m
     needed = int(re.search(r"--vocab-size (\d+) or more", str(e.value))[1])
     assert "character_coverage" not in str(e.value) and needed > 200
     assert SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=needed).size >= needed
+
+
+def test_how_many_characters_each_id_stands_for(tmp_path):
+    chars = CharVocab.build("abca").char_lengths()
+    assert chars.tolist() == [0, 1, 0, 0, 1, 1, 1]  # unknown is one character too
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["the cat sat on the mat", "春风吹又生", "a cat and a dog"] * 50) + "\n",
+                      encoding="utf-8")
+    vocab = SentencePieceVocab.train(corpus, tmp_path / "run", vocab_size=40)
+    pieces = vocab.char_lengths()
+    assert pieces[[PAD, BOS, EOS]].tolist() == [0, 0, 0] and pieces[UNK] == 1
+    text = "the cat sat\non the mat\n"
+    ids = vocab.encode(text)
+    assert pieces[ids].sum() == len(text) and len(ids) < len(text)  # a space ("▁") and a newline are one each

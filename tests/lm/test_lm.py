@@ -7,11 +7,13 @@ import signal
 import numpy as np
 import pytest
 
+from charseq.data.corpus import Corpus
 from charseq.errors import Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.inference import generate
-from helpers import (TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process,
-                      saved_meta, sigint_once_logged, tiny_flags)
+from charseq.heads.lm.task import evaluate_ids
+from helpers import (LINES, QUIET, TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli,
+                     run_cli_in_process, saved_meta, sigint_once_logged, tiny_flags)
 
 
 def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
@@ -42,7 +44,9 @@ def test_train_generate_evaluate_through_the_cli(tmp_path, corpus_file):
     r = run_cli_in_process("evaluate", "--model", out, held_out, "--json")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert set(report) >= {"loss_nats", "bits_per_char", "perplexity", "chars"}
+    # One character per token: the figures are per character, as they are per token, and no more keys.
+    assert set(report) == {"loss_nats", "bits_per_char", "perplexity", "chars", "unknown"}
+    assert report["chars"] == len("春风吹绿江南岸，明月照我还。\n") - 1  # one stream, its first character unscored
     assert report["bits_per_char"] == pytest.approx(report["loss_nats"] / np.log(2))
     assert report["perplexity"] == pytest.approx(np.exp(report["loss_nats"]))
 
@@ -101,6 +105,45 @@ def test_sentencepiece_language_model(tmp_path, corpus_file):
                            "--out", tmp_path / "few")
     assert_clean_error(r, "--vocab-size must be at least 8, not 3")
     assert not (tmp_path / "few").exists()
+
+
+def test_a_piece_model_is_scored_per_character(tmp_path, corpus_file):
+    """A SentencePiece model's loss and bits are per character of the text, as a character model's
+    are, with the pieces scored and the loss per piece beside them; validation's bits too."""
+    out = tmp_path / "spm"
+    train_lm(corpus_file, out, tokenizer="sentencepiece", vocab_size=60, max_steps=10, **QUIET, **TINY_SETTINGS)
+    model, vocab, _ = load_lm(out)
+    text = "\n" + "\n".join(LINES * 4) + "\n"  # it begins with the newline, a piece of one character
+    held_out = tmp_path / "held.txt"
+    held_out.write_text(text, encoding="utf-8")
+    ids = vocab.encode(text)
+    assert vocab.decode(ids) == text and ids[0] == vocab.encode("\n")[0]
+
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--json", "--full-context")
+    assert r.returncode == 0, r.stderr
+    whole = json.loads(r.stdout)
+    # One stream: every piece but the first is scored, and so every character but the newline.
+    assert (whole["tokens"], whole["chars"], whole["unknown"]) == (len(ids) - 1, len(text) - 1, 0)
+    assert whole["chars"] > whole["tokens"]
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--json")
+    assert r.returncode == 0, r.stderr
+    streams = json.loads(r.stdout)
+    assert streams["tokens"] < whole["tokens"] and streams["chars"] < whole["chars"]  # each stream's first unscored
+    for report in (whole, streams):
+        assert report["bits_per_char"] * np.log(2) * report["chars"] == pytest.approx(
+            report["loss_nats_per_token"] * report["tokens"])
+        assert report["perplexity"] == pytest.approx(np.exp(report["loss_nats"]))
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--full-context")
+    assert (f"nats/char, {whole['bits_per_char']:.4f} bits/char, perplexity {whole['perplexity']:.3f} over "
+            f"{len(text) - 1:,} characters ({len(ids) - 1:,} pieces, {whole['loss_nats_per_token']:.4f} nats/piece)"
+            ) in r.stdout
+
+    # Training minimises the loss per piece, and logs it as val_loss; its bits are per character.
+    last = read_metrics(out)[-1]
+    val = evaluate_ids(model, Corpus(out / "data").val, vocab=vocab)
+    assert val["chars"] > val["tokens"]
+    assert last["val_loss"] == pytest.approx(val["loss_nats_per_token"], rel=1e-5)
+    assert last["val_bits_per_char"] == pytest.approx(val["bits_per_char"], rel=1e-5)
 
 
 @pytest.mark.parametrize("windows", ["contiguous", "random"])

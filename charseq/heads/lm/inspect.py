@@ -249,7 +249,8 @@ class LMProbe:
         surprise = [r["surprise"] for r in reports]
         return {
             "tokens": reports,
-            "mean_surprise": round(float(np.mean(surprise)), 4),
+            # per character of the text, as evaluate reports it, also where a token is a longer piece
+            "mean_surprise": round(float(np.sum(surprise) / self.vocab.char_lengths()[ids].sum()), 4),
             "unknown": int(np.sum(ids == self.vocab.unk_id)),
             "unknown_at": np.flatnonzero(ids == self.vocab.unk_id).tolist(),  # which tokens read as unknown
             "layer": layer, "layers": self.num_layers, "units": self.units,

@@ -148,7 +148,7 @@ class _Corpus(Recipe):
 
     def make_task(self, start: Start, model, strategy):
         return LMTask(model, Corpus(start.run.path / "data"), start.data_cfg, start.train_cfg.batch_size,
-                      start.train_cfg.seed, strategy)
+                      start.train_cfg.seed, strategy, vocab=self.vocab)
 
 
 @discard_unpublished
@@ -178,11 +178,12 @@ def load_lm(path: str | Path, precision: str | None = None):
 
 def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict",
                 full_context: bool = False, precision: str | None = None) -> dict:
-    """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file.
+    """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file (for
+    a SentencePiece model, also the pieces scored and the loss per piece: see evaluate_ids).
 
     The file is scored as up to 32 parallel streams (each starts from a zero state, its first
-    character unscored), which is fast; `full_context` scores it as one stream carrying the state
-    through the whole file, every character but the first with all the text before it. `precision`:
+    token unscored), which is fast; `full_context` scores it as one stream carrying the state
+    through the whole file, every token but the first with all the text before it. `precision`:
     the one the model computes in (None: the one it was trained in; charseq.precision.asked_precision)."""
     from charseq.files import read_text
 
@@ -193,7 +194,7 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     if not text:
         raise CharseqError(f"{file} is empty")
     ids = vocab.encode(text)
-    report = evaluate_ids(model, ids, streams=1 if full_context else 32)
+    report = evaluate_ids(model, ids, streams=1 if full_context else 32, vocab=vocab)
     if full_context:
         report["full_context"] = True
     report["unknown"] = int(np.sum(ids == vocab.unk_id))

@@ -13,6 +13,7 @@ from charseq.heads.lm import MONITOR
 from charseq.heads.lm.config import DataConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.losses import loss_report, sequence_loss
+from charseq.vocab import Vocab
 
 
 class LMTask:
@@ -21,9 +22,9 @@ class LMTask:
     monitor = MONITOR
 
     def __init__(self, model: LanguageModel, corpus: Corpus, data: DataConfig, batch_size: int, seed: int,
-                 strategy: tf.distribute.Strategy | None = None):
+                 strategy: tf.distribute.Strategy | None = None, vocab: Vocab | None = None):
         check_batch(strategy, batch_size)
-        self.model, self.strategy = model, strategy
+        self.model, self.strategy, self.vocab = model, strategy, vocab
         self.sampler = WindowSampler(corpus.train, data.seq_len, batch_size, data.windows, seed)
         # Too short a validation split (or --val-fraction 0) is no validation: training figures only.
         self.val = corpus.val if corpus.info.val_tokens > 1 else None
@@ -64,8 +65,10 @@ class LMTask:
     def evaluate(self) -> dict:
         if self.val is None:
             return {}
-        report = evaluate_ids(self.model, self.val)
-        return {"val_loss": report["loss_nats"], "val_bits_per_char": report["bits_per_char"]}
+        report = evaluate_ids(self.model, self.val, vocab=self.vocab)
+        # The loss stays per token, the one training minimises; bits are per character of the text.
+        return {"val_loss": report.get("loss_nats_per_token", report["loss_nats"]),
+                "val_bits_per_char": report["bits_per_char"]}
 
     def state(self) -> dict:
         if self.carried is None:
@@ -88,17 +91,27 @@ class LMTask:
             for i, n in enumerate(shape)])
 
 
-def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256) -> dict:
+def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256,
+                 vocab: Vocab | None = None) -> dict:
     """Loss of `model` on a token array read as `streams` parallel streams, state carried
     across chunks, so every token is scored with all of its stream's earlier context. Each stream
     starts from a zero state with its first token unscored: with `streams=1` the whole array is
-    one context (slower, and a little lower a loss on a short text)."""
-    total, count, state = 0.0, 0.0, None
+    one context (slower, and a little lower a loss on a short text).
+
+    The loss is per character of the text the scored tokens stand for (`chars`). Where `vocab`'s
+    tokens are not single characters (SentencePiece), the report also has the number of `tokens`
+    and the loss per token, `loss_nats_per_token`; without `vocab`, every token is one character."""
+    lengths = vocab.char_lengths() if vocab is not None else None
+    total, count, chars, state = 0.0, 0.0, 0.0, None
     for x, y, w in stream_batches(ids, streams, chunk):
         if state is None:
             state = model.zero_state(x.shape[0])
         t, c, state = model.scored(tf.constant(x), tf.constant(y), tf.constant(w), state)
         total, count = total + float(t), count + float(c)
+        chars += float(c) if lengths is None else float(np.sum(w * lengths[y]))
     if count == 0:
         raise CharseqError("there is nothing to evaluate: the text has fewer than 2 tokens")
-    return {**loss_report(total / count), "chars": int(count)}
+    report = {**loss_report(total / chars), "chars": int(chars)}
+    if vocab is not None and vocab.kind != "char":
+        report.update(tokens=int(count), loss_nats_per_token=total / count)
+    return report
