@@ -11,6 +11,7 @@ training never needs it. A grid directory (`charseq grid --out DIR`) stands for 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from charseq.errors import CharseqError
@@ -54,7 +55,8 @@ def _labels(runs: list[Path]) -> list[str]:
     return [p.name if names.count(p.name) == 1 else str(p) for p in runs]
 
 
-def plot_runs(runs, out, metrics=None, force: bool = False) -> Path:
+def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: list[str] | None = None,
+              force: bool = False) -> Path:
     """Draw the training curves of `runs` (run or grid directories) into the image `out`
     (.png, .svg, .pdf, or another format matplotlib writes). `metrics` (metric names in metrics.jsonl,
     e.g. ["val_loss", "lr"]) draws one panel per metric instead of the default loss / accuracy / exact-match panels.

@@ -299,6 +299,8 @@ class TrainConfig:
 UNANNOTATED = {
     ("generate", "model"): "charseq.heads.lm.model:LanguageModel",
     ("generate", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
+    ("Generator", "model"): "charseq.heads.lm.model:LanguageModel",
+    ("Generator", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
 }
 # A function's **options: the function whose parameters they are.
 OPTIONS_OF = {"generate": "charseq.heads.lm.inference:Generator.__call__",
@@ -328,6 +330,8 @@ def _type_name(kind) -> str:
         args = typing.get_args(kind)
         base = {list: "a list", tuple: "a tuple", dict: "a dict", collections.abc.Callable: "a callable"}.get(
             origin, getattr(origin, "__name__", str(origin)))
+        if origin is dict and len(args) == 2:  # {"lr": [1e-3, 3e-3]}: "a dict of str to a list"
+            return f"a dict of {_type_name(args[0])} to {_type_name(args[1])}"
         return f"{base} of {_type_name(args[0])}" if origin is list and args else base
     if isinstance(kind, list):
         return " or ".join(_type_name(k) for k in kind)
@@ -368,7 +372,9 @@ def accepts(kind, value, from_json: bool = False) -> bool:
     if origin is tuple:
         return isinstance(value, (tuple, list))
     if origin is dict:
-        return isinstance(value, dict)
+        args = typing.get_args(kind)
+        return isinstance(value, dict) and (not args or all(
+            accepts(args[0], k) and accepts(args[1], v) for k, v in value.items()))
     if origin is collections.abc.Callable or kind is collections.abc.Callable:
         return callable(value)
     if isinstance(kind, type):
@@ -398,8 +404,9 @@ def type_hints(fn) -> dict:
         return {}
 
 
-def checked(fn):
-    """`fn` with its arguments checked against its annotations before it runs.
+def checked(fn, public: str | None = None):
+    """`fn` with its arguments checked against its annotations before it runs. `public`: the name
+    its errors and UNANNOTATED know it by (a class's, for its methods), default its own.
 
     >>> def f(path: str, texts: list[str], n: int = 1): return len(texts) * n
     >>> checked(f)("run", ["a", "b"], n=2)
@@ -410,7 +417,7 @@ def checked(fn):
     charseq.errors.ArgumentTypeError: texts must be a list of str, not the str 'ab' (one text goes in a list: ['ab'])
     """
     signature = inspect.signature(fn)
-    public = fn.__name__
+    public = public or fn.__name__
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -431,6 +438,11 @@ def checked(fn):
                 check_argument(name, hints[name], value)
         return fn(*args, **kwargs)
     return wrapper
+
+
+def checked_as(public: str):
+    """A decorator: the method checked, as `checked` does, its errors naming `public` (its class)."""
+    return functools.partial(checked, public=public)
 
 
 def _check_options(public: str, options: dict) -> None:

@@ -26,6 +26,19 @@ def test_the_reported_cases(finished, files, tmp_path):
         (lambda: charseq.generate(vocab, model, length=5), "model", "LanguageModel", "CharVocab"),
         (lambda: charseq.train_lm(files / "corpus.txt", tmp_path / "run", units="16"), "units", "int", "'16'"),
         (lambda: charseq.serve([tmp_path], port="80"), "port", "int", "'80'"),
+        # the classes' methods, as the functions
+        (lambda: charseq.Translator(s2s)("1+2"), "sources", "list of str", "the str '1+2'", "['1+2']"),
+        (lambda: charseq.Translator(s2s)(["1+2"], beam="3"), "beam", "int", "the str '3'"),
+        (lambda: charseq.Generator(model, vocab)("T", length="5"), "length", "int", "the str '5'"),
+        (lambda: charseq.Generator(model, vocab)(5), "prompt", "str", "the int 5"),
+        (lambda: charseq.Generator(model, vocab)("T", lenght=5), "Generator()", "'lenght'"),
+        (lambda: charseq.Generator(None, vocab), "model", "LanguageModel", "None"),
+        # a single path where a list of them goes
+        (lambda: charseq.plot_runs(lm, tmp_path / "c.png"), "runs", "list of", "PosixPath"),
+        (lambda: charseq.plot_runs(str(lm), tmp_path / "c.png"), "runs", "list of", f"[{str(lm)[:40]!r}]"),
+        (lambda: charseq.create_app(str(tmp_path)), "directories", "list of"),
+        (lambda: charseq.run_grid("train-lm", tmp_path / "grid", {"lr": 1e-3}, files / "corpus.txt"),
+         "axes", "a dict of str to list", "{'lr': 0.001}"),
     ]
     for call, *fragments in cases:
         with pytest.raises(ArgumentTypeError) as e:
@@ -33,7 +46,7 @@ def test_the_reported_cases(finished, files, tmp_path):
         assert isinstance(e.value, TypeError) and isinstance(e.value, CharseqError)
         for fragment in fragments:
             assert fragment in str(e.value), (fragment, str(e.value))
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "grid").exists()
     with pytest.raises(CharseqError, match="--port must be between 0 and 65535"):
         charseq.serve([tmp_path], port=99999)
 
@@ -93,8 +106,9 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
         "serve": dict(directories=[where], port=0),
         "get_dataset": dict(name="tinyshakespeare", source=str(where / "absent.txt")),
         "dataset_path": dict(name="tinyshakespeare"), "list_datasets": dict(), "sample_on_one_op_thread": dict(),
+        "plot_runs": dict(runs=[run["train-lm"]], out=where / "curves.png"),
     }
-    assert set(public_functions()) - set(valid) <= {"plot_runs", "run_grid"}  # their arguments are untyped
+    assert set(public_functions()) - set(valid) <= {"run_grid"}  # trains a grid: the reported cases above
     cases = [(f, p) for f in sorted(valid) for p in parameter_types(f)]
     wrong = st.one_of(st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=5), st.none(), st.booleans(),
                       st.lists(st.integers(0, 3), max_size=3), st.dictionaries(st.text(max_size=2), st.integers()),

@@ -20,6 +20,7 @@ from charseq.errors import CharseqError
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
+from charseq.settings import checked_as
 from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
 # the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
@@ -69,6 +70,7 @@ class Generator:
 
     FIRST_CHUNK, MAX_CHUNK = 8, 128  # streaming: steps per compiled call, doubling up to the maximum
 
+    @checked_as("Generator")  # the public boundary: arguments checked, wrong types named
     def __init__(self, model, vocab, precision: str | None = None):
         self.model, self.vocab = model, vocab
         # How the compiled step multiplies (charseq.kernels.RECURRENCES); None: the model's precision.
@@ -188,6 +190,7 @@ class Generator:
             raise CharseqError(f"--seed must fit in 32 bits (-2147483648 to 2147483647), not {seed}")
         return self.prompt_ids(prompt, unknown)
 
+    @checked_as("Generator")
     def __call__(self, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length,
                  temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
                  seed: int | None = None, num_samples: int = DEFAULTS.num_samples, greedy: bool = False,

@@ -28,7 +28,7 @@ from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import SOURCE_UNKNOWN, config_from_dict, flat
+from charseq.settings import SOURCE_UNKNOWN, checked_as, config_from_dict, flat
 from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
@@ -207,6 +207,7 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
 class Translator:
     """A loaded encoder-decoder, ready to decode many sources (load once, translate often)."""
 
+    @checked_as("Translator")  # the public boundary: arguments checked, wrong types named
     def __init__(self, path: str | Path, precision: str | None = None):
         # `precision` (float32, mixed_bfloat16): how the decoder's recurrent products multiply, the rest
         # in float32; None: the model as trained (see charseq.compiled_step.recurrence_of).
@@ -224,6 +225,7 @@ class Translator:
                                "--unknown unk")
         return encode_sources(self.source_vocab, sources, self.config["model"]["reverse_source"])
 
+    @checked_as("Translator")
     def __call__(self, sources: list[str], beam: int = DECODE.beam, n_best: int = DECODE.n_best,
                  max_len: int | None = None, length_penalty: float = DECODE.length_penalty,
                  unknown: str = DECODE.unknown) -> list[list[tuple[str, float, float]]]:
