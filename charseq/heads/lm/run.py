@@ -106,6 +106,8 @@ class _Corpus(Recipe):
             if self.corpus is None:
                 raise CharseqError("give a corpus file or --text")
             check_readable_file(self.corpus, "corpus")
+        elif self.corpus is not None:
+            raise CharseqError(f"give a corpus file or --text, not both ({self.corpus} and --text)")
         elif not self.text:
             raise CharseqError("--text is empty")
 
@@ -123,7 +125,7 @@ class _Corpus(Recipe):
         info = self.info
         if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
-                                  else f"{info.val_tokens} token held out of {info.tokens}")
+                                  else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
         start.log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
                   f"vocabulary {self.vocab.size} ({d.tokenizer}); run directory {run.shown}")
 
