@@ -97,7 +97,9 @@ def exports(runs, tmp_path_factory):
     d = tmp_path_factory.mktemp("saved")
     for kind in ("lm", "text", "images", "seq2seq"):
         info = export_saved_model(runs[kind], d / kind)
-        assert json.loads((d / kind / "assets.extra" / "charseq.json").read_text())["task"] == info["task"]
+        metadata = json.loads((d / kind / "assets.extra" / "charseq.json").read_text())
+        assert metadata["task"] == info["task"]
+        assert metadata["run"] == runs[kind].name and str(tmp_path_factory.getbasetemp()) not in json.dumps(metadata)
     return {kind: d / kind for kind in ("lm", "text", "images", "seq2seq")}
 
 
