@@ -410,4 +410,7 @@ def serve(directories: list[str | os.PathLike], host: str = "127.0.0.1", port: i
              + "; waiting: runs appear here within seconds of being trained")
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shuts down, then raises the Ctrl-C again: the way to stop, not an error
+        echo("charseq studio: stopped")

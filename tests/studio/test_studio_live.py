@@ -6,6 +6,7 @@ Screenshots go to a temporary directory, or to CHARSEQ_STUDIO_SCREENSHOTS (the d
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -61,6 +62,19 @@ def test_serve_bad_input_and_loopback_addresses(tmp_path, studio_dir):
     assert "oneDNN" not in err and "cuda" not in err.lower(), err  # TensorFlow's start-up lines stay off the terminal
 
 
+def test_ctrl_c_stops_the_studio_as_its_banner_says_not_as_an_error(studio_dir):
+    proc, url, lines = start_server(studio_dir / "poems")
+    assert "(Ctrl-C stops)" in lines[0]
+    try:
+        assert httpx.get(url + "api/runs").status_code == 200  # serving: its signal handlers are in place
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopped" in proc.stdout.read()
+    err = proc.stderr.read()
+    assert "Error" not in err and "Traceback" not in err, err
 def test_sixteen_concurrent_generations_then_the_server_still_answers(server):
     results, errors = [None] * 16, []
 
