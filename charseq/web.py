@@ -132,12 +132,20 @@ def fields(data: dict, spec: dict[str, Field]) -> dict:
         if isinstance(size, (int, float)) and not isinstance(value, bool):
             what = "longer than" if isinstance(value, (str, list)) else "more than"
             if f.high is not None and size > f.high:
-                raise BadRequest(f"{name} is {what} the limit of {f.high:g}" + (" characters" if isinstance(value, str) else ""),
-                                 413 if isinstance(value, str) else 400)
+                raise BadRequest(f"{name} is {what} the limit of {_number(f.high)}"
+                                 + (" characters" if isinstance(value, str) else ""), 413 if isinstance(value, str) else 400)
             if f.low is not None and size < f.low:
-                raise BadRequest(f"{name} must be at least {f.low:g}" + (" characters long" if isinstance(value, str) else ""))
+                if isinstance(value, str) and f.low == 1:
+                    raise BadRequest(f"{name} must not be empty")
+                raise BadRequest(f"{name} must be at least {_number(f.low)}"
+                                 + (" characters long" if isinstance(value, str) else ""))
         out[name] = value
     return out
+
+
+def _number(bound: float) -> str:
+    """A limit written out: 2147483647 and 0.5, not 2.14748e+09."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
