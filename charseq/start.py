@@ -286,6 +286,8 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
 
     The caller trains `start.task` and wraps the whole in `discard_unpublished`, so that a new run
     stopped before its first checkpoint leaves nothing behind."""
+    if resume and force:
+        raise CharseqError("--resume continues the run at --out and --force replaces it: give one of them")
     import tensorflow as tf
 
     from charseq.distribute import make_strategy, scope

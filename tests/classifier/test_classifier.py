@@ -153,6 +153,8 @@ def test_a_tie_in_accuracy_keeps_the_weights_of_the_lower_validation_loss(tmp_pa
     from charseq.runs import RunDir
 
     assert RunDir.open(out).load_weights(load_classifier(out)[0])["metrics"]["step"] == expected
+
+
 def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     from charseq.heads.classifier.inspect import explain_text
     from charseq.heads.classifier.run import load_classifier

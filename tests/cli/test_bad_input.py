@@ -20,6 +20,13 @@ def test_a_corpus_and_text_together(tmp_path, corpus_file):
     r = run_cli_in_process("train-lm", corpus_file, "--text", "abcabc", "--out", tmp_path / "run", *TINY_FLAGS)
     assert_clean_error(r, "a corpus file or --text, not both")
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_and_force_together(trained_run):
+    r = run_cli_in_process("train-lm", "--out", trained_run, "--resume", "--force", "--max-steps", "99")
+    assert_clean_error(r, "--resume", "--force", "one of them")
+
+
 def test_empty_corpus(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     assert_clean_error(train(tmp_path / "empty.txt", tmp_path / "r"), "empty")

@@ -89,6 +89,8 @@ def test_what_the_python_reference_documents_is_importable_from_charseq():
 
     shown = re.findall(r"^::: charseq\.[\w.]*\.(\w+)$", (REPO / "docs/reference/python.md").read_text(), re.M)
     assert len(shown) > 20 and [name for name in shown if name not in charseq.__all__] == []
+
+
 def test_the_site_builds_strictly_and_offline(tmp_path):
     site = tmp_path / "site"
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_MKDOCS_2_WARNING": "1"}

@@ -75,6 +75,8 @@ def test_ctrl_c_stops_the_studio_as_its_banner_says_not_as_an_error(studio_dir):
     assert "stopped" in proc.stdout.read()
     err = proc.stderr.read()
     assert "Error" not in err and "Traceback" not in err, err
+
+
 def test_sixteen_concurrent_generations_then_the_server_still_answers(server):
     results, errors = [None] * 16, []
 

@@ -158,6 +158,8 @@ def test_runs_tied_on_their_accuracy_rank_by_their_validation_loss():
         return {"run": name, "best": best, "best_val_loss": loss, "mode": "max"}
     ranked = rank([row("a", 0.9, 0.1), row("b", 1.0, 0.3), row("c", 1.0, 0.2), row("d", None, None)])
     assert [r["run"] for r in ranked] == ["c", "b", "a", "d"] and ranked[0]["is_best"]
+
+
 def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
     import shutil
 
