@@ -188,3 +188,25 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     SentencePieceVocab.train(corpus_file, spm, 60).save(spm)
     with pytest.raises(CharseqError, match="only character vocabularies export"):
         export_saved_model(spm, tmp_path / "spm-export")
+
+
+def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
+    """A loaded signature runs whatever it is given: each checks its inputs in the graph, and one out
+    of shape or range is an InvalidArgumentError naming it, never a silent answer."""
+    tf = pytest.importorskip("tensorflow")
+    classify_images = tf.saved_model.load(str(exports["images"])).signatures["classify"]
+    classify_text = tf.saved_model.load(str(exports["text"])).signatures["classify"]
+    translate = tf.saved_model.load(str(exports["seq2seq"])).signatures["translate"]
+    good = np.full((2, 28, 28), 128.0, np.float32)
+    assert classify_images(images=tf.constant(good))["label"].shape == (2,)
+    bad = [(np.where(np.arange(28) == 3, np.nan, good), "pixel values must be from 0 to 255"),
+           (good * 3, "pixel values must be from 0 to 255"), (-good, "pixel values must be from 0 to 255"),
+           (good[:, :, :27], "images must have 28 columns"), (good[0], "images must be a batch"),
+           (good[..., None], "images must be a batch")]
+    for images, message in bad:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            classify_images(images=tf.constant(images, tf.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="text must be a batch of strings"):
+        classify_text(text=tf.constant("a good film"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="source must be a batch of strings"):
+        translate(source=tf.constant("abc"))
