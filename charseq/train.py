@@ -53,6 +53,7 @@ class Task(Protocol):
     tokens_per_step: int  # for throughput figures
     steps_per_epoch: int
 
+    # Optional: `token_name = "rows"` names what tokens_per_step counts in the log line (default "chars").
     # Optional: `monitor = ("val_accuracy", "max")` picks which evaluation metric decides the
     # best weights (charseq.runs.selection_key: a tie goes to the lower "val_loss"); without it, the
     # lowest "val_loss" does.
@@ -302,9 +303,10 @@ class TrainingLoop:
             self.saved["best_loss"] = loss
         self.saved["since_best"] = 0 if improved or loss_improved else self.saved.get("since_best", 0) + 1
         self.checkpoint()
+        speed = f"{record['chars_per_sec'] or 0:,.0f} {getattr(self.task, 'token_name', 'chars')}/s"
         line = (f"step {self.step}: train {train_loss:.4f}" if train_loss is not None else f"step {self.step}:") + \
             "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
-            f" | {record['chars_per_sec'] or 0:,.0f} chars/s | {self.elapsed():.0f}s" + (" *" if improved else "")
+            f" | {speed} | {self.elapsed():.0f}s" + (" *" if improved else "")
         if self.bar:
             sys.stdout.write("\n")
         self.log(line)

@@ -280,6 +280,7 @@ def test_evaluate_names_the_missing_images_as_the_command_took_them(tmp_path, id
     shutil.copytree(idx_dir, data)
     r = run_cli_in_process("classify-mnist", "--data", data, "--out", run, "--max-steps", "2", *FAST)
     assert r.returncode == 0, r.stderr
+    assert " rows/s " in r.stdout and "chars/s" not in r.stdout  # its speed counts rows of pixels read
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "nosuch.npz")
     assert_clean_error(r, "nosuch.npz does not exist")
     assert "--data" not in r.stderr

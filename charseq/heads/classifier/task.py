@@ -196,6 +196,8 @@ class ImageTask(ClassifierTask):
         self._resident = None  # the training images and labels as tensors, made with the compiled step
         super().__init__(model, x_train, y_train, x_val, y_val, batch_size, seed, label_smoothing, strategy)
 
+    token_name = "rows"  # of pixels: a step of the reader (the log line's rows/s)
+
     def mean_length(self) -> float:
         return self.x_train.shape[1]
 

@@ -35,6 +35,10 @@ class LMTask:
         self.carried = None
         self._compiled = None
 
+    @property
+    def token_name(self) -> str:  # what the log line's speed counts
+        return "pieces" if self.vocab is not None and self.vocab.kind != "char" else "chars"
+
     def _compile(self, optimizer):
         model, replicas = self.model, num_replicas(self.strategy)
 
