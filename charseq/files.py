@@ -15,6 +15,7 @@ except ImportError:  # Windows has no flock: directories are then never locked (
     fcntl = None
 
 from charseq.errors import CharseqError, WriteError
+from charseq.settings import DECODE_ERRORS
 
 CHUNK_CHARS = 1 << 22  # 4M characters: large corpora are read, counted and encoded in pieces
 
@@ -154,6 +155,8 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
     """
     path = check_readable_file(path)
     check_encoding(encoding)
+    if errors not in DECODE_ERRORS:
+        raise CharseqError(f"--errors must be one of {', '.join(DECODE_ERRORS)}, not {errors!r}")
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # a byte-order mark (spreadsheet exports have one) is not text
     try:

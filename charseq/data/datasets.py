@@ -286,7 +286,10 @@ class _Fetcher:
                     names = [n for n in archive.namelist() if Path(n).name == member.name
                              and not n.startswith("__MACOSX")]
                     if not names:
-                        raise CharseqError(f"{where} is a zip without {member.name}")
+                        keras_npz = path.suffix == ".npz" and "x_train.npy" in archive.namelist()
+                        raise CharseqError(f"{where} is a zip without {member.name}" + (
+                            "; an .npz of x_train, y_train, x_test and y_test is read as it is by "
+                            "classify-mnist --data" if keras_npz else ""))
                     return archive.read(min(names, key=len))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None

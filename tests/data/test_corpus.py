@@ -57,3 +57,11 @@ def test_evaluation_streams_score_every_token_but_the_first_of_each_stream_once(
         seen.extend(y[w > 0].tolist())
         np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
     assert len(seen) == len(set(seen)) == 1000 - 4
+
+
+def test_an_unknown_decoding_policy_is_refused_by_name(tmp_path):
+    from charseq.files import read_text
+
+    (tmp_path / "a.txt").write_text("some text\n")
+    with pytest.raises(CharseqError, match="--errors must be one of strict, replace, ignore, not 'nope'"):
+        read_text(tmp_path / "a.txt", errors="nope")

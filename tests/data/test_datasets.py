@@ -404,3 +404,11 @@ def test_sst2_and_mnist_from_folder_urls(server, cache, sst2, mnist):
     assert get_dataset("mnist", server.url + "/mnist", log=lambda line: None) == cache / "datasets" / "mnist"
     assert sorted(server.requests) == sorted(["/copy/train.tsv", "/copy/dev.tsv",
                                               *(p for p in server if p.startswith("/mnist/"))])
+
+
+def test_a_keras_mnist_npz_given_as_the_mnist_source_points_to_classify_mnist(cache, tmp_path):
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    with pytest.raises(CharseqError, match="is a zip without .*read as it is by classify-mnist --data"):
+        get_dataset("mnist", source=str(npz), log=lambda line: None)
