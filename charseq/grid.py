@@ -36,6 +36,7 @@ import click
 from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import head, train_commands
+from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run, selection_key
 from charseq.transaction import Replacement, destination, recover
 
@@ -344,6 +345,10 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     out = Path(out)
     if not axes or any(not values for values in axes.values()):
         raise CharseqError("a grid needs at least one option with values, e.g. --lr 1e-3,3e-3")
+    for name, values in axes.items():  # a value out of range is said before any run trains, not after some
+        if name in OPTION_BOUNDS:
+            for value in values:
+                check_number(name, value)
     spec = _normal(spec)
     out = destination(out)
     where, build, undo = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)

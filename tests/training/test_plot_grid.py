@@ -341,6 +341,7 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
              (["--lr", "1e-3,2e-3", "--bogus", "3"], ["no such option", "--bogus"]),
              (["--cell", "lstm,lsmt"], ["--cell", "lsmt"]),
              (["--lr", "1e-3,1e-3"], ["distinct"]),
+             (["--lr", "1e-3,-1"], ["--lr must be in (0, inf)", "-1"]),  # said before lr=0.001 trains
              (["--lr", "1e-3,2e-3", "--resume"], ["--resume", "resumes unfinished runs itself"]),
              (["--max-steps", "10"], ["at least one option with values"])]
     for args, fragments in cases:
