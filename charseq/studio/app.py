@@ -294,8 +294,8 @@ def allowed_hosts(host: str, extra=()) -> list[str]:
     return list(dict.fromkeys(n.lower() for n in names if n))
 
 
-def create_app(directories: list[str | os.PathLike], max_generations: int = 16, max_models: int = 4, token: str | None = None,
-               hosts=LOOPBACK_HOSTS, show_paths: bool = False) -> Starlette:
+def create_app(directories: list[str | os.PathLike], max_generations: int = 16, max_models: int = 4,
+               token: str | None = None, hosts=LOOPBACK_HOSTS, show_paths: bool = False) -> Starlette:
     """The studio as an ASGI app over the runs under `directories` (rescanned every few seconds:
     the table every request is looked up in), with at most `max_generations` streams at once and
     `max_models` loaded models kept. Requests must name one of `hosts` in their Host header and,
@@ -374,8 +374,9 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
     return app
 
 
-def serve(directories: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000, max_generations: int = 16, max_models: int = 4,
-          token: str | None = None, allow_hosts=None, show_paths: bool = False, echo=print) -> None:
+def serve(directories: list[str | os.PathLike], host: str = "127.0.0.1", port: int = 8000, max_generations: int = 16,
+          max_models: int = 4, token: str | None = None, allow_hosts=None, show_paths: bool = False,
+          echo=print) -> None:
     """Serve `directories` until interrupted. Binds the socket first, so a port in use is a
     one-line error, and --port 0 picks a free port (the URL printed says which).
 
