@@ -142,6 +142,8 @@ def test_translate(client):
     second = client.post("/api/translate", json={"run": "reverse", "source": "abcd", "beam": 3, "n_best": 3,
                                                  "choose": 1}).json()
     assert second["chosen"] == 1 and len(second["attention"]) == len(second["hypotheses"][1]["text"]) + 1
+    unknown = client.post("/api/translate", json={"run": "reverse", "source": "ab☃", "unknown": "unk"})
+    assert unknown.status_code == 200 and len(unknown.json()["source_tokens"]) == 3  # as translate --unknown unk
 
 
 def test_models_load_once_per_run(client):
@@ -199,7 +201,8 @@ def test_models_load_once_per_run(client):
     ("post", "/api/classify", {"run": "sentiment", "text": "   "}, 400, ["empty"]),
     ("post", "/api/translate", {"run": "reverse", "source": "a" * 1001}, 413, ["source", "1000"]),
     ("post", "/api/translate", {"run": "reverse", "source": "ab", "beam": 2, "n_best": 3}, 400, ["n_best"]),
-    ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary"]),
+    ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary", '"unknown": "unk"']),
+    ("post", "/api/translate", {"run": "reverse", "source": "ab", "unknown": "skip"}, 400, ["unknown must be"]),
     ("post", "/api/translate", {"run": "poems", "source": "ab"}, 400, ["language model, not an encoder-decoder"]),
 ])
 def test_bad_requests_get_json_errors(client, method, path, body, status, fragments):

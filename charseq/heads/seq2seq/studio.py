@@ -26,6 +26,7 @@ TRANSLATE = {
     "n_best": Field(int, 1, low=1, high=MAX_BEAM),
     "length_penalty": Field(float, 1.0, bound="length_penalty"),
     "choose": Field(int, 0, low=0, high=MAX_BEAM - 1),
+    "unknown": Field(str, "error", high=10),  # source characters the model does not know: error or unk
 }
 FIELDS = {"/api/translate": TRANSLATE}
 
@@ -68,6 +69,6 @@ def routes(studio) -> list[Route]:
         loaded = await studio.loaded(p["run"], TASK)
         return JSONResponse(await run_in_threadpool(
             explain_translation, loaded.parts["translator"], p["source"], p["beam"], p["n_best"],
-            p["length_penalty"], "error", p["choose"]))
+            p["length_penalty"], p["unknown"], p["choose"]))
 
     return [Route("/api/translate", translate, methods=["POST"])]
