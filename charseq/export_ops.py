@@ -47,18 +47,19 @@ def padded(ids: tf.RaggedTensor, max_len: int | None = None):
     return tf.cond(tf.shape(dense)[1] > 0, lambda: dense, lambda: tf.zeros([tf.shape(dense)[0], 1], tf.int32))
 
 
-def checked_rank(value, rank: int, message: str, *checks):
+def checked_shape(value, shape: list, message: str, *checks):
     """`value`, an input of unknown shape (TensorSpec(None): a declared shape would let graph rewrites
-    take its rank as given, and a loaded signature runs whatever shape it is called with), once ops
-    have checked that it has `rank` dimensions (else an InvalidArgumentError with `message` and the
-    shape given) and then each of `checks`, (condition, message) pairs, one after another, so that
-    the first that fails is the one said."""
-    done = [tf.debugging.Assert(tf.equal(tf.size(tf.shape(value)), rank), [message, tf.shape(value)])]
+    take its rank as given, and a loaded signature runs whatever shape it is called with), with the
+    static `shape` ([] a scalar, [None] a batch, None for any size), once ops have checked that it has
+    as many dimensions (else an InvalidArgumentError with `message` and the shape given) and then
+    each of `checks`, (condition, message) pairs, one after another, so that the first that fails is
+    the one said."""
+    done = [tf.debugging.Assert(tf.equal(tf.size(tf.shape(value)), len(shape)), [message, tf.shape(value)])]
     for condition, said in checks:
         with tf.control_dependencies(done):
             done = [tf.debugging.Assert(condition, said)]
     with tf.control_dependencies(done):
-        return tf.ensure_shape(value, [None] * rank)
+        return tf.ensure_shape(value, shape)
 
 
 def assert_not_empty(texts, message: str, strip: bool = True):

@@ -23,9 +23,8 @@ from typing import Any, Callable
 from charseq.errors import CharseqError, flag
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir
-from charseq.sizing import steps
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
-from charseq.sizing import STOP_SETTINGS, Sizing  # the settings that say where to stop (one list, the sizing rule's)
+from charseq.sizing import STOP_SETTINGS, Sizing, steps  # STOP_SETTINGS: where to stop (one list, the sizing rule's)
 
 # What a resumed run may change: where to stop, how to spread.
 RESUME_SETTINGS = (*STOP_SETTINGS, "patience", "strategy")

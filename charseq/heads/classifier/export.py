@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from charseq.export_ops import Chars, assert_not_empty, checked_rank, padded
+from charseq.export_ops import Chars, assert_not_empty, checked_shape, padded
 
 
 def predictions(probs, names):
@@ -39,9 +39,9 @@ class TextClassifierExport(ClassifierExport):
         self.chars = Chars(vocab)
         self._max_len = max_len
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])  # [n]: see checked_rank
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text")])  # [n]: see checked_shape
     def classify(self, text):
-        text = checked_rank(text, 1, "classify: text must be a batch of strings [n], not a tensor of shape")
+        text = checked_shape(text, [None], "classify: text must be a batch of strings [n], not a tensor of shape")
         with tf.control_dependencies([assert_not_empty(text, "classify: a text is empty (or only spaces)")]):
             ids = padded(self.chars.encode(text), self._max_len)
         return predictions(tf.nn.softmax(self.model(ids, training=False)), self.label_names)
@@ -54,21 +54,21 @@ class ImageClassifierExport(ClassifierExport):
     def __init__(self, model, labels: list[str], cols: int):
         super().__init__(model, labels)
         self.cols = cols
-        # images [n, rows, cols], declared of any shape so that the graph checks it (charseq.export_ops.checked_rank)
+        # images [n, rows, cols], declared of any shape so that the graph checks it (charseq.export_ops.checked_shape)
         self.classify = tf.function(self._classify, input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
 
     def _classify(self, images):
         # Out of shape or range is an InvalidArgumentError naming the input, never a silent answer (NaN
         # probabilities, or a confident label for pixels the model never saw).
         pixels, columns = tf.reshape(images, [-1]), tf.shape(images)[-1:]  # both exist at any rank
-        images = checked_rank(
-            images, 3, "classify: images must be a batch [n, rows, columns], not a tensor of shape",
+        images = checked_shape(
+            images, [None, None, self.cols],
+            "classify: images must be a batch [n, rows, columns], not a tensor of shape",
             (tf.reduce_all(tf.equal(columns, self.cols)), [f"classify: images must have {self.cols} columns, not",
                                                           columns]),
             (tf.reduce_all((pixels >= 0.0) & (pixels <= 255.0)),
              ["classify: pixel values must be from 0 to 255 (as MNIST stores them), not NaN or others; the smallest "
               "and largest given:", tf.reduce_min(pixels), tf.reduce_max(pixels)]))
-        images = tf.ensure_shape(images, [None, None, self.cols])
         return predictions(tf.nn.softmax(self.model(images / 255.0, training=False)), self.label_names)
 
 

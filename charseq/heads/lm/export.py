@@ -62,7 +62,9 @@ class LanguageModelExport(tf.Module):
 
 
 def _one(value, name: str, what: str):
-    """`value` as a scalar, or an InvalidArgumentError saying that `name` must be `what`."""
+    """`value` as a scalar, or an InvalidArgumentError saying that `name` must be `what`. (With
+    charseq.export_ops.checked_shape, the EnsureShape to [] failed first, with TensorFlow's own
+    message, before the check that names the input.)"""
     check = tf.debugging.Assert(tf.equal(tf.rank(value), 0), [f"generate: {name} must be {what}, not a tensor of "
                                                               "shape", tf.shape(value)])
     with tf.control_dependencies([check]):

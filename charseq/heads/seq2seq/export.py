@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from charseq.export_ops import Chars, assert_not_empty, checked_rank, padded
+from charseq.export_ops import Chars, assert_not_empty, checked_shape, padded
 from charseq.heads.seq2seq.inference import greedy_decode
 
 
@@ -17,9 +17,10 @@ class Seq2SeqExport(tf.Module):
         self.model = model
         self._reverse, self._max_len = reverse_source, max_output_len
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="source")])  # [n]: see checked_rank
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="source")])  # [n]: see checked_shape
     def translate(self, source):
-        source = checked_rank(source, 1, "translate: source must be a batch of strings [n], not a tensor of shape")
+        source = checked_shape(source, [None],
+                               "translate: source must be a batch of strings [n], not a tensor of shape")
         with tf.control_dependencies([assert_not_empty(source, "translate: a source is empty", strip=False)]):
             ids = self.source_chars.encode(source)
         if self._reverse:  # each row backwards: flat index k of a row [start, limit) reads start + limit - 1 - k
