@@ -8,6 +8,7 @@ anything else is a bug and is reported as one.
 import re
 
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")
+OPTION_AND_VALUE = re.compile(rf"({OPTION.pattern})(?: (\S+))?")  # "--unknown skip" in a remedy
 
 
 def flag(name: str) -> str:
@@ -23,7 +24,8 @@ class CharseqError(Exception):
     line spells the settings ("--errors replace", "--encoding to name its encoding"). The same library
     function serves commands that lack some of those options (`classify --input` reads a file but has
     no --errors), so the message keeps them apart: str() lists every remedy, `shown()` only those
-    whose options the command at hand has."""
+    whose options the command at hand has. A Python caller of the public functions reads them in its
+    keywords instead (`greedy=True`, charseq.settings.in_python_terms), a studio request in its fields."""
 
     exit_code = 1
 

@@ -34,11 +34,13 @@ import json
 import math
 import numbers
 import os
+import re
+import sys
 import types
 import typing
 from dataclasses import asdict, dataclass, fields
 
-from charseq.errors import ArgumentTypeError, CharseqError, flag
+from charseq.errors import OPTION, OPTION_AND_VALUE, ArgumentTypeError, CharseqError, flag
 
 # The choice lists, one owner each (the library checks against them, the CLI offers them).
 CELLS = ("rnn", "lstm", "gru")
@@ -305,6 +307,13 @@ UNANNOTATED = {
 # A function's **options: the function whose parameters they are.
 OPTIONS_OF = {"generate": "charseq.heads.lm.inference:Generator.__call__",
               "translate": "charseq.heads.seq2seq.run:Translator.__call__"}
+# A train function's **settings: the config dataclasses they go to (what its errors may name).
+_LM = "charseq.heads.lm.config:ModelConfig|charseq.heads.lm.config:DataConfig"
+_CLASSIFIER = "charseq.heads.classifier.config:ModelConfig|charseq.heads.classifier.config:"
+_SEQ2SEQ = "charseq.heads.seq2seq.config:ModelConfig|charseq.heads.seq2seq.config:DataConfig"
+SETTINGS_OF = {"train_lm": _LM, "train_mnist": _CLASSIFIER + "ImageData", "train_classifier": _CLASSIFIER + "TextData",
+               "train_seq2seq": _SEQ2SEQ,
+               "run_grid": "|".join((_LM, _CLASSIFIER + "ImageData", _CLASSIFIER + "TextData", _SEQ2SEQ))}
 # What the user passes as "any path": a string or an os.PathLike.
 _PATH_TYPES = (str, os.PathLike)
 
@@ -332,7 +341,9 @@ def _type_name(kind) -> str:
             origin, getattr(origin, "__name__", str(origin)))
         if origin is dict and len(args) == 2:  # {"lr": [1e-3, 3e-3]}: "a dict of str to a list"
             return f"a dict of {_type_name(args[0])} to {_type_name(args[1])}"
-        return f"{base} of {_type_name(args[0])}" if origin is list and args else base
+        if origin is tuple and args and Ellipsis not in args:  # "a tuple (int, int)"
+            return f"{base} ({', '.join(_type_name(a) for a in args)})"
+        return f"{base} of {_type_name(args[0])}" if origin in (list, tuple) and args else base
     if isinstance(kind, list):
         return " or ".join(_type_name(k) for k in kind)
     return getattr(kind, "__name__", str(kind))
@@ -369,8 +380,13 @@ def accepts(kind, value, from_json: bool = False) -> bool:
             return False
         args = typing.get_args(kind)
         return not args or all(accepts(args[0], v) for v in value)
-    if origin is tuple:
-        return isinstance(value, (tuple, list))
+    if origin is tuple:  # tuple[int, int]: that many items, each of its type (tuple[int, ...]: any number)
+        args = typing.get_args(kind)
+        if not isinstance(value, (tuple, list)):
+            return False
+        if not args or Ellipsis in args:
+            return all(accepts(args[0], v) for v in value) if args else True
+        return len(value) == len(args) and all(accepts(k, v) for k, v in zip(args, value))
     if origin is dict:
         args = typing.get_args(kind)
         return isinstance(value, dict) and (not args or all(
@@ -436,13 +452,87 @@ def checked(fn, public: str | None = None):
                 check_argument(name, resolve(UNANNOTATED[(public, name)]), value)
             elif name in hints:
                 check_argument(name, hints[name], value)
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except CharseqError as e:
+            # The library's messages name settings as the command line does; a caller from outside
+            # charseq (the user's code, not the CLI, which calls the same methods) reads its keywords.
+            if not sys._getframe(1).f_globals.get("__name__", "").startswith("charseq."):
+                in_python_terms(e, keywords(public, fn))
+            raise
     return wrapper
 
 
 def checked_as(public: str):
     """A decorator: the method checked, as `checked` does, its errors naming `public` (its class)."""
     return functools.partial(checked, public=public)
+
+
+# ----------------------------------------------------------------------------- errors in a caller's keywords
+# An option whose keyword is not its name; words of a remedy's prose that are not an option's value.
+_KEYWORD_OF = {"--from": "source"}
+_PROSE = {"to", "for", "with", "or", "and", "of", "in"}
+
+
+def keywords(public: str, fn) -> dict[str, object]:
+    """The keywords `fn` takes, with their annotated types, as its errors may name them: its own
+    parameters and those its **options or **settings go to (OPTIONS_OF, SETTINGS_OF)."""
+    hints = type_hints(fn)
+    kinds = {name: hints.get(name, inspect.Parameter.empty) for name, p in inspect.signature(fn).parameters.items()
+             if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    if public in OPTIONS_OF:
+        kinds = {**keywords("", resolve(OPTIONS_OF[public])[0]), **kinds}
+    for config in resolve(SETTINGS_OF[public]) if public in SETTINGS_OF else ():
+        kinds = {**setting_types(config), **setting_types(TrainConfig), **kinds}
+    return kinds
+
+
+def _is_flag(kind) -> bool:
+    return kind is bool or (typing.get_origin(kind) in (typing.Union, types.UnionType) and bool in typing.get_args(kind))
+
+
+def in_python_terms(error: CharseqError, kinds: dict[str, object]) -> None:
+    """`error` reworded for a Python caller of a function taking the keywords `kinds` (name -> type):
+    `--top-p` reads `top_p`, `--units 64` `units=64`, a flag `--greedy` `greedy=True`, a remedy's
+    `--unknown skip` `unknown="skip"`; a remedy that needs a keyword the function lacks is left out.
+
+    >>> e = CharseqError("--top-p must be in (0, 1], not 2", "--greedy for the most likely one", "--beam 4")
+    >>> in_python_terms(e, {"top_p": float, "greedy": bool}); str(e)
+    'top_p must be in (0, 1], not 2 (use greedy=True for the most likely one)'
+    >>> e = CharseqError("cannot decode a.txt", "--encoding to name its encoding", "--errors replace")
+    >>> in_python_terms(e, {"encoding": str, "errors": str}); str(e)
+    'cannot decode a.txt (use encoding to name its encoding or errors="replace")'
+    """
+    def keyword(option: str) -> str:
+        return _KEYWORD_OF.get(option, option[2:].replace("-", "_"))
+
+    def known(option: str) -> bool:
+        return keyword(option) in kinds
+
+    def number(text: str | None) -> bool:
+        return bool(text) and re.fullmatch(r"-?[\d.]+(e-?\d+)?", text) is not None
+
+    def in_message(match: re.Match) -> str:  # values in a message are the user's: only numbers become keywords
+        option, value = match[1], match[2]
+        if not known(option):
+            return match[0]
+        name, rest = keyword(option), f" {value}" if value else ""
+        if number(value):
+            return f"{name}={value}"
+        return (f"{name}=True" if _is_flag(kinds[name]) else name) + rest
+
+    def in_remedy(match: re.Match) -> str:
+        name, value = keyword(match[1]), match[2]
+        if value and value.lower() not in _PROSE:  # "--unknown skip", "--vocab-size 1098", "--from PATH_OR_URL"
+            return f"{name}={value if number(value) or value.isupper() else json.dumps(value)}"
+        return (f"{name}=True" if _is_flag(kinds[name]) else name) + (f" {value}" if value else "")
+
+    if getattr(error, "in_python_terms", False):  # an inner public function did it already
+        return
+    error.message = OPTION_AND_VALUE.sub(in_message, error.message)
+    error.remedies = tuple(OPTION_AND_VALUE.sub(in_remedy, r) for r in error.remedies
+                           if all(known(o) for o in OPTION.findall(r)))
+    error.args, error.in_python_terms = (error.message, *error.remedies), True
 
 
 def _check_options(public: str, options: dict) -> None:

@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from charseq.errors import OPTION, CharseqError
+from charseq.errors import OPTION, OPTION_AND_VALUE, CharseqError
 from charseq.limits import OPTION_BOUNDS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BEAM = 16  # beam width of any view's beam search
-
-OPTION_AND_VALUE = re.compile(rf"({OPTION.pattern})(?: (\S+))?")  # "--unknown skip" in a remedy
 
 
 class BadRequest(Exception):

@@ -35,6 +35,8 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
     """`source<TAB>target` lines. A line without exactly one tab, or with an empty side, is an
     error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an
     error unless `skip_long`. Blank lines are ignored."""
+    if max_input_len is not None and max_input_len < 1:
+        raise CharseqError(f"--max-input-len must be at least 1, not {max_input_len}")
     sources, targets, skipped, too_long = [], [], 0, 0
     for number, line in enumerate(read_text(path, encoding, errors).split("\n"), start=1):
         if not line.strip():

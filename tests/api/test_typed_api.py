@@ -47,7 +47,7 @@ def test_the_reported_cases(finished, files, tmp_path):
         for fragment in fragments:
             assert fragment in str(e.value), (fragment, str(e.value))
     assert not (tmp_path / "run").exists() and not (tmp_path / "grid").exists()
-    with pytest.raises(CharseqError, match="--port must be between 0 and 65535"):
+    with pytest.raises(CharseqError, match="port must be between 0 and 65535"):
         charseq.serve([tmp_path], port=99999)
 
 

@@ -67,14 +67,14 @@ def test_the_python_api_refuses_non_finite_settings(tmp_path, files, finished):
 
     for name in ("lr", "dropout", "epochs", "clip_norm", "ema", "l2", "val_fraction", "time_budget"):
         for value in (math.nan, math.inf, -math.inf):
-            with pytest.raises(ArgumentValueError, match=f"--{name.replace('_', '-')} must be a finite number"):
+            with pytest.raises(ArgumentValueError, match=f"^{name} must be a finite number"):
                 train_lm(files / "corpus.txt", tmp_path / "run", max_steps=2, **{name: value})
     assert not (tmp_path / "run").exists()
-    with pytest.raises(ValueError, match="--length-penalty"):
+    with pytest.raises(ValueError, match="^length_penalty"):
         translate(finished["train-seq2seq"], ["ab"], beam=3, length_penalty=math.nan)
     generator = Generator(*load_lm(finished["train-lm"])[:2])
     for option in ("temperature", "top_p"):
-        with pytest.raises(CharseqError, match=f"--{option.replace('_', '-')}"):
+        with pytest.raises(CharseqError, match=f"^{option} "):
             generator("a", length=3, **{option: math.inf})
 
 

@@ -198,7 +198,7 @@ def test_precision_is_refused_where_it_cannot_apply():
     with pytest.raises(CharseqError, match="needs the compiled step ops"):
         inference.Generator(on_keras, vocab, "mixed_bfloat16")
     assert inference.Generator(on_keras, vocab, "float32").recurrence == "float32"  # its own precision: fine
-    with pytest.raises(CharseqError, match="--precision must be one of float32, mixed_bfloat16"):
+    with pytest.raises(CharseqError, match="^precision must be one of float32, mixed_bfloat16"):
         inference.Generator(on_keras, vocab, "bfloat16")
 
 
