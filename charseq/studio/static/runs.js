@@ -13,7 +13,8 @@ function unitOf(metric) {
   if (metric.endsWith("_loss")) return "nats";
   if (metric.includes("bits_per")) return "bits per character";
   if (/accuracy|exact_match|error_rate|f1|precision|recall/.test(metric)) return "fraction";
-  if (metric === "chars_per_sec") return "characters per second";
+  // tokens, as tokens seen counts them: characters, SentencePiece pieces or image rows
+  if (metric === "chars_per_sec") return "tokens per second";
   if (metric === "lr") return "learning rate";
   return "";
 }
