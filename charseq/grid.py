@@ -426,22 +426,17 @@ def command_grid(train_command: click.Command, ctx: click.Context, out, force: b
                      isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
                for p in params.values() for opt in p.opts + p.secondary_opts}
     fixed, given = split_axes(ctx.args, options)
-    axes = {}
-    for setting, (opt, values) in given.items():
-        try:
-            axes[setting] = [params[setting].type.convert(v, params[setting], ctx) for v in values]
-        except click.BadParameter as e:
-            raise CharseqError(f"{opt}: {e.format_message()}") from None
+    # A value or an option the train command refuses is said as that command says it, pointing at its --help.
+    own = click.Context(train_command, info_name=name, parent=ctx.parent)
+    axes = {setting: [params[setting].type.convert(v, params[setting], own) for v in values]
+            for setting, (_, values) in given.items()}
 
     def argv(combo, path, resume=False, replace=False):
         return [*fixed, *(x for setting, value in combo.items() for x in (given[setting][0], str(value))),
                 "--out", str(path), *(["--resume"] if resume else []), *(["--force"] if replace else [])]
 
     for combo in combinations(axes) or [{}]:  # every combination parses before anything trains
-        try:
-            train_command.make_context(name, argv(combo, out), parent=ctx)
-        except click.ClickException as e:
-            raise CharseqError(f"{name}: {e.format_message()}") from None
+        train_command.make_context(name, argv(combo, out), parent=ctx.parent)
 
     def run_one(combo, path, resume, replace):
         before_each()

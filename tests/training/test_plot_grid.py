@@ -355,6 +355,19 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
     assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
 
 
+def test_a_grid_says_a_value_or_option_its_command_refuses_as_that_command_does(tmp_path, corpus_file):
+    """One line, the train command's own (pointing at its --help), not the option or the command said again."""
+    out = tmp_path / "g"
+    for axes, alone in [(["--units", "x,8"], ["--units", "x"]), (["--lr", "1e-3,abc"], ["--lr", "abc"]),
+                        (["--units", "x", "--lr", "1e-3,2e-3"], ["--units", "x"]),
+                        (["--lr", "1e-3,2e-3", "--bogus", "3"], ["--bogus", "3"])]:
+        grid = run_cli_in_process("grid", "train-lm", corpus_file, *axes, "--out", out)
+        single = run_cli_in_process("train-lm", corpus_file, *alone, "--out", out)
+        assert_clean_error(grid, "(see 'charseq train-lm --help')")
+        assert (grid.returncode, grid.stderr) == (single.returncode, single.stderr)
+        assert not out.exists()
+
+
 def test_a_grid_whose_data_is_refused_leaves_nothing(tmp_path, files):
     """Bad data stops a new grid in its first run, before any run trained: one error line, and no grid
     directory (nor the folders made for it); an empty folder given as --out stays empty."""
