@@ -35,9 +35,10 @@ import click
 
 from charseq.errors import CharseqError, Interrupted, WriteError
 from charseq.files import write_bytes_atomic, write_json_atomic
-from charseq.heads import head, train_commands
+from charseq.heads import all_heads, head, train_commands
 from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run, selection_key
+from charseq.settings import TrainConfig, setting_types, split_settings
 from charseq.transaction import Replacement, destination, recover
 
 GRID_FILE = "grid.json"
@@ -328,6 +329,17 @@ def write_results(out: Path, command: str, rows: list[dict]) -> None:
     write_bytes_atomic(out / "results.tsv", ("\n".join(lines) + "\n").encode("utf-8"))
 
 
+def check_settings(command: str, settings: dict) -> None:
+    """Refuse `settings` as a new run of `command` does before it reads its data (charseq.start.start_run),
+    with its message: a grid checks every combination so, instead of failing at the run that has it."""
+    groups = next((h.settings[command] for h in all_heads() if command in h.settings), None)
+    if groups is None:  # a head that does not say its settings' classes: its runs check them
+        return
+    groups = (*groups, TrainConfig)
+    known = {name for group in groups for name in setting_types(group)}
+    split_settings({k: v for k, v in settings.items() if k in known}, *groups)  # the others are not settings
+
+
 def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool = False,
            log: Callable[[str], None] = print) -> list[dict]:
     """Train every combination of `axes` with `run_one`, one run directory each under `out`,
@@ -418,30 +430,27 @@ def command_grid(train_command: click.Command, ctx: click.Context, out, force: b
     the comma-separated values among its arguments (`ctx.args`), and return the ranked results.
 
     An axis is an option taking a number or a choice; its values are converted by the option's own
-    type, and every combination is parsed before anything trains, so a bad value is one error line,
-    not a failure an hour in. `before_each` runs before each run trains."""
+    type, and every combination is parsed and its settings checked (`check_settings`) before anything
+    trains, so a bad value is one error line, not a failure an hour in. `before_each` runs before each
+    run trains."""
     name = train_command.name
     params = {p.name: p for p in train_command.params if isinstance(p, click.Option)}
     options = {opt: (p.name, not p.is_flag and not p.count,
                      isinstance(p.type, (click.types.IntParamType, click.types.FloatParamType, click.Choice)))
                for p in params.values() for opt in p.opts + p.secondary_opts}
     fixed, given = split_axes(ctx.args, options)
-    axes = {}
-    for setting, (opt, values) in given.items():
-        try:
-            axes[setting] = [params[setting].type.convert(v, params[setting], ctx) for v in values]
-        except click.BadParameter as e:
-            raise CharseqError(f"{opt}: {e.format_message()}") from None
+    # A value or an option the train command refuses is said as that command says it, pointing at its --help.
+    own = click.Context(train_command, info_name=name, parent=ctx.parent)
+    axes = {setting: [params[setting].type.convert(v, params[setting], own) for v in values]
+            for setting, (_, values) in given.items()}
 
     def argv(combo, path, resume=False, replace=False):
         return [*fixed, *(x for setting, value in combo.items() for x in (given[setting][0], str(value))),
                 "--out", str(path), *(["--resume"] if resume else []), *(["--force"] if replace else [])]
 
-    for combo in combinations(axes) or [{}]:  # every combination parses before anything trains
-        try:
-            train_command.make_context(name, argv(combo, out), parent=ctx)
-        except click.ClickException as e:
-            raise CharseqError(f"{name}: {e.format_message()}") from None
+    for combo in combinations(axes) or [{}]:  # every combination parses, and passes its run's checks, before any trains
+        parsed = train_command.make_context(name, argv(combo, out), parent=ctx.parent)
+        check_settings(name, {k: v for k, v in parsed.params.items() if v is not None})
 
     def run_one(combo, path, resume, replace):
         before_each()
@@ -467,6 +476,8 @@ def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = Fals
     if both:
         raise CharseqError(f"{', '.join(sorted(both))} is both an axis of the grid and a fixed setting")
     train_fn = commands[command]
+    for combo in combinations(axes):  # said before any run trains, not by the run that has it
+        check_settings(command, {**settings, **combo})
 
     def run_one(combo, path, resume, replace):
         train_fn(*args, out=path, force=replace, resume=resume, log=log, progress_bar=False, **settings, **combo)

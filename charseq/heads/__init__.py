@@ -67,6 +67,9 @@ class Head:
     # Train command -> its rule for the settings not given (its folder's sizing.py, plain Python):
     # (statistics of the training data..., the settings given) -> charseq.sizing.Sizing.
     sizing: dict = field(default_factory=dict)
+    # Train command -> the config dataclasses its settings fill besides TrainConfig (its Recipe's model_config
+    # and data_config): a grid checks every combination's settings against them before any run trains.
+    settings: dict = field(default_factory=dict)
     # config.json: the head's top-level keys besides charseq.runs.COMMON_KEYS, and its "data" section's
     # by config["input"] (None: one kind) where that section is not a dataclass; {key: (JSON types, required)}
     config_keys: dict = field(default_factory=dict)

@@ -116,12 +116,20 @@ def shown_path(value: str, base: Path | None, show_paths: bool = False) -> str:
     return path.name
 
 
-def without_paths(value, base: Path | None, show_paths: bool = False):
-    """`value` (a config: dicts, lists, strings) with every absolute path shown as shown_path does."""
+# config.json keys holding a path as it was typed (a language model's corpus, an image set, --init-from): a
+# relative one is relative to wherever training ran, which is not known here, so it shows by its file name.
+AS_TYPED = ("source", "init_from")
+
+
+def without_paths(value, base: Path | None, show_paths: bool = False, key: str | None = None):
+    """`value` (a config: dicts, lists, strings) with every absolute path shown as shown_path does, and
+    every path as typed (under a key in AS_TYPED) by its file name."""
     if isinstance(value, str):
+        if key in AS_TYPED and not show_paths and not os.path.isabs(value):
+            return Path(value).name or value
         return shown_path(value, base, show_paths)
     if isinstance(value, dict):
-        return {k: without_paths(v, base, show_paths) for k, v in value.items()}
+        return {k: without_paths(v, base, show_paths, k) for k, v in value.items()}
     if isinstance(value, list):
         return [without_paths(v, base, show_paths) for v in value]
     return value
@@ -191,14 +199,16 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         modified = None
     kind = run_head.kind_of(config)
     data = config.get("data") or {}
-    source = data.get("path") or data.get("train") or (config.get("corpus") or {}).get("source")
+    # The data's absolute path where the run recorded one, which shows relative to the served folder if inside it
+    source = data.get("path") or data.get("train") or config.get("corpus_file") or \
+        (config.get("corpus") or {}).get("source")
     status = run_dir.status()
     test = read_test(run.path)
     return {
         "name": run.name, "task": task, "kind": kind,
         "shape": f"{model.get('layers', '?')}x{model.get('units', '?')} {model.get('cell', '?')}",
         "layers": model.get("layers", 1),
-        "data": without_paths(source, run.base, show_paths),
+        "data": without_paths(source, run.base, show_paths, "source"),
         "labels": config.get("labels"),
         "config": without_paths(config, run.base, show_paths),
         "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],

@@ -92,6 +92,16 @@ def test_generate_streams_chunks_then_done(client, studio_dir):
     assert beam[-1][1]["text"] == hyps[0]["text"] and len(beam[0][1]["tokens"]) == 20
 
 
+def test_generate_length_0_gives_the_prompt_alone(client, studio_dir):
+    """As `charseq generate --length 0` and the exported signature: nothing generated, the options and
+    the prompt still checked."""
+    for body in [{}, {"samples": 3}]:
+        got = events(client.post("/api/generate", json={"run": "poems", "prompt": "The ", "length": 0, **body}))
+        assert [k for k, _ in got] == ["done"]
+        assert got[0][1]["text"] == "" and got[0][1]["tokens"] == 0
+    assert_error(client.post("/api/generate", json={"run": "poems", "prompt": "☃", "length": 0}), 400, "vocabulary")
+
+
 def test_generate_several_samples_at_once(client, studio_dir):
     """samples: one prompt's continuations drawn in one batch, each chunk one list of tokens per
     sample, the texts those of `charseq generate --num-samples`."""
@@ -171,7 +181,8 @@ def test_models_load_once_per_run(client):
     ("post", "/api/generate", [1, 2], 400, ["json object"]),
     ("post", "/api/generate", {"run": "poems", "prompt": "a" * 10_001}, 413, ["prompt", "10000"]),
     ("post", "/api/generate", {"run": "poems", "length": 10_001}, 400, ["length", "10000"]),
-    ("post", "/api/generate", {"run": "poems", "length": 0}, 400, ["length", "at least 1"]),
+    ("post", "/api/generate", {"run": "poems", "length": -1}, 400, ["length", "at least 0"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "length": 0}, 400, ["length", "at least 1", "beam"]),
     ("post", "/api/generate", {"run": "poems", "length": "ten"}, 400, ["length", "integer"]),
     ("post", "/api/generate", {"run": "poems", "greedy": 1}, 400, ["greedy", "true or false"]),
     ("post", "/api/generate", {"run": "poems", "temperature": 0}, 400, ["temperature must be", '"greedy": true']),

@@ -193,6 +193,34 @@ def test_paths_inside_the_served_folder_are_relative(studio_dir, tmp_path):
         assert run["data"] == "data/reviews.tsv" and str(tmp_path) not in json.dumps(run)
 
 
+def test_a_path_recorded_as_typed_shows_by_its_file_name(studio_dir, tmp_path):
+    """A corpus or --init-from recorded as typed is relative to wherever training ran: a corpus outside
+    the served folder shows by its file name, never by that relative path; one inside, relative to it."""
+    served = tmp_path / "served"
+    (served / "corpora").mkdir(parents=True)
+    for name, source, corpus_file in [("outside", "../corpora/poems.txt", tmp_path / "corpora" / "poems.txt"),
+                                      ("inside", "served/corpora/poems.txt", served / "corpora" / "poems.txt")]:
+        shutil.copytree(studio_dir / "poems", served / name)
+        config = json.loads((served / name / "config.json").read_text())
+        config["corpus"]["source"], config["corpus_file"] = source, str(corpus_file)
+        (served / name / "config.json").write_text(json.dumps(config))
+    shutil.copytree(studio_dir / "sentiment", served / "sentiment")
+    config = json.loads((served / "sentiment" / "config.json").read_text())
+    config["init_from"] = "../runs/lm"
+    (served / "sentiment" / "config.json").write_text(json.dumps(config))
+    with client(create_app([served])) as c:
+        text = c.get("/api/runs").text
+    runs = {r["name"]: r for r in json.loads(text)["runs"]}
+    assert runs["outside"]["data"] == runs["outside"]["config"]["corpus"]["source"] == "poems.txt"
+    assert runs["inside"]["data"] == "corpora/poems.txt" and runs["inside"]["config"]["corpus"]["source"] == "poems.txt"
+    assert runs["sentiment"]["config"]["init_from"] == "lm"
+    assert "../" not in text and str(tmp_path) not in text
+    with client(create_app([served], show_paths=True)) as c:  # asked for: as recorded
+        shown = {r["name"]: r for r in c.get("/api/runs").json()["runs"]}
+    assert shown["outside"]["data"] == str(tmp_path / "corpora" / "poems.txt")
+    assert shown["outside"]["config"]["corpus"]["source"] == "../corpora/poems.txt"
+
+
 # ------------------------------------------------------------------------------ which heads are served
 def test_the_heads_served_and_an_empty_run_name(studio, studio_dir):
     assert studio.get("/api/runs").json()["heads"] == ["classifier", "lm", "seq2seq"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import sys
 
@@ -342,6 +343,9 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
              (["--cell", "lstm,lsmt"], ["--cell", "lsmt"]),
              (["--lr", "1e-3,1e-3"], ["distinct"]),
              (["--lr", "1e-3,-1"], ["--lr must be in (0, inf)", "-1"]),  # said before lr=0.001 trains
+             (["--units", "32,0"], ["--units must be at least 1"]),  # and before units=32 trains
+             (["--batch-size", "8,0", "--seq-len", "16"], ["--batch-size must be a positive number, not 0"]),
+             (["--seq-len", "0", "--lr", "1e-3,2e-3"], ["--seq-len must be at least 1, not 0"]),
              (["--lr", "1e-3,2e-3", "--resume"], ["--resume", "resumes unfinished runs itself"]),
              (["--max-steps", "10"], ["at least one option with values"])]
     for args, fragments in cases:
@@ -353,6 +357,42 @@ def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
     assert_clean_error(run_cli_in_process("grid", "train-lm", corpus_file, "--lr", "1e-3,2e-3", "--out", mine),
                        "not a charseq grid")
     assert (mine / "notes.txt").read_text() == "keep" and len(list(mine.iterdir())) == 1
+
+
+def test_a_grid_says_a_value_or_option_its_command_refuses_as_that_command_does(tmp_path, corpus_file):
+    """One line, the train command's own (pointing at its --help), not the option or the command said again."""
+    out = tmp_path / "g"
+    for axes, alone in [(["--units", "x,8"], ["--units", "x"]), (["--lr", "1e-3,abc"], ["--lr", "abc"]),
+                        (["--units", "x", "--lr", "1e-3,2e-3"], ["--units", "x"]),
+                        (["--lr", "1e-3,2e-3", "--bogus", "3"], ["--bogus", "3"])]:
+        grid = run_cli_in_process("grid", "train-lm", corpus_file, *axes, "--out", out)
+        single = run_cli_in_process("train-lm", corpus_file, *alone, "--out", out)
+        assert_clean_error(grid, "(see 'charseq train-lm --help')")
+        assert (grid.returncode, grid.stderr) == (single.returncode, single.stderr)
+        assert not out.exists()
+
+
+def test_a_grid_refuses_every_axis_value_before_any_run_trains_as_a_single_run_does(tmp_path, files):
+    """A value out of range, on any axis (integers too) and of any train command, is refused before the
+    first run trains, with the message the train command (or function) gives for it alone."""
+    from charseq import run_grid, train_classifier, train_seq2seq
+
+    out = tmp_path / "g"
+    for axes, alone in [(["--units", "32,0"], ["--units", "0"]), (["--layers", "1,0"], ["--layers", "0"]),
+                        (["--max-steps", "10,0"], ["--max-steps", "0"]),
+                        (["--units", "32,100000000", "--layers", "3"], ["--units", "100000000", "--layers", "3"])]:
+        grid = run_cli_in_process("grid", "train-lm", files / "corpus.txt", *axes, "--out", out)
+        single = run_cli_in_process("train-lm", files / "corpus.txt", *alone, "--out", tmp_path / "run")
+        assert_clean_error(grid, *alone[:1])
+        assert (grid.returncode, grid.stderr) == (single.returncode, single.stderr)
+        assert not out.exists() and not (tmp_path / "run").exists()
+    for command, train_fn, data, axes in [("train-seq2seq", train_seq2seq, "pairs.tsv", {"max_output_len": [8, 0]}),
+                                          ("train-classifier", train_classifier, "reviews.tsv", {"max_len": [8, 0]})]:
+        with pytest.raises(CharseqError) as alone:
+            train_fn(files / data, tmp_path / "run", **{name: values[-1] for name, values in axes.items()}, **QUIET)
+        with pytest.raises(CharseqError, match=re.escape(alone.value.message)):
+            run_grid(command, out, axes, files / data, max_steps=2, log=lambda s: None)
+        assert not out.exists() and not (tmp_path / "run").exists()
 
 
 def test_a_grid_whose_data_is_refused_leaves_nothing(tmp_path, files):

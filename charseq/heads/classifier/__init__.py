@@ -11,7 +11,7 @@
 
 from charseq.heads import Head, lazy
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
-from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, TextData
+from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, ModelConfig, TextData
 from charseq.settings import MAYBE_TEXT, TEXT, json_fields
 
 MONITOR = ("val_accuracy", "max")
@@ -71,4 +71,5 @@ HEAD = Head(
     data_keys={"images": {**IMAGES_RECORDED, **json_fields(ImageData)},
                "text": {**TEXT_RECORDED, **json_fields(TextData)}},
     sizing={"classify-mnist": size_image_classifier, "train-classifier": size_text_classifier},
+    settings={"classify-mnist": (ModelConfig, ImageData), "train-classifier": (ModelConfig, TextData)},
 )

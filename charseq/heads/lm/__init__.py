@@ -11,6 +11,7 @@
 """
 
 from charseq.heads import Head, lazy
+from charseq.heads.lm.config import DataConfig, ModelConfig
 from charseq.heads.lm.sizing import size_lm
 from charseq.settings import MAYBE_TEXT
 
@@ -43,5 +44,5 @@ HEAD = Head(
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
     config_keys={"data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
                  "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False)},
-    sizing={"train-lm": size_lm},
+    sizing={"train-lm": size_lm}, settings={"train-lm": (ModelConfig, DataConfig)},
 )

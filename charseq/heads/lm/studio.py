@@ -36,7 +36,7 @@ PAGES = (Page("generate", "Generate", "generate.html", "generate.js"),
 GENERATE = {
     "run": RUN,
     "prompt": Field(str, "", high=MAX_PROMPT_CHARS),
-    "length": Field(int, 200, low=1, high=MAX_LENGTH),
+    "length": Field(int, 200, low=0, high=MAX_LENGTH),  # 0: the prompt alone, as `charseq generate --length 0`
     "temperature": Field(float, 1.0),  # its range is checked by the library, which names the greedy remedy
     "top_k": Field(int, 0, low=0, high=100_000),
     "top_p": Field(float, 1.0, bound="top_p"),
@@ -100,6 +100,8 @@ def routes(studio) -> list[Route]:
                              "use n_best for several of them")
         if p["beam"] > 1 and p["length"] > MAX_BEAM_LENGTH:
             raise BadRequest(f"length is more than the limit of {MAX_BEAM_LENGTH} for beam search")
+        if p["beam"] > 1 and p["length"] < 1:  # as `charseq generate --beam` refuses it, before the stream starts
+            raise BadRequest(f"length must be at least 1 for beam search, not {p['length']}")
         if not studio.slots.acquire(blocking=False):
             return error(f"the studio is busy: {studio.max_generations} generations are running (its limit, "
                          "--max-generations); try again shortly", 503)

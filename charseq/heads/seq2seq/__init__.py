@@ -11,7 +11,7 @@
 
 from charseq.heads import Head, lazy
 from charseq.heads.seq2seq.sizing import size_seq2seq
-from charseq.heads.seq2seq.config import RECORDED, DataConfig
+from charseq.heads.seq2seq.config import RECORDED, DataConfig, ModelConfig
 from charseq.settings import json_fields
 
 MONITOR = ("val_exact_match", "max")
@@ -38,5 +38,5 @@ HEAD = Head(
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("exact match", ("val_exact_match",))),
     config_keys={"data": ((dict,), True)},
     data_keys={None: {**json_fields(DataConfig), **RECORDED}},
-    sizing={"train-seq2seq": size_seq2seq},
+    sizing={"train-seq2seq": size_seq2seq}, settings={"train-seq2seq": (ModelConfig, DataConfig)},
 )
