@@ -126,6 +126,8 @@ def without_paths(value, base: Path | None, show_paths: bool = False, key: str |
     every path as typed (under a key in AS_TYPED) by its file name."""
     if isinstance(value, str):
         if key in AS_TYPED and not show_paths and not os.path.isabs(value):
+            if ABSOLUTE_PATH.search(value):  # a description naming a path: "MNIST (~/.cache/charseq/...)"
+                return message_without_paths(value, [base])
             return Path(value).name or value
         return shown_path(value, base, show_paths)
     if isinstance(value, dict):
@@ -201,7 +203,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     data = config.get("data") or {}
     # The data's absolute path where the run recorded one, which shows relative to the served folder if inside it
     source = data.get("path") or data.get("train") or config.get("corpus_file") or \
-        (config.get("corpus") or {}).get("source")
+        (config.get("corpus") or {}).get("source") or data.get("source")  # the last: MNIST from the cache
     status = run_dir.status()
     test = read_test(run.path)
     return {

@@ -208,9 +208,14 @@ def test_a_path_recorded_as_typed_shows_by_its_file_name(studio_dir, tmp_path):
     config = json.loads((served / "sentiment" / "config.json").read_text())
     config["init_from"] = "../runs/lm"
     (served / "sentiment" / "config.json").write_text(json.dumps(config))
+    shutil.copytree(studio_dir / "digits", served / "digits")  # as if read from charseq's cached MNIST
+    config = json.loads((served / "digits" / "config.json").read_text())
+    config["data"]["path"], config["data"]["source"] = None, f"MNIST ({tmp_path}/cache/charseq/datasets/mnist)"
+    (served / "digits" / "config.json").write_text(json.dumps(config))
     with client(create_app([served])) as c:
         text = c.get("/api/runs").text
     runs = {r["name"]: r for r in json.loads(text)["runs"]}
+    assert runs["digits"]["data"] == runs["digits"]["config"]["data"]["source"] == "MNIST (mnist)"
     assert runs["outside"]["data"] == runs["outside"]["config"]["corpus"]["source"] == "poems.txt"
     assert runs["inside"]["data"] == "corpora/poems.txt" and runs["inside"]["config"]["corpus"]["source"] == "poems.txt"
     assert runs["sentiment"]["config"]["init_from"] == "lm"
