@@ -307,13 +307,6 @@ UNANNOTATED = {
 # A function's **options: the function whose parameters they are.
 OPTIONS_OF = {"generate": "charseq.heads.lm.inference:Generator.__call__",
               "translate": "charseq.heads.seq2seq.run:Translator.__call__"}
-# A train function's **settings: the config dataclasses they go to (what its errors may name).
-_LM = "charseq.heads.lm.config:ModelConfig|charseq.heads.lm.config:DataConfig"
-_CLASSIFIER = "charseq.heads.classifier.config:ModelConfig|charseq.heads.classifier.config:"
-_SEQ2SEQ = "charseq.heads.seq2seq.config:ModelConfig|charseq.heads.seq2seq.config:DataConfig"
-SETTINGS_OF = {"train_lm": _LM, "train_mnist": _CLASSIFIER + "ImageData", "train_classifier": _CLASSIFIER + "TextData",
-               "train_seq2seq": _SEQ2SEQ,
-               "run_grid": "|".join((_LM, _CLASSIFIER + "ImageData", _CLASSIFIER + "TextData", _SEQ2SEQ))}
 # What the user passes as "any path": a string or an os.PathLike.
 _PATH_TYPES = (str, os.PathLike)
 
@@ -476,14 +469,20 @@ _PROSE = {"to", "for", "with", "or", "and", "of", "in"}
 
 def keywords(public: str, fn) -> dict[str, object]:
     """The keywords `fn` takes, with their annotated types, as its errors may name them: its own
-    parameters and those its **options or **settings go to (OPTIONS_OF, SETTINGS_OF)."""
+    parameters and those its **options go to (OPTIONS_OF), or its **settings: a train function's
+    config dataclasses (its head's `settings`), every head's for run_grid."""
+    from charseq.heads import all_heads
+
     hints = type_hints(fn)
     kinds = {name: hints.get(name, inspect.Parameter.empty) for name, p in inspect.signature(fn).parameters.items()
              if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     if public in OPTIONS_OF:
         kinds = {**keywords("", resolve(OPTIONS_OF[public])[0]), **kinds}
-    for config in resolve(SETTINGS_OF[public]) if public in SETTINGS_OF else ():
-        kinds = {**setting_types(config), **setting_types(TrainConfig), **kinds}
+    for head in all_heads():
+        for command, train in head.train_commands.items():
+            if public in (train.__name__, "run_grid"):
+                for config in (*head.settings.get(command, ()), TrainConfig):
+                    kinds = {**setting_types(config), **kinds}
     return kinds
 
 
