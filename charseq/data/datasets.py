@@ -241,6 +241,8 @@ class _Fetcher:
         self.downloads: dict[str, Path] = {}
         self.source = None if source is None else str(source)
         self.local: Path | None = None
+        if self.source is not None and not self.source.strip():  # an unset variable: not the current folder
+            raise CharseqError("--from is empty; give the path or URL of a copy of the data set")
         if self.source is not None and self.source.startswith("file://"):
             self.local = Path(urllib.request.url2pathname(urllib.parse.urlparse(self.source).path))
         elif self.source is not None and not self.source.startswith(URL_SCHEMES):

@@ -232,6 +232,17 @@ def test_from_a_local_copy_or_a_mirror(server, cache, monkeypatch, tmp_path, kin
     assert server.requests == (["/mirror/input.txt"] if kind == "mirror-url" else [])
 
 
+def test_an_empty_from_is_refused_instead_of_reading_the_current_folder(cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_bytes(TEXT)  # what the current folder would have given
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    code, out, err = charseq("data", "get", "tinyshakespeare", "--from", "")
+    assert code == 1 and out == "" and err == "Error: --from is empty; give the path or URL of a copy of the data set\n"
+    with pytest.raises(CharseqError, match="--from is empty"):
+        get_dataset("tinyshakespeare", " ", log=lambda line: None)
+    assert leftovers(cache) == []
+
+
 def test_from_what_does_not_exist_or_holds_nothing(cache, tmp_path):
     with pytest.raises(CharseqError, match="does not exist"):
         get_dataset("tinyshakespeare", tmp_path / "nowhere")
