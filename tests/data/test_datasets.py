@@ -310,6 +310,18 @@ def test_sst2_from_a_zip_or_a_folder(monkeypatch, cache, sst2, tmp_path, kind):
                                                                  "1\tthat loves its characters"]
 
 
+def test_a_cut_off_sst2_zip_is_named_as_a_damaged_zip(monkeypatch, cache, sst2, tmp_path):
+    whole = sst2.read_bytes()
+    (tmp_path / "downloads").mkdir()
+    cut = tmp_path / "downloads" / "SST-2.zip"
+    cut.write_bytes(whole[: len(whole) // 2])  # its list of files, at the end, is missing
+    for source in (cut, cut.parent):  # the zip, or the folder holding it
+        code, out, err = charseq("data", "get", "sst2", "--from", source)
+        assert code == 1 and err == (f"Error: {cut} is a damaged zip file (it ends before the zip's list of files: "
+                                     "cut off?); nothing was cached\n")
+    assert leftovers(cache) == []
+
+
 def test_sst2_with_a_changed_example_is_refused(monkeypatch, cache, sst2, tmp_path):
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "train.tsv").write_text(GLUE_TRAIN.replace("\t0\n", "\t1\n", 1))  # one label flipped
