@@ -77,6 +77,21 @@ def test_translate_through_the_cli(reverse_run, tmp_path):
     assert log_probs == sorted(log_probs, reverse=True)
 
 
+def test_translate_input_names_the_line_it_refuses(reverse_run, tmp_path):
+    run = reverse_run / "run"
+    (tmp_path / "in.txt").write_text("abc\n\nab1\n")
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--input", tmp_path / "in.txt"),
+                       f"{tmp_path / 'in.txt'} line 3 ('ab1') has characters", "'1'", "--unknown unk")
+    # A file of pairs given as --input: its tab is no character of the model's, and no --unknown helps.
+    (tmp_path / "pairs.tsv").write_text("abc\tcba\n")
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "pairs.tsv")
+    assert_clean_error(r, f"{tmp_path / 'pairs.tsv'} line 1 has a tab", "one source per line",
+                       f"charseq evaluate --model {run} {tmp_path / 'pairs.tsv'}")
+    assert "--unknown" not in r.stderr and r.stdout == ""
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "pairs.tsv", "--unknown", "unk")
+    assert r.returncode == 0 and r.stdout.endswith("\tabc\tcba\n"), r.stderr
+
+
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
     """Argmax decoding written out step by step with the model's own encode/decode_step: the
     reference the beam decoder's beam=1 must reproduce."""
