@@ -92,6 +92,23 @@ def test_translate_input_names_the_line_it_refuses(reverse_run, tmp_path):
     assert r.returncode == 0 and r.stdout.endswith("\tabc\tcba\n"), r.stderr
 
 
+def test_decoding_limits_are_bounded(reverse_run, tmp_path):
+    """Past int32, --max-output-len wrapped round to a negative count of steps: an empty output of
+    log-probability 0, or an internal error with --beam."""
+    run = reverse_run / "run"
+    for beam in ("1", "3"):
+        assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", beam, "--max-output-len",
+                                              "3000000000", "abc"), "--max-output-len must be at most 1,000,000")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--beam", "100000"),
+                       "--beam must be at most 1,000")
+    with pytest.raises(CharseqError, match="--max-output-len must be at most"):
+        Translator(run)(["abc"], max_len=2**32)
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r", "--max-steps", "1",
+                           "--max-output-len", "3000000000")
+    assert_clean_error(r, "--max-output-len must be between 1 and 1,000,000, not 3000000000")
+    assert not (tmp_path / "r").exists()
+
+
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
     """Argmax decoding written out step by step with the model's own encode/decode_step: the
     reference the beam decoder's beam=1 must reproduce."""
