@@ -213,3 +213,7 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "exists.tsv").write_text("keep me\n")
     assert_clean_error(run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
     assert (tmp_path / "exists.tsv").read_text() == "keep me\n"
+    (tmp_path / "folder").mkdir()  # no --force can replace a folder: not advised
+    r = run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "folder")
+    assert_clean_error(r, f"--out {tmp_path / 'folder'} is a directory; give a file name")
+    assert "--force" not in r.stderr

@@ -33,6 +33,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
+    if os.path.isdir(out):  # --force would not help: it replaces files only
+        raise CharseqError(f"--out {out} is a directory; give a file name such as pairs.tsv")
     if os.path.exists(out) and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
     length = None if min_length is None and max_length is None else (
