@@ -38,14 +38,15 @@ def _import_matplotlib():
     return matplotlib
 
 
-def _expand(paths) -> list[Path]:
-    """Run directories, with a grid directory replaced by the runs in it."""
+def _expand(paths) -> list[tuple[Path, bool]]:
+    """Run directories, with a grid directory replaced by the runs in it; and whether each came from a grid."""
     runs = []
     for path in map(Path, paths):
         if not (path / CONFIG_FILE).exists() and (path / GRID_FILE).exists():
-            runs += sorted(p for p in path.iterdir() if (p / CONFIG_FILE).exists())
+            # Not the hidden siblings of a run being built or replaced (charseq.transaction).
+            runs += sorted((p, True) for p in path.iterdir() if not p.name.startswith(".") and (p / CONFIG_FILE).exists())
         else:
-            runs.append(RunDir.open(path).path)  # a one-line error if it is not a run
+            runs.append((RunDir.open(path).path, False))  # a one-line error if it is not a run
     return runs
 
 
@@ -68,14 +69,17 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
         raise CharseqError(f"--out {out} is a directory; give an image file name such as curves.png")
     if out.exists() and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
-    paths = _expand(runs)
-    if not paths:
-        raise CharseqError(f"{', '.join(map(str, runs))} holds no runs yet")
     records = {}
-    for path in paths:
+    for path, in_grid in _expand(runs):
         records[path] = RunDir(path).metrics()
         if not records[path]:
+            if in_grid:  # a grid's run still on its way to its first evaluation: the others are drawn
+                del records[path]
+                continue
             raise CharseqError(f"{path} has no metrics yet (it has not reached its first evaluation)")
+    if not records:
+        raise CharseqError(f"{', '.join(map(str, runs))} holds no runs with metrics yet")
+    paths = list(records)
     present = {key for recs in records.values() for r in recs for key, v in r.items()
                if isinstance(v, (int, float)) and key != "step"}
     if metrics:

@@ -241,6 +241,8 @@ class _Fetcher:
         self.downloads: dict[str, Path] = {}
         self.source = None if source is None else str(source)
         self.local: Path | None = None
+        if self.source is not None and not self.source.strip():  # an unset variable: not the current folder
+            raise CharseqError("--from is empty; give the path or URL of a copy of the data set")
         if self.source is not None and self.source.startswith("file://"):
             self.local = Path(urllib.request.url2pathname(urllib.parse.urlparse(self.source).path))
         elif self.source is not None and not self.source.startswith(URL_SCHEMES):
@@ -293,6 +295,9 @@ class _Fetcher:
                     return archive.read(min(names, key=len))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None
+        if _starts_like_a_zip(path):  # a zip cut off before its directory, which is at its end
+            raise CharseqError(f"{where} is a damaged zip file (it ends before the zip's list of files: cut off?); "
+                               "nothing was cached")
         if len(self.spec.members) > 1 and self.local is not None and self.local.is_file():
             raise CharseqError(f"--from {where}: {self.spec.name} has {len(self.spec.members)} files "
                                f"({', '.join(m.name for m in self.spec.members)}); give the folder (or zip) "
@@ -335,6 +340,14 @@ class _Fetcher:
     def clean(self) -> None:
         for path in self.downloads.values():
             path.unlink(missing_ok=True)
+
+
+def _starts_like_a_zip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
 
 
 def format_size(size: int) -> str:

@@ -232,6 +232,17 @@ def test_from_a_local_copy_or_a_mirror(server, cache, monkeypatch, tmp_path, kin
     assert server.requests == (["/mirror/input.txt"] if kind == "mirror-url" else [])
 
 
+def test_an_empty_from_is_refused_instead_of_reading_the_current_folder(cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_bytes(TEXT)  # what the current folder would have given
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    code, out, err = charseq("data", "get", "tinyshakespeare", "--from", "")
+    assert code == 1 and out == "" and err == "Error: --from is empty; give the path or URL of a copy of the data set\n"
+    with pytest.raises(CharseqError, match="--from is empty"):
+        get_dataset("tinyshakespeare", " ", log=lambda line: None)
+    assert leftovers(cache) == []
+
+
 def test_from_what_does_not_exist_or_holds_nothing(cache, tmp_path):
     with pytest.raises(CharseqError, match="does not exist"):
         get_dataset("tinyshakespeare", tmp_path / "nowhere")
@@ -297,6 +308,18 @@ def test_sst2_from_a_zip_or_a_folder(monkeypatch, cache, sst2, tmp_path, kind):
     rows = (cache / "datasets" / "sst2" / "train.tsv").read_text().splitlines()
     assert rows[0] == "label\tsentence" and sorted(rows[1:]) == ["0\ta dull film", "0\thide new secretions",
                                                                  "1\tthat loves its characters"]
+
+
+def test_a_cut_off_sst2_zip_is_named_as_a_damaged_zip(monkeypatch, cache, sst2, tmp_path):
+    whole = sst2.read_bytes()
+    (tmp_path / "downloads").mkdir()
+    cut = tmp_path / "downloads" / "SST-2.zip"
+    cut.write_bytes(whole[: len(whole) // 2])  # its list of files, at the end, is missing
+    for source in (cut, cut.parent):  # the zip, or the folder holding it
+        code, out, err = charseq("data", "get", "sst2", "--from", source)
+        assert code == 1 and err == (f"Error: {cut} is a damaged zip file (it ends before the zip's list of files: "
+                                     "cut off?); nothing was cached\n")
+    assert leftovers(cache) == []
 
 
 def test_sst2_with_a_changed_example_is_refused(monkeypatch, cache, sst2, tmp_path):

@@ -77,6 +77,38 @@ def test_translate_through_the_cli(reverse_run, tmp_path):
     assert log_probs == sorted(log_probs, reverse=True)
 
 
+def test_translate_input_names_the_line_it_refuses(reverse_run, tmp_path):
+    run = reverse_run / "run"
+    (tmp_path / "in.txt").write_text("abc\n\nab1\n")
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--input", tmp_path / "in.txt"),
+                       f"{tmp_path / 'in.txt'} line 3 ('ab1') has characters", "'1'", "--unknown unk")
+    # A file of pairs given as --input: its tab is no character of the model's, and no --unknown helps.
+    (tmp_path / "pairs.tsv").write_text("abc\tcba\n")
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "pairs.tsv")
+    assert_clean_error(r, f"{tmp_path / 'pairs.tsv'} line 1 has a tab", "one source per line",
+                       f"charseq evaluate --model {run} {tmp_path / 'pairs.tsv'}")
+    assert "--unknown" not in r.stderr and r.stdout == ""
+    r = run_cli_in_process("translate", "--model", run, "--input", tmp_path / "pairs.tsv", "--unknown", "unk")
+    assert r.returncode == 0 and r.stdout.endswith("\tabc\tcba\n"), r.stderr
+
+
+def test_decoding_limits_are_bounded(reverse_run, tmp_path):
+    """Past int32, --max-output-len wrapped round to a negative count of steps: an empty output of
+    log-probability 0, or an internal error with --beam."""
+    run = reverse_run / "run"
+    for beam in ("1", "3"):
+        assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", beam, "--max-output-len",
+                                              "3000000000", "abc"), "--max-output-len must be at most 1,000,000")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--beam", "100000"),
+                       "--beam must be at most 1,000")
+    with pytest.raises(CharseqError, match="--max-output-len must be at most"):
+        Translator(run)(["abc"], max_len=2**32)
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r", "--max-steps", "1",
+                           "--max-output-len", "3000000000")
+    assert_clean_error(r, "--max-output-len must be between 1 and 1,000,000, not 3000000000")
+    assert not (tmp_path / "r").exists()
+
+
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
     """Argmax decoding written out step by step with the model's own encode/decode_step: the
     reference the beam decoder's beam=1 must reproduce."""
@@ -181,3 +213,7 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "exists.tsv").write_text("keep me\n")
     assert_clean_error(run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "exists.tsv"), "already exists")
     assert (tmp_path / "exists.tsv").read_text() == "keep me\n"
+    (tmp_path / "folder").mkdir()  # no --force can replace a folder: not advised
+    r = run_cli_in_process("make-pairs", "sort", "--out", tmp_path / "folder")
+    assert_clean_error(r, f"--out {tmp_path / 'folder'} is a directory; give a file name")
+    assert "--force" not in r.stderr

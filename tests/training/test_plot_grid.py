@@ -119,6 +119,25 @@ def test_plot_bad_input(tmp_path, grid):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_plot_of_a_grid_in_progress_draws_the_runs_that_have_metrics(tmp_path, grid):
+    import shutil
+
+    copy = tmp_path / "g"
+    shutil.copytree(grid[0], copy)
+    # A run stopped before its first evaluation, and the next one being built beside it.
+    for started in (copy / "lr=0.5", copy / ".lr=0.9.new-abcd1234"):
+        started.mkdir()
+        shutil.copy(copy / "lr=0.001" / "config.json", started / "config.json")
+    r = run_cli_in_process("plot", copy, "--out", tmp_path / "grid.png")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for trained in ("lr=0.001", "lr=0.02"):
+        shutil.rmtree(copy / trained)
+    assert_clean_error(run_cli_in_process("plot", copy, "--out", tmp_path / "x.png"), "holds no runs with metrics yet")
+    assert_clean_error(run_cli_in_process("plot", copy / "lr=0.5", "--out", tmp_path / "x.png"), "no metrics yet")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):
     from charseq.plot import plot_runs
 

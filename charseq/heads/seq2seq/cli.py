@@ -33,6 +33,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
+    if os.path.isdir(out):  # --force would not help: it replaces files only
+        raise CharseqError(f"--out {out} is a directory; give a file name such as pairs.tsv")
     if os.path.exists(out) and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
     length = None if min_length is None and max_length is None else (
@@ -99,6 +101,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     configure_output()
     from charseq.errors import CharseqError
     from charseq.heads.seq2seq.run import Translator
+    from charseq.vocab import refuse_unknown
 
     if (beam if beam is not None else library_default(f"{TRANSLATOR}.beam")) == 1 and length_penalty is not None:
         raise CharseqError("--length-penalty ranks beam search's hypotheses, and greedy decoding (--beam 1) has "
@@ -109,8 +112,19 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     blank = blank_argument(sources, lines)
     if blank:
         raise CharseqError(f"cannot translate an empty source (SOURCE argument {blank})")
+    refuse = (unknown or library_default(f"{TRANSLATOR}.unknown")) == "error"
+    tabbed = next((line for source, line in zip(sources, lines) if line and "\t" in source), None)
+    if refuse and tabbed:  # no vocabulary has a tab, the character pairs are split at: a file of pairs
+        raise CharseqError(f"{input_file} line {tabbed} has a tab: --input takes one source per line; to score "
+                           f"source<TAB>target pairs, run: charseq evaluate --model {model_dir} {input_file}")
+    translator = Translator(model_dir, precision)
+    if refuse:  # named by its line, in a long file
+        for source, line in zip(sources, lines):
+            refuse_unknown(translator.source_vocab, source,
+                           f"{input_file} line {line} ({source[:40]!r})" if line else f"the source {source[:40]!r}",
+                           "the model's source vocabulary", "--unknown unk")
     nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
-    results = dict(zip(nonblank, Translator(model_dir, precision)(
+    results = dict(zip(nonblank, translator(
         [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
                                                  length_penalty=length_penalty, unknown=unknown)) if nonblank else []))
     n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")

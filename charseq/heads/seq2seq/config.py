@@ -9,6 +9,11 @@ from charseq.limits import check_val_fraction
 from charseq.errors import CharseqError
 from charseq.settings import ATTENTIONS, PATH, TEXT, BackboneConfig
 
+# Decoding counts its steps in int32; past this, an output is minutes of decoding (generate's --length bound).
+MAX_OUTPUT_LEN = 1_000_000
+# Every hypothesis carries a copy of the source's encoder outputs and of the decoder state.
+MAX_BEAM = 1_000
+
 
 @dataclass
 class ModelConfig:
@@ -26,8 +31,8 @@ class ModelConfig:
                                "final state); bidirectional is for classifiers")
         if self.attention not in ATTENTIONS:
             raise CharseqError(f"--attention must be one of {', '.join(ATTENTIONS)}")
-        if self.max_output_len is not None and self.max_output_len < 1:
-            raise CharseqError("--max-output-len must be at least 1")
+        if self.max_output_len is not None and not 1 <= self.max_output_len <= MAX_OUTPUT_LEN:
+            raise CharseqError(f"--max-output-len must be between 1 and {MAX_OUTPUT_LEN:,}, not {self.max_output_len}")
 
 
 @dataclass

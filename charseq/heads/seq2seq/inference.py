@@ -21,6 +21,7 @@ import tensorflow as tf
 from charseq.compiled_step import carried_states, pack, recurrence_of, stepper
 from charseq.data.batching import pad_batch
 from charseq.errors import CharseqError
+from charseq.heads.seq2seq.config import MAX_BEAM, MAX_OUTPUT_LEN
 from charseq.vocab import BOS, EOS, PAD, banned_ids
 
 
@@ -28,10 +29,14 @@ def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--
     """Beam-search options, checked before any decoding (the LM's beam search names its length --length)."""
     if beam < 1:
         raise CharseqError(f"--beam must be at least 1, not {beam}")
+    if beam > MAX_BEAM:
+        raise CharseqError(f"--beam must be at most {MAX_BEAM:,}, not {beam}")
     if not 1 <= n_best <= beam:
         raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}")
     if max_len < 1:
         raise CharseqError(f"{length_option} must be at least 1, not {max_len}")
+    if max_len > MAX_OUTPUT_LEN:
+        raise CharseqError(f"{length_option} must be at most {MAX_OUTPUT_LEN:,}, not {max_len}")
 
 
 def greedy_decode(model, source_ids, max_len, recurrence: str | None = None):
