@@ -463,7 +463,7 @@ def checked_as(public: str):
 
 # ----------------------------------------------------------------------------- errors in a caller's keywords
 # An option whose keyword is not its name; words of a remedy's prose that are not an option's value.
-_KEYWORD_OF = {"--from": "source"}
+_KEYWORD_OF = {"--from": "source", "--max-output-len": "max_len"}
 _PROSE = {"to", "for", "with", "or", "and", "of", "in"}
 
 
@@ -502,8 +502,9 @@ def in_python_terms(error: CharseqError, kinds: dict[str, object]) -> None:
     >>> in_python_terms(e, {"encoding": str, "errors": str}); str(e)
     'cannot decode a.txt (use encoding to name its encoding or errors="replace")'
     """
-    def keyword(option: str) -> str:
-        return _KEYWORD_OF.get(option, option[2:].replace("-", "_"))
+    def keyword(option: str) -> str:  # its own name where the function has it (train_seq2seq's max_output_len)
+        name = option[2:].replace("-", "_")
+        return name if name in kinds else _KEYWORD_OF.get(option, name)
 
     def known(option: str) -> bool:
         return keyword(option) in kinds

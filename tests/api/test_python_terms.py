@@ -36,6 +36,10 @@ def test_errors_name_keywords_and_remedies_as_python_spells_them(finished, files
         (lambda: charseq.translate(finished["train-seq2seq"], ["ab"], beam=2, n_best=3),
          "n_best must be between 1 and beam (2), not 3"),
         (lambda: charseq.read_pairs(files / "pairs.tsv", max_input_len=-1), "max_input_len must be at least 1"),
+        (lambda: charseq.translate(finished["train-seq2seq"], ["ab"], max_len=0), "max_len must be at least 1"),
+        (lambda: charseq.train_seq2seq(files / "pairs.tsv", tmp_path / "new", max_output_len=0),
+         "max_output_len must be between 1 and"),
+        (lambda: charseq.get_dataset("sst2", source=""), "source is empty"),
         (lambda: charseq.serve([tmp_path], port=99999), "port must be between 0 and 65535"),
     ]
     for call, *fragments in cases:
