@@ -242,6 +242,20 @@ def test_empty_text_and_single_class(tmp_path):
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "one.tsv", "--out", tmp_path / "r"), "single class")
 
 
+
+def test_labels_that_look_almost_numeric_train(tmp_path):
+    from charseq.heads.classifier.run import _labels_index
+
+    # "²" passes str.isdigit and "--1" an lstrip of "-", but neither is an integer: ordered as text.
+    assert _labels_index(["²", "1", "1"]) == ["1", "²"]
+    assert _labels_index(["--1", "1"]) == ["--1", "1"]
+    assert _labels_index(["10", "-2", "9"]) == ["-2", "9", "10"]
+    assert _labels_index(["01", "1", "0"]) == _labels_index(["1", "01", "0"]) == ["0", "01", "1"]
+    (tmp_path / "t.tsv").write_text("text\tlabel\n" + "".join(f"good {i}\t²\nbad {i}\t1\n" for i in range(10)))
+    r = run_cli_in_process("train-classifier", tmp_path / "t.tsv", "--out", tmp_path / "r", "--max-steps", "1", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["labels"] == ["1", "²"]
+
 def test_unseen_label_at_evaluation(tmp_path, reviews):
     out = tmp_path / "sent"
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0

@@ -13,6 +13,7 @@ of similar length) with the padding masked.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -60,8 +61,10 @@ def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: 
 def _labels_index(labels: list[str]) -> list[str]:
     """Label names in a stable order: numerically if they are all integers, else alphabetically."""
     distinct = set(labels)
-    if all(l.lstrip("-").isdigit() for l in distinct):
-        return sorted(distinct, key=int)
+    # ASCII digits only: str.isdigit also accepts "²", which int() refuses; ties such as "1" and "01" fall
+    # back to the text, so that the order (and the seeded split stratified by it) is the same every run.
+    if all(re.fullmatch(r"-?[0-9]+", l) for l in distinct):
+        return sorted(distinct, key=lambda l: (int(l), l))
     return sorted(distinct)
 
 
