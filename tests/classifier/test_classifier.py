@@ -216,6 +216,11 @@ def test_init_from_a_language_model(tmp_path, reviews):
     assert "starting from the language model" in r.stdout
     assert "[yours: batch_size]" in r.stdout  # the shape is the language model's, not named as the user's
     assert json.loads((out / "config.json").read_text())["model"]["units"] == 24
+    # A shape given that is not the language model's would be quietly replaced: it is refused instead.
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "wider", "--init-from",
+                           lm_dir, "--units", "64", "--max-steps", "1")
+    assert_clean_error(r, "--units 64 (the language model's: 24)")
+    assert not (tmp_path / "wider").exists()
 
 
 # ----------------------------------------------------------------------------- bad input

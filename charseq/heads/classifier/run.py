@@ -29,7 +29,7 @@ from charseq.data.batching import check_split, pick, shared_texts, split_rows, v
 from charseq.data.labeled import read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, flag
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
@@ -303,6 +303,15 @@ class _Texts(Recipe):
             from charseq.heads.lm.run import load_lm
 
             self.lm, vocab, lm_config = load_lm(self.init_from)
+            # The backbone's weights are the language model's, so its shape is too: a different one
+            # given is refused rather than quietly replaced.
+            clash = [f"{flag(key)} {start.settings[key]} (the language model's: {lm_config['model'][key]})"
+                     for key in LM_SHAPE if start.settings.get(key) is not None
+                     and start.settings[key] != lm_config["model"][key]]
+            if clash:
+                raise CharseqError(f"--init-from {self.init_from}: a classifier started from a language model "
+                                   f"has its shape, and these settings differ from it: {', '.join(clash)}; "
+                                   "leave them out, or train without --init-from")
             for key in LM_SHAPE:
                 start.settings[key] = lm_config["model"][key]
             start.model_cfg, _, start.train_cfg = split_settings(start.settings, ModelConfig, TextData, TrainConfig)
