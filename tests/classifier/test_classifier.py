@@ -221,6 +221,11 @@ def test_init_from_a_language_model(tmp_path, reviews):
                            lm_dir, "--units", "64", "--max-steps", "1")
     assert_clean_error(r, "--units 64 (the language model's: 24)")
     assert not (tmp_path / "wider").exists()
+    for option in (["--max-vocab", "5"], ["--min-count", "3"]):  # the vocabulary is the language model's too
+        r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "fewer", "--init-from",
+                               lm_dir, *option, "--max-steps", "1")
+        assert_clean_error(r, f"{option[0]}: a classifier started from a language model")
+    assert not (tmp_path / "fewer").exists()
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -259,6 +259,9 @@ class _Texts(Recipe):
         if d.tokenizer != "char" and self.init_from is not None:
             raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                                "the language model's vocabulary")
+        if self.init_from is not None and (d.max_vocab is not None or d.min_count != TextData.min_count):
+            raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'}: a classifier started "
+                               "from a language model (--init-from) reads the language model's vocabulary")
 
     def read(self, start: Start) -> None:
         d, log = start.data_cfg, start.log
