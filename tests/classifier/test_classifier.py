@@ -271,6 +271,14 @@ def test_unseen_label_at_evaluation(tmp_path, reviews):
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
     (tmp_path / "t.tsv").write_text("text\tlabel\ngood\t1\nmeh\t7\n")
     assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
+    # --skip-bad-rows "skips (and counts)": the count is in the report, and said.
+    (tmp_path / "gaps.tsv").write_text("text\tlabel\ngood\t1\n\t0\nbad\t0\none\ttoo\tmany\n")
+    r = run_cli_in_process("evaluate", "--model", out, tmp_path / "gaps.tsv", "--skip-bad-rows", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["examples"] == 2 and report["skipped_rows"] == 2
+    r = run_cli_in_process("evaluate", "--model", out, tmp_path / "gaps.tsv", "--skip-bad-rows")
+    assert r.returncode == 0 and "on 2 examples (2 bad rows skipped)" in r.stdout
 
 
 @pytest.mark.parametrize("damage, fragment", [("magic", "magic number"), ("truncate", "truncated"),

@@ -27,7 +27,8 @@ def summary(report: dict) -> str:
 
     def rate(value):
         return f"{value:.4f}" if value is not None else "-"
-    lines = [f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples"]
+    skipped = f" ({report['skipped_rows']:,} bad rows skipped)" if report.get("skipped_rows") else ""
+    lines = [f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples{skipped}"]
     lines += [f"  {name}: recall {rate(c['recall'])}, precision {rate(c.get('precision'))} ({c['examples']} examples)"
               for name, c in report["per_class"].items()]
     return "\n".join(lines + confusion_lines(report.get("labels", []), report.get("confusion_matrix", [])))

@@ -458,4 +458,4 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
                         label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors)
     y = _encode_labels(rows.labels, names, file)
     probs = predict_probabilities(model, [vocab.encode(t) for t in rows.texts], config["model"].get("max_len"))
-    return _report(y, probs, names)
+    return {**_report(y, probs, names), **({"skipped_rows": rows.skipped} if rows.skipped else {})}
