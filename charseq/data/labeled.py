@@ -12,6 +12,7 @@ from charseq.files import read_text
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
 LABEL_COLUMNS = ("label",)
+FIELD_LIMIT = 2**31 - 1  # characters in one field: the most a C long holds everywhere
 
 
 @dataclass
@@ -45,6 +46,17 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
     unless `skip_bad_rows`, which skips it and counts it.
     """
     content = read_text(path, encoding, errors)
+    # The csv module refuses a field over 131,072 characters by default: a long text is the user's to
+    # have (--max-len cuts it, and training checks the memory it needs), so the limit is lifted here.
+    limit = csv.field_size_limit(FIELD_LIMIT)
+    try:
+        return _parse(content, path, text_column, label_column, skip_bad_rows)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _parse(content: str, path, text_column: str | None, label_column: str | None,
+           skip_bad_rows: bool) -> LabeledTexts:
     first = content.split("\n", 1)[0]
     tsv = Path(path).suffix.lower() == ".tsv" or "\t" in first
     reader = (csv.reader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv

@@ -196,6 +196,19 @@ def test_csv_columns_by_name_and_three_classes(reviews):
     assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]
 
 
+
+@pytest.mark.parametrize("name", ["long.tsv", "long.csv"])
+def test_a_text_longer_than_the_csv_module_s_field_limit_is_read(tmp_path, name):
+    import csv
+
+    long = "good " * 40_000  # 200,000 characters, past csv's default limit of 131,072
+    sep = "\t" if name.endswith(".tsv") else ","
+    (tmp_path / name).write_text(f"text{sep}label\nshort{sep}0\n{long}{sep}1\n")
+    limit = csv.field_size_limit()
+    rows = read_labeled(tmp_path / name)
+    assert rows.texts == ["short", long] and rows.labels == ["0", "1"]
+    assert csv.field_size_limit() == limit  # lifted while reading only
+
 def test_init_from_a_language_model(tmp_path, reviews):
     from charseq.heads.lm.run import load_lm, train_lm
 
