@@ -118,6 +118,23 @@ def test_padding_does_not_change_a_prediction():
     np.testing.assert_allclose(tf.nn.softmax(padded).numpy(), alone, atol=1e-5)
 
 
+
+def test_long_texts_are_predicted_in_smaller_batches(monkeypatch):
+    from charseq.heads.classifier import inference
+
+    model = build_model({"units": 16, "embedding_dim": 16, "precision": "float32"}, 3, 30)
+    rng = np.random.default_rng(0)
+    texts = [rng.integers(1, 30, n) for n in (3, 500, 40, 1000, 7, 800, 2)]
+    shapes, probabilities = [], model.probabilities
+    monkeypatch.setattr(model, "probabilities", lambda batch: shapes.append(batch.shape) or probabilities(batch))
+    # 16 units and a 16-wide embedding: 32 floats a step.
+    monkeypatch.setattr(inference, "MAX_BATCH_FLOATS", 60_000)
+    together = predict_probabilities(model, texts)
+    # The short ones stay together; 500 and 800 make 51,200 floats padded; 1,000 goes alone.
+    assert [tuple(s) for s in shapes] == [(4, 40), (2, 800), (1, 1000)]
+    alone = np.concatenate([predict_probabilities(model, [t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
 def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     out = tmp_path / "sent"
     r = run_cli("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
