@@ -69,6 +69,9 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
         raise CharseqError(f"{path} line 1: {e}") from None
     ti = _pick(header, text_column, TEXT_COLUMNS, "text", path)
     li = _pick(header, label_column, LABEL_COLUMNS, "label", path)
+    if ti == li:  # a model that reads its labels learns nothing it could use on a text
+        raise CharseqError(f"{path}: the text column and the label column are the same column, "
+                           f"{header[ti].strip()!r}", "--text-column and --label-column to name two")
     texts, labels, skipped = [], [], 0
     while True:
         line = reader.line_num + 1  # where this row starts (a quoted field may span lines)

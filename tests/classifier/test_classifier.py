@@ -211,6 +211,11 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
 def test_csv_columns_by_name_and_three_classes(reviews):
     rows = read_labeled(reviews / "three.csv", label_column="stars")
     assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]
+    # Reading the labels as the texts would train a model on its answers.
+    with pytest.raises(CharseqError, match="the text column and the label column are the same column, 'stars'"):
+        read_labeled(reviews / "three.csv", text_column="stars", label_column="stars")
+    with pytest.raises(CharseqError, match="same column, 'label'"):
+        read_labeled(reviews / "train.tsv", text_column="label")
 
 
 
