@@ -208,6 +208,18 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "exported").exists()
 
 
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--vocab-size", "100"], "--vocab-size is the size of a SentencePiece vocabulary"),
+    (["--tokenizer", "sentencepiece", "--max-vocab", "50"], "--max-vocab bounds a vocabulary of characters"),
+    (["--tokenizer", "sentencepiece", "--min-count", "2"], "--min-count bounds a vocabulary of characters"),
+])
+def test_the_other_tokenizer_s_vocabulary_options_are_refused(tmp_path, reviews, options, fragment):
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "r", *options,
+                           "--max-steps", "1", *FAST)
+    assert_clean_error(r, fragment)
+    assert not (tmp_path / "r").exists()
+
 def test_csv_columns_by_name_and_three_classes(reviews):
     rows = read_labeled(reviews / "three.csv", label_column="stars")
     assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]

@@ -259,6 +259,13 @@ class _Texts(Recipe):
         if d.tokenizer != "char" and self.init_from is not None:
             raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                                "the language model's vocabulary")
+        # Each tokenizer has its own vocabulary options; the other's would be ignored without a word.
+        if d.tokenizer == "char" and start.settings.get("vocab_size") is not None:
+            raise CharseqError("--vocab-size is the size of a SentencePiece vocabulary (--tokenizer sentencepiece); "
+                               "a vocabulary of characters is bounded by --max-vocab and --min-count")
+        if d.tokenizer != "char" and (d.max_vocab is not None or d.min_count != TextData.min_count):
+            raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'} bounds a vocabulary "
+                               "of characters; a SentencePiece vocabulary's size is --vocab-size")
         if self.init_from is not None and (d.max_vocab is not None or d.min_count != TextData.min_count):
             raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'}: a classifier started "
                                "from a language model (--init-from) reads the language model's vocabulary")
