@@ -265,7 +265,7 @@ def inputs(args, input_file) -> tuple[list[str], list[int | None]]:
     if input_file is not None:
         content = read_text(input_file)
         rows = content.split("\n")
-        if content.endswith("\n"):
+        if content.endswith("\n") or not content:  # an empty file has no lines, not one blank one
             rows.pop()
         texts += rows
         lines += range(1, len(rows) + 1)

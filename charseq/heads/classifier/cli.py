@@ -116,7 +116,8 @@ def classify_command(model_dir, texts, input_file, as_json, precision):
 
     texts, lines = inputs(texts, input_file)
     if not texts:
-        raise CharseqError("nothing to classify: give texts or --input FILE")
+        raise CharseqError(f"nothing to classify: {input_file} is empty" if input_file is not None
+                           else "nothing to classify: give texts or --input FILE")
     blank = blank_argument(texts, lines, lambda text: not text.strip())
     if blank:
         raise CharseqError(f"cannot classify an empty text (TEXT argument {blank})")

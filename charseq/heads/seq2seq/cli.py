@@ -108,7 +108,8 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
                            "one; give --beam N to use it")
     sources, lines = inputs(sources, input_file)
     if not sources:
-        raise CharseqError("nothing to translate: give sources or --input FILE")
+        raise CharseqError(f"nothing to translate: {input_file} is empty" if input_file is not None
+                           else "nothing to translate: give sources or --input FILE")
     blank = blank_argument(sources, lines)
     if blank:
         raise CharseqError(f"cannot translate an empty source (SOURCE argument {blank})")
