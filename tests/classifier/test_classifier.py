@@ -313,6 +313,14 @@ def test_labels_that_look_almost_numeric_train(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r" / "config.json").read_text())["labels"] == ["1", "²"]
 
+
+def test_the_start_line_says_how_many_classes_it_does_not_name(tmp_path):
+    (tmp_path / "t.tsv").write_text("text\tlabel\n" + "".join(f"text {i} {chr(97 + i % 12) * 3}\tc{i % 12:02d}\n"
+                                                               for i in range(48)))
+    r = run_cli_in_process("train-classifier", tmp_path / "t.tsv", "--out", tmp_path / "r", "--max-steps", "1", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "12 classes (c00, c01, c02, c03, c04, c05, c06, c07, c08, c09 and 2 more)" in r.stdout
+
 def test_unseen_label_at_evaluation(tmp_path, reviews):
     out = tmp_path / "sent"
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
