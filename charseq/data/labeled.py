@@ -32,6 +32,10 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
                 raise CharseqError(f"{path} has {len(found)} columns named {header[found[0]].strip()!r} (columns "
                                    f"{' and '.join(str(i + 1) for i in found)}); rename all but one in its header")
             return found[0]
+    sep = next((c for c in ";|" if c in header[0]), None) if len(header) == 1 else None
+    if sep:  # a spreadsheet's export in a locale whose lists take semicolons: no column name helps
+        raise CharseqError(f"{path} has a single column, {header[0].strip()!r}, which looks separated by {sep!r}; "
+                           "charseq reads CSV (separated by commas) or TSV (by tabs): save the file as one of them")
     looked = (f"--{what}-column {wanted}" if wanted
               else f"{what} column ({' or '.join(defaults)})")
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",

@@ -282,6 +282,13 @@ def test_missing_text_column_names_the_columns(tmp_path):
     assert_clean_error(r, "words, class", "--text-column")
 
 
+
+def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
+    (tmp_path / "x.csv").write_text("text;label\ngood;pos\nbad;neg\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "r")
+    assert_clean_error(r, "looks separated by ';'", "CSV (separated by commas) or TSV")
+    assert "--text-column" not in r.stderr  # no column name can split it
+
 def test_row_with_wrong_field_count(tmp_path, reviews):
     content = (reviews / "train.tsv").read_text().splitlines()
     content.insert(5, "one\ttoo\tmany")
