@@ -286,6 +286,8 @@ class _Texts(Recipe):
         self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
         if d.val is not None:
             val_rows = read_labeled(d.val, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
+            if val_rows.skipped:
+                log(f"skipped {val_rows.skipped} bad rows of {d.val}")
             val_texts, val_labels = val_rows.texts, val_rows.labels
             log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
             shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
