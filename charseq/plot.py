@@ -21,7 +21,6 @@ from charseq.heads import all_heads
 from charseq.runs import CONFIG_FILE, RunDir
 
 
-
 def default_panels() -> list[tuple[str, tuple[str, ...]]]:
     """Every head's panels (a title and the metrics drawn in it: train dashed, validation solid), once each."""
     panels = []

@@ -50,7 +50,6 @@ def count_characters(chunks: Iterable[str]) -> collections.Counter:
     return counts
 
 
-
 def banned_ids(size: int, allow: tuple[int, ...] = ()) -> np.ndarray:
     """Added to logits over a vocabulary of `size`: -inf at the reserved ids (padding, unknown, start,
     end) a model must never emit, except those in `allow`; 0 elsewhere.
@@ -76,6 +75,7 @@ def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> N
     if missing:
         shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise CharseqError(f"{what} has characters {whose} does not have: {shown}", *remedies)
+
 
 class CharVocab:
     """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown."""

@@ -118,7 +118,6 @@ def test_padding_does_not_change_a_prediction():
     np.testing.assert_allclose(tf.nn.softmax(padded).numpy(), alone, atol=1e-5)
 
 
-
 def test_long_texts_are_predicted_in_smaller_batches(monkeypatch):
     from charseq.heads.classifier import inference
 
@@ -134,6 +133,7 @@ def test_long_texts_are_predicted_in_smaller_batches(monkeypatch):
     assert [tuple(s) for s in shapes] == [(4, 40), (2, 800), (1, 1000)]
     alone = np.concatenate([predict_probabilities(model, [t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
 
 def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     out = tmp_path / "sent"
@@ -208,7 +208,6 @@ def test_sentencepiece_pieces_train_classify_and_explain(tmp_path, reviews):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "exported").exists()
 
 
-
 @pytest.mark.parametrize("options, fragment", [
     (["--vocab-size", "100"], "--vocab-size is the size of a SentencePiece vocabulary"),
     (["--tokenizer", "sentencepiece", "--max-vocab", "50"], "--max-vocab bounds a vocabulary of characters"),
@@ -220,6 +219,7 @@ def test_the_other_tokenizer_s_vocabulary_options_are_refused(tmp_path, reviews,
     assert_clean_error(r, fragment)
     assert not (tmp_path / "r").exists()
 
+
 def test_csv_columns_by_name_and_three_classes(reviews):
     rows = read_labeled(reviews / "three.csv", label_column="stars")
     assert rows.texts == ["good, great", "bad, awful", "so-so, fine"] and rows.labels == ["high", "low", "mid"]
@@ -228,7 +228,6 @@ def test_csv_columns_by_name_and_three_classes(reviews):
         read_labeled(reviews / "three.csv", text_column="stars", label_column="stars")
     with pytest.raises(CharseqError, match="same column, 'label'"):
         read_labeled(reviews / "train.tsv", text_column="label")
-
 
 
 @pytest.mark.parametrize("name", ["long.tsv", "long.csv"])
@@ -242,6 +241,7 @@ def test_a_text_longer_than_the_csv_module_s_field_limit_is_read(tmp_path, name)
     rows = read_labeled(tmp_path / name)
     assert rows.texts == ["short", long] and rows.labels == ["0", "1"]
     assert csv.field_size_limit() == limit  # lifted while reading only
+
 
 def test_init_from_a_language_model(tmp_path, reviews):
     from charseq.heads.lm.run import load_lm, train_lm
@@ -282,12 +282,12 @@ def test_missing_text_column_names_the_columns(tmp_path):
     assert_clean_error(r, "words, class", "--text-column")
 
 
-
 def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
     (tmp_path / "x.csv").write_text("text;label\ngood;pos\nbad;neg\n")
     r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "r")
     assert_clean_error(r, "looks separated by ';'", "CSV (separated by commas) or TSV")
     assert "--text-column" not in r.stderr  # no column name can split it
+
 
 def test_row_with_wrong_field_count(tmp_path, reviews):
     content = (reviews / "train.tsv").read_text().splitlines()
@@ -307,7 +307,6 @@ def test_empty_text_and_single_class(tmp_path):
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "e.tsv", "--out", tmp_path / "r"), "line 3", "empty")
     (tmp_path / "one.tsv").write_text("text\tlabel\n" + "fine\t1\n" * 20)
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "one.tsv", "--out", tmp_path / "r"), "single class")
-
 
 
 def test_labels_that_look_almost_numeric_train(tmp_path):
@@ -331,6 +330,7 @@ def test_the_start_line_says_how_many_classes_it_does_not_name(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "12 classes (c00, c01, c02, c03, c04, c05, c06, c07, c08, c09 and 2 more)" in r.stdout
 
+
 def test_unseen_label_at_evaluation(tmp_path, reviews):
     out = tmp_path / "sent"
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
@@ -348,6 +348,8 @@ def test_unseen_label_at_evaluation(tmp_path, reviews):
 
 @pytest.mark.parametrize("damage, fragment", [("magic", "magic number"), ("truncate", "truncated"),
                                               ("count", "but")])
+
+
 def test_damaged_idx_files(tmp_path, idx_dir, damage, fragment):
     import shutil
     d = tmp_path / "idx"

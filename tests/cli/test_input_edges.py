@@ -231,7 +231,6 @@ def test_classify_gives_one_output_per_input_line(tmp_path, classifier_run):
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 and "two\\nlines" in r.stdout
 
 
-
 def test_classify_an_empty_input_file_is_nothing_to_classify(tmp_path, classifier_run):
     (tmp_path / "empty.txt").write_text("")  # no lines, where "\n" is one blank line
     r = run_cli_in_process("classify", "--model", classifier_run, "--input", tmp_path / "empty.txt")
@@ -240,6 +239,7 @@ def test_classify_an_empty_input_file_is_nothing_to_classify(tmp_path, classifie
     (tmp_path / "blank.txt").write_text("\n")
     r = run_cli_in_process("classify", "--model", classifier_run, "--input", tmp_path / "blank.txt")
     assert r.returncode == 0 and r.stdout == "\n"
+
 
 def test_translate_gives_one_output_per_input_line_and_echoes_its_source(tmp_path, exported):
     (tmp_path / "in.txt").write_text("ab\n\nbca\n")

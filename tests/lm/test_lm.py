@@ -107,6 +107,18 @@ def test_sentencepiece_language_model(tmp_path, corpus_file):
     assert not (tmp_path / "few").exists()
 
 
+@pytest.mark.parametrize("options, fragment", [
+    (["--vocab-size", "100"], "--vocab-size is the size of a SentencePiece vocabulary"),
+    (["--tokenizer", "sentencepiece", "--max-vocab", "50"], "--max-vocab bounds a vocabulary of characters"),
+    (["--tokenizer", "sentencepiece", "--min-count", "2"], "--min-count bounds a vocabulary of characters"),
+])
+def test_the_other_tokenizer_s_vocabulary_options_are_refused(tmp_path, corpus_file, options, fragment):
+    """They were ignored without a word: --vocab-size trained a vocabulary of characters."""
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "r", *options, *TINY_FLAGS)
+    assert_clean_error(r, fragment)
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_piece_model_is_scored_per_character(tmp_path, corpus_file):
     """A SentencePiece model's loss and bits are per character of the text, as a character model's
     are, with the pieces scored and the loss per piece beside them; validation's bits too."""

@@ -19,6 +19,7 @@ from helpers import assert_clean_error, run_cli_in_process, start_server, stop_s
 httpx = pytest.importorskip("httpx", reason="the studio's tests need httpx (pip install 'charseq[test]')")
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 
+
 def stream_generation(url, body, on_chunk=None, timeout=120.0) -> list[tuple[str, dict]]:
     events = []
     with httpx.stream("POST", url + "api/generate", json=body, timeout=timeout) as response:

@@ -29,7 +29,6 @@ def test_each_step_trains_at_the_schedules_rate(tmp_path, corpus_file, strategy)
         np.testing.assert_array_equal(value, after_one[name], err_msg=name)
 
 
-
 def test_a_budget_run_that_its_steps_end_repeats_itself(tmp_path, corpus_file, monkeypatch):
     """Under --time-budget the learning rate follows the clock once it is further along than the steps,
     and its clock starts after the first step: the seconds a run takes to compile, which vary, do not
