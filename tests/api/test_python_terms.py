@@ -7,7 +7,7 @@ import pytest
 import charseq
 from charseq.errors import ArgumentTypeError, ArgumentValueError, CharseqError
 
-from tests.helpers import assert_clean_error, run_cli_in_process
+from helpers import assert_clean_error, run_cli_in_process
 
 
 def _raised(call) -> str:
