@@ -35,6 +35,25 @@ def check_piece_vocab_size(vocab_size: int) -> None:
         raise CharseqError(f"--vocab-size must be at least {MIN_PIECES}, not {vocab_size}")
 
 
+def character_bound(data) -> str | None:
+    """The option that bounds a vocabulary of characters which `data` (a head's data settings) sets:
+    --max-vocab, --min-count, or None."""
+    if data.max_vocab is not None:
+        return "--max-vocab"
+    return "--min-count" if data.min_count != type(data).min_count else None
+
+
+def refuse_the_other_tokenizers_options(data, given: dict) -> None:
+    """Each tokenizer has its own vocabulary options: `data` (a head's data settings, `given` the
+    settings as the user gave them) with the other's is refused, not trained without a word about them."""
+    if data.tokenizer == "char" and given.get("vocab_size") is not None:
+        raise CharseqError("--vocab-size is the size of a SentencePiece vocabulary (--tokenizer sentencepiece); "
+                           "a vocabulary of characters is bounded by --max-vocab and --min-count")
+    if data.tokenizer != "char" and character_bound(data):
+        raise CharseqError(f"{character_bound(data)} bounds a vocabulary of characters; a SentencePiece "
+                           "vocabulary's size is --vocab-size")
+
+
 def _code_points(text: str) -> np.ndarray:
     """The text as an array of Unicode code points, without a Python-level loop."""
     return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)

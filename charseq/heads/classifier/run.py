@@ -38,7 +38,8 @@ from charseq.heads.classifier.sizing import size_image_classifier, size_text_cla
 from charseq.files import write_json_atomic
 from charseq.start import Recipe, Start, given_data, resolved, start_run
 from charseq.train import TrainConfig, train
-from charseq.vocab import CharVocab, SentencePieceVocab, count_characters, load_vocab
+from charseq.vocab import (CharVocab, SentencePieceVocab, character_bound, count_characters, load_vocab,
+                           refuse_the_other_tokenizers_options)
 
 TASK = "classifier"
 LM_SHAPE = ("cell", "layers", "units", "embedding_dim")  # what a classifier takes of a language model (--init-from)
@@ -259,16 +260,10 @@ class _Texts(Recipe):
         if d.tokenizer != "char" and self.init_from is not None:
             raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                                "the language model's vocabulary")
-        # Each tokenizer has its own vocabulary options; the other's would be ignored without a word.
-        if d.tokenizer == "char" and start.settings.get("vocab_size") is not None:
-            raise CharseqError("--vocab-size is the size of a SentencePiece vocabulary (--tokenizer sentencepiece); "
-                               "a vocabulary of characters is bounded by --max-vocab and --min-count")
-        if d.tokenizer != "char" and (d.max_vocab is not None or d.min_count != TextData.min_count):
-            raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'} bounds a vocabulary "
-                               "of characters; a SentencePiece vocabulary's size is --vocab-size")
-        if self.init_from is not None and (d.max_vocab is not None or d.min_count != TextData.min_count):
-            raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'}: a classifier started "
-                               "from a language model (--init-from) reads the language model's vocabulary")
+        refuse_the_other_tokenizers_options(d, start.settings)
+        if self.init_from is not None and character_bound(d):
+            raise CharseqError(f"{character_bound(d)}: a classifier started from a language model (--init-from) "
+                               "reads the language model's vocabulary")
 
     def read(self, start: Start) -> None:
         d, log = start.data_cfg, start.log

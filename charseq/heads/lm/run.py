@@ -32,7 +32,7 @@ from charseq.settings import config_from_dict, flat
 from charseq.heads.lm.sizing import size_lm
 from charseq.start import Recipe, Start, resolved, start_run, without_validation
 from charseq.train import train
-from charseq.vocab import load_vocab
+from charseq.vocab import load_vocab, refuse_the_other_tokenizers_options
 
 TASK = "lm"
 
@@ -110,14 +110,7 @@ class _Corpus(Recipe):
             raise CharseqError(f"give a corpus file or --text, not both ({self.corpus} and --text)")
         elif not self.text:
             raise CharseqError("--text is empty")
-        # Each tokenizer has its own vocabulary options; the other's would be ignored without a word.
-        d = start.data_cfg
-        if d.tokenizer == "char" and start.settings.get("vocab_size") is not None:
-            raise CharseqError("--vocab-size is the size of a SentencePiece vocabulary (--tokenizer sentencepiece); "
-                               "a vocabulary of characters is bounded by --max-vocab and --min-count")
-        if d.tokenizer != "char" and (d.max_vocab is not None or d.min_count != DataConfig.min_count):
-            raise CharseqError(f"{'--max-vocab' if d.max_vocab is not None else '--min-count'} bounds a vocabulary "
-                               "of characters; a SentencePiece vocabulary's size is --vocab-size")
+        refuse_the_other_tokenizers_options(start.data_cfg, start.settings)
 
     def read(self, start: Start) -> None:
         run, d = start.run, start.data_cfg
