@@ -147,6 +147,12 @@ def check_encoding(encoding: str) -> str:
     return encoding
 
 
+def check_errors(errors: str) -> None:
+    """What to do with bytes that do not decode: one of DECODE_ERRORS, as bytes.decode takes it."""
+    if errors not in DECODE_ERRORS:
+        raise CharseqError(f"--errors must be one of {', '.join(DECODE_ERRORS)}, not {errors!r}")
+
+
 def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
                      chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
     """The text of `path` in chunks of at most `chunk_chars` characters (newlines normalised to \\n).
@@ -155,8 +161,7 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
     """
     path = check_readable_file(path)
     check_encoding(encoding)
-    if errors not in DECODE_ERRORS:
-        raise CharseqError(f"--errors must be one of {', '.join(DECODE_ERRORS)}, not {errors!r}")
+    check_errors(errors)
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # a byte-order mark (spreadsheet exports have one) is not text
     try:

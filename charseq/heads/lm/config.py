@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from charseq.errors import CharseqError
-from charseq.files import check_encoding
+from charseq.files import check_encoding, check_errors
 from charseq.limits import check_number
-from charseq.settings import DECODE_ERRORS, TOKENIZERS, WINDOWS, BackboneConfig
+from charseq.settings import TOKENIZERS, WINDOWS, BackboneConfig
 
 
 @dataclass
@@ -51,8 +51,7 @@ class DataConfig:
             from charseq.vocab import check_piece_vocab_size  # here: charseq.vocab loads numpy, this module stays light
 
             check_piece_vocab_size(self.vocab_size)
-        if self.errors not in DECODE_ERRORS:
-            raise CharseqError("--errors must be strict, replace or ignore")
+        check_errors(self.errors)
         check_encoding(self.encoding)
 
 
