@@ -54,13 +54,17 @@ def bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Genera
     return batches
 
 
-def check_split(train_file, val, val_fraction: float, what: str) -> None:
+def check_split(train_file, val, val_fraction: float, what: str, settings: dict) -> None:
     """Before anything is read: the training file (described by `what`) and the validation file, if
-    one is given, can be read, and the fraction held out without one is in (0, 1)."""
+    one is given, can be read, and the fraction held out without one is in (0, 1). A fraction the
+    user gave (in `settings`) beside a validation file is refused: it would hold out nothing."""
     if train_file is None:
         raise CharseqError(f"give a training file {what}")
     check_readable_file(train_file, "training file")
     if val is not None:
+        if settings.get("val_fraction") is not None:
+            raise CharseqError("--val-fraction holds out part of the training file for validation, which --val "
+                               "replaces: give one of them")
         check_readable_file(val, "validation file")
     check_val_fraction(val_fraction)
 

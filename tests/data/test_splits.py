@@ -117,6 +117,24 @@ def test_a_validation_file_sharing_texts_is_reported(tmp_path):
     assert "L150" not in r.stderr
 
 
+@pytest.mark.parametrize("command", ["train-classifier", "train-seq2seq"])
+def test_a_fraction_beside_a_validation_file_is_refused(tmp_path, command):
+    """--val-fraction holds out part of the training file, which --val replaces: given both, the
+    fraction would be ignored, so the run is refused before it starts."""
+    if command == "train-classifier":
+        (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(40)))
+        (tmp_path / "val.csv").write_text("text,label\nother,1\nanother,0\n")
+        files = [tmp_path / "train.csv", "--val", tmp_path / "val.csv"]
+    else:
+        (tmp_path / "train.tsv").write_text("".join(f"{i}+1\t{i + 1}\n" for i in range(40)))
+        (tmp_path / "val.tsv").write_text("7+7\t14\n")
+        files = [tmp_path / "train.tsv", "--val", tmp_path / "val.tsv"]
+    r = run_cli_in_process(command, *files, "--val-fraction", "0.3", "--out", tmp_path / "run", "--max-steps", "1",
+                           "--units", "32", "--precision", "float32")
+    assert_clean_error(r, "--val-fraction holds out part of the training file", "give one of them")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("command", ["train-lm", "train-classifier", "classify-mnist", "train-seq2seq"])
 def test_no_validation_split_means_no_validation_figures(tmp_path, mnist_pair, command):
     data = {"train-lm": ["--text", "the cat sat on the mat. " * 40, "--seq-len", "16", "--batch-size", "4"],

@@ -256,7 +256,7 @@ class _Texts(Recipe):
 
     def check(self, start: Start) -> None:
         d = start.data_cfg
-        check_split(self.file, d.val, d.val_fraction, "(TSV or CSV with a header)")
+        check_split(self.file, d.val, d.val_fraction, "(TSV or CSV with a header)", start.settings)
         if d.tokenizer != "char" and self.init_from is not None:
             raise CharseqError("--tokenizer: a classifier started from a language model (--init-from) reads "
                                "the language model's vocabulary")

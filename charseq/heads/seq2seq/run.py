@@ -83,7 +83,8 @@ class _Pairs(Recipe):
     task, model_config, data_config, recorded, file_key = TASK, ModelConfig, DataConfig, tuple(RECORDED), "train"
 
     def check(self, start: Start) -> None:
-        check_split(self.file, start.data_cfg.val, start.data_cfg.val_fraction, "of source<TAB>target lines")
+        d = start.data_cfg
+        check_split(self.file, d.val, d.val_fraction, "of source<TAB>target lines", start.settings)
 
     def read(self, start: Start) -> None:
         d, log = start.data_cfg, start.log
