@@ -67,14 +67,15 @@ def given_settings(recorded, settings: dict, data_config) -> dict:
         for name, value in settings.items() if name in own})
 
 
-def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None, data_config=None
-               ) -> tuple[RunDir, dict, TrainConfig]:
+def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None, data_config=None,
+               as_read: Callable[[dict, dict], dict] | None = None) -> tuple[RunDir, dict, TrainConfig]:
     """An existing run of `task` to resume: (run, its config.json, its training settings).
 
     A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
     data options (those of its `data_config` dataclass, and those `data(config)` gives as
     {label: (given, recorded)}, see `given_data`), but a value that differs from the recorded one is
-    refused, naming each such option and its recorded value. Only where to stop (STOP_SETTINGS) and
+    refused, naming each such option and its recorded value (`as_read(recorded data, settings)`: the
+    recorded data settings as the data was read, see Recipe.as_read). Only where to stop (STOP_SETTINGS) and
     the strategy may change; `train` checks a new end against the run's progress and writes it to
     config.json.
     """
@@ -82,7 +83,10 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
     config = run.require_task(task)
     given = {}
     if data_config is not None:
-        given = given_settings(config.get("data"), settings, data_config)
+        recorded_data = config.get("data")
+        if as_read is not None and isinstance(recorded_data, dict):
+            recorded_data = as_read(recorded_data, settings)
+        given = given_settings(recorded_data, settings, data_config)
         settings = {k: v for k, v in settings.items() if k not in {f.name for f in dataclasses.fields(data_config)}}
     where = run.path / "config.json"
     train_section = config.get("train")
@@ -236,6 +240,12 @@ class Recipe:
             return {}
         return given_data(config.get("data"), **{self.file_key: (self.file_label, resolved(self.file), None)})
 
+    def as_read(self, data: dict, settings: dict) -> dict:
+        """On --resume: config.json's data settings `data` as the run read its data, to compare with the
+        `settings` given; where the run left a choice to the reader (a column found by its usual name),
+        a setting that makes the same choice counts as recorded."""
+        return data
+
     def check(self, start: Start) -> None:
         """A new run: what can be checked before anything is read or created (a missing file)."""
 
@@ -294,7 +304,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
     groups = tuple(g for g in (recipe.model_config, recipe.data_config) if g is not None)
     if resume:
         run, config, train_cfg = reopen_run(out, recipe.task, settings, recipe.given,
-                                            recipe.data_config if recipe.files_in_data else None)
+                                            recipe.data_config if recipe.files_in_data else None, recipe.as_read)
         where = f"{run.path}/config.json"
         data = config.get("data")
         if isinstance(data, dict):

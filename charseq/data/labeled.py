@@ -36,8 +36,7 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
     if sep:  # a spreadsheet's export in a locale whose lists take semicolons: no column name helps
         raise CharseqError(f"{path} has a single column, {header[0].strip()!r}, which looks separated by {sep!r}; "
                            "charseq reads CSV (separated by commas) or TSV (by tabs): save the file as one of them")
-    looked = (f"--{what}-column {wanted}" if wanted
-              else f"{what} column ({' or '.join(defaults)})")
+    looked = f"{what} column {wanted!r}" if wanted else f"{what} column ({' or '.join(defaults)})"
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
                        f"--{what}-column to name one")
 
@@ -59,12 +58,23 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
         csv.field_size_limit(limit)
 
 
-def _parse(content: str, path, text_column: str | None, label_column: str | None,
-           skip_bad_rows: bool) -> LabeledTexts:
-    first = content.split("\n", 1)[0]
-    tsv = Path(path).suffix.lower() == ".tsv" or "\t" in first
-    reader = (csv.reader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
-              else csv.reader(io.StringIO(content)))
+def picked_columns(path: str | Path, text_column: str | None = None, label_column: str | None = None,
+                   encoding: str = "utf-8") -> tuple[int, int]:
+    """The indices of the text and label columns `read_labeled` reads from `path` given these names
+    (None: the usual names), from its header alone."""
+    with open(path, encoding=encoding, errors="replace", newline="") as f:
+        first = f.readline()  # a header of column names spans one line
+    return _columns(_reader(first, path), path, text_column, label_column)[1:]
+
+
+def _reader(content: str, path):
+    tsv = Path(path).suffix.lower() == ".tsv" or "\t" in content.split("\n", 1)[0]
+    return (csv.reader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+            else csv.reader(io.StringIO(content)))
+
+
+def _columns(reader, path, text_column: str | None, label_column: str | None) -> tuple[list[str], int, int]:
+    """(header, index of the text column, index of the label column) read from `reader`'s first row."""
     try:
         header = next(reader)
     except StopIteration:
@@ -76,6 +86,13 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
     if ti == li:  # a model that reads its labels learns nothing it could use on a text
         raise CharseqError(f"{path}: the text column and the label column are the same column, "
                            f"{header[ti].strip()!r}", "--text-column and --label-column to name two")
+    return header, ti, li
+
+
+def _parse(content: str, path, text_column: str | None, label_column: str | None,
+           skip_bad_rows: bool) -> LabeledTexts:
+    reader = _reader(content, path)
+    header, ti, li = _columns(reader, path, text_column, label_column)
     texts, labels, skipped = [], [], 0
     while True:
         line = reader.line_num + 1  # where this row starts (a quoted field may span lines)

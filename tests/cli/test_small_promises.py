@@ -64,6 +64,22 @@ def test_a_missing_label_column_is_said_in_english(tmp_path, files):
     assert "has no a " not in r.stderr
 
 
+def test_evaluate_names_the_column_the_model_was_trained_on(tmp_path):
+    """A file lacking the text column a run was trained on (with --text-column) is said as a column, not as
+    an option evaluate was not given."""
+    rows = "".join(f"words {i},{i % 2}\n" for i in range(40))
+    (tmp_path / "train.csv").write_text("review,label\n" + rows)
+    (tmp_path / "test.csv").write_text("text,label\n" + rows)
+    r = run_cli_in_process("train-classifier", tmp_path / "train.csv", "--text-column", "review", "--out",
+                           tmp_path / "run", "--max-steps", "1", "--units", "16", "--precision", "float32")
+    assert r.returncode == 0, r.stderr
+    r = run_cli_in_process("evaluate", "--model", tmp_path / "run", tmp_path / "test.csv")
+    assert_clean_error(r, "has no text column 'review'; its columns are: text, label", "--text-column")
+    assert "no --text-column" not in r.stderr
+    r = run_cli_in_process("evaluate", "--model", tmp_path / "run", tmp_path / "test.csv", "--text-column", "text")
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.parametrize("header,column", [("text,text,label", "text"), ("text,label,Label", "label"),
                                            ("Sentence,sentence,label", "sentence")])
 def test_a_header_naming_the_column_read_twice_is_refused(tmp_path, header, column):

@@ -285,6 +285,22 @@ def test_resume_with_the_same_command_and_a_later_end(tmp_path, files, finished,
     assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 9
 
 
+def test_resume_may_name_the_columns_the_run_found(tmp_path, files, finished):
+    """A run that found its columns by their usual names resumes with those names given (in any case),
+    and refuses a name that finds another column."""
+    out = copy_run(finished, "train-classifier", tmp_path)
+    before = snapshot(out)
+    r = run_cli_in_process("train-classifier", "--out", out, "--resume", "--text-column", "TEXT",
+                           "--label-column", "label", "--max-steps", "8")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["data"]["text_column"] is None  # still the reader's
+    shutil.rmtree(out)
+    shutil.copytree(finished["train-classifier"], out)
+    assert_clean_error(run_cli_in_process("train-classifier", "--out", out, "--resume", "--text-column", "label"),
+                       "--text-column (recorded null, given \"label\")", "cannot change")
+    assert snapshot(out) == before
+
+
 def test_resume_refuses_an_end_before_the_progress(tmp_path, files, finished):
     out = copy_run(finished, "train-lm", tmp_path)
     before = snapshot(out)

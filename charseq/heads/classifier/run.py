@@ -26,7 +26,7 @@ from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
-from charseq.data.labeled import read_labeled
+from charseq.data.labeled import picked_columns, read_labeled
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError, flag
@@ -253,6 +253,19 @@ class _Texts(Recipe):
     def given(self, config: dict) -> dict:
         return {**super().given(config), **given_data({"init_from": resolved(config.get("init_from"))},
                                                       init_from=("--init-from", resolved(self.init_from), None))}
+
+    def as_read(self, data: dict, settings: dict) -> dict:
+        named = {key: settings[key] for key in ("text_column", "label_column")
+                 if settings.get(key) is not None and data.get(key) is None}
+        if not named:
+            return data
+        given = {**data, **named}
+        try:  # the columns the run read, found by their usual names, and those the names given find
+            same = picked_columns(data["train"], data["text_column"], data["label_column"], data["encoding"]) == \
+                picked_columns(data["train"], given["text_column"], given["label_column"], data["encoding"])
+        except (CharseqError, OSError, KeyError, TypeError):
+            return data  # the comparison refuses the names given, as for any other setting
+        return given if same else data
 
     def check(self, start: Start) -> None:
         d = start.data_cfg
