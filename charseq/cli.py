@@ -296,7 +296,10 @@ def data_list_command(as_json):
     click.echo(f"cache: {datasets_dir()}")
     for row in rows:
         size = format_size(row["size"]) if row["cached"] else "-"
-        click.echo(f"{row['name']:<16} {'cached' if row['cached'] else 'not cached':<11} {size:>9}  {row['source']}")
+        state = "changed" if row["changed"] else "cached" if row["cached"] else "not cached"
+        click.echo(f"{row['name']:<16} {state:<11} {size:>9}  {row['source']}")
+    if any(row["changed"] for row in rows):
+        click.echo("changed: no longer matches its SHA-256; charseq data get NAME fetches it again")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 Each data set is downloaded from its canonical public URL, checked against the SHA-256 recorded
 here, and written into ``<cache root>/datasets/NAME/`` (see charseq.cache) in one rename: an
 interrupted download or a file with the wrong checksum leaves nothing behind, and a data set in the
-cache is never downloaded again. `source` (``--from`` on the command line) takes a local file or
+cache is never downloaded again; its checksum is checked again each time it is used, and a copy
+changed since then is fetched again (`get_dataset`) or refused (`dataset_path`). `source` (``--from`` on the command line) takes a local file or
 folder, a ``file://`` URL or an ``http(s)://`` mirror instead of the canonical URL, so machines
 without internet work.
 
@@ -172,22 +173,47 @@ def cached_path(name: str) -> Path | None:
     return folder / spec.members[0].name if spec.single_file else folder
 
 
+def changed_files(name: str) -> list[str]:
+    """The files of cached data set `name` whose contents no longer match their SHA-256 (edited or
+    damaged since they were verified). Checked on each use, as Keras checks a file's hash: a SHA-256 of
+    MNIST's 55 MB takes a tenth of a second."""
+    spec = dataset(name)
+    folder = datasets_dir() / spec.name
+    changed = []
+    for member in spec.members:
+        try:
+            digest = spec.prepare(member, (folder / member.name).read_bytes())[1]
+        except (CharseqError, OSError):
+            digest = None
+        if digest != member.sha256:
+            changed.append(member.name)
+    return changed
+
+
 def dataset_path(name: str) -> Path:
-    """The cached copy of data set `name`, or a one-line error saying how to get it."""
+    """The cached copy of data set `name`, verified, or a one-line error saying how to get it."""
     path = cached_path(name)
     if path is None:
         raise CharseqError(f"{name} is not in the cache ({datasets_dir() / name}); run: charseq data get {name}")
+    changed = changed_files(name)
+    if changed:
+        raise CharseqError(f"the cached copy of {name} has changed since it was verified: "
+                           f"{', '.join(str(datasets_dir() / name / f) for f in changed)} no longer "
+                           f"{'matches its' if len(changed) == 1 else 'match their'} SHA-256; "
+                           f"run: charseq data get {name} (it fetches the data set again)")
     return path
 
 
 def list_datasets() -> list[dict]:
-    """One dict per data set: name, description, cached (bool), path, size in bytes (0 if not cached), source."""
+    """One dict per data set: name, description, cached (bool), changed (bool: cached, but no longer
+    matching its SHA-256), path, size in bytes (0 if not cached), source."""
     out = []
     for name, spec in DATASETS.items():
         path = cached_path(name)
         folder = datasets_dir() / name
         size = sum((folder / m.name).stat().st_size for m in spec.members) if path else 0
         out.append(dict(name=name, description=spec.description, cached=path is not None,
+                        changed=path is not None and bool(changed_files(name)),
                         path=str(path) if path else None, size=size, source=spec.source, urls=spec.urls))
     return out
 
@@ -201,9 +227,12 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
     """
     spec = dataset(name)
-    found = cached_path(name)
-    if found is not None:
-        return found
+    if cached_path(name) is not None:
+        changed = changed_files(name)
+        if not changed:
+            return dataset_path(name)
+        log(f"{name}: the cached {', '.join(changed)} no longer {'matches its' if len(changed) == 1 else 'match their'} "
+            "SHA-256 (changed since it was verified); fetching the data set again")
     root = datasets_dir()
     try:
         build = Replacement.begin(root / name)  # a folder of its own beside the cached one, until verified
@@ -222,7 +251,7 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
                 f.flush()
                 os.fsync(f.fileno())
         fetched.clean()
-        if cached_path(name) is None:  # an incomplete folder (a file deleted by hand) is replaced
+        if cached_path(name) is None or changed_files(name):  # an incomplete or changed copy is replaced
             build.commit()
         else:  # another process got there first: its copy stays
             build.rollback()

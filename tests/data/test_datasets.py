@@ -161,6 +161,30 @@ def test_download_verifies_caches_and_never_downloads_twice(server, cache, monke
     assert leftovers(cache) == ["tinyshakespeare", "tinyshakespeare/input.txt"]
 
 
+def test_a_cached_copy_changed_since_it_was_verified_is_said_and_fetched_again(server, cache, monkeypatch):
+    server["/input.txt"] = TEXT
+    shakespeare(monkeypatch, server.url + "/input.txt")
+    path = get_dataset("tinyshakespeare", log=lambda line: None)
+    path.write_bytes(TEXT.replace(b"speak", b"spake"))  # edited by hand, or damaged on disk
+
+    table = charseq("data", "list")[1]
+    assert any(line.split()[:2] == ["tinyshakespeare", "changed"] for line in table.splitlines()), table
+    rows = {r["name"]: r for r in map(json.loads, charseq("data", "list", "--json")[1].splitlines())}
+    assert rows["tinyshakespeare"]["changed"] and not rows["mnist"]["changed"]
+    code, out, err = charseq("data", "path", "tinyshakespeare")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "has changed since it was verified" in err and "charseq data get tinyshakespeare" in err
+    with pytest.raises(CharseqError, match="changed since it was verified"):
+        datasets.dataset_path("tinyshakespeare")
+
+    code, out, err = charseq("data", "get", "tinyshakespeare")  # the remedy: fetched again, verified
+    assert code == 0, err
+    assert "no longer matches its SHA-256" in err and out.strip() == str(path) and path.read_bytes() == TEXT
+    assert server.requests == ["/input.txt", "/input.txt"]
+    assert charseq("data", "path", "tinyshakespeare")[:2] == (0, f"{path}\n")
+    assert leftovers(cache) == ["tinyshakespeare", "tinyshakespeare/input.txt"]
+
+
 def test_a_checksum_mismatch_is_one_line_and_caches_nothing(server, cache, monkeypatch):
     server["/input.txt"] = TEXT.replace(b"speak", b"spake")
     shakespeare(monkeypatch, server.url + "/input.txt")
@@ -288,6 +312,15 @@ def test_sst2_is_extracted_from_the_zip_once_and_normalised(server, cache, sst2)
     assert (folder / "train.tsv").read_text() == (
         "label\tsentence\n0\thide new secretions\n1\tthat loves its characters\n0\ta dull film\n")
     assert (folder / "dev.tsv").read_text() == "label\tsentence\n1\tit 's a charming journey .\n"
+
+
+def test_the_cached_sst2_is_verified_on_use(server, cache, sst2):
+    folder = get_dataset("sst2", log=lambda line: None)
+    assert datasets.dataset_path("sst2") == folder and not datasets.changed_files("sst2")
+    (folder / "dev.tsv").write_text("label\tsentence\n0\tit 's a charming journey .\n")  # a label flipped
+    assert datasets.changed_files("sst2") == ["dev.tsv"]
+    with pytest.raises(CharseqError, match="dev.tsv no longer matches its SHA-256"):
+        datasets.dataset_path("sst2")
 
 
 @pytest.mark.parametrize("kind", ["zip", "folder", "reordered-folder"])
