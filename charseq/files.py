@@ -35,7 +35,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:  # name the user's path, not the hidden temporary file
-        raise CharseqError(f"cannot write {shown}: {e.strerror or e}") from None
+        # A WriteError, as a failure of the write itself is: what catches a full disk (a training run
+        # saying what is intact and how to continue) catches a read-only or unwritable folder too.
+        raise WriteError(shown, e) from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~current_umask())

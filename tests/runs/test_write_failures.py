@@ -109,6 +109,28 @@ def test_a_tensorboard_log_that_cannot_grow(files, tmp_path, monkeypatch):
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [3, 6]
 
 
+def test_a_run_directory_that_turns_read_only_while_training(files, tmp_path, monkeypatch):
+    """A filesystem remounted read-only (as one is after disk errors): the first file that cannot be
+    created says what is intact and how to continue, as a full disk does; the run then resumes."""
+    import tempfile
+
+    real, read_only = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        if read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    out = tmp_path / "run"
+    with pytest.raises(CharseqError, match=r"cannot write .+ \(Read-only file system\); the last good checkpoint "
+                                           r"\(step 3\) is intact; .*continue with --resume"):
+        train_lm(files / "corpus.txt", out, **LM, log=lambda line: line.startswith("step 3:") and read_only.append(True),
+                 progress_bar=False)
+    read_only.clear()
+    resume("lm", out)
+    assert [r["step"] for r in read_metrics(out)] == [3, 6]
+
+
 def test_a_read_only_run_directory_on_resume(files, tmp_path):
     if os.geteuid() == 0:
         pytest.skip("root writes into read-only directories")
