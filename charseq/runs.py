@@ -346,10 +346,13 @@ def discard_unpublished(train_fn):
             if not isinstance(e, WriteError):  # a directory made or a file written without charseq.files
                 e = WriteError(e.filename or "the run directory", e)
             # A write before the loop took over (config, vocabulary, encoded data, resume's bookkeeping).
-            new = any(not run.published for run in _BUILDING[mark:])
-            kept = ("nothing of the new run was kept (an old run there is untouched)" if new
+            building = [run for run in _BUILDING[mark:] if not run.published]
+            kept = ("nothing of the new run was kept (an old run there is untouched)" if building
                     else "the run is as it was before this command")
-            raise CharseqError(f"{e.message}; {kept}; free space (or make the directory writable) and "
+            message = e.message
+            for run in building:  # the file as the user knows it: in --out, not in the hidden build
+                message = message.replace(str(run.path), str(run.final))
+            raise CharseqError(f"{message}; {kept}; free space (or make the directory writable) and "
                                "run the command again") from None
         finally:
             for run in _BUILDING[mark:]:

@@ -75,6 +75,7 @@ def check_every_write(kind, files, tmp_path, monkeypatch):
             assert read_metrics(out) == [] or [r["step"] for r in read_metrics(out)] == [r["step"] for r in whole]
             continue
         assert "\n" not in failed and re.match(PROMISE, failed), (at, failed)
+        assert ".new-" not in failed, (at, failed)  # the file in --out, not in the hidden build beside it
         if "--resume" in failed:
             assert "intact" in failed and not_a_run(out) is None, (at, failed)
             resume(kind, out)
