@@ -306,7 +306,7 @@ def test_a_run_being_trained_is_neither_resumed_nor_replaced(tmp_path, files, fi
     out = copy_run(finished, "train-lm", tmp_path)
     before = snapshot(out)
     trainer = RunDir.open(out)
-    trainer.hold()  # as the process training it holds it (flock sets it against this process's other descriptors too)
+    trainer.hold()  # as a process training it does (flock sets it against this process's other descriptors too)
     try:
         resume = run_cli_in_process(*command("train-lm", files, out, "--resume"), "--max-steps", "9")
         assert_clean_error(resume, f"run directory {out} is being trained by another process", "Ctrl-C")

@@ -123,10 +123,10 @@ def test_a_run_directory_that_turns_read_only_while_training(files, tmp_path, mo
         return real(*args, **kwargs)
     monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     out = tmp_path / "run"
+    turn_read_only_after_step_3 = lambda line: line.startswith("step 3:") and read_only.append(True)  # noqa: E731
     with pytest.raises(CharseqError, match=r"cannot write .+ \(Read-only file system\); the last good checkpoint "
                                            r"\(step 3\) is intact; .*continue with --resume"):
-        train_lm(files / "corpus.txt", out, **LM, log=lambda line: line.startswith("step 3:") and read_only.append(True),
-                 progress_bar=False)
+        train_lm(files / "corpus.txt", out, **LM, log=turn_read_only_after_step_3, progress_bar=False)
     read_only.clear()
     resume("lm", out)
     assert [r["step"] for r in read_metrics(out)] == [3, 6]
