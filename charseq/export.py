@@ -25,6 +25,9 @@ character vocabularies export: SentencePiece's tokenizer is not an op of plain T
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import re
 from pathlib import Path
 
@@ -73,6 +76,26 @@ def _not_a_saved_model(path: Path) -> str | None:
     return _not_at_the_top(path) or next(iter(_foreign_inside(path)), None)
 
 
+# A write that failed for want of room or permission, in the system's words: TensorFlow's file system
+# reports it inside a message of its own, which names the hidden folder the export is built in.
+WRITE_FAILURES = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES)]
+
+
+@contextlib.contextmanager
+def _writing(shown):
+    """A failed write of the export (a full disk, a read-only folder) as one line naming `shown`, the
+    user's --out, and what is left: nothing of the new export, and an old one untouched."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        reason = getattr(e, "strerror", None) or next((w for w in WRITE_FAILURES if w in str(e)), None)
+        if reason is None:
+            raise
+        raise CharseqError(f"cannot write the export {shown} ({reason}); nothing of the new export was kept "
+                           "(an old one there is untouched); free space (or make the folder writable) and "
+                           "export again") from None
+
+
 def _check_out(out: Path, force: bool) -> Path:
     """Where the export goes (a link to a directory is followed), or a one-line error."""
     if not out.name:
@@ -99,16 +122,18 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     task = RunDir.open(model_dir).read_config()["task"]
     with portable_graph():  # plain TensorFlow ops only: charseq's compiled kernel is not in TF Serving
         module, info = head(task).export(model_dir)
-    build = Replacement.begin(out, check=lambda out: _check_out(out, force), foreign=_not_at_the_top)
+    with _writing(shown):
+        build = Replacement.begin(out, check=lambda out: _check_out(out, force), foreign=_not_at_the_top)
     try:
-        with portable_graph():
-            tf.saved_model.save(module, str(build.path), signatures=module.signatures())
-        info = {"task": task, "signatures": sorted(module.signatures()), **info, "precision": "float32",
-                # the run's name, not its path: an export is shipped to other machines
-                "run": Path(model_dir).resolve().name, "charseq_version": __version__}
-        (build.path / METADATA).parent.mkdir(exist_ok=True)
-        write_json_atomic(build.path / METADATA, info)
-        build.commit()  # `out` is checked once more: it may have appeared while the model was saved
+        with _writing(shown):
+            with portable_graph():
+                tf.saved_model.save(module, str(build.path), signatures=module.signatures())
+            info = {"task": task, "signatures": sorted(module.signatures()), **info, "precision": "float32",
+                    # the run's name, not its path: an export is shipped to other machines
+                    "run": Path(model_dir).resolve().name, "charseq_version": __version__}
+            (build.path / METADATA).parent.mkdir(exist_ok=True)
+            write_json_atomic(build.path / METADATA, info)
+            build.commit()  # `out` is checked once more: it may have appeared while the model was saved
     except BaseException:
         build.rollback()
         raise

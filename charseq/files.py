@@ -6,6 +6,7 @@ import codecs
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -34,7 +35,9 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:  # name the user's path, not the hidden temporary file
-        raise CharseqError(f"cannot write {shown}: {e.strerror or e}") from None
+        # A WriteError, as a failure of the write itself is: what catches a full disk (a training run
+        # saying what is intact and how to continue) catches a read-only or unwritable folder too.
+        raise WriteError(shown, e) from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~current_umask())
@@ -110,6 +113,20 @@ def directory_locked(path: str | Path) -> bool | None:
     finally:
         os.close(fd)  # closing drops a lock taken
     return False
+
+
+def lock_directory_unless_held(path: str | Path, patience_s: float = 1.0) -> int | None:
+    """An exclusive lock on the directory `path` (as lock_directory) without waiting for another
+    process that holds one: BlockingIOError if one still does after `patience_s`. The retries are
+    for a reader's test of the lock (directory_locked), which holds it for a moment only."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return lock_directory(path, wait=False)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def unlock_directory(fd: int | None) -> None:

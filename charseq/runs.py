@@ -47,8 +47,8 @@ import numpy as np
 
 from charseq import __version__
 from charseq.errors import CharseqError, WriteError
-from charseq.files import (append_text, directory_locked, lock_directory, unlock_directory, write_bytes_atomic,
-                           write_json_atomic)
+from charseq.files import (append_text, directory_locked, lock_directory_unless_held, unlock_directory,
+                           write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, Head, head
 from charseq.settings import INFERENCE_PRECISIONS, TEXT
 from charseq.transaction import Replacement, destination, recover
@@ -309,6 +309,24 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
 # The errors of a write that met a full disk, a quota, a read-only filesystem or a size limit.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
+_HELD: list["RunDir"] = []  # existing runs this process locked to resume them (see discard_unpublished)
+
+
+def being_trained(path: Path) -> bool:
+    """Whether another process trains the run at `path` (holds its lock; see RunDir.hold)."""
+    try:
+        fd = lock_directory_unless_held(path)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    unlock_directory(fd)
+    return False
+
+
+def trained_elsewhere(path: Path) -> str:
+    return (f"run directory {path} is being trained by another process; wait for it to finish, "
+            "or stop it (Ctrl-C) and then run this command again")
 
 
 def discard_unpublished(train_fn):
@@ -317,7 +335,7 @@ def discard_unpublished(train_fn):
     function fails, so no half-made run directory is left behind and an old one is untouched."""
     @functools.wraps(train_fn)
     def wrapper(*args, **kwargs):
-        mark = len(_BUILDING)
+        mark, held = len(_BUILDING), len(_HELD)
         try:
             return train_fn(*args, **kwargs)
         except OSError as e:
@@ -328,16 +346,23 @@ def discard_unpublished(train_fn):
             if not isinstance(e, WriteError):  # a directory made or a file written without charseq.files
                 e = WriteError(e.filename or "the run directory", e)
             # A write before the loop took over (config, vocabulary, encoded data, resume's bookkeeping).
-            new = any(not run.published for run in _BUILDING[mark:])
-            kept = ("nothing of the new run was kept (an old run there is untouched)" if new
+            building = [run for run in _BUILDING[mark:] if not run.published]
+            kept = ("nothing of the new run was kept (an old run there is untouched)" if building
                     else "the run is as it was before this command")
-            raise CharseqError(f"{e.message}; {kept}; free space (or make the directory writable) and "
+            message = e.message
+            for run in building:  # the file as the user knows it: in --out, not in the hidden build
+                message = message.replace(str(run.path), str(run.final))
+            raise CharseqError(f"{message}; {kept}; free space (or make the directory writable) and "
                                "run the command again") from None
         finally:
             for run in _BUILDING[mark:]:
                 if not run.published:
                     run._build.rollback()
             del _BUILDING[mark:]
+            # A run locked for --resume whose training never started (refused settings, a model
+            # that does not fit) is let go here, or this process would keep it locked for good.
+            for run in _HELD[held:]:
+                run.let_go()  # which takes it off _HELD
     return wrapper
 
 
@@ -379,6 +404,8 @@ class RunDir:
             reason = not_a_run(path)
             if reason:
                 raise CharseqError(f"--out {path} is not a charseq run ({reason}); refusing to replace it")
+            if being_trained(path):
+                raise CharseqError(trained_elsewhere(path))
         return path
 
     @classmethod
@@ -409,15 +436,23 @@ class RunDir:
         self._lock, build.lock = build.lock, None  # held on while training (see hold)
 
     def hold(self) -> None:
-        """Lock the run while it trains (until let_go), so readers see it as running. A new run's
-        build lock serves (it follows the directory to its place); an existing run takes a shared
-        lock, which a reader's brief test (files.directory_locked) delays by a moment at most."""
-        self.training = True
+        """Lock the run while it trains (until let_go), so readers see it as running and no other
+        process resumes or replaces it meanwhile: two processes training one run would write each
+        other's checkpoints and metrics. A new run's build lock serves (it follows the directory to
+        its place); an existing run (--resume) takes its lock here, and is refused if another
+        process holds it."""
         if self._lock is None:
-            self._lock = lock_directory(self.path, shared=True)
+            try:
+                self._lock = lock_directory_unless_held(self.path)
+            except BlockingIOError:
+                raise CharseqError(trained_elsewhere(self.path)) from None
+            _HELD.append(self)
+        self.training = True
 
     def let_go(self) -> None:
         self.training = False
+        if self in _HELD:
+            _HELD.remove(self)
         if self.published and self._lock is not None:  # an unpublished build keeps its lock until discarded
             unlock_directory(self._lock)
             self._lock = None

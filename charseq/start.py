@@ -80,6 +80,7 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
     config.json.
     """
     run = RunDir.open(out)
+    run.hold()  # before anything is read or written: refused while another process trains the run
     config = run.require_task(task)
     given = {}
     if data_config is not None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from charseq.errors import CharseqError
-from charseq.files import current_umask, lock_directory, unlock_directory
+from charseq.files import current_umask, lock_directory, lock_directory_unless_held, unlock_directory
 
 # (directory) -> the first path in it that the caller's code does not write, or None: all its own.
 Foreign = Callable[[Path], "str | None"]
@@ -207,21 +207,25 @@ class Replacement:
             self.check(self.final)
         final = self.final
         if final.is_dir():  # an old directory (or an empty one): swap, then delete it
-            old_lock = None
-            if exchange(self.path, final):
-                old = _sibling(final, "old")  # the old one, now at our build's name, leaves that name
-                os.replace(self.path, old)
-            else:  # two renames: a crash between them leaves the old one aside, locked (see recover)
-                try:
-                    old_lock = lock_directory(final, wait=False)
-                except BlockingIOError:
-                    raise CharseqError(f"{final} is in use by another process; try again once it is done") from None
-                old = _sibling(final, "old")
-                os.replace(final, old)
-                os.replace(self.path, final)
-            sync_directory(final.parent)
-            shutil.rmtree(old, ignore_errors=True)
-            unlock_directory(old_lock)
+            # Locked through the swap: a process using it (training a run in it) holds its lock, and
+            # one that starts meanwhile is refused its lock. Two renames also leave it aside locked
+            # should a crash come between them (see recover).
+            try:
+                old_lock = lock_directory_unless_held(final)
+            except BlockingIOError:
+                raise CharseqError(f"{final} is in use by another process; try again once it is done") from None
+            try:
+                if exchange(self.path, final):
+                    old = _sibling(final, "old")  # the old one, now at our build's name, leaves that name
+                    os.replace(self.path, old)
+                else:
+                    old = _sibling(final, "old")
+                    os.replace(final, old)
+                    os.replace(self.path, final)
+                sync_directory(final.parent)
+                shutil.rmtree(old, ignore_errors=True)
+            finally:
+                unlock_directory(old_lock)
         else:
             os.rename(self.path, final)
             sync_directory(final.parent)

@@ -302,6 +302,8 @@ def load_vocab(directory: str | Path) -> Vocab:
     path = Path(directory) / VOCAB_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except NotADirectoryError:  # the run's vocab.json itself, say
+        raise CharseqError(f"{directory} is a file, not a charseq run directory") from None
     except FileNotFoundError:
         raise CharseqError(f"{directory} has no {VOCAB_FILE}: not a charseq run directory") from None
     except (ValueError, UnicodeDecodeError) as e:

@@ -48,6 +48,22 @@ def test_huge_seq2seq_sides_name_max_input_len(tmp_path):
     assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.parametrize("length", ["-1", "2000000"])
+def test_a_sample_length_out_of_range_is_refused_before_the_run_is_made(tmp_path, corpus_file, length):
+    """The samples shown while training are drawn at the first evaluation, when the run is already at
+    --out: a length they cannot have is refused up front, by its own name, and no run is made."""
+    at = LM_FLAGS.index("--sample-length")
+    flags = LM_FLAGS[:at] + ["--sample-length", length] + LM_FLAGS[at + 2:]
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "r", *flags)
+    assert_clean_error(r, f"--sample-length must be between 0 (no samples) and 1,000,000, not {length}")
+    assert nothing_made(tmp_path)
+    from charseq import train_lm
+
+    with pytest.raises(CharseqError, match=f"^sample_length must be between .* not {length}$"):
+        train_lm(corpus_file, tmp_path / "r", sample_length=int(length), max_steps=4, log=lambda s: None)
+    assert nothing_made(tmp_path)
+
+
 # ----------------------------------------------------------------------------- generation
 @pytest.mark.parametrize("flags, fragment", [
     (["--length", "4294967301", "--num-samples", "2"], "--length"),

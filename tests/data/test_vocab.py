@@ -45,6 +45,14 @@ def test_saved_vocab_loads_back(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_the_vocab_file_given_for_its_run_is_a_clear_error(tmp_path):
+    CharVocab.build(SAMPLE).save(tmp_path)
+    with pytest.raises(CharseqError, match="vocab.json is a file, not a charseq run directory"):
+        load_vocab(tmp_path / "vocab.json")
+    with pytest.raises(CharseqError, match="has no vocab.json"):
+        load_vocab(tmp_path / "elsewhere")
+
+
 def test_a_damaged_vocab_file_is_a_clear_error(tmp_path):
     (tmp_path / "vocab.json").write_text('{"kind": "char", "chars": [1, 2]}')
     with pytest.raises(CharseqError, match="not a charseq vocabulary"):

@@ -18,7 +18,7 @@ from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.inference import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
-from helpers import assert_clean_error, run_cli_in_process
+from helpers import assert_clean_error, run_cli, run_cli_in_process, snapshot
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -188,6 +188,22 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     SentencePieceVocab.train(corpus_file, spm, 60).save(spm)
     with pytest.raises(CharseqError, match="only character vocabularies export"):
         export_saved_model(spm, tmp_path / "spm-export")
+
+
+def test_an_export_that_cannot_be_written_is_one_line_naming_out(trained_run, tmp_path):
+    """A full disk or a file-size limit while the SavedModel is saved: one line naming --out (not the
+    hidden folder the export is built in), an old export untouched and nothing left beside it."""
+    import resource
+
+    old = tmp_path / "export"
+    export_saved_model(trained_run, old)
+    before = snapshot(old)
+
+    def small_files():  # writes over 20 kB fail with EFBIG (Python ignores SIGXFSZ), like a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+    r = run_cli("export", "--model", trained_run, "--out", old, "--force", preexec_fn=small_files)
+    assert_clean_error(r, f"cannot write the export {old} (File too large)", "an old one there is untouched")
+    assert snapshot(old) == before and [p.name for p in tmp_path.iterdir()] == ["export"]
 
 
 def test_signatures_refuse_inputs_of_another_shape_or_range(exports):

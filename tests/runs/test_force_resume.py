@@ -29,7 +29,7 @@ from charseq.runs import RUN_FORMAT, not_a_run
 from charseq.heads.seq2seq.run import train_seq2seq
 from charseq.heads.seq2seq.task import Seq2SeqTask
 from helpers import (CHARSEQ, KINDS, LM_FLAGS, QUIET, REPO, TINY_SETTINGS, assert_clean_error, command,
-                     run_cli_in_process, snapshot)
+                     read_metrics, run_cli_in_process, snapshot)
 
 
 def leftovers(parent: Path) -> list[str]:
@@ -311,6 +311,31 @@ def test_resume_refuses_an_end_before_the_progress(tmp_path, files, finished):
     assert snapshot(out) == before
     r = run_cli_in_process("train-lm", "--out", out, "--resume")  # the recorded end: nothing to do, allowed
     assert r.returncode == 0, r.stderr
+
+
+def test_a_run_being_trained_is_neither_resumed_nor_replaced(tmp_path, files, finished):
+    """Two processes training one run would write over each other's checkpoints and metrics: while
+    one trains it, --resume and --force are refused, and the run is left as it was."""
+    from charseq.errors import CharseqError
+    from charseq.runs import RunDir
+
+    out = copy_run(finished, "train-lm", tmp_path)
+    before = snapshot(out)
+    trainer = RunDir.open(out)
+    trainer.hold()  # as a process training it does (flock sets it against this process's other descriptors too)
+    try:
+        resume = run_cli_in_process(*command("train-lm", files, out, "--resume"), "--max-steps", "9")
+        assert_clean_error(resume, f"run directory {out} is being trained by another process", "Ctrl-C")
+        assert_clean_error(run_cli_in_process(*command("train-lm", files, out, "--force")),
+                           "being trained by another process")
+        with pytest.raises(CharseqError, match="being trained by another process"):
+            train_lm(files / "corpus.txt", out=out, resume=True, max_steps=9, **QUIET)
+        assert snapshot(out) == before and leftovers(tmp_path) == []
+    finally:
+        trainer.let_go()
+    resume = run_cli_in_process(*command("train-lm", files, out, "--resume"), "--max-steps", "9")  # as advised
+    assert resume.returncode == 0, resume.stderr
+    assert [r["step"] for r in read_metrics(out)] == [5, 6, 9]
 
 
 def test_resume_from_python_refuses_changed_settings(tmp_path, files, finished):

@@ -83,6 +83,24 @@ def test_commit_checks_again_and_refuses_by_name(tmp_path):
     assert siblings(final) == []
 
 
+def test_commit_refuses_a_directory_another_process_holds(tmp_path, swap):
+    """A directory in use (a run being trained holds its lock) is not swapped out from under it."""
+    from charseq.files import lock_directory, unlock_directory
+
+    final = make(tmp_path / "out", a="old")
+    build = Replacement.begin(final)
+    make(build.path, b="new")
+    user = lock_directory(final)  # its own descriptor: flock sets it against this process's others too
+    try:
+        with pytest.raises(CharseqError, match="in use by another process"):
+            build.commit()
+    finally:
+        unlock_directory(user)
+    assert snapshot(final) == {".": "dir", "a": b"old"}
+    build.commit()
+    assert snapshot(final) == {".": "dir", "b": b"new"} and siblings(final) == []
+
+
 def test_a_released_build_is_adopted_by_the_next_begin(tmp_path):
     final = make(tmp_path / "out", a="old")
     build = Replacement.begin(final)

@@ -75,6 +75,7 @@ def check_every_write(kind, files, tmp_path, monkeypatch):
             assert read_metrics(out) == [] or [r["step"] for r in read_metrics(out)] == [r["step"] for r in whole]
             continue
         assert "\n" not in failed and re.match(PROMISE, failed), (at, failed)
+        assert ".new-" not in failed, (at, failed)  # the file in --out, not in the hidden build beside it
         if "--resume" in failed:
             assert "intact" in failed and not_a_run(out) is None, (at, failed)
             resume(kind, out)
@@ -107,6 +108,28 @@ def test_a_tensorboard_log_that_cannot_grow(files, tmp_path, monkeypatch):
     monkeypatch.undo()
     resume("lm", tmp_path / "run")
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == [3, 6]
+
+
+def test_a_run_directory_that_turns_read_only_while_training(files, tmp_path, monkeypatch):
+    """A filesystem remounted read-only (as one is after disk errors): the first file that cannot be
+    created says what is intact and how to continue, as a full disk does; the run then resumes."""
+    import tempfile
+
+    real, read_only = tempfile.mkstemp, []
+
+    def mkstemp(*args, **kwargs):
+        if read_only:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    out = tmp_path / "run"
+    turn_read_only_after_step_3 = lambda line: line.startswith("step 3:") and read_only.append(True)  # noqa: E731
+    with pytest.raises(CharseqError, match=r"cannot write .+ \(Read-only file system\); the last good checkpoint "
+                                           r"\(step 3\) is intact; .*continue with --resume"):
+        train_lm(files / "corpus.txt", out, **LM, log=turn_read_only_after_step_3, progress_bar=False)
+    read_only.clear()
+    resume("lm", out)
+    assert [r["step"] for r in read_metrics(out)] == [3, 6]
 
 
 def test_a_read_only_run_directory_on_resume(files, tmp_path):

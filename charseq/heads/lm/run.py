@@ -156,12 +156,15 @@ class _Corpus(Recipe):
 
 @discard_unpublished
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
+    from charseq.heads.lm.inference import MAX_LENGTH, Generator
+
+    # Checked here: the first sample is drawn at the first evaluation, once the run is in place at --out.
+    if not 0 <= sample_length <= MAX_LENGTH:
+        raise CharseqError(f"--sample-length must be between 0 (no samples) and {MAX_LENGTH:,}, not {sample_length}")
     recipe = _Corpus(corpus, text)
     start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
     sample_fn = None
     if sample_length:
-        from charseq.heads.lm.inference import Generator
-
         generator = Generator(start.model, recipe.vocab)
         sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(
             "\n", "\n          ")  # noqa: E731
