@@ -16,6 +16,7 @@ steps); padding must be on the right, which is what cuDNN accepts.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import threading
 
 import keras
@@ -53,6 +54,24 @@ CELL_LAYERS = dict(zip(CELLS, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.
 
 
 @keras.saving.register_keras_serializable(package="charseq")
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_sizes(**sizes) -> None:
+    """Each size a positive whole number, as Keras' layers check their `units`: a wrong one is said here,
+    by its name, rather than as a shape error deep inside the first call."""
+    for name, value in sizes.items():
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _check_rates(**rates) -> None:
+    for name, value in rates.items():
+        if not _is_number(value) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a rate in [0, 1), not {value!r}")
+
+
 class RecurrentBackbone(keras.layers.Layer):
     """Embedding (or input projection), then `layers` stacked recurrent layers with dropout between.
 
@@ -85,6 +104,11 @@ class RecurrentBackbone(keras.layers.Layer):
         super().__init__(**kwargs)
         if cell not in CELL_LAYERS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
+        _check_sizes(units=units, layers=layers, embedding_dim=embedding_dim,
+                     **({"vocab_size": vocab_size} if vocab_size is not None else {}))
+        _check_rates(dropout=dropout, input_dropout=input_dropout)
+        if not _is_number(l2) or not l2 >= 0:
+            raise ValueError(f"l2 must be a number of 0 or more, not {l2!r}")
         self.cell, self.units, self.num_layers = cell, units, layers
         self.dropout_rate, self.vocab_size, self.embedding_dim = dropout, vocab_size, embedding_dim
         self.masking, self.l2 = masking, l2

@@ -5,8 +5,10 @@ A str where a list of texts goes is refused, with the fix in the message."""
 
 import inspect
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import charseq
@@ -129,3 +131,19 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
         assert sorted(p.name for p in where.iterdir()) == before  # refused before any work
 
     check()
+
+
+@pytest.mark.parametrize("argument, value, said", [
+    ("layers", 0, "layers must be a positive integer, not 0"), ("units", "8", "units must be a positive integer"),
+    ("layers", True, "layers must be a positive integer, not True"), ("vocab_size", -3, "vocab_size must be"),
+    ("dropout", 1.0, "dropout must be a rate in [0, 1), not 1.0"), ("input_dropout", -0.1, "input_dropout"),
+    ("l2", -1, "l2 must be a number of 0 or more"),
+])
+def test_the_backbone_layer_names_a_wrong_argument(argument, value, said):
+    """The backbone, as a Keras layer of one's own model, refuses a wrong size or rate when it is made,
+    by name, as Keras' layers do; it used to fail at its first call with a shape error, or not at all."""
+    from charseq.backbone import RecurrentBackbone
+
+    with pytest.raises(ValueError, match=re.escape(said)):
+        RecurrentBackbone(**{"vocab_size": 10, argument: value})
+    assert RecurrentBackbone(units=np.int64(8), layers=2, vocab_size=10, dropout=0.5).units == 8
