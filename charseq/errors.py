@@ -5,6 +5,8 @@ option, a corrupt checkpoint). The CLI turns it into one line on stderr and a no
 anything else is a bug and is reported as one.
 """
 
+import errno
+import os
 import re
 
 OPTION = re.compile(r"--[a-z][a-z0-9-]*")
@@ -58,6 +60,23 @@ class WriteError(CharseqError, OSError):
 
     def __reduce__(self):  # picklable like the CharseqError it is
         return (Exception.__new__, (type(self),), self.__dict__)
+
+
+# Why a write fails, by the system's error: no room left, or no permission to write there.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_remedy(error: Exception, where: str) -> str:
+    """What frees a write into `where` that failed with `error` (an OSError, or an error of TensorFlow's
+    whose message carries the system's words): room, permission, or either when it cannot tell."""
+    code = getattr(error, "errno", None)
+    said = [c for c in NO_ROOM + NOT_WRITABLE if code == c or (code is None and os.strerror(c) in str(error))]
+    if said and all(c in NO_ROOM for c in said):
+        return "free space"
+    if said and all(c in NOT_WRITABLE for c in said):
+        return f"make {where} writable"
+    return f"free space (or make {where} writable)"
 
 
 class ArgumentTypeError(CharseqError, TypeError):

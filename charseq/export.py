@@ -26,7 +26,6 @@ character vocabularies export: SentencePiece's tokenizer is not an op of plain T
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 from pathlib import Path
@@ -35,7 +34,7 @@ import tensorflow as tf
 
 from charseq import __version__
 from charseq.backbone import portable_graph
-from charseq.errors import CharseqError
+from charseq.errors import NO_ROOM, NOT_WRITABLE, CharseqError, write_remedy
 from charseq.files import write_json_atomic
 from charseq.heads import head
 from charseq.runs import RunDir
@@ -78,7 +77,7 @@ def _not_a_saved_model(path: Path) -> str | None:
 
 # A write that failed for want of room or permission, in the system's words: TensorFlow's file system
 # reports it inside a message of its own, which names the hidden folder the export is built in.
-WRITE_FAILURES = [os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES)]
+WRITE_FAILURES = [os.strerror(code) for code in NO_ROOM + NOT_WRITABLE]
 
 
 @contextlib.contextmanager
@@ -92,8 +91,8 @@ def _writing(shown):
         if reason is None:
             raise
         raise CharseqError(f"cannot write the export {shown} ({reason}); nothing of the new export was kept "
-                           "(an old one there is untouched); free space (or make the folder writable) and "
-                           "export again") from None
+                           f"(an old one there is untouched); {write_remedy(e, 'the folder')} and export again"
+                           ) from None
 
 
 def _check_out(out: Path, force: bool) -> Path:

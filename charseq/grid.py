@@ -33,7 +33,7 @@ from typing import Callable
 
 import click
 
-from charseq.errors import CharseqError, Interrupted, WriteError
+from charseq.errors import CharseqError, Interrupted, WriteError, write_remedy
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import all_heads, head, train_commands
 from charseq.limits import OPTION_BOUNDS, check_number
@@ -245,8 +245,8 @@ def _writing():
     try:
         yield
     except WriteError as e:
-        raise CharseqError(f"{e.message}; every run trained so far is intact; free space and run the same "
-                           "grid command again to continue") from None
+        raise CharseqError(f"{e.message}; every run trained so far is intact; {write_remedy(e, 'the grid directory')} "
+                           "and run the same grid command again to continue") from None
 
 
 def _has_trained_run(grid: Path) -> bool:

@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 
 from charseq import __version__
-from charseq.errors import CharseqError, WriteError
+from charseq.errors import CharseqError, WriteError, write_remedy
 from charseq.files import (append_text, directory_locked, lock_directory_unless_held, unlock_directory,
                            write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, Head, head
@@ -352,8 +352,8 @@ def discard_unpublished(train_fn):
             message = e.message
             for run in building:  # the file as the user knows it: in --out, not in the hidden build
                 message = message.replace(str(run.path), str(run.final))
-            raise CharseqError(f"{message}; {kept}; free space (or make the directory writable) and "
-                               "run the command again") from None
+            raise CharseqError(f"{message}; {kept}; {write_remedy(e, 'the directory')} and run the command again"
+                               ) from None
         finally:
             for run in _BUILDING[mark:]:
                 if not run.published:

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.distribute import any_worker, prepare_optimizer, scope
-from charseq.errors import CharseqError, Interrupted
+from charseq.errors import CharseqError, Interrupted, write_remedy
 from charseq.optimizers import OPTIMIZERS
 from charseq.runs import RunDir, selection_key
 from charseq.settings import TrainConfig  # noqa: F401 (charseq.train.TrainConfig)
@@ -233,13 +233,14 @@ class TrainingLoop:
             yield
         except (OSError, tf.errors.OpError) as e:
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            remedy = write_remedy(e, "the run directory")
             if not self.run_dir.published:
-                kept = "nothing of the new run was kept (an old run there is untouched); free space and train again"
+                kept = f"nothing of the new run was kept (an old run there is untouched); {remedy} and train again"
             elif self.run_dir.has_checkpoint():
-                kept = (f"the last good checkpoint (step {self.saved['step']}) is intact; free space and "
+                kept = (f"the last good checkpoint (step {self.saved['step']}) is intact; {remedy} and "
                         "continue with --resume")
             else:
-                kept = "no checkpoint was written; free space and train again"
+                kept = f"no checkpoint was written; {remedy} and train again"
             raise CharseqError(f"cannot write {what} in {self.run_dir.shown} ({reason}); {kept}") from None
 
     def check_finite(self, value: float) -> None:

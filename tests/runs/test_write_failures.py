@@ -125,7 +125,8 @@ def test_a_run_directory_that_turns_read_only_while_training(files, tmp_path, mo
     out = tmp_path / "run"
     turn_read_only_after_step_3 = lambda line: line.startswith("step 3:") and read_only.append(True)  # noqa: E731
     with pytest.raises(CharseqError, match=r"cannot write .+ \(Read-only file system\); the last good checkpoint "
-                                           r"\(step 3\) is intact; .*continue with --resume"):
+                                           r"\(step 3\) is intact; make the run directory writable and continue "
+                                           "with --resume"):
         train_lm(files / "corpus.txt", out, **LM, log=turn_read_only_after_step_3, progress_bar=False)
     read_only.clear()
     resume("lm", out)
@@ -218,3 +219,18 @@ def test_grid_results_that_cannot_be_written(files, tmp_path, monkeypatch):
                          **LM)
     assert len(rows) == 2 and any("done, skipped" in line for line in lines)  # the first run was not repeated
     assert len(json.loads((tmp_path / "grid" / "results.json").read_text())["runs"]) == 2
+
+
+@pytest.mark.parametrize("error, said", [
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), "free space"),
+    (OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), "free space"),
+    (OSError(errno.EROFS, os.strerror(errno.EROFS)), "make the run directory writable"),
+    (OSError(errno.EACCES, os.strerror(errno.EACCES)), "make the run directory writable"),
+    (RuntimeError(f"/x/.run.new-abc/variables; {os.strerror(errno.ENOSPC)}"), "free space"),  # TensorFlow's words
+    (OSError(errno.EIO, os.strerror(errno.EIO)), "free space (or make the run directory writable)"),
+])
+def test_a_failed_write_is_told_what_frees_it(error, said):
+    """A read-only or forbidden folder is not told to free space, nor a full disk to change permissions."""
+    from charseq.errors import write_remedy
+
+    assert write_remedy(error, "the run directory") == said
