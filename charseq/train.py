@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Callable, Protocol
 
 import keras
@@ -129,6 +130,20 @@ def train(task: Task, run: RunDir, cfg: TrainConfig, resume: bool = False,
     return TrainingLoop(task, run, cfg, log=log, progress_bar=progress_bar, sample_fn=sample_fn).run(resume)
 
 
+def last_logged_step(logs: Path) -> int:
+    """The last step the TensorBoard event files in `logs` hold a value of (0: none)."""
+    last = 0
+    for path in sorted(logs.glob("events.out.tfevents.*")):
+        try:
+            for record in tf.data.TFRecordDataset(str(path)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                if event.summary.value:
+                    last = max(last, event.step)
+        except tf.errors.DataLossError:  # a record cut short by a kill: those before it stand
+            pass
+    return last
+
+
 class TrainingLoop:
     """One training run of a task: the optimizer, the clock, the losses since the last evaluation,
     the best metric and the last checkpoint, all on this object; :meth:`run` steps until
@@ -169,6 +184,7 @@ class TrainingLoop:
         self.last: dict = {}  # the last evaluation's record
         self.nan_skips = 0
         self.writer = None  # made at the first evaluation, in the run's final place (a new run moves there then)
+        self.logged_up_to = 0  # the last step the TensorBoard log already holds (set on --resume)
         show_bar = sys.stdout.isatty() if progress_bar is None else progress_bar
         self.bar = keras.utils.Progbar(self.end_step, stateful_metrics=["loss", "lr"]) if show_bar else None
         self.last_sample = None
@@ -209,6 +225,7 @@ class TrainingLoop:
             move_the_end(self.run_dir, self.cfg, self.saved, self.end_step, self.budget_s, self.log)
         with self.writing("metrics.jsonl"):
             self.run_dir.truncate_metrics(self.saved["step"])
+        self.logged_up_to = last_logged_step(self.run_dir.path / "logs")
         self.last = self.run_dir.metrics()[-1] if self.run_dir.metrics() else {}
         self.step = self.saved["step"]
         self.started_s = self.saved.get("started_s")  # None in a checkpoint of an earlier charseq: set at the next step
@@ -334,6 +351,11 @@ class TrainingLoop:
                 v.assign(value)
 
     def _summarize(self, record: dict) -> None:
+        # An evaluation logged before the run stopped, but after its last checkpoint, is made again on
+        # --resume with the same figures: TensorBoard's files cannot be cut back as metrics.jsonl is,
+        # so it is left as logged.
+        if self.step <= self.logged_up_to:
+            return
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(str(self.run_dir.path / "logs"))
         with self.writer.as_default(step=self.step):

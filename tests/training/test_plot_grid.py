@@ -66,6 +66,31 @@ def test_language_models_and_image_classifiers_write_tensorboard_scalars(tmp_pat
     assert_tensorboard_matches_metrics(tmp_path / "mnist", COMMON_TAGS | {"val_accuracy", "train_accuracy"})
 
 
+def test_a_resumed_run_logs_each_step_to_tensorboard_once(tmp_path, corpus_file, monkeypatch):
+    """A run that stopped after logging an evaluation but before its checkpoint (a kill, a failed write)
+    evaluates that step again on --resume: TensorBoard gets it once, as metrics.jsonl does."""
+    from charseq.heads.lm.run import train_lm
+    from charseq.runs import RunDir
+
+    real = RunDir.save_checkpoint
+
+    def fails_at_step_4(self, model, optimizer, progress, *args, **kwargs):
+        if progress["step"] == 4:
+            raise OSError(28, "No space left on device")
+        return real(self, model, optimizer, progress, *args, **kwargs)
+    monkeypatch.setattr(RunDir, "save_checkpoint", fails_at_step_4)
+    out = tmp_path / "run"
+    settings = dict(units=16, embedding_dim=8, batch_size=8, seq_len=16, precision="float32", eval_every=2,
+                    sample_length=0, **QUIET)
+    with pytest.raises(CharseqError, match="the last good checkpoint \\(step 2\\) is intact"):
+        train_lm(corpus_file, out, max_steps=6, **settings)
+    assert [s for s, _ in scalars(out)["val_loss"]] == [2, 4]  # step 4 was logged, its checkpoint not written
+    monkeypatch.setattr(RunDir, "save_checkpoint", real)
+    train_lm(out=out, resume=True, **QUIET)
+    assert [r["step"] for r in metrics(out)] == [2, 4, 6]
+    assert_tensorboard_matches_metrics(out, COMMON_TAGS - {"chars_per_sec"} | {"val_bits_per_char"})
+
+
 @pytest.mark.slow  # ~25 s, mostly tracing the encoder-decoder's training step
 def test_text_classifiers_and_encoder_decoders_write_tensorboard_scalars(tmp_path):
     from charseq.heads.classifier.run import train_classifier
