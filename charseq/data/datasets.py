@@ -9,9 +9,9 @@ Each data set is downloaded from its canonical public URL, checked against the S
 here, and written into ``<cache root>/datasets/NAME/`` (see charseq.cache) in one rename: an
 interrupted download or a file with the wrong checksum leaves nothing behind, and a data set in the
 cache is never downloaded again; its checksum is checked again each time it is used, and a copy
-changed since then is fetched again (`get_dataset`) or refused (`dataset_path`). `source` (``--from`` on the command line) takes a local file or
-folder, a ``file://`` URL or an ``http(s)://`` mirror instead of the canonical URL, so machines
-without internet work.
+changed since then is fetched again (`get_dataset`) or refused (`dataset_path`). `source`
+(``--from`` on the command line) takes a local file or folder, a ``file://`` URL or an
+``http(s)://`` mirror instead of the canonical URL, so machines without internet work.
 
 What is verified is what charseq reads: the text file itself (tiny-shakespeare), the four
 decompressed IDX files (MNIST: the gzip bytes differ between mirrors, the IDX bytes do not), and
@@ -230,7 +230,7 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     if cached_path(name) is not None:
         changed = changed_files(name)
         if not changed:
-            return dataset_path(name)
+            return cached_path(name)
         log(f"{name}: the cached {', '.join(changed)} no longer {'matches its' if len(changed) == 1 else 'match their'} "
             "SHA-256 (changed since it was verified); fetching the data set again")
     root = datasets_dir()
