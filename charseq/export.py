@@ -101,12 +101,13 @@ def _check_out(out: Path, force: bool) -> Path:
         raise CharseqError("--out must name a directory for the SavedModel, not the current directory")
     out = destination(out)
     if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise CharseqError(f"{out} already exists; use --force to replace it")
+        # Checked first: --force would refuse a directory that is not a SavedModel.
         other = _not_a_saved_model(out)
         if not (out / "saved_model.pb").exists() or other:
             held = f" (it holds {other})" if other else ""
             raise CharseqError(f"{out} is not a SavedModel; refusing to replace it{held}")
+        if not force:
+            raise CharseqError(f"{out} already exists; use --force to replace it")
     return out
 
 

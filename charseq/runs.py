@@ -398,12 +398,13 @@ class RunDir:
             raise CharseqError("--out must name a run directory, not the current directory")
         path = destination(path)
         if path.is_dir() and any(path.iterdir()):
-            if not force:
-                raise CharseqError(f"run directory {path} already exists; use --resume to continue it "
-                                   "or --force to replace it")
+            # Checked first: --resume and --force would both refuse a directory that is not a run.
             reason = not_a_run(path)
             if reason:
                 raise CharseqError(f"--out {path} is not a charseq run ({reason}); refusing to replace it")
+            if not force:
+                raise CharseqError(f"run directory {path} already exists; use --resume to continue it "
+                                   "or --force to replace it")
             if being_trained(path):
                 raise CharseqError(trained_elsewhere(path))
         return path

@@ -170,7 +170,7 @@ def move_the_end(run: RunDir, cfg: TrainConfig, progress: dict, end_step: int | 
     stops = [k for k in moved if k in STOP_SETTINGS and getattr(cfg, k) is not None]
     if "time_budget" in stops and budget_s is not None and budget_s < elapsed:
         raise CharseqError(f"--time-budget {cfg.time_budget:g} is before this run's progress ({elapsed / 60:.1f} "
-                           f"minutes trained); give a later end, or omit it to keep {recorded.get('time_budget')}")
+                           "minutes trained); give a later end, or omit it to continue to the recorded one")
     if end_step is not None and end_step < step and any(k in stops for k in ("max_steps", "epochs")):
         given = " and ".join(f"{flag(k)} {getattr(cfg, k):g}" for k in stops if k != "time_budget")
         raise CharseqError(f"{given} ends at step {end_step}, before this run's progress (step {step}); "

@@ -27,6 +27,11 @@ SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 MIN_PIECES = 2 * len(SPECIALS)
 VOCAB_FILE = "vocab.json"
 SPM_FILE = "spm.model"
+# SentencePiece skips a line of more than this many bytes (its max_sentence_length), so a corpus of long
+# lines (a paragraph a line, or no line break at all) left it only its short lines to learn from, or
+# none: lines are cut for it into parts of at most SPM_LINE_CHARS characters, which fit in any UTF-8.
+SPM_LINE_BYTES = 4192
+SPM_LINE_CHARS = SPM_LINE_BYTES // 4
 
 
 def check_piece_vocab_size(vocab_size: int) -> None:
@@ -52,6 +57,30 @@ def refuse_the_other_tokenizers_options(data, given: dict) -> None:
     if data.tokenizer != "char" and character_bound(data):
         raise CharseqError(f"{character_bound(data)} bounds a vocabulary of characters; a SentencePiece "
                            "vocabulary's size is --vocab-size")
+
+
+def write_piece_training_text(chunks: Iterable[str], path: str | Path) -> int:
+    """Write text (in chunks, lines ending in "\\n") as the input SentencePiece trains on: UTF-8, each
+    line cut into parts of at most SPM_LINE_CHARS characters. Returns how many characters it has
+    besides the line ends (SentencePiece skips empty lines: with none, it has nothing to learn from)."""
+    def cut(line: str) -> str:
+        if len(line) <= SPM_LINE_CHARS:
+            return line
+        return "\n".join(line[i:i + SPM_LINE_CHARS] for i in range(0, len(line), SPM_LINE_CHARS))
+
+    text_chars, tail = 0, ""
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for chunk in chunks:
+            text_chars += len(chunk) - chunk.count("\n")
+            *lines, tail = (tail + chunk).split("\n")
+            whole = len(tail) - len(tail) % SPM_LINE_CHARS  # the parts of a long unfinished line cut so far
+            if whole:
+                lines.append(tail[:whole])
+                tail = tail[whole:]
+            if lines:
+                f.write("\n".join(map(cut, lines)) + "\n")
+        f.write(cut(tail))
+    return text_chars
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -226,7 +255,7 @@ class SentencePieceVocab:
                 pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
                 user_defined_symbols=["\n"], normalization_rule_name="identity",
                 remove_extra_whitespaces=False, input_sentence_size=2_000_000,
-                shuffle_input_sentence=True, minloglevel=2, hard_vocab_limit=False,
+                shuffle_input_sentence=True, max_sentence_length=SPM_LINE_BYTES, minloglevel=2, hard_vocab_limit=False,
                 # A running text: else a line after a newline would decode with a leading space.
                 add_dummy_prefix=texts_apart,
             )
@@ -248,7 +277,7 @@ class SentencePieceVocab:
         stays in memory until :meth:`save` writes it into a run."""
         with tempfile.TemporaryDirectory(prefix="charseq-spm-") as scratch:
             lines = Path(scratch) / "texts.txt"
-            lines.write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+            write_piece_training_text(["\n".join(t.replace("\n", " ") for t in texts)], lines)
             return cls.train(lines, scratch, vocab_size, texts_apart=True)
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 
 from charseq.errors import CharseqError, WriteError
 from charseq.files import read_text_chunks, sync_file, write_json_atomic
-from charseq.vocab import CharVocab, SentencePieceVocab, Vocab, count_characters
+from charseq.vocab import CharVocab, SentencePieceVocab, Vocab, count_characters, write_piece_training_text
 
 IDS_FILE = "ids.bin"
 CHUNK_CHARS = 1 << 20
@@ -214,23 +214,15 @@ def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str |
             raise CharseqError(f"{source} is empty")
         vocab = CharVocab.build(counts, max_vocab=max_vocab, min_count=min_count)
     else:
-        sp_input = Path(corpus) if corpus is not None else None
-        if text is not None:
-            sp_input = directory / "text.txt"
-            sp_input.write_text(text, encoding="utf-8")
-        elif encoding.lower().replace("-", "") != "utf8" or errors != "strict":
-            sp_input = directory / "corpus.utf8.txt"  # SentencePiece reads UTF-8 only
-            with open(sp_input, "w", encoding="utf-8") as f:
-                for chunk in text_chunks(corpus, None, encoding, errors):
-                    f.write(chunk)
-        else:
-            for _ in text_chunks(corpus, None, encoding, errors):
-                pass  # decode once so a bad file is a clear error, not a SentencePiece crash
-        if sp_input.stat().st_size == 0:
-            raise CharseqError(f"{source} is empty")
+        # SentencePiece learns from the text as it is read here (decoded, line ends "\n"), not from the
+        # file: given the file itself, it kept a CRLF file's "\r" as a piece of its own.
+        directory.mkdir(parents=True, exist_ok=True)
+        sp_input = directory / "corpus.utf8.txt"
+        if not write_piece_training_text(text_chunks(corpus, text, encoding, errors), sp_input):
+            raise CharseqError(f"{source} is empty" if not sp_input.stat().st_size
+                               else f"{source} has only empty lines: no text for SentencePiece to learn pieces from")
         vocab = SentencePieceVocab.train(sp_input, directory, vocab_size)
-        if text is not None or sp_input != Path(corpus):
-            sp_input.unlink()
+        sp_input.unlink()
     vocab.save(directory)
     info = encode_corpus(text_chunks(corpus, text, encoding, errors), vocab,
                          directory / "data", val_fraction, source)

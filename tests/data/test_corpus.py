@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
-from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, stream_batches
+from charseq.data.corpus import Corpus, WindowSampler, encode_corpus, prepare_corpus, stream_batches
 from charseq.errors import CharseqError
 from charseq.files import read_text_chunks
-from charseq.vocab import CharVocab
+from charseq.vocab import SPM_LINE_CHARS, CharVocab, write_piece_training_text
+
+WORDS = "the river runs to the sea and the sea runs to the sky".split()
 
 
 def test_corpus_is_encoded_in_chunks_to_a_memory_map(tmp_path):
@@ -65,3 +67,52 @@ def test_an_unknown_decoding_policy_is_refused_by_name(tmp_path):
     (tmp_path / "a.txt").write_text("some text\n")
     with pytest.raises(CharseqError, match="--errors must be one of strict, replace, ignore, not 'nope'"):
         read_text(tmp_path / "a.txt", errors="nope")
+
+
+def word_lines(lines: int, words: int) -> list[str]:
+    """`lines` lines of `words` words each, the same every time."""
+    return [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(words)) for i in range(lines)]
+
+
+def pieces_of(corpus, directory, vocab_size=40, **options) -> list[str]:
+    vocab, _ = prepare_corpus(corpus, None, directory, 0.1, tokenizer="sentencepiece", vocab_size=vocab_size,
+                              **options)
+    return [vocab.token(i) for i in range(vocab.size)]
+
+
+def test_a_crlf_corpus_has_the_pieces_of_the_same_text_with_lf(tmp_path):
+    """Read as "\n" for the model, a CRLF file's "\r" took a piece of the vocabulary of its own."""
+    text = "\n".join(word_lines(300, 6)) + "\n"
+    (tmp_path / "lf.txt").write_bytes(text.encode())
+    (tmp_path / "crlf.txt").write_bytes(text.replace("\n", "\r\n").encode())
+    pieces = pieces_of(tmp_path / "lf.txt", tmp_path / "lf")
+    assert pieces_of(tmp_path / "crlf.txt", tmp_path / "crlf") == pieces and "\r" not in pieces
+
+
+def test_a_corpus_of_long_lines_learns_pieces_from_all_of_them(tmp_path):
+    """SentencePiece skips lines too long for it: a corpus on one line was an internal error of
+    SentencePiece's, and one of long paragraphs learnt only from its short lines."""
+    (tmp_path / "one-line.txt").write_text(" ".join(word_lines(1, 3000)), encoding="utf-8")
+    assert "▁river" in pieces_of(tmp_path / "one-line.txt", tmp_path / "one")
+    paragraph = " ".join(["a fox jumped over lazy dogs"] * 300)  # their words in long lines only
+    (tmp_path / "mixed.txt").write_text("\n".join(word_lines(50, 6) + [paragraph] * 20), encoding="utf-8")
+    assert "▁jumped" in pieces_of(tmp_path / "mixed.txt", tmp_path / "mixed")
+
+
+def test_a_corpus_of_empty_lines_is_a_clear_error_for_sentencepiece(tmp_path):
+    (tmp_path / "lines.txt").write_text("\n\n\n")
+    with pytest.raises(CharseqError, match="has only empty lines"):
+        pieces_of(tmp_path / "lines.txt", tmp_path / "run")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(CharseqError, match="is empty"):
+        pieces_of(tmp_path / "empty.txt", tmp_path / "run")
+
+
+def test_sentencepiece_input_is_the_text_in_lines_it_reads_whole(tmp_path):
+    text = "short\n" + "x" * (2 * SPM_LINE_CHARS + 5) + "\n\nend" + "y" * SPM_LINE_CHARS
+    for size in (1, 7, SPM_LINE_CHARS, len(text)):
+        path = tmp_path / f"input-{size}.txt"
+        chars = write_piece_training_text([text[i:i + size] for i in range(0, len(text), size)], path)
+        lines = path.read_text(encoding="utf-8").split("\n")
+        assert "".join(lines) == text.replace("\n", "") and chars == len(text) - 3
+        assert max(map(len, lines)) == SPM_LINE_CHARS and lines[:2] == ["short", "x" * SPM_LINE_CHARS]

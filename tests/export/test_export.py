@@ -172,6 +172,9 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     (taken / "notes.txt").write_text("mine")
     with pytest.raises(CharseqError, match="not a SavedModel; refusing"):
         export_saved_model(runs["text"], taken, force=True)
+    r = run_cli_in_process("export", "--model", runs["lm"], "--out", taken)  # not "use --force", refused in turn
+    assert_clean_error(r, "not a SavedModel", "notes.txt", "refusing")
+    assert "--force" not in r.stderr
     assert (taken / "notes.txt").read_text() == "mine" and not (tmp_path / "x").exists()
 
     old = tmp_path / "old"

@@ -197,12 +197,14 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path, corpus_file):
     assert "resuming from step" in r.stdout
 
 
-def test_an_existing_run_is_never_overwritten_without_force(tmp_path, corpus_file):
+def test_an_existing_run_is_never_overwritten_without_force(tmp_path, corpus_file, trained_run):
+    r = run_cli_in_process("train-lm", corpus_file, "--out", trained_run, "--max-steps", "2", *TINY_FLAGS)
+    assert_clean_error(r, "already exists", "--resume", "--force")
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", *TINY_FLAGS)
-    assert r.returncode == 1 and "already exists" in r.stderr
-    r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", "--force", *TINY_FLAGS)
-    assert r.returncode == 1 and "not a charseq run" in r.stderr
+    for force in ([], ["--force"]):  # no remedy offered that would be refused in turn
+        r = run_cli_in_process("train-lm", corpus_file, "--out", out, "--max-steps", "2", *force, *TINY_FLAGS)
+        assert_clean_error(r, "not a charseq run", "notes.txt", "refusing")
+        assert "--resume" not in r.stderr and "--force" not in r.stderr
     assert (out / "notes.txt").read_text() == "mine"

@@ -308,6 +308,9 @@ def test_resume_refuses_an_end_before_the_progress(tmp_path, files, finished):
     assert_clean_error(r, "--max-steps 3", "step 6")
     r = run_cli_in_process("train-lm", "--out", out, "--resume", "--epochs", "0.01")
     assert_clean_error(r, "--epochs 0.01", "step 6")
+    r = run_cli_in_process("train-lm", "--out", out, "--resume", "--time-budget", "0.0001")  # a run without a budget
+    assert_clean_error(r, "--time-budget 0.0001", "omit it to continue to the recorded one")
+    assert "None" not in r.stderr
     assert snapshot(out) == before
     r = run_cli_in_process("train-lm", "--out", out, "--resume")  # the recorded end: nothing to do, allowed
     assert r.returncode == 0, r.stderr
