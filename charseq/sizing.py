@@ -50,6 +50,15 @@ def steps(n: int) -> str:
     return f"{n} step" if n == 1 else f"{n} steps"
 
 
+def epochs(n: float) -> str:
+    """"1 epoch", "0.5 epochs", "20 epochs"."""
+    return f"{n:g} epoch" if n == 1 else f"{n:g} epochs"
+
+
+def evaluations(n: int) -> str:
+    return f"{n} evaluation" if n == 1 else f"{n} evaluations"
+
+
 def add_stopping(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float,
                  cap_a_budget: bool = False) -> None:
     """Adds the default stopping rule (early stopping under a cap of `max_epochs`) unless the user gave one,
@@ -74,14 +83,14 @@ def finish(reason: str, rule: dict, given: dict, shape: str, inherited: tuple[st
     s = with_given(rule, given)
     if s.get("patience") is not None and not any(s.get(k) is not None for k in ("max_steps", "time_budget")) \
             and s.get("epochs") is not None:
-        stop = f"early stop (patience {s['patience']} evaluations, at most {s['epochs']:g} epochs)"
+        stop = f"early stop (patience {evaluations(s['patience'])}, at most {epochs(s['epochs'])})"
     else:
         ends = [steps(s['max_steps']) if s.get("max_steps") else None,
-                f"{s['epochs']:g} epochs" if s.get("epochs") else None,
+                epochs(s["epochs"]) if s.get("epochs") else None,
                 f"{s['time_budget']:g} min" if s.get("time_budget") else None]
         stop = "stop at " + " or ".join(e for e in ends if e)
         if s.get("patience") is not None:
-            stop += f", early stop (patience {s['patience']} evaluations)"
+            stop += f", early stop (patience {evaluations(s['patience'])})"
     users = sorted(k for k, v in given.items() if v is not None and k in rule and k not in inherited)
     mine = f" [yours: {', '.join(users)}]" if users else ""
     summary = (f"{reason}: {shape.format(**s)}, dropout {s['dropout']:g}, lr {s['lr']:g}, "

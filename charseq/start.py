@@ -24,7 +24,7 @@ from charseq.errors import CharseqError, flag
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
-from charseq.sizing import STOP_SETTINGS, Sizing, steps  # STOP_SETTINGS: where to stop (one list, the sizing rule's)
+from charseq.sizing import STOP_SETTINGS, Sizing, epochs, steps  # STOP_SETTINGS: where to stop (one list, the sizing rule's)
 
 # What a resumed run may change: where to stop, how to spread.
 RESUME_SETTINGS = (*STOP_SETTINGS, "patience", "strategy")
@@ -138,7 +138,7 @@ def without_validation(cfg: TrainConfig, settings: dict, log: Callable[[str], No
     the cap of passes the sizing rule set with it (or the user's end) is where training stops."""
     refuse_patience_without_validation(settings, why)
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "patience": None})
-    ends = [steps(cfg.max_steps) if cfg.max_steps else None, f"{cfg.epochs:g} epochs" if cfg.epochs else None,
+    ends = [steps(cfg.max_steps) if cfg.max_steps else None, epochs(cfg.epochs) if cfg.epochs else None,
             f"{cfg.time_budget:g} min" if cfg.time_budget else None]
     log(f"no validation split ({why}): no validation figures, no early stopping; the last weights are kept; "
         "training stops at " + " or ".join(e for e in ends if e))

@@ -166,3 +166,12 @@ def test_classifier_and_encoder_decoder_are_sized_and_stop_early_by_default(tmp_
     config = json.loads((run.path / "config.json").read_text())
     assert config["sizing"].startswith("small data set (4 pairs)") and config["train"]["patience"] is None
     assert config["train"]["batch_size"] == 32 and config["model"]["dropout"] == 0.2
+
+
+@pytest.mark.parametrize("given, said", [
+    (dict(epochs=1, patience=1), "early stop (patience 1 evaluation, at most 1 epoch)"),
+    (dict(epochs=1, max_steps=1, patience=1), "stop at 1 step or 1 epoch, early stop (patience 1 evaluation)"),
+    (dict(epochs=2.5, patience=3), "early stop (patience 3 evaluations, at most 2.5 epochs)"),
+])
+def test_the_start_line_counts_in_words(given, said):
+    assert said in size_text_classifier(5_000, 60, given).summary

@@ -21,7 +21,7 @@ MONITOR = ("val_loss", "min")
 def summary(report: dict) -> str:
     """`charseq evaluate`'s line for a language model's report."""
     notes = ([f"{report['tokens']:,} pieces, {report['loss_nats_per_token']:.4f} nats/piece"] if "tokens" in report
-             else []) + ([f"{report['unknown']} unknown"] if report["unknown"] else [])
+             else []) + ([f"{report['unknown']:,} unknown"] if report["unknown"] else [])
     return (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
             f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
             + (f" ({'; '.join(notes)})" if notes else "")

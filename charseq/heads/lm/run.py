@@ -49,7 +49,7 @@ def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) 
 def _check_windows(info, data: DataConfig) -> None:
     if info.train_tokens < data.seq_len + 1:
         raise CharseqError(
-            f"{info.source} has {info.train_tokens} training tokens, fewer than one window of --seq-len "
+            f"{info.source} has {info.train_tokens:,} training tokens, fewer than one window of --seq-len "
             f"{data.seq_len} + 1; use a longer corpus or a smaller --seq-len")
 
 
