@@ -29,6 +29,18 @@ def _command_options(ctx) -> set[str]:
             if isinstance(p, click.Option) for name in p.opts + p.secondary_opts}
 
 
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: the status of `seq 1000 | head -1`'s seq
+
+
+def stop_quietly_on_a_closed_pipe():
+    """The reader of the output went away (`charseq generate ... | head`): stop without a word, as
+    Unix tools do. Standard output goes to /dev/null first, so that Python's own flush at exit does
+    not fail on the closed pipe too (the recipe of Python's signal module documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(SIGPIPE_STATUS)
+
+
 class CharseqGroup(click.Group):
     """Turns library errors into one-line messages instead of tracebacks."""
 
@@ -82,6 +94,8 @@ class CharseqGroup(click.Group):
             sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            stop_quietly_on_a_closed_pipe()
         except OSError as e:
             if debug:
                 traceback.print_exc()

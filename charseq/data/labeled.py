@@ -81,6 +81,9 @@ def _columns(reader, path, text_column: str | None, label_column: str | None) ->
         raise CharseqError(f"{path} is empty") from None
     except csv.Error as e:
         raise CharseqError(f"{path} line 1: {e}") from None
+    if not any(name.strip() for name in header):
+        raise CharseqError(f"{path} line 1 is empty: a file of labeled texts starts with a header naming its "
+                           "columns (such as text and label)")
     ti = _pick(header, text_column, TEXT_COLUMNS, "text", path)
     li = _pick(header, label_column, LABEL_COLUMNS, "label", path)
     if ti == li:  # a model that reads its labels learns nothing it could use on a text

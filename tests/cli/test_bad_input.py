@@ -1,10 +1,12 @@
 """Every bad input ends in one line on stderr and a non-zero exit, never a traceback, and loses nothing."""
 
+import os
 import shutil
+import subprocess
 
 import pytest
 
-from helpers import TINY_FLAGS, assert_clean_error, run_cli_in_process
+from helpers import CHARSEQ, TINY_FLAGS, assert_clean_error, run_cli_in_process
 
 
 def train(corpus, out, *extra):
@@ -124,3 +126,16 @@ def test_evaluate_bad_files(tmp_path, trained_run):
 
 def test_resume_without_a_checkpoint(tmp_path):
     assert_clean_error(run_cli_in_process("train-lm", "--out", tmp_path / "none", "--resume"), "does not exist")
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(trained_run):
+    """`charseq generate ... | head`: when the reader goes away, charseq stops without an error line,
+    with the status a Unix tool killed by SIGPIPE has (128 + 13)."""
+    p = subprocess.Popen([*CHARSEQ, "generate", "--model", str(trained_run), "--length", "5000", "--num-samples", "40",
+                          "--seed", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert len(p.stdout.read(10)) == 10
+    p.stdout.close()  # as `head -c 10` does once it has read enough
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141
+    assert "Error" not in err and "Traceback" not in err and "BrokenPipe" not in err, err

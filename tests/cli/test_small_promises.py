@@ -64,6 +64,14 @@ def test_a_missing_label_column_is_said_in_english(tmp_path, files):
     assert "has no a " not in r.stderr
 
 
+@pytest.mark.parametrize("first_line", ["", ",", "\t"])
+def test_a_file_without_a_header_says_so(tmp_path, first_line):
+    (tmp_path / "x.csv").write_text(first_line + "\nsome text,a\nother text,b\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "run", "--max-steps", "1")
+    assert_clean_error(r, "line 1 is empty", "header naming its columns")
+    assert not (tmp_path / "run").exists()
+
+
 def test_evaluate_names_the_column_the_model_was_trained_on(tmp_path):
     """A file lacking the text column a run was trained on (with --text-column) is said as a column, not as
     an option evaluate was not given."""

@@ -70,7 +70,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{TRAIN_CLASSIFIER}.tokenizer",
                 help="Read the texts as characters, or as SentencePiece pieces learned from the training texts.")
 @library_option("--vocab-size", type=int, owner=f"{TRAIN_CLASSIFIER}.vocab_size",
-                help="SentencePiece vocabulary size.")
+                help="SentencePiece vocabulary size (at most: few texts get fewer).")
 @click.option("--max-len", type=int, help="Cut texts to this many characters (or pieces) [default: no limit].")
 @click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
 @library_option("--min-count", type=int, owner=f"{TRAIN_CLASSIFIER}.min_count",

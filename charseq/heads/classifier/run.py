@@ -348,7 +348,7 @@ class _Texts(Recipe):
             split=None if d.val is not None else d.val_fraction)
         shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         log(f"data: {len(texts):,} training and {len(val_texts):,} validation texts, {len(names)} classes "
-            f"({shown}), vocabulary {vocab.size}")
+            f"({shown}), vocabulary {vocab.size:,}")
 
     def sizing(self, start: Start):
         return size_text_classifier(len(self.texts), self.vocab.size, start.settings,

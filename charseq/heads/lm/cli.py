@@ -25,7 +25,8 @@ LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
                 "or drop them.")
 @library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{LM_DATA}.tokenizer",
                 help="Characters, or SentencePiece subwords.")
-@library_option("--vocab-size", type=int, owner=f"{LM_DATA}.vocab_size", help="SentencePiece vocabulary size.")
+@library_option("--vocab-size", type=int, owner=f"{LM_DATA}.vocab_size",
+                help="SentencePiece vocabulary size (at most: a small corpus gets fewer).")
 @click.option("--max-vocab", type=int, help="Keep at most this many characters (rest map to unknown) [default: all].")
 @library_option("--min-count", type=int, owner=f"{LM_DATA}.min_count",
                 help="Characters seen fewer times map to unknown.")

@@ -128,7 +128,7 @@ class _Corpus(Recipe):
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
                                   else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
         start.log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
-                  f"vocabulary {self.vocab.size} ({d.tokenizer}); run directory {run.shown}")
+                  f"vocabulary {self.vocab.size:,} ({d.tokenizer}); run directory {run.shown}")
 
     def sizing(self, start: Start):
         return size_lm(self.info.train_tokens, self.vocab.size, start.settings)
