@@ -227,6 +227,8 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
     """
     spec = dataset(name)
+    if source is not None and not str(source).strip():  # an unset variable: not the current folder, cached or not
+        raise CharseqError("--from is empty; give the path or URL of a copy of the data set")
     if cached_path(name) is not None:
         changed = changed_files(name)
         if not changed:
@@ -270,8 +272,6 @@ class _Fetcher:
         self.downloads: dict[str, Path] = {}
         self.source = None if source is None else str(source)
         self.local: Path | None = None
-        if self.source is not None and not self.source.strip():  # an unset variable: not the current folder
-            raise CharseqError("--from is empty; give the path or URL of a copy of the data set")
         if self.source is not None and self.source.startswith("file://"):
             self.local = Path(urllib.request.url2pathname(urllib.parse.urlparse(self.source).path))
         elif self.source is not None and not self.source.startswith(URL_SCHEMES):

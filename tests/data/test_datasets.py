@@ -265,6 +265,8 @@ def test_an_empty_from_is_refused_instead_of_reading_the_current_folder(cache, t
     with pytest.raises(CharseqError, match="--from is empty"):
         get_dataset("tinyshakespeare", " ", log=lambda line: None)
     assert leftovers(cache) == []
+    get_dataset("tinyshakespeare", tmp_path / "input.txt", log=lambda line: None)  # cached: still a mistake
+    assert charseq("data", "get", "tinyshakespeare", "--from", "")[0] == 1
 
 
 def test_from_what_does_not_exist_or_holds_nothing(cache, tmp_path):
