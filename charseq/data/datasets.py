@@ -233,8 +233,9 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         changed = changed_files(name)
         if not changed:
             return cached_path(name)
-        log(f"{name}: the cached {', '.join(changed)} no longer {'matches its' if len(changed) == 1 else 'match their'} "
-            "SHA-256 (changed since it was verified); fetching the data set again")
+        verb = "matches its" if len(changed) == 1 else "match their"
+        log(f"{name}: the cached {', '.join(changed)} no longer {verb} SHA-256 (changed since it was verified); "
+            "fetching the data set again")
     root = datasets_dir()
     try:
         build = Replacement.begin(root / name)  # a folder of its own beside the cached one, until verified
