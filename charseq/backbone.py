@@ -28,6 +28,7 @@ from charseq.compiled_dropout import compiled_dropout
 from charseq.compiled_gru import compiled_gru
 from charseq.compiled_lstm import compiled_lstm
 from charseq.fused_lstm import fused_lstm
+from charseq.limits import check_number
 from charseq.precision import resolve_precision
 from charseq.settings import CELLS, IMPLS, BackboneConfig
 _portable = threading.local()
@@ -53,11 +54,6 @@ def in_portable_graph() -> bool:
 CELL_LAYERS = dict(zip(CELLS, (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)))
 
 
-@keras.saving.register_keras_serializable(package="charseq")
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_sizes(**sizes) -> None:
     """Each size a positive whole number, as Keras' layers check their `units`: a wrong one is said here,
     by its name, rather than as a shape error deep inside the first call."""
@@ -66,12 +62,7 @@ def _check_sizes(**sizes) -> None:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _check_rates(**rates) -> None:
-    for name, value in rates.items():
-        if not _is_number(value) or not 0 <= value < 1:
-            raise ValueError(f"{name} must be a rate in [0, 1), not {value!r}")
-
-
+@keras.saving.register_keras_serializable(package="charseq")
 class RecurrentBackbone(keras.layers.Layer):
     """Embedding (or input projection), then `layers` stacked recurrent layers with dropout between.
 
@@ -106,9 +97,8 @@ class RecurrentBackbone(keras.layers.Layer):
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         _check_sizes(units=units, layers=layers, embedding_dim=embedding_dim,
                      **({"vocab_size": vocab_size} if vocab_size is not None else {}))
-        _check_rates(dropout=dropout, input_dropout=input_dropout)
-        if not _is_number(l2) or not l2 >= 0:
-            raise ValueError(f"l2 must be a number of 0 or more, not {l2!r}")
+        for name, rate in (("dropout", dropout), ("input_dropout", input_dropout), ("l2", l2)):
+            check_number(name, rate, name)  # the ranges of the command line's --dropout, --input-dropout, --l2
         self.cell, self.units, self.num_layers = cell, units, layers
         self.dropout_rate, self.vocab_size, self.embedding_dim = dropout, vocab_size, embedding_dim
         self.masking, self.l2 = masking, l2

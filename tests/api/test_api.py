@@ -76,3 +76,20 @@ def test_python_and_the_cli_make_the_same_run(tmp_path, corpus_file):
         train(data, tmp_path / f"{command}-py", max_steps=1, log=lambda s: None, progress_bar=False)
         cli, py = (json.loads((tmp_path / f"{command}-{how}" / "config.json").read_text()) for how in ("cli", "py"))
         assert cli == py, command
+
+
+def test_the_backbone_saves_and_loads_in_a_keras_model_of_ones_own(tmp_path):
+    """RecurrentBackbone is a registered Keras layer: a model built with it saves to .keras and loads back
+    with the same outputs, without custom_objects."""
+    import keras
+    import numpy as np
+
+    from charseq.backbone import RecurrentBackbone
+
+    inputs = keras.Input((None,), dtype="int32")
+    outputs, *_states = RecurrentBackbone(cell="gru", units=8, layers=2, vocab_size=10, embedding_dim=4)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(outputs))
+    model.save(tmp_path / "mine.keras")
+    again = keras.saving.load_model(tmp_path / "mine.keras")
+    ids = np.array([[1, 2, 3, 4]])
+    np.testing.assert_allclose(again.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6)

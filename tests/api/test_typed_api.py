@@ -136,8 +136,8 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
 @pytest.mark.parametrize("argument, value, said", [
     ("layers", 0, "layers must be a positive integer, not 0"), ("units", "8", "units must be a positive integer"),
     ("layers", True, "layers must be a positive integer, not True"), ("vocab_size", -3, "vocab_size must be"),
-    ("dropout", 1.0, "dropout must be a rate in [0, 1), not 1.0"), ("input_dropout", -0.1, "input_dropout"),
-    ("l2", -1, "l2 must be a number of 0 or more"),
+    ("dropout", 1.0, "dropout must be in [0, 1), not 1.0"), ("input_dropout", -0.1, "input_dropout"),
+    ("l2", -1, "l2 must be in [0, inf), not -1"),
 ])
 def test_the_backbone_layer_names_a_wrong_argument(argument, value, said):
     """The backbone, as a Keras layer of one's own model, refuses a wrong size or rate when it is made,
