@@ -54,6 +54,12 @@ def filter_logits(logits, temperature, top_k=None, top_p=None):
     return logits
 
 
+def check_length(length: int, option: str = "--length", zero: str = "") -> None:
+    """A sample's length in tokens: 0 (`zero` says what it means) up to MAX_LENGTH."""
+    if not 0 <= length <= MAX_LENGTH:
+        raise CharseqError(f"{option} must be between 0{zero} and {MAX_LENGTH:,}, not {length}")
+
+
 class Generator:
     """Samples continuations of a prompt from a :class:`~charseq.heads.lm.model.LanguageModel`.
 
@@ -171,8 +177,7 @@ class Generator:
                       greedy: bool = False, unknown: str = DEFAULTS.unknown) -> np.ndarray:
         """Refuse any option out of its range, before anything is printed or computed; returns the
         prompt's ids (a prompt with unknown characters is refused here too)."""
-        if not 0 <= length <= MAX_LENGTH:
-            raise CharseqError(f"--length must be between 0 and {MAX_LENGTH:,}, not {length}")
+        check_length(length)
         if not greedy and not (isinstance(temperature, (int, float)) and OPTION_BOUNDS["temperature"].holds(temperature)):
             try:
                 check_number("temperature", temperature)

@@ -156,11 +156,10 @@ class _Corpus(Recipe):
 
 @discard_unpublished
 def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
-    from charseq.heads.lm.inference import MAX_LENGTH, Generator
+    from charseq.heads.lm.inference import Generator, check_length
 
     # Checked here: the first sample is drawn at the first evaluation, once the run is in place at --out.
-    if not 0 <= sample_length <= MAX_LENGTH:
-        raise CharseqError(f"--sample-length must be between 0 (no samples) and {MAX_LENGTH:,}, not {sample_length}")
+    check_length(sample_length, "--sample-length", " (no samples)")
     recipe = _Corpus(corpus, text)
     start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
     sample_fn = None
