@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 
 from charseq import __version__
-from charseq.errors import CharseqError, WriteError, write_remedy
+from charseq.errors import NO_ROOM, CharseqError, WriteError, write_remedy
 from charseq.files import (append_text, directory_locked, lock_directory_unless_held, unlock_directory,
                            write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, Head, head
@@ -306,8 +306,9 @@ def sweep_abandoned_builds(final: Path) -> list[str]:
     return recover(final, _foreign_in_build, keep=_stranded(final))
 
 
-# The errors of a write that met a full disk, a quota, a read-only filesystem or a size limit.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+# The errors of a write that met a full disk, a quota, a size limit or a read-only filesystem (not EACCES,
+# which reading a file the user may not read raises too).
+WRITE_ERRNOS = {*NO_ROOM, errno.EROFS}
 _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (see discard_unpublished)
 _HELD: list["RunDir"] = []  # existing runs this process locked to resume them (see discard_unpublished)
 
