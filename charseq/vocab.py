@@ -255,7 +255,8 @@ class SentencePieceVocab:
                 pad_id=PAD, unk_id=UNK, bos_id=BOS, eos_id=EOS,
                 user_defined_symbols=["\n"], normalization_rule_name="identity",
                 remove_extra_whitespaces=False, input_sentence_size=2_000_000,
-                shuffle_input_sentence=True, max_sentence_length=SPM_LINE_BYTES, minloglevel=2, hard_vocab_limit=False,
+                shuffle_input_sentence=True, max_sentence_length=SPM_LINE_BYTES, minloglevel=2,
+                hard_vocab_limit=False,
                 # A running text: else a line after a newline would decode with a leading space.
                 add_dummy_prefix=texts_apart,
             )
