@@ -67,26 +67,28 @@ def given_settings(recorded, settings: dict, data_config) -> dict:
         for name, value in settings.items() if name in own})
 
 
-def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | None = None, data_config=None,
-               as_read: Callable[[dict, dict], dict] | None = None) -> tuple[RunDir, dict, TrainConfig]:
-    """An existing run of `task` to resume: (run, its config.json, its training settings).
+def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
+    """An existing run of `recipe`'s head to resume: (run, its config.json, its training settings).
 
     A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
-    data options (those of its `data_config` dataclass, and those `data(config)` gives as
+    data options (those of its data settings' dataclass, and those `recipe.given(config)` gives as
     {label: (given, recorded)}, see `given_data`), but a value that differs from the recorded one is
-    refused, naming each such option and its recorded value (`as_read(recorded data, settings)`: the
-    recorded data settings as the data was read, see Recipe.as_read). Only where to stop (STOP_SETTINGS) and
+    refused, naming each such option and its recorded value (compared with the recorded data settings
+    as the data was read, see Recipe.as_read; a setting the run's data cannot have, see
+    Recipe.refuse_on_resume, is refused in its own words). Only where to stop (STOP_SETTINGS) and
     the strategy may change; `train` checks a new end against the run's progress and writes it to
     config.json.
     """
     run = RunDir.open(out)
     run.hold()  # before anything is read or written: refused while another process trains the run
-    config = run.require_task(task)
+    config = run.require_task(recipe.task)
+    recipe.refuse_on_resume(config, settings)
     given = {}
+    data_config = recipe.data_config if recipe.files_in_data else None
     if data_config is not None:
         recorded_data = config.get("data")
-        if as_read is not None and isinstance(recorded_data, dict):
-            recorded_data = as_read(recorded_data, settings)
+        if isinstance(recorded_data, dict):
+            recorded_data = recipe.as_read(recorded_data, settings)
         given = given_settings(recorded_data, settings, data_config)
         settings = {k: v for k, v in settings.items() if k not in {f.name for f in dataclasses.fields(data_config)}}
     where = run.path / "config.json"
@@ -106,7 +108,7 @@ def reopen_run(out, task: str, settings: dict, data: Callable[[dict], dict] | No
             unknown.append(flag(name))
         elif not _same(value, recorded[name]):
             changed.append(f"{flag(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
-    for label, (value, was) in {**given, **(data(config) if data else {})}.items():
+    for label, (value, was) in {**given, **recipe.given(config)}.items():
         if not _same(value, was):
             changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
                            f"given {json.dumps(value, ensure_ascii=False)})")
@@ -247,6 +249,20 @@ class Recipe:
         a setting that makes the same choice counts as recorded."""
         return data
 
+    def refuse_on_resume(self, config: dict, settings: dict) -> None:
+        """On --resume, before the `settings` given are compared with the run's `config`: a data setting
+        the run's data cannot have (the other tokenizer's vocabulary options) is refused as a new run
+        with that data would refuse it, not as a change of a setting the run never used."""
+        data = config.get("data")
+        if self.data_config is None or not isinstance(data, dict) or "tokenizer" not in data:
+            return
+        recorded = config_from_dict(self.data_config, {k: v for k, v in data.items() if k not in self.recorded},
+                                    "config.json data")
+        from charseq.vocab import refuse_the_other_tokenizers_options  # here: charseq.vocab loads numpy
+
+        given = {k: v for k, v in settings.items() if k in ("vocab_size", "max_vocab", "min_count") and v is not None}
+        refuse_the_other_tokenizers_options(dataclasses.replace(recorded, **given), given)
+
     def check(self, start: Start) -> None:
         """A new run: what can be checked before anything is read or created (a missing file)."""
 
@@ -304,8 +320,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
 
     groups = tuple(g for g in (recipe.model_config, recipe.data_config) if g is not None)
     if resume:
-        run, config, train_cfg = reopen_run(out, recipe.task, settings, recipe.given,
-                                            recipe.data_config if recipe.files_in_data else None, recipe.as_read)
+        run, config, train_cfg = reopen_run(out, recipe, settings)
         where = f"{run.path}/config.json"
         data = config.get("data")
         if isinstance(data, dict):

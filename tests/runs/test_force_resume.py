@@ -258,6 +258,18 @@ def test_resume_refuses_changed_settings_of_every_head(tmp_path, files, finished
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("kind", ["train-lm", "train-classifier"])
+def test_resume_refuses_the_other_tokenizer_s_options_as_a_new_run_does(tmp_path, files, finished, kind):
+    """A run of characters never had a --vocab-size: it was refused as a change of a setting "recorded 4000"
+    (or null), which the run never used."""
+    out = copy_run(finished, kind, tmp_path)
+    before = snapshot(out)
+    r = run_cli_in_process(kind, "--out", out, "--resume", "--vocab-size", "100")
+    assert_clean_error(r, "--vocab-size is the size of a SentencePiece vocabulary")
+    assert "cannot change" not in r.stderr
+    assert snapshot(out) == before
+
+
 @pytest.mark.parametrize("kind, data", [("train-lm", "other.txt"), ("train-classifier", "pairs.tsv"),
                                         ("classify-mnist", "--data"), ("train-seq2seq", "reviews.tsv")])
 def test_resume_refuses_another_data_file(tmp_path, files, finished, kind, data):
