@@ -41,6 +41,10 @@ def test_errors_name_keywords_and_remedies_as_python_spells_them(finished, files
          "max_output_len must be between 1 and"),
         (lambda: charseq.get_dataset("sst2", source=""), "source is empty"),
         (lambda: charseq.serve([tmp_path], port=99999), "port must be between 0 and 65535"),
+        # The loaders take the precisions evaluate_lm and Generator take: "auto" is a training choice.
+        (lambda: charseq.load_lm(lm, precision="auto"), "precision must be one of float32, mixed_bfloat16"),
+        (lambda: charseq.load_classifier(finished["train-classifier"], precision="float16"), "precision must be"),
+        (lambda: charseq.load_seq2seq(finished["train-seq2seq"], precision="auto"), "precision must be"),
     ]
     for call, *fragments in cases:
         message = _raised(call)

@@ -407,7 +407,9 @@ def _copy_backbone(lm, classifier) -> None:
 
 
 def load_classifier(path: str | Path, precision: str | None = None):
-    """(model, vocab or None, config) of a trained classifier run."""
+    """(model, vocab or None, config) of a trained classifier run, built in `precision` (float32 or
+    mixed_bfloat16; None: the one it was trained in; charseq.precision.asked_precision)."""
+    precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
@@ -424,7 +426,7 @@ def load_classifier(path: str | Path, precision: str | None = None):
 def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
     """Label and class probabilities for each text; characters the model does not know become unknown.
     `precision`: the one the model computes in (None: the one it was trained in)."""
-    model, vocab, config = load_classifier(path, asked_precision(precision))
+    model, vocab, config = load_classifier(path, precision)
     if vocab is None:
         raise CharseqError(f"{path} classifies images, not texts")
     if any(not t.strip() for t in texts):
@@ -460,7 +462,7 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     IDX directory) or, without it, of the data they were trained on. `precision`: the one the model
     computes in (None: the one it was trained in).
     """
-    model, vocab, config = load_classifier(path, asked_precision(precision))
+    model, vocab, config = load_classifier(path, precision)
     names = config["labels"]
     if vocab is None:
         trained_on = config["data"]["path"]

@@ -172,7 +172,9 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
 
 
 def load_lm(path: str | Path, precision: str | None = None):
-    """(model, vocab, config) of a trained language-model run."""
+    """(model, vocab, config) of a trained language-model run, built in `precision` (float32 or
+    mixed_bfloat16; None: the one it was trained in; charseq.precision.asked_precision)."""
+    precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
     vocab = load_vocab(run.path)
@@ -194,7 +196,7 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
 
     if file is None:
         raise CharseqError("evaluate needs a FILE of held-out text for a language model")
-    model, vocab, _ = load_lm(path, asked_precision(precision))
+    model, vocab, _ = load_lm(path, precision)
     text = read_text(file, encoding, errors)
     if not text:
         raise CharseqError(f"{file} is empty")

@@ -26,7 +26,7 @@ from charseq.heads.seq2seq.task import Seq2SeqTask
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_number, check_sequence_memory
-from charseq.precision import precision_of_run
+from charseq.precision import asked_precision, precision_of_run
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, checked_as, config_from_dict, flat
 from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
@@ -192,7 +192,10 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
 
 
 def load_seq2seq(path: str | Path, precision: str | None = None):
-    """(model, source vocab, target vocab, config) of a trained encoder-decoder run."""
+    """(model, source vocab, target vocab, config) of a trained encoder-decoder run, built in
+    `precision` (float32 or mixed_bfloat16; None: the one it was trained in;
+    charseq.precision.asked_precision)."""
+    precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
     try:
