@@ -140,6 +140,20 @@ class RecurrentBackbone(keras.layers.Layer):
         self.input_dropout = keras.layers.Dropout(input_dropout, dtype=policy, name="input_dropout") \
             if input_dropout else None
 
+    def build(self, input_shape):
+        """Create every sublayer's weights for inputs of `input_shape` ([batch, time] ids or [batch,
+        time, features]), in the order a first call creates them (so a seed gives the same weights):
+        Keras builds a layer this way when it loads a model of one's own that holds the backbone."""
+        time_major = tuple(input_shape[:2])
+        self.input_layer.build(input_shape)
+        width = self.embedding_dim
+        for i, rnn in enumerate(self.rnns):
+            for layer in (rnn, *self.backward_rnns[i:i + 1]):
+                if not layer.built:
+                    layer.build((*time_major, width))
+            width = self.units * (2 if self.bidirectional else 1)
+        self.built = True
+
     @property
     def states_per_direction(self) -> int:
         return 2 if self.cell == "lstm" else 1
