@@ -97,7 +97,12 @@ TRANSLATOR = "charseq.heads.seq2seq.config:DecodeConfig"  # the defaults Transla
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
 def translate_command(model_dir, sources, input_file, beam, n_best, length_penalty, max_output_len, unknown, precision,
                       as_json):
-    """Map each SOURCE (or each line of --input) to its output sequence."""
+    """Map each SOURCE (or each line of --input) to its output sequence.
+
+    Prints one output per SOURCE; for --input, one line per line of the file: the output, a tab and
+    its source (a blank line stays blank). With
+    --n-best N, each source, then its N hypotheses (ranking score, log-probability, text); with
+    --json, one JSON object per source."""
     configure_output()
     from charseq.errors import CharseqError
     from charseq.heads.seq2seq.run import Translator
