@@ -45,9 +45,14 @@ def short(n: float) -> str:
     return str(int(n))
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 pair", "2,500 pairs": a count and its noun, as people say them."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
+
+
 def steps(n: int) -> str:
     """"1 step", "20 steps"."""
-    return f"{n} step" if n == 1 else f"{n} steps"
+    return counted(n, "step")
 
 
 def epochs(n: float) -> str:
@@ -56,7 +61,7 @@ def epochs(n: float) -> str:
 
 
 def evaluations(n: int) -> str:
-    return f"{n} evaluation" if n == 1 else f"{n} evaluations"
+    return counted(n, "evaluation")
 
 
 def add_stopping(rule: dict, given: dict, steps_per_epoch: float, patience: int, max_epochs: float,

@@ -296,10 +296,10 @@ def test_row_with_wrong_field_count(tmp_path, reviews):
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r"), "line 6")
     r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r", "--skip-bad-rows",
                            "--max-steps", "1", *FAST)
-    assert r.returncode == 0 and "skipped 1 bad rows" in r.stdout
+    assert r.returncode == 0 and "skipped 1 bad row of" in r.stdout
     r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", tmp_path / "x.tsv", "--out",
                            tmp_path / "v", "--skip-bad-rows", "--max-steps", "1", *FAST)
-    assert r.returncode == 0 and f"skipped 1 bad rows of {tmp_path / 'x.tsv'}" in r.stdout  # the validation file's
+    assert r.returncode == 0 and f"skipped 1 bad row of {tmp_path / 'x.tsv'}" in r.stdout  # the validation file's
 
 
 def test_empty_text_and_single_class(tmp_path):

@@ -199,8 +199,13 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
     r = run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r", "--skip-bad-rows", "--max-steps", "1",
                            "--units", "8", "--embedding-dim", "4", "--val", tmp_path / "p.tsv")
-    assert r.returncode == 0 and "skipped 1 bad lines" in r.stdout, r.stderr
+    assert r.returncode == 0 and "skipped 1 bad line of" in r.stdout, r.stderr
     run = reverse_run / "run"
+    # evaluate --skip-bad-rows skips and counts, as the classifier's does (it said nothing of them).
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "p.tsv", "--skip-bad-rows")
+    assert r.returncode == 0 and "on 1 pair (beam 1, 1 bad row skipped)" in r.stdout, (r.stdout, r.stderr)
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "p.tsv", "--skip-bad-rows", "--json")
+    assert json.loads(r.stdout)["skipped_rows"] == 1
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
     # A length penalty ranks beam search's hypotheses: greedy decoding would silently ignore it.
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "abc"),

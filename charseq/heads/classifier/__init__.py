@@ -13,6 +13,7 @@ from charseq.heads import Head, lazy
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, ModelConfig, TextData
 from charseq.settings import MAYBE_TEXT, TEXT, json_fields
+from charseq.sizing import counted
 
 MONITOR = ("val_accuracy", "max")
 
@@ -27,9 +28,10 @@ def summary(report: dict) -> str:
 
     def rate(value):
         return f"{value:.4f}" if value is not None else "-"
-    skipped = f" ({report['skipped_rows']:,} bad rows skipped)" if report.get("skipped_rows") else ""
-    lines = [f"{split}accuracy {report['accuracy']:.4f} on {report['examples']:,} examples{skipped}"]
-    lines += [f"  {name}: recall {rate(c['recall'])}, precision {rate(c.get('precision'))} ({c['examples']} examples)"
+    skipped = f" ({counted(report['skipped_rows'], 'bad row')} skipped)" if report.get("skipped_rows") else ""
+    lines = [f"{split}accuracy {report['accuracy']:.4f} on {counted(report['examples'], 'example')}{skipped}"]
+    lines += [f"  {name}: recall {rate(c['recall'])}, precision {rate(c.get('precision'))} "
+              f"({counted(c['examples'], 'example')})"
               for name, c in report["per_class"].items()]
     return "\n".join(lines + confusion_lines(report.get("labels", []), report.get("confusion_matrix", [])))
 

@@ -34,6 +34,7 @@ from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
+from charseq.sizing import counted
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
 from charseq.files import write_json_atomic
 from charseq.start import Recipe, Start, given_data, resolved, start_run
@@ -283,7 +284,7 @@ class _Texts(Recipe):
         train_file = self.data_file(start)
         rows = read_labeled(train_file, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
         if rows.skipped:
-            log(f"skipped {rows.skipped} bad rows of {train_file}")
+            log(f"skipped {counted(rows.skipped, 'bad row')} of {train_file}")
         texts, labels = rows.texts, rows.labels
         if len(set(labels)) < 2:
             raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
@@ -295,7 +296,7 @@ class _Texts(Recipe):
         if d.val is not None:
             val_rows = read_labeled(d.val, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
             if val_rows.skipped:
-                log(f"skipped {val_rows.skipped} bad rows of {d.val}")
+                log(f"skipped {counted(val_rows.skipped, 'bad row')} of {d.val}")
             val_texts, val_labels = val_rows.texts, val_rows.labels
             log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
             shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])

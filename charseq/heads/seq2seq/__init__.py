@@ -13,14 +13,16 @@ from charseq.heads import Head, lazy
 from charseq.heads.seq2seq.sizing import size_seq2seq
 from charseq.heads.seq2seq.config import RECORDED, DataConfig, ModelConfig
 from charseq.settings import json_fields
+from charseq.sizing import counted
 
 MONITOR = ("val_exact_match", "max")
 
 
 def summary(report: dict) -> str:
     """`charseq evaluate`'s line for an encoder-decoder's report."""
+    skipped = f", {counted(report['skipped_rows'], 'bad row')} skipped" if report.get("skipped_rows") else ""
     return (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
-            f"on {report['examples']:,} pairs (beam {report['beam']})")
+            f"on {counted(report['examples'], 'pair')} (beam {report['beam']}{skipped})")
 
 
 def evaluate(path, file, *, log=None, **options) -> dict:

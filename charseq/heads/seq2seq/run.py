@@ -29,6 +29,7 @@ from charseq.limits import check_model_memory, check_number, check_sequence_memo
 from charseq.precision import asked_precision, precision_of_run
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import SOURCE_UNKNOWN, checked_as, config_from_dict, flat
+from charseq.sizing import counted
 from charseq.heads.seq2seq.config import DECODE, RECORDED, ModelConfig, DataConfig
 from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
@@ -93,9 +94,9 @@ class _Pairs(Recipe):
         def read(path):
             pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
             if pairs.skipped:
-                log(f"skipped {pairs.skipped} bad lines of {path}")
+                log(f"skipped {counted(pairs.skipped, 'bad line')} of {path}")
             if pairs.too_long:
-                log(f"skipped {pairs.too_long} lines of {path} with sources over --max-input-len {d.max_input_len}")
+                log(f"skipped {counted(pairs.too_long, 'line')} of {path} with sources over --max-input-len {d.max_input_len:,}")
             return pairs
 
         pairs = read(train_file)
@@ -259,4 +260,5 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam
     hyps = translator(pairs.sources, beam=beam, unknown="unk")
     seconds = time.perf_counter() - start  # includes compiling the decoding step once
     return {**score_outputs([h[0][0] if h else "" for h in hyps], pairs.targets), "beam": beam,
-            "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1)}
+            "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1),
+            **({"skipped_rows": pairs.skipped} if pairs.skipped else {})}
