@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.inference import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
-from helpers import assert_clean_error, run_cli, run_cli_in_process, snapshot
+from helpers import REPO, assert_clean_error, run_cli, run_cli_in_process, snapshot
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -26,7 +28,7 @@ SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_
 # Runs in a fresh interpreter that cannot import charseq: `-I` ignores PYTHONPATH and the user's
 # site, the repository is not on sys.path (cwd is elsewhere) and a meta-path hook refuses charseq
 # even through the editable install's path hook.
-LOADER = r"""
+NO_CHARSEQ = r"""
 import json, os, sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
@@ -40,6 +42,8 @@ try:
 except ImportError:
     pass
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+"""
+LOADER = NO_CHARSEQ + r"""
 import numpy as np
 import tensorflow as tf
 
@@ -113,6 +117,31 @@ def in_plain_tensorflow(exports: dict, cwd) -> dict:
                        text=True, cwd=cwd, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.splitlines()[-1])
+
+
+def test_the_docs_python_runs_as_written_in_plain_tensorflow(runs, exports, tmp_path):
+    """docs/export.md's Python block, verbatim, on an export of each kind (the names it uses linked
+    to them) and a PNG of a digit, in a process that cannot import charseq."""
+    import tensorflow as tf
+
+    page = (Path(REPO) / "docs" / "export.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    (tmp_path / "exports").mkdir()
+    for kind, name in (("lm", "poems"), ("text", "sent"), ("seq2seq", "add"), ("images", "mnist")):
+        (tmp_path / "exports" / name).symlink_to(exports[kind])
+    (tmp_path / "digit.png").write_bytes(tf.io.encode_png(PIXELS[0][:, :, None]).numpy())
+    check = '\nprint(json.dumps([x.decode() for x in out["label"].numpy()]))\n'  # the last `out`: the digit's
+    r = subprocess.run([sys.executable, "-I", "-c", NO_CHARSEQ + code + check, os.path.realpath(REPO)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    model, _, config = load_classifier(runs["images"])
+    best = predict_probabilities(model, PIXELS[:1]).argmax()
+    assert json.loads(r.stdout.splitlines()[-1]) == [config["labels"][best]]
+
+
+def test_export_help_names_what_each_signature_takes():
+    r = run_cli_in_process("export", "--help")
+    assert "text, or images [n, rows, cols] of pixel values 0-255" in " ".join(r.stdout.split()), r.stdout
 
 
 def texts_of(model, vocab) -> list[str]:
