@@ -185,8 +185,9 @@ def export_command(model_dir, out, force):
     """Write a trained model as a TensorFlow SavedModel, usable without charseq.
 
     Signatures: generate (language models: prompt, length, temperature, seed -> text),
-    classify (classifiers: text -> label, probability, probabilities; plus labels), translate
-    (encoder-decoders: source -> text, greedy). Character vocabularies only.
+    classify (classifiers: text, or images [n, rows, cols] of pixel values 0-255 -> label,
+    probability, probabilities; plus labels), translate (encoder-decoders: source -> text,
+    greedy). Texts: character vocabularies only.
     """
     configure_output()
     from charseq.export import export_saved_model

@@ -30,6 +30,7 @@ import os
 import re
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from charseq import __version__
@@ -111,6 +112,26 @@ def _check_out(out: Path, force: bool) -> Path:
     return out
 
 
+def _traced_for_saving(module: tf.Module) -> dict:
+    """`module`'s signatures, traced, with `module` made to save the TensorFlow variables they read
+    in place of its Keras models.
+
+    Keras 3 tracks a model's weights as its own variable objects, which tf.saved_model.load restores
+    but the SavedModel loader of TensorFlow's C++ runtime (TF Serving, saved_model_cli run) does
+    not: every signature failed there with "Could not find variable". The variables themselves it
+    restores. The models are no longer tracked once traced, so that the weights are saved once."""
+    signatures = {name: function.get_concrete_function() for name, function in module.signatures().items()}
+    read = {}
+    for function in signatures.values():
+        for variable in function.variables:
+            read.setdefault(id(variable), variable)
+    for name, value in list(vars(module).items()):
+        if isinstance(value, keras.layers.Layer):
+            module._delete_tracking(name)  # still there to trace with, no longer saved
+    module.variables_read = list(read.values())
+    return signatures
+
+
 def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = False) -> dict:
     """Write the run in `model_dir` as a SavedModel in `out`; returns what was exported.
 
@@ -127,7 +148,7 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
     try:
         with _writing(shown):
             with portable_graph():
-                tf.saved_model.save(module, str(build.path), signatures=module.signatures())
+                tf.saved_model.save(module, str(build.path), signatures=_traced_for_saving(module))
             info = {"task": task, "signatures": sorted(module.signatures()), **info, "precision": "float32",
                     # the run's name, not its path: an export is shipped to other machines
                     "run": Path(model_dir).resolve().name, "charseq_version": __version__}

@@ -12,7 +12,7 @@ from helpers import REPO, TINY_SETTINGS
 COMMAND_API = {"train-lm": ["train_lm"], "generate": ["load_lm", "generate", "Generator"],
                "evaluate": ["evaluate_lm", "evaluate_classifier", "evaluate_seq2seq"],
                "classify-mnist": ["train_mnist"], "train-classifier": ["train_classifier"],
-               "classify": ["classify", "load_classifier"], "make-pairs": ["make_pairs"],
+               "classify": ["classify", "classify_images", "load_classifier"], "make-pairs": ["make_pairs"],
                "train-seq2seq": ["train_seq2seq"], "translate": ["translate", "Translator", "load_seq2seq"],
                "plot": ["plot_runs"], "grid": ["run_grid"], "export": ["export_saved_model"],
                "serve": ["serve", "create_app"], "data": ["get_dataset", "dataset_path", "list_datasets"]}

@@ -91,6 +91,7 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
     where = tmp_path_factory.mktemp("typed")
     valid = {  # arguments that work, by function (positional arguments by name)
         "classify": dict(path=run["train-classifier"], texts=["good film"]),
+        "classify_images": dict(path=finished["classify-mnist"], images=np.zeros((1, 28, 28), np.uint8)),
         "translate": dict(path=run["train-seq2seq"], sources=["ab"]),
         "generate": dict(model=model, vocab=vocab, prompt="T", length=3, seed=1),
         "load_lm": dict(path=run["train-lm"]), "load_classifier": dict(path=run["train-classifier"]),

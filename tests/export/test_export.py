@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.inference import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
 from charseq.vocab import SentencePieceVocab
-from helpers import assert_clean_error, run_cli, run_cli_in_process, snapshot
+from helpers import REPO, assert_clean_error, run_cli, run_cli_in_process, snapshot
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -26,7 +28,7 @@ SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_
 # Runs in a fresh interpreter that cannot import charseq: `-I` ignores PYTHONPATH and the user's
 # site, the repository is not on sys.path (cwd is elsewhere) and a meta-path hook refuses charseq
 # even through the editable install's path hook.
-LOADER = r"""
+NO_CHARSEQ = r"""
 import json, os, sys
 class Refuse:
     def find_spec(self, name, path=None, target=None):
@@ -40,6 +42,8 @@ try:
 except ImportError:
     pass
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+"""
+LOADER = NO_CHARSEQ + r"""
 import numpy as np
 import tensorflow as tf
 
@@ -113,6 +117,79 @@ def in_plain_tensorflow(exports: dict, cwd) -> dict:
                        text=True, cwd=cwd, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.splitlines()[-1])
+
+
+# As TF Serving and `saved_model_cli run` load a SavedModel: TensorFlow's C++ loader, in a session
+# (TensorFlow 1's API), which restores the variables by the checkpoint's own restore op.
+SESSION_LOADER = NO_CHARSEQ + r"""
+import numpy as np
+import tensorflow as tf
+tf.compat.v1.disable_eager_execution()
+
+def run(path, signature, feeds):
+    with tf.compat.v1.Session(graph=tf.Graph()) as session:
+        found = tf.compat.v1.saved_model.loader.load(session, ["serve"], path).signature_def[signature]
+        return session.run({k: v.name for k, v in found.outputs.items()},
+                           {found.inputs[k].name: v for k, v in feeds.items()})
+
+requests = json.loads(sys.argv[2])
+prompt, length, temperature, seed = requests["prompt"]
+text = run(requests["lm"], "generate", {"prompt": np.array(prompt.encode()), "length": np.int32(length),
+                                        "temperature": np.float32(temperature), "seed": np.int32(seed)})["text"]
+texts = run(requests["text"], "classify", {"text": np.array([t.encode() for t in requests["texts"]])})
+images = run(requests["images"], "classify", {"images": np.array(requests["pixels"], np.float32)})
+sources = run(requests["seq2seq"], "translate", {"source": np.array([s.encode() for s in requests["sources"]])})
+print(json.dumps({"generate": text.decode(), "classify": texts["probabilities"].tolist(),
+                  "images": images["probabilities"].tolist(), "translate": [t.decode() for t in sources["text"]]}))
+"""
+
+
+def test_exports_run_in_tensorflow_s_session_loader_as_tf_serving_loads_them(runs, exports, tmp_path):
+    """TF Serving and `saved_model_cli run` restore the variables with the SavedModel's own restore
+    op: Keras 3's weights, saved as Keras tracks them, were not restored there ("Could not find
+    variable"), though tf.saved_model.load restored them."""
+    requests = {**{k: str(v) for k, v in exports.items()}, "prompt": PROMPTS[1], "texts": TEXTS,
+                "pixels": PIXELS.tolist(), "sources": SOURCES}
+    r = subprocess.run([sys.executable, "-I", "-c", SESSION_LOADER, os.path.realpath(REPO), json.dumps(requests)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    got = json.loads(r.stdout.splitlines()[-1])
+    assert got["generate"] == texts_of(*load_lm(runs["lm"])[:2])[1]
+    ours = classify(runs["text"], TEXTS)
+    np.testing.assert_allclose(got["classify"], [[o["probabilities"][n] for n in ("neg", "pos")] for o in ours],
+                               atol=1e-6)
+    model, _, _ = load_classifier(runs["images"])
+    np.testing.assert_allclose(got["images"], predict_probabilities(model, PIXELS), atol=1e-6)
+    assert got["translate"] == [h[0][0] for h in Translator(runs["seq2seq"])(SOURCES, unknown="unk")]
+    sizes = {kind: sum(f.stat().st_size for f in (exports[kind] / "variables").iterdir()) for kind in exports}
+    weights = {"lm": load_lm(runs["lm"])[0], "images": model}
+    for kind, keras_model in weights.items():  # each weight saved once, not once more as Keras tracks it
+        assert sizes[kind] < 1.5 * sum(w.numpy().nbytes for w in keras_model.weights), kind
+
+
+def test_the_docs_python_runs_as_written_in_plain_tensorflow(runs, exports, tmp_path):
+    """docs/export.md's Python block, verbatim, on an export of each kind (the names it uses linked
+    to them) and a PNG of a digit, in a process that cannot import charseq."""
+    import tensorflow as tf
+
+    page = (Path(REPO) / "docs" / "export.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    (tmp_path / "exports").mkdir()
+    for kind, name in (("lm", "poems"), ("text", "sent"), ("seq2seq", "add"), ("images", "mnist")):
+        (tmp_path / "exports" / name).symlink_to(exports[kind])
+    (tmp_path / "digit.png").write_bytes(tf.io.encode_png(PIXELS[0][:, :, None]).numpy())
+    check = '\nprint(json.dumps([x.decode() for x in out["label"].numpy()]))\n'  # the last `out`: the digit's
+    r = subprocess.run([sys.executable, "-I", "-c", NO_CHARSEQ + code + check, os.path.realpath(REPO)],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    model, _, config = load_classifier(runs["images"])
+    best = predict_probabilities(model, PIXELS[:1]).argmax()
+    assert json.loads(r.stdout.splitlines()[-1]) == [config["labels"][best]]
+
+
+def test_export_help_names_what_each_signature_takes():
+    r = run_cli_in_process("export", "--help")
+    assert "text, or images [n, rows, cols] of pixel values 0-255" in " ".join(r.stdout.split()), r.stdout
 
 
 def texts_of(model, vocab) -> list[str]:

@@ -3,7 +3,8 @@
     model.py     SequenceClassifier: backbone, readout, softmax over the classes
     task.py      TextTask, ImageTask: batches (bucketed texts / images row by row), loss, accuracy
     inference.py predict_probabilities: class probabilities of texts or images, in batches
-    run.py       train_classifier, train_mnist, load_classifier, classify, evaluate_classifier
+    image_files.py  image files (PNG, JPEG, ...) read as the grey pixels `classify` takes
+    run.py       train_classifier, train_mnist, load_classifier, classify, classify_images, evaluate_classifier
     inspect.py   explain_text, explain_image: what each character or row contributes (the studio)
     export.py    the `classify` and `labels` signatures of a SavedModel
     studio.py    the Classify tab and its routes (page/: its HTML and JS)

@@ -100,35 +100,44 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 
 
 @click.command("classify")
-@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a text classifier.")
-@click.argument("texts", nargs=-1, metavar="[TEXT]...")
-@click.option("--input", "input_file", type=click.Path(), help="A file with one text per line.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per text.")
+@click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a classifier.")
+@click.argument("texts", nargs=-1, metavar="[TEXT | IMAGE_FILE]...")
+@click.option("--input", "input_file", type=click.Path(), help="A file with one text (or image file name) per line.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per text or image.")
 @click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS),
               help="What the model computes in: float32, or mixed_bfloat16 (bfloat16 products with float32 sums; "
               "needs a CPU with AVX512-BF16), whose probabilities may differ a little from float32's. "
               "[default: the precision the model was trained in]")
 def classify_command(model_dir, texts, input_file, as_json, precision):
-    """Print the label and its probability for each TEXT (or each line of --input)."""
+    """Print the label and its probability for each TEXT (or each line of --input).
+
+    An image classifier (classify-mnist) takes image files instead: PNG, JPEG, GIF or BMP, of the
+    size it was trained on (28x28 for MNIST), read in grey levels as MNIST stores them, a light
+    digit on black.
+    """
     configure_output()
-    from charseq.heads.classifier.run import classify
+    from charseq.heads.classifier.run import classifies_images, classify, classify_image_files
     from charseq.errors import CharseqError
 
     texts, lines = inputs(texts, input_file)
+    images = classifies_images(model_dir)
+    # An image classifier reads files: each argument (or line) is one's name.
+    what, blank_what, key, answer = (("image files", "an empty file name (IMAGE_FILE", "image", classify_image_files)
+                                     if images else ("texts", "an empty text (TEXT", "text", classify))
     if not texts:
         raise CharseqError(f"nothing to classify: {input_file} is empty" if input_file is not None
-                           else "nothing to classify: give texts or --input FILE")
+                           else f"nothing to classify: give {what} or --input FILE")
     blank = blank_argument(texts, lines, lambda text: not text.strip())
     if blank:
-        raise CharseqError(f"cannot classify an empty text (TEXT argument {blank})")
+        raise CharseqError(f"cannot classify {blank_what} argument {blank})")
     given = [i for i, t in enumerate(texts) if t.strip()]  # a blank line gets a blank output line
-    results = dict(zip(given, classify(model_dir, [texts[i] for i in given], precision) if given else []))
+    results = dict(zip(given, answer(model_dir, [texts[i] for i in given], precision) if given else []))
     for i, (text, line) in enumerate(zip(texts, lines)):
-        result = results.get(i, {"text": text, "label": None})
+        result = results.get(i, {key: text, "label": None})
         if as_json:
             click.echo(json_line({**({"line": line} if line else {}), **result}))
         elif i in results:
-            click.echo(f"{result['label']}\t{result['probability']:.3f}\t{one_line(result['text'])}")
+            click.echo(f"{result['label']}\t{result['probability']:.3f}\t{one_line(result[key])}")
         else:
             click.echo("")
 

@@ -4,6 +4,7 @@
     train_classifier("train.tsv", val="dev.tsv", out="runs/sst2", init_from="runs/sst2-lm")
     model, vocab, config = load_classifier("runs/sst2")
     classify("runs/sst2", ["a gorgeous, witty, seductive movie"])
+    classify_images("runs/mnist", x_test[:5])               # [n, 28, 28] pixel values 0-255
 
 Both kinds use the shared backbone, the shared training loop and the run directory; only
 the batches differ (charseq.heads.classifier.task): images are [batch, rows, pixels] through a dense input projection,
@@ -416,12 +417,29 @@ def load_classifier(path: str | Path, precision: str | None = None):
     vocab = load_vocab(run.path) if config.get("input") == "text" else None
     try:
         model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None,
-                            precision or precision_of_run(config),
-                            image_shape=tuple(config.get("image_shape", (28, 28))))  # runs before 12-01: 28x28
+                            precision or precision_of_run(config), image_shape=_image_shape(config))
     except (TypeError, KeyError) as e:
         raise CharseqError(f"{run.path}/config.json does not describe a classifier ({e})") from None
     run.load_weights(model)
     return model, vocab, config
+
+
+def _image_shape(config: dict) -> tuple[int, int]:
+    """(rows, cols) of the images an image classifier reads."""
+    return tuple(config.get("image_shape", (28, 28)))  # runs before 12-01: 28x28
+
+
+def _image_run(path: str | Path) -> dict:
+    """The config of the image classifier in `path`, or a one-line error if it classifies texts."""
+    config = RunDir.open(path).require_task(TASK)
+    if config.get("input") == "text":
+        raise CharseqError(f"{path} classifies texts, not images")
+    return config
+
+
+def classifies_images(path: str | Path) -> bool:
+    """Whether the classifier in `path` reads images (else texts)."""
+    return RunDir.open(path).require_task(TASK).get("input") != "text"
 
 
 def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
@@ -436,6 +454,38 @@ def classify(path: str | Path, texts: list[str], precision: str | None = None) -
     names = config["labels"]
     return [{"text": t, "label": names[int(p.argmax())], "probability": float(p.max()),
              "probabilities": {n: float(q) for n, q in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def classify_images(path: str | Path, images: np.ndarray, precision: str | None = None) -> list[dict]:
+    """Label and class probabilities for each of `images` [n, rows, cols]: pixel values 0-255 as MNIST
+    stores them (a light digit on black), of the size the run was trained on.
+    `precision`: the one the model computes in (None: the one it was trained in)."""
+    rows, cols = _image_shape(_image_run(path))
+    images = np.asarray(images)
+    if not np.issubdtype(images.dtype, np.number):
+        raise CharseqError(f"images must be pixel values 0-255, numbers, not {images.dtype}")
+    if images.ndim != 3 or images.shape[1:] != (rows, cols):
+        one = " (one image goes in a batch: images[None])" if images.shape == (rows, cols) else ""
+        raise CharseqError(f"images must be an array [n, {rows}, {cols}], not one of shape {images.shape}{one}")
+    pixels = images.astype(np.float32)
+    if pixels.size and not (np.all(pixels >= 0) and np.all(pixels <= 255)):  # NaN fails both
+        raise CharseqError("pixel values must be from 0 to 255 (as MNIST stores them), not NaN or others")
+    model, _, config = load_classifier(path, asked_precision(precision))
+    names = config["labels"]
+    return [{"label": names[int(p.argmax())], "probability": float(p.max()),
+             "probabilities": {n: float(q) for n, q in zip(names, p)}}
+            for p in predict_probabilities(model, pixels)]
+
+
+def classify_image_files(path: str | Path, files: list[str | Path], precision: str | None = None) -> list[dict]:
+    """`classify_images` of image files (PNG, JPEG, GIF or BMP, read in grey levels; see
+    charseq.heads.classifier.image_files), each answer with its file as "image". Every file is read
+    before the model is loaded, so a bad one is said at once."""
+    from charseq.heads.classifier.image_files import read_image
+
+    shape = _image_shape(_image_run(path))
+    images = np.stack([read_image(f, shape) for f in files]) if files else np.zeros((0, *shape), np.uint8)
+    return [{"image": str(f), **answer} for f, answer in zip(files, classify_images(path, images, precision))]
 
 
 def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:

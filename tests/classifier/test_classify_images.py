@@ -1,0 +1,70 @@
+"""`charseq classify` of an image classifier: image files (PNG, JPEG, ...) of the size it reads, and
+`classify_images` over arrays, giving the answers of the model itself."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import charseq
+from charseq.errors import CharseqError
+from charseq.heads.classifier.inference import predict_probabilities
+from helpers import assert_clean_error, run_cli_in_process
+
+PIXELS = np.random.default_rng(3).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+
+
+def write_png(path, grey: np.ndarray, channels: int = 1):
+    """`grey` [rows, cols] as a PNG of 1 (grey) or 3 (the same level in red, green and blue) channels."""
+    image = np.repeat(grey[:, :, None], channels, axis=2)
+    path.write_bytes(tf.io.encode_png(image).numpy())
+    return path
+
+
+def test_classify_reads_image_files_as_the_model_reads_pixels(finished, tmp_path):
+    run = finished["classify-mnist"]
+    model, _, config = charseq.load_classifier(run)
+    probs = predict_probabilities(model, PIXELS)
+    files = [write_png(tmp_path / "a.png", PIXELS[0]), write_png(tmp_path / "b.png", PIXELS[1], channels=3),
+             write_png(tmp_path / "c.png", PIXELS[2])]
+
+    r = run_cli_in_process("classify", "--model", run, *files)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [row[2] for row in rows] == [str(f) for f in files]
+    assert [row[0] for row in rows] == [config["labels"][i] for i in probs.argmax(-1)]
+    assert [float(row[1]) for row in rows] == pytest.approx(probs.max(-1), abs=1e-3)
+
+    (tmp_path / "list.txt").write_text(f"{files[0]}\n\n{files[2]}\n")  # a blank line keeps its place
+    r = run_cli_in_process("classify", "--model", run, "--input", tmp_path / "list.txt", "--json")
+    assert r.returncode == 0, r.stderr
+    answers = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [a["image"] for a in answers] == [str(files[0]), "", str(files[2])] and answers[1]["label"] is None
+    np.testing.assert_allclose([list(answers[i]["probabilities"].values()) for i in (0, 2)], probs[[0, 2]],
+                               atol=1e-6)
+
+    answers = charseq.classify_images(run, PIXELS)
+    np.testing.assert_allclose([list(a["probabilities"].values()) for a in answers], probs, atol=1e-6)
+    assert [a["label"] for a in answers] == [config["labels"][i] for i in probs.argmax(-1)]
+
+
+def test_an_image_file_the_model_cannot_read_is_one_line(finished, tmp_path):
+    run = finished["classify-mnist"]
+    good = write_png(tmp_path / "good.png", PIXELS[0])
+    big = write_png(tmp_path / "big.png", np.zeros((40, 30), np.uint8))
+    (tmp_path / "notes.txt").write_text("not a picture")
+    for args, fragments in [((good, big), ("big.png is 30x40 pixels", "images of 28x28")),
+                            ((tmp_path / "notes.txt",), ("notes.txt is not an image file", "PNG")),
+                            ((tmp_path / "absent.png",), ("absent.png does not exist",)),
+                            ((good, ""), ("empty file name", "argument 2")),
+                            ((), ("give image files",))]:
+        assert_clean_error(run_cli_in_process("classify", "--model", run, *args), *fragments)
+
+    text_run = finished["train-classifier"]
+    with pytest.raises(CharseqError, match="classifies texts, not images"):
+        charseq.classify_images(text_run, PIXELS)
+    with pytest.raises(CharseqError, match=r"one image goes in a batch: images\[None\]"):
+        charseq.classify_images(run, PIXELS[0])
+    with pytest.raises(CharseqError, match="pixel values must be from 0 to 255"):
+        charseq.classify_images(run, PIXELS * 2.0)
