@@ -470,7 +470,7 @@ def classify_images(path: str | Path, images: np.ndarray, precision: str | None 
     pixels = images.astype(np.float32)
     if pixels.size and not (np.all(pixels >= 0) and np.all(pixels <= 255)):  # NaN fails both
         raise CharseqError("pixel values must be from 0 to 255 (as MNIST stores them), not NaN or others")
-    model, _, config = load_classifier(path, asked_precision(precision))
+    model, _, config = load_classifier(path, precision)
     names = config["labels"]
     return [{"label": names[int(p.argmax())], "probability": float(p.max()),
              "probabilities": {n: float(q) for n, q in zip(names, p)}}
