@@ -132,6 +132,8 @@ class Studio:
             raise BadRequest("no run is chosen: run is empty; give the name of a served run")
         if not isinstance(name, str) or name not in runs:
             raise BadRequest(f"no run named {str(name)[:200]!r} is served", 404)
+        if not runs[name].path.is_dir():  # deleted since the last scan, which has not noticed yet
+            raise BadRequest(f"no run named {name[:200]!r} is served: its directory was deleted", 404)
         return runs[name]
 
     async def loaded(self, name: str, task: str):
