@@ -3,7 +3,7 @@
 // #head-pages). The run list is polled every few seconds; each view updates in place from it.
 import {getJSON} from "./api.js";
 import {RunsView} from "./runs.js";
-import {currentPage} from "./ui.js";
+import {currentPage, hashParams} from "./ui.js";
 
 const POLL_MS = 3000;
 const state = {runs: []};
@@ -25,6 +25,14 @@ function show() {
     if (key === page) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
   views[page].shown?.();
+}
+
+// A link with settings opened over the page (pasted into the address bar, or Back and Forward): the view
+// takes them, where a reload would. A tab's own link (#generate) has none, and the view keeps what it shows.
+function followLink() {
+  const view = views[currentPage()];
+  if (view && location.hash.includes("?")) view.follow?.(hashParams());
+  show();
 }
 
 function setRuns(runs) {
@@ -49,7 +57,7 @@ async function poll() {
 async function start() {
   await loadHeadViews();
   setRuns((await getJSON("/api/runs")).runs);
-  window.addEventListener("hashchange", show);
+  window.addEventListener("hashchange", followLink);
   show();
   document.body.dataset.ready = "1";
   setTimeout(poll, POLL_MS);

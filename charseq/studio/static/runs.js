@@ -83,6 +83,18 @@ export class RunsView {
     window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", () => this.draw());
   }
 
+  // A link opened over this page (see bindControls' apply): its ticked runs, hidden metrics and chart settings.
+  follow(params) {
+    const list = key => (params.get(key) || "").split(",").filter(Boolean);
+    this.selected = new Set(list("runs")); this.hidden = new Set(list("hide")); this.initialized = true;
+    for (const [name, row] of this.rows) row.box.checked = this.selected.has(name);
+    $("chart-picker").querySelectorAll("input[type=checkbox]").forEach(check => { check.checked = !this.hidden.has(check.value); });
+    this.url.apply(params);
+    $("chart-smooth-value").textContent = $("chart-smooth").value;
+    this.applyFilter();
+    this.selectionChanged();
+  }
+
   setRuns(runs) {
     this.runs = runs;
     runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept

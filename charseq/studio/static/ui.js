@@ -14,7 +14,26 @@ export function fillRunSelect(select, runs) {
   select.innerHTML = "";
   for (const run of runs) select.append(new Option(`${run.name}  (${run.shape})`, run.name));
   if (runs.some(r => r.name === keep)) select.value = keep;
+  if (runs.length && select.dataset.wanted) chooseRun(select, select.dataset.wanted);
   return true;
+}
+
+// The run a link names: chosen if it is served; else the menu keeps a served one and a line beside it
+// says so, since a link to a deleted or renamed run would otherwise open another run without a word.
+export function chooseRun(select, name) {
+  delete select.dataset.wanted;
+  const label = select.closest("label") || select;
+  label.parentElement.querySelector(`.missing-run[data-for="${select.id}"]`)?.remove();
+  if (!select.options.length) { select.dataset.wanted = name; return; }  // the runs are not listed yet
+  if ([...select.options].some(o => o.value === name)) {
+    if (select.value !== name) { select.value = name; select.dispatchEvent(new Event("change")); }
+    return;
+  }
+  const note = Object.assign(document.createElement("span"), {className: "missing-run error", role: "alert",
+    textContent: `no run named "${name}" is served; showing "${select.value}"`});
+  note.dataset.for = select.id;
+  label.after(note);
+  select.addEventListener("change", () => note.remove(), {once: true});
 }
 
 // A view with no run of its head: its controls are disabled and a line says what to train.
@@ -66,7 +85,7 @@ export function bindControls(page, controls, extra = () => ({})) {
   for (const id of Object.values(controls)) {
     const el = $(id);
     el.dataset.initial = el.type === "checkbox" ? (el.defaultChecked ? "1" : "") : el.defaultValue ?? "";
-    if (el.tagName === "SELECT") el.dataset.initial = id.endsWith("-run") ? "" : el.options[0]?.value ?? "";  // a run is always kept
+    if (el.tagName === "SELECT") el.dataset.initial = isRunMenu(id) ? "" : el.options[0]?.value ?? "";  // a run is always kept
     el.addEventListener("change", save);
     el.addEventListener("input", save);
   }
@@ -75,11 +94,31 @@ export function bindControls(page, controls, extra = () => ({})) {
       if (!params.has(key)) continue;
       const el = $(id), value = params.get(key);
       if (el.type === "checkbox") el.checked = value === "1";
+      else if (isRunMenu(id)) chooseRun(el, value);
       else { el.value = value; if (el.tagName === "SELECT") el.dataset.wanted = value; }
     }
   };
-  return {save, restore};
+  // A link opened over the page already shown (pasted into the address bar, or Back and Forward): its
+  // values, and the defaults for the settings it leaves out, since a link names only what differs from
+  // them (the run excepted: the one chosen stays). A control that changes fires "change", so the view
+  // follows it as it follows a person's edit.
+  const apply = params => {
+    for (const [key, id] of Object.entries(controls)) {
+      const el = $(id);
+      if (isRunMenu(id)) { if (params.has(key)) chooseRun(el, params.get(key)); continue; }
+      const value = params.has(key) ? params.get(key) : el.dataset.initial;
+      const before = el.type === "checkbox" ? el.checked : el.value;
+      if (el.type === "checkbox") el.checked = value === "1";
+      else el.value = value;
+      if (el.tagName === "SELECT" && el.selectedIndex < 0) el.selectedIndex = 0;  // a menu shows one of its choices
+      if ((el.type === "checkbox" ? el.checked : el.value) !== before) el.dispatchEvent(new Event("change"));
+    }
+    save();
+  };
+  return {save, restore, apply};
 }
+
+const isRunMenu = id => id.endsWith("-run");
 
 // Ctrl+Enter (or Cmd+Enter) inside `area` presses `button`.
 export function ctrlEnter(area, button) {

@@ -35,6 +35,8 @@ export default class GenerateView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // The prompt as the model reads it: with --unknown skip the characters it never saw are left out,

@@ -28,6 +28,8 @@ export default class InsideView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // Passages of the run's validation text, one click each (then analyzed).

@@ -20,6 +20,8 @@ export default class TranslateView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // Sources from the run's validation pairs, one click each (then translated).

@@ -1,0 +1,55 @@
+"""Links to the studio's views (the address bar keeps a view's settings): a link opened in a tab that
+already shows the studio, as pasting one or Back and Forward do, opens what it names, as a reload would;
+and a link naming a run that is not served says so. Every page asserts at its end that the browser
+logged no error."""
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
+
+
+def open_link(page, hash_):
+    """Open `hash_` in the tab already showing the studio, as pasting the link into the address bar does
+    (the page is not loaded again: only its #fragment changes)."""
+    page.evaluate("hash => { location.hash = hash; }", hash_)
+
+
+def ticked(page):
+    return page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)")
+
+
+def test_a_link_opened_over_the_page_opens_its_settings(server, open_page):
+    page = open_page(server + "#generate?run=poems")
+    page.fill("#lm-length", "33")
+    open_link(page, "#generate?run=poems&prompt=hello&temperature=0.5")
+    page.wait_for_function("document.getElementById('lm-prompt').value === 'hello'")
+    assert page.input_value("#lm-temperature") == "0.5"
+    assert page.input_value("#lm-length") == "200"  # left out of the link: its default, not what was typed before
+    assert page.evaluate("location.hash") == "#generate?run=poems&prompt=hello&temperature=0.5"  # kept, not overwritten
+
+    open_link(page, "#runs?runs=poems,sentiment&log=1")
+    page.wait_for_function("document.getElementById('page-runs').hidden === false")
+    assert sorted(ticked(page)) == ["poems", "sentiment"] and page.is_checked("#chart-log")
+
+    page.go_back()  # Back returns to the playground as the link left it
+    page.wait_for_function("document.getElementById('page-generate').hidden === false")
+    assert page.input_value("#lm-prompt") == "hello" and page.input_value("#lm-temperature") == "0.5"
+    page.go_forward()
+    page.wait_for_function("document.getElementById('page-runs').hidden === false")
+    assert sorted(ticked(page)) == ["poems", "sentiment"]
+
+
+def test_a_link_to_a_run_that_is_not_served_says_so(server, open_page):
+    page = open_page(server + "#generate?run=deleted-long-ago&prompt=hi")
+    note = page.locator("#page-generate .missing-run")
+    assert note.is_visible() and note.inner_text() == f'no run named "deleted-long-ago" is served; showing "{page.input_value("#lm-run")}"'
+    assert page.input_value("#lm-prompt") == "hi"  # the rest of the link still opens
+    page.select_option("#lm-run", "grid/lr=0.01")  # choosing a run answers the note
+    assert note.count() == 0
+
+    open_link(page, "#translate?run=renamed&source=abc")  # over the open page too
+    page.wait_for_selector("#page-translate .missing-run")
+    assert '"renamed"' in page.inner_text("#page-translate .missing-run") and page.input_value("#tr-run") == "reverse"
+    open_link(page, "#translate?run=reverse&source=cba")
+    page.wait_for_function("!document.querySelector('#page-translate .missing-run')")
+
