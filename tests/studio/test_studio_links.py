@@ -1,7 +1,7 @@
 """Links to the studio's views (the address bar keeps a view's settings): a link opened in a tab that
 already shows the studio, as pasting one or Back and Forward do, opens what it names, as a reload would;
-and a link naming a run that is not served says so. Every page asserts at its end that the browser
-logged no error."""
+a link naming a run that is not served says so; and a number field left empty is refused by name
+instead of being sent as 0. Every page asserts at its end that the browser logged no error."""
 
 import pytest
 
@@ -53,3 +53,20 @@ def test_a_link_to_a_run_that_is_not_served_says_so(server, open_page):
     open_link(page, "#translate?run=reverse&source=cba")
     page.wait_for_function("!document.querySelector('#page-translate .missing-run')")
 
+
+
+def test_an_empty_number_field_is_refused_by_name_not_sent_as_0(server, open_page):
+    page = open_page(server + "#generate?run=poems&length=5&seed=1")
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    generated = page.inner_text("#lm-output")
+    page.fill("#lm-length", "")  # cleared, or typed as something the browser cannot read as a number
+    page.click("#lm-go")
+    assert page.inner_text("#lm-status") == "length is empty: type a number"
+    assert page.inner_text("#lm-output") == generated and page.is_enabled("#lm-go")  # nothing sent, nothing lost
+
+    page.click("#nav-translate")
+    page.fill("#tr-source", "abc")
+    page.fill("#tr-beam", "")
+    page.click("#tr-go")
+    assert page.inner_text("#tr-status") == "beam is empty: type a number"

@@ -2,7 +2,21 @@
 import {getJSON} from "./api.js";
 
 export const $ = id => document.getElementById(id);
-export const num = id => Number(document.getElementById(id).value);
+
+// A number field's value. An empty one (or one the browser cannot read as a number, which it reports
+// as empty) is refused by the field's name, where Number("") would quietly send 0: a length of 0.
+export function num(id) {
+  const el = $(id);
+  if (el.value.trim() === "") throw new Error(`${fieldName(el)} is empty: type a number`);
+  return Number(el.value);
+}
+
+// What a control's label says: the label's own words, without the control's.
+function fieldName(el) {
+  const label = el.labels?.[0];
+  const words = label ? [...label.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent).join(" ") : "";
+  return words.trim().replace(/\s+/g, " ") || el.id;
+}
 
 // Fill a <select> with the runs a view can use, keeping the current choice when it still exists.
 // Rebuilt only when the list changed, so a poll never disturbs a menu someone is using.
