@@ -1,9 +1,14 @@
 """Links to the studio's views (the address bar keeps a view's settings): a link opened in a tab that
 already shows the studio, as pasting one or Back and Forward do, opens what it names, as a reload would;
-a link naming a run that is not served says so; and a number field left empty is refused by name
+the ticked runs of a grid, whose names hold commas, survive a reload; a link naming a run that
+is not served says so; and a number field left empty is refused by name
 instead of being sent as 0. Every page asserts at its end that the browser logged no error."""
 
+import shutil
+
 import pytest
+
+from helpers import studio_in_this_process
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 
@@ -70,3 +75,25 @@ def test_an_empty_number_field_is_refused_by_name_not_sent_as_0(server, open_pag
     page.fill("#tr-beam", "")
     page.click("#tr-go")
     assert page.inner_text("#tr-status") == "beam is empty: type a number"
+
+
+def test_a_grids_ticked_runs_survive_a_reload(studio_dir, open_page, tmp_path):
+    names = ["grid/units=16,lr=0.003", "grid/units=32,lr=0.003"]  # as charseq grid names them
+    for name in names:
+        shutil.copytree(studio_dir / "poems", tmp_path / name)
+    for name in ["poems", "sentiment"]:
+        shutil.copytree(studio_dir / name, tmp_path / name)
+    with studio_in_this_process(tmp_path) as url:
+        page = open_page(url + "#runs")
+        assert sorted(ticked(page)) == names  # a grid's runs are ticked at first
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        assert sorted(ticked(page)) == names
+        page.wait_for_selector("figure.chart[data-metric=val_loss] .main-svg")
+
+        # A link that lists the ticked runs as one comma-separated value, as links once did, still opens them.
+        page.goto(url + "#runs?runs=sentiment,poems")
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        page.wait_for_function("document.querySelectorAll('#runs-table input[data-run]:checked').length === 2")
+        assert sorted(ticked(page)) == ["poems", "sentiment"]

@@ -41,6 +41,16 @@ function flatten(value, prefix = "", out = {}) {
   return out;
 }
 
+// The ticked runs a link names, one `runs` parameter each: a grid's run names hold commas (units=16,lr=0.003).
+function linkedRuns(params) { return params.getAll("runs").filter(Boolean); }
+
+// A name from a link made when the ticked runs were one comma-separated value: the served runs it lists,
+// once the runs are known. A name that is served, or may be soon (a run still to be trained), stays.
+function asListed(name, runs) {
+  const served = new Set(runs.map(r => r.name)), parts = name.split(",");
+  return served.has(name) || !parts.some(p => served.has(p)) ? [name] : parts.filter(p => served.has(p));
+}
+
 const CELLS = ["pick", "name", "kind", "shape", "data", "best", "steps", "status"];
 
 export class RunsView {
@@ -49,12 +59,12 @@ export class RunsView {
     this.metrics = {}; this.rows = new Map(); this.charts = new Map(); this.hidden = new Set();
     this.sort = {key: "name", dir: 1}; this.refreshing = false;
     this.url = bindControls("runs", {x: "chart-x", log: "chart-log", smooth: "chart-smooth", filter: "runs-filter"},
-                            () => ({runs: [...this.selected].join(","), hide: [...this.hidden].join(",")}));
+                            () => ({runs: [...this.selected], hide: [...this.hidden].join(",")}));
     const restore = this.url.restore;
     const params = new URLSearchParams(location.hash.split("?")[1] || "");
     if (currentPage() === "runs") {
       restore(params);
-      if (params.has("runs")) { params.get("runs").split(",").filter(Boolean).forEach(n => this.selected.add(n)); this.initialized = true; }
+      if (params.has("runs")) { linkedRuns(params).forEach(n => this.selected.add(n)); this.initialized = true; }
       if (params.has("hide")) params.get("hide").split(",").filter(Boolean).forEach(m => this.hidden.add(m));
     }
     $("chart-smooth-value").textContent = $("chart-smooth").value;
@@ -86,7 +96,7 @@ export class RunsView {
   // A link opened over this page (see bindControls' apply): its ticked runs, hidden metrics and chart settings.
   follow(params) {
     const list = key => (params.get(key) || "").split(",").filter(Boolean);
-    this.selected = new Set(list("runs")); this.hidden = new Set(list("hide")); this.initialized = true;
+    this.selected = new Set(linkedRuns(params).flatMap(name => asListed(name, this.runs))); this.hidden = new Set(list("hide")); this.initialized = true;
     for (const [name, row] of this.rows) row.box.checked = this.selected.has(name);
     $("chart-picker").querySelectorAll("input[type=checkbox]").forEach(check => { check.checked = !this.hidden.has(check.value); });
     this.url.apply(params);
@@ -97,6 +107,11 @@ export class RunsView {
 
   setRuns(runs) {
     this.runs = runs;
+    const listed = [...this.selected].flatMap(name => asListed(name, runs));
+    if (listed.length !== this.selected.size || listed.some(n => !this.selected.has(n))) {
+      this.selected = new Set(listed);
+      this.url.save();
+    }
     runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept
     if (!this.initialized && runs.length) {
       // Start with the first group of runs (a grid directory at a glance), else the first run.

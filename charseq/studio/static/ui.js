@@ -79,7 +79,10 @@ export function currentPage() { return (location.hash.slice(1).split("?")[0]) ||
 
 export function writeHash(page, values) {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(values)) if (v !== "" && v != null) params.set(k, v);
+  for (const [k, v] of Object.entries(values)) {
+    if (Array.isArray(v)) v.forEach(item => params.append(k, item));  // a list: the key once per item
+    else if (v !== "" && v != null) params.set(k, v);
+  }
   const query = params.toString();
   history.replaceState(null, "", `#${page}${query ? "?" + query : ""}`);
 }
