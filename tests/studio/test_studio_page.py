@@ -436,3 +436,31 @@ def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file
         runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
         assert trace["type"] == "heatmap" and sorted(trace["x"] + trace["y"]) == sorted(["0.003", "0.01", "8", "16"])
         assert sorted(v for row in trace["z"] for v in row) == sorted(r["best"]["value"] for r in runs)
+
+
+def test_comparing_runs_while_one_trains_keeps_the_pages_webgl_contexts(server, open_page):
+    """Parallel coordinates draw with WebGL, and a page has few WebGL contexts (Chromium: 16). They are
+    drawn again whenever a ticked run's best score moves, at every poll while it trains; each drawing
+    must free the last one's contexts, or Chromium drops the oldest and warns."""
+    polls = []
+
+    def improving(route):  # poems, ticked with the grid's two runs, improves at every poll
+        response = route.fetch()
+        body = response.json()
+        polls.append(len(polls))
+        for run in body["runs"]:
+            if run["name"] == "poems":
+                run["best"]["value"] -= 0.01 * len(polls)
+        route.fulfill(response=response, json=body)
+
+    page = open_page(server + "#runs?runs=poems&runs=grid/lr=0.003&runs=grid/lr=0.01", clock=True)
+    warnings = []
+    page.on("console", lambda m: "WebGL" in m.text and "context" in m.text and warnings.append(m.text))
+    page.wait_for_selector("#runs-diff figure.axes .js-plotly-plot")
+    page.route("**/api/runs", improving)
+    for _ in range(10):
+        next_poll(page)
+        page.wait_for_timeout(100)  # the page draws what the poll brought
+    page.wait_for_selector("#runs-diff figure.axes .js-plotly-plot")
+    page.unroute("**/api/runs")
+    assert len(polls) >= 10 and not warnings, warnings

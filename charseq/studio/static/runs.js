@@ -51,6 +51,17 @@ function asListed(name, runs) {
   return served.has(name) || !parts.some(p => served.has(p)) ? [name] : parts.filter(p => served.has(p));
 }
 
+// Let the plots in `box` go before it is emptied. Parallel coordinates hold three WebGL contexts each, of
+// the few a page has (Chromium: 16), and a run still training redraws them at every poll: purging a plot
+// leaves its contexts to the garbage collector, so they are given up at once.
+function freePlots(box) {
+  for (const plot of box.querySelectorAll(".js-plotly-plot")) {
+    const canvases = [...plot.querySelectorAll("canvas.gl-canvas")];
+    window.Plotly?.purge(plot);
+    for (const canvas of canvases) canvas.getContext("webgl")?.getExtension("WEBGL_lose_context")?.loseContext();
+  }
+}
+
 const CELLS = ["pick", "name", "kind", "shape", "data", "best", "steps", "status"];
 
 export class RunsView {
@@ -226,6 +237,7 @@ export class RunsView {
     const key = JSON.stringify(runs.map(r => [r.name, r.config, r.best]));
     if (box.dataset.key === key) return;
     box.dataset.key = key;
+    freePlots(box);
     box.innerHTML = "";
     if (runs.length < 2) { box.hidden = true; return; }
     box.hidden = false;
