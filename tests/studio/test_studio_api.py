@@ -229,6 +229,18 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
     assert "--" not in response.json()["error"], "the API has no command-line options to advise"
 
 
+@pytest.mark.parametrize("method, path, allowed", [
+    ("DELETE", "/api/runs", "GET or HEAD"),
+    ("PUT", "/api/generate", "POST"),
+    ("GET", "/api/translate", "POST"),
+    ("POST", "/", "GET or HEAD"),
+])
+def test_a_method_a_route_does_not_take_is_a_405_naming_those_it_does(client, method, path, allowed):
+    response = client.request(method, path, json={} if method in ("POST", "PUT") else None)
+    assert_error(response, 405, f"{path} takes {allowed}", f"not {method}")
+    assert set(response.headers["allow"].split(", ")) == set(allowed.split(" or "))  # as HTTP asks of a 405
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     body = b'{"run": "poems", "prompt": "' + b"a" * (web.MAX_BODY_BYTES + 10) + b'"}'
     assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
