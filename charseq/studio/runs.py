@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
+from charseq.grid import GRID_FILE
 from charseq.heads import head
 from charseq.options import import_tensorflow
 from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
@@ -176,7 +177,8 @@ def read_test(path: Path) -> dict | None:
 def describe(run: ServedRun, show_paths: bool = False) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, status and progress.
 
-    "status" is running, finished, stopped or failed (charseq.runs.RunDir.status), "progress"
+    "status" is running, finished, stopped or failed (charseq.runs.RunDir.status), "grid" whether it
+    is one of a grid's runs (its folder holds grid.json), "progress"
     0..1 or None (no known end), "eta_seconds" None unless running with a known end, and
     "status_message" why it stopped, failed or finished early (or None)."""
     run_dir = RunDir(run.path)
@@ -220,6 +222,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         # The one score on the test split (an image classifier's test.json), never a validation figure.
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},
+        "grid": (run.path.parent / GRID_FILE).is_file(),  # one of a charseq grid's runs
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),

@@ -464,3 +464,18 @@ def test_comparing_runs_while_one_trains_keeps_the_pages_webgl_contexts(server, 
     page.wait_for_selector("#runs-diff figure.axes .js-plotly-plot")
     page.unroute("**/api/runs")
     assert len(polls) >= 10 and not warnings, warnings
+
+
+def test_a_grid_served_by_itself_opens_with_its_runs_ticked(studio_dir, open_page):
+    """`charseq serve runs/` opens with the first grid's runs ticked; so does `charseq serve runs/grid`,
+    where the grid's runs are the folder's own and no name holds the grid's folder."""
+    with studio_in_this_process(studio_dir / "grid") as url:
+        page = open_page(url)
+        runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
+        assert {r["name"]: r["grid"] for r in runs} == {"lr=0.003": True, "lr=0.01": True}
+        page.wait_for_selector("#runs-diff figure, #runs-diff h3")
+        ticked = page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)")
+        assert sorted(ticked) == ["lr=0.003", "lr=0.01"]
+    with studio_in_this_process(studio_dir / "poems", studio_dir / "sentiment") as url:  # runs of no grid
+        page = open_page(url)
+        assert page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)") == ["poems"]

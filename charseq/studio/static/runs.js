@@ -125,10 +125,12 @@ export class RunsView {
     }
     runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept
     if (!this.initialized && runs.length) {
-      // Start with the first group of runs (a grid directory at a glance), else the first run.
-      const grouped = runs.find(r => r.name.includes("/"));
-      const group = grouped ? grouped.name.slice(0, grouped.name.lastIndexOf("/") + 1) : null;
-      runs.filter(r => group ? r.name.startsWith(group) : r === runs[0]).forEach(r => this.selected.add(r.name));
+      // Start with the first grid's runs (a grid at a glance, also when the folder served is the grid),
+      // else the first folder of runs, else the first run.
+      const folder = run => run.name.slice(0, run.name.lastIndexOf("/") + 1);
+      const first = runs.find(r => r.grid) || runs.find(r => r.name.includes("/"));
+      runs.filter(r => first ? folder(r) === folder(first) && !!r.grid === !!first.grid : r === runs[0])
+        .forEach(r => this.selected.add(r.name));
       this.initialized = true;
     }
     $("runs-empty").hidden = runs.length > 0;
