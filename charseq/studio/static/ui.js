@@ -24,11 +24,15 @@ export function fillRunSelect(select, runs) {
   const names = runs.map(r => `${r.name}\u0000${r.shape}`).join("\n");
   if (select.dataset.names === names) return false;
   select.dataset.names = names;
-  const keep = select.value || select.dataset.wanted;
+  const shown = select.value, keep = shown || select.dataset.wanted;
   select.innerHTML = "";
   for (const run of runs) select.append(new Option(`${run.name}  (${run.shape})`, run.name));
   if (runs.some(r => r.name === keep)) select.value = keep;
   if (runs.length && select.dataset.wanted) chooseRun(select, select.dataset.wanted);
+  else if (shown && runs.length && select.value !== shown) {  // the run shown went: the view follows the menu
+    select.dispatchEvent(new Event("change"));
+    missingRun(select, `run "${shown}" is no longer served (deleted or moved); showing "${select.value}"`);
+  }
   return true;
 }
 
@@ -36,15 +40,22 @@ export function fillRunSelect(select, runs) {
 // says so, since a link to a deleted or renamed run would otherwise open another run without a word.
 export function chooseRun(select, name) {
   delete select.dataset.wanted;
-  const label = select.closest("label") || select;
-  label.parentElement.querySelector(`.missing-run[data-for="${select.id}"]`)?.remove();
+  missingRun(select, null);
   if (!select.options.length) { select.dataset.wanted = name; return; }  // the runs are not listed yet
   if ([...select.options].some(o => o.value === name)) {
     if (select.value !== name) { select.value = name; select.dispatchEvent(new Event("change")); }
     return;
   }
-  const note = Object.assign(document.createElement("span"), {className: "missing-run error", role: "alert",
-    textContent: `no run named "${name}" is served; showing "${select.value}"`});
+  missingRun(select, `no run named "${name}" is served; showing "${select.value}"`);
+}
+
+// The line beside a run menu saying the run asked for is not there (`text`), until another is chosen;
+// null takes it away.
+function missingRun(select, text) {
+  const label = select.closest("label") || select;
+  label.parentElement.querySelector(`.missing-run[data-for="${select.id}"]`)?.remove();
+  if (text === null) return;
+  const note = Object.assign(document.createElement("span"), {className: "missing-run error", role: "alert", textContent: text});
   note.dataset.for = select.id;
   label.after(note);
   select.addEventListener("change", () => note.remove(), {once: true});
