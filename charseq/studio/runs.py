@@ -189,8 +189,9 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         status = run_dir.status()
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
                 "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
-                "evaluations": 0, "updated_s_ago": None, "status": status["status"], "progress": status["progress"],
-                "eta_seconds": status["eta_seconds"], "status_message": None}
+                "evaluations": 0, "updated_s_ago": None, "grid": (run.path.parent / GRID_FILE).is_file(),
+                "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
+                "status_message": None}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = run_head.monitor

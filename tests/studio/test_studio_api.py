@@ -268,3 +268,14 @@ def test_generations_are_bounded(client):
         for _ in range(studio.max_generations):
             studio.slots.release()
     assert client.post("/api/generate", json={"run": "poems", "length": 5}).status_code == 200
+
+
+def test_a_run_that_cannot_be_read_is_listed_among_the_others(studio_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(studio_dir / "grid", tmp_path / "grid")
+    (tmp_path / "grid" / "lr=0.01" / "config.json").write_text("{", encoding="utf-8")  # damaged
+    with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
+        runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert runs["grid/lr=0.01"]["task"] == "unreadable" and "config.json" in runs["grid/lr=0.01"]["error"]
+    assert runs["grid/lr=0.01"]["grid"] is True and runs["grid/lr=0.003"]["grid"] is True  # both are the grid's
