@@ -55,8 +55,10 @@ def find_runs(directories) -> dict[str, ServedRun]:
 
     A name is the run's path relative to the directory given (a directory that is itself a run
     is named after itself); where two given directories yield the same name, the later one's
-    runs are prefixed with that directory's name."""
+    runs are prefixed with that directory's name. A run found twice (folders given twice, or a run
+    given beside the folder it is in) is served once, under the name it was first found by."""
     table: dict[str, ServedRun] = {}
+    seen: set[Path] = set()
     for base in map(Path, directories):
         if not base.is_dir():
             continue
@@ -73,6 +75,9 @@ def find_runs(directories) -> dict[str, ServedRun]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS
                                  and depth < MAX_DEPTH)
         for name, path in found:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             if name in table:
                 name = f"{base.resolve().name}/{name}"
             table[name] = ServedRun(name, path.resolve(), base.resolve())
