@@ -36,8 +36,10 @@ def test_a_link_opened_over_the_page_opens_its_settings(server, open_page):
     page.wait_for_function("document.getElementById('page-runs').hidden === false")
     assert sorted(ticked(page)) == ["poems", "sentiment"] and page.is_checked("#chart-log")
 
+    assert page.title() == "charseq studio"
     page.go_back()  # Back returns to the playground as the link left it
     page.wait_for_function("document.getElementById('page-generate').hidden === false")
+    assert page.title() == "Generate · charseq studio"  # each view names itself in the history and the tab
     assert page.input_value("#lm-prompt") == "hello" and page.input_value("#lm-temperature") == "0.5"
     page.go_forward()
     page.wait_for_function("document.getElementById('page-runs').hidden === false")

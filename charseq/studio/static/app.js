@@ -24,6 +24,9 @@ function show() {
     link.classList.toggle("active", key === page);
     if (key === page) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
+  // The tab's name in the title too: browser tabs, the history and Back's menu tell the views apart.
+  const title = document.getElementById(`nav-${page}`).textContent;
+  document.title = page === "runs" ? "charseq studio" : `${title} · charseq studio`;
   views[page].shown?.();
 }
 
