@@ -99,3 +99,13 @@ def test_a_grids_ticked_runs_survive_a_reload(studio_dir, open_page, tmp_path):
         page.wait_for_selector("body[data-ready]")
         page.wait_for_function("document.querySelectorAll('#runs-table input[data-run]:checked').length === 2")
         assert sorted(ticked(page)) == ["poems", "sentiment"]
+
+
+def test_a_link_to_a_tab_the_page_does_not_have_opens_the_runs(server, open_page):
+    page = open_page(server + "#genrate?run=poems")  # mistyped
+    assert page.is_visible("#page-runs") and page.evaluate("location.hash").startswith("#runs")
+    page.locator('#runs-table input[data-run="reverse"]').check()
+    assert "runs=reverse" in page.evaluate("location.hash")  # the runs' settings are kept in the address again
+    open_link(page, "#nowhere")
+    page.wait_for_function("location.hash.startsWith('#runs')")
+    assert page.is_visible("#page-runs")

@@ -16,8 +16,10 @@ async function loadHeadViews() {
 }
 
 function show() {
-  const name = currentPage();
-  const page = views[name] ? name : "runs";
+  // A tab the page does not have (mistyped, or from an older link): the runs, with the address saying so, or
+  // the runs' settings would never reach the address bar, which they are written to only under #runs.
+  if (!views[currentPage()]) history.replaceState(null, "", "#runs");
+  const page = currentPage();
   for (const key of Object.keys(views)) {
     document.getElementById(`page-${key}`).hidden = key !== page;
     const link = document.getElementById(`nav-${key}`);
