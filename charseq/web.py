@@ -57,8 +57,8 @@ class Field:
 RUN = Field(str, required=True, high=1000)  # the served run a request names
 
 
-def error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(message: str, status: int, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def event(kind: str, data: dict) -> str:

@@ -132,6 +132,8 @@ class Studio:
             raise BadRequest("no run is chosen: run is empty; give the name of a served run")
         if not isinstance(name, str) or name not in runs:
             raise BadRequest(f"no run named {str(name)[:200]!r} is served", 404)
+        if not runs[name].path.is_dir():  # deleted since the last scan, which has not noticed yet
+            raise BadRequest(f"no run named {name[:200]!r} is served: its directory was deleted", 404)
         return runs[name]
 
     async def loaded(self, name: str, task: str):
@@ -308,7 +310,8 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
 
     async def page(request: Request):
         if request.url.path in fields:
-            return error(f"{request.url.path} takes POST with a JSON body", 405)
+            return error(f"{request.url.path} takes POST with a JSON body, not {request.method}", 405,
+                         headers={"Allow": "POST"})
         found = files.get(request.url.path)
         if found is None:
             return error("not found", 404)
@@ -352,7 +355,13 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         return error(studio.hide_paths(in_request_terms(exc, fields.get(request.url.path, {}))), 400)
 
     async def http_error(request: Request, exc: HTTPException):
-        return error(exc.detail if exc.status_code != 404 else "not found", exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:
+            return error("not found", 404)
+        if exc.status_code == 405 and "Allow" in headers:  # the Allow header is what a 405 must carry
+            return error(f"{request.url.path[:200]} takes {' or '.join(sorted(headers['Allow'].split(', ')))}, not "
+                         f"{request.method}", 405, headers=headers)
+        return error(exc.detail, exc.status_code, headers=headers)
 
     async def server_error(request: Request, exc: Exception):
         log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)

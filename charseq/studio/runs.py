@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
+from charseq.grid import GRID_FILE
 from charseq.heads import head
 from charseq.options import import_tensorflow
 from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir
@@ -54,8 +55,10 @@ def find_runs(directories) -> dict[str, ServedRun]:
 
     A name is the run's path relative to the directory given (a directory that is itself a run
     is named after itself); where two given directories yield the same name, the later one's
-    runs are prefixed with that directory's name."""
+    runs are prefixed with that directory's name. A run found twice (folders given twice, or a run
+    given beside the folder it is in) is served once, under the name it was first found by."""
     table: dict[str, ServedRun] = {}
+    seen: set[Path] = set()
     for base in map(Path, directories):
         if not base.is_dir():
             continue
@@ -72,6 +75,9 @@ def find_runs(directories) -> dict[str, ServedRun]:
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIP_DIRS
                                  and depth < MAX_DEPTH)
         for name, path in found:
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             if name in table:
                 name = f"{base.resolve().name}/{name}"
             table[name] = ServedRun(name, path.resolve(), base.resolve())
@@ -176,7 +182,8 @@ def read_test(path: Path) -> dict | None:
 def describe(run: ServedRun, show_paths: bool = False) -> dict:
     """What the runs page shows of a run: task, shape, data, best score, status and progress.
 
-    "status" is running, finished, stopped or failed (charseq.runs.RunDir.status), "progress"
+    "status" is running, finished, stopped or failed (charseq.runs.RunDir.status), "grid" whether it
+    is one of a grid's runs (its folder holds grid.json), "progress"
     0..1 or None (no known end), "eta_seconds" None unless running with a known end, and
     "status_message" why it stopped, failed or finished early (or None)."""
     run_dir = RunDir(run.path)
@@ -187,8 +194,9 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         status = run_dir.status()
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
                 "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
-                "evaluations": 0, "updated_s_ago": None, "status": status["status"], "progress": status["progress"],
-                "eta_seconds": status["eta_seconds"], "status_message": None}
+                "evaluations": 0, "updated_s_ago": None, "grid": (run.path.parent / GRID_FILE).is_file(),
+                "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
+                "status_message": None}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = run_head.monitor
@@ -220,6 +228,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         # The one score on the test split (an image classifier's test.json), never a validation figure.
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},
+        "grid": (run.path.parent / GRID_FILE).is_file(),  # one of a charseq grid's runs
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),

@@ -229,6 +229,18 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
     assert "--" not in response.json()["error"], "the API has no command-line options to advise"
 
 
+@pytest.mark.parametrize("method, path, allowed", [
+    ("DELETE", "/api/runs", "GET or HEAD"),
+    ("PUT", "/api/generate", "POST"),
+    ("GET", "/api/translate", "POST"),
+    ("POST", "/", "GET or HEAD"),
+])
+def test_a_method_a_route_does_not_take_is_a_405_naming_those_it_does(client, method, path, allowed):
+    response = client.request(method, path, json={} if method in ("POST", "PUT") else None)
+    assert_error(response, 405, f"{path} takes {allowed}", f"not {method}")
+    assert set(response.headers["allow"].split(", ")) == set(allowed.split(" or "))  # as HTTP asks of a 405
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     body = b'{"run": "poems", "prompt": "' + b"a" * (web.MAX_BODY_BYTES + 10) + b'"}'
     assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
@@ -256,3 +268,14 @@ def test_generations_are_bounded(client):
         for _ in range(studio.max_generations):
             studio.slots.release()
     assert client.post("/api/generate", json={"run": "poems", "length": 5}).status_code == 200
+
+
+def test_a_run_that_cannot_be_read_is_listed_among_the_others(studio_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(studio_dir / "grid", tmp_path / "grid")
+    (tmp_path / "grid" / "lr=0.01" / "config.json").write_text("{", encoding="utf-8")  # damaged
+    with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
+        runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
+    assert runs["grid/lr=0.01"]["task"] == "unreadable" and "config.json" in runs["grid/lr=0.01"]["error"]
+    assert runs["grid/lr=0.01"]["grid"] is True and runs["grid/lr=0.003"]["grid"] is True  # both are the grid's

@@ -436,3 +436,46 @@ def test_a_grid_over_two_settings_is_a_heat_map(open_page, tmp_path, corpus_file
         runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
         assert trace["type"] == "heatmap" and sorted(trace["x"] + trace["y"]) == sorted(["0.003", "0.01", "8", "16"])
         assert sorted(v for row in trace["z"] for v in row) == sorted(r["best"]["value"] for r in runs)
+
+
+def test_comparing_runs_while_one_trains_keeps_the_pages_webgl_contexts(server, open_page):
+    """Parallel coordinates draw with WebGL, and a page has few WebGL contexts (Chromium: 16). They are
+    drawn again whenever a ticked run's best score moves, at every poll while it trains; each drawing
+    must free the last one's contexts, or Chromium drops the oldest and warns."""
+    polls = []
+
+    def improving(route):  # poems, ticked with the grid's two runs, improves at every poll
+        response = route.fetch()
+        body = response.json()
+        polls.append(len(polls))
+        for run in body["runs"]:
+            if run["name"] == "poems":
+                run["best"]["value"] -= 0.01 * len(polls)
+        route.fulfill(response=response, json=body)
+
+    page = open_page(server + "#runs?runs=poems&runs=grid/lr=0.003&runs=grid/lr=0.01", clock=True)
+    warnings = []
+    page.on("console", lambda m: "WebGL" in m.text and "context" in m.text and warnings.append(m.text))
+    page.wait_for_selector("#runs-diff figure.axes .js-plotly-plot")
+    page.route("**/api/runs", improving)
+    for _ in range(10):
+        next_poll(page)
+        page.wait_for_timeout(100)  # the page draws what the poll brought
+    page.wait_for_selector("#runs-diff figure.axes .js-plotly-plot")
+    page.unroute("**/api/runs")
+    assert len(polls) >= 10 and not warnings, warnings
+
+
+def test_a_grid_served_by_itself_opens_with_its_runs_ticked(studio_dir, open_page):
+    """`charseq serve runs/` opens with the first grid's runs ticked; so does `charseq serve runs/grid`,
+    where the grid's runs are the folder's own and no name holds the grid's folder."""
+    with studio_in_this_process(studio_dir / "grid") as url:
+        page = open_page(url)
+        runs = json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]
+        assert {r["name"]: r["grid"] for r in runs} == {"lr=0.003": True, "lr=0.01": True}
+        page.wait_for_selector("#runs-diff figure, #runs-diff h3")
+        ticked = page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)")
+        assert sorted(ticked) == ["lr=0.003", "lr=0.01"]
+    with studio_in_this_process(studio_dir / "poems", studio_dir / "sentiment") as url:  # runs of no grid
+        page = open_page(url)
+        assert page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)") == ["poems"]

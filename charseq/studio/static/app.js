@@ -3,7 +3,7 @@
 // #head-pages). The run list is polled every few seconds; each view updates in place from it.
 import {getJSON} from "./api.js";
 import {RunsView} from "./runs.js";
-import {currentPage} from "./ui.js";
+import {currentPage, hashParams} from "./ui.js";
 
 const POLL_MS = 3000;
 const state = {runs: []};
@@ -16,15 +16,28 @@ async function loadHeadViews() {
 }
 
 function show() {
-  const name = currentPage();
-  const page = views[name] ? name : "runs";
+  // A tab the page does not have (mistyped, or from an older link): the runs, with the address saying so, or
+  // the runs' settings would never reach the address bar, which they are written to only under #runs.
+  if (!views[currentPage()]) history.replaceState(null, "", "#runs");
+  const page = currentPage();
   for (const key of Object.keys(views)) {
     document.getElementById(`page-${key}`).hidden = key !== page;
     const link = document.getElementById(`nav-${key}`);
     link.classList.toggle("active", key === page);
     if (key === page) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
   }
+  // The tab's name in the title too: browser tabs, the history and Back's menu tell the views apart.
+  const title = document.getElementById(`nav-${page}`).textContent;
+  document.title = page === "runs" ? "charseq studio" : `${title} · charseq studio`;
   views[page].shown?.();
+}
+
+// A link with settings opened over the page (pasted into the address bar, or Back and Forward): the view
+// takes them, where a reload would. A tab's own link (#generate) has none, and the view keeps what it shows.
+function followLink() {
+  const view = views[currentPage()];
+  if (view && location.hash.includes("?")) view.follow?.(hashParams());
+  show();
 }
 
 function setRuns(runs) {
@@ -49,7 +62,7 @@ async function poll() {
 async function start() {
   await loadHeadViews();
   setRuns((await getJSON("/api/runs")).runs);
-  window.addEventListener("hashchange", show);
+  window.addEventListener("hashchange", followLink);
   show();
   document.body.dataset.ready = "1";
   setTimeout(poll, POLL_MS);

@@ -41,6 +41,27 @@ function flatten(value, prefix = "", out = {}) {
   return out;
 }
 
+// The ticked runs a link names, one `runs` parameter each: a grid's run names hold commas (units=16,lr=0.003).
+function linkedRuns(params) { return params.getAll("runs").filter(Boolean); }
+
+// A name from a link made when the ticked runs were one comma-separated value: the served runs it lists,
+// once the runs are known. A name that is served, or may be soon (a run still to be trained), stays.
+function asListed(name, runs) {
+  const served = new Set(runs.map(r => r.name)), parts = name.split(",");
+  return served.has(name) || !parts.some(p => served.has(p)) ? [name] : parts.filter(p => served.has(p));
+}
+
+// Let the plots in `box` go before it is emptied. Parallel coordinates hold three WebGL contexts each, of
+// the few a page has (Chromium: 16), and a run still training redraws them at every poll: purging a plot
+// leaves its contexts to the garbage collector, so they are given up at once.
+function freePlots(box) {
+  for (const plot of box.querySelectorAll(".js-plotly-plot")) {
+    const canvases = [...plot.querySelectorAll("canvas.gl-canvas")];
+    window.Plotly?.purge(plot);
+    for (const canvas of canvases) canvas.getContext("webgl")?.getExtension("WEBGL_lose_context")?.loseContext();
+  }
+}
+
 const CELLS = ["pick", "name", "kind", "shape", "data", "best", "steps", "status"];
 
 export class RunsView {
@@ -49,12 +70,12 @@ export class RunsView {
     this.metrics = {}; this.rows = new Map(); this.charts = new Map(); this.hidden = new Set();
     this.sort = {key: "name", dir: 1}; this.refreshing = false;
     this.url = bindControls("runs", {x: "chart-x", log: "chart-log", smooth: "chart-smooth", filter: "runs-filter"},
-                            () => ({runs: [...this.selected].join(","), hide: [...this.hidden].join(",")}));
+                            () => ({runs: [...this.selected], hide: [...this.hidden].join(",")}));
     const restore = this.url.restore;
     const params = new URLSearchParams(location.hash.split("?")[1] || "");
     if (currentPage() === "runs") {
       restore(params);
-      if (params.has("runs")) { params.get("runs").split(",").filter(Boolean).forEach(n => this.selected.add(n)); this.initialized = true; }
+      if (params.has("runs")) { linkedRuns(params).forEach(n => this.selected.add(n)); this.initialized = true; }
       if (params.has("hide")) params.get("hide").split(",").filter(Boolean).forEach(m => this.hidden.add(m));
     }
     $("chart-smooth-value").textContent = $("chart-smooth").value;
@@ -83,14 +104,33 @@ export class RunsView {
     window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", () => this.draw());
   }
 
+  // A link opened over this page (see bindControls' apply): its ticked runs, hidden metrics and chart settings.
+  follow(params) {
+    const list = key => (params.get(key) || "").split(",").filter(Boolean);
+    this.selected = new Set(linkedRuns(params).flatMap(name => asListed(name, this.runs))); this.hidden = new Set(list("hide")); this.initialized = true;
+    for (const [name, row] of this.rows) row.box.checked = this.selected.has(name);
+    $("chart-picker").querySelectorAll("input[type=checkbox]").forEach(check => { check.checked = !this.hidden.has(check.value); });
+    this.url.apply(params);
+    $("chart-smooth-value").textContent = $("chart-smooth").value;
+    this.applyFilter();
+    this.selectionChanged();
+  }
+
   setRuns(runs) {
     this.runs = runs;
+    const listed = [...this.selected].flatMap(name => asListed(name, runs));
+    if (listed.length !== this.selected.size || listed.some(n => !this.selected.has(n))) {
+      this.selected = new Set(listed);
+      this.url.save();
+    }
     runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept
     if (!this.initialized && runs.length) {
-      // Start with the first group of runs (a grid directory at a glance), else the first run.
-      const grouped = runs.find(r => r.name.includes("/"));
-      const group = grouped ? grouped.name.slice(0, grouped.name.lastIndexOf("/") + 1) : null;
-      runs.filter(r => group ? r.name.startsWith(group) : r === runs[0]).forEach(r => this.selected.add(r.name));
+      // Start with the first grid's runs (a grid at a glance, also when the folder served is the grid),
+      // else the first folder of runs, else the first run.
+      const folder = run => run.name.slice(0, run.name.lastIndexOf("/") + 1);
+      const first = runs.find(r => r.grid) || runs.find(r => r.name.includes("/"));
+      runs.filter(r => first ? folder(r) === folder(first) && !!r.grid === !!first.grid : r === runs[0])
+        .forEach(r => this.selected.add(r.name));
       this.initialized = true;
     }
     $("runs-empty").hidden = runs.length > 0;
@@ -199,6 +239,7 @@ export class RunsView {
     const key = JSON.stringify(runs.map(r => [r.name, r.config, r.best]));
     if (box.dataset.key === key) return;
     box.dataset.key = key;
+    freePlots(box);
     box.innerHTML = "";
     if (runs.length < 2) { box.hidden = true; return; }
     box.hidden = false;

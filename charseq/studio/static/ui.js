@@ -2,7 +2,21 @@
 import {getJSON} from "./api.js";
 
 export const $ = id => document.getElementById(id);
-export const num = id => Number(document.getElementById(id).value);
+
+// A number field's value. An empty one (or one the browser cannot read as a number, which it reports
+// as empty) is refused by the field's name, where Number("") would quietly send 0: a length of 0.
+export function num(id) {
+  const el = $(id);
+  if (el.value.trim() === "") throw new Error(`${fieldName(el)} is empty: type a number`);
+  return Number(el.value);
+}
+
+// What a control's label says: the label's own words, without the control's.
+function fieldName(el) {
+  const label = el.labels?.[0];
+  const words = label ? [...label.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent).join(" ") : "";
+  return words.trim().replace(/\s+/g, " ") || el.id;
+}
 
 // Fill a <select> with the runs a view can use, keeping the current choice when it still exists.
 // Rebuilt only when the list changed, so a poll never disturbs a menu someone is using.
@@ -10,11 +24,41 @@ export function fillRunSelect(select, runs) {
   const names = runs.map(r => `${r.name}\u0000${r.shape}`).join("\n");
   if (select.dataset.names === names) return false;
   select.dataset.names = names;
-  const keep = select.value || select.dataset.wanted;
+  const shown = select.value, keep = shown || select.dataset.wanted;
   select.innerHTML = "";
   for (const run of runs) select.append(new Option(`${run.name}  (${run.shape})`, run.name));
   if (runs.some(r => r.name === keep)) select.value = keep;
+  if (runs.length && select.dataset.wanted) chooseRun(select, select.dataset.wanted);
+  else if (shown && runs.length && select.value !== shown) {  // the run shown went: the view follows the menu
+    select.dispatchEvent(new Event("change"));
+    missingRun(select, `run "${shown}" is no longer served (deleted or moved); showing "${select.value}"`);
+  }
   return true;
+}
+
+// The run a link names: chosen if it is served; else the menu keeps a served one and a line beside it
+// says so, since a link to a deleted or renamed run would otherwise open another run without a word.
+export function chooseRun(select, name) {
+  delete select.dataset.wanted;
+  missingRun(select, null);
+  if (!select.options.length) { select.dataset.wanted = name; return; }  // the runs are not listed yet
+  if ([...select.options].some(o => o.value === name)) {
+    if (select.value !== name) { select.value = name; select.dispatchEvent(new Event("change")); }
+    return;
+  }
+  missingRun(select, `no run named "${name}" is served; showing "${select.value}"`);
+}
+
+// The line beside a run menu saying the run asked for is not there (`text`), until another is chosen;
+// null takes it away.
+function missingRun(select, text) {
+  const label = select.closest("label") || select;
+  label.parentElement.querySelector(`.missing-run[data-for="${select.id}"]`)?.remove();
+  if (text === null) return;
+  const note = Object.assign(document.createElement("span"), {className: "missing-run error", role: "alert", textContent: text});
+  note.dataset.for = select.id;
+  label.after(note);
+  select.addEventListener("change", () => note.remove(), {once: true});
 }
 
 // A view with no run of its head: its controls are disabled and a line says what to train.
@@ -46,7 +90,10 @@ export function currentPage() { return (location.hash.slice(1).split("?")[0]) ||
 
 export function writeHash(page, values) {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(values)) if (v !== "" && v != null) params.set(k, v);
+  for (const [k, v] of Object.entries(values)) {
+    if (Array.isArray(v)) v.forEach(item => params.append(k, item));  // a list: the key once per item
+    else if (v !== "" && v != null) params.set(k, v);
+  }
   const query = params.toString();
   history.replaceState(null, "", `#${page}${query ? "?" + query : ""}`);
 }
@@ -66,7 +113,7 @@ export function bindControls(page, controls, extra = () => ({})) {
   for (const id of Object.values(controls)) {
     const el = $(id);
     el.dataset.initial = el.type === "checkbox" ? (el.defaultChecked ? "1" : "") : el.defaultValue ?? "";
-    if (el.tagName === "SELECT") el.dataset.initial = id.endsWith("-run") ? "" : el.options[0]?.value ?? "";  // a run is always kept
+    if (el.tagName === "SELECT") el.dataset.initial = isRunMenu(id) ? "" : el.options[0]?.value ?? "";  // a run is always kept
     el.addEventListener("change", save);
     el.addEventListener("input", save);
   }
@@ -75,11 +122,31 @@ export function bindControls(page, controls, extra = () => ({})) {
       if (!params.has(key)) continue;
       const el = $(id), value = params.get(key);
       if (el.type === "checkbox") el.checked = value === "1";
+      else if (isRunMenu(id)) chooseRun(el, value);
       else { el.value = value; if (el.tagName === "SELECT") el.dataset.wanted = value; }
     }
   };
-  return {save, restore};
+  // A link opened over the page already shown (pasted into the address bar, or Back and Forward): its
+  // values, and the defaults for the settings it leaves out, since a link names only what differs from
+  // them (the run excepted: the one chosen stays). A control that changes fires "change", so the view
+  // follows it as it follows a person's edit.
+  const apply = params => {
+    for (const [key, id] of Object.entries(controls)) {
+      const el = $(id);
+      if (isRunMenu(id)) { if (params.has(key)) chooseRun(el, params.get(key)); continue; }
+      const value = params.has(key) ? params.get(key) : el.dataset.initial;
+      const before = el.type === "checkbox" ? el.checked : el.value;
+      if (el.type === "checkbox") el.checked = value === "1";
+      else el.value = value;
+      if (el.tagName === "SELECT" && el.selectedIndex < 0) el.selectedIndex = 0;  // a menu shows one of its choices
+      if ((el.type === "checkbox" ? el.checked : el.value) !== before) el.dispatchEvent(new Event("change"));
+    }
+    save();
+  };
+  return {save, restore, apply};
 }
+
+const isRunMenu = id => id.endsWith("-run");
 
 // Ctrl+Enter (or Cmd+Enter) inside `area` presses `button`.
 export function ctrlEnter(area, button) {

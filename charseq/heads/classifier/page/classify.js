@@ -49,6 +49,8 @@ export default class ClassifyView {
     if (currentPage() === "classify") this.validation();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); this.validation(); }
 
   // Put an example (text or image) in and classify it.

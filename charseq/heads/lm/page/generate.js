@@ -35,6 +35,8 @@ export default class GenerateView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // The prompt as the model reads it: with --unknown skip the characters it never saw are left out,
@@ -60,15 +62,23 @@ export default class GenerateView {
     return marked.size;
   }
 
-  async generate() {
-    const out = $("lm-output"), list = $("lm-hyps");
-    out.innerHTML = ""; list.innerHTML = ""; $("lm-hyps-title").hidden = true;
-    const prompt = $("lm-prompt").value, unknown = $("lm-unknown").value, run = $("lm-run").value;
-    const body = {run, prompt, length: num("lm-length"), temperature: num("lm-temperature"),
-                  top_k: num("lm-topk"), top_p: num("lm-topp"), greedy: $("lm-greedy").checked,
-                  beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")), unknown};
+  // The request the controls make (an empty number field is an error: see num).
+  request() {
+    const body = {run: $("lm-run").value, prompt: $("lm-prompt").value, length: num("lm-length"),
+                  temperature: num("lm-temperature"), top_k: num("lm-topk"), top_p: num("lm-topp"),
+                  greedy: $("lm-greedy").checked, beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")),
+                  unknown: $("lm-unknown").value};
     if (body.beam === 1) body.samples = num("lm-samples");  // beam search does not sample: n-best gives several
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
+    return body;
+  }
+
+  async generate() {
+    let body;
+    try { body = this.request(); } catch (e) { setStatus("lm-status", e.message, true); return; }
+    const out = $("lm-output"), list = $("lm-hyps");
+    out.innerHTML = ""; list.innerHTML = ""; $("lm-hyps-title").hidden = true;
+    const {prompt, unknown, run} = body;
     this.controller = new AbortController();
     $("lm-go").disabled = true; $("lm-stop").disabled = false;
     setStatus("lm-status", body.beam > 1 ? `beam search (${body.beam})…` : "generating…");

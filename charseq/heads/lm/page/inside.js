@@ -28,6 +28,8 @@ export default class InsideView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // Passages of the run's validation text, one click each (then analyzed).
@@ -93,7 +95,7 @@ export default class InsideView {
     if (!this.report) return;
     const out = $("in-output");
     out.innerHTML = "";
-    const field = $("in-unit"), unit = Math.max(0, Math.min(Math.round(num("in-unit")) || 0, this.report.units - 1));
+    const field = $("in-unit"), unit = Math.max(0, Math.min(Math.round(Number(field.value)) || 0, this.report.units - 1));
     if (field.value !== "" && String(unit) !== field.value) field.value = unit;  // the field says which unit is drawn
     const acts = this.report.activations[unit], unknown = new Set(this.report.unknown_at || []);
     const byUnit = $("in-mode").value === "unit";

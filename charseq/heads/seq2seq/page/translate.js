@@ -20,6 +20,8 @@ export default class TranslateView {
     this.examples();
   }
 
+  follow(params) { this.url.apply(params); }
+
   shown() { this.url.save(); }
 
   // Sources from the run's validation pairs, one click each (then translated).
@@ -34,8 +36,8 @@ export default class TranslateView {
   async translate() {
     if (!$("tr-source").value) { setStatus("tr-status", "type a source first", true); return; }
     setStatus("tr-status", "decoding…");
-    const beam = num("tr-beam");
     try {
+      const beam = num("tr-beam");
       const report = await postJSON("/api/translate", {run: $("tr-run").value, source: $("tr-source").value,
                                                        beam, n_best: Math.min(num("tr-nbest"), beam), choose: this.choose});
       setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention`);
