@@ -41,6 +41,7 @@ from charseq.runs import RunDir
 from charseq.settings import STRATEGIES
 
 WORKER_DIR_ENV = "CHARSEQ_WORKER_DIR"
+TF_CONFIG_SHAPE = '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
 
 
 def _tf_config() -> dict | None:
@@ -53,9 +54,28 @@ def _tf_config() -> dict | None:
         raise CharseqError(f"TF_CONFIG is not valid JSON ({e})") from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) \
             or not isinstance(config.get("task"), dict):
-        raise CharseqError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, '
-                           '"task": {"type": "worker", "index": i}}')
+        raise CharseqError(f"TF_CONFIG must be {TF_CONFIG_SHAPE}")
+    _check_cluster(config["cluster"], config["task"])
     return config
+
+
+def _check_cluster(cluster: dict, task: dict) -> None:
+    """TF_CONFIG's cluster and task as tf.distribute reads them, each mistake said in one line (TensorFlow's
+    own checks miss some, and fail on them with a TypeError deep in the strategy)."""
+    for job, addresses in cluster.items():
+        if isinstance(addresses, dict):  # {index: "host:port"}, which TensorFlow accepts too
+            addresses = list(addresses.values())
+        if not isinstance(addresses, list) or not addresses \
+                or not all(isinstance(a, str) and a.strip() for a in addresses):
+            raise CharseqError(f'TF_CONFIG\'s cluster "{job}" must be a list of "host:port" addresses, '
+                               f"not {json.dumps(addresses)}; TF_CONFIG must be {TF_CONFIG_SHAPE}")
+    kind, index = task.get("type"), task.get("index", 0)
+    if not isinstance(kind, str) or kind not in cluster:
+        raise CharseqError(f"TF_CONFIG's task type {json.dumps(kind)} is not a job of its cluster "
+                           f"({', '.join(map(json.dumps, cluster)) or 'none'})")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise CharseqError(f"TF_CONFIG's task index {json.dumps(index)} must be a whole number below "
+                           f"{len(cluster[kind])}, the number of {kind} tasks its cluster lists")
 
 
 def is_chief() -> bool:

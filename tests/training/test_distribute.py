@@ -132,6 +132,22 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+@pytest.mark.parametrize("cluster, task, fragments", [
+    ({"worker": "127.0.0.1:1"}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list', '"127.0.0.1:1"']),
+    ({"worker": []}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list']),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": "0"}, ['task index "0"', "below 1"]),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 2}, ["task index 2", "below 1"]),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "chief", "index": 0}, ['task type "chief" is not a job']),
+])
+def test_a_malformed_tf_config_is_one_line_naming_the_mistake(tmp_path, corpus_file, monkeypatch, cluster, task,
+                                                              fragments):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "a", "--max-steps", "2", "--strategy",
+                           "multiworker", *FLAGS)
+    assert_clean_error(r, "TF_CONFIG", *fragments)
+    assert not any(tmp_path.iterdir())
+
+
 # ----------------------------------------------------------------------------- classifier and seq2seq
 # 94 rows: 9 held out, 85 to train on in batches of 7, so the 13 batches of an epoch are odd-sized
 # (each padded with a zero-weight row for 2 replicas) and the last holds one row (one worker's
