@@ -29,9 +29,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -89,11 +92,12 @@ def is_chief() -> bool:
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config["cluster"])
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy | None:
+def make_strategy(name: str, log: Callable[[str], None] = print) -> tf.distribute.Strategy | None:
     """The tf.distribute strategy called `name`, or None for the default (no strategy).
 
     A multi-worker strategy must exist before TensorFlow runs anything (it sets up the
-    collective ops of the whole process), so call this before building a model.
+    collective ops of the whole process), so call this before building a model. It waits until
+    every task of the cluster has started, saying so with `log` first (see `_waiting_for_cluster`).
     """
     if name == "default":
         return None
@@ -109,10 +113,36 @@ def make_strategy(name: str) -> tf.distribute.Strategy | None:
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        with _waiting_for_cluster(config, log):
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except (RuntimeError, ValueError, tf.errors.OpError) as e:
         first = (str(e).strip().splitlines() or [""])[0]
         raise CharseqError(f"cannot start the multi-worker strategy from TF_CONFIG: {first}") from None
+
+
+@contextmanager
+def _waiting_for_cluster(config: dict, log: Callable[[str], None]):
+    """While TensorFlow waits for the other tasks of the cluster (for as long as one is missing: a
+    worker not started, a wrong address), it holds Python's interpreter, so no Python signal handler
+    runs and Ctrl-C or SIGTERM would be ignored: meanwhile they end the process, as they do any
+    program by default. Nothing is lost: nothing has trained yet, and a new run is still only a
+    hidden build, which the next run at its --out deletes."""
+    cluster, task = config["cluster"], config["task"]
+    index = task.get("index", 0)
+    tasks = sum(len(addresses) for addresses in cluster.values())
+    address = (list(cluster[task["type"]].values()) if isinstance(cluster[task["type"]], dict)
+               else cluster[task["type"]])[index]
+    log(f"joining the {tasks} tasks of TF_CONFIG's cluster as {task['type']} {index} ({address}): waiting until "
+        "every one of them has started (Ctrl-C stops)")
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def num_replicas(strategy) -> int:

@@ -6,6 +6,7 @@ batches (odd sizes, a last batch of one row, padded texts) are split with zero-w
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -146,6 +147,32 @@ def test_a_malformed_tf_config_is_one_line_naming_the_mistake(tmp_path, corpus_f
                            "multiworker", *FLAGS)
     assert_clean_error(r, "TF_CONFIG", *fragments)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_worker_waiting_for_a_missing_one_says_so_and_stops_on_ctrl_c(tmp_path, corpus_file):
+    """TensorFlow waits for every worker of the cluster without a word, holding the interpreter, so
+    that Ctrl-C did nothing: the worker says what it waits for, and Ctrl-C ends it."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stdout:
+        p = subprocess.Popen([sys.executable, "-m", "charseq.cli", "train-lm", str(corpus_file), "--out",
+                              str(tmp_path / "run"), "--max-steps", "2", "--strategy", "multiworker", *FLAGS],
+                             cwd=REPO, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + TIMEOUT
+        while "waiting until every one of them has started" not in out.read_text() and p.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.5)
+        assert "joining the 2 tasks of TF_CONFIG's cluster as worker 0" in out.read_text(), out.read_text()
+        time.sleep(2)  # well inside TensorFlow's wait
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) != 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not (tmp_path / "run").exists()
 
 
 # ----------------------------------------------------------------------------- classifier and seq2seq
