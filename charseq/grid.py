@@ -254,6 +254,13 @@ def _has_trained_run(grid: Path) -> bool:
                                  for d in grid.iterdir() if d.is_dir())
 
 
+def _without_resume(message: str) -> str:
+    """A stopped run's message without its last advice if that is to resume it: in a grid, --resume
+    belongs to the grid, which resumes its runs itself."""
+    head, _, advice = message.rpartition("; ")
+    return head if head and "--resume" in advice else message
+
+
 def _stopped(e: BaseException, out: Path, build: Replacement) -> BaseException:
     """The error that stopped a grid being built beside `out`: the new grid is kept there for a
     rerun if any run of it trained (else deleted), and the message says so."""
@@ -385,6 +392,9 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
             with contextlib.suppress(CharseqError):
                 report()
         if build is None:
+            if isinstance(e, Interrupted):  # the run's own advice, --resume, is the grid's to give
+                raise type(e)(f"{_without_resume(e.message)}; run the same grid again to continue it "
+                              "(finished runs are skipped, this one resumes)") from None
             raise
         raise _stopped(e, out, build) from None
     if build is not None:

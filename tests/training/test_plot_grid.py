@@ -365,8 +365,11 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
         if line.startswith("step 5:"):
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted) as stopped:
         run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=stop_at_step_5, **settings)
+    # A grid's run is continued by the grid, never by --resume, which the grid refuses.
+    assert "--resume" not in str(stopped.value) and "run the same grid again to continue it" in str(stopped.value)
+    assert str(stopped.value).startswith("stopped by SIGINT at step 5; checkpoint saved in ")
     first, second = tmp_path / "g" / "lr=0.01", tmp_path / "g" / "lr=0.003"
     assert not (first / "grid_result.json").exists() and not second.exists()
     rows = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
