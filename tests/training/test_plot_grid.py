@@ -228,6 +228,24 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
                                           *TINY_FLAGS, "--out", out), "other fixed options", "--force")
 
 
+def test_a_grid_rerun_with_its_options_in_another_order_is_the_same_grid(tmp_path, grid, corpus_file):
+    """Retyping a grid's command with its options in another order (or an option spelled --x=v) is
+    no other grid: every run done is skipped, not refused as "other fixed options"."""
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    pairs = [TINY_FLAGS[i:i + 2] for i in range(0, len(TINY_FLAGS), 2)]
+    reordered = [f"{pairs[-1][0]}={pairs[-1][1]}", *(x for pair in reversed(pairs[:-1]) for x in pair)]
+    r = run_cli_in_process("grid", "train-lm", "--batch-size", "8", *reordered, corpus_file, "--lr", "1e-3,2e-2",
+                           "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: done, skipped" in r.stdout
+    # The same options with another value are still another grid.
+    assert_clean_error(run_cli_in_process("grid", "train-lm", "--batch-size", "16", *reordered, corpus_file,
+                                          "--lr", "1e-3,2e-2", "--out", out), "other fixed options")
+
+
 def beside(tmp_path, name="g") -> list[str]:
     """The hidden builds and swaps charseq keeps beside the grid `name`."""
     return sorted(n for n in os.listdir(tmp_path) if n.startswith(f".{name}."))
