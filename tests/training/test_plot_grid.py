@@ -401,6 +401,13 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
     assert rows[0]["best"] <= rows[1]["best"] and rows[0]["is_best"] and not rows[1]["is_best"]
 
 
+def test_a_mistyped_train_command_is_named_as_the_grid_s_command(tmp_path, corpus_file):
+    r = run_cli_in_process("grid", "train-lmm", corpus_file, "--lr", "1e-3,2e-3", "--out", tmp_path / "g")
+    assert_clean_error(r, "Invalid value for 'COMMAND': 'train-lmm' is not one of 'train-lm', ")
+    usage = run_cli_in_process("grid", "--help").stdout
+    assert "Usage: charseq grid [OPTIONS] COMMAND\n" in usage and "COMMAND is a train command" in usage
+
+
 def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
     out = tmp_path / "g"
     cases = [(["--lr", "1e-3,abc"], ["--lr", "abc", "not a valid float"]),
