@@ -259,8 +259,15 @@ def per_replica(strategy, make):
 
 
 def gather(strategy, value) -> tf.Tensor:
-    """All replicas' rows of a per-replica tensor, in replica order (a collective: every worker calls it)."""
-    return strategy.gather(value, axis=0)
+    """All replicas' rows of a per-replica tensor, in replica order (a collective: every worker calls it).
+
+    TensorFlow's all-gather carries no bfloat16 (the RNN state a mixed_bfloat16 run carries): such a
+    tensor travels as float32, which holds every bfloat16 value exactly, and comes back as bfloat16."""
+    dtype = strategy.experimental_local_results(value)[0].dtype
+    if dtype != tf.bfloat16:
+        return strategy.gather(value, axis=0)
+    wide = strategy.run(lambda v: tf.cast(v, tf.float32), args=(value,))
+    return tf.cast(strategy.gather(wide, axis=0), dtype)
 
 
 def sum_over_replicas(value):

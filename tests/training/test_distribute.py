@@ -103,6 +103,20 @@ def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
     _same_curve(_metrics(single), _metrics(out))
 
 
+def test_two_workers_train_a_language_model_in_mixed_bfloat16(tmp_path, corpus_file):
+    """The precision `auto` picks on a CPU with bfloat16 arithmetic: the RNN state the language model
+    carries is bfloat16 then, which TensorFlow's all-gather refuses, so the first checkpoint failed."""
+    out = tmp_path / "multi"
+    flags = [*FLAGS[:FLAGS.index("--precision")], "--precision", "mixed_bfloat16", *FLAGS[FLAGS.index("--precision") + 2:]]
+    results = _run_workers(["train-lm", corpus_file, "--out", out, "--max-steps", "6", "--strategy", "multiworker",
+                            *flags], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"worker {i}: {r.stderr}"
+    assert json.loads((out / "config.json").read_text())["model"]["precision"] == "mixed_bfloat16"
+    state = saved_arrays(out / "checkpoint.npz")["x_state_0_0"]
+    assert state.shape[0] == 8 and np.isfinite(state).all()  # the carried state of the whole global batch
+
+
 @pytest.mark.parametrize("ema", [0.0, 0.9])  # the moving average of the weights is a mirrored variable too
 def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file, ema):
     runs = {}
