@@ -189,6 +189,38 @@ def test_a_worker_waiting_for_a_missing_one_says_so_and_stops_on_ctrl_c(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+def test_a_worker_that_loses_another_says_so_and_keeps_its_checkpoint(tmp_path, corpus_file):
+    """A worker killed mid-run fails the others' next collective op: each says it lost a worker and
+    which checkpoint to resume from, in one line, instead of an internal error."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    out, logs, procs = tmp_path / "run", [tmp_path / "w0.txt", tmp_path / "w1.txt"], []
+    for i, log in enumerate(logs):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+               "CHARSEQ_WORKER_DIR": str(tmp_path / f"w{i}")}
+        with open(log, "w") as stdout, open(log.with_suffix(".err"), "w") as stderr:
+            procs.append(subprocess.Popen([sys.executable, "-m", "charseq.cli", "train-lm", str(corpus_file), "--out",
+                                           str(out), "--max-steps", "100000", "--strategy", "multiworker", *FLAGS],
+                                          cwd=REPO, env=env, stdout=stdout, stderr=stderr))
+    try:
+        deadline = time.time() + TIMEOUT
+        while "step 10:" not in logs[0].read_text() and procs[0].poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert "step 10:" in logs[0].read_text(), logs[0].with_suffix(".err").read_text()
+        procs[1].kill()
+        assert procs[0].wait(timeout=TIMEOUT) == 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    # TensorFlow's own C++ log lines about the broken connection come first, out of charseq's hands.
+    err = logs[0].with_suffix(".err").read_text().strip()
+    last = err.splitlines()[-1]
+    assert last.startswith("Error: lost touch with another worker of the cluster at step ") and "Traceback" not in err, err
+    assert last.endswith("is intact; start every worker again with --resume"), last
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+
+
 # ----------------------------------------------------------------------------- classifier and seq2seq
 # 94 rows: 9 held out, 85 to train on in batches of 7, so the 13 batches of an epoch are odd-sized
 # (each padded with a zero-weight row for 2 replicas) and the last holds one row (one worker's
