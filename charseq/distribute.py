@@ -27,6 +27,7 @@ chief's run directory copied to the same path on every machine first).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -112,12 +113,27 @@ def make_strategy(name: str, log: Callable[[str], None] = print) -> tf.distribut
     # AUTO: NCCL between GPUs, ring all-reduce over gRPC between CPUs.
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+    logger = tf.get_logger()
+    if not any(isinstance(f, _CollectiveNotices) for f in logger.filters):
+        logger.addFilter(_CollectiveNotices())
     try:
         with _waiting_for_cluster(config, log):
             return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except (RuntimeError, ValueError, tf.errors.OpError) as e:
         first = (str(e).strip().splitlines() or [""])[0]
         raise CharseqError(f"cannot start the multi-worker strategy from TF_CONFIG: {first}") from None
+
+
+class _CollectiveNotices(logging.Filter):
+    """Drops TensorFlow's warnings on how a multi-worker strategy runs its collective ops outside a
+    compiled step ("Using CollectiveAllReduceStrategy eagerly has significant overhead", "calls to
+    CollectiveAllReduce._batch_all_gather ... triggered tf.function retracing"): charseq does so by
+    design, once per checkpoint (the gather of every worker's rows), and a user can do nothing about
+    them, yet they filled the terminal of every multi-worker run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("CollectiveAllReduce" in message and ("eagerly" in message or "retracing" in message))
 
 
 @contextmanager
