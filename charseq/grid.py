@@ -51,6 +51,7 @@ FixedKey = Callable[[object], object]
 
 
 def as_given(fixed):
+    """Fixed options compared as they are: the Python API's, whose settings are a dict already."""
     return fixed
 
 
@@ -364,8 +365,8 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
     and return the ranked results (also written to results.json and results.tsv).
 
     `spec` (the command and its fixed options) is kept in grid.json: reopening a grid with other
-    fixed options (as `fixed_key` compares them) is an error, since its finished runs would not be comparable. A run whose
-    settings are rejected before it starts stops the grid with that error; a run that fails
+    fixed options (as `fixed_key` compares them) is an error, since its finished runs would not be
+    comparable. A run whose settings are rejected before it starts stops the grid with that error; a run that fails
     while training (say its loss becomes NaN at a high learning rate) is recorded as failed and
     the grid goes on. Ctrl-C checkpoints the current run and stops; a rerun resumes it.
 

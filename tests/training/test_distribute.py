@@ -107,7 +107,8 @@ def test_two_workers_train_a_language_model_in_mixed_bfloat16(tmp_path, corpus_f
     """The precision `auto` picks on a CPU with bfloat16 arithmetic: the RNN state the language model
     carries is bfloat16 then, which TensorFlow's all-gather refuses, so the first checkpoint failed."""
     out = tmp_path / "multi"
-    flags = [*FLAGS[:FLAGS.index("--precision")], "--precision", "mixed_bfloat16", *FLAGS[FLAGS.index("--precision") + 2:]]
+    at = FLAGS.index("--precision")
+    flags = [*FLAGS[:at], "--precision", "mixed_bfloat16", *FLAGS[at + 2:]]
     results = _run_workers(["train-lm", corpus_file, "--out", out, "--max-steps", "12", "--strategy", "multiworker",
                             *flags], tmp_path)
     for i, r in enumerate(results):
@@ -217,7 +218,8 @@ def test_a_worker_that_loses_another_says_so_and_keeps_its_checkpoint(tmp_path, 
     # TensorFlow's own C++ log lines about the broken connection come first, out of charseq's hands.
     err = logs[0].with_suffix(".err").read_text().strip()
     last = err.splitlines()[-1]
-    assert last.startswith("Error: lost touch with another worker of the cluster at step ") and "Traceback" not in err, err
+    assert last.startswith("Error: lost touch with another worker of the cluster at step "), err
+    assert "Traceback" not in err, err
     assert last.endswith("is intact; start every worker again with --resume"), last
     assert json.loads((out / "status.json").read_text())["status"] == "failed"
 
