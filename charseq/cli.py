@@ -145,7 +145,7 @@ class TrainCommands(click.Choice):
 
 
 @main.command("grid", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("command", type=TrainCommands())
+@click.argument("command", metavar="COMMAND", type=TrainCommands())  # not a list of every choice, in usage and errors
 @click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
               "combination, and results.json / results.tsv.")
 @click.option("--force", is_flag=True, help="Replace an existing grid directory instead of resuming it (the new "
@@ -158,8 +158,9 @@ def grid_command(ctx, command, out, force):
     charseq grid train-lm corpus.txt --lr 1e-3,3e-3 --batch-size 32,64 --units 128,256 \\
         --out runs/grid --time-budget 5
 
-    Every option of COMMAND works; a numeric or choice option given comma-separated values is an
-    axis of the grid. Runs go one after another into --out/NAME (e.g. lr=0.001,batch_size=32);
+    COMMAND is a train command (train-lm, classify-mnist, train-classifier, train-seq2seq), followed by
+    its arguments. Every option of COMMAND works; a numeric or choice option given comma-separated
+    values is an axis of the grid. Runs go one after another into --out/NAME (e.g. lr=0.001,batch_size=32);
     the results, best first by validation metric (val_loss for language models, val_accuracy for
     classifiers, val_exact_match for encoder-decoders), are printed and written to results.json
     and results.tsv. Run the same command again to resume an interrupted grid: finished runs are

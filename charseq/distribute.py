@@ -27,11 +27,15 @@ chief's run directory copied to the same path on every machine first).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +45,7 @@ from charseq.runs import RunDir
 from charseq.settings import STRATEGIES
 
 WORKER_DIR_ENV = "CHARSEQ_WORKER_DIR"
+TF_CONFIG_SHAPE = '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
 
 
 def _tf_config() -> dict | None:
@@ -53,9 +58,28 @@ def _tf_config() -> dict | None:
         raise CharseqError(f"TF_CONFIG is not valid JSON ({e})") from None
     if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) \
             or not isinstance(config.get("task"), dict):
-        raise CharseqError('TF_CONFIG must be {"cluster": {"worker": ["host:port", ...]}, '
-                           '"task": {"type": "worker", "index": i}}')
+        raise CharseqError(f"TF_CONFIG must be {TF_CONFIG_SHAPE}")
+    _check_cluster(config["cluster"], config["task"])
     return config
+
+
+def _check_cluster(cluster: dict, task: dict) -> None:
+    """TF_CONFIG's cluster and task as tf.distribute reads them, each mistake said in one line (TensorFlow's
+    own checks miss some, and fail on them with a TypeError deep in the strategy)."""
+    for job, addresses in cluster.items():
+        if isinstance(addresses, dict):  # {index: "host:port"}, which TensorFlow accepts too
+            addresses = list(addresses.values())
+        if not isinstance(addresses, list) or not addresses \
+                or not all(isinstance(a, str) and a.strip() for a in addresses):
+            raise CharseqError(f'TF_CONFIG\'s cluster "{job}" must be a list of "host:port" addresses, '
+                               f"not {json.dumps(addresses)}; TF_CONFIG must be {TF_CONFIG_SHAPE}")
+    kind, index = task.get("type"), task.get("index", 0)
+    if not isinstance(kind, str) or kind not in cluster:
+        raise CharseqError(f"TF_CONFIG's task type {json.dumps(kind)} is not a job of its cluster "
+                           f"({', '.join(map(json.dumps, cluster)) or 'none'})")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise CharseqError(f"TF_CONFIG's task index {json.dumps(index)} must be a whole number below "
+                           f"{len(cluster[kind])}, the number of {kind} tasks its cluster lists")
 
 
 def is_chief() -> bool:
@@ -69,11 +93,12 @@ def is_chief() -> bool:
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config["cluster"])
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy | None:
+def make_strategy(name: str, log: Callable[[str], None] = print) -> tf.distribute.Strategy | None:
     """The tf.distribute strategy called `name`, or None for the default (no strategy).
 
     A multi-worker strategy must exist before TensorFlow runs anything (it sets up the
-    collective ops of the whole process), so call this before building a model.
+    collective ops of the whole process), so call this before building a model. It waits until
+    every task of the cluster has started, saying so with `log` first (see `_waiting_for_cluster`).
     """
     if name == "default":
         return None
@@ -88,11 +113,52 @@ def make_strategy(name: str) -> tf.distribute.Strategy | None:
     # AUTO: NCCL between GPUs, ring all-reduce over gRPC between CPUs.
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+    logger = tf.get_logger()
+    if not any(isinstance(f, _CollectiveNotices) for f in logger.filters):
+        logger.addFilter(_CollectiveNotices())
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        with _waiting_for_cluster(config, log):
+            return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     except (RuntimeError, ValueError, tf.errors.OpError) as e:
         first = (str(e).strip().splitlines() or [""])[0]
         raise CharseqError(f"cannot start the multi-worker strategy from TF_CONFIG: {first}") from None
+
+
+class _CollectiveNotices(logging.Filter):
+    """Drops TensorFlow's warnings on how a multi-worker strategy runs its collective ops outside a
+    compiled step ("Using CollectiveAllReduceStrategy eagerly has significant overhead", "calls to
+    CollectiveAllReduce._batch_all_gather ... triggered tf.function retracing"): charseq does so by
+    design, once per checkpoint (the gather of every worker's rows), and a user can do nothing about
+    them, yet they filled the terminal of every multi-worker run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("CollectiveAllReduce" in message and ("eagerly" in message or "retracing" in message))
+
+
+@contextmanager
+def _waiting_for_cluster(config: dict, log: Callable[[str], None]):
+    """While TensorFlow waits for the other tasks of the cluster (for as long as one is missing: a
+    worker not started, a wrong address), it holds Python's interpreter, so no Python signal handler
+    runs and Ctrl-C or SIGTERM would be ignored: meanwhile they end the process, as they do any
+    program by default. Nothing is lost: nothing has trained yet, and a new run is still only a
+    hidden build, which the next run at its --out deletes."""
+    cluster, task = config["cluster"], config["task"]
+    index = task.get("index", 0)
+    tasks = sum(len(addresses) for addresses in cluster.values())
+    address = (list(cluster[task["type"]].values()) if isinstance(cluster[task["type"]], dict)
+               else cluster[task["type"]])[index]
+    log(f"joining the {tasks} tasks of TF_CONFIG's cluster as {task['type']} {index} ({address}): waiting until "
+        "every one of them has started (Ctrl-C stops)")
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_DFL) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def num_replicas(strategy) -> int:
@@ -209,8 +275,15 @@ def per_replica(strategy, make):
 
 
 def gather(strategy, value) -> tf.Tensor:
-    """All replicas' rows of a per-replica tensor, in replica order (a collective: every worker calls it)."""
-    return strategy.gather(value, axis=0)
+    """All replicas' rows of a per-replica tensor, in replica order (a collective: every worker calls it).
+
+    TensorFlow's all-gather carries no bfloat16 (the RNN state a mixed_bfloat16 run carries): such a
+    tensor travels as float32, which holds every bfloat16 value exactly, and comes back as bfloat16."""
+    dtype = strategy.experimental_local_results(value)[0].dtype
+    if dtype != tf.bfloat16:
+        return strategy.gather(value, axis=0)
+    wide = strategy.run(lambda v: tf.cast(v, tf.float32), args=(value,))
+    return tf.cast(strategy.gather(wide, axis=0), dtype)
 
 
 def sum_over_replicas(value):

@@ -46,6 +46,13 @@ RESULT_FILE = "grid_result.json"
 
 # (combination, run directory, resume, replace) -> None; trains one run to its end.
 RunOne = Callable[[dict, Path, bool, bool], None]
+# A grid's fixed options -> what two grids must share to be the same grid (see command_grid).
+FixedKey = Callable[[object], object]
+
+
+def as_given(fixed):
+    """Fixed options compared as they are: the Python API's, whose settings are a dict already."""
+    return fixed
 
 
 def split_axes(args: list[str], options: dict[str, tuple[str, bool, bool]]) -> tuple[list[str], dict]:
@@ -138,10 +145,15 @@ def _not_the_grids(out: Path) -> str | None:
     return None
 
 
-def _same_grid(old: dict, spec: dict) -> bool:
-    """Whether a grid's grid.json has `spec`'s command and fixed options (its axes may differ:
-    a rerun with more values reuses the runs done)."""
-    return isinstance(old, dict) and all(old.get(k) == spec[k] for k in ("command", "fixed"))
+def _same_grid(old: dict, spec: dict, fixed_key: FixedKey = as_given) -> bool:
+    """Whether a grid's grid.json has `spec`'s command and fixed options, as `fixed_key` compares them
+    (its axes may differ: a rerun with more values reuses the runs done)."""
+    if not isinstance(old, dict) or old.get("command") != spec["command"]:
+        return False
+    try:
+        return fixed_key(old.get("fixed")) == fixed_key(spec["fixed"])
+    except (TypeError, ValueError, AttributeError):  # a grid.json edited by hand
+        return False
 
 
 def _read_spec(path: Path) -> dict:
@@ -151,7 +163,7 @@ def _read_spec(path: Path) -> dict:
         raise CharseqError(f"cannot read {path / GRID_FILE}: {e}") from None
 
 
-def _check_out(out: Path, spec: dict, force: bool) -> bool:
+def _check_out(out: Path, spec: dict, force: bool, fixed_key: FixedKey = as_given) -> bool:
     """Whether `out` holds a grid to replace (True, with `force`) or is free or the same grid to
     continue (False); else a one-line error, with nothing touched."""
     if not out.is_dir() or not any(out.iterdir()):
@@ -165,18 +177,18 @@ def _check_out(out: Path, spec: dict, force: bool) -> bool:
                                "refusing to replace it")
         return True
     old = _read_spec(out)
-    if not _same_grid(old, spec):
+    if not _same_grid(old, spec, fixed_key):
         raise CharseqError(f"{out} holds a grid of {old.get('command')} with other fixed options "
                            f"({' '.join(map(str, old.get('fixed') or [])) or 'none'}); give another --out, "
                            "or --force to replace it")
     return False
 
 
-def _adoptable(spec: dict) -> Callable[[Path], bool]:
+def _adoptable(spec: dict, fixed_key: FixedKey) -> Callable[[Path], bool]:
     """A new grid a stopped `grid --force` left beside the old one, for the same command: continued."""
     def same(build: Path) -> bool:
         try:
-            return _same_grid(_read_spec(build), spec) and _not_the_grids(build) is None
+            return _same_grid(_read_spec(build), spec, fixed_key) and _not_the_grids(build) is None
         except CharseqError:
             return False
     return same
@@ -209,8 +221,8 @@ def _undo_new(out: Path) -> Callable[[], None] | None:
     return undo
 
 
-def open_grid(out: Path, spec: dict, force: bool,
-              log: Callable[[str], None] = print) -> tuple[Path, Replacement | None, Callable[[], None] | None]:
+def open_grid(out: Path, spec: dict, force: bool, log: Callable[[str], None] = print,
+              fixed_key: FixedKey = as_given) -> tuple[Path, Replacement | None, Callable[[], None] | None]:
     """Where the grid's runs go: `out` itself (a new grid, or the same grid continued), or, to
     replace an old grid (`force`), a new grid built beside it (the Replacement), which takes its
     place only once every run is done; and, for a new grid at `out`, what removes it again (see
@@ -218,11 +230,11 @@ def open_grid(out: Path, spec: dict, force: bool,
     out = destination(out)
     recover(out, _not_the_grids, sweep=False, log=log)  # a swap a killed grid --force left half done
     undo = None
-    if not _check_out(out, spec, force):
+    if not _check_out(out, spec, force, fixed_key):
         where, build, undo = out, None, _undo_new(out)
     else:
-        build = Replacement.begin(out, check=lambda out: _check_out(out, spec, True), foreign=_not_the_grids,
-                                  adopt=_adoptable(spec), log=log)
+        build = Replacement.begin(out, check=lambda out: _check_out(out, spec, True, fixed_key),
+                                  foreign=_not_the_grids, adopt=_adoptable(spec, fixed_key), log=log)
         where = build.path
         log(f"{'continuing' if build.adopted else 'building'} the new grid beside {out} (in {where.name}); "
             "the old grid stays until every run of the new one is done")
@@ -252,6 +264,13 @@ def _writing():
 def _has_trained_run(grid: Path) -> bool:
     return grid.is_dir() and any(not d.name.startswith(".") and (d / CONFIG_FILE).is_file()
                                  for d in grid.iterdir() if d.is_dir())
+
+
+def _without_resume(message: str) -> str:
+    """A stopped run's message without its last advice if that is to resume it: in a grid, --resume
+    belongs to the grid, which resumes its runs itself."""
+    head, _, advice = message.rpartition("; ")
+    return head if head and "--resume" in advice else message
 
 
 def _stopped(e: BaseException, out: Path, build: Replacement) -> BaseException:
@@ -341,13 +360,13 @@ def check_settings(command: str, settings: dict) -> None:
 
 
 def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool = False,
-           log: Callable[[str], None] = print) -> list[dict]:
+           log: Callable[[str], None] = print, fixed_key: FixedKey = as_given) -> list[dict]:
     """Train every combination of `axes` with `run_one`, one run directory each under `out`,
     and return the ranked results (also written to results.json and results.tsv).
 
     `spec` (the command and its fixed options) is kept in grid.json: reopening a grid with other
-    fixed options is an error, since its finished runs would not be comparable. A run whose
-    settings are rejected before it starts stops the grid with that error; a run that fails
+    fixed options (as `fixed_key` compares them) is an error, since its finished runs would not be
+    comparable. A run whose settings are rejected before it starts stops the grid with that error; a run that fails
     while training (say its loss becomes NaN at a high learning rate) is recorded as failed and
     the grid goes on. Ctrl-C checkpoints the current run and stops; a rerun resumes it.
 
@@ -363,7 +382,7 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
                 check_number(name, value)
     spec = _normal(spec)
     out = destination(out)
-    where, build, undo = open_grid(out, {**spec, "axes": _normal(axes)}, force, log)
+    where, build, undo = open_grid(out, {**spec, "axes": _normal(axes)}, force, log, fixed_key)
     combos = combinations(axes)
 
     def report() -> list[dict]:
@@ -385,6 +404,9 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
             with contextlib.suppress(CharseqError):
                 report()
         if build is None:
+            if isinstance(e, Interrupted):  # the run's own advice, --resume, is the grid's to give
+                raise type(e)(f"{_without_resume(e.message)}; run the same grid again to continue it "
+                              "(finished runs are skipped, this one resumes)") from None
             raise
         raise _stopped(e, out, build) from None
     if build is not None:
@@ -424,6 +446,30 @@ def _train_one(path: Path, combo: dict, counter: str, run_one: RunOne, log: Call
     keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid
 
 
+def in_any_order(fixed: list[str], options: dict[str, tuple[str, bool, bool]]) -> list:
+    """A train command's fixed arguments as it reads them, whatever their order on the command line:
+    the positional arguments in their order, then each option (with its value) sorted by its setting's
+    name, an option given several times keeping the order of its values. `options` is as for split_axes.
+
+    >>> opts = {"--lr": ("lr", True, True), "--units": ("units", True, True)}
+    >>> in_any_order(["c.txt", "--units", "64", "--lr", "0.01"], opts) == in_any_order(
+    ...     ["--lr", "0.01", "c.txt", "--units", "64"], opts)
+    True
+    """
+    positional, given, i = [], [], 0
+    while i < len(fixed):
+        known = options.get(fixed[i])
+        if known is None:
+            positional.append(fixed[i])
+        elif known[1] and i + 1 < len(fixed):
+            given.append([known[0], fixed[i + 1]])  # by the setting's name: a short and a long spelling are one
+            i += 1
+        else:
+            given.append([known[0], fixed[i]])  # a flag as spelled: --no-x is not --x
+        i += 1
+    return [positional, sorted(given, key=lambda option: option[0])]
+
+
 def command_grid(train_command: click.Command, ctx: click.Context, out, force: bool = False,
                  log: Callable[[str], None] = print, before_each: Callable[[], None] = lambda: None) -> list[dict]:
     """`charseq grid COMMAND ...`: run the click command `train_command` once for every combination of
@@ -457,7 +503,8 @@ def command_grid(train_command: click.Command, ctx: click.Context, out, force: b
         with train_command.make_context(name, argv(combo, path, resume, replace), parent=ctx) as sub:
             train_command.invoke(sub)
 
-    return search(out, axes, run_one, {"command": name, "fixed": fixed}, force=force, log=log)
+    return search(out, axes, run_one, {"command": name, "fixed": fixed}, force=force, log=log,
+                  fixed_key=lambda given: in_any_order(given, options))
 
 
 def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = False,

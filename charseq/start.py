@@ -335,7 +335,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
         start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
         recipe.check(start)
         start.run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
-    strategy = make_strategy(start.train_cfg.strategy)  # before TensorFlow runs anything (see make_strategy)
+    strategy = make_strategy(start.train_cfg.strategy, log)  # before TensorFlow runs anything (see make_strategy)
     recipe.read(start)
     if not resume:
         start.sizing = recipe.sizing(start)

@@ -249,6 +249,8 @@ class TrainingLoop:
         try:
             yield
         except (OSError, tf.errors.OpError) as e:
+            if self.lost_a_worker(e):  # the checkpoint's gather of every worker's rows, not the write
+                raise
             reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
             remedy = write_remedy(e, "the run directory")
             if not self.run_dir.published:
@@ -398,7 +400,31 @@ class TrainingLoop:
             self.run_dir.let_go()
         return last
 
+    def lost_a_worker(self, error: BaseException) -> bool:
+        """Whether `error` is how TensorFlow fails a multi-worker run's collective op when another worker
+        stops answering (killed, out of memory, its machine gone)."""
+        return isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy) and isinstance(
+            error, (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError,
+                    tf.errors.AbortedError))
+
+    @contextlib.contextmanager
+    def in_touch_with_the_workers(self):
+        """A worker lost mid-run is one line naming what happened and what is intact, not an internal error."""
+        try:
+            yield
+        except tf.errors.OpError as e:
+            if not self.lost_a_worker(e):
+                raise
+            kept = (f"the checkpoint of step {self.saved['step']} is intact; start every worker again with --resume"
+                    if self.run_dir.published else "no checkpoint was written; start every worker again")
+            raise CharseqError(f"lost touch with another worker of the cluster at step {self.step} "
+                               f"({type(e).__name__}); {kept}") from None
+
     def _train(self) -> dict:
+        with self.in_touch_with_the_workers():
+            return self._train_to_the_end()
+
+    def _train_to_the_end(self) -> dict:
         if self.cfg.on_nan == "skip" and not self.run_dir.has_checkpoint():
             self.checkpoint()  # something to go back to, even before the first evaluation
         with _StopRequest() as stop:

@@ -6,6 +6,7 @@ batches (odd sizes, a last batch of one row, padded texts) are split with zero-w
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -102,6 +103,22 @@ def test_two_workers_train_together_like_one_process(tmp_path, corpus_file):
     _same_curve(_metrics(single), _metrics(out))
 
 
+def test_two_workers_train_a_language_model_in_mixed_bfloat16(tmp_path, corpus_file):
+    """The precision `auto` picks on a CPU with bfloat16 arithmetic: the RNN state the language model
+    carries is bfloat16 then, which TensorFlow's all-gather refuses, so the first checkpoint failed."""
+    out = tmp_path / "multi"
+    at = FLAGS.index("--precision")
+    flags = [*FLAGS[:at], "--precision", "mixed_bfloat16", *FLAGS[at + 2:]]
+    results = _run_workers(["train-lm", corpus_file, "--out", out, "--max-steps", "12", "--strategy", "multiworker",
+                            *flags], tmp_path)
+    for i, r in enumerate(results):
+        assert r.returncode == 0, f"worker {i}: {r.stderr}"
+        assert "WARNING:tensorflow" not in r.stderr, r.stderr  # TensorFlow's notes on its collective ops
+    assert json.loads((out / "config.json").read_text())["model"]["precision"] == "mixed_bfloat16"
+    state = saved_arrays(out / "checkpoint.npz")["x_state_0_0"]
+    assert state.shape[0] == 8 and np.isfinite(state).all()  # the carried state of the whole global batch
+
+
 @pytest.mark.parametrize("ema", [0.0, 0.9])  # the moving average of the weights is a mirrored variable too
 def test_mirrored_on_one_cpu_replica_matches_the_default(tmp_path, corpus_file, ema):
     runs = {}
@@ -130,6 +147,81 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
     with pytest.raises(CharseqError, match="--time-budget cannot"):  # workers' clocks would disagree
         train_lm(corpus_file, tmp_path / "c", time_budget=1, strategy="multiworker", log=lambda s: None, **SETTINGS)
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize("cluster, task, fragments", [
+    ({"worker": "127.0.0.1:1"}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list', '"127.0.0.1:1"']),
+    ({"worker": []}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list']),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": "0"}, ['task index "0"', "below 1"]),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 2}, ["task index 2", "below 1"]),
+    ({"worker": ["127.0.0.1:1"]}, {"type": "chief", "index": 0}, ['task type "chief" is not a job']),
+])
+def test_a_malformed_tf_config_is_one_line_naming_the_mistake(tmp_path, corpus_file, monkeypatch, cluster, task,
+                                                              fragments):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "a", "--max-steps", "2", "--strategy",
+                           "multiworker", *FLAGS)
+    assert_clean_error(r, "TF_CONFIG", *fragments)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_worker_waiting_for_a_missing_one_says_so_and_stops_on_ctrl_c(tmp_path, corpus_file):
+    """TensorFlow waits for every worker of the cluster without a word, holding the interpreter, so
+    that Ctrl-C did nothing: the worker says what it waits for, and Ctrl-C ends it."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stdout:
+        p = subprocess.Popen([sys.executable, "-m", "charseq.cli", "train-lm", str(corpus_file), "--out",
+                              str(tmp_path / "run"), "--max-steps", "2", "--strategy", "multiworker", *FLAGS],
+                             cwd=REPO, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + TIMEOUT
+        while "waiting until every one of them has started" not in out.read_text() and p.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.5)
+        assert "joining the 2 tasks of TF_CONFIG's cluster as worker 0" in out.read_text(), out.read_text()
+        time.sleep(2)  # well inside TensorFlow's wait
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) != 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_that_loses_another_says_so_and_keeps_its_checkpoint(tmp_path, corpus_file):
+    """A worker killed mid-run fails the others' next collective op: each says it lost a worker and
+    which checkpoint to resume from, in one line, instead of an internal error."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    out, logs, procs = tmp_path / "run", [tmp_path / "w0.txt", tmp_path / "w1.txt"], []
+    for i, log in enumerate(logs):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+               "CHARSEQ_WORKER_DIR": str(tmp_path / f"w{i}")}
+        with open(log, "w") as stdout, open(log.with_suffix(".err"), "w") as stderr:
+            procs.append(subprocess.Popen([sys.executable, "-m", "charseq.cli", "train-lm", str(corpus_file), "--out",
+                                           str(out), "--max-steps", "100000", "--strategy", "multiworker", *FLAGS],
+                                          cwd=REPO, env=env, stdout=stdout, stderr=stderr))
+    try:
+        deadline = time.time() + TIMEOUT
+        while "step 10:" not in logs[0].read_text() and procs[0].poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert "step 10:" in logs[0].read_text(), logs[0].with_suffix(".err").read_text()
+        procs[1].kill()
+        assert procs[0].wait(timeout=TIMEOUT) == 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    # TensorFlow's own C++ log lines about the broken connection come first, out of charseq's hands.
+    err = logs[0].with_suffix(".err").read_text().strip()
+    last = err.splitlines()[-1]
+    assert last.startswith("Error: lost touch with another worker of the cluster at step "), err
+    assert "Traceback" not in err, err
+    assert last.endswith("is intact; start every worker again with --resume"), last
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
 
 
 # ----------------------------------------------------------------------------- classifier and seq2seq

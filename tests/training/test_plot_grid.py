@@ -228,6 +228,24 @@ def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, 
                                           *TINY_FLAGS, "--out", out), "other fixed options", "--force")
 
 
+def test_a_grid_rerun_with_its_options_in_another_order_is_the_same_grid(tmp_path, grid, corpus_file):
+    """Retyping a grid's command with its options in another order (or an option spelled --x=v) is
+    no other grid: every run done is skipped, not refused as "other fixed options"."""
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(grid[0], out)
+    pairs = [TINY_FLAGS[i:i + 2] for i in range(0, len(TINY_FLAGS), 2)]
+    reordered = [f"{pairs[-1][0]}={pairs[-1][1]}", *(x for pair in reversed(pairs[:-1]) for x in pair)]
+    r = run_cli_in_process("grid", "train-lm", "--batch-size", "8", *reordered, corpus_file, "--lr", "1e-3,2e-2",
+                           "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "[1/2] lr=0.001: done, skipped" in r.stdout and "[2/2] lr=0.02: done, skipped" in r.stdout
+    # The same options with another value are still another grid.
+    assert_clean_error(run_cli_in_process("grid", "train-lm", "--batch-size", "16", *reordered, corpus_file,
+                                          "--lr", "1e-3,2e-2", "--out", out), "other fixed options")
+
+
 def beside(tmp_path, name="g") -> list[str]:
     """The hidden builds and swaps charseq keeps beside the grid `name`."""
     return sorted(n for n in os.listdir(tmp_path) if n.startswith(f".{name}."))
@@ -365,8 +383,11 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
         if line.startswith("step 5:"):
             os.kill(os.getpid(), signal.SIGINT)
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted) as stopped:
         run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=stop_at_step_5, **settings)
+    # A grid's run is continued by the grid, never by --resume, which the grid refuses.
+    assert "--resume" not in str(stopped.value) and "run the same grid again to continue it" in str(stopped.value)
+    assert str(stopped.value).startswith("stopped by SIGINT at step 5; checkpoint saved in ")
     first, second = tmp_path / "g" / "lr=0.01", tmp_path / "g" / "lr=0.003"
     assert not (first / "grid_result.json").exists() and not second.exists()
     rows = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
@@ -378,6 +399,13 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
     assert [r["step"] for r in metrics(first)] == [5, 10] and [r["step"] for r in metrics(second)] == [5, 10]
     assert [r["status"] for r in rows] == ["finished", "finished"]
     assert rows[0]["best"] <= rows[1]["best"] and rows[0]["is_best"] and not rows[1]["is_best"]
+
+
+def test_a_mistyped_train_command_is_named_as_the_grid_s_command(tmp_path, corpus_file):
+    r = run_cli_in_process("grid", "train-lmm", corpus_file, "--lr", "1e-3,2e-3", "--out", tmp_path / "g")
+    assert_clean_error(r, "Invalid value for 'COMMAND': 'train-lmm' is not one of 'train-lm', ")
+    usage = run_cli_in_process("grid", "--help").stdout
+    assert "Usage: charseq grid [OPTIONS] COMMAND\n" in usage and "COMMAND is a train command" in usage
 
 
 def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):
