@@ -144,7 +144,20 @@ class TrainCommands(click.Choice):
         pass
 
 
-@main.command("grid", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+class GridCommand(click.Command):
+    """The grid command, whose help names the train commands registered when it is shown (TRAIN_COMMANDS)."""
+
+    @property
+    def help(self) -> str | None:
+        return self._help and self._help.replace("TRAIN_COMMANDS", ", ".join(train_commands()))
+
+    @help.setter
+    def help(self, value) -> None:
+        self._help = value
+
+
+@main.command("grid", cls=GridCommand,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("command", metavar="COMMAND", type=TrainCommands())  # not a list of every choice, in usage and errors
 @click.option("--out", "-o", required=True, type=click.Path(), help="Grid directory: one run directory per "
               "combination, and results.json / results.tsv.")
@@ -158,7 +171,7 @@ def grid_command(ctx, command, out, force):
     charseq grid train-lm corpus.txt --lr 1e-3,3e-3 --batch-size 32,64 --units 128,256 \\
         --out runs/grid --time-budget 5
 
-    COMMAND is a train command (train-lm, classify-mnist, train-classifier, train-seq2seq), followed by
+    COMMAND is a train command (TRAIN_COMMANDS), followed by
     its arguments. Every option of COMMAND works; a numeric or choice option given comma-separated
     values is an axis of the grid. Runs go one after another into --out/NAME (e.g. lr=0.001,batch_size=32);
     the results, best first by validation metric (val_loss for language models, val_accuracy for

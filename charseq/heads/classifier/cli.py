@@ -111,7 +111,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 def classify_command(model_dir, texts, input_file, as_json, precision):
     """Print the label and its probability for each TEXT (or each line of --input).
 
-    An image classifier (classify-mnist) takes image files instead: PNG, JPEG, GIF or BMP, of the
+    An image classifier (classify-mnist) takes an IMAGE_FILE for each: PNG, JPEG, GIF or BMP, of the
     size it was trained on (28x28 for MNIST), read in grey levels as MNIST stores them, a light
     digit on black.
     """
