@@ -263,13 +263,33 @@ def inputs(args, input_file) -> tuple[list[str], list[int | None]]:
 
     texts, lines = list(args), [None] * len(args)
     if input_file is not None:
-        content = read_text(input_file)
+        content = _read_standard_input() if input_file == STDIN else read_text(input_file)
         rows = content.split("\n")
         if content.endswith("\n") or not content:  # an empty file has no lines, not one blank one
             rows.pop()
         texts += rows
         lines += range(1, len(rows) + 1)
     return texts, lines
+
+
+STDIN = "-"  # the name that means standard input, as for other command-line tools: texts can be piped in
+
+
+def input_name(input_file: str) -> str:
+    """How messages name the --input given."""
+    return "standard input" if input_file == STDIN else str(input_file)
+
+
+def _read_standard_input() -> str:
+    """Standard input as UTF-8 text, newlines normalised to \\n as files are read."""
+    from charseq.errors import CharseqError
+
+    data = click.get_binary_stream("stdin").read()
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is not text
+    except UnicodeDecodeError as e:
+        raise CharseqError(f"standard input is not valid utf-8 text ({e.reason} at byte {e.start:,})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def blank_argument(texts: list[str], lines: list[int | None], blank=lambda text: not text) -> int | None:

@@ -296,3 +296,12 @@ def test_make_pairs_refuses_impossible_counts_at_once(tmp_path):
     r = run_cli_in_process("make-pairs", "addition", "--digits", "1", "--n", "100", "--out", tmp_path / "a.tsv")
     assert r.returncode == 0 and len((tmp_path / "a.tsv").read_text().splitlines()) == 100
     assert not (tmp_path / "b.tsv").exists()
+
+
+def test_classify_input_dash_reads_standard_input(classifier_run):
+    r = run_cli("classify", "--model", classifier_run, "--input", "-", "--json", input="good film\n\nbad film\n")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["line"], row["text"]) for row in rows] == [(1, "good film"), (2, ""), (3, "bad film")]
+    assert_clean_error(run_cli("classify", "--model", classifier_run, "--input", "-", input=""),
+                       "nothing to classify", "standard input is empty")

@@ -8,8 +8,9 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, inputs, json_line,
-                             library_option, model_options, train_on_file, training_options, validation_options)
+from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, input_name, inputs,
+                             json_line, library_option, model_options, train_on_file, training_options,
+                             validation_options)
 from charseq.settings import INFERENCE_PRECISIONS, READOUTS, TOKENIZERS
 
 CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
@@ -102,7 +103,7 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 @click.command("classify")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a classifier.")
 @click.argument("texts", nargs=-1, metavar="[TEXT | IMAGE_FILE]...")
-@click.option("--input", "input_file", type=click.Path(), help="A file with one text (or image file name) per line.")
+@click.option("--input", "input_file", type=click.Path(), help="A file with one text (or image file name) per line; - reads standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text or image.")
 @click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS),
               help="What the model computes in: float32, or mixed_bfloat16 (bfloat16 products with float32 sums; "
@@ -125,7 +126,7 @@ def classify_command(model_dir, texts, input_file, as_json, precision):
     what, blank_what, key, answer = (("image files", "an empty file name (IMAGE_FILE", "image", classify_image_files)
                                      if images else ("texts", "an empty text (TEXT", "text", classify))
     if not texts:
-        raise CharseqError(f"nothing to classify: {input_file} is empty" if input_file is not None
+        raise CharseqError(f"nothing to classify: {input_name(input_file)} is empty" if input_file is not None
                            else f"nothing to classify: give {what} or --input FILE")
     blank = blank_argument(texts, lines, lambda text: not text.strip())
     if blank:
