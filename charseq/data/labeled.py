@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from charseq.files import read_text
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
 LABEL_COLUMNS = ("label",)
+# How a JSON array or object (or JSON Lines) starts, told from a column name such as "[id]".
+JSON_START = re.compile(r'\s*(\{\s*("|$)|\[\s*([\[{"\d\]-]|$))')
 FIELD_LIMIT = 2**31 - 1  # characters in one field: the most a C long holds everywhere
 
 
@@ -36,6 +39,10 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
     if sep:  # a spreadsheet's export in a locale whose lists take semicolons: no column name helps
         raise CharseqError(f"{path} has a single column, {header[0].strip()!r}, which looks separated by {sep!r}; "
                            "charseq reads CSV (separated by commas) or TSV (by tabs): save the file as one of them")
+    if JSON_START.match(header[0]):  # a JSON export: its keys are not columns, whatever is named
+        raise CharseqError(f"{path} looks like JSON (it starts with {header[0].lstrip()[0]!r}); charseq reads labeled "
+                           "texts from CSV or TSV with a header row naming the columns (such as text and label): "
+                           "save the file as one of them")
     looked = f"{what} column {wanted!r}" if wanted else f"{what} column ({' or '.join(defaults)})"
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
                        f"--{what}-column to name one")

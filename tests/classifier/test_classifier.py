@@ -289,6 +289,26 @@ def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
     assert "--text-column" not in r.stderr  # no column name can split it
 
 
+@pytest.mark.parametrize("name, content", [
+    ("x.json", '[{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]\n'),
+    ("x.json", '[\n  {\n    "text": "good",\n    "label": "pos"\n  }\n]\n'),
+    ("x.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n'),
+    ("x.csv", '[{"text": "good", "label": "pos"}]\n'),
+])
+def test_a_json_file_is_named_as_such(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    r = run_cli_in_process("train-classifier", tmp_path / name, "--out", tmp_path / "r")
+    assert_clean_error(r, f"{name} looks like JSON", "CSV or TSV")
+    assert "--text-column" not in r.stderr  # no column name reads it
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_column_name_in_brackets_is_not_taken_for_json(tmp_path):
+    (tmp_path / "x.csv").write_text("[id],words,label\n1,good,pos\n")
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "r"),
+                       "no text column", "[id], words, label")
+
+
 def test_row_with_wrong_field_count(tmp_path, reviews):
     content = (reviews / "train.tsv").read_text().splitlines()
     content.insert(5, "one\ttoo\tmany")
