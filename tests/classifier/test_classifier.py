@@ -263,6 +263,14 @@ def test_init_from_a_language_model(tmp_path, reviews):
     assert "starting from the language model" in r.stdout
     assert "[yours: batch_size]" in r.stdout  # the shape is the language model's, not named as the user's
     assert json.loads((out / "config.json").read_text())["model"]["units"] == 24
+    assert "warning" not in r.stdout  # the language model knows every character of these texts
+    # Texts in another script than the language model's all read as one unknown id: that is said.
+    greek = tmp_path / "greek.tsv"
+    greek.write_text("text\tlabel\n" + "καλή ταινία\tpos\nκακή ταινία\tneg\n" * 20, encoding="utf-8")
+    r = run_cli_in_process("train-classifier", greek, "--out", tmp_path / "greek", "--init-from", lm_dir,
+                           "--max-steps", "1", "--batch-size", "16")
+    assert r.returncode == 0, r.stderr
+    assert "warning: 90.9% of the characters of" in r.stdout and "read as unknown (most often: 'α'" in r.stdout
     # A shape given that is not the language model's would be quietly replaced: it is refused instead.
     r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "wider", "--init-from",
                            lm_dir, "--units", "64", "--max-steps", "1")

@@ -45,6 +45,7 @@ from charseq.vocab import (CharVocab, SentencePieceVocab, character_bound, count
 
 TASK = "classifier"
 LM_SHAPE = ("cell", "layers", "units", "embedding_dim")  # what a classifier takes of a language model (--init-from)
+UNKNOWN_SHARE_TO_WARN = 0.01  # of the training characters: a few rare ones unknown is usual, more costs accuracy
 
 
 def build_model(cfg: dict, num_classes: int, vocab_size: int | None, precision: str | None = None,
@@ -201,6 +202,21 @@ class _Images(Recipe):
                          augment_elastic=m.augment_elastic, label_smoothing=m.label_smoothing, strategy=strategy)
 
 
+def _warn_of_unknown_characters(log, texts: list[str], vocab, train_file, lm_dir) -> None:
+    """Say so when the language model's vocabulary lacks much of the training texts: all such
+    characters read as one unknown id, so the classifier cannot tell them apart, and nothing else
+    would show it."""
+    counts = count_characters(texts)
+    missing = {c: n for c, n in counts.items() if vocab.encode(c)[0] == vocab.unk_id}
+    share = sum(missing.values()) / max(sum(counts.values()), 1)
+    if share < UNKNOWN_SHARE_TO_WARN:
+        return
+    commonest = sorted(missing, key=lambda c: (-missing[c], c))[:5]
+    log(f"warning: {share:.1%} of the characters of {train_file} are not in the vocabulary of the language model "
+        f"in {lm_dir} and are read as unknown (most often: {', '.join(map(repr, commonest))}); a language model "
+        "trained on texts like these would know them")
+
+
 @discard_unpublished
 def _train_mnist(out, data, *, force, resume, log, progress_bar, **settings) -> RunDir:
     recipe = _Images(data)
@@ -343,6 +359,8 @@ class _Texts(Recipe):
             vocab = SentencePieceVocab.from_texts(texts, d.vocab_size)
         else:
             vocab = CharVocab.build(count_characters(texts), max_vocab=d.max_vocab, min_count=d.min_count)
+        if self.lm is not None:
+            _warn_of_unknown_characters(log, texts, vocab, train_file, self.init_from)
         self.vocab, self.texts = vocab, texts
         self.train = [vocab.encode(t) for t in texts], _encode_labels(labels, names, train_file)
         self.val = [vocab.encode(t) for t in val_texts], _encode_labels(
