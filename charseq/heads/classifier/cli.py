@@ -103,7 +103,8 @@ def train_classifier_command(train_file, out, force, resume, **settings):
 @click.command("classify")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of a classifier.")
 @click.argument("texts", nargs=-1, metavar="[TEXT | IMAGE_FILE]...")
-@click.option("--input", "input_file", type=click.Path(), help="A file with one text (or image file name) per line; - reads standard input.")
+@click.option("--input", "input_file", type=click.Path(),
+              help="A file with one text (or image file name) per line; - reads standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per text or image.")
 @click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS),
               help="What the model computes in: float32, or mixed_bfloat16 (bfloat16 products with float32 sums; "

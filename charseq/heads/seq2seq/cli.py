@@ -8,8 +8,9 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (LibraryOption, blank_argument, configure_output, given, input_name, inputs, json_line,
-                             library_default, library_option, model_options, train_on_file, training_options, validation_options)
+from charseq.options import (STDIN, LibraryOption, blank_argument, configure_output, given, input_name, inputs,
+                             json_line, library_default, library_option, model_options, train_on_file,
+                             training_options, validation_options)
 from charseq.settings import ATTENTIONS, INFERENCE_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
@@ -80,7 +81,8 @@ TRANSLATOR = "charseq.heads.seq2seq.config:DecodeConfig"  # the defaults Transla
 @click.command("translate")
 @click.option("--model", "-m", "model_dir", required=True, type=click.Path(), help="Run directory of an encoder-decoder.")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
-@click.option("--input", "input_file", type=click.Path(), help="A file with one source per line; - reads standard input.")
+@click.option("--input", "input_file", type=click.Path(),
+              help="A file with one source per line; - reads standard input.")
 @library_option("--beam", type=int, owner=f"{TRANSLATOR}.beam", help="Beam width (1: greedy).")
 @library_option("--n-best", type=int, owner=f"{TRANSLATOR}.n_best", help="Print this many hypotheses per source.")
 @library_option("--length-penalty", type=float, owner=f"{TRANSLATOR}.length_penalty",
@@ -121,13 +123,14 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     refuse = (unknown or library_default(f"{TRANSLATOR}.unknown")) == "error"
     tabbed = next((line for source, line in zip(sources, lines) if line and "\t" in source), None)
     if refuse and tabbed:  # no vocabulary has a tab, the character pairs are split at: a file of pairs
-        raise CharseqError(f"{input_name(input_file)} line {tabbed} has a tab: --input takes one source per line; to score "
-                           f"source<TAB>target pairs, run: charseq evaluate --model {model_dir} {input_file}")
+        raise CharseqError(f"{input_name(input_file)} line {tabbed} has a tab: --input takes one source per line; "
+                           f"to score source<TAB>target pairs, run: charseq evaluate --model {model_dir} "
+                           f"{'FILE' if input_file == STDIN else input_file}")
     translator = Translator(model_dir, precision)
     if refuse:  # named by its line, in a long file
         for source, line in zip(sources, lines):
             refuse_unknown(translator.source_vocab, source,
-                           f"{input_file} line {line} ({source[:40]!r})" if line else f"the source {source[:40]!r}",
+                           f"{input_name(input_file)} line {line} ({source[:40]!r})" if line else f"the source {source[:40]!r}",
                            "the model's source vocabulary", "--unknown unk")
     nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
     results = dict(zip(nonblank, translator(
