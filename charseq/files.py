@@ -191,8 +191,27 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
     except UnicodeDecodeError as e:
         offset, line = _where_decoding_fails(path, encoding)
         where = f"at byte {offset:,} (line {line:,})" if offset is not None else "somewhere"
-        raise CharseqError(f"{path} is not valid {encoding.replace('-sig', '')} text ({e.reason} {where})",
+        name = encoding.replace('-sig', '')
+        start = _start_of(path)
+        wide = next((w for w, marks in WIDE_MARKS.items() if start.startswith(marks)), None)
+        if wide:  # Windows' "Unicode" text: its byte-order mark says which
+            raise CharseqError(f"{path} is {wide} text (it starts with {wide}'s byte-order mark), not {name}",
+                               f"--encoding {wide}") from None
+        if b"\x00" in start:  # a program, an archive, an image: no --errors makes it text
+            raise CharseqError(f"{path} looks like a binary file, not text: it holds NUL bytes and is not valid "
+                               f"{name} ({e.reason} {where})", "--encoding if it is text in another encoding") from None
+        raise CharseqError(f"{path} is not valid {name} text ({e.reason} {where})",
                            "--encoding to name its encoding", "--errors replace") from None
+
+
+# Byte-order marks of the encodings whose text holds NUL bytes (UTF-32's first: UTF-16's begins it).
+WIDE_MARKS = {"utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)}
+
+
+def _start_of(path: Path) -> bytes:
+    """The file's first 64 KiB: NUL bytes there mean binary data (or text in UTF-16 or UTF-32)."""
+    with open(path, "rb") as f:
+        return f.read(1 << 16)
 
 
 def _where_decoding_fails(path: Path, encoding: str) -> tuple[int | None, int]:

@@ -36,6 +36,8 @@ def bad(tmp_path_factory):
     files = {
         "latin1.txt": "caf\xe9 au lait\n".encode("latin-1") * 50,
         "binary.txt": b"abc\x00def\n" * 50,
+        "utf16.txt": "caf\xe9 au lait\n".encode("utf-16"),  # Windows' "Unicode": a byte-order mark, NUL bytes
+        "program.tsv": b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 8,  # NUL bytes, and not UTF-8
         "latin1.tsv": "sentence\tlabel\ncaf\xe9\tpos\nthe tea\tneg\n".encode("latin-1"),
         "columns.tsv": b"words\tclass\nhello\tpos\nbye\tneg\n",
         "rows.tsv": b"sentence\tlabel\na good film\tpos\na bad row\n",
@@ -52,8 +54,10 @@ def bad(tmp_path_factory):
 TRAIN_CASES = [
     (["train-lm", "{bad}/latin1.txt"], ["--encoding", "--errors"]),
     (["train-lm", "{bad}/binary.txt"], ["--errors"]),
+    (["train-lm", "{bad}/utf16.txt"], ["--encoding"]),
     (["train-classifier", "{bad}/latin1.tsv"], ["--encoding"]),  # no --errors on train-classifier
     (["train-classifier", "{bad}/columns.tsv"], ["--text-column"]),
+    (["train-classifier", "{bad}/program.tsv"], ["--encoding"]),
     (["train-classifier", "{bad}/rows.tsv"], ["--skip-bad-rows"]),
     (["train-seq2seq", "{bad}/latin1-pairs.tsv"], ["--encoding"]),
     (["train-seq2seq", "{bad}/pairs.tsv"], ["--skip-bad-rows"]),
@@ -62,6 +66,7 @@ TRAIN_CASES = [
 USE_CASES = [
     (["classify", "--model", "{runs}/sentiment", "--input", "{bad}/latin1.txt"], []),  # no option helps here
     (["translate", "--model", "{runs}/reverse", "--input", "{bad}/latin1.txt"], []),
+    (["classify", "--model", "{runs}/sentiment", "--input", "{bad}/utf16.txt"], []),
     (["translate", "--model", "{runs}/reverse", "☃"], ["--unknown"]),
     (["generate", "--model", "{runs}/poems", "--prompt", "☃"], ["--unknown"]),
     (["evaluate", "--model", "{runs}/poems", "{bad}/latin1.txt"], ["--encoding", "--errors"]),
@@ -83,6 +88,15 @@ def test_train_commands_advise_their_own_options(args, advised, bad, tmp_path):
     result = run_cli_in_process(*_argv(args, bad=bad), "--out", out, "--max-steps", "1")
     assert_advice_fits(result, (args[0],), *advised)
     assert not out.exists()  # refused while reading the data: nothing written
+
+
+def test_a_binary_file_is_called_one(bad, tmp_path):
+    """A program given as data was told to name its encoding or replace its bad bytes, as if it were text."""
+    result = run_cli_in_process("train-lm", bad / "program.tsv", "--out", tmp_path / "run")
+    assert_clean_error(result, "program.tsv looks like a binary file, not text", "--encoding if it is text")
+    assert "--errors" not in result.stderr
+    result = run_cli_in_process("train-lm", bad / "utf16.txt", "--out", tmp_path / "run")
+    assert_clean_error(result, "utf16.txt is utf-16 text (it starts with utf-16's byte-order mark)", "--encoding utf-16")
 
 
 def test_a_grid_advises_the_options_of_its_command(bad, tmp_path):
