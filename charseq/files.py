@@ -205,7 +205,8 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
 
 
 # Byte-order marks of the encodings whose text holds NUL bytes (UTF-32's first: UTF-16's begins it).
-WIDE_MARKS = {"utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)}
+WIDE_MARKS = {"utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
+              "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)}
 
 
 def _start_of(path: Path) -> bytes:

@@ -96,7 +96,8 @@ def test_a_binary_file_is_called_one(bad, tmp_path):
     assert_clean_error(result, "program.tsv looks like a binary file, not text", "--encoding if it is text")
     assert "--errors" not in result.stderr
     result = run_cli_in_process("train-lm", bad / "utf16.txt", "--out", tmp_path / "run")
-    assert_clean_error(result, "utf16.txt is utf-16 text (it starts with utf-16's byte-order mark)", "--encoding utf-16")
+    assert_clean_error(result, "utf16.txt is utf-16 text (it starts with utf-16's byte-order mark)",
+                       "--encoding utf-16")
 
 
 def test_a_grid_advises_the_options_of_its_command(bad, tmp_path):
