@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
 try:
     import fcntl
@@ -177,30 +179,43 @@ def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "s
     A file that does not decode is a one-line error naming the file and what to do about it.
     """
     path = check_readable_file(path)
+    yield from _decoded_chunks(lambda: open(path, "rb"), str(path), encoding, errors, chunk_chars)
+
+
+def read_standard_input(encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Standard input as text, decoded and checked as a file is, so that piped text reads as the same file would."""
+    data = sys.stdin.buffer.read()
+    return "".join(_decoded_chunks(lambda: io.BytesIO(data), "standard input", encoding, errors, CHUNK_CHARS))
+
+
+def _decoded_chunks(open_bytes: Callable[[], BinaryIO], name: str, encoding: str, errors: str,
+                    chunk_chars: int) -> Iterator[str]:
+    """The text behind `open_bytes` (called again to say where decoding fails), with errors that call it `name`."""
     check_encoding(encoding)
     check_errors(errors)
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"  # a byte-order mark (spreadsheet exports have one) is not text
     try:
-        with open(path, encoding=encoding, errors=errors) as f:
+        with io.TextIOWrapper(open_bytes(), encoding=encoding, errors=errors) as f:  # newlines as open() does
             while chunk := f.read(chunk_chars):
                 if errors == "strict" and "\x00" in chunk:
-                    raise CharseqError(f"{path} contains NUL bytes: it looks like a binary file, not text",
+                    raise CharseqError(f"{name} contains NUL bytes: it looks like a binary file, not text",
                                        "--errors replace to read it anyway")
                 yield chunk
     except UnicodeDecodeError as e:
-        offset, line = _where_decoding_fails(path, encoding)
+        offset, line = _where_decoding_fails(open_bytes, encoding)
         where = f"at byte {offset:,} (line {line:,})" if offset is not None else "somewhere"
-        name = encoding.replace('-sig', '')
-        start = _start_of(path)
+        encoding_name = encoding.replace('-sig', '')
+        start = _start_of(open_bytes)
         wide = next((w for w, marks in WIDE_MARKS.items() if start.startswith(marks)), None)
         if wide:  # Windows' "Unicode" text: its byte-order mark says which
-            raise CharseqError(f"{path} is {wide} text (it starts with {wide}'s byte-order mark), not {name}",
+            raise CharseqError(f"{name} is {wide} text (it starts with {wide}'s byte-order mark), not {encoding_name}",
                                f"--encoding {wide}") from None
         if b"\x00" in start:  # a program, an archive, an image: no --errors makes it text
-            raise CharseqError(f"{path} looks like a binary file, not text: it holds NUL bytes and is not valid "
-                               f"{name} ({e.reason} {where})", "--encoding if it is text in another encoding") from None
-        raise CharseqError(f"{path} is not valid {name} text ({e.reason} {where})",
+            raise CharseqError(f"{name} looks like a binary file, not text: it holds NUL bytes and is not valid "
+                               f"{encoding_name} ({e.reason} {where})",
+                               "--encoding if it is text in another encoding") from None
+        raise CharseqError(f"{name} is not valid {encoding_name} text ({e.reason} {where})",
                            "--encoding to name its encoding", "--errors replace") from None
 
 
@@ -209,17 +224,17 @@ WIDE_MARKS = {"utf-32": (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE),
               "utf-16": (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)}
 
 
-def _start_of(path: Path) -> bytes:
-    """The file's first 64 KiB: NUL bytes there mean binary data (or text in UTF-16 or UTF-32)."""
-    with open(path, "rb") as f:
+def _start_of(open_bytes: Callable[[], BinaryIO]) -> bytes:
+    """The first 64 KiB: NUL bytes there mean binary data (or text in UTF-16 or UTF-32)."""
+    with open_bytes() as f:
         return f.read(1 << 16)
 
 
-def _where_decoding_fails(path: Path, encoding: str) -> tuple[int | None, int]:
-    """The byte offset in the file, and the line, of the first byte that does not decode."""
+def _where_decoding_fails(open_bytes: Callable[[], BinaryIO], encoding: str) -> tuple[int | None, int]:
+    """The byte offset, and the line, of the first byte that does not decode."""
     decoder = codecs.getincrementaldecoder(encoding)()
     consumed, lines = 0, 1
-    with open(path, "rb") as f:
+    with open_bytes() as f:
         while block := f.read(1 << 20):
             for start in range(0, len(block), 4096):
                 piece = block[start:start + 4096]
@@ -229,7 +244,7 @@ def _where_decoding_fails(path: Path, encoding: str) -> tuple[int | None, int]:
                     # The decoder may hold back up to a few bytes of an unfinished character.
                     held = len(decoder.getstate()[0]) if hasattr(decoder, "getstate") else 0
                     bad = consumed - held + e.start
-                    with open(path, "rb") as g:
+                    with open_bytes() as g:
                         before = g.read(max(bad, 0))
                     return bad, before.count(b"\n") + 1
                 consumed += len(piece)

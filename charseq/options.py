@@ -259,11 +259,11 @@ def inputs(args, input_file) -> tuple[list[str], list[int | None]]:
     """The texts of the command line, then one per line of `input_file` (split at \\n only, blank
     lines kept so that output line N answers input line N); and each one's line number (None for
     the command line's)."""
-    from charseq.files import read_text
+    from charseq.files import read_standard_input, read_text
 
     texts, lines = list(args), [None] * len(args)
     if input_file is not None:
-        content = _read_standard_input() if input_file == STDIN else read_text(input_file)
+        content = read_standard_input() if input_file == STDIN else read_text(input_file)
         rows = content.split("\n")
         if content.endswith("\n") or not content:  # an empty file has no lines, not one blank one
             rows.pop()
@@ -278,18 +278,6 @@ STDIN = "-"  # the name that means standard input, as for other command-line too
 def input_name(input_file: str) -> str:
     """How messages name the --input given."""
     return "standard input" if input_file == STDIN else str(input_file)
-
-
-def _read_standard_input() -> str:
-    """Standard input as UTF-8 text, newlines normalised to \\n as files are read."""
-    from charseq.errors import CharseqError
-
-    data = click.get_binary_stream("stdin").read()
-    try:
-        text = data.decode("utf-8-sig")  # a byte-order mark is not text
-    except UnicodeDecodeError as e:
-        raise CharseqError(f"standard input is not valid utf-8 text ({e.reason} at byte {e.start:,})") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def blank_argument(texts: list[str], lines: list[int | None], blank=lambda text: not text) -> int | None:

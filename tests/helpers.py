@@ -94,15 +94,16 @@ def run_cli(*args, timeout=300, **kwargs) -> subprocess.CompletedProcess:
                           cwd=kwargs.pop("cwd", REPO), **kwargs)
 
 
-def run_cli_in_process(*args) -> subprocess.CompletedProcess:
+def run_cli_in_process(*args, input: str | bytes | None = None) -> subprocess.CompletedProcess:
     """The same command line run in this process (TensorFlow is imported once, not per call): for
     the command line's surface, its messages, exit codes and options. An exception that escapes
-    the command is shown on stderr with its traceback, as the real process would show it."""
+    the command is shown on stderr with its traceback, as the real process would show it. `input`
+    is what the command reads on standard input."""
     from click.testing import CliRunner
 
     from charseq.cli import main
 
-    result = CliRunner().invoke(main, [str(a) for a in args], prog_name="charseq")
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input, prog_name="charseq")
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))

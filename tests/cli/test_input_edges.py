@@ -305,3 +305,17 @@ def test_classify_input_dash_reads_standard_input(classifier_run):
     assert [(row["line"], row["text"]) for row in rows] == [(1, "good film"), (2, ""), (3, "bad film")]
     assert_clean_error(run_cli("classify", "--model", classifier_run, "--input", "-", input=""),
                        "nothing to classify", "standard input is empty")
+
+
+def test_standard_input_that_is_not_text_is_named_as_a_file_would_be(classifier_run):
+    def classify_stdin(data: bytes):
+        return run_cli_in_process("classify", "--model", classifier_run, "--input", "-", input=data)
+
+    assert_clean_error(classify_stdin(b"good film\nbad \xff film\n"),
+                       "standard input is not valid utf-8 text", "(line 2)")
+    assert_clean_error(classify_stdin("good film\n".encode("utf-16")),
+                       "standard input is utf-16 text", "byte-order mark")
+    assert_clean_error(classify_stdin(b"\x7fELF\x02\x01\x00\x00\xff\xfe"), "standard input looks like a binary file")
+    r = classify_stdin(b"\xef\xbb\xbfgood film\r\nbad film\r\n")  # a byte-order mark and Windows line ends
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 2 and "\r" not in r.stdout and "\ufeff" not in r.stdout
