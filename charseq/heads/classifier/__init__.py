@@ -12,7 +12,8 @@
 
 from charseq.heads import Head, lazy
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
-from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ImageData, ModelConfig, TextData
+from charseq.heads.classifier.config import (IMAGES_RECORDED, TEXT_RECORDED, ImageData, ModelConfig, TextData,
+                                             reads_images)
 from charseq.settings import MAYBE_TEXT, TEXT, json_fields
 from charseq.sizing import counted
 
@@ -57,7 +58,7 @@ def evaluate(path, file, *, log=None, **options) -> dict:
 
 
 def kind(config: dict) -> str:
-    return "image classifier" if config.get("input") != "text" else "text classifier"
+    return "image classifier" if reads_images(config) else "text classifier"
 
 
 HEAD = Head(

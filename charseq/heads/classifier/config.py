@@ -76,3 +76,8 @@ class ImageData:
 # and how validation was held out; images: the set's path, where it came from, how many were held out.
 TEXT_RECORDED = {"train": (TEXT, True), "split": (TEXT, False)}
 IMAGES_RECORDED = {"path": (MAYBE_TEXT, True), "source": (TEXT, False), "val_images": ((int,), False)}
+
+
+def reads_images(config: dict) -> bool:
+    """Whether the classifier run recorded in `config` (its config.json) reads images, else texts."""
+    return config.get("input") != "text"

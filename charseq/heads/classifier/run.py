@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.heads.classifier.config import IMAGES_RECORDED, TEXT_RECORDED, ModelConfig, ImageData, TextData
+from charseq.heads.classifier.config import (IMAGES_RECORDED, TEXT_RECORDED, ImageData, ModelConfig, TextData,
+                                             reads_images)
 from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
@@ -432,7 +433,7 @@ def load_classifier(path: str | Path, precision: str | None = None):
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
-    vocab = load_vocab(run.path) if config.get("input") == "text" else None
+    vocab = None if reads_images(config) else load_vocab(run.path)
     try:
         model = build_model(config["model"], len(config["labels"]), vocab.size if vocab else None,
                             precision or precision_of_run(config), image_shape=_image_shape(config))
@@ -450,14 +451,14 @@ def _image_shape(config: dict) -> tuple[int, int]:
 def _image_run(path: str | Path) -> dict:
     """The config of the image classifier in `path`, or a one-line error if it classifies texts."""
     config = RunDir.open(path).require_task(TASK)
-    if config.get("input") == "text":
+    if not reads_images(config):
         raise CharseqError(f"{path} classifies texts, not images")
     return config
 
 
 def classifies_images(path: str | Path) -> bool:
     """Whether the classifier in `path` reads images (else texts)."""
-    return RunDir.open(path).require_task(TASK).get("input") != "text"
+    return reads_images(RunDir.open(path).require_task(TASK))
 
 
 def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from charseq import web
+from charseq.heads.classifier.config import reads_images
 from charseq.web import RUN, BadRequest, Field, Page, read_json
 
 MAX_CLASSIFY_CHARS = 2_000  # occlusion saliency classifies the text once per character
@@ -36,7 +37,7 @@ def data_files(run, config: dict) -> list:
     """What its validation data is read from: the images' .npz or IDX folder (charseq's cached
     MNIST when none was given, if it is there), or the training file and the --val file if any."""
     data = config["data"]
-    if config.get("input") != "text":
+    if reads_images(config):
         from charseq.data.datasets import cached_path
 
         files = [data.get("path") or cached_path("mnist")]
@@ -52,7 +53,7 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
     from charseq.heads.classifier.run import SPLIT, _encode_labels, image_split, label_ids
 
     data, names, seed = config["data"], config["labels"], config["train"]["seed"]
-    if config.get("input") != "text":
+    if reads_images(config):
         from charseq.data.datasets import dataset_path
         from charseq.data.mnist import load_mnist
 
@@ -75,7 +76,7 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
 
 def shown(x, config: dict) -> dict:
     """One input as the page takes it: {"text": ...} or {"image": 28 rows of 0-255}."""
-    return {"text": x} if config.get("input") == "text" else {"image": [list(map(int, row)) for row in x]}
+    return {"image": [list(map(int, row)) for row in x]} if reads_images(config) else {"text": x}
 
 
 def examples(data, config: dict, n: int) -> list[dict]:
