@@ -311,18 +311,20 @@ def result(path: Path, combination: dict) -> dict:
 
 
 def rank(rows: list[dict]) -> list[dict]:
-    """Rows sorted best first by their metric (rows without one last); the best is marked."""
+    """Rows sorted best first by their metric (rows without one last); the best finished run is marked:
+    a run stopped early (Ctrl-C) or failed may lead on a score it would not have kept."""
     scored = [r for r in rows if r["best"] is not None]
     mode = scored[0]["mode"] if scored else "min"
     scored.sort(key=lambda r: selection_key({"best": r["best"], "val_loss": r.get("best_val_loss")}, "best", mode))
     ranked = scored + [r for r in rows if r["best"] is None]
-    for i, r in enumerate(ranked):
-        r["is_best"] = i == 0 and r["best"] is not None
+    best = next((r for r in scored if r.get("status") == "finished"), None)
+    for r in ranked:
+        r["is_best"] = r is best
     return ranked
 
 
 def format_table(rows: list[dict]) -> str:
-    """The results as an aligned text table, best run first and marked with *."""
+    """The results as an aligned text table, best run first, the best finished run marked with *."""
     axes = list(rows[0]["settings"]) if rows else []
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
     header = ["", *axes, metric, "at step", "steps", "time", "status"]

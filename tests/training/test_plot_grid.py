@@ -199,10 +199,13 @@ def test_runs_tied_on_their_accuracy_rank_by_their_validation_loss():
     """As within a run (best.npz), so between runs: at the same best accuracy the lower loss ranks first."""
     from charseq.grid import rank
 
-    def row(name, best, loss):
-        return {"run": name, "best": best, "best_val_loss": loss, "mode": "max"}
+    def row(name, best, loss, status="finished"):
+        return {"run": name, "best": best, "best_val_loss": loss, "mode": "max", "status": status}
     ranked = rank([row("a", 0.9, 0.1), row("b", 1.0, 0.3), row("c", 1.0, 0.2), row("d", None, None)])
     assert [r["run"] for r in ranked] == ["c", "b", "a", "d"] and ranked[0]["is_best"]
+    # A run stopped part-way may lead on its score so far: the best finished run is the grid's best.
+    ranked = rank([row("a", 0.9, 0.1), row("b", 0.95, 0.3, "unfinished"), row("c", 0.97, 0.2, "failed")])
+    assert [r["run"] for r in ranked] == ["c", "b", "a"] and [r["is_best"] for r in ranked] == [False, False, True]
 
 
 def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
@@ -392,6 +395,8 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, corpus_file):
     assert not (first / "grid_result.json").exists() and not second.exists()
     rows = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
     assert {row["run"]: row["status"] for row in rows} == {"lr=0.01": "unfinished", "lr=0.003": "not started"}
+    assert rows[0]["best"] is not None and not any(row["is_best"] for row in rows)  # no finished run yet
+    assert json.loads((tmp_path / "g" / "results.json").read_text())["best"] is None
 
     lines.clear()
     rows = run_grid("train-lm", tmp_path / "g", axes, corpus_file, log=lines.append, **settings)
