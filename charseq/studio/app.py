@@ -87,6 +87,14 @@ def static_files() -> dict[str, tuple[bytes, str]]:
     return table
 
 
+NOT_FOUND_PAGE = "/static/not-found.html"
+
+
+def wants_a_page(request: Request) -> bool:
+    """Whether a request is a browser's, for a page (API clients are answered in JSON, whatever they accept)."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
 @functools.cache
 def chart_library() -> bytes | None:
     """plotly.js as the installed `plotly` package ships it (the charts' library; nothing is
@@ -313,6 +321,8 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
             return error(f"{request.url.path} takes POST with a JSON body, not {request.method}", 405,
                          headers={"Allow": "POST"})
         found = files.get(request.url.path)
+        if found is None and wants_a_page(request):  # a mistyped address in the browser: a page, with a way back
+            return Response(files[NOT_FOUND_PAGE][0], 404, media_type=files[NOT_FOUND_PAGE][1])
         if found is None:
             return error("not found", 404)
         return Response(found[0], media_type=found[1], headers={"Cache-Control": "no-cache"})

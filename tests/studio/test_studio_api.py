@@ -229,6 +229,18 @@ def test_bad_requests_get_json_errors(client, method, path, body, status, fragme
     assert "--" not in response.json()["error"], "the API has no command-line options to advise"
 
 
+def test_a_browser_at_a_wrong_address_gets_a_page_that_leads_back(client):
+    """A mistyped address in the address bar shows a page with a link to the studio; API clients,
+    and any address under /api/, still get JSON."""
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    page = client.get("/runs", headers=browser)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<title>Not found" in page.text and '<a href="/">' in page.text
+    assert client.get("/static/style.css").status_code == 200  # what the page uses is served
+    assert_error(client.get("/runs"), 404, "not found")
+    assert_error(client.get("/api/nope", headers=browser), 404, "not found")
+
+
 @pytest.mark.parametrize("method, path, allowed", [
     ("DELETE", "/api/runs", "GET or HEAD"),
     ("PUT", "/api/generate", "POST"),
