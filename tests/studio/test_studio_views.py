@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("starlette", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2 over httpx; both work
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
 from helpers import REPO, read_metrics  # noqa: E402
@@ -114,6 +114,24 @@ def test_confusion_matrix_is_the_runs_validation_score(client, studio_dir, run):
         assert e["label"] != e["predicted"] and 0 < e["probability"] <= 1
     probabilities = [e["probability"] for e in report["misclassified"]]
     assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_a_mistake_held_out_several_times_is_shown_once_with_its_count(studio_dir):
+    """Validation data may hold one text several times (SST-2's phrases do): the mistakes list it
+    once, saying how many times, while the count and the matrix count every one."""
+    from types import SimpleNamespace
+
+    from charseq.heads.classifier.inspect import load_for_studio
+    from charseq.heads.classifier.run import classify
+    from charseq.heads.classifier.studio import validation_report
+
+    loaded = SimpleNamespace(parts=load_for_studio(studio_dir / "sentiment"))
+    names = loaded.parts["config"]["labels"]
+    texts = ["a good film", "a bad film"]
+    wrong = [names.index(next(n for n in names if n != r["label"])) for r in classify(studio_dir / "sentiment", texts)]
+    report = validation_report(loaded, ([texts[0]] * 3 + [texts[1]], [wrong[0]] * 3 + [wrong[1]]))
+    assert report["misclassified_count"] == report["examples"] == 4
+    assert sorted((e["text"], e["times"]) for e in report["misclassified"]) == [(texts[1], 1), (texts[0], 3)]
 
 
 @pytest.mark.parametrize("url, status, fragment", [

@@ -100,7 +100,8 @@ def examples(data, config: dict, n: int) -> list[dict]:
 
 def validation_report(loaded, data) -> dict:
     """`charseq evaluate`'s report (accuracy, per class, confusion matrix) on the validation data
-    (`validation`'s), with the misclassified examples, the most confidently wrong first."""
+    (`validation`'s), with the misclassified examples, the most confidently wrong first, each distinct
+    one once with the number of `times` it is in the validation data."""
     import numpy as np
 
     from charseq.heads.classifier.inference import predict_probabilities
@@ -114,9 +115,17 @@ def validation_report(loaded, data) -> dict:
     probs = predict_probabilities(model, inputs, config["model"].get("max_len"))
     report = _report(np.asarray(y), probs, config["labels"])
     wrong = [i for i in np.argsort(-probs.max(-1), kind="stable") if probs[i].argmax() != y[i]]
-    report["misclassified"] = [{**shown(x[i], config), "label": config["labels"][y[i]],
-                                "predicted": config["labels"][int(probs[i].argmax())],
-                                "probability": round(float(probs[i].max()), 4)} for i in wrong[:MAX_MISCLASSIFIED]]
+    # A text (or image) held out several times with its label is one mistake shown once, with how many times.
+    distinct: dict[tuple, dict] = {}
+    for i in wrong:
+        key = (x[i] if vocab is not None else x[i].tobytes(), y[i])
+        if key in distinct:
+            distinct[key]["times"] += 1
+        elif len(distinct) < MAX_MISCLASSIFIED:
+            distinct[key] = {**shown(x[i], config), "label": config["labels"][y[i]],
+                             "predicted": config["labels"][int(probs[i].argmax())],
+                             "probability": round(float(probs[i].max()), 4), "times": 1}
+    report["misclassified"] = list(distinct.values())
     report["misclassified_count"] = len(wrong)
     return report
 

@@ -108,10 +108,11 @@ export default class ClassifyView {
     $("cl-wrong-title").hidden = !report.misclassified.length;
     for (const e of report.misclassified) {
       const button = Object.assign(document.createElement("button"), {type: "button"});
-      const caption = `${e.label} → ${e.predicted} (${pct(e.probability)})`;
+      const caption = `${e.label} → ${e.predicted} (${pct(e.probability)})${e.times > 1 ? ` ×${e.times}` : ""}`;
       if (e.image) button.append(imageCanvas(e.image), caption);
       else button.append(Object.assign(document.createElement("b"), {textContent: caption}), document.createElement("br"), e.text);
-      button.title = `true ${e.label}, predicted ${e.predicted} with ${pct(e.probability)}; click to classify it`;
+      button.title = `true ${e.label}, predicted ${e.predicted} with ${pct(e.probability)}`
+        + `${e.times > 1 ? `, ${e.times} times in the validation data` : ""}; click to classify it`;
       button.addEventListener("click", () => this.pick(e));
       box.append(button);
     }
