@@ -335,8 +335,8 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
         start = Start(None, model_cfg, data_cfg[0] if data_cfg else None, train_cfg, settings, log)
         recipe.check(start)
         start.run = RunDir.create(out, force=force)  # built beside --out; it replaces --out at its first checkpoint
+    recipe.read(start)  # no TensorFlow: a bad file is said at once, not after a whole cluster has joined
     strategy = make_strategy(start.train_cfg.strategy, log)  # before TensorFlow runs anything (see make_strategy)
-    recipe.read(start)
     if not resume:
         start.sizing = recipe.sizing(start)
         start.model_cfg, *data_cfg, start.train_cfg = sized(start.sizing, settings, (*groups, TrainConfig), log,

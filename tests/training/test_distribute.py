@@ -20,7 +20,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.heads.lm.run import train_lm
 from charseq.heads.seq2seq.run import train_seq2seq
-from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli_in_process, saved_arrays
+from helpers import REPO, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli, run_cli_in_process, saved_arrays
 
 # Dropout off: its masks are drawn per replica, so with it the runs agree only in distribution.
 FLAGS = ["--units", "32", "--layers", "1", "--embedding-dim", "16", "--batch-size", "8", "--seq-len", "32",
@@ -189,6 +189,17 @@ def test_a_worker_waiting_for_a_missing_one_says_so_and_stops_on_ctrl_c(tmp_path
             p.kill()
             p.wait()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_worker_reads_its_data_before_it_waits_for_the_cluster(tmp_path):
+    """A file that is not text is said at once, not after every worker of the cluster has started."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})}
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1") * 100)
+    r = run_cli("train-lm", tmp_path / "latin1.txt", "--out", tmp_path / "run", "--max-steps", "2", "--strategy",
+                "multiworker", *FLAGS, env=env, timeout=TIMEOUT)
+    assert_clean_error(r, "latin1.txt is not valid utf-8 text")
+    assert "joining" not in r.stdout and not (tmp_path / "run").exists()
 
 
 def test_a_worker_that_loses_another_says_so_and_keeps_its_checkpoint(tmp_path, corpus_file):
