@@ -265,6 +265,7 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     page.click("#lm-go")
     page.wait_for_selector("#lm-status.error")
     assert "☃" in page.inner_text("#lm-status") and "unknown" in page.inner_text("#lm-status")
+    assert "set unknown to skip" in page.inner_text("#lm-status")  # the page's control, not the API's field
 
     ask(page, "translate", "tr", "#tr-status.error", run="reverse", source="ab☃")
     assert "☃" in page.inner_text("#tr-status")

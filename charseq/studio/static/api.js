@@ -1,6 +1,19 @@
 // The JSON API: the page uses nothing else.
 
-export class ApiError extends Error {}
+// An error of the API, in the page's terms: the API names its fields as JSON ("top_p", use
+// "unknown": "skip"), the page's controls are labelled top-p and unknown, so a remedy says which
+// control to set.
+export class ApiError extends Error {
+  constructor(message) { super(inPageTerms(message)); }
+}
+
+export function inPageTerms(message) {
+  const label = field => field.replace(/_/g, "-");
+  return String(message)
+    .replace(/(use )?"(\w+)": true/g, (_, use, field) => `tick ${label(field)}`)
+    .replace(/(use )?"(\w+)": ("[^"]*"|[^\s,;)]+)/g, (_, use, field, value) => `set ${label(field)} to ${value.replace(/^"|"$/g, "")}`)
+    .replace(/\b(top_k|top_p|n_best|length_penalty)\b/g, label);
+}
 
 export async function getJSON(url) {
   const response = await fetch(url);
