@@ -249,6 +249,14 @@ class Recipe:
         a setting that makes the same choice counts as recorded."""
         return data
 
+    def recorded_data(self, config: dict, where: str):
+        """The data settings a run's `config` (its config.json, at `where`) recorded, as this head's
+        data settings (None for a head without), without what the run recorded about its data."""
+        data = config.get("data")
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in self.recorded}
+        return self.data_config and config_from_dict(self.data_config, data, f"{where} data")
+
     def refuse_on_resume(self, config: dict, settings: dict) -> None:
         """On --resume, before the `settings` given are compared with the run's `config`: a data setting
         the run's data cannot have (the other tokenizer's vocabulary options) is refused as a new run
@@ -256,8 +264,7 @@ class Recipe:
         data = config.get("data")
         if self.data_config is None or not isinstance(data, dict) or "tokenizer" not in data:
             return
-        recorded = config_from_dict(self.data_config, {k: v for k, v in data.items() if k not in self.recorded},
-                                    "config.json data")
+        recorded = self.recorded_data(config, "config.json")
         from charseq.vocab import refuse_the_other_tokenizers_options  # here: charseq.vocab loads numpy
 
         given = {k: v for k, v in settings.items() if k in ("vocab_size", "max_vocab", "min_count") and v is not None}
@@ -322,12 +329,8 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
     if resume:
         run, config, train_cfg = reopen_run(out, recipe, settings)
         where = f"{run.path}/config.json"
-        data = config.get("data")
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k not in recipe.recorded}
         start = Start(run, config_from_dict(recipe.model_config, config.get("model"), f"{where} model"),
-                      recipe.data_config and config_from_dict(recipe.data_config, data, f"{where} data"),
-                      train_cfg, settings, log, config)
+                      recipe.recorded_data(config, where), train_cfg, settings, log, config)
     else:
         model_cfg, *data_cfg, train_cfg = split_settings(settings, *groups, TrainConfig)  # before the data loads
         if settings.get("val_fraction") == 0 and settings.get("val") is None:  # said before the data is read
