@@ -4,6 +4,7 @@
     get_dataset("mnist", source="/media/usb/mnist")    # a local copy or a mirror, verified the same way
     dataset_path("sst2")                               # the cached copy, or an error saying how to get it
     list_datasets()                                    # name, cached or not, size, source of each
+    dataset_path("poems")                              # a corpus that ships with charseq (charseq.data.shipped)
 
 Each data set is downloaded from its canonical public URL, checked against the SHA-256 recorded
 here, and written into ``<cache root>/datasets/NAME/`` (see charseq.cache) in one rename: an
@@ -35,12 +36,14 @@ from pathlib import Path
 from typing import Callable
 
 from charseq.cache import cache_root
+from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
 from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
 CHUNK = 1 << 20
 URL_SCHEMES = ("http://", "https://", "file://")
+SHIPPED_SOURCE = "ships with charseq"
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def datasets_dir() -> Path:
 
 def dataset(name: str) -> Dataset:
     if name not in DATASETS:
-        raise CharseqError(f"no data set named {name!r}; charseq knows {', '.join(sorted(DATASETS))}")
+        raise CharseqError(f"no data set named {name!r}; charseq knows {', '.join(sorted([*DATASETS, *SHIPPED]))}")
     return DATASETS[name]
 
 
@@ -191,7 +194,10 @@ def changed_files(name: str) -> list[str]:
 
 
 def dataset_path(name: str) -> Path:
-    """The cached copy of data set `name`, verified, or a one-line error saying how to get it."""
+    """The cached copy of data set `name`, verified, or a one-line error saying how to get it; for a
+    corpus that ships with charseq, its file in the package."""
+    if name in SHIPPED:
+        return SHIPPED[name].path
     path = cached_path(name)
     if path is None:
         raise CharseqError(f"{name} is not in the cache ({datasets_dir() / name}); run: charseq data get {name}")
@@ -206,7 +212,8 @@ def dataset_path(name: str) -> Path:
 
 def list_datasets() -> list[dict]:
     """One dict per data set: name, description, cached (bool), changed (bool: cached, but no longer
-    matching its SHA-256), path, size in bytes (0 if not cached), source."""
+    matching its SHA-256), path, size in bytes (0 if not cached), source; then one per corpus that
+    ships with charseq, with shipped=True."""
     out = []
     for name, spec in DATASETS.items():
         path = cached_path(name)
@@ -214,7 +221,11 @@ def list_datasets() -> list[dict]:
         size = sum((folder / m.name).stat().st_size for m in spec.members) if path else 0
         out.append(dict(name=name, description=spec.description, cached=path is not None,
                         changed=path is not None and bool(changed_files(name)),
-                        path=str(path) if path else None, size=size, source=spec.source, urls=spec.urls))
+                        shipped=False, path=str(path) if path else None, size=size, source=spec.source,
+                        urls=spec.urls))
+    for name, corpus in SHIPPED.items():  # always there, read in place
+        out.append(dict(name=name, description=corpus.description, cached=True, changed=False, shipped=True,
+                        path=str(corpus.path), size=corpus.path.stat().st_size, source=SHIPPED_SOURCE, urls=[]))
     return out
 
 
@@ -226,6 +237,11 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     of the canonical URL (a folder or folder URL holds the data set's files under their usual names).
     Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
     """
+    if name in SHIPPED:
+        if source is not None:
+            raise CharseqError(f"{name} ships with charseq ({SHIPPED[name].path}); --from is for the data sets "
+                               "charseq downloads")
+        return SHIPPED[name].path
     spec = dataset(name)
     if source is not None and not str(source).strip():  # an unset variable: not the current folder, cached or not
         raise CharseqError("--from is empty; give the path or URL of a copy of the data set")

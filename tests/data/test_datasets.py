@@ -13,17 +13,20 @@ import subprocess
 import sys
 import threading
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import charseq as charseq_package
 from charseq import cli
 from charseq.cache import cache_root
 from charseq.data import datasets
 from charseq.data.datasets import DATASETS, Member, get_dataset
+from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
 
@@ -128,9 +131,35 @@ def test_one_cache_root_for_data_and_kernels(tmp_path, monkeypatch):
 
 
 def test_the_cli_names_every_data_set():
-    assert set(cli.DATASET_NAMES) == set(DATASETS)
+    assert set(cli.DATASET_NAMES) == set(DATASETS) | set(SHIPPED)
     for spec in DATASETS.values():
         assert all(len(m.sha256) == 64 and m.url.startswith("https://") for m in spec.members)
+
+
+# ----------------------------------------------------------------------------- shipped corpora
+@pytest.mark.parametrize("name, file", [("poems", "poems.txt"), ("zh-en", "zh-en.tsv")])
+def test_the_shipped_corpora_are_found_inside_the_installed_package(cache, name, file):
+    """An installed charseq has no corpora/ folder beside it: the examples' corpora are in the package
+    (the wheel takes them from there), and `charseq data path` names them, offline and uncached."""
+    package = Path(charseq_package.__file__).parent
+    code, out, err = charseq("data", "path", name)
+    assert code == 0, err
+    assert Path(out.strip()) == package / "corpora" / file
+    assert Path(out.strip()).read_bytes() == (REPO / "corpora" / file).read_bytes()  # the clone's corpora/ too
+    code, out, err = charseq("data", "get", name)
+    assert (code, Path(out.strip()), err) == (0, package / "corpora" / file, "")
+    assert not cache.exists()  # read in place: nothing is copied into the cache
+    code, out, err = charseq("data", "list")
+    assert code == 0 and any(line.split()[:2] == [name, "shipped"] for line in out.splitlines()), out
+    row, = [json.loads(line) for line in charseq("data", "list", "--json")[1].splitlines()
+            if json.loads(line)["name"] == name]
+    assert row["shipped"] and row["path"] == str(package / "corpora" / file) and row["size"] > 10_000
+
+
+def test_a_shipped_corpus_takes_no_from(cache, tmp_path):
+    code, out, err = charseq("data", "get", "poems", "--from", tmp_path)
+    assert code == 1 and out == ""
+    assert err.startswith("Error: poems ships with charseq") and len(err.splitlines()) == 1, err
 
 
 # ----------------------------------------------------------------------------- download
