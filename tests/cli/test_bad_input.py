@@ -139,3 +139,11 @@ def test_output_cut_short_by_its_reader_ends_quietly(trained_run):
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141
     assert "Error" not in err and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("args, choices", [(["data", "get"], "tinyshakespeare, sst2, mnist"),
+                                           (["make-pairs"], "addition, reverse, sort, dates")])
+def test_a_missing_choice_argument_lists_the_choices_on_the_line(args, choices):
+    r = run_cli_in_process(*args)
+    assert_clean_error(r, "Missing argument", f"Choose from: {choices}")
+    assert "\\n" not in r.stderr and "\\t" not in r.stderr, r.stderr
