@@ -265,10 +265,13 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
             if digest != member.sha256:
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
                                    f"expected {member.sha256}; nothing was cached")
-            with open(build.path / member.name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(build.path / member.name, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise cannot_write_the_cache(e) from None
         fetched.clean()
         if cached_path(name) is None or changed_files(name):  # an incomplete or changed copy is replaced
             build.commit()
@@ -358,12 +361,23 @@ class _Fetcher:
             return self.downloads[url]
         target = self.staging / f".download-{len(self.downloads)}"
         self.log(f"downloading {url}")
+        # A full disk is the cache's problem, not the network's: no reason to copy the files from another machine.
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(target, "wb") as out:
+            with open(target, "wb") as out:  # closing flushes the last bytes, which may not fit either
+                self._receive(url, out)
+        except OSError as e:
+            raise cannot_write_the_cache(e) from None
+        self.downloads[url] = target
+        return target
+
+    def _receive(self, url: str, out) -> None:
+        """The body of `url`, written to `out`; a network problem is a one-line CharseqError."""
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
                 expected = response.headers.get("Content-Length")
                 received = 0
                 while chunk := response.read(CHUNK):
-                    out.write(chunk)
+                    _write(out, chunk)
                     received += len(chunk)
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise CharseqError(f"the download of {url} was cut off after {received:,} of {int(expected):,} "
@@ -376,8 +390,6 @@ class _Fetcher:
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
             raise CharseqError(f"could not download {url} ({reason}); {self._advice()}") from None
-        self.downloads[url] = target
-        return target
 
     def _advice(self) -> str:
         return (f"without internet, copy the file(s) from another machine and run: charseq data get {self.spec.name} "
@@ -386,6 +398,20 @@ class _Fetcher:
     def clean(self) -> None:
         for path in self.downloads.values():
             path.unlink(missing_ok=True)
+
+
+def cannot_write_the_cache(e: OSError) -> CharseqError:
+    """Writing into the cache failed (a full disk, a file size limit): not the network's fault."""
+    return CharseqError(f"cannot write to charseq's cache {datasets_dir()}: {e.strerror or e}; nothing was "
+                        "cached (free some space, or set CHARSEQ_CACHE to a folder on another disk)")
+
+
+def _write(out, data: bytes) -> None:
+    """`data` into a file of the cache; an error writing it is the cache's, said as such."""
+    try:
+        out.write(data)
+    except OSError as e:
+        raise cannot_write_the_cache(e) from None
 
 
 def _starts_like_a_zip(path: Path) -> bool:

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -267,6 +268,20 @@ def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tm
     assert leftovers(cache) == []
     r = run_cli("data", "get", "imagenet", env=env)
     assert r.returncode == 2 and "tinyshakespeare" in r.stderr
+
+
+def test_a_full_disk_is_said_as_the_cache_s_problem_not_the_network_s(server, cache):
+    """The download cannot be written (a file size limit, as a full disk): one line naming the cache and
+    what to do about it, not advice to copy the files from another machine; nothing is left behind."""
+    server["/input.txt"] = TEXT * 4
+    r = run_cli("data", "get", "tinyshakespeare", "--from", server.url + "/input.txt",
+                env={**os.environ, "CHARSEQ_CACHE": str(cache)},
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (len(TEXT), len(TEXT))))
+    error = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert error.startswith(f"Error: cannot write to charseq's cache {cache / 'datasets'}: File too large"), error
+    assert "CHARSEQ_CACHE" in error and "without internet" not in error
+    assert leftovers(cache) == []
 
 
 # ----------------------------------------------------------------------------- --from
