@@ -282,8 +282,9 @@ def data_group():
 @data_group.command("get")
 @click.argument("name", metavar="NAME", type=click.Choice(DATASET_NAMES))
 @click.option("--from", "source", metavar="PATH_OR_URL",
-              help="A local copy (file, folder or zip) or a mirror (http://, https://, file:// URL) to take the data "
-              "from instead of its canonical URL; verified by the same checksum.")
+              help="A local copy (file, folder or zip; for mnist also Keras' mnist.npz) or a mirror (http://, "
+              "https://, file:// URL) to take the data from instead of its canonical URL; verified by the same "
+              "checksum.")
 def data_get_command(name, source):
     """Download data set NAME (once), verify its SHA-256 and cache it; prints its path."""
     from charseq.data.datasets import get_dataset

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from charseq.cache import cache_root
+from charseq.data import keras_mnist
 from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
 from charseq.transaction import Replacement
@@ -263,8 +264,10 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         for member in spec.members:
             data, digest = spec.prepare(member, fetched.raw(member))
             if digest != member.sha256:
+                keras_npz = str(fetched.origin(member)).endswith(".npz")  # another data set, or MNIST changed
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
-                                   f"expected {member.sha256}; nothing was cached")
+                                   f"expected {member.sha256}; nothing was cached" + (
+                                       " (classify-mnist --data reads an .npz as it is)" if keras_npz else ""))
             try:
                 with open(build.path / member.name, "wb") as f:
                     f.write(data)
@@ -327,6 +330,8 @@ class _Fetcher:
                     return candidate
         if zips := sorted(self.local.glob("*.zip")):
             return zips[0]
+        if member.name in keras_mnist.ARRAYS and (self.local / "mnist.npz").is_file():  # ~/.keras/datasets/
+            return self.local / "mnist.npz"
         raise CharseqError(f"--from {self.source} has no {member.name} (nor {', '.join(member.aliases) or 'a zip'})")
 
     def _from_archive_or_file(self, member: Member, path: Path, where: str) -> bytes:
@@ -336,11 +341,10 @@ class _Fetcher:
                 with zipfile.ZipFile(path) as archive:
                     names = [n for n in archive.namelist() if Path(n).name == member.name
                              and not n.startswith("__MACOSX")]
+                    if not names and member.name in keras_mnist.ARRAYS and keras_mnist.is_keras_mnist(archive):
+                        return keras_mnist.idx_bytes(archive, member.name, where)  # Keras' mnist.npz
                     if not names:
-                        keras_npz = path.suffix == ".npz" and "x_train.npy" in archive.namelist()
-                        raise CharseqError(f"{where} is a zip without {member.name}" + (
-                            "; an .npz of x_train, y_train, x_test and y_test is read as it is by "
-                            "classify-mnist --data" if keras_npz else ""))
+                        raise CharseqError(f"{where} is a zip without {member.name}")
                     return archive.read(min(names, key=len))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None

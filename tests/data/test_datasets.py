@@ -508,9 +508,37 @@ def test_sst2_and_mnist_from_folder_urls(server, cache, sst2, mnist):
                                               *(p for p in server if p.startswith("/mnist/"))])
 
 
-def test_a_keras_mnist_npz_given_as_the_mnist_source_points_to_classify_mnist(cache, tmp_path):
+def test_keras_mnist_npz_is_cached_as_the_four_idx_files(server, cache, mnist, tmp_path):
+    """Keras' mnist.npz (~/.keras/datasets/, where keras.datasets.mnist keeps it) is a copy of MNIST
+    like any other: its arrays are the IDX files' contents, checked by the same SHA-256."""
+    from charseq.data.mnist import load_mnist
+
+    keras = tmp_path / "keras" / "datasets"
+    keras.mkdir(parents=True)
+    np.savez(keras / "mnist.npz", x_train=mnist["train-images-idx3-ubyte"], y_train=mnist["train-labels-idx1-ubyte"],
+             x_test=mnist["t10k-images-idx3-ubyte"], y_test=mnist["t10k-labels-idx1-ubyte"])
+    for source in (keras / "mnist.npz", keras):  # the file, or the folder holding it
+        code, out, err = charseq("data", "get", "mnist", "--from", source)
+        assert code == 0 and out.strip() == str(cache / "datasets" / "mnist"), err
+        assert server.requests == []
+        images = load_mnist(log=lambda line: None)
+        np.testing.assert_array_equal(images.x_train, mnist["train-images-idx3-ubyte"])
+        np.testing.assert_array_equal(images.y_test, mnist["t10k-labels-idx1-ubyte"])
+        for name, array in mnist.items():
+            assert (cache / "datasets" / "mnist" / name).read_bytes() == idx(array, 2051 if array.ndim == 3 else 2049)
+        (cache / "datasets" / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"changed")  # fetched again next
+
+
+def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(cache, mnist, tmp_path):
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
              x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
-    with pytest.raises(CharseqError, match="is a zip without .*read as it is by classify-mnist --data"):
+    with pytest.raises(CharseqError, match=r"has SHA-256 .*nothing was cached \(classify-mnist --data reads an "
+                                           r"\.npz as it is\)"):
         get_dataset("mnist", source=str(npz), log=lambda line: None)
+    np.savez(npz, x_train=np.zeros((2, 28, 28), np.float32), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.float32), y_test=np.zeros(1, np.uint8))
+    code, out, err = charseq("data", "get", "mnist", "--from", npz)
+    assert code == 1 and err == (f"Error: {npz}: x_train holds <f4 values, not MNIST's bytes (uint8); "
+                                 "classify-mnist --data reads such an .npz as it is\n"), err
+    assert leftovers(cache) == []
