@@ -211,6 +211,22 @@ def dataset_path(name: str) -> Path:
     return path
 
 
+def hint_for_a_missing_file(path: Path) -> str:
+    """What to add when a file that does not exist is named like a data set: the examples'
+    `corpora/poems.txt` outside a clone, or a data set's name given as a file (`train-lm
+    tinyshakespeare`); else ""."""
+    shipped = next((c for c in SHIPPED.values() if path.name == c.file or str(path) == c.name), None)
+    if shipped is not None:
+        return (f"; {shipped.name} ships with charseq, wherever it is installed: give "
+                f"\"$(charseq data path {shipped.name})\"")
+    spec = DATASETS.get(str(path))
+    if spec is not None and (spec.single_file or spec.members[0].name.endswith(".tsv")):  # a text, not MNIST
+        file = "" if spec.single_file else f"/{spec.members[0].name}"
+        return (f"; for the {spec.name} data set, run charseq data get {spec.name} and give "
+                f"\"$(charseq data path {spec.name}){file}\"")
+    return ""
+
+
 def list_datasets() -> list[dict]:
     """One dict per data set: name, description, cached (bool), changed (bool: cached, but no longer
     matching its SHA-256), path, size in bytes (0 if not cached), source; then one per corpus that

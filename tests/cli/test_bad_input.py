@@ -147,3 +147,17 @@ def test_a_missing_choice_argument_lists_the_choices_on_the_line(args, choices):
     r = run_cli_in_process(*args)
     assert_clean_error(r, "Missing argument", f"Choose from: {choices}")
     assert "\\n" not in r.stderr and "\\t" not in r.stderr, r.stderr
+
+
+def test_a_missing_file_named_like_a_data_set_says_where_to_get_it(tmp_path):
+    """Outside a clone there is no corpora/ folder: the tour's corpus is named by `charseq data path`."""
+    r = train(tmp_path / "corpora" / "poems.txt", tmp_path / "r")
+    assert_clean_error(r, "does not exist", 'poems ships with charseq', '"$(charseq data path poems)"')
+    r = run_cli_in_process("train-seq2seq", tmp_path / "zh-en.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "does not exist", '"$(charseq data path zh-en)"')
+    r = train("tinyshakespeare", tmp_path / "r")  # a data set's name given as the file
+    assert_clean_error(r, "charseq data get tinyshakespeare", '"$(charseq data path tinyshakespeare)"')
+    r = run_cli_in_process("train-classifier", "sst2", "--out", tmp_path / "r")
+    assert_clean_error(r, '"$(charseq data path sst2)/train.tsv"')
+    assert "charseq data" not in train(tmp_path / "nope.txt", tmp_path / "r").stderr
+    assert not (tmp_path / "r").exists()
