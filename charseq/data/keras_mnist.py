@@ -49,11 +49,13 @@ def _uint8_array(npy: bytes, where: str) -> tuple[tuple[int, ...], bytes]:
     try:
         header = ast.literal_eval(npy[start:end].decode("latin-1"))
         descr, fortran, shape = header["descr"], header["fortran_order"], tuple(header["shape"])
+        if not all(type(size) is int and size >= 0 for size in shape):
+            raise ValueError(shape)
     except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
         raise CharseqError(f"{where} has a damaged .npy header") from None
     if descr not in UINT8 or fortran:
-        raise CharseqError(f"{where} holds {descr} values, not MNIST's bytes (uint8); classify-mnist --data reads "
-                           "such an .npz as it is")
+        what = f"holds {descr} values, not MNIST's bytes (uint8)" if descr not in UINT8 else "is in Fortran order"
+        raise CharseqError(f"{where} {what}; classify-mnist --data reads such an .npz as it is")
     size = 1
     for dimension in shape:
         size *= dimension

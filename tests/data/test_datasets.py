@@ -541,4 +541,9 @@ def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(c
     code, out, err = charseq("data", "get", "mnist", "--from", npz)
     assert code == 1 and err == (f"Error: {npz}: x_train holds <f4 values, not MNIST's bytes (uint8); "
                                  "classify-mnist --data reads such an .npz as it is\n"), err
+    with zipfile.ZipFile(npz, "w") as archive:  # damaged arrays
+        for array in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{array}.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'tr" if array == "x_train" else b"")
+    code, out, err = charseq("data", "get", "mnist", "--from", npz)
+    assert code == 1 and err == f"Error: {npz}: x_train has a damaged .npy header\n", err
     assert leftovers(cache) == []
