@@ -164,7 +164,7 @@ def datasets_dir() -> Path:
 
 def dataset(name: str) -> Dataset:
     if name not in DATASETS:
-        raise CharseqError(f"no data set named {name!r}; charseq knows {', '.join(sorted([*DATASETS, *SHIPPED]))}")
+        raise CharseqError(f"no data set named {name!r}; charseq knows {', '.join(sorted(DATASETS))}")
     return DATASETS[name]
 
 

@@ -1,7 +1,7 @@
 """The small corpora that ship inside the package, so that the examples run wherever charseq is
 installed, not only from a clone of the repository:
 
-    shipped_path("poems")    # <package>/corpora/poems.txt (corpora/poems.txt in a clone)
+    SHIPPED["poems"].path    # <package>/corpora/poems.txt (corpora/poems.txt in a clone)
 
 `charseq data path poems` prints the same path, and `charseq data list` shows them beside the data
 sets charseq downloads. They are read in place: nothing is copied into the cache.
@@ -31,8 +31,3 @@ SHIPPED: dict[str, ShippedCorpus] = {c.name: c for c in (
                   "323 original poems, Chinese five/seven-character verse and English (language model)"),
     ShippedCorpus("zh-en", "zh-en.tsv", "463 Chinese→English phrase pairs, source<TAB>target (encoder-decoder)"),
 )}
-
-
-def shipped_path(name: str) -> Path:
-    """The file of shipped corpus `name` (a KeyError for another name)."""
-    return SHIPPED[name].path
