@@ -259,7 +259,8 @@ def serve_command(runs, host, port, max_generations, max_models, token, allow_ho
 
 
 # ----------------------------------------------------------------------------- data
-DATASET_NAMES = ("tinyshakespeare", "sst2", "mnist")  # charseq.data.datasets.DATASETS (tests/test_datasets.py checks)
+# charseq.data.datasets.DATASETS, then charseq.data.shipped.SHIPPED (tests/test_datasets.py checks)
+DATASET_NAMES = ("tinyshakespeare", "sst2", "mnist", "poems", "zh-en")
 
 
 @main.group("data")
@@ -270,17 +271,20 @@ def data_group():
     charseq data get tinyshakespeare
     charseq data get mnist --from ~/Downloads/mnist      # a local copy or a mirror URL
     charseq train-lm "$(charseq data path tinyshakespeare)" --out runs/shakespeare
+    charseq train-lm "$(charseq data path poems)" --out runs/poems   # ships with charseq
     charseq data list
 
     The cache is $CHARSEQ_CACHE, else $XDG_CACHE_HOME/charseq, else ~/.cache/charseq.
+    The corpora poems and zh-en ship with charseq and are read where it is installed.
     """
 
 
 @data_group.command("get")
 @click.argument("name", metavar="NAME", type=click.Choice(DATASET_NAMES))
 @click.option("--from", "source", metavar="PATH_OR_URL",
-              help="A local copy (file, folder or zip) or a mirror (http://, https://, file:// URL) to take the data "
-              "from instead of its canonical URL; verified by the same checksum.")
+              help="A local copy (file, folder or zip; for mnist also Keras' mnist.npz) or a mirror (http://, "
+              "https://, file:// URL) to take the data from instead of its canonical URL; verified by the same "
+              "checksum.")
 def data_get_command(name, source):
     """Download data set NAME (once), verify its SHA-256 and cache it; prints its path."""
     from charseq.data.datasets import get_dataset
@@ -311,7 +315,8 @@ def data_list_command(as_json):
     click.echo(f"cache: {datasets_dir()}")
     for row in rows:
         size = format_size(row["size"]) if row["cached"] else "-"
-        state = "changed" if row["changed"] else "cached" if row["cached"] else "not cached"
+        state = ("shipped" if row.get("shipped") else "changed" if row["changed"] else "cached" if row["cached"]
+                 else "not cached")
         click.echo(f"{row['name']:<16} {state:<11} {size:>9}  {row['source']}")
     if any(row["changed"] for row in rows):
         click.echo("changed: no longer matches its SHA-256; charseq data get NAME fetches it again")

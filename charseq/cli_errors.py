@@ -19,6 +19,15 @@ def one_line(message: str) -> str:
     return "".join(c.encode("unicode_escape").decode() if c in LINE_BREAKS else c for c in message.strip())
 
 
+def _click_message(e: click.exceptions.ClickException) -> str:
+    """Click's message for `e`, with the choices of a missing argument (`charseq data get`) listed on
+    the line: click puts each on a line of its own, which one_line would show as literal \\n\\t."""
+    message = e.format_message()
+    if isinstance(e, click.exceptions.MissingParameter):
+        message = message.replace("\n\t", " ")
+    return message
+
+
 COMMANDS_RUN = "charseq.commands"  # ctx.meta key: the commands this invocation runs (grid adds its COMMAND)
 
 
@@ -57,7 +66,7 @@ class CharseqGroup(click.Group):
         except click.exceptions.ClickException as e:
             ctx = getattr(e, "ctx", None)  # usage errors know their command: point at its --help
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            click.echo(one_line(f"Error: {e.format_message()}{hint}"), err=True)
+            click.echo(one_line(f"Error: {_click_message(e)}{hint}"), err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
             click.echo("Error: aborted", err=True)

@@ -150,7 +150,9 @@ def write_json_atomic(path: str | Path, obj) -> None:
 def check_readable_file(path: str | Path, what: str = "file") -> Path:
     path = Path(path)
     if not path.exists():
-        raise CharseqError(f"{what} {path} does not exist")
+        from charseq.data.datasets import hint_for_a_missing_file
+
+        raise CharseqError(f"{what} {path} does not exist{hint_for_a_missing_file(path)}")
     if path.is_dir():
         raise CharseqError(f"{what} {path} is a directory, not a file")
     if not os.access(path, os.R_OK):

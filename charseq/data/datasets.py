@@ -4,6 +4,7 @@
     get_dataset("mnist", source="/media/usb/mnist")    # a local copy or a mirror, verified the same way
     dataset_path("sst2")                               # the cached copy, or an error saying how to get it
     list_datasets()                                    # name, cached or not, size, source of each
+    dataset_path("poems")                              # a corpus that ships with charseq (charseq.data.shipped)
 
 Each data set is downloaded from its canonical public URL, checked against the SHA-256 recorded
 here, and written into ``<cache root>/datasets/NAME/`` (see charseq.cache) in one rename: an
@@ -35,12 +36,15 @@ from pathlib import Path
 from typing import Callable
 
 from charseq.cache import cache_root
+from charseq.data import keras_mnist
+from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
 from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
 CHUNK = 1 << 20
 URL_SCHEMES = ("http://", "https://", "file://")
+SHIPPED_SOURCE = "ships with charseq"
 
 
 @dataclass(frozen=True)
@@ -191,7 +195,10 @@ def changed_files(name: str) -> list[str]:
 
 
 def dataset_path(name: str) -> Path:
-    """The cached copy of data set `name`, verified, or a one-line error saying how to get it."""
+    """The cached copy of data set `name`, verified, or a one-line error saying how to get it; for a
+    corpus that ships with charseq, its file in the package."""
+    if name in SHIPPED:
+        return SHIPPED[name].path
     path = cached_path(name)
     if path is None:
         raise CharseqError(f"{name} is not in the cache ({datasets_dir() / name}); run: charseq data get {name}")
@@ -204,9 +211,26 @@ def dataset_path(name: str) -> Path:
     return path
 
 
+def hint_for_a_missing_file(path: Path) -> str:
+    """What to add when a file that does not exist is named like a data set: the examples'
+    `corpora/poems.txt` outside a clone, or a data set's name given as a file (`train-lm
+    tinyshakespeare`); else ""."""
+    shipped = next((c for c in SHIPPED.values() if path.name == c.file or str(path) == c.name), None)
+    if shipped is not None:
+        return (f"; {shipped.name} ships with charseq, wherever it is installed: give "
+                f"\"$(charseq data path {shipped.name})\"")
+    spec = DATASETS.get(str(path))
+    if spec is not None and (spec.single_file or spec.members[0].name.endswith(".tsv")):  # a text, not MNIST
+        file = "" if spec.single_file else f"/{spec.members[0].name}"
+        return (f"; for the {spec.name} data set, run charseq data get {spec.name} and give "
+                f"\"$(charseq data path {spec.name}){file}\"")
+    return ""
+
+
 def list_datasets() -> list[dict]:
     """One dict per data set: name, description, cached (bool), changed (bool: cached, but no longer
-    matching its SHA-256), path, size in bytes (0 if not cached), source."""
+    matching its SHA-256), path, size in bytes (0 if not cached), source; then one per corpus that
+    ships with charseq, with shipped=True."""
     out = []
     for name, spec in DATASETS.items():
         path = cached_path(name)
@@ -214,7 +238,11 @@ def list_datasets() -> list[dict]:
         size = sum((folder / m.name).stat().st_size for m in spec.members) if path else 0
         out.append(dict(name=name, description=spec.description, cached=path is not None,
                         changed=path is not None and bool(changed_files(name)),
-                        path=str(path) if path else None, size=size, source=spec.source, urls=spec.urls))
+                        shipped=False, path=str(path) if path else None, size=size, source=spec.source,
+                        urls=spec.urls))
+    for name, corpus in SHIPPED.items():  # always there, read in place
+        out.append(dict(name=name, description=corpus.description, cached=True, changed=False, shipped=True,
+                        path=str(corpus.path), size=corpus.path.stat().st_size, source=SHIPPED_SOURCE, urls=[]))
     return out
 
 
@@ -226,6 +254,11 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     of the canonical URL (a folder or folder URL holds the data set's files under their usual names).
     Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
     """
+    if name in SHIPPED:
+        if source is not None:
+            raise CharseqError(f"{name} ships with charseq ({SHIPPED[name].path}); --from is for the data sets "
+                               "charseq downloads")
+        return SHIPPED[name].path
     spec = dataset(name)
     if source is not None and not str(source).strip():  # an unset variable: not the current folder, cached or not
         raise CharseqError("--from is empty; give the path or URL of a copy of the data set")
@@ -247,12 +280,17 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         for member in spec.members:
             data, digest = spec.prepare(member, fetched.raw(member))
             if digest != member.sha256:
+                keras_npz = str(fetched.origin(member)).endswith(".npz")  # another data set, or MNIST changed
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
-                                   f"expected {member.sha256}; nothing was cached")
-            with open(build.path / member.name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+                                   f"expected {member.sha256}; nothing was cached" + (
+                                       " (classify-mnist --data reads an .npz as it is)" if keras_npz else ""))
+            try:
+                with open(build.path / member.name, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                raise cannot_write_the_cache(e) from None
         fetched.clean()
         if cached_path(name) is None or changed_files(name):  # an incomplete or changed copy is replaced
             build.commit()
@@ -308,6 +346,8 @@ class _Fetcher:
                     return candidate
         if zips := sorted(self.local.glob("*.zip")):
             return zips[0]
+        if member.name in keras_mnist.ARRAYS and (self.local / "mnist.npz").is_file():  # ~/.keras/datasets/
+            return self.local / "mnist.npz"
         raise CharseqError(f"--from {self.source} has no {member.name} (nor {', '.join(member.aliases) or 'a zip'})")
 
     def _from_archive_or_file(self, member: Member, path: Path, where: str) -> bytes:
@@ -317,11 +357,10 @@ class _Fetcher:
                 with zipfile.ZipFile(path) as archive:
                     names = [n for n in archive.namelist() if Path(n).name == member.name
                              and not n.startswith("__MACOSX")]
+                    if not names and member.name in keras_mnist.ARRAYS and keras_mnist.is_keras_mnist(archive):
+                        return keras_mnist.idx_bytes(archive, member.name, where)  # Keras' mnist.npz
                     if not names:
-                        keras_npz = path.suffix == ".npz" and "x_train.npy" in archive.namelist()
-                        raise CharseqError(f"{where} is a zip without {member.name}" + (
-                            "; an .npz of x_train, y_train, x_test and y_test is read as it is by "
-                            "classify-mnist --data" if keras_npz else ""))
+                        raise CharseqError(f"{where} is a zip without {member.name}")
                     return archive.read(min(names, key=len))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None
@@ -342,12 +381,23 @@ class _Fetcher:
             return self.downloads[url]
         target = self.staging / f".download-{len(self.downloads)}"
         self.log(f"downloading {url}")
+        # A full disk is the cache's problem, not the network's: no reason to copy the files from another machine.
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT) as response, open(target, "wb") as out:
+            with open(target, "wb") as out:  # closing flushes the last bytes, which may not fit either
+                self._receive(url, out)
+        except OSError as e:
+            raise cannot_write_the_cache(e) from None
+        self.downloads[url] = target
+        return target
+
+    def _receive(self, url: str, out) -> None:
+        """The body of `url`, written to `out`; a network problem is a one-line CharseqError."""
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
                 expected = response.headers.get("Content-Length")
                 received = 0
                 while chunk := response.read(CHUNK):
-                    out.write(chunk)
+                    _write(out, chunk)
                     received += len(chunk)
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise CharseqError(f"the download of {url} was cut off after {received:,} of {int(expected):,} "
@@ -360,8 +410,6 @@ class _Fetcher:
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
             reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
             raise CharseqError(f"could not download {url} ({reason}); {self._advice()}") from None
-        self.downloads[url] = target
-        return target
 
     def _advice(self) -> str:
         return (f"without internet, copy the file(s) from another machine and run: charseq data get {self.spec.name} "
@@ -370,6 +418,20 @@ class _Fetcher:
     def clean(self) -> None:
         for path in self.downloads.values():
             path.unlink(missing_ok=True)
+
+
+def cannot_write_the_cache(e: OSError) -> CharseqError:
+    """Writing into the cache failed (a full disk, a file size limit): not the network's fault."""
+    return CharseqError(f"cannot write to charseq's cache {datasets_dir()}: {e.strerror or e}; nothing was "
+                        "cached (free some space, or set CHARSEQ_CACHE to a folder on another disk)")
+
+
+def _write(out, data: bytes) -> None:
+    """`data` into a file of the cache; an error writing it is the cache's, said as such."""
+    try:
+        out.write(data)
+    except OSError as e:
+        raise cannot_write_the_cache(e) from None
 
 
 def _starts_like_a_zip(path: Path) -> bool:

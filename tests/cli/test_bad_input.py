@@ -139,3 +139,25 @@ def test_output_cut_short_by_its_reader_ends_quietly(trained_run):
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141
     assert "Error" not in err and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("args, choices", [(["data", "get"], "tinyshakespeare, sst2, mnist"),
+                                           (["make-pairs"], "addition, reverse, sort, dates")])
+def test_a_missing_choice_argument_lists_the_choices_on_the_line(args, choices):
+    r = run_cli_in_process(*args)
+    assert_clean_error(r, "Missing argument", f"Choose from: {choices}")
+    assert "\\n" not in r.stderr and "\\t" not in r.stderr, r.stderr
+
+
+def test_a_missing_file_named_like_a_data_set_says_where_to_get_it(tmp_path):
+    """Outside a clone there is no corpora/ folder: the tour's corpus is named by `charseq data path`."""
+    r = train(tmp_path / "corpora" / "poems.txt", tmp_path / "r")
+    assert_clean_error(r, "does not exist", 'poems ships with charseq', '"$(charseq data path poems)"')
+    r = run_cli_in_process("train-seq2seq", tmp_path / "zh-en.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "does not exist", '"$(charseq data path zh-en)"')
+    r = train("tinyshakespeare", tmp_path / "r")  # a data set's name given as the file
+    assert_clean_error(r, "charseq data get tinyshakespeare", '"$(charseq data path tinyshakespeare)"')
+    r = run_cli_in_process("train-classifier", "sst2", "--out", tmp_path / "r")
+    assert_clean_error(r, '"$(charseq data path sst2)/train.tsv"')
+    assert "charseq data" not in train(tmp_path / "nope.txt", tmp_path / "r").stderr
+    assert not (tmp_path / "r").exists()

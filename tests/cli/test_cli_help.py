@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from charseq.cli import LibraryOption, main
+from helpers import REPO
 
 COMMANDS = sorted(main.commands)
 SIZED = "sized to the data"
@@ -140,3 +141,16 @@ def test_every_help_shows_without_tensorflow():
             "    loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
             "    assert not loaded, f'charseq {name} --help imported {loaded}'\n")
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
+
+def test_python_dash_m_charseq_is_the_command(tmp_path):
+    """`python -m charseq`, as pip, pytest and black allow, where the charseq script is not on PATH."""
+    from charseq import __version__
+
+    version = subprocess.run([sys.executable, "-m", "charseq", "--version"], capture_output=True, text=True,
+                             cwd=REPO, timeout=120)
+    assert (version.returncode, version.stdout) == (0, f"charseq, version {__version__}\n"), version.stderr
+    usage = subprocess.run([sys.executable, "-m", "charseq", "data", "path", "nope"], capture_output=True, text=True,
+                           cwd=REPO, timeout=120)
+    assert usage.returncode == 2 and usage.stderr.startswith("Error: Invalid value for 'NAME'"), usage.stderr
+    assert "(see 'python -m charseq data path --help')" in usage.stderr

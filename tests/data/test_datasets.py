@@ -8,22 +8,26 @@ import hashlib
 import http.server
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
 import threading
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import charseq as charseq_package
 from charseq import cli
 from charseq.cache import cache_root
 from charseq.data import datasets
 from charseq.data.datasets import DATASETS, Member, get_dataset
+from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
 
@@ -128,9 +132,35 @@ def test_one_cache_root_for_data_and_kernels(tmp_path, monkeypatch):
 
 
 def test_the_cli_names_every_data_set():
-    assert set(cli.DATASET_NAMES) == set(DATASETS)
+    assert set(cli.DATASET_NAMES) == set(DATASETS) | set(SHIPPED)
     for spec in DATASETS.values():
         assert all(len(m.sha256) == 64 and m.url.startswith("https://") for m in spec.members)
+
+
+# ----------------------------------------------------------------------------- shipped corpora
+@pytest.mark.parametrize("name, file", [("poems", "poems.txt"), ("zh-en", "zh-en.tsv")])
+def test_the_shipped_corpora_are_found_inside_the_installed_package(cache, name, file):
+    """An installed charseq has no corpora/ folder beside it: the examples' corpora are in the package
+    (the wheel takes them from there), and `charseq data path` names them, offline and uncached."""
+    package = Path(charseq_package.__file__).parent
+    code, out, err = charseq("data", "path", name)
+    assert code == 0, err
+    assert Path(out.strip()) == package / "corpora" / file
+    assert Path(out.strip()).read_bytes() == (REPO / "corpora" / file).read_bytes()  # the clone's corpora/ too
+    code, out, err = charseq("data", "get", name)
+    assert (code, Path(out.strip()), err) == (0, package / "corpora" / file, "")
+    assert not cache.exists()  # read in place: nothing is copied into the cache
+    code, out, err = charseq("data", "list")
+    assert code == 0 and any(line.split()[:2] == [name, "shipped"] for line in out.splitlines()), out
+    row, = [json.loads(line) for line in charseq("data", "list", "--json")[1].splitlines()
+            if json.loads(line)["name"] == name]
+    assert row["shipped"] and row["path"] == str(package / "corpora" / file) and row["size"] > 10_000
+
+
+def test_a_shipped_corpus_takes_no_from(cache, tmp_path):
+    code, out, err = charseq("data", "get", "poems", "--from", tmp_path)
+    assert code == 1 and out == ""
+    assert err.startswith("Error: poems ships with charseq") and len(err.splitlines()) == 1, err
 
 
 # ----------------------------------------------------------------------------- download
@@ -238,6 +268,20 @@ def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tm
     assert leftovers(cache) == []
     r = run_cli("data", "get", "imagenet", env=env)
     assert r.returncode == 2 and "tinyshakespeare" in r.stderr
+
+
+def test_a_full_disk_is_said_as_the_cache_s_problem_not_the_network_s(server, cache):
+    """The download cannot be written (a file size limit, as a full disk): one line naming the cache and
+    what to do about it, not advice to copy the files from another machine; nothing is left behind."""
+    server["/input.txt"] = TEXT * 4
+    r = run_cli("data", "get", "tinyshakespeare", "--from", server.url + "/input.txt",
+                env={**os.environ, "CHARSEQ_CACHE": str(cache)},
+                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (len(TEXT), len(TEXT))))
+    error = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert error.startswith(f"Error: cannot write to charseq's cache {cache / 'datasets'}: File too large"), error
+    assert "CHARSEQ_CACHE" in error and "without internet" not in error
+    assert leftovers(cache) == []
 
 
 # ----------------------------------------------------------------------------- --from
@@ -464,9 +508,42 @@ def test_sst2_and_mnist_from_folder_urls(server, cache, sst2, mnist):
                                               *(p for p in server if p.startswith("/mnist/"))])
 
 
-def test_a_keras_mnist_npz_given_as_the_mnist_source_points_to_classify_mnist(cache, tmp_path):
+def test_keras_mnist_npz_is_cached_as_the_four_idx_files(server, cache, mnist, tmp_path):
+    """Keras' mnist.npz (~/.keras/datasets/, where keras.datasets.mnist keeps it) is a copy of MNIST
+    like any other: its arrays are the IDX files' contents, checked by the same SHA-256."""
+    from charseq.data.mnist import load_mnist
+
+    keras = tmp_path / "keras" / "datasets"
+    keras.mkdir(parents=True)
+    np.savez(keras / "mnist.npz", x_train=mnist["train-images-idx3-ubyte"], y_train=mnist["train-labels-idx1-ubyte"],
+             x_test=mnist["t10k-images-idx3-ubyte"], y_test=mnist["t10k-labels-idx1-ubyte"])
+    for source in (keras / "mnist.npz", keras):  # the file, or the folder holding it
+        code, out, err = charseq("data", "get", "mnist", "--from", source)
+        assert code == 0 and out.strip() == str(cache / "datasets" / "mnist"), err
+        assert server.requests == []
+        images = load_mnist(log=lambda line: None)
+        np.testing.assert_array_equal(images.x_train, mnist["train-images-idx3-ubyte"])
+        np.testing.assert_array_equal(images.y_test, mnist["t10k-labels-idx1-ubyte"])
+        for name, array in mnist.items():
+            assert (cache / "datasets" / "mnist" / name).read_bytes() == idx(array, 2051 if array.ndim == 3 else 2049)
+        (cache / "datasets" / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"changed")  # fetched again next
+
+
+def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(cache, mnist, tmp_path):
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
              x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
-    with pytest.raises(CharseqError, match="is a zip without .*read as it is by classify-mnist --data"):
+    with pytest.raises(CharseqError, match=r"has SHA-256 .*nothing was cached \(classify-mnist --data reads an "
+                                           r"\.npz as it is\)"):
         get_dataset("mnist", source=str(npz), log=lambda line: None)
+    np.savez(npz, x_train=np.zeros((2, 28, 28), np.float32), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.float32), y_test=np.zeros(1, np.uint8))
+    code, out, err = charseq("data", "get", "mnist", "--from", npz)
+    assert code == 1 and err == (f"Error: {npz}: x_train holds <f4 values, not MNIST's bytes (uint8); "
+                                 "classify-mnist --data reads such an .npz as it is\n"), err
+    with zipfile.ZipFile(npz, "w") as archive:  # damaged arrays
+        for array in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{array}.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'tr" if array == "x_train" else b"")
+    code, out, err = charseq("data", "get", "mnist", "--from", npz)
+    assert code == 1 and err == f"Error: {npz}: x_train has a damaged .npy header\n", err
+    assert leftovers(cache) == []

@@ -54,11 +54,12 @@ def test_build_gives_an_sdist_and_a_wheel_that_twine_accepts(dist):
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("charseq/kernels/lstm.cc", "charseq/kernels/gru.cc", "charseq/kernels/common.h",
                     "charseq/studio/static/index.html", "charseq/heads/lm/page/generate.js",
+                    "charseq/corpora/poems.txt", "charseq/corpora/zh-en.tsv",
                     f"charseq-{version}.dist-info/licenses/LICENSE"):
         assert shipped in names, shipped
     with tarfile.open(sdist) as tar:
         members = {m.split("/", 1)[1] for m in tar.getnames() if "/" in m}
-    assert {"CHANGELOG.md", "LICENSE", "README.md", "charseq/kernels/lstm.cc"} <= members
+    assert {"CHANGELOG.md", "LICENSE", "README.md", "charseq/kernels/lstm.cc", "charseq/corpora/poems.txt"} <= members
     pytest.importorskip("twine", reason="twine check needs the release extra: pip install 'charseq[release]'")
     checked = run(sys.executable, "-m", "twine", "check", "--strict", wheel, sdist)
     assert checked.stdout.count("PASSED") == 2, checked.stdout
@@ -88,6 +89,8 @@ def test_the_wheel_works_in_a_fresh_environment_outside_the_repository(dist, tmp
     assert cli("--version").stdout.strip() == f"charseq, version {version}"
     where = run(python, "-c", "import charseq; print(charseq.__file__)", cwd=work, env=env).stdout.strip()
     assert where.startswith(str(venv)), where  # the installed wheel, not the repository
+    poems = cli("data", "path", "poems").stdout.strip()  # the examples' corpus, without a clone
+    assert poems.startswith(str(venv)) and poems.endswith("poems.txt"), poems
 
     (work / "corpus.txt").write_text("The river runs to the sea, and the sea runs to the sky.\n" * 150)
     cli("train-lm", "corpus.txt", "--out", "runs/tiny", "--cell", "lstm", "--units", "32", "--layers", "1",
