@@ -126,6 +126,8 @@ def _build(tf, compiler: str, directory: Path) -> Path:
             return library
         if failed.exists():
             raise RuntimeError(f"it failed to build before (see {failed}; delete {directory} to retry)")
+        if sys.stderr.isatty():  # a first run is otherwise silent for up to a minute; logs and pipes stay clean
+            _say(f"building the compiled LSTM and GRU kernels for this CPU into {directory} (once; up to a minute)")
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
             objects = [Path(tmp, source.stem + ".o") for source in SOURCES]
             built = Path(tmp, LIBRARY)

@@ -456,6 +456,27 @@ def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkey
     assert kernels.load() is not None  # back to the machine's cached build
 
 
+def test_a_first_build_says_why_a_terminal_waits(tmp_path):
+    """The first build takes up to a minute: in a terminal it is said before it starts (a log or a
+    pipe gets only the fallback's one line, as above)."""
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CHARSEQ_CACHE"}
+    env.update(XDG_CACHE_HOME=str(tmp_path), CXX="false")  # a build that fails at once
+    try:
+        subprocess.run([sys.executable, "-c", "from charseq import kernels; kernels.load()"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=follower, env=env, timeout=300, check=True)
+        said = [line for line in os.read(leader, 1 << 16).decode().splitlines() if line.startswith("charseq:")]
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert len(said) == 2 and "building the compiled LSTM and GRU kernels for this CPU" in said[0], said
+    assert "false failed" in said[1] and "Keras' layer instead" in said[1]
+
+
 def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     """A fresh cache builds once (atomically renamed into place); the same key reuses it."""
     monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
