@@ -140,3 +140,15 @@ def test_every_help_shows_without_tensorflow():
             "    loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
             "    assert not loaded, f'charseq {name} --help imported {loaded}'\n")
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
+
+def test_help_names_the_embedding_size_of_pieces():
+    """A text classifier over SentencePiece pieces embeds them in another size than --help's default
+    (which is the one for characters): the help says which."""
+    from charseq.heads.classifier.sizing import size_text_classifier
+
+    pieces = size_text_classifier(1000, 50, {}, pieces=True).settings["embedding_dim"]
+    command = main.commands["train-classifier"]
+    option = next(p for p in command.params if p.name == "embedding_dim")
+    help_text, _ = _help_and_default(command, option)
+    assert f"--tokenizer sentencepiece: {pieces}" in help_text, help_text
