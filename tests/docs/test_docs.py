@@ -85,6 +85,18 @@ def test_every_documented_command_and_option_exists():
     assert not wrong, "\n".join(wrong)
 
 
+def test_every_pip_install_shown_installs_the_clone():
+    """charseq is installed from a clone of its repository, not from a package index, so every
+    `pip install` the pages show installs the checkout (`-e .`, `-e '.[studio]'`), never `charseq`."""
+    wrong = []
+    for page in PAGES:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            for args in re.findall(r"pip install ([^`#\n]*)", line):
+                if any(word.startswith("charseq") for word in shlex.split(args)):
+                    wrong.append(f"{page.relative_to(REPO)}: {line.strip()}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_what_the_python_reference_documents_is_importable_from_charseq():
     """The page promises that every function and class it shows is `charseq.NAME`."""
     import charseq
