@@ -160,6 +160,15 @@ def test_the_python_reference_shows_the_values_of_defaults(site):
     assert checked >= 5 and not wrong, "\n".join(wrong)
 
 
+def test_the_python_reference_links_the_names_its_docstrings_mention(site):
+    """A docstring naming another documented function or class (`:class:` and `:func:` in the source)
+    links to its entry: SentencePieceVocab's "same interface as CharVocab", generate's options."""
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    for target, name in [("charseq.vocab.CharVocab", "CharVocab"),
+                         ("charseq.heads.lm.inference.Generator.__call__", "Generator.__call__")]:
+        assert re.search(rf'<a [^>]*href="#{re.escape(target)}"[^>]*><code>{re.escape(name)}</code></a>', api), target
+
+
 def run_block_line(line: str, cwd, env) -> tuple[int, str, str]:
     """One line of a shell block: a plain `charseq ...` command runs in this process (TensorFlow is
     imported once, not per line), anything with shell syntax in bash."""
