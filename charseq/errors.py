@@ -22,12 +22,18 @@ def flag(name: str) -> str:
 class CharseqError(Exception):
     """A problem with the user's input, files or options, explained in one line.
 
-    `remedies` are what the user can do about it, each naming the options it needs, as the command
-    line spells the settings ("--errors replace", "--encoding to name its encoding"). The same library
-    function serves commands that lack some of those options (`classify --input` reads a file but has
-    no --errors), so the message keeps them apart: str() lists every remedy, `shown()` only those
-    whose options the command at hand has. A Python caller of the public functions reads them in its
-    keywords instead (`greedy=True`, charseq.settings.in_python_terms), a studio request in its fields."""
+    Every public function raises it for what the caller can fix (a missing file, a setting out of
+    range, a run that exists, a damaged checkpoint); `str(error)` is the message, naming the keyword
+    arguments of the call (`greedy=True`) where the command line names its options. An argument of
+    the wrong type raises its subclass `charseq.errors.ArgumentTypeError` (also a `TypeError`), a
+    number out of its range `charseq.errors.ArgumentValueError` (also a `ValueError`)."""
+
+    # `remedies` are what the user can do about it, each naming the options it needs, as the command
+    # line spells the settings ("--errors replace", "--encoding to name its encoding"). The same library
+    # function serves commands that lack some of those options (`classify --input` reads a file but has
+    # no --errors), so the message keeps them apart: str() lists every remedy, `shown()` only those
+    # whose options the command at hand has. A Python caller of the public functions reads them in its
+    # keywords instead (charseq.settings.in_python_terms), a studio request in its fields.
 
     exit_code = 1
 

@@ -142,15 +142,16 @@ def validation_options(config: str, what: str, held_out: str):
     )
 
 
-def model_options(config: str):
+def model_options(config: str, embedding_note: str = ""):
     """The backbone's options; `config` is the head's model config ("module:Class"), which owns the
-    defaults that are not sized to the data (see charseq.sizing)."""
+    defaults that are not sized to the data (see charseq.sizing). `embedding_note`: where the head's
+    sizing rule embeds in another size than that default, said before the default --help shows."""
     return _options(
         click.option("--cell", type=click.Choice(CELLS), help=f"Recurrent cell. {SIZED}"),
         click.option("--layers", type=int, help=f"Stacked recurrent layers. {SIZED}"),
         click.option("--units", type=int, help=f"State size of each layer. {SIZED}"),
         library_option("--embedding-dim", type=int, owner=f"{config}.embedding_dim",
-                       help="Size of the embedding (or input projection)."),
+                       help="Size of the embedding (or input projection)." + embedding_note),
         click.option("--dropout", type=float, help=f"Dropout between layers and before the output, in [0, 1). {SIZED}"),
         library_option("--input-dropout", type=float, owner=f"{config}.input_dropout",
                        help="Dropout on the first layer's input (each step's embedding), in [0, 1)."),

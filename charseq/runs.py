@@ -368,7 +368,9 @@ def discard_unpublished(train_fn):
 
 
 class RunDir:
-    """A run directory on disk. Create one with :meth:`create`, open an existing one with :meth:`open`."""
+    """A run directory on disk, as every train function returns it: `path` is the directory, which
+    the load, evaluate, classify and translate functions (and every command's `--model`) take.
+    Create one with :meth:`create`, open an existing one with :meth:`open`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

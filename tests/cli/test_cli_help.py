@@ -154,3 +154,15 @@ def test_python_dash_m_charseq_is_the_command(tmp_path):
                            cwd=REPO, timeout=120)
     assert usage.returncode == 2 and usage.stderr.startswith("Error: Invalid value for 'NAME'"), usage.stderr
     assert "(see 'python -m charseq data path --help')" in usage.stderr
+
+
+def test_help_names_the_embedding_size_of_pieces():
+    """A text classifier over SentencePiece pieces embeds them in another size than --help's default
+    (which is the one for characters): the help says which."""
+    from charseq.heads.classifier.sizing import size_text_classifier
+
+    pieces = size_text_classifier(1000, 50, {}, pieces=True).settings["embedding_dim"]
+    command = main.commands["train-classifier"]
+    option = next(p for p in command.params if p.name == "embedding_dim")
+    help_text, _ = _help_and_default(command, option)
+    assert f"--tokenizer sentencepiece: {pieces}" in help_text, help_text

@@ -8,6 +8,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from helpers import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
@@ -83,6 +85,18 @@ def test_every_documented_command_and_option_exists():
     assert not wrong, "\n".join(wrong)
 
 
+def test_every_pip_install_shown_installs_the_clone():
+    """charseq is installed from a clone of its repository, not from a package index, so every
+    `pip install` the pages show installs the checkout (`-e .`, `-e '.[studio]'`), never `charseq`."""
+    wrong = []
+    for page in PAGES:
+        for line in page.read_text(encoding="utf-8").splitlines():
+            for args in re.findall(r"pip install ([^`#\n]*)", line):
+                if any(word.startswith("charseq") for word in shlex.split(args)):
+                    wrong.append(f"{page.relative_to(REPO)}: {line.strip()}")
+    assert not wrong, "\n".join(wrong)
+
+
 def test_what_the_python_reference_documents_is_importable_from_charseq():
     """The page promises that every function and class it shows is `charseq.NAME`."""
     import charseq
@@ -91,12 +105,18 @@ def test_what_the_python_reference_documents_is_importable_from_charseq():
     assert len(shown) > 20 and [name for name in shown if name not in charseq.__all__] == []
 
 
-def test_the_site_builds_strictly_and_offline(tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The site, built with --strict (a broken link or reference fails the build)."""
+    site = tmp_path_factory.mktemp("docs") / "site"
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_MKDOCS_2_WARNING": "1"}
     r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(REPO / "mkdocs.yml"),
                         "--site-dir", str(site)], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+    return site
+
+
+def test_the_site_builds_strictly_and_offline(site):
     # The command-line reference is generated from the click commands: every command, with its options.
     from charseq.cli import main
 
@@ -113,6 +133,40 @@ def test_the_site_builds_strictly_and_offline(tmp_path):
         text = page.read_text(encoding="utf-8")
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, page
         assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', text), page
+
+
+def test_the_python_reference_shows_the_values_of_defaults(site):
+    """A default the code takes from a named constant (`length=DEFAULTS.length`) is shown as its
+    value (`length: int = 200`), as Keras' reference shows `epochs=1`."""
+    import html
+    import inspect
+
+    import charseq
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    signatures = [html.unescape(re.sub(r"<[^>]+>", "", code)) for code in
+                  re.findall(r'<div class="doc-signature[^"]*"><pre><span></span><code>(.*?)</code>', api, re.S)]
+    shown = {s.split("(", 1)[0]: s for s in signatures}
+    checked, wrong = 0, []
+    for name in ("generate", "train_lm", "evaluate_seq2seq"):
+        for parameter in inspect.signature(getattr(charseq, name)).parameters.values():
+            if isinstance(parameter.default, (int, float, str)) and not isinstance(parameter.default, bool):
+                checked += 1
+                if f"{parameter.name}: " not in shown[name] or f" = {parameter.default!r}" not in shown[name]:
+                    wrong.append(f"{name}: {parameter.name}={parameter.default!r} not shown in {shown[name]}")
+    for call in (s for s in signatures if s.startswith("__call__(")):
+        if re.search(r"= [A-Z][A-Z_]+\.", call):
+            wrong.append(call)
+    assert checked >= 5 and not wrong, "\n".join(wrong)
+
+
+def test_the_python_reference_links_the_names_its_docstrings_mention(site):
+    """A docstring naming another documented function or class (`:class:` and `:func:` in the source)
+    links to its entry: SentencePieceVocab's "same interface as CharVocab", generate's options."""
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    for target, name in [("charseq.vocab.CharVocab", "CharVocab"),
+                         ("charseq.heads.lm.inference.Generator.__call__", "Generator.__call__")]:
+        assert re.search(rf'<a [^>]*href="#{re.escape(target)}"[^>]*><code>{re.escape(name)}</code></a>', api), target
 
 
 def run_block_line(line: str, cwd, env) -> tuple[int, str, str]:

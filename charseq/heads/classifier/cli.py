@@ -11,6 +11,7 @@ from charseq.cli_errors import one_line
 from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, input_name, inputs,
                              json_line, library_option, model_options, train_on_file, training_options,
                              validation_options)
+from charseq.heads.classifier.sizing import PIECES_EMBEDDING
 from charseq.settings import INFERENCE_PRECISIONS, READOUTS, TOKENIZERS
 
 CLASSIFIER_MODEL = "charseq.heads.classifier.config:ModelConfig"
@@ -78,7 +79,7 @@ def classify_mnist_command(data, out, force, resume, **settings):
                 help="Characters seen fewer times map to unknown.")
 @click.option("--init-from", type=click.Path(), help="Start from the backbone and vocabulary of a train-lm run.")
 @library_option("--encoding", owner=f"{TRAIN_CLASSIFIER}.encoding", help="Text encoding of the files.")
-@model_options(CLASSIFIER_MODEL)
+@model_options(CLASSIFIER_MODEL, embedding_note=f" With --tokenizer sentencepiece: {PIECES_EMBEDDING}.")
 @click.option("--bidirectional", is_flag=True, help="Also read each text backwards.")
 @click.option("--readout", type=click.Choice(READOUTS),
               help="What the classifier reads: the final state, the mean or max of the outputs over the text, "

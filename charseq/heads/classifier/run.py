@@ -429,7 +429,7 @@ def _copy_backbone(lm, classifier) -> None:
 
 def load_classifier(path: str | Path, precision: str | None = None):
     """(model, vocab or None, config) of a trained classifier run, built in `precision` (float32 or
-    mixed_bfloat16; None: the one it was trained in; charseq.precision.asked_precision)."""
+    mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)

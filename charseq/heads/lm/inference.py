@@ -71,7 +71,8 @@ class Generator:
     Keras' cells. `precision="mixed_bfloat16"` asks for bfloat16 products (float32 sums, states and
     softmax) on a CPU with AVX512-BF16: faster at large batches, next-character probabilities within
     ~0.003 of float32's, but not the same text for a seed; `"float32"` for float32 products (None:
-    the model's own precision). See :func:`charseq.compiled_step.recurrence_of` for where it applies.
+    the model's own precision). bfloat16 is refused, with an error saying why, on a CPU without
+    AVX512-BF16 and where the steps do not run on the compiled ops (a SimpleRNN, `CHARSEQ_KERNEL=off`).
     """
 
     FIRST_CHUNK, MAX_CHUNK = 8, 128  # streaming: steps per compiled call, doubling up to the maximum

@@ -173,7 +173,7 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
 
 def load_lm(path: str | Path, precision: str | None = None):
     """(model, vocab, config) of a trained language-model run, built in `precision` (float32 or
-    mixed_bfloat16; None: the one it was trained in; charseq.precision.asked_precision)."""
+    mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
@@ -191,7 +191,8 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     The file is scored as up to 32 parallel streams (each starts from a zero state, its first
     token unscored), which is fast; `full_context` scores it as one stream carrying the state
     through the whole file, every token but the first with all the text before it. `precision`:
-    the one the model computes in (None: the one it was trained in; charseq.precision.asked_precision)."""
+    the one the model computes in (None: the one it was trained in; mixed_bfloat16 only on a CPU with
+    native bfloat16)."""
     from charseq.files import read_text
 
     if file is None:

@@ -194,8 +194,8 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
 
 def load_seq2seq(path: str | Path, precision: str | None = None):
     """(model, source vocab, target vocab, config) of a trained encoder-decoder run, built in
-    `precision` (float32 or mixed_bfloat16; None: the one it was trained in;
-    charseq.precision.asked_precision)."""
+    `precision` (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was
+    trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)

@@ -1,0 +1,70 @@
+"""The built documentation site as a reader sees it, in headless Chromium: at a desktop's and a
+phone's width every page loads its images and does not scroll sideways, and the Python reference's
+signatures are read without scrolling either."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import CHROMIUM, CHROMIUM_FLAGS, REPO
+
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("docs") / "site"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_MKDOCS_2_WARNING": "1"}
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--config-file", str(REPO / "mkdocs.yml"),
+                        "--site-dir", str(site)], cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return site
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def pages_of(site):
+    return sorted(p for p in site.rglob("index.html") if "assets" not in p.relative_to(site).parts)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_shows_its_images_and_fits_the_screen(site, browser, width):
+    w, h = WIDTHS[width]
+    page = browser.new_page(viewport={"width": w, "height": h})
+    wrong = []
+    for html in pages_of(site):
+        page.goto(html.as_uri())
+        found = page.evaluate("""() => ({
+            broken: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src),
+            sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        })""")
+        where = html.parent.relative_to(site)
+        wrong += [f"{where}: image {src} does not load" for src in found["broken"]]
+        if found["sideways"] > 1:
+            wrong.append(f"{where}: the page scrolls {found['sideways']} px sideways")
+    page.close()
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_python_reference_s_signatures_need_no_sideways_scrolling(site, browser, width):
+    w, h = WIDTHS[width]
+    page = browser.new_page(viewport={"width": w, "height": h})
+    page.goto((site / "reference" / "python" / "index.html").as_uri())
+    cut = page.evaluate("""() => [...document.querySelectorAll('.doc-signature pre > code')]
+        .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent.slice(0, 40))""")
+    count = page.evaluate("document.querySelectorAll('.doc-signature').length")
+    page.close()
+    assert count > 20, "no signatures found"
+    assert not cut, f"signatures that scroll sideways at a {width}'s width: {cut}"
