@@ -92,6 +92,20 @@ def test_translate_input_names_the_line_it_refuses(reverse_run, tmp_path):
     assert r.returncode == 0 and r.stdout.endswith("\tabc\tcba\n"), r.stderr
 
 
+def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
+    """evaluate reads unseen source characters as unknown, so a file with a header line or of another
+    task scores, but says how many sources it could not read instead of passing for a poor model."""
+    run = reverse_run / "run"
+    (tmp_path / "header.tsv").write_text("Source\tTarget\nabc\tcba\nab\tba\n")
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv")
+    assert r.returncode == 0, r.stderr
+    assert "on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown)" in r.stdout, r.stdout
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv", "--json")
+    assert json.loads(r.stdout)["unknown_sources"] == 1
+    r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
+    assert "unknown_sources" not in json.loads(r.stdout)  # every source readable: nothing to say
+
+
 def test_decoding_limits_are_bounded(reverse_run, tmp_path):
     """Past int32, --max-output-len wrapped round to a negative count of steps: an empty output of
     log-probability 0, or an internal error with --beam."""
