@@ -268,6 +268,11 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
 
     ask(page, "translate", "tr", "#tr-status.error", run="reverse", source="ab☃")
     assert "☃" in page.inner_text("#tr-status")
+    # read as unknown from the page's own menu, as translate --unknown unk: shown as typed, marked and said
+    ask(page, "translate", "tr", "table.heatmap th.unknown", unknown="unk")
+    assert page.inner_text("table.heatmap th.unknown") == "☃" and "�" not in page.inner_text("table.heatmap")
+    assert '"☃"' in page.inner_text("#tr-status") and "read as unknown" in page.inner_text("#tr-status")
+    assert "unknown=unk" in page.evaluate("location.hash")  # a link keeps the choice
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
 
 

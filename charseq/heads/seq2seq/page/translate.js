@@ -10,7 +10,8 @@ export default class TranslateView {
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
     $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
-    this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", source: "tr-source"});
+    this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
+                                          source: "tr-source"});
     if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
   }
@@ -38,11 +39,16 @@ export default class TranslateView {
     setStatus("tr-status", "decoding…");
     try {
       const beam = num("tr-beam");
-      const report = await postJSON("/api/translate", {run: $("tr-run").value, source: $("tr-source").value,
-                                                       beam, n_best: Math.min(num("tr-nbest"), beam), choose: this.choose});
-      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention`);
+      const source = $("tr-source").value;
+      const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam,
+                                                       n_best: Math.min(num("tr-nbest"), beam), choose: this.choose,
+                                                       unknown: $("tr-unknown").value});
+      // The source as typed, one character per column: the unknown symbol would hide which one it was.
+      const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
+      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention` +
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
       this.showHypotheses(report);
-      this.showAttention(report);
+      this.showAttention(report, chars);
     } catch (e) { setStatus("tr-status", e.message, true); }
   }
 
@@ -63,7 +69,7 @@ export default class TranslateView {
     });
   }
 
-  showAttention(report) {
+  showAttention(report, chars) {
     const box = $("tr-heatmap");
     box.innerHTML = "";
     if (!report.attention) { box.textContent = "this model has no attention (trained with --attention none)"; return; }
@@ -71,7 +77,13 @@ export default class TranslateView {
     table.className = "heatmap";
     const head = document.createElement("tr");
     head.append(document.createElement("th"));
-    for (const s of report.source_tokens) head.append(Object.assign(document.createElement("th"), {textContent: visibleLabel(s)}));
+    const unknown = new Set(report.unknown_at);
+    const sources = report.source_tokens.map((s, j) => unknown.has(j) ? chars[j] : s);
+    sources.forEach((s, j) => {
+      const th = Object.assign(document.createElement("th"), {textContent: visibleLabel(s)});
+      if (unknown.has(j)) Object.assign(th, {className: "unknown", title: "not in the model's vocabulary: read as unknown"});
+      head.append(th);
+    });
     table.append(head);
     report.attention.forEach((row, i) => {
       const tr = document.createElement("tr");
@@ -81,7 +93,8 @@ export default class TranslateView {
         td.style.background = `rgba(30, 90, 200, ${w.toFixed(3)})`;
         td.style.color = w > 0.5 ? "#fff" : "";
         td.textContent = w >= 0.01 ? w.toFixed(2).replace(/^0/, "") : "";
-        td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(report.source_tokens[j])}: ${w.toFixed(3)}`;
+        td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(sources[j])}: ${w.toFixed(3)}` +
+          (unknown.has(j) ? " (read as unknown)" : "");
         tr.append(td);
       });
       table.append(tr);
