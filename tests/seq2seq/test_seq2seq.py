@@ -106,6 +106,17 @@ def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
     assert "unknown_sources" not in json.loads(r.stdout)  # every source readable: nothing to say
 
 
+def test_translate_warns_of_outputs_cut_off_at_the_decoding_limit(reverse_run):
+    """An output stopped at --max-output-len reads like a whole one; standard error says it was cut."""
+    run = reverse_run / "run"
+    r = run_cli_in_process("translate", "--model", run, "--max-output-len", "3", "abcde", "ab")
+    assert r.returncode == 0 and r.stdout.splitlines() == ["edc", "ba"], r.stderr
+    assert r.stderr.strip() == ("warning: 1 of the 2 outputs stopped at the decoding limit of 3 characters before "
+                                "the model ended it (cut off); --max-output-len sets the limit")
+    r = run_cli_in_process("translate", "--model", run, "--beam", "3", "abcde")
+    assert r.returncode == 0 and r.stdout == "edcba\n" and r.stderr == ""  # ended: nothing to say
+
+
 def test_decoding_limits_are_bounded(reverse_run, tmp_path):
     """Past int32, --max-output-len wrapped round to a negative count of steps: an empty output of
     log-probability 0, or an internal error with --beam."""

@@ -107,6 +107,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     --json, one JSON object per source."""
     configure_output()
     from charseq.errors import CharseqError
+    from charseq.heads.seq2seq.inference import cut_off
     from charseq.heads.seq2seq.run import Translator
     from charseq.vocab import refuse_unknown
 
@@ -137,6 +138,12 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
         [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
                                                  length_penalty=length_penalty, unknown=unknown)) if nonblank else []))
     n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")
+    limit = max_output_len if max_output_len is not None else translator.max_output_len
+    cut = sum(cut_off(hyps[0][0], limit) for hyps in results.values() if hyps)
+    if cut:  # on standard error: standard output holds the outputs only
+        which = "the output" if len(results) == 1 else f"{cut:,} of the {len(results):,} outputs"
+        click.echo(f"warning: {which} stopped at the decoding limit of {limit:,} characters before the model "
+                   f"ended {'it' if cut == 1 else 'them'} (cut off); --max-output-len sets the limit", err=True)
     for i, (source, line) in enumerate(zip(sources, lines)):
         hyps = results.get(i, [])
         if as_json:

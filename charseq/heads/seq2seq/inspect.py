@@ -4,6 +4,7 @@
     report = explain_translation(translator, "123+456", beam=5, n_best=3)
     report["hypotheses"]   # [{"text", "log_prob", "score"}, ...] best first
     report["attention"]    # [output tokens + end][source tokens]: attention weights, rows sum to 1
+    report["cut_off"]      # stopped at the decoding limit: no end symbol, nor its row
     report["unknown_at"]   # the source characters read as the unknown symbol (unknown="unk")
 
 The attention of the chosen hypothesis is read by feeding it back through the decoder with
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError
 from charseq.heads.lm.inspect import piece
+from charseq.heads.seq2seq.inference import cut_off
 from charseq.vocab import BOS
 
 END = "</s>"
@@ -53,14 +55,16 @@ def explain_translation(translator, source: str, beam: int = 1, n_best: int = 1,
               "source_tokens": [piece(translator.source_vocab, i) for i in source_ids],
               # which source characters read as unknown ("unknown": "unk"), so a page can show them as typed
               "unknown_at": np.flatnonzero(source_ids == translator.source_vocab.unk_id).tolist(),
-              "output_tokens": [], "attention": None, "chosen": choose}
+              "output_tokens": [], "attention": None, "chosen": choose, "cut_off": False}
     if hyps:
         text = hyps[choose][0]
+        # Stopped at the decoding limit, the hypothesis has no end symbol, nor a row for one.
+        report["cut_off"] = cut = cut_off(text, translator.max_output_len)
         report["output_tokens"] = [piece(translator.target_vocab, i)
-                                   for i in translator.target_vocab.encode(text)] + [END]
+                                   for i in translator.target_vocab.encode(text)] + ([] if cut else [END])
         weights = attention_matrix(translator, source, text, unknown)
         if weights is not None:
-            report["attention"] = np.round(weights, 4).tolist()
+            report["attention"] = np.round(weights[:len(report["output_tokens"])], 4).tolist()
     return report
 
 

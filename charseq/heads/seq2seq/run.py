@@ -219,6 +219,11 @@ class Translator:
         self.model, self.source_vocab, self.target_vocab, self.config = load_seq2seq(path, precision and "float32")
         self.decoder = Decoder(self.model, self.target_vocab, precision)
 
+    @property
+    def max_output_len(self) -> int:
+        """The decoding limit when a call gives none: the run's (train-seq2seq --max-output-len)."""
+        return self.config["model"]["max_output_len"]
+
     def encode(self, sources: list[str], unknown: str = "error") -> list[np.ndarray]:
         if unknown not in SOURCE_UNKNOWN:
             raise CharseqError("--unknown must be error or unk")
@@ -237,7 +242,7 @@ class Translator:
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
-                          self.config["model"]["max_output_len"] if max_len is None else max_len,
+                          self.max_output_len if max_len is None else max_len,
                           length_penalty)
 
 

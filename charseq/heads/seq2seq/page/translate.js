@@ -46,7 +46,8 @@ export default class TranslateView {
       // The source as typed, one character per column: the unknown symbol would hide which one it was.
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
       setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention` +
-        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
+        (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
       this.showHypotheses(report);
       this.showAttention(report, chars);
     } catch (e) { setStatus("tr-status", e.message, true); }
