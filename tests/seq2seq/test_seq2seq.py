@@ -219,6 +219,21 @@ def test_pairs_file_problems(tmp_path):
     assert read_pairs(tmp_path / "long.tsv", max_input_len=5, skip_long=True).too_long == 1
 
 
+def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
+    """make-pairs dates --digits 5 wrote the same dates as without it, and said nothing."""
+    out = tmp_path / "p.tsv"
+    for task, option, value, users in [("dates", "--digits", "5", "addition only"),
+                                       ("sort", "--digits", "2", "addition only"),
+                                       ("addition", "--max-length", "4", "reverse and sort only"),
+                                       ("dates", "--min-length", "2", "reverse and sort only")]:
+        assert_clean_error(run_cli_in_process("make-pairs", task, option, value, "--n", "5", "--out", out),
+                           f"{option} applies to {users}, not {task}")
+        assert not out.exists()
+    for task, option, value in [("addition", "--digits", "2"), ("reverse", "--max-length", "4"), ("sort", "--min-length", "2")]:
+        r = run_cli_in_process("make-pairs", task, option, value, "--n", "5", "--out", out, "--force")
+        assert r.returncode == 0, r.stderr
+
+
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
     assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")

@@ -30,10 +30,13 @@ TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq'
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
     """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
     sort (the characters of a string) or dates (human formats -> ISO 8601)."""
-    from charseq.data.pairs import make_pairs
+    from charseq.data.pairs import check_task_settings, make_pairs
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
+    check_task_settings(task, {setting: option for setting, option, value in (
+        ("digits", "--digits", digits), ("length", "--min-length", min_length), ("length", "--max-length", max_length))
+        if value is not None})
     if os.path.isdir(out):  # --force would not help: it replaces files only
         raise CharseqError(f"--out {out} is a directory; give a file name such as pairs.tsv")
     if os.path.exists(out) and not force:
