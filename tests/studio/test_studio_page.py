@@ -362,6 +362,22 @@ def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_pag
     page.unroute("**/api/runs")
 
 
+def test_translate_shows_empty_and_spaced_outputs_and_offers_attention_only_where_there_is_some(server, open_page):
+    """An empty output was an empty cell, an output ending in a space looked like one without; a model
+    without attention was still offered the choice of a hypothesis "to see its attention"."""
+    def no_attention(route):
+        hypotheses = [{"text": "", "log_prob": -1.0, "score": -1.0}, {"text": "ab ", "log_prob": -2.0, "score": -1.5}]
+        route.fulfill(json={"hypotheses": hypotheses, "source_tokens": list("abc"), "unknown_at": [],
+                            "output_tokens": ["</s>"], "attention": None, "chosen": 0, "cut_off": False})
+
+    page = open_page(server + "#translate?run=reverse")
+    page.route("**/api/translate", no_attention)
+    ask(page, "translate", "tr", "#tr-hyps tr.chosen", source="abc")
+    assert page.locator("#tr-hyps td.out").all_inner_texts() == ["(empty)", "ab␣"]
+    assert "attention" not in page.inner_text("#tr-status") and "no attention" in page.inner_text("#tr-heatmap")
+    page.unroute("**/api/translate")
+
+
 def test_examples_from_the_validation_data_are_one_click(server, open_page):
     page = open_page(server + "#generate?run=poems")
     first = page.locator("#lm-examples button.example").first

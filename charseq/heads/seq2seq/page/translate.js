@@ -45,7 +45,8 @@ export default class TranslateView {
                                                        unknown: $("tr-unknown").value});
       // The source as typed, one character per column: the unknown symbol would hide which one it was.
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
-      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention` +
+      const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
+      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam})${choice}` +
         (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
         (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
       this.showHypotheses(report);
@@ -62,7 +63,10 @@ export default class TranslateView {
       tr.tabIndex = 0;
       tr.setAttribute("aria-selected", String(i === report.chosen));
       tr.innerHTML = `<td>${i + 1}</td><td class="out"></td><td>${h.score.toFixed(4)}</td><td>${h.log_prob.toFixed(4)}</td>`;
-      tr.querySelector(".out").textContent = h.text;
+      // An output that is empty, or starts or ends with a space, would look like another.
+      const out = tr.querySelector(".out");
+      if (!h.text) Object.assign(out, {className: "out hint", textContent: "(empty)", title: "the model ended at once"});
+      else out.textContent = h.text.trim() === h.text ? h.text : visibleLabel(h.text);
       const choose = () => { this.choose = i; this.translate().then(() => $("tr-hyps").rows[i + 1]?.focus()); };
       tr.addEventListener("click", choose);
       tr.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); choose(); } });
