@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 
 import numpy as np
 import pytest
@@ -132,6 +133,22 @@ def test_decoding_limits_are_bounded(reverse_run, tmp_path):
                            "--max-output-len", "3000000000")
     assert_clean_error(r, "--max-output-len must be between 1 and 1,000,000, not 3000000000")
     assert not (tmp_path / "r").exists()
+
+
+def test_train_warns_of_a_max_output_len_shorter_than_its_targets(reverse_run, tmp_path):
+    """Targets longer than --max-output-len can never be produced whole: exact match stays low and,
+    unwarned, nothing says why."""
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r", "--max-steps", "1",
+                           "--units", "8", "--embedding-dim", "4", "--max-output-len", "4")
+    assert r.returncode == 0, r.stderr
+    warning = next(line for line in r.stdout.splitlines() if line.startswith("warning: --max-output-len"))
+    longer = sum(len(line.split("\t")[1]) > 4 for line in (reverse_run / "train.tsv").read_text().splitlines())
+    counted = int(re.search(r"shorter than ([\d,]+) of the", warning)[1].replace(",", ""))
+    assert 0 < counted <= longer and "the longest has 5 characters" in warning  # of the pairs not held out
+    assert "without it the limit is 20" in warning  # twice the longest target, and 10
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r2", "--max-steps", "1",
+                           "--units", "8", "--embedding-dim", "4", "--max-output-len", "5")
+    assert r.returncode == 0 and "warning: --max-output-len" not in r.stdout, r.stderr
 
 
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:

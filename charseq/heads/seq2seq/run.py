@@ -142,6 +142,8 @@ class _Pairs(Recipe):
         m, (sources, targets) = start.model_cfg, self.train
         if m.max_output_len is None:
             m.max_output_len = _max_output_len(targets)
+        else:
+            _warn_of_cut_targets(start.log, targets, m.max_output_len)
         longest_source, longest_target = max(map(len, sources)), max(map(len, targets))
         check_model_memory(m.backbone, max(self.source_vocab.size, self.target_vocab.size), copies=2)
         check_sequence_memory(
@@ -183,6 +185,16 @@ class _Pairs(Recipe):
 def _max_output_len(targets: list[str]) -> int:
     """The longest output decoding goes to unless --max-output-len says: twice the longest target, and some."""
     return 2 * max(len(t) for t in targets) + 10
+
+
+def _warn_of_cut_targets(log, targets: list[str], limit: int) -> None:
+    """A --max-output-len shorter than some training targets: their outputs are always cut off, so they
+    never match, and exact match would not say why."""
+    cut = sum(len(t) > limit for t in targets)
+    if cut:
+        log(f"warning: --max-output-len {limit:,} is shorter than {cut:,} of the {len(targets):,} training targets "
+            f"(the longest has {max(map(len, targets)):,} characters): their outputs are cut off and can never "
+            f"match; without it the limit is {_max_output_len(targets):,}")
 
 
 @discard_unpublished
