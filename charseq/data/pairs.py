@@ -88,6 +88,18 @@ def _date_text(day: datetime.date, style: int) -> str:
     ][style]
 
 
+# The settings each task reads; make-pairs refuses the others rather than write pairs they had no part in.
+TASK_SETTINGS = {"addition": ("digits",), "reverse": ("length",), "sort": ("length",), "dates": ()}
+
+
+def check_task_settings(task: str, given: dict[str, str]) -> None:
+    """Refuse the settings `task` does not read; `given` maps each one given to its option's name."""
+    for setting, option in given.items():
+        if setting not in TASK_SETTINGS.get(task, (setting,)):
+            users = [t for t, settings in TASK_SETTINGS.items() if setting in settings]
+            raise CharseqError(f"{option} applies to {' and '.join(users)} only, not {task}")
+
+
 MAX_PAIRS = 10_000_000  # held in memory as Python strings: about 2 GB at this count
 
 

@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 
 import numpy as np
 import pytest
@@ -92,6 +93,31 @@ def test_translate_input_names_the_line_it_refuses(reverse_run, tmp_path):
     assert r.returncode == 0 and r.stdout.endswith("\tabc\tcba\n"), r.stderr
 
 
+def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
+    """evaluate reads unseen source characters as unknown, so a file with a header line or of another
+    task scores, but says how many sources it could not read instead of passing for a poor model."""
+    run = reverse_run / "run"
+    (tmp_path / "header.tsv").write_text("Source\tTarget\nabc\tcba\nab\tba\n")
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv")
+    assert r.returncode == 0, r.stderr
+    assert "on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown)" in r.stdout, r.stdout
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv", "--json")
+    assert json.loads(r.stdout)["unknown_sources"] == 1
+    r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
+    assert "unknown_sources" not in json.loads(r.stdout)  # every source readable: nothing to say
+
+
+def test_translate_warns_of_outputs_cut_off_at_the_decoding_limit(reverse_run):
+    """An output stopped at --max-output-len reads like a whole one; standard error says it was cut."""
+    run = reverse_run / "run"
+    r = run_cli_in_process("translate", "--model", run, "--max-output-len", "3", "abcde", "ab")
+    assert r.returncode == 0 and r.stdout.splitlines() == ["edc", "ba"], r.stderr
+    assert r.stderr.strip() == ("warning: 1 of the 2 outputs stopped at the decoding limit of 3 characters before "
+                                "the model ended it (cut off); --max-output-len sets the limit")
+    r = run_cli_in_process("translate", "--model", run, "--beam", "3", "abcde")
+    assert r.returncode == 0 and r.stdout == "edcba\n" and r.stderr == ""  # ended: nothing to say
+
+
 def test_decoding_limits_are_bounded(reverse_run, tmp_path):
     """Past int32, --max-output-len wrapped round to a negative count of steps: an empty output of
     log-probability 0, or an internal error with --beam."""
@@ -107,6 +133,22 @@ def test_decoding_limits_are_bounded(reverse_run, tmp_path):
                            "--max-output-len", "3000000000")
     assert_clean_error(r, "--max-output-len must be between 1 and 1,000,000, not 3000000000")
     assert not (tmp_path / "r").exists()
+
+
+def test_train_warns_of_a_max_output_len_shorter_than_its_targets(reverse_run, tmp_path):
+    """Targets longer than --max-output-len can never be produced whole: exact match stays low and,
+    unwarned, nothing says why."""
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r", "--max-steps", "1",
+                           "--units", "8", "--embedding-dim", "4", "--max-output-len", "4")
+    assert r.returncode == 0, r.stderr
+    warning = next(line for line in r.stdout.splitlines() if line.startswith("warning: --max-output-len"))
+    longer = sum(len(line.split("\t")[1]) > 4 for line in (reverse_run / "train.tsv").read_text().splitlines())
+    counted = int(re.search(r"shorter than ([\d,]+) of the", warning)[1].replace(",", ""))
+    assert 0 < counted <= longer and "the longest has 5 characters" in warning  # of the pairs not held out
+    assert "without it the limit is 20" in warning  # twice the longest target, and 10
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r2", "--max-steps", "1",
+                           "--units", "8", "--embedding-dim", "4", "--max-output-len", "5")
+    assert r.returncode == 0 and "warning: --max-output-len" not in r.stdout, r.stderr
 
 
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
@@ -192,6 +234,21 @@ def test_pairs_file_problems(tmp_path):
     with pytest.raises(CharseqError, match="line 2.*--max-input-len 5"):
         read_pairs(tmp_path / "long.tsv", max_input_len=5)
     assert read_pairs(tmp_path / "long.tsv", max_input_len=5, skip_long=True).too_long == 1
+
+
+def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
+    """make-pairs dates --digits 5 wrote the same dates as without it, and said nothing."""
+    out = tmp_path / "p.tsv"
+    for task, option, value, users in [("dates", "--digits", "5", "addition only"),
+                                       ("sort", "--digits", "2", "addition only"),
+                                       ("addition", "--max-length", "4", "reverse and sort only"),
+                                       ("dates", "--min-length", "2", "reverse and sort only")]:
+        assert_clean_error(run_cli_in_process("make-pairs", task, option, value, "--n", "5", "--out", out),
+                           f"{option} applies to {users}, not {task}")
+        assert not out.exists()
+    for task, option, value in [("addition", "--digits", "2"), ("reverse", "--max-length", "4"), ("sort", "--min-length", "2")]:
+        r = run_cli_in_process("make-pairs", task, option, value, "--n", "5", "--out", out, "--force")
+        assert r.returncode == 0, r.stderr
 
 
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):

@@ -154,6 +154,7 @@ def test_translate(client):
     assert second["chosen"] == 1 and len(second["attention"]) == len(second["hypotheses"][1]["text"]) + 1
     unknown = client.post("/api/translate", json={"run": "reverse", "source": "ab☃", "unknown": "unk"})
     assert unknown.status_code == 200 and len(unknown.json()["source_tokens"]) == 3  # as translate --unknown unk
+    assert unknown.json()["unknown_at"] == [2] and report["unknown_at"] == []  # which characters, for the page to mark
 
 
 def test_models_load_once_per_run(client):

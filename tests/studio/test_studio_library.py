@@ -184,3 +184,18 @@ def test_translation_hypotheses_and_attention(studio_dir):
     assert np.allclose(attention.sum(axis=1), 1, atol=1e-3) and report["output_tokens"][-1] == "</s>"
     # Reversing: the first output character looks mostly at the end of the source.
     assert attention[0].argmax() >= 3
+    assert report["cut_off"] is False
+
+
+def test_a_translation_cut_off_at_the_decoding_limit_has_no_end_symbol(studio_dir):
+    """Stopped at the decoding limit, a hypothesis never produced the end symbol: the heat-map has
+    no row for one, and the report says it was cut off."""
+    from charseq.heads.seq2seq.inspect import explain_translation
+    from charseq.heads.seq2seq.run import Translator
+
+    translator = Translator(studio_dir / "reverse")
+    translator.config["model"]["max_output_len"] = 3  # as a run trained with --max-output-len 3
+    report = explain_translation(translator, "abcde", beam=2, n_best=2)
+    assert [len(h["text"]) for h in report["hypotheses"]] == [3, 3]
+    assert report["cut_off"] is True and "</s>" not in report["output_tokens"]
+    assert len(report["attention"]) == len(report["output_tokens"]) == 3

@@ -269,6 +269,11 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
 
     ask(page, "translate", "tr", "#tr-status.error", run="reverse", source="ab☃")
     assert "☃" in page.inner_text("#tr-status")
+    # read as unknown from the page's own menu, as translate --unknown unk: shown as typed, marked and said
+    ask(page, "translate", "tr", "table.heatmap th.unknown", unknown="unk")
+    assert page.inner_text("table.heatmap th.unknown") == "☃" and "�" not in page.inner_text("table.heatmap")
+    assert '"☃"' in page.inner_text("#tr-status") and "read as unknown" in page.inner_text("#tr-status")
+    assert "unknown=unk" in page.evaluate("location.hash")  # a link keeps the choice
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
 
 
@@ -356,6 +361,22 @@ def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_pag
     page.wait_for_function(f"document.querySelector('#runs-table tr:has(input[data-run=\"poems\"]) progress').value > {first}")
     assert page.evaluate("document.activeElement.dataset.run") == "poems"  # the row was updated, not rebuilt
     page.unroute("**/api/runs")
+
+
+def test_translate_shows_empty_and_spaced_outputs_and_offers_attention_only_where_there_is_some(server, open_page):
+    """An empty output was an empty cell, an output ending in a space looked like one without; a model
+    without attention was still offered the choice of a hypothesis "to see its attention"."""
+    def no_attention(route):
+        hypotheses = [{"text": "", "log_prob": -1.0, "score": -1.0}, {"text": "ab ", "log_prob": -2.0, "score": -1.5}]
+        route.fulfill(json={"hypotheses": hypotheses, "source_tokens": list("abc"), "unknown_at": [],
+                            "output_tokens": ["</s>"], "attention": None, "chosen": 0, "cut_off": False})
+
+    page = open_page(server + "#translate?run=reverse")
+    page.route("**/api/translate", no_attention)
+    ask(page, "translate", "tr", "#tr-hyps tr.chosen", source="abc")
+    assert page.locator("#tr-hyps td.out").all_inner_texts() == ["(empty)", "ab␣"]
+    assert "attention" not in page.inner_text("#tr-status") and "no attention" in page.inner_text("#tr-heatmap")
+    page.unroute("**/api/translate")
 
 
 def test_examples_from_the_validation_data_are_one_click(server, open_page):

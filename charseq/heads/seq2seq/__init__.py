@@ -21,8 +21,10 @@ MONITOR = ("val_exact_match", "max")
 def summary(report: dict) -> str:
     """`charseq evaluate`'s line for an encoder-decoder's report."""
     skipped = f", {counted(report['skipped_rows'], 'bad row')} skipped" if report.get("skipped_rows") else ""
+    unknown = report.get("unknown_sources")
+    unknown = f"; {counted(unknown, 'source')} with characters the model never saw, read as unknown" if unknown else ""
     return (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
-            f"on {counted(report['examples'], 'pair')} (beam {report['beam']}{skipped})")
+            f"on {counted(report['examples'], 'pair')} (beam {report['beam']}{skipped}{unknown})")
 
 
 def evaluate(path, file, *, log=None, **options) -> dict:

@@ -30,10 +30,13 @@ TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq'
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
     """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
     sort (the characters of a string) or dates (human formats -> ISO 8601)."""
-    from charseq.data.pairs import make_pairs
+    from charseq.data.pairs import check_task_settings, make_pairs
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
+    check_task_settings(task, {setting: option for setting, option, value in (
+        ("digits", "--digits", digits), ("length", "--min-length", min_length), ("length", "--max-length", max_length))
+        if value is not None})
     if os.path.isdir(out):  # --force would not help: it replaces files only
         raise CharseqError(f"--out {out} is a directory; give a file name such as pairs.tsv")
     if os.path.exists(out) and not force:
@@ -107,6 +110,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     --json, one JSON object per source."""
     configure_output()
     from charseq.errors import CharseqError
+    from charseq.heads.seq2seq.inference import cut_off
     from charseq.heads.seq2seq.run import Translator
     from charseq.vocab import refuse_unknown
 
@@ -137,6 +141,12 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
         [sources[i] for i in nonblank], **given(beam=beam, n_best=n_best, max_len=max_output_len,
                                                  length_penalty=length_penalty, unknown=unknown)) if nonblank else []))
     n_best = n_best if n_best is not None else library_default(f"{TRANSLATOR}.n_best")
+    limit = max_output_len if max_output_len is not None else translator.max_output_len
+    cut = sum(cut_off(hyps[0][0], limit) for hyps in results.values() if hyps)
+    if cut:  # on standard error: standard output holds the outputs only
+        which = "the output" if len(results) == 1 else f"{cut:,} of the {len(results):,} outputs"
+        click.echo(f"warning: {which} stopped at the decoding limit of {limit:,} characters before the model "
+                   f"ended {'it' if cut == 1 else 'them'} (cut off); --max-output-len sets the limit", err=True)
     for i, (source, line) in enumerate(zip(sources, lines)):
         hyps = results.get(i, [])
         if as_json:

@@ -189,6 +189,12 @@ def backtrack(origins: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     return history
 
 
+def cut_off(text: str, max_len: int) -> bool:
+    """Whether decoding stopped `text` at `max_len` characters, before the model chose to end it: an
+    output that ended is shorter, its end symbol having taken one of the `max_len` steps."""
+    return len(text) >= max_len
+
+
 def edit_distance(a, b) -> int:
     """Levenshtein distance between two sequences (one row of the table at a time).
 

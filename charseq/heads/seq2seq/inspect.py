@@ -4,6 +4,8 @@
     report = explain_translation(translator, "123+456", beam=5, n_best=3)
     report["hypotheses"]   # [{"text", "log_prob", "score"}, ...] best first
     report["attention"]    # [output tokens + end][source tokens]: attention weights, rows sum to 1
+    report["cut_off"]      # stopped at the decoding limit: no end symbol, nor its row
+    report["unknown_at"]   # the source characters read as the unknown symbol (unknown="unk")
 
 The attention of the chosen hypothesis is read by feeding it back through the decoder with
 teacher forcing (the decoder is causal, so each step sees what it saw while decoding) and
@@ -18,6 +20,7 @@ import tensorflow as tf
 
 from charseq.errors import CharseqError
 from charseq.heads.lm.inspect import piece
+from charseq.heads.seq2seq.inference import cut_off
 from charseq.vocab import BOS
 
 END = "</s>"
@@ -47,16 +50,21 @@ def explain_translation(translator, source: str, beam: int = 1, n_best: int = 1,
     hyps = translator([source], beam=beam, n_best=n_best, length_penalty=length_penalty, unknown=unknown)[0]
     if not 0 <= choose < max(len(hyps), 1):
         raise CharseqError(f"choose must be between 0 and {len(hyps) - 1}, not {choose}")
+    source_ids = translator.source_vocab.encode(source)
     report = {"hypotheses": [{"text": t, "log_prob": round(lp, 5), "score": round(sc, 5)} for t, lp, sc in hyps],
-              "source_tokens": [piece(translator.source_vocab, i) for i in translator.source_vocab.encode(source)],
-              "output_tokens": [], "attention": None, "chosen": choose}
+              "source_tokens": [piece(translator.source_vocab, i) for i in source_ids],
+              # which source characters read as unknown ("unknown": "unk"), so a page can show them as typed
+              "unknown_at": np.flatnonzero(source_ids == translator.source_vocab.unk_id).tolist(),
+              "output_tokens": [], "attention": None, "chosen": choose, "cut_off": False}
     if hyps:
         text = hyps[choose][0]
+        # Stopped at the decoding limit, the hypothesis has no end symbol, nor a row for one.
+        report["cut_off"] = cut = cut_off(text, translator.max_output_len)
         report["output_tokens"] = [piece(translator.target_vocab, i)
-                                   for i in translator.target_vocab.encode(text)] + [END]
+                                   for i in translator.target_vocab.encode(text)] + ([] if cut else [END])
         weights = attention_matrix(translator, source, text, unknown)
         if weights is not None:
-            report["attention"] = np.round(weights, 4).tolist()
+            report["attention"] = np.round(weights[:len(report["output_tokens"])], 4).tolist()
     return report
 
 

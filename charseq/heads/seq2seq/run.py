@@ -142,6 +142,8 @@ class _Pairs(Recipe):
         m, (sources, targets) = start.model_cfg, self.train
         if m.max_output_len is None:
             m.max_output_len = _max_output_len(targets)
+        else:
+            _warn_of_cut_targets(start.log, targets, m.max_output_len)
         longest_source, longest_target = max(map(len, sources)), max(map(len, targets))
         check_model_memory(m.backbone, max(self.source_vocab.size, self.target_vocab.size), copies=2)
         check_sequence_memory(
@@ -185,6 +187,16 @@ def _max_output_len(targets: list[str]) -> int:
     return 2 * max(len(t) for t in targets) + 10
 
 
+def _warn_of_cut_targets(log, targets: list[str], limit: int) -> None:
+    """A --max-output-len shorter than some training targets: their outputs are always cut off, so they
+    never match, and exact match would not say why."""
+    cut = sum(len(t) > limit for t in targets)
+    if cut:
+        log(f"warning: --max-output-len {limit:,} is shorter than {cut:,} of the {len(targets):,} training targets "
+            f"(the longest has {max(map(len, targets)):,} characters): their outputs are cut off and can never "
+            f"match; without it the limit is {_max_output_len(targets):,}")
+
+
 @discard_unpublished
 def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **settings) -> RunDir:
     start = start_run(_Pairs(train_file), out, settings, resume=resume, force=force, log=log)
@@ -219,6 +231,11 @@ class Translator:
         self.model, self.source_vocab, self.target_vocab, self.config = load_seq2seq(path, precision and "float32")
         self.decoder = Decoder(self.model, self.target_vocab, precision)
 
+    @property
+    def max_output_len(self) -> int:
+        """The decoding limit when a call gives none: the run's (train-seq2seq --max-output-len)."""
+        return self.config["model"]["max_output_len"]
+
     def encode(self, sources: list[str], unknown: str = "error") -> list[np.ndarray]:
         if unknown not in SOURCE_UNKNOWN:
             raise CharseqError("--unknown must be error or unk")
@@ -237,7 +254,7 @@ class Translator:
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
-                          self.config["model"]["max_output_len"] if max_len is None else max_len,
+                          self.max_output_len if max_len is None else max_len,
                           length_penalty)
 
 
@@ -256,9 +273,13 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam
     if file is None:
         raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder")
     pairs = read_pairs(file, skip_bad_rows, encoding=encoding, errors=errors)
+    # Read as the unknown symbol rather than refused, so one odd pair does not stop the score; counted,
+    # so that a header line or a file of another task does not pass for a poor model.
+    unknown = sum(bool(translator.source_vocab.unknown(s)) for s in pairs.sources)
     start = time.perf_counter()
     hyps = translator(pairs.sources, beam=beam, unknown="unk")
     seconds = time.perf_counter() - start  # includes compiling the decoding step once
     return {**score_outputs([h[0][0] if h else "" for h in hyps], pairs.targets), "beam": beam,
             "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1),
-            **({"skipped_rows": pairs.skipped} if pairs.skipped else {})}
+            **({"skipped_rows": pairs.skipped} if pairs.skipped else {}),
+            **({"unknown_sources": unknown} if unknown else {})}

@@ -10,7 +10,8 @@ export default class TranslateView {
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
     $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
-    this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", source: "tr-source"});
+    this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
+                                          source: "tr-source"});
     if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
   }
@@ -38,11 +39,18 @@ export default class TranslateView {
     setStatus("tr-status", "decoding…");
     try {
       const beam = num("tr-beam");
-      const report = await postJSON("/api/translate", {run: $("tr-run").value, source: $("tr-source").value,
-                                                       beam, n_best: Math.min(num("tr-nbest"), beam), choose: this.choose});
-      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam}); choose one to see its attention`);
+      const source = $("tr-source").value;
+      const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam,
+                                                       n_best: Math.min(num("tr-nbest"), beam), choose: this.choose,
+                                                       unknown: $("tr-unknown").value});
+      // The source as typed, one character per column: the unknown symbol would hide which one it was.
+      const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
+      const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
+      setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam})${choice}` +
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
+        (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
       this.showHypotheses(report);
-      this.showAttention(report);
+      this.showAttention(report, chars);
     } catch (e) { setStatus("tr-status", e.message, true); }
   }
 
@@ -55,7 +63,10 @@ export default class TranslateView {
       tr.tabIndex = 0;
       tr.setAttribute("aria-selected", String(i === report.chosen));
       tr.innerHTML = `<td>${i + 1}</td><td class="out"></td><td>${h.score.toFixed(4)}</td><td>${h.log_prob.toFixed(4)}</td>`;
-      tr.querySelector(".out").textContent = h.text;
+      // An output that is empty, or starts or ends with a space, would look like another.
+      const out = tr.querySelector(".out");
+      if (!h.text) Object.assign(out, {className: "out hint", textContent: "(empty)", title: "the model ended at once"});
+      else out.textContent = h.text.trim() === h.text ? h.text : visibleLabel(h.text);
       const choose = () => { this.choose = i; this.translate().then(() => $("tr-hyps").rows[i + 1]?.focus()); };
       tr.addEventListener("click", choose);
       tr.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); choose(); } });
@@ -63,7 +74,7 @@ export default class TranslateView {
     });
   }
 
-  showAttention(report) {
+  showAttention(report, chars) {
     const box = $("tr-heatmap");
     box.innerHTML = "";
     if (!report.attention) { box.textContent = "this model has no attention (trained with --attention none)"; return; }
@@ -71,7 +82,13 @@ export default class TranslateView {
     table.className = "heatmap";
     const head = document.createElement("tr");
     head.append(document.createElement("th"));
-    for (const s of report.source_tokens) head.append(Object.assign(document.createElement("th"), {textContent: visibleLabel(s)}));
+    const unknown = new Set(report.unknown_at);
+    const sources = report.source_tokens.map((s, j) => unknown.has(j) ? chars[j] : s);
+    sources.forEach((s, j) => {
+      const th = Object.assign(document.createElement("th"), {textContent: visibleLabel(s)});
+      if (unknown.has(j)) Object.assign(th, {className: "unknown", title: "not in the model's vocabulary: read as unknown"});
+      head.append(th);
+    });
     table.append(head);
     report.attention.forEach((row, i) => {
       const tr = document.createElement("tr");
@@ -81,7 +98,8 @@ export default class TranslateView {
         td.style.background = `rgba(30, 90, 200, ${w.toFixed(3)})`;
         td.style.color = w > 0.5 ? "#fff" : "";
         td.textContent = w >= 0.01 ? w.toFixed(2).replace(/^0/, "") : "";
-        td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(report.source_tokens[j])}: ${w.toFixed(3)}`;
+        td.dataset.tip = `${JSON.stringify(report.output_tokens[i])} ← ${JSON.stringify(sources[j])}: ${w.toFixed(3)}` +
+          (unknown.has(j) ? " (read as unknown)" : "");
         tr.append(td);
       });
       table.append(tr);
