@@ -233,6 +233,17 @@ class TrainingLoop:
         self.window_start = time.perf_counter()
         self.clock_start = self.window_start - self.saved["elapsed_s"]
         self.log(f"resuming from step {self.step} ({self.saved['elapsed_s']:.0f}s trained)")
+        if self.finished():  # a finished run resumed as it was: say why nothing trains, and how to go on
+            self.log(f"nothing left to train: {self.reached()}")
+
+    def reached(self) -> str:
+        """Which end a finished run has reached, and the option that moves it."""
+        if self.end_step is not None and self.step >= self.end_step:
+            return f"the run has reached its end at step {self.end_step} (a later --max-steps or --epochs trains on)"
+        if self.budget_s is not None and self.elapsed() >= self.budget_s:
+            return f"the run has used its --time-budget of {self.budget_s / 60:g} minutes (a longer one trains on)"
+        return (f"the run's score has not improved for --patience {self.cfg.patience} evaluations (a larger "
+                "--patience trains on)")
 
     def checkpoint(self) -> None:
         saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(), "started_s": self.started_s,

@@ -297,6 +297,14 @@ def test_resume_with_the_same_command_and_a_later_end(tmp_path, files, finished,
     assert json.loads((out / "config.json").read_text())["train"]["max_steps"] == 9
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_left_and_what_trains_on(tmp_path, files, finished):
+    out = copy_run(finished, "train-lm", tmp_path)
+    r = run_cli_in_process(*command("train-lm", files, out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "nothing left to train: the run has reached its end at step 6 (a later --max-steps" in r.stdout, r.stdout
+    assert [m["step"] for m in read_metrics(out)] == [m["step"] for m in read_metrics(finished["train-lm"])]
+
+
 def test_resume_may_name_the_columns_the_run_found(tmp_path, files, finished):
     """A run that found its columns by their usual names resumes with those names given (in any case),
     and refuses a name that finds another column."""
