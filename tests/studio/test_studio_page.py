@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import studio_in_this_process
+from helpers import QUIET, TINY_SETTINGS, start_server, stop_server, studio_in_this_process
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 
@@ -268,6 +268,25 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
 
     ask(page, "translate", "tr", "#tr-status.error", run="reverse", source="ab☃")
     assert "☃" in page.inner_text("#tr-status")
+
+
+def test_a_subword_model_s_unknown_prompt_characters_are_marked_too(tmp_path, corpus_file, open_page):
+    """A SentencePiece model reads the prompt as pieces of several characters: its unknown characters
+    were neither marked nor named, since the page matched them by token."""
+    from charseq.heads.lm.run import train_lm
+
+    train_lm(corpus_file, tmp_path / "pieces", tokenizer="sentencepiece", vocab_size=60, max_steps=2, **QUIET,
+             **TINY_SETTINGS)
+    proc, url, _ = start_server(tmp_path / "pieces")
+    try:
+        page = open_page(url + "#generate")
+        ask(page, "generate", "lm", "#lm-status:has-text('done')", prompt="The ☃ river ☃", length="5", unknown="skip")
+        marked = page.locator("#lm-output .prompt .tok.unknown.skipped")
+        assert marked.all_inner_texts() == ["☃", "☃"], page.inner_text("#lm-output")
+        assert "2 prompt characters not in the vocabulary left out" in page.inner_text("#lm-status")
+        assert page.inner_text("#lm-output .prompt").startswith("The ☃ river ☃")
+    finally:
+        stop_server(proc)
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
 
 
