@@ -270,6 +270,20 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     assert "☃" in page.inner_text("#tr-status")
 
 
+def test_the_arrow_keys_step_temperature_and_top_p_from_their_values(server, open_page):
+    """A number box steps from its minimum: with a minimum off the step's grid, temperature 0.8 went
+    up to 0.85 and top-p 1 down to 0.96."""
+    page = open_page(server + "#generate")
+    page.focus("#lm-temperature")
+    page.keyboard.press("ArrowUp")
+    assert page.input_value("#lm-temperature") == "0.9"
+    page.focus("#lm-topp")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#lm-topp") == "0.95"
+    page.keyboard.press("ArrowUp")
+    assert page.input_value("#lm-topp") == "1"
+
+
 def test_a_subword_model_s_unknown_prompt_characters_are_marked_too(tmp_path, corpus_file, open_page):
     """A SentencePiece model reads the prompt as pieces of several characters: its unknown characters
     were neither marked nor named, since the page matched them by token."""
