@@ -256,7 +256,7 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     assert "supports" in page.inner_text("#cl-scale") and "against" in page.inner_text("#cl-scale")
 
     ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The ☃ river")
-    assert page.inner_text("#in-output .tok.unknown") == "☃"
+    assert page.inner_text("#in-output .tok.unknown") == "☃" and '"☃"' in page.inner_text("#in-status")
 
     # left out: struck through in the prompt, and said
     ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ☃", length="5", unknown="skip")
@@ -299,6 +299,9 @@ def test_a_subword_model_s_unknown_prompt_characters_are_marked_too(tmp_path, co
         assert marked.all_inner_texts() == ["☃", "☃"], page.inner_text("#lm-output")
         assert "2 prompt characters not in the vocabulary left out" in page.inner_text("#lm-status")
         assert page.inner_text("#lm-output .prompt").startswith("The ☃ river ☃")
+        # Look inside names them too, though the model reads "☃ Zé" as pieces, each run of them one <unk>.
+        ask(page, "inside", "in", "#in-status:has-text('vocabulary')", text="The ☃ river Zé")
+        assert page.inner_text("#in-status").endswith('(marked): "☃" "Z" "é"'), page.inner_text("#in-status")
     finally:
         stop_server(proc)
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
