@@ -119,6 +119,14 @@ def test_the_other_tokenizer_s_vocabulary_options_are_refused(tmp_path, corpus_f
     assert not (tmp_path / "r").exists()
 
 
+def test_evaluate_counts_one_character_in_the_singular(tmp_path, trained_run):
+    held_out = tmp_path / "two.txt"
+    held_out.write_text("春风", encoding="utf-8")  # the first character is context, the second is scored
+    r = run_cli_in_process("evaluate", "--model", trained_run, held_out, "--full-context")
+    assert r.returncode == 0, r.stderr
+    assert "over 1 character," in r.stdout, r.stdout
+
+
 def test_a_piece_model_is_scored_per_character(tmp_path, corpus_file):
     """A SentencePiece model's loss and bits are per character of the text, as a character model's
     are, with the pieces scored and the loss per piece beside them; validation's bits too."""

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from helpers import studio_in_this_process
+from helpers import QUIET, TINY_SETTINGS, start_server, stop_server, studio_in_this_process
 
 pytest.importorskip("uvicorn", reason="the studio's extra is not installed: pip install 'charseq[studio]'")
 
@@ -256,7 +256,7 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     assert "supports" in page.inner_text("#cl-scale") and "against" in page.inner_text("#cl-scale")
 
     ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The ☃ river")
-    assert page.inner_text("#in-output .tok.unknown") == "☃"
+    assert page.inner_text("#in-output .tok.unknown") == "☃" and '"☃"' in page.inner_text("#in-status")
 
     # left out: struck through in the prompt, and said
     ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ☃", length="5", unknown="skip")
@@ -275,6 +275,42 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     assert '"☃"' in page.inner_text("#tr-status") and "read as unknown" in page.inner_text("#tr-status")
     assert "unknown=unk" in page.evaluate("location.hash")  # a link keeps the choice
     page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the two refusals above
+
+
+def test_the_arrow_keys_step_temperature_and_top_p_from_their_values(server, open_page):
+    """A number box steps from its minimum: with a minimum off the step's grid, temperature 0.8 went
+    up to 0.85 and top-p 1 down to 0.96."""
+    page = open_page(server + "#generate")
+    page.focus("#lm-temperature")
+    page.keyboard.press("ArrowUp")
+    assert page.input_value("#lm-temperature") == "0.9"
+    page.focus("#lm-topp")
+    page.keyboard.press("ArrowDown")
+    assert page.input_value("#lm-topp") == "0.95"
+    page.keyboard.press("ArrowUp")
+    assert page.input_value("#lm-topp") == "1"
+
+
+def test_a_subword_model_s_unknown_prompt_characters_are_marked_too(tmp_path, corpus_file, open_page):
+    """A SentencePiece model reads the prompt as pieces of several characters: its unknown characters
+    were neither marked nor named, since the page matched them by token."""
+    from charseq.heads.lm.run import train_lm
+
+    train_lm(corpus_file, tmp_path / "pieces", tokenizer="sentencepiece", vocab_size=60, max_steps=2, **QUIET,
+             **TINY_SETTINGS)
+    proc, url, _ = start_server(tmp_path / "pieces")
+    try:
+        page = open_page(url + "#generate")
+        ask(page, "generate", "lm", "#lm-status:has-text('done')", prompt="The ☃ river ☃", length="5", unknown="skip")
+        marked = page.locator("#lm-output .prompt .tok.unknown.skipped")
+        assert marked.all_inner_texts() == ["☃", "☃"], page.inner_text("#lm-output")
+        assert "2 prompt characters not in the vocabulary left out" in page.inner_text("#lm-status")
+        assert page.inner_text("#lm-output .prompt").startswith("The ☃ river ☃")
+        # Look inside names them too, though the model reads "☃ Zé" as pieces, each run of them one <unk>.
+        ask(page, "inside", "in", "#in-status:has-text('vocabulary')", text="The ☃ river Zé")
+        assert page.inner_text("#in-status").endswith('(marked): "☃" "Z" "é"'), page.inner_text("#in-status")
+    finally:
+        stop_server(proc)
 
 
 def test_look_inside_draws_the_unit_it_says_and_forgets_another_runs_view(server, open_page):

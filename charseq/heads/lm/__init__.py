@@ -14,16 +14,17 @@ from charseq.heads import Head, lazy
 from charseq.heads.lm.config import DataConfig, ModelConfig
 from charseq.heads.lm.sizing import size_lm
 from charseq.settings import MAYBE_TEXT
+from charseq.sizing import counted
 
 MONITOR = ("val_loss", "min")
 
 
 def summary(report: dict) -> str:
     """`charseq evaluate`'s line for a language model's report."""
-    notes = ([f"{report['tokens']:,} pieces, {report['loss_nats_per_token']:.4f} nats/piece"] if "tokens" in report
+    notes = ([f"{counted(report['tokens'], 'piece')}, {report['loss_nats_per_token']:.4f} nats/piece"] if "tokens" in report
              else []) + ([f"{report['unknown']:,} unknown"] if report["unknown"] else [])
     return (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
-            f"perplexity {report['perplexity']:.3f} over {report['chars']:,} characters"
+            f"perplexity {report['perplexity']:.3f} over {counted(report['chars'], 'character')}"
             + (f" ({'; '.join(notes)})" if notes else "")
             + (", one stream with full context" if report.get("full_context") else
                ", read as parallel streams (--full-context: one stream)"))

@@ -253,6 +253,9 @@ class LMProbe:
             "mean_surprise": round(float(np.sum(surprise) / self.vocab.char_lengths()[ids].sum()), 4),
             "unknown": int(np.sum(ids == self.vocab.unk_id)),
             "unknown_at": np.flatnonzero(ids == self.vocab.unk_id).tolist(),  # which tokens read as unknown
+            # which characters of the text the vocabulary lacks: where a token is a piece, the tokens
+            # cannot say (SentencePiece reads a run of them as one unknown piece)
+            "unknown_characters": self.vocab.unknown(text),
             "layer": layer, "layers": self.num_layers, "units": self.units,
             "activations": np.round(activations.T, 3).tolist(),
             "found_units": best_units(activations, text_properties(pieces), per_property),

@@ -49,7 +49,9 @@ export default class GenerateView {
     if (unknown !== "error" && prompt && prompt.length <= 2000) {
       try {
         const report = await postJSON("/api/analyze", {run, text: prompt});
-        if (report.tokens.length === chars.length) marked = new Set(report.unknown_at || []);  // one token per character
+        // By character, not by token: a SentencePiece token is a piece of several characters.
+        const lacking = new Set(report.unknown_characters);
+        marked = new Set(chars.flatMap((c, i) => lacking.has(c) ? [i] : []));
       } catch { /* the generation itself reports what is wrong with the prompt */ }
     }
     if (!marked.size) { span.textContent = prompt; return 0; }

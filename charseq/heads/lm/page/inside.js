@@ -62,8 +62,10 @@ export default class InsideView {
       if ($("in-run").value !== run) return;  // the run changed while this one was analyzing
       this.report = report;
       $("in-unit").max = report.units - 1;
-      const unknown = report.unknown ? `; ${report.unknown} character${report.unknown > 1 ? "s" : ""} not in the model's ` +
-        "vocabulary, read as the unknown symbol (marked)" : "";
+      // Named, as the other pages name them: a SentencePiece model shows a run of them as one <unk>.
+      const lacking = report.unknown_characters;
+      const unknown = lacking.length ? "; not in the model's vocabulary, read as the unknown symbol (marked): " +
+        lacking.map(c => JSON.stringify(c)).join(" ") : "";
       setStatus("in-status", `mean surprise ${report.mean_surprise} nats/character; layer ${report.layer} has ${report.units} units${unknown}`);
       const warning = $("in-warning");
       warning.hidden = report.tokens.length >= FEW_CHARACTERS;
