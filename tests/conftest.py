@@ -21,7 +21,8 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")  # and one inter-op thread, not one per core
 
-from helpers import KINDS, LINES, QUIET, command, run_cli_in_process, snapshot, striped_images  # noqa: E402
+from helpers import (CHROMIUM, CHROMIUM_FLAGS, KINDS, LINES, QUIET, command, run_cli_in_process,  # noqa: E402
+                     snapshot, striped_images)
 
 # The files that take longest, longest first. Each worker takes whole files, the next one when it is
 # nearly done (pytest's -n 3 --dist loadfile, in this order with --no-loadscope-reorder): started last,
@@ -177,3 +178,18 @@ def make_studio(root, corpus_file):
     pairs = make_pairs("reverse", 2000, seed=0, length=(2, 6))
     (data / "reverse.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs))
     train_seq2seq(data / "reverse.tsv", served / "reverse", epochs=6, eval_every=100, batch_size=64, **small)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium through Playwright, launched once per test run (per worker: one Playwright
+    per process, which the studio's and the docs' browser tests share). The name evil.example
+    resolves to this machine, as a DNS-rebinding attacker's name would."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
+    flags = [*CHROMIUM_FLAGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+        yield browser
+        browser.close()

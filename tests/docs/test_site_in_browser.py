@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import CHROMIUM, CHROMIUM_FLAGS, REPO
+from helpers import REPO
 
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
@@ -23,25 +23,14 @@ def site(tmp_path_factory):
     return site
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (charseq[test])")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-
-
 def pages_of(site):
     return sorted(p for p in site.rglob("index.html") if "assets" not in p.relative_to(site).parts)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_shows_its_images_and_fits_the_screen(site, browser, width):
+def test_every_page_shows_its_images_and_fits_the_screen(site, chromium, width):
     w, h = WIDTHS[width]
-    page = browser.new_page(viewport={"width": w, "height": h})
+    page = chromium.new_page(viewport={"width": w, "height": h})
     wrong = []
     for html in pages_of(site):
         page.goto(html.as_uri())
@@ -58,9 +47,9 @@ def test_every_page_shows_its_images_and_fits_the_screen(site, browser, width):
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_python_reference_s_signatures_need_no_sideways_scrolling(site, browser, width):
+def test_the_python_reference_s_signatures_need_no_sideways_scrolling(site, chromium, width):
     w, h = WIDTHS[width]
-    page = browser.new_page(viewport={"width": w, "height": h})
+    page = chromium.new_page(viewport={"width": w, "height": h})
     page.goto((site / "reference" / "python" / "index.html").as_uri())
     cut = page.evaluate("""() => [...document.querySelectorAll('.doc-signature pre > code')]
         .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent.slice(0, 40))""")
