@@ -4,13 +4,13 @@ copy, checked against the same SHA-256:
 
     idx_bytes(archive, "t10k-labels-idx1-ubyte")    # the IDX file's bytes, from y_test.npy
 
-The .npy format is read here by hand (a magic string, a header that is a Python literal, then the
-array's bytes), so that `charseq data` still imports no numpy.
+numpy reads the arrays, imported only for such a file, so that the other `charseq data` commands
+start without it.
 """
 
 from __future__ import annotations
 
-import ast
+import io
 import zipfile
 
 from charseq.errors import CharseqError
@@ -22,8 +22,6 @@ ARRAYS = {
     "t10k-images-idx3-ubyte": ("x_test", 2051),
     "t10k-labels-idx1-ubyte": ("y_test", 2049),
 }
-NPY_MAGIC = b"\x93NUMPY"
-UINT8 = ("|u1", "<u1", ">u1", "u1", "B", "|B")
 
 
 def is_keras_mnist(archive: zipfile.ZipFile) -> bool:
@@ -39,27 +37,14 @@ def idx_bytes(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
 
 
 def _uint8_array(npy: bytes, where: str) -> tuple[tuple[int, ...], bytes]:
-    """(shape, bytes) of a C-ordered uint8 array stored as .npy; a one-line error for anything else."""
-    if not npy.startswith(NPY_MAGIC) or len(npy) < 10:
-        raise CharseqError(f"{where} is not a .npy array")
-    major = npy[6]
-    size_bytes = 2 if major == 1 else 4
-    start = 8 + size_bytes
-    end = start + int.from_bytes(npy[8:start], "little")
+    """(shape, bytes in C order) of a uint8 array stored as .npy; a one-line error for anything else."""
+    import numpy as np  # here: the other data commands import no numpy
+
     try:
-        header = ast.literal_eval(npy[start:end].decode("latin-1"))
-        descr, fortran, shape = header["descr"], header["fortran_order"], tuple(header["shape"])
-        if not all(type(size) is int and size >= 0 for size in shape):
-            raise ValueError(shape)
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
-        raise CharseqError(f"{where} has a damaged .npy header") from None
-    if descr not in UINT8 or fortran:
-        what = f"holds {descr} values, not MNIST's bytes (uint8)" if descr not in UINT8 else "is in Fortran order"
-        raise CharseqError(f"{where} {what}; classify-mnist --data reads such an .npz as it is")
-    size = 1
-    for dimension in shape:
-        size *= dimension
-    data = npy[end:]
-    if len(data) != size:
-        raise CharseqError(f"{where} is cut off: {len(data):,} bytes for an array of {size:,}")
-    return shape, data
+        array = np.load(io.BytesIO(npy), allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError, MemoryError):
+        raise CharseqError(f"{where} is not a readable .npy array (damaged or cut off)") from None
+    if array.dtype != np.uint8:
+        raise CharseqError(f"{where} holds {array.dtype.str} values, not MNIST's bytes (uint8); "
+                           "classify-mnist --data reads such an .npz as it is")
+    return array.shape, np.ascontiguousarray(array).tobytes()

@@ -545,5 +545,5 @@ def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(c
         for array in ("x_train", "y_train", "x_test", "y_test"):
             archive.writestr(f"{array}.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'tr" if array == "x_train" else b"")
     code, out, err = charseq("data", "get", "mnist", "--from", npz)
-    assert code == 1 and err == f"Error: {npz}: x_train has a damaged .npy header\n", err
+    assert code == 1 and err == f"Error: {npz}: x_train is not a readable .npy array (damaged or cut off)\n", err
     assert leftovers(cache) == []
