@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,11 @@ def given_data(recorded, **options) -> dict:
 def resolved(path) -> str | None:
     """A path as config.json records it (absolute), so that a resume from elsewhere compares right."""
     return None if path is None else str(Path(path).resolve())
+
+
+def _is_path(value) -> bool:
+    """A file as config.json records it (see resolved), not a setting's value."""
+    return isinstance(value, str) and os.path.isabs(value)
 
 
 def given_settings(recorded, settings: dict, data_config) -> dict:
@@ -100,7 +106,7 @@ def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, Train
         if isinstance(config.get(section), dict):
             recorded.update(config[section])
     recorded.update(train_section)
-    changed, unknown = [], []
+    changed, unknown, files = [], [], []
     for name, value in settings.items():
         if name in RESUME_SETTINGS or value is None:
             continue
@@ -112,13 +118,21 @@ def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, Train
         if not _same(value, was):
             changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
                            f"given {json.dumps(value, ensure_ascii=False)})")
+            if _is_path(value) and _is_path(was):
+                files.append(label)
     if changed or unknown:
         what = "; ".join(filter(None, [
             f"these settings cannot change: {', '.join(changed)}" if changed else "",
             f"this run did not record {', '.join(unknown)}" if unknown else ""]))
-        raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. "
-                           f"Only {', '.join(map(flag, RESUME_SETTINGS))} may be given on --resume; "
-                           "for other settings train a new run (another --out, or --force to replace this one)")
+        if files and len(files) == len(changed) and not unknown:
+            # Only where the data is differs (a project moved, a copy of the file): the run itself is
+            # fine, and --force, the advice for other settings, would delete it.
+            advice = (f"A data file is compared by its path: leave {' and '.join(files)} out to continue with "
+                      "the recorded one, or give that path")
+        else:
+            advice = (f"Only {', '.join(map(flag, RESUME_SETTINGS))} may be given on --resume; "
+                      "for other settings train a new run (another --out, or --force to replace this one)")
+        raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. {advice}")
     stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
     if says_when_to_stop(stop) and "patience" not in stop:
         stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it

@@ -403,6 +403,13 @@ class TrainingLoop:
         except (Interrupted, KeyboardInterrupt):
             self.record_status("stopped", f"stopped at step {self.step}; continue with --resume")
             raise
+        except BrokenPipeError:
+            # The reader of the log went away (`charseq train-lm ... | head`): the run did not fail, and
+            # every line is said after the checkpoint it reports, so the last checkpoint is where it stands.
+            self.step = self.saved["step"]
+            self.record_status("stopped", f"stopped at step {self.step} (its output was closed); "
+                                          "continue with --resume")
+            raise
         except BaseException as e:
             message = e.message if isinstance(e, CharseqError) else f"{type(e).__name__} at step {self.step}"
             self.record_status("failed", message.splitlines()[0] if message else None)

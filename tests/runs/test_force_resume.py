@@ -285,6 +285,18 @@ def test_resume_refuses_another_data_file(tmp_path, files, finished, kind, data)
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("kind, data", [("train-lm", "other.txt"), ("train-classifier", "pairs.tsv")])
+def test_resume_with_only_another_data_file_does_not_advise_replacing_the_run(tmp_path, files, finished, kind, data):
+    """A project moved elsewhere records its data at the old path: the run is fine, and --force,
+    the advice for a changed setting, would delete it."""
+    out = copy_run(finished, kind, tmp_path)
+    before = snapshot(out)
+    r = run_cli_in_process(kind, files / data, "--out", out, "--resume", "--max-steps", "8")
+    assert_clean_error(r, "compared by its path", "out to continue with the recorded one")
+    assert "--force" not in r.stderr
+    assert snapshot(out) == before
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_resume_with_the_same_command_and_a_later_end(tmp_path, files, finished, kind):
     """The command that made the run, plus --resume and a new --max-steps: allowed, and said."""

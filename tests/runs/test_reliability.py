@@ -21,6 +21,7 @@ from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
+from charseq.runs import RunDir
 from helpers import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
                       run_cli_in_process, saved_arrays, saved_meta, sigint_once_logged, tiny_flags)
 
@@ -216,6 +217,23 @@ def test_ema_evaluates_and_keeps_the_average_and_resumes_it(tmp_path, corpus_fil
     r = run_cli_in_process("train-lm", corpus_file, "--out", tmp_path / "bad", "--ema", "1", *TINY_FLAGS)
     assert_clean_error(r, "--ema must be in [0, 1)")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_closed_output_stops_the_run_where_its_checkpoint_is(tmp_path, corpus_file):
+    """`charseq train-lm ... | head`: the reader going away is no failure of the run; it stands
+    stopped at its last checkpoint, and --resume continues it."""
+    def closed_after_step_10(line):
+        if line.startswith("step 20:"):
+            raise BrokenPipeError(32, "Broken pipe")
+    out = tmp_path / "run"
+    with pytest.raises(BrokenPipeError):
+        train_lm(corpus_file, out, max_steps=40, log=closed_after_step_10, progress_bar=False,
+                 **{**TINY_SETTINGS, "eval_every": 10})
+    status = RunDir(out).status()
+    assert status["status"] == "stopped" and "continue with --resume" in status["message"], status
+    assert json.loads((out / "status.json").read_text())["step"] == checkpoint_step(out) == 20
+    train_lm(out=out, resume=True, log=lambda s: None, progress_bar=False)
+    assert steps_logged(out) == [10, 20, 30, 40]
 
 
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
