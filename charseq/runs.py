@@ -665,7 +665,11 @@ class RunDir:
                 problems.append(str(e))
         else:
             if problems:
-                raise CharseqError(problems[0] + ("; no older checkpoint is intact" if len(problems) > 1 else ""))
+                # Training cannot go on from a damaged checkpoint; what the run learnt may still be used.
+                best = f"; its best weights ({BEST_FILE}) still serve generate, evaluate and export" \
+                    if (self.path / BEST_FILE).is_file() else ""
+                raise CharseqError(problems[0] + ("; no older checkpoint is intact" if len(problems) > 1 else "")
+                                   + best, "--force to train the run again from the start")
             raise CharseqError(f"{self.path} has no checkpoint to resume from")
         if problems and log is not None:
             log(f"warning: {problems[0]}; resuming from {path} instead")

@@ -447,7 +447,10 @@ def test_damaged_checkpoint_without_history_names_the_file(tmp_path, trained_run
     data[len(data) // 2] ^= 0xFF
     (run / "checkpoint.npz").write_bytes(bytes(data))
     r = run_cli_in_process("train-lm", "--out", run, "--resume", "--max-steps", "40")
-    assert_clean_error(r, "checkpoint.npz is corrupt")
+    # What is left to do: the run's best weights still serve, and --force trains it again.
+    assert_clean_error(r, "checkpoint.npz is corrupt", "best weights (best.npz) still serve generate",
+                       "use --force to train the run again from the start")
+    assert run_cli_in_process("generate", "--model", run, "--length", "5", "--seed", "1").returncode == 0
 
 
 def test_checkpoint_of_another_format_is_refused(tmp_path, trained_run):
