@@ -208,7 +208,7 @@ def _warn_of_unknown_characters(log, texts: list[str], vocab, train_file, lm_dir
     characters read as one unknown id, so the classifier cannot tell them apart, and nothing else
     would show it."""
     counts = count_characters(texts)
-    missing = {c: n for c, n in counts.items() if vocab.encode(c)[0] == vocab.unk_id}
+    missing = {c: counts[c] for c in vocab.unknown("".join(counts))}
     share = sum(missing.values()) / max(sum(counts.values()), 1)
     if share < UNKNOWN_SHARE_TO_WARN:
         return
