@@ -66,9 +66,8 @@ def _tf_config() -> dict | None:
 def _check_cluster(cluster: dict, task: dict) -> None:
     """TF_CONFIG's cluster and task as tf.distribute reads them, each mistake said in one line (TensorFlow's
     own checks miss some, and fail on them with a TypeError deep in the strategy)."""
-    for job, addresses in cluster.items():
-        if isinstance(addresses, dict):  # {index: "host:port"}, which TensorFlow accepts too
-            addresses = list(addresses.values())
+    for job in cluster:
+        addresses = _addresses(cluster, job)
         if not isinstance(addresses, list) or not addresses \
                 or not all(isinstance(a, str) and a.strip() for a in addresses):
             raise CharseqError(f'TF_CONFIG\'s cluster "{job}" must be a list of "host:port" addresses, '
@@ -80,6 +79,12 @@ def _check_cluster(cluster: dict, task: dict) -> None:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
         raise CharseqError(f"TF_CONFIG's task index {json.dumps(index)} must be a whole number below "
                            f"{len(cluster[kind])}, the number of {kind} tasks its cluster lists")
+
+
+def _addresses(cluster: dict, job: str):
+    """TF_CONFIG's addresses of `job`: a list, or {index: "host:port"}, which TensorFlow accepts too."""
+    addresses = cluster[job]
+    return list(addresses.values()) if isinstance(addresses, dict) else addresses
 
 
 def is_chief() -> bool:
@@ -146,8 +151,7 @@ def _waiting_for_cluster(config: dict, log: Callable[[str], None]):
     cluster, task = config["cluster"], config["task"]
     index = task.get("index", 0)
     tasks = sum(len(addresses) for addresses in cluster.values())
-    address = (list(cluster[task["type"]].values()) if isinstance(cluster[task["type"]], dict)
-               else cluster[task["type"]])[index]
+    address = _addresses(cluster, task["type"])[index]
     log(f"joining the {tasks} tasks of TF_CONFIG's cluster as {task['type']} {index} ({address}): waiting until "
         "every one of them has started (Ctrl-C stops)")
     if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
