@@ -479,7 +479,12 @@ def classify_images(path: str | Path, images: np.ndarray, precision: str | None 
     """Label and class probabilities for each of `images` [n, rows, cols]: pixel values 0-255 as MNIST
     stores them (a light digit on black), of the size the run was trained on.
     `precision`: the one the model computes in (None: the one it was trained in)."""
-    rows, cols = _image_shape(_image_run(path))
+    return _classify_images(path, _image_run(path), images, precision)
+
+
+def _classify_images(path: str | Path, config: dict, images, precision: str | None) -> list[dict]:
+    """`classify_images` of the image classifier in `path`, whose config.json `config` was read already."""
+    rows, cols = _image_shape(config)
     images = np.asarray(images)
     if not np.issubdtype(images.dtype, np.number):
         raise CharseqError(f"images must be pixel values 0-255, numbers, not {images.dtype}")
@@ -502,9 +507,11 @@ def classify_image_files(path: str | Path, files: list[str | Path], precision: s
     before the model is loaded, so a bad one is said at once."""
     from charseq.heads.classifier.image_files import read_image
 
-    shape = _image_shape(_image_run(path))
+    config = _image_run(path)
+    shape = _image_shape(config)
     images = np.stack([read_image(f, shape) for f in files]) if files else np.zeros((0, *shape), np.uint8)
-    return [{"image": str(f), **answer} for f, answer in zip(files, classify_images(path, images, precision))]
+    answers = _classify_images(path, config, images, precision)
+    return [{"image": str(f), **answer} for f, answer in zip(files, answers)]
 
 
 def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
