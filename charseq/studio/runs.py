@@ -187,6 +187,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     0..1 or None (no known end), "eta_seconds" None unless running with a known end, and
     "status_message" why it stopped, failed or finished early (or None)."""
     run_dir = RunDir(run.path)
+    in_grid = (run.path.parent / GRID_FILE).is_file()  # one of a charseq grid's runs
     try:
         config = run_dir.read_config()
         run_head = head(config["task"])
@@ -194,7 +195,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         status = run_dir.status()
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
                 "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
-                "evaluations": 0, "updated_s_ago": None, "grid": (run.path.parent / GRID_FILE).is_file(),
+                "evaluations": 0, "updated_s_ago": None, "grid": in_grid,
                 "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
                 "status_message": None}
     task = config["task"]
@@ -228,7 +229,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         # The one score on the test split (an image classifier's test.json), never a validation figure.
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},
-        "grid": (run.path.parent / GRID_FILE).is_file(),  # one of a charseq grid's runs
+        "grid": in_grid,
         "steps": records[-1].get("step", 0) if records else 0,
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),

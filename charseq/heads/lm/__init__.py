@@ -21,8 +21,9 @@ MONITOR = ("val_loss", "min")
 
 def summary(report: dict) -> str:
     """`charseq evaluate`'s line for a language model's report."""
-    notes = ([f"{counted(report['tokens'], 'piece')}, {report['loss_nats_per_token']:.4f} nats/piece"] if "tokens" in report
-             else []) + ([f"{report['unknown']:,} unknown"] if report["unknown"] else [])
+    pieces = f"{counted(report['tokens'], 'piece')}, {report['loss_nats_per_token']:.4f} nats/piece" \
+        if "tokens" in report else None
+    notes = [note for note in (pieces, f"{report['unknown']:,} unknown" if report["unknown"] else None) if note]
     return (f"loss {report['loss_nats']:.4f} nats/char, {report['bits_per_char']:.4f} bits/char, "
             f"perplexity {report['perplexity']:.3f} over {counted(report['chars'], 'character')}"
             + (f" ({'; '.join(notes)})" if notes else "")

@@ -133,8 +133,8 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     translator = Translator(model_dir, precision)
     if refuse:  # named by its line, in a long file
         for source, line in zip(sources, lines):
-            refuse_unknown(translator.source_vocab, source,
-                           f"{input_name(input_file)} line {line} ({source[:40]!r})" if line else f"the source {source[:40]!r}",
+            where = f"{input_name(input_file)} line {line} ({source[:40]!r})" if line else f"the source {source[:40]!r}"
+            refuse_unknown(translator.source_vocab, source, where,
                            "the model's source vocabulary", "--unknown unk")
     nonblank = [i for i, s in enumerate(sources) if s]  # a blank line gets a blank output line
     results = dict(zip(nonblank, translator(

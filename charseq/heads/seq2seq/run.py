@@ -96,7 +96,8 @@ class _Pairs(Recipe):
             if pairs.skipped:
                 log(f"skipped {counted(pairs.skipped, 'bad line')} of {path}")
             if pairs.too_long:
-                log(f"skipped {counted(pairs.too_long, 'line')} of {path} with sources over --max-input-len {d.max_input_len:,}")
+                log(f"skipped {counted(pairs.too_long, 'line')} of {path} with sources over --max-input-len "
+                    f"{d.max_input_len:,}")
             return pairs
 
         pairs = read(train_file)
