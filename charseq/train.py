@@ -210,8 +210,16 @@ class TrainingLoop:
         return self.cfg.patience is not None and self.saved.get("since_best", 0) >= self.cfg.patience
 
     def finished(self) -> bool:
-        return ((self.end_step is not None and self.step >= self.end_step)
-                or (self.budget_s is not None and self.elapsed() >= self.budget_s) or self.stalled())
+        return self.end_reached() is not None
+
+    def end_reached(self) -> str | None:
+        """Which stopping rule the run has met: "steps" (its end step), "budget" (its time budget),
+        "patience" (early stopping), or None while it trains on."""
+        if self.end_step is not None and self.step >= self.end_step:
+            return "steps"
+        if self.budget_s is not None and self.elapsed() >= self.budget_s:
+            return "budget"
+        return "patience" if self.stalled() else None
 
     # ------------------------------------------------------------------ checkpoints and bad losses
     def resume(self) -> None:
@@ -233,14 +241,15 @@ class TrainingLoop:
         self.window_start = time.perf_counter()
         self.clock_start = self.window_start - self.saved["elapsed_s"]
         self.log(f"resuming from step {self.step} ({self.saved['elapsed_s']:.0f}s trained)")
-        if self.finished():  # a finished run resumed as it was: say why nothing trains, and how to go on
-            self.log(f"nothing left to train: {self.reached()}")
+        end = self.end_reached()
+        if end is not None:  # a finished run resumed as it was: say why nothing trains, and how to go on
+            self.log(f"nothing left to train: {self.why_finished(end)}")
 
-    def reached(self) -> str:
-        """Which end a finished run has reached, and the option that moves it."""
-        if self.end_step is not None and self.step >= self.end_step:
+    def why_finished(self, end: str) -> str:
+        """The stopping rule `end` (see end_reached) the run has met, and the option that moves it."""
+        if end == "steps":
             return f"the run has reached its end at step {self.end_step} (a later --max-steps or --epochs trains on)"
-        if self.budget_s is not None and self.elapsed() >= self.budget_s:
+        if end == "budget":
             return f"the run has used its --time-budget of {self.budget_s / 60:g} minutes (a longer one trains on)"
         return (f"the run's score has not improved for --patience {self.cfg.patience} evaluations (a larger "
                 "--patience trains on)")
