@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import json
 import os
@@ -145,6 +146,24 @@ def write_json_atomic(path: str | Path, obj) -> None:
         # form; as a \\u escape it still round-trips through json.loads.
         data = (json.dumps(obj, ensure_ascii=True, indent=1) + "\n").encode("ascii")
     write_bytes_atomic(path, data)
+
+
+def fingerprint(path: str | Path) -> dict:
+    """A file's size and SHA-256: what a run records of each data file, to know the file again
+    after it has moved (see charseq.start.reopen_run)."""
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"bytes": os.path.getsize(path), "sha256": digest}
+
+
+def has_fingerprint(path: str | Path, recorded) -> bool:
+    """Whether the file at `path` is the one `recorded` (a `fingerprint`) describes; a file that
+    cannot be read is not."""
+    try:
+        return (isinstance(recorded, dict) and os.path.getsize(path) == recorded.get("bytes")
+                and fingerprint(path) == recorded)
+    except OSError:
+        return False
 
 
 def check_readable_file(path: str | Path, what: str = "file") -> Path:

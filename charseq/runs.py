@@ -154,7 +154,8 @@ def _random_states(model) -> list:
 # is refused by name.
 COMMON_KEYS = {"task": (TEXT, True), "model": ((dict,), True), "train": ((dict,), True),
                "charseq_version": (TEXT, False), "run_format": ((int,), False), "sizing": (TEXT, False),
-               "trained_precision": (TEXT, False)}  # what --precision auto chose when the run started
+               "trained_precision": (TEXT, False),  # what --precision auto chose when the run started
+               "data_files": ((dict,), False)}  # {path: fingerprint} of the data files read (see reopen_run)
 
 
 def _check_fields(section: dict, schema: dict, where: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from charseq.errors import CharseqError, flag
+from charseq.files import fingerprint, has_fingerprint
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
@@ -73,7 +74,8 @@ def given_settings(recorded, settings: dict, data_config) -> dict:
         for name, value in settings.items() if name in own})
 
 
-def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, TrainConfig]:
+def reopen_run(out, recipe: Recipe, settings: dict,
+               log: Callable[[str], None] = lambda line: None) -> tuple[RunDir, dict, TrainConfig]:
     """An existing run of `recipe`'s head to resume: (run, its config.json, its training settings).
 
     A resumed run keeps every saved setting: `settings` may repeat them, and so may the head's
@@ -84,6 +86,10 @@ def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, Train
     Recipe.refuse_on_resume, is refused in its own words). Only where to stop (STOP_SETTINGS) and
     the strategy may change; `train` checks a new end against the run's progress and writes it to
     config.json.
+
+    A data file given at another path than the recorded one is accepted when its content is the
+    recorded one (config.json's "data_files"): a project moved, or copied to another machine. The
+    run reads it from there on, and config.json says so.
     """
     run = RunDir.open(out)
     run.hold()  # before anything is read or written: refused while another process trains the run
@@ -106,7 +112,8 @@ def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, Train
         if isinstance(config.get(section), dict):
             recorded.update(config[section])
     recorded.update(train_section)
-    changed, unknown, files = [], [], []
+    fingerprints = config.get("data_files") or {}
+    changed, unknown, files, moved = [], [], [], {}
     for name, value in settings.items():
         if name in RESUME_SETTINGS or value is None:
             continue
@@ -115,29 +122,58 @@ def reopen_run(out, recipe: Recipe, settings: dict) -> tuple[RunDir, dict, Train
         elif not _same(value, recorded[name]):
             changed.append(f"{flag(name)} (recorded {json.dumps(recorded[name])}, given {json.dumps(value)})")
     for label, (value, was) in {**given, **recipe.given(config)}.items():
-        if not _same(value, was):
-            changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
-                           f"given {json.dumps(value, ensure_ascii=False)})")
-            if _is_path(value) and _is_path(was):
-                files.append(label)
+        if _same(value, was):
+            continue
+        if _is_path(value) and _is_path(was) and has_fingerprint(value, fingerprints.get(was)):
+            moved[label] = (was, value)
+            continue
+        changed.append(f"{label} (recorded {json.dumps(was, ensure_ascii=False)}, "
+                       f"given {json.dumps(value, ensure_ascii=False)})")
+        if _is_path(value) and _is_path(was):
+            files.append(label)
     if changed or unknown:
         what = "; ".join(filter(None, [
             f"these settings cannot change: {', '.join(changed)}" if changed else "",
             f"this run did not record {', '.join(unknown)}" if unknown else ""]))
         if files and len(files) == len(changed) and not unknown:
-            # Only where the data is differs (a project moved, a copy of the file): the run itself is
-            # fine, and --force, the advice for other settings, would delete it.
-            advice = (f"A data file is compared by its path: leave {' and '.join(files)} out to continue with "
-                      "the recorded one, or give that path")
+            # Only the data files differ: --force, the advice for other settings, would delete the run.
+            named = " and ".join(files)
+            advice = (f"A data file may move, but its content must be the one the run was trained on: give {named} "
+                      "with that content, or leave it out to continue with the recorded one"
+                      if fingerprints else  # a run of an older charseq, which recorded its files by path only
+                      f"This run recorded its data files by path only: leave {named} out to continue with the "
+                      "recorded one, or give that path")
         else:
             advice = (f"Only {', '.join(map(flag, RESUME_SETTINGS))} may be given on --resume; "
                       "for other settings train a new run (another --out, or --force to replace this one)")
         raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. {advice}")
+    if moved:
+        config = _with_data_moved(config, {was: now for was, now in moved.values()})
+    for label, path in recipe.data_files(config).items():
+        if recipe.files_in_data and not os.path.exists(path):  # (a language model reads its own copy)
+            raise CharseqError(f"{label} {path}, which this run was trained on, is gone: " + (
+                "give its new path with --resume (a file with the recorded content is accepted at any path)"
+                if path in fingerprints else "put it back there to resume the run (it recorded its data by path only)"))
+    if moved:
+        run.write_config(config)
+        for label, (was, now) in moved.items():
+            log(f"data: {label} {now} is the file this run recorded at {was} (the same content); "
+                "the run reads it from here on")
     stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
     if says_when_to_stop(stop) and "patience" not in stop:
         stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it
     training = TrainConfig.from_dict({**train_section, **stop}, f"{where} train")
     return run, config, training
+
+
+def _with_data_moved(config: dict, moved: dict) -> dict:
+    """`config` with each data file at its new path ({recorded path: new path})."""
+    def moving(value):  # wherever config.json names a file (a language model's corpus says it twice)
+        if isinstance(value, dict):
+            return {moved.get(key, key): moving(v) for key, v in value.items()}
+        return moved.get(value, value) if isinstance(value, str) else value
+
+    return moving(config)
 
 
 def refuse_patience_without_validation(settings: dict, why: str = "--val-fraction 0") -> None:
@@ -250,6 +286,20 @@ class Recipe:
         """The data file to read: the one the run recorded on --resume, else the one given."""
         return start.config["data"][self.file_key] if start.resume else self.file
 
+    def data_files(self, config: dict) -> dict:
+        """{label: path} of the data files a run's `config` recorded: the head's data file and its data
+        settings that name a file (--val). A new run records their fingerprints, so that --resume
+        knows them at another path; it reads them again (unless `files_in_data` is False)."""
+        if not self.files_in_data or not isinstance(config.get("data"), dict):
+            return {}
+        data, named = config["data"], {}
+        if self.file_key is not None:
+            named[self.file_label] = data.get(self.file_key)
+        if self.data_config is not None:
+            named.update({flag(f.name): data.get(f.name) for f in dataclasses.fields(self.data_config)
+                          if f.metadata.get("path")})
+        return {label: path for label, path in named.items() if _is_path(path)}
+
     def given(self, config: dict) -> dict:
         """On --resume: the head's data arguments, as given and as `config` recorded them
         ({label: (given, recorded)}, see `given_data`); a difference is refused."""
@@ -341,7 +391,7 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
 
     groups = tuple(g for g in (recipe.model_config, recipe.data_config) if g is not None)
     if resume:
-        run, config, train_cfg = reopen_run(out, recipe, settings)
+        run, config, train_cfg = reopen_run(out, recipe, settings, log)
         where = f"{run.path}/config.json"
         start = Start(run, config_from_dict(recipe.model_config, config.get("model"), f"{where} model"),
                       recipe.recorded_data(config, where), train_cfg, settings, log, config)
@@ -365,9 +415,13 @@ def start_run(recipe: Recipe, out, settings: dict, *, resume: bool, force: bool,
     with scope(strategy):
         start.model = recipe.build(start)
     if not resume:  # with the precision `auto` chose here, which the run then loads and resumes in
-        start.run.write_config({"task": recipe.task, "model": flat(start.model_cfg), "train": start.train_cfg.to_dict(),
-                                "sizing": start.sizing.summary, **recipe.record(start),
-                                "trained_precision": recipe.precision(start.model)})
+        config = {"task": recipe.task, "model": flat(start.model_cfg), "train": start.train_cfg.to_dict(),
+                  "sizing": start.sizing.summary, **recipe.record(start),
+                  "trained_precision": recipe.precision(start.model)}
+        files = [path for path in recipe.data_files(config).values() if os.path.isfile(path)]
+        if files:  # to know them again at another path (see reopen_run)
+            config["data_files"] = {path: fingerprint(path) for path in files}
+        start.run.write_config(config)
     start.task = recipe.make_task(start, start.model, strategy)
     params = sum(math.prod(v.shape) for v in start.model.trainable_variables)
     log(f"model: {recipe.describe(start, start.model)}, {params:,} parameters, {recipe.precision(start.model)}; "

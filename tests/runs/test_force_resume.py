@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from charseq.heads.classifier.run import train_classifier, train_mnist
@@ -276,7 +277,8 @@ def test_resume_refuses_another_data_file(tmp_path, files, finished, kind, data)
     out = copy_run(finished, kind, tmp_path)
     before = snapshot(out)
     if data == "--data":
-        shutil.copy(files / "mnist.npz", tmp_path / "other.npz")
+        with np.load(files / "mnist.npz") as mnist:
+            np.savez(tmp_path / "other.npz", **{name: mnist[name][::-1] for name in mnist.files})
         args = [kind, "--data", tmp_path / "other.npz"]
     else:
         args = [kind, files / data]
@@ -292,9 +294,31 @@ def test_resume_with_only_another_data_file_does_not_advise_replacing_the_run(tm
     out = copy_run(finished, kind, tmp_path)
     before = snapshot(out)
     r = run_cli_in_process(kind, files / data, "--out", out, "--resume", "--max-steps", "8")
-    assert_clean_error(r, "compared by its path", "out to continue with the recorded one")
+    assert_clean_error(r, "its content must be the one the run was trained on", "continue with the recorded one")
     assert "--force" not in r.stderr
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_moved_project_resumes_on_its_data_at_the_new_path(tmp_path, files, kind):
+    """A project (its runs and its data) moved or copied elsewhere: each run recorded its data files'
+    content, so the same files at their new paths continue it, and config.json then names them.
+    With a file gone and no new path, --resume says which file and how to go on."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(files, old / "data")
+    r = run_cli_in_process(*command(kind, old / "data", old / "run", "--max-steps", "3"))
+    assert r.returncode == 0, r.stderr
+    old.rename(new)
+    if kind != "train-lm":  # a language model reads its own copy of the corpus
+        r = run_cli_in_process(kind, "--out", new / "run", "--resume", "--max-steps", "6")
+        assert_clean_error(r, str(old / "data"), "which this run was trained on, is gone", "give its new path")
+    r = run_cli_in_process(*command(kind, new / "data", new / "run", "--resume", "--max-steps", "6"))
+    assert r.returncode == 0, r.stderr
+    assert f"is the file this run recorded at {old / 'data'}" in r.stdout
+    assert str(old) not in (new / "run" / "config.json").read_text()
+    assert read_metrics(new / "run")[-1]["step"] == 6
+    r = run_cli_in_process(kind, "--out", new / "run", "--resume", "--max-steps", "7")  # the new paths recorded
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -101,6 +101,10 @@ class _Corpus(Recipe):
     def given(self, config: dict) -> dict:
         return _given_corpus(config, self.corpus, self.text)
 
+    def data_files(self, config: dict) -> dict:
+        file, _ = _recorded_corpus(config)
+        return {"CORPUS": file} if file else {}
+
     def check(self, start: Start) -> None:
         if self.text is None:
             if self.corpus is None:
