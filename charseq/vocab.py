@@ -295,6 +295,21 @@ class SentencePieceVocab:
                 ids.append(self._newline)
         return np.asarray(ids, dtype=np.int32)
 
+    def encode_counted(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """`encode(text)`, and how many characters of `text` each piece stands for: one unknown
+        piece stands for a whole run of characters the model lacks, which `char_lengths` counts
+        as one."""
+        ids, chars = [], []
+        lines = text.split("\n")
+        for n, line in enumerate(lines):
+            if line:  # as text, an unknown piece is the characters it stands for
+                ids.extend(self._sp.encode(line))
+                chars.extend(map(len, self._sp.encode(line, out_type=str)))
+            if n < len(lines) - 1:
+                ids.append(self._newline)
+                chars.append(1)
+        return np.asarray(ids, dtype=np.int32), np.asarray(chars, dtype=np.int32)
+
     def decode(self, ids: Iterable[int]) -> str:
         ids = [int(i) for i in ids if int(i) not in (PAD, BOS, EOS)]
         return self._sp.decode(ids)
@@ -305,7 +320,8 @@ class SentencePieceVocab:
     def char_lengths(self) -> np.ndarray:
         """How many characters of text each id stands for: its piece's length ("▁", a space, is one
         character, and so is the newline piece), 0 for padding, start and end. Unknown counts as one,
-        though SentencePiece reads a run of unknown characters as one unknown piece."""
+        though SentencePiece reads a run of unknown characters as one unknown piece: where the text
+        is at hand, `encode_counted` counts them."""
         sp = self._sp
         return np.array([0 if sp.is_control(i) else 1 if sp.is_unknown(i) else len(sp.id_to_piece(i))
                          for i in range(self.size)], np.int64)

@@ -158,6 +158,14 @@ def test_a_piece_model_is_scored_per_character(tmp_path, corpus_file):
             f"{len(text) - 1:,} characters ({len(ids) - 1:,} pieces, {whole['loss_nats_per_token']:.4f} nats/piece)"
             ) in r.stdout
 
+    # A run of characters the model lacks is one unknown piece, and as many characters as it has.
+    odd = "\n" + LINES[0] + " ☃☃☃☃☃ " + "\n".join(LINES * 2) + "\n"
+    held_out.write_text(odd, encoding="utf-8")
+    r = run_cli_in_process("evaluate", "--model", out, held_out, "--json", "--full-context")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["unknown"] >= 1 and report["chars"] == len(odd) - 1
+
     # Training minimises the loss per piece, and logs it as val_loss; its bits are per character.
     last = read_metrics(out)[-1]
     val = evaluate_ids(model, Corpus(out / "data").val, vocab=vocab)

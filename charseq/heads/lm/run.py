@@ -205,8 +205,8 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     text = read_text(file, encoding, errors)
     if not text:
         raise CharseqError(f"{file} is empty")
-    ids = vocab.encode(text)
-    report = evaluate_ids(model, ids, streams=1 if full_context else 32, vocab=vocab)
+    ids, chars = vocab.encode_counted(text) if vocab.kind == "sentencepiece" else (vocab.encode(text), None)
+    report = evaluate_ids(model, ids, streams=1 if full_context else 32, vocab=vocab, chars_of_ids=chars)
     if full_context:
         report["full_context"] = True
     report["unknown"] = int(np.sum(ids == vocab.unk_id))

@@ -96,7 +96,7 @@ class LMTask:
 
 
 def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk: int = 256,
-                 vocab: Vocab | None = None) -> dict:
+                 vocab: Vocab | None = None, chars_of_ids: np.ndarray | None = None) -> dict:
     """Loss of `model` on a token array read as `streams` parallel streams, state carried
     across chunks, so every token is scored with all of its stream's earlier context. Each stream
     starts from a zero state with its first token unscored: with `streams=1` the whole array is
@@ -104,15 +104,21 @@ def evaluate_ids(model: LanguageModel, ids: np.ndarray, streams: int = 32, chunk
 
     The loss is per character of the text the scored tokens stand for (`chars`). Where `vocab`'s
     tokens are not single characters (SentencePiece), the report also has the number of `tokens`
-    and the loss per token, `loss_nats_per_token`; without `vocab`, every token is one character."""
+    and the loss per token, `loss_nats_per_token`; without `vocab`, every token is one character.
+    `chars_of_ids` (one per id, as SentencePieceVocab.encode_counted gives them) counts the characters
+    of each token where the vocabulary alone cannot (an unknown piece)."""
     lengths = vocab.char_lengths() if vocab is not None else None
+    counted = stream_batches(chars_of_ids, streams, chunk) if chars_of_ids is not None else None
     total, count, chars, state = 0.0, 0.0, 0.0, None
     for x, y, w in stream_batches(ids, streams, chunk):
         if state is None:
             state = model.zero_state(x.shape[0])
         t, c, state = model.scored(tf.constant(x), tf.constant(y), tf.constant(w), state)
         total, count = total + float(t), count + float(c)
-        chars += float(c) if lengths is None else float(np.sum(w * lengths[y]))
+        if counted is not None:  # the same windows of the counts as of the ids
+            chars += float(np.sum(w * next(counted)[1]))
+        else:
+            chars += float(c) if lengths is None else float(np.sum(w * lengths[y]))
     if count == 0:
         raise CharseqError("there is nothing to evaluate: the text has fewer than 2 tokens")
     report = {**loss_report(total / chars), "chars": int(chars)}
