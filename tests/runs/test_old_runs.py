@@ -39,13 +39,17 @@ def cli(*args) -> str:
     return r.stdout
 
 
+# What later versions say besides: that a translation stopped at the decoding limit.
+ADDED_KEYS = {"cut_off"}
+
+
 def same(a, b, path="") -> None:
     """Equal JSON values, numbers to 1e-4 (the same weights; only float summation order may differ)."""
     if isinstance(a, float) or isinstance(b, float):
         assert a == pytest.approx(b, rel=1e-4, abs=1e-5), path
     elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
+        assert a.keys() - ADDED_KEYS == b.keys(), path
+        for k in b:
             same(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert len(a) == len(b), path

@@ -114,6 +114,9 @@ def test_translate_warns_of_outputs_cut_off_at_the_decoding_limit(reverse_run):
     assert r.returncode == 0 and r.stdout.splitlines() == ["edc", "ba"], r.stderr
     assert r.stderr.strip() == ("warning: 1 of the 2 outputs stopped at the decoding limit of 3 characters before "
                                 "the model ended it (cut off); --max-output-len sets the limit")
+    r = run_cli_in_process("translate", "--model", run, "--max-output-len", "3", "abcde", "ab", "--json")
+    assert [[h.get("cut_off") for h in json.loads(line)["hypotheses"]] for line in r.stdout.splitlines()] == \
+        [[True], [None]]  # said of the cut hypothesis only: a whole one has the keys it always had
     r = run_cli_in_process("translate", "--model", run, "--beam", "3", "abcde")
     assert r.returncode == 0 and r.stdout == "edcba\n" and r.stderr == ""  # ended: nothing to say
 

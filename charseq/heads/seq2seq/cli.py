@@ -151,7 +151,8 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
         hyps = results.get(i, [])
         if as_json:
             click.echo(json_line({**({"line": line} if line else {}), "source": source, "hypotheses": [
-                {"text": t, "log_prob": lp, "score": sc} for t, lp, sc in hyps]}))
+                {"text": t, "log_prob": lp, "score": sc, **({"cut_off": True} if cut_off(t, limit) else {})}
+                for t, lp, sc in hyps]}))
         elif n_best == 1:  # from --input: the output, a tab and the source it came from
             best = one_line(hyps[0][0]) if hyps else ""
             click.echo(f"{best}\t{one_line(source)}" if line and source else best)
