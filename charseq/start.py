@@ -147,23 +147,33 @@ def reopen_run(out, recipe: Recipe, settings: dict,
             advice = (f"Only {', '.join(map(flag, RESUME_SETTINGS))} may be given on --resume; "
                       "for other settings train a new run (another --out, or --force to replace this one)")
         raise CharseqError(f"--resume continues {run.path} with its own settings, and {what}. {advice}")
-    if moved:
-        config = _with_data_moved(config, {was: now for was, now in moved.values()})
-    for label, path in recipe.data_files(config).items():
-        if recipe.files_in_data and not os.path.exists(path):  # (a language model reads its own copy)
-            raise CharseqError(f"{label} {path}, which this run was trained on, is gone: " + (
-                "give its new path with --resume (a file with the recorded content is accepted at any path)"
-                if path in fingerprints else "put it back there to resume the run (it recorded its data by path only)"))
-    if moved:
-        run.write_config(config)
-        for label, (was, now) in moved.items():
-            log(f"data: {label} {now} is the file this run recorded at {was} (the same content); "
-                "the run reads it from here on")
+    config = _data_where_it_is(run, recipe, config, moved, log)
     stop = {k: settings[k] for k in RESUME_SETTINGS if settings.get(k) is not None}
     if says_when_to_stop(stop) and "patience" not in stop:
         stop["patience"] = None  # a new end given on resume (e.g. --max-steps 3000) means train to it
     training = TrainConfig.from_dict({**train_section, **stop}, f"{where} train")
     return run, config, training
+
+
+def _data_where_it_is(run: RunDir, recipe: Recipe, config: dict, moved: dict, log: Callable[[str], None]) -> dict:
+    """On --resume: the run's `config` with the data files given at new paths ({label: (recorded path,
+    new path)}, each with the recorded content) recorded there, written to config.json and said. A
+    data file the run reads again that is gone is refused, with how to go on."""
+    fingerprints = config.get("data_files") or {}
+    if moved:
+        config = _with_data_moved(config, {was: now for was, now in moved.values()})
+    gone = {label: path for label, path in recipe.data_files(config).items() if not os.path.exists(path)}
+    if gone and recipe.files_in_data:  # (a language model reads its own copy)
+        label, path = next(iter(gone.items()))
+        raise CharseqError(f"{label} {path}, which this run was trained on, is gone: " + (
+            "give its new path with --resume (a file with the recorded content is accepted at any path)"
+            if path in fingerprints else "put it back there to resume the run (it recorded its data by path only)"))
+    if moved:
+        run.write_config(config)
+        for label, (was, now) in moved.items():
+            log(f"data: {label} {now} is the file this run recorded at {was} (the same content); "
+                "the run reads it from here on")
+    return config
 
 
 def _with_data_moved(config: dict, moved: dict) -> dict:
