@@ -136,8 +136,9 @@ def without_paths(value, base: Path | None, show_paths: bool = False, key: str |
                 return message_without_paths(value, [base])
             return Path(value).name or value
         return shown_path(value, base, show_paths)
-    if isinstance(value, dict):
-        return {k: without_paths(v, base, show_paths, k) for k, v in value.items()}
+    if isinstance(value, dict):  # a key may be a path too (config.json's data_files)
+        return {shown_path(k, base, show_paths) if os.path.isabs(k) else k: without_paths(v, base, show_paths, k)
+                for k, v in value.items()}
     if isinstance(value, list):
         return [without_paths(v, base, show_paths) for v in value]
     return value
