@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
-from charseq.files import read_text
+from charseq.files import decoding, read_text
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
 LABEL_COLUMNS = ("label",)
@@ -69,7 +69,7 @@ def picked_columns(path: str | Path, text_column: str | None = None, label_colum
                    encoding: str = "utf-8") -> tuple[int, int]:
     """The indices of the text and label columns `read_labeled` reads from `path` given these names
     (None: the usual names), from its header alone."""
-    with open(path, encoding=encoding, errors="replace", newline="") as f:
+    with open(path, encoding=decoding(encoding), errors="replace", newline="") as f:
         first = f.readline()  # a header of column names spans one line
     return _columns(_reader(first, path), path, text_column, label_column)[1:]
 

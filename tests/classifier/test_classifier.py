@@ -317,6 +317,21 @@ def test_a_column_name_in_brackets_is_not_taken_for_json(tmp_path):
                        "no text column", "[id], words, label")
 
 
+def test_a_spreadsheet_export_with_a_byte_order_mark_resumes_with_its_columns_named(tmp_path, reviews):
+    """A CSV saved by a spreadsheet starts with a UTF-8 byte-order mark: the run finds its text column
+    by its usual name, and resuming with that name given is the same run, not a changed setting."""
+    rows = [line.split("\t") for line in (reviews / "train.tsv").read_text().splitlines()[1:]]
+    (tmp_path / "x.csv").write_text("text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows),
+                                    encoding="utf-8-sig")
+    out = tmp_path / "r"
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", out, "--max-steps", "1", *FAST)
+    assert r.returncode == 0, r.stderr
+    r = run_cli_in_process("train-classifier", "--out", out, "--resume", "--text-column", "text",
+                           "--label-column", "label", "--max-steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert [m["step"] for m in read_metrics(out)][-1] == 2
+
+
 def test_row_with_wrong_field_count(tmp_path, reviews):
     content = (reviews / "train.tsv").read_text().splitlines()
     content.insert(5, "one\ttoo\tmany")
