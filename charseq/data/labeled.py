@@ -113,8 +113,10 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
         except csv.Error as e:
             raise CharseqError(f"{path} line {line}: {e}" + (
                 " (a quote opened there is never closed)" if "end of data" in str(e) else "")) from None
-        if not row or row == [""]:
-            continue  # blank line
+        if not any(field.strip() for field in row):
+            # A blank line, or one of spaces or separators only (an editor leaves those, a spreadsheet
+            # saves a row once touched as ",,"): no row was meant.
+            continue
         problem = None
         if len(row) != len(header) and reader.line_num > line and any("\n" in field for field in row):
             problem = (f"opens a quoted field that runs to line {reader.line_num} and the row has {len(row)} "

@@ -230,6 +230,16 @@ def test_csv_columns_by_name_and_three_classes(reviews):
         read_labeled(reviews / "train.tsv", text_column="label")
 
 
+@pytest.mark.parametrize("name", ["x.tsv", "x.csv"])
+def test_a_line_of_spaces_only_is_a_blank_line(tmp_path, name):
+    """An editor may leave spaces on a line that looks blank, and a spreadsheet saves an emptied row as
+    its separators: neither is a row with an empty text."""
+    sep = "\t" if name.endswith(".tsv") else ","
+    (tmp_path / name).write_text(f"text{sep}label\ngood{sep}pos\n   \n{sep}\nbad{sep}neg\n \n{sep * 3}\n")
+    rows = read_labeled(tmp_path / name)
+    assert rows.texts == ["good", "bad"] and rows.labels == ["pos", "neg"] and rows.skipped == 0
+
+
 @pytest.mark.parametrize("name", ["long.tsv", "long.csv"])
 def test_a_text_longer_than_the_csv_module_s_field_limit_is_read(tmp_path, name):
     import csv
