@@ -35,6 +35,10 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
                 raise CharseqError(f"{path} has {len(found)} columns named {header[found[0]].strip()!r} (columns "
                                    f"{' and '.join(str(i + 1) for i in found)}); rename all but one in its header")
             return found[0]
+    if len(header) == 1 and "," in header[0] and Path(path).suffix.lower() == ".tsv":
+        # A CSV saved under a .tsv name: the name says tabs, so a comma splits nothing.
+        raise CharseqError(f"{path} is read as TSV (separated by tabs), as its name says, but its header, "
+                           f"{header[0].strip()!r}, is separated by commas: rename it to .csv")
     sep = next((c for c in ";|" if c in header[0]), None) if len(header) == 1 else None
     if sep:  # a spreadsheet's export in a locale whose lists take semicolons: no column name helps
         raise CharseqError(f"{path} has a single column, {header[0].strip()!r}, which looks separated by {sep!r}; "

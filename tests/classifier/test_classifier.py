@@ -307,6 +307,14 @@ def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
     assert "--text-column" not in r.stderr  # no column name can split it
 
 
+def test_a_csv_named_tsv_is_told_to_be_renamed(tmp_path):
+    (tmp_path / "x.tsv").write_text("text,label\ngood,pos\nbad,neg\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "separated by commas", "rename it to .csv")
+    assert "--text-column" not in r.stderr  # no column name can split it
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("name, content", [
     ("x.json", '[{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]\n'),
     ("x.json", '[\n  {\n    "text": "good",\n    "label": "pos"\n  }\n]\n'),
