@@ -47,6 +47,13 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
         raise CharseqError(f"{path} looks like JSON (it starts with {header[0].lstrip()[0]!r}); charseq reads labeled "
                            "texts from CSV or TSV with a header row naming the columns (such as text and label): "
                            "save the file as one of them")
+    names = [h.strip() for h in header]
+    if not wanted and any(re.fullmatch(r"-?[0-9]+", h) for h in names) and any(" " in h for h in names):
+        # A number beside words with spaces: a row of data (SST-2's layout without its header), and no
+        # column name given would read its first row as data.
+        raise CharseqError(f"{path} line 1 looks like a row of data, not a header ({', '.join(map(repr, names))}); "
+                           "a file of labeled texts starts with a header naming its columns (such as text and "
+                           "label): add one")
     looked = f"{what} column {wanted!r}" if wanted else f"{what} column ({' or '.join(defaults)})"
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
                        f"--{what}-column to name one")

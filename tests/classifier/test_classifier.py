@@ -307,6 +307,17 @@ def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
     assert "--text-column" not in r.stderr  # no column name can split it
 
 
+def test_a_file_without_its_header_is_told_to_add_one(tmp_path):
+    """SST-2's layout without its header row: its first row is data, which no --text-column reads."""
+    (tmp_path / "x.tsv").write_text("a gorgeous movie\t1\na dull mess\t0\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "line 1 looks like a row of data", "'a gorgeous movie', '1'", "add one")
+    assert "--text-column" not in r.stderr
+    (tmp_path / "y.tsv").write_text("0\t1\ngood\tpos\n")  # columns named by numbers (a DataFrame's) are a header
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "y.tsv", "--out", tmp_path / "r"),
+                       "no text column", "--text-column")
+
+
 def test_a_csv_named_tsv_is_told_to_be_renamed(tmp_path):
     (tmp_path / "x.tsv").write_text("text,label\ngood,pos\nbad,neg\n")
     r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
