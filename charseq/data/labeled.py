@@ -35,10 +35,6 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
                 raise CharseqError(f"{path} has {len(found)} columns named {header[found[0]].strip()!r} (columns "
                                    f"{' and '.join(str(i + 1) for i in found)}); rename all but one in its header")
             return found[0]
-    if len(header) == 1 and "," in header[0] and Path(path).suffix.lower() == ".tsv":
-        # A CSV saved under a .tsv name: the name says tabs, so a comma splits nothing.
-        raise CharseqError(f"{path} is read as TSV (separated by tabs), as its name says, but its header, "
-                           f"{header[0].strip()!r}, is separated by commas: rename it to .csv")
     sep = next((c for c in ";|" if c in header[0]), None) if len(header) == 1 else None
     if sep:  # a spreadsheet's export in a locale whose lists take semicolons: no column name helps
         raise CharseqError(f"{path} has a single column, {header[0].strip()!r}, which looks separated by {sep!r}; "
@@ -47,11 +43,15 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
         raise CharseqError(f"{path} looks like JSON (it starts with {header[0].lstrip()[0]!r}); charseq reads labeled "
                            "texts from CSV or TSV with a header row naming the columns (such as text and label): "
                            "save the file as one of them")
-    names = [h.strip() for h in header]
-    if not wanted and any(re.fullmatch(r"-?[0-9]+", h) for h in names) and any(" " in h for h in names):
+    if len(header) == 1 and "," in header[0] and Path(path).suffix.lower() == ".tsv":
+        # A CSV saved under a .tsv name: the name says tabs, so a comma splits nothing.
+        raise CharseqError(f"{path} is read as TSV (separated by tabs), as its name says, but its header, "
+                           f"{header[0].strip()!r}, is separated by commas: rename it to .csv")
+    columns = [h.strip() for h in header]
+    if not wanted and any(re.fullmatch(r"-?[0-9]+", h) for h in columns) and any(" " in h for h in columns):
         # A number beside words with spaces: a row of data (SST-2's layout without its header), and no
         # column name given would read its first row as data.
-        raise CharseqError(f"{path} line 1 looks like a row of data, not a header ({', '.join(map(repr, names))}); "
+        raise CharseqError(f"{path} line 1 looks like a row of data, not a header ({', '.join(map(repr, columns))}); "
                            "a file of labeled texts starts with a header naming its columns (such as text and "
                            "label): add one")
     looked = f"{what} column {wanted!r}" if wanted else f"{what} column ({' or '.join(defaults)})"

@@ -331,6 +331,7 @@ def test_a_csv_named_tsv_is_told_to_be_renamed(tmp_path):
     ("x.json", '[\n  {\n    "text": "good",\n    "label": "pos"\n  }\n]\n'),
     ("x.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n'),
     ("x.csv", '[{"text": "good", "label": "pos"}]\n'),
+    ("x.tsv", '[{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]\n'),  # not a CSV named .tsv
 ])
 def test_a_json_file_is_named_as_such(tmp_path, name, content):
     (tmp_path / name).write_text(content)
