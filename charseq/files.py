@@ -193,6 +193,12 @@ def check_errors(errors: str) -> None:
         raise CharseqError(f"--errors must be one of {', '.join(DECODE_ERRORS)}, not {errors!r}")
 
 
+def decoding(encoding: str) -> str:
+    """The codec that reads text written in `encoding`: for UTF-8, one that drops a byte-order mark at
+    the start, which is not text (spreadsheet exports have one)."""
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
 def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
                      chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
     """The text of `path` in chunks of at most `chunk_chars` characters (newlines normalised to \\n).
@@ -214,8 +220,7 @@ def _decoded_chunks(open_bytes: Callable[[], BinaryIO], name: str, encoding: str
     """The text behind `open_bytes` (called again to say where decoding fails), with errors that call it `name`."""
     check_encoding(encoding)
     check_errors(errors)
-    if codecs.lookup(encoding).name == "utf-8":
-        encoding = "utf-8-sig"  # a byte-order mark (spreadsheet exports have one) is not text
+    encoding = decoding(encoding)
     try:
         with io.TextIOWrapper(open_bytes(), encoding=encoding, errors=errors) as f:  # newlines as open() does
             while chunk := f.read(chunk_chars):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
-from charseq.files import read_text
+from charseq.files import decoding, read_text
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
 LABEL_COLUMNS = ("label",)
@@ -43,6 +43,17 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
         raise CharseqError(f"{path} looks like JSON (it starts with {header[0].lstrip()[0]!r}); charseq reads labeled "
                            "texts from CSV or TSV with a header row naming the columns (such as text and label): "
                            "save the file as one of them")
+    if len(header) == 1 and "," in header[0] and Path(path).suffix.lower() == ".tsv":
+        # A CSV saved under a .tsv name: the name says tabs, so a comma splits nothing.
+        raise CharseqError(f"{path} is read as TSV (separated by tabs), as its name says, but its header, "
+                           f"{header[0].strip()!r}, is separated by commas: rename it to .csv")
+    columns = [h.strip() for h in header]
+    if not wanted and any(re.fullmatch(r"-?[0-9]+", h) for h in columns) and any(" " in h for h in columns):
+        # A number beside words with spaces: a row of data (SST-2's layout without its header), and no
+        # column name given would read its first row as data.
+        raise CharseqError(f"{path} line 1 looks like a row of data, not a header ({', '.join(map(repr, columns))}); "
+                           "a file of labeled texts starts with a header naming its columns (such as text and "
+                           "label): add one")
     looked = f"{what} column {wanted!r}" if wanted else f"{what} column ({' or '.join(defaults)})"
     raise CharseqError(f"{path} has no {looked}; its columns are: {', '.join(header)}",
                        f"--{what}-column to name one")
@@ -69,7 +80,7 @@ def picked_columns(path: str | Path, text_column: str | None = None, label_colum
                    encoding: str = "utf-8") -> tuple[int, int]:
     """The indices of the text and label columns `read_labeled` reads from `path` given these names
     (None: the usual names), from its header alone."""
-    with open(path, encoding=encoding, errors="replace", newline="") as f:
+    with open(path, encoding=decoding(encoding), errors="replace", newline="") as f:
         first = f.readline()  # a header of column names spans one line
     return _columns(_reader(first, path), path, text_column, label_column)[1:]
 
@@ -113,8 +124,10 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
         except csv.Error as e:
             raise CharseqError(f"{path} line {line}: {e}" + (
                 " (a quote opened there is never closed)" if "end of data" in str(e) else "")) from None
-        if not row or row == [""]:
-            continue  # blank line
+        if not any(field.strip() for field in row):
+            # A blank line, or one of spaces or separators only (an editor leaves those, a spreadsheet
+            # saves a row once touched as ",,"): no row was meant.
+            continue
         problem = None
         if len(row) != len(header) and reader.line_num > line and any("\n" in field for field in row):
             problem = (f"opens a quoted field that runs to line {reader.line_num} and the row has {len(row)} "

@@ -230,6 +230,16 @@ def test_csv_columns_by_name_and_three_classes(reviews):
         read_labeled(reviews / "train.tsv", text_column="label")
 
 
+@pytest.mark.parametrize("name", ["x.tsv", "x.csv"])
+def test_a_line_of_spaces_only_is_a_blank_line(tmp_path, name):
+    """An editor may leave spaces on a line that looks blank, and a spreadsheet saves an emptied row as
+    its separators: neither is a row with an empty text."""
+    sep = "\t" if name.endswith(".tsv") else ","
+    (tmp_path / name).write_text(f"text{sep}label\ngood{sep}pos\n   \n{sep}\nbad{sep}neg\n \n{sep * 3}\n")
+    rows = read_labeled(tmp_path / name)
+    assert rows.texts == ["good", "bad"] and rows.labels == ["pos", "neg"] and rows.skipped == 0
+
+
 @pytest.mark.parametrize("name", ["long.tsv", "long.csv"])
 def test_a_text_longer_than_the_csv_module_s_field_limit_is_read(tmp_path, name):
     import csv
@@ -297,11 +307,31 @@ def test_a_file_separated_by_semicolons_is_named_as_such(tmp_path):
     assert "--text-column" not in r.stderr  # no column name can split it
 
 
+def test_a_file_without_its_header_is_told_to_add_one(tmp_path):
+    """SST-2's layout without its header row: its first row is data, which no --text-column reads."""
+    (tmp_path / "x.tsv").write_text("a gorgeous movie\t1\na dull mess\t0\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "line 1 looks like a row of data", "'a gorgeous movie', '1'", "add one")
+    assert "--text-column" not in r.stderr
+    (tmp_path / "y.tsv").write_text("0\t1\ngood\tpos\n")  # columns named by numbers (a DataFrame's) are a header
+    assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "y.tsv", "--out", tmp_path / "r"),
+                       "no text column", "--text-column")
+
+
+def test_a_csv_named_tsv_is_told_to_be_renamed(tmp_path):
+    (tmp_path / "x.tsv").write_text("text,label\ngood,pos\nbad,neg\n")
+    r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")
+    assert_clean_error(r, "separated by commas", "rename it to .csv")
+    assert "--text-column" not in r.stderr  # no column name can split it
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("name, content", [
     ("x.json", '[{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]\n'),
     ("x.json", '[\n  {\n    "text": "good",\n    "label": "pos"\n  }\n]\n'),
     ("x.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n'),
     ("x.csv", '[{"text": "good", "label": "pos"}]\n'),
+    ("x.tsv", '[{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]\n'),  # not a CSV named .tsv
 ])
 def test_a_json_file_is_named_as_such(tmp_path, name, content):
     (tmp_path / name).write_text(content)
@@ -315,6 +345,21 @@ def test_a_column_name_in_brackets_is_not_taken_for_json(tmp_path):
     (tmp_path / "x.csv").write_text("[id],words,label\n1,good,pos\n")
     assert_clean_error(run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", tmp_path / "r"),
                        "no text column", "[id], words, label")
+
+
+def test_a_spreadsheet_export_with_a_byte_order_mark_resumes_with_its_columns_named(tmp_path, reviews):
+    """A CSV saved by a spreadsheet starts with a UTF-8 byte-order mark: the run finds its text column
+    by its usual name, and resuming with that name given is the same run, not a changed setting."""
+    rows = [line.split("\t") for line in (reviews / "train.tsv").read_text().splitlines()[1:]]
+    (tmp_path / "x.csv").write_text("text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows),
+                                    encoding="utf-8-sig")
+    out = tmp_path / "r"
+    r = run_cli_in_process("train-classifier", tmp_path / "x.csv", "--out", out, "--max-steps", "1", *FAST)
+    assert r.returncode == 0, r.stderr
+    r = run_cli_in_process("train-classifier", "--out", out, "--resume", "--text-column", "text",
+                           "--label-column", "label", "--max-steps", "2")
+    assert r.returncode == 0, r.stderr
+    assert [m["step"] for m in read_metrics(out)][-1] == 2
 
 
 def test_row_with_wrong_field_count(tmp_path, reviews):
