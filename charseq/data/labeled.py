@@ -10,6 +10,7 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.files import decoding, read_text
+from charseq.sizing import counted
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
 LABEL_COLUMNS = ("label",)
@@ -133,7 +134,7 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
             problem = (f"opens a quoted field that runs to line {reader.line_num} and the row has {len(row)} "
                        f"fields, the header {len(header)}: is a closing quote missing?")
         elif len(row) != len(header):
-            problem = f"has {len(row)} fields, the header has {len(header)}"
+            problem = f"has {counted(len(row), 'field')}, the header has {len(header)}"
         elif not row[ti].strip():
             problem = "has an empty text"
         elif not row[li].strip():

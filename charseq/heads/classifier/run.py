@@ -92,12 +92,13 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
         rows = sum(1 for l in labels if l not in index)
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
         if training is None:
-            raise CharseqError(f"{source} has labels the model never saw: {shown} ({rows} rows)")
+            raise CharseqError(f"{source} has labels the model never saw: {shown} ({counted(rows, 'row')})")
         if split is not None:
             raise CharseqError(f"the validation split held out of {training} (--val-fraction {split:g}) took every row "
-                               f"of {len(unseen)} label(s): {shown} ({rows} rows), so training never sees them; "
+                               f"of {counted(len(unseen), 'label')}: {shown} ({counted(rows, 'row')}), so training never sees them; "
                                "give more rows of those labels, or a validation file with --val")
-        raise CharseqError(f"{source} has {len(unseen)} label(s) that {training} lacks: {shown} ({rows} rows); a "
+        raise CharseqError(f"{source} has {counted(len(unseen), 'label')} that {training} lacks: {shown} "
+                           f"({counted(rows, 'row')}); a "
                            "classifier predicts only labels it was trained on: add rows of them to the training "
                            "file, or remove them from the validation file")
     return np.array([index[l] for l in labels], np.int64)
