@@ -126,7 +126,7 @@ def test_plot_draws_a_real_png(tmp_path, grid):
     # A grid directory stands for its runs; --metric picks panels; --force replaces.
     r = run_cli_in_process("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
     assert r.returncode == 0, r.stderr
-    assert matplotlib.image.imread(out).shape[1] > 2 * image.shape[1] * 0.9  # two panels side by side
+    assert matplotlib.image.imread(out).shape[1] > image.shape[1] + 500  # two panels side by side (one legend)
 
 
 def test_plot_bad_input(tmp_path, grid):
