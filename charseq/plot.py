@@ -119,6 +119,7 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
         raise CharseqError(f"cannot write a {out.suffix or 'suffix-less'} image; name --out *.png, *.svg or *.pdf")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     # One legend for the whole figure, beside the panels: a run has one colour in every panel, so it is
     # named once, and a grid's dozens of runs never cover the curves or the titles.
@@ -139,6 +140,7 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
                         styles.add(train)
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole: no 4.8 around a single evaluation
         ax.grid(alpha=0.3)
     handles = [entry for label, entry in entries.items() if label in drawn]
     labels = [label for label in entries if label in drawn]

@@ -195,6 +195,15 @@ def test_plot_names_each_run_once_in_a_legend_beside_the_panels(tmp_path):
     assert len(colors) >= 14  # no two runs share a colour (grey style keys and the frame aside)
 
 
+def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
+    from charseq.plot import plot_runs
+
+    fake_run(tmp_path / "run", [(3.0, 2.5)])
+    texts = re.findall(r"<!-- (.*?) -->", plot_runs([tmp_path / "run"], tmp_path / "one.svg").read_text())
+    steps = texts[:texts.index("step")]  # the step axis' tick labels come before its name
+    assert "10" in steps and all(t.lstrip("−-").isdigit() for t in steps), steps
+
+
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):
     from charseq.plot import plot_runs
 
