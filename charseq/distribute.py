@@ -72,6 +72,11 @@ def _check_cluster(cluster: dict, task: dict) -> None:
                 or not all(isinstance(a, str) and a.strip() for a in addresses):
             raise CharseqError(f'TF_CONFIG\'s cluster "{job}" must be a list of "host:port" addresses, '
                                f"not {json.dumps(addresses)}; TF_CONFIG must be {TF_CONFIG_SHAPE}")
+        for address in addresses:  # else a worker fails only once it has read its data, or a one-worker cluster
+            host, _, port = address.strip().rpartition(":")  # trains with an address no other could reach
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise CharseqError(f'TF_CONFIG\'s cluster "{job}" address {json.dumps(address)} must be '
+                                   '"host:port", with a port from 1 to 65535')
     kind, index = task.get("type"), task.get("index", 0)
     if not isinstance(kind, str) or kind not in cluster:
         raise CharseqError(f"TF_CONFIG's task type {json.dumps(kind)} is not a job of its cluster "

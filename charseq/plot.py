@@ -50,9 +50,30 @@ def _expand(paths) -> list[tuple[Path, bool]]:
 
 
 def _labels(runs: list[Path]) -> list[str]:
-    """Each run's directory name, or its whole path where two runs share a name."""
+    """Each run's directory name; where two runs share a name (the same setting in two grids), every
+    run's path from the folder they all share, so that runs of one grid read alike.
+
+    >>> _labels([Path("g1/lr=0.1"), Path("g2/lr=0.1"), Path("g2/lr=0.3")])
+    ['g1/lr=0.1', 'g2/lr=0.1', 'g2/lr=0.3']
+    """
     names = [p.name for p in runs]
-    return [p.name if names.count(p.name) == 1 else str(p) for p in runs]
+    if len(set(names)) == len(names):
+        return names
+    absolute = [p.resolve() for p in runs]
+    shared = Path(os.path.commonpath(absolute)) if len(runs) > 1 else absolute[0].parent
+    return [str(p.relative_to(shared)) if p != shared else str(run) for p, run in zip(absolute, runs)]
+
+
+def _colors(count: int) -> list:
+    """One colour per run, no two alike: matplotlib's ten for up to ten runs, twenty paired ones for up
+    to twenty, then evenly spaced along a colour map (a 3x3x3 grid has 27 runs)."""
+    from matplotlib import colormaps
+
+    if count <= 10:
+        return [f"C{i}" for i in range(count)]
+    if count <= 20:
+        return [colormaps["tab20"](i) for i in range(count)]
+    return [colormaps["turbo"](0.05 + 0.9 * i / (count - 1)) for i in range(count)]
 
 
 def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: list[str] | None = None,
@@ -97,21 +118,37 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
     if fmt not in fig.canvas.get_supported_filetypes():
         raise CharseqError(f"cannot write a {out.suffix or 'suffix-less'} image; name --out *.png, *.svg or *.pdf")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    colors = [f"C{i % 10}" for i in range(len(paths))]
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    # One legend for the whole figure, beside the panels: a run has one colour in every panel, so it is
+    # named once, and a grid's dozens of runs never cover the curves or the titles.
+    entries = {label: Line2D([], [], color=color) for label, color in zip(_labels(paths), _colors(len(paths)))}
+    drawn, styles = set(), set()  # the runs with a curve; whether train (dashed) and validation (solid) ones were
     for ax, (title, keys) in zip(axes, panels):
-        for path, label, color in zip(paths, _labels(paths), colors):
+        for path, (label, entry) in zip(paths, entries.items()):
             for key in keys:
                 points = [(r["step"], r[key]) for r in records[path]
                           if isinstance(r.get(key), (int, float)) and "step" in r]
                 if points:
                     steps, values = zip(*points)
-                    ax.plot(steps, values, color=color, marker="." if len(points) < 30 else None,
-                            linestyle="--" if key.startswith("train_") else "-",
-                            label=label if len(keys) == 1 else f"{label} {key.split('_', 1)[0]}")
+                    train = key.startswith("train_")
+                    ax.plot(steps, values, color=entry.get_color(), marker="." if len(points) < 30 else None,
+                            linestyle="--" if train else "-")
+                    drawn.add(label)
+                    if len(keys) > 1:
+                        styles.add(train)
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole: no 4.8 around a single evaluation
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    handles = [entry for label, entry in entries.items() if label in drawn]
+    labels = [label for label in entries if label in drawn]
+    if styles == {True, False}:  # which line is which, once for all runs
+        handles += [Line2D([], [], color="grey", linestyle="--"), Line2D([], [], color="grey")]
+        labels += ["train (dashed)", "validation (solid)"]
+    legend = fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    fig.set_figwidth(fig.get_figwidth() + legend.get_window_extent().width / fig.dpi)  # the panels keep their width
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=100)
     out.parent.mkdir(parents=True, exist_ok=True)

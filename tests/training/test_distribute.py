@@ -152,6 +152,8 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
 @pytest.mark.parametrize("cluster, task, fragments", [
     ({"worker": "127.0.0.1:1"}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list', '"127.0.0.1:1"']),
     ({"worker": []}, {"type": "worker", "index": 0}, ['cluster "worker" must be a list']),
+    ({"worker": ["127.0.0.1"]}, {"type": "worker", "index": 0}, ['address "127.0.0.1" must be "host:port"']),
+    ({"worker": ["127.0.0.1:99999"]}, {"type": "worker", "index": 0}, ['"127.0.0.1:99999"', "65535"]),
     ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": "0"}, ['task index "0"', "below 1"]),
     ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 2}, ["task index 2", "below 1"]),
     ({"worker": ["127.0.0.1:1"]}, {"type": "chief", "index": 0}, ['task type "chief" is not a job']),

@@ -126,7 +126,7 @@ def test_plot_draws_a_real_png(tmp_path, grid):
     # A grid directory stands for its runs; --metric picks panels; --force replaces.
     r = run_cli_in_process("plot", grid[0], "--out", out, "--metric", "lr", "--metric", "val_loss", "--force")
     assert r.returncode == 0, r.stderr
-    assert matplotlib.image.imread(out).shape[1] > 2 * image.shape[1] * 0.9  # two panels side by side
+    assert matplotlib.image.imread(out).shape[1] > image.shape[1] + 500  # two panels side by side (one legend)
 
 
 def test_plot_bad_input(tmp_path, grid):
@@ -161,6 +161,47 @@ def test_plot_of_a_grid_in_progress_draws_the_runs_that_have_metrics(tmp_path, g
     assert_clean_error(run_cli_in_process("plot", copy, "--out", tmp_path / "x.png"), "holds no runs with metrics yet")
     assert_clean_error(run_cli_in_process("plot", copy / "lr=0.5", "--out", tmp_path / "x.png"), "no metrics yet")
     assert not (tmp_path / "x.png").exists()
+
+
+def fake_run(path, losses) -> None:
+    """A language-model run directory with one evaluation per (train loss, validation loss), 10 steps apart."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text('{"task": "lm"}')
+    (path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": 10 * (i + 1), "train_loss": t, "val_loss": v}) + "\n" for i, (t, v) in enumerate(losses)))
+
+
+def test_plot_names_each_run_once_in_a_legend_beside_the_panels(tmp_path):
+    """A grid of many runs: each is named once, in its own colour, in one legend that covers no curve,
+    and runs of two grids sharing a setting's name read as grid/run, all alike."""
+    import xml.etree.ElementTree as ET
+
+    from charseq.plot import plot_runs
+
+    for grid_name, count in (("g1", 12), ("g2", 2)):
+        for i in range(count):
+            fake_run(tmp_path / grid_name / f"lr={i}", [(3.0 - i / 10, 2.5 - i / 10), (2.0, 1.5)])
+        (tmp_path / grid_name / "grid.json").write_text("{}")
+    out = plot_runs([tmp_path / "g1", tmp_path / "g2"], tmp_path / "grid.svg")
+    svg = out.read_text()
+    texts = re.findall(r"<!-- (.*?) -->", svg)
+    names = sorted(f"g1/lr={i}" for i in range(12)) + ["g2/lr=0", "g2/lr=1"]
+    assert [t for t in texts if "lr=" in t] == names  # once each, the same way for every run
+    assert texts.count("train (dashed)") == texts.count("validation (solid)") == 1
+    root = ET.fromstring(svg)
+    panel = next(g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("id") == "axes_1")
+    assert not [g for g in panel.iter("{http://www.w3.org/2000/svg}g") if (g.get("id") or "").startswith("legend")]
+    colors = {c for c in re.findall(r"stroke: (#[0-9a-f]{6})", svg)}
+    assert len(colors) >= 14  # no two runs share a colour (grey style keys and the frame aside)
+
+
+def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
+    from charseq.plot import plot_runs
+
+    fake_run(tmp_path / "run", [(3.0, 2.5)])
+    texts = re.findall(r"<!-- (.*?) -->", plot_runs([tmp_path / "run"], tmp_path / "one.svg").read_text())
+    steps = texts[:texts.index("step")]  # the step axis' tick labels come before its name
+    assert "10" in steps and all(t.lstrip("−-").isdigit() for t in steps), steps
 
 
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):
