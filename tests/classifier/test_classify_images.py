@@ -68,3 +68,25 @@ def test_an_image_file_the_model_cannot_read_is_one_line(finished, tmp_path):
         charseq.classify_images(run, PIXELS[0])
     with pytest.raises(CharseqError, match="pixel values must be from 0 to 255"):
         charseq.classify_images(run, PIXELS * 2.0)
+
+
+def test_a_dark_digit_on_a_light_background_is_classified_with_a_warning(finished, tmp_path):
+    """MNIST draws light digits on black: a picture of a dark digit on paper gets a label all the
+    same (a data set of one's own may draw dark on light), with one warning line on stderr naming
+    it, and none for pictures on black."""
+    run = finished["classify-mnist"]
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255  # a "1", light on black, inside MNIST's middle 20x20
+    on_black = write_png(tmp_path / "on-black.png", digit)
+    on_paper = write_png(tmp_path / "on-paper.png", 255 - digit, channels=3)
+
+    r = run_cli_in_process("classify", "--model", run, on_black)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = run_cli_in_process("classify", "--model", run, on_paper)
+    assert r.returncode == 0 and r.stdout.split("\t")[2].strip() == str(on_paper), r.stderr
+    assert r.stderr.splitlines() == [f"warning: {on_paper} has a light background; a model trained on MNIST reads "
+                                     "light digits on black, so invert it (255 minus each pixel) or the label "
+                                     "means little"]
+    r = run_cli_in_process("classify", "--model", run, "--json", on_black, on_paper, on_paper)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
+    assert r.stderr.startswith(f"warning: 2 of the 3 images (the first {on_paper}) have a light background")

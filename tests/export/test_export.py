@@ -306,3 +306,29 @@ def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
         classify_text(text=tf.constant("a good film"))
     with pytest.raises(tf.errors.InvalidArgumentError, match="source must be a batch of strings"):
         translate(source=tf.constant("abc"))
+
+
+def test_the_docs_tf_serving_requests_name_signatures_and_inputs_as_exported(exports):
+    """docs/export.md's TF Serving requests, made into the tensors TF Serving makes of them (a row
+    per instance; each named input as it is), run by the signatures they name."""
+    tf = pytest.importorskip("tensorflow")
+    page = (Path(REPO) / "docs" / "export.md").read_text(encoding="utf-8")
+    assert "--out models/sent/1" in page  # TF Serving serves a model folder's numbered versions
+    requests = re.findall(r"curl -d '(.*?)' \\\n\s*localhost:8501/v1/models/(\w+):predict", page)
+    assert [model for _, model in requests] == ["sent", "poems"]
+    exported = {"sent": exports["text"], "poems": exports["lm"]}
+    for body, model in requests:
+        request = json.loads(body)
+        signature = tf.saved_model.load(str(exported[model])).signatures[request["signature_name"]]
+        specs = signature.structured_input_signature[1]
+        if "instances" in request:
+            (name, spec), = specs.items()
+            feeds = {name: tf.constant(request["instances"], spec.dtype)}
+        else:
+            assert set(request["inputs"]) == set(specs)
+            feeds = {name: tf.constant(value, specs[name].dtype) for name, value in request["inputs"].items()}
+        outputs = signature(**feeds)
+        if "instances" in request:
+            assert all(v.shape[0] == len(request["instances"]) for v in outputs.values())
+        else:
+            assert outputs["text"].shape == () and outputs["text"].numpy().decode()

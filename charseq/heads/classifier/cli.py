@@ -4,6 +4,7 @@ charseq.heads.classifier.run; and what `charseq evaluate` takes for a classifier
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import click
 
@@ -125,7 +126,8 @@ def classify_command(model_dir, texts, input_file, as_json, precision):
     texts, lines = inputs(texts, input_file)
     images = classifies_images(model_dir)
     # An image classifier reads files: each argument (or line) is one's name.
-    what, blank_what, key, answer = (("image files", "an empty file name (IMAGE_FILE", "image", classify_image_files)
+    what, blank_what, key, answer = (("image files", "an empty file name (IMAGE_FILE", "image",
+                                      partial(classify_image_files, log=lambda line: click.echo(line, err=True)))
                                      if images else ("texts", "an empty text (TEXT", "text", classify))
     if not texts:
         raise CharseqError(f"nothing to classify: {input_name(input_file)} is empty" if input_file is not None

@@ -4,7 +4,8 @@
 TensorFlow decodes them, so no image library is needed. A colour image is read in grey levels and
 transparency is dropped; nothing is resized or inverted: the model reads what it was trained on
 (MNIST: a light digit on a black background, 28x28), and a picture of another size or a dark digit
-on white paper would get a confident label for pixels it never saw.
+on white paper would get a confident label for pixels it never saw. The size is checked; a light
+background is only said, in a warning: a data set of the user's own may draw dark on light.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from charseq.files import check_readable_file
 
 FORMATS = "PNG, JPEG, GIF or BMP"
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601's weights, as PIL's grey (mode L)
+# MNIST fits each digit in the middle 20x20 of black 28x28: a picture whose outer pixels are mostly
+# light is a dark digit on paper, which a model trained on MNIST never saw.
+FRAME = 2
 
 
 def read_image(file: str | Path, shape: tuple[int, int]) -> np.ndarray:
@@ -38,3 +42,10 @@ def read_image(file: str | Path, shape: tuple[int, int]) -> np.ndarray:
         raise CharseqError(f"{file} is {image.shape[1]}x{image.shape[0]} pixels; the model reads images of "
                            f"{shape[1]}x{shape[0]}, as it was trained on (resize it first)")
     return image
+
+
+def light_background(image: np.ndarray) -> bool:
+    """Whether the outer FRAME pixels of `image` (grey levels 0-255, [rows, cols]) are light on average."""
+    inside = np.zeros(image.shape, bool)
+    inside[FRAME:-FRAME, FRAME:-FRAME] = True
+    return bool(image[~inside].mean() > 127.5)

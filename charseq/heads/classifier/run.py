@@ -502,15 +502,23 @@ def _classify_images(path: str | Path, config: dict, images, precision: str | No
             for p in predict_probabilities(model, pixels)]
 
 
-def classify_image_files(path: str | Path, files: list[str | Path], precision: str | None = None) -> list[dict]:
+def classify_image_files(path: str | Path, files: list[str | Path], precision: str | None = None,
+                         log: Callable[[str], None] = lambda s: None) -> list[dict]:
     """`classify_images` of image files (PNG, JPEG, GIF or BMP, read in grey levels; see
     charseq.heads.classifier.image_files), each answer with its file as "image". Every file is read
-    before the model is loaded, so a bad one is said at once."""
-    from charseq.heads.classifier.image_files import read_image
+    before the model is loaded, so a bad one is said at once. Pictures with a light background (a
+    dark digit on paper, unlike MNIST's) are named in one warning line to `log`."""
+    from charseq.heads.classifier.image_files import light_background, read_image
 
     config = _image_run(path)
     shape = _image_shape(config)
     images = np.stack([read_image(f, shape) for f in files]) if files else np.zeros((0, *shape), np.uint8)
+    light = [str(f) for f, image in zip(files, images) if light_background(image)]
+    if light:
+        one = len(light) == 1
+        which = light[0] if one else f"{len(light):,} of the {len(files):,} images (the first {light[0]})"
+        log(f"warning: {which} {'has' if one else 'have'} a light background; a model trained on MNIST reads "
+            f"light digits on black, so invert {'it' if one else 'them'} (255 minus each pixel) or the label means little")
     answers = _classify_images(path, config, images, precision)
     return [{"image": str(f), **answer} for f, answer in zip(files, answers)]
 
