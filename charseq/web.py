@@ -52,6 +52,7 @@ class Field:
     high: float | None = None
     required: bool = False
     bound: str | None = None  # a float field's range: that setting's in OPTION_BOUNDS
+    option: str | None = None  # the setting's parameter name where the field is named otherwise (samples: num_samples)
 
 
 RUN = Field(str, required=True, high=1000)  # the served run a request names
@@ -151,8 +152,11 @@ def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
     does (`--top-p`, `use --unknown skip`); a request names them as fields, so `--top-p` reads
     `top_p`, a remedy reads `"unknown": "skip"` or `"greedy": true`, and a remedy that needs a
     setting the request has no field for is left out."""
+    renamed = {f.option: name for name, f in spec.items() if f.option}
+
     def field(option: str) -> str:
-        return option[2:].replace("-", "_")
+        name = option[2:].replace("-", "_")
+        return renamed.get(name, name)
 
     def as_field(match: re.Match) -> str:
         name, value = field(match[1]), match[2]

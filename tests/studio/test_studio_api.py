@@ -119,6 +119,10 @@ def test_generate_several_samples_at_once(client, studio_dir):
     assert len(set(texts)) > 1
     refused = client.post("/api/generate", json={"run": "poems", "samples": 2, "beam": 3})
     assert refused.status_code == 400 and "beam search" in refused.json()["error"]
+    # Sent with the values that ask for nothing, they are taken as leaving them out is (as without the option).
+    beam = client.post("/api/generate", json={"run": "poems", "length": 3, "beam": 2, "greedy": False, "samples": 1})
+    greedy = client.post("/api/generate", json={"run": "poems", "length": 3, "greedy": True, "samples": 1})
+    assert events(beam)[-1][0] == events(greedy)[-1][0] == "done"
     assert client.post("/api/generate", json={"run": "poems", "samples": 9}).status_code == 400
 
 
@@ -192,6 +196,11 @@ def test_models_load_once_per_run(client):
     ("post", "/api/generate", {"run": "poems", "beam": 17}, 400, ["beam", "16"]),
     ("post", "/api/generate", {"run": "poems", "beam": 2, "n_best": 3}, 400, ["n_best"]),
     ("post", "/api/generate", {"run": "poems", "beam": 2, "length": 5000}, 400, ["1000", "beam"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "temperature": 0.5}, 400,
+     ["temperature does not apply to beam search", '"n_best": N']),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "seed": 1, "top_k": 3}, 400, ["seed and top_k do not apply"]),
+    ("post", "/api/generate", {"run": "poems", "greedy": True, "samples": 3}, 400, ["samples does not apply with greedy"]),
+    ("post", "/api/generate", {"run": "poems", "greedy": True, "top_p": 0.9}, 400, ["top_p does not apply with greedy"]),
     ("post", "/api/generate", {"run": "poems", "prompt": "☃"}, 400, ["vocabulary", '"unknown": "skip"']),
     ("post", "/api/generate", {"run": "poems", "lenght": 5}, 400, ["unknown field", "lenght"]),
     ("post", "/api/generate", {"prompt": "a"}, 400, ["missing field: run"]),
