@@ -62,6 +62,18 @@ def test_a_link_to_a_run_that_is_not_served_says_so(server, open_page):
 
 
 
+def test_a_fraction_in_a_whole_number_field_is_refused_by_name(server, open_page):
+    page = open_page(server + "#generate?run=poems&length=5")
+    page.fill("#lm-beam", "2.5")
+    page.click("#lm-go")
+    assert page.inner_text("#lm-status") == "beam must be a whole number, not 2.5"
+    page.click("#nav-translate")
+    page.fill("#tr-source", "abc")
+    page.fill("#tr-nbest", "1.5")
+    page.click("#tr-go")
+    assert page.inner_text("#tr-status") == "n-best must be a whole number, not 1.5"
+
+
 def test_an_empty_number_field_is_refused_by_name_not_sent_as_0(server, open_page):
     page = open_page(server + "#generate?run=poems&length=5&seed=1")
     page.click("#lm-go")

@@ -200,6 +200,31 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
     assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
 
 
+def test_generate_sends_only_the_settings_its_decoding_uses(server, open_page):
+    """Beam search samples nothing and greedy decoding draws nothing: the page greys out the settings
+    they would ignore and never sends them, which the API, as the command line, refuses."""
+    def sent(page):
+        with page.expect_request("**/api/generate") as request:
+            page.click("#lm-go")
+        page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+        return request.value.post_data_json
+
+    page = open_page(server + "#generate?run=poems&prompt=The%20&length=4&temperature=0.5&seed=3&samples=2")
+    assert set(sent(page)) >= {"temperature", "seed", "samples", "top_k", "top_p"}
+    page.fill("#lm-beam", "3")
+    assert page.is_disabled("#lm-temperature") and page.is_disabled("#lm-greedy") and page.is_disabled("#lm-samples")
+    body = sent(page)
+    assert body["beam"] == 3 and not {"temperature", "top_k", "top_p", "seed", "samples", "greedy"} & set(body), body
+    page.fill("#lm-beam", "1")
+    page.check("#lm-greedy")
+    assert page.is_disabled("#lm-seed") and page.is_enabled("#lm-length")
+    body = sent(page)
+    assert body["greedy"] is True and not {"temperature", "top_k", "top_p", "seed", "samples"} & set(body), body
+    page.reload()  # the greyed-out settings are greyed out again from the link
+    page.wait_for_selector("body[data-ready]")
+    assert page.is_checked("#lm-greedy") and page.is_disabled("#lm-temperature")
+
+
 def test_several_samples_show_one_under_another_each_shaded(server, open_page):
     page = open_page(server + "#generate")
     ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ", length="15", seed="4",
