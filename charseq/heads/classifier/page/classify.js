@@ -37,7 +37,9 @@ export default class ClassifyView {
     $("cl-run").addEventListener("change", () => { this.switchKind(); this.validation(); });
     $("cl-clear").addEventListener("click", () => { this.clear(); $("cl-probs").innerHTML = ""; setStatus("cl-img-status", ""); });
     this.url = bindControls("classify", {run: "cl-run", text: "cl-text"});
-    if (location.hash.startsWith("#classify?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its text classified, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#classify?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("cl-text").addEventListener("input", () => this.url.save());
     this.setUpCanvas();
   }
@@ -47,9 +49,15 @@ export default class ClassifyView {
     if (fillRunSelect($("cl-run"), this.runs)) this.switchKind();
     setEmpty("cl", !this.runs.length);
     if (currentPage() === "classify") this.validation();
+    if (this.fromLink && $("cl-run").value) { this.fromLink = false; this.classifyLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.classifyLinked(); }
+
+  classifyLinked() {  // a link names a text, not a drawing: an image run waits for one
+    const run = this.runs.find(r => r.name === $("cl-run").value);
+    if (run && run.kind !== "image classifier" && $("cl-text").value.trim()) this.classifyText();
+  }
 
   shown() { this.url.save(); this.validation(); }
 

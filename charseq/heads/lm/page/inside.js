@@ -17,7 +17,9 @@ export default class InsideView {
     $("in-unit").addEventListener("input", () => { $("in-mode").value = "unit"; this.draw(); });
     $("in-unit").addEventListener("change", () => this.draw(true));
     this.url = bindControls("inside", {run: "in-run", layer: "in-layer", mode: "in-mode", unit: "in-unit", text: "in-text"});
-    if (location.hash.startsWith("#inside?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its text analyzed, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#inside?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("in-text").addEventListener("input", () => this.url.save());
   }
 
@@ -26,9 +28,12 @@ export default class InsideView {
     if (fillRunSelect($("in-run"), this.runs)) this.fillLayers();
     setEmpty("in", !this.runs.length);
     this.examples();
+    if (this.fromLink && $("in-run").value) { this.fromLink = false; this.analyzeLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.analyzeLinked(); }
+
+  analyzeLinked() { if ($("in-text").value) this.analyze(); }
 
   shown() { this.url.save(); }
 

@@ -12,16 +12,24 @@ export default class TranslateView {
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
     this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
                                           source: "tr-source"});
-    if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its translation, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#translate?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
   }
 
   setRuns(runs) {
     showRunsOf(this.task, runs, "tr");
     this.examples();
+    if (this.fromLink && $("tr-run").value) { this.fromLink = false; this.translateLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.translateLinked(); }
+
+  translateLinked() {
+    this.choose = 0;
+    if ($("tr-source").value) this.translate();
+  }
 
   shown() { this.url.save(); }
 
