@@ -390,6 +390,17 @@ def test_no_horizontal_overflow_on_a_phone(server, open_page, dark, shots_dir):
     page.screenshot(path=shots_dir / f"translate-420-{'dark' if dark else 'light'}.png", full_page=True)
 
 
+def test_a_charts_title_is_not_under_its_toolbar_on_a_phone(server, open_page):
+    """A touch screen always shows a chart's toolbar, and a phone's chart is too narrow for a long
+    title beside it: the title is below it."""
+    page = open_page(server + "#runs?runs=reverse", width=390, touch=True)
+    page.wait_for_selector('figure.chart[data-metric="val_char_error_rate"] .modebar')
+    overlaps = page.eval_on_selector_all("figure.chart", """figs => figs.map(f => {
+        const t = f.querySelector('.gtitle').getBoundingClientRect(), m = f.querySelector('.modebar').getBoundingClientRect();
+        return t.right > m.left && t.left < m.right && t.bottom > m.top && t.top < m.bottom; })""")
+    assert overlaps and not any(overlaps), overlaps
+
+
 @pytest.fixture(scope="module")
 def shots_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("page-shots")
