@@ -121,7 +121,7 @@ def fields(data: dict, spec: dict[str, Field]) -> dict:
         if float in kinds and isinstance(value, int):
             value = float(value)
         if not isinstance(value, kinds):
-            raise BadRequest(f"{name} must be {_kind_name(kinds)}, not {type(value).__name__}")
+            raise BadRequest(f"{name} must be {_kind_name(kinds)}, not {_json_kind(value)}")
         if not _finite(value):
             raise BadRequest(f"{name} must be a finite number, not {value}" if isinstance(value, float)
                              else f"{name} must hold finite numbers only, not NaN or Infinity")
@@ -171,6 +171,13 @@ def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
     usable = [r for r in error.remedies if all(field(o) in spec for o in OPTION.findall(r))]
     message = OPTION.sub(lambda m: field(m[0]) if field(m[0]) in spec else m[0], error.message)
     return message + (f" (use {' or '.join(OPTION_AND_VALUE.sub(as_field, r) for r in usable)})" if usable else "")
+
+
+def _json_kind(value) -> str:
+    """What a value sent is, in JSON's words: a number by its value (1.5), else its kind (a string)."""
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _kind_name(kinds) -> str:
