@@ -123,6 +123,7 @@ def test_generate_several_samples_at_once(client, studio_dir):
     beam = client.post("/api/generate", json={"run": "poems", "length": 3, "beam": 2, "greedy": False, "samples": 1})
     greedy = client.post("/api/generate", json={"run": "poems", "length": 3, "greedy": True, "samples": 1})
     assert events(beam)[-1][0] == events(greedy)[-1][0] == "done"
+    assert "seed" not in events(greedy)[-1][1]  # greedy decoding draws nothing: no seed to report
     assert client.post("/api/generate", json={"run": "poems", "samples": 9}).status_code == 400
 
 

@@ -149,7 +149,8 @@ def routes(studio) -> list[Route]:
                         for sample, new in zip(samples, chunk):
                             sample += new
                         put("chunk", {"tokens": chunk[0]} if len(chunk) == 1 else {"samples": chunk})
-                    tokens, extra = samples[0], {"seed": p["seed"]}
+                    tokens = samples[0]
+                    extra = {} if p["greedy"] else {"seed": p["seed"]}  # greedy text is the same whatever the seed
                     if len(samples) > 1:
                         extra["texts"] = ["".join(t["text"] for t in sample) for sample in samples]
                 studio.count(stopped=int(stop.is_set()), finished=int(not stop.is_set()))
