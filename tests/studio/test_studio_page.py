@@ -435,6 +435,26 @@ def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_pag
     page.unroute("**/api/runs")
 
 
+def test_an_answer_that_comes_after_a_later_ones_is_not_shown(server, open_page):
+    """Translate twice quickly (or follow a link, then translate): the second source's hypotheses stay
+    shown when the first request's answer comes last."""
+    page = open_page(server + "#translate?run=reverse")
+    held = []
+    page.route("**/api/translate", lambda route: route.continue_() if held else held.append(route))
+    page.fill("#tr-source", "abc")
+    page.click("#tr-go")
+    while not held:
+        page.wait_for_timeout(50)
+    page.fill("#tr-source", "cba")
+    page.click("#tr-go")
+    first_column = "document.querySelector('#tr-heatmap th:nth-child(2)')?.textContent"
+    page.wait_for_function(f"{first_column} === 'c'", timeout=60_000)
+    with page.expect_event("requestfinished"):
+        held[0].continue_()
+    page.evaluate("() => new Promise(done => setTimeout(done, 200))")  # the page has read the late answer
+    assert page.evaluate(first_column) == "c" and "hypotheses" in page.inner_text("#tr-status")
+
+
 def test_translate_shows_empty_and_spaced_outputs_and_offers_attention_only_where_there_is_some(server, open_page):
     """An empty output was an empty cell, an output ending in a space looked like one without; a model
     without attention was still offered the choice of a hypothesis "to see its attention"."""

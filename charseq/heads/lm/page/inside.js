@@ -61,10 +61,11 @@ export default class InsideView {
 
   async analyze() {
     setStatus("in-status", "analyzing…");
-    const run = $("in-run").value;
+    const run = $("in-run").value, asked = this.asked = {};
     try {
       const report = await postJSON("/api/analyze", {run, text: $("in-text").value, layer: num("in-layer")});
-      if ($("in-run").value !== run) return;  // the run changed while this one was analyzing
+      // The run changed while this one was analyzing, or a later analysis was asked for: that one is shown.
+      if ($("in-run").value !== run || this.asked !== asked) return;
       this.report = report;
       $("in-unit").max = report.units - 1;
       // Named, as the other pages name them: a SentencePiece model shows a run of them as one <unk>.
@@ -78,7 +79,7 @@ export default class InsideView {
         `a high r is often chance. Paste a longer text (${FEW_CHARACTERS} characters or more) to trust them.`;
       this.listUnits();
       this.draw(true);
-    } catch (e) { setStatus("in-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("in-status", e.message, true); }
   }
 
   // One entry per unit (a unit that tracks two properties lists both), strongest first.

@@ -45,12 +45,16 @@ export default class TranslateView {
   async translate() {
     if (!$("tr-source").value) { setStatus("tr-status", "type a source first", true); return; }
     setStatus("tr-status", "decoding…");
+    // Only the latest request's answer is shown: an earlier one answered later (a link followed, then
+    // another source translated) would show another source's hypotheses.
+    const asked = this.asked = {};
     try {
       const beam = num("tr-beam");
       const source = $("tr-source").value;
       const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam,
                                                        n_best: Math.min(num("tr-nbest"), beam), choose: this.choose,
                                                        unknown: $("tr-unknown").value});
+      if (this.asked !== asked) return;
       // The source as typed, one character per column: the unknown symbol would hide which one it was.
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
       const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
@@ -59,7 +63,7 @@ export default class TranslateView {
         (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
       this.showHypotheses(report);
       this.showAttention(report, chars);
-    } catch (e) { setStatus("tr-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("tr-status", e.message, true); }
   }
 
   showHypotheses(report) {
