@@ -52,6 +52,7 @@ class Field:
     high: float | None = None
     required: bool = False
     bound: str | None = None  # a float field's range: that setting's in OPTION_BOUNDS
+    option: str | None = None  # the setting's parameter name where the field is named otherwise (samples: num_samples)
 
 
 RUN = Field(str, required=True, high=1000)  # the served run a request names
@@ -120,7 +121,7 @@ def fields(data: dict, spec: dict[str, Field]) -> dict:
         if float in kinds and isinstance(value, int):
             value = float(value)
         if not isinstance(value, kinds):
-            raise BadRequest(f"{name} must be {_kind_name(kinds)}, not {type(value).__name__}")
+            raise BadRequest(f"{name} must be {_kind_name(kinds)}, not {_json_kind(value)}")
         if not _finite(value):
             raise BadRequest(f"{name} must be a finite number, not {value}" if isinstance(value, float)
                              else f"{name} must hold finite numbers only, not NaN or Infinity")
@@ -151,8 +152,11 @@ def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
     does (`--top-p`, `use --unknown skip`); a request names them as fields, so `--top-p` reads
     `top_p`, a remedy reads `"unknown": "skip"` or `"greedy": true`, and a remedy that needs a
     setting the request has no field for is left out."""
+    renamed = {f.option: name for name, f in spec.items() if f.option}
+
     def field(option: str) -> str:
-        return option[2:].replace("-", "_")
+        name = option[2:].replace("-", "_")
+        return renamed.get(name, name)
 
     def as_field(match: re.Match) -> str:
         name, value = field(match[1]), match[2]
@@ -167,6 +171,13 @@ def in_request_terms(error: CharseqError, spec: dict[str, Field]) -> str:
     usable = [r for r in error.remedies if all(field(o) in spec for o in OPTION.findall(r))]
     message = OPTION.sub(lambda m: field(m[0]) if field(m[0]) in spec else m[0], error.message)
     return message + (f" (use {' or '.join(OPTION_AND_VALUE.sub(as_field, r) for r in usable)})" if usable else "")
+
+
+def _json_kind(value) -> str:
+    """What a value sent is, in JSON's words: a number by its value (1.5), else its kind (a string)."""
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _kind_name(kinds) -> str:

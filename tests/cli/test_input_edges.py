@@ -75,6 +75,8 @@ def test_a_sample_length_out_of_range_is_refused_before_the_run_is_made(tmp_path
     (["--num-samples", "100000", "--length", "5000"], "--num-samples"),
     (["--seed", "99999999999"], "--seed"),
     (["--length", "3000000000", "--beam", "2"], "--length"),
+    (["--beam", "2", "--temperature", "0.5"], "--temperature does not apply to beam search"),
+    (["--greedy", "--num-samples", "3"], "--num-samples does not apply with --greedy"),
 ])
 def test_generation_options_out_of_range_print_nothing(trained_run, flags, fragment):
     r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风", *flags)

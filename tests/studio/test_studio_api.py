@@ -119,6 +119,11 @@ def test_generate_several_samples_at_once(client, studio_dir):
     assert len(set(texts)) > 1
     refused = client.post("/api/generate", json={"run": "poems", "samples": 2, "beam": 3})
     assert refused.status_code == 400 and "beam search" in refused.json()["error"]
+    # Sent with the values that ask for nothing, they are taken as leaving them out is (as without the option).
+    beam = client.post("/api/generate", json={"run": "poems", "length": 3, "beam": 2, "greedy": False, "samples": 1})
+    greedy = client.post("/api/generate", json={"run": "poems", "length": 3, "greedy": True, "samples": 1})
+    assert events(beam)[-1][0] == events(greedy)[-1][0] == "done"
+    assert "seed" not in events(greedy)[-1][1]  # greedy decoding draws nothing: no seed to report
     assert client.post("/api/generate", json={"run": "poems", "samples": 9}).status_code == 400
 
 
@@ -185,6 +190,9 @@ def test_models_load_once_per_run(client):
     ("post", "/api/generate", {"run": "poems", "length": -1}, 400, ["length", "at least 0"]),
     ("post", "/api/generate", {"run": "poems", "beam": 2, "length": 0}, 400, ["length", "at least 1", "beam"]),
     ("post", "/api/generate", {"run": "poems", "length": "ten"}, 400, ["length", "integer"]),
+    ("post", "/api/generate", {"run": "poems", "top_k": 1.5}, 400, ["top_k must be an integer, not 1.5"]),
+    ("post", "/api/generate", {"run": ["poems"]}, 400, ["run must be a string, not a list"]),
+    ("post", "/api/classify", {"run": "sentiment", "text": {"a": 1}}, 400, ["text must be a string, not an object"]),
     ("post", "/api/generate", {"run": "poems", "greedy": 1}, 400, ["greedy", "true or false"]),
     ("post", "/api/generate", {"run": "poems", "temperature": 0}, 400, ["temperature must be", '"greedy": true']),
     ("post", "/api/generate", {"run": "poems", "top_p": 1.5}, 400, ["top_p must be"]),
@@ -192,6 +200,11 @@ def test_models_load_once_per_run(client):
     ("post", "/api/generate", {"run": "poems", "beam": 17}, 400, ["beam", "16"]),
     ("post", "/api/generate", {"run": "poems", "beam": 2, "n_best": 3}, 400, ["n_best"]),
     ("post", "/api/generate", {"run": "poems", "beam": 2, "length": 5000}, 400, ["1000", "beam"]),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "temperature": 0.5}, 400,
+     ["temperature does not apply to beam search", '"n_best": N']),
+    ("post", "/api/generate", {"run": "poems", "beam": 2, "seed": 1, "top_k": 3}, 400, ["seed and top_k do not apply"]),
+    ("post", "/api/generate", {"run": "poems", "greedy": True, "samples": 3}, 400, ["samples does not apply with greedy"]),
+    ("post", "/api/generate", {"run": "poems", "greedy": True, "top_p": 0.9}, 400, ["top_p does not apply with greedy"]),
     ("post", "/api/generate", {"run": "poems", "prompt": "☃"}, 400, ["vocabulary", '"unknown": "skip"']),
     ("post", "/api/generate", {"run": "poems", "lenght": 5}, 400, ["unknown field", "lenght"]),
     ("post", "/api/generate", {"prompt": "a"}, 400, ["missing field: run"]),

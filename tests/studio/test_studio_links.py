@@ -62,6 +62,40 @@ def test_a_link_to_a_run_that_is_not_served_says_so(server, open_page):
 
 
 
+def test_a_link_opens_with_its_result_as_an_example_does_but_generate_waits(server, open_page):
+    """A link (or a reload) to Translate, Classify or Look inside shows what it names decoded, classified
+    or analyzed, as clicking an example does; a link to Generate fills in the prompt and waits for Generate."""
+    page = open_page(server + "#translate?run=reverse&source=abc")
+    page.wait_for_selector("#tr-heatmap table.heatmap", timeout=60_000)
+    assert page.locator("#tr-hyps tr.chosen").count() == 1
+    open_link(page, "#translate?run=reverse&source=cba")  # over the open page too
+    page.wait_for_function("document.querySelector('#tr-heatmap th:nth-child(2)')?.textContent === 'c'")
+
+    page = open_page(server + "#classify?run=sentiment&text=truly%20boring")
+    page.wait_for_selector("#cl-saliency .tok", timeout=60_000)
+    assert page.locator("#cl-saliency .tok").count() == len("truly boring")
+    open_link(page, "#inside?run=poems&text=abc")
+    page.wait_for_selector("#in-output .tok", timeout=60_000)
+    assert page.locator("#in-output .tok").count() == 3
+
+    page = open_page(server + "#generate?run=poems&prompt=The&length=5&seed=1")
+    page.wait_for_timeout(500)
+    assert page.inner_text("#lm-output") == "" and page.inner_text("#lm-status") == ""
+    assert page.input_value("#lm-prompt") == "The"
+
+
+def test_a_fraction_in_a_whole_number_field_is_refused_by_name(server, open_page):
+    page = open_page(server + "#generate?run=poems&length=5")
+    page.fill("#lm-beam", "2.5")
+    page.click("#lm-go")
+    assert page.inner_text("#lm-status") == "beam must be a whole number, not 2.5"
+    page.click("#nav-translate")
+    page.fill("#tr-source", "abc")
+    page.fill("#tr-nbest", "1.5")
+    page.click("#tr-go")
+    assert page.inner_text("#tr-status") == "n-best must be a whole number, not 1.5"
+
+
 def test_an_empty_number_field_is_refused_by_name_not_sent_as_0(server, open_page):
     page = open_page(server + "#generate?run=poems&length=5&seed=1")
     page.click("#lm-go")

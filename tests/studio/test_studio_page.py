@@ -200,6 +200,31 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
     assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
 
 
+def test_generate_sends_only_the_settings_its_decoding_uses(server, open_page):
+    """Beam search samples nothing and greedy decoding draws nothing: the page greys out the settings
+    they would ignore and never sends them, which the API, as the command line, refuses."""
+    def sent(page):
+        with page.expect_request("**/api/generate") as request:
+            page.click("#lm-go")
+        page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+        return request.value.post_data_json
+
+    page = open_page(server + "#generate?run=poems&prompt=The%20&length=4&temperature=0.5&seed=3&samples=2")
+    assert set(sent(page)) >= {"temperature", "seed", "samples", "top_k", "top_p"}
+    page.fill("#lm-beam", "3")
+    assert page.is_disabled("#lm-temperature") and page.is_disabled("#lm-greedy") and page.is_disabled("#lm-samples")
+    body = sent(page)
+    assert body["beam"] == 3 and not {"temperature", "top_k", "top_p", "seed", "samples", "greedy"} & set(body), body
+    page.fill("#lm-beam", "1")
+    page.check("#lm-greedy")
+    assert page.is_disabled("#lm-seed") and page.is_enabled("#lm-length")
+    body = sent(page)
+    assert body["greedy"] is True and not {"temperature", "top_k", "top_p", "seed", "samples"} & set(body), body
+    page.reload()  # the greyed-out settings are greyed out again from the link
+    page.wait_for_selector("body[data-ready]")
+    assert page.is_checked("#lm-greedy") and page.is_disabled("#lm-temperature")
+
+
 def test_several_samples_show_one_under_another_each_shaded(server, open_page):
     page = open_page(server + "#generate")
     ask(page, "generate", "lm", "#lm-status:has-text('done')", run="poems", prompt="The ", length="15", seed="4",
@@ -365,6 +390,17 @@ def test_no_horizontal_overflow_on_a_phone(server, open_page, dark, shots_dir):
     page.screenshot(path=shots_dir / f"translate-420-{'dark' if dark else 'light'}.png", full_page=True)
 
 
+def test_a_charts_title_is_not_under_its_toolbar_on_a_phone(server, open_page):
+    """A touch screen always shows a chart's toolbar, and a phone's chart is too narrow for a long
+    title beside it: the title is below it."""
+    page = open_page(server + "#runs?runs=reverse", width=390, touch=True)
+    page.wait_for_selector('figure.chart[data-metric="val_char_error_rate"] .modebar')
+    overlaps = page.eval_on_selector_all("figure.chart", """figs => figs.map(f => {
+        const t = f.querySelector('.gtitle').getBoundingClientRect(), m = f.querySelector('.modebar').getBoundingClientRect();
+        return t.right > m.left && t.left < m.right && t.bottom > m.top && t.top < m.bottom; })""")
+    assert overlaps and not any(overlaps), overlaps
+
+
 @pytest.fixture(scope="module")
 def shots_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("page-shots")
@@ -397,6 +433,26 @@ def test_a_running_runs_status_progress_and_eta_update_in_place(server, open_pag
     page.wait_for_function(f"document.querySelector('#runs-table tr:has(input[data-run=\"poems\"]) progress').value > {first}")
     assert page.evaluate("document.activeElement.dataset.run") == "poems"  # the row was updated, not rebuilt
     page.unroute("**/api/runs")
+
+
+def test_an_answer_that_comes_after_a_later_ones_is_not_shown(server, open_page):
+    """Translate twice quickly (or follow a link, then translate): the second source's hypotheses stay
+    shown when the first request's answer comes last."""
+    page = open_page(server + "#translate?run=reverse")
+    held = []
+    page.route("**/api/translate", lambda route: route.continue_() if held else held.append(route))
+    page.fill("#tr-source", "abc")
+    page.click("#tr-go")
+    while not held:
+        page.wait_for_timeout(50)
+    page.fill("#tr-source", "cba")
+    page.click("#tr-go")
+    first_column = "document.querySelector('#tr-heatmap th:nth-child(2)')?.textContent"
+    page.wait_for_function(f"{first_column} === 'c'", timeout=60_000)
+    with page.expect_event("requestfinished"):
+        held[0].continue_()
+    page.evaluate("() => new Promise(done => setTimeout(done, 200))")  # the page has read the late answer
+    assert page.evaluate(first_column) == "c" and "hypotheses" in page.inner_text("#tr-status")
 
 
 def test_translate_shows_empty_and_spaced_outputs_and_offers_attention_only_where_there_is_some(server, open_page):

@@ -7,7 +7,6 @@ import os
 
 import click
 
-from charseq.errors import CharseqError, flag
 from charseq.options import (SIZED, configure_output, echo_done, given, given_settings, library_default,
                              library_option, model_options, on_command_line, training_options)
 from charseq.settings import DECODE_ERRORS, INFERENCE_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
@@ -91,6 +90,7 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()
     from charseq.heads.lm.run import load_lm
+    from charseq.heads.lm.decoding import SAMPLING_SETTINGS, refuse_settings_the_decoding_ignores
     from charseq.heads.lm.inference import Generator, sample_on_one_op_thread
 
     options = given(**options)
@@ -100,15 +100,8 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
         sample_on_one_op_thread()  # before the model loads: TensorFlow's thread pools start with it
     n_best = n_best if n_best is not None else library_default(f"{GENERATOR}.n_best")
     # Options that only sampling uses, as typed (--num-samples 1 asks for nothing more).
-    sampling = sorted(on_command_line(["temperature", "top_k", "top_p", "greedy", "seed", "num_samples"])
-                      - ({"num_samples"} if num_samples == 1 else set()))
-    if (beam != 1 or n_best != 1) and sampling:
-        raise CharseqError(f"{_listed(sampling)} not apply to beam search, which finds the most likely "
-                           "continuations instead of sampling; use --n-best N for several of them")
-    drawing = [name for name in sampling if name != "greedy"]
-    if options.get("greedy") and drawing:
-        raise CharseqError(f"{_listed(drawing)} not apply with --greedy, which always takes the most likely "
-                           "character instead of drawing one")
+    asked = on_command_line(SAMPLING_SETTINGS) - ({"num_samples"} if num_samples == 1 else set())
+    refuse_settings_the_decoding_ignores(asked, beam != 1 or n_best != 1, bool(options.get("greedy")))
     model, vocab, _ = load_lm(model_dir, "float32" if precision else None)  # products as asked, the rest float32
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
@@ -128,12 +121,6 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
     for i, text in enumerate(generator(prompt, num_samples=num_samples, **options)):
         click.echo(f"--- sample {i + 1} ---")
         click.echo(prompt + text)
-
-
-def _listed(names: list[str]) -> str:
-    """Options by their parameter names, as a sentence's subject: "--seed and --top-k do"."""
-    flags = [flag(name) for name in names]
-    return " and ".join(filter(None, [", ".join(flags[:-1]), flags[-1]])) + (" does" if len(flags) == 1 else " do")
 
 
 COMMANDS = (train_lm_command, generate_command)

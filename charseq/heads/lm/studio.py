@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from charseq import web
 from charseq.errors import CharseqError
+from charseq.heads.lm.decoding import SAMPLING_SETTINGS, refuse_settings_the_decoding_ignores
 from charseq.web import MAX_BEAM, RUN, BadRequest, Field, Page, error, event, read_json
 
 TASK = "lm"
@@ -44,7 +45,7 @@ GENERATE = {
     "greedy": Field(bool, False),
     "beam": Field(int, 1, low=1, high=MAX_BEAM),
     "n_best": Field(int, 1, low=1, high=MAX_BEAM),
-    "samples": Field(int, 1, low=1, high=MAX_SAMPLES),
+    "samples": Field(int, 1, low=1, high=MAX_SAMPLES, option="num_samples"),
     "unknown": Field(str, "error", high=10),
 }
 ANALYZE = {
@@ -52,6 +53,7 @@ ANALYZE = {
     "text": Field(str, required=True, low=1, high=MAX_ANALYZE_CHARS),
     "layer": Field(int, 0, low=0, high=1000),
 }
+ASKS_NOTHING = {"greedy": False, "samples": 1}  # sent with these values, a setting asks for what leaving it out does
 FIELDS = {"/api/generate": GENERATE, "/api/analyze": ANALYZE}
 PROMPT_CHARS = 40  # an example prompt: the start of a line of the validation text
 PASSAGE_CHARS = 600  # an example to look inside: long enough for the found units to mean something
@@ -90,14 +92,24 @@ def examples(data, config: dict, n: int) -> list[dict]:
     return found
 
 
+def sampling_settings_sent(body: dict, settings: dict) -> set[str]:
+    """The settings only sampling uses that a request's `body` sends, by their library names
+    (samples: num_samples); `settings` are its checked fields. "greedy": false and "samples": 1 ask
+    for nothing, as leaving them out does."""
+    sent = {name for name in GENERATE if body.get(name) is not None
+            and not (name in ASKS_NOTHING and settings[name] == ASKS_NOTHING[name])}
+    return {GENERATE[name].option or name for name in sent} & set(SAMPLING_SETTINGS)
+
+
 def routes(studio) -> list[Route]:
     async def generate(request: Request):
-        p = web.fields(await read_json(request), GENERATE)
+        body = await read_json(request)
+        p = web.fields(body, GENERATE)
         if p["n_best"] > p["beam"]:
             raise BadRequest(f"n_best ({p['n_best']}) must not exceed beam ({p['beam']})")
-        if p["beam"] > 1 and p["samples"] > 1:
-            raise BadRequest("samples does not apply to beam search, which finds the most likely continuations; "
-                             "use n_best for several of them")
+        # Refused where they would do nothing, as the command line refuses them.
+        refuse_settings_the_decoding_ignores(sampling_settings_sent(body, p), p["beam"] > 1 or p["n_best"] > 1,
+                                             p["greedy"])
         if p["beam"] > 1 and p["length"] > MAX_BEAM_LENGTH:
             raise BadRequest(f"length is more than the limit of {MAX_BEAM_LENGTH} for beam search")
         if p["beam"] > 1 and p["length"] < 1:  # as `charseq generate --beam` refuses it, before the stream starts
@@ -137,7 +149,8 @@ def routes(studio) -> list[Route]:
                         for sample, new in zip(samples, chunk):
                             sample += new
                         put("chunk", {"tokens": chunk[0]} if len(chunk) == 1 else {"samples": chunk})
-                    tokens, extra = samples[0], {"seed": p["seed"]}
+                    tokens = samples[0]
+                    extra = {} if p["greedy"] else {"seed": p["seed"]}  # greedy text is the same whatever the seed
                     if len(samples) > 1:
                         extra["texts"] = ["".join(t["text"] for t in sample) for sample in samples]
                 studio.count(stopped=int(stop.is_set()), finished=int(not stop.is_set()))

@@ -64,8 +64,11 @@ export function lineChart(div, series, options) {
   }
   const empty = !series.some(s => s.y.length);
   const layout = {
-    title: {text: title, font: {size: 14}, x: 0, xanchor: "left", xref: "paper"},
-    margin: {l: 64, r: 16, t: 36, b: legend ? 64 : 40}, height: 340, autosize: true,
+    // The title sits just above the plot, below the toolbar, which a touch screen always shows and a
+    // narrow chart has no room for beside a long title.
+    title: {text: title, font: {size: 14}, x: 0, xanchor: "left", xref: "paper", y: 1, yref: "paper", yanchor: "bottom",
+            pad: {b: 6}},
+    margin: {l: 64, r: 16, t: title ? 56 : 36, b: legend ? 64 : 40}, height: 360, autosize: true,
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: {color: t.fg, size: 12},
     hovermode: "closest", dragmode: "zoom", uirevision: revision,
     xaxis: {title: {text: xTitle}, type: xType, gridcolor: t.grid, zeroline: false, automargin: true},

@@ -5,10 +5,14 @@ export const $ = id => document.getElementById(id);
 
 // A number field's value. An empty one (or one the browser cannot read as a number, which it reports
 // as empty) is refused by the field's name, where Number("") would quietly send 0: a length of 0.
+// A field that counts (no step attribute: a step of 1) is refused by name for a fraction too, where the
+// request would be refused as "not an integer", words the page does not use.
 export function num(id) {
   const el = $(id);
   if (el.value.trim() === "") throw new Error(`${fieldName(el)} is empty: type a number`);
-  return Number(el.value);
+  const value = Number(el.value);
+  if (!el.hasAttribute("step") && !Number.isInteger(value)) throw new Error(`${fieldName(el)} must be a whole number, not ${el.value}`);
+  return value;
 }
 
 // What a control's label says: the label's own words, without the control's.

@@ -37,7 +37,9 @@ export default class ClassifyView {
     $("cl-run").addEventListener("change", () => { this.switchKind(); this.validation(); });
     $("cl-clear").addEventListener("click", () => { this.clear(); $("cl-probs").innerHTML = ""; setStatus("cl-img-status", ""); });
     this.url = bindControls("classify", {run: "cl-run", text: "cl-text"});
-    if (location.hash.startsWith("#classify?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its text classified, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#classify?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("cl-text").addEventListener("input", () => this.url.save());
     this.setUpCanvas();
   }
@@ -47,9 +49,15 @@ export default class ClassifyView {
     if (fillRunSelect($("cl-run"), this.runs)) this.switchKind();
     setEmpty("cl", !this.runs.length);
     if (currentPage() === "classify") this.validation();
+    if (this.fromLink && $("cl-run").value) { this.fromLink = false; this.classifyLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.classifyLinked(); }
+
+  classifyLinked() {  // a link names a text, not a drawing: an image run waits for one
+    const run = this.runs.find(r => r.name === $("cl-run").value);
+    if (run && run.kind !== "image classifier" && $("cl-text").value.trim()) this.classifyText();
+  }
 
   shown() { this.url.save(); this.validation(); }
 
@@ -143,9 +151,10 @@ export default class ClassifyView {
 
   async classifyText() {
     setStatus("cl-status", "classifying…");
-    const text = $("cl-text").value;
+    const text = $("cl-text").value, asked = this.asked = {};  // only the latest request's answer is shown
     try {
       const report = await postJSON("/api/classify", {run: $("cl-run").value, text});
+      if (this.asked !== asked) return;
       this.showProbabilities(report);
       const out = $("cl-saliency"), scale = Math.max(1e-6, ...report.saliency.map(Math.abs));
       const chars = [...text], aligned = report.tokens.length === chars.length;  // a character vocabulary
@@ -167,7 +176,7 @@ export default class ClassifyView {
       unknown = [...new Set(unknown)];
       setStatus("cl-status", `${report.label} (${pct(report.probability)}); saliency by ${report.method}` +
         (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
-    } catch (e) { setStatus("cl-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("cl-status", e.message, true); }
   }
 
   // 28x28 pixels drawn at 10x; a soft round brush, as MNIST digits are anti-aliased strokes.
@@ -218,13 +227,15 @@ export default class ClassifyView {
     const image = [];
     for (let j = 0; j < 28; j++) image.push(Array.from(this.pixels.slice(j * 28, j * 28 + 28), v => Math.round(v * 255)));
     setStatus("cl-img-status", "classifying…");
+    const asked = this.asked = {};
     try {
       const report = await postJSON("/api/classify", {run: $("cl-run").value, image});
+      if (this.asked !== asked) return;
       setStatus("cl-img-status", `${report.label} (${pct(report.probability)})`);
       this.showProbabilities(report);
       const series = report.labels.map((label, k) => ({name: label, color: classColor(k),
         x: report.rows.map((r, i) => i + 1), y: report.rows.map(r => r[k])}));
       if (available()) lineChart($("cl-rows"), series, {xTitle: "rows read", yTitle: "probability", yRange: [0, 1], file: "rows"});
-    } catch (e) { setStatus("cl-img-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("cl-img-status", e.message, true); }
   }
 }

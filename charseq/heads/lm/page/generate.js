@@ -21,6 +21,8 @@ export default class GenerateView {
     $("lm-prompt").addEventListener("input", () => this.url.save());
     surpriseScale($("lm-scale"));
     $("lm-run").addEventListener("change", () => this.examples());
+    for (const id of ["lm-beam", "lm-greedy"]) for (const kind of ["input", "change"]) $(id).addEventListener(kind, () => this.showApplicable());
+    this.showApplicable();
   }
 
   // Prompts from the run's validation text, one click each.
@@ -64,15 +66,30 @@ export default class GenerateView {
     return marked.size;
   }
 
-  // The request the controls make (an empty number field is an error: see num).
+  // The request the controls make (an empty number field is an error: see num). Only the settings the
+  // decoding uses are sent, as the command line takes only those: beam search samples nothing, and
+  // greedy decoding draws nothing, so neither takes a temperature, top-k, top-p, seed or samples.
   request() {
-    const body = {run: $("lm-run").value, prompt: $("lm-prompt").value, length: num("lm-length"),
-                  temperature: num("lm-temperature"), top_k: num("lm-topk"), top_p: num("lm-topp"),
-                  greedy: $("lm-greedy").checked, beam: num("lm-beam"), n_best: Math.min(num("lm-nbest"), num("lm-beam")),
-                  unknown: $("lm-unknown").value};
-    if (body.beam === 1) body.samples = num("lm-samples");  // beam search does not sample: n-best gives several
+    const beam = num("lm-beam");
+    const body = {run: $("lm-run").value, prompt: $("lm-prompt").value, length: num("lm-length"), beam,
+                  n_best: Math.min(num("lm-nbest"), beam), unknown: $("lm-unknown").value};
+    if (beam > 1) return body;
+    if ($("lm-greedy").checked) return {...body, greedy: true};
+    Object.assign(body, {temperature: num("lm-temperature"), top_k: num("lm-topk"), top_p: num("lm-topp"),
+                         samples: num("lm-samples")});
     if ($("lm-seed").value !== "") body.seed = num("lm-seed");
     return body;
+  }
+
+  // The sampling settings are greyed out where the decoding chosen does not use them.
+  showApplicable() {
+    const beam = Number($("lm-beam").value) > 1, greedy = $("lm-greedy").checked;
+    $("lm-greedy").disabled = beam;
+    for (const id of ["lm-temperature", "lm-topk", "lm-topp", "lm-seed", "lm-samples"]) {
+      $(id).disabled = beam || greedy;
+      const why = beam ? "beam search does not sample" : greedy ? "greedy decoding draws nothing" : null;
+      if (why) $(id).title = why; else $(id).removeAttribute("title");
+    }
   }
 
   async generate() {

@@ -17,7 +17,9 @@ export default class InsideView {
     $("in-unit").addEventListener("input", () => { $("in-mode").value = "unit"; this.draw(); });
     $("in-unit").addEventListener("change", () => this.draw(true));
     this.url = bindControls("inside", {run: "in-run", layer: "in-layer", mode: "in-mode", unit: "in-unit", text: "in-text"});
-    if (location.hash.startsWith("#inside?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its text analyzed, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#inside?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("in-text").addEventListener("input", () => this.url.save());
   }
 
@@ -26,9 +28,12 @@ export default class InsideView {
     if (fillRunSelect($("in-run"), this.runs)) this.fillLayers();
     setEmpty("in", !this.runs.length);
     this.examples();
+    if (this.fromLink && $("in-run").value) { this.fromLink = false; this.analyzeLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.analyzeLinked(); }
+
+  analyzeLinked() { if ($("in-text").value) this.analyze(); }
 
   shown() { this.url.save(); }
 
@@ -56,10 +61,11 @@ export default class InsideView {
 
   async analyze() {
     setStatus("in-status", "analyzing…");
-    const run = $("in-run").value;
+    const run = $("in-run").value, asked = this.asked = {};
     try {
       const report = await postJSON("/api/analyze", {run, text: $("in-text").value, layer: num("in-layer")});
-      if ($("in-run").value !== run) return;  // the run changed while this one was analyzing
+      // The run changed while this one was analyzing, or a later analysis was asked for: that one is shown.
+      if ($("in-run").value !== run || this.asked !== asked) return;
       this.report = report;
       $("in-unit").max = report.units - 1;
       // Named, as the other pages name them: a SentencePiece model shows a run of them as one <unk>.
@@ -73,7 +79,7 @@ export default class InsideView {
         `a high r is often chance. Paste a longer text (${FEW_CHARACTERS} characters or more) to trust them.`;
       this.listUnits();
       this.draw(true);
-    } catch (e) { setStatus("in-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("in-status", e.message, true); }
   }
 
   // One entry per unit (a unit that tracks two properties lists both), strongest first.

@@ -12,16 +12,24 @@ export default class TranslateView {
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
     this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
                                           source: "tr-source"});
-    if (location.hash.startsWith("#translate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
+    // A link (or a reload) opens with its translation, as picking an example does, once its run is listed.
+    this.fromLink = location.hash.startsWith("#translate?");
+    if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
   }
 
   setRuns(runs) {
     showRunsOf(this.task, runs, "tr");
     this.examples();
+    if (this.fromLink && $("tr-run").value) { this.fromLink = false; this.translateLinked(); }
   }
 
-  follow(params) { this.url.apply(params); }
+  follow(params) { this.url.apply(params); this.translateLinked(); }
+
+  translateLinked() {
+    this.choose = 0;
+    if ($("tr-source").value) this.translate();
+  }
 
   shown() { this.url.save(); }
 
@@ -37,12 +45,16 @@ export default class TranslateView {
   async translate() {
     if (!$("tr-source").value) { setStatus("tr-status", "type a source first", true); return; }
     setStatus("tr-status", "decoding…");
+    // Only the latest request's answer is shown: an earlier one answered later (a link followed, then
+    // another source translated) would show another source's hypotheses.
+    const asked = this.asked = {};
     try {
       const beam = num("tr-beam");
       const source = $("tr-source").value;
       const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam,
                                                        n_best: Math.min(num("tr-nbest"), beam), choose: this.choose,
                                                        unknown: $("tr-unknown").value});
+      if (this.asked !== asked) return;
       // The source as typed, one character per column: the unknown symbol would hide which one it was.
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
       const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
@@ -51,7 +63,7 @@ export default class TranslateView {
         (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
       this.showHypotheses(report);
       this.showAttention(report, chars);
-    } catch (e) { setStatus("tr-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) setStatus("tr-status", e.message, true); }
   }
 
   showHypotheses(report) {
