@@ -178,6 +178,11 @@ class RecurrentBackbone(keras.layers.Layer):
             return ops.not_equal(inputs, 0)
         return ops.any(ops.not_equal(inputs, 0), axis=-1)
 
+    def compute_mask(self, inputs, previous_mask=None):
+        # The outputs carry the padding mask on, as Keras' own recurrent layers do, so that a layer
+        # after the backbone (GlobalAveragePooling1D, a loss) leaves padding out; states have no time axis.
+        return [self._mask(inputs)]
+
     def call(self, inputs, initial_state=None, training=False):
         """Run whole sequences. Returns (outputs [batch, time, units (x2 if bidirectional)], states per layer).
 

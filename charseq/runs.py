@@ -370,7 +370,8 @@ def discard_unpublished(train_fn):
 
 class RunDir:
     """A run directory on disk, as every train function returns it: `path` is the directory, which
-    the load, evaluate, classify and translate functions (and every command's `--model`) take.
+    the load, evaluate, classify and translate functions (and every command's `--model`) take; they
+    take the RunDir itself too, as a path (`load_lm(train_lm(...))`).
     Create one with :meth:`create`, open an existing one with :meth:`open`."""
 
     def __init__(self, path: str | Path):
@@ -379,6 +380,13 @@ class RunDir:
         self._build: Replacement | None = None  # a new run's, until it is published
         self._lock: int | None = None  # held while a new run is built (see sweep_abandoned_builds) or trained
         self.training = False  # between hold() and let_go(): publish keeps the lock
+
+    def __fspath__(self) -> str:
+        # So that what a train function returns goes wherever a run's path does: load_lm(run).
+        return str(self.shown)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.shown)!r})"
 
     @property
     def published(self) -> bool:

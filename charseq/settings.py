@@ -20,13 +20,14 @@ Python); each head groups them into dataclasses (its model, maybe its data, and 
 >>> split_settings({"unit": 32}, HeadConfig)
 Traceback (most recent call last):
 ...
-charseq.errors.CharseqError: unknown settings: unit
+charseq.errors.CharseqError: unknown settings: unit (did you mean units?)
 """
 
 from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import functools
 import importlib
 import inspect
@@ -66,13 +67,25 @@ def check_seed(seed: int) -> None:
         raise CharseqError(f"--seed must be in [0, 2**32), not {seed}")
 
 
+def _meant(unknown: set, known: set) -> str:
+    """What the caller of a train function may have meant by settings it does not have: a near name
+    (`unit`: units), or for Keras' `verbose`, the `log` every train function reports through."""
+    meant = []
+    for name in sorted(unknown - {"verbose"}):
+        if close := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75):
+            meant.append(f"did you mean {close[0]}?" if len(unknown) == 1 else f"{name}: did you mean {close[0]}?")
+    if "verbose" in unknown:
+        meant.append("a train function reports through log=; log=lambda line: None trains without a word")
+    return f" ({'; '.join(meant)})" if meant else ""
+
+
 def split_settings(settings: dict, *groups) -> tuple:
     """One instance of each dataclass in `groups` from the settings named by its fields, each
     validated; a setting that no group has is an error naming it."""
     names = [set(setting_types(g)) for g in groups]
     unknown = set(settings) - set().union(*names)
     if unknown:
-        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}")
+        raise CharseqError(f"unknown settings: {', '.join(sorted(unknown))}{_meant(unknown, set().union(*names))}")
     kinds = {k: v for g in groups for k, v in setting_types(g).items()}
     # A setting that names a file takes a pathlib.Path as well as a str, as the train file does.
     paths = {f.name for g in groups for f in fields(g) if f.metadata.get("path")}

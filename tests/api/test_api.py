@@ -97,3 +97,18 @@ def test_the_backbone_saves_and_loads_in_a_keras_model_of_ones_own(tmp_path):
         again = keras.saving.load_model(tmp_path / "mine.keras")
     ids = np.array([[1, 2, 3, 4]])
     np.testing.assert_allclose(again.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6)
+
+
+def test_the_backbone_passes_its_padding_mask_on_as_keras_recurrent_layers_do():
+    """With masking=True a layer after the backbone (here a mean over time) leaves the padding out, as
+    after keras.layers.GRU: a padded sequence gives what the sequence alone gives."""
+    import keras
+    import numpy as np
+
+    from charseq.backbone import RecurrentBackbone
+
+    inputs = keras.Input((None,), dtype="int32")
+    outputs, _states = RecurrentBackbone(cell="gru", units=8, vocab_size=20, masking=True)(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(outputs))
+    padded, alone = (model.predict(np.array([ids]), verbose=0) for ids in ([5, 6, 7, 0, 0], [5, 6, 7]))
+    np.testing.assert_allclose(padded, alone, rtol=1e-5, atol=1e-6)

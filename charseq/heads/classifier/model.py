@@ -14,6 +14,8 @@ The readout turns the last layer's outputs into one vector per sequence:
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -22,6 +24,7 @@ from charseq.backbone import RecurrentBackbone
 from charseq.settings import READOUTS, BackboneConfig
 
 
+@keras.saving.register_keras_serializable(package="charseq")
 class SequenceClassifier(keras.Model):
     """Class logits for whole sequences of token ids (`vocab_size`) or of vectors (`vocab_size=None`)."""
 
@@ -31,11 +34,21 @@ class SequenceClassifier(keras.Model):
         if readout not in READOUTS:
             raise ValueError(f"readout must be one of {', '.join(READOUTS)}, not {readout!r}")
         self.num_classes, self.readout = num_classes, readout
+        self.backbone_config, self.vocab_size, self.masking = backbone, vocab_size, masking
         self.backbone = RecurrentBackbone.of(backbone, vocab_size=vocab_size, masking=masking, name="backbone")
         if readout == "attention":
             self.attention_score = keras.layers.Dense(1, use_bias=False, dtype="float32", name="attention_score")
         self.head_dropout = keras.layers.Dropout(backbone.dropout, name="head_dropout")
         self.head = keras.layers.Dense(num_classes, dtype="float32", name="logits")
+
+    def get_config(self):
+        # What model.save() writes, so that keras.models.load_model() rebuilds the model.
+        return {**super().get_config(), "num_classes": self.num_classes, "backbone": asdict(self.backbone_config),
+                "vocab_size": self.vocab_size, "masking": self.masking, "readout": self.readout}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, "backbone": BackboneConfig(**config["backbone"])})
 
     def features(self, inputs, training=False):
         """One vector per sequence, as `readout` says (see the module's docstring)."""

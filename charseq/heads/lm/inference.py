@@ -79,6 +79,9 @@ class Generator:
 
     @checked_as("Generator")  # the public boundary: arguments checked, wrong types named
     def __init__(self, model, vocab, precision: str | None = None):
+        if vocab.size != model.vocab_size:  # else a shape error deep inside the first compiled step
+            raise CharseqError(f"the vocabulary has {vocab.size:,} tokens but the model reads {model.vocab_size:,}; "
+                               "give the vocabulary of the model's own run (load_lm returns the two together)")
         self.model, self.vocab = model, vocab
         # How the compiled step multiplies (charseq.kernels.RECURRENCES); None: the model's precision.
         self.recurrence = recurrence_of(model.backbone, precision)

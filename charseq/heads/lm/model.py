@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import keras
 import tensorflow as tf
 
@@ -10,6 +12,7 @@ from charseq.losses import sequence_loss
 from charseq.settings import BackboneConfig
 
 
+@keras.saving.register_keras_serializable(package="charseq")
 class LanguageModel(keras.Model):
     """Next-token model: logits over the vocabulary for every position of the input.
 
@@ -20,11 +23,19 @@ class LanguageModel(keras.Model):
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size = vocab_size
+        self.vocab_size, self.backbone_config = vocab_size, backbone
         self.backbone = RecurrentBackbone.of(backbone, vocab_size=vocab_size, name="backbone")
         self.head = keras.layers.Dense(
             vocab_size, kernel_regularizer=keras.regularizers.L2(backbone.l2) if backbone.l2 else None,
             dtype="float32", name="logits")
+
+    def get_config(self):
+        # What model.save() writes, so that keras.models.load_model() rebuilds the model.
+        return {**super().get_config(), "vocab_size": self.vocab_size, "backbone": asdict(self.backbone_config)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, "backbone": BackboneConfig(**config["backbone"])})
 
     @property
     def precision(self) -> str:

@@ -15,6 +15,8 @@ different lengths give every sequence its own result.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import keras
 from keras import ops
 
@@ -22,6 +24,7 @@ from charseq.backbone import RecurrentBackbone
 from charseq.settings import ATTENTIONS, BackboneConfig
 
 
+@keras.saving.register_keras_serializable(package="charseq")
 class Seq2Seq(keras.Model):
     """Logits over the target vocabulary for each target position, given the source."""
 
@@ -31,7 +34,7 @@ class Seq2Seq(keras.Model):
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, not {attention!r}")
         self.source_vocab_size, self.target_vocab_size = source_vocab_size, target_vocab_size
-        self.attention_kind = attention
+        self.attention_kind, self.backbone_config = attention, backbone
         self.encoder = RecurrentBackbone.of(backbone, vocab_size=source_vocab_size, masking=True, name="encoder")
         self.decoder = RecurrentBackbone.of(backbone, vocab_size=target_vocab_size, masking=True, name="decoder")
         precision, units = self.decoder.dtype_policy.name, backbone.units
@@ -44,6 +47,16 @@ class Seq2Seq(keras.Model):
         # Luong's attentional hidden state: tanh(W [output; context]).
         self.combine = keras.layers.Dense(units, activation="tanh", dtype=precision, name="combine")
         self.head = keras.layers.Dense(target_vocab_size, dtype="float32", name="logits")
+
+    def get_config(self):
+        # What model.save() writes, so that keras.models.load_model() rebuilds the model.
+        return {**super().get_config(), "source_vocab_size": self.source_vocab_size,
+                "target_vocab_size": self.target_vocab_size, "backbone": asdict(self.backbone_config),
+                "attention": self.attention_kind}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{**config, "backbone": BackboneConfig(**config["backbone"])})
 
     def encode(self, source_ids, training=False):
         """(encoder outputs, source mask, final states per layer): what the decoder needs."""

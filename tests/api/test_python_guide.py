@@ -1,0 +1,30 @@
+"""The Python guide's blocks for a Keras user run as written: the backbone on a batch of ids, and a
+head saved with model.save and loaded back with keras.models.load_model."""
+
+import re
+import shutil
+
+from helpers import REPO
+
+GUIDE = REPO / "docs" / "guide" / "python.md"
+
+
+def guide_block(marker: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    [block] = [code for code in blocks if marker in code]
+    return block
+
+
+def test_the_backbone_block_runs_as_written():
+    scope = {}
+    exec(compile(guide_block("RecurrentBackbone("), "python.md (backbone)", "exec"), scope)
+    assert tuple(scope["outputs"].shape) == (*scope["ids"].shape, 256)
+    assert tuple(scope["out_t"].shape) == (scope["ids"].shape[0], 256) and len(scope["states"]) == 3
+
+
+def test_the_keras_save_block_runs_as_written(trained_run, tmp_path, monkeypatch):
+    shutil.copytree(trained_run, tmp_path / "runs" / "poems")
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(guide_block("keras.models.load_model"), "python.md (save)", "exec"), scope)
+    assert type(scope["model"]).__name__ == "LanguageModel" and (tmp_path / "poems.keras").exists()
