@@ -113,7 +113,7 @@ def test_a_validation_file_sharing_texts_is_reported(tmp_path):
     (tmp_path / "other.csv").write_text("text,label\nabc,unknown\nabd,unknown2\n")
     r = run_cli_in_process("train-classifier", tmp_path / "many.csv", "--val", tmp_path / "other.csv",
                            "--out", tmp_path / "run2", "--max-steps", "1", *FAST)
-    assert_clean_error(r, "has 2 label(s) that", "lacks: unknown, unknown2 (2 rows)")
+    assert_clean_error(r, "has 2 labels that", "lacks: unknown, unknown2 (2 rows)")
     assert "L150" not in r.stderr
 
 
