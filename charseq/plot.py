@@ -140,7 +140,8 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
                         styles.add(train)
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # steps are whole: no 4.8 around a single evaluation
+        # Steps are whole: no 4.8 around a single evaluation.
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     handles = [entry for label, entry in entries.items() if label in drawn]
     labels = [label for label in entries if label in drawn]

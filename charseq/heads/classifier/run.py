@@ -95,7 +95,8 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
             raise CharseqError(f"{source} has labels the model never saw: {shown} ({counted(rows, 'row')})")
         if split is not None:
             raise CharseqError(f"the validation split held out of {training} (--val-fraction {split:g}) took every row "
-                               f"of {counted(len(unseen), 'label')}: {shown} ({counted(rows, 'row')}), so training never sees them; "
+                               f"of {counted(len(unseen), 'label')}: {shown} ({counted(rows, 'row')}), so training never "
+                               "sees them; "
                                "give more rows of those labels, or a validation file with --val")
         raise CharseqError(f"{source} has {counted(len(unseen), 'label')} that {training} lacks: {shown} "
                            f"({counted(rows, 'row')}); a "
@@ -518,7 +519,8 @@ def classify_image_files(path: str | Path, files: list[str | Path], precision: s
         one = len(light) == 1
         which = light[0] if one else f"{len(light):,} of the {len(files):,} images (the first {light[0]})"
         log(f"warning: {which} {'has' if one else 'have'} a light background; a model trained on MNIST reads "
-            f"light digits on black, so invert {'it' if one else 'them'} (255 minus each pixel) or the label means little")
+            f"light digits on black, so invert {'it' if one else 'them'} (255 minus each pixel) or the label "
+            "means little")
     answers = _classify_images(path, config, images, precision)
     return [{"image": str(f), **answer} for f, answer in zip(files, answers)]
 
