@@ -1,5 +1,6 @@
-"""The Python guide's blocks for a Keras user run as written: the backbone on a batch of ids, and a
-head saved with model.save and loaded back with keras.models.load_model."""
+"""The Python guide's blocks for a Keras user run as written: the backbone on a batch of ids, a
+head saved with model.save and loaded back with keras.models.load_model, and a head trained by
+Keras' fit."""
 
 import re
 import shutil
@@ -28,3 +29,19 @@ def test_the_keras_save_block_runs_as_written(trained_run, tmp_path, monkeypatch
     scope = {}
     exec(compile(guide_block("keras.models.load_model"), "python.md (save)", "exec"), scope)
     assert type(scope["model"]).__name__ == "LanguageModel" and (tmp_path / "poems.keras").exists()
+
+
+def test_the_keras_fit_block_runs_as_written_and_trains_the_head(trained_run, tmp_path, monkeypatch):
+    from charseq import generate, load_lm
+
+    shutil.copytree(trained_run, tmp_path / "runs" / "poems")
+    (tmp_path / "corpora").mkdir()
+    shutil.copy(REPO / "corpora" / "poems.txt", tmp_path / "corpora")
+    monkeypatch.chdir(tmp_path)
+    before = generate(*load_lm("runs/poems")[:2], prompt="春", length=30, greedy=True)
+    scope = {}
+    exec(compile(guide_block(".fit("), "python.md (fit)", "exec"), scope)
+    losses = scope["history"].history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    after = generate(scope["model"], scope["vocab"], prompt="春", length=30, greedy=True)
+    assert after != before  # the head itself was trained, through the wrapper
