@@ -150,9 +150,11 @@ class _CollectiveNotices(logging.Filter):
 def _waiting_for_cluster(config: dict, log: Callable[[str], None]):
     """While TensorFlow waits for the other tasks of the cluster (for as long as one is missing: a
     worker not started, a wrong address), it holds Python's interpreter, so no Python signal handler
-    runs and Ctrl-C or SIGTERM would be ignored: meanwhile they end the process, as they do any
-    program by default. Nothing is lost: nothing has trained yet, and a new run is still only a
-    hidden build, which the next run at its --out deletes."""
+    runs and Ctrl-C would be ignored: meanwhile it ends the process, as it does any program by
+    default. Nothing is lost: nothing has trained yet, and a new run is still only a hidden build,
+    which the next run at its --out deletes. SIGTERM is set to end it too, but TensorFlow's
+    coordination service installs its own handler for it as the wait begins (a notice of preemption,
+    which only sets a flag), and no Python code runs until the wait ends to set it back."""
     cluster, task = config["cluster"], config["task"]
     index = task.get("index", 0)
     tasks = sum(len(addresses) for addresses in cluster.values())
