@@ -112,6 +112,16 @@ def run_name(combination: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in combination.items()).replace("/", "_")
 
 
+def run_order(path: Path) -> list[str]:
+    """The names of the runs of the grid at `path` in the order of its axes, as `charseq grid`
+    trains them (`lr=2` before `lr=10`); [] where its grid.json names no axes."""
+    try:
+        axes = json.loads((Path(path) / GRID_FILE).read_text(encoding="utf-8")).get("axes")
+        return [run_name(combination) for combination in combinations(axes)] if isinstance(axes, dict) else []
+    except (OSError, ValueError, AttributeError, TypeError):  # a grid.json edited by hand
+        return []
+
+
 def _normal(obj):
     return json.loads(json.dumps(obj, default=str))
 

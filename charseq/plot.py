@@ -16,7 +16,7 @@ from pathlib import Path
 
 from charseq.errors import CharseqError
 from charseq.files import write_bytes_atomic
-from charseq.grid import GRID_FILE
+from charseq.grid import GRID_FILE, run_order
 from charseq.heads import all_heads
 from charseq.runs import CONFIG_FILE, RunDir
 
@@ -43,7 +43,9 @@ def _expand(paths) -> list[tuple[Path, bool]]:
     for path in map(Path, paths):
         if not (path / CONFIG_FILE).exists() and (path / GRID_FILE).exists():
             # Not the hidden siblings of a run being built or replaced (charseq.transaction).
-            runs += sorted((p, True) for p in path.iterdir() if not p.name.startswith(".") and (p / CONFIG_FILE).exists())
+            found = [p for p in path.iterdir() if not p.name.startswith(".") and (p / CONFIG_FILE).exists()]
+            order = {name: i for i, name in enumerate(run_order(path))}  # then the runs of earlier axes, by name
+            runs += [(p, True) for p in sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))]
         else:
             runs.append((RunDir.open(path).path, False))  # a one-line error if it is not a run
     return runs

@@ -195,6 +195,18 @@ def test_plot_names_each_run_once_in_a_legend_beside_the_panels(tmp_path):
     assert len(colors) >= 14  # no two runs share a colour (grey style keys and the frame aside)
 
 
+def test_a_grids_runs_are_plotted_in_the_order_of_its_axes(tmp_path):
+    """lr=2 before lr=10, as the grid gave them, not as their names sort; a run of an earlier grid
+    with more values (reused by this one) after them."""
+    from charseq.plot import plot_runs
+
+    for lr in (2, 10, 30):
+        fake_run(tmp_path / "grid" / f"lr={lr}", [(3.0, 2.5), (2.0, 1.5)])
+    (tmp_path / "grid" / "grid.json").write_text('{"axes": {"lr": [2, 10]}}')
+    texts = re.findall(r"<!-- (.*?) -->", plot_runs([tmp_path / "grid"], tmp_path / "grid.svg").read_text())
+    assert [t for t in texts if t.startswith("lr=")] == ["lr=2", "lr=10", "lr=30"]
+
+
 def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
     from charseq.plot import plot_runs
 
