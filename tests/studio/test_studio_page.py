@@ -136,6 +136,7 @@ def test_unticking_a_run_keeps_the_others_colours_and_swatches(server, open_page
     # best score over those settings as parallel coordinates.
     columns = page.eval_on_selector_all("#runs-diff table.compare tr:first-child th", "ths => ths.map(t => t.textContent)")
     assert any(c.split(".")[-1] == "lr" for c in columns), columns
+    assert not [c for c in columns if c == "sizing" or c.startswith("data_files")], columns  # follow from the rest
     page.wait_for_selector("#runs-diff figure.axes .parcoords")
     swatches = page.eval_on_selector_all("#runs-table tbody tr", "rows => Object.fromEntries(rows.map(r => [r.querySelector('input').dataset.run, getComputedStyle(r.querySelector('.swatch')).backgroundColor]))")
     assert len(set(before.values())) == 3 and len(set(swatches.values())) == len(swatches)  # one colour per run

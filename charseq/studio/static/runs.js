@@ -249,7 +249,9 @@ export class RunsView {
       return;
     }
     const flat = runs.map(r => flatten(r.config));
+    // Not what follows from the settings: the sizing rule's sentence, the data files' sizes and checksums.
     const keys = [...new Set(flat.flatMap(Object.keys))].sort()
+      .filter(k => k !== "sizing" && !k.startsWith("data_files."))
       .filter(k => new Set(flat.map(f => JSON.stringify(f[k] ?? null))).size > 1);
     box.append(Object.assign(document.createElement("h3"), {textContent: keys.length
       ? `Settings that differ among the ${runs.length} ticked runs` : `The ${runs.length} ticked runs have the same settings`}));
