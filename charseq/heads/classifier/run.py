@@ -143,13 +143,22 @@ def train_mnist(out: str | Path = "runs/mnist", data: str | Path | None = None, 
     """Train a classifier that reads MNIST-format images row by row (28 steps of 28 pixels).
 
     `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
-    :class:`~charseq.heads.classifier.config.ImageData` and :class:`~charseq.train.TrainConfig`.
+    :class:`~charseq.heads.classifier.config.ImageData` and :class:`~charseq.settings.TrainConfig`.
     Validation (every evaluation, early stopping, the best weights) uses images held out of the
     training images, stratified by class and seeded by `seed`: `val_fraction` of them, by default
     5,000 of 60,000 (see mnist_val_images); 0 holds none out, and the last weights are kept. The
     test images are scored once, at the end, with the weights kept: the run's test.json.
 
-    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
+    `data` is an MNIST-format set (a Keras-style .npz, or a folder of the four IDX files); None: MNIST
+    from charseq's cache (`charseq data get mnist`). With `strategy="multiworker"`, only the chief
+    writes `out` (see charseq.distribute).
+
+    The run goes to `out`: an existing run there is replaced only with `force` (and only one charseq
+    made), or continued with `resume`. Every line the command line would print goes to `log` (`print`;
+    `lambda line: None` trains without a word), and `progress_bar` draws a bar (None: where standard
+    error is a terminal). Returns the run, a :class:`~charseq.runs.RunDir`, which the load, evaluate
+    and export functions take as its path.
+    """
     return train_on_worker(out, resume, settings, lambda mine: _train_mnist(
         mine, data, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
 
@@ -251,11 +260,19 @@ def train_classifier(train_file: str | Path | None = None, out: str | Path = "ru
     """Train a text classifier on a TSV/CSV file with a header (text and label columns).
 
     `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
-    :class:`~charseq.heads.classifier.config.TextData` and :class:`~charseq.train.TrainConfig`.
+    :class:`~charseq.heads.classifier.config.TextData` and :class:`~charseq.settings.TrainConfig`.
     The texts are read as characters, or with `tokenizer="sentencepiece"` as `vocab_size`
-    SentencePiece pieces learned from the training texts (each text begins a word).
+    SentencePiece pieces learned from the training texts (each text begins a word). `init_from`: a
+    language model's run, whose backbone and vocabulary the classifier starts from.
 
-    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute)."""
+    With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
+
+    The run goes to `out`: an existing run there is replaced only with `force` (and only one charseq
+    made), or continued with `resume`. Every line the command line would print goes to `log` (`print`;
+    `lambda line: None` trains without a word), and `progress_bar` draws a bar (None: where standard
+    error is a terminal). Returns the run, a :class:`~charseq.runs.RunDir`, which the load, evaluate
+    and export functions take as its path.
+    """
     return train_on_worker(out, resume, settings, lambda mine: _train_classifier(
         train_file, mine, init_from=init_from, force=force, resume=resume, log=log, progress_bar=progress_bar,
         **settings))

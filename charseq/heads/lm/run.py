@@ -58,11 +58,20 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
              progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH, **settings) -> RunDir:
     """Train a language model on a text file (or a sample string given as `text`).
 
-    `settings` are the fields of :class:`ModelConfig`, :class:`DataConfig` and
-    :class:`~charseq.train.TrainConfig`; those not given are sized to the corpus by
-    :func:`charseq.heads.lm.sizing.size_lm` (with no stopping rule: early stopping). With `resume`, the run in `out` continues from its
-    last checkpoint with its saved settings (only the stopping settings and the strategy may
-    be changed). With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
+    `settings` are the fields of :class:`~charseq.heads.lm.config.ModelConfig`,
+    :class:`~charseq.heads.lm.config.DataConfig` and :class:`~charseq.settings.TrainConfig`; those not
+    given are sized to the corpus by :func:`charseq.heads.lm.sizing.size_lm` (with no stopping rule:
+    early stopping). With `resume`, the run in `out` continues from its last checkpoint with its saved
+    settings (only the stopping settings and the strategy may be changed). `text` is a sample string
+    to train on instead of a file; at every evaluation `sample_length` characters are sampled from the
+    model and logged (0: none). With `strategy="multiworker"`, only the chief writes `out` (see
+    charseq.distribute).
+
+    The run goes to `out`: an existing run there is replaced only with `force` (and only one charseq
+    made), or continued with `resume`. Every line the command line would print goes to `log` (`print`;
+    `lambda line: None` trains without a word), and `progress_bar` draws a bar (None: where standard
+    error is a terminal). Returns the run, a :class:`~charseq.runs.RunDir`, which the load, evaluate
+    and export functions take as its path.
     """
     return train_on_worker(out, resume, settings, lambda mine: _train_lm(
         corpus, mine, text=text, force=force, resume=resume, log=log, progress_bar=progress_bar,
