@@ -285,7 +285,12 @@ def test_init_from_a_language_model(tmp_path, reviews):
     r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "wider", "--init-from",
                            lm_dir, "--units", "64", "--max-steps", "1")
     assert_clean_error(r, "--units 64 (the language model's: 24)")
-    assert not (tmp_path / "wider").exists()
+    assert not (tmp_path / "wider").exists() and r.stdout == ""  # said before the texts are read
+    for wrong, said in ((tmp_path / "none", "does not exist"), (out, "not a language model")):
+        r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "x", "--init-from",
+                               wrong, "--max-steps", "1")
+        assert_clean_error(r, str(wrong), said)
+        assert r.stdout == ""
     for option in (["--max-vocab", "5"], ["--min-count", "3"]):  # the vocabulary is the language model's too
         r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "fewer", "--init-from",
                                lm_dir, *option, "--max-steps", "1")

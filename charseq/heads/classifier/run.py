@@ -95,8 +95,8 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
             raise CharseqError(f"{source} has labels the model never saw: {shown} ({counted(rows, 'row')})")
         if split is not None:
             raise CharseqError(f"the validation split held out of {training} (--val-fraction {split:g}) took every row "
-                               f"of {counted(len(unseen), 'label')}: {shown} ({counted(rows, 'row')}), so training never "
-                               "sees them; "
+                               f"of {counted(len(unseen), 'label')}: {shown} ({counted(rows, 'row')}), so training "
+                               "never sees them; "
                                "give more rows of those labels, or a validation file with --val")
         raise CharseqError(f"{source} has {counted(len(unseen), 'label')} that {training} lacks: {shown} "
                            f"({counted(rows, 'row')}); a "
@@ -315,6 +315,8 @@ class _Texts(Recipe):
         if self.init_from is not None and character_bound(d):
             raise CharseqError(f"{character_bound(d)}: a classifier started from a language model (--init-from) "
                                "reads the language model's vocabulary")
+        if self.init_from is not None:  # a missing run, another head's, another shape: said before the data is read
+            _refuse_another_shape(self.init_from, RunDir.open(self.init_from).require_task("lm"), start.settings)
 
     def read(self, start: Start) -> None:
         d, log = start.data_cfg, start.log
@@ -361,15 +363,6 @@ class _Texts(Recipe):
             from charseq.heads.lm.run import load_lm
 
             self.lm, vocab, lm_config = load_lm(self.init_from)
-            # The backbone's weights are the language model's, so its shape is too: a different one
-            # given is refused rather than quietly replaced.
-            clash = [f"{flag(key)} {start.settings[key]} (the language model's: {lm_config['model'][key]})"
-                     for key in LM_SHAPE if start.settings.get(key) is not None
-                     and start.settings[key] != lm_config["model"][key]]
-            if clash:
-                raise CharseqError(f"--init-from {self.init_from}: a classifier started from a language model "
-                                   f"has its shape, and these settings differ from it: {', '.join(clash)}; "
-                                   "leave them out, or train without --init-from")
             for key in LM_SHAPE:
                 start.settings[key] = lm_config["model"][key]
             start.model_cfg, _, start.train_cfg = split_settings(start.settings, ModelConfig, TextData, TrainConfig)
@@ -426,6 +419,17 @@ class _Texts(Recipe):
 
 
 @discard_unpublished
+def _refuse_another_shape(init_from, lm_config: dict, settings: dict) -> None:
+    """The backbone's weights are the language model's, so its shape is too: a different one given
+    is refused rather than quietly replaced."""
+    clash = [f"{flag(key)} {settings[key]} (the language model's: {lm_config['model'][key]})"
+             for key in LM_SHAPE if settings.get(key) is not None and settings[key] != lm_config["model"][key]]
+    if clash:
+        raise CharseqError(f"--init-from {init_from}: a classifier started from a language model has its shape, "
+                           f"and these settings differ from it: {', '.join(clash)}; leave them out, or train "
+                           "without --init-from")
+
+
 def _train_classifier(train_file, out, *, init_from, force, resume, log, progress_bar, **settings) -> RunDir:
     start = start_run(_Texts(train_file, init_from), out, settings, resume=resume, force=force, log=log)
     train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
