@@ -91,7 +91,8 @@ def evaluate_command() -> click.Command:
     for cli in heads:
         params += [p for p in cli.EVALUATE_OPTIONS if p.name not in names]
         names |= {p.name for p in cli.EVALUATE_OPTIONS}
-    help_text = "\n\n".join(["Score a trained model on held-out data in FILE.", *(cli.EVALUATE_HELP for cli in heads)])
+    held_out = "Score a trained model on held-out data in FILE (-: standard input, for texts and pairs)."
+    help_text = "\n\n".join([held_out, *(cli.EVALUATE_HELP for cli in heads)])
     return click.Command("evaluate", params=params, callback=evaluate, help=help_text)
 
 

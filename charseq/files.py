@@ -199,20 +199,27 @@ def decoding(encoding: str) -> str:
     return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
 
 
+STDIN = "-"  # the name that means standard input, as for other command-line tools: texts can be piped in
+
+
+def input_name(path: str | Path) -> str:
+    """How messages name a file read: `-` is standard input."""
+    return "standard input" if str(path) == STDIN else str(path)
+
+
 def read_text_chunks(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
                      chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
-    """The text of `path` in chunks of at most `chunk_chars` characters (newlines normalised to \\n).
+    """The text of `path` (`-`: standard input) in chunks of at most `chunk_chars` characters
+    (newlines normalised to \\n).
 
     A file that does not decode is a one-line error naming the file and what to do about it.
     """
+    if str(path) == STDIN:
+        data = sys.stdin.buffer.read()
+        yield from _decoded_chunks(lambda: io.BytesIO(data), input_name(path), encoding, errors, chunk_chars)
+        return
     path = check_readable_file(path)
     yield from _decoded_chunks(lambda: open(path, "rb"), str(path), encoding, errors, chunk_chars)
-
-
-def read_standard_input(encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Standard input as text, decoded and checked as a file is, so that piped text reads as the same file would."""
-    data = sys.stdin.buffer.read()
-    return "".join(_decoded_chunks(lambda: io.BytesIO(data), "standard input", encoding, errors, CHUNK_CHARS))
 
 
 def _decoded_chunks(open_bytes: Callable[[], BinaryIO], name: str, encoding: str, errors: str,

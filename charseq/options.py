@@ -260,25 +260,17 @@ def inputs(args, input_file) -> tuple[list[str], list[int | None]]:
     """The texts of the command line, then one per line of `input_file` (split at \\n only, blank
     lines kept so that output line N answers input line N); and each one's line number (None for
     the command line's)."""
-    from charseq.files import read_standard_input, read_text
+    from charseq.files import read_text
 
     texts, lines = list(args), [None] * len(args)
     if input_file is not None:
-        content = read_standard_input() if input_file == STDIN else read_text(input_file)
+        content = read_text(input_file)
         rows = content.split("\n")
         if content.endswith("\n") or not content:  # an empty file has no lines, not one blank one
             rows.pop()
         texts += rows
         lines += range(1, len(rows) + 1)
     return texts, lines
-
-
-STDIN = "-"  # the name that means standard input, as for other command-line tools: texts can be piped in
-
-
-def input_name(input_file: str) -> str:
-    """How messages name the --input given."""
-    return "standard input" if input_file == STDIN else str(input_file)
 
 
 def blank_argument(texts: list[str], lines: list[int | None], blank=lambda text: not text) -> int | None:

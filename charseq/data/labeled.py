@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from charseq.errors import CharseqError
-from charseq.files import decoding, read_text
+from charseq.files import decoding, input_name, read_text
 from charseq.sizing import counted
 
 TEXT_COLUMNS = ("text", "sentence", "content", "review")
@@ -62,12 +62,14 @@ def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what
 
 def read_labeled(path: str | Path, text_column: str | None = None, label_column: str | None = None,
                  skip_bad_rows: bool = False, encoding: str = "utf-8", errors: str = "strict") -> LabeledTexts:
-    """Texts and labels from `path`: tab-separated for .tsv (or a tab in the header), else CSV.
+    """Texts and labels from `path` (`-`: standard input): tab-separated for .tsv (or a tab in the
+    header), else CSV.
 
     A row with the wrong number of fields or an empty text is an error naming its line,
     unless `skip_bad_rows`, which skips it and counts it.
     """
     content = read_text(path, encoding, errors)
+    path = input_name(path)  # as messages name it: `-` is standard input
     # The csv module refuses a field over 131,072 characters by default: a long text is the user's to
     # have (--max-len cuts it, and training checks the memory it needs), so the limit is lifted here.
     limit = csv.field_size_limit(FIELD_LIMIT)

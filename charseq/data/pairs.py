@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from charseq.errors import CharseqError
-from charseq.files import read_text
+from charseq.files import input_name, read_text
 from charseq.settings import PAIR_TASKS as TASKS, check_seed
 
 
@@ -38,7 +38,8 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
     if max_input_len is not None and max_input_len < 1:
         raise CharseqError(f"--max-input-len must be at least 1, not {max_input_len}")
     sources, targets, skipped, too_long = [], [], 0, 0
-    for number, line in enumerate(read_text(path, encoding, errors).split("\n"), start=1):
+    text, path = read_text(path, encoding, errors), input_name(path)  # `-` is standard input
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         fields = line.rstrip("\r").split("\t")

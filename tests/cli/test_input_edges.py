@@ -321,3 +321,26 @@ def test_standard_input_that_is_not_text_is_named_as_a_file_would_be(classifier_
     r = classify_stdin(b"\xef\xbb\xbfgood film\r\nbad film\r\n")  # a byte-order mark and Windows line ends
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.splitlines()) == 2 and "\r" not in r.stdout and "\ufeff" not in r.stdout
+
+
+@pytest.mark.parametrize("kind, data", [("train-lm", "corpus.txt"), ("train-classifier", "reviews.tsv"),
+                                        ("train-seq2seq", "pairs.tsv")])
+def test_evaluate_reads_standard_input_as_it_reads_the_file(finished, files, kind, data):
+    """`evaluate --model RUN -` scores piped text, pairs or labeled texts: the same report as the file;
+    a bad row is named by its line of standard input."""
+    file = files / data
+    from_file = run_cli_in_process("evaluate", "--model", finished[kind], file, "--json")
+    piped = run_cli_in_process("evaluate", "--model", finished[kind], "-", "--json", input=file.read_bytes())
+    assert from_file.returncode == 0 and piped.returncode == 0, from_file.stderr + piped.stderr
+    timing = ("decode_seconds", "sequences_per_sec")  # how fast it went, the one thing that may differ
+    assert ({k: v for k, v in json.loads(piped.stdout).items() if k not in timing}
+            == {k: v for k, v in json.loads(from_file.stdout).items() if k not in timing})
+    if kind != "train-lm":
+        bad = file.read_text().rstrip("\n") + "\nno separator at all\n"
+        r = run_cli_in_process("evaluate", "--model", finished[kind], "-", input=bad)
+        assert_clean_error(r, f"standard input line {len(bad.splitlines())}")
+
+
+def test_evaluate_of_an_image_classifier_refuses_standard_input(finished):
+    r = run_cli_in_process("evaluate", "--model", finished["classify-mnist"], "-", input=b"")
+    assert_clean_error(r, "reads images", "not standard input")

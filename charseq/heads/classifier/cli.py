@@ -9,7 +9,8 @@ from functools import partial
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, input_name, inputs,
+from charseq.files import input_name
+from charseq.options import (SIZED, blank_argument, configure_output, echo_done, given_settings, inputs,
                              json_line, library_option, model_options, train_on_file, training_options,
                              validation_options)
 from charseq.heads.classifier.sizing import PIECES_EMBEDDING

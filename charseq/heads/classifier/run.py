@@ -38,7 +38,7 @@ from charseq.runs import TEST_FILE, RunDir, discard_unpublished
 from charseq.settings import config_from_dict, flat, split_settings
 from charseq.sizing import counted
 from charseq.heads.classifier.sizing import size_image_classifier, size_text_classifier
-from charseq.files import write_json_atomic
+from charseq.files import STDIN, write_json_atomic
 from charseq.start import Recipe, Start, given_data, resolved, start_run
 from charseq.train import TrainConfig, train
 from charseq.vocab import (CharVocab, SentencePieceVocab, character_bound, count_characters, load_vocab,
@@ -574,6 +574,9 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     model, vocab, config = load_classifier(path, precision)
     names = config["labels"]
     if vocab is None:
+        if file is not None and str(file) == STDIN:
+            raise CharseqError(f"{path} reads images: give their test split as FILE (an .npz or IDX directory), "
+                               "not standard input")
         trained_on = config["data"]["path"]
         if file is None and trained_on is not None and not Path(trained_on).exists():
             raise CharseqError(f"{trained_on}, the data {path} was trained on, no longer exists; give its test "

@@ -206,14 +206,14 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     through the whole file, every token but the first with all the text before it. `precision`:
     the one the model computes in (None: the one it was trained in; mixed_bfloat16 only on a CPU with
     native bfloat16)."""
-    from charseq.files import read_text
+    from charseq.files import input_name, read_text
 
     if file is None:
         raise CharseqError("evaluate needs a FILE of held-out text for a language model")
     model, vocab, _ = load_lm(path, precision)
     text = read_text(file, encoding, errors)
     if not text:
-        raise CharseqError(f"{file} is empty")
+        raise CharseqError(f"{input_name(file)} is empty")
     ids, chars = vocab.encode_counted(text) if vocab.kind == "sentencepiece" else (vocab.encode(text), None)
     report = evaluate_ids(model, ids, streams=1 if full_context else 32, vocab=vocab, chars_of_ids=chars)
     if full_context:

@@ -8,9 +8,10 @@ import os
 import click
 
 from charseq.cli_errors import one_line
-from charseq.options import (STDIN, LibraryOption, blank_argument, configure_output, given, input_name, inputs,
-                             json_line, library_default, library_option, model_options, train_on_file,
-                             training_options, validation_options)
+from charseq.files import input_name
+from charseq.options import (LibraryOption, blank_argument, configure_output, given, inputs, json_line,
+                             library_default, library_option, model_options, train_on_file, training_options,
+                             validation_options)
 from charseq.settings import ATTENTIONS, INFERENCE_PRECISIONS, PAIR_TASKS, SOURCE_UNKNOWN
 
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
@@ -129,7 +130,7 @@ def translate_command(model_dir, sources, input_file, beam, n_best, length_penal
     if refuse and tabbed:  # no vocabulary has a tab, the character pairs are split at: a file of pairs
         raise CharseqError(f"{input_name(input_file)} line {tabbed} has a tab: --input takes one source per line; "
                            f"to score source<TAB>target pairs, run: charseq evaluate --model {model_dir} "
-                           f"{'FILE' if input_file == STDIN else input_file}")
+                           f"{input_file}")
     translator = Translator(model_dir, precision)
     if refuse:  # named by its line, in a long file
         for source, line in zip(sources, lines):
