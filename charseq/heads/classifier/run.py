@@ -418,7 +418,6 @@ class _Texts(Recipe):
                         strategy=strategy)
 
 
-@discard_unpublished
 def _refuse_another_shape(init_from, lm_config: dict, settings: dict) -> None:
     """The backbone's weights are the language model's, so its shape is too: a different one given
     is refused rather than quietly replaced."""
@@ -430,6 +429,7 @@ def _refuse_another_shape(init_from, lm_config: dict, settings: dict) -> None:
                            "without --init-from")
 
 
+@discard_unpublished
 def _train_classifier(train_file, out, *, init_from, force, resume, log, progress_bar, **settings) -> RunDir:
     start = start_run(_Texts(train_file, init_from), out, settings, resume=resume, force=force, log=log)
     train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar)
