@@ -159,15 +159,16 @@ def _data_where_it_is(run: RunDir, recipe: Recipe, config: dict, moved: dict, lo
     """On --resume: the run's `config` with the data files given at new paths ({label: (recorded path,
     new path)}, each with the recorded content) recorded there, written to config.json and said. A
     data file the run reads again that is gone is refused, with how to go on."""
-    fingerprints = config.get("data_files") or {}
     if moved:
         config = _with_data_moved(config, {was: now for was, now in moved.values()})
-    gone = {label: path for label, path in recipe.data_files(config).items() if not os.path.exists(path)}
-    if gone and recipe.files_in_data:  # (a language model reads its own copy)
-        label, path = next(iter(gone.items()))
+    reads = recipe.data_files(config) if recipe.files_in_data else {}  # (a language model reads its own copy)
+    gone = [(label, path) for label, path in reads.items() if not os.path.exists(path)]
+    if gone:
+        label, path = gone[0]
         raise CharseqError(f"{label} {path}, which this run was trained on, is gone: " + (
             "give its new path with --resume (a file with the recorded content is accepted at any path)"
-            if path in fingerprints else "put it back there to resume the run (it recorded its data by path only)"))
+            if path in (config.get("data_files") or {})
+            else "put it back there to resume the run (it recorded its data by path only)"))
     if moved:
         run.write_config(config)
         for label, (was, now) in moved.items():
