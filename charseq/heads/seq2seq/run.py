@@ -74,11 +74,8 @@ def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/
     Without `val`, the last `val_fraction` of the pairs (after a seeded shuffle) is held out.
     With `strategy="multiworker"`, only the chief writes `out` (see charseq.distribute).
 
-    The run goes to `out`: an existing run there is replaced only with `force` (and only one charseq
-    made), or continued with `resume`. Every line the command line would print goes to `log` (`print`;
-    `lambda line: None` trains without a word), and `progress_bar` draws a bar (None: where standard
-    error is a terminal). Returns the run, a :class:`~charseq.runs.RunDir`, which the load, evaluate
-    and export functions take as its path.
+    `out`, `force`, `resume`, `log` and `progress_bar` are as :func:`~charseq.heads.lm.run.train_lm`
+    takes them; it returns the run, a :class:`~charseq.runs.RunDir`.
     """
     return train_on_worker(out, resume, settings, lambda mine: _train_seq2seq(
         train_file, mine, force=force, resume=resume, log=log, progress_bar=progress_bar, **settings))
