@@ -11,6 +11,7 @@ training never needs it. A grid directory (`charseq grid --out DIR`) stands for 
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -21,12 +22,32 @@ from charseq.heads import all_heads
 from charseq.runs import CONFIG_FILE, RunDir
 
 
-def default_panels() -> list[tuple[str, tuple[str, ...]]]:
-    """Every head's panels (a title and the metrics drawn in it: train dashed, validation solid), once each."""
-    panels = []
-    for h in all_heads():
-        panels += [p for p in h.plot_panels if p not in panels]
-    return panels
+def default_panels(tasks: set[str] | None = None) -> list[tuple[str, tuple[str, ...]]]:
+    """The panels of the heads of `tasks` (None, or a task no head has: every head), each a title and the
+    metrics drawn in it (train dashed, validation solid). Heads that draw the same metrics share a panel; where their units
+    differ (a language model's loss is per token, a classifier's per example), its title has none.
+
+    >>> default_panels({"lm"})
+    [('loss (nats/token)', ('train_loss', 'val_loss'))]
+    >>> default_panels({"lm", "classifier"})
+    [('loss', ('train_loss', 'val_loss')), ('accuracy', ('train_accuracy', 'val_accuracy'))]
+    """
+    heads = all_heads()
+    if tasks is not None and tasks <= {h.task for h in heads}:
+        heads = [h for h in heads if h.task in tasks]
+    panels = {}  # metrics -> title
+    for h in heads:
+        for title, keys in h.plot_panels:
+            panels[keys] = title if panels.get(keys, title) == title else title.split(" (")[0]
+    return [(title, keys) for keys, title in panels.items()]
+
+
+def _task(run: Path) -> str | None:
+    """The head that made `run`, as its config.json says (None if it does not): plot reads nothing else of it."""
+    try:
+        return json.loads((run / CONFIG_FILE).read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _import_matplotlib():
@@ -91,9 +112,10 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
         raise CharseqError(f"--out {out} is a directory; give an image file name such as curves.png")
     if out.exists() and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
-    records = {}
+    records, tasks = {}, set()
     for path, in_grid in _expand(runs):
         records[path] = RunDir(path).metrics()
+        tasks.add(_task(path))
         if not records[path]:
             if in_grid:  # a grid's run still on its way to its first evaluation: the others are drawn
                 del records[path]
@@ -110,7 +132,7 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
             raise CharseqError(f"no run has the metric {missing[0]!r}; available: {', '.join(sorted(present))}")
         panels = [(m, (m,)) for m in metrics]
     else:
-        panels = [(title, keys) for title, keys in default_panels() if set(keys) & present]
+        panels = [(title, keys) for title, keys in default_panels(tasks) if set(keys) & present]
 
     _import_matplotlib()
     from matplotlib.figure import Figure  # the object API: no pyplot, no global backend or state

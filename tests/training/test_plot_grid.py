@@ -163,10 +163,10 @@ def test_plot_of_a_grid_in_progress_draws_the_runs_that_have_metrics(tmp_path, g
     assert not (tmp_path / "x.png").exists()
 
 
-def fake_run(path, losses) -> None:
-    """A language-model run directory with one evaluation per (train loss, validation loss), 10 steps apart."""
+def fake_run(path, losses, task="lm") -> None:
+    """A run directory (a language model's) with one evaluation per (train loss, validation loss), 10 steps apart."""
     path.mkdir(parents=True)
-    (path / "config.json").write_text('{"task": "lm"}')
+    (path / "config.json").write_text(json.dumps({"task": task}))
     (path / "metrics.jsonl").write_text("".join(
         json.dumps({"step": 10 * (i + 1), "train_loss": t, "val_loss": v}) + "\n" for i, (t, v) in enumerate(losses)))
 
@@ -214,6 +214,24 @@ def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
     texts = re.findall(r"<!-- (.*?) -->", plot_runs([tmp_path / "run"], tmp_path / "one.svg").read_text())
     steps = texts[:texts.index("step")]  # the step axis' tick labels come before its name
     assert "10" in steps and all(t.lstrip("−-").isdigit() for t in steps), steps
+
+
+def test_the_loss_panel_names_the_unit_of_the_runs_it_draws(tmp_path):
+    """A classifier's loss is per example, a language model's per token: each says so, and a plot of
+    both names no unit rather than a wrong one."""
+    from charseq.plot import plot_runs
+
+    fake_run(tmp_path / "lm", [(3.0, 2.5)])
+    fake_run(tmp_path / "classifier", [(0.7, 0.6)], task="classifier")
+
+    def titles(*runs):
+        texts = re.findall(r"<!-- (.*?) -->", plot_runs([tmp_path / r for r in runs], tmp_path / "x.svg",
+                                                         force=True).read_text())
+        return [t for t in texts if t.startswith("loss")]
+
+    assert titles("lm") == ["loss (nats/token)"]
+    assert titles("classifier") == ["loss (nats/example)"]
+    assert titles("lm", "classifier") == ["loss"]
 
 
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, grid, monkeypatch):

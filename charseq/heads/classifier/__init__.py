@@ -69,7 +69,7 @@ HEAD = Head(
     evaluate_options=("encoding", "errors", "text_column", "label_column", "skip_bad_rows", "precision"),
     export=lazy("charseq.heads.classifier.export", "build_export"),
     load_for_studio=lazy("charseq.heads.classifier.inspect", "load_for_studio"), studio="charseq.heads.classifier.studio",
-    plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),
+    plot_panels=(("loss (nats/example)", ("train_loss", "val_loss")), ("accuracy", ("train_accuracy", "val_accuracy"))),
     kind=kind,
     config_keys={"input": (TEXT, True), "labels": ((list,), True), "data": ((dict,), True),
                  "init_from": (MAYBE_TEXT, False), "image_shape": ((list,), False)},
