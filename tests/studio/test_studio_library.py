@@ -154,6 +154,8 @@ def test_classifier_occlusion_saliency_and_rows(studio_dir):
     p = predict_probabilities(model, [vocab.encode(text), occluded])[:, label]
     assert report["saliency"][3] == pytest.approx(p[0] - p[1], abs=1e-4)
     assert sum(report["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    long = explain_text(model, vocab, config, text + " and good")  # past the run's --max-len of 24: not read
+    assert long["read"] == 24 and long["saliency"][24:] == [0] * 4 and report["read"] == len(text)
 
     model, _, config = load_classifier(studio_dir / "digits")
     images, labels = striped_images(8, 5)

@@ -280,6 +280,11 @@ def test_unknown_characters_are_named_and_marked_on_every_page(server, open_page
     tip = page.inner_text("#tooltip")
     assert ("supports" in tip or "speaks against" in tip or "no effect" in tip) and "-" not in tip.split("(")[-1]
     assert "supports" in page.inner_text("#cl-scale") and "against" in page.inner_text("#cl-scale")
+    # Characters past the run's --max-len (24) are never read: greyed, and said, not "no effect".
+    ask(page, "classify", "cl", "#cl-status:has-text('max-len')", text="a good film, really so good")
+    assert page.locator("#cl-saliency .tok.unread").count() == 3 and "last 3 characters" in page.inner_text("#cl-status")
+    page.locator("#cl-saliency .tok.unread").first.focus()
+    assert "not read" in page.inner_text("#tooltip")
 
     ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The ☃ river")
     assert page.inner_text("#in-output .tok.unknown") == "☃" and '"☃"' in page.inner_text("#in-status")

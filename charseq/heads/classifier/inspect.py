@@ -47,7 +47,8 @@ def explain_text(model, vocab, config: dict, text: str) -> dict:
     saliency[:read] = probs[0, label] - probs[1:, label]
     return {"label": names[label], "probability": round(float(probs[0, label]), 5),
             "probabilities": _named(names, probs[0]), "method": SALIENCY_METHOD,
-            "tokens": [piece(vocab, i) for i in ids], "saliency": np.round(saliency, 5).tolist()}
+            "tokens": [piece(vocab, i) for i in ids], "saliency": np.round(saliency, 5).tolist(),
+            "read": read}  # the tokens past the first `read` (the run's --max-len) are not read at all
 
 
 def explain_image(model, config: dict, image) -> dict:

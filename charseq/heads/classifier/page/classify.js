@@ -161,6 +161,11 @@ export default class ClassifyView {
       let unknown = [];
       out.innerHTML = "";
       report.tokens.forEach((t, i) => {
+        if (i >= report.read) {  // past the run's --max-len: cut before the model reads it
+          out.append(tokenSpan(aligned ? chars[i] : t, "transparent",
+                               `${JSON.stringify(t)}: not read (the model reads the first ${report.read})`, "unread"));
+          return;
+        }
         const isUnknown = UNKNOWN_PIECES.has(t) && !(aligned && chars[i] === t);
         const shown = isUnknown && aligned ? chars[i] : t;  // the character as typed, not a replacement mark
         if (isUnknown) unknown.push(shown);
@@ -174,7 +179,10 @@ export default class ClassifyView {
                  [saliencyColor(-scale, scale), saliencyColor(0, scale), saliencyColor(scale, scale)],
                  [`against: +${points} points`, "no effect", `supports: −${points} points`]);
       unknown = [...new Set(unknown)];
+      const cut = report.tokens.length - report.read;
       setStatus("cl-status", `${report.label} (${pct(report.probability)}); saliency by ${report.method}` +
+        (cut ? `; the last ${cut} ${aligned ? "characters" : "pieces"} are past the run's --max-len of ${report.read}, ` +
+               "not read (greyed)" : "") +
         (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
     } catch (e) { if (this.asked === asked) setStatus("cl-status", e.message, true); }
   }
