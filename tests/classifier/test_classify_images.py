@@ -70,6 +70,34 @@ def test_an_image_file_the_model_cannot_read_is_one_line(finished, tmp_path):
         charseq.classify_images(run, PIXELS * 2.0)
 
 
+def test_a_digit_drawn_on_a_transparent_background_is_read_by_its_strokes(finished, tmp_path):
+    """Black (or red) strokes on a transparent canvas, as drawing programs save them: the strokes are
+    the digit, light on black as MNIST's, not black on black. Grey with alpha, and a picture whose
+    transparency frames nothing, read as before."""
+    run = finished["classify-mnist"]
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    files = []
+    for name, colour in (("black.png", (0, 0, 0)), ("red.png", (200, 0, 0)), ("white.png", (255, 255, 255))):
+        rgba = np.zeros((28, 28, 4), np.uint8)
+        rgba[..., :3], rgba[..., 3] = colour, digit
+        files.append(tmp_path / name)
+        files[-1].write_bytes(tf.io.encode_png(rgba).numpy())
+    grey_alpha = np.stack([np.zeros_like(digit), digit], axis=-1)
+    files.append(tmp_path / "grey-alpha.png")
+    files[-1].write_bytes(tf.io.encode_png(grey_alpha).numpy())
+    opaque = np.dstack([np.repeat(digit[..., None], 3, axis=2), np.full_like(digit, 255)])
+    files.append(tmp_path / "opaque.png")
+    files[-1].write_bytes(tf.io.encode_png(opaque).numpy())
+
+    model, _, config = charseq.load_classifier(run)
+    want = predict_probabilities(model, digit[None].astype(np.float32))[0]
+    r = run_cli_in_process("classify", "--model", run, "--json", *files)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for line in r.stdout.splitlines():
+        np.testing.assert_allclose(list(json.loads(line)["probabilities"].values()), want, atol=1e-5)
+
+
 def test_a_dark_digit_on_a_light_background_is_classified_with_a_warning(finished, tmp_path):
     """MNIST draws light digits on black: a picture of a dark digit on paper gets a label all the
     same (a data set of one's own may draw dark on light), with one warning line on stderr naming
