@@ -6,6 +6,7 @@ Routes (all JSON; errors are ``{"error": "..."}`` with a 4xx status, never a tra
 
     GET  /api/runs                   every served run: name, task, shape, data, best score, status, progress;
                                      and "heads", the tasks of the runs served
+    GET  /api/runs/{name}            that run alone, as /api/runs lists it
     GET  /api/runs/{name}/metrics    that run's evaluations (metrics.jsonl)
     GET  /api/runs/{name}/examples   ?n=8: one-click examples from the run's validation data (its head says
                                      what an example is: a prompt, a text or image with its label, a source;
@@ -338,6 +339,10 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         heads = sorted({r["task"] for r in runs if r["task"] != "unreadable"})
         return JSONResponse({"runs": runs, "heads": heads})
 
+    async def one_run(request: Request):
+        run = await run_in_threadpool(studio.run, request.path_params["name"])
+        return JSONResponse(await run_in_threadpool(describe, run, show_paths))
+
     async def run_metrics(request: Request):
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse({"run": run.name, "metrics": await run_in_threadpool(read_metrics, run)})
@@ -381,6 +386,7 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         Route("/api/runs", list_runs),
         Route("/api/runs/{name:path}/metrics", run_metrics),
         Route("/api/runs/{name:path}/examples", run_examples),
+        Route("/api/runs/{name:path}", one_run),  # after the two above, which a name of any depth would swallow
         Route("/api/status", status),
         *(route for view in head_views() for route in view.module.routes(studio)),
         Route("/lib/plotly.min.js", plotly_js),

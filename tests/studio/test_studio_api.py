@@ -57,6 +57,10 @@ def test_runs_and_metrics(client, studio_dir):
         on_disk = read_metrics(studio_dir / name)
         assert metrics == on_disk and metrics[-1]["step"] == runs[name]["steps"]
     assert client.get("/api/runs/grid%2Flr=0.003/metrics").status_code == 200  # an encoded slash works too
+    for name in ["poems", "grid/lr=0.01", "reverse"]:  # one run, as the list gives it
+        one = client.get(f"/api/runs/{name}").json()
+        assert {k: v for k, v in one.items() if k != "updated_s_ago"} == {
+            k: v for k, v in runs[name].items() if k != "updated_s_ago"}
 
 
 def test_page_and_static_files(client):
@@ -179,6 +183,8 @@ def test_models_load_once_per_run(client):
     ("get", "/static/../../../etc/passwd", None, 404, ["not found"]),
     ("get", "/api/runs/%2e%2e%2f%2e%2e%2fetc%2fpasswd/metrics", None, 404, ["no run named"]),
     ("get", "/api/runs/nope/metrics", None, 404, ["no run named 'nope'"]),
+    ("get", "/api/runs/nope", None, 404, ["no run named 'nope'"]),
+    ("get", "/api/runs/grid", None, 404, ["no run named 'grid'"]),
     ("get", "/api/generate", None, 405, ["POST"]),
     ("post", "/api/generate", {"run": "../../x"}, 404, ["no run named '../../x'"]),
     ("post", "/api/analyze", {"run": "/etc/passwd", "text": "a"}, 404, ["no run named"]),
