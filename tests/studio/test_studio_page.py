@@ -199,6 +199,24 @@ def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_p
     page.wait_for_selector("body[data-ready]")
     assert page.input_value("#lm-prompt") == "The " and page.input_value("#lm-beam") == "8"
     assert page.input_value("#lm-nbest") == "3" and page.input_value("#lm-run") == "poems"
+    # n-best is at most the beam's width: the field stops there, and a larger number is said, not cut silently.
+    assert page.get_attribute("#lm-nbest", "max") == "8"
+    page.fill("#lm-beam", "2")
+    assert page.get_attribute("#lm-nbest", "max") == "2"
+    page.click("#lm-go")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert page.locator("#lm-hyps li").count() == 2
+    assert "n-best 3 is more than the beam's 2 hypotheses: 2 shown" in page.inner_text("#lm-status")
+    page.fill("#lm-beam", "1")  # sampling has one text: n-best does not apply
+    assert page.is_disabled("#lm-nbest") and not page.is_disabled("#lm-temperature")
+    page.click("#nav-translate")
+    page.select_option("#tr-run", "reverse")
+    page.fill("#tr-beam", "2")
+    page.fill("#tr-nbest", "5")
+    page.fill("#tr-source", "abc")
+    page.click("#tr-go")
+    page.wait_for_selector("#tr-status:has-text('hypotheses')", timeout=60_000)
+    assert "n-best 5 is more than the beam's 2 hypotheses: 2 shown" in page.inner_text("#tr-status")
 
 
 def test_generate_sends_only_the_settings_its_decoding_uses(server, open_page):

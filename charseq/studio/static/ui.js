@@ -152,6 +152,19 @@ export function bindControls(page, controls, extra = () => ({})) {
 
 const isRunMenu = id => id.endsWith("-run");
 
+// n-best is at most the beam's width: the field's arrows stop there, and a larger number typed is
+// said beside the answer, not cut without a word. Returns (beam) => {n_best to send, note to show}.
+export function nBestWithinBeam(nbestId, beamId) {
+  const cap = () => { $(nbestId).max = String(Math.max(1, Math.min(16, Math.floor(Number($(beamId).value)) || 1))); };
+  for (const kind of ["input", "change"]) $(beamId).addEventListener(kind, cap);
+  cap();
+  return beam => {
+    const asked = num(nbestId);
+    return {n_best: Math.min(asked, beam),
+            note: asked > beam ? `; n-best ${asked} is more than the beam's ${beam} hypotheses: ${beam} shown` : ""};
+  };
+}
+
 // Ctrl+Enter (or Cmd+Enter) inside `area` presses `button`.
 export function ctrlEnter(area, button) {
   $(area).addEventListener("keydown", e => {

@@ -1,7 +1,8 @@
 // Language model playground: the text streams in, each character shaded by the model's surprise.
 import {postJSON, postStream} from "/static/api.js";
 import {surpriseColor, surpriseOf, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
-import {$, bindControls, ctrlEnter, exampleLabel, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
+import {$, bindControls, ctrlEnter, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf}
+  from "/static/ui.js";
 
 export function tokenTip(t) {
   return topTip(t.top, t.text, `${JSON.stringify(t.text)}: p = ${(100 * t.p).toFixed(2)}%, surprise ${surpriseOf(t.p).toFixed(2)} nats`);
@@ -19,6 +20,7 @@ export default class GenerateView {
       samples: "lm-samples", unknown: "lm-unknown"});
     if (location.hash.startsWith("#generate?")) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("lm-prompt").addEventListener("input", () => this.url.save());
+    this.nBest = nBestWithinBeam("lm-nbest", "lm-beam");
     surpriseScale($("lm-scale"));
     $("lm-run").addEventListener("change", () => this.examples());
     for (const id of ["lm-beam", "lm-greedy"]) for (const kind of ["input", "change"]) $(id).addEventListener(kind, () => this.showApplicable());
@@ -72,8 +74,13 @@ export default class GenerateView {
   request() {
     const beam = num("lm-beam");
     const body = {run: $("lm-run").value, prompt: $("lm-prompt").value, length: num("lm-length"), beam,
-                  n_best: Math.min(num("lm-nbest"), beam), unknown: $("lm-unknown").value};
-    if (beam > 1) return body;
+                  unknown: $("lm-unknown").value};
+    if (beam > 1) {
+      const {n_best, note} = this.nBest(beam);
+      this.note = note;
+      return {...body, n_best};
+    }
+    this.note = "";
     if ($("lm-greedy").checked) return {...body, greedy: true};
     Object.assign(body, {temperature: num("lm-temperature"), top_k: num("lm-topk"), top_p: num("lm-topp"),
                          samples: num("lm-samples")});
@@ -85,6 +92,8 @@ export default class GenerateView {
   showApplicable() {
     const beam = Number($("lm-beam").value) > 1, greedy = $("lm-greedy").checked;
     $("lm-greedy").disabled = beam;
+    $("lm-nbest").disabled = !beam;  // the hypotheses of a beam search; sampling and greedy decoding have one
+    if (beam) $("lm-nbest").removeAttribute("title"); else $("lm-nbest").title = "n-best lists a beam search's hypotheses";
     for (const id of ["lm-temperature", "lm-topk", "lm-topp", "lm-seed", "lm-samples"]) {
       $(id).disabled = beam || greedy;
       const why = beam ? "beam search does not sample" : greedy ? "greedy decoding draws nothing" : null;
@@ -121,7 +130,7 @@ export default class GenerateView {
           const left = unknowns ? `; ${unknowns} prompt character${unknowns > 1 ? "s" : ""} not in the vocabulary ` +
             (unknown === "skip" ? "left out" : "read as unknown") + " (marked)" : "";
           setStatus("lm-status", `done: ${views.length > 1 ? `${views.length} samples of ` : ""}${data.tokens} characters in ${data.seconds} s` +
-                    (data.seed !== undefined ? ` (seed ${data.seed})` : "") + left);
+                    (data.seed !== undefined ? ` (seed ${data.seed})` : "") + left + this.note);
           this.showHypotheses(list, prompt, data.hypotheses || []);
         } else if (kind === "error") {
           setStatus("lm-status", data.error, true);

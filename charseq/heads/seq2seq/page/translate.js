@@ -1,7 +1,7 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "/static/api.js";
 import {tipGroup, visibleLabel} from "/static/shade.js";
-import {$, bindControls, exampleLabel, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
+import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
 
 export default class TranslateView {
   constructor(state, task) {
@@ -16,6 +16,7 @@ export default class TranslateView {
     this.fromLink = location.hash.startsWith("#translate?");
     if (this.fromLink) this.url.restore(new URLSearchParams(location.hash.split("?")[1]));
     $("tr-source").addEventListener("input", () => this.url.save());
+    this.nBest = nBestWithinBeam("tr-nbest", "tr-beam");
   }
 
   setRuns(runs) {
@@ -50,9 +51,8 @@ export default class TranslateView {
     const asked = this.asked = {};
     try {
       const beam = num("tr-beam");
-      const source = $("tr-source").value;
-      const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam,
-                                                       n_best: Math.min(num("tr-nbest"), beam), choose: this.choose,
+      const source = $("tr-source").value, {n_best, note} = this.nBest(beam);
+      const report = await postJSON("/api/translate", {run: $("tr-run").value, source, beam, n_best, choose: this.choose,
                                                        unknown: $("tr-unknown").value});
       if (this.asked !== asked) return;
       // The source as typed, one character per column: the unknown symbol would hide which one it was.
@@ -60,7 +60,8 @@ export default class TranslateView {
       const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
       setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam})${choice}` +
         (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
-        (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : ""));
+        (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : "") +
+        note);
       this.showHypotheses(report);
       this.showAttention(report, chars);
     } catch (e) { if (this.asked === asked) setStatus("tr-status", e.message, true); }
