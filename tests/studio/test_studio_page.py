@@ -175,6 +175,13 @@ def test_keyboard_focus_survives_the_poll(server, open_page):
     order = page.eval_on_selector_all("#runs-table tbody input", "xs => xs.map(x => x.dataset.run)")
     steps = {r["name"]: r["steps"] for r in json.loads(page.evaluate("fetch('/api/runs').then(r => r.text())"))["runs"]}
     assert [steps[n] for n in order] == sorted(steps[n] for n in order)
+    # The sort is in the link, as the ticked runs are: a reload (or the link, shared) opens it sorted.
+    page.keyboard.press("Enter")  # again: descending
+    assert "sort=-steps" in page.url and page.get_attribute('th[data-sort="steps"]', "aria-sort") == "descending"
+    page.reload()
+    page.wait_for_selector("#runs-table tbody tr")
+    order = page.eval_on_selector_all("#runs-table tbody input", "xs => xs.map(x => x.dataset.run)")
+    assert [steps[n] for n in order] == sorted((steps[n] for n in order), reverse=True)
 
 
 def test_the_n_best_list_shows_and_rows_are_reachable_by_keyboard(server, open_page):

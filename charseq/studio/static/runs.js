@@ -44,6 +44,13 @@ function flatten(value, prefix = "", out = {}) {
 // The ticked runs a link names, one `runs` parameter each: a grid's run names hold commas (units=16,lr=0.003).
 function linkedRuns(params) { return params.getAll("runs").filter(Boolean); }
 
+// A link's sort=COLUMN (or -COLUMN, descending) as [column, direction]; by name, ascending, without one.
+function linkedSort(params) {
+  const value = params.get("sort") || "", key = value.replace(/^-/, "");
+  const known = [...document.querySelectorAll("#runs-table th[data-sort]")].some(th => th.dataset.sort === key);
+  return known ? [key, value.startsWith("-") ? -1 : 1] : ["name", 1];
+}
+
 // A name from a link made when the ticked runs were one comma-separated value: the served runs it lists,
 // once the runs are known. A name that is served, or may be soon (a run still to be trained), stays.
 function asListed(name, runs) {
@@ -70,7 +77,9 @@ export class RunsView {
     this.metrics = {}; this.rows = new Map(); this.charts = new Map(); this.hidden = new Set();
     this.sort = {key: "name", dir: 1}; this.refreshing = false;
     this.url = bindControls("runs", {x: "chart-x", log: "chart-log", smooth: "chart-smooth", filter: "runs-filter"},
-                            () => ({runs: [...this.selected], hide: [...this.hidden].join(",")}));
+                            () => ({runs: [...this.selected], hide: [...this.hidden].join(","),
+                                    sort: this.sort.key === "name" && this.sort.dir > 0 ? ""
+                                      : `${this.sort.dir < 0 ? "-" : ""}${this.sort.key}`}));
     const restore = this.url.restore;
     const params = new URLSearchParams(location.hash.split("?")[1] || "");
     if (currentPage() === "runs") {
@@ -91,16 +100,15 @@ export class RunsView {
       this.selectionChanged();
     });
     document.querySelectorAll("#runs-table th[data-sort]").forEach(th => {
-      th.tabIndex = 0; th.setAttribute("aria-sort", "none");
+      th.tabIndex = 0;
       const sortBy = () => {
-        this.sort = {key: th.dataset.sort, dir: this.sort.key === th.dataset.sort ? -this.sort.dir : 1};
-        document.querySelectorAll("#runs-table th[data-sort]").forEach(h => h.setAttribute("aria-sort",
-          h === th ? (this.sort.dir > 0 ? "ascending" : "descending") : "none"));
-        this.order();
+        this.sortBy(th.dataset.sort, this.sort.key === th.dataset.sort ? -this.sort.dir : 1);
+        this.url.save();
       };
       th.addEventListener("click", sortBy);
       th.addEventListener("keydown", e => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(); } });
     });
+    this.sortBy(...linkedSort(currentPage() === "runs" ? params : new URLSearchParams()));
     window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", () => this.draw());
   }
 
@@ -110,6 +118,7 @@ export class RunsView {
     this.selected = new Set(linkedRuns(params).flatMap(name => asListed(name, this.runs))); this.hidden = new Set(list("hide")); this.initialized = true;
     for (const [name, row] of this.rows) row.box.checked = this.selected.has(name);
     $("chart-picker").querySelectorAll("input[type=checkbox]").forEach(check => { check.checked = !this.hidden.has(check.value); });
+    this.sortBy(...linkedSort(params));
     this.url.apply(params);
     $("chart-smooth-value").textContent = $("chart-smooth").value;
     this.applyFilter();
@@ -206,6 +215,14 @@ export class RunsView {
       if (status) cell.append(Object.assign(document.createElement("span"), {className: `state ${status}`, textContent: status}));
       cell.append(document.createTextNode(`${status ? " · " : ""}updated ${ago(run.updated_s_ago)}`));
     }
+  }
+
+  // The table sorted by the column `key` (a th's data-sort), ascending (dir 1) or descending (-1).
+  sortBy(key, dir) {
+    this.sort = {key, dir};
+    document.querySelectorAll("#runs-table th[data-sort]").forEach(h => h.setAttribute("aria-sort",
+      h.dataset.sort !== key ? "none" : dir > 0 ? "ascending" : "descending"));
+    this.order();
   }
 
   order() {
