@@ -119,7 +119,7 @@ def json_fields(cls) -> dict:
     required = {f.name: not f.metadata.get("added_later") for f in fields(cls)}
     for name, kind in hints.items():
         kinds = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
-        json_types = tuple(t for k in kinds for t in ({float: NUMBER}.get(k) or (k,)))
+        json_types = tuple(t for k in kinds for t in ({float: NUMBER}.get(k) or (typing.get_origin(k) or k,)))
         schema[name] = (json_types, required.get(name, True))
     return schema
 

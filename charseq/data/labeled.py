@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from charseq.errors import CharseqError
@@ -24,6 +24,10 @@ class LabeledTexts:
     texts: list[str]
     labels: list[str]
     skipped: int = 0
+
+    def renamed(self, names: dict[str, str] | None) -> "LabeledTexts":
+        """These rows with each label `names` names under its new name (--label-names: 0 as negative)."""
+        return replace(self, labels=[names.get(label, label) for label in self.labels]) if names else self
 
 
 def _pick(header: list[str], wanted: str | None, defaults: tuple[str, ...], what: str, path) -> int:

@@ -154,6 +154,33 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
 
 
+def test_label_names_show_numeric_labels_by_name_in_every_file_the_run_reads(tmp_path, reviews):
+    """SST-2 labels its rows 0 and 1: --label-names 0=negative,1=positive trains, classifies and
+    evaluates under those names, reading the validation and test files' 0 and 1 as the training file's."""
+    out = tmp_path / "sent"
+    r = run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", reviews / "dev.tsv", "--out", out,
+                           "--label-names", "0=negative,1=positive", "--epochs", "6", "--batch-size", "16",
+                           "--lr", "1e-2", *FAST)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["labels"] == ["negative", "positive"]
+    r = run_cli_in_process("classify", "--model", out, "truly wonderful, so", "an awful mess, really")
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["positive", "negative"], r.stderr
+    r = run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json")
+    report = json.loads(r.stdout)
+    assert set(report["per_class"]) == {"negative", "positive"} and report["accuracy"] > 0.9, r.stderr
+
+    # A name for a label the file does not have (a typo) is refused before anything is trained, and a
+    # value that is not LABEL=NAME is one line.
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "typo",
+                                          "--label-names", "0=negative,2=positive", *FAST),
+                       "--label-names names '2'", "its labels: 0, 1")
+    assert not (tmp_path / "typo").exists()
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad",
+                                          "--label-names", "0:negative", *FAST), "'0:negative' is not LABEL=NAME")
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--resume",
+                                          "--label-names", "0=neg,1=pos"), "--label-names", "cannot change")
+
+
 def test_a_tie_in_accuracy_keeps_the_weights_of_the_lower_validation_loss(tmp_path, reviews):
     """Easy data reaches full validation accuracy early and its loss goes on falling: of the
     evaluations at the best accuracy, the weights kept are those of the lowest validation loss."""

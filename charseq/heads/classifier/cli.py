@@ -64,6 +64,21 @@ def classify_mnist_command(data, out, force, resume, **settings):
     echo_done(out)
 
 
+def label_names(value: str | None) -> dict[str, str] | None:
+    """--label-names 0=negative,1=positive as {"0": "negative", "1": "positive"}."""
+    if value is None:
+        return None
+    pairs = [item.partition("=") for item in value.split(",")]
+    bad = next((label + sep + name for label, sep, name in pairs if not sep or not label.strip() or not name.strip()),
+               None)
+    if bad is not None:
+        raise click.BadParameter(f"{bad!r} is not LABEL=NAME; give 0=negative,1=positive")
+    names = {label.strip(): name.strip() for label, _, name in pairs}
+    if len(names) < len(pairs):
+        raise click.BadParameter("a label is named twice")
+    return names
+
+
 @click.command("train-classifier")
 @click.argument("train_file", required=False, type=click.Path())
 @validation_options(TRAIN_CLASSIFIER, "file (same format)", "rows held out for validation, stratified by label and "
@@ -71,6 +86,9 @@ def classify_mnist_command(data, out, force, resume, **settings):
 @click.option("--text-column", help="Column with the texts [default: text, sentence, content or review].")
 @click.option("--label-column", help="Column with the labels [default: label].")
 @click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) rows with the wrong number of fields or no text.")
+@click.option("--label-names", callback=lambda ctx, param, value: label_names(value), metavar="LABEL=NAME,...",
+              help="Show labels under other names, in every file the run reads: 0=negative,1=positive for SST-2's "
+              "0 and 1 [default: the labels as written].")
 @library_option("--tokenizer", type=click.Choice(TOKENIZERS), owner=f"{TRAIN_CLASSIFIER}.tokenizer",
                 help="Read the texts as characters, or as SentencePiece pieces learned from the training texts.")
 @library_option("--vocab-size", type=int, owner=f"{TRAIN_CLASSIFIER}.vocab_size",

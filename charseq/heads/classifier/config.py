@@ -51,9 +51,14 @@ class TextData:
     min_count: int = field(default=1, metadata=ADDED_LATER)
     tokenizer: str = field(default="char", metadata=ADDED_LATER)
     vocab_size: int | None = field(default=4000, metadata=ADDED_LATER)  # SentencePiece only (recorded None otherwise)
+    # Labels shown under other names ({"0": "negative", "1": "positive"}), in every file the run reads.
+    label_names: dict[str, str] | None = field(default=None, metadata=ADDED_LATER)
 
     def validate(self) -> None:
         check_val_fraction(self.val_fraction)
+        for label, name in (self.label_names or {}).items():
+            if not label.strip() or not name.strip():
+                raise CharseqError(f"--label-names gives an empty label or name ({label!r}={name!r})")
         if self.tokenizer not in TOKENIZERS:
             raise CharseqError(f"--tokenizer must be char or sentencepiece, not {self.tokenizer!r}")
         if self.tokenizer == "sentencepiece":

@@ -318,6 +318,12 @@ class _Texts(Recipe):
         rows = read_labeled(train_file, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
         if rows.skipped:
             log(f"skipped {counted(rows.skipped, 'bad row')} of {train_file}")
+        absent = [label for label in d.label_names or {} if label not in set(rows.labels)]
+        if absent:  # a typo would otherwise leave a label under its old name without a word
+            found = sorted(set(rows.labels))
+            raise CharseqError(f"--label-names names {absent[0]!r}, which is not a label of {train_file} (its "
+                               f"labels: {', '.join(found[:10])}{', ...' if len(found) > 10 else ''})")
+        rows = rows.renamed(d.label_names)
         texts, labels = rows.texts, rows.labels
         if len(set(labels)) < 2:
             raise CharseqError(f"{train_file} has a single class ({labels[0]}); a classifier needs at least two")
@@ -327,7 +333,8 @@ class _Texts(Recipe):
         split_kind = start.config["data"].get("split") if start.resume else SPLIT
         self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
         if d.val is not None:
-            val_rows = read_labeled(d.val, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
+            val_rows = read_labeled(d.val, d.text_column, d.label_column, d.skip_bad_rows, d.encoding
+                                    ).renamed(d.label_names)
             if val_rows.skipped:
                 log(f"skipped {counted(val_rows.skipped, 'bad row')} of {d.val}")
             val_texts, val_labels = val_rows.texts, val_rows.labels
@@ -581,7 +588,8 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     if file is None:
         raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier")
     rows = read_labeled(file, text_column or config["data"]["text_column"],
-                        label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors)
+                        label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors
+                        ).renamed(config["data"].get("label_names"))
     y = _encode_labels(rows.labels, names, file)
     probs = predict_probabilities(model, [vocab.encode(t) for t in rows.texts], config["model"].get("max_len"))
     return {**_report(y, probs, names), **({"skipped_rows": rows.skipped} if rows.skipped else {})}

@@ -66,7 +66,7 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
 
     def read(path):
         rows = read_labeled(path, data["text_column"], data["label_column"], data["skip_bad_rows"], data["encoding"])
-        return rows.texts, rows.labels
+        return rows.texts, rows.renamed(data.get("label_names")).labels
 
     cut = config["model"].get("max_len")  # the split goes by the text as the model reads it, as in training
     texts, labels = validation_rows(data, seed, read, lambda texts, labels: (
