@@ -17,6 +17,9 @@ LABEL_COLUMNS = ("label",)
 # How a JSON array or object (or JSON Lines) starts, told from a column name such as "[id]".
 JSON_START = re.compile(r'\s*(\{\s*("|$)|\[\s*([\[{"\d\]-]|$))')
 FIELD_LIMIT = 2**31 - 1  # characters in one field: the most a C long holds everywhere
+# A field as CSV quotes one holding a quote ("a ""good"" film"), which pandas' to_csv(sep="\t") writes
+# into a TSV: a TSV is read as written (GLUE's hold quotes of their own), so such a text is only said.
+CSV_QUOTED = re.compile(r'"(?:[^"]|"")*""(?:[^"]|"")*"', re.S)
 
 
 @dataclass
@@ -24,6 +27,7 @@ class LabeledTexts:
     texts: list[str]
     labels: list[str]
     skipped: int = 0
+    quoted: int = 0  # texts of a TSV that look quoted as CSV quotes them (read as written all the same)
 
     def renamed(self, names: dict[str, str] | None) -> "LabeledTexts":
         """These rows with each label `names` names under its new name (--label-names: 0 as negative)."""
@@ -81,6 +85,14 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
         return _parse(content, path, text_column, label_column, skip_bad_rows)
     finally:
         csv.field_size_limit(limit)
+
+
+def say_quoted(rows: LabeledTexts, path, log) -> None:
+    """A warning, to `log`, of the texts of a TSV that look quoted as CSV quotes them."""
+    if rows.quoted:
+        log(f"warning: {counted(rows.quoted, 'text')} of {path} {'looks' if rows.quoted == 1 else 'look'} quoted "
+            'as a CSV quotes them ("a ""good"" film"); a TSV is read as written, quotes and all: write it '
+            "without quoting (pandas: quoting=csv.QUOTE_NONE), or comma-separated")
 
 
 def picked_columns(path: str | Path, text_column: str | None = None, label_column: str | None = None,
@@ -154,5 +166,6 @@ def _parse(content: str, path, text_column: str | None, label_column: str | None
         labels.append(row[li].strip())
     if not texts:
         raise CharseqError(f"{path} has no usable rows")
-    return LabeledTexts(texts, labels, skipped)
+    quoted = sum(map(bool, map(CSV_QUOTED.fullmatch, texts))) if reader.dialect.quoting == csv.QUOTE_NONE else 0
+    return LabeledTexts(texts, labels, skipped, quoted)
 

@@ -350,6 +350,25 @@ def test_a_file_without_its_header_is_told_to_add_one(tmp_path):
                        "no text column", "--text-column")
 
 
+def test_a_tsv_quoted_as_pandas_writes_one_is_read_as_written_and_said(tmp_path):
+    """pandas' to_csv(sep="\t") quotes a text holding a quote: a TSV is read as written (GLUE's keep
+    their quotes), so the run trains on the quotes, and says so once, with what to do."""
+    import csv
+    with open(tmp_path / "q.tsv", "w", newline="") as f:  # as pandas writes it, with the csv module's rules
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerows([["text", "label"], ['a "nice" film', "1"], ["a bad film", "0"], ["so good", "1"],
+                          ['an "awful" mess', "0"], ["great", "1"], ["boring", "0"]])
+    r = run_cli_in_process("train-classifier", tmp_path / "q.tsv", "--out", tmp_path / "r", "--max-steps", "1", *FAST)
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stdout.splitlines() if line.startswith("warning:")]
+    assert warned == [f'warning: 2 texts of {tmp_path / "q.tsv"} look quoted as a CSV quotes them ("a ""good"" '
+                      'film"); a TSV is read as written, quotes and all: write it without quoting (pandas: '
+                      "quoting=csv.QUOTE_NONE), or comma-separated"]
+    assert read_labeled(tmp_path / "q.tsv").texts[0] == '"a ""nice"" film"'
+    (tmp_path / "plain.tsv").write_text('text\tlabel\nsaid "fine"\t1\n"quoted"\t0\n')  # quotes of its own
+    assert read_labeled(tmp_path / "plain.tsv").quoted == 0
+
+
 def test_a_csv_named_tsv_is_told_to_be_renamed(tmp_path):
     (tmp_path / "x.tsv").write_text("text,label\ngood,pos\nbad,neg\n")
     r = run_cli_in_process("train-classifier", tmp_path / "x.tsv", "--out", tmp_path / "r")

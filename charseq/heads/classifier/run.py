@@ -28,7 +28,7 @@ from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
-from charseq.data.labeled import picked_columns, read_labeled
+from charseq.data.labeled import picked_columns, read_labeled, say_quoted
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError, flag
@@ -318,6 +318,7 @@ class _Texts(Recipe):
         rows = read_labeled(train_file, d.text_column, d.label_column, d.skip_bad_rows, d.encoding)
         if rows.skipped:
             log(f"skipped {counted(rows.skipped, 'bad row')} of {train_file}")
+        say_quoted(rows, train_file, log)
         absent = [label for label in d.label_names or {} if label not in set(rows.labels)]
         if absent:  # a typo would otherwise leave a label under its old name without a word
             found = sorted(set(rows.labels))
@@ -337,6 +338,7 @@ class _Texts(Recipe):
                                     ).renamed(d.label_names)
             if val_rows.skipped:
                 log(f"skipped {counted(val_rows.skipped, 'bad row')} of {d.val}")
+            say_quoted(val_rows, d.val, log)
             val_texts, val_labels = val_rows.texts, val_rows.labels
             log_duplicates(log, len(keys) - len(set(keys)), len(keys), str(train_file))
             shared = shared_texts(keys, [t[:cut] if cut else t for t in val_texts])
