@@ -69,9 +69,8 @@ def label_names(value: str | None) -> dict[str, str] | None:
     if value is None:
         return None
     pairs = [item.partition("=") for item in value.split(",")]
-    bad = next((label + sep + name for label, sep, name in pairs if not sep or not label.strip() or not name.strip()),
-               None)
-    if bad is not None:
+    bad = next((label for label, sep, _ in pairs if not sep), None)
+    if bad is not None:  # an empty label or name is the library's to refuse, as from Python
         raise click.BadParameter(f"{bad!r} is not LABEL=NAME; give 0=negative,1=positive")
     names = {label.strip(): name.strip() for label, _, name in pairs}
     if len(names) < len(pairs):

@@ -319,9 +319,9 @@ class _Texts(Recipe):
         if rows.skipped:
             log(f"skipped {counted(rows.skipped, 'bad row')} of {train_file}")
         say_quoted(rows, train_file, log)
-        absent = [label for label in d.label_names or {} if label not in set(rows.labels)]
+        found = sorted(set(rows.labels))
+        absent = [label for label in d.label_names or {} if label not in found]
         if absent:  # a typo would otherwise leave a label under its old name without a word
-            found = sorted(set(rows.labels))
             raise CharseqError(f"--label-names names {absent[0]!r}, which is not a label of {train_file} (its "
                                f"labels: {', '.join(found[:10])}{', ...' if len(found) > 10 else ''})")
         rows = rows.renamed(d.label_names)
