@@ -160,6 +160,30 @@ def test_the_python_reference_shows_the_values_of_defaults(site):
     assert checked >= 5 and not wrong, "\n".join(wrong)
 
 
+def test_the_python_reference_describes_every_option_of_the_decoding_functions(site):
+    """What `charseq generate` and `translate` take as options, the Python reference describes one by
+    one, as Keras' reference lists a method's arguments: each parameter in its entry's table."""
+    import inspect
+
+    import charseq
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    entries = {"charseq.heads.lm.inference.Generator.__call__": charseq.Generator.__call__,
+               "charseq.heads.lm.beam.beam_search": charseq.beam_search,
+               "charseq.heads.seq2seq.run.Translator.__call__": charseq.Translator.__call__}
+    wrong = []
+    for anchor, function in entries.items():
+        start = api.find(f'id="{anchor}"')
+        if start < 0:
+            wrong.append(f"no entry {anchor}")
+            continue
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]  # up to the next entry
+        described = set(re.findall(r'<tr class="doc-section-item">\s*<td>\s*<code>(\w+)</code>', entry))
+        wrong += [f"{anchor}: {name} is not described" for name in inspect.signature(function).parameters
+                  if name != "self" and name not in described]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_python_reference_links_the_names_its_docstrings_mention(site):
     """A docstring naming another documented function or class (`:class:` and `:func:` in the source)
     links to its entry: SentencePieceVocab's "same interface as CharVocab", generate's options."""

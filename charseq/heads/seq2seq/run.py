@@ -226,7 +226,12 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
 
 
 class Translator:
-    """A loaded encoder-decoder, ready to decode many sources (load once, translate often)."""
+    """A loaded encoder-decoder, ready to decode many sources (load once, translate often).
+
+    `precision` is how the decoder's recurrent products multiply: "float32", "mixed_bfloat16"
+    (bfloat16 products, float32 sums, states and softmax; a CPU with AVX512-BF16 only), or None for
+    the precision the model was trained in.
+    """
 
     @checked_as("Translator")  # the public boundary: arguments checked, wrong types named
     def __init__(self, path: str | Path, precision: str | None = None):
@@ -255,6 +260,21 @@ class Translator:
     def __call__(self, sources: list[str], beam: int = DECODE.beam, n_best: int = DECODE.n_best,
                  max_len: int | None = None, length_penalty: float = DECODE.length_penalty,
                  unknown: str = DECODE.unknown) -> list[list[tuple[str, float, float]]]:
+        """Decode each source, greedily or with beam search, in batches.
+
+        Args:
+            sources: the texts to translate, none empty.
+            beam: hypotheses kept at every step (1: greedy).
+            n_best: hypotheses returned per source, at most `beam`.
+            max_len: the longest output, in characters; None: the run's (`train-seq2seq
+                --max-output-len`). An output stopped there is cut off.
+            length_penalty: hypotheses are ranked by log-probability / length ** `length_penalty`.
+            unknown: a source character the model never saw: "error" refuses the source, "unk" reads
+                it as the unknown symbol.
+
+        Returns:
+            Per source, its `n_best` hypotheses (text, log-probability, ranking score), best first.
+        """
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
@@ -262,9 +282,15 @@ class Translator:
                           length_penalty)
 
 
-def translate(path: str | Path, sources: list[str], **options) -> list[list[tuple[str, float, float]]]:
-    """Per source, its `n_best` hypotheses (text, log-probability, normalised score), best first."""
-    return Translator(path)(sources, **options)
+def translate(path: str | Path, sources: list[str], precision: str | None = None,
+              **options) -> list[list[tuple[str, float, float]]]:
+    """Per source, its `n_best` hypotheses (text, log-probability, normalised score), best first.
+
+    The options are those of :meth:`Translator.__call__` (`beam`, `n_best`, `max_len`,
+    `length_penalty`, `unknown`), `precision` that of :class:`Translator`; to translate often, load
+    a :class:`Translator` once.
+    """
+    return Translator(path, precision)(sources, **options)
 
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
