@@ -184,6 +184,32 @@ def test_the_python_reference_describes_every_option_of_the_decoding_functions(s
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_python_reference_names_every_parameter_of_its_functions(site):
+    """Each function and method the reference documents says what each of its parameters is: named
+    in its entry's text (as `name` in a sentence, or in its table of parameters), not only in the
+    signature."""
+    import importlib
+    import inspect
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    page = (REPO / "docs" / "reference" / "python.md").read_text(encoding="utf-8")
+    entries = []
+    for path, members in re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: \[([^\]]*)\])?", page, re.M):
+        module, name = path.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), name)
+        if inspect.isfunction(obj):
+            entries.append((path, obj))
+        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",") if m.strip()]
+    wrong = []
+    for anchor, function in entries:
+        start = api.find(f'id="{anchor}"')
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]
+        text = entry[entry.find("doc-contents"):]  # the description and tables, not the signature
+        wrong += [f"{anchor}: {name}" for name in inspect.signature(function).parameters
+                  if name != "self" and f"<code>{name}</code>" not in text]
+    assert len(entries) > 25 and not wrong, "parameters not described:\n" + "\n".join(wrong)
+
+
 def test_the_python_reference_links_the_names_its_docstrings_mention(site):
     """A docstring naming another documented function or class (`:class:` and `:func:` in the source)
     links to its entry: SentencePieceVocab's "same interface as CharVocab", generate's options."""

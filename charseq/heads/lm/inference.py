@@ -270,7 +270,7 @@ def sample_on_one_op_thread() -> bool:
 
 def generate(model, vocab, prompt: str = DEFAULTS.prompt, precision: str | None = None, **options) -> str | list[str]:
     """Sample a continuation of `prompt` from `model` (with `vocab`, both from :func:`load_lm`); the
-    options are those of :meth:`Generator.__call__` (`length`, `temperature`, `top_k`, `top_p`,
+    `options` are those of :meth:`Generator.__call__` (`length`, `temperature`, `top_k`, `top_p`,
     `seed`, `num_samples`, `greedy`, `unknown`), `precision` that of :class:`Generator`. For the
     most likely continuations rather than a sample, see :func:`~charseq.heads.lm.beam.beam_search`.
 

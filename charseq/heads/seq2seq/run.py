@@ -209,9 +209,9 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
 
 
 def load_seq2seq(path: str | Path, precision: str | None = None):
-    """(model, source vocab, target vocab, config) of a trained encoder-decoder run, built in
-    `precision` (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was
-    trained in)."""
+    """(model, source vocab, target vocab, config) of the trained encoder-decoder run at `path`, built
+    in `precision` (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it
+    was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
@@ -284,9 +284,10 @@ class Translator:
 
 def translate(path: str | Path, sources: list[str], precision: str | None = None,
               **options) -> list[list[tuple[str, float, float]]]:
-    """Per source, its `n_best` hypotheses (text, log-probability, normalised score), best first.
+    """Per source of `sources` (a list of str), its `n_best` hypotheses (text, log-probability,
+    normalised score), best first, by the encoder-decoder run at `path`.
 
-    The options are those of :meth:`Translator.__call__` (`beam`, `n_best`, `max_len`,
+    The `options` are those of :meth:`Translator.__call__` (`beam`, `n_best`, `max_len`,
     `length_penalty`, `unknown`), `precision` that of :class:`Translator`; to translate often, load
     a :class:`Translator` once.
     """
@@ -295,8 +296,11 @@ def translate(path: str | Path, sources: list[str], precision: str | None = None
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
                      encoding: str = "utf-8", errors: str = "strict", precision: str | None = None) -> dict:
-    """Exact match and character error rate of the best hypothesis on a file of pairs. `precision`:
-    how the decoder's recurrent products multiply, as for Translator."""
+    """Exact match and character error rate of the best hypothesis of the run at `path` on `file`,
+    `source<TAB>target` pairs, decoded greedily or with a `beam` of that many hypotheses.
+    `precision`: how the decoder's recurrent products multiply, as for :class:`Translator`. A
+    malformed line is an error naming it, or with `skip_bad_rows` skipped and counted; the file is
+    read in `encoding`, with `errors` ("strict", "replace", "ignore") for bytes that do not decode."""
     import time
 
     translator = Translator(path, precision)
