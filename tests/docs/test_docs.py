@@ -162,7 +162,7 @@ def test_the_python_reference_shows_the_values_of_defaults(site):
 
 def test_the_python_reference_describes_every_option_of_the_decoding_functions(site):
     """What `charseq generate` and `translate` take as options, the Python reference describes one by
-    one, as Keras' reference lists a method's arguments: each parameter in its entry's table."""
+    one, as Keras' reference lists a method's arguments: each parameter in its entry's list of parameters."""
     import inspect
 
     import charseq
@@ -178,7 +178,7 @@ def test_the_python_reference_describes_every_option_of_the_decoding_functions(s
             wrong.append(f"no entry {anchor}")
             continue
         entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]  # up to the next entry
-        described = set(re.findall(r'<tr class="doc-section-item">\s*<td>\s*<code>(\w+)</code>', entry))
+        described = set(re.findall(r'class="doc-section-item[^"]*">\s*(?:<td>\s*)?(?:<b>)?<code>(\w+)</code>', entry))
         wrong += [f"{anchor}: {name} is not described" for name in inspect.signature(function).parameters
                   if name != "self" and name not in described]
     assert not wrong, "\n".join(wrong)
@@ -186,7 +186,7 @@ def test_the_python_reference_describes_every_option_of_the_decoding_functions(s
 
 def test_the_python_reference_names_every_parameter_of_its_functions(site):
     """Each function and method the reference documents says what each of its parameters is: named
-    in its entry's text (as `name` in a sentence, or in its table of parameters), not only in the
+    in its entry's text (as `name` in a sentence, or in its list of parameters), not only in the
     signature."""
     import importlib
     import inspect

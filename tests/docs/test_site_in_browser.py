@@ -54,9 +54,14 @@ def test_the_python_reference_s_signatures_need_no_sideways_scrolling(site, chro
     cut = page.evaluate("""() => [...document.querySelectorAll('.doc-signature pre > code')]
         .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent.slice(0, 40))""")
     count = page.evaluate("document.querySelectorAll('.doc-signature').length")
+    # The parameters of an entry: a table wider than a phone would hide its last columns off-screen.
+    cut_parameters = page.evaluate("""() => [...document.querySelectorAll('.doc-contents .md-typeset__scrollwrap')]
+        .filter(w => w.scrollWidth > w.clientWidth + 1).map(w => w.closest('.doc-contents').parentElement
+            .querySelector('.doc-heading').id)""")
     page.close()
     assert count > 20, "no signatures found"
     assert not cut, f"signatures that scroll sideways at a {width}'s width: {cut}"
+    assert not cut_parameters, f"parameters that scroll sideways at a {width}'s width: {cut_parameters}"
 
 
 @pytest.fixture(scope="module")
