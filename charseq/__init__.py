@@ -20,7 +20,7 @@ _API = {
     "LanguageModel": "charseq.heads.lm.model",
     "TrainConfig": "charseq.settings", "RunDir": "charseq.runs", "CharseqError": "charseq.errors",
     "train_lm": "charseq.heads.lm.run", "load_lm": "charseq.heads.lm.run", "evaluate_lm": "charseq.heads.lm.run",
-    "generate": "charseq.heads.lm.inference",
+    "generate": "charseq.heads.lm.inference", "beam_search": "charseq.heads.lm.beam",
     "SequenceClassifier": "charseq.heads.classifier.model", "train_mnist": "charseq.heads.classifier.run",
     "train_classifier": "charseq.heads.classifier.run", "load_classifier": "charseq.heads.classifier.run",
     "classify": "charseq.heads.classifier.run", "classify_images": "charseq.heads.classifier.run",

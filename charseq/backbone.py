@@ -186,7 +186,10 @@ class RecurrentBackbone(keras.layers.Layer):
     def call(self, inputs, initial_state=None, training=False):
         """Run whole sequences. Returns (outputs [batch, time, units (x2 if bidirectional)], states per layer).
 
-        With `bidirectional`, a layer's states are its forward states followed by its backward ones.
+        `inputs` are [batch, time] token ids (or [batch, time, features] real-valued steps without a
+        `vocab_size`); `initial_state`, a list of every layer's states as this returns them, carries
+        on from an earlier call (None: zeros); `training` turns dropout on. With `bidirectional`, a
+        layer's states are its forward states followed by its backward ones.
         """
         mask = self._mask(inputs)
         folded = self._folds_projection()
@@ -279,7 +282,9 @@ class RecurrentBackbone(keras.layers.Layer):
         return [[z] * self.states_per_layer for _ in range(self.num_layers)]
 
     def step(self, inputs, states):
-        """Advance every layer by one input ([batch] ids or [batch, features]); no dropout.
+        """Advance every layer by one step: `inputs` are [batch] ids (or [batch, features]), `states`
+        every layer's states as :meth:`call` or the previous step returned them. Returns (output
+        [batch, units], states); no dropout.
 
         Calls the layers' cells directly, so generation costs one step per character
         instead of re-running the prefix.

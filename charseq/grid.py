@@ -523,7 +523,10 @@ def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = Fals
              log: Callable[[str], None] = print, **settings) -> list[dict]:
     """Train `command` ("train-lm", "classify-mnist", "train-classifier" or "train-seq2seq") once
     for every combination of `axes` (setting name -> values), with the library's train function;
-    `args` and `settings` are passed to every run. Returns the results, best first::
+    `args` and `settings` are passed to every run. Each run is a folder of `out`; the same call
+    again skips the finished runs and resumes the one interrupted, and `force` replaces a grid
+    trained with other settings. `log` receives every line the command line prints. Returns the
+    results, best first::
 
         run_grid("train-lm", "runs/grid", {"lr": [1e-3, 3e-3], "batch_size": [32, 64]},
                  "corpora/poems.txt", max_steps=500)

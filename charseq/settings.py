@@ -316,6 +316,8 @@ UNANNOTATED = {
     ("generate", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
     ("Generator", "model"): "charseq.heads.lm.model:LanguageModel",
     ("Generator", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
+    ("beam_search", "model"): "charseq.heads.lm.model:LanguageModel",
+    ("beam_search", "vocab"): "charseq.vocab:CharVocab|charseq.vocab:SentencePieceVocab",
 }
 # A function's **options: the function whose parameters they are.
 OPTIONS_OF = {"generate": "charseq.heads.lm.inference:Generator.__call__",

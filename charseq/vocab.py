@@ -344,7 +344,8 @@ Vocab = CharVocab | SentencePieceVocab
 
 
 def load_vocab(directory: str | Path) -> Vocab:
-    """The vocabulary saved in a run directory."""
+    """The vocabulary saved in the run directory `directory` (a :class:`CharVocab` or a
+    :class:`SentencePieceVocab`)."""
     path = Path(directory) / VOCAB_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -252,6 +252,7 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
 
     `source`: a local file or folder, or a ``file://``, ``http://`` or ``https://`` URL, used instead
     of the canonical URL (a folder or folder URL holds the data set's files under their usual names).
+    `log` receives the lines the command line prints (what is downloaded, verified and cached).
     Returns what `dataset_path` returns; raises CharseqError (one line) when it cannot be had.
     """
     if name in SHIPPED:

@@ -34,7 +34,8 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
                skip_long: bool = False, encoding: str = "utf-8", errors: str = "strict") -> Pairs:
     """`source<TAB>target` lines. A line without exactly one tab, or with an empty side, is an
     error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an
-    error unless `skip_long`. Blank lines are ignored."""
+    error unless `skip_long`. Blank lines are ignored. The file at `path` is read in `encoding`,
+    with `errors` ("strict", "replace", "ignore") for bytes that do not decode."""
     if max_input_len is not None and max_input_len < 1:
         raise CharseqError(f"--max-input-len must be at least 1, not {max_input_len}")
     sources, targets, skipped, too_long = [], [], 0, 0
@@ -114,7 +115,13 @@ def distinct_pairs(task: str, digits: int, length: tuple[int, int]) -> int:
 
 
 def make_pairs(task: str, n: int, seed: int = 0, digits: int = 3, length: tuple[int, int] = (3, 12)) -> list[tuple[str, str]]:
-    """`n` distinct (source, target) pairs of a synthetic task (fewer if the task has fewer).
+    """`n` distinct (source, target) pairs of a synthetic task, the same for the same `seed` (asking
+    for more than the task has is an error saying how many it has).
+
+    `task` is "addition" (`12+345` → `357`, numbers of up to `digits` digits), "reverse" (a string
+    and its reverse), "sort" (a string and its characters sorted) or "dates" (a date written one of
+    several ways, `March 7, 1994` say → `1994-03-07`); the strings of reverse and sort are between
+    `length` (shortest, longest) characters long.
 
     Examples:
         >>> pairs = make_pairs("addition", 3, digits=2)

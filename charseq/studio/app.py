@@ -405,8 +405,12 @@ def serve(directories: list[str | os.PathLike], host: str = "127.0.0.1", port: i
     """Serve `directories` until interrupted. Binds the socket first, so a port in use is a
     one-line error, and --port 0 picks a free port (the URL printed says which).
 
-    On an address other than loopback the studio needs a token (`token`, or a random one): the
-    URL printed carries it. `allow_hosts` adds Host header names to accept (see allowed_hosts)."""
+    The studio listens on `host` (loopback unless told otherwise) and `port`. On an address other
+    than loopback the studio needs a token (`token`, or a random one): the URL printed carries it.
+    `allow_hosts` adds Host header names to accept (see allowed_hosts). `max_generations` bounds the
+    generations running at once (more get HTTP 503), `max_models` the models kept loaded;
+    the page shows the runs' absolute paths only with `show_paths`; `echo` receives the lines
+    printed (the URL first)."""
     import uvicorn
 
     if not 0 <= port <= 65535:  # the socket would raise OverflowError

@@ -94,6 +94,7 @@ def test_every_public_function_refuses_wrong_types(finished, files, tmp_path_fac
         "classify_images": dict(path=finished["classify-mnist"], images=np.zeros((1, 28, 28), np.uint8)),
         "translate": dict(path=run["train-seq2seq"], sources=["ab"]),
         "generate": dict(model=model, vocab=vocab, prompt="T", length=3, seed=1),
+        "beam_search": dict(model=model, vocab=vocab, prompt="T", length=3, beam=2),
         "load_lm": dict(path=run["train-lm"]), "load_classifier": dict(path=run["train-classifier"]),
         "load_seq2seq": dict(path=run["train-seq2seq"]), "load_vocab": dict(directory=run["train-lm"]),
         "evaluate_lm": dict(path=run["train-lm"], file=files / "corpus.txt"),

@@ -160,6 +160,56 @@ def test_the_python_reference_shows_the_values_of_defaults(site):
     assert checked >= 5 and not wrong, "\n".join(wrong)
 
 
+def test_the_python_reference_describes_every_option_of_the_decoding_functions(site):
+    """What `charseq generate` and `translate` take as options, the Python reference describes one by
+    one, as Keras' reference lists a method's arguments: each parameter in its entry's list of parameters."""
+    import inspect
+
+    import charseq
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    entries = {"charseq.heads.lm.inference.Generator.__call__": charseq.Generator.__call__,
+               "charseq.heads.lm.beam.beam_search": charseq.beam_search,
+               "charseq.heads.seq2seq.run.Translator.__call__": charseq.Translator.__call__}
+    wrong = []
+    for anchor, function in entries.items():
+        start = api.find(f'id="{anchor}"')
+        if start < 0:
+            wrong.append(f"no entry {anchor}")
+            continue
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]  # up to the next entry
+        described = set(re.findall(r'class="doc-section-item[^"]*">\s*(?:<td>\s*)?(?:<b>)?<code>(\w+)</code>', entry))
+        wrong += [f"{anchor}: {name} is not described" for name in inspect.signature(function).parameters
+                  if name != "self" and name not in described]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_python_reference_names_every_parameter_of_its_functions(site):
+    """Each function and method the reference documents says what each of its parameters is: named
+    in its entry's text (as `name` in a sentence, or in its list of parameters), not only in the
+    signature."""
+    import importlib
+    import inspect
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    page = (REPO / "docs" / "reference" / "python.md").read_text(encoding="utf-8")
+    entries = []
+    for path, members in re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: \[([^\]]*)\])?", page, re.M):
+        module, name = path.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), name)
+        if inspect.isfunction(obj):
+            entries.append((path, obj))
+        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",") if m.strip()]
+    wrong = []
+    for anchor, function in entries:
+        start = api.find(f'id="{anchor}"')
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]
+        text = entry[entry.find("doc-contents"):]  # the description and tables, not the signature
+        wrong += [f"{anchor}: {name}" for name in inspect.signature(function).parameters
+                  if name != "self" and f"<code>{name}</code>" not in text]
+    assert len(entries) > 25 and not wrong, "parameters not described:\n" + "\n".join(wrong)
+
+
 def test_the_python_reference_links_the_names_its_docstrings_mention(site):
     """A docstring naming another documented function or class (`:class:` and `:func:` in the source)
     links to its entry: SentencePieceVocab's "same interface as CharVocab", generate's options."""

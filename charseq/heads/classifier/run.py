@@ -254,7 +254,7 @@ def score_test(run: RunDir, model, x_test, y_test, source: str, log) -> dict:
 def train_classifier(train_file: str | Path | None = None, out: str | Path = "runs/classifier", *,
                      init_from: str | Path | None = None, force: bool = False, resume: bool = False,
                      log: Callable[[str], None] = print, progress_bar: bool | None = None, **settings) -> RunDir:
-    """Train a text classifier on a TSV/CSV file with a header (text and label columns).
+    """Train a text classifier on `train_file`, a TSV/CSV file with a header (text and label columns).
 
     `settings` are the fields of :class:`~charseq.heads.classifier.config.ModelConfig`,
     :class:`~charseq.heads.classifier.config.TextData` and :class:`~charseq.settings.TrainConfig`.
@@ -454,8 +454,8 @@ def _copy_backbone(lm, classifier) -> None:
 
 
 def load_classifier(path: str | Path, precision: str | None = None):
-    """(model, vocab or None, config) of a trained classifier run, built in `precision` (float32 or
-    mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
+    """(model, vocab or None, config) of the trained classifier run at `path`, built in `precision`
+    (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
@@ -488,8 +488,9 @@ def classifies_images(path: str | Path) -> bool:
 
 
 def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
-    """Label and class probabilities for each text; characters the model does not know become unknown.
-    `precision`: the one the model computes in (None: the one it was trained in)."""
+    """Label and class probabilities for each of `texts` (a list of str), by the text classifier run
+    at `path`; characters the model does not know become unknown. `precision`: the one the model
+    computes in (None: the one it was trained in)."""
     model, vocab, config = load_classifier(path, precision)
     if vocab is None:
         raise CharseqError(f"{path} classifies images, not texts")
@@ -502,8 +503,9 @@ def classify(path: str | Path, texts: list[str], precision: str | None = None) -
 
 
 def classify_images(path: str | Path, images: np.ndarray, precision: str | None = None) -> list[dict]:
-    """Label and class probabilities for each of `images` [n, rows, cols]: pixel values 0-255 as MNIST
-    stores them (a light digit on black), of the size the run was trained on.
+    """Label and class probabilities for each of `images` [n, rows, cols], by the image classifier
+    run at `path`: pixel values 0-255 as MNIST stores them (a light digit on black), of the size the
+    run was trained on.
     `precision`: the one the model computes in (None: the one it was trained in)."""
     return _classify_images(path, _image_run(path), images, precision)
 
@@ -573,6 +575,12 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     Text models read `file` (TSV/CSV); image models read the test split of `file` (an .npz or
     IDX directory) or, without it, of the data they were trained on. `precision`: the one the model
     computes in (None: the one it was trained in).
+
+    For a text model, `text_column` and `label_column` name the file's columns (None: those the
+    run was trained on); a malformed row is an error naming its line, or with `skip_bad_rows`
+    skipped and counted; the file is read in `encoding`, with `errors` ("strict", "replace",
+    "ignore") for bytes that do not decode. `log` receives the lines the command line prints while
+    an image model's data is read. `path` is the run.
     """
     model, vocab, config = load_classifier(path, precision)
     names = config["labels"]

@@ -100,6 +100,26 @@ def _choose(scores, log_probs):
     return origin[0], token[0], scores[0]
 
 
-def beam_search(model, vocab, prompt: str = DEFAULTS.prompt, **options) -> list[tuple[str, float]]:
-    """See :meth:`BeamSearch.__call__`."""
-    return BeamSearch(model, vocab)(prompt, **options)
+def beam_search(model, vocab, prompt: str = DEFAULTS.prompt, length: int = DEFAULTS.length, beam: int = 5,
+                n_best: int = DEFAULTS.n_best, unknown: str = DEFAULTS.unknown,
+                precision: str | None = None) -> list[tuple[str, float]]:
+    """The most likely continuations of `prompt` under `model` (with `vocab`, both from
+    :func:`~charseq.heads.lm.run.load_lm`), as `charseq generate --beam` finds them.
+
+    Args:
+        model: the language model.
+        vocab: its vocabulary.
+        prompt: the text to continue; empty: the start of a line.
+        length: tokens each continuation has (prompt not included), at least 1.
+        beam: hypotheses kept at every step.
+        n_best: continuations returned, at most `beam`.
+        unknown: prompt characters the model never saw: "error" refuses the prompt, "skip" leaves
+            them out, "unk" reads them as the unknown symbol.
+        precision: how the recurrent products multiply, as for
+            :class:`~charseq.heads.lm.inference.Generator`: "float32", "mixed_bfloat16" (a CPU with
+            AVX512-BF16 only), or None for the precision the model was trained in.
+
+    Returns:
+        `n_best` pairs (text, total log-probability), best first, all distinct.
+    """
+    return BeamSearch(model, vocab, precision)(prompt, length, beam, n_best, unknown)

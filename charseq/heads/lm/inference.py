@@ -206,7 +206,19 @@ class Generator:
                  unknown: str = DEFAULTS.unknown, on_text: Callable[[str], None] | None = None) -> list[str]:
         """`num_samples` continuations of `prompt`, each `length` tokens long (prompt not included).
 
-        `on_text` receives the text of the first sample piece by piece as it is produced.
+        Args:
+            prompt: the text to continue; empty: the start of a line.
+            length: tokens (characters, or SentencePiece pieces) to generate, 0 to 1,000,000.
+            temperature: sharpen (below 1) or flatten (above 1) the distribution, from 0.01 to 100.
+            top_k: sample only from the `top_k` most likely tokens (0: off).
+            top_p: nucleus sampling, from the most likely tokens whose probabilities add up to
+                `top_p`, in (0, 1] (1: off).
+            seed: the same seed gives the same text; None draws a fresh one.
+            num_samples: independent continuations of the prompt.
+            greedy: always take the most likely token (the sampling settings are then unused).
+            unknown: prompt characters the model never saw: "error" refuses the prompt, "skip"
+                leaves them out, "unk" reads them as the unknown symbol.
+            on_text: receives the text of the first sample piece by piece as it is produced.
         """
         ids = self.check_options(prompt, length, temperature, top_k, top_p, seed, num_samples, greedy, unknown)
         if seed is None:
@@ -257,8 +269,10 @@ def sample_on_one_op_thread() -> bool:
 
 
 def generate(model, vocab, prompt: str = DEFAULTS.prompt, precision: str | None = None, **options) -> str | list[str]:
-    """Generate from `model`; see :meth:`Generator.__call__` for the options, :class:`Generator` for
-    `precision`.
+    """Sample a continuation of `prompt` from `model` (with `vocab`, both from :func:`load_lm`); the
+    `options` are those of :meth:`Generator.__call__` (`length`, `temperature`, `top_k`, `top_p`,
+    `seed`, `num_samples`, `greedy`, `unknown`), `precision` that of :class:`Generator`. For the
+    most likely continuations rather than a sample, see :func:`~charseq.heads.lm.beam.beam_search`.
 
     Returns one string, or a list when `num_samples` > 1.
     """

@@ -56,7 +56,7 @@ def _check_windows(info, data: DataConfig) -> None:
 def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
              force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
              progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH, **settings) -> RunDir:
-    """Train a language model on a text file (or a sample string given as `text`).
+    """Train a language model on the text file `corpus` (or a sample string given as `text`).
 
     `settings` are the fields of :class:`~charseq.heads.lm.config.ModelConfig`,
     :class:`~charseq.heads.lm.config.DataConfig` and :class:`~charseq.settings.TrainConfig`; those not
@@ -185,8 +185,8 @@ def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_len
 
 
 def load_lm(path: str | Path, precision: str | None = None):
-    """(model, vocab, config) of a trained language-model run, built in `precision` (float32 or
-    mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
+    """(model, vocab, config) of the trained language-model run at `path`, built in `precision`
+    (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
@@ -205,7 +205,8 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     token unscored), which is fast; `full_context` scores it as one stream carrying the state
     through the whole file, every token but the first with all the text before it. `precision`:
     the one the model computes in (None: the one it was trained in; mixed_bfloat16 only on a CPU with
-    native bfloat16)."""
+    native bfloat16). `path` is the run; `file` is read in `encoding`, and bytes that do not decode
+    are refused, replaced or dropped as `errors` says ("strict", "replace", "ignore")."""
     from charseq.files import input_name, read_text
 
     if file is None:

@@ -209,9 +209,9 @@ def _train_seq2seq(train_file, out, *, force, resume, log, progress_bar, **setti
 
 
 def load_seq2seq(path: str | Path, precision: str | None = None):
-    """(model, source vocab, target vocab, config) of a trained encoder-decoder run, built in
-    `precision` (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it was
-    trained in)."""
+    """(model, source vocab, target vocab, config) of the trained encoder-decoder run at `path`, built
+    in `precision` (float32 or mixed_bfloat16, only on a CPU with native bfloat16; None: the one it
+    was trained in)."""
     precision = asked_precision(precision)
     run = RunDir.open(path)
     config = run.require_task(TASK)
@@ -226,7 +226,12 @@ def load_seq2seq(path: str | Path, precision: str | None = None):
 
 
 class Translator:
-    """A loaded encoder-decoder, ready to decode many sources (load once, translate often)."""
+    """A loaded encoder-decoder, ready to decode many sources (load once, translate often).
+
+    `precision` is how the decoder's recurrent products multiply: "float32", "mixed_bfloat16"
+    (bfloat16 products, float32 sums, states and softmax; a CPU with AVX512-BF16 only), or None for
+    the precision the model was trained in.
+    """
 
     @checked_as("Translator")  # the public boundary: arguments checked, wrong types named
     def __init__(self, path: str | Path, precision: str | None = None):
@@ -255,6 +260,21 @@ class Translator:
     def __call__(self, sources: list[str], beam: int = DECODE.beam, n_best: int = DECODE.n_best,
                  max_len: int | None = None, length_penalty: float = DECODE.length_penalty,
                  unknown: str = DECODE.unknown) -> list[list[tuple[str, float, float]]]:
+        """Decode each source, greedily or with beam search, in batches.
+
+        Args:
+            sources: the texts to translate, none empty.
+            beam: hypotheses kept at every step (1: greedy).
+            n_best: hypotheses returned per source, at most `beam`.
+            max_len: the longest output, in characters; None: the run's (`train-seq2seq
+                --max-output-len`). An output stopped there is cut off.
+            length_penalty: hypotheses are ranked by log-probability / length ** `length_penalty`.
+            unknown: a source character the model never saw: "error" refuses the source, "unk" reads
+                it as the unknown symbol.
+
+        Returns:
+            Per source, its `n_best` hypotheses (text, log-probability, ranking score), best first.
+        """
         length_penalty = check_number("length_penalty", length_penalty)
         ids = self.encode(sources, unknown)
         return decode_all(self.decoder, ids, beam, n_best,
@@ -262,15 +282,25 @@ class Translator:
                           length_penalty)
 
 
-def translate(path: str | Path, sources: list[str], **options) -> list[list[tuple[str, float, float]]]:
-    """Per source, its `n_best` hypotheses (text, log-probability, normalised score), best first."""
-    return Translator(path)(sources, **options)
+def translate(path: str | Path, sources: list[str], precision: str | None = None,
+              **options) -> list[list[tuple[str, float, float]]]:
+    """Per source of `sources` (a list of str), its `n_best` hypotheses (text, log-probability,
+    normalised score), best first, by the encoder-decoder run at `path`.
+
+    The `options` are those of :meth:`Translator.__call__` (`beam`, `n_best`, `max_len`,
+    `length_penalty`, `unknown`), `precision` that of :class:`Translator`; to translate often, load
+    a :class:`Translator` once.
+    """
+    return Translator(path, precision)(sources, **options)
 
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
                      encoding: str = "utf-8", errors: str = "strict", precision: str | None = None) -> dict:
-    """Exact match and character error rate of the best hypothesis on a file of pairs. `precision`:
-    how the decoder's recurrent products multiply, as for Translator."""
+    """Exact match and character error rate of the best hypothesis of the run at `path` on `file`,
+    `source<TAB>target` pairs, decoded greedily or with a `beam` of that many hypotheses.
+    `precision`: how the decoder's recurrent products multiply, as for :class:`Translator`. A
+    malformed line is an error naming it, or with `skip_bad_rows` skipped and counted; the file is
+    read in `encoding`, with `errors` ("strict", "replace", "ignore") for bytes that do not decode."""
     import time
 
     translator = Translator(path, precision)
