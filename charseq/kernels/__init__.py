@@ -213,7 +213,7 @@ def load():
     `charseq_lstm_step`, `charseq_gru_step`), or None."""
     if os.environ.get("CHARSEQ_KERNEL", "").strip().lower() in OFF_VALUES:
         return None
-    fallback = "LSTM and GRU layers run on Keras' layer instead"
+    fallback = "the LSTM and GRU run on Keras' own layers instead"
     import tensorflow as tf
 
     cxx = compiler()

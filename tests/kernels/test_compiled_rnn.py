@@ -433,7 +433,7 @@ def test_no_compiler_or_a_failed_build_falls_back_with_one_line(tmp_path, monkey
             kernels.load.cache_clear()
             assert kernels.load() is None
             err = capsys.readouterr().err.strip().splitlines()
-            assert len(err) == 1 and words in err[0] and "Keras' layer instead" in err[0], err
+            assert len(err) == 1 and words in err[0] and "Keras' own layers instead" in err[0], err
             for cell in ("lstm", "gru"):
                 bb = RecurrentBackbone(cell, 8, 1, vocab_size=10, impl="auto")
                 assert not bb.use_compiled
@@ -474,7 +474,7 @@ def test_a_first_build_says_why_a_terminal_waits(tmp_path):
         os.close(follower)
         os.close(leader)
     assert len(said) == 2 and "building the compiled LSTM and GRU kernels for this CPU" in said[0], said
-    assert "false failed" in said[1] and "Keras' layer instead" in said[1]
+    assert "false failed" in said[1] and "Keras' own layers instead" in said[1]
 
 
 def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
