@@ -203,7 +203,11 @@ IMPLS = ("auto", "keras", "compiled", "fused")  # how the backbone runs an LSTM 
 @dataclass
 class BackboneConfig:
     """The shared recurrent backbone's shape: every head's model config nests one, and
-    :meth:`charseq.backbone.RecurrentBackbone.of` builds the backbone from it."""
+    :meth:`charseq.backbone.RecurrentBackbone.of` builds the backbone from it.
+
+    Each field is the setting of that name: a train function's keyword (`units=128`) and the
+    command line's option (`--units 128`), which the [command-line reference](cli.md) describes.
+    """
 
     cell: str = "lstm"
     layers: int = 1
@@ -238,7 +242,13 @@ class BackboneConfig:
 
 @dataclass
 class TrainConfig:
-    """How to train: the optimisation settings shared by every head (model settings live with the head)."""
+    """How to train: the optimisation settings shared by every head (model settings live with the head).
+
+    Each field is the setting of that name: a train function's keyword (`lr=1e-3`, `time_budget=5`) and
+    the command line's option (`--lr 1e-3`, `--time-budget 5`), which the
+    [command-line reference](cli.md) describes. A train function sizes the settings not given to its
+    data ([defaults](../defaults.md)); the defaults here are the ones sizing leaves alone.
+    """
 
     batch_size: int = 128
     max_steps: int | None = None
