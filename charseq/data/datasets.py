@@ -355,13 +355,15 @@ class _Fetcher:
         if zipfile.is_zipfile(path):
             try:
                 with zipfile.ZipFile(path) as archive:
-                    names = [n for n in archive.namelist() if Path(n).name == member.name
-                             and not n.startswith("__MACOSX")]
+                    # Under any of the names a folder may hold it by (MNIST's gzipped or dotted spellings).
+                    usual = (member.name, *member.aliases)
+                    names = [n for n in archive.namelist() if Path(n).name in usual and not n.startswith("__MACOSX")]
                     if not names and member.name in keras_mnist.ARRAYS and keras_mnist.is_keras_mnist(archive):
                         return keras_mnist.idx_bytes(archive, member.name, where)  # Keras' mnist.npz
                     if not names:
-                        raise CharseqError(f"{where} is a zip without {member.name}")
-                    return archive.read(min(names, key=len))
+                        also = f" (nor {', '.join(member.aliases)})" if member.aliases else ""
+                        raise CharseqError(f"{where} is a zip without {member.name}{also}")
+                    return archive.read(min(names, key=lambda n: (usual.index(Path(n).name), len(n))))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None
         if _starts_like_a_zip(path):  # a zip cut off before its directory, which is at its end

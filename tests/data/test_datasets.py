@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -462,6 +463,31 @@ def test_mnist_from_a_folder_of_raw_or_gzipped_files(server, cache, mnist, tmp_p
     code, out, err = charseq("data", "get", "mnist", "--from", folder)
     assert code == 0, err
     assert server.requests == [] and out.strip() == str(cache / "datasets" / "mnist")
+
+
+@pytest.mark.parametrize("spelling", ["gzipped", "dotted"])
+def test_mnist_from_a_zip_of_the_files_a_folder_may_hold(server, cache, mnist, tmp_path, spelling):
+    """A zip of the four files is read like a folder of them: gzipped, or spelt with a dot as some
+    copies have them, in a subfolder of the zip or not."""
+    archive = tmp_path / "mnist.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path, body in server.items():
+            name = path.rsplit("/", 1)[1]
+            if spelling == "gzipped":
+                zipped.writestr(f"mnist/{name}", body)
+            else:
+                zipped.writestr(name[:-3].replace("-idx", ".idx"), gzip.decompress(body))
+    code, out, err = charseq("data", "get", "mnist", "--from", archive)
+    assert code == 0, err
+    assert server.requests == [] and out.strip() == str(cache / "datasets" / "mnist")
+    for name, array in mnist.items():
+        assert (cache / "datasets" / "mnist" / name).read_bytes() == idx(array, 2051 if array.ndim == 3 else 2049)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("readme.txt", "no digits here")
+    shutil.rmtree(cache / "datasets" / "mnist")
+    code, out, err = charseq("data", "get", "mnist", "--from", archive)
+    assert code == 1 and err == (f"Error: {archive} is a zip without train-images-idx3-ubyte (nor "
+                                 "train-images-idx3-ubyte.gz, train-images.idx3-ubyte, train-images.idx3-ubyte.gz)\n")
 
 
 def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
