@@ -132,6 +132,30 @@ def test_one_cache_root_for_data_and_kernels(tmp_path, monkeypatch):
     assert datasets.datasets_dir() == tmp_path / "mine" / "datasets"
 
 
+def test_the_folder_data_list_names_is_the_one_to_copy_and_point_charseq_cache_at(tmp_path, monkeypatch, cache):
+    """Offline, a whole cache folder is copied from a machine that has the data sets and
+    CHARSEQ_CACHE is pointed at it: `charseq data list` names that folder, and which setting chose it."""
+    copy = tmp_path / "input.txt"
+    copy.write_bytes(TEXT)
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    get_dataset("tinyshakespeare", copy, log=lambda line: None)
+    first = charseq("data", "list")[1].splitlines()[0]
+    assert first == f"cache: {cache} (CHARSEQ_CACHE); data sets in {cache / 'datasets'}"
+    shown = first.removeprefix("cache: ").split(" (")[0]
+    shutil.copytree(shown, tmp_path / "carried")
+    monkeypatch.setenv("CHARSEQ_CACHE", str(tmp_path / "carried"))
+    code, out, err = charseq("data", "path", "tinyshakespeare")
+    assert code == 0 and out == f"{tmp_path / 'carried' / 'datasets' / 'tinyshakespeare' / 'input.txt'}\n", err
+
+    monkeypatch.delenv("CHARSEQ_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert charseq("data", "list")[1].startswith(f"cache: {tmp_path / 'xdg' / 'charseq'} (XDG_CACHE_HOME/charseq); ")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert charseq("data", "list")[1].startswith(
+        f"cache: {tmp_path / 'home' / '.cache' / 'charseq'} (the default; CHARSEQ_CACHE moves it); ")
+
+
 def test_the_cli_names_every_data_set():
     assert set(cli.DATASET_NAMES) == set(DATASETS) | set(SHIPPED)
     for spec in DATASETS.values():
