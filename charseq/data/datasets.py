@@ -382,7 +382,6 @@ class _Fetcher:
         if url in self.downloads:
             return self.downloads[url]
         target = self.staging / f".download-{len(self.downloads)}"
-        self.log(f"downloading {url}")
         # A full disk is the cache's problem, not the network's: no reason to copy the files from another machine.
         try:
             with open(target, "wb") as out:  # closing flushes the last bytes, which may not fit either
@@ -396,6 +395,8 @@ class _Fetcher:
         """The body of `url`, written to `out`; a network problem is a one-line CharseqError."""
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+                # Said once the server answers: offline, the error that names the URL is the one line.
+                self.log(f"downloading {url}")
                 expected = response.headers.get("Content-Length")
                 received = 0
                 while chunk := response.read(CHUNK):

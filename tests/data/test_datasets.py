@@ -271,7 +271,7 @@ def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
     url = f"http://127.0.0.1:{closed_port()}/char-rnn/input.txt"
     shakespeare(monkeypatch, url)
     code, out, err = charseq("data", "get", "tinyshakespeare")
-    error = err.strip().splitlines()[-1]
+    error, = err.strip().splitlines()  # no "downloading URL" before it: nothing was downloading
     assert code == 1 and error.startswith(f"Error: could not download {url} (")
     assert "--from" in error and "charseq data get tinyshakespeare" in error
     assert leftovers(cache) == []
@@ -287,6 +287,7 @@ def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tm
     url = f"http://127.0.0.1:{closed_port()}/input.txt"
     r = run_cli("data", "get", "tinyshakespeare", "--from", url, env=env)
     assert r.returncode == 1 and f"could not download {url}" in r.stderr and "--from" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
     r = run_cli("data", "path", "tinyshakespeare", env=env)
     assert r.returncode == 1 and "charseq data get tinyshakespeare" in r.stderr
