@@ -344,10 +344,16 @@ class _Fetcher:
             for candidate in (self.local / name, self.local / Path(member.url).stem / name):
                 if candidate.is_file():
                     return candidate
-        if zips := sorted(self.local.glob("*.zip")):
-            return zips[0]
         if member.name in keras_mnist.ARRAYS and (self.local / "mnist.npz").is_file():  # ~/.keras/datasets/
             return self.local / "mnist.npz"
+        # A folder such as ~/Downloads or ~/.keras/datasets holds other zips too: the one holding the
+        # file, else the first (whose error then says what it lacks).
+        zips = sorted(self.local.glob("*.zip"))
+        for archive in zips:
+            if _zip_holds(archive, (member.name, *member.aliases)):
+                return archive
+        if zips:
+            return zips[0]
         raise CharseqError(f"--from {self.source} has no {member.name} (nor {', '.join(member.aliases) or 'a zip'})")
 
     def _from_archive_or_file(self, member: Member, path: Path, where: str) -> bytes:
@@ -435,6 +441,15 @@ def _write(out, data: bytes) -> None:
         out.write(data)
     except OSError as e:
         raise cannot_write_the_cache(e) from None
+
+
+def _zip_holds(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether zip `path` holds a file under one of `names`, in any folder of it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(Path(n).name in names and not n.startswith("__MACOSX") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _starts_like_a_zip(path: Path) -> bool:

@@ -580,6 +580,25 @@ def test_keras_mnist_npz_is_cached_as_the_four_idx_files(server, cache, mnist, t
         (cache / "datasets" / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"changed")  # fetched again next
 
 
+def test_a_folder_with_other_zips_gives_the_copy_it_holds(server, cache, mnist, sst2, tmp_path):
+    """~/.keras/datasets holds the zips of other tutorials beside mnist.npz, and ~/Downloads other zips
+    beside a renamed SST-2 zip: the copy of the data set is found, not the first zip by name."""
+    keras = tmp_path / "keras-datasets"
+    keras.mkdir()
+    np.savez(keras / "mnist.npz", x_train=mnist["train-images-idx3-ubyte"], y_train=mnist["train-labels-idx1-ubyte"],
+             x_test=mnist["t10k-images-idx3-ubyte"], y_test=mnist["t10k-labels-idx1-ubyte"])
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    shutil.copy(sst2, downloads / "glue-sst2 (1).zip")
+    for folder in (keras, downloads):
+        with zipfile.ZipFile(folder / "cats_and_dogs_filtered.zip", "w") as other:  # first by name
+            other.writestr("cats_and_dogs_filtered/train/cat.0.jpg", b"\xff\xd8")
+    for name, folder in (("mnist", keras), ("sst2", downloads)):
+        code, out, err = charseq("data", "get", name, "--from", folder)
+        assert code == 0 and out.strip() == str(cache / "datasets" / name), err
+    assert server.requests == []
+
+
 def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(cache, mnist, tmp_path):
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
