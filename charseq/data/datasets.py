@@ -278,7 +278,12 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     try:
         fetched = _Fetcher(spec, source, build.path, log)
         for member in spec.members:
-            data, digest = spec.prepare(member, fetched.raw(member))
+            raw = fetched.raw(member)
+            if _is_a_web_page(raw):
+                raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} is a web page (HTML), not "
+                                   "the data set's file; give the address of the file itself (on GitHub, its Raw "
+                                   "link); nothing was cached")
+            data, digest = spec.prepare(member, raw)
             if digest != member.sha256:
                 keras_npz = str(fetched.origin(member)).endswith(".npz")  # another data set, or MNIST changed
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
@@ -441,6 +446,13 @@ def _write(out, data: bytes) -> None:
         out.write(data)
     except OSError as e:
         raise cannot_write_the_cache(e) from None
+
+
+def _is_a_web_page(data: bytes) -> bool:
+    """Whether `data` is an HTML page: what a link to a file's page (GitHub's blob view) or a sign-in
+    page gives instead of the file. None of the data sets starts so."""
+    start = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html"))
 
 
 def _zip_holds(path: Path, names: tuple[str, ...]) -> bool:

@@ -254,6 +254,23 @@ def test_a_checksum_mismatch_is_one_line_and_caches_nothing(server, cache, monke
     assert leftovers(cache) == []
 
 
+def test_a_web_page_instead_of_the_file_is_named_as_such(server, cache, monkeypatch, tmp_path):
+    """The link to a file's page (GitHub's blob view, not its Raw link), or that page saved from a
+    browser, is said to be a web page, not only to differ from the data set's checksum."""
+    page = b"\n\n<!DOCTYPE html>\n<html lang=\"en\"><head><title>char-rnn/input.txt</title></head></html>\n"
+    server["/blob/input.txt"] = page
+    saved = tmp_path / "input.txt"
+    saved.write_bytes(page)
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    for source in (server.url + "/blob/input.txt", saved):
+        code, out, err = charseq("data", "get", "tinyshakespeare", "--from", source)
+        assert code == 1 and out == "", err
+        assert err.splitlines()[-1] == (f"Error: tinyshakespeare: input.txt from {source} is a web page (HTML), not "
+                                        "the data set's file; give the address of the file itself (on GitHub, its "
+                                        "Raw link); nothing was cached")
+    assert leftovers(cache) == []
+
+
 def test_an_interrupted_download_leaves_no_partial_file(server, cache, monkeypatch):
     server["/input.txt"] = (TEXT, True)
     shakespeare(monkeypatch, server.url + "/input.txt")
