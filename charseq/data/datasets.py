@@ -426,8 +426,10 @@ class _Fetcher:
             raise CharseqError(f"could not download {url} ({reason}); {self._advice()}") from None
 
     def _advice(self) -> str:
-        return (f"without internet, copy the file(s) from another machine and run: charseq data get {self.spec.name} "
-                "--from PATH_OR_URL")
+        advice = (f"without internet, copy the file(s) from another machine and run: charseq data get "
+                  f"{self.spec.name} --from PATH_OR_URL")
+        keras_copy = keras_mnist.keras_copy() if self.spec.name == "mnist" else None
+        return advice + (f" (Keras' copy is on this machine: --from {keras_copy})" if keras_copy else "")
 
     def clean(self) -> None:
         for path in self.downloads.values():

@@ -537,10 +537,22 @@ def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
 
     point(monkeypatch, "mnist", *(dataclasses.replace(m, url=f"http://127.0.0.1:{closed_port()}/{m.name}.gz")
                                   for m in DATASETS["mnist"].members))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a machine where Keras has not fetched MNIST
+    monkeypatch.delenv("KERAS_HOME", raising=False)
     with pytest.raises(CharseqError) as e:
         load_mnist(log=lambda line: None)
     assert "could not download http://127.0.0.1" in str(e.value) and "charseq data get mnist --from" in str(e.value)
-    assert "--data" in str(e.value)
+    assert "--data" in str(e.value) and "Keras' copy" not in str(e.value)
+    # Where keras.datasets.mnist.load_data() has run, the error says where its copy is.
+    for keras_home in (tmp_path / "home" / ".keras", tmp_path / "keras-home"):
+        if keras_home.name == "keras-home":
+            monkeypatch.setenv("KERAS_HOME", str(keras_home))
+        (keras_home / "datasets").mkdir(parents=True)
+        (keras_home / "datasets" / "mnist.npz").write_bytes(b"PK")
+        code, out, err = charseq("data", "get", "mnist")
+        assert code == 1 and len(err.splitlines()) == 1, err
+        assert err.rstrip().endswith(f"--from PATH_OR_URL (Keras' copy is on this machine: --from "
+                                     f"{keras_home / 'datasets' / 'mnist.npz'})"), err
     (tmp_path / "one.idx").write_bytes(b"\0" * 16)
     with pytest.raises(CharseqError, match="give the folder"):
         get_dataset("mnist", tmp_path / "one.idx")
