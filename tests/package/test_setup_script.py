@@ -2,7 +2,8 @@
 Python older than charseq needs is refused in one line before a .venv/ is made with it (or, in a
 .venv/ made before, said with what to do), and a .venv/ left without pip (a first run stopped on
 Debian or Ubuntu before python3-venv was installed, or a tool that makes venvs without pip) is
-mended on the next run instead of failing with "No module named pip" on every run after."""
+mended on the next run instead of failing with "No module named pip" on every run after. demo.sh then
+runs on the Python of .venv/ alone."""
 
 import os
 import shutil
@@ -86,3 +87,27 @@ def test_a_venv_made_before_with_an_older_python_is_said_with_what_to_do(tmp_pat
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
     assert r.stderr.startswith(f"Error: charseq needs Python 3.10 or later, and {root}/.venv has Python 3.9.18: "
                                "delete .venv/ and run again")
+
+
+def test_demo_needs_no_python3_beside_the_python_of_its_venv(tmp_path):
+    """With .venv/ made by PYTHON=python3.12 on a machine without a python3, the demo runs to its end:
+    it splits off the held-out text with the Python of .venv/."""
+    root = laid_out(tmp_path / "clone")
+    shutil.copy(REPO / "scripts" / "demo.sh", root / "scripts" / "demo.sh")
+    (root / "corpora").mkdir()
+    (root / "corpora" / "poems.txt").write_text("春风又绿江南岸\n" * 50, encoding="utf-8")
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "charseq").write_text("#!/bin/sh\n/bin/mkdir -p runs\n")  # each command: the run folder, no more
+    for script in ("python", "charseq"):
+        (bin_dir / script).chmod(0o755)
+    (root / ".venv" / ".charseq-installed").touch()
+    path = tmp_path / "path"  # the tools the scripts use, and no python3
+    path.mkdir()
+    (path / "dirname").symlink_to(shutil.which("dirname"))
+    r = subprocess.run([shutil.which("bash"), root / "scripts" / "demo.sh"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "PATH": str(path)})
+    assert r.returncode == 0, r.stderr
+    held_out = (root / "runs" / "poems-demo-held-out.txt").read_text(encoding="utf-8")
+    assert held_out and (root / "corpora" / "poems.txt").read_text(encoding="utf-8").endswith(held_out)
