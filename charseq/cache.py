@@ -2,6 +2,7 @@
 
     cache_root()            # $CHARSEQ_CACHE, else $XDG_CACHE_HOME/charseq, else ~/.cache/charseq
     cache_root("datasets")  # a subfolder of it (not created here)
+    cache_root_origin()     # which of the three chose it, for saying so
 
 Everything under it can be deleted at any time; charseq fetches or builds it again on next use.
 """
@@ -21,3 +22,13 @@ def cache_root(*parts: str) -> Path:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(base, "charseq")
     return Path(os.path.abspath(os.path.expanduser(root))).joinpath(*parts)
+
+
+def cache_root_origin() -> str:
+    """What chose the cache folder, as `charseq data list` says it: the variable that set it, or that
+    it is the default (so that a user who copies the folder knows what to point CHARSEQ_CACHE at)."""
+    if os.environ.get(ENV):
+        return ENV
+    if os.environ.get("XDG_CACHE_HOME"):
+        return "XDG_CACHE_HOME/charseq"
+    return f"the default; {ENV} moves it"

@@ -306,6 +306,7 @@ def data_path_command(name):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per data set.")
 def data_list_command(as_json):
     """List the data sets charseq can fetch: name, whether cached, size, source."""
+    from charseq.cache import cache_root, cache_root_origin
     from charseq.data.datasets import datasets_dir, format_size, list_datasets
 
     rows = list_datasets()
@@ -313,7 +314,8 @@ def data_list_command(as_json):
         for row in rows:
             click.echo(json_line(row))
         return
-    click.echo(f"cache: {datasets_dir()}")
+    # The root, not datasets/: the folder to copy, and to point CHARSEQ_CACHE at on another machine.
+    click.echo(f"cache: {cache_root()} ({cache_root_origin()}); data sets in {datasets_dir()}")
     for row in rows:
         size = format_size(row["size"]) if row["cached"] else "-"
         state = ("shipped" if row.get("shipped") else "changed" if row["changed"] else "cached" if row["cached"]

@@ -23,7 +23,7 @@ echo "== charseq generate --model $RUN --prompt 'The ' --length 120 --temperatur
 "$CHARSEQ" generate --model "$RUN" --prompt "The " --length 120 --temperature 0.8 --seed 1
 echo
 echo "== charseq evaluate --model $RUN (the last 10% of poems.txt's characters, the validation split)"
-python3 - corpora/poems.txt "$HELD_OUT" <<'PY'
+"$ROOT/.venv/bin/python" - corpora/poems.txt "$HELD_OUT" <<'PY'  # .venv/'s: made with PYTHON=..., python3 may be absent
 import sys
 text = open(sys.argv[1], encoding="utf-8").read()
 open(sys.argv[2], "w", encoding="utf-8").write(text[len(text) - round(len(text) * 0.1):])

@@ -279,7 +279,12 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
     try:
         fetched = _Fetcher(spec, source, build.path, log)
         for member in spec.members:
-            data, digest = spec.prepare(member, fetched.raw(member))
+            raw = fetched.raw(member)
+            if _is_a_web_page(raw):
+                raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} is a web page (HTML), not "
+                                   "the data set's file; give the address of the file itself (on GitHub, its Raw "
+                                   "link); nothing was cached")
+            data, digest = spec.prepare(member, raw)
             if digest != member.sha256:
                 keras_npz = str(fetched.origin(member)).endswith(".npz")  # another data set, or MNIST changed
                 raise CharseqError(f"{name}: {member.name} from {fetched.origin(member)} has SHA-256 {digest}, "
@@ -345,10 +350,16 @@ class _Fetcher:
             for candidate in (self.local / name, self.local / Path(member.url).stem / name):
                 if candidate.is_file():
                     return candidate
-        if zips := sorted(self.local.glob("*.zip")):
-            return zips[0]
         if member.name in keras_mnist.ARRAYS and (self.local / "mnist.npz").is_file():  # ~/.keras/datasets/
             return self.local / "mnist.npz"
+        # A folder such as ~/Downloads or ~/.keras/datasets holds other zips too: the one holding the
+        # file, else the first (whose error then says what it lacks).
+        zips = sorted(self.local.glob("*.zip"))
+        for archive in zips:
+            if _zip_holds(archive, (member.name, *member.aliases)):
+                return archive
+        if zips:
+            return zips[0]
         raise CharseqError(f"--from {self.source} has no {member.name} (nor {', '.join(member.aliases) or 'a zip'})")
 
     def _from_archive_or_file(self, member: Member, path: Path, where: str) -> bytes:
@@ -356,13 +367,15 @@ class _Fetcher:
         if zipfile.is_zipfile(path):
             try:
                 with zipfile.ZipFile(path) as archive:
-                    names = [n for n in archive.namelist() if Path(n).name == member.name
-                             and not n.startswith("__MACOSX")]
+                    # Under any of the names a folder may hold it by (MNIST's gzipped or dotted spellings).
+                    usual = (member.name, *member.aliases)
+                    names = [n for n in archive.namelist() if Path(n).name in usual and not n.startswith("__MACOSX")]
                     if not names and member.name in keras_mnist.ARRAYS and keras_mnist.is_keras_mnist(archive):
                         return keras_mnist.idx_bytes(archive, member.name, where)  # Keras' mnist.npz
                     if not names:
-                        raise CharseqError(f"{where} is a zip without {member.name}")
-                    return archive.read(min(names, key=len))
+                        also = f" (nor {', '.join(member.aliases)})" if member.aliases else ""
+                        raise CharseqError(f"{where} is a zip without {member.name}{also}")
+                    return archive.read(min(names, key=lambda n: (usual.index(Path(n).name), len(n))))
             except (zipfile.BadZipFile, OSError, EOFError) as e:
                 raise CharseqError(f"{where} is a damaged zip file ({e})") from None
         if _starts_like_a_zip(path):  # a zip cut off before its directory, which is at its end
@@ -381,7 +394,6 @@ class _Fetcher:
         if url in self.downloads:
             return self.downloads[url]
         target = self.staging / f".download-{len(self.downloads)}"
-        self.log(f"downloading {url}")
         # A full disk is the cache's problem, not the network's: no reason to copy the files from another machine.
         try:
             with open(target, "wb") as out:  # closing flushes the last bytes, which may not fit either
@@ -395,6 +407,8 @@ class _Fetcher:
         """The body of `url`, written to `out`; a network problem is a one-line CharseqError."""
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+                # Said once the server answers: offline, the error that names the URL is the one line.
+                self.log(f"downloading {url}")
                 expected = response.headers.get("Content-Length")
                 received = 0
                 while chunk := response.read(CHUNK):
@@ -413,8 +427,10 @@ class _Fetcher:
             raise CharseqError(f"could not download {url} ({reason}); {self._advice()}") from None
 
     def _advice(self) -> str:
-        return (f"without internet, copy the file(s) from another machine and run: charseq data get {self.spec.name} "
-                "--from PATH_OR_URL")
+        advice = (f"without internet, copy the file(s) from another machine and run: charseq data get "
+                  f"{self.spec.name} --from PATH_OR_URL")
+        keras_copy = keras_mnist.keras_copy() if self.spec.name == "mnist" else None
+        return advice + (f" (Keras' copy is on this machine: --from {keras_copy})" if keras_copy else "")
 
     def clean(self) -> None:
         for path in self.downloads.values():
@@ -433,6 +449,22 @@ def _write(out, data: bytes) -> None:
         out.write(data)
     except OSError as e:
         raise cannot_write_the_cache(e) from None
+
+
+def _is_a_web_page(data: bytes) -> bool:
+    """Whether `data` is an HTML page: what a link to a file's page (GitHub's blob view) or a sign-in
+    page gives instead of the file. None of the data sets starts so."""
+    start = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
+def _zip_holds(path: Path, names: tuple[str, ...]) -> bool:
+    """Whether zip `path` holds a file under one of `names`, in any folder of it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(Path(n).name in names and not n.startswith("__MACOSX") for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def _starts_like_a_zip(path: Path) -> bool:

@@ -3,6 +3,7 @@ MNIST's four IDX files, so that `charseq data get mnist --from mnist.npz` caches
 copy, checked against the same SHA-256:
 
     idx_bytes(archive, "t10k-labels-idx1-ubyte")    # the IDX file's bytes, from y_test.npy
+    keras_copy()                                    # ~/.keras/datasets/mnist.npz, if Keras left one here
 
 numpy reads the arrays, imported only for such a file, so that the other `charseq data` commands
 start without it.
@@ -11,7 +12,9 @@ start without it.
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from pathlib import Path
 
 from charseq.errors import CharseqError
 
@@ -22,6 +25,13 @@ ARRAYS = {
     "t10k-images-idx3-ubyte": ("x_test", 2051),
     "t10k-labels-idx1-ubyte": ("y_test", 2049),
 }
+
+
+def keras_copy() -> Path | None:
+    """The mnist.npz that `keras.datasets.mnist.load_data()` left on this machine, if any: in
+    $KERAS_HOME/datasets, else ~/.keras/datasets, where Keras keeps it."""
+    path = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser(), "datasets", "mnist.npz")
+    return path if path.is_file() else None
 
 
 def is_keras_mnist(archive: zipfile.ZipFile) -> bool:

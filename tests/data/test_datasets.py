@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -131,6 +132,30 @@ def test_one_cache_root_for_data_and_kernels(tmp_path, monkeypatch):
     assert datasets.datasets_dir() == tmp_path / "mine" / "datasets"
 
 
+def test_the_folder_data_list_names_is_the_one_to_copy_and_point_charseq_cache_at(tmp_path, monkeypatch, cache):
+    """Offline, a whole cache folder is copied from a machine that has the data sets and
+    CHARSEQ_CACHE is pointed at it: `charseq data list` names that folder, and which setting chose it."""
+    copy = tmp_path / "input.txt"
+    copy.write_bytes(TEXT)
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    get_dataset("tinyshakespeare", copy, log=lambda line: None)
+    first = charseq("data", "list")[1].splitlines()[0]
+    assert first == f"cache: {cache} (CHARSEQ_CACHE); data sets in {cache / 'datasets'}"
+    shown = first.removeprefix("cache: ").split(" (")[0]
+    shutil.copytree(shown, tmp_path / "carried")
+    monkeypatch.setenv("CHARSEQ_CACHE", str(tmp_path / "carried"))
+    code, out, err = charseq("data", "path", "tinyshakespeare")
+    assert code == 0 and out == f"{tmp_path / 'carried' / 'datasets' / 'tinyshakespeare' / 'input.txt'}\n", err
+
+    monkeypatch.delenv("CHARSEQ_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert charseq("data", "list")[1].startswith(f"cache: {tmp_path / 'xdg' / 'charseq'} (XDG_CACHE_HOME/charseq); ")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert charseq("data", "list")[1].startswith(
+        f"cache: {tmp_path / 'home' / '.cache' / 'charseq'} (the default; CHARSEQ_CACHE moves it); ")
+
+
 def test_the_cli_names_every_data_set():
     assert set(cli.DATASET_NAMES) == set(DATASETS) | set(SHIPPED)
     for spec in DATASETS.values():
@@ -229,6 +254,23 @@ def test_a_checksum_mismatch_is_one_line_and_caches_nothing(server, cache, monke
     assert leftovers(cache) == []
 
 
+def test_a_web_page_instead_of_the_file_is_named_as_such(server, cache, monkeypatch, tmp_path):
+    """The link to a file's page (GitHub's blob view, not its Raw link), or that page saved from a
+    browser, is said to be a web page, not only to differ from the data set's checksum."""
+    page = b"\n\n<!DOCTYPE html>\n<html lang=\"en\"><head><title>char-rnn/input.txt</title></head></html>\n"
+    server["/blob/input.txt"] = page
+    saved = tmp_path / "input.txt"
+    saved.write_bytes(page)
+    shakespeare(monkeypatch, f"http://127.0.0.1:{closed_port()}/input.txt")
+    for source in (server.url + "/blob/input.txt", saved):
+        code, out, err = charseq("data", "get", "tinyshakespeare", "--from", source)
+        assert code == 1 and out == "", err
+        assert err.splitlines()[-1] == (f"Error: tinyshakespeare: input.txt from {source} is a web page (HTML), not "
+                                        "the data set's file; give the address of the file itself (on GitHub, its "
+                                        "Raw link); nothing was cached")
+    assert leftovers(cache) == []
+
+
 def test_an_interrupted_download_leaves_no_partial_file(server, cache, monkeypatch):
     server["/input.txt"] = (TEXT, True)
     shakespeare(monkeypatch, server.url + "/input.txt")
@@ -246,7 +288,7 @@ def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
     url = f"http://127.0.0.1:{closed_port()}/char-rnn/input.txt"
     shakespeare(monkeypatch, url)
     code, out, err = charseq("data", "get", "tinyshakespeare")
-    error = err.strip().splitlines()[-1]
+    error, = err.strip().splitlines()  # no "downloading URL" before it: nothing was downloading
     assert code == 1 and error.startswith(f"Error: could not download {url} (")
     assert "--from" in error and "charseq data get tinyshakespeare" in error
     assert leftovers(cache) == []
@@ -262,6 +304,7 @@ def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tm
     url = f"http://127.0.0.1:{closed_port()}/input.txt"
     r = run_cli("data", "get", "tinyshakespeare", "--from", url, env=env)
     assert r.returncode == 1 and f"could not download {url}" in r.stderr and "--from" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
     r = run_cli("data", "path", "tinyshakespeare", env=env)
     assert r.returncode == 1 and "charseq data get tinyshakespeare" in r.stderr
@@ -464,15 +507,52 @@ def test_mnist_from_a_folder_of_raw_or_gzipped_files(server, cache, mnist, tmp_p
     assert server.requests == [] and out.strip() == str(cache / "datasets" / "mnist")
 
 
+@pytest.mark.parametrize("spelling", ["gzipped", "dotted"])
+def test_mnist_from_a_zip_of_the_files_a_folder_may_hold(server, cache, mnist, tmp_path, spelling):
+    """A zip of the four files is read like a folder of them: gzipped, or spelt with a dot as some
+    copies have them, in a subfolder of the zip or not."""
+    archive = tmp_path / "mnist.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path, body in server.items():
+            name = path.rsplit("/", 1)[1]
+            if spelling == "gzipped":
+                zipped.writestr(f"mnist/{name}", body)
+            else:
+                zipped.writestr(name[:-3].replace("-idx", ".idx"), gzip.decompress(body))
+    code, out, err = charseq("data", "get", "mnist", "--from", archive)
+    assert code == 0, err
+    assert server.requests == [] and out.strip() == str(cache / "datasets" / "mnist")
+    for name, array in mnist.items():
+        assert (cache / "datasets" / "mnist" / name).read_bytes() == idx(array, 2051 if array.ndim == 3 else 2049)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("readme.txt", "no digits here")
+    shutil.rmtree(cache / "datasets" / "mnist")
+    code, out, err = charseq("data", "get", "mnist", "--from", archive)
+    assert code == 1 and err == (f"Error: {archive} is a zip without train-images-idx3-ubyte (nor "
+                                 "train-images-idx3-ubyte.gz, train-images.idx3-ubyte, train-images.idx3-ubyte.gz)\n")
+
+
 def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
     from charseq.data.mnist import load_mnist
 
     point(monkeypatch, "mnist", *(dataclasses.replace(m, url=f"http://127.0.0.1:{closed_port()}/{m.name}.gz")
                                   for m in DATASETS["mnist"].members))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a machine where Keras has not fetched MNIST
+    monkeypatch.delenv("KERAS_HOME", raising=False)
     with pytest.raises(CharseqError) as e:
         load_mnist(log=lambda line: None)
     assert "could not download http://127.0.0.1" in str(e.value) and "charseq data get mnist --from" in str(e.value)
-    assert "--data" in str(e.value)
+    assert "--data" in str(e.value) and "Keras' copy" not in str(e.value)
+    # Where keras.datasets.mnist.load_data() has run, the error says where its copy is.
+    for keras_home in (tmp_path / "home" / ".keras", tmp_path / "keras-home"):
+        if keras_home.name == "keras-home":
+            monkeypatch.setenv("KERAS_HOME", str(keras_home))
+        (keras_home / "datasets").mkdir(parents=True)
+        (keras_home / "datasets" / "mnist.npz").write_bytes(b"PK")
+        code, out, err = charseq("data", "get", "mnist")
+        assert code == 1 and len(err.splitlines()) == 1, err
+        assert err.rstrip().endswith(f"--from PATH_OR_URL (Keras' copy is on this machine: --from "
+                                     f"{keras_home / 'datasets' / 'mnist.npz'})"), err
     (tmp_path / "one.idx").write_bytes(b"\0" * 16)
     with pytest.raises(CharseqError, match="give the folder"):
         get_dataset("mnist", tmp_path / "one.idx")
@@ -527,6 +607,25 @@ def test_keras_mnist_npz_is_cached_as_the_four_idx_files(server, cache, mnist, t
         for name, array in mnist.items():
             assert (cache / "datasets" / "mnist" / name).read_bytes() == idx(array, 2051 if array.ndim == 3 else 2049)
         (cache / "datasets" / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"changed")  # fetched again next
+
+
+def test_a_folder_with_other_zips_gives_the_copy_it_holds(server, cache, mnist, sst2, tmp_path):
+    """~/.keras/datasets holds the zips of other tutorials beside mnist.npz, and ~/Downloads other zips
+    beside a renamed SST-2 zip: the copy of the data set is found, not the first zip by name."""
+    keras = tmp_path / "keras-datasets"
+    keras.mkdir()
+    np.savez(keras / "mnist.npz", x_train=mnist["train-images-idx3-ubyte"], y_train=mnist["train-labels-idx1-ubyte"],
+             x_test=mnist["t10k-images-idx3-ubyte"], y_test=mnist["t10k-labels-idx1-ubyte"])
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    shutil.copy(sst2, downloads / "glue-sst2 (1).zip")
+    for folder in (keras, downloads):
+        with zipfile.ZipFile(folder / "cats_and_dogs_filtered.zip", "w") as other:  # first by name
+            other.writestr("cats_and_dogs_filtered/train/cat.0.jpg", b"\xff\xd8")
+    for name, folder in (("mnist", keras), ("sst2", downloads)):
+        code, out, err = charseq("data", "get", name, "--from", folder)
+        assert code == 0 and out.strip() == str(cache / "datasets" / name), err
+    assert server.requests == []
 
 
 def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(cache, mnist, tmp_path):
