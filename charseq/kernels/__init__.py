@@ -10,6 +10,11 @@ with ``-march=native``, less AVX512-FP16). A file lock keeps two processes from 
 once. Each source compiles in its own compiler process, side by side, and the objects are linked
 in a temporary folder; the library is then renamed into place, so a reader never sees half a file.
 
+A library built already is used without a compiler, and from a cache this user may only read (a
+team's, or one copied into a container): the compiler names the folder, so without one the
+library built for these sources, this TensorFlow and this CPU is found by the `built-for` file
+beside it. ``CXX`` may carry a launcher or flags (``CXX="ccache g++"``).
+
 No compiler, a failed build or a library that does not load: one line on stderr says so and which
 path runs instead, and `load()` returns None. A failed build is remembered in the cache (delete
 the folder to try again). ``CHARSEQ_KERNEL=off`` skips the kernel altogether.
@@ -22,6 +27,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -65,7 +71,7 @@ def _target_flags(compiler: str, cpu: tuple[str, ...] = NATIVE) -> tuple[str, ..
     __AVX512FP16__ is defined (PacketMathFP16.h, seen on Sapphire Rapids), and the kernels compute
     in float32 and bfloat16, never float16."""
     try:
-        macros = subprocess.run([compiler, *cpu, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
+        macros = subprocess.run([*shlex.split(compiler), *cpu, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
                                 text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         return cpu
@@ -78,12 +84,12 @@ def _compile_command(tf, compiler: str, source: Path, target: Path, cpu: tuple[s
     (-march=...: the tests compile for the CPUs the build is not running on)."""
     # -fno-math-errno: the kernels never read errno, and a square root that need not set it is one
     # vector instruction (Adam's update loop vectorizes; with errno it calls sqrtf per element).
-    return [compiler, "-c", "-fPIC", optimize, "-fno-math-errno", *_target_flags(compiler, cpu), "-w", str(source),
+    return [*shlex.split(compiler), "-c", "-fPIC", optimize, "-fno-math-errno", *_target_flags(compiler, cpu), "-w", str(source),
             "-o", str(target), *tf.sysconfig.get_compile_flags()]
 
 
 def _link_command(tf, compiler: str, objects: list[Path], target: Path) -> list[str]:
-    return [compiler, "-shared", *map(str, objects), "-o", str(target), *tf.sysconfig.get_link_flags()]
+    return [*shlex.split(compiler), "-shared", *map(str, objects), "-o", str(target), *tf.sysconfig.get_link_flags()]
 
 
 def compiler() -> str:
@@ -104,9 +110,32 @@ def build_dir(tf, compiler: str) -> Path:
     return cache_root() / f"{tf.__version__}-{key.hexdigest()[:16]}"
 
 
+def built_for(tf) -> str:
+    """What a built library is for, whichever compiler built it: these sources, this TensorFlow, this
+    CPU's instruction sets and machine (the `built-for` file beside the library holds it)."""
+    key = hashlib.sha256()
+    for part in (*(p.read_bytes() for p in [*SOURCES, *sorted(HERE.glob("*.h"))]), tf.__version__.encode(),
+                 _cpu_flags().encode(), platform.machine().encode()):
+        key.update(part)
+        key.update(b"\0")
+    return key.hexdigest()
+
+
+def _built_already(tf) -> Path | None:
+    """A library built for `built_for(tf)` by any compiler, in the cache: used where none can build it."""
+    wanted = built_for(tf)
+    for marker in sorted(cache_root().glob(f"{tf.__version__}-*/built-for")):
+        try:
+            if marker.read_text(encoding="utf-8").strip() == wanted and (marker.parent / LIBRARY).exists():
+                return marker.parent / LIBRARY
+        except OSError:
+            continue
+    return None
+
+
 def _compiler_version(compiler: str) -> str:
     try:
-        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        return subprocess.run([*shlex.split(compiler), "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -119,8 +148,15 @@ def _build(tf, compiler: str, directory: Path) -> Path:
     """The built library in `directory`, building it under a file lock if it is not there yet.
     Raises RuntimeError (with the reason) if it cannot be built."""
     library, failed = directory / LIBRARY, directory / "build-failed.log"
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as lock:
+    if library.exists():  # renamed into place whole: a cache this user may only read serves as well
+        return library
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = open(directory / ".lock", "w")
+    except OSError as e:
+        raise RuntimeError(f"cannot write to the kernel cache {directory.parent} ({e.strerror}); set CHARSEQ_CACHE "
+                           "to a folder you can write") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it: wait for it
         if library.exists():
             return library
@@ -144,6 +180,7 @@ def _build(tf, compiler: str, directory: Path) -> Path:
             if any(r.returncode for r in runs):
                 failed.write_text("".join(r.stdout + r.stderr for r in runs), encoding="utf-8")
                 raise RuntimeError(f"{compiler} failed (see {failed})")
+            (directory / "built-for").write_text(built_for(tf), encoding="utf-8")
             os.replace(built, library)
     return library
 
@@ -217,12 +254,15 @@ def load():
     import tensorflow as tf
 
     cxx = compiler()
-    if shutil.which(cxx) is None:
-        _say(f"no C++ compiler ({cxx}) to build the compiled LSTM and GRU kernels: {fallback}")
-        return None
     try:
-        library = _build(tf, cxx, build_dir(tf, cxx))
+        if not shlex.split(cxx) or shutil.which(shlex.split(cxx)[0]) is None:
+            library = _built_already(tf)
+            if library is None:
+                _say(f"no C++ compiler ({cxx}) to build the compiled LSTM and GRU kernels: {fallback}")
+                return None
+        else:
+            library = _build(tf, cxx, build_dir(tf, cxx))
         return tf.load_op_library(str(library))
-    except (OSError, RuntimeError, tf.errors.NotFoundError) as e:
+    except (OSError, RuntimeError, ValueError, tf.errors.NotFoundError) as e:  # ValueError: CXX's quotes unclosed
         _say(f"the compiled LSTM and GRU kernels are not available ({e}): {fallback}")
         return None

@@ -6,6 +6,7 @@ the two; the fallback when the kernels cannot be built. They are compiled once p
 (cached; see charseq/kernels)."""
 
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -477,6 +478,12 @@ def test_a_first_build_says_why_a_terminal_waits(tmp_path):
     assert "false failed" in said[1] and "Keras' own layers instead" in said[1]
 
 
+def test_a_compiler_with_a_launcher_is_one_command():
+    """CXX="ccache g++" (or any launcher and flags) runs as the command it names, not as a file of that name."""
+    assert kernels._compiler_version("env g++") == kernels._compiler_version("g++") != ""
+    assert kernels._link_command(tf, "env g++", [Path("a.o")], Path("b.so"))[:3] == ["env", "g++", "-shared"]
+
+
 def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     """A fresh cache builds once (atomically renamed into place); the same key reuses it."""
     monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
@@ -489,3 +496,19 @@ def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     assert library.exists() and [p.name for p in directory.iterdir() if p.suffix == ".so"] == ["recurrent.so"]
     mtime = library.stat().st_mtime_ns
     assert kernels._build(tf, "g++", directory) == library and library.stat().st_mtime_ns == mtime
+
+    # A built library needs no lock to be used (a cache this user may only read; a directory where the
+    # lock file goes stands for one, since root writes anywhere) and no compiler (a container without one).
+    (directory / ".lock").unlink()
+    (directory / ".lock").mkdir()
+    assert kernels._build(tf, "g++", directory) == library
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    kernels.load.cache_clear()
+    try:
+        assert kernels.load() is not None
+    finally:
+        kernels.load.cache_clear()
+    # A cache that cannot be written is said in one line with what to do.
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RuntimeError, match="cannot write to the kernel cache .*set CHARSEQ_CACHE"):
+        kernels._build(tf, "g++", tmp_path / "file" / "kernels" / "x")
