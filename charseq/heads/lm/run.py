@@ -210,7 +210,7 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str | None = None,
     from charseq.files import input_name, read_text
 
     if file is None:
-        raise CharseqError("evaluate needs a FILE of held-out text for a language model")
+        raise CharseqError("evaluate needs a FILE of held-out text for a language model (- reads standard input)")
     model, vocab, config = load_lm(path, precision)
     if encoding is None:  # held-out text is most often more of the corpus, in its encoding
         encoding = config.get("data", {}).get("encoding") or "utf-8"
