@@ -75,7 +75,8 @@ def evaluate_command() -> click.Command:
                      help="Run directory of a trained model."),
         click.Argument(["file"], required=False, type=click.Path()),
         click.Option(["--json", "as_json"], is_flag=True, help="Print one JSON object."),
-        LibraryOption(["--encoding"], owner=f"{READ_TEXT}.encoding", help="Text encoding of FILE."),
+        click.Option(["--encoding"], help="Text encoding of FILE [default: for a language model, the encoding its "
+                     "corpus was read in (train-lm --encoding); else utf-8]."),
         LibraryOption(["--errors"], type=click.Choice(DECODE_ERRORS), owner=f"{READ_TEXT}.errors",
                       help="What to do with bytes of FILE that do not decode: refuse the file, replace them with "
                       "U+FFFD, or drop them."),

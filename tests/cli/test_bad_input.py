@@ -51,6 +51,11 @@ def test_non_utf8_file_and_the_encoding_option(tmp_path):
     assert_clean_error(train(tmp_path / "latin1.txt", tmp_path / "r"), "not valid utf-8", "--encoding")
     ok = train(tmp_path / "latin1.txt", tmp_path / "r", "--encoding", "latin-1")
     assert ok.returncode == 0, ok.stderr
+    # Held-out text of the corpus is read in the corpus' encoding unless another is named.
+    scored = run_cli_in_process("evaluate", "--model", tmp_path / "r", tmp_path / "latin1.txt", "--json")
+    assert scored.returncode == 0 and '"unknown": 0' in scored.stdout, scored.stderr
+    assert_clean_error(run_cli_in_process("evaluate", "--model", tmp_path / "r", tmp_path / "latin1.txt",
+                                          "--encoding", "utf-8"), "not valid utf-8")
     ok = train(tmp_path / "latin1.txt", tmp_path / "r2", "--errors", "replace")
     assert ok.returncode == 0, ok.stderr
 

@@ -341,6 +341,14 @@ def test_evaluate_reads_standard_input_as_it_reads_the_file(finished, files, kin
         assert_clean_error(r, f"standard input line {len(bad.splitlines())}")
 
 
+@pytest.mark.parametrize("kind, data", [("train-lm", "corpus.txt"), ("train-classifier", "reviews.tsv"),
+                                        ("train-seq2seq", "pairs.tsv")])
+def test_evaluate_without_a_file_says_that_dash_reads_standard_input(finished, files, kind, data):
+    """Text piped in with no FILE is not read (the command would wait on a terminal): the error says how."""
+    r = run_cli_in_process("evaluate", "--model", finished[kind], input=(files / data).read_bytes())
+    assert_clean_error(r, "needs a FILE", "- reads standard input")
+
+
 def test_evaluate_of_an_image_classifier_refuses_standard_input(finished):
     r = run_cli_in_process("evaluate", "--model", finished["classify-mnist"], "-", input=b"")
     assert_clean_error(r, "reads images", "not standard input")

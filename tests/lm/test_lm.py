@@ -75,6 +75,28 @@ def test_generation_is_reproducible_and_options_behave(trained_run):
     assert "\ufffd" not in "".join(samples)  # never emits unknown/padding
 
 
+def test_generate_json_prints_each_sample_with_the_seed_that_reproduces_it(trained_run):
+    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "8",
+                           "--num-samples", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    samples = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(samples) == 2 and all(s["prompt"] == "春" and len(s["text"]) == 8 for s in samples)
+    seed = samples[0]["seed"]  # drawn afresh, and said, so that a sample worth keeping can be drawn again
+    assert samples[1]["seed"] == seed
+    again = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "8",
+                               "--num-samples", "2", "--seed", str(seed), "--json")
+    assert [json.loads(line) for line in again.stdout.splitlines()] == samples
+
+    greedy = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "8",
+                                "--greedy", "--json")
+    assert greedy.returncode == 0 and json.loads(greedy.stdout).keys() == {"prompt", "text"}
+    beam = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "4",
+                              "--beam", "3", "--n-best", "2", "--json")
+    hyps = [json.loads(line) for line in beam.stdout.splitlines()]
+    assert beam.returncode == 0 and len(hyps) == 2 and hyps[0]["log_prob"] >= hyps[1]["log_prob"]
+    assert all(h.keys() == {"prompt", "text", "log_prob"} and len(h["text"]) == 4 for h in hyps)
+
+
 def test_unknown_prompt_characters(trained_run):
     r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5")
     assert r.returncode == 1 and "'Ω'" in r.stderr and "Traceback" not in r.stderr

@@ -596,7 +596,7 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
         y = _encode_labels([str(v) for v in images.y_test.tolist()], names, images.source)
         return {**_report(y, predict_probabilities(model, images.x_test), names), "source": images.source}
     if file is None:
-        raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier")
+        raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier (- reads standard input)")
     rows = read_labeled(file, text_column or config["data"]["text_column"],
                         label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors
                         ).renamed(config["data"].get("label_names"))

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from charseq.options import (SIZED, configure_output, echo_done, given, given_settings, library_default,
+from charseq.options import (SIZED, configure_output, echo_done, given, given_settings, json_line, library_default,
                              library_option, model_options, on_command_line, training_options)
 from charseq.settings import DECODE_ERRORS, INFERENCE_PRECISIONS, PROMPT_UNKNOWN, TOKENIZERS, WINDOWS
 
@@ -86,12 +86,15 @@ PRECISION_HELP = ("How the recurrent products multiply. mixed_bfloat16: bfloat16
 @library_option("--n-best", type=int, owner=f"{GENERATOR}.n_best",
                 help="With --beam: print this many continuations, best first, with their log-probabilities.")
 @click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), help=PRECISION_HELP)
-def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **options):
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per sample (prompt, text and the seed that reproduces it) or per beam "
+              "hypothesis (prompt, text, log_prob), printed when it is complete.")
+def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as_json, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()
     from charseq.heads.lm.run import load_lm
     from charseq.heads.lm.decoding import SAMPLING_SETTINGS, refuse_settings_the_decoding_ignores
-    from charseq.heads.lm.inference import Generator, sample_on_one_op_thread
+    from charseq.heads.lm.inference import Generator, fresh_seed, sample_on_one_op_thread
 
     options = given(**options)
     prompt = prompt if prompt is not None else library_default(f"{GENERATOR}.prompt")
@@ -111,7 +114,17 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, **
         hyps = BeamSearch(model, vocab, precision)(prompt, beam=beam, n_best=n_best,
                                         **{k: v for k, v in options.items() if k in ("length", "unknown")})
         for text, log_prob in hyps:
-            click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
+            if as_json:
+                click.echo(json_line({"prompt": prompt, "text": text, "log_prob": log_prob}))
+            else:
+                click.echo(prompt + text if n_best == 1 else f"--- log-probability {log_prob:.4f} ---\n{prompt}{text}")
+        return
+    if as_json:
+        # The seed is drawn here when not given, so that each line can say it; greedy text is the
+        # same whatever the seed, so its lines have none.
+        seed = {} if options.get("greedy") else {"seed": options.setdefault("seed", fresh_seed())}
+        for text in generator(prompt, num_samples=num_samples, **options):
+            click.echo(json_line({"prompt": prompt, "text": text, **seed}))
         return
     if num_samples == 1:
         click.echo(prompt, nl=False)

@@ -222,7 +222,7 @@ class Generator:
         """
         ids = self.check_options(prompt, length, temperature, top_k, top_p, seed, num_samples, greedy, unknown)
         if seed is None:
-            seed = int.from_bytes(os.urandom(4), "little") >> 1
+            seed = fresh_seed()
         if length == 0:
             return [""] * num_samples
         # A filter that is off stays out of the compiled loop (None is a constant to tf.function).
@@ -251,6 +251,12 @@ class Generator:
             on_text(text[len(shown):])
             shown = text
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
+
+
+def fresh_seed() -> int:
+    """A random seed for the sampler (int32, non-negative), for a call given none: printed with the
+    text it drew (`generate --json`), it reproduces that text."""
+    return int.from_bytes(os.urandom(4), "little") >> 1
 
 
 def sample_on_one_op_thread() -> bool:

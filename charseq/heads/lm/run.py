@@ -196,10 +196,11 @@ def load_lm(path: str | Path, precision: str | None = None):
     return model, vocab, config
 
 
-def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", errors: str = "strict",
+def evaluate_lm(path: str | Path, file: str | Path, encoding: str | None = None, errors: str = "strict",
                 full_context: bool = False, precision: str | None = None) -> dict:
     """Loss (nats/char), bits/char and perplexity of a trained model on a held-out text file (for
     a SentencePiece model, also the pieces scored and the loss per piece: see evaluate_ids).
+    `encoding`: the file's (None: the one the model's corpus was read in, train_lm's `encoding`).
 
     The file is scored as up to 32 parallel streams (each starts from a zero state, its first
     token unscored), which is fast; `full_context` scores it as one stream carrying the state
@@ -210,8 +211,10 @@ def evaluate_lm(path: str | Path, file: str | Path, encoding: str = "utf-8", err
     from charseq.files import input_name, read_text
 
     if file is None:
-        raise CharseqError("evaluate needs a FILE of held-out text for a language model")
-    model, vocab, _ = load_lm(path, precision)
+        raise CharseqError("evaluate needs a FILE of held-out text for a language model (- reads standard input)")
+    model, vocab, config = load_lm(path, precision)
+    if encoding is None:  # held-out text is most often more of the corpus, in its encoding
+        encoding = config.get("data", {}).get("encoding") or "utf-8"
     text = read_text(file, encoding, errors)
     if not text:
         raise CharseqError(f"{input_name(file)} is empty")
