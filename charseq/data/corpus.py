@@ -201,14 +201,19 @@ def stream_batches(ids: np.ndarray, streams: int, chunk: int):
 
 def prepare_corpus(corpus: str | Path | None, text: str | None, directory: str | Path, val_fraction: float, *,
                    tokenizer: str = "char", vocab_size: int = 4000, max_vocab: int | None = None, min_count: int = 1,
-                   encoding: str = "utf-8", errors: str = "strict") -> tuple[Vocab, CorpusInfo]:
+                   encoding: str = "utf-8", errors: str = "strict",
+                   vocab: Vocab | None = None) -> tuple[Vocab, CorpusInfo]:
     """The one way a corpus file (or a sample string, `text`) becomes training data: read it, count
     its characters (or train SentencePiece on it), build and save the vocabulary in `directory`,
     and encode it into `directory`/data (ids.bin, the last `val_fraction` held out). Checks
-    everything that can be wrong with the corpus before training starts. Returns (vocab, info)."""
+    everything that can be wrong with the corpus before training starts. Returns (vocab, info).
+    A `vocab` given (a language model's, which this corpus fine-tunes) is used as it is."""
     directory = Path(directory)
     source = "<--text>" if text is not None else str(corpus)
-    if tokenizer == "char":
+    if vocab is not None:
+        if not any(chunk for chunk in text_chunks(corpus, text, encoding, errors)):
+            raise CharseqError(f"{source} is empty")
+    elif tokenizer == "char":
         counts = count_characters(text_chunks(corpus, text, encoding, errors))
         if not counts:
             raise CharseqError(f"{source} is empty")

@@ -27,11 +27,12 @@ from charseq.heads.classifier.config import (IMAGES_RECORDED, TEXT_RECORDED, Ima
 from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
+from charseq.heads.lm.run import LM_SHAPE, refuse_another_shape
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
 from charseq.data.labeled import picked_columns, read_labeled, say_quoted
 from charseq.data.mnist import ImageSet, load_mnist
 from charseq.distribute import train_on_worker
-from charseq.errors import CharseqError, flag
+from charseq.errors import CharseqError
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import TEST_FILE, RunDir, discard_unpublished
@@ -45,7 +46,6 @@ from charseq.vocab import (CharVocab, SentencePieceVocab, character_bound, count
                            refuse_the_other_tokenizers_options)
 
 TASK = "classifier"
-LM_SHAPE = ("cell", "layers", "units", "embedding_dim")  # what a classifier takes of a language model (--init-from)
 UNKNOWN_SHARE_TO_WARN = 0.01  # of the training characters: a few rare ones unknown is usual, more costs accuracy
 
 
@@ -310,7 +310,8 @@ class _Texts(Recipe):
             raise CharseqError(f"{character_bound(d)}: a classifier started from a language model (--init-from) "
                                "reads the language model's vocabulary")
         if self.init_from is not None:  # a missing run, another head's, another shape: said before the data is read
-            _refuse_another_shape(self.init_from, RunDir.open(self.init_from).require_task("lm"), start.settings)
+            refuse_another_shape(self.init_from, RunDir.open(self.init_from).require_task("lm"), start.settings,
+                                 "a classifier started from a language model")
 
     def read(self, start: Start) -> None:
         d, log = start.data_cfg, start.log
@@ -419,17 +420,6 @@ class _Texts(Recipe):
         return TextTask(model, *self.train, *self.val, t.batch_size, t.seed, max_len=m.max_len,
                         char_noise=m.char_noise, vocab_size=self.vocab.size, label_smoothing=m.label_smoothing,
                         strategy=strategy)
-
-
-def _refuse_another_shape(init_from, lm_config: dict, settings: dict) -> None:
-    """The backbone's weights are the language model's, so its shape is too: a different one given
-    is refused rather than quietly replaced."""
-    clash = [f"{flag(key)} {settings[key]} (the language model's: {lm_config['model'][key]})"
-             for key in LM_SHAPE if settings.get(key) is not None and settings[key] != lm_config["model"][key]]
-    if clash:
-        raise CharseqError(f"--init-from {init_from}: a classifier started from a language model has its shape, "
-                           f"and these settings differ from it: {', '.join(clash)}; leave them out, or train "
-                           "without --init-from")
 
 
 @discard_unpublished

@@ -45,6 +45,7 @@ HEAD = Head(
     load_for_studio=lazy("charseq.heads.lm.inspect", "load_for_studio"), studio="charseq.heads.lm.studio",
     plot_panels=(("loss (nats/token)", ("train_loss", "val_loss")),),
     config_keys={"data": ((dict,), True), "corpus": ((dict,), True), "vocab_size": ((int,), True),
-                 "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False)},
+                 "corpus_file": (MAYBE_TEXT, False), "text_sha256": (MAYBE_TEXT, False),
+                 "init_from": (MAYBE_TEXT, False)},
     sizing={"train-lm": size_lm}, settings={"train-lm": (ModelConfig, DataConfig)},
 )

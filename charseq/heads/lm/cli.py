@@ -18,6 +18,8 @@ LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
 @click.command("train-lm")
 @click.argument("corpus", required=False, type=click.Path(dir_okay=True, path_type=str))
 @click.option("--text", help="Train on this sample string instead of a corpus file.")
+@click.option("--init-from", type=click.Path(),
+              help="Fine-tune a train-lm run on CORPUS: start from its weights, with its vocabulary and shape.")
 @library_option("--encoding", owner=f"{LM_DATA}.encoding", help="Text encoding of the corpus.")
 @library_option("--errors", type=click.Choice(DECODE_ERRORS), owner=f"{LM_DATA}.errors",
                 help="What to do with bytes that do not decode: refuse the corpus, replace them with U+FFFD, "
@@ -39,7 +41,7 @@ LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
 @training_options(LM_MODEL)
 @library_option("--sample-length", type=int, owner=f"{CONFIG}:SAMPLE_LENGTH",
                 help="Characters of sample text shown with an evaluation, at most every 30 s (0: none).")
-def train_lm_command(corpus, text, out, force, resume, **settings):
+def train_lm_command(corpus, text, init_from, out, force, resume, **settings):
     """Train a next-character language model on CORPUS (a text file).
 
     Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
@@ -55,7 +57,7 @@ def train_lm_command(corpus, text, out, force, resume, **settings):
     settings = given_settings(settings, resume, out)
     if out is None:
         out = os.path.join("runs", os.path.splitext(os.path.basename(corpus))[0] if corpus else "text")
-    train_lm(corpus, out, text=text, force=force, resume=resume, log=click.echo, **settings)
+    train_lm(corpus, out, text=text, init_from=init_from, force=force, resume=resume, log=click.echo, **settings)
     echo_done(out)
 
 

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from charseq.data.corpus import Corpus, prepare_corpus
 from charseq.distribute import train_on_worker
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, flag
 from charseq.files import check_readable_file
 from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
@@ -28,13 +28,25 @@ from charseq.heads.lm.task import LMTask, evaluate_ids
 from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import RunDir, discard_unpublished
-from charseq.settings import config_from_dict, flat
+from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
 from charseq.heads.lm.sizing import size_lm
-from charseq.start import Recipe, Start, resolved, start_run, without_validation
+from charseq.start import Recipe, Start, given_data, resolved, start_run, without_validation
 from charseq.train import train
 from charseq.vocab import load_vocab, refuse_the_other_tokenizers_options
 
 TASK = "lm"
+LM_SHAPE = ("cell", "layers", "units", "embedding_dim")  # what a run started from a language model takes of it
+
+
+def refuse_another_shape(init_from, lm_config: dict, settings: dict, title: str) -> None:
+    """A model started from the language model in `init_from` (--init-from) has its weights, so its
+    shape too: a different one given is refused rather than quietly replaced."""
+    clash = [f"{flag(key)} {settings[key]} (the language model's: {lm_config['model'][key]})"
+             for key in LM_SHAPE if settings.get(key) is not None and settings[key] != lm_config["model"][key]]
+    if clash:
+        raise CharseqError(f"--init-from {init_from}: {title} has its shape, "
+                           f"and these settings differ from it: {', '.join(clash)}; leave them out, or train "
+                           "without --init-from")
 
 
 def build_model(model_cfg: dict, vocab_size: int, precision: str | None = None) -> LanguageModel:
@@ -54,8 +66,9 @@ def _check_windows(info, data: DataConfig) -> None:
 
 
 def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, text: str | None = None,
-             force: bool = False, resume: bool = False, log: Callable[[str], None] = print,
-             progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH, **settings) -> RunDir:
+             init_from: str | Path | None = None, force: bool = False, resume: bool = False,
+             log: Callable[[str], None] = print, progress_bar: bool | None = None, sample_length: int = SAMPLE_LENGTH,
+             **settings) -> RunDir:
     """Train a language model on the text file `corpus` (or a sample string given as `text`).
 
     `settings` are the fields of :class:`~charseq.heads.lm.config.ModelConfig`,
@@ -64,8 +77,10 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
     early stopping). With `resume`, the run in `out` continues from its last checkpoint with its saved
     settings (only the stopping settings and the strategy may be changed). `text` is a sample string
     to train on instead of a file; at every evaluation `sample_length` characters are sampled from the
-    model and logged (0: none). With `strategy="multiworker"`, only the chief writes `out` (see
-    charseq.distribute).
+    model and logged (0: none). `init_from`: a language model's run to fine-tune on this corpus: the
+    new run starts from its weights, with its vocabulary and shape (characters it lacks read as
+    unknown); the training settings are sized to the new corpus. With `strategy="multiworker"`, only
+    the chief writes `out` (see charseq.distribute).
 
     The run goes to `out`: an existing run there is replaced only with `force` (and only one charseq
     made), or continued with `resume`. Every line the command line would print goes to `log` (`print`;
@@ -74,7 +89,7 @@ def train_lm(corpus: str | Path | None = None, out: str | Path = "runs/lm", *, t
     and export functions take as its path.
     """
     return train_on_worker(out, resume, settings, lambda mine: _train_lm(
-        corpus, mine, text=text, force=force, resume=resume, log=log, progress_bar=progress_bar,
+        corpus, mine, text=text, init_from=init_from, force=force, resume=resume, log=log, progress_bar=progress_bar,
         sample_length=sample_length, **settings))
 
 
@@ -104,11 +119,13 @@ class _Corpus(Recipe):
 
     task, model_config, data_config, files_in_data = TASK, ModelConfig, DataConfig, False
 
-    def __init__(self, corpus, text):
-        self.corpus, self.text = corpus, text
+    def __init__(self, corpus, text, init_from=None):
+        self.corpus, self.text, self.init_from = corpus, text, init_from
 
     def given(self, config: dict) -> dict:
-        return _given_corpus(config, self.corpus, self.text)
+        return {**_given_corpus(config, self.corpus, self.text),
+                **given_data({"init_from": resolved(config.get("init_from"))},
+                             init_from=("--init-from", resolved(self.init_from), None))}
 
     def data_files(self, config: dict) -> dict:
         file, _ = _recorded_corpus(config)
@@ -124,6 +141,14 @@ class _Corpus(Recipe):
         elif not self.text:
             raise CharseqError("--text is empty")
         refuse_the_other_tokenizers_options(start.data_cfg, start.settings)
+        if self.init_from is not None:  # a missing run, another head's, another shape: said before the data is read
+            vocabulary = [flag(k) for k in ("tokenizer", "vocab_size", "max_vocab", "min_count")
+                          if start.settings.get(k) is not None]
+            if vocabulary:
+                raise CharseqError(f"{vocabulary[0]}: a language model started from another (--init-from) reads "
+                                   "that one's vocabulary")
+            lm_config = RunDir.open(self.init_from).require_task(TASK)
+            refuse_another_shape(self.init_from, lm_config, start.settings, "a language model fine-tuned from another")
 
     def read(self, start: Start) -> None:
         run, d = start.run, start.data_cfg
@@ -133,10 +158,24 @@ class _Corpus(Recipe):
                 # a run of an older charseq validated on its training text
                 start.train_cfg = without_validation(start.train_cfg, {}, start.log, "none held out")
             return
+        inherited = None
+        if self.init_from is not None:
+            lm_config = RunDir.open(self.init_from).require_task(TASK)
+            inherited = load_vocab(Path(self.init_from))
+            for key in LM_SHAPE:
+                start.settings[key] = lm_config["model"][key]
+            start.model_cfg, start.data_cfg, start.train_cfg = split_settings(
+                start.settings, ModelConfig, DataConfig, TrainConfig)
+            d = start.data_cfg = replace(d, tokenizer=inherited.kind)
         self.vocab, self.info = prepare_corpus(
             self.corpus, self.text, run.path, d.val_fraction, tokenizer=d.tokenizer, vocab_size=d.vocab_size,
-            max_vocab=d.max_vocab, min_count=d.min_count, encoding=d.encoding, errors=d.errors)
+            max_vocab=d.max_vocab, min_count=d.min_count, encoding=d.encoding, errors=d.errors, vocab=inherited)
         info = self.info
+        if inherited is not None:
+            unknown = int(np.sum(Corpus(run.path / "data").ids == inherited.unk_id))
+            start.log(f"starting from the language model in {self.init_from}: {start.model_cfg.backbone.shape()}, "
+                      f"its vocabulary of {inherited.size:,}"
+                      + (f"; {unknown:,} tokens of the corpus are not in it (read as unknown)" if unknown else ""))
         if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
                                   else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
@@ -144,7 +183,8 @@ class _Corpus(Recipe):
                   f"vocabulary {self.vocab.size:,} ({d.tokenizer}); run directory {run.shown}")
 
     def sizing(self, start: Start):
-        return size_lm(self.info.train_tokens, self.vocab.size, start.settings)
+        return size_lm(self.info.train_tokens, self.vocab.size, start.settings,
+                       inherited=LM_SHAPE if self.init_from is not None else ())
 
     def fit(self, start: Start) -> None:
         m, d, t = start.model_cfg, start.data_cfg, start.train_cfg
@@ -157,10 +197,14 @@ class _Corpus(Recipe):
         text = self.text
         return {"data": asdict(start.data_cfg), "corpus": asdict(self.info), "vocab_size": self.vocab.size,
                 "corpus_file": resolved(self.corpus) if text is None else None,
+                "init_from": resolved(self.init_from),
                 "text_sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if text else None}
 
     def build(self, start: Start):
-        return build_model(flat(start.model_cfg), self.vocab.size, start.precision)
+        model = build_model(flat(start.model_cfg), self.vocab.size, start.precision)
+        if self.init_from is not None and not start.resume:  # a resumed run loads its own checkpoint
+            RunDir.open(self.init_from).load_weights(model, log=start.log)
+        return model
 
     def make_task(self, start: Start, model, strategy):
         return LMTask(model, Corpus(start.run.path / "data"), start.data_cfg, start.train_cfg.batch_size,
@@ -168,12 +212,12 @@ class _Corpus(Recipe):
 
 
 @discard_unpublished
-def _train_lm(corpus, out, *, text, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
+def _train_lm(corpus, out, *, text, init_from, force, resume, log, progress_bar, sample_length, **settings) -> RunDir:
     from charseq.heads.lm.inference import Generator, check_length
 
     # Checked here: the first sample is drawn at the first evaluation, once the run is in place at --out.
     check_length(sample_length, "--sample-length", " (no samples)")
-    recipe = _Corpus(corpus, text)
+    recipe = _Corpus(corpus, text, init_from)
     start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
     sample_fn = None
     if sample_length:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from charseq.sizing import Sizing, add_stopping, clamp, finish, short
 
 
-def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
+def size_lm(train_tokens: int, vocab_size: int, given: dict, inherited: tuple[str, ...] = ()) -> Sizing:
     """A language model's defaults from its training split's tokens and vocabulary size (the runs
-    behind each tier: docs/defaults.md)."""
+    behind each tier: docs/defaults.md). `inherited`: the settings of `given` a language model fixed
+    (--init-from)."""
     if train_tokens < 100_000:
         size, rule = "small", dict(layers=2, units=256, dropout=0.4, batch_size=32, seq_len=64, lr=2e-3)
         patience = 6
@@ -40,4 +41,4 @@ def size_lm(train_tokens: int, vocab_size: int, given: dict) -> Sizing:
     add_stopping(rule, given, steps_per_epoch, patience, round(clamp(2e7 / max(1, train_tokens), 3, 250)),
                  cap_a_budget=size != "large")
     return finish(f"{size} corpus ({short(train_tokens)} training tokens, vocabulary {vocab_size:,})",
-                   rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}")
+                   rule, given, "{layers}x{units} {cell}, batch {batch_size} x {seq_len}", inherited)
