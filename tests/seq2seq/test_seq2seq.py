@@ -154,6 +154,20 @@ def test_train_warns_of_a_max_output_len_shorter_than_its_targets(reverse_run, t
     assert r.returncode == 0 and "warning: --max-output-len" not in r.stdout, r.stderr
 
 
+def test_train_warns_of_validation_pairs_with_characters_training_lacks(reverse_run, tmp_path):
+    """A validation pair whose source or target has a character no training pair has can never be
+    matched exactly, and val_exact_match stayed below 1 with nothing to say why."""
+    (tmp_path / "val.tsv").write_text("abc\tcba\nAbc\tcbA\nab\tba!\nabC\tCba!\n")
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--val", tmp_path / "val.tsv", "--out",
+                           tmp_path / "r", "--max-steps", "1", "--units", "8", "--embedding-dim", "4")
+    assert r.returncode == 0, r.stderr
+    assert ("warning: 3 of the 4 validation pairs have characters no training pair has: 2 sources ('A' 'C'), "
+            "read as unknown; 3 targets ('A' '!' 'C'), which no output can match") in r.stdout.splitlines()
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--val", reverse_run / "test.tsv", "--out",
+                           tmp_path / "r2", "--max-steps", "1", "--units", "8", "--embedding-dim", "4")
+    assert r.returncode == 0 and "validation pairs have characters" not in r.stdout, r.stderr
+
+
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
     """Argmax decoding written out step by step with the model's own encode/decode_step: the
     reference the beam decoder's beam=1 must reproduce."""
