@@ -253,6 +253,21 @@ def test_pairs_file_problems(tmp_path):
     assert read_pairs(tmp_path / "long.tsv", max_input_len=5, skip_long=True).too_long == 1
 
 
+def test_a_file_with_no_tab_is_said_to_be_no_file_of_pairs(tmp_path):
+    """A CSV or a file of sources alone was refused at its line 1 with advice, --skip-bad-rows, that
+    skipped every line and then found nothing to train on."""
+    (tmp_path / "pairs.csv").write_text("source,target\n3 March 2021,2021-03-03\n")
+    (tmp_path / "sources.txt").write_text("3 March 2021\n4 April 2020\n")
+    for skip in ((), ("--skip-bad-rows",)):
+        r = run_cli_in_process("train-seq2seq", tmp_path / "pairs.csv", "--out", tmp_path / "r", *skip)
+        assert_clean_error(r, "pairs.csv has no tab on any line: a file of pairs holds one source<TAB>target pair "
+                           "per line; if it is CSV (separated by commas), save it as TSV (separated by tabs)")
+        assert "--skip-bad-rows" not in r.stderr and not (tmp_path / "r").exists()
+    r = run_cli_in_process("train-seq2seq", tmp_path / "sources.txt", "--out", tmp_path / "r")
+    assert_clean_error(r, "sources.txt has no tab on any line: a file of pairs holds one source<TAB>target pair per line")
+    assert "CSV" not in r.stderr
+
+
 def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
     """make-pairs dates --digits 5 wrote the same dates as without it, and said nothing."""
     out = tmp_path / "p.tsv"
