@@ -283,6 +283,16 @@ def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
         assert r.returncode == 0, r.stderr
 
 
+def test_make_pairs_out_dash_writes_to_standard_output(tmp_path, monkeypatch):
+    """--out - wrote a file named "-", where a click user pipes the pairs on, as --input - reads them."""
+    monkeypatch.chdir(tmp_path)
+    r = run_cli_in_process("make-pairs", "dates", "--n", "3", "--seed", "4", "--out", "-")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "".join(f"{s}\t{t}\n" for s, t in make_pairs("dates", 3, seed=4))  # the pairs alone
+    assert r.stderr == "wrote 3 dates pairs to standard output\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
     assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
