@@ -100,11 +100,27 @@ def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
     (tmp_path / "header.tsv").write_text("Source\tTarget\nabc\tcba\nab\tba\n")
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv")
     assert r.returncode == 0, r.stderr
-    assert "on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown)" in r.stdout, r.stdout
+    assert ("on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown; 1 target with "
+            "characters the model never outputs, which no output can match)") in r.stdout, r.stdout
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv", "--json")
     assert json.loads(r.stdout)["unknown_sources"] == 1
     r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
     assert "unknown_sources" not in json.loads(r.stdout)  # every source readable: nothing to say
+
+
+def test_evaluate_counts_targets_no_output_can_match(reverse_run, tmp_path):
+    """A target with a character the model never outputs (a file of another task or format) can never
+    be matched, and exact match fell with nothing to say why."""
+    run = reverse_run / "run"
+    (tmp_path / "other.tsv").write_text("abc\tCBA\nab\tba\nca\tac!\n")
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "other.tsv")
+    assert r.returncode == 0, r.stderr
+    assert ("on 3 pairs (beam 1; 2 targets with characters the model never outputs, which no output can match)"
+            in r.stdout), r.stdout
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "other.tsv", "--json")
+    assert json.loads(r.stdout)["unknown_targets"] == 2 and "unknown_sources" not in json.loads(r.stdout)
+    r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
+    assert "unknown_targets" not in json.loads(r.stdout)  # every target reachable: nothing to say
 
 
 def test_translate_warns_of_outputs_cut_off_at_the_decoding_limit(reverse_run):

@@ -299,10 +299,13 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam
     # Read as the unknown symbol rather than refused, so one odd pair does not stop the score; counted,
     # so that a header line or a file of another task does not pass for a poor model.
     unknown = sum(bool(translator.source_vocab.unknown(s)) for s in pairs.sources)
+    # A target with a character the model never outputs can never match: counted for the same reason.
+    unreachable = sum(bool(translator.target_vocab.unknown(t)) for t in pairs.targets)
     start = time.perf_counter()
     hyps = translator(pairs.sources, beam=beam, unknown="unk")
     seconds = time.perf_counter() - start  # includes compiling the decoding step once
     return {**score_outputs([h[0][0] if h else "" for h in hyps], pairs.targets), "beam": beam,
             "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1),
             **({"skipped_rows": pairs.skipped} if pairs.skipped else {}),
-            **({"unknown_sources": unknown} if unknown else {})}
+            **({"unknown_sources": unknown} if unknown else {}),
+            **({"unknown_targets": unreachable} if unreachable else {})}
