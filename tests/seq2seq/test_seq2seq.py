@@ -322,6 +322,9 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "p.tsv", "--skip-bad-rows", "--json")
     assert json.loads(r.stdout)["skipped_rows"] == 1
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
+    # More hypotheses than the beam keeps: the width that gives them is said (greedy, the default, has one).
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--n-best", "3", "abc"),
+                       "--n-best must be between 1 and --beam (1), not 3 (use --beam 3)")
     # A length penalty ranks beam search's hypotheses: greedy decoding would silently ignore it.
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "abc"),
                        "--length-penalty", "--beam N")
