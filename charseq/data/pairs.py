@@ -51,6 +51,8 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
             problem = "has an empty source"
         elif not fields[1].strip():
             problem = "has an empty target"
+        if len(fields) == 1 and "\t" not in text:  # not one stray line: no line has a tab
+            raise CharseqError(untabbed(path, line))
         if problem:
             if not skip_bad_rows:
                 raise CharseqError(f"{path} line {number} {problem}", "--skip-bad-rows to skip such lines")
@@ -68,6 +70,14 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
     if not sources:
         raise CharseqError(f"{path} has no usable source<TAB>target lines")
     return Pairs(sources, targets, skipped, too_long)
+
+
+def untabbed(path, line: str) -> str:
+    """Why a file with no tab on any line is no file of pairs (--skip-bad-rows would skip it all), and,
+    for one that looks like CSV, what to do."""
+    csv = Path(str(path)).suffix.lower() == ".csv" or "," in line
+    return (f"{path} has no tab on any line: a file of pairs holds one source<TAB>target pair per line"
+            + ("; if it is CSV (separated by commas), save it as TSV (separated by tabs)" if csv else ""))
 
 
 # ----------------------------------------------------------------------------- synthetic tasks

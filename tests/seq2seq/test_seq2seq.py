@@ -100,11 +100,27 @@ def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
     (tmp_path / "header.tsv").write_text("Source\tTarget\nabc\tcba\nab\tba\n")
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv")
     assert r.returncode == 0, r.stderr
-    assert "on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown)" in r.stdout, r.stdout
+    assert ("on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown; 1 target with "
+            "characters the model never outputs, which no output can match)") in r.stdout, r.stdout
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv", "--json")
     assert json.loads(r.stdout)["unknown_sources"] == 1
     r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
     assert "unknown_sources" not in json.loads(r.stdout)  # every source readable: nothing to say
+
+
+def test_evaluate_counts_targets_no_output_can_match(reverse_run, tmp_path):
+    """A target with a character the model never outputs (a file of another task or format) can never
+    be matched, and exact match fell with nothing to say why."""
+    run = reverse_run / "run"
+    (tmp_path / "other.tsv").write_text("abc\tCBA\nab\tba\nca\tac!\n")
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "other.tsv")
+    assert r.returncode == 0, r.stderr
+    assert ("on 3 pairs (beam 1; 2 targets with characters the model never outputs, which no output can match)"
+            in r.stdout), r.stdout
+    r = run_cli_in_process("evaluate", "--model", run, tmp_path / "other.tsv", "--json")
+    assert json.loads(r.stdout)["unknown_targets"] == 2 and "unknown_sources" not in json.loads(r.stdout)
+    r = run_cli_in_process("evaluate", "--model", run, reverse_run / "test.tsv", "--json")
+    assert "unknown_targets" not in json.loads(r.stdout)  # every target reachable: nothing to say
 
 
 def test_translate_warns_of_outputs_cut_off_at_the_decoding_limit(reverse_run):
@@ -152,6 +168,20 @@ def test_train_warns_of_a_max_output_len_shorter_than_its_targets(reverse_run, t
     r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--out", tmp_path / "r2", "--max-steps", "1",
                            "--units", "8", "--embedding-dim", "4", "--max-output-len", "5")
     assert r.returncode == 0 and "warning: --max-output-len" not in r.stdout, r.stderr
+
+
+def test_train_warns_of_validation_pairs_with_characters_training_lacks(reverse_run, tmp_path):
+    """A validation pair whose source or target has a character no training pair has can never be
+    matched exactly, and val_exact_match stayed below 1 with nothing to say why."""
+    (tmp_path / "val.tsv").write_text("abc\tcba\nAbc\tcbA\nab\tba!\nabC\tCba!\n")
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--val", tmp_path / "val.tsv", "--out",
+                           tmp_path / "r", "--max-steps", "1", "--units", "8", "--embedding-dim", "4")
+    assert r.returncode == 0, r.stderr
+    assert ("warning: 3 of the 4 validation pairs have characters no training pair has: 2 sources ('A' 'C'), "
+            "read as unknown; 3 targets ('A' '!' 'C'), which no output can match") in r.stdout.splitlines()
+    r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--val", reverse_run / "test.tsv", "--out",
+                           tmp_path / "r2", "--max-steps", "1", "--units", "8", "--embedding-dim", "4")
+    assert r.returncode == 0 and "validation pairs have characters" not in r.stdout, r.stderr
 
 
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
@@ -239,6 +269,21 @@ def test_pairs_file_problems(tmp_path):
     assert read_pairs(tmp_path / "long.tsv", max_input_len=5, skip_long=True).too_long == 1
 
 
+def test_a_file_with_no_tab_is_said_to_be_no_file_of_pairs(tmp_path):
+    """A CSV or a file of sources alone was refused at its line 1 with advice, --skip-bad-rows, that
+    skipped every line and then found nothing to train on."""
+    (tmp_path / "pairs.csv").write_text("source,target\n3 March 2021,2021-03-03\n")
+    (tmp_path / "sources.txt").write_text("3 March 2021\n4 April 2020\n")
+    for skip in ((), ("--skip-bad-rows",)):
+        r = run_cli_in_process("train-seq2seq", tmp_path / "pairs.csv", "--out", tmp_path / "r", *skip)
+        assert_clean_error(r, "pairs.csv has no tab on any line: a file of pairs holds one source<TAB>target pair "
+                           "per line; if it is CSV (separated by commas), save it as TSV (separated by tabs)")
+        assert "--skip-bad-rows" not in r.stderr and not (tmp_path / "r").exists()
+    r = run_cli_in_process("train-seq2seq", tmp_path / "sources.txt", "--out", tmp_path / "r")
+    assert_clean_error(r, "sources.txt has no tab on any line: a file of pairs holds one source<TAB>target pair per line")
+    assert "CSV" not in r.stderr
+
+
 def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
     """make-pairs dates --digits 5 wrote the same dates as without it, and said nothing."""
     out = tmp_path / "p.tsv"
@@ -254,6 +299,16 @@ def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):
         assert r.returncode == 0, r.stderr
 
 
+def test_make_pairs_out_dash_writes_to_standard_output(tmp_path, monkeypatch):
+    """--out - wrote a file named "-", where a click user pipes the pairs on, as --input - reads them."""
+    monkeypatch.chdir(tmp_path)
+    r = run_cli_in_process("make-pairs", "dates", "--n", "3", "--seed", "4", "--out", "-")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "".join(f"{s}\t{t}\n" for s, t in make_pairs("dates", 3, seed=4))  # the pairs alone
+    assert r.stderr == "wrote 3 dates pairs to standard output\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     (tmp_path / "p.tsv").write_text("ab\tba\nno tab here\n")
     assert_clean_error(run_cli_in_process("train-seq2seq", tmp_path / "p.tsv", "--out", tmp_path / "r"), "line 2", "tab")
@@ -267,6 +322,9 @@ def test_cli_bad_input_is_one_line(tmp_path, reverse_run, trained_run):
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "p.tsv", "--skip-bad-rows", "--json")
     assert json.loads(r.stdout)["skipped_rows"] == 1
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--beam", "0", "abc"), "--beam")
+    # More hypotheses than the beam keeps: the width that gives them is said (greedy, the default, has one).
+    assert_clean_error(run_cli_in_process("translate", "--model", run, "--n-best", "3", "abc"),
+                       "--n-best must be between 1 and --beam (1), not 3 (use --beam 3)")
     # A length penalty ranks beam search's hypotheses: greedy decoding would silently ignore it.
     assert_clean_error(run_cli_in_process("translate", "--model", run, "--length-penalty", "0.6", "abc"),
                        "--length-penalty", "--beam N")

@@ -311,3 +311,17 @@ def test_a_run_that_cannot_be_read_is_listed_among_the_others(studio_dir, tmp_pa
         runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert runs["grid/lr=0.01"]["task"] == "unreadable" and "config.json" in runs["grid/lr=0.01"]["error"]
     assert runs["grid/lr=0.01"]["grid"] is True and runs["grid/lr=0.003"]["grid"] is True  # both are the grid's
+
+
+def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_path):
+    """Of evaluations tied on exact match, training keeps the weights of the lower val_loss (best.npz),
+    as a grid ranks them; the runs page named the first of the tie, whose weights were not kept."""
+    import shutil
+
+    shutil.copytree(studio_dir / "reverse", tmp_path / "reverse")
+    records = [(10, 0.5, 1.0), (20, 0.9, 0.5), (30, 0.9, 0.3), (40, 0.8, 0.2)]
+    (tmp_path / "reverse" / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": step, "val_exact_match": match, "val_loss": loss}) + "\n" for step, match, loss in records))
+    with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
+        run, = client.get("/api/runs").json()["runs"]
+    assert run["best"] == {"metric": "val_exact_match", "value": 0.9, "step": 30}

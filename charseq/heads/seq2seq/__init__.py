@@ -23,6 +23,9 @@ def summary(report: dict) -> str:
     skipped = f", {counted(report['skipped_rows'], 'bad row')} skipped" if report.get("skipped_rows") else ""
     unknown = report.get("unknown_sources")
     unknown = f"; {counted(unknown, 'source')} with characters the model never saw, read as unknown" if unknown else ""
+    unreachable = report.get("unknown_targets")
+    unknown += (f"; {counted(unreachable, 'target')} with characters the model never outputs, which no output "
+                "can match" if unreachable else "")
     return (f"exact match {report['exact_match']:.4f}, character error rate {report['char_error_rate']:.4f} "
             f"on {counted(report['examples'], 'pair')} (beam {report['beam']}{skipped}{unknown})")
 

@@ -17,6 +17,7 @@ from charseq.settings import ATTENTIONS, INFERENCE_PRECISIONS, PAIR_TASKS, SOURC
 MAKE_PAIRS = "charseq.data.pairs:make_pairs"
 SEQ2SEQ_MODEL = "charseq.heads.seq2seq.config:ModelConfig"
 TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq's data defaults
+STDOUT = "-"  # make-pairs --out: the name that means standard output
 
 
 @click.command("make-pairs")
@@ -26,7 +27,8 @@ TRAIN_SEQ2SEQ = "charseq.heads.seq2seq.config:DataConfig"  # owns train-seq2seq'
 @library_option("--min-length", type=int, owner=f"{MAKE_PAIRS}.length[0]", help="reverse/sort: shortest string.")
 @library_option("--max-length", type=int, owner=f"{MAKE_PAIRS}.length[1]", help="reverse/sort: longest string.")
 @library_option("--seed", type=int, owner=f"{MAKE_PAIRS}.seed", help="Random seed (same seed, same pairs).")
-@click.option("--out", "-o", type=click.Path(), required=True, help="TSV file to write (source<TAB>target).")
+@click.option("--out", "-o", type=click.Path(), required=True,
+              help="TSV file to write (source<TAB>target); - writes to standard output.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
     """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
@@ -38,17 +40,23 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
     check_task_settings(task, {setting: option for setting, option, value in (
         ("digits", "--digits", digits), ("length", "--min-length", min_length), ("length", "--max-length", max_length))
         if value is not None})
-    if os.path.isdir(out):  # --force would not help: it replaces files only
+    to_stdout = out == STDOUT  # as click's files take it: piped on, never a file named "-"
+    if not to_stdout and os.path.isdir(out):  # --force would not help: it replaces files only
         raise CharseqError(f"--out {out} is a directory; give a file name such as pairs.tsv")
-    if os.path.exists(out) and not force:
+    if not to_stdout and os.path.exists(out) and not force:
         raise CharseqError(f"{out} already exists; use --force to replace it")
     length = None if min_length is None and max_length is None else (
         min_length if min_length is not None else library_default(f"{MAKE_PAIRS}.length[0]"),
         max_length if max_length is not None else library_default(f"{MAKE_PAIRS}.length[1]"))
     pairs = make_pairs(task, n, **given(seed=seed, digits=digits, length=length))
-    write_bytes_atomic(out, "".join(f"{s}\t{t}\n" for s, t in pairs).encode("utf-8"))
-    click.echo(f"wrote {len(pairs):,} {task} pairs to {out}" + (f" (only {len(pairs):,} distinct exist)"
-                                                                 if len(pairs) < n else ""))
+    text = "".join(f"{s}\t{t}\n" for s, t in pairs)
+    if to_stdout:
+        click.echo(text, nl=False)
+    else:
+        write_bytes_atomic(out, text.encode("utf-8"))
+    # On standard error when the pairs are on standard output, so that they are all it holds.
+    click.echo(f"wrote {len(pairs):,} {task} pairs to {'standard output' if to_stdout else out}"
+               + (f" (only {len(pairs):,} distinct exist)" if len(pairs) < n else ""), err=to_stdout)
 
 
 @click.command("train-seq2seq")

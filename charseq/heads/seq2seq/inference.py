@@ -32,7 +32,9 @@ def check_options(beam: int, n_best: int, max_len: int, length_option: str = "--
     if beam > MAX_BEAM:
         raise CharseqError(f"--beam must be at most {MAX_BEAM:,}, not {beam}")
     if not 1 <= n_best <= beam:
-        raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}")
+        # Greedy decoding (the default) has one hypothesis: more come from a beam at least as wide.
+        raise CharseqError(f"--n-best must be between 1 and --beam ({beam}), not {n_best}",
+                           *([f"--beam {n_best}"] if n_best > beam else []))
     if max_len < 1:
         raise CharseqError(f"{length_option} must be at least 1, not {max_len}")
     if max_len > MAX_OUTPUT_LEN:

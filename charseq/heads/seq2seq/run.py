@@ -138,6 +138,7 @@ class _Pairs(Recipe):
         self.train, self.val, self.val_targets = (sources, targets), (val_sources, val_targets), val_targets
         log(f"data: {len(sources):,} training and {len(val_sources):,} validation pairs; vocabularies: source "
             f"{self.source_vocab.size}, target {self.target_vocab.size}{' (shared)' if d.shared_vocab else ''}")
+        _warn_of_unseen_characters(log, val_sources, val_targets, self.source_vocab, self.target_vocab)
 
     def sizing(self, start: Start):
         return size_seq2seq(len(self.train[0]), start.settings)
@@ -199,6 +200,24 @@ def _warn_of_cut_targets(log, targets: list[str], limit: int) -> None:
         log(f"warning: --max-output-len {limit:,} is shorter than {cut:,} of the {len(targets):,} training targets "
             f"(the longest has {max(map(len, targets)):,} characters): their outputs are cut off and can never "
             f"match; without it the limit is {_max_output_len(targets):,}")
+
+
+def _warn_of_unseen_characters(log, val_sources: list[str], val_targets: list[str], source_vocab, target_vocab) -> None:
+    """Validation pairs with characters the training pairs lack: such a source is read as the unknown
+    symbol, and such a target can never be produced, so exact match cannot reach 1 and would not say why."""
+    sides = []
+    for side, texts, vocab, effect in (("sources", val_sources, source_vocab, "read as unknown"),
+                                       ("targets", val_targets, target_vocab, "which no output can match")):
+        unseen = [vocab.unknown(text) for text in texts]
+        rows = [i for i, chars in enumerate(unseen) if chars]
+        if rows:
+            chars = list(dict.fromkeys(c for i in rows for c in unseen[i]))
+            shown = " ".join(map(repr, chars[:10])) + (" ..." if len(chars) > 10 else "")
+            sides.append((set(rows), f"{len(rows):,} {side} ({shown}), {effect}"))
+    if sides:
+        pairs = len(set().union(*(rows for rows, _ in sides)))
+        log(f"warning: {pairs:,} of the {len(val_sources):,} validation pairs have characters no training pair "
+            f"has: {'; '.join(text for _, text in sides)}")
 
 
 @discard_unpublished
@@ -310,10 +329,13 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam
     # Read as the unknown symbol rather than refused, so one odd pair does not stop the score; counted,
     # so that a header line or a file of another task does not pass for a poor model.
     unknown = sum(bool(translator.source_vocab.unknown(s)) for s in pairs.sources)
+    # A target with a character the model never outputs can never match: counted for the same reason.
+    unreachable = sum(bool(translator.target_vocab.unknown(t)) for t in pairs.targets)
     start = time.perf_counter()
     hyps = translator(pairs.sources, beam=beam, unknown="unk")
     seconds = time.perf_counter() - start  # includes compiling the decoding step once
     return {**score_outputs([h[0][0] if h else "" for h in hyps], pairs.targets), "beam": beam,
             "decode_seconds": round(seconds, 3), "sequences_per_sec": round(len(hyps) / seconds, 1),
             **({"skipped_rows": pairs.skipped} if pairs.skipped else {}),
-            **({"unknown_sources": unknown} if unknown else {})}
+            **({"unknown_sources": unknown} if unknown else {}),
+            **({"unknown_targets": unreachable} if unreachable else {})}
