@@ -255,6 +255,9 @@ class TrainingLoop:
                 "--patience trains on)")
 
     def checkpoint(self) -> None:
+        # A step's loss is computed before its update, so an update that overflows the weights shows in
+        # no loss yet: written, it would replace the last good checkpoint with weights of inf or nan.
+        self.check_weights_finite()
         saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(), "started_s": self.started_s,
                  "window_losses": [float(x) for x in self.losses]}
         with self.writing("a checkpoint"):
@@ -290,6 +293,22 @@ class TrainingLoop:
         raise CharseqError(f"the loss became {value} at step {self.step}; stopped, and {where}. "
                            "Try a lower --lr, a --clip-norm, or --on-nan skip")
 
+    def check_weights_finite(self) -> None:
+        bad = next((v for v in self.model.trainable_variables if not np.isfinite(v.numpy()).all()), None)
+        if bad is None:
+            return
+        where = (f"the last good checkpoint (step {self.saved['step']}) is kept" if self.run_dir.has_checkpoint()
+                 else "no checkpoint was written yet")
+        raise CharseqError(f"the weights became inf or nan at step {self.step} (the loss before that step's update "
+                           f"was finite); stopped, and {where}. Try a lower --lr, a --clip-norm, or --on-nan skip")
+
+    def weights_finite(self) -> bool:
+        try:
+            self.check_weights_finite()
+        except CharseqError:
+            return False
+        return True
+
     def roll_back(self, value: float) -> None:
         """--on-nan skip: back to the last good checkpoint, then on past the batch that failed."""
         self.nan_skips += 1
@@ -304,6 +323,10 @@ class TrainingLoop:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> None:
         """Evaluate, record (metrics.jsonl, TensorBoard), keep the best weights, checkpoint, and say so."""
+        if self.cfg.on_nan == "skip" and not self.weights_finite():
+            self.roll_back(math.nan)  # nothing of the overflowed weights is evaluated, kept or checkpointed
+            return
+        self.check_weights_finite()
         train_seconds = time.perf_counter() - self.window_start
         train_loss = float(np.mean([float(x) for x in self.losses])) if self.losses else None
         self.losses = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charseq.data.corpus import Corpus
-from charseq.errors import Interrupted
+from charseq.errors import CharseqError, Interrupted
 from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.inference import generate
 from charseq.heads.lm.task import evaluate_ids
@@ -95,6 +95,28 @@ def test_generate_json_prints_each_sample_with_the_seed_that_reproduces_it(train
     hyps = [json.loads(line) for line in beam.stdout.splitlines()]
     assert beam.returncode == 0 and len(hyps) == 2 and hyps[0]["log_prob"] >= hyps[1]["log_prob"]
     assert all(h.keys() == {"prompt", "text", "log_prob"} and len(h["text"]) == 4 for h in hyps)
+
+
+def test_a_model_whose_scores_are_not_numbers_is_said_so(trained_run):
+    """Weights that diverged in training make every next-character score nan: generation says so
+    instead of failing on an id past the vocabulary."""
+    model, vocab, _ = load_lm(trained_run)
+    model.head.bias.assign(np.full(model.head.bias.shape, np.nan, np.float32))
+    with pytest.raises(CharseqError, match="scores for the next character are not numbers"):
+        generate(model, vocab, length=5, seed=0)
+
+
+def test_training_goes_on_when_its_sample_cannot_be_drawn(tmp_path, corpus_file, monkeypatch):
+    from charseq.heads.lm.inference import Generator
+
+    def diverged(self, *args):
+        raise CharseqError("the model's scores for the next character are not numbers")
+    monkeypatch.setattr(Generator, "_generate", diverged)
+    lines = []
+    train_lm(corpus_file, tmp_path / "run", max_steps=20, log=lines.append, progress_bar=False,
+             **{**TINY_SETTINGS, "sample_length": 20})
+    assert any(line.startswith("  sample: none (the model's scores") for line in lines), lines
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == [10, 20]
 
 
 def test_unknown_prompt_characters(trained_run):

@@ -276,8 +276,9 @@ def test_diverging_loss_stops_with_a_clear_message(tmp_path, corpus_file):
     assert (out / "config.json").exists()
 
 
-def _poison_at(step_to_poison):
-    """A train_step that, at one step, corrupts a weight (as an overflow would) and returns NaN."""
+def _poison_at(step_to_poison, loss_seen=False):
+    """A train_step that, at one step, corrupts a weight (as an overflow would) and returns NaN; with
+    `loss_seen`, the step's own loss, computed before its update overflowed, as a real step does."""
     original = LMTask.train_step
 
     def train_step(self, step, optimizer, learning_rate=None):
@@ -285,9 +286,13 @@ def _poison_at(step_to_poison):
         if step + 1 == step_to_poison:
             weight = self.model.trainable_variables[0]
             weight.assign(weight * np.nan)
-            return loss * np.nan
+            return loss if loss_seen else loss * np.nan
         return loss
     return train_step
+
+
+def checkpoint_is_finite(run: Path) -> bool:
+    return all(np.isfinite(a).all() for a in saved_arrays(run / "checkpoint.npz").values() if a.dtype.kind == "f")
 
 
 def test_nan_keeps_the_last_good_checkpoint(tmp_path, corpus_file, monkeypatch):
@@ -298,6 +303,35 @@ def test_nan_keeps_the_last_good_checkpoint(tmp_path, corpus_file, monkeypatch):
     assert checkpoint_step(out) == 20
     model, _, _ = load_lm(out)
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_weights_overflowed_at_an_evaluation_step_keep_the_last_good_checkpoint(tmp_path, corpus_file, monkeypatch):
+    """The update of step 20 overflows after its loss was computed: nothing of it is evaluated or
+    checkpointed, and the checkpoint of step 10 is the one --resume finds."""
+    monkeypatch.setattr(LMTask, "train_step", _poison_at(20, loss_seen=True))
+    out = tmp_path / "run"
+    with pytest.raises(CharseqError, match="weights became inf or nan at step 20.*checkpoint \\(step 10\\) is kept"):
+        train_lm(corpus_file, out, max_steps=40, log=lambda s: None, progress_bar=False, **TINY_SETTINGS)
+    assert checkpoint_step(out) == 10 and checkpoint_is_finite(out)
+    assert steps_logged(out) == [10]
+
+
+def test_weights_overflowed_on_the_first_step_leave_no_run(tmp_path, corpus_file, monkeypatch):
+    monkeypatch.setattr(LMTask, "train_step", _poison_at(1, loss_seen=True))
+    out = tmp_path / "run"
+    with pytest.raises(CharseqError, match="weights became inf or nan at step 1.*no checkpoint was written"):
+        train_lm(corpus_file, out, max_steps=40, log=lambda s: None, progress_bar=False, **TINY_SETTINGS)
+    assert not out.exists()
+
+
+def test_on_nan_skip_rolls_back_weights_overflowed_at_an_evaluation_step(tmp_path, corpus_file, monkeypatch):
+    monkeypatch.setattr(LMTask, "train_step", _poison_at(20, loss_seen=True))
+    out = tmp_path / "run"
+    lines = []
+    train_lm(corpus_file, out, max_steps=40, log=lines.append, progress_bar=False, on_nan="skip", **TINY_SETTINGS)
+    assert any("back to the weights of step 10" in line for line in lines), lines
+    assert checkpoint_step(out) == 40 and checkpoint_is_finite(out)
+    assert all(np.isfinite(r["val_loss"]) for r in read_metrics(out))
 
 
 def test_on_nan_skip_rolls_back_and_finishes(tmp_path, corpus_file, monkeypatch):

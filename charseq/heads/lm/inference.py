@@ -8,6 +8,7 @@ Sampling is stateless and keyed by (seed, position), so a seed always gives the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Callable
@@ -221,6 +222,23 @@ class Generator:
             on_text: receives the text of the first sample piece by piece as it is produced.
         """
         ids = self.check_options(prompt, length, temperature, top_k, top_p, seed, num_samples, greedy, unknown)
+        with self._diverged_said():
+            return self._generate(ids, length, temperature, top_k, top_p, seed, num_samples, greedy, on_text)
+
+    @contextlib.contextmanager
+    def _diverged_said(self):
+        """Scores that are not numbers (weights a run's updates overflowed) make the sampler draw the
+        id one past the vocabulary, which the next step cannot read: said as what it is, not as
+        TensorFlow's index error."""
+        try:
+            yield
+        except tf.errors.InvalidArgumentError as e:
+            if f"is not in [0, {self.vocab.size})" not in str(e):
+                raise
+            raise CharseqError("the model's scores for the next character are not numbers (its weights diverged in "
+                               "training), so nothing can be sampled from it; train it again with a lower --lr") from None
+
+    def _generate(self, ids, length, temperature, top_k, top_p, seed, num_samples, greedy, on_text) -> list[str]:
         if seed is None:
             seed = fresh_seed()
         if length == 0:

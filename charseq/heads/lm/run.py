@@ -10,6 +10,7 @@ directly::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -221,11 +222,19 @@ def _train_lm(corpus, out, *, text, init_from, force, resume, log, progress_bar,
     start = start_run(recipe, out, settings, resume=resume, force=force, log=log)
     sample_fn = None
     if sample_length:
-        generator = Generator(start.model, recipe.vocab)
-        sample_fn = lambda: "  sample: " + generator("", length=sample_length, temperature=0.8, seed=0)[0].replace(
-            "\n", "\n          ")  # noqa: E731
+        sample_fn = functools.partial(_sample, Generator(start.model, recipe.vocab), sample_length)
     train(start.task, start.run, start.train_cfg, resume=resume, log=log, progress_bar=progress_bar, sample_fn=sample_fn)
     return start.run
+
+
+def _sample(generator, length: int) -> str:
+    """The sample shown with an evaluation. It only illustrates: weights that cannot be sampled
+    from (diverged, with a loss still finite) are said, and training goes on as the loss allows."""
+    try:
+        text = generator("", length=length, temperature=0.8, seed=0)[0]
+    except CharseqError as e:
+        return f"  sample: none ({e})"
+    return "  sample: " + text.replace("\n", "\n          ")
 
 
 def load_lm(path: str | Path, precision: str | None = None):
