@@ -23,9 +23,10 @@ from charseq.runs import CONFIG_FILE, RunDir
 
 
 def default_panels(tasks: set[str] | None = None) -> list[tuple[str, tuple[str, ...]]]:
-    """The panels of the heads of `tasks` (None, or a task no head has: every head), each a title and the
-    metrics drawn in it (train dashed, validation solid). Heads that draw the same metrics share a panel; where their units
-    differ (a language model's loss is per token, a classifier's per example), its title has none.
+    """The panels of the heads of `tasks` (None, or a task no head has: every head), each a title and
+    the metrics drawn in it (train dashed, validation solid). Heads that draw the same metrics share a
+    panel; where their units differ (a language model's loss is per token, a classifier's per
+    example), its title has none.
 
     >>> default_panels({"lm"})
     [('loss (nats/token)', ('train_loss', 'val_loss'))]

@@ -71,8 +71,8 @@ def _target_flags(compiler: str, cpu: tuple[str, ...] = NATIVE) -> tuple[str, ..
     __AVX512FP16__ is defined (PacketMathFP16.h, seen on Sapphire Rapids), and the kernels compute
     in float32 and bfloat16, never float16."""
     try:
-        macros = subprocess.run([*shlex.split(compiler), *cpu, "-dM", "-E", "-x", "c++", "-"], input="", capture_output=True,
-                                text=True, timeout=60).stdout
+        macros = subprocess.run([*shlex.split(compiler), *cpu, "-dM", "-E", "-x", "c++", "-"], input="",
+                                capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         return cpu
     return (*cpu, "-mno-avx512fp16") if "__AVX512FP16__" in macros else cpu
@@ -84,8 +84,8 @@ def _compile_command(tf, compiler: str, source: Path, target: Path, cpu: tuple[s
     (-march=...: the tests compile for the CPUs the build is not running on)."""
     # -fno-math-errno: the kernels never read errno, and a square root that need not set it is one
     # vector instruction (Adam's update loop vectorizes; with errno it calls sqrtf per element).
-    return [*shlex.split(compiler), "-c", "-fPIC", optimize, "-fno-math-errno", *_target_flags(compiler, cpu), "-w", str(source),
-            "-o", str(target), *tf.sysconfig.get_compile_flags()]
+    return [*shlex.split(compiler), "-c", "-fPIC", optimize, "-fno-math-errno", *_target_flags(compiler, cpu), "-w",
+            str(source), "-o", str(target), *tf.sysconfig.get_compile_flags()]
 
 
 def _link_command(tf, compiler: str, objects: list[Path], target: Path) -> list[str]:

@@ -5,8 +5,9 @@ TensorFlow decodes them, so no image library is needed. A colour image is read i
 digit drawn on a transparent background is read by its opacity, its strokes light on black whatever
 their colour; elsewhere transparency is dropped. Nothing is resized or inverted: the model reads
 what it was trained on (MNIST: a light digit on a black background, 28x28), and a picture of
-another size or a dark digit on white paper would get a confident label for pixels it never saw. The size is checked; a light
-background is only said, in a warning: a data set of the user's own may draw dark on light.
+another size or a dark digit on white paper would get a confident label for pixels it never saw.
+The size is checked; a light background is only said, in a warning: a data set of the user's own
+may draw dark on light.
 """
 
 from __future__ import annotations

@@ -235,8 +235,9 @@ class Generator:
         except tf.errors.InvalidArgumentError as e:
             if f"is not in [0, {self.vocab.size})" not in str(e):
                 raise
-            raise CharseqError("the model's scores for the next character are not numbers (its weights diverged in "
-                               "training), so nothing can be sampled from it; train it again with a lower --lr") from None
+            raise CharseqError("the model's scores for the next character are not numbers (its weights diverged "
+                               "in training), so nothing can be sampled from it; train it again with a lower --lr"
+                               ) from None
 
     def _generate(self, ids, length, temperature, top_k, top_p, seed, num_samples, greedy, on_text) -> list[str]:
         if seed is None:

@@ -324,7 +324,8 @@ def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam
 
     translator = Translator(path, precision)
     if file is None:
-        raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder (- reads standard input)")
+        raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder "
+                           "(- reads standard input)")
     pairs = read_pairs(file, skip_bad_rows, encoding=encoding, errors=errors)
     # Read as the unknown symbol rather than refused, so one odd pair does not stop the score; counted,
     # so that a header line or a file of another task does not pass for a poor model.
