@@ -122,8 +122,13 @@ def test_training_goes_on_when_its_sample_cannot_be_drawn(tmp_path, corpus_file,
 def test_unknown_prompt_characters(trained_run):
     r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5")
     assert r.returncode == 1 and "'Ω'" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5", "--unknown", "skip")
-    assert r.returncode == 0 and r.stdout.startswith("春Ω")
+    # Left out, or read as the unknown symbol: the prompt prints as typed, and stderr says what the model did with it.
+    for policy, done in (("skip", "left out"), ("unk", "read as the unknown symbol")):
+        r = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春Ω", "--length", "5",
+                               "--unknown", policy)
+        assert r.returncode == 0 and r.stdout.startswith("春Ω")
+        assert r.stderr.splitlines() == [
+            f"warning: the prompt's characters 'Ω' are not in the model's vocabulary: {done}"]
 
 
 def test_train_from_a_sample_string(tmp_path):

@@ -110,6 +110,12 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
     model, vocab, _ = load_lm(model_dir, "float32" if precision else None)  # products as asked, the rest float32
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
+    unknown = options.get("unknown") or library_default(f"{GENERATOR}.unknown")
+    missing = vocab.unknown(prompt) if unknown != "error" else []
+    if missing:  # the model continues the prompt without them (skip) or reads the unknown symbol (unk): said once
+        shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        click.echo(f"warning: the prompt's characters {shown} are not in the model's vocabulary: "
+                   + ("left out" if unknown == "skip" else "read as the unknown symbol"), err=True)
     if beam != 1 or n_best != 1:
         from charseq.heads.lm.beam import BeamSearch
 
