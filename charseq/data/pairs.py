@@ -40,6 +40,7 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
         raise CharseqError(f"--max-input-len must be at least 1, not {max_input_len}")
     sources, targets, skipped, too_long = [], [], 0, 0
     text, path = read_text(path, encoding, errors), input_name(path)  # `-` is standard input
+    tabbed = "\t" in text  # once: a file of many bad lines is not scanned again for each
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -51,7 +52,7 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
             problem = "has an empty source"
         elif not fields[1].strip():
             problem = "has an empty target"
-        if len(fields) == 1 and "\t" not in text:  # not one stray line: no line has a tab
+        if len(fields) == 1 and not tabbed:  # not one stray line: no line has a tab
             raise CharseqError(untabbed(path, line))
         if problem:
             if not skip_bad_rows:

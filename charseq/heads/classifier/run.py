@@ -27,7 +27,7 @@ from charseq.heads.classifier.config import (IMAGES_RECORDED, TEXT_RECORDED, Ima
 from charseq.heads.classifier.model import SequenceClassifier
 from charseq.heads.classifier.inference import predict_probabilities
 from charseq.heads.classifier.task import ImageTask, TextTask
-from charseq.heads.lm.run import LM_SHAPE, refuse_another_shape
+from charseq.heads.lm.run import LM_SHAPE, load_lm, refuse_another_shape
 from charseq.data.batching import check_split, pick, shared_texts, split_rows, validation_split
 from charseq.data.labeled import picked_columns, read_labeled, say_quoted
 from charseq.data.mnist import ImageSet, load_mnist
@@ -364,8 +364,6 @@ class _Texts(Recipe):
         if start.resume:
             vocab = load_vocab(start.run.path)
         elif self.init_from is not None:
-            from charseq.heads.lm.run import load_lm
-
             self.lm, vocab, lm_config = load_lm(self.init_from)
             for key in LM_SHAPE:
                 start.settings[key] = lm_config["model"][key]

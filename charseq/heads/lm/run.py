@@ -148,8 +148,9 @@ class _Corpus(Recipe):
             if vocabulary:
                 raise CharseqError(f"{vocabulary[0]}: a language model started from another (--init-from) reads "
                                    "that one's vocabulary")
-            lm_config = RunDir.open(self.init_from).require_task(TASK)
-            refuse_another_shape(self.init_from, lm_config, start.settings, "a language model fine-tuned from another")
+            self.lm_config = RunDir.open(self.init_from).require_task(TASK)  # read here once, used by read()
+            refuse_another_shape(self.init_from, self.lm_config, start.settings,
+                                 "a language model fine-tuned from another")
 
     def read(self, start: Start) -> None:
         run, d = start.run, start.data_cfg
@@ -161,10 +162,9 @@ class _Corpus(Recipe):
             return
         inherited = None
         if self.init_from is not None:
-            lm_config = RunDir.open(self.init_from).require_task(TASK)
             inherited = load_vocab(Path(self.init_from))
             for key in LM_SHAPE:
-                start.settings[key] = lm_config["model"][key]
+                start.settings[key] = self.lm_config["model"][key]
             start.model_cfg, start.data_cfg, start.train_cfg = split_settings(
                 start.settings, ModelConfig, DataConfig, TrainConfig)
             d = start.data_cfg = replace(d, tokenizer=inherited.kind)
