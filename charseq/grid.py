@@ -312,8 +312,10 @@ def result(path: Path, combination: dict) -> dict:
     row.update(metric=metric, mode=mode, status="unfinished")
     if done:
         row.update(json.loads((path / RESULT_FILE).read_text(encoding="utf-8")))
-    if records:
-        row.update(steps=records[-1].get("step", 0), elapsed_s=records[-1].get("elapsed_s", 0.0))
+    # A run stopped between evaluations trained past its last record; status.json says how far.
+    last, stands = (records or [{}])[-1], run.status()
+    row.update(steps=max(last.get("step", 0), stands["step"]),
+               elapsed_s=max(last.get("elapsed_s", 0.0), stands["elapsed_s"] or 0.0))
     if scored:
         best = min(scored, key=lambda r: selection_key(r, metric, mode))  # the record of the weights kept
         row.update(best=best[metric], best_step=best["step"], best_val_loss=best.get("val_loss"))

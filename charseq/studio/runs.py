@@ -232,7 +232,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},
         "grid": in_grid,
-        "steps": records[-1].get("step", 0) if records else 0,
+        "steps": max(records[-1].get("step", 0) if records else 0, status["step"]),  # past its last evaluation
         "evaluations": len(records),
         "updated_s_ago": None if modified is None else round(time.time() - modified, 1),
     }

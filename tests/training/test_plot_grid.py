@@ -581,3 +581,29 @@ def test_undoing_a_new_grid_keeps_only_what_is_not_its_own(tmp_path):
     undo()
     assert sorted(p.name for p in out.iterdir()) == kept
     assert all((out / name / "notes.txt").read_text() == "keep" for name in kept)
+
+
+def test_a_run_stopped_between_evaluations_counts_the_steps_it_trained(tmp_path, corpus_file, monkeypatch):
+    """Ctrl-C at step 7 of a run evaluated every 5 steps: the checkpoint holds 7 steps, and the
+    grid's table (and the studio's Runs table) says 7, not the 5 of its last evaluation."""
+    from charseq import run_grid
+    from charseq.studio.runs import ServedRun, describe
+    from charseq.train import TrainingLoop
+
+    original = TrainingLoop.train_step
+
+    def stop_at_step_7(loop):
+        done = original(loop)
+        if loop.step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return done
+
+    monkeypatch.setattr(TrainingLoop, "train_step", stop_at_step_7)
+    settings = {**TINY_SETTINGS, "dropout": 0.0, "max_steps": 10, "eval_every": 5}
+    with pytest.raises(Interrupted, match="at step 7;"):
+        run_grid("train-lm", tmp_path / "g", {"lr": [1e-2]}, corpus_file, log=lambda line: None, **settings)
+    assert [r["step"] for r in metrics(tmp_path / "g" / "lr=0.01")] == [5]
+    [row] = json.loads((tmp_path / "g" / "results.json").read_text())["runs"]
+    assert (row["status"], row["steps"], row["best_step"]) == ("unfinished", 7, 5)
+    assert "\t7\t" in (tmp_path / "g" / "results.tsv").read_text().splitlines()[1]
+    assert describe(ServedRun("lr=0.01", tmp_path / "g" / "lr=0.01"))["steps"] == 7
