@@ -9,8 +9,9 @@ import pytest
 
 from charseq.data.corpus import Corpus
 from charseq.errors import CharseqError, Interrupted
-from charseq.heads.lm.run import load_lm, train_lm
+from charseq.heads.lm.beam import beam_search
 from charseq.heads.lm.inference import generate
+from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import evaluate_ids
 from helpers import (LINES, QUIET, TINY_FLAGS, TINY_SETTINGS, assert_clean_error, read_metrics, run_cli,
                      run_cli_in_process, saved_meta, sigint_once_logged, tiny_flags)
@@ -102,8 +103,12 @@ def test_a_model_whose_scores_are_not_numbers_is_said_so(trained_run):
     instead of failing on an id past the vocabulary."""
     model, vocab, _ = load_lm(trained_run)
     model.head.bias.assign(np.full(model.head.bias.shape, np.nan, np.float32))
+    for options in (dict(length=5, seed=0), dict(length=5, greedy=True), dict(length=1, seed=0),
+                    dict(length=20, seed=0, on_text=lambda piece: None)):
+        with pytest.raises(CharseqError, match="scores for the next character are not numbers"):
+            generate(model, vocab, **options)
     with pytest.raises(CharseqError, match="scores for the next character are not numbers"):
-        generate(model, vocab, length=5, seed=0)
+        beam_search(model, vocab, length=5, beam=3)
 
 
 def test_training_goes_on_when_its_sample_cannot_be_drawn(tmp_path, corpus_file, monkeypatch):

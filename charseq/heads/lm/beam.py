@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from charseq.compiled_step import carried_states
 from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options, first_live
-from charseq.heads.lm.inference import DEFAULTS, Generator
+from charseq.heads.lm.inference import DEFAULTS, Generator, not_numbers
 from charseq.vocab import banned_ids
 
 
@@ -91,6 +91,8 @@ class BeamSearch:
         history = backtrack(np.concatenate(origins)[:, None], np.concatenate(tokens)[:, None])[0]
         scores = scores.numpy()
         live = [k for k in range(beam) if np.isfinite(scores[k])]  # scores are already sorted, best first
+        if not live:  # a vocabulary always has a character to choose: only nan scores leave none
+            raise not_numbers()
         return [(self.vocab.decode(history[k]), float(scores[k])) for k in live[:n_best]]
 
 

@@ -235,9 +235,15 @@ class Generator:
         except tf.errors.InvalidArgumentError as e:
             if f"is not in [0, {self.vocab.size})" not in str(e):
                 raise
-            raise CharseqError("the model's scores for the next character are not numbers (its weights diverged "
-                               "in training), so nothing can be sampled from it; train it again with a lower --lr"
-                               ) from None
+            raise not_numbers() from None
+
+    def _checked(self, tokens: np.ndarray) -> np.ndarray:
+        """`tokens` as drawn, refused (:func:`not_numbers`) where they show scores that are not numbers:
+        a special symbol (its score is -inf, so only nan scores put it first: what greedy takes) or the
+        id one past the vocabulary (what sampling draws, caught here where no next step reads it)."""
+        if tokens.size and (tokens.min() < len(SPECIALS) or tokens.max() >= self.vocab.size):
+            raise not_numbers()
+        return tokens
 
     def _generate(self, ids, length, temperature, top_k, top_p, seed, num_samples, greedy, on_text) -> list[str]:
         if seed is None:
@@ -251,7 +257,7 @@ class Generator:
         prompt, samples = tf.constant(ids[None, :]), tf.constant(num_samples, tf.int32)
         if on_text is None:
             tokens, _, _ = self._sample(prompt, samples, tf.constant(length, tf.int32), *args, greedy)
-            return [self.vocab.decode(row) for row in tokens.numpy()]
+            return [self.vocab.decode(row) for row in self._checked(tokens.numpy())]
         # Streaming: compiled chunks, short at first so text shows at once, then longer so the
         # per-call overhead stays small. The seed is keyed by position, so the text is the same. Every
         # chunk is a call of one compiled loop, traced once (the prompt is read apart: a loop traced
@@ -264,12 +270,17 @@ class Generator:
             steps = min(steps, length - done)
             tokens, token, states = self._continue(token, states, tf.constant(done, tf.int32),
                                                    tf.constant(done + steps, tf.int32), *args, greedy, packed)
-            pieces.append(tokens.numpy())
+            pieces.append(self._checked(tokens.numpy()))
             done, steps = done + steps, min(2 * steps, self.MAX_CHUNK)
             text = self.vocab.decode(np.concatenate([p[0] for p in pieces]))
             on_text(text[len(shown):])
             shown = text
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
+
+
+def not_numbers() -> CharseqError:
+    return CharseqError("the model's scores for the next character are not numbers (its weights diverged in "
+                        "training), so nothing can be sampled from it; train it again with a lower --lr")
 
 
 def fresh_seed() -> int:
