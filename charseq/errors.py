@@ -92,3 +92,10 @@ class ArgumentTypeError(CharseqError, TypeError):
 
 class ArgumentValueError(CharseqError, ValueError):
     """A number outside its range, NaN or infinite (`--lr nan`, `length_penalty=inf`), named with its range."""
+
+
+def scores_not_numbers() -> CharseqError:
+    """What decoding says when a model's next-token scores are nan: weights a run's updates overflowed
+    (sgd at a huge --lr can diverge with the loss still finite)."""
+    return CharseqError("the model's scores for the next character are not numbers (its weights diverged in "
+                        "training), so nothing can be decoded from it; train it again with a lower --lr")

@@ -233,6 +233,16 @@ def test_beam_one_is_greedy_and_beam_never_scores_below_greedy(reverse_run):
         assert b5[0][1] >= log_prob - 1e-4  # the best of the beam is at least as likely as the greedy output
 
 
+def test_a_model_whose_scores_are_not_numbers_is_said_so(reverse_run):
+    """Weights that diverged in training make every score nan: greedy decoding would emit padding to the
+    end and beam search keep no hypothesis, so both said nothing at all."""
+    translator = Translator(reverse_run / "run")
+    translator.model.head.bias.assign(np.full(translator.model.head.bias.shape, np.nan, np.float32))
+    for beam in (1, 3):
+        with pytest.raises(CharseqError, match="scores for the next character are not numbers"):
+            translator(["abcd"], beam=beam)
+
+
 def test_a_source_decodes_the_same_alone_and_in_a_padded_batch(reverse_run):
     translator = Translator(reverse_run / "run")
     alone = translator(["ab"], beam=3, n_best=3)[0]

@@ -17,8 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.compiled_step import carried_states
+from charseq.errors import scores_not_numbers
 from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options, first_live
-from charseq.heads.lm.inference import DEFAULTS, Generator, not_numbers
+from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
 
 
@@ -92,7 +93,7 @@ class BeamSearch:
         scores = scores.numpy()
         live = [k for k in range(beam) if np.isfinite(scores[k])]  # scores are already sorted, best first
         if not live:  # a vocabulary always has a character to choose: only nan scores leave none
-            raise not_numbers()
+            raise scores_not_numbers()
         return [(self.vocab.decode(history[k]), float(scores[k])) for k in live[:n_best]]
 
 

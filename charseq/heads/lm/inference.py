@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.compiled_step import carried_states, dense, pack, pack_dense, recurrence_of, stepper
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, scores_not_numbers
 from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
@@ -235,14 +235,14 @@ class Generator:
         except tf.errors.InvalidArgumentError as e:
             if f"is not in [0, {self.vocab.size})" not in str(e):
                 raise
-            raise not_numbers() from None
+            raise scores_not_numbers() from None
 
     def _checked(self, tokens: np.ndarray) -> np.ndarray:
-        """`tokens` as drawn, refused (:func:`not_numbers`) where they show scores that are not numbers:
+        """`tokens` as drawn, refused (:func:`~charseq.errors.scores_not_numbers`) where they show scores that are not numbers:
         a special symbol (its score is -inf, so only nan scores put it first: what greedy takes) or the
         id one past the vocabulary (what sampling draws, caught here where no next step reads it)."""
         if tokens.size and (tokens.min() < len(SPECIALS) or tokens.max() >= self.vocab.size):
-            raise not_numbers()
+            raise scores_not_numbers()
         return tokens
 
     def _generate(self, ids, length, temperature, top_k, top_p, seed, num_samples, greedy, on_text) -> list[str]:
@@ -276,11 +276,6 @@ class Generator:
             on_text(text[len(shown):])
             shown = text
         return [self.vocab.decode(row) for row in np.concatenate(pieces, axis=1)]
-
-
-def not_numbers() -> CharseqError:
-    return CharseqError("the model's scores for the next character are not numbers (its weights diverged in "
-                        "training), so nothing can be sampled from it; train it again with a lower --lr")
 
 
 def fresh_seed() -> int:

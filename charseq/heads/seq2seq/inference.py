@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from charseq.compiled_step import carried_states, pack, recurrence_of, stepper
 from charseq.data.batching import pad_batch
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, scores_not_numbers
 from charseq.heads.seq2seq.config import MAX_BEAM, MAX_OUTPUT_LEN
 from charseq.vocab import BOS, EOS, PAD, banned_ids
 
@@ -138,6 +138,8 @@ class Decoder:
         if beam == 1:
             tokens, scores, lengths = (t.numpy() for t in self._greedy(tf.constant(source_ids, tf.int32),
                                                                          tf.constant(max_len, tf.int32)))
+            if not np.isfinite(scores).all():  # argmax of nan scores: padding to the end, never a word
+                raise scores_not_numbers()
             normalised = scores.astype(np.float64) / np.maximum(lengths, 1) ** length_penalty
             return [[(self.vocab.decode([t for t in row if t not in (PAD, EOS)]), float(s), float(n))]
                     for row, s, n in zip(tokens, scores, normalised)]
@@ -156,6 +158,8 @@ class Decoder:
                 hyps.append((self.vocab.decode(ids), float(scores[b, k]), float(normalised[b, k])))
                 if len(hyps) == n_best:
                     break
+            if not hyps:  # every hypothesis' score is nan (a finite model always leaves one live)
+                raise scores_not_numbers()
             results.append(hyps)
         return results
 

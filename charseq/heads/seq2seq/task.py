@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from charseq.data.batching import bucketed_batches, pad_batch
 from charseq.distribute import compile_train_step, feed, pad_rows, regularized
+from charseq.errors import CharseqError
 from charseq.heads.seq2seq import MONITOR
 from charseq.heads.seq2seq.inference import Decoder, decode_all, score_outputs
 from charseq.heads.seq2seq.model import Seq2Seq
@@ -102,7 +103,10 @@ class Seq2SeqTask:
     def evaluate(self) -> dict:
         if not self.validated:
             return {}
-        hyps = decode_all(self.decoder, self.eval_sources, max_len=self.max_output_len)
+        try:
+            hyps = decode_all(self.decoder, self.eval_sources, max_len=self.max_output_len)
+        except CharseqError:  # scores that are not numbers (weights diverging): nothing matches, val_loss says nan
+            hyps = [[] for _ in self.eval_sources]
         scores = score_outputs([h[0][0] if h else "" for h in hyps], self.eval_targets)
         return {"val_loss": self.val_loss(), "val_exact_match": scores["exact_match"],
                 "val_char_error_rate": scores["char_error_rate"]}
