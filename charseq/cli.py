@@ -75,8 +75,8 @@ def evaluate_command() -> click.Command:
                      help="Run directory of a trained model."),
         click.Argument(["file"], required=False, type=click.Path()),
         click.Option(["--json", "as_json"], is_flag=True, help="Print one JSON object."),
-        click.Option(["--encoding"], help="Text encoding of FILE [default: for a language model, the encoding its "
-                     "corpus was read in (train-lm --encoding); else utf-8]."),
+        click.Option(["--encoding"], help="Text encoding of FILE [default: the encoding the model's training data "
+                     "was read in (--encoding of its training command)]."),
         LibraryOption(["--errors"], type=click.Choice(DECODE_ERRORS), owner=f"{READ_TEXT}.errors",
                       help="What to do with bytes of FILE that do not decode: refuse the file, replace them with "
                       "U+FFFD, or drop them."),

@@ -60,6 +60,23 @@ def test_non_utf8_file_and_the_encoding_option(tmp_path):
     assert ok.returncode == 0, ok.stderr
 
 
+def test_evaluate_reads_a_file_in_the_encoding_training_read_its_data_in(tmp_path):
+    """A classifier's and an encoder-decoder's held-out file, like a language model's, is read as their
+    training data was (--encoding latin-1), unless evaluate's own --encoding names another."""
+    words = ["café", "crème", "brûlée", "où", "élan", "façade"]
+    labeled = "text\tlabel\n" + "".join(f"{w} {v}\t{w[0] in 'cé'}\n" for w in words for v in words)
+    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in words for _ in range(8))
+    for command, name, data in (("train-classifier", "labeled.tsv", labeled), ("train-seq2seq", "pairs.tsv", pairs)):
+        (tmp_path / name).write_bytes(data.encode("latin-1"))
+        ok = run_cli_in_process(command, tmp_path / name, "--out", tmp_path / command, "--max-steps", "2",
+                                "--units", "8", "--encoding", "latin-1")
+        assert ok.returncode == 0, ok.stderr
+        scored = run_cli_in_process("evaluate", "--model", tmp_path / command, tmp_path / name, "--json")
+        assert scored.returncode == 0 and scored.stdout.startswith("{"), scored.stderr
+        assert_clean_error(run_cli_in_process("evaluate", "--model", tmp_path / command, tmp_path / name,
+                                              "--encoding", "utf-8"), "not valid utf-8")
+
+
 def test_corpus_that_is_a_directory(tmp_path):
     assert_clean_error(train(tmp_path, tmp_path / "r"), "is a directory")
 

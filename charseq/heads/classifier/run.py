@@ -555,7 +555,7 @@ def _report(y_true: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
 
 
 def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_column: str | None = None,
-                        label_column: str | None = None, skip_bad_rows: bool = False, encoding: str = "utf-8",
+                        label_column: str | None = None, skip_bad_rows: bool = False, encoding: str | None = None,
                         errors: str = "strict", precision: str | None = None,
                         log: Callable[[str], None] = lambda s: None) -> dict:
     """Accuracy, per-class recall/precision and the confusion matrix on held-out data.
@@ -566,8 +566,9 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
 
     For a text model, `text_column` and `label_column` name the file's columns (None: those the
     run was trained on); a malformed row is an error naming its line, or with `skip_bad_rows`
-    skipped and counted; the file is read in `encoding`, with `errors` ("strict", "replace",
-    "ignore") for bytes that do not decode. `log` receives the lines the command line prints while
+    skipped and counted; the file is read in `encoding` (None: the one the training file was read
+    in, train_classifier's), with `errors` ("strict", "replace", "ignore") for bytes that do not
+    decode. `log` receives the lines the command line prints while
     an image model's data is read. `path` is the run.
     """
     model, vocab, config = load_classifier(path, precision)
@@ -586,7 +587,8 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     if file is None:
         raise CharseqError("evaluate needs a FILE of labeled texts for a text classifier (- reads standard input)")
     rows = read_labeled(file, text_column or config["data"]["text_column"],
-                        label_column or config["data"]["label_column"], skip_bad_rows, encoding, errors
+                        label_column or config["data"]["label_column"], skip_bad_rows,
+                        encoding or config["data"].get("encoding", "utf-8"), errors
                         ).renamed(config["data"].get("label_names"))
     y = _encode_labels(rows.labels, names, file)
     probs = predict_probabilities(model, [vocab.encode(t) for t in rows.texts], config["model"].get("max_len"))

@@ -314,19 +314,21 @@ def translate(path: str | Path, sources: list[str], precision: str | None = None
 
 
 def evaluate_seq2seq(path: str | Path, file: str | Path, beam: int = DECODE.beam, skip_bad_rows: bool = False,
-                     encoding: str = "utf-8", errors: str = "strict", precision: str | None = None) -> dict:
+                     encoding: str | None = None, errors: str = "strict", precision: str | None = None) -> dict:
     """Exact match and character error rate of the best hypothesis of the run at `path` on `file`,
     `source<TAB>target` pairs, decoded greedily or with a `beam` of that many hypotheses.
     `precision`: how the decoder's recurrent products multiply, as for :class:`Translator`. A
     malformed line is an error naming it, or with `skip_bad_rows` skipped and counted; the file is
-    read in `encoding`, with `errors` ("strict", "replace", "ignore") for bytes that do not decode."""
+    read in `encoding` (None: the one its training pairs were read in, train_seq2seq's), with `errors`
+    ("strict", "replace", "ignore") for bytes that do not decode."""
     import time
 
     translator = Translator(path, precision)
     if file is None:
         raise CharseqError("evaluate needs a FILE of source<TAB>target pairs for an encoder-decoder "
                            "(- reads standard input)")
-    pairs = read_pairs(file, skip_bad_rows, encoding=encoding, errors=errors)
+    pairs = read_pairs(file, skip_bad_rows, encoding=encoding or translator.config["data"].get("encoding", "utf-8"),
+                       errors=errors)
     # Read as the unknown symbol rather than refused, so one odd pair does not stop the score; counted,
     # so that a header line or a file of another task does not pass for a poor model.
     unknown = sum(bool(translator.source_vocab.unknown(s)) for s in pairs.sources)
