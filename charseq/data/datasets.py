@@ -369,7 +369,7 @@ class _Fetcher:
                 with zipfile.ZipFile(path) as archive:
                     # Under any of the names a folder may hold it by (MNIST's gzipped or dotted spellings).
                     usual = (member.name, *member.aliases)
-                    names = [n for n in archive.namelist() if Path(n).name in usual and not n.startswith("__MACOSX")]
+                    names = _members_named(archive, usual)
                     if not names and member.name in keras_mnist.ARRAYS and keras_mnist.is_keras_mnist(archive):
                         return keras_mnist.idx_bytes(archive, member.name, where)  # Keras' mnist.npz
                     if not names:
@@ -458,11 +458,16 @@ def _is_a_web_page(data: bytes) -> bool:
     return start.startswith((b"<!doctype html", b"<html"))
 
 
+def _members_named(archive: zipfile.ZipFile, names: tuple[str, ...]) -> list[str]:
+    """The files of `archive` under one of `names`, in any folder of it (macOS' __MACOSX copies aside)."""
+    return [n for n in archive.namelist() if Path(n).name in names and not n.startswith("__MACOSX")]
+
+
 def _zip_holds(path: Path, names: tuple[str, ...]) -> bool:
     """Whether zip `path` holds a file under one of `names`, in any folder of it."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(Path(n).name in names and not n.startswith("__MACOSX") for n in archive.namelist())
+            return bool(_members_named(archive, names))
     except (zipfile.BadZipFile, OSError):
         return False
 
