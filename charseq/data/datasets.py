@@ -27,6 +27,8 @@ import hashlib
 import http.client
 import os
 import socket
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,7 +44,7 @@ from charseq.errors import CharseqError
 from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # read at most this much at a time: the progress line moves on a slow connection too
 URL_SCHEMES = ("http://", "https://", "file://")
 SHIPPED_SOURCE = "ships with charseq"
 
@@ -271,6 +273,7 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         log(f"{name}: the cached {', '.join(changed)} no longer {verb} SHA-256 (changed since it was verified); "
             "fetching the data set again")
     root = datasets_dir()
+    made = [p for p in (root, *root.parents) if not p.exists()]  # deepest first: made here, removed if nothing is cached
     try:
         build = Replacement.begin(root / name)  # a folder of its own beside the cached one, until verified
     except OSError as e:
@@ -304,9 +307,19 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
             build.rollback()
     except BaseException:
         build.rollback()
+        _remove_empty(made)
         raise
     log(f"{name}: verified and cached in {root / name}")
     return dataset_path(name)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) while they are empty: a failed fetch leaves no cache behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 class _Fetcher:
@@ -411,9 +424,11 @@ class _Fetcher:
                 self.log(f"downloading {url}")
                 expected = response.headers.get("Content-Length")
                 received = 0
-                while chunk := response.read(CHUNK):
-                    _write(out, chunk)
-                    received += len(chunk)
+                with _Progress(int(expected) if expected is not None and expected.isdigit() else None) as progress:
+                    while chunk := response.read1(CHUNK):
+                        _write(out, chunk)
+                        received += len(chunk)
+                        progress.show(received)
             if expected is not None and expected.isdigit() and received != int(expected):
                 raise CharseqError(f"the download of {url} was cut off after {received:,} of {int(expected):,} "
                                    f"bytes; nothing was cached (try again, or {self._advice()})")
@@ -435,6 +450,40 @@ class _Fetcher:
     def clean(self) -> None:
         for path in self.downloads.values():
             path.unlink(missing_ok=True)
+
+
+class _Progress:
+    """How much of a download has arrived, redrawn in place on stderr where it is a terminal (as pip
+    and curl do); nothing in a log file, a pipe or a notebook, whose lines stay as they were."""
+
+    EVERY_S = 0.2
+
+    def __init__(self, expected: int | None):
+        self.expected, self.received, self.drawn, self.last = expected, 0, 0.0, ""
+        try:
+            self.on = sys.stderr.isatty()
+        except (AttributeError, ValueError):  # no stderr, or a closed one
+            self.on = False
+
+    def show(self, received: int, final: bool = False) -> None:
+        now, self.received = time.monotonic(), received
+        if not self.on or (not final and now - self.drawn < self.EVERY_S):
+            return
+        line = f"  {format_size(received)}" + (
+            f" of {format_size(self.expected)} ({100 * received // max(self.expected, 1)}%)" if self.expected else "")
+        sys.stderr.write("\r" + line.ljust(len(self.last)))
+        sys.stderr.flush()
+        self.drawn, self.last = now, line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.on and self.last:  # the last count, then a line of its own for whatever is said next
+            self.show(self.received, final=True)
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        return False
 
 
 def cannot_write_the_cache(e: OSError) -> CharseqError:

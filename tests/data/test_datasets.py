@@ -28,7 +28,7 @@ from charseq.data import datasets
 from charseq.data.datasets import DATASETS, Member, get_dataset
 from charseq.data.shipped import SHIPPED
 from charseq.errors import CharseqError
-from helpers import REPO, run_cli
+from helpers import CHARSEQ, REPO, run_cli
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
 
@@ -284,6 +284,38 @@ def test_an_interrupted_download_leaves_no_partial_file(server, cache, monkeypat
     assert get_dataset("tinyshakespeare", log=lambda line: None).read_bytes() == TEXT
 
 
+def test_a_download_shows_its_progress_on_a_terminal_only(server, cache, tmp_path):
+    """On a terminal, stderr counts what has arrived, redrawn in place, then ends its line before
+    what follows (here the checksum's error: the file is not Shakespeare); in a pipe, nothing."""
+    import pty
+
+    body = TEXT * 40  # ~400 KB, several reads
+    server["/input.txt"] = body
+    command = [*CHARSEQ, "data", "get", "tinyshakespeare", "--from", server.url + "/input.txt"]
+    env = {**os.environ, "CHARSEQ_CACHE": str(cache)}
+    terminal, stderr = pty.openpty()
+    try:
+        r = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, env=env, cwd=REPO, timeout=120)
+        os.close(stderr)
+        shown = b""
+        while True:
+            try:
+                piece = os.read(terminal, 1 << 16)
+            except OSError:  # EIO: everything written to the terminal has been read
+                break
+            if not piece:
+                break
+            shown += piece
+    finally:
+        os.close(terminal)
+    shown = shown.decode().replace("\r\n", "\n")
+    total = datasets.format_size(len(body))
+    assert r.returncode == 1 and f"\r  {total} of {total} (100%)\nError: " in shown, shown
+    assert shown.index(f"downloading {server.url}/input.txt\n") < shown.index("\r  ")
+    piped = run_cli(*command[len(CHARSEQ):], env=env)
+    assert piped.returncode == 1 and "\r" not in piped.stderr and " of " not in piped.stderr.split("Error:")[0]
+
+
 def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
     url = f"http://127.0.0.1:{closed_port()}/char-rnn/input.txt"
     shakespeare(monkeypatch, url)
@@ -291,7 +323,7 @@ def test_no_network_is_one_line_naming_the_url_and_from(cache, monkeypatch):
     error, = err.strip().splitlines()  # no "downloading URL" before it: nothing was downloading
     assert code == 1 and error.startswith(f"Error: could not download {url} (")
     assert "--from" in error and "charseq data get tinyshakespeare" in error
-    assert leftovers(cache) == []
+    assert not cache.exists()  # nothing cached: not even the empty folders a copy would have gone in
 
 
 def test_the_real_command_line_refuses_a_wrong_copy_and_an_unreachable_mirror(tmp_path, cache):
