@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from charseq.errors import CharseqError, WriteError
-from charseq.files import read_text_chunks, sync_file, write_json_atomic
+from charseq.files import STDIN, read_text_chunks, sync_file, write_json_atomic
 from charseq.vocab import CharVocab, SentencePieceVocab, Vocab, count_characters, write_piece_training_text
 
 IDS_FILE = "ids.bin"
@@ -68,13 +68,37 @@ def encode_corpus(chunks, vocab: Vocab, directory: str | Path, val_fraction: flo
     return info
 
 
+def corpus_files(folder: str | Path) -> list[Path]:
+    """The files a corpus folder stands for: every .txt file in it and its subfolders, in order of
+    their paths, hidden ones aside (char-rnn reads a folder's input.txt; Keras'
+    text_dataset_from_directory a folder's .txt files)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*.txt") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        raise CharseqError(f"corpus {folder} is a folder with no .txt file in it; give a text file, or a folder of them")
+    return files
+
+
 def text_chunks(corpus: str | None, text: str | None, encoding: str, errors: str):
-    """Chunks of the corpus file, or of a sample string given instead of a file."""
+    """Chunks of the corpus file (or of every .txt file of a corpus folder, each ending its last
+    line), or of a sample string given instead of a file."""
     if text is not None:
         return [text]
     # 1M characters a chunk: counting and encoding make temporaries of ~30 bytes a character,
     # so this bounds the extra peak memory of preparing any corpus at ~30 MB.
+    if corpus is not None and str(corpus) != STDIN and Path(corpus).is_dir():
+        return _folder_chunks(corpus_files(corpus), encoding, errors)
     return read_text_chunks(corpus, encoding=encoding, errors=errors, chunk_chars=CHUNK_CHARS)
+
+
+def _folder_chunks(files: list[Path], encoding: str, errors: str):
+    for path in files:
+        last = ""
+        for last in read_text_chunks(path, encoding=encoding, errors=errors, chunk_chars=CHUNK_CHARS):
+            yield last
+        if last and not last.endswith("\n"):  # the next file starts a line of its own
+            yield "\n"
 
 
 class Corpus:

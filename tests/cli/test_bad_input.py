@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from charseq.data.corpus import Corpus
+from charseq.heads.lm.run import load_lm
 from helpers import CHARSEQ, TINY_FLAGS, assert_clean_error, run_cli_in_process
 
 
@@ -77,8 +79,29 @@ def test_evaluate_reads_a_file_in_the_encoding_training_read_its_data_in(tmp_pat
                                               "--encoding", "utf-8"), "not valid utf-8")
 
 
-def test_corpus_that_is_a_directory(tmp_path):
-    assert_clean_error(train(tmp_path, tmp_path / "r"), "is a directory")
+def test_a_corpus_folder_is_its_txt_files_in_order(tmp_path):
+    """A folder stands for its .txt files, subfolders included, in order of their paths, each ending
+    its last line; hidden folders (.git) and other files are left out. One without any is refused."""
+    folder = tmp_path / "texts"
+    (folder / "b").mkdir(parents=True)
+    (folder / ".git").mkdir()
+    (folder / "a.txt").write_text("first file\n" * 30)
+    (folder / "b" / "c.txt").write_text("second file, no newline at its end")
+    (folder / "b" / "d.txt").write_text("third file\n" * 10)
+    (folder / ".git" / "e.txt").write_text("hidden")
+    (folder / "notes.md").write_text("# not text to train on")
+    r = train(folder, tmp_path / "r", "--val-fraction", "0")
+    assert r.returncode == 0 and "corpus: 3 .txt files, " in r.stdout, r.stderr
+    expected = "first file\n" * 30 + "second file, no newline at its end\n" + "third file\n" * 10
+    model, vocab, _ = load_lm(tmp_path / "r")
+    assert vocab.decode(Corpus(tmp_path / "r" / "data").ids) == expected
+    again = run_cli_in_process("train-lm", folder, "--out", tmp_path / "r", "--resume", "--max-steps", "3")
+    assert again.returncode == 0, again.stderr
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.md").write_text("text, but not .txt")
+    assert_clean_error(train(empty, tmp_path / "r2"), f"corpus {empty} is a folder with no .txt file in it")
+    assert not (tmp_path / "r2").exists()
 
 
 # Options out of their range, each with what the one-line error must name: for training and generation.

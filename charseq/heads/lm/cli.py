@@ -42,7 +42,7 @@ LM_MODEL, LM_DATA = f"{CONFIG}:ModelConfig", f"{CONFIG}:DataConfig"
 @library_option("--sample-length", type=int, owner=f"{CONFIG}:SAMPLE_LENGTH",
                 help="Characters of sample text shown with an evaluation, at most every 30 s (0: none).")
 def train_lm_command(corpus, text, init_from, out, force, resume, **settings):
-    """Train a next-character language model on CORPUS (a text file).
+    """Train a next-character language model on CORPUS (a text file, or a folder of .txt files).
 
     Stops at --max-steps, --epochs or --time-budget, whichever comes first; with none of them,
     when the validation loss has not improved for --patience evaluations. Below 3M training tokens a

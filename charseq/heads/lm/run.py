@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from charseq.data.corpus import Corpus, prepare_corpus
+from charseq.data.corpus import Corpus, corpus_files, prepare_corpus
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError, flag
 from charseq.files import check_readable_file
@@ -136,7 +136,10 @@ class _Corpus(Recipe):
         if self.text is None:
             if self.corpus is None:
                 raise CharseqError("give a corpus file or --text")
-            check_readable_file(self.corpus, "corpus")
+            if Path(self.corpus).is_dir():
+                corpus_files(self.corpus)  # a folder of .txt files; one without any is refused here
+            else:
+                check_readable_file(self.corpus, "corpus")
         elif self.corpus is not None:
             raise CharseqError(f"give a corpus file or --text, not both ({self.corpus} and --text)")
         elif not self.text:
@@ -180,7 +183,9 @@ class _Corpus(Recipe):
         if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
                                   else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
-        start.log(f"corpus: {info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
+        files = len(corpus_files(self.corpus)) if self.text is None and Path(self.corpus).is_dir() else 0
+        start.log(f"corpus: {f'{files:,} .txt files, ' if files else ''}"
+                  f"{info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
                   f"vocabulary {self.vocab.size:,} ({d.tokenizer}); run directory {run.shown}")
 
     def sizing(self, start: Start):
