@@ -29,6 +29,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -177,12 +178,23 @@ def _build(tf, compiler: str, directory: Path) -> Path:
                     runs.append(_run(_link_command(tf, compiler, objects, built)))
             except subprocess.TimeoutExpired as e:
                 raise RuntimeError(f"{compiler} took over {e.timeout:.0f}s") from None
+            killed = next((r for r in runs if r.returncode < 0), None)
+            if killed is not None:  # out of memory, or stopped by hand: nothing wrong with the build, try again next time
+                raise RuntimeError(f"{compiler} was stopped by {_signal_name(-killed.returncode)}; the kernels will "
+                                   "be built again next time")
             if any(r.returncode for r in runs):
                 failed.write_text("".join(r.stdout + r.stderr for r in runs), encoding="utf-8")
                 raise RuntimeError(f"{compiler} failed (see {failed})")
             (directory / "built-for").write_text(built_for(tf), encoding="utf-8")
             os.replace(built, library)
     return library
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _cores() -> int:

@@ -481,6 +481,20 @@ def test_a_compiler_with_a_launcher_is_one_command():
     assert kernels._link_command(tf, "env g++", [Path("a.o")], Path("b.so"))[:3] == ["env", "g++", "-shared"]
 
 
+def test_a_compiler_killed_by_a_signal_is_tried_again_next_time(tmp_path):
+    """A compiler the kernel killed (out of memory) or a user stopped is no failed build: unlike a
+    compiler's error, it leaves no build-failed.log that would keep every later run off the kernels."""
+    killed = "sh -c 'kill -KILL $$' --"  # a "compiler" that dies by SIGKILL, as the out-of-memory killer kills
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="stopped by SIGKILL; the kernels will be built again next time"):
+            kernels._build(tf, killed, tmp_path / "killed")
+    assert not (tmp_path / "killed" / "build-failed.log").exists()
+    with pytest.raises(RuntimeError, match="false failed"):
+        kernels._build(tf, "false", tmp_path / "failed")
+    with pytest.raises(RuntimeError, match="failed to build before"):
+        kernels._build(tf, "false", tmp_path / "failed")
+
+
 def test_build_is_cached_per_source_and_cpu(tmp_path, monkeypatch):
     """A fresh cache builds once (atomically renamed into place); the same key reuses it."""
     monkeypatch.delenv("CHARSEQ_CACHE", raising=False)
