@@ -76,7 +76,8 @@ def corpus_files(folder: str | Path) -> list[Path]:
     files = sorted(p for p in folder.rglob("*.txt") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files:
-        raise CharseqError(f"corpus {folder} is a folder with no .txt file in it; give a text file, or a folder of them")
+        raise CharseqError(f"corpus {folder} is a folder with no .txt file in it; give a text file, "
+                           "or a folder of them")
     return files
 
 

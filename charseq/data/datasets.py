@@ -273,7 +273,8 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
         log(f"{name}: the cached {', '.join(changed)} no longer {verb} SHA-256 (changed since it was verified); "
             "fetching the data set again")
     root = datasets_dir()
-    made = [p for p in (root, *root.parents) if not p.exists()]  # deepest first: made here, removed if nothing is cached
+    # The folders made here, deepest first: removed again if nothing is cached.
+    made = [p for p in (root, *root.parents) if not p.exists()]
     try:
         build = Replacement.begin(root / name)  # a folder of its own beside the cached one, until verified
     except OSError as e:

@@ -179,7 +179,7 @@ def _build(tf, compiler: str, directory: Path) -> Path:
             except subprocess.TimeoutExpired as e:
                 raise RuntimeError(f"{compiler} took over {e.timeout:.0f}s") from None
             killed = next((r for r in runs if r.returncode < 0), None)
-            if killed is not None:  # out of memory, or stopped by hand: nothing wrong with the build, try again next time
+            if killed is not None:  # out of memory, or stopped by hand: the build itself may be sound
                 raise RuntimeError(f"{compiler} was stopped by {_signal_name(-killed.returncode)}; the kernels will "
                                    "be built again next time")
             if any(r.returncode for r in runs):

@@ -238,9 +238,10 @@ class Generator:
             raise scores_not_numbers() from None
 
     def _checked(self, tokens: np.ndarray) -> np.ndarray:
-        """`tokens` as drawn, refused (:func:`~charseq.errors.scores_not_numbers`) where they show scores that are not numbers:
-        a special symbol (its score is -inf, so only nan scores put it first: what greedy takes) or the
-        id one past the vocabulary (what sampling draws, caught here where no next step reads it)."""
+        """`tokens` as drawn, refused (:func:`~charseq.errors.scores_not_numbers`) where they show scores
+        that are not numbers: a special symbol (its score is -inf, so only nan scores put it first: what
+        greedy takes) or the id one past the vocabulary (what sampling draws, caught here where no next
+        step reads it)."""
         if tokens.size and (tokens.min() < len(SPECIALS) or tokens.max() >= self.vocab.size):
             raise scores_not_numbers()
         return tokens
