@@ -297,8 +297,11 @@ def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
     assert classify_images(images=tf.constant(good))["label"].shape == (2,)
     bad = [(np.where(np.arange(28) == 3, np.nan, good), "pixel values must be from 0 to 255"),
            (good * 3, "pixel values must be from 0 to 255"), (-good, "pixel values must be from 0 to 255"),
-           (good[:, :, :27], "images must have 28 columns"), (good[0], "images must be a batch"),
-           (good[..., None], "images must be a batch")]
+           (good[:, :, :27], "images must be 28x28 pixels"), (good[0], "images must be a batch"),
+           # the model reads any number of rows, one a step, but answers for 28 only what it was trained on
+           (good[:, :20], "images must be 28x28 pixels"), (np.concatenate([good, good], 1), "must be 28x28"),
+           (good[..., None], "images must be a batch"), (good[0, 0], "images must be a batch"),
+           (good[0, 0, 0], "images must be a batch")]
     for images, message in bad:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             classify_images(images=tf.constant(images, tf.float32))
