@@ -311,6 +311,16 @@ def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
         translate(source=tf.constant("abc"))
 
 
+def test_the_image_signature_reads_images_scaled_to_0_1_as_charseq_does(exports):
+    """Images scaled to [0, 1] as Keras' examples scale MNIST (x / 255) get the answers of their 0-255
+    pixels, image by image, as `classify_images` and `classify-mnist --data` read them."""
+    tf = pytest.importorskip("tensorflow")
+    classify_images = tf.saved_model.load(str(exports["images"])).signatures["classify"]
+    as_stored = classify_images(images=tf.constant(PIXELS, tf.float32))["probabilities"].numpy()
+    mixed = np.concatenate([PIXELS[:2] / 255.0, PIXELS[2:]]).astype(np.float32)
+    np.testing.assert_allclose(classify_images(images=tf.constant(mixed))["probabilities"], as_stored, atol=1e-6)
+
+
 def test_the_docs_tf_serving_requests_name_signatures_and_inputs_as_exported(exports):
     """docs/export.md's TF Serving requests, made into the tensors TF Serving makes of them (a row
     per instance; each named input as it is), run by the signatures they name."""

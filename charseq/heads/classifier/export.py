@@ -48,8 +48,8 @@ class TextClassifierExport(ClassifierExport):
 
 
 class ImageClassifierExport(ClassifierExport):
-    """`classify`: images [batch, rows, cols] of pixel values 0-255 (as MNIST stores them) ->
-    label, probability, probabilities."""
+    """`classify`: images [batch, rows, cols] of pixel values 0-255 (as MNIST stores them, or scaled
+    to [0, 1]) -> label, probability, probabilities."""
 
     def __init__(self, model, labels: list[str], shape: tuple[int, int]):
         super().__init__(model, labels)
@@ -72,7 +72,11 @@ class ImageClassifierExport(ClassifierExport):
             (tf.reduce_all((pixels >= 0.0) & (pixels <= 255.0)),
              ["classify: pixel values must be from 0 to 255 (as MNIST stores them), not NaN or others; the smallest "
               "and largest given:", tf.reduce_min(pixels), tf.reduce_max(pixels)]))
-        return predictions(tf.nn.softmax(self.model(images / 255.0, training=False)), self.label_names)
+        # An image whose pixels all lie in [0, 1] was scaled as Keras' examples scale MNIST (x / 255):
+        # read as such, as classify-mnist reads such a data set, one image at a time (a batch may mix them).
+        scaled = tf.reduce_max(images, axis=[1, 2], keepdims=True) <= 1.0
+        images = tf.where(scaled, images, images / 255.0)
+        return predictions(tf.nn.softmax(self.model(images, training=False)), self.label_names)
 
 
 def build_export(model_dir) -> tuple[tf.Module, dict]:
