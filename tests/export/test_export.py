@@ -253,6 +253,9 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     assert_clean_error(r, "not a SavedModel", "notes.txt", "refusing")
     assert "--force" not in r.stderr
     assert (taken / "notes.txt").read_text() == "mine" and not (tmp_path / "x").exists()
+    r = run_cli_in_process("export", "--model", runs["lm"], "--out", taken / "notes.txt" / "1")  # a file on the way
+    assert_clean_error(r, "notes.txt is a file, not a directory")
+    assert "free space" not in r.stderr and (taken / "notes.txt").read_text() == "mine"
 
     old = tmp_path / "old"
     shutil.copytree(exports["seq2seq"], old)
