@@ -48,13 +48,18 @@ UNLOCKED_GRACE_S = 60
 
 def destination(out: Path) -> Path:
     """The directory `--out` names, to be replaced or filled: a symbolic link to a directory is
-    followed; a dangling link or a file is a one-line error."""
+    followed; a dangling link or a file, there or on the way to it, is a one-line error."""
     if out.is_symlink():
         if not out.exists():
             raise CharseqError(f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist")
         out = Path(os.path.realpath(out))
     if out.exists() and not out.is_dir():
         raise CharseqError(f"--out {out} is a file, not a directory")
+    # Else making its parents fails with the system's "File exists" or "Not a directory", which reads
+    # as a folder that cannot be written.
+    nearest = next((parent for parent in out.parents if os.path.exists(parent)), None)
+    if not out.exists() and nearest is not None and not os.path.isdir(nearest):
+        raise CharseqError(f"--out {out} cannot be made: {nearest} is a file, not a directory")
     return out
 
 

@@ -118,3 +118,17 @@ def test_a_dark_digit_on_a_light_background_is_classified_with_a_warning(finishe
     r = run_cli_in_process("classify", "--model", run, "--json", on_black, on_paper, on_paper)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
     assert r.stderr.startswith(f"warning: 2 of the 3 images (the first {on_paper}) have a light background")
+
+
+def test_float_images_scaled_to_0_1_are_read_as_classify_mnist_reads_them(finished):
+    """Keras' examples scale MNIST to [0, 1] (x / 255), and classify-mnist reads such a data set as
+    scaled: so does classify_images, image by image, rather than reading them as near-black."""
+    run = finished["classify-mnist"]
+    model, _, _ = charseq.load_classifier(run)
+    probs = predict_probabilities(model, PIXELS)
+    mixed = np.concatenate([PIXELS[:2] / 255.0, PIXELS[2:].astype(np.float32)])  # a 0-255 image beside them
+    answers = charseq.classify_images(run, mixed)
+    np.testing.assert_allclose([list(a["probabilities"].values()) for a in answers], probs, atol=1e-6)
+    black = charseq.classify_images(run, np.zeros((1, 28, 28), np.float32))[0]["probabilities"]
+    np.testing.assert_allclose(list(black.values()), predict_probabilities(model, np.zeros((1, 28, 28)))[0],
+                               atol=1e-6)

@@ -253,6 +253,9 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     assert_clean_error(r, "not a SavedModel", "notes.txt", "refusing")
     assert "--force" not in r.stderr
     assert (taken / "notes.txt").read_text() == "mine" and not (tmp_path / "x").exists()
+    r = run_cli_in_process("export", "--model", runs["lm"], "--out", taken / "notes.txt" / "1")  # a file on the way
+    assert_clean_error(r, "notes.txt is a file, not a directory")
+    assert "free space" not in r.stderr and (taken / "notes.txt").read_text() == "mine"
 
     old = tmp_path / "old"
     shutil.copytree(exports["seq2seq"], old)
@@ -297,8 +300,11 @@ def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
     assert classify_images(images=tf.constant(good))["label"].shape == (2,)
     bad = [(np.where(np.arange(28) == 3, np.nan, good), "pixel values must be from 0 to 255"),
            (good * 3, "pixel values must be from 0 to 255"), (-good, "pixel values must be from 0 to 255"),
-           (good[:, :, :27], "images must have 28 columns"), (good[0], "images must be a batch"),
-           (good[..., None], "images must be a batch")]
+           (good[:, :, :27], "images must be 28x28 pixels"), (good[0], "images must be a batch"),
+           # the model reads any number of rows, one a step, but answers for 28 only what it was trained on
+           (good[:, :20], "images must be 28x28 pixels"), (np.concatenate([good, good], 1), "must be 28x28"),
+           (good[..., None], "images must be a batch"), (good[0, 0], "images must be a batch"),
+           (good[0, 0, 0], "images must be a batch")]
     for images, message in bad:
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             classify_images(images=tf.constant(images, tf.float32))
@@ -306,6 +312,16 @@ def test_signatures_refuse_inputs_of_another_shape_or_range(exports):
         classify_text(text=tf.constant("a good film"))
     with pytest.raises(tf.errors.InvalidArgumentError, match="source must be a batch of strings"):
         translate(source=tf.constant("abc"))
+
+
+def test_the_image_signature_reads_images_scaled_to_0_1_as_charseq_does(exports):
+    """Images scaled to [0, 1] as Keras' examples scale MNIST (x / 255) get the answers of their 0-255
+    pixels, image by image, as `classify_images` and `classify-mnist --data` read them."""
+    tf = pytest.importorskip("tensorflow")
+    classify_images = tf.saved_model.load(str(exports["images"])).signatures["classify"]
+    as_stored = classify_images(images=tf.constant(PIXELS, tf.float32))["probabilities"].numpy()
+    mixed = np.concatenate([PIXELS[:2] / 255.0, PIXELS[2:]]).astype(np.float32)
+    np.testing.assert_allclose(classify_images(images=tf.constant(mixed))["probabilities"], as_stored, atol=1e-6)
 
 
 def test_the_docs_tf_serving_requests_name_signatures_and_inputs_as_exported(exports):

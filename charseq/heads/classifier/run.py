@@ -493,7 +493,7 @@ def classify(path: str | Path, texts: list[str], precision: str | None = None) -
 def classify_images(path: str | Path, images: np.ndarray, precision: str | None = None) -> list[dict]:
     """Label and class probabilities for each of `images` [n, rows, cols], by the image classifier
     run at `path`: pixel values 0-255 as MNIST stores them (a light digit on black), of the size the
-    run was trained on.
+    run was trained on. Float images whose pixels all lie in [0, 1] are read as scaled (x / 255).
     `precision`: the one the model computes in (None: the one it was trained in)."""
     return _classify_images(path, _image_run(path), images, precision)
 
@@ -510,6 +510,11 @@ def _classify_images(path: str | Path, config: dict, images, precision: str | No
     pixels = images.astype(np.float32)
     if pixels.size and not (np.all(pixels >= 0) and np.all(pixels <= 255)):  # NaN fails both
         raise CharseqError("pixel values must be from 0 to 255 (as MNIST stores them), not NaN or others")
+    if images.dtype.kind == "f" and len(pixels):
+        # Floats all in [0, 1] were scaled as Keras' examples scale MNIST (x / 255): read as such, as
+        # classify-mnist reads such a data set and the export does, image by image.
+        scaled = pixels.max(axis=(1, 2)) <= 1.0
+        pixels[scaled] *= 255.0
     model, _, config = load_classifier(path, precision)
     names = config["labels"]
     return [{"label": names[int(p.argmax())], "probability": float(p.max()),
