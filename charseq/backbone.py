@@ -105,6 +105,9 @@ class RecurrentBackbone(keras.layers.Layer):
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {', '.join(IMPLS)}, not {impl!r}")
         self.impl, self.bidirectional = impl, bidirectional
+        # [batch, time] ids or [batch, time, features] vectors: Keras checks a call's inputs against this
+        # and names a wrong rank (one sequence without its batch axis, say) before any kernel runs.
+        self.input_spec = keras.InputSpec(ndim=2 if vocab_size is not None else 3)
         on_cpu = not tf.config.list_physical_devices("GPU")  # on a GPU Keras dispatches to cuDNN
         float32 = self.dtype_policy.compute_dtype == "float32"
         bfloat16 = self.dtype_policy.compute_dtype == "bfloat16"

@@ -67,15 +67,25 @@ def check_seed(seed: int) -> None:
         raise CharseqError(f"--seed must be in [0, 2**32), not {seed}")
 
 
+# The keywords of Keras' `fit` and optimizers that a train function names otherwise.
+KERAS_KEYWORDS = {"learning_rate": "lr", "validation_split": "val_fraction", "validation_data": "val"}
+
+
 def _meant(unknown: set, known: set) -> str:
     """What the caller of a train function may have meant by settings it does not have: a near name
-    (`unit`: units), or for Keras' `verbose`, the `log` every train function reports through."""
+    (`unit`: units), the setting a keyword of Keras' `fit` is here (`learning_rate`: lr), or for
+    `verbose` and `callbacks`, what a train function does instead."""
     meant = []
-    for name in sorted(unknown - {"verbose"}):
-        if close := difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75):
+    for name in sorted(unknown - {"verbose", "callbacks"}):
+        close = [KERAS_KEYWORDS[name]] if KERAS_KEYWORDS.get(name) in known else \
+            difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if close:
             meant.append(f"did you mean {close[0]}?" if len(unknown) == 1 else f"{name}: did you mean {close[0]}?")
     if "verbose" in unknown:
         meant.append("a train function reports through log=; log=lambda line: None trains without a word")
+    if "callbacks" in unknown:
+        meant.append("a train function runs its own loop, with early stopping (patience=), checkpoints and "
+                     "TensorBoard logs; for Keras callbacks, train the model with Keras' fit")
     return f" ({'; '.join(meant)})" if meant else ""
 
 

@@ -9,6 +9,7 @@ and loaded back with :func:`load_vocab`.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import json
 import re
 import tempfile
@@ -17,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from charseq.errors import CharseqError
+from charseq.errors import ArgumentTypeError, ArgumentValueError, CharseqError
 from charseq.files import write_bytes_atomic, write_json_atomic
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -125,8 +126,33 @@ def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> N
         raise CharseqError(f"{what} has characters {whose} does not have: {shown}", *remedies)
 
 
+def _shown(value) -> str:
+    return f"the {type(value).__name__} {value!r:.60}"
+
+
+def _check_text(text) -> None:
+    """A vocabulary encodes one text at a time: anything else is named, not an AttributeError deep inside."""
+    if not isinstance(text, str):
+        hint = " (one text at a time: [vocab.encode(t) for t in texts])" if isinstance(text, (list, tuple)) else ""
+        raise ArgumentTypeError(f"text must be str, not {_shown(text)}{hint}")
+
+
+def _checked_id(i, size: int) -> int:
+    """`i` as an int, or a one-line error if it is not an id of a vocabulary of `size` (an id from
+    another vocabulary or model, say), rather than an IndexError."""
+    i = int(i)
+    if not 0 <= i < size:
+        raise ArgumentValueError(f"id {i} is not in this vocabulary of {size:,} ids (0 to {size - 1:,}); "
+                                 "decode with the vocabulary of the model that made the ids")
+    return i
+
+
 class CharVocab:
-    """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown."""
+    """Characters to ids. Rare characters (by `min_count` / `max_vocab`) map to unknown.
+
+    Ids 0 to 3 are reserved (padding, unknown, start, end), the characters follow; `vocab.size` (or
+    `len(vocab)`) counts them all, as the `vocab_size` of a backbone reading these ids.
+    """
 
     kind = "char"
     pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
@@ -144,12 +170,14 @@ class CharVocab:
         self._tokens = list(SPECIALS) + self.chars
 
     @classmethod
-    def build(cls, counts: collections.Counter | str, max_vocab: int | None = None,
+    def build(cls, counts: collections.Counter | str | Iterable[str], max_vocab: int | None = None,
               min_count: int = 1) -> "CharVocab":
-        """A vocabulary from character counts (or directly from a sample string).
+        """A vocabulary from `counts`: a Counter of characters, or directly a sample string or a list
+        of texts (as Keras' `TextVectorization.adapt` takes them).
 
         Characters are ordered by frequency (ties by code point), so `max_vocab` keeps
-        the most frequent ones; `max_vocab` counts the four reserved ids too.
+        the most frequent ones; `max_vocab` counts the four reserved ids too. Characters seen
+        fewer than `min_count` times are left out (read as unknown).
 
         >>> vocab = CharVocab.build("abracadabra")
         >>> vocab.chars, vocab.size
@@ -160,6 +188,12 @@ class CharVocab:
         """
         if isinstance(counts, str):
             counts = count_characters([counts])
+        elif not isinstance(counts, collections.abc.Mapping):
+            texts = list(counts) if isinstance(counts, collections.abc.Iterable) else None
+            if texts is None or not all(isinstance(t, str) for t in texts):
+                raise ArgumentTypeError(f"counts must be a str, a list of str or a Counter of characters, "
+                                        f"not {_shown(counts)}")
+            counts = count_characters(texts)
         if min_count < 1:
             raise CharseqError("--min-count must be at least 1")
         if max_vocab is not None and max_vocab <= len(SPECIALS):
@@ -174,10 +208,20 @@ class CharVocab:
 
     @property
     def size(self) -> int:
+        """How many ids there are: the four reserved ones and one for each character."""
         return len(self._tokens)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        shown = "".join(self.chars[:20])
+        more = f" + {len(self.chars) - 20:,} more" if len(self.chars) > 20 else ""
+        return f"CharVocab(size={self.size:,}, chars={shown!r}{more})"
 
     def encode(self, text: str) -> np.ndarray:
         """Ids of each character of `text`; characters outside the vocabulary become unknown."""
+        _check_text(text)
         codes = _code_points(text)
         if codes.size == 0:
             return np.zeros(0, dtype=np.int32)
@@ -187,10 +231,10 @@ class CharVocab:
         return np.where(found, self._sorted_ids[pos], UNK).astype(np.int32)
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of the ids, leaving out padding and start/end symbols (unknown shows as U+FFFD)."""
+        """Text of the `ids`, leaving out padding and start/end symbols (unknown shows as U+FFFD)."""
         out = []
         for i in ids:
-            i = int(i)
+            i = _checked_id(i, self.size)
             if i >= len(SPECIALS):
                 out.append(self._tokens[i])
             elif i == UNK:
@@ -198,7 +242,8 @@ class CharVocab:
         return "".join(out)
 
     def token(self, i: int) -> str:
-        return self._tokens[int(i)]
+        """The character (or reserved symbol, such as "<pad>") of id `i`."""
+        return self._tokens[_checked_id(i, self.size)]
 
     def char_lengths(self) -> np.ndarray:
         """How many characters of text each id stands for: 1, and 0 for padding, start and end."""
@@ -211,9 +256,11 @@ class CharVocab:
         return list(dict.fromkeys(c for c in text if c not in self._id_of))
 
     def to_json(self) -> dict:
+        """The vocabulary as its run's vocab.json holds it."""
         return {"kind": self.kind, "specials": list(SPECIALS), "chars": self.chars}
 
     def save(self, directory: str | Path) -> None:
+        """Write vocab.json into `directory` (a run's), which :func:`load_vocab` reads back."""
         write_json_atomic(Path(directory) / VOCAB_FILE, self.to_json())
 
 
@@ -283,9 +330,18 @@ class SentencePieceVocab:
 
     @property
     def size(self) -> int:
+        """How many ids there are: the four reserved ones and one for each piece."""
         return self._sp.get_piece_size()
 
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"SentencePieceVocab(size={self.size:,}, model={str(self.model_path)!r})"
+
     def encode(self, text: str) -> np.ndarray:
+        """Ids of the pieces of `text`, newlines included."""
+        _check_text(text)
         ids: list[int] = []
         lines = text.split("\n")
         for n, line in enumerate(lines):
@@ -311,11 +367,13 @@ class SentencePieceVocab:
         return np.asarray(ids, dtype=np.int32), np.asarray(chars, dtype=np.int32)
 
     def decode(self, ids: Iterable[int]) -> str:
-        ids = [int(i) for i in ids if int(i) not in (PAD, BOS, EOS)]
+        """Text of the `ids`, leaving out padding and start/end symbols."""
+        ids = [i for i in (_checked_id(i, self.size) for i in ids) if i not in (PAD, BOS, EOS)]
         return self._sp.decode(ids)
 
     def token(self, i: int) -> str:
-        return self._sp.id_to_piece(int(i))
+        """The piece of id `i` ("▁" stands for a space)."""
+        return self._sp.id_to_piece(_checked_id(i, self.size))
 
     def char_lengths(self) -> np.ndarray:
         """How many characters of text each id stands for: its piece's length ("▁", a space, is one

@@ -149,3 +149,19 @@ def test_the_backbone_layer_names_a_wrong_argument(argument, value, said):
     with pytest.raises(ValueError, match=re.escape(said)):
         RecurrentBackbone(**{"vocab_size": 10, argument: value})
     assert RecurrentBackbone(units=np.int64(8), layers=2, vocab_size=10, dropout=0.5).units == 8
+
+
+@pytest.mark.parametrize("impl", ["auto", "keras"])
+@pytest.mark.parametrize("vocab_size, inputs, said", [
+    (10, np.array([4, 5, 6]), "expected ndim=2, found ndim=1"),            # one sequence, no batch axis
+    (None, np.ones((3, 2), "float32"), "expected ndim=3, found ndim=2"),  # one image, no batch axis
+])
+def test_the_backbone_layer_names_inputs_of_the_wrong_rank(impl, vocab_size, inputs, said):
+    """A backbone given one sequence without its batch axis says so as Keras' layers do, before it runs:
+    the compiled kernels used to fail inside with "slice index 2 of dimension 0 out of bounds"."""
+    from charseq.backbone import RecurrentBackbone
+
+    with pytest.raises(ValueError, match=said):
+        RecurrentBackbone(units=8, vocab_size=vocab_size, impl=impl)(inputs)
+    assert tuple(RecurrentBackbone(units=8, vocab_size=vocab_size, impl=impl)(inputs[None])[0].shape) == \
+        (1, inputs.shape[0], 8)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charseq.errors import CharseqError
+from charseq.errors import ArgumentTypeError, ArgumentValueError, CharseqError
 from charseq.vocab import BOS, EOS, PAD, UNK, CharVocab, SentencePieceVocab, load_vocab
 
 SAMPLE = "这是一个基于tensorflow的RNN短句子练习"
@@ -101,3 +101,30 @@ def test_how_many_characters_each_id_stands_for(tmp_path):
     text = "the cat sat\non the mat\n"
     ids = vocab.encode(text)
     assert pieces[ids].sum() == len(text) and len(ids) < len(text)  # a space ("▁") and a newline are one each
+
+
+def test_a_vocabulary_shows_its_size_and_characters():
+    vocab = CharVocab.build("abracadabra")
+    assert repr(vocab) == "CharVocab(size=9, chars='abrcd')" and len(vocab) == vocab.size == 9
+    assert repr(CharVocab.build("".join(map(chr, range(0x4E00, 0x4E00 + 25))))).endswith("+ 5 more)")
+
+
+def test_a_vocabulary_builds_from_a_list_of_texts_as_from_their_counts():
+    texts = ["the cat", "a hat", "that"]
+    assert CharVocab.build(texts).chars == CharVocab.build("".join(texts)).chars
+
+
+@pytest.mark.parametrize("counts", [5, [1, 2], None, b"bytes"])
+def test_a_vocabulary_built_from_the_wrong_type_says_what_it_takes(counts):
+    with pytest.raises(ArgumentTypeError, match="counts must be a str, a list of str or a Counter"):
+        CharVocab.build(counts)
+
+
+def test_encoding_a_list_and_decoding_a_foreign_id_are_named_errors(tmp_path):
+    for vocab in (CharVocab.build("abc"), SentencePieceVocab.from_texts(["abc def"] * 20, 12)):
+        with pytest.raises(ArgumentTypeError, match=r"text must be str, not the list \['ab'\] \(one text at a time"):
+            vocab.encode(["ab"])
+        with pytest.raises(ArgumentValueError, match=f"id {vocab.size} is not in this vocabulary of {vocab.size} ids"):
+            vocab.decode([4, vocab.size])
+        with pytest.raises(ArgumentValueError, match="id -1 is not in this vocabulary"):
+            vocab.token(-1)

@@ -18,7 +18,9 @@ class LanguageModel(keras.Model):
 
     `call(ids, initial_state)` returns (logits, final states) so a trainer can carry the state
     from one window to the next; `step(ids_t, states)` advances one token for generation.
-    Logits are float32 even under a mixed-precision policy, so the softmax stays accurate.
+    Logits are float32 even under a mixed-precision policy, so the softmax stays accurate. Compiled
+    with a loss (and metrics) on the logits, it trains with Keras' own `fit` and `evaluate`, which
+    score the logits alone.
     """
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig, **kwargs):
@@ -46,6 +48,14 @@ class LanguageModel(keras.Model):
         x, states = self.backbone(ids, initial_state=initial_state, training=training)
         return self.head(x), states
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # `call` gives (logits, states); Keras' own fit and evaluate score the logits alone against the
+        # targets, so a compiled LanguageModel trains with model.fit as any Keras model does.
+        return super().compute_loss(x, y, _logits(y_pred), sample_weight, training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, _logits(y_pred), sample_weight)
+
     def step(self, ids_t, states, stepper=None, head=None):
         """(logits, states) one token on; `stepper` runs the backbone's step (default `backbone.step`;
         :func:`charseq.compiled_step.stepper` for the compiled step ops), `head` the output layer
@@ -63,3 +73,8 @@ class LanguageModel(keras.Model):
 
     def zero_state(self, batch_size: int):
         return self.backbone.zero_state(batch_size)
+
+
+def _logits(outputs):
+    """The logits of what `LanguageModel.call` returned ((logits, states)), or `outputs` if they are the logits."""
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
