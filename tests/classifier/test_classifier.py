@@ -177,6 +177,13 @@ def test_label_names_show_numeric_labels_by_name_in_every_file_the_run_reads(tmp
     assert not (tmp_path / "typo").exists()
     assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad",
                                           "--label-names", "0:negative", *FAST), "'0:negative' is not LABEL=NAME")
+    # Names show labels: two labels under one name would be trained as one class, so that is refused,
+    # whether both are renamed alike or one is renamed as the other is written.
+    for names in ("0=bad,1=bad", "0=1"):
+        assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "merged",
+                                              "--label-names", names, *FAST),
+                           "--label-names shows the labels '0' and '1'", "a name of its own")
+        assert not (tmp_path / "merged").exists()
     assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--resume",
                                           "--label-names", "0=neg,1=pos"), "--label-names", "cannot change")
 

@@ -79,6 +79,19 @@ def label_ids(labels: list[str]) -> list[int]:
     return [index[label] for label in labels]
 
 
+def _merged_by_names(labels: list[str], names: dict[str, str]) -> tuple[str, list[str]] | None:
+    """The first name under which --label-names `names` shows two or more of `labels` (renamed, or
+    one renamed as another is written), and those labels; None if every label keeps a name of its own.
+
+    >>> _merged_by_names(["0", "1", "2"], {"0": "negative", "2": "1"})
+    ('1', ['1', '2'])
+    """
+    shown_as: dict[str, list[str]] = {}
+    for label in labels:
+        shown_as.setdefault(names.get(label, label), []).append(label)
+    return next(((name, found) for name, found in shown_as.items() if len(found) > 1), None)
+
+
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (stratified, copies of a text together)
 
 
@@ -325,6 +338,12 @@ class _Texts(Recipe):
         if absent:  # a typo would otherwise leave a label under its old name without a word
             raise CharseqError(f"--label-names names {absent[0]!r}, which is not a label of {train_file} (its "
                                f"labels: {', '.join(found[:10])}{', ...' if len(found) > 10 else ''})")
+        merged = _merged_by_names(found, d.label_names or {})
+        if merged:  # two classes shown as one would be trained as one, without a word
+            name, labels = merged
+            raise CharseqError(f"--label-names shows the labels {' and '.join(map(repr, labels))} of {train_file} "
+                               f"both as {name!r}: each label needs a name of its own (to merge classes, relabel "
+                               "them in the file)")
         rows = rows.renamed(d.label_names)
         texts, labels = rows.texts, rows.labels
         if len(set(labels)) < 2:
