@@ -145,10 +145,14 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("1\t") and lines[1].startswith("0\t") and len(lines) == 3
+    # The characters it never saw are read as unknown, and named in one warning.
+    assert r.stderr.splitlines() == ["warning: 1 of the 3 texts has characters the model never saw, read as unknown: "
+                                     "'日' '本' '語' '✨'"], r.stderr
     (tmp_path / "texts.txt").write_text("good and great, quite\nbad and awful, so\n")
     r = run_cli_in_process("classify", "--model", out, "--input", tmp_path / "texts.txt", "--json")
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["label"] for x in results] == ["1", "0"] and 0.5 < results[0]["probability"] <= 1
+    assert r.stderr == "", r.stderr  # texts in the model's own characters: nothing to say
     r = run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json")
     report = json.loads(r.stdout)
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}

@@ -494,19 +494,35 @@ def classifies_images(path: str | Path) -> bool:
     return reads_images(RunDir.open(path).require_task(TASK))
 
 
-def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
+def classify(path: str | Path, texts: list[str], precision: str | None = None,
+             log: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Label and class probabilities for each of `texts` (a list of str), by the text classifier run
-    at `path`; characters the model does not know become unknown. `precision`: the one the model
-    computes in (None: the one it was trained in)."""
+    at `path`; characters the model does not know become unknown, and are named in one warning line
+    to `log`. `precision`: the one the model computes in (None: the one it was trained in)."""
     model, vocab, config = load_classifier(path, precision)
     if vocab is None:
         raise CharseqError(f"{path} classifies images, not texts")
     if any(not t.strip() for t in texts):
         raise CharseqError("cannot classify an empty text")
+    _warn_of_unknown_in(texts, vocab, log)
     probs = predict_probabilities(model, [vocab.encode(t) for t in texts], config["model"].get("max_len"))
     names = config["labels"]
     return [{"text": t, "label": names[int(p.argmax())], "probability": float(p.max()),
              "probabilities": {n: float(q) for n, q in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def _warn_of_unknown_in(texts: list[str], vocab, log) -> None:
+    """One warning, to `log`, naming the characters of `texts` the vocabulary lacks: the model reads
+    them all as one unknown symbol, so a text written mostly in them gets a label that means little."""
+    missing = set(vocab.unknown("".join(set("".join(texts)))))  # each distinct character looked up once
+    if not missing:
+        return
+    with_unknown = [t for t in texts if not missing.isdisjoint(t)]
+    chars = list(dict.fromkeys(c for t in with_unknown for c in t if c in missing))
+    shown = " ".join(map(repr, chars[:10])) + (f" and {len(chars) - 10:,} more" if len(chars) > 10 else "")
+    which = ("the text has" if len(texts) == 1 else
+             f"{len(with_unknown):,} of the {len(texts):,} texts {'has' if len(with_unknown) == 1 else 'have'}")
+    log(f"warning: {which} characters the model never saw, read as unknown: {shown}")
 
 
 def classify_images(path: str | Path, images: np.ndarray, precision: str | None = None) -> list[dict]:
