@@ -471,6 +471,14 @@ def test_unseen_label_at_evaluation(tmp_path, reviews):
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
     (tmp_path / "t.tsv").write_text("text\tlabel\ngood\t1\nmeh\t7\n")
     assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
+    # 1.0 for 1 (a label column pandas read as floats, for a missing value, and wrote back) is said as such,
+    # in a test file and in a validation file.
+    (tmp_path / "floats.tsv").write_text("text\tlabel\ngood\t1.0\nbad\t0.0\n")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "floats.tsv"),
+                       "floats.tsv writes the labels 0, 1 as 0.0, 1.0", "compared as written")
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", tmp_path / "floats.tsv",
+                                          "--out", tmp_path / "floats", *FAST),
+                       "writes the labels 0, 1 as 0.0, 1.0", "write them as", "train.tsv does")
     # --skip-bad-rows "skips (and counts)": the count is in the report, and said.
     (tmp_path / "gaps.tsv").write_text("text\tlabel\ngood\t1\n\t0\nbad\t0\none\ttoo\tmany\n")
     r = run_cli_in_process("evaluate", "--model", out, tmp_path / "gaps.tsv", "--skip-bad-rows", "--json")

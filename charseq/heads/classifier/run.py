@@ -95,6 +95,24 @@ def _merged_by_names(labels: list[str], names: dict[str, str]) -> tuple[str, lis
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (stratified, copies of a text together)
 
 
+def _same_numbers(unseen: list[str], names: list[str]) -> dict[str, str]:
+    """{known label: how `unseen` writes it} if every label of `unseen` is a number that one of
+    `names` writes otherwise (1.0 for 1), else empty.
+
+    >>> _same_numbers(["0.0", "1.0"], ["0", "1"])
+    {'0': '0.0', '1': '1.0'}
+    """
+    def number(label: str) -> float | None:
+        try:
+            return float(label)
+        except ValueError:
+            return None
+
+    known = {number(n): n for n in names if number(n) is not None}
+    found = {known.get(number(label)): label for label in unseen}
+    return {} if None in found else found
+
+
 def _encode_labels(labels: list[str], names: list[str], source, training: str | None = None,
                    split: float | None = None) -> np.ndarray:
     """Class ids of `labels`; a label the model was not trained on is an error that says where it
@@ -104,6 +122,11 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
     if unseen:
         rows = sum(1 for l in labels if l not in index)
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        same = _same_numbers(unseen, names) if split is None else {}  # (a split holds the training file's own)
+        if same:  # 1.0 for 1: a label column pandas read as floats (it had a missing value) and wrote back
+            raise CharseqError(f"{source} writes the labels {', '.join(same)} as {', '.join(same.values())}: the "
+                               f"same numbers, but labels are compared as written ({counted(rows, 'row')}); write "
+                               f"them as {training or 'the training file'} does")
         if training is None:
             raise CharseqError(f"{source} has labels the model never saw: {shown} ({counted(rows, 'row')})")
         if split is not None:
