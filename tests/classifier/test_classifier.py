@@ -145,10 +145,14 @@ def test_text_classifier_train_classify_evaluate(tmp_path, reviews):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].startswith("1\t") and lines[1].startswith("0\t") and len(lines) == 3
+    # The characters it never saw are read as unknown, and named in one warning.
+    assert r.stderr.splitlines() == ["warning: 1 of the 3 texts has characters the model never saw, read as unknown: "
+                                     "'日' '本' '語' '✨'"], r.stderr
     (tmp_path / "texts.txt").write_text("good and great, quite\nbad and awful, so\n")
     r = run_cli_in_process("classify", "--model", out, "--input", tmp_path / "texts.txt", "--json")
     results = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["label"] for x in results] == ["1", "0"] and 0.5 < results[0]["probability"] <= 1
+    assert r.stderr == "", r.stderr  # texts in the model's own characters: nothing to say
     r = run_cli_in_process("evaluate", "--model", out, reviews / "dev.tsv", "--json")
     report = json.loads(r.stdout)
     assert report["accuracy"] > 0.9 and set(report["per_class"]) == {"0", "1"}
@@ -177,6 +181,13 @@ def test_label_names_show_numeric_labels_by_name_in_every_file_the_run_reads(tmp
     assert not (tmp_path / "typo").exists()
     assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "bad",
                                           "--label-names", "0:negative", *FAST), "'0:negative' is not LABEL=NAME")
+    # Names show labels: two labels under one name would be trained as one class, so that is refused,
+    # whether both are renamed alike or one is renamed as the other is written.
+    for names in ("0=bad,1=bad", "0=1"):
+        assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", tmp_path / "merged",
+                                              "--label-names", names, *FAST),
+                           "--label-names shows the labels '0' and '1'", "a name of its own")
+        assert not (tmp_path / "merged").exists()
     assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--resume",
                                           "--label-names", "0=neg,1=pos"), "--label-names", "cannot change")
 
@@ -460,6 +471,14 @@ def test_unseen_label_at_evaluation(tmp_path, reviews):
     assert run_cli_in_process("train-classifier", reviews / "train.tsv", "--out", out, "--max-steps", "1", *FAST).returncode == 0
     (tmp_path / "t.tsv").write_text("text\tlabel\ngood\t1\nmeh\t7\n")
     assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "t.tsv"), "never saw", "7")
+    # 1.0 for 1 (a label column pandas read as floats, for a missing value, and wrote back) is said as such,
+    # in a test file and in a validation file.
+    (tmp_path / "floats.tsv").write_text("text\tlabel\ngood\t1.0\nbad\t0.0\n")
+    assert_clean_error(run_cli_in_process("evaluate", "--model", out, tmp_path / "floats.tsv"),
+                       "floats.tsv writes the labels 0, 1 as 0.0, 1.0", "compared as written")
+    assert_clean_error(run_cli_in_process("train-classifier", reviews / "train.tsv", "--val", tmp_path / "floats.tsv",
+                                          "--out", tmp_path / "floats", *FAST),
+                       "writes the labels 0, 1 as 0.0, 1.0", "write them as", "train.tsv does")
     # --skip-bad-rows "skips (and counts)": the count is in the report, and said.
     (tmp_path / "gaps.tsv").write_text("text\tlabel\ngood\t1\n\t0\nbad\t0\none\ttoo\tmany\n")
     r = run_cli_in_process("evaluate", "--model", out, tmp_path / "gaps.tsv", "--skip-bad-rows", "--json")

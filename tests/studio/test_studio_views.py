@@ -189,6 +189,31 @@ def test_a_runs_validation_data_is_read_once_and_again_when_the_run_changes(stud
         assert reads == ["read_labeled"] * 3 + ["load_mnist"]
 
 
+def test_a_text_classifier_whose_training_file_is_gone_says_so(studio_dir, tmp_path):
+    """A text classifier's validation rows are read again from its training file: moved or deleted
+    since, the examples and the confusion matrix say that file is gone and what to do, naming it
+    without its folder, while classifying a text still works."""
+    import shutil
+
+    served, data = tmp_path / "served", tmp_path / "private" / "reviews.tsv"
+    shutil.copytree(studio_dir / "sentiment", served / "run")
+    data.parent.mkdir()
+    shutil.copy(studio_dir.parent / "data" / "reviews.tsv", data)
+    config_file = served / "run" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({**config, "data": {**config["data"], "train": str(data)}}))
+    data.unlink()
+
+    with TestClient(create_app([served]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        for response in (c.get("/api/confusion", params={"run": "run"}),
+                         c.get("/api/runs/run/examples", params={"n": 4})):
+            error = response.json()["error"]
+            assert response.status_code == 400 and error.startswith("reviews.tsv, the file this run trained on, is "
+                                                                    "no longer there"), error
+            assert "put it back" in error and str(tmp_path) not in error
+        assert c.post("/api/classify", json={"run": "run", "text": "a good film"}).status_code == 200
+
+
 def test_the_validation_cache_keeps_the_most_recently_used_runs(studio_dir):
     from charseq.studio.runs import ServedRun, ValidationCache
 

@@ -79,7 +79,38 @@ def label_ids(labels: list[str]) -> list[int]:
     return [index[label] for label in labels]
 
 
+def _merged_by_names(labels: list[str], names: dict[str, str]) -> tuple[str, list[str]] | None:
+    """The first name under which --label-names `names` shows two or more of `labels` (renamed, or
+    one renamed as another is written), and those labels; None if every label keeps a name of its own.
+
+    >>> _merged_by_names(["0", "1", "2"], {"0": "negative", "2": "1"})
+    ('1', ['1', '2'])
+    """
+    shown_as: dict[str, list[str]] = {}
+    for label in labels:
+        shown_as.setdefault(names.get(label, label), []).append(label)
+    return next(((name, found) for name, found in shown_as.items() if len(found) > 1), None)
+
+
 SPLIT = "grouped"  # config.json data.split: held out by split_rows (stratified, copies of a text together)
+
+
+def _same_numbers(unseen: list[str], names: list[str]) -> dict[str, str]:
+    """{known label: how `unseen` writes it} if every label of `unseen` is a number that one of
+    `names` writes otherwise (1.0 for 1), else empty.
+
+    >>> _same_numbers(["0.0", "1.0"], ["0", "1"])
+    {'0': '0.0', '1': '1.0'}
+    """
+    def number(label: str) -> float | None:
+        try:
+            return float(label)
+        except ValueError:
+            return None
+
+    known = {number(n): n for n in names if number(n) is not None}
+    found = {known.get(number(label)): label for label in unseen}
+    return {} if None in found else found
 
 
 def _encode_labels(labels: list[str], names: list[str], source, training: str | None = None,
@@ -91,6 +122,11 @@ def _encode_labels(labels: list[str], names: list[str], source, training: str | 
     if unseen:
         rows = sum(1 for l in labels if l not in index)
         shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
+        same = _same_numbers(unseen, names) if split is None else {}  # (a split holds the training file's own)
+        if same:  # 1.0 for 1: a label column pandas read as floats (it had a missing value) and wrote back
+            raise CharseqError(f"{source} writes the labels {', '.join(same)} as {', '.join(same.values())}: the "
+                               f"same numbers, but labels are compared as written ({counted(rows, 'row')}); write "
+                               f"them as {training or 'the training file'} does")
         if training is None:
             raise CharseqError(f"{source} has labels the model never saw: {shown} ({counted(rows, 'row')})")
         if split is not None:
@@ -325,6 +361,12 @@ class _Texts(Recipe):
         if absent:  # a typo would otherwise leave a label under its old name without a word
             raise CharseqError(f"--label-names names {absent[0]!r}, which is not a label of {train_file} (its "
                                f"labels: {', '.join(found[:10])}{', ...' if len(found) > 10 else ''})")
+        merged = _merged_by_names(found, d.label_names or {})
+        if merged:  # two classes shown as one would be trained as one, without a word
+            name, labels = merged
+            raise CharseqError(f"--label-names shows the labels {' and '.join(map(repr, labels))} of {train_file} "
+                               f"both as {name!r}: each label needs a name of its own (to merge classes, relabel "
+                               "them in the file)")
         rows = rows.renamed(d.label_names)
         texts, labels = rows.texts, rows.labels
         if len(set(labels)) < 2:
@@ -475,19 +517,35 @@ def classifies_images(path: str | Path) -> bool:
     return reads_images(RunDir.open(path).require_task(TASK))
 
 
-def classify(path: str | Path, texts: list[str], precision: str | None = None) -> list[dict]:
+def classify(path: str | Path, texts: list[str], precision: str | None = None,
+             log: Callable[[str], None] = lambda s: None) -> list[dict]:
     """Label and class probabilities for each of `texts` (a list of str), by the text classifier run
-    at `path`; characters the model does not know become unknown. `precision`: the one the model
-    computes in (None: the one it was trained in)."""
+    at `path`; characters the model does not know become unknown, and are named in one warning line
+    to `log`. `precision`: the one the model computes in (None: the one it was trained in)."""
     model, vocab, config = load_classifier(path, precision)
     if vocab is None:
         raise CharseqError(f"{path} classifies images, not texts")
     if any(not t.strip() for t in texts):
         raise CharseqError("cannot classify an empty text")
+    _warn_of_unknown_in(texts, vocab, log)
     probs = predict_probabilities(model, [vocab.encode(t) for t in texts], config["model"].get("max_len"))
     names = config["labels"]
     return [{"text": t, "label": names[int(p.argmax())], "probability": float(p.max()),
              "probabilities": {n: float(q) for n, q in zip(names, p)}} for t, p in zip(texts, probs)]
+
+
+def _warn_of_unknown_in(texts: list[str], vocab, log) -> None:
+    """One warning, to `log`, naming the characters of `texts` the vocabulary lacks: the model reads
+    them all as one unknown symbol, so a text written mostly in them gets a label that means little."""
+    missing = set(vocab.unknown("".join(set("".join(texts)))))  # each distinct character looked up once
+    if not missing:
+        return
+    with_unknown = [t for t in texts if not missing.isdisjoint(t)]
+    chars = list(dict.fromkeys(c for t in with_unknown for c in t if c in missing))
+    shown = " ".join(map(repr, chars[:10])) + (f" and {len(chars) - 10:,} more" if len(chars) > 10 else "")
+    which = ("the text has" if len(texts) == 1 else
+             f"{len(with_unknown):,} of the {len(texts):,} texts {'has' if len(with_unknown) == 1 else 'have'}")
+    log(f"warning: {which} characters the model never saw, read as unknown: {shown}")
 
 
 def classify_images(path: str | Path, images: np.ndarray, precision: str | None = None) -> list[dict]:

@@ -10,12 +10,15 @@ its training held out, found again from its config.json as training split them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from charseq import web
+from charseq.errors import CharseqError
 from charseq.heads.classifier.config import reads_images
 from charseq.web import RUN, BadRequest, Field, Page, read_json
 
@@ -63,6 +66,12 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
         y_all, split = image_split(images, names, data.get("val_fraction"), seed)
         return images.x_train[split.val], y_all[split.val].tolist()
     from charseq.data.labeled import read_labeled
+
+    for path, role in ((data["train"], "trained"), (data.get("val"), "validated")):
+        # The run keeps no copy of its texts: the page's examples and matrix need the file where it was.
+        if path and not Path(path).exists():
+            raise CharseqError(f"{path}, the file this run {role} on, is no longer there (moved or deleted); its "
+                               "validation examples and confusion matrix are read from it: put it back to see them")
 
     def read(path):
         rows = read_labeled(path, data["text_column"], data["label_column"], data["skip_bad_rows"], data["encoding"])
