@@ -279,6 +279,19 @@ def test_runs_tied_on_their_accuracy_rank_by_their_validation_loss():
     assert [r["run"] for r in ranked] == ["c", "b", "a"] and [r["is_best"] for r in ranked] == [False, False, True]
 
 
+def test_the_printed_table_shows_a_diverged_runs_huge_loss_in_a_few_digits():
+    """A learning rate far too high can end at a finite but huge loss (1e31 nats): the table says it in
+    four significant digits, so the status column stays in place, not in 32 digits and 4 decimals."""
+    from charseq.grid import format_table, rank
+
+    def row(lr, best):
+        return {"run": f"lr={lr}", "settings": {"lr": lr}, "metric": "val_loss", "mode": "min", "best": best,
+                "best_val_loss": best, "best_step": 20, "steps": 20, "elapsed_s": 3.0, "status": "finished"}
+    lines = format_table(rank([row(0.01, 2.47741), row(1e30, 1.1725205324530199e31)])).splitlines()
+    assert lines[1].split()[:3] == ["*", "0.01", "2.4774"]
+    assert lines[2].split()[:2] == ["1e+30", "1.173e+31"] and len(lines[2]) == len(lines[1])
+
+
 def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
     import shutil
 
