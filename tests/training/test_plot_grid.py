@@ -216,6 +216,21 @@ def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
     assert "10" in steps and all(t.lstrip("−-").isdigit() for t in steps), steps
 
 
+def test_a_run_with_one_evaluation_tells_its_train_point_from_its_validation_point(tmp_path):
+    """One evaluation draws no line to dash: the train loss is an open dot, the validation loss a filled
+    one, and the legend's train and validation keys show the same dots."""
+    from charseq.plot import plot_runs
+
+    fake_run(tmp_path / "run", [(3.0, 2.5)])
+    svg = plot_runs([tmp_path / "run"], tmp_path / "one.svg").read_text()
+    dots = re.findall(r'<use xlink:href="#m[0-9a-f]+" x="[\d.]+" y="[\d.]+" style="([^"]*stroke: #(?:1f77b4|808080)[^"]*)"',
+                      svg)  # the run's (C0 blue) and the legend's grey dots; the ticks are black
+    run_dots = [style for style in dots if "1f77b4" in style]
+    legend_dots = [style for style in dots if "808080" in style]
+    assert len(run_dots) == 2 and sum("fill-opacity: 0" in style for style in run_dots) == 1, run_dots
+    assert len(legend_dots) == 2 and sum("fill-opacity: 0" in style for style in legend_dots) == 1, legend_dots
+
+
 def test_the_loss_panel_names_the_unit_of_the_runs_it_draws(tmp_path):
     """A classifier's loss is per example, a language model's per token: each says so, and a plot of
     both names no unit rather than a wrong one."""
