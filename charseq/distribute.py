@@ -77,6 +77,15 @@ def _check_cluster(cluster: dict, task: dict) -> None:
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise CharseqError(f'TF_CONFIG\'s cluster "{job}" address {json.dumps(address)} must be '
                                    '"host:port", with a port from 1 to 65535')
+    seen = {}  # address -> the task that has it: two tasks cannot both listen there, so the cluster never starts
+    for job in cluster:
+        listed = cluster[job]
+        for i, address in listed.items() if isinstance(listed, dict) else enumerate(listed):
+            where = address.strip()
+            if where in seen:
+                raise CharseqError(f'TF_CONFIG\'s cluster gives {seen[where]} and {job} {i} the same address '
+                                   f'{json.dumps(where)}; every task needs its own "host:port"')
+            seen[where] = f"{job} {i}"
     kind, index = task.get("type"), task.get("index", 0)
     if not isinstance(kind, str) or kind not in cluster:
         raise CharseqError(f"TF_CONFIG's task type {json.dumps(kind)} is not a job of its cluster "

@@ -335,13 +335,23 @@ def rank(rows: list[dict]) -> list[dict]:
     return ranked
 
 
+def _score(value: float) -> str:
+    """A best score as the table shows it: four decimals, as losses and accuracies need, but a diverged
+    run's huge loss in four significant digits (not its 32 digits, which pushed the status off screen).
+
+    >>> _score(2.47741), _score(1.1725e31), _score(float("inf"))
+    ('2.4774', '1.172e+31', 'inf')
+    """
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+
+
 def format_table(rows: list[dict]) -> str:
     """The results as an aligned text table, best run first, the best finished run marked with *."""
     axes = list(rows[0]["settings"]) if rows else []
     metric = next((r["metric"] for r in rows if r["metric"]), "metric")
     header = ["", *axes, metric, "at step", "steps", "time", "status"]
     lines = [header] + [["*" if r["is_best"] else "", *(str(r["settings"][a]) for a in axes),
-                         f"{r['best']:.4f}" if r["best"] is not None else "-",
+                         _score(r["best"]) if r["best"] is not None else "-",
                          str(r["best_step"] or "-"), str(r["steps"]), f"{r['elapsed_s']:.0f}s", r["status"]]
                         for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

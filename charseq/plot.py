@@ -100,6 +100,15 @@ def _colors(count: int) -> list:
     return [colormaps["turbo"](0.05 + 0.9 * i / (count - 1)) for i in range(count)]
 
 
+def _style(train: bool, dots: bool) -> dict:
+    """How a train or validation curve is drawn: dashed or solid, and, with `dots` (a curve of a few
+    evaluations), a dot at each, open or filled: a run evaluated once has no line to dash."""
+    style = {"linestyle": "--" if train else "-"}
+    if dots:
+        style.update(marker="o", markersize=3.5, fillstyle="none" if train else "full")
+    return style
+
+
 def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: list[str] | None = None,
               force: bool = False) -> Path:
     """Draw the training curves of `runs` (run or grid directories) into the image `out`
@@ -150,6 +159,7 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
     # named once, and a grid's dozens of runs never cover the curves or the titles.
     entries = {label: Line2D([], [], color=color) for label, color in zip(_labels(paths), _colors(len(paths)))}
     drawn, styles = set(), set()  # the runs with a curve; whether train (dashed) and validation (solid) ones were
+    dotted = False  # whether a train or validation curve was drawn with its dots
     for ax, (title, keys) in zip(axes, panels):
         for path, (label, entry) in zip(paths, entries.items()):
             for key in keys:
@@ -158,11 +168,12 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
                 if points:
                     steps, values = zip(*points)
                     train = key.startswith("train_")
-                    ax.plot(steps, values, color=entry.get_color(), marker="." if len(points) < 30 else None,
-                            linestyle="--" if train else "-")
+                    dots = len(points) < 30
+                    ax.plot(steps, values, color=entry.get_color(), **_style(train, dots))
                     drawn.add(label)
                     if len(keys) > 1:
                         styles.add(train)
+                        dotted |= dots
         ax.set_title(title)
         ax.set_xlabel("step")
         # Steps are whole: no 4.8 around a single evaluation.
@@ -171,7 +182,8 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
     handles = [entry for label, entry in entries.items() if label in drawn]
     labels = [label for label in entries if label in drawn]
     if styles == {True, False}:  # which line is which, once for all runs
-        handles += [Line2D([], [], color="grey", linestyle="--"), Line2D([], [], color="grey")]
+        handles += [Line2D([], [], color="grey", **_style(True, dotted)),
+                    Line2D([], [], color="grey", **_style(False, dotted))]
         labels += ["train (dashed)", "validation (solid)"]
     legend = fig.legend(handles, labels, loc="outside right upper", fontsize="small")
     fig.set_figwidth(fig.get_figwidth() + legend.get_window_extent().width / fig.dpi)  # the panels keep their width

@@ -157,6 +157,10 @@ def test_multiworker_needs_tf_config_and_a_step_count(tmp_path, corpus_file, mon
     ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": "0"}, ['task index "0"', "below 1"]),
     ({"worker": ["127.0.0.1:1"]}, {"type": "worker", "index": 2}, ["task index 2", "below 1"]),
     ({"worker": ["127.0.0.1:1"]}, {"type": "chief", "index": 0}, ['task type "chief" is not a job']),
+    ({"worker": ["127.0.0.1:1", "127.0.0.1:1"]}, {"type": "worker", "index": 0},  # would wait for worker 1 forever
+     ['gives worker 0 and worker 1 the same address "127.0.0.1:1"']),
+    ({"chief": ["127.0.0.1:1"], "worker": {"0": "127.0.0.1:1"}}, {"type": "chief", "index": 0},
+     ['gives chief 0 and worker 0 the same address']),
 ])
 def test_a_malformed_tf_config_is_one_line_naming_the_mistake(tmp_path, corpus_file, monkeypatch, cluster, task,
                                                               fragments):

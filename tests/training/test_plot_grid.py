@@ -216,6 +216,21 @@ def test_a_run_with_one_evaluation_is_plotted_at_whole_steps(tmp_path):
     assert "10" in steps and all(t.lstrip("−-").isdigit() for t in steps), steps
 
 
+def test_a_run_with_one_evaluation_tells_its_train_point_from_its_validation_point(tmp_path):
+    """One evaluation draws no line to dash: the train loss is an open dot, the validation loss a filled
+    one, and the legend's train and validation keys show the same dots."""
+    from charseq.plot import plot_runs
+
+    fake_run(tmp_path / "run", [(3.0, 2.5)])
+    svg = plot_runs([tmp_path / "run"], tmp_path / "one.svg").read_text()
+    dots = re.findall(r'<use xlink:href="#m[0-9a-f]+" x="[\d.]+" y="[\d.]+" style="([^"]*stroke: #(?:1f77b4|808080)[^"]*)"',
+                      svg)  # the run's (C0 blue) and the legend's grey dots; the ticks are black
+    run_dots = [style for style in dots if "1f77b4" in style]
+    legend_dots = [style for style in dots if "808080" in style]
+    assert len(run_dots) == 2 and sum("fill-opacity: 0" in style for style in run_dots) == 1, run_dots
+    assert len(legend_dots) == 2 and sum("fill-opacity: 0" in style for style in legend_dots) == 1, legend_dots
+
+
 def test_the_loss_panel_names_the_unit_of_the_runs_it_draws(tmp_path):
     """A classifier's loss is per example, a language model's per token: each says so, and a plot of
     both names no unit rather than a wrong one."""
@@ -277,6 +292,19 @@ def test_runs_tied_on_their_accuracy_rank_by_their_validation_loss():
     # A run stopped part-way may lead on its score so far: the best finished run is the grid's best.
     ranked = rank([row("a", 0.9, 0.1), row("b", 0.95, 0.3, "unfinished"), row("c", 0.97, 0.2, "failed")])
     assert [r["run"] for r in ranked] == ["c", "b", "a"] and [r["is_best"] for r in ranked] == [False, False, True]
+
+
+def test_the_printed_table_shows_a_diverged_runs_huge_loss_in_a_few_digits():
+    """A learning rate far too high can end at a finite but huge loss (1e31 nats): the table says it in
+    four significant digits, so the status column stays in place, not in 32 digits and 4 decimals."""
+    from charseq.grid import format_table, rank
+
+    def row(lr, best):
+        return {"run": f"lr={lr}", "settings": {"lr": lr}, "metric": "val_loss", "mode": "min", "best": best,
+                "best_val_loss": best, "best_step": 20, "steps": 20, "elapsed_s": 3.0, "status": "finished"}
+    lines = format_table(rank([row(0.01, 2.47741), row(1e30, 1.1725205324530199e31)])).splitlines()
+    assert lines[1].split()[:3] == ["*", "0.01", "2.4774"]
+    assert lines[2].split()[:2] == ["1e+30", "1.173e+31"] and len(lines[2]) == len(lines[1])
 
 
 def test_grid_reruns_skip_finished_runs_and_a_larger_grid_reuses_them(tmp_path, grid, corpus_file):
