@@ -536,7 +536,9 @@ class RunDir:
 
     def status(self) -> dict:
         """How the run stands: {"status", "progress" (0..1 or None), "eta_seconds" (None unless
-        running with a known end), "message" (why it stopped or failed, or None)}.
+        running with a known end), "message" (why it stopped or failed, or None), "step" (the
+        training steps done when it was last recorded) and "updated" (when that was, as a Unix
+        time, or None for a run from before status.json)}.
 
         Running: a process holds the run's lock. Otherwise status.json says how training ended; a
         record still saying "running" with no lock held means its process died without a word
@@ -556,7 +558,8 @@ class RunDir:
             status = "failed"
             record["message"] = "training ended without recording how (the process was killed or crashed)"
         return {"status": status, **_progress(record, status == "running"),
-                "message": record.get("message") if status != "running" else None}
+                "message": record.get("message") if status != "running" else None,
+                "step": int(_number(record.get("step")) or 0), "updated": _number(record.get("updated"))}
 
     def _status_from_metrics(self) -> dict:
         try:

@@ -311,6 +311,25 @@ def test_a_run_that_cannot_be_read_is_listed_among_the_others(studio_dir, tmp_pa
         runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert runs["grid/lr=0.01"]["task"] == "unreadable" and "config.json" in runs["grid/lr=0.01"]["error"]
     assert runs["grid/lr=0.01"]["grid"] is True and runs["grid/lr=0.003"]["grid"] is True  # both are the grid's
+    # Not "finished": the page would show a run nothing can be done with as one that ended well.
+    assert runs["grid/lr=0.01"]["status"] == "unreadable" and runs["grid/lr=0.01"]["progress"] is None
+    assert runs["grid/lr=0.01"]["status_message"] == runs["grid/lr=0.01"]["error"]
+    assert runs["grid/lr=0.01"]["steps"] == 20 and runs["grid/lr=0.01"]["updated_s_ago"] is not None
+
+
+def test_a_run_killed_before_its_first_evaluation_shows_the_steps_it_trained(studio_dir, tmp_path):
+    """Its status record says how far it got and when; the runs page said 0 steps, updated "—"."""
+    import shutil
+    import time
+
+    shutil.copytree(studio_dir / "poems", tmp_path / "killed")
+    (tmp_path / "killed" / "metrics.jsonl").unlink()
+    (tmp_path / "killed" / "status.json").write_text(json.dumps(
+        {"status": "running", "step": 467, "end_step": 1000, "elapsed_s": 9.0, "updated": time.time() - 60}))
+    with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
+        run, = client.get("/api/runs").json()["runs"]
+    assert run["status"] == "failed" and run["evaluations"] == 0 and run["best"] is None
+    assert run["steps"] == 467 and 59 <= run["updated_s_ago"] < 120
 
 
 def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_path):
