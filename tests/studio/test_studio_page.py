@@ -650,3 +650,30 @@ def test_a_run_with_no_evaluation_yet_is_not_ticked_first_and_says_why_it_has_no
         page.uncheck("#runs-table input[data-run='c-poems']")
         page.wait_for_selector("figure.chart", state="detached")
         assert "a-killed" in page.inner_text("#charts-note")
+
+
+def test_the_enter_that_confirms_an_input_methods_word_does_not_submit(server, open_page):
+    """Typing Chinese with pinyin, Enter confirms the word in the input method; Translate (Enter) and
+    Generate (Ctrl+Enter) wait for an Enter of the page's own."""
+    page = open_page(server + "#translate?run=reverse")
+    sent = []
+    page.on("request", lambda r: r.url.endswith(("/api/translate", "/api/generate")) and sent.append(r.url))
+    composing = """([id, ctrl]) => document.getElementById(id).dispatchEvent(new KeyboardEvent("keydown",
+        {key: "Enter", code: "Enter", ctrlKey: ctrl, isComposing: true, bubbles: true, cancelable: true}))"""
+    page.fill("#tr-source", "abcd")
+    page.evaluate(composing, ["tr-source", False])
+    page.wait_for_timeout(300)
+    assert sent == [] and page.inner_text("#tr-status") == ""
+    page.press("#tr-source", "Enter")
+    page.wait_for_selector("table.heatmap td")
+    assert len(sent) == 1
+
+    page.click("#nav-generate")
+    page.fill("#lm-length", "3")
+    page.fill("#lm-prompt", "The")
+    page.evaluate(composing, ["lm-prompt", True])
+    page.wait_for_timeout(300)
+    assert len(sent) == 1 and page.inner_text("#lm-status") == ""
+    page.press("#lm-prompt", "Control+Enter")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert len(sent) == 2

@@ -1,14 +1,15 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "/static/api.js";
 import {tipGroup, visibleLabel} from "/static/shade.js";
-import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
+import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf, submitsEnter}
+  from "/static/ui.js";
 
 export default class TranslateView {
   constructor(state, task) {
     this.task = task;
     this.choose = 0;
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
-    $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
+    $("tr-source").addEventListener("keydown", e => { if (submitsEnter(e)) { this.choose = 0; this.translate(); } });
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
     this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
                                           source: "tr-source"});
