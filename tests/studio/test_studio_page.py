@@ -677,3 +677,25 @@ def test_the_enter_that_confirms_an_input_methods_word_does_not_submit(server, o
     page.press("#lm-prompt", "Control+Enter")
     page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
     assert len(sent) == 2
+
+
+def test_right_to_left_characters_not_in_the_vocabulary_are_listed_in_their_order(server, open_page):
+    """Hebrew letters a model never saw, named in the status line: each quoted letter in its place, left
+    to right as the text has them. Quotes and spaces between right-to-left letters had joined them into
+    one right-to-left run: the list reversed, its quotes paired with the wrong letters."""
+    page = open_page(server + "#inside")
+    ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The שלום river")
+    placed = page.evaluate("""() => {
+        const node = document.getElementById("in-status").firstChild, text = node.textContent;
+        return [..."שלום"].map(c => {
+            const at = text.indexOf(`"${c}"`), range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + 3);
+            const box = range.getBoundingClientRect();
+            return [at, box.left, box.top, range.toString()];
+        });
+    }""")
+    assert all(at >= 0 for at, *_ in placed), placed
+    assert len({top for _, _, top, _ in placed}) == 1, placed  # on one line, so their order is left to right
+    lefts = [left for _, left, _, _ in placed]
+    assert lefts == sorted(lefts), placed

@@ -1,6 +1,6 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "/static/api.js";
-import {tipGroup, visibleLabel} from "/static/shade.js";
+import {characterList, tipGroup, visibleLabel} from "/static/shade.js";
 import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf, submitsEnter}
   from "/static/ui.js";
 
@@ -60,7 +60,7 @@ export default class TranslateView {
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
       const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
       setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam})${choice}` +
-        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${characterList(unknown)}` : "") +
         (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : "") +
         note);
       this.showHypotheses(report);
