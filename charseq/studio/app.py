@@ -61,7 +61,7 @@ from charseq.heads import head
 from charseq.studio.runs import (ModelCache, RunTable, Validation, ValidationCache, describe, message_without_paths,
                                  read_metrics)
 from charseq.studio.views import assemble_index, head_views, page_files, request_fields, view_of
-from charseq.web import BadRequest, error, in_request_terms
+from charseq.web import BadRequest, error, in_request_terms, query
 
 log = logging.getLogger("charseq.studio")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -335,21 +335,24 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         return Response(content, media_type=CONTENT_TYPES[".js"], headers={"Cache-Control": "max-age=3600"})
 
     async def list_runs(request: Request):
+        query(request)
         runs = await run_in_threadpool(lambda: [describe(r, show_paths) for r in studio.runs.values()])
         heads = sorted({r["task"] for r in runs if r["task"] != "unreadable"})
         return JSONResponse({"runs": runs, "heads": heads})
 
     async def one_run(request: Request):
+        query(request)
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse(await run_in_threadpool(describe, run, show_paths))
 
     async def run_metrics(request: Request):
+        query(request)
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse({"run": run.name, "metrics": await run_in_threadpool(read_metrics, run)})
 
     async def run_examples(request: Request):
+        n = query(request, "n").get("n", str(EXAMPLES))
         run = await run_in_threadpool(studio.run, request.path_params["name"])
-        n = request.query_params.get("n", str(EXAMPLES))
         if not n.isdigit() or not 1 <= int(n) <= MAX_EXAMPLES:
             raise BadRequest(f"n must be a whole number from 1 to {MAX_EXAMPLES}, not {n[:20]!r}")
         found = []
@@ -361,6 +364,7 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         return JSONResponse({"run": run.name, "examples": found})
 
     async def status(request: Request):
+        query(request)
         return JSONResponse({**studio.counts, "limit": studio.max_generations, "models_loaded": studio.cache.loads})
 
     async def bad_request(request: Request, exc: BadRequest):

@@ -235,6 +235,14 @@ def test_models_load_once_per_run(client):
     ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary", '"unknown": "unk"']),
     ("post", "/api/translate", {"run": "reverse", "source": "ab", "unknown": "skip"}, 400, ["unknown must be"]),
     ("post", "/api/translate", {"run": "poems", "source": "ab"}, 400, ["language model, not an encoder-decoder"]),
+    # A misspelt query parameter, or one given twice, is named, as an unknown field of a body is.
+    ("get", "/api/runs/poems/examples?count=20", None, 400, ["unknown query parameter(s): count", "(expected: n)"]),
+    ("get", "/api/runs/poems/examples?n=5&n=6", None, 400, ["n is given more than once"]),
+    ("get", "/api/confusion?run=sentiment&runs=digits", None, 400, ["unknown query parameter(s): runs", "(expected: run)"]),
+    ("get", "/api/runs?task=lm", None, 400, ["unknown query parameter(s): task", "(expected: none)"]),
+    ("get", "/api/runs/poems?x=1", None, 400, ["unknown query parameter(s): x"]),
+    ("get", "/api/runs/poems/metrics?since=10", None, 400, ["unknown query parameter(s): since"]),
+    ("get", "/api/status?verbose=1", None, 400, ["unknown query parameter(s): verbose"]),
 ])
 def test_bad_requests_get_json_errors(client, method, path, body, status, fragments):
     """Each bad request gets a 4xx JSON error that says what is wrong in the request's own terms:
@@ -344,3 +352,11 @@ def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_pat
     with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
         run, = client.get("/api/runs").json()["runs"]
     assert run["best"] == {"metric": "val_exact_match", "value": 0.9, "step": 30}
+
+
+def test_the_token_in_a_query_is_not_an_unknown_parameter(studio_dir):
+    token = "a-token-of-its-own"
+    with TestClient(create_app([studio_dir], token=token), base_url="http://127.0.0.1:8000") as client:
+        assert client.get(f"/api/runs?token={token}").status_code == 200
+        response = client.get(f"/api/runs/sentiment/examples?n=2&token={token}")
+        assert response.status_code == 200 and len(response.json()["examples"]) == 2
