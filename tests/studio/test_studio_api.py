@@ -281,6 +281,15 @@ def test_a_method_a_route_does_not_take_is_a_405_naming_those_it_does(client, me
     assert set(response.headers["allow"].split(", ")) == set(allowed.split(" or "))  # as HTTP asks of a 405
 
 
+@pytest.mark.parametrize("path, allowed", [("/api/runs", "GET or HEAD"), ("/api/runs/poems/examples", "GET or HEAD"),
+                                           ("/", "GET or HEAD")])
+def test_a_post_without_a_json_body_to_a_route_that_takes_no_post_is_a_405(client, path, allowed):
+    """`curl -X POST .../api/runs` was told to send a JSON body (415), which would then be refused (405)."""
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        assert_error(client.post(path, content=b"x", headers=headers), 405, f"{path} takes {allowed}", "not POST")
+    assert_error(client.post("/api/generate", content=b"x"), 415, "application/json")  # a route that takes POST
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     body = b'{"run": "poems", "prompt": "' + b"a" * (web.MAX_BODY_BYTES + 10) + b'"}'
     assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
