@@ -398,7 +398,8 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         Route("/lib/plotly.min.js", plotly_js),
         Route("/{path:path}", page),
     ]
-    middleware = [Middleware(TrustedHosts, allowed_hosts=hosts), Middleware(Guard, token=token, json_routes=set(fields))]
+    middleware = [Middleware(TrustedHosts, allowed_hosts=hosts),
+                  Middleware(Guard, token=token, json_routes=set(fields))]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         BadRequest: bad_request, CharseqError: library_error, HTTPException: http_error, Exception: server_error})
     app.state.studio = studio

@@ -238,7 +238,8 @@ def test_models_load_once_per_run(client):
     # A misspelt query parameter, or one given twice, is named, as an unknown field of a body is.
     ("get", "/api/runs/poems/examples?count=20", None, 400, ["unknown query parameter(s): count", "(expected: n)"]),
     ("get", "/api/runs/poems/examples?n=5&n=6", None, 400, ["n is given more than once"]),
-    ("get", "/api/confusion?run=sentiment&runs=digits", None, 400, ["unknown query parameter(s): runs", "(expected: run)"]),
+    ("get", "/api/confusion?run=sentiment&runs=digits", None, 400,
+     ["unknown query parameter(s): runs", "(expected: run)"]),
     ("get", "/api/runs?task=lm", None, 400, ["unknown query parameter(s): task", "(expected: none)"]),
     ("get", "/api/runs/poems?x=1", None, 400, ["unknown query parameter(s): x"]),
     ("get", "/api/runs/poems/metrics?since=10", None, 400, ["unknown query parameter(s): since"]),

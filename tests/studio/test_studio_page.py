@@ -627,7 +627,8 @@ def test_a_grid_served_by_itself_opens_with_its_runs_ticked(studio_dir, open_pag
         assert page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)") == ["poems"]
 
 
-def test_a_run_with_no_evaluation_yet_is_not_ticked_first_and_says_why_it_has_no_curves(studio_dir, open_page, tmp_path):
+def test_a_run_with_no_evaluation_yet_is_not_ticked_first_and_says_why_it_has_no_curves(studio_dir, open_page,
+                                                                                         tmp_path):
     """A folder whose first run was killed before its first evaluation (or cannot be read) opens with
     a run that has curves ticked; ticking the bare one says it has none yet instead of drawing nothing."""
     import shutil
@@ -641,7 +642,8 @@ def test_a_run_with_no_evaluation_yet_is_not_ticked_first_and_says_why_it_has_no
     with studio_in_this_process(served) as url:
         page = open_page(url)
         page.wait_for_selector("figure.chart[data-metric='val_loss'] .main-svg")
-        ticked = page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)")
+        ticked = page.eval_on_selector_all("#runs-table input[data-run]:checked",
+                                           "boxes => boxes.map(b => b.dataset.run)")
         assert ticked == ["c-poems"]
         assert "unreadable" in page.inner_text("#runs-table tr:has(input[data-run='b-damaged']) td.status")
         page.check("#runs-table input[data-run='a-killed']")
