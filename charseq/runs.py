@@ -537,7 +537,9 @@ class RunDir:
     def status(self) -> dict:
         """How the run stands: {"status", "progress" (0..1 or None), "eta_seconds" (None unless
         running with a known end), "message" (why it stopped or failed, or None), "step" and
-        "elapsed_s" (how far training got, which may be past its last evaluation)}.
+        "elapsed_s" (how far training got when it was last recorded, which may be past its last
+        evaluation) and "updated" (when that was, as a Unix time, or None for a run from before
+        status.json)}.
 
         Running: a process holds the run's lock. Otherwise status.json says how training ended; a
         record still saying "running" with no lock held means its process died without a word
@@ -558,7 +560,8 @@ class RunDir:
             record["message"] = "training ended without recording how (the process was killed or crashed)"
         return {"status": status, **_progress(record, status == "running"),
                 "message": record.get("message") if status != "running" else None,
-                "step": int(_number(record.get("step")) or 0), "elapsed_s": _number(record.get("elapsed_s"))}
+                "step": int(_number(record.get("step")) or 0), "elapsed_s": _number(record.get("elapsed_s")),
+                "updated": _number(record.get("updated"))}
 
     def _status_from_metrics(self) -> dict:
         try:

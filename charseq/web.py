@@ -92,6 +92,24 @@ def parse_json(body: bytes) -> dict:
     return data
 
 
+# Read by the studio's token check on any request, so no route refuses it.
+TOKEN_PARAMETER = "token"
+
+
+def query(request: Request, *names: str) -> dict[str, str]:
+    """A GET request's query parameters, which must be among `names`: a misspelt one (`?N=20`) or
+    one given twice is an error naming it, as an unknown field of a body is, not quietly ignored."""
+    given = [key for key, _ in request.query_params.multi_items() if key != TOKEN_PARAMETER]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(k[:50] for k in unknown)} "
+                         f"(expected: {', '.join(names) if names else 'none'})")
+    repeated = sorted({key for key in given if given.count(key) > 1})
+    if repeated:
+        raise BadRequest(f"query parameter {repeated[0]} is given more than once")
+    return {key: request.query_params[key] for key in given}
+
+
 def _finite(value) -> bool:
     """No NaN or ±Infinity anywhere in `value` (Python's JSON reader takes them, and 1e999 as infinity)."""
     if isinstance(value, float):

@@ -23,7 +23,7 @@ trained after start-up appear and deleted ones go.
 
 Safe by default, as Jupyter Server is: requests whose Host header does not name this machine
 (a DNS-rebinding page) get 403; API requests from another origin (their Origin, or a browser's
-Sec-Fetch-Site, says so) get 403; a POST without `Content-Type: application/json` (the only
+Sec-Fetch-Site, says so) get 403; a POST to a route that takes one without `Content-Type: application/json` (the only
 kind of body another site's page cannot send without the browser asking first) gets 415; and
 with a token (always on an address other than loopback) a request without it gets 401. The
 token comes in the URL once (`/?token=...`, then an HttpOnly SameSite=Strict cookie), or in an
@@ -61,7 +61,7 @@ from charseq.heads import head
 from charseq.studio.runs import (ModelCache, RunTable, Validation, ValidationCache, describe, message_without_paths,
                                  read_metrics)
 from charseq.studio.views import assemble_index, head_views, page_files, request_fields, view_of
-from charseq.web import BadRequest, error, in_request_terms
+from charseq.web import BadRequest, error, in_request_terms, query
 
 log = logging.getLogger("charseq.studio")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -211,8 +211,10 @@ class Guard:
     request without it (401). A page request with ?token=... gets the token as a cookie
     (HttpOnly, SameSite=Strict) and is sent on to the same page without it in the URL."""
 
-    def __init__(self, app, token: str | None = None):
-        self.app, self.token = app, token
+    def __init__(self, app, token: str | None = None, json_routes=None):
+        # The routes that take a JSON body: a POST to any other is a 405 saying which methods it takes,
+        # not a 415 asking for a JSON body it would refuse all the same.
+        self.app, self.token, self.json_routes = app, token, json_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -246,7 +248,7 @@ class Guard:
         if self.token and not self.has_token(request):
             return error("this studio needs its token: open the URL charseq serve printed (it ends in ?token=...), "
                          "or send the header 'Authorization: Token ...'", 401)
-        if request.method == "POST":
+        if request.method == "POST" and (self.json_routes is None or request.url.path in self.json_routes):
             kind = headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
                 return error(f"a POST body must be JSON, sent with Content-Type: application/json, not "
@@ -335,21 +337,24 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         return Response(content, media_type=CONTENT_TYPES[".js"], headers={"Cache-Control": "max-age=3600"})
 
     async def list_runs(request: Request):
+        query(request)
         runs = await run_in_threadpool(lambda: [describe(r, show_paths) for r in studio.runs.values()])
         heads = sorted({r["task"] for r in runs if r["task"] != "unreadable"})
         return JSONResponse({"runs": runs, "heads": heads})
 
     async def one_run(request: Request):
+        query(request)
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse(await run_in_threadpool(describe, run, show_paths))
 
     async def run_metrics(request: Request):
+        query(request)
         run = await run_in_threadpool(studio.run, request.path_params["name"])
         return JSONResponse({"run": run.name, "metrics": await run_in_threadpool(read_metrics, run)})
 
     async def run_examples(request: Request):
+        n = query(request, "n").get("n", str(EXAMPLES))
         run = await run_in_threadpool(studio.run, request.path_params["name"])
-        n = request.query_params.get("n", str(EXAMPLES))
         if not n.isdigit() or not 1 <= int(n) <= MAX_EXAMPLES:
             raise BadRequest(f"n must be a whole number from 1 to {MAX_EXAMPLES}, not {n[:20]!r}")
         found = []
@@ -361,6 +366,7 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         return JSONResponse({"run": run.name, "examples": found})
 
     async def status(request: Request):
+        query(request)
         return JSONResponse({**studio.counts, "limit": studio.max_generations, "models_loaded": studio.cache.loads})
 
     async def bad_request(request: Request, exc: BadRequest):
@@ -392,7 +398,8 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
         Route("/lib/plotly.min.js", plotly_js),
         Route("/{path:path}", page),
     ]
-    middleware = [Middleware(TrustedHosts, allowed_hosts=hosts), Middleware(Guard, token=token)]
+    middleware = [Middleware(TrustedHosts, allowed_hosts=hosts),
+                  Middleware(Guard, token=token, json_routes=set(fields))]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         BadRequest: bad_request, CharseqError: library_error, HTTPException: http_error, Exception: server_error})
     app.state.studio = studio

@@ -194,11 +194,14 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         run_head = head(config["task"])
     except CharseqError as e:  # one damaged run (or one of a head this version does not have) does not hide the others
         status = run_dir.status()
+        why = message_without_paths(str(e), [run.base], show_paths)
+        # Not "finished": with no config there is nothing to tell how it ended, and nothing to load.
+        shown = status["status"] if status["status"] == "running" else "unreadable"
         return {"name": run.name, "task": "unreadable", "kind": "unreadable", "shape": "", "layers": 0,
-                "error": message_without_paths(str(e), [run.base], show_paths), "best": None, "steps": 0,
-                "evaluations": 0, "updated_s_ago": None, "grid": in_grid,
-                "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
-                "status_message": None}
+                "error": why, "best": None, "steps": status["step"], "evaluations": 0,
+                "updated_s_ago": seconds_since(last_written(run.path, status)), "grid": in_grid,
+                "status": shown, "progress": status["progress"] if shown == "running" else None,
+                "eta_seconds": status["eta_seconds"], "status_message": None if shown == "running" else why}
     task = config["task"]
     model = config.get("model") or {}
     metric, mode = run_head.monitor
@@ -206,10 +209,6 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     # The evaluation whose weights training kept (best.npz): a tie on the metric goes to the lower val_loss.
     best = min(scored, key=lambda r: selection_key(r, metric, mode)) if scored else None
-    try:
-        modified = (run.path / METRICS_FILE).stat().st_mtime
-    except OSError:
-        modified = None
     kind = run_head.kind_of(config)
     data = config.get("data") or {}
     # The data's absolute path where the run recorded one, which shows relative to the served folder if inside it
@@ -232,10 +231,26 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},
         "grid": in_grid,
-        "steps": max(records[-1].get("step", 0) if records else 0, status["step"]),  # past its last evaluation
+        # Steps trained: a run killed before its first evaluation, or between two, trained past its last one.
+        "steps": max(records[-1].get("step", 0) if records else 0, status["step"]),
         "evaluations": len(records),
-        "updated_s_ago": None if modified is None else round(time.time() - modified, 1),
+        "updated_s_ago": seconds_since(last_written(run.path, status)),
     }
+
+
+def last_written(path: Path, status: dict) -> float | None:
+    """When training last wrote to the run, as a Unix time: its last evaluation (metrics.jsonl) or
+    its last status record, whichever is later; None if it has written neither."""
+    try:
+        modified = (path / METRICS_FILE).stat().st_mtime
+    except OSError:
+        modified = None
+    times = [t for t in (modified, status.get("updated")) if t is not None]
+    return max(times) if times else None
+
+
+def seconds_since(moment: float | None) -> float | None:
+    return None if moment is None else round(max(0.0, time.time() - moment), 1)
 
 
 class RunCache:

@@ -235,6 +235,15 @@ def test_models_load_once_per_run(client):
     ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary", '"unknown": "unk"']),
     ("post", "/api/translate", {"run": "reverse", "source": "ab", "unknown": "skip"}, 400, ["unknown must be"]),
     ("post", "/api/translate", {"run": "poems", "source": "ab"}, 400, ["language model, not an encoder-decoder"]),
+    # A misspelt query parameter, or one given twice, is named, as an unknown field of a body is.
+    ("get", "/api/runs/poems/examples?count=20", None, 400, ["unknown query parameter(s): count", "(expected: n)"]),
+    ("get", "/api/runs/poems/examples?n=5&n=6", None, 400, ["n is given more than once"]),
+    ("get", "/api/confusion?run=sentiment&runs=digits", None, 400,
+     ["unknown query parameter(s): runs", "(expected: run)"]),
+    ("get", "/api/runs?task=lm", None, 400, ["unknown query parameter(s): task", "(expected: none)"]),
+    ("get", "/api/runs/poems?x=1", None, 400, ["unknown query parameter(s): x"]),
+    ("get", "/api/runs/poems/metrics?since=10", None, 400, ["unknown query parameter(s): since"]),
+    ("get", "/api/status?verbose=1", None, 400, ["unknown query parameter(s): verbose"]),
 ])
 def test_bad_requests_get_json_errors(client, method, path, body, status, fragments):
     """Each bad request gets a 4xx JSON error that says what is wrong in the request's own terms:
@@ -271,6 +280,15 @@ def test_a_method_a_route_does_not_take_is_a_405_naming_those_it_does(client, me
     response = client.request(method, path, json={} if method in ("POST", "PUT") else None)
     assert_error(response, 405, f"{path} takes {allowed}", f"not {method}")
     assert set(response.headers["allow"].split(", ")) == set(allowed.split(" or "))  # as HTTP asks of a 405
+
+
+@pytest.mark.parametrize("path, allowed", [("/api/runs", "GET or HEAD"), ("/api/runs/poems/examples", "GET or HEAD"),
+                                           ("/", "GET or HEAD")])
+def test_a_post_without_a_json_body_to_a_route_that_takes_no_post_is_a_405(client, path, allowed):
+    """`curl -X POST .../api/runs` was told to send a JSON body (415), which would then be refused (405)."""
+    for headers in ({}, {"Content-Type": "text/plain"}):
+        assert_error(client.post(path, content=b"x", headers=headers), 405, f"{path} takes {allowed}", "not POST")
+    assert_error(client.post("/api/generate", content=b"x"), 415, "application/json")  # a route that takes POST
 
 
 def test_oversized_body_is_refused_before_parsing(client):
@@ -311,6 +329,25 @@ def test_a_run_that_cannot_be_read_is_listed_among_the_others(studio_dir, tmp_pa
         runs = {r["name"]: r for r in client.get("/api/runs").json()["runs"]}
     assert runs["grid/lr=0.01"]["task"] == "unreadable" and "config.json" in runs["grid/lr=0.01"]["error"]
     assert runs["grid/lr=0.01"]["grid"] is True and runs["grid/lr=0.003"]["grid"] is True  # both are the grid's
+    # Not "finished": the page would show a run nothing can be done with as one that ended well.
+    assert runs["grid/lr=0.01"]["status"] == "unreadable" and runs["grid/lr=0.01"]["progress"] is None
+    assert runs["grid/lr=0.01"]["status_message"] == runs["grid/lr=0.01"]["error"]
+    assert runs["grid/lr=0.01"]["steps"] == 20 and runs["grid/lr=0.01"]["updated_s_ago"] is not None
+
+
+def test_a_run_killed_before_its_first_evaluation_shows_the_steps_it_trained(studio_dir, tmp_path):
+    """Its status record says how far it got and when; the runs page said 0 steps, updated "—"."""
+    import shutil
+    import time
+
+    shutil.copytree(studio_dir / "poems", tmp_path / "killed")
+    (tmp_path / "killed" / "metrics.jsonl").unlink()
+    (tmp_path / "killed" / "status.json").write_text(json.dumps(
+        {"status": "running", "step": 467, "end_step": 1000, "elapsed_s": 9.0, "updated": time.time() - 60}))
+    with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
+        run, = client.get("/api/runs").json()["runs"]
+    assert run["status"] == "failed" and run["evaluations"] == 0 and run["best"] is None
+    assert run["steps"] == 467 and 59 <= run["updated_s_ago"] < 120
 
 
 def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_path):
@@ -325,3 +362,11 @@ def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_pat
     with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
         run, = client.get("/api/runs").json()["runs"]
     assert run["best"] == {"metric": "val_exact_match", "value": 0.9, "step": 30}
+
+
+def test_the_token_in_a_query_is_not_an_unknown_parameter(studio_dir):
+    token = "a-token-of-its-own"
+    with TestClient(create_app([studio_dir], token=token), base_url="http://127.0.0.1:8000") as client:
+        assert client.get(f"/api/runs?token={token}").status_code == 200
+        response = client.get(f"/api/runs/sentiment/examples?n=2&token={token}")
+        assert response.status_code == 200 and len(response.json()["examples"]) == 2

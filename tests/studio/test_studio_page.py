@@ -364,7 +364,8 @@ def test_a_subword_model_s_unknown_prompt_characters_are_marked_too(tmp_path, co
         assert page.inner_text("#lm-output .prompt").startswith("The ☃ river ☃")
         # Look inside names them too, though the model reads "☃ Zé" as pieces, each run of them one <unk>.
         ask(page, "inside", "in", "#in-status:has-text('vocabulary')", text="The ☃ river Zé")
-        assert page.inner_text("#in-status").endswith('(marked): "☃" "Z" "é"'), page.inner_text("#in-status")
+        shown = page.inner_text("#in-status").replace("\u2066", "").replace("\u2069", "")  # each kept left to right
+        assert shown.endswith('(marked): "☃" "Z" "é"'), shown
     finally:
         stop_server(proc)
 
@@ -624,3 +625,80 @@ def test_a_grid_served_by_itself_opens_with_its_runs_ticked(studio_dir, open_pag
     with studio_in_this_process(studio_dir / "poems", studio_dir / "sentiment") as url:  # runs of no grid
         page = open_page(url)
         assert page.eval_on_selector_all("#runs-table input[data-run]:checked", "boxes => boxes.map(b => b.dataset.run)") == ["poems"]
+
+
+def test_a_run_with_no_evaluation_yet_is_not_ticked_first_and_says_why_it_has_no_curves(studio_dir, open_page,
+                                                                                         tmp_path):
+    """A folder whose first run was killed before its first evaluation (or cannot be read) opens with
+    a run that has curves ticked; ticking the bare one says it has none yet instead of drawing nothing."""
+    import shutil
+
+    served = tmp_path / "served"
+    shutil.copytree(studio_dir / "poems", served / "a-killed")
+    (served / "a-killed" / "metrics.jsonl").unlink()
+    shutil.copytree(studio_dir / "poems", served / "b-damaged")
+    (served / "b-damaged" / "config.json").write_text("{", encoding="utf-8")
+    shutil.copytree(studio_dir / "poems", served / "c-poems")
+    with studio_in_this_process(served) as url:
+        page = open_page(url)
+        page.wait_for_selector("figure.chart[data-metric='val_loss'] .main-svg")
+        ticked = page.eval_on_selector_all("#runs-table input[data-run]:checked",
+                                           "boxes => boxes.map(b => b.dataset.run)")
+        assert ticked == ["c-poems"]
+        assert "unreadable" in page.inner_text("#runs-table tr:has(input[data-run='b-damaged']) td.status")
+        page.check("#runs-table input[data-run='a-killed']")
+        page.wait_for_function("document.getElementById('charts-note').textContent.includes('a-killed')")
+        assert page.is_visible("#charts-note")
+        assert "No evaluation recorded yet, so no curves: a-killed" in page.inner_text("#charts-note")
+        page.uncheck("#runs-table input[data-run='c-poems']")
+        page.wait_for_selector("figure.chart", state="detached")
+        assert "a-killed" in page.inner_text("#charts-note")
+
+
+def test_the_enter_that_confirms_an_input_methods_word_does_not_submit(server, open_page):
+    """Typing Chinese with pinyin, Enter confirms the word in the input method; Translate (Enter) and
+    Generate (Ctrl+Enter) wait for an Enter of the page's own."""
+    page = open_page(server + "#translate?run=reverse")
+    sent = []
+    page.on("request", lambda r: r.url.endswith(("/api/translate", "/api/generate")) and sent.append(r.url))
+    composing = """([id, ctrl]) => document.getElementById(id).dispatchEvent(new KeyboardEvent("keydown",
+        {key: "Enter", code: "Enter", ctrlKey: ctrl, isComposing: true, bubbles: true, cancelable: true}))"""
+    page.fill("#tr-source", "abcd")
+    page.evaluate(composing, ["tr-source", False])
+    page.wait_for_timeout(300)
+    assert sent == [] and page.inner_text("#tr-status") == ""
+    page.press("#tr-source", "Enter")
+    page.wait_for_selector("table.heatmap td")
+    assert len(sent) == 1
+
+    page.click("#nav-generate")
+    page.fill("#lm-length", "3")
+    page.fill("#lm-prompt", "The")
+    page.evaluate(composing, ["lm-prompt", True])
+    page.wait_for_timeout(300)
+    assert len(sent) == 1 and page.inner_text("#lm-status") == ""
+    page.press("#lm-prompt", "Control+Enter")
+    page.wait_for_selector("#lm-status:has-text('done')", timeout=60_000)
+    assert len(sent) == 2
+
+
+def test_right_to_left_characters_not_in_the_vocabulary_are_listed_in_their_order(server, open_page):
+    """Hebrew letters a model never saw, named in the status line: each quoted letter in its place, left
+    to right as the text has them. Quotes and spaces between right-to-left letters had joined them into
+    one right-to-left run: the list reversed, its quotes paired with the wrong letters."""
+    page = open_page(server + "#inside")
+    ask(page, "inside", "in", "#in-status:has-text('vocabulary')", run="poems", text="The שלום river")
+    placed = page.evaluate("""() => {
+        const node = document.getElementById("in-status").firstChild, text = node.textContent;
+        return [..."שלום"].map(c => {
+            const at = text.indexOf(`"${c}"`), range = document.createRange();
+            range.setStart(node, at);
+            range.setEnd(node, at + 3);
+            const box = range.getBoundingClientRect();
+            return [at, box.left, box.top, range.toString()];
+        });
+    }""")
+    assert all(at >= 0 for at, *_ in placed), placed
+    assert len({top for _, _, top, _ in placed}) == 1, placed  # on one line, so their order is left to right
+    lefts = [left for _, left, _, _ in placed]
+    assert lefts == sorted(lefts), placed

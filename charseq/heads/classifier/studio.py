@@ -161,7 +161,7 @@ def routes(studio) -> list[Route]:
         return JSONResponse(await run_in_threadpool(inspect.explain_image, model, config, image))
 
     async def confusion(request: Request):
-        name = request.query_params.get("run", "")
+        name = web.query(request, "run").get("run", "")
         loaded = await studio.loaded(name, TASK)
         validation = await studio.validation(await run_in_threadpool(studio.run, name))
         version, report = loaded.parts.get("validation_report", (None, None))  # once per weights and data

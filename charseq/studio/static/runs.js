@@ -135,10 +135,11 @@ export class RunsView {
     runs.forEach(r => runColor(r.name));  // colours in the order runs are first seen, then kept
     if (!this.initialized && runs.length) {
       // Start with the first grid's runs (a grid at a glance, also when the folder served is the grid),
-      // else the first folder of runs, else the first run.
+      // else the first folder of runs, else the first run that has curves to draw.
       const folder = run => run.name.slice(0, run.name.lastIndexOf("/") + 1);
       const first = runs.find(r => r.grid) || runs.find(r => r.name.includes("/"));
-      runs.filter(r => first ? folder(r) === folder(first) && !!r.grid === !!first.grid : r === runs[0])
+      const drawable = runs.find(r => r.evaluations > 0) || runs.find(r => r.task !== "unreadable") || runs[0];
+      runs.filter(r => first ? folder(r) === folder(first) && !!r.grid === !!first.grid : r === drawable)
         .forEach(r => this.selected.add(r.name));
       this.initialized = true;
     }
@@ -445,6 +446,13 @@ export class RunsView {
       note.textContent = counted.length ? `Not drawn against tokens seen (they do not record them): ${names.filter(n => !counted.includes(n)).join(", ")}.`
         : "None of the ticked runs records the tokens it has seen (made by an older charseq): drawn against step instead.";
       if (!counted.length) axis = "step";
+    }
+    // A ticked run with no evaluation yet (just started, or killed before its first) has no curve: said, not left blank.
+    const bare = names.filter(n => n in this.metrics && !this.metrics[n].length);
+    if (bare.length) {
+      note.textContent = (note.hidden ? "" : note.textContent + " ") + `No evaluation recorded yet, so no curves: ` +
+        `${bare.join(", ")} (a run's curves appear with its first evaluation).`;
+      note.hidden = false;
     }
     const logY = $("chart-log").checked, smoothing = Number($("chart-smooth").value);
     let scale = 1, xTitle = X_AXES[axis];

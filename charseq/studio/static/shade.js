@@ -10,6 +10,13 @@ export function visibleLabel(text) {  // a character on its own (a column header
   return visible(text).replace(/ /g, "␣");
 }
 
+// Characters named in a line of text, each quoted: "ש" "ל" "ו". Each is isolated left to right (U+2066 ...
+// U+2069), since right-to-left letters with only quotes and spaces between them would be laid out as one
+// right-to-left run, the list reversed and its quotes paired with the wrong characters.
+export function characterList(chars) {
+  return chars.map(c => `\u2066${JSON.stringify(c)}\u2069`).join(" ");
+}
+
 export function tokenSpan(text, color, tip, className = "") {
   const span = document.createElement("span");
   span.className = `tok ${className}`.trim();

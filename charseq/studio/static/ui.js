@@ -165,10 +165,17 @@ export function nBestWithinBeam(nbestId, beamId) {
   };
 }
 
+// Whether a key press is an Enter that submits. The Enter that confirms a word typed with an input method
+// (pinyin to 春风, say) is the input method's, not the page's: submitting then would send half a word.
+// keyCode 229 is how some browsers mark a key the input method takes, without isComposing.
+export function submitsEnter(e) {
+  return e.key === "Enter" && !e.isComposing && e.keyCode !== 229;
+}
+
 // Ctrl+Enter (or Cmd+Enter) inside `area` presses `button`.
 export function ctrlEnter(area, button) {
   $(area).addEventListener("keydown", e => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); if (!$(button).disabled) $(button).click(); }
+    if (submitsEnter(e) && (e.ctrlKey || e.metaKey)) { e.preventDefault(); if (!$(button).disabled) $(button).click(); }
   });
 }
 

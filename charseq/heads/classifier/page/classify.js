@@ -2,7 +2,7 @@
 // matrix and the misclassified examples of the run's validation data.
 import {getJSON, postJSON} from "/static/api.js";
 import {available, classColor, lineChart} from "/static/chart.js";
-import {colorScale, saliencyColor, tipGroup, tokenSpan} from "/static/shade.js";
+import {characterList, colorScale, saliencyColor, tipGroup, tokenSpan} from "/static/shade.js";
 import {$, bindControls, ctrlEnter, currentPage, exampleLabel, fillRunSelect, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
 const UNKNOWN_PIECES = new Set(["\ufffd", "<unk>"]);
@@ -183,7 +183,7 @@ export default class ClassifyView {
       setStatus("cl-status", `${report.label} (${pct(report.probability)}); saliency by ${report.method}` +
         (cut ? `; the last ${cut} ${aligned ? "characters" : "pieces"} are past the run's --max-len of ${report.read}, ` +
                "not read (greyed)" : "") +
-        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : ""));
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${characterList(unknown)}` : ""));
     } catch (e) { if (this.asked === asked) setStatus("cl-status", e.message, true); }
   }
 

@@ -1,6 +1,7 @@
 // Look inside a language model: surprise per character, a unit's activation, units found automatically.
 import {postJSON} from "/static/api.js";
-import {colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip} from "/static/shade.js";
+import {characterList, colorScale, signedColor, surpriseColor, surpriseScale, tipGroup, tokenSpan, topTip}
+  from "/static/shade.js";
 import {$, bindControls, ctrlEnter, exampleLabel, fillRunSelect, num, setEmpty, setStatus, showExamples} from "/static/ui.js";
 
 const FEW_CHARACTERS = 400;  // correlations over fewer characters than this are mostly chance
@@ -71,7 +72,7 @@ export default class InsideView {
       // Named, as the other pages name them: a SentencePiece model shows a run of them as one <unk>.
       const lacking = report.unknown_characters;
       const unknown = lacking.length ? "; not in the model's vocabulary, read as the unknown symbol (marked): " +
-        lacking.map(c => JSON.stringify(c)).join(" ") : "";
+        characterList(lacking) : "";
       setStatus("in-status", `mean surprise ${report.mean_surprise} nats/character; layer ${report.layer} has ${report.units} units${unknown}`);
       const warning = $("in-warning");
       warning.hidden = report.tokens.length >= FEW_CHARACTERS;

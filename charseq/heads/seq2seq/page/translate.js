@@ -1,14 +1,15 @@
 // Encoder-decoder: n-best hypotheses with their scores and the attention heat-map of the chosen one.
 import {postJSON} from "/static/api.js";
-import {tipGroup, visibleLabel} from "/static/shade.js";
-import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf} from "/static/ui.js";
+import {characterList, tipGroup, visibleLabel} from "/static/shade.js";
+import {$, bindControls, exampleLabel, nBestWithinBeam, num, setStatus, showExamples, showRunsOf, submitsEnter}
+  from "/static/ui.js";
 
 export default class TranslateView {
   constructor(state, task) {
     this.task = task;
     this.choose = 0;
     $("tr-go").addEventListener("click", () => { this.choose = 0; this.translate(); });
-    $("tr-source").addEventListener("keydown", e => { if (e.key === "Enter") { this.choose = 0; this.translate(); } });
+    $("tr-source").addEventListener("keydown", e => { if (submitsEnter(e)) { this.choose = 0; this.translate(); } });
     $("tr-run").addEventListener("change", () => { this.reset(); this.examples(); });
     this.url = bindControls("translate", {run: "tr-run", beam: "tr-beam", n_best: "tr-nbest", unknown: "tr-unknown",
                                           source: "tr-source"});
@@ -59,7 +60,7 @@ export default class TranslateView {
       const chars = Array.from(source), unknown = [...new Set(report.unknown_at.map(i => chars[i]))];
       const choice = report.attention && report.hypotheses.length > 1 ? "; choose one to see its attention" : "";
       setStatus("tr-status", `${report.hypotheses.length} hypotheses (beam ${beam})${choice}` +
-        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${unknown.map(c => JSON.stringify(c)).join(" ")}` : "") +
+        (unknown.length ? `; not in the model's vocabulary, read as unknown (marked): ${characterList(unknown)}` : "") +
         (report.cut_off ? `; hypothesis ${report.chosen + 1} stopped at the decoding limit before the model ended it (cut off)` : "") +
         note);
       this.showHypotheses(report);
