@@ -146,8 +146,8 @@ def classify_command(model_dir, texts, input_file, as_json, precision):
     # An image classifier reads files: each argument (or line) is one's name. Warnings go to stderr.
     warn = partial(click.echo, err=True)
     what, blank_what, key, answer = (("image files", "an empty file name (IMAGE_FILE", "image",
-                                      partial(classify_image_files, log=warn))
-                                     if images else ("texts", "an empty text (TEXT", "text", partial(classify, log=warn)))
+                                      partial(classify_image_files, log=warn)) if images else
+                                     ("texts", "an empty text (TEXT", "text", partial(classify, log=warn)))
     if not texts:
         raise CharseqError(f"nothing to classify: {input_name(input_file)} is empty" if input_file is not None
                            else f"nothing to classify: give {what} or --input FILE")

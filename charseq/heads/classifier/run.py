@@ -631,8 +631,8 @@ def evaluate_classifier(path: str | Path, file: str | Path | None = None, text_c
     run was trained on); a malformed row is an error naming its line, or with `skip_bad_rows`
     skipped and counted; the file is read in `encoding` (None: the one the training file was read
     in, train_classifier's), with `errors` ("strict", "replace", "ignore") for bytes that do not
-    decode. `log` receives the lines the command line prints while
-    an image model's data is read. `path` is the run.
+    decode. `log` receives the lines the command line prints while an image model's data is read.
+    `path` is the run.
     """
     model, vocab, config = load_classifier(path, precision)
     names = config["labels"]
