@@ -97,6 +97,11 @@ def test_a_corpus_folder_is_its_txt_files_in_order(tmp_path):
     assert vocab.decode(Corpus(tmp_path / "r" / "data").ids) == expected
     again = run_cli_in_process("train-lm", folder, "--out", tmp_path / "r", "--resume", "--max-steps", "3")
     assert again.returncode == 0, again.stderr
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "input.txt").write_text("char-rnn's data folder holds one input.txt\n" * 20)
+    r = train(one, tmp_path / "r1")
+    assert r.returncode == 0 and "corpus: 1 .txt file, " in r.stdout, r.stderr
     empty = tmp_path / "empty"
     (empty / "sub").mkdir(parents=True)
     (empty / "notes.md").write_text("text, but not .txt")

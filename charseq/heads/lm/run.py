@@ -30,6 +30,7 @@ from charseq.limits import check_model_memory, check_sequence_memory
 from charseq.precision import asked_precision, precision_of_run, resolve_precision
 from charseq.runs import RunDir, discard_unpublished
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
+from charseq.sizing import counted
 from charseq.heads.lm.sizing import size_lm
 from charseq.start import Recipe, Start, given_data, resolved, start_run, without_validation
 from charseq.train import train
@@ -184,7 +185,7 @@ class _Corpus(Recipe):
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
                                   else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
         files = len(corpus_files(self.corpus)) if self.text is None and Path(self.corpus).is_dir() else 0
-        start.log(f"corpus: {f'{files:,} .txt files, ' if files else ''}"
+        start.log(f"corpus: {counted(files, '.txt file') + ', ' if files else ''}"
                   f"{info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
                   f"vocabulary {self.vocab.size:,} ({d.tokenizer}); run directory {run.shown}")
 
