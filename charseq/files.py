@@ -24,6 +24,23 @@ from charseq.settings import DECODE_ERRORS
 CHUNK_CHARS = 1 << 22  # 4M characters: large corpora are read, counted and encoded in pieces
 
 
+def file_on_the_way(path: str | Path) -> Path | None:
+    """The nearest existing folder above `path` if it is a file instead (`a` of a/b/c, `a` a file),
+    where the system's "File exists" or "Not a directory" would read as a folder that cannot be
+    written; else None."""
+    nearest = next((parent for parent in Path(path).parents if os.path.exists(parent)), None)
+    return nearest if nearest is not None and not os.path.isdir(nearest) else None
+
+
+def make_parent(path: str | Path) -> None:
+    """Make the folders `path` goes in, or say in one line why they cannot be made."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = file_on_the_way(path)
+        raise WriteError(path, OSError(e.errno, f"{blocker} is a file, not a directory") if blocker else e) from None
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write through a temporary file in the same directory, fsync, then rename over `path`.
 
@@ -40,7 +57,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     except OSError as e:  # name the user's path, not the hidden temporary file
         # A WriteError, as a failure of the write itself is: what catches a full disk (a training run
         # saying what is intact and how to continue) catches a read-only or unwritable folder too.
-        raise WriteError(shown, e) from None
+        blocker = file_on_the_way(path)
+        raise WriteError(shown, OSError(e.errno, f"{blocker} is a file, not a directory") if blocker else e) from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~current_umask())

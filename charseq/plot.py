@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from charseq.errors import CharseqError
-from charseq.files import write_bytes_atomic
+from charseq.files import make_parent, write_bytes_atomic
 from charseq.grid import GRID_FILE, run_order
 from charseq.heads import all_heads
 from charseq.runs import CONFIG_FILE, RunDir
@@ -189,6 +189,6 @@ def plot_runs(runs: list[str | os.PathLike], out: str | os.PathLike, metrics: li
     fig.set_figwidth(fig.get_figwidth() + legend.get_window_extent().width / fig.dpi)  # the panels keep their width
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=100)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(out)
     write_bytes_atomic(out, buffer.getvalue())
     return out

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from charseq.errors import CharseqError
-from charseq.files import current_umask, lock_directory, lock_directory_unless_held, unlock_directory
+from charseq.files import (current_umask, file_on_the_way, lock_directory, lock_directory_unless_held,
+                           unlock_directory)
 
 # (directory) -> the first path in it that the caller's code does not write, or None: all its own.
 Foreign = Callable[[Path], "str | None"]
@@ -57,9 +58,9 @@ def destination(out: Path) -> Path:
         raise CharseqError(f"--out {out} is a file, not a directory")
     # Else making its parents fails with the system's "File exists" or "Not a directory", which reads
     # as a folder that cannot be written.
-    nearest = next((parent for parent in out.parents if os.path.exists(parent)), None)
-    if not out.exists() and nearest is not None and not os.path.isdir(nearest):
-        raise CharseqError(f"--out {out} cannot be made: {nearest} is a file, not a directory")
+    blocker = None if out.exists() else file_on_the_way(out)
+    if blocker is not None:
+        raise CharseqError(f"--out {out} cannot be made: {blocker} is a file, not a directory")
     return out
 
 

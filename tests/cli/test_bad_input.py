@@ -79,6 +79,18 @@ def test_evaluate_reads_a_file_in_the_encoding_training_read_its_data_in(tmp_pat
                                               "--encoding", "utf-8"), "not valid utf-8")
 
 
+def test_an_output_file_under_a_file_is_one_line_saying_so(tmp_path, trained_run):
+    """make-pairs and plot --out a/x where `a` is a file: not the system's "File exists" or "Not a
+    directory", which read as a folder that cannot be written."""
+    (tmp_path / "a").write_text("a file the user has")
+    for args, out in ((("make-pairs", "addition", "--n", "5"), tmp_path / "a" / "pairs.tsv"),
+                      (("plot", trained_run), tmp_path / "a" / "curves.png"),
+                      (("plot", trained_run), tmp_path / "a" / "deeper" / "curves.png")):
+        assert_clean_error(run_cli_in_process(*args, "--out", out), f"cannot write {out} ({tmp_path / 'a'} is a file, "
+                           "not a directory)")
+    assert (tmp_path / "a").read_text() == "a file the user has"
+
+
 def test_a_corpus_folder_is_its_txt_files_in_order(tmp_path):
     """A folder stands for its .txt files, subfolders included, in order of their paths, each ending
     its last line; hidden folders (.git) and other files are left out. One without any is refused."""
