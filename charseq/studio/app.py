@@ -54,7 +54,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from charseq.errors import CharseqError
 from charseq.heads import head
@@ -377,12 +377,18 @@ def create_app(directories: list[str | os.PathLike], max_generations: int = 16, 
 
     async def http_error(request: Request, exc: HTTPException):
         headers = dict(exc.headers or {})
-        if exc.status_code == 404:
+        if exc.status_code == 404 or (exc.status_code == 405 and not addressed(request)):
             return error("not found", 404)
         if exc.status_code == 405 and "Allow" in headers:  # the Allow header is what a 405 must carry
             return error(f"{request.url.path[:200]} takes {' or '.join(sorted(headers['Allow'].split(', ')))}, not "
                          f"{request.method}", 405, headers=headers)
         return error(exc.detail, exc.status_code, headers=headers)
+
+    def addressed(request: Request) -> bool:
+        """Whether the path is one of the API's routes or of the page's files. Any other path matches
+        only the page's catch-all route, which takes GET: a POST to it is a 404, not a 405 saying GET."""
+        return request.url.path in files or any(
+            route.matches(request.scope)[0] != Match.NONE for route in routes if route is not routes[-1])
 
     async def server_error(request: Request, exc: Exception):
         log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)

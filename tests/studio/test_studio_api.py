@@ -291,6 +291,14 @@ def test_a_post_without_a_json_body_to_a_route_that_takes_no_post_is_a_405(clien
     assert_error(client.post("/api/generate", content=b"x"), 415, "application/json")  # a route that takes POST
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_any_method_at_an_address_that_is_nowhere_is_a_404(client, method):
+    """Not a 405 saying the address takes GET or HEAD, as if something were there to GET."""
+    for path in ("/api/nope", "/api/generat", "/nope.html"):
+        assert_error(client.request(method, path, json={}), 404, "not found")
+        assert_error(client.request(method, path, content=b"x"), 404, "not found")
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     body = b'{"run": "poems", "prompt": "' + b"a" * (web.MAX_BODY_BYTES + 10) + b'"}'
     assert_error(client.post("/api/generate", content=body, headers={"Content-Type": "application/json"}), 413,
