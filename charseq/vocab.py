@@ -111,6 +111,15 @@ def banned_ids(size: int, allow: tuple[int, ...] = ()) -> np.ndarray:
     return banned
 
 
+def quoted_characters(chars: list[str], most: int = 10) -> str:
+    """Up to `most` of `chars`, each quoted, as messages name the characters a vocabulary lacks.
+
+    >>> quoted_characters(["x", "☃"])
+    "'x' '☃'"
+    """
+    return " ".join(map(repr, chars[:most])) + (" ..." if len(chars) > most else "")
+
+
 def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> None:
     """A one-line error if `text` has characters `vocab` does not have, naming up to ten of them;
     `what` is the text as the message names it, `whose` the vocabulary, `remedies` the options that help.
@@ -122,8 +131,7 @@ def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> N
     """
     missing = vocab.unknown(text)
     if missing:
-        shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise CharseqError(f"{what} has characters {whose} does not have: {shown}", *remedies)
+        raise CharseqError(f"{what} has characters {whose} does not have: {quoted_characters(missing)}", *remedies)
 
 
 def _shown(value) -> str:

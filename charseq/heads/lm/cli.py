@@ -113,8 +113,9 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
     unknown = options.get("unknown") or library_default(f"{GENERATOR}.unknown")
     missing = vocab.unknown(prompt) if unknown != "error" else []
     if missing:  # the model continues the prompt without them (skip) or reads the unknown symbol (unk): said once
-        shown = " ".join(repr(c) for c in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        click.echo(f"warning: the prompt's characters {shown} are not in the model's vocabulary: "
+        from charseq.vocab import quoted_characters
+
+        click.echo(f"warning: the prompt's characters {quoted_characters(missing)} are not in the model's vocabulary: "
                    + ("left out" if unknown == "skip" else "read as the unknown symbol"), err=True)
     if beam != 1 or n_best != 1:
         from charseq.heads.lm.beam import BeamSearch

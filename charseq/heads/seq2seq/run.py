@@ -35,7 +35,7 @@ from charseq.heads.seq2seq.model import Seq2Seq
 from charseq.heads.seq2seq.sizing import size_seq2seq
 from charseq.start import Recipe, Start, resolved, start_run
 from charseq.train import train
-from charseq.vocab import CharVocab, count_characters, load_vocab, refuse_unknown
+from charseq.vocab import CharVocab, count_characters, load_vocab, quoted_characters, refuse_unknown
 
 TASK = "seq2seq"
 TARGET_VOCAB_DIR = "target"  # the target vocabulary, unless it is shared with the source
@@ -212,8 +212,7 @@ def _warn_of_unseen_characters(log, val_sources: list[str], val_targets: list[st
         rows = [i for i, chars in enumerate(unseen) if chars]
         if rows:
             chars = list(dict.fromkeys(c for i in rows for c in unseen[i]))
-            shown = " ".join(map(repr, chars[:10])) + (" ..." if len(chars) > 10 else "")
-            sides.append((set(rows), f"{len(rows):,} {side} ({shown}), {effect}"))
+            sides.append((set(rows), f"{len(rows):,} {side} ({quoted_characters(chars)}), {effect}"))
     if sides:
         pairs = len(set().union(*(rows for rows, _ in sides)))
         log(f"warning: {pairs:,} of the {len(val_sources):,} validation pairs have characters no training pair "
