@@ -254,10 +254,11 @@ class TrainingLoop:
         return (f"the run's score has not improved for --patience {self.cfg.patience} evaluations (a larger "
                 "--patience trains on)")
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, weights_checked: bool = False) -> None:
         # A step's loss is computed before its update, so an update that overflows the weights shows in
         # no loss yet: written, it would replace the last good checkpoint with weights of inf or nan.
-        self.check_weights_finite()
+        if not weights_checked:
+            self.check_weights_finite()
         saved = {**self.saved, "step": self.step, "elapsed_s": self.elapsed(), "started_s": self.started_s,
                  "window_losses": [float(x) for x in self.losses]}
         with self.writing("a checkpoint"):
@@ -323,10 +324,11 @@ class TrainingLoop:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> None:
         """Evaluate, record (metrics.jsonl, TensorBoard), keep the best weights, checkpoint, and say so."""
-        if self.cfg.on_nan == "skip" and not self.weights_finite():
-            self.roll_back(math.nan)  # nothing of the overflowed weights is evaluated, kept or checkpointed
-            return
-        self.check_weights_finite()
+        if not self.weights_finite():  # nothing of overflowed weights is evaluated, kept or checkpointed
+            if self.cfg.on_nan == "skip":
+                self.roll_back(math.nan)
+                return
+            self.check_weights_finite()  # stops, saying so
         train_seconds = time.perf_counter() - self.window_start
         train_loss = float(np.mean([float(x) for x in self.losses])) if self.losses else None
         self.losses = []
@@ -365,7 +367,7 @@ class TrainingLoop:
         if loss_improved:
             self.saved["best_loss"] = loss
         self.saved["since_best"] = 0 if improved or loss_improved else self.saved.get("since_best", 0) + 1
-        self.checkpoint()
+        self.checkpoint(weights_checked=True)  # the weights evaluated, found finite above
         speed = f"{record['chars_per_sec'] or 0:,.0f} {getattr(self.task, 'token_name', 'chars')}/s"
         line = (f"step {self.step}: train {train_loss:.4f}" if train_loss is not None else f"step {self.step}:") + \
             "".join(f" {k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)) + \
