@@ -32,13 +32,18 @@ def file_on_the_way(path: str | Path) -> Path | None:
     return nearest if nearest is not None and not os.path.isdir(nearest) else None
 
 
+def _write_error(path: Path, shown, e: OSError) -> WriteError:
+    """`e`, met writing `path` (named as `shown`), as a WriteError: a file on the way said as such."""
+    blocker = file_on_the_way(path)
+    return WriteError(shown, OSError(e.errno, f"{blocker} is a file, not a directory") if blocker else e)
+
+
 def make_parent(path: str | Path) -> None:
     """Make the folders `path` goes in, or say in one line why they cannot be made."""
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        blocker = file_on_the_way(path)
-        raise WriteError(path, OSError(e.errno, f"{blocker} is a file, not a directory") if blocker else e) from None
+        raise _write_error(Path(path), path, e) from None
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -57,8 +62,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     except OSError as e:  # name the user's path, not the hidden temporary file
         # A WriteError, as a failure of the write itself is: what catches a full disk (a training run
         # saying what is intact and how to continue) catches a read-only or unwritable folder too.
-        blocker = file_on_the_way(path)
-        raise WriteError(shown, OSError(e.errno, f"{blocker} is a file, not a directory") if blocker else e) from None
+        raise _write_error(path, shown, e) from None
     try:
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
         os.fchmod(fd, 0o666 & ~current_umask())
