@@ -98,28 +98,32 @@ def compiler() -> str:
     return os.environ.get("CXX") or "g++"
 
 
-def build_dir(tf, compiler: str) -> Path:
-    """Where these sources, built by this compiler for this TensorFlow and this CPU, are cached."""
+def _digest(*parts: bytes) -> str:
+    """The SHA-256 of `parts`, each ended by a NUL byte."""
     key = hashlib.sha256()
-    for part in (*(p.read_bytes() for p in [*SOURCES, *sorted(HERE.glob("*.h"))]), compiler.encode(),
-                 _compiler_version(compiler).encode(),
-                 " ".join([*_compile_command(tf, compiler, Path("s"), Path("o")),
-                           *_link_command(tf, compiler, [Path("o")], Path("t"))]).encode(), _cpu_flags().encode(),
-                 platform.machine().encode()):
+    for part in parts:
         key.update(part)
         key.update(b"\0")
-    return cache_root() / f"{tf.__version__}-{key.hexdigest()[:16]}"
+    return key.hexdigest()
+
+
+def _source_bytes() -> list[bytes]:
+    return [p.read_bytes() for p in [*SOURCES, *sorted(HERE.glob("*.h"))]]
+
+
+def build_dir(tf, compiler: str) -> Path:
+    """Where these sources, built by this compiler for this TensorFlow and this CPU, are cached."""
+    commands = [*_compile_command(tf, compiler, Path("s"), Path("o")),
+                *_link_command(tf, compiler, [Path("o")], Path("t"))]
+    key = _digest(*_source_bytes(), compiler.encode(), _compiler_version(compiler).encode(),
+                  " ".join(commands).encode(), _cpu_flags().encode(), platform.machine().encode())
+    return cache_root() / f"{tf.__version__}-{key[:16]}"
 
 
 def built_for(tf) -> str:
     """What a built library is for, whichever compiler built it: these sources, this TensorFlow, this
     CPU's instruction sets and machine (the `built-for` file beside the library holds it)."""
-    key = hashlib.sha256()
-    for part in (*(p.read_bytes() for p in [*SOURCES, *sorted(HERE.glob("*.h"))]), tf.__version__.encode(),
-                 _cpu_flags().encode(), platform.machine().encode()):
-        key.update(part)
-        key.update(b"\0")
-    return key.hexdigest()
+    return _digest(*_source_bytes(), tf.__version__.encode(), _cpu_flags().encode(), platform.machine().encode())
 
 
 def _built_already(tf) -> Path | None:
