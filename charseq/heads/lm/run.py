@@ -123,6 +123,7 @@ class _Corpus(Recipe):
 
     def __init__(self, corpus, text, init_from=None):
         self.corpus, self.text, self.init_from = corpus, text, init_from
+        self.files: list[Path] = []  # a corpus folder's .txt files, once check() has found them
 
     def given(self, config: dict) -> dict:
         return {**_given_corpus(config, self.corpus, self.text),
@@ -138,7 +139,7 @@ class _Corpus(Recipe):
             if self.corpus is None:
                 raise CharseqError("give a corpus file or --text")
             if Path(self.corpus).is_dir():
-                corpus_files(self.corpus)  # a folder of .txt files; one without any is refused here
+                self.files = corpus_files(self.corpus)  # a folder of .txt files; one without any is refused here
             else:
                 check_readable_file(self.corpus, "corpus")
         elif self.corpus is not None:
@@ -184,8 +185,7 @@ class _Corpus(Recipe):
         if info.val_tokens <= 1:  # --val-fraction 0, or a text too short to hold any out
             self.no_validation = ("--val-fraction 0" if not d.val_fraction
                                   else f"{info.val_tokens} of {info.tokens} tokens held out, too few to validate on")
-        files = len(corpus_files(self.corpus)) if self.text is None and Path(self.corpus).is_dir() else 0
-        start.log(f"corpus: {counted(files, '.txt file') + ', ' if files else ''}"
+        start.log(f"corpus: {counted(len(self.files), '.txt file') + ', ' if self.files else ''}"
                   f"{info.tokens:,} tokens ({info.train_tokens:,} train, {info.val_tokens:,} val), "
                   f"vocabulary {self.vocab.size:,} ({d.tokenizer}); run directory {run.shown}")
 
