@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -37,7 +36,7 @@ from charseq.errors import CharseqError, Interrupted, WriteError, write_remedy
 from charseq.files import write_bytes_atomic, write_json_atomic
 from charseq.heads import all_heads, head, train_commands
 from charseq.limits import OPTION_BOUNDS, check_number
-from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, not_a_run, selection_key
+from charseq.runs import CONFIG_FILE, RunDir, being_written, foreign_entry, kept_evaluation, not_a_run, selection_key
 from charseq.settings import TrainConfig, setting_types, split_settings
 from charseq.transaction import Replacement, destination, recover
 
@@ -307,7 +306,6 @@ def result(path: Path, combination: dict) -> dict:
     run = RunDir(path)
     metric, mode = head(run.read_config()["task"]).monitor  # what its training loop keeps the best weights by
     records = run.metrics()
-    scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
     done = (path / RESULT_FILE).exists()
     row.update(metric=metric, mode=mode, status="unfinished")
     if done:
@@ -316,8 +314,8 @@ def result(path: Path, combination: dict) -> dict:
     last, stands = (records or [{}])[-1], run.status()
     row.update(steps=max(last.get("step", 0), stands["step"]),
                elapsed_s=max(last.get("elapsed_s", 0.0), stands["elapsed_s"] or 0.0))
-    if scored:
-        best = min(scored, key=lambda r: selection_key(r, metric, mode))  # the record of the weights kept
+    best = kept_evaluation(records, metric, mode)
+    if best is not None:
         row.update(best=best[metric], best_step=best["step"], best_val_loss=best.get("val_loss"))
     return row
 

@@ -85,6 +85,13 @@ def selection_key(record: dict, metric: str, mode: str) -> tuple[float, float]:
             loss if isinstance(loss, (int, float)) and not math.isnan(loss) else math.inf)
 
 
+def kept_evaluation(records: list[dict], metric: str, mode: str) -> dict | None:
+    """Of a run's evaluations (metrics.jsonl), the one whose weights training kept (best.npz): the best
+    finite `metric`, a tie going to the lower val_loss (:func:`selection_key`); None if none scored."""
+    scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
+    return min(scored, key=lambda r: selection_key(r, metric, mode)) if scored else None
+
+
 def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 

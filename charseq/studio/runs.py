@@ -25,7 +25,7 @@ from charseq.errors import CharseqError
 from charseq.grid import GRID_FILE
 from charseq.heads import head
 from charseq.options import import_tensorflow
-from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir, selection_key
+from charseq.runs import BEST_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, TEST_FILE, RunDir, kept_evaluation
 
 SKIP_DIRS = {"data", "logs", "checkpoints", "target"}  # parts of a run, never runs themselves
 MAX_DEPTH = 4
@@ -206,9 +206,7 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
     model = config.get("model") or {}
     metric, mode = run_head.monitor
     records = read_metrics(run)
-    scored = [r for r in records if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
-    # The evaluation whose weights training kept (best.npz): a tie on the metric goes to the lower val_loss.
-    best = min(scored, key=lambda r: selection_key(r, metric, mode)) if scored else None
+    best = kept_evaluation(records, metric, mode)
     kind = run_head.kind_of(config)
     data = config.get("data") or {}
     # The data's absolute path where the run recorded one, which shows relative to the served folder if inside it
