@@ -224,7 +224,8 @@ def describe(run: ServedRun, show_paths: bool = False) -> dict:
         "status": status["status"], "progress": status["progress"], "eta_seconds": status["eta_seconds"],
         "status_message": message_without_paths(status["message"], [run.base], show_paths)
         if status["message"] else None,
-        "best": None if best is None else {"metric": metric, "value": best[metric], "step": best.get("step")},
+        "best": None if best is None else {"metric": metric, "value": best[metric], "step": best.get("step"),
+                                           "mode": mode},  # "min": lower is better, "max": higher
         # The one score on the test split (an image classifier's test.json), never a validation figure.
         "test": None if test is None else {"metric": "test_accuracy", "value": test.get("test_accuracy"),
                                            "step": test.get("step"), "examples": test.get("test_examples")},

@@ -369,7 +369,7 @@ def test_a_runs_best_is_the_evaluation_whose_weights_it_kept(studio_dir, tmp_pat
         json.dumps({"step": step, "val_exact_match": match, "val_loss": loss}) + "\n" for step, match, loss in records))
     with TestClient(create_app([tmp_path]), base_url="http://127.0.0.1:8000") as client:
         run, = client.get("/api/runs").json()["runs"]
-    assert run["best"] == {"metric": "val_exact_match", "value": 0.9, "step": 30}
+    assert run["best"] == {"metric": "val_exact_match", "value": 0.9, "step": 30, "mode": "max"}
 
 
 def test_the_token_in_a_query_is_not_an_unknown_parameter(studio_dir):

@@ -6,6 +6,7 @@ Every page asserts at its end that the browser logged no error."""
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -702,3 +703,43 @@ def test_right_to_left_characters_not_in_the_vocabulary_are_listed_in_their_orde
     assert len({top for _, _, top, _ in placed}) == 1, placed  # on one line, so their order is left to right
     lefts = [left for _, left, _, _ in placed]
     assert lefts == sorted(lefts), placed
+
+
+def test_runs_table_shows_why_a_run_stopped_and_sorts_best_by_each_metric_s_direction(studio_dir, open_page, tmp_path):
+    """A failed run's reason is on the page, not only in a tooltip keyboard and touch users cannot open;
+    sorting by best puts each metric's better runs first (a lower loss, a higher accuracy); a diverged
+    run's huge loss reads as 1.173e+31; a run evaluated once draws its accuracy from 0 to 1, not from -0.5;
+    an image classifier's speed is in image rows per second."""
+    import shutil
+
+    def rescale(run, metric, factor, keep=None):
+        path = served / run / "metrics.jsonl"
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()][:keep]
+        path.write_text("".join(json.dumps({**r, metric: r[metric] * factor}) + "\n" for r in records
+                                if metric in r), encoding="utf-8")
+
+    served = tmp_path / "served"
+    for source, name in [("poems", "poems"), ("poems", "poems-diverged"), ("sentiment", "sentiment"),
+                         ("sentiment", "sentiment-worse"), ("sentiment", "sentiment-once"), ("digits", "digits")]:
+        shutil.copytree(studio_dir / source, served / name)
+    rescale("poems-diverged", "val_loss", 1e31)
+    rescale("sentiment-worse", "val_accuracy", 0.5)
+    rescale("sentiment-once", "val_accuracy", 1, keep=1)
+    status = json.loads((served / "poems-diverged" / "status.json").read_text(encoding="utf-8"))
+    status.update(status="failed", message="the loss became NaN at step 12; try a lower --lr")
+    (served / "poems-diverged" / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    with studio_in_this_process(served) as url:
+        page = open_page(url + "#runs?sort=best&runs=sentiment-once")
+        page.wait_for_selector("figure.chart[data-metric='val_accuracy'] .main-svg")
+        order = page.eval_on_selector_all("#runs-table tbody tr:not([hidden]) td.name", "cells => cells.map(c => c.textContent)")
+        assert order.index("sentiment") < order.index("sentiment-worse") and order.index("poems") < order.index("poems-diverged")
+        diverged = "#runs-table tr:has(input[data-run='poems-diverged'])"
+        assert re.fullmatch(r"val_loss \d\.\d{3}e\+3\d @ \d+", page.inner_text(f"{diverged} td.best"))
+        why = page.locator(f"{diverged} td.status .why")
+        assert why.is_visible() and why.inner_text() == "the loss became NaN at step 12; try a lower --lr"
+        y_range = page.evaluate("document.querySelector(\"figure.chart[data-metric='val_accuracy'] .plot\")._fullLayout.yaxis.range")
+        assert y_range[0] == 0 and y_range[1] >= 1, y_range
+        tick(page, "sentiment-once", on=False)
+        tick(page, "digits")
+        page.wait_for_selector("figure.chart[data-metric='chars_per_sec'] .main-svg")
+        assert "image rows per second" in page.text_content("figure.chart[data-metric='chars_per_sec'] .g-ytitle")

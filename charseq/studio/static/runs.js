@@ -8,16 +8,43 @@ const NOT_METRICS = new Set(["step", "elapsed_s", "time", "tokens_seen"]);
 // tokens seen: steps x batch x length (characters for a character vocabulary, pieces, or image rows)
 const X_AXES = {step: "step", relative: "training time", wall: "wall time", tokens: "tokens seen"};
 
-// What a metric is measured in, for the y-axis title.
-function unitOf(metric) {
+// What a run's tokens are, as its speed and tokens seen count them.
+function tokensOf(run) {
+  if (run?.kind === "image classifier") return "image rows";
+  return run?.config?.data?.tokenizer === "sentencepiece" ? "SentencePiece pieces" : "characters";
+}
+
+// What a metric of the runs `runs` is measured in, for the y-axis title.
+function unitOf(metric, runs) {
   if (metric.endsWith("_loss")) return "nats";
   if (metric.includes("bits_per")) return "bits per character";
   if (/accuracy|exact_match|error_rate|f1|precision|recall/.test(metric)) return "fraction";
-  // tokens, as tokens seen counts them: characters, SentencePiece pieces or image rows
-  if (metric === "chars_per_sec") return "tokens per second";
+  if (metric === "chars_per_sec") {
+    const tokens = new Set(runs.map(tokensOf));
+    return `${tokens.size === 1 ? [...tokens][0] : "tokens"} per second`;
+  }
   if (metric === "lr") return "learning rate";
   return "";
 }
+
+// The y range of a chart whose points all have one value, which Plotly centres on it (an accuracy of 0.8
+// between -0.5 and 1.5, a loss between below zero and above): from zero, and to 1 for a fraction. None: automatic.
+function flatRange(series, unit) {
+  const values = new Set(series.flatMap(s => s.y));
+  if (values.size !== 1) return null;
+  const [v] = values;
+  if (!(v >= 0)) return null;
+  return unit === "fraction" ? [0, Math.max(1, v)] : [0, 2 * v || 1];
+}
+
+// A best score as the table shows it: four decimals, but a diverged run's huge loss in four significant digits
+// (as `charseq grid` prints it).
+const score = v => (Math.abs(v) < 1e6 ? v.toFixed(4) : v.toPrecision(4));
+
+// Sorting by best: each metric's runs together, the better first (lower losses, higher accuracies); none last.
+const bestKey = run => (run.best ? [run.best.metric, run.best.mode === "max" ? -run.best.value : +run.best.value]
+  : ["\uffff", 0]);
+const compare = (x, y) => (Array.isArray(x) ? compare(x[0], y[0]) || compare(x[1], y[1]) : x < y ? -1 : x > y ? 1 : 0);
 
 export function ago(seconds) {
   if (seconds == null) return "—";
@@ -186,7 +213,7 @@ export class RunsView {
     set("shape", run.shape || "");
     const data = run.data ? String(run.data).split("/").slice(-2).join("/") : "";
     set("data", data, run.data ? String(run.data) : "");
-    set("best", (run.best ? `${run.best.metric} ${(+run.best.value).toFixed(4)} @ ${run.best.step}` : "—")
+    set("best", (run.best ? `${run.best.metric} ${score(+run.best.value)} @ ${run.best.step}` : "—")
       + (run.test ? ` · test accuracy ${(+run.test.value).toFixed(4)} on ${run.test.examples}` : ""));
     set("steps", String(run.steps ?? 0));
     this.updateStatus(row.cells.status, run);
@@ -215,6 +242,8 @@ export class RunsView {
     } else {
       if (status) cell.append(Object.assign(document.createElement("span"), {className: `state ${status}`, textContent: status}));
       cell.append(document.createTextNode(`${status ? " · " : ""}updated ${ago(run.updated_s_ago)}`));
+      // Shown, not only in the tooltip, which keyboard and touch users cannot open.
+      if (run.status_message) cell.append(Object.assign(document.createElement("div"), {className: "why", textContent: run.status_message}));
     }
   }
 
@@ -228,12 +257,10 @@ export class RunsView {
 
   order() {
     const {key, dir} = this.sort;
-    const value = run => key === "best" ? (run.best ? +run.best.value : -Infinity) : key === "steps" ? +run.steps || 0
+    const value = run => key === "best" ? bestKey(run) : key === "steps" ? +run.steps || 0
       : key === "status" ? `${run.status || ""}${String(Math.round(run.updated_s_ago ?? 1e12)).padStart(14, "0")}` : String(run[key] ?? "");
-    const rows = [...this.rows.values()].sort((a, b) => {
-      const x = value(a.run), y = value(b.run);
-      return (x < y ? -1 : x > y ? 1 : a.run.name < b.run.name ? -1 : 1) * dir;
-    });
+    const rows = [...this.rows.values()].sort((a, b) =>
+      (compare(value(a.run), value(b.run)) || (a.run.name < b.run.name ? -1 : 1)) * dir);
     const body = document.querySelector("#runs-table tbody");
     if (rows.every((r, i) => body.children[i] === r.tr)) return;
     const focused = document.activeElement;
@@ -481,9 +508,10 @@ export class RunsView {
         const xs = this.xValues(run, records, axis).map(x => (typeof x === "number" && scale !== 1 ? x / scale : x));
         return {name, color: runColor(name), x: xs, y: records.map(r => r[metric])};
       }).filter(s => s.y.length);
-      const unit = unitOf(metric);
+      const unit = unitOf(metric, names.map(name => this.runs.find(r => r.name === name)));
       lineChart(plot, series, {title: metric, xTitle, yTitle: unit ? `${metric} (${unit})` : metric,
                                xType: axis === "wall" ? "date" : "linear", logY, smoothing, file: metric,
+                               yRange: flatRange(series, unit),
                                revision: `${axis}|${logY}`});
     });
   }
