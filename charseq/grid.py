@@ -468,14 +468,19 @@ def _train_one(path: Path, combo: dict, counter: str, run_one: RunOne, log: Call
     keras.backend.clear_session()  # each run builds its own model; keep memory flat over a long grid
 
 
-def in_any_order(fixed: list[str], options: dict[str, tuple[str, bool, bool]]) -> list:
+def in_any_order(fixed: list[str], options: dict[str, tuple[str, bool, bool]],
+                 read: Callable[[str, str], object] = lambda setting, value: value) -> list:
     """A train command's fixed arguments as it reads them, whatever their order on the command line:
-    the positional arguments in their order, then each option (with its value) sorted by its setting's
-    name, an option given several times keeping the order of its values. `options` is as for split_axes.
+    the positional arguments in their order, then each option (with its value as `read` reads it, by
+    its setting's name) sorted by its setting's name, an option given several times keeping the order
+    of its values. `options` is as for split_axes.
 
     >>> opts = {"--lr": ("lr", True, True), "--units": ("units", True, True)}
     >>> in_any_order(["c.txt", "--units", "64", "--lr", "0.01"], opts) == in_any_order(
     ...     ["--lr", "0.01", "c.txt", "--units", "64"], opts)
+    True
+    >>> in_any_order(["--lr", "1e-2"], opts, lambda setting, value: float(value)) == in_any_order(
+    ...     ["--lr", "0.01"], opts, lambda setting, value: float(value))
     True
     """
     positional, given, i = [], [], 0
@@ -484,7 +489,8 @@ def in_any_order(fixed: list[str], options: dict[str, tuple[str, bool, bool]]) -
         if known is None:
             positional.append(fixed[i])
         elif known[1] and i + 1 < len(fixed):
-            given.append([known[0], fixed[i + 1]])  # by the setting's name: a short and a long spelling are one
+            # by the setting's name: a short and a long spelling are one
+            given.append([known[0], read(known[0], fixed[i + 1])])
             i += 1
         else:
             given.append([known[0], fixed[i]])  # a flag as spelled: --no-x is not --x
@@ -525,8 +531,17 @@ def command_grid(train_command: click.Command, ctx: click.Context, out, force: b
         with train_command.make_context(name, argv(combo, path, resume, replace), parent=ctx) as sub:
             train_command.invoke(sub)
 
+    def as_read(setting: str, value: str):  # a number as the command reads it: 1e-3 and 0.001 are one --lr
+        param = params[setting]
+        if not isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
+            return value
+        try:
+            return param.type.convert(value, param, own)
+        except click.BadParameter:  # a grid.json edited by hand: compared as written
+            return value
+
     return search(out, axes, run_one, {"command": name, "fixed": fixed}, force=force, log=log,
-                  fixed_key=lambda given: in_any_order(given, options))
+                  fixed_key=lambda given: in_any_order(given, options, as_read))
 
 
 def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = False,

@@ -348,6 +348,18 @@ def test_a_grid_rerun_with_its_options_in_another_order_is_the_same_grid(tmp_pat
                                           "--lr", "1e-3,2e-2", "--out", out), "other fixed options")
 
 
+def test_a_fixed_number_written_another_way_is_the_same_grid(tmp_path, corpus_file):
+    """`--dropout 1e-1` retyped as `--dropout 0.1` is the same setting, so the same grid: its runs done
+    are skipped, not refused as "other fixed options"."""
+    flags = tiny_flags(units=None, eval_every=2, max_steps=2)
+    out = tmp_path / "g"
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--units", "8,16", "--dropout", "1e-1", *flags, "--out", out)
+    assert r.returncode == 0, r.stderr
+    r = run_cli_in_process("grid", "train-lm", corpus_file, "--units", "8,16", "--dropout", "0.1", *flags, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "[1/2] units=8: done, skipped" in r.stdout and "[2/2] units=16: done, skipped" in r.stdout
+
+
 def beside(tmp_path, name="g") -> list[str]:
     """The hidden builds and swaps charseq keeps beside the grid `name`."""
     return sorted(n for n in os.listdir(tmp_path) if n.startswith(f".{name}."))
