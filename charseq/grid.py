@@ -437,6 +437,8 @@ def search(out, axes: dict[str, list], run_one: RunOne, spec: dict, force: bool 
         except CharseqError as e:  # the old grid changed meanwhile (a file of the user's in it)
             build.release()
             raise CharseqError(f"{e.message}; the new grid is complete beside it ({build.path.name})") from None
+        # Its runs' lines named them in the new grid's hidden folder, which is now gone.
+        log(f"the new grid has replaced the old one at {out}")
     return rows
 
 

@@ -412,6 +412,7 @@ def test_grid_force_builds_the_new_grid_beside_and_swaps_it_in_when_every_run_is
     assert f"continuing the new grid beside {out} (in {build}); the old grid stays until every run of the new " \
            "one is done" in lines
     assert "[1/2] lr=0.001: done, skipped" in lines and "[2/2] lr=0.02: resuming" in lines
+    assert lines[-1] == f"the new grid has replaced the old one at {out}"
     assert [r["status"] for r in rows] == ["finished", "finished"]
     assert json.loads((out / "grid.json").read_text())["fixed"]["settings"]["batch_size"] == 16  # the new grid's
     assert [r["step"] for r in metrics(out / "lr=0.02")] == [5, 10]
