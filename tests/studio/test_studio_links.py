@@ -62,6 +62,16 @@ def test_a_link_to_a_run_that_is_not_served_says_so(server, open_page):
 
 
 
+def test_a_runs_link_naming_a_run_that_is_not_served_says_so(server, open_page):
+    """The runs page draws the linked runs it serves and names the others, instead of leaving them out
+    without a word."""
+    page = open_page(server + "#runs?runs=poems&runs=deleted-long-ago")
+    page.wait_for_selector("figure.chart[data-metric='val_loss'] .main-svg")
+    page.wait_for_function("document.getElementById('charts-note').textContent.includes('deleted-long-ago')")
+    assert page.is_visible("#charts-note")
+    assert page.inner_text("#charts-note") == "Not served here (or not yet): deleted-long-ago."
+
+
 def test_a_link_opens_with_its_result_as_an_example_does_but_generate_waits(server, open_page):
     """A link (or a reload) to Translate, Classify or Look inside shows what it names decoded, classified
     or analyzed, as clicking an example does; a link to Generate fills in the prompt and waits for Generate."""

@@ -481,6 +481,12 @@ export class RunsView {
         `${bare.join(", ")} (a run's curves appear with its first evaluation).`;
       note.hidden = false;
     }
+    // A link (or a run ticked before it was deleted) naming runs this studio does not serve: said, not ignored.
+    const unserved = [...this.selected].filter(n => !this.runs.some(r => r.name === n));
+    if (unserved.length && this.runs.length) {
+      note.textContent = `Not served here (or not yet): ${unserved.join(", ")}.` + (note.hidden ? "" : ` ${note.textContent}`);
+      note.hidden = false;
+    }
     const logY = $("chart-log").checked, smoothing = Number($("chart-smooth").value);
     let scale = 1, xTitle = X_AXES[axis];
     if (axis === "relative") {
