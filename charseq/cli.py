@@ -209,7 +209,8 @@ def export_command(model_dir, out, force):
     from charseq.export import export_saved_model
 
     info = export_saved_model(model_dir, out, force=force)
-    click.echo(f"exported {info['task']} model to {out}: signatures {', '.join(info['signatures'])}")
+    step = f" (its weights of step {info['step']:,})" if info.get("step") is not None else ""
+    click.echo(f"exported {info['task']} model{step} to {out}: signatures {', '.join(info['signatures'])}")
 
 
 # ----------------------------------------------------------------------------- serve

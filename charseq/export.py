@@ -151,7 +151,8 @@ def export_saved_model(model_dir: str | Path, out: str | Path, force: bool = Fal
                 tf.saved_model.save(module, str(build.path), signatures=_traced_for_saving(module))
             info = {"task": task, "signatures": sorted(module.signatures()), **info, "precision": "float32",
                     # the run's name, not its path: an export is shipped to other machines
-                    "run": Path(model_dir).resolve().name, "charseq_version": __version__}
+                    "run": Path(model_dir).resolve().name, "step": RunDir(model_dir).weights_step(),
+                    "charseq_version": __version__}
             (build.path / METADATA).parent.mkdir(exist_ok=True)
             write_json_atomic(build.path / METADATA, info)
             build.commit()  # `out` is checked once more: it may have appeared while the model was saved

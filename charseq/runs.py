@@ -707,6 +707,21 @@ class RunDir:
         self._save_npz(BEST_FILE, _variable_arrays("w", model.weights),
                        {"metrics": metrics, "weights": [_name(v) for v in model.weights]})
 
+    def weights_step(self) -> int | None:
+        """The training step of the weights `load_weights` loads: best.npz's evaluation, else the latest
+        checkpoint's; None where the run has neither, or its file does not say."""
+        for name, section in ((BEST_FILE, "metrics"), (CHECKPOINT_FILE, "progress")):
+            try:
+                with np.load(self.path / name, allow_pickle=False) as f:  # the metadata only, not the weights
+                    meta = json.loads(f["__meta__"].tobytes().decode())
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+                return None
+            step = (meta.get(section) or {}).get("step") if isinstance(meta, dict) else None
+            return step if isinstance(step, int) else None
+        return None
+
     def load_weights(self, model, log=None) -> dict:
         """Load the best weights, or, if none were written (a run stopped, or a disk filled, before its
         first evaluation was saved), the latest checkpoint's, saying so through `log` (default: a

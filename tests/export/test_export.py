@@ -16,11 +16,13 @@ from charseq.heads.classifier.run import classify, load_classifier, train_classi
 from charseq.data.pairs import make_pairs
 from charseq.errors import CharseqError
 from charseq.export import export_saved_model
+from charseq.heads import head
 from charseq.heads.lm.run import load_lm
 from charseq.heads.lm.inference import Generator
 from charseq.heads.seq2seq.run import Translator, train_seq2seq
+from charseq.runs import kept_evaluation
 from charseq.vocab import SentencePieceVocab
-from helpers import REPO, assert_clean_error, run_cli, run_cli_in_process, snapshot
+from helpers import REPO, assert_clean_error, read_metrics, run_cli, run_cli_in_process, snapshot
 
 QUIET = dict(log=lambda s: None, progress_bar=False)
 SMALL = dict(units=16, embedding_dim=8, precision="float32", max_steps=6, batch_size=16)
@@ -103,6 +105,8 @@ def exports(runs, tmp_path_factory):
         info = export_saved_model(runs[kind], d / kind)
         metadata = json.loads((d / kind / "assets.extra" / "charseq.json").read_text())
         assert metadata["task"] == info["task"]
+        # the step of the weights exported: the best evaluation's
+        assert metadata["step"] == kept_evaluation(read_metrics(runs[kind]), *head(info["task"]).monitor)["step"]
         assert metadata["run"] == runs[kind].name and str(tmp_path_factory.getbasetemp()) not in json.dumps(metadata)
     return {kind: d / kind for kind in ("lm", "text", "images", "seq2seq")}
 
@@ -263,7 +267,9 @@ def test_bad_exports_are_one_line_errors(runs, exports, tmp_path, corpus_file):
     assert_clean_error(r, "already exists", "--force")
     r = run_cli_in_process("export", "--model", runs["text"], "--out", old, "--force")  # an old export is replaced
     assert r.returncode == 0 and "signatures classify, labels" in r.stdout, r.stderr
-    assert json.loads((old / "assets.extra" / "charseq.json").read_text())["task"] == "classifier"
+    metadata = json.loads((old / "assets.extra" / "charseq.json").read_text())
+    assert metadata["task"] == "classifier"
+    assert f"exported classifier model (its weights of step {metadata['step']}) to {old}:" in r.stdout
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
 
     spm = tmp_path / "spm"
