@@ -22,7 +22,7 @@ import tensorflow as tf
 from charseq.data.corpus import Corpus, corpus_files, prepare_corpus
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError, flag
-from charseq.files import check_readable_file
+from charseq.files import check_readable_file, refuse_an_empty_name
 from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
@@ -138,6 +138,7 @@ class _Corpus(Recipe):
         if self.text is None:
             if self.corpus is None:
                 raise CharseqError("give a corpus file or --text")
+            refuse_an_empty_name(self.corpus, "corpus")  # else read as the current folder
             if Path(self.corpus).is_dir():
                 self.files = corpus_files(self.corpus)  # a folder of .txt files; one without any is refused here
             else:
