@@ -52,10 +52,10 @@ def main(debug):
     """Character-level sequence models on one shared recurrent backbone.
 
     \b
-    charseq train-lm corpora/poems.txt --out runs/poems
+    charseq train-lm "$(charseq data path poems)" --out runs/poems
     charseq generate --model runs/poems --prompt 春风 --length 200
     charseq classify-mnist --out runs/mnist
-    charseq train-seq2seq corpora/zh-en.tsv --out runs/zh-en
+    charseq train-seq2seq "$(charseq data path zh-en)" --out runs/zh-en
     charseq translate --model runs/zh-en --beam 5 我英语不好
     charseq evaluate --model runs/poems held-out.txt --json
     charseq export --model runs/poems --out exports/poems

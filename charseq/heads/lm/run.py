@@ -4,7 +4,7 @@ This is the glue between the pieces (corpus → vocabulary → model → trainin
 directory) that `charseq train-lm`, `generate` and `evaluate` call, and that Python users call
 directly::
 
-    run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
+    run = train_lm(dataset_path("poems"), out="runs/poems", time_budget=2)   # charseq.dataset_path
     model, vocab, config = load_lm("runs/poems")
 """
 
