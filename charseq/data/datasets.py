@@ -40,7 +40,7 @@ from typing import Callable
 from charseq.cache import cache_root
 from charseq.data import keras_mnist
 from charseq.data.shipped import SHIPPED
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, Interrupted
 from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
@@ -306,9 +306,11 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
             build.commit()
         else:  # another process got there first: its copy stays
             build.rollback()
-    except BaseException:
+    except BaseException as e:
         build.rollback()
         _remove_empty(made)
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C: say what it left, nothing, as a cut-off download does
+            raise Interrupted(f"interrupted: nothing was cached; charseq data get {name} starts again") from None
         raise
     log(f"{name}: verified and cached in {root / name}")
     return dataset_path(name)
