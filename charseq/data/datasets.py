@@ -398,9 +398,13 @@ class _Fetcher:
             raise CharseqError(f"{where} is a damaged zip file (it ends before the zip's list of files: cut off?); "
                                "nothing was cached")
         if len(self.spec.members) > 1 and self.local is not None and self.local.is_file():
+            if path.suffix == ".npz":  # named as Keras' copy is, but not a zip as every .npz is
+                raise CharseqError(f"--from {where} is no .npz file (an .npz is a zip of arrays; this file is "
+                                   "not a zip: damaged, or another kind of file); nothing was cached")
+            keras = ", or Keras' mnist.npz" if member.name in keras_mnist.ARRAYS else ""
             raise CharseqError(f"--from {where}: {self.spec.name} has {len(self.spec.members)} files "
                                f"({', '.join(m.name for m in self.spec.members)}); give the folder (or zip) "
-                               "that holds them")
+                               f"that holds them{keras}")
         try:
             return path.read_bytes()
         except OSError as e:

@@ -614,6 +614,20 @@ def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
     assert leftovers(cache) == []
 
 
+def test_one_file_given_for_mnist_is_told_what_to_give(cache, tmp_path):
+    """MNIST is four files: one file is their folder's zip or Keras' mnist.npz, which the error names;
+    a file named .npz that is no zip (a failed download's error page) is said to be none."""
+    (tmp_path / "one.idx").write_bytes(b"\0" * 16)
+    with pytest.raises(CharseqError, match="give the folder \\(or zip\\) that holds them, or Keras' mnist.npz"):
+        get_dataset("mnist", tmp_path / "one.idx")
+    (tmp_path / "mnist.npz").write_text("<Error>AccessDenied</Error>\n")
+    code, out, err = charseq("data", "get", "mnist", "--from", tmp_path / "mnist.npz")
+    assert code == 1 and err == (f"Error: --from {tmp_path / 'mnist.npz'} is no .npz file (an .npz is a zip of "
+                                 "arrays; this file is not a zip: damaged, or another kind of file); nothing was "
+                                 "cached\n"), err
+    assert leftovers(cache) == []
+
+
 def test_a_damaged_idx_file_is_refused(server, cache, mnist):
     server["/mnist/t10k-labels-idx1-ubyte.gz"] = server["/mnist/t10k-labels-idx1-ubyte.gz"][:-9]
     with pytest.raises(CharseqError, match="t10k-labels-idx1-ubyte"):
