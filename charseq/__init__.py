@@ -2,8 +2,8 @@
 
 The library is what the CLI calls; everything is usable from Python::
 
-    from charseq import train_lm, load_lm, generate
-    run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
+    from charseq import dataset_path, train_lm, load_lm, generate
+    run = train_lm(dataset_path("poems"), out="runs/poems", time_budget=2)   # a corpus that ships with charseq
     model, vocab, config = load_lm("runs/poems")
     print(generate(model, vocab, prompt="春风", length=100))
 

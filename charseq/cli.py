@@ -52,10 +52,10 @@ def main(debug):
     """Character-level sequence models on one shared recurrent backbone.
 
     \b
-    charseq train-lm corpora/poems.txt --out runs/poems
+    charseq train-lm "$(charseq data path poems)" --out runs/poems
     charseq generate --model runs/poems --prompt 春风 --length 200
     charseq classify-mnist --out runs/mnist
-    charseq train-seq2seq corpora/zh-en.tsv --out runs/zh-en
+    charseq train-seq2seq "$(charseq data path zh-en)" --out runs/zh-en
     charseq translate --model runs/zh-en --beam 5 我英语不好
     charseq evaluate --model runs/poems held-out.txt --json
     charseq export --model runs/poems --out exports/poems
@@ -289,7 +289,11 @@ def data_group():
               "https://, file:// URL) to take the data from instead of its canonical URL; verified by the same "
               "checksum.")
 def data_get_command(name, source):
-    """Download data set NAME (once), verify its SHA-256 and cache it; prints its path."""
+    """Download data set NAME (once), verify its SHA-256 and cache it; prints its path.
+
+    NAME is tinyshakespeare, sst2 or mnist; poems and zh-en ship with charseq (nothing to download).
+    charseq data list shows which are cached, and where each comes from.
+    """
     from charseq.data.datasets import get_dataset
 
     click.echo(get_dataset(name, source, log=lambda line: click.echo(line, err=True)))
@@ -298,7 +302,11 @@ def data_get_command(name, source):
 @data_group.command("path")
 @click.argument("name", metavar="NAME", type=click.Choice(DATASET_NAMES))
 def data_path_command(name):
-    """Print where data set NAME is cached (its file, or its folder), for scripts; an error if it is not."""
+    """Print where data set NAME is cached (its file, or its folder), for scripts; an error if it is not.
+
+    NAME is tinyshakespeare, sst2 or mnist (after charseq data get NAME), or poems or zh-en, which
+    ship with charseq: their file where it is installed.
+    """
     from charseq.data.datasets import dataset_path
 
     click.echo(dataset_path(name))

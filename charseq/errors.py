@@ -51,7 +51,7 @@ class CharseqError(Exception):
 
 
 class Interrupted(CharseqError):
-    """Training was stopped by Ctrl-C or SIGTERM after writing a checkpoint."""
+    """Stopped by Ctrl-C or SIGTERM: training, after writing a checkpoint; a download, with nothing cached."""
 
     exit_code = 130
 

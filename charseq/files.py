@@ -188,7 +188,17 @@ def has_fingerprint(path: str | Path, recorded) -> bool:
         return False
 
 
+def refuse_an_empty_name(path: str | Path, what: str = "file") -> None:
+    """An empty name is refused, not read as the current folder (which `Path("")` is): it is what
+    "$(charseq data path NAME)" gives when that command failed, and train-lm would take the current
+    folder's .txt files for the corpus."""
+    if path == "":  # a Path made of "" is "." already
+        raise CharseqError(f'{what} "" names no file; if it came from "$(charseq data path NAME)", '
+                           "that command failed (see its error above)")
+
+
 def check_readable_file(path: str | Path, what: str = "file") -> Path:
+    refuse_an_empty_name(path, what)
     path = Path(path)
     if not path.exists():
         from charseq.data.datasets import hint_for_a_missing_file

@@ -556,7 +556,7 @@ def run_grid(command: str, out, axes: dict[str, list], *args, force: bool = Fals
     results, best first::
 
         run_grid("train-lm", "runs/grid", {"lr": [1e-3, 3e-3], "batch_size": [32, 64]},
-                 "corpora/poems.txt", max_steps=500)
+                 dataset_path("poems"), max_steps=500)
     """
     commands = train_commands()
     if command not in commands:

@@ -40,7 +40,7 @@ from typing import Callable
 from charseq.cache import cache_root
 from charseq.data import keras_mnist
 from charseq.data.shipped import SHIPPED
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, Interrupted
 from charseq.transaction import Replacement
 
 TIMEOUT = 30  # seconds without data before a download is given up
@@ -306,9 +306,11 @@ def get_dataset(name: str, source: str | os.PathLike | None = None, log: Callabl
             build.commit()
         else:  # another process got there first: its copy stays
             build.rollback()
-    except BaseException:
+    except BaseException as e:
         build.rollback()
         _remove_empty(made)
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C: say what it left, nothing, as a cut-off download does
+            raise Interrupted(f"interrupted: nothing was cached; charseq data get {name} starts again") from None
         raise
     log(f"{name}: verified and cached in {root / name}")
     return dataset_path(name)
@@ -396,9 +398,13 @@ class _Fetcher:
             raise CharseqError(f"{where} is a damaged zip file (it ends before the zip's list of files: cut off?); "
                                "nothing was cached")
         if len(self.spec.members) > 1 and self.local is not None and self.local.is_file():
+            if path.suffix == ".npz":  # named as Keras' copy is, but not a zip as every .npz is
+                raise CharseqError(f"--from {where} is no .npz file (an .npz is a zip of arrays; this file is "
+                                   "not a zip: damaged, or another kind of file); nothing was cached")
+            keras = ", or Keras' mnist.npz" if member.name in keras_mnist.ARRAYS else ""
             raise CharseqError(f"--from {where}: {self.spec.name} has {len(self.spec.members)} files "
                                f"({', '.join(m.name for m in self.spec.members)}); give the folder (or zip) "
-                               "that holds them")
+                               f"that holds them{keras}")
         try:
             return path.read_bytes()
         except OSError as e:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from charseq.errors import CharseqError
+from charseq.files import refuse_an_empty_name
 
 IDX_IMAGES, IDX_LABELS = 2051, 2049
 IDX_NAMES = {
@@ -168,6 +169,7 @@ def load_mnist(path: str | Path | None = None, log=print) -> ImageSet:
     """An MNIST-format set from an .npz, an IDX directory, or (no path) charseq's cached MNIST."""
     if path is None:
         return load_default_mnist(log)
+    refuse_an_empty_name(path, "MNIST data")  # else read as the current folder
     path = Path(path)
     if not path.exists():
         raise CharseqError(f"{path} does not exist")  # given as classify-mnist --data or evaluate's FILE

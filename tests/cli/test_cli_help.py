@@ -166,3 +166,22 @@ def test_help_names_the_embedding_size_of_pieces():
     option = next(p for p in command.params if p.name == "embedding_dim")
     help_text, _ = _help_and_default(command, option)
     assert f"--tokenizer sentencepiece: {pieces}" in help_text, help_text
+
+
+def test_help_examples_run_where_charseq_is_installed():
+    """An installed charseq has no corpora/ folder (a clone has): --help names the corpora that ship
+    with it as "$(charseq data path NAME)", which works wherever it is installed."""
+    for name in ["", *COMMANDS, "data get", "data path", "data list"]:
+        shown = CliRunner().invoke(main, [*name.split(), "--help"], prog_name="charseq").output
+        assert "corpora/" not in shown, f"charseq {name} --help:\n{shown}"
+    assert '"$(charseq data path poems)"' in CliRunner().invoke(main, ["--help"]).output
+
+
+@pytest.mark.parametrize("command", ["get", "path"])
+def test_data_help_names_the_data_sets(command):
+    """A wrong or missing NAME is told to see `charseq data get --help`: the help names them all."""
+    from charseq.cli import DATASET_NAMES
+
+    shown = CliRunner().invoke(main, ["data", command, "--help"]).output
+    missing = [name for name in DATASET_NAMES if not re.search(rf"\b{re.escape(name)}\b", shown.split("Options:")[0])]
+    assert not missing, shown

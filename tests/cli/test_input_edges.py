@@ -152,6 +152,18 @@ def test_export_out_links_and_empty(exported, tmp_path):
     assert link.is_symlink() and (target / "saved_model.pb").exists()
 
 
+@pytest.mark.parametrize("command", ["train-lm", "train-classifier", "train-seq2seq", "classify-mnist"])
+def test_an_empty_file_name_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, command):
+    """"$(charseq data path NAME)" gives "" when that command fails (a data set not cached): train-lm
+    took "" for the current folder and trained on its .txt files; the others named it as "."."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a note of the user's, not a corpus\n" * 100)
+    data = ["--data", ""] if command == "classify-mnist" else [""]
+    r = run_cli_in_process(command, *data, "--out", tmp_path / "r", *SMALL)
+    assert_clean_error(r, '"" names no file', "charseq data path")
+    assert nothing_made(tmp_path)
+
+
 # ----------------------------------------------------------------------------- MNIST data
 def _npz(path, **change):
     x = np.random.default_rng(0).integers(0, 255, size=(16, 28, 28), dtype=np.uint8)

@@ -27,7 +27,7 @@ from charseq.cache import cache_root
 from charseq.data import datasets
 from charseq.data.datasets import DATASETS, Member, get_dataset
 from charseq.data.shipped import SHIPPED
-from charseq.errors import CharseqError
+from charseq.errors import CharseqError, Interrupted
 from helpers import CHARSEQ, REPO, run_cli
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200).encode()
@@ -282,6 +282,29 @@ def test_an_interrupted_download_leaves_no_partial_file(server, cache, monkeypat
     # The server recovers: the next try downloads it whole.
     server["/input.txt"] = TEXT
     assert get_dataset("tinyshakespeare", log=lambda line: None).read_bytes() == TEXT
+
+
+def test_ctrl_c_in_a_download_says_that_nothing_was_cached(server, cache, monkeypatch):
+    """A user who stops a download wonders whether half of it stays in the cache: the one line says."""
+    server["/input.txt"] = TEXT
+    shakespeare(monkeypatch, server.url + "/input.txt")
+
+    def ctrl_c_once_it_starts(line):
+        if line.startswith("downloading"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="interrupted: nothing was cached; charseq data get tinyshakespeare"):
+        get_dataset("tinyshakespeare", log=ctrl_c_once_it_starts)
+    assert not cache.exists()
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", ctrl_c)
+    code, out, err = charseq("data", "get", "tinyshakespeare")
+    assert (code, out) == (130, "") and err == ("Error: interrupted: nothing was cached; charseq data get "
+                                                "tinyshakespeare starts again\n"), err
+    assert not cache.exists()
 
 
 def test_a_download_shows_its_progress_on_a_terminal_only(server, cache, tmp_path):
@@ -588,6 +611,20 @@ def test_mnist_offline_says_how_to_get_it(cache, mnist, monkeypatch, tmp_path):
     (tmp_path / "one.idx").write_bytes(b"\0" * 16)
     with pytest.raises(CharseqError, match="give the folder"):
         get_dataset("mnist", tmp_path / "one.idx")
+    assert leftovers(cache) == []
+
+
+def test_one_file_given_for_mnist_is_told_what_to_give(cache, tmp_path):
+    """MNIST is four files: one file is their folder's zip or Keras' mnist.npz, which the error names;
+    a file named .npz that is no zip (a failed download's error page) is said to be none."""
+    (tmp_path / "one.idx").write_bytes(b"\0" * 16)
+    with pytest.raises(CharseqError, match="give the folder \\(or zip\\) that holds them, or Keras' mnist.npz"):
+        get_dataset("mnist", tmp_path / "one.idx")
+    (tmp_path / "mnist.npz").write_text("<Error>AccessDenied</Error>\n")
+    code, out, err = charseq("data", "get", "mnist", "--from", tmp_path / "mnist.npz")
+    assert code == 1 and err == (f"Error: --from {tmp_path / 'mnist.npz'} is no .npz file (an .npz is a zip of "
+                                 "arrays; this file is not a zip: damaged, or another kind of file); nothing was "
+                                 "cached\n"), err
     assert leftovers(cache) == []
 
 

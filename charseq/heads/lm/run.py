@@ -4,7 +4,7 @@ This is the glue between the pieces (corpus → vocabulary → model → trainin
 directory) that `charseq train-lm`, `generate` and `evaluate` call, and that Python users call
 directly::
 
-    run = train_lm("corpora/poems.txt", out="runs/poems", time_budget=2)
+    run = train_lm(dataset_path("poems"), out="runs/poems", time_budget=2)   # charseq.dataset_path
     model, vocab, config = load_lm("runs/poems")
 """
 
@@ -22,7 +22,7 @@ import tensorflow as tf
 from charseq.data.corpus import Corpus, corpus_files, prepare_corpus
 from charseq.distribute import train_on_worker
 from charseq.errors import CharseqError, flag
-from charseq.files import check_readable_file
+from charseq.files import check_readable_file, refuse_an_empty_name
 from charseq.heads.lm.config import SAMPLE_LENGTH, DataConfig, ModelConfig
 from charseq.heads.lm.model import LanguageModel
 from charseq.heads.lm.task import LMTask, evaluate_ids
@@ -138,6 +138,7 @@ class _Corpus(Recipe):
         if self.text is None:
             if self.corpus is None:
                 raise CharseqError("give a corpus file or --text")
+            refuse_an_empty_name(self.corpus, "corpus")  # else read as the current folder
             if Path(self.corpus).is_dir():
                 self.files = corpus_files(self.corpus)  # a folder of .txt files; one without any is refused here
             else:
