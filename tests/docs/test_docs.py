@@ -199,7 +199,8 @@ def test_the_python_reference_names_every_parameter_of_its_functions(site):
         obj = getattr(importlib.import_module(module), name)
         if inspect.isfunction(obj):
             entries.append((path, obj))
-        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",") if m.strip()]
+        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",")
+                    if m.strip() and callable(getattr(obj, m.strip()))]  # a property (`size`) takes no parameters
     wrong = []
     for anchor, function in entries:
         start = api.find(f'id="{anchor}"')
@@ -300,3 +301,13 @@ def test_the_readme_shows_the_tested_blocks():
     python = [code for language, code, _ in code_blocks(REPO / "README.md") if language == "python"]
     guide = [code for language, code, _ in code_blocks(REPO / "docs" / "getting-started.md") if language == "python"]
     assert python and python[0] == guide[0]
+
+
+def test_the_python_reference_has_an_entry_for_each_vocabulary_member_the_guide_uses(site):
+    """The Python guide builds a backbone from `vocab.size`, `vocab.encode(text)` and `vocab.decode(ids)`:
+    each is an entry of the reference, as Keras' reference lists a layer's attributes with its methods."""
+    guide = (REPO / "docs" / "guide" / "python.md").read_text(encoding="utf-8")
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    used = set(re.findall(r"\b(?:vocab|CharVocab)\.([a-z]\w*)", guide))
+    assert {"size", "encode", "decode", "build"} <= used
+    assert [name for name in sorted(used) if f'id="charseq.vocab.CharVocab.{name}"' not in api] == []
