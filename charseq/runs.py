@@ -395,8 +395,10 @@ def runs_near(path: Path) -> str:
 class RunDir:
     """A run directory on disk, as every train function returns it: `path` is the directory, which
     the load, evaluate, classify and translate functions (and every command's `--model`) take; they
-    take the RunDir itself too, as a path (`load_lm(train_lm(...))`).
-    Create one with :meth:`create`, open an existing one with :meth:`open`."""
+    take the RunDir itself too, as a path (`load_lm(train_lm(...))`), and so does whatever takes a
+    path (`Path(run)`, `os.fspath(run)`)."""
+
+    # A new run is made with create() and published once its first step has trained; open() opens one.
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

@@ -311,3 +311,21 @@ def test_the_python_reference_has_an_entry_for_each_vocabulary_member_the_guide_
     used = set(re.findall(r"\b(?:vocab|CharVocab)\.([a-z]\w*)", guide))
     assert {"size", "encode", "decode", "build"} <= used
     assert [name for name in sorted(used) if f'id="charseq.vocab.CharVocab.{name}"' not in api] == []
+
+
+def test_a_class_s_entry_names_only_methods_the_reference_shows():
+    """A class's docstring pointing at one of its methods (:meth:`open`) points at an entry of the
+    reference; a method it does not show is no help to a reader (RunDir's create and open)."""
+    import importlib
+
+    page = (REPO / "docs" / "reference" / "python.md").read_text(encoding="utf-8")
+    wrong = []
+    for path, members in re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: (\[[^\]]*\]|false))?", page, re.M):
+        module, name = path.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), name)
+        if not members:  # no members option: mkdocstrings shows them all
+            continue
+        shown = {m.strip() for m in members.strip("[]").split(",")} if members.startswith("[") else set()
+        named = re.findall(r":meth:`~?(\w+)`", obj.__doc__ or "")
+        wrong += [f"{path}: {method}" for method in named if method not in shown]
+    assert not wrong, "docstrings naming methods the reference does not show:\n" + "\n".join(wrong)
