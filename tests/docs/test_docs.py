@@ -329,3 +329,26 @@ def test_a_class_s_entry_names_only_methods_the_reference_shows():
         named = re.findall(r":meth:`~?(\w+)`", obj.__doc__ or "")
         wrong += [f"{path}: {method}" for method in named if method not in shown]
     assert not wrong, "docstrings naming methods the reference does not show:\n" + "\n".join(wrong)
+
+
+def test_the_python_reference_lists_every_setting_of_the_train_functions(site):
+    """`train_lm(corpus, out, **settings)`: each setting it takes (`seq_len`, `units`, `lr`, ...) is
+    in its entry with its help and default, as Keras' reference lists every argument of `fit`."""
+    import inspect
+
+    import charseq
+    from charseq.cli import main
+    from charseq.settings import keywords
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    wrong = []
+    for command, name in (("train-lm", "train_lm"), ("classify-mnist", "train_mnist"),
+                          ("train-classifier", "train_classifier"), ("train-seq2seq", "train_seq2seq")):
+        start = re.search(rf'id="charseq\.[\w.]*\.{name}"', api).start()
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]
+        options = {p.name for p in main.commands[command].params}
+        wrong += [f"{name}: {setting}" for setting in keywords(name, getattr(charseq, name))
+                  if setting in options and setting not in inspect.signature(getattr(charseq, name)).parameters
+                  and f"<code>{setting}</code>" not in entry]
+    assert not wrong, "settings not listed:\n" + "\n".join(wrong)
+    assert "[default: 0.1]" in api and "--" not in re.sub(r"<[^>]+>", "", api.split("Settings</strong>", 1)[1])[:3000]
