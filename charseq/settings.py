@@ -581,7 +581,8 @@ def in_python_terms(error: CharseqError, kinds: dict[str, object]) -> None:
         return
     error.message = OPTION_AND_VALUE.sub(in_message, data_calls_in_python(error.message))
     remedies = [data_calls_in_python(r) for r in error.remedies]
-    error.remedies = tuple(OPTION_AND_VALUE.sub(in_remedy, r) for r in remedies if all(known(o) for o in OPTION.findall(r)))
+    error.remedies = tuple(OPTION_AND_VALUE.sub(in_remedy, r) for r in remedies
+                           if all(known(o) for o in OPTION.findall(r)))
     error.args, error.in_python_terms = (error.message, *error.remedies), True
 
 

@@ -1,6 +1,6 @@
 """The Python guide's blocks run as written: the language model's first steps from a folder that is
-not a clone, and for a Keras user the backbone on a batch of ids, a head saved with model.save and loaded back with keras.models.load_model, and a language model
-compiled and trained by Keras' own fit."""
+not a clone, and for a Keras user the backbone on a batch of ids, a head saved with model.save and
+loaded back with keras.models.load_model, and a language model compiled and trained by Keras' own fit."""
 
 import re
 import shutil

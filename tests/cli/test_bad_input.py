@@ -158,7 +158,8 @@ def test_a_misspelt_run_or_its_folder_given_as_the_model_names_the_run_meant(tmp
     r = run_cli_in_process("generate", "--model", tmp_path / "runs" / "poem", "--prompt", "a")
     assert_clean_error(r, f"does not exist; did you mean {tmp_path / 'runs' / 'poems'}?")
     r = run_cli_in_process("generate", "--model", tmp_path / "runs", "--prompt", "a")
-    assert_clean_error(r, f"is not a charseq run directory (no config.json); it holds the run {tmp_path / 'runs' / 'poems'}")
+    assert_clean_error(r, "is not a charseq run directory (no config.json); "
+                          f"it holds the run {tmp_path / 'runs' / 'poems'}")
     shutil.copytree(trained_run, tmp_path / "runs" / "add")
     r = run_cli_in_process("evaluate", "--model", tmp_path / "runs")
     assert_clean_error(r, f"it holds the runs {tmp_path / 'runs' / 'add'}, {tmp_path / 'runs' / 'poems'}")

@@ -320,7 +320,8 @@ def test_a_class_s_entry_names_only_methods_the_reference_shows():
 
     page = (REPO / "docs" / "reference" / "python.md").read_text(encoding="utf-8")
     wrong = []
-    for path, members in re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: (\[[^\]]*\]|false))?", page, re.M):
+    entries = re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: (\[[^\]]*\]|false))?", page, re.M)
+    for path, members in entries:
         module, name = path.rsplit(".", 1)
         obj = getattr(importlib.import_module(module), name)
         if not members:  # no members option: mkdocstrings shows them all
