@@ -157,6 +157,9 @@ class GridCommand(click.Command):
     def help(self, value) -> None:
         self._help = value
 
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[ARGS]..."]  # the train command's own, as a group's usage says
+
 
 @main.command("grid", cls=GridCommand,
               context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

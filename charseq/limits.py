@@ -105,7 +105,17 @@ def machine_memory() -> int:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 2**30:,.1f} GB"
+    """Bytes as a reader takes them in: GB up to a thousand, then TB, PB, EB (1.7 EB, not 1,788,139,748.6 GB).
+
+    >>> _gb(25 * 2**30), _gb(3 * 2**40), _gb(1.92e18)
+    ('25.0 GB', '3.0 TB', '1.7 EB')
+    """
+    n /= 2**30
+    for unit in ("GB", "TB", "PB"):
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} EB"
 
 
 def recurrent_parameters(cell: str, units: int, layers: int, input_dim: int, bidirectional: bool = False) -> int:

@@ -28,6 +28,7 @@ so a reader (the studio) tells a run being trained from one whose trainer was ki
 
 from __future__ import annotations
 
+import difflib
 import errno
 import functools
 import hashlib
@@ -375,11 +376,29 @@ def discard_unpublished(train_fn):
     return wrapper
 
 
+def runs_near(path: Path) -> str:
+    """What to add when `path` is no run: the runs a folder of runs (or a grid) holds, or the run
+    beside it of a close name (runs/poem for runs/poems), as click offers a close command; else ""."""
+    try:
+        if path.is_dir():
+            held = sorted(str(p) for p in path.iterdir() if (p / CONFIG_FILE).is_file())
+            if len(held) == 1:
+                return f"; it holds the run {held[0]}"
+            return f"; it holds the runs {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}" if held else ""
+        beside = [p.name for p in path.parent.iterdir() if (p / CONFIG_FILE).is_file()] if path.parent.is_dir() else []
+    except OSError:  # a folder that cannot be listed: the message as it is
+        return ""
+    close = difflib.get_close_matches(path.name, beside, n=1)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""
+
+
 class RunDir:
     """A run directory on disk, as every train function returns it: `path` is the directory, which
     the load, evaluate, classify and translate functions (and every command's `--model`) take; they
-    take the RunDir itself too, as a path (`load_lm(train_lm(...))`).
-    Create one with :meth:`create`, open an existing one with :meth:`open`."""
+    take the RunDir itself too, as a path (`load_lm(train_lm(...))`), and so does whatever takes a
+    path (`Path(run)`, `os.fspath(run)`)."""
+
+    # A new run is made with create() and published once its first step has trained; open() opens one.
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -483,9 +502,9 @@ class RunDir:
         if path.exists() and not path.is_dir():
             raise CharseqError(f"{path} is a file, not a charseq run directory (the --out of a train command)")
         if not path.is_dir():
-            raise CharseqError(f"run directory {path} does not exist")
+            raise CharseqError(f"run directory {path} does not exist{runs_near(path)}")
         if not (path / CONFIG_FILE).exists():
-            raise CharseqError(f"{path} is not a charseq run directory (no {CONFIG_FILE})")
+            raise CharseqError(f"{path} is not a charseq run directory (no {CONFIG_FILE}){runs_near(path)}")
         return cls(path)
 
     # -- configuration ----------------------------------------------------------------------

@@ -500,6 +500,21 @@ def checked_as(public: str):
 # An option whose keyword is not its name; words of a remedy's prose that are not an option's value.
 _KEYWORD_OF = {"--from": "source", "--max-output-len": "max_len"}
 _PROSE = {"to", "for", "with", "or", "and", "of", "in"}
+# A data set's commands in a message, which a Python caller runs as charseq's functions.
+_DATA_PATH = re.compile(r'"\$\(charseq data path ([\w-]+)\)(?:/([^"]+))?"')
+_DATA_GET = re.compile(r"\bcharseq data get ([\w-]+)(?: --from (\S+))?")
+
+
+def data_calls_in_python(text: str) -> str:
+    """`text` with the commands of the data sets as the Python functions that do the same.
+
+    >>> data_calls_in_python('give "$(charseq data path sst2)/train.tsv"; run: charseq data get sst2')
+    'give charseq.dataset_path("sst2") / "train.tsv"; run: charseq.get_dataset("sst2")'
+    >>> data_calls_in_python("run: charseq data get mnist --from PATH_OR_URL")
+    'run: charseq.get_dataset("mnist", source=PATH_OR_URL)'
+    """
+    text = _DATA_PATH.sub(lambda m: f'charseq.dataset_path("{m[1]}")' + (f' / "{m[2]}"' if m[2] else ""), text)
+    return _DATA_GET.sub(lambda m: f'charseq.get_dataset("{m[1]}"' + (f", source={m[2]})" if m[2] else ")"), text)
 
 
 def keywords(public: str, fn) -> dict[str, object]:
@@ -564,8 +579,9 @@ def in_python_terms(error: CharseqError, kinds: dict[str, object]) -> None:
 
     if getattr(error, "in_python_terms", False):  # an inner public function did it already
         return
-    error.message = OPTION_AND_VALUE.sub(in_message, error.message)
-    error.remedies = tuple(OPTION_AND_VALUE.sub(in_remedy, r) for r in error.remedies
+    error.message = OPTION_AND_VALUE.sub(in_message, data_calls_in_python(error.message))
+    remedies = [data_calls_in_python(r) for r in error.remedies]
+    error.remedies = tuple(OPTION_AND_VALUE.sub(in_remedy, r) for r in remedies
                            if all(known(o) for o in OPTION.findall(r)))
     error.args, error.in_python_terms = (error.message, *error.remedies), True
 

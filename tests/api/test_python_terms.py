@@ -67,3 +67,17 @@ def test_a_pair_of_lengths_is_checked_as_a_pair():
         with pytest.raises(ArgumentTypeError, match=r"length must be a tuple \(int, int\)"):
             charseq.make_pairs("reverse", 3, length=length)
     assert len(charseq.make_pairs("reverse", 3, length=[2, 4])) == 3
+
+
+def test_a_data_set_s_commands_are_said_as_the_python_functions_that_do_the_same(tmp_path, monkeypatch):
+    """Outside a clone, `corpora/poems.txt` is not there: a Python caller is told to give
+    charseq.dataset_path("poems"), not a shell's "$(charseq data path poems)"; the CLI keeps its shell."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARSEQ_CACHE", str(tmp_path / "cache"))
+    said = _raised(lambda: charseq.train_lm("corpora/poems.txt", out="runs/poems", max_steps=1))
+    assert said.endswith('poems ships with charseq, wherever it is installed: give charseq.dataset_path("poems")'), said
+    said = _raised(lambda: charseq.train_classifier("sst2", "runs/sst2"))
+    assert said.endswith('run charseq.get_dataset("sst2") and give charseq.dataset_path("sst2") / "train.tsv"'), said
+    assert _raised(lambda: charseq.dataset_path("sst2")).endswith('; run: charseq.get_dataset("sst2")')
+    result = run_cli_in_process("train-lm", "corpora/poems.txt", "--out", "runs/poems")
+    assert_clean_error(result, 'give "$(charseq data path poems)"')

@@ -149,6 +149,22 @@ def test_missing_model_directory(tmp_path):
     assert_clean_error(run_cli_in_process("generate", "--model", tmp_path / "none", "--prompt", "a"), "does not exist")
 
 
+def test_a_misspelt_run_or_its_folder_given_as_the_model_names_the_run_meant(tmp_path, trained_run):
+    """`--model runs/poem` for runs/poems, or `--model runs` for the folder of runs: the message
+    names the run meant, as click offers the command closest to a misspelt one."""
+    import shutil
+
+    shutil.copytree(trained_run, tmp_path / "runs" / "poems")
+    r = run_cli_in_process("generate", "--model", tmp_path / "runs" / "poem", "--prompt", "a")
+    assert_clean_error(r, f"does not exist; did you mean {tmp_path / 'runs' / 'poems'}?")
+    r = run_cli_in_process("generate", "--model", tmp_path / "runs", "--prompt", "a")
+    assert_clean_error(r, "is not a charseq run directory (no config.json); "
+                          f"it holds the run {tmp_path / 'runs' / 'poems'}")
+    shutil.copytree(trained_run, tmp_path / "runs" / "add")
+    r = run_cli_in_process("evaluate", "--model", tmp_path / "runs")
+    assert_clean_error(r, f"it holds the runs {tmp_path / 'runs' / 'add'}, {tmp_path / 'runs' / 'poems'}")
+
+
 def test_a_file_given_as_the_model(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("a text, not a run\n")

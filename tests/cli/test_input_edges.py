@@ -23,7 +23,7 @@ def nothing_made(parent, name="r") -> bool:
 # ----------------------------------------------------------------------------- resource bounds
 def test_a_model_too_big_for_memory_is_refused_up_front_through_the_real_cli(tmp_path, corpus_file):
     r = run_cli("train-lm", corpus_file, "--out", tmp_path / "r", *LM_FLAGS, "--units", "100000000")
-    assert_clean_error(r, "--units 100000000", "GB", "smaller --units")
+    assert_clean_error(r, "--units 100000000", " PB for its weights", "GB. Use", "smaller --units")  # not 1e9 GB
     assert nothing_made(tmp_path)
 
 

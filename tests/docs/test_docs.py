@@ -199,7 +199,8 @@ def test_the_python_reference_names_every_parameter_of_its_functions(site):
         obj = getattr(importlib.import_module(module), name)
         if inspect.isfunction(obj):
             entries.append((path, obj))
-        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",") if m.strip()]
+        entries += [(f"{path}.{m.strip()}", getattr(obj, m.strip())) for m in members.split(",")
+                    if m.strip() and callable(getattr(obj, m.strip()))]  # a property (`size`) takes no parameters
     wrong = []
     for anchor, function in entries:
         start = api.find(f'id="{anchor}"')
@@ -240,11 +241,32 @@ def run_block_line(line: str, cwd, env) -> tuple[int, str, str]:
     return r.returncode, r.stdout, r.stderr
 
 
+TRAIN_COMMAND = re.compile(r"\bcharseq (train-lm|train-classifier|train-seq2seq|classify-mnist)\b")
+TINY = "--max-steps 5 --eval-every 5 --units 16 --layers 1 --embedding-dim 8 --batch-size 8 --precision float32"
+IN_A_CLONE = {"getting-started.md"}  # the tour reads corpora/ as a clone holds it; the guides run from any folder
+
+
+def shortened(code: str) -> str:
+    """A block as the test runs it: every training a few steps of a tiny model (options of the block's
+    own coming after, so they still apply where they are not a length), data set sizes cut by 50."""
+    short = re.sub(r" --time-budget \S+", "", code)
+    short = TRAIN_COMMAND.sub(lambda m: f"{m.group(0)} {TINY}", short)
+    return re.sub(r"\b(\d{4,})\b", lambda m: str(int(m.group(1)) // 50), short)
+
+
+def test_a_block_is_shortened_to_a_few_steps():
+    assert shortened('charseq train-lm "$(charseq data path poems)" --out runs/p --time-budget 2  # 2 min\n'
+                     "charseq make-pairs addition --n 55000 --out all.tsv\n") == \
+        f'charseq train-lm {TINY} "$(charseq data path poems)" --out runs/p  # 2 min\n' \
+        "charseq make-pairs addition --n 1100 --out all.tsv\n"
+
+
 def test_the_tested_blocks_run_as_written(tmp_path):
-    """Each block marked `<!-- tested -->` runs line by line, from a directory holding the project's
-    corpora, with `--time-budget N` replaced by a few steps of a tiny model and data set sizes cut by 50."""
+    """Each block marked `<!-- tested -->` runs line by line, with a few steps of a tiny model for each
+    training and data set sizes cut by 50: the tour's from a folder holding the project's corpora (a
+    clone), a guide's from an empty folder, as a reader who installed charseq runs it."""
     blocks = [(page, code) for page in PAGES for _, code, tested in code_blocks(page) if tested]
-    assert len(blocks) >= 2, "no tested blocks found"
+    assert len(blocks) >= 4, "no tested blocks found"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "charseq"
@@ -252,16 +274,15 @@ def test_the_tested_blocks_run_as_written(tmp_path):
     wrapper.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     for i, (page, code) in enumerate(blocks):
-        assert "--time-budget" in code, f"{page.name}: a tested block trains with --time-budget"
+        assert TRAIN_COMMAND.search(code), f"{page.name}: a tested block trains"
         work = tmp_path / f"block{i}"
-        (work / "corpora").mkdir(parents=True)
-        for corpus in (REPO / "corpora").iterdir():
-            (work / "corpora" / corpus.name).write_bytes(corpus.read_bytes())
-        short = re.sub(r"--time-budget \S+", "--max-steps 5 --eval-every 5 --units 16 --layers 1 --embedding-dim 8 "
-                                            "--batch-size 8 --precision float32", code)
-        short = re.sub(r"\b(\d{4,})\b", lambda m: str(int(m.group(1)) // 50), short)
+        work.mkdir()
+        if page.name in IN_A_CLONE:
+            (work / "corpora").mkdir()
+            for corpus in (REPO / "corpora").iterdir():
+                (work / "corpora" / corpus.name).write_bytes(corpus.read_bytes())
         printed = []
-        for line in short.replace("\\\n", " ").splitlines():
+        for line in shortened(code).replace("\\\n", " ").splitlines():
             if not shlex.split(line, comments=True):
                 continue
             status, stdout, stderr = run_block_line(line, work, env)
@@ -274,9 +295,61 @@ def test_the_tested_blocks_run_as_written(tmp_path):
 def test_the_readme_shows_the_tested_blocks():
     """The README's tour and Python example are the ones the docs test (and tests/api/test_api.py runs)."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    tested = [code for page in PAGES[1:] for _, code, t in code_blocks(page) if t]
+    tested = [code for _, code, t in code_blocks(REPO / "docs" / "getting-started.md") if t]
     for code in tested:
         assert code in readme, f"the README's tour differs from the tested block:\n{code}"
     python = [code for language, code, _ in code_blocks(REPO / "README.md") if language == "python"]
     guide = [code for language, code, _ in code_blocks(REPO / "docs" / "getting-started.md") if language == "python"]
     assert python and python[0] == guide[0]
+
+
+def test_the_python_reference_has_an_entry_for_each_vocabulary_member_the_guide_uses(site):
+    """The Python guide builds a backbone from `vocab.size`, `vocab.encode(text)` and `vocab.decode(ids)`:
+    each is an entry of the reference, as Keras' reference lists a layer's attributes with its methods."""
+    guide = (REPO / "docs" / "guide" / "python.md").read_text(encoding="utf-8")
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    used = set(re.findall(r"\b(?:vocab|CharVocab)\.([a-z]\w*)", guide))
+    assert {"size", "encode", "decode", "build"} <= used
+    assert [name for name in sorted(used) if f'id="charseq.vocab.CharVocab.{name}"' not in api] == []
+
+
+def test_a_class_s_entry_names_only_methods_the_reference_shows():
+    """A class's docstring pointing at one of its methods (:meth:`open`) points at an entry of the
+    reference; a method it does not show is no help to a reader (RunDir's create and open)."""
+    import importlib
+
+    page = (REPO / "docs" / "reference" / "python.md").read_text(encoding="utf-8")
+    wrong = []
+    entries = re.findall(r"^::: (charseq\.[\w.]+)\n(?:    options:\n      members: (\[[^\]]*\]|false))?", page, re.M)
+    for path, members in entries:
+        module, name = path.rsplit(".", 1)
+        obj = getattr(importlib.import_module(module), name)
+        if not members:  # no members option: mkdocstrings shows them all
+            continue
+        shown = {m.strip() for m in members.strip("[]").split(",")} if members.startswith("[") else set()
+        named = re.findall(r":meth:`~?(\w+)`", obj.__doc__ or "")
+        wrong += [f"{path}: {method}" for method in named if method not in shown]
+    assert not wrong, "docstrings naming methods the reference does not show:\n" + "\n".join(wrong)
+
+
+def test_the_python_reference_lists_every_setting_of_the_train_functions(site):
+    """`train_lm(corpus, out, **settings)`: each setting it takes (`seq_len`, `units`, `lr`, ...) is
+    in its entry with its help and default, as Keras' reference lists every argument of `fit`."""
+    import inspect
+
+    import charseq
+    from charseq.cli import main
+    from charseq.settings import keywords
+
+    api = (site / "reference" / "python" / "index.html").read_text(encoding="utf-8")
+    wrong = []
+    for command, name in (("train-lm", "train_lm"), ("classify-mnist", "train_mnist"),
+                          ("train-classifier", "train_classifier"), ("train-seq2seq", "train_seq2seq")):
+        start = re.search(rf'id="charseq\.[\w.]*\.{name}"', api).start()
+        entry = api[start:api.find('class="doc doc-heading"', api.find("</h", start))]
+        options = {p.name for p in main.commands[command].params}
+        wrong += [f"{name}: {setting}" for setting in keywords(name, getattr(charseq, name))
+                  if setting in options and setting not in inspect.signature(getattr(charseq, name)).parameters
+                  and f"<code>{setting}</code>" not in entry]
+    assert not wrong, "settings not listed:\n" + "\n".join(wrong)
+    assert "[default: 0.1]" in api and "--" not in re.sub(r"<[^>]+>", "", api.split("Settings</strong>", 1)[1])[:3000]

@@ -522,7 +522,7 @@ def test_a_mistyped_train_command_is_named_as_the_grid_s_command(tmp_path, corpu
     r = run_cli_in_process("grid", "train-lmm", corpus_file, "--lr", "1e-3,2e-3", "--out", tmp_path / "g")
     assert_clean_error(r, "Invalid value for 'COMMAND': 'train-lmm' is not one of 'train-lm', ")
     usage = run_cli_in_process("grid", "--help").stdout
-    assert "Usage: charseq grid [OPTIONS] COMMAND\n" in usage and "COMMAND is a train command" in usage
+    assert "Usage: charseq grid [OPTIONS] COMMAND [ARGS]...\n" in usage and "COMMAND is a train command" in usage
 
 
 def test_grid_spec_errors_come_before_any_training(tmp_path, corpus_file):

@@ -65,7 +65,7 @@ class Generator:
     """Samples continuations of a prompt from a :class:`~charseq.heads.lm.model.LanguageModel`.
 
     The whole sampling loop (read the prompt, then carry the state from token to token) is one
-    compiled `tf.while_loop`, :meth:`sample_fn`; `charseq export` saves the same function in a
+    compiled `tf.while_loop`; `charseq export` saves the same function in a
     SavedModel, so exported and in-process generation give the same text for the same seed.
     Each step runs on the compiled step ops where the kernel runs (:mod:`charseq.compiled_step`, the
     weights packed once per call; float32 for a float32 model, as Keras' cell computes it), else on
