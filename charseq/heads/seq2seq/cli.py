@@ -75,7 +75,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
 @training_options(SEQ2SEQ_MODEL)
 def train_seq2seq_command(train_file, out, force, resume, **settings):
-    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
+    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line (source,target
+    in a .csv); a first line naming the columns (source<TAB>target) is a header, not a pair.
 
     Default: sized to the data, trained until validation stops improving; run directory
     runs/<file name>. Prints validation loss, exact match

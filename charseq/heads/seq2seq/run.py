@@ -67,7 +67,8 @@ def _load_vocabs(run: RunDir, shared: bool):
 def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/seq2seq", *, force: bool = False,
                   resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                   **settings) -> RunDir:
-    """Train an encoder-decoder on `source<TAB>target` lines of `train_file`.
+    """Train an encoder-decoder on `source<TAB>target` lines of `train_file` (`source,target` rows of
+    a .csv), read by :func:`~charseq.data.pairs.read_pairs`.
 
     `settings` are the fields of :class:`~charseq.heads.seq2seq.config.ModelConfig`,
     :class:`~charseq.heads.seq2seq.config.DataConfig` and :class:`~charseq.settings.TrainConfig`.
@@ -94,8 +95,11 @@ class _Pairs(Recipe):
         d, log = start.data_cfg, start.log
         train_file = self.data_file(start)
 
-        def read(path):
-            pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
+        def read(path, header=None):
+            pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding, header=header)
+            if pairs.header:
+                log(f"data: line 1 of {path}, {' and '.join(map(repr, pairs.header))}, names the columns: read as "
+                    "a header, not a pair")
             if pairs.skipped:
                 log(f"skipped {counted(pairs.skipped, 'bad line')} of {path}")
             if pairs.too_long:
@@ -103,7 +107,9 @@ class _Pairs(Recipe):
                     f"{d.max_input_len:,}")
             return pairs
 
-        pairs = read(train_file)
+        # A run resumed reads its first line as it first did (one made before headers were told apart: as a pair).
+        pairs = read(train_file, start.config["data"].get("header", False) if start.resume else None)
+        self.header = pairs.header is not None
         sources, targets = pairs.sources, pairs.targets
         copies = len(sources) - len(set(sources))
         self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
@@ -165,7 +171,8 @@ class _Pairs(Recipe):
 
     def record(self, start: Start) -> dict:
         d = start.data_cfg
-        return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT}}
+        return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT,
+                         "header": self.header}}
 
     def build(self, start: Start):
         return build_model(flat(start.model_cfg), self.source_vocab.size, self.target_vocab.size, start.precision)
