@@ -141,6 +141,17 @@ def _csv_rows(text: str, name) -> list[tuple[int, list[str]]]:
         csv.field_size_limit(limit)
 
 
+def pairs_text(pairs: list[tuple[str, str]], path: str | Path) -> str:
+    """`pairs` as a file at `path` holds them, for `read_pairs` to read back: `source,target` rows,
+    quoted where a field holds a comma (`"March 7, 1994",1994-03-07`), for a .csv; else one
+    `source<TAB>target` line each."""
+    if Path(str(path)).suffix.lower() != ".csv":
+        return "".join(f"{source}\t{target}\n" for source, target in pairs)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(pairs)
+    return out.getvalue()
+
+
 def untabbed(path, line: str) -> str:
     """Why a file with no tab on any line is no file of pairs (--skip-bad-rows would skip it all), and,
     for one that looks like CSV, what to do."""

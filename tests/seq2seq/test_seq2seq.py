@@ -327,6 +327,17 @@ def test_a_csv_file_of_pairs_is_read_as_csv(tmp_path):
         read_pairs(tmp_path / "one.csv")
 
 
+def test_make_pairs_writes_a_csv_for_a_csv_name(tmp_path):
+    """make-pairs --out dates.csv wrote tab-separated lines under a .csv name; it writes CSV, quoted
+    where a date holds a comma, and the pairs read back are the ones made."""
+    r = run_cli_in_process("make-pairs", "dates", "--n", "50", "--out", tmp_path / "dates.csv")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "dates.csv").read_text()
+    assert "\t" not in text and re.search(r'^"[A-Za-z]+ \d+, \d{4}",\d{4}-\d\d-\d\d$', text, re.M), text[:200]
+    pairs = read_pairs(tmp_path / "dates.csv")
+    assert list(zip(pairs.sources, pairs.targets)) == make_pairs("dates", 50)
+
+
 def test_train_and_evaluate_read_a_csv_with_a_header(reverse_run, tmp_path):
     """train-seq2seq says the header it did not train on and records it, so the run's validation
     pairs are found again as training found them; evaluate scores the same file's pairs alone."""

@@ -28,12 +28,13 @@ STDOUT = "-"  # make-pairs --out: the name that means standard output
 @library_option("--max-length", type=int, owner=f"{MAKE_PAIRS}.length[1]", help="reverse/sort: longest string.")
 @library_option("--seed", type=int, owner=f"{MAKE_PAIRS}.seed", help="Random seed (same seed, same pairs).")
 @click.option("--out", "-o", type=click.Path(), required=True,
-              help="TSV file to write (source<TAB>target); - writes to standard output.")
+              help="File to write: source<TAB>target lines, or source,target rows for a .csv; - writes "
+                   "to standard output.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
     """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
     sort (the characters of a string) or dates (human formats -> ISO 8601)."""
-    from charseq.data.pairs import check_task_settings, make_pairs
+    from charseq.data.pairs import check_task_settings, make_pairs, pairs_text
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
@@ -49,7 +50,7 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
         min_length if min_length is not None else library_default(f"{MAKE_PAIRS}.length[0]"),
         max_length if max_length is not None else library_default(f"{MAKE_PAIRS}.length[1]"))
     pairs = make_pairs(task, n, **given(seed=seed, digits=digits, length=length))
-    text = "".join(f"{s}\t{t}\n" for s, t in pairs)
+    text = pairs_text(pairs, out)
     if to_stdout:
         click.echo(text, nl=False)
     else:
