@@ -86,6 +86,10 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
         if len(fields) != 2:
             problem = (f"has no {between[2:]} between source and target" if len(fields) == 1
                        else f"has {len(fields) - 1} tabs, not 1" if not csv_file else f"has {len(fields)} fields, not 2")
+            if len(fields) > 2 and not csv_file and '"' in "".join(fields):
+                # Quotes hold a separator in CSV only: a TSV is read as written, quotes and all.
+                problem += "; quotes do not hold a tab in a TSV, which is read as written: save pairs that need " \
+                           "quoting as a .csv"
         elif not fields[0].strip():
             problem = "has an empty source"
         elif not fields[1].strip():

@@ -322,6 +322,12 @@ def test_a_csv_file_of_pairs_is_read_as_csv(tmp_path):
     with pytest.raises(CharseqError, match="bad.csv line 2 has 3 fields, not 2"):
         read_pairs(tmp_path / "bad.csv")
     assert read_pairs(tmp_path / "bad.csv", skip_bad_rows=True).skipped == 2
+    (tmp_path / "quoted.tsv").write_text('"a\tb"\tab\ncd\tdc\n')  # a TSV does not quote: said so, with what does
+    with pytest.raises(CharseqError, match="quoted.tsv line 1 has 2 tabs, not 1; quotes do not hold a tab in a TSV, "
+                                           "which is read as written: save pairs that need quoting as a .csv"):
+        read_pairs(tmp_path / "quoted.tsv")
+    (tmp_path / "quoted.csv").write_text('cd,dc\n"a\tb",ab\n')
+    assert read_pairs(tmp_path / "quoted.csv").sources == ["cd", "a\tb"]
     (tmp_path / "one.csv").write_text("ab\ncd\n")
     with pytest.raises(CharseqError, match="one.csv has no comma on any line"):
         read_pairs(tmp_path / "one.csv")
