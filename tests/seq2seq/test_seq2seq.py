@@ -184,6 +184,23 @@ def test_train_warns_of_validation_pairs_with_characters_training_lacks(reverse_
     assert r.returncode == 0 and "validation pairs have characters" not in r.stdout, r.stderr
 
 
+def test_validating_on_the_training_file_itself_is_said_not_warned_of(reverse_run, tmp_path):
+    """--val the training file, as the guide advises for a phrasebook, was warned of as validation
+    pairs flattered by sources shared with training; a copy of the file is still warned of."""
+    import shutil
+
+    small = tmp_path / "pairs.tsv"
+    small.write_text("".join(reverse_run.joinpath("train.tsv").read_text().splitlines(keepends=True)[:64]))
+    tiny = ("--max-steps", "1", "--units", "8", "--embedding-dim", "4", "--batch-size", "8")
+    r = run_cli_in_process("train-seq2seq", small, "--val", small, "--out", tmp_path / "r", *tiny)
+    assert r.returncode == 0, r.stderr
+    assert ("data: --val is the training file itself: the validation figures say how well its pairs are learnt, "
+            "not how well other sources would be translated") in r.stdout.splitlines() and "flattered" not in r.stdout
+    shutil.copy(small, tmp_path / "copy.tsv")
+    r = run_cli_in_process("train-seq2seq", small, "--val", tmp_path / "copy.tsv", "--out", tmp_path / "r2", *tiny)
+    assert r.returncode == 0 and "the validation figures are flattered by them" in r.stdout, r.stderr
+
+
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
     """Argmax decoding written out step by step with the model's own encode/decode_step: the
     reference the beam decoder's beam=1 must reproduce."""

@@ -12,6 +12,7 @@ padding masked; the decoder reads `<s> target` and learns to predict `target </s
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -119,7 +120,10 @@ class _Pairs(Recipe):
             if copies:
                 log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
             shared = shared_texts(sources, val_sources)
-            if shared:
+            if same_file(d.val, train_file):  # asked for (a phrasebook learns its pairs): said, not warned of
+                log("data: --val is the training file itself: the validation figures say how well its pairs are "
+                    "learnt, not how well other sources would be translated")
+            elif shared:
                 log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) "
                     f"have a source that also occurs in {train_file}; the validation figures are flattered by them")
         else:  # a run made before the grouped split is resumed on the pairs it was trained on
@@ -207,6 +211,14 @@ def _warn_of_cut_targets(log, targets: list[str], limit: int) -> None:
         log(f"warning: --max-output-len {limit:,} is shorter than {cut:,} of the {len(targets):,} training targets "
             f"(the longest has {max(map(len, targets)):,} characters): their outputs are cut off and can never "
             f"match; without it the limit is {_max_output_len(targets):,}")
+
+
+def same_file(a, b) -> bool:
+    """Whether the paths `a` and `b` name one file (standard input is no file)."""
+    try:
+        return "-" not in (str(a), str(b)) and os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _warn_of_unseen_characters(log, val_sources: list[str], val_targets: list[str], source_vocab, target_vocab) -> None:
