@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from charseq.errors import CharseqError
 from charseq.data.labeled import FIELD_LIMIT
+from charseq.errors import CharseqError
 from charseq.files import input_name, read_text
 from charseq.settings import PAIR_TASKS as TASKS, check_seed
 
@@ -75,7 +75,7 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
     text, name = read_text(path, encoding, errors), input_name(path)  # `-` is standard input
     csv_file = is_csv(path, text)
     rows = _csv_rows(text, name) if csv_file else _tsv_rows(text)
-    between = "a comma" if csv_file else "a tab"
+    separator = "comma" if csv_file else "tab"
     separated = any(len(fields) > 1 for _, fields in rows)  # once: not scanned again for each bad line
     head = None
     if rows and (header or (header is None and names_columns(rows[0][1]))):
@@ -84,7 +84,7 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
     for number, fields in rows:
         problem = None
         if len(fields) != 2:
-            problem = (f"has no {between[2:]} between source and target" if len(fields) == 1
+            problem = (f"has no {separator} between source and target" if len(fields) == 1
                        else f"has {len(fields) - 1} tabs, not 1" if not csv_file else f"has {len(fields)} fields, not 2")
             if len(fields) > 2 and not csv_file and '"' in "".join(fields):
                 # Quotes hold a separator in CSV only: a TSV is read as written, quotes and all.
