@@ -85,7 +85,7 @@ def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int
         problem = None
         if len(fields) != 2:
             problem = (f"has no {separator} between source and target" if len(fields) == 1
-                       else f"has {len(fields) - 1} tabs, not 1" if not csv_file else f"has {len(fields)} fields, not 2")
+                       else f"has {len(fields)} fields, not 2" if csv_file else f"has {len(fields) - 1} tabs, not 1")
             if len(fields) > 2 and not csv_file and '"' in "".join(fields):
                 # Quotes hold a separator in CSV only: a TSV is read as written, quotes and all.
                 problem += "; quotes do not hold a tab in a TSV, which is read as written: save pairs that need " \

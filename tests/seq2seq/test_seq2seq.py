@@ -334,7 +334,8 @@ def test_a_csv_file_of_pairs_is_read_as_csv(tmp_path):
     assert (pairs.sources, pairs.targets, pairs.header) == (["Smith, John", 'a "b"'], ["John Smith", "c"],
                                                             ["source", "target"])
     (tmp_path / "tabbed.csv").write_text("a,b\tc\n")
-    assert (read_pairs(tmp_path / "tabbed.csv").sources, read_pairs(tmp_path / "tabbed.csv").targets) == (["a,b"], ["c"])
+    tabbed = read_pairs(tmp_path / "tabbed.csv")
+    assert (tabbed.sources, tabbed.targets) == (["a,b"], ["c"])
     (tmp_path / "bad.csv").write_text("ab,ba\nab,ba,x\nabc\n")
     with pytest.raises(CharseqError, match="bad.csv line 2 has 3 fields, not 2"):
         read_pairs(tmp_path / "bad.csv")

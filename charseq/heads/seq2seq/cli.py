@@ -65,7 +65,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @validation_options(TRAIN_SEQ2SEQ, "pairs", "pairs held out for validation, shuffled by --seed, pairs with the same "
                     "source kept on one side")
 @click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
-@click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab (in a .csv, two fields) or with an empty side.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Skip (and count) lines without one tab (in a .csv, two fields) or with an empty side.")
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
 @click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
 @library_option("--encoding", owner=f"{TRAIN_SEQ2SEQ}.encoding", help="Text encoding of the files.")
