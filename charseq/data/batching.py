@@ -16,6 +16,7 @@ array([[5, 6, 7],
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -154,10 +155,16 @@ def validation_split(keys: list, labels, fraction: float, seed: int, grouped: bo
     return Split(train, val, 0)
 
 
-def validation_rows(data: dict, seed: int, read, split_by, grouped: bool) -> tuple[list, list]:
+def validation_rows(data: dict, seed: int, read, split_by, grouped: bool,
+                    shown: str = "its validation examples") -> tuple[list, list]:
     """A trained run's validation rows, from its config's data settings: its --val file, else the rows
     of its training file that `validation_split` holds out. `read(path)` gives the (inputs, outputs)
-    columns of a file, `split_by(inputs, outputs)` the (keys, labels) the split goes by."""
+    columns of a file, `split_by(inputs, outputs)` the (keys, labels) the split goes by; `shown` names
+    what is made of the rows, for the error saying the file they come from is gone."""
+    path, role = (data["val"], "validated") if data.get("val") else (data["train"], "trained")
+    if not Path(path).exists():  # a run keeps no copy of its data: what it shows needs the file where it was
+        raise CharseqError(f"{path}, the file this run {role} on, is no longer there (moved or deleted); "
+                           f"{shown} come from it: put it back to see them")
     if data.get("val"):
         return read(data["val"])
     inputs, outputs = read(data["train"])

@@ -1,6 +1,6 @@
-"""Sequence pairs for the encoder-decoder: a TSV reader and synthetic tasks that need no download.
+"""Sequence pairs for the encoder-decoder: a TSV and CSV reader and synthetic tasks that need no download.
 
-    pairs = read_pairs("add.tsv")                       # source<TAB>target per line
+    pairs = read_pairs("add.tsv")                       # source<TAB>target per line (source,target in a .csv)
     rows = make_pairs("addition", n=50000, seed=0, digits=3)
 
 The synthetic tasks are the classic seq2seq demos: addition of two numbers (`12+345` → `357`),
@@ -11,12 +11,16 @@ seed, so demos and tests are reproducible.
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from charseq.data.labeled import FIELD_LIMIT
 from charseq.errors import CharseqError
 from charseq.files import input_name, read_text
 from charseq.settings import PAIR_TASKS as TASKS, check_seed
@@ -28,57 +32,136 @@ class Pairs:
     targets: list[str]
     skipped: int = 0  # bad rows skipped (--skip-bad-rows)
     too_long: int = 0  # sources over --max-input-len skipped
+    header: list[str] | None = None  # the first line's two fields, when read as the names of the columns
+
+
+# Words a first line names its columns with (`source<TAB>target`, `input,output`, `English<TAB>French`), read
+# a word at a time (`source_text`). A pair of two such words is a header, not a pair anyone trains on. Short
+# words a real pair could hold (`in`, `to`, `x`) are not here, nor words of other languages (German `es`
+# → `it` is a pair).
+COLUMN_WORDS = frozenset("""
+    source target src tgt trg input output inputs outputs text texts sentence sentences
+    question answer prompt completion response translation original reference label string sequence seq
+    lang language english chinese mandarin french german spanish italian portuguese russian japanese korean
+    arabic hindi dutch
+""".split())
+
+
+def names_columns(fields: list[str]) -> bool:
+    """Whether a line's two fields are names of columns (`source`, `target`), not a pair to learn."""
+    words = [re.split(r"[\s_\-.]+", f.strip().lower()) for f in fields]
+    return (len(fields) == 2 and fields[0].strip().lower() != fields[1].strip().lower()
+            and all(w and all(part in COLUMN_WORDS for part in w) for w in words))
+
+
+def is_csv(path: str | Path, text: str) -> bool:
+    """A file of pairs is read as CSV when its name ends in .csv and its first line has no tab (a
+    TSV saved under a .csv name is read as the TSV it is)."""
+    return Path(str(path)).suffix.lower() == ".csv" and "\t" not in text.split("\n", 1)[0]
 
 
 def read_pairs(path: str | Path, skip_bad_rows: bool = False, max_input_len: int | None = None,
-               skip_long: bool = False, encoding: str = "utf-8", errors: str = "strict") -> Pairs:
-    """`source<TAB>target` lines. A line without exactly one tab, or with an empty side, is an
-    error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an
-    error unless `skip_long`. Blank lines are ignored. The file at `path` is read in `encoding`,
+               skip_long: bool = False, encoding: str = "utf-8", errors: str = "strict",
+               header: bool | None = None) -> Pairs:
+    """`source<TAB>target` lines, or `source,target` rows of a .csv file (quoted as CSV quotes a
+    field holding a comma). A line without exactly one tab (two fields), or with an empty side, is
+    an error naming its line unless `skip_bad_rows`; a source longer than `max_input_len` is an error
+    unless `skip_long`. Blank lines are ignored. A first line that names its two columns
+    (`source<TAB>target`, `input,output`) is a header and not read as a pair; `header` True reads the
+    first line as a header whatever it holds, False as a pair. The file at `path` is read in `encoding`,
     with `errors` ("strict", "replace", "ignore") for bytes that do not decode."""
     if max_input_len is not None and max_input_len < 1:
         raise CharseqError(f"--max-input-len must be at least 1, not {max_input_len}")
+    text, name = read_text(path, encoding, errors), input_name(path)  # `-` is standard input
+    csv_file = is_csv(path, text)
+    rows = _csv_rows(text, name) if csv_file else _tsv_rows(text)
+    separator = "comma" if csv_file else "tab"
+    separated = any(len(fields) > 1 for _, fields in rows)  # once: not scanned again for each bad line
+    head = None
+    if rows and (header or (header is None and names_columns(rows[0][1]))):
+        head, rows = rows[0][1], rows[1:]
     sources, targets, skipped, too_long = [], [], 0, 0
-    text, path = read_text(path, encoding, errors), input_name(path)  # `-` is standard input
-    tabbed = "\t" in text  # once: a file of many bad lines is not scanned again for each
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        fields = line.rstrip("\r").split("\t")
+    for number, fields in rows:
         problem = None
         if len(fields) != 2:
-            problem = "has no tab between source and target" if len(fields) == 1 else f"has {len(fields) - 1} tabs, not 1"
+            problem = (f"has no {separator} between source and target" if len(fields) == 1
+                       else f"has {len(fields)} fields, not 2" if csv_file else f"has {len(fields) - 1} tabs, not 1")
+            if len(fields) > 2 and not csv_file and '"' in "".join(fields):
+                # Quotes hold a separator in CSV only: a TSV is read as written, quotes and all.
+                problem += "; quotes do not hold a tab in a TSV, which is read as written: save pairs that need " \
+                           "quoting as a .csv"
         elif not fields[0].strip():
             problem = "has an empty source"
         elif not fields[1].strip():
             problem = "has an empty target"
-        if len(fields) == 1 and not tabbed:  # not one stray line: no line has a tab
-            raise CharseqError(untabbed(path, line))
+        if len(fields) == 1 and not separated:  # not one stray line: no line has a separator
+            raise CharseqError(untabbed(name, fields[0]) if not csv_file else
+                               f"{name} has no comma on any line: a CSV file of pairs holds one source,target "
+                               "pair per line")
         if problem:
             if not skip_bad_rows:
-                raise CharseqError(f"{path} line {number} {problem}", "--skip-bad-rows to skip such lines")
+                raise CharseqError(f"{name} line {number} {problem}", "--skip-bad-rows to skip such lines")
             skipped += 1
             continue
         source, target = fields
         if max_input_len is not None and len(source) > max_input_len:
             if not skip_long:
-                raise CharseqError(f"{path} line {number}: the source has {len(source)} characters, more than "
+                raise CharseqError(f"{name} line {number}: the source has {len(source)} characters, more than "
                                    f"--max-input-len {max_input_len}", "--skip-long to skip such lines")
             too_long += 1
             continue
         sources.append(source)
         targets.append(target)
     if not sources:
-        raise CharseqError(f"{path} has no usable source<TAB>target lines")
-    return Pairs(sources, targets, skipped, too_long)
+        raise CharseqError(f"{name} has no usable source{'<TAB>' if not csv_file else ','}target lines")
+    return Pairs(sources, targets, skipped, too_long, head)
+
+
+def _tsv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of each line that is not blank, split at its tabs."""
+    return [(number, line.rstrip("\r").split("\t")) for number, line in enumerate(text.split("\n"), start=1)
+            if line.strip()]
+
+
+def _csv_rows(text: str, name) -> list[tuple[int, list[str]]]:
+    """(line number where it starts, fields) of each CSV row with a field that is not blank."""
+    # The csv module refuses a field over 131,072 characters by default: a long line is the user's to
+    # have (--max-input-len bounds it), so the limit is lifted while reading.
+    limit = csv.field_size_limit(FIELD_LIMIT)
+    reader, rows = csv.reader(io.StringIO(text)), []
+    try:
+        while True:
+            number = reader.line_num + 1  # where this row starts (a quoted field may span lines)
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return rows
+            except csv.Error as e:
+                raise CharseqError(f"{name} line {number}: {e}" + (
+                    " (a quote opened there is never closed)" if "end of data" in str(e) else "")) from None
+            if any(field.strip() for field in fields):
+                rows.append((number, fields))
+    finally:
+        csv.field_size_limit(limit)
+
+
+def pairs_text(pairs: list[tuple[str, str]], path: str | Path) -> str:
+    """`pairs` as a file at `path` holds them, for `read_pairs` to read back: `source,target` rows,
+    quoted where a field holds a comma (`"March 7, 1994",1994-03-07`), for a .csv; else one
+    `source<TAB>target` line each."""
+    if Path(str(path)).suffix.lower() != ".csv":
+        return "".join(f"{source}\t{target}\n" for source, target in pairs)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(pairs)
+    return out.getvalue()
 
 
 def untabbed(path, line: str) -> str:
     """Why a file with no tab on any line is no file of pairs (--skip-bad-rows would skip it all), and,
     for one that looks like CSV, what to do."""
-    csv = Path(str(path)).suffix.lower() == ".csv" or "," in line
+    csv_like = "," in line
     return (f"{path} has no tab on any line: a file of pairs holds one source<TAB>target pair per line"
-            + ("; if it is CSV (separated by commas), save it as TSV (separated by tabs)" if csv else ""))
+            + ("; if it is CSV (separated by commas), read it from a file whose name ends in .csv" if csv_like else ""))
 
 
 # ----------------------------------------------------------------------------- synthetic tasks

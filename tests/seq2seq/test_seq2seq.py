@@ -97,7 +97,7 @@ def test_evaluate_counts_sources_the_model_cannot_read(reverse_run, tmp_path):
     """evaluate reads unseen source characters as unknown, so a file with a header line or of another
     task scores, but says how many sources it could not read instead of passing for a poor model."""
     run = reverse_run / "run"
-    (tmp_path / "header.tsv").write_text("Source\tTarget\nabc\tcba\nab\tba\n")
+    (tmp_path / "header.tsv").write_text("Wort\tUmgekehrt\nabc\tcba\nab\tba\n")  # names charseq does not know
     r = run_cli_in_process("evaluate", "--model", run, tmp_path / "header.tsv")
     assert r.returncode == 0, r.stderr
     assert ("on 3 pairs (beam 1; 1 source with characters the model never saw, read as unknown; 1 target with "
@@ -182,6 +182,23 @@ def test_train_warns_of_validation_pairs_with_characters_training_lacks(reverse_
     r = run_cli_in_process("train-seq2seq", reverse_run / "train.tsv", "--val", reverse_run / "test.tsv", "--out",
                            tmp_path / "r2", "--max-steps", "1", "--units", "8", "--embedding-dim", "4")
     assert r.returncode == 0 and "validation pairs have characters" not in r.stdout, r.stderr
+
+
+def test_validating_on_the_training_file_itself_is_said_not_warned_of(reverse_run, tmp_path):
+    """--val the training file, as the guide advises for a phrasebook, was warned of as validation
+    pairs flattered by sources shared with training; a copy of the file is still warned of."""
+    import shutil
+
+    small = tmp_path / "pairs.tsv"
+    small.write_text("".join(reverse_run.joinpath("train.tsv").read_text().splitlines(keepends=True)[:64]))
+    tiny = ("--max-steps", "1", "--units", "8", "--embedding-dim", "4", "--batch-size", "8")
+    r = run_cli_in_process("train-seq2seq", small, "--val", small, "--out", tmp_path / "r", *tiny)
+    assert r.returncode == 0, r.stderr
+    assert ("data: --val is the training file itself: the validation figures say how well its pairs are learnt, "
+            "not how well other sources would be translated") in r.stdout.splitlines() and "flattered" not in r.stdout
+    shutil.copy(small, tmp_path / "copy.tsv")
+    r = run_cli_in_process("train-seq2seq", small, "--val", tmp_path / "copy.tsv", "--out", tmp_path / "r2", *tiny)
+    assert r.returncode == 0 and "the validation figures are flattered by them" in r.stdout, r.stderr
 
 
 def _greedy_by_hand(translator, source: str, max_len: int = 20) -> tuple[str, float]:
@@ -280,18 +297,85 @@ def test_pairs_file_problems(tmp_path):
 
 
 def test_a_file_with_no_tab_is_said_to_be_no_file_of_pairs(tmp_path):
-    """A CSV or a file of sources alone was refused at its line 1 with advice, --skip-bad-rows, that
-    skipped every line and then found nothing to train on."""
-    (tmp_path / "pairs.csv").write_text("source,target\n3 March 2021,2021-03-03\n")
+    """A CSV not named .csv or a file of sources alone was refused at its line 1 with advice,
+    --skip-bad-rows, that skipped every line and then found nothing to train on."""
+    (tmp_path / "pairs.txt").write_text("source,target\n3 March 2021,2021-03-03\n")
     (tmp_path / "sources.txt").write_text("3 March 2021\n4 April 2020\n")
     for skip in ((), ("--skip-bad-rows",)):
-        r = run_cli_in_process("train-seq2seq", tmp_path / "pairs.csv", "--out", tmp_path / "r", *skip)
-        assert_clean_error(r, "pairs.csv has no tab on any line: a file of pairs holds one source<TAB>target pair "
-                           "per line; if it is CSV (separated by commas), save it as TSV (separated by tabs)")
+        r = run_cli_in_process("train-seq2seq", tmp_path / "pairs.txt", "--out", tmp_path / "r", *skip)
+        assert_clean_error(r, "pairs.txt has no tab on any line: a file of pairs holds one source<TAB>target pair "
+                           "per line; if it is CSV (separated by commas), read it from a file whose name ends in .csv")
         assert "--skip-bad-rows" not in r.stderr and not (tmp_path / "r").exists()
     r = run_cli_in_process("train-seq2seq", tmp_path / "sources.txt", "--out", tmp_path / "r")
     assert_clean_error(r, "sources.txt has no tab on any line: a file of pairs holds one source<TAB>target pair per line")
     assert "CSV" not in r.stderr
+
+
+def test_a_first_line_naming_the_columns_is_a_header_not_a_pair(tmp_path):
+    """A pairs file exported with a header (source<TAB>target, pandas' input,output) was trained on
+    with its header as one more pair; a first line of other words is still a pair."""
+    rows = "3 March 2021\t2021-03-03\n4 May 2020\t2020-05-04\n"
+    for header in ("source\ttarget", "Source Text\tTarget_Text", "input\toutput", "English\tFrench", "src\ttgt"):
+        (tmp_path / "p.tsv").write_text(header + "\n" + rows)
+        pairs = read_pairs(tmp_path / "p.tsv")
+        assert pairs.sources == ["3 March 2021", "4 May 2020"] and pairs.header == header.split("\t"), header
+        assert read_pairs(tmp_path / "p.tsv", header=False).sources[0] == header.split("\t")[0]
+    for first in ("es\tit", "in\tout", "text\ttext", "source\t2021-03-03"):  # German es is it; one a copy
+        (tmp_path / "p.tsv").write_text(first + "\n" + rows)
+        pairs = read_pairs(tmp_path / "p.tsv")
+        assert pairs.header is None and pairs.sources[0] == first.split("\t")[0], first
+
+
+def test_a_csv_file_of_pairs_is_read_as_csv(tmp_path):
+    """A .csv of pairs was refused, to be saved as TSV; it is read as CSV, quotes and all, as a
+    classifier's is, and a .csv holding tabs is read as the TSV it is."""
+    (tmp_path / "p.csv").write_text('source,target\n"Smith, John","John Smith"\n"a ""b""",c\n\n', encoding="utf-8")
+    pairs = read_pairs(tmp_path / "p.csv")
+    assert (pairs.sources, pairs.targets, pairs.header) == (["Smith, John", 'a "b"'], ["John Smith", "c"],
+                                                            ["source", "target"])
+    (tmp_path / "tabbed.csv").write_text("a,b\tc\n")
+    tabbed = read_pairs(tmp_path / "tabbed.csv")
+    assert (tabbed.sources, tabbed.targets) == (["a,b"], ["c"])
+    (tmp_path / "bad.csv").write_text("ab,ba\nab,ba,x\nabc\n")
+    with pytest.raises(CharseqError, match="bad.csv line 2 has 3 fields, not 2"):
+        read_pairs(tmp_path / "bad.csv")
+    assert read_pairs(tmp_path / "bad.csv", skip_bad_rows=True).skipped == 2
+    (tmp_path / "quoted.tsv").write_text('"a\tb"\tab\ncd\tdc\n')  # a TSV does not quote: said so, with what does
+    with pytest.raises(CharseqError, match="quoted.tsv line 1 has 2 tabs, not 1; quotes do not hold a tab in a TSV, "
+                                           "which is read as written: save pairs that need quoting as a .csv"):
+        read_pairs(tmp_path / "quoted.tsv")
+    (tmp_path / "quoted.csv").write_text('cd,dc\n"a\tb",ab\n')
+    assert read_pairs(tmp_path / "quoted.csv").sources == ["cd", "a\tb"]
+    (tmp_path / "one.csv").write_text("ab\ncd\n")
+    with pytest.raises(CharseqError, match="one.csv has no comma on any line"):
+        read_pairs(tmp_path / "one.csv")
+
+
+def test_make_pairs_writes_a_csv_for_a_csv_name(tmp_path):
+    """make-pairs --out dates.csv wrote tab-separated lines under a .csv name; it writes CSV, quoted
+    where a date holds a comma, and the pairs read back are the ones made."""
+    r = run_cli_in_process("make-pairs", "dates", "--n", "50", "--out", tmp_path / "dates.csv")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "dates.csv").read_text()
+    assert "\t" not in text and re.search(r'^"[A-Za-z]+ \d+, \d{4}",\d{4}-\d\d-\d\d$', text, re.M), text[:200]
+    pairs = read_pairs(tmp_path / "dates.csv")
+    assert list(zip(pairs.sources, pairs.targets)) == make_pairs("dates", 50)
+
+
+def test_train_and_evaluate_read_a_csv_with_a_header(reverse_run, tmp_path):
+    """train-seq2seq says the header it did not train on and records it, so the run's validation
+    pairs are found again as training found them; evaluate scores the same file's pairs alone."""
+    pairs = make_pairs("reverse", 60, seed=1, length=(2, 5))
+    (tmp_path / "p.csv").write_text("source,target\n" + "".join(f"{s},{t}\n" for s, t in pairs))
+    r = run_cli_in_process("train-seq2seq", tmp_path / "p.csv", "--out", tmp_path / "r", "--max-steps", "2",
+                           "--units", "8", "--embedding-dim", "8", "--batch-size", "8")
+    assert r.returncode == 0, r.stderr
+    assert "data: line 1 of" in r.stdout and "'source' and 'target', names the columns: read as a header" in r.stdout
+    assert "data: 54 training and 6 validation pairs" in r.stdout, r.stdout
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["data"]["header"] is True
+    r = run_cli_in_process("evaluate", "--model", reverse_run / "run", tmp_path / "p.csv", "--json")
+    report = json.loads(r.stdout)
+    assert report["examples"] == 60 and "unknown_sources" not in report and "unknown_targets" not in report, report
 
 
 def test_make_pairs_refuses_options_its_task_does_not_read(tmp_path):

@@ -235,6 +235,11 @@ def test_models_load_once_per_run(client):
     ("post", "/api/translate", {"run": "reverse", "source": "ab☃"}, 400, ["vocabulary", '"unknown": "unk"']),
     ("post", "/api/translate", {"run": "reverse", "source": "ab", "unknown": "skip"}, 400, ["unknown must be"]),
     ("post", "/api/translate", {"run": "poems", "source": "ab"}, 400, ["language model, not an encoder-decoder"]),
+    # "between 0 and 0" told nothing: choose picks one of the n_best hypotheses, and n_best gives more.
+    ("post", "/api/translate", {"run": "reverse", "source": "ab", "choose": 2}, 400,
+     ["choose must be 0, the only hypothesis (n_best is 1), not 2"]),
+    ("post", "/api/translate", {"run": "reverse", "source": "ab", "beam": 3, "n_best": 2, "choose": 2}, 400,
+     ["choose must be the index of one of the 2 hypotheses, 0 to 1 (raise n_best for more), not 2"]),
     # A misspelt query parameter, or one given twice, is named, as an unknown field of a body is.
     ("get", "/api/runs/poems/examples?count=20", None, 400, ["unknown query parameter(s): count", "(expected: n)"]),
     ("get", "/api/runs/poems/examples?n=5&n=6", None, 400, ["n is given more than once"]),

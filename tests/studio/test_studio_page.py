@@ -504,6 +504,19 @@ def test_translate_shows_empty_and_spaced_outputs_and_offers_attention_only_wher
     page.unroute("**/api/translate")
 
 
+def test_a_refused_source_leaves_no_earlier_sources_hypotheses_on_show(server, open_page):
+    """A source refused (a character the model never saw) kept the hypotheses and heat-map of the one
+    before under its error, as if they were its answer; the attention heading showed over nothing."""
+    page = open_page(server + "#translate?run=reverse")
+    assert not page.is_visible("#tr-attention-title")
+    ask(page, "translate", "tr", "table.heatmap td", source="abc")
+    assert page.is_visible("#tr-attention-title") and page.locator("#tr-hyps tr.chosen").count() == 1
+    ask(page, "translate", "tr", "#tr-status.error", source="ab☃")
+    assert page.locator("#tr-hyps tr").count() == 0 and page.locator("#tr-heatmap table").count() == 0
+    assert not page.is_visible("#tr-attention-title") and "☃" in page.inner_text("#tr-status")
+    page.problems[:] = [p for p in page.problems if "status of 400" not in p]  # the refusal above
+
+
 def test_examples_from_the_validation_data_are_one_click(server, open_page):
     page = open_page(server + "#generate?run=poems")
     first = page.locator("#lm-examples button.example").first

@@ -214,6 +214,28 @@ def test_a_text_classifier_whose_training_file_is_gone_says_so(studio_dir, tmp_p
         assert c.post("/api/classify", json={"run": "run", "text": "a good film"}).status_code == 200
 
 
+def test_an_encoder_decoder_whose_pairs_file_is_gone_says_so_as_a_classifier_does(studio_dir, tmp_path):
+    """An encoder-decoder's examples are its validation pairs, read again from its training file:
+    moved since, they say it is the file the run trained on and what to do, as a classifier's do,
+    while translating still works."""
+    import shutil
+
+    served = tmp_path / "served"
+    shutil.copytree(studio_dir / "reverse", served / "run")
+    config_file = served / "run" / "config.json"
+    config = json.loads(config_file.read_text())
+    gone = tmp_path / "private" / "reverse.tsv"
+    config_file.write_text(json.dumps({**config, "data": {**config["data"], "train": str(gone)}}))
+
+    with TestClient(create_app([served]), base_url="http://127.0.0.1:8000", raise_server_exceptions=False) as c:
+        response = c.get("/api/runs/run/examples", params={"n": 4})
+        error = response.json()["error"]
+        assert response.status_code == 400 and error.startswith("reverse.tsv, the file this run trained on, is "
+                                                                "no longer there"), error
+        assert "put it back" in error and str(tmp_path) not in error
+        assert c.post("/api/translate", json={"run": "run", "source": "abc"}).status_code == 200
+
+
 def test_the_validation_cache_keeps_the_most_recently_used_runs(studio_dir):
     from charseq.studio.runs import ServedRun, ValidationCache
 

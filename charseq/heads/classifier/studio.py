@@ -10,15 +10,12 @@ its training held out, found again from its config.json as training split them.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from charseq import web
-from charseq.errors import CharseqError
 from charseq.heads.classifier.config import reads_images
 from charseq.web import RUN, BadRequest, Field, Page, read_json
 
@@ -67,19 +64,14 @@ def validation(run, config: dict) -> tuple[list | object, list[int]]:
         return images.x_train[split.val], y_all[split.val].tolist()
     from charseq.data.labeled import read_labeled
 
-    for path, role in ((data["train"], "trained"), (data.get("val"), "validated")):
-        # The run keeps no copy of its texts: the page's examples and matrix need the file where it was.
-        if path and not Path(path).exists():
-            raise CharseqError(f"{path}, the file this run {role} on, is no longer there (moved or deleted); its "
-                               "validation examples and confusion matrix are read from it: put it back to see them")
-
     def read(path):
         rows = read_labeled(path, data["text_column"], data["label_column"], data["skip_bad_rows"], data["encoding"])
         return rows.texts, rows.renamed(data.get("label_names")).labels
 
     cut = config["model"].get("max_len")  # the split goes by the text as the model reads it, as in training
     texts, labels = validation_rows(data, seed, read, lambda texts, labels: (
-        [t[:cut] if cut else t for t in texts], label_ids(labels)), grouped=data.get("split") == SPLIT)
+        [t[:cut] if cut else t for t in texts], label_ids(labels)), grouped=data.get("split") == SPLIT,
+        shown="its validation examples and confusion matrix")
     return texts, _encode_labels(labels, names, data.get("val") or data["train"]).tolist()
 
 

@@ -28,12 +28,13 @@ STDOUT = "-"  # make-pairs --out: the name that means standard output
 @library_option("--max-length", type=int, owner=f"{MAKE_PAIRS}.length[1]", help="reverse/sort: longest string.")
 @library_option("--seed", type=int, owner=f"{MAKE_PAIRS}.seed", help="Random seed (same seed, same pairs).")
 @click.option("--out", "-o", type=click.Path(), required=True,
-              help="TSV file to write (source<TAB>target); - writes to standard output.")
+              help="File to write: source<TAB>target lines, or source,target rows for a .csv; - writes "
+                   "to standard output.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force):
     """Write N synthetic source<TAB>target pairs of TASK: addition (12+345 -> 357), reverse,
     sort (the characters of a string) or dates (human formats -> ISO 8601)."""
-    from charseq.data.pairs import check_task_settings, make_pairs
+    from charseq.data.pairs import check_task_settings, make_pairs, pairs_text
     from charseq.errors import CharseqError
     from charseq.files import write_bytes_atomic
 
@@ -49,7 +50,7 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
         min_length if min_length is not None else library_default(f"{MAKE_PAIRS}.length[0]"),
         max_length if max_length is not None else library_default(f"{MAKE_PAIRS}.length[1]"))
     pairs = make_pairs(task, n, **given(seed=seed, digits=digits, length=length))
-    text = "".join(f"{s}\t{t}\n" for s, t in pairs)
+    text = pairs_text(pairs, out)
     if to_stdout:
         click.echo(text, nl=False)
     else:
@@ -64,7 +65,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @validation_options(TRAIN_SEQ2SEQ, "pairs", "pairs held out for validation, shuffled by --seed, pairs with the same "
                     "source kept on one side")
 @click.option("--shared-vocab", is_flag=True, help="One vocabulary for source and target.")
-@click.option("--skip-bad-rows", is_flag=True, help="Skip (and count) lines without one tab or with an empty side.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Skip (and count) lines without one tab (in a .csv, two fields) or with an empty side.")
 @click.option("--max-input-len", type=int, help="Longest source accepted (longer: an error, or --skip-long).")
 @click.option("--skip-long", is_flag=True, help="Skip (and count) sources over --max-input-len.")
 @library_option("--encoding", owner=f"{TRAIN_SEQ2SEQ}.encoding", help="Text encoding of the files.")
@@ -75,7 +77,8 @@ def make_pairs_command(task, n, digits, min_length, max_length, seed, out, force
 @click.option("--max-output-len", type=int, help="Decoding limit [default: 2x the longest training target + 10].")
 @training_options(SEQ2SEQ_MODEL)
 def train_seq2seq_command(train_file, out, force, resume, **settings):
-    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line.
+    """Train an encoder-decoder on TRAIN_FILE: source<TAB>target, one pair per line (source,target
+    in a .csv); a first line naming the columns (source<TAB>target) is a header, not a pair.
 
     Default: sized to the data, trained until validation stops improving; run directory
     runs/<file name>. Prints validation loss, exact match

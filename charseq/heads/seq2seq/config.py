@@ -65,5 +65,6 @@ class DecodeConfig:
 
 DECODE = DecodeConfig()
 
-# config.json's "data" besides DataConfig's settings: the training file and how validation was held out.
-RECORDED = {"train": (TEXT, True), "split": (TEXT, False)}
+# config.json's "data" besides DataConfig's settings: the training file, how validation was held out, and
+# whether the training file's first line was read as a header (absent: as a pair, as runs before did).
+RECORDED = {"train": (TEXT, True), "split": (TEXT, False), "header": ((bool,), False)}

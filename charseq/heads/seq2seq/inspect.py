@@ -49,7 +49,9 @@ def explain_translation(translator, source: str, beam: int = 1, n_best: int = 1,
     """The n-best hypotheses of `source` and the attention matrix of hypothesis `choose`."""
     hyps = translator([source], beam=beam, n_best=n_best, length_penalty=length_penalty, unknown=unknown)[0]
     if not 0 <= choose < max(len(hyps), 1):
-        raise CharseqError(f"choose must be between 0 and {len(hyps) - 1}, not {choose}")
+        which = (f"0, the only hypothesis (n_best is {n_best})" if len(hyps) <= 1 else
+                 f"the index of one of the {len(hyps)} hypotheses, 0 to {len(hyps) - 1} (raise n_best for more)")
+        raise CharseqError(f"choose must be {which}, not {choose}")
     source_ids = translator.source_vocab.encode(source)
     report = {"hypotheses": [{"text": t, "log_prob": round(lp, 5), "score": round(sc, 5)} for t, lp, sc in hyps],
               "source_tokens": [piece(translator.source_vocab, i) for i in source_ids],

@@ -12,6 +12,7 @@ padding masked; the decoder reads `<s> target` and learns to predict `target </s
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -67,7 +68,8 @@ def _load_vocabs(run: RunDir, shared: bool):
 def train_seq2seq(train_file: str | Path | None = None, out: str | Path = "runs/seq2seq", *, force: bool = False,
                   resume: bool = False, log: Callable[[str], None] = print, progress_bar: bool | None = None,
                   **settings) -> RunDir:
-    """Train an encoder-decoder on `source<TAB>target` lines of `train_file`.
+    """Train an encoder-decoder on `source<TAB>target` lines of `train_file` (`source,target` rows of
+    a .csv), read by :func:`~charseq.data.pairs.read_pairs`.
 
     `settings` are the fields of :class:`~charseq.heads.seq2seq.config.ModelConfig`,
     :class:`~charseq.heads.seq2seq.config.DataConfig` and :class:`~charseq.settings.TrainConfig`.
@@ -94,8 +96,11 @@ class _Pairs(Recipe):
         d, log = start.data_cfg, start.log
         train_file = self.data_file(start)
 
-        def read(path):
-            pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding)
+        def read(path, header=None):
+            pairs = read_pairs(path, d.skip_bad_rows, d.max_input_len, d.skip_long, d.encoding, header=header)
+            if pairs.header:
+                log(f"data: line 1 of {path}, {' and '.join(map(repr, pairs.header))}, names the columns: read as "
+                    "a header, not a pair")
             if pairs.skipped:
                 log(f"skipped {counted(pairs.skipped, 'bad line')} of {path}")
             if pairs.too_long:
@@ -103,7 +108,9 @@ class _Pairs(Recipe):
                     f"{d.max_input_len:,}")
             return pairs
 
-        pairs = read(train_file)
+        # A run resumed reads its first line as it first did (one made before headers were told apart: as a pair).
+        pairs = read(train_file, start.config["data"].get("header", False) if start.resume else None)
+        self.header = pairs.header is not None
         sources, targets = pairs.sources, pairs.targets
         copies = len(sources) - len(set(sources))
         self.no_validation = "--val-fraction 0"  # why there is no validation split, if there is none
@@ -113,7 +120,10 @@ class _Pairs(Recipe):
             if copies:
                 log(f"data: {copies:,} of the {len(sources):,} pairs of {train_file} repeat an earlier pair's source")
             shared = shared_texts(sources, val_sources)
-            if shared:
+            if same_file(d.val, train_file):  # asked for (a phrasebook learns its pairs): said, not warned of
+                log("data: --val is the training file itself: the validation figures say how well its pairs are "
+                    "learnt, not how well other sources would be translated")
+            elif shared:
                 log(f"warning: {shared:,} of the {len(val_sources):,} pairs of {d.val} ({shared / len(val_sources):.1%}) "
                     f"have a source that also occurs in {train_file}; the validation figures are flattered by them")
         else:  # a run made before the grouped split is resumed on the pairs it was trained on
@@ -165,7 +175,8 @@ class _Pairs(Recipe):
 
     def record(self, start: Start) -> dict:
         d = start.data_cfg
-        return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT}}
+        return {"data": {"train": resolved(self.file), **asdict(replace(d, val=resolved(d.val))), "split": SPLIT,
+                         "header": self.header}}
 
     def build(self, start: Start):
         return build_model(flat(start.model_cfg), self.source_vocab.size, self.target_vocab.size, start.precision)
@@ -200,6 +211,14 @@ def _warn_of_cut_targets(log, targets: list[str], limit: int) -> None:
         log(f"warning: --max-output-len {limit:,} is shorter than {cut:,} of the {len(targets):,} training targets "
             f"(the longest has {max(map(len, targets)):,} characters): their outputs are cut off and can never "
             f"match; without it the limit is {_max_output_len(targets):,}")
+
+
+def same_file(a, b) -> bool:
+    """Whether the paths `a` and `b` name one file (standard input is no file)."""
+    try:
+        return "-" not in (str(a), str(b)) and os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _warn_of_unseen_characters(log, val_sources: list[str], val_targets: list[str], source_vocab, target_vocab) -> None:

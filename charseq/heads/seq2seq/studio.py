@@ -45,7 +45,10 @@ def validation(run, config: dict) -> tuple[list, list]:
     data, seed = config["data"], config["train"]["seed"]
 
     def read(path):
-        pairs = read_pairs(path, data["skip_bad_rows"], data["max_input_len"], data["skip_long"], data["encoding"])
+        # The training file's first line as training read it (a --val file's is told apart as training told it).
+        header = data.get("header", False) if path == data["train"] else None
+        pairs = read_pairs(path, data["skip_bad_rows"], data["max_input_len"], data["skip_long"], data["encoding"],
+                           header=header)
         return pairs.sources, pairs.targets
 
     return validation_rows(data, seed, read, lambda sources, targets: (sources, None),

@@ -42,7 +42,10 @@ export default class TranslateView {
                  e => { $("tr-source").value = e.source; this.url.save(); this.choose = 0; this.translate(); });
   }
 
-  reset() { $("tr-hyps").innerHTML = ""; $("tr-heatmap").innerHTML = ""; setStatus("tr-status", ""); }
+  reset() { this.clear(); setStatus("tr-status", ""); }
+
+  // No hypotheses or heat-map on show: those of an earlier source would pass for this one's answer.
+  clear() { $("tr-hyps").innerHTML = ""; $("tr-heatmap").innerHTML = ""; $("tr-attention-title").hidden = true; }
 
   async translate() {
     if (!$("tr-source").value) { setStatus("tr-status", "type a source first", true); return; }
@@ -65,7 +68,7 @@ export default class TranslateView {
         note);
       this.showHypotheses(report);
       this.showAttention(report, chars);
-    } catch (e) { if (this.asked === asked) setStatus("tr-status", e.message, true); }
+    } catch (e) { if (this.asked === asked) { this.clear(); setStatus("tr-status", e.message, true); } }
   }
 
   showHypotheses(report) {
@@ -91,6 +94,7 @@ export default class TranslateView {
   showAttention(report, chars) {
     const box = $("tr-heatmap");
     box.innerHTML = "";
+    $("tr-attention-title").hidden = false;
     if (!report.attention) { box.textContent = "this model has no attention (trained with --attention none)"; return; }
     const table = document.createElement("table");
     table.className = "heatmap";
