@@ -236,6 +236,22 @@ def test_a_closed_output_stops_the_run_where_its_checkpoint_is(tmp_path, corpus_
     assert steps_logged(out) == [10, 20, 30, 40]
 
 
+def test_status_keeps_up_with_every_checkpoint(tmp_path, corpus_file, monkeypatch):
+    """A SIGKILL leaves status.json as it was last written: it must say at least the step of the
+    checkpoint --resume goes on from, however rarely the progress is recorded otherwise."""
+    import charseq.train
+
+    monkeypatch.setattr(charseq.train, "STATUS_EVERY_S", 10 ** 9)
+    out, recorded = tmp_path / "run", {}
+
+    def read_status_when_logged(line):  # each evaluation is said after its checkpoint was written
+        if line.startswith("step "):
+            recorded[checkpoint_step(out)] = json.loads((out / "status.json").read_text())["step"]
+    train_lm(corpus_file, out, max_steps=30, log=read_status_when_logged, progress_bar=False,
+             **{**TINY_SETTINGS, "eval_every": 10})
+    assert recorded == {10: 10, 20: 20, 30: 30}
+
+
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
     """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
