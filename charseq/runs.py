@@ -421,6 +421,10 @@ class RunDir:
             reason = not_a_run(path)
             if reason:
                 raise CharseqError(f"--out {path} is not a charseq run ({reason}); refusing to replace it")
+            if not force and being_trained(path):  # --resume and --force would be refused too, meanwhile
+                raise CharseqError(f"run directory {path} already exists, and another process is training it "
+                                   "now; give another --out, or once it is done use --resume to continue it "
+                                   "or --force to replace it")
             if not force:
                 raise CharseqError(f"run directory {path} already exists; use --resume to continue it "
                                    "or --force to replace it")

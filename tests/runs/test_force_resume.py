@@ -407,6 +407,11 @@ def test_a_run_being_trained_is_neither_resumed_nor_replaced(tmp_path, files, fi
         assert_clean_error(resume, f"run directory {out} is being trained by another process", "Ctrl-C")
         assert_clean_error(run_cli_in_process(*command("train-lm", files, out, "--force")),
                            "being trained by another process")
+        # Two new runs started into one --out at once: the second is told the first trains it, not
+        # advised --resume or --force, which it would refuse meanwhile.
+        assert_clean_error(run_cli_in_process(*command("train-lm", files, out)),
+                           f"run directory {out} already exists, and another process is training it now",
+                           "give another --out")
         with pytest.raises(CharseqError, match="being trained by another process"):
             train_lm(files / "corpus.txt", out=out, resume=True, max_steps=9, **QUIET)
         assert snapshot(out) == before and leftovers(tmp_path) == []
