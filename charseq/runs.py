@@ -443,7 +443,8 @@ class RunDir:
             build = Replacement.begin(final, check=lambda final: cls.check_out(final, force),
                                       foreign=_foreign_in_build, keep=_stranded(final))
         except OSError as e:
-            raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
+            raise CharseqError(f"cannot create run directory {path} ({e.strerror}); "
+                               f"{write_remedy(e, 'the folder that holds it')} and train again") from None
         run = cls(build.path)
         run.final, run._build, run._lock = final, build, build.lock
         _BUILDING.append(run)
