@@ -1,5 +1,6 @@
 """The command line's error plumbing: every problem the user can fix is one line on stderr and exit status 1
-(2 for usage errors, as click does); a bug shows a one-line summary, and the full traceback only with
+(2 for usage errors, as click does); a stop the user asked for (Ctrl-C, SIGTERM) is one line without
+"Error:" and exit status 130; a bug shows a one-line summary, and the full traceback only with
 `charseq --debug ...` or CHARSEQ_DEBUG=1."""
 
 from __future__ import annotations
@@ -87,19 +88,24 @@ class CharseqGroup(click.Group):
         return name, command, rest
 
     def invoke(self, ctx):
-        from charseq.errors import CharseqError
+        from charseq.errors import CharseqError, Interrupted
 
         debug = ctx.params.get("debug") or os.environ.get("CHARSEQ_DEBUG") == "1"
         try:
             return super().invoke(ctx)
+        except Interrupted as e:
+            # The user asked for the stop (Ctrl-C, SIGTERM), and the run is saved: not an error, so no
+            # "Error:"; the exit status still says the command did not finish.
+            click.echo(one_line(e.shown(_command_options(ctx).__contains__)), err=True)
+            sys.exit(e.exit_code)
         except CharseqError as e:
             if debug:
                 traceback.print_exc()
             error = click.ClickException(e.shown(_command_options(ctx).__contains__))
             error.exit_code = e.exit_code
             raise error from None
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted", err=True)
+        except KeyboardInterrupt:  # asked for too: said as click's own "Aborted!" is, without "Error:"
+            click.echo("interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise

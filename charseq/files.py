@@ -197,6 +197,21 @@ def refuse_an_empty_name(path: str | Path, what: str = "file") -> None:
                            "that command failed (see its error above)")
 
 
+def moved_with(recorded: str | Path, recorded_fingerprint, near: str | Path) -> str | None:
+    """Where the file `recorded` (an absolute path, gone from there) is now, if it moved together
+    with `near` (a run directory): a project moved or copied to another machine keeps its files where
+    they were relative to one another. Each tail of the recorded path (x.tsv, data/x.tsv,
+    proj/data/x.tsv, ...) is tried under each folder that holds `near`, nearest first, and a file is
+    taken only with the recorded size and SHA-256, so a file of other content is never picked."""
+    tails = [Path(*Path(recorded).parts[-n:]) for n in range(1, len(Path(recorded).parts))]
+    for folder in Path(near).resolve().parents:
+        for tail in tails:
+            candidate = folder / tail
+            if candidate.is_file() and has_fingerprint(candidate, recorded_fingerprint):
+                return str(candidate)
+    return None
+
+
 def check_readable_file(path: str | Path, what: str = "file") -> Path:
     refuse_an_empty_name(path, what)
     path = Path(path)

@@ -440,6 +440,10 @@ class RunDir:
             reason = not_a_run(path)
             if reason:
                 raise CharseqError(f"--out {path} is not a charseq run ({reason}); refusing to replace it")
+            if not force and being_trained(path):  # --resume and --force would be refused too, meanwhile
+                raise CharseqError(f"run directory {path} already exists, and another process is training it "
+                                   "now; give another --out, or once it is done use --resume to continue it "
+                                   "or --force to replace it")
             if not force:
                 raise CharseqError(f"run directory {path} already exists; use --resume to continue it "
                                    "or --force to replace it")
@@ -458,7 +462,8 @@ class RunDir:
             build = Replacement.begin(final, check=lambda final: cls.check_out(final, force),
                                       foreign=_foreign_in_build, keep=_stranded(final))
         except OSError as e:
-            raise CharseqError(f"cannot create run directory {path}: {e.strerror}") from None
+            raise CharseqError(f"cannot create run directory {path} ({e.strerror}); "
+                               f"{write_remedy(e, 'the folder that holds it')} and train again") from None
         run = cls(build.path)
         run.final, run._build, run._lock = final, build, build.lock
         _BUILDING.append(run)

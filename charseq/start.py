@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from charseq.errors import CharseqError, flag
-from charseq.files import fingerprint, has_fingerprint
+from charseq.files import fingerprint, has_fingerprint, moved_with
 from charseq.precision import precision_of_run
 from charseq.runs import RunDir
 from charseq.settings import TrainConfig, config_from_dict, flat, split_settings
@@ -158,10 +158,20 @@ def reopen_run(out, recipe: Recipe, settings: dict,
 def _data_where_it_is(run: RunDir, recipe: Recipe, config: dict, moved: dict, log: Callable[[str], None]) -> dict:
     """On --resume: the run's `config` with the data files given at new paths ({label: (recorded path,
     new path)}, each with the recorded content) recorded there, written to config.json and said. A
-    data file the run reads again that is gone is refused, with how to go on."""
+    data file the run reads again that is gone from its recorded path is looked for where it would
+    be had it moved together with the run (charseq.files.moved_with), and refused, with how to go
+    on, if it is not there either."""
     if moved:
         config = _with_data_moved(config, {was: now for was, now in moved.values()})
     reads = recipe.data_files(config) if recipe.files_in_data else {}  # (a language model reads its own copy)
+    fingerprints = config.get("data_files") or {}
+    found = {label: (path, moved_with(path, fingerprints[path], run.path)) for label, path in reads.items()
+             if not os.path.exists(path) and path in fingerprints}
+    found = {label: (was, now) for label, (was, now) in found.items() if now is not None}
+    if found:  # moved together with the run: read where they are now, as if given there
+        config = _with_data_moved(config, {was: now for was, now in found.values()})
+        moved = {**moved, **found}
+        reads = recipe.data_files(config)
     gone = [(label, path) for label, path in reads.items() if not os.path.exists(path)]
     if gone:
         label, path = gone[0]

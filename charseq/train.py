@@ -264,6 +264,8 @@ class TrainingLoop:
         with self.writing("a checkpoint"):
             self.run_dir.save_checkpoint(self.model, self.optimizer, saved, self.task.state(), keep=self.cfg.keep)
         self.saved.update(saved)
+        # status.json keeps up with every checkpoint: after a SIGKILL it says at least how far --resume goes.
+        self.record_status("running")
 
     @contextlib.contextmanager
     def writing(self, what: str):

@@ -309,9 +309,11 @@ def test_a_moved_project_resumes_on_its_data_at_the_new_path(tmp_path, files, ki
     r = run_cli_in_process(*command(kind, old / "data", old / "run", "--max-steps", "3"))
     assert r.returncode == 0, r.stderr
     old.rename(new)
+    (new / "data").rename(tmp_path / "elsewhere")  # not where it was beside the run: gone, as far as it knows
     if kind != "train-lm":  # a language model reads its own copy of the corpus
         r = run_cli_in_process(kind, "--out", new / "run", "--resume", "--max-steps", "6")
         assert_clean_error(r, str(old / "data"), "which this run was trained on, is gone", "give its new path")
+    (tmp_path / "elsewhere").rename(new / "data")
     r = run_cli_in_process(*command(kind, new / "data", new / "run", "--resume", "--max-steps", "6"))
     assert r.returncode == 0, r.stderr
     assert f"is the file this run recorded at {old / 'data'}" in r.stdout
@@ -319,6 +321,24 @@ def test_a_moved_project_resumes_on_its_data_at_the_new_path(tmp_path, files, ki
     assert read_metrics(new / "run")[-1]["step"] == 6
     r = run_cli_in_process(kind, "--out", new / "run", "--resume", "--max-steps", "7")  # the new paths recorded
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "train-lm"])
+def test_a_project_copied_whole_resumes_without_naming_its_data_again(tmp_path, files, kind):
+    """A project copied to another machine (here: another folder, the original gone) with its runs
+    and data where they were relative to one another: --resume finds each data file beside the run
+    by its recorded content, says so, and records the new path."""
+    old, new = tmp_path / "home" / "alice" / "project", tmp_path / "work" / "project"
+    shutil.copytree(files, old / "data")
+    r = run_cli_in_process(*command(kind, old / "data", old / "runs" / "first", "--max-steps", "3"))
+    assert r.returncode == 0, r.stderr
+    shutil.copytree(old, new)
+    shutil.rmtree(tmp_path / "home")
+    r = run_cli_in_process(kind, "--out", new / "runs" / "first", "--resume", "--max-steps", "6")
+    assert r.returncode == 0, r.stderr
+    assert f"{new / 'data'}" in r.stdout and f"is the file this run recorded at {old / 'data'}" in r.stdout
+    assert str(old) not in (new / "runs" / "first" / "config.json").read_text()
+    assert read_metrics(new / "runs" / "first")[-1]["step"] == 6
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -387,6 +407,11 @@ def test_a_run_being_trained_is_neither_resumed_nor_replaced(tmp_path, files, fi
         assert_clean_error(resume, f"run directory {out} is being trained by another process", "Ctrl-C")
         assert_clean_error(run_cli_in_process(*command("train-lm", files, out, "--force")),
                            "being trained by another process")
+        # Two new runs started into one --out at once: the second is told the first trains it, not
+        # advised --resume or --force, which it would refuse meanwhile.
+        assert_clean_error(run_cli_in_process(*command("train-lm", files, out)),
+                           f"run directory {out} already exists, and another process is training it now",
+                           "give another --out")
         with pytest.raises(CharseqError, match="being trained by another process"):
             train_lm(files / "corpus.txt", out=out, resume=True, max_steps=9, **QUIET)
         assert snapshot(out) == before and leftovers(tmp_path) == []

@@ -23,7 +23,7 @@ from charseq.heads.lm.run import load_lm, train_lm
 from charseq.heads.lm.task import LMTask
 from charseq.runs import RunDir
 from helpers import (CHARSEQ, REPO, TINY_SETTINGS, assert_clean_error, curve as losses, read_metrics, run_cli,
-                      run_cli_in_process, saved_arrays, saved_meta, sigint_once_logged, tiny_flags)
+                      run_cli_in_process, saved_arrays, saved_meta, sigint_once_logged, snapshot, tiny_flags)
 
 TINY_FLAGS = tiny_flags(eval_every=None)  # the tests here choose their own --eval-every
 
@@ -236,6 +236,22 @@ def test_a_closed_output_stops_the_run_where_its_checkpoint_is(tmp_path, corpus_
     assert steps_logged(out) == [10, 20, 30, 40]
 
 
+def test_status_keeps_up_with_every_checkpoint(tmp_path, corpus_file, monkeypatch):
+    """A SIGKILL leaves status.json as it was last written: it must say at least the step of the
+    checkpoint --resume goes on from, however rarely the progress is recorded otherwise."""
+    import charseq.train
+
+    monkeypatch.setattr(charseq.train, "STATUS_EVERY_S", 10 ** 9)
+    out, recorded = tmp_path / "run", {}
+
+    def read_status_when_logged(line):  # each evaluation is said after its checkpoint was written
+        if line.startswith("step "):
+            recorded[checkpoint_step(out)] = json.loads((out / "status.json").read_text())["step"]
+    train_lm(corpus_file, out, max_steps=30, log=read_status_when_logged, progress_bar=False,
+             **{**TINY_SETTINGS, "eval_every": 10})
+    assert recorded == {10: 10, 20: 20, 30: 30}
+
+
 @pytest.mark.parametrize("kind", ["classifier", "seq2seq"])
 def test_classifier_and_seq2seq_resume_seamlessly(tmp_path, task_files, monkeypatch, kind):
     """Ctrl-C between evaluations, then --resume: the same losses as a run that never stopped."""
@@ -440,6 +456,12 @@ def test_read_only_run_directory(small_tmpfs, corpus_file):
         subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
     r = _train_then_resume_under(small_tmpfs, corpus_file, out, before_resume=read_only)
     assert_clean_error(r, "read-only file system")
+    before = snapshot(out)
+    for where, force in ((out, ["--force"]), (small_tmpfs / "new", [])):  # a run there is untouched
+        r = run_cli_in_process("train-lm", corpus_file, "--out", where, "--max-steps", "2", *TINY_FLAGS, *force)
+        assert_clean_error(r, f"cannot create run directory {where} (Read-only file system); make the folder "
+                           "that holds it writable and train again")
+    assert snapshot(out) == before
     subprocess.run(["mount", "-o", "remount,rw", str(small_tmpfs)], check=True)
     assert checkpoint_step(out) == 20 and no_temporary_files(out) == []
     r = run_cli_in_process("train-lm", corpus_file, "--out", small_tmpfs / "new", "--max-steps", "2", *TINY_FLAGS)
