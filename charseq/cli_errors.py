@@ -98,8 +98,8 @@ class CharseqGroup(click.Group):
             error = click.ClickException(e.shown(_command_options(ctx).__contains__))
             error.exit_code = e.exit_code
             raise error from None
-        except KeyboardInterrupt:
-            click.echo("Error: interrupted", err=True)
+        except KeyboardInterrupt as e:
+            click.echo(f"Error: {str(e) or 'interrupted'}", err=True)
             sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
