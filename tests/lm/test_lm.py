@@ -136,6 +136,20 @@ def test_unknown_prompt_characters(trained_run):
             f"warning: the prompt's characters 'Ω' are not in the model's vocabulary: {done}"]
 
 
+def test_a_prompt_with_windows_line_ends_reads_as_the_corpus_did(trained_run):
+    # A corpus file's \r\n is read as \n, so the model has no \r: a prompt pasted from a Windows
+    # file is not refused for it, and continues as the same prompt with \n.
+    windows = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风\r\n", "--length", "6",
+                                 "--seed", "3")
+    unix = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风\n", "--length", "6", "--seed", "3")
+    assert windows.returncode == 0 and windows.stderr == "", windows.stderr
+    assert windows.stdout.replace("\r\n", "\n") == unix.stdout
+    skipped = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春\rΩ", "--length", "3",
+                                 "--unknown", "skip")
+    assert skipped.stderr.splitlines() == ["warning: the prompt's characters 'Ω' are not in the model's vocabulary: "
+                                           "left out"]
+
+
 def test_train_from_a_sample_string(tmp_path):
     out = tmp_path / "text"
     r = run_cli_in_process("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,

@@ -111,9 +111,10 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     unknown = options.get("unknown") or library_default(f"{GENERATOR}.unknown")
-    missing = vocab.unknown(prompt) if unknown != "error" else []
+    from charseq.vocab import line_ends_as_read, quoted_characters
+
+    missing = vocab.unknown(line_ends_as_read(vocab, prompt)) if unknown != "error" else []
     if missing:  # the model continues the prompt without them (skip) or reads the unknown symbol (unk): said once
-        from charseq.vocab import quoted_characters
 
         click.echo(f"warning: the prompt's characters {quoted_characters(missing)} are not in the model's vocabulary: "
                    + ("left out" if unknown == "skip" else "read as the unknown symbol"), err=True)
