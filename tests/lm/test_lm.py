@@ -150,6 +150,13 @@ def test_a_prompt_with_windows_line_ends_reads_as_the_corpus_did(trained_run):
                                            "left out"]
 
 
+def test_length_0_is_refused_by_beam_search_by_name(trained_run):
+    # Sampling takes --length 0 (the prompt alone), so the refusal says that beam search needs more.
+    assert run_cli_in_process("generate", "--model", trained_run, "--length", "0").returncode == 0
+    r = run_cli_in_process("generate", "--model", trained_run, "--length", "0", "--beam", "3")
+    assert_clean_error(r, "--length must be at least 1 for beam search, not 0")
+
+
 def test_train_from_a_sample_string(tmp_path):
     out = tmp_path / "text"
     r = run_cli_in_process("train-lm", "--text", "这是一个基于tensorflow的RNN短句子练习" * 30, "--out", out,
