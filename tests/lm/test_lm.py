@@ -84,6 +84,7 @@ def test_generate_json_prints_each_sample_with_the_seed_that_reproduces_it(train
     assert len(samples) == 2 and all(s["prompt"] == "春" and len(s["text"]) == 8 for s in samples)
     seed = samples[0]["seed"]  # drawn afresh, and said, so that a sample worth keeping can be drawn again
     assert samples[1]["seed"] == seed
+    assert [s["sample"] for s in samples] == [1, 2]  # which of the samples drawn with that seed a line is
     again = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "8",
                                "--num-samples", "2", "--seed", str(seed), "--json")
     assert [json.loads(line) for line in again.stdout.splitlines()] == samples
