@@ -104,8 +104,8 @@ class CharseqGroup(click.Group):
             error = click.ClickException(e.shown(_command_options(ctx).__contains__))
             error.exit_code = e.exit_code
             raise error from None
-        except KeyboardInterrupt:  # asked for too: said as click's own "Aborted!" is, without "Error:"
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as e:  # asked for too: said as click's own "Aborted!" is, without "Error:"
+            click.echo(str(e) or "interrupted", err=True)
             sys.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise

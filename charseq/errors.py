@@ -56,6 +56,11 @@ class Interrupted(CharseqError):
     exit_code = 130
 
 
+class InterruptedBeforeCheckpoint(KeyboardInterrupt):
+    """Ctrl-C before a new run's first checkpoint, which left nothing at its --out: still a
+    KeyboardInterrupt to a Python caller, and its message says so on the command line."""
+
+
 class WriteError(CharseqError, OSError):
     """A file that could not be written (a full disk, a read-only directory, a quota), named with the
     system's reason; it is an OSError too, with the original errno."""

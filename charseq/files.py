@@ -328,6 +328,12 @@ def _where_decoding_fails(open_bytes: Callable[[], BinaryIO], encoding: str) -> 
                         before = g.read(max(bad, 0))
                     return bad, before.count(b"\n") + 1
                 consumed += len(piece)
+    try:  # a file cut in the middle of a character fails only here, where the decoder is told the bytes end
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        bad = consumed - len(decoder.getstate()[0])
+        with open_bytes() as g:
+            return bad, g.read(bad).count(b"\n") + 1
     return None, lines
 
 

@@ -47,7 +47,7 @@ from typing import Callable
 import numpy as np
 
 from charseq import __version__
-from charseq.errors import NO_ROOM, CharseqError, WriteError, write_remedy
+from charseq.errors import NO_ROOM, CharseqError, InterruptedBeforeCheckpoint, WriteError, write_remedy
 from charseq.files import (append_text, directory_locked, lock_directory_unless_held, unlock_directory,
                            write_bytes_atomic, write_json_atomic)
 from charseq.heads import HEADS, Head, head
@@ -348,6 +348,13 @@ def discard_unpublished(train_fn):
         mark, held = len(_BUILDING), len(_HELD)
         try:
             return train_fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            building = [run for run in _BUILDING[mark:] if not run.published]
+            if not building:
+                raise
+            # The start line named the run directory: say that nothing is there to --resume.
+            raise InterruptedBeforeCheckpoint(f"interrupted before the first checkpoint: nothing of the new run was "
+                                              f"kept at {building[0].shown} (an old run there is untouched)") from None
         except OSError as e:
             if not isinstance(e, WriteError) and e.errno not in WRITE_ERRNOS:
                 raise

@@ -120,6 +120,18 @@ def quoted_characters(chars: list[str], most: int = 10) -> str:
     return " ".join(map(repr, chars[:most])) + (" ..." if len(chars) > most else "")
 
 
+def line_ends_as_read(vocab, text: str) -> str:
+    """`text` with Windows (\\r\\n) and old Mac (\\r) line ends as \\n, as a corpus file is read, where
+    `vocab` has no \\r: a prompt pasted from a Windows file is the text the model knows.
+
+    >>> line_ends_as_read(CharVocab.build("a\\nb"), "a\\r\\nb\\r")
+    'a\\nb\\n'
+    """
+    if "\r" not in text or not vocab.unknown("\r"):
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def refuse_unknown(vocab, text: str, what: str, whose: str, *remedies: str) -> None:
     """A one-line error if `text` has characters `vocab` does not have, naming up to ten of them;
     `what` is the text as the message names it, `whose` the vocabulary, `remedies` the options that help.

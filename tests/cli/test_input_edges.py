@@ -235,6 +235,14 @@ def test_a_decoding_error_names_its_byte_in_the_file(tmp_path):
     assert "of a block" not in r.stderr
 
 
+def test_a_file_cut_in_the_middle_of_a_character_names_where(tmp_path):
+    # head -c on UTF-8 text cuts its last character in two: the error says where, not "somewhere".
+    (tmp_path / "cut.txt").write_bytes(("春风\n" * 40).encode()[:-2])
+    r = run_cli_in_process("train-lm", tmp_path / "cut.txt", "--out", tmp_path / "r", *LM_FLAGS)
+    assert_clean_error(r, "at byte 276 (line 40)")
+    assert "somewhere" not in r.stderr
+
+
 # ----------------------------------------------------------------------------- line-oriented input
 @pytest.fixture(scope="module")
 def classifier_run(tmp_path_factory):

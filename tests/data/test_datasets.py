@@ -302,7 +302,7 @@ def test_ctrl_c_in_a_download_says_that_nothing_was_cached(server, cache, monkey
 
     monkeypatch.setattr(datasets.urllib.request, "urlopen", ctrl_c)
     code, out, err = charseq("data", "get", "tinyshakespeare")
-    assert (code, out) == (130, "") and err == ("Error: interrupted: nothing was cached; charseq data get "
+    assert (code, out) == (130, "") and err == ("interrupted: nothing was cached; charseq data get "
                                                 "tinyshakespeare starts again\n"), err
     assert not cache.exists()
 

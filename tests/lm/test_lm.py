@@ -84,6 +84,7 @@ def test_generate_json_prints_each_sample_with_the_seed_that_reproduces_it(train
     assert len(samples) == 2 and all(s["prompt"] == "春" and len(s["text"]) == 8 for s in samples)
     seed = samples[0]["seed"]  # drawn afresh, and said, so that a sample worth keeping can be drawn again
     assert samples[1]["seed"] == seed
+    assert [s["sample"] for s in samples] == [1, 2]  # which of the samples drawn with that seed a line is
     again = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春", "--length", "8",
                                "--num-samples", "2", "--seed", str(seed), "--json")
     assert [json.loads(line) for line in again.stdout.splitlines()] == samples
@@ -134,6 +135,27 @@ def test_unknown_prompt_characters(trained_run):
         assert r.returncode == 0 and r.stdout.startswith("春Ω")
         assert r.stderr.splitlines() == [
             f"warning: the prompt's characters 'Ω' are not in the model's vocabulary: {done}"]
+
+
+def test_a_prompt_with_windows_line_ends_reads_as_the_corpus_did(trained_run):
+    # A corpus file's \r\n is read as \n, so the model has no \r: a prompt pasted from a Windows
+    # file is not refused for it, and continues as the same prompt with \n.
+    windows = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风\r\n", "--length", "6",
+                                 "--seed", "3")
+    unix = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春风\n", "--length", "6", "--seed", "3")
+    assert windows.returncode == 0 and windows.stderr == "", windows.stderr
+    assert windows.stdout.replace("\r\n", "\n") == unix.stdout
+    skipped = run_cli_in_process("generate", "--model", trained_run, "--prompt", "春\rΩ", "--length", "3",
+                                 "--unknown", "skip")
+    assert skipped.stderr.splitlines() == ["warning: the prompt's characters 'Ω' are not in the model's vocabulary: "
+                                           "left out"]
+
+
+def test_length_0_is_refused_by_beam_search_by_name(trained_run):
+    # Sampling takes --length 0 (the prompt alone), so the refusal says that beam search needs more.
+    assert run_cli_in_process("generate", "--model", trained_run, "--length", "0").returncode == 0
+    r = run_cli_in_process("generate", "--model", trained_run, "--length", "0", "--beam", "3")
+    assert_clean_error(r, "--length must be at least 1 for beam search, not 0")
 
 
 def test_train_from_a_sample_string(tmp_path):

@@ -159,6 +159,20 @@ def test_ctrl_c_before_the_first_checkpoint_keeps_the_old_run(tmp_path, files, f
     assert snapshot(out) == before and leftovers(tmp_path) == []
 
 
+def test_ctrl_c_before_the_first_checkpoint_says_no_run_was_kept(tmp_path, files, monkeypatch):
+    # The start line named the run directory: "interrupted" alone left the user to --resume a run
+    # that is not there.
+    def interrupted(self, step, optimizer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LMTask, "train_step", interrupted)
+    r = run_cli_in_process(*command("train-lm", files, tmp_path / "new"))
+    assert r.returncode == 130
+    assert_clean_error(r, "interrupted before the first checkpoint",
+                       f"nothing of the new run was kept at {tmp_path / 'new'}")
+    assert not (tmp_path / "new").exists() and leftovers(tmp_path) == []
+
+
 def test_a_new_run_appears_only_with_its_first_checkpoint(tmp_path, files, monkeypatch):
     """No half-made run directory: until the first step has trained, --out does not exist."""
     seen = []

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from charseq.compiled_step import carried_states
-from charseq.errors import scores_not_numbers
+from charseq.errors import CharseqError, scores_not_numbers
 from charseq.heads.seq2seq.inference import backtrack, best_continuations, check_options, first_live
 from charseq.heads.lm.inference import DEFAULTS, Generator
 from charseq.vocab import banned_ids
@@ -76,6 +76,8 @@ class BeamSearch:
 
         `should_stop` is checked between compiled chunks of steps (a studio client that went away);
         the search then ends early with what it has."""
+        if length < 1:  # sampling takes --length 0 (the prompt alone): say that beam search is the one refusing it
+            raise CharseqError(f"--length must be at least 1 for beam search, not {length}")
         check_options(beam, n_best, length, "--length")
         ids = self.generator.prompt_ids(prompt, unknown)
         origin, token, scores, states = self._read(tf.constant(ids[None, :]), tf.constant(beam))

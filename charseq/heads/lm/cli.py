@@ -89,8 +89,8 @@ PRECISION_HELP = ("How the recurrent products multiply. mixed_bfloat16: bfloat16
                 help="With --beam: print this many continuations, best first, with their log-probabilities.")
 @click.option("--precision", type=click.Choice(INFERENCE_PRECISIONS), help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per sample (prompt, text and the seed that reproduces it) or per beam "
-              "hypothesis (prompt, text, log_prob), printed when it is complete.")
+              help="One JSON object per sample (prompt, text, the seed that reproduces it and the sample's number) "
+              "or per beam hypothesis (prompt, text, log_prob), printed when it is complete.")
 def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as_json, **options):
     """Generate text from a trained language model, printing it as it is produced."""
     configure_output()
@@ -111,9 +111,10 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
     generator = Generator(model, vocab, precision)
     generator.check_options(prompt, num_samples=num_samples, **options)  # a bad option or prompt: before printing anything
     unknown = options.get("unknown") or library_default(f"{GENERATOR}.unknown")
-    missing = vocab.unknown(prompt) if unknown != "error" else []
+    from charseq.vocab import line_ends_as_read, quoted_characters
+
+    missing = vocab.unknown(line_ends_as_read(vocab, prompt)) if unknown != "error" else []
     if missing:  # the model continues the prompt without them (skip) or reads the unknown symbol (unk): said once
-        from charseq.vocab import quoted_characters
 
         click.echo(f"warning: the prompt's characters {quoted_characters(missing)} are not in the model's vocabulary: "
                    + ("left out" if unknown == "skip" else "read as the unknown symbol"), err=True)
@@ -132,8 +133,9 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
         # The seed is drawn here when not given, so that each line can say it; greedy text is the
         # same whatever the seed, so its lines have none.
         seed = {} if options.get("greedy") else {"seed": options.setdefault("seed", fresh_seed())}
-        for text in generator(prompt, num_samples=num_samples, **options):
-            click.echo(json_line({"prompt": prompt, "text": text, **seed}))
+        for i, text in enumerate(generator(prompt, num_samples=num_samples, **options), 1):
+            # The samples drawn together share the seed: the number says which of them a line is.
+            click.echo(json_line({"prompt": prompt, "text": text, **seed, **({"sample": i} if seed else {})}))
         return
     if num_samples == 1:
         click.echo(prompt, nl=False)

@@ -22,7 +22,7 @@ from charseq.heads.lm.config import GenerateConfig
 from charseq.limits import OPTION_BOUNDS, check_number
 from charseq.settings import PROMPT_UNKNOWN as UNKNOWN_POLICIES
 from charseq.settings import checked_as
-from charseq.vocab import SPECIALS, UNK, banned_ids, refuse_unknown
+from charseq.vocab import SPECIALS, UNK, banned_ids, line_ends_as_read, refuse_unknown
 # Bounds of the options: a length past 32 bits used to wrap around, a temperature near 0 overflowed
 # the logits (and sampled ids outside the vocabulary), an infinite one made --top-k a no-op.
 MAX_LENGTH = 1_000_000  # characters per sample (minutes of generation)
@@ -162,9 +162,11 @@ class Generator:
         return tf.transpose(out.stack()), token, states
 
     def prompt_ids(self, prompt: str, unknown: str = "error") -> np.ndarray:
-        """The prompt as ids; an empty prompt starts from the start of a line."""
+        """The prompt as ids, its line ends read as the corpus's were; an empty prompt starts from the
+        start of a line."""
         if unknown not in UNKNOWN_POLICIES:
             raise CharseqError(f"--unknown must be one of {', '.join(UNKNOWN_POLICIES)}")
+        prompt = line_ends_as_read(self.vocab, prompt)
         if unknown == "error":
             refuse_unknown(self.vocab, prompt, "the prompt", "the model's vocabulary", "--unknown skip", "--unknown unk")
         if unknown == "skip":
