@@ -322,6 +322,14 @@ _BUILDING: list["RunDir"] = []  # new runs of this process not yet published (se
 _HELD: list["RunDir"] = []  # existing runs this process locked to resume them (see discard_unpublished)
 
 
+def _nothing_kept(run: "RunDir", at: bool = False) -> str:
+    """What a new run stopped before its first checkpoint left: nothing, and the old run it was to
+    replace (--force) as it was."""
+    return (f"nothing of the new run was kept{f' at {run.shown}' if at else ''}"
+            + (" (an old run there is untouched)" if run.final is not None and (run.final / CONFIG_FILE).exists()
+               else ""))
+
+
 def being_trained(path: Path) -> bool:
     """Whether another process trains the run at `path` (holds its lock; see RunDir.hold)."""
     try:
@@ -353,8 +361,8 @@ def discard_unpublished(train_fn):
             if not building:
                 raise
             # The start line named the run directory: say that nothing is there to --resume.
-            raise InterruptedBeforeCheckpoint(f"interrupted before the first checkpoint: nothing of the new run was "
-                                              f"kept at {building[0].shown} (an old run there is untouched)") from None
+            raise InterruptedBeforeCheckpoint("interrupted before the first checkpoint: "
+                                              f"{_nothing_kept(building[0], at=True)}") from None
         except OSError as e:
             if not isinstance(e, WriteError) and e.errno not in WRITE_ERRNOS:
                 raise
@@ -364,8 +372,7 @@ def discard_unpublished(train_fn):
                 e = WriteError(e.filename or "the run directory", e)
             # A write before the loop took over (config, vocabulary, encoded data, resume's bookkeeping).
             building = [run for run in _BUILDING[mark:] if not run.published]
-            kept = ("nothing of the new run was kept (an old run there is untouched)" if building
-                    else "the run is as it was before this command")
+            kept = _nothing_kept(building[0]) if building else "the run is as it was before this command"
             message = e.message
             for run in building:  # the file as the user knows it: in --out, not in the hidden build
                 message = message.replace(str(run.path), str(run.final))
