@@ -115,7 +115,6 @@ def generate_command(model_dir, prompt, num_samples, beam, n_best, precision, as
 
     missing = vocab.unknown(line_ends_as_read(vocab, prompt)) if unknown != "error" else []
     if missing:  # the model continues the prompt without them (skip) or reads the unknown symbol (unk): said once
-
         click.echo(f"warning: the prompt's characters {quoted_characters(missing)} are not in the model's vocabulary: "
                    + ("left out" if unknown == "skip" else "read as the unknown symbol"), err=True)
     if beam != 1 or n_best != 1:

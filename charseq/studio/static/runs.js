@@ -243,7 +243,9 @@ export class RunsView {
       if (status) cell.append(Object.assign(document.createElement("span"), {className: `state ${status}`, textContent: status}));
       cell.append(document.createTextNode(`${status ? " · " : ""}updated ${ago(run.updated_s_ago)}`));
       // Shown, not only in the tooltip, which keyboard and touch users cannot open.
-      if (run.status_message) cell.append(Object.assign(document.createElement("div"), {className: "why", textContent: run.status_message}));
+      if (run.status_message) {
+        cell.append(Object.assign(document.createElement("div"), {className: "why", textContent: run.status_message}));
+      }
     }
   }
 
@@ -484,7 +486,8 @@ export class RunsView {
     // A link (or a run ticked before it was deleted) naming runs this studio does not serve: said, not ignored.
     const unserved = [...this.selected].filter(n => !this.runs.some(r => r.name === n));
     if (unserved.length && this.runs.length) {
-      note.textContent = `Not served here (or not yet): ${unserved.join(", ")}.` + (note.hidden ? "" : ` ${note.textContent}`);
+      const before = note.hidden ? "" : ` ${note.textContent}`;
+      note.textContent = `Not served here (or not yet): ${unserved.join(", ")}.${before}`;
       note.hidden = false;
     }
     const logY = $("chart-log").checked, smoothing = Number($("chart-smooth").value);
