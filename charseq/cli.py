@@ -107,7 +107,8 @@ def evaluate(model_dir, file, as_json, **options):
     unused = [name for name in chosen if name not in head.evaluate_options]
     if unused:  # an option that would do nothing for this head is refused, not silently ignored
         raise CharseqError(f"{flag(unused[0])} does not apply to {model_dir}: it holds {head.title}")
-    report = head.evaluate(model_dir, file, log=click.echo, **chosen)
+    # What it says on the way (an image set fetched again) goes to stderr, as `data get`'s does: stdout is the report.
+    report = head.evaluate(model_dir, file, log=lambda line: click.echo(line, err=True), **chosen)
     click.echo(json.dumps(report) if as_json else head.summary(report))
 
 

@@ -715,3 +715,16 @@ def test_a_keras_npz_that_is_not_mnist_is_refused_and_points_to_classify_mnist(c
     code, out, err = charseq("data", "get", "mnist", "--from", npz)
     assert code == 1 and err == f"Error: {npz}: x_train is not a readable .npy array (damaged or cut off)\n", err
     assert leftovers(cache) == []
+
+def test_evaluate_json_is_json_alone_while_the_images_it_scores_are_fetched(server, cache, mnist, tmp_path):
+    """`evaluate --json` of an image classifier trained on the cached MNIST fetches it again if the cache
+    lost it; the download's line goes to stderr, as `data get`'s do, and stdout is the JSON alone."""
+    from charseq.heads.classifier.run import train_mnist
+    from helpers import QUIET
+
+    run = train_mnist(tmp_path / "run", units=8, batch_size=4, max_steps=2, eval_every=1, precision="float32",
+                      **QUIET).path
+    shutil.rmtree(cache / "datasets" / "mnist")
+    code, out, err = charseq("evaluate", "--model", run, "--json")
+    assert code == 0, err
+    assert json.loads(out)["examples"] == 5 and "mnist: verified and cached" in err
