@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -78,11 +79,17 @@ def read_labeled(path: str | Path, text_column: str | None = None, label_column:
     """
     content = read_text(path, encoding, errors)
     path = input_name(path)  # as messages name it: `-` is standard input
-    # The csv module refuses a field over 131,072 characters by default: a long text is the user's to
-    # have (--max-len cuts it, and training checks the memory it needs), so the limit is lifted here.
+    with long_fields():  # a long text is cut by --max-len, and training checks the memory it needs
+        return _parse(content, path, text_column, label_column, skip_bad_rows)
+
+
+@contextlib.contextmanager
+def long_fields():
+    """The csv module refuses a field over 131,072 characters by default: a long text (or source) is
+    the user's to have, so the limit is lifted while a file is read, and put back after."""
     limit = csv.field_size_limit(FIELD_LIMIT)
     try:
-        return _parse(content, path, text_column, label_column, skip_bad_rows)
+        yield
     finally:
         csv.field_size_limit(limit)
 

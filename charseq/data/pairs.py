@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charseq.data.labeled import FIELD_LIMIT
+from charseq.data.labeled import long_fields
 from charseq.errors import CharseqError
 from charseq.files import input_name, read_text
 from charseq.settings import PAIR_TASKS as TASKS, check_seed
@@ -125,11 +125,8 @@ def _tsv_rows(text: str) -> list[tuple[int, list[str]]]:
 
 def _csv_rows(text: str, name) -> list[tuple[int, list[str]]]:
     """(line number where it starts, fields) of each CSV row with a field that is not blank."""
-    # The csv module refuses a field over 131,072 characters by default: a long line is the user's to
-    # have (--max-input-len bounds it), so the limit is lifted while reading.
-    limit = csv.field_size_limit(FIELD_LIMIT)
     reader, rows = csv.reader(io.StringIO(text)), []
-    try:
+    with long_fields():  # a long source is the user's to have: --max-input-len bounds it
         while True:
             number = reader.line_num + 1  # where this row starts (a quoted field may span lines)
             try:
@@ -141,8 +138,6 @@ def _csv_rows(text: str, name) -> list[tuple[int, list[str]]]:
                     " (a quote opened there is never closed)" if "end of data" in str(e) else "")) from None
             if any(field.strip() for field in fields):
                 rows.append((number, fields))
-    finally:
-        csv.field_size_limit(limit)
 
 
 def pairs_text(pairs: list[tuple[str, str]], path: str | Path) -> str:
